@@ -1,0 +1,88 @@
+"""Shared fixtures: databases on both backends, isolated from the developer's environment.
+
+PostgreSQL tests run against ``TEST_POSTGRES_URL`` (default: the local server CI starts), each in a
+fresh schema that is dropped afterwards. They fail, not skip, when the server is unreachable: CI
+must prove the PostgreSQL path. ``COPILOT_SKIP_POSTGRES=1`` skips them on a laptop without one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from agent.settings import apply_offline_defaults, get_settings
+from tools.db import make_engine, session_factory, upgrade
+
+apply_offline_defaults()
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+_SETTINGS_VARS = ("DATABASE_URL", "COPILOT_VAR_DIR", "COPILOT_LOG_LEVEL")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
+    """No test sees the developer's settings, .env file or var/ folder."""
+    for name in _SETTINGS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COPILOT_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _admin_engine() -> Engine:
+    if os.environ.get("COPILOT_SKIP_POSTGRES") == "1":
+        pytest.skip("COPILOT_SKIP_POSTGRES=1")
+    return make_engine(PG_URL, variable="TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL whose search_path is a fresh, empty schema (dropped after the test)."""
+    admin = _admin_engine()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url, variable="TEST_POSTGRES_URL")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """The same test on SQLite and on PostgreSQL, schema at head."""
+    name = "sqlite_engine" if request.param == "sqlite" else "pg_engine"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def session(sqlite_engine: Engine) -> Iterator[Session]:
+    with session_factory(sqlite_engine)() as s:
+        yield s

@@ -1,0 +1,62 @@
+"""Engines, migrations and database errors on both backends."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from tools.db import DatabaseError, check_connection, make_engine, read_only, session_factory, upgrade
+from tools.models import Base
+
+
+def test_migrations_create_every_model_table_and_match_the_models(engine):
+    tables = set(inspect(engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == [], f"models and migrations differ: {diff}"
+
+
+def test_upgrade_is_idempotent(engine):
+    assert upgrade(engine) == "0001"
+    assert upgrade(engine) == "0001"
+
+
+def test_read_only_session_refuses_writes(engine):
+    factory = session_factory(engine)
+    with pytest.raises(Exception) as info:
+        with read_only(factory) as s:
+            s.execute(text("INSERT INTO warehouses (warehouse_id) VALUES ('WH-X')"))
+            s.flush()
+    assert "read" in str(info.value).lower()
+    # The connection goes back to the pool writable again.
+    with factory() as s:
+        s.execute(text("INSERT INTO warehouses (warehouse_id) VALUES ('WH-Y')"))
+        s.commit()
+        assert s.execute(text("SELECT count(*) FROM warehouses")).scalar() == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["not a url", "://nothing", "mysqlx://x@y/z"],
+)
+def test_malformed_url_names_the_variable(url):
+    with pytest.raises(DatabaseError, match="DATABASE_URL"):
+        check_connection(make_engine(url))
+
+
+def test_unreachable_database_names_the_variable_and_hides_the_password():
+    engine = make_engine("postgresql+psycopg://bob:s3cret@127.0.0.1:1/nowhere")
+    with pytest.raises(DatabaseError) as info:
+        check_connection(engine)
+    message = str(info.value)
+    assert "DATABASE_URL" in message and "127.0.0.1:1" in message
+    assert "s3cret" not in message
+
+
+def test_sqlite_enforces_foreign_keys(sqlite_engine):
+    with sqlite_engine.connect() as conn:
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            conn.execute(text("INSERT INTO orders (order_id, customer_id) VALUES ('SO-1', 'C-NONE')"))

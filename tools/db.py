@@ -1,0 +1,171 @@
+"""Database engines, sessions and schema migrations for SQLite and PostgreSQL.
+
+The URL comes from the caller (``agent.settings`` reads ``DATABASE_URL``); nothing here reads the
+environment. Every failure to reach or parse the database becomes a :class:`DatabaseError` whose
+message names the variable and the redacted URL, never a driver traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = [
+    "DatabaseError",
+    "make_engine",
+    "check_connection",
+    "session_factory",
+    "read_only",
+    "upgrade",
+    "current_revision",
+    "is_postgres",
+    "redact",
+]
+
+# SQLite has no native DECIMAL: SQLAlchemy converts through float and rounds to the column's
+# scale (2 places for money), which is exact for the amounts this product stores.
+warnings.filterwarnings("ignore", message=r"Dialect sqlite\+pysqlite does \*not\* support Decimal")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Which setting named each engine, for error messages.
+_VARIABLE: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+class DatabaseError(RuntimeError):
+    """The database named by a setting cannot be parsed or reached; the message says which."""
+
+
+def redact(url: str | URL) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def _normalise(url: URL) -> URL:
+    # postgres:// and postgresql:// mean the psycopg 3 driver we ship.
+    if url.drivername in ("postgres", "postgresql"):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def make_engine(url: str, *, variable: str = "DATABASE_URL", echo: bool = False) -> Engine:
+    """Create an engine for ``url``; raise :class:`DatabaseError` naming ``variable`` if malformed."""
+    try:
+        parsed = _normalise(make_url(url))
+    except ArgumentError as exc:
+        raise DatabaseError(
+            f"{variable} is not a valid database URL ({url!r}): expected e.g. "
+            "sqlite:///var/copilot.db or postgresql+psycopg://user@host:5432/dbname"
+        ) from exc
+    kwargs: dict = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs["pool_pre_ping"] = True
+        if parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"connect_timeout": 5}
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ArgumentError, ImportError) as exc:
+        raise DatabaseError(
+            f"{variable} names a database this product cannot use ({redact(parsed)}): {exc}"
+        ) from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    _VARIABLE[engine] = variable
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def check_connection(engine: Engine) -> None:
+    """Open one connection; raise :class:`DatabaseError` with a one-line reason if it fails."""
+    variable = _VARIABLE.get(engine, "DATABASE_URL")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        raise DatabaseError(
+            f"cannot reach the database named by {variable} ({redact(engine.url)}): {reason}"
+        ) from exc
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose transaction the database itself refuses to write in.
+
+    PostgreSQL: ``SET TRANSACTION READ ONLY``. SQLite: ``PRAGMA query_only`` for the duration,
+    reset before the connection goes back to the pool. The transaction is always rolled back.
+    """
+    with factory() as session:
+        conn = session.connection()
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA query_only = 1")
+        elif conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        try:
+            yield session
+        finally:
+            session.rollback()
+            if sqlite:
+                session.connection().exec_driver_sql("PRAGMA query_only = 0")
+                session.rollback()
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision`` and return the revision the database is then at."""
+    from alembic import command
+
+    check_connection(engine)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), revision)
+    return current_revision(engine)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,512 @@
+"""SQLAlchemy models of the ERP/WMS/TMS snapshot and of the copilot's operational tables.
+
+Table and column names follow ../shared/domain.md §1 exactly: they are a contract shared with the
+eval-case format, the API and the policy file. Columns marked "added" are ours; nothing named there
+is renamed or dropped.
+
+Conventions:
+- money is ``Numeric(14, 2)`` (a ``Decimal`` in Python), quantities are integers, rates are floats
+  in [0, 1], dates are ``Date`` and timestamps are timezone-aware ``DateTime``;
+- every non-key column has a default (false, 0, empty), so an eval fixture may leave it out;
+- string enumerations are plain strings checked by a ``CHECK`` constraint, so a bad value is
+  refused by the database itself on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "Customer",
+    "Item",
+    "Substitute",
+    "Warehouse",
+    "Inventory",
+    "PriceContract",
+    "Carrier",
+    "Supplier",
+    "PurchaseOrder",
+    "Order",
+    "OrderLine",
+    "Shipment",
+    "ExceptionRecord",
+    "ActionRequest",
+    "Approval",
+    "Execution",
+    "AuditEvent",
+    "User",
+    "DatasetMeta",
+    "ERP_TABLES",
+    "ENUMS",
+]
+
+# Deterministic constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# The enumerations of domain.md §1, plus the operational ones. Used by CHECK constraints, the
+# fixture loader and the demo-data generator.
+ENUMS: dict[str, tuple[str, ...]] = {
+    "customer_tier": ("platinum", "gold", "standard"),
+    "item_status": ("active", "discontinued"),
+    "carrier_status": ("ok", "constrained", "disrupted"),
+    "po_status": ("open", "received", "cancelled"),
+    "order_status": ("open", "held", "released", "shipped", "cancelled"),
+    "line_status": ("open", "allocated", "backordered", "shipped", "cancelled"),
+    "service_level": ("ground", "express"),
+    "shipment_status": ("planned", "booked", "in_transit", "delayed", "delivered"),
+    "exception_status": ("open", "resolved"),
+    "request_status": (
+        "proposed",
+        "pending_approval",
+        "approved",
+        "rejected",
+        "blocked",
+        "executed",
+        "failed",
+    ),
+    "decision": ("approve", "reject", "edit"),
+}
+
+Money = Numeric(14, 2)
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _in(column: str, enum: str) -> CheckConstraint:
+    values = ", ".join(f"'{v}'" for v in ENUMS[enum])
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
+
+
+def _money(**kw: Any) -> Mapped[Decimal]:
+    return mapped_column(Money, nullable=False, default=Decimal("0"), server_default=text("0"), **kw)
+
+
+def _flag() -> Mapped[bool]:
+    return mapped_column(Boolean, nullable=False, default=False, server_default=false())
+
+
+def _qty() -> Mapped[int]:
+    return mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+
+
+def _rate() -> Mapped[float]:
+    return mapped_column(Float, nullable=False, default=0.0, server_default=text("0"))
+
+
+def _str(length: int = 120) -> Mapped[str | None]:
+    return mapped_column(String(length), nullable=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --------------------------------------------------------------------------------------------
+# The ERP/WMS/TMS snapshot (domain.md §1)
+# --------------------------------------------------------------------------------------------
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (_in("tier", "customer_tier"),)
+
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = _str(200)
+    tier: Mapped[str] = mapped_column(String(16), nullable=False, default="standard", server_default="standard")
+    credit_limit: Mapped[Decimal] = _money()
+    open_balance: Mapped[Decimal] = _money()
+    overdue_balance: Mapped[Decimal] = _money()
+    credit_hold: Mapped[bool] = _flag()
+    allow_substitutions: Mapped[bool] = _flag()
+    allow_partial_shipments: Mapped[bool] = _flag()
+    export_license: Mapped[bool] = _flag()
+    country: Mapped[str | None] = _str(2)
+    email: Mapped[str | None] = _str(200)
+
+
+class Supplier(Base):
+    __tablename__ = "suppliers"
+
+    supplier_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = _str(200)
+    on_time_rate: Mapped[float] = _rate()
+    lead_time_days: Mapped[int] = _qty()
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (_in("status", "item_status"),)
+
+    sku: Mapped[str] = mapped_column(String(32), primary_key=True)
+    description: Mapped[str | None] = _str(200)
+    product_family: Mapped[str | None] = _str(64)
+    list_price: Mapped[Decimal] = _money()
+    unit_cost: Mapped[Decimal] = _money()
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active", server_default="active")
+    export_controlled: Mapped[bool] = _flag()
+    # added: the usual supplier of the item (KPIs by supplier; risk features)
+    supplier_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("suppliers.supplier_id"), nullable=True
+    )
+
+
+class Substitute(Base):
+    __tablename__ = "substitutes"
+
+    sku: Mapped[str] = mapped_column(String(32), ForeignKey("items.sku"), primary_key=True)
+    substitute_sku: Mapped[str] = mapped_column(String(32), ForeignKey("items.sku"), primary_key=True)
+    approved: Mapped[bool] = _flag()
+
+
+class Warehouse(Base):
+    __tablename__ = "warehouses"
+
+    warehouse_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = _str(200)
+    region: Mapped[str | None] = _str(64)
+    country: Mapped[str | None] = _str(2)
+
+
+class Inventory(Base):
+    __tablename__ = "inventory"
+    __table_args__ = (Index("ix_inventory_warehouse_sku", "warehouse_id", "sku"),)
+
+    sku: Mapped[str] = mapped_column(String(32), ForeignKey("items.sku"), primary_key=True)
+    warehouse_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("warehouses.warehouse_id"), primary_key=True
+    )
+    on_hand: Mapped[int] = _qty()
+    allocated: Mapped[int] = _qty()
+
+
+class PriceContract(Base):
+    __tablename__ = "price_contracts"
+
+    customer_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("customers.customer_id"), primary_key=True
+    )
+    sku: Mapped[str] = mapped_column(String(32), ForeignKey("items.sku"), primary_key=True)
+    valid_from: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    contract_price: Mapped[Decimal] = _money()
+    valid_to: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+
+
+class Carrier(Base):
+    __tablename__ = "carriers"
+    __table_args__ = (_in("status", "carrier_status"),)
+
+    carrier_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = _str(200)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="ok", server_default="ok")
+    on_time_rate: Mapped[float] = _rate()
+
+
+class PurchaseOrder(Base):
+    __tablename__ = "purchase_orders"
+    __table_args__ = (
+        _in("status", "po_status"),
+        # What triage reads: the earliest open PO for a SKU at a warehouse.
+        Index("ix_purchase_orders_sku_wh_status_expected", "sku", "warehouse_id", "status", "expected_date"),
+    )
+
+    po_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    supplier_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("suppliers.supplier_id"), nullable=True
+    )
+    sku: Mapped[str | None] = mapped_column(String(32), ForeignKey("items.sku"), nullable=True)
+    warehouse_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("warehouses.warehouse_id"), nullable=True
+    )
+    qty: Mapped[int] = _qty()
+    expected_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="open", server_default="open")
+    expedite_requested: Mapped[bool] = _flag()
+    # added: when the PO was placed (procurement KPIs, risk features)
+    order_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        _in("status", "order_status"),
+        # Recurrence (same customer within 30 days) and "orders of a customer".
+        Index("ix_orders_customer_order_date", "customer_id", "order_date"),
+        Index("ix_orders_status_order_date", "status", "order_date"),
+    )
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("customers.customer_id"), nullable=True
+    )
+    channel: Mapped[str | None] = _str(32)
+    order_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    requested_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    promised_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="open", server_default="open")
+    credit_released: Mapped[bool] = _flag()
+    warehouse_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("warehouses.warehouse_id"), nullable=True
+    )
+    ship_to_street: Mapped[str | None] = _str(200)
+    ship_to_city: Mapped[str | None] = _str(120)
+    ship_to_postal_code: Mapped[str | None] = _str(20)
+    ship_to_country: Mapped[str | None] = _str(2)
+    customer_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # added
+    currency: Mapped[str] = mapped_column(String(3), nullable=False, default="USD", server_default="USD")
+    shipped_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.line_no", lazy="selectin"
+    )
+    customer: Mapped[Customer | None] = relationship(lazy="joined")
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        _in("status", "line_status"),
+        # Recurrence by SKU and "orders containing a SKU".
+        Index("ix_order_lines_sku", "sku"),
+    )
+
+    order_id: Mapped[str] = mapped_column(String(32), ForeignKey("orders.order_id"), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str | None] = mapped_column(String(32), ForeignKey("items.sku"), nullable=True)
+    qty: Mapped[int] = _qty()
+    unit_price: Mapped[Decimal] = _money()
+    warehouse_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("warehouses.warehouse_id"), nullable=True
+    )
+    allocated_qty: Mapped[int] = _qty()
+    backorder_qty: Mapped[int] = _qty()
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="open", server_default="open")
+    original_sku: Mapped[str | None] = mapped_column(String(32), ForeignKey("items.sku"), nullable=True)
+    # added: quantity actually shipped (fill rate, OTIF)
+    shipped_qty: Mapped[int] = _qty()
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class Shipment(Base):
+    __tablename__ = "shipments"
+    __table_args__ = (
+        _in("service_level", "service_level"),
+        _in("status", "shipment_status"),
+        Index("ix_shipments_order_id", "order_id"),
+        Index("ix_shipments_carrier_status", "carrier_id", "status"),
+    )
+
+    shipment_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("orders.order_id"), nullable=True)
+    carrier_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("carriers.carrier_id"), nullable=True
+    )
+    service_level: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="ground", server_default="ground"
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="planned", server_default="planned")
+    planned_ship_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    eta: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    freight_cost: Mapped[Decimal] = _money()
+    # added
+    delivered_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+
+
+# The snapshot tables in dependency order (parents first): the order loaders insert in.
+ERP_TABLES: tuple[type[Base], ...] = (
+    Customer,
+    Supplier,
+    Item,
+    Substitute,
+    Warehouse,
+    Inventory,
+    PriceContract,
+    Carrier,
+    PurchaseOrder,
+    Order,
+    OrderLine,
+    Shipment,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Operational tables: what the copilot itself records
+# --------------------------------------------------------------------------------------------
+
+
+class ExceptionRecord(Base):
+    """One exception instance of one order: (order, type, line or shipment), with its evidence.
+
+    ``instance_key`` identifies the instance within the order (``line:3``, ``shipment:SH-1``,
+    ``order``); re-triaging an unchanged order updates nothing. ``first_seen_at`` never moves, so
+    aging is ``now - first_seen_at``; ``resolved_at`` is set when triage no longer finds it.
+    """
+
+    __tablename__ = "exceptions"
+    __table_args__ = (
+        UniqueConstraint("order_id", "type", "instance_key"),
+        _in("status", "exception_status"),
+        Index("ix_exceptions_status_type", "status", "type"),
+        Index("ix_exceptions_type_sku", "type", "sku"),
+        Index("ix_exceptions_type_customer", "type", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(32), ForeignKey("orders.order_id"), nullable=False)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    instance_key: Mapped[str] = mapped_column(String(64), nullable=False, default="order")
+    line_no: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    shipment_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Denormalised for KPIs and recurrence (exception frequency by sku, customer, warehouse).
+    sku: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    customer_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    warehouse_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    evidence: Mapped[Any] = mapped_column(Json, nullable=False, default=list)
+    evidence_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="open", server_default="open")
+    assigned_role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    detected_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ActionRequest(Base):
+    """A proposed state-changing action (domain.md §3) on its way through guard and approval."""
+
+    __tablename__ = "action_requests"
+    __table_args__ = (
+        _in("status", "request_status"),
+        Index("ix_action_requests_status_role", "status", "approver_role"),
+        Index("ix_action_requests_order_id", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    params: Mapped[Any] = mapped_column(Json, nullable=False, default=dict)
+    params_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    order_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("orders.order_id"), nullable=True)
+    exception_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("exceptions.id"), nullable=True
+    )
+    exception_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    evidence: Mapped[Any] = mapped_column(Json, nullable=False, default=list)
+    citations: Mapped[Any] = mapped_column(Json, nullable=False, default=list)
+    risk: Mapped[str] = mapped_column(String(16), nullable=False)
+    approver_role: Mapped[str] = mapped_column(String(32), nullable=False)
+    requested_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    # Whether the request is the copilot's recommendation, and what that was (override tracking).
+    is_recommendation: Mapped[bool] = _flag()
+    recommended: Mapped[Any | None] = mapped_column(Json, nullable=True)
+    guard_result: Mapped[Any | None] = mapped_column(Json, nullable=True)
+    status: Mapped[str] = mapped_column(String(24), nullable=False, default="proposed", server_default="proposed")
+    thread_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Approval(Base):
+    """A decision on an action request: who, with which role, on exactly which parameters."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        CheckConstraint("decision IN ('approve', 'reject', 'edit')", name="decision_valid"),
+        Index("ix_approvals_request_id", "request_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(Integer, ForeignKey("action_requests.id"), nullable=False)
+    decision: Mapped[str] = mapped_column(String(16), nullable=False)
+    decided_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    role: Mapped[str] = mapped_column(String(32), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    params: Mapped[Any] = mapped_column(Json, nullable=False, default=dict)
+    params_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Execution(Base):
+    """At most one execution per approved request: the unique idempotency key enforces it."""
+
+    __tablename__ = "executions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("action_requests.id"), nullable=False, unique=True
+    )
+    approval_id: Mapped[int] = mapped_column(Integer, ForeignKey("approvals.id"), nullable=False)
+    idempotency_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    result: Mapped[Any | None] = mapped_column(Json, nullable=True)
+    executed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained: ``hash = sha256(prev_hash + canonical_json(event))``."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_order_id", "order_id"),
+        Index("ix_audit_events_event_type", "event_type"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    ts: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    event_type: Mapped[str] = mapped_column(String(48), nullable=False)
+    actor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    request_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    payload: Mapped[Any] = mapped_column(Json, nullable=False, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), nullable=False)
+    display_name: Mapped[str | None] = _str(200)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True, server_default=text("true"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class DatasetMeta(Base):
+    """Key/value facts about the loaded data set (generator seed, as-of date, row counts)."""
+
+    __tablename__ = "dataset_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
