@@ -1,0 +1,398 @@
+"""The policy file: thresholds, roles, auto-approval, the action catalog and the decision order.
+
+The shipped default is ``agent/policies/default.yaml``; a deployment may point at its own file.
+:func:`load_policy` validates the whole file against :class:`Policy` (pydantic, unknown keys
+refused) and raises :class:`PolicyError` naming the file, the YAML line and the offending key of
+every problem, e.g. ``default.yaml:12: actions.REBOOK_CARIER: ... (got 'REBOOK_CARIER')``.
+
+Exception types, action names and risk conditions are the contract of ``domain.md``: they are
+fixed here, not in the file. Roles are declared in the file; the ten of the contract must be.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "ACTIONS",
+    "CONDITIONS",
+    "DEFAULT_POLICY_PATH",
+    "EXCEPTION_TYPES",
+    "ActionName",
+    "ActionSpec",
+    "Candidate",
+    "Condition",
+    "ExceptionType",
+    "Policy",
+    "PolicyError",
+    "Risk",
+    "Thresholds",
+    "load_policy",
+    "parse_policy",
+]
+
+DEFAULT_POLICY_PATH = Path(__file__).parent / "policies" / "default.yaml"
+
+ExceptionType = Literal[
+    "CREDIT_HOLD",
+    "PRICING_DISCREPANCY",
+    "INVENTORY_SHORTFALL",
+    "SUBSTITUTION_REQUEST",
+    "CARRIER_DISRUPTION",
+    "PROCUREMENT_DELAY",
+    "MASTER_DATA_INCOMPLETE",
+    "COMPLIANCE_HOLD",
+    "RECURRING_ANOMALY",
+]
+ActionName = Literal[
+    "REALLOCATE_WAREHOUSE",
+    "APPROVE_SUBSTITUTION",
+    "SPLIT_SHIPMENT",
+    "UPDATE_PROMISE_DATE",
+    "RELEASE_CREDIT_HOLD",
+    "CORRECT_PRICE",
+    "REBOOK_CARRIER",
+    "EXPEDITE_FREIGHT",
+    "EXPEDITE_PO",
+    "FIX_MASTER_DATA",
+    "COMPLIANCE_REVIEW",
+    "ESCALATE",
+]
+Risk = Literal["none", "low", "medium", "high"]
+ApprovalRisk = Literal["low", "medium", "high"]
+ParamType = Literal["str", "int", "date", "decimal", "role"]
+# The facts a conditional risk may test; the policy engine computes them for a proposed action.
+Condition = Literal[
+    "substitute_approved",
+    "substitute_list_price_within_unit_price",
+    "overage_within_medium_limit",
+    "no_overdue_balance",
+    "restores_effective_price",
+]
+
+EXCEPTION_TYPES: tuple[str, ...] = get_args(ExceptionType)
+ACTIONS: tuple[str, ...] = get_args(ActionName)
+CONDITIONS: dict[str, str] = {
+    "substitute_approved": "the substitutes row (sku, substitute_sku) is approved",
+    "substitute_list_price_within_unit_price": "the substitute's list_price <= the line's unit_price",
+    "overage_within_medium_limit": "overage <= credit_release_medium_max_overage_pct % of credit_limit",
+    "no_overdue_balance": "the customer's overdue_balance is 0",
+    "restores_effective_price": "new_unit_price equals the line's effective price",
+}
+CONTRACT_ROLES = (
+    "planner",
+    "csr",
+    "credit_analyst",
+    "credit_manager",
+    "pricing_analyst",
+    "logistics_coordinator",
+    "ops_manager",
+    "procurement_buyer",
+    "compliance_officer",
+    "admin",
+)
+
+RoleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; ``problems`` holds (line, key, message) per problem."""
+
+    def __init__(self, source: str, problems: list[tuple[int, str, str]]) -> None:
+        self.source, self.problems = source, problems
+        super().__init__("\n".join(f"{source}:{line}: {key}: {msg}" for line, key, msg in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Recurrence(_Strict):
+    window_days: int = Field(gt=0)
+    min_orders: int = Field(ge=2)
+
+
+class Substitution(_Strict):
+    keywords: list[str] = Field(min_length=1)
+    negations: list[str]
+    negation_window_words: int = Field(ge=0)
+
+
+class Thresholds(_Strict):
+    price_tolerance_pct: float = Field(ge=0)
+    recurrence: Recurrence
+    credit_release_medium_max_overage_pct: float = Field(ge=0)
+    substitution: Substitution
+
+
+class RoleSpec(_Strict):
+    description: str
+    administers_users: bool = False
+
+
+class RiskRule(_Strict):
+    if_all: list[Condition] = Field(min_length=1)
+    risk: Risk
+
+
+class ConditionalRisk(_Strict):
+    """The first rule whose conditions all hold gives the risk; else ``otherwise``."""
+
+    rules: list[RiskRule] = Field(min_length=1)
+    otherwise: Risk
+
+
+# Tags of the scalar-or-mapping unions; pydantic puts them in error locations, _walk skips them.
+_SCALAR, _MAPPING = "<scalar>", "<mapping>"
+
+
+def _shape(value: Any) -> str:
+    return _MAPPING if isinstance(value, dict | BaseModel) else _SCALAR
+
+
+class ActionSpec(_Strict):
+    params: dict[str, ParamType]
+    optional_params: dict[str, ParamType] = {}
+    risk: Annotated[
+        Annotated[Risk, Tag(_SCALAR)] | Annotated[ConditionalRisk, Tag(_MAPPING)], Discriminator(_shape)
+    ]
+    approver: (
+        Annotated[
+            Annotated[RoleName, Tag(_SCALAR)] | Annotated[dict[ApprovalRisk, RoleName], Tag(_MAPPING)],
+            Discriminator(_shape),
+        ]
+        | None
+    ) = None
+    never_auto_approve: bool = False
+
+    def risks(self) -> set[str]:
+        """Every risk this action can take."""
+        if isinstance(self.risk, ConditionalRisk):
+            return {self.risk.otherwise, *(rule.risk for rule in self.risk.rules)}
+        return {self.risk}
+
+
+class Candidate(_Strict):
+    """One candidate of a decision order; an ``ESCALATE`` names the role it is routed to."""
+
+    action: ActionName
+    role: RoleName | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"action": value} if isinstance(value, str) else value
+
+
+class DecisionOrder(_Strict):
+    candidates: dict[ExceptionType, list[Candidate]]
+    priority: list[ExceptionType]
+
+
+class Policy(_Strict):
+    """A validated policy file. Build it with :func:`load_policy` or :func:`parse_policy`."""
+
+    version: Literal[1]
+    thresholds: Thresholds
+    roles: dict[RoleName, RoleSpec]
+    hierarchy: dict[RoleName, list[RoleName]] = {}
+    auto_approve: dict[ApprovalRisk, bool]
+    actions: dict[ActionName, ActionSpec]
+    decision_order: DecisionOrder
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        problems = list(self._problems())
+        if problems:
+            summary = "; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems)
+            raise PydanticCustomError("policy_inconsistent", "{summary}", {"summary": summary, "problems": problems})
+        return self
+
+    def _problems(self):
+        """Yield (location, message) for each cross-reference the field types cannot check."""
+        roles = set(self.roles)
+        admins = {name for name, spec in self.roles.items() if spec.administers_users}
+
+        def role(loc: tuple, name: str | None):
+            if name is not None and name not in roles:
+                yield loc, f"unknown role {name!r}; roles: {', '.join(sorted(roles))}"
+            elif name in admins:
+                yield loc, f"role {name!r} administers users and may not decide actions"
+
+        for name in CONTRACT_ROLES:
+            if name not in roles:
+                yield ("roles",), f"role {name!r} of the contract is missing"
+        for boss, subordinates in self.hierarchy.items():
+            yield from role(("hierarchy", boss), boss)
+            for i, sub in enumerate(subordinates):
+                yield from role(("hierarchy", boss, i), sub)
+        if self.auto_approve.get("high"):
+            yield ("auto_approve", "high"), "auto-approval is never allowed for high risk"
+        for name in ACTIONS:
+            if name not in self.actions:
+                yield ("actions",), f"action {name!r} of the catalog is missing"
+        for name, spec in self.actions.items():
+            loc = ("actions", name)
+            if (spec.approver is None) != (spec.risks() == {"none"}):
+                yield loc, "an action has an approver exactly when its risk is not none"
+            if isinstance(spec.approver, dict):
+                for tier, who in spec.approver.items():
+                    yield from role((*loc, "approver", tier), who)
+                for tier in sorted(spec.risks() - set(spec.approver)):
+                    yield (*loc, "approver"), f"no approver for risk {tier!r}"
+            else:
+                yield from role((*loc, "approver"), spec.approver)
+        review = self.actions.get("COMPLIANCE_REVIEW")
+        if review is not None and not review.never_auto_approve:
+            yield ("actions", "COMPLIANCE_REVIEW"), "COMPLIANCE_REVIEW must set never_auto_approve: true"
+        order = self.decision_order
+        for kind in EXCEPTION_TYPES:
+            if kind not in order.candidates:
+                yield ("decision_order", "candidates"), f"no candidates for {kind}"
+            if order.priority.count(kind) != 1:
+                yield ("decision_order", "priority"), f"{kind} must appear exactly once"
+        for kind, candidates in order.candidates.items():
+            for i, cand in enumerate(candidates):
+                loc = ("decision_order", "candidates", kind, i)
+                if (cand.action == "ESCALATE") != (cand.role is not None):
+                    yield loc, "ESCALATE, and only ESCALATE, names the role it is routed to"
+                yield from role(loc, cand.role)
+
+    @functools.cached_property
+    def policy_hash(self) -> str:
+        """sha256 of the canonical JSON of the validated content: comments and layout don't count."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def delegates(self, role: str) -> frozenset[str]:
+        """``role`` and every role whose decisions it may take through the hierarchy."""
+        seen, todo = {role}, [role]
+        while todo:
+            for sub in self.hierarchy.get(todo.pop(), []):
+                if sub not in seen:
+                    seen.add(sub)
+                    todo.append(sub)
+        return frozenset(seen)
+
+    def risk_of(self, action: str, facts: dict[str, bool] | None = None) -> str:
+        """The risk of ``action`` given the truth of its conditions (absent means false)."""
+        risk = self.actions[action].risk  # type: ignore[index]
+        if isinstance(risk, str):
+            return risk
+        facts = facts or {}
+        for rule in risk.rules:
+            if all(facts.get(cond, False) for cond in rule.if_all):
+                return rule.risk
+        return risk.otherwise
+
+    def approver_for(self, action: str, risk: str) -> str | None:
+        """The role that approves ``action`` at ``risk``; None for an action that needs none."""
+        approver = self.actions[action].approver  # type: ignore[index]
+        return approver.get(risk) if isinstance(approver, dict) else approver  # type: ignore[call-overload]
+
+    def may_decide(self, role: str, action: str, risk: str) -> bool:
+        """Whether a person holding ``role`` may approve or reject ``action`` at ``risk``."""
+        approver = self.approver_for(action, risk)
+        return approver is not None and approver in self.delegates(role)
+
+    def auto_approves(self, action: str, risk: str) -> bool:
+        """Whether policy approves ``action`` at ``risk`` without a person."""
+        spec = self.actions[action]  # type: ignore[index]
+        return risk != "none" and not spec.never_auto_approve and self.auto_approve.get(risk, False)  # type: ignore[call-overload]
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Read and validate a policy file; ``None`` reads the shipped default."""
+    path = Path(path) if path is not None else DEFAULT_POLICY_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(path), [(0, "", f"cannot read the policy file: {exc.strerror or exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(str(path), [(0, "", "not UTF-8 text")]) from exc
+    return parse_policy(text, source=str(path))
+
+
+def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
+    """Validate policy YAML ``text``; ``source`` names it in error messages."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise PolicyError(source, [(1, "", "the policy file is empty")])
+        duplicates = list(_duplicate_keys(root, ()))
+        if duplicates:
+            raise PolicyError(source, duplicates)
+        data = loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        raise PolicyError(source, [(line, "", f"malformed YAML: {getattr(exc, 'problem', None) or exc}")]) from exc
+    finally:
+        loader.dispose()
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(source, _locate(root, exc)) from None
+
+
+def _duplicate_keys(node: yaml.Node, path: tuple[str, ...]):
+    """PyYAML keeps the last of duplicate keys silently; a policy file must not have any."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                yield key.start_mark.line + 1, ".".join((*path, name)), "duplicate key"
+            seen.add(name)
+            yield from _duplicate_keys(value, (*path, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*path, str(i)))
+
+
+def _locate(root: yaml.Node, exc: ValidationError) -> list[tuple[int, str, str]]:
+    """Map each pydantic error to (line, dotted key, message) through the composed YAML nodes."""
+    problems = []
+    for err in exc.errors():
+        ctx = err.get("ctx") or {}
+        found = ctx.get("problems") or [(err["loc"], None)]
+        for loc, message in found:
+            line, path = _walk(root, loc)
+            if err["type"] == "missing":
+                path.append(str(loc[-1]))
+                message = "required key is missing"
+            elif err["type"] == "extra_forbidden":
+                message = f"unknown key {path[-1]!r}"
+            elif message is None:
+                message = err["msg"] + (f" (got {err['input']!r})" if err["type"] == "literal_error" else "")
+            problems.append((line, ".".join(path), message))
+    return sorted(problems)
+
+
+def _walk(root: yaml.Node, loc: tuple) -> tuple[int, list[str]]:
+    """Follow ``loc`` down the node tree as far as the YAML has it: (line, keys walked)."""
+    node, line, path = root, root.start_mark.line + 1, []
+    for part in loc:
+        if part in (_SCALAR, _MAPPING):
+            continue
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+            if match is None:
+                break
+            node, line = match[1], match[0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+        path.append(str(part))
+    return line, path
