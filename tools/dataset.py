@@ -1,0 +1,35 @@
+"""What is in the database: row counts, the open book, and the generator's metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tools.models import ERP_TABLES, DatasetMeta, Order, Warehouse
+
+__all__ = ["dataset_summary", "OPEN_ORDER_STATUSES", "open_order_ids"]
+
+OPEN_ORDER_STATUSES = ("open", "held", "released")
+
+
+def open_order_ids(session: Session, limit: int | None = None) -> list[str]:
+    query = select(Order.order_id).where(Order.status.in_(OPEN_ORDER_STATUSES)).order_by(Order.order_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def dataset_summary(session: Session) -> dict[str, Any]:
+    rows = {m.__tablename__: session.scalar(select(func.count()).select_from(m)) for m in ERP_TABLES}
+    by_status = dict(session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
+    warehouses = session.execute(select(Warehouse.region, Warehouse.country)).all()
+    return {
+        "meta": {m.key: m.value for m in session.scalars(select(DatasetMeta).order_by(DatasetMeta.key))},
+        "rows": rows,
+        "orders_by_status": by_status,
+        "open_orders": sum(by_status.get(s, 0) for s in OPEN_ORDER_STATUSES),
+        "regions": sorted({r for r, _ in warehouses if r}),
+        "countries": sorted({c for _, c in warehouses if c}),
+    }

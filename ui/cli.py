@@ -1,0 +1,233 @@
+"""The ``copilot`` command line.
+
+Heavy libraries (the LLM runtime, Chroma, Gradio) are imported only inside the commands that use
+them, so ``copilot --help`` and the read commands start fast. Expected failures (a bad
+``DATABASE_URL``, an unknown order, a malformed fixture) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agent.settings import apply_offline_defaults, get_settings
+
+app = typer.Typer(
+    name="copilot",
+    help="Fulfillment-exception copilot: what keeps an order from flowing, why, and what to do next.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Create and migrate the database; load eval fixtures.", no_args_is_help=True)
+orders_app = typer.Typer(help="Look at sales orders.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(orders_app, name="orders")
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A failure the user can fix; printed as one line, exit code 2."""
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from tools.db import DatabaseError
+    from tools.errors import ToolError
+    from tools.fixtures import FixtureError, SuiteError
+
+    return (CliError, DatabaseError, ToolError, FixtureError, SuiteError)
+
+
+def main() -> None:
+    apply_offline_defaults()
+    try:
+        app()
+    except _expected_errors() as exc:
+        typer.echo(f"copilot: {exc}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Shared helpers
+# ------------------------------------------------------------------------------------------------
+
+
+def _engine(*, require_schema: bool = True):
+    """The engine of ``DATABASE_URL``, reachable, and (by default) migrated to head."""
+    from pydantic import ValidationError
+
+    from tools.db import check_connection, current_revision, make_engine
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise CliError(f"invalid setting {first['loc'][0] if first['loc'] else ''}: {first['msg']}") from exc
+    engine = make_engine(settings.effective_database_url)
+    check_connection(engine)
+    if require_schema:
+        revision = current_revision(engine)
+        if revision is None:
+            raise CliError("the database named by DATABASE_URL has no schema yet: run `copilot db upgrade`")
+        head = _head_revision()
+        if revision != head:
+            raise CliError(f"the database is at schema {revision}, this copilot needs {head}: run `copilot db upgrade`")
+    return engine
+
+
+def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from tools.db import MIGRATIONS
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _erp_is_empty(engine) -> bool:
+    from sqlalchemy import func, select
+
+    from tools.models import ERP_TABLES
+
+    with engine.connect() as conn:
+        return all(not conn.scalar(select(func.count()).select_from(m)) for m in ERP_TABLES)
+
+
+# ------------------------------------------------------------------------------------------------
+# copilot db ...
+# ------------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the schema of the database named by DATABASE_URL."""
+    from tools.db import redact, upgrade
+
+    engine = _engine(require_schema=False)
+    at = upgrade(engine, revision)
+    typer.echo(f"database {redact(engine.url)} at schema revision {at}")
+
+
+@db_app.command("load-fixture")
+def db_load_fixture(
+    suite: Annotated[Path, typer.Argument(help="Eval suite YAML file (format: domain.md §5).")],
+    case: Annotated[str, typer.Option("--case", help="Id of the case whose fixture to load.")],
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Delete every record in the database first (same transaction order).")
+    ] = False,
+) -> None:
+    """Load one eval case's fixture into the database (run `copilot db upgrade` first)."""
+    from tools.db import session_factory
+    from tools.fixtures import find_case, load_fixture, read_suite
+
+    data = read_suite(suite)
+    case_data = find_case(data, case)
+    engine = _engine()
+    if reset:
+        from tools.demo import reset as reset_data
+
+        reset_data(engine)
+    with session_factory(engine)() as session:
+        counts = load_fixture(session, case_data.get("fixture") or {}, case_id=case)
+    summary = ", ".join(f"{n} {t}" for t, n in counts.items()) or "no records"
+    typer.echo(f"loaded case {case} of suite {data['suite']}: {summary}")
+
+
+# ------------------------------------------------------------------------------------------------
+# copilot seed / demo
+# ------------------------------------------------------------------------------------------------
+
+
+def _parse_date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise CliError(f"--as-of must be a date like 2026-11-25, got {value!r}") from exc
+
+
+@app.command("seed")
+def seed(
+    orders: Annotated[int, typer.Option(min=1, help="Orders to generate (90 days of history plus the open book).")] = 10_000,
+    seed_: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same data.")] = 7,
+    as_of: Annotated[str | None, typer.Option(help="The data set's 'today' (YYYY-MM-DD); default today.")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Delete existing records first.")] = False,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")] = None,
+) -> None:
+    """Generate a regional distributor's ERP/WMS/TMS snapshot (demo data) into DATABASE_URL."""
+    from tools.demo import generate
+    from tools.demo import reset as reset_data
+
+    day = _parse_date(as_of)
+    engine = _engine()
+    if not _erp_is_empty(engine):
+        if not reset:
+            raise CliError("the database already holds records: pass --reset to replace them")
+        reset_data(engine)
+    report = generate(engine, orders=orders, seed=seed_, as_of=day, progress=progress)
+    rows = report.rows
+    typer.echo(
+        f"seeded {rows.get('orders', 0):,} orders with {rows.get('order_lines', 0):,} lines "
+        f"({report.open_orders:,} open) as of {report.as_of} with seed {report.seed} "
+        f"in {report.elapsed:.1f} s"
+    )
+
+
+@app.command("demo")
+def demo(
+    orders: Annotated[int, typer.Option(min=1, help="Orders to generate when the database is empty.")] = 10_000,
+    seed_: Annotated[int, typer.Option("--seed", help="Random seed for the demo data.")] = 7,
+) -> None:
+    """Set up the database (migrate, seed if empty) and print a triage-ready summary."""
+    from ui.summary import print_summary
+
+    engine = _engine(require_schema=False)
+    from tools.db import upgrade
+
+    upgrade(engine)
+    if _erp_is_empty(engine):
+        from tools.demo import generate
+
+        typer.echo(f"seeding demo data ({orders:,} orders, seed {seed_}) ...")
+        generate(engine, orders=orders, seed=seed_)
+    print_summary(engine)
+
+
+# ------------------------------------------------------------------------------------------------
+# copilot orders ...
+# ------------------------------------------------------------------------------------------------
+
+
+@orders_app.command("show")
+def orders_show(
+    order_id: Annotated[str, typer.Argument(help="Order id such as SO-100042.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print an order with its lines, customer and credit position, stock and shipments."""
+    from tools.db import read_only, session_factory
+    from tools.orders import order_view
+
+    engine = _engine()
+    with read_only(session_factory(engine)) as session:
+        view = order_view(session, order_id.strip())
+    if as_json:
+        _print_json(view)
+    else:
+        from ui.render import render_order
+
+        render_order(view)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
