@@ -104,11 +104,16 @@ RoleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class PolicyError(ValueError):
-    """A policy file that cannot be used; ``problems`` holds (line, key, message) per problem."""
+    """A policy file that cannot be used; ``problems`` holds (line, key, message) per problem.
+
+    Line 0 means the file as a whole (unreadable); an empty key means the document itself.
+    """
 
     def __init__(self, source: str, problems: list[tuple[int, str, str]]) -> None:
         self.source, self.problems = source, problems
-        super().__init__("\n".join(f"{source}:{line}: {key}: {msg}" for line, key, msg in problems))
+        super().__init__("\n".join(
+            f"{source}{f':{line}' if line else ''}: {f'{key}: ' if key else ''}{msg}" for line, key, msg in problems
+        ))
 
 
 class _Strict(BaseModel):
@@ -347,12 +352,12 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
 def _duplicate_keys(node: yaml.Node, path: tuple[str, ...]):
     """PyYAML keeps the last of duplicate keys silently; a policy file must not have any."""
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
+        first: dict[str, int] = {}
         for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                yield key.start_mark.line + 1, ".".join((*path, name)), "duplicate key"
-            seen.add(name)
+            name, line = str(key.value), key.start_mark.line + 1
+            if name in first:
+                yield line, ".".join((*path, name)), f"duplicate key (first at line {first[name]})"
+            first.setdefault(name, line)
             yield from _duplicate_keys(value, (*path, name))
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
