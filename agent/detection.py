@@ -416,8 +416,7 @@ def _effective_price(ctx: OrderContext, sku: str) -> tuple[Decimal, str, dt.date
 
 
 def _pricing(ctx: OrderContext, policy: Policy) -> list[Detected]:
-    pct_limit = policy.thresholds.price_tolerance_pct
-    tolerance = Decimal(str(pct_limit))
+    tolerance = policy.thresholds.price_tolerance_pct
     out = []
     for line in ctx.active_lines:
         basis = line.original_sku if not _empty(line.original_sku) else line.sku
@@ -430,14 +429,14 @@ def _pricing(ctx: OrderContext, policy: Policy) -> list[Detected]:
             continue
         pct = f"{diff * 100 / effective:.2f} %" if effective else "n/a"
         evidence = [f"unit price {line.unit_price} on line {line.line_no} differs by {diff} ({pct}) from the "
-                    f"effective price {effective} ({source} for SKU {basis}), beyond the {pct_limit:g} % tolerance"]
+                    f"effective price {effective} ({source} for SKU {basis}), beyond the {tolerance:f} % tolerance"]
         if basis != line.sku:
             evidence.append(f"line {line.line_no} was substituted from {basis} to {line.sku}: priced on {basis}")
         out.append(_line_hit("PRICING_DISCREPANCY", ctx, line, evidence, {
             "unit_price": str(line.unit_price), "effective_price": str(effective), "price_sku": basis,
             "price_source": "contract" if valid_from else "list_price",
             "contract_valid_from": valid_from.isoformat() if valid_from else None,
-            "difference": str(diff), "tolerance_pct": pct_limit}))
+            "difference": str(diff), "tolerance_pct": str(tolerance)}))
     return out
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -132,9 +133,11 @@ class Substitution(_Strict):
 
 
 class Thresholds(_Strict):
-    price_tolerance_pct: float = Field(ge=0)
+    """Percentages are decimals, so boundaries compare exactly (2 % of 100.00 is 2.00)."""
+
+    price_tolerance_pct: Decimal = Field(ge=0)
     recurrence: Recurrence
-    credit_release_medium_max_overage_pct: float = Field(ge=0)
+    credit_release_medium_max_overage_pct: Decimal = Field(ge=0)
     substitution: Substitution
 
 
@@ -274,7 +277,7 @@ class Policy(_Strict):
     @functools.cached_property
     def policy_hash(self) -> str:
         """sha256 of the canonical JSON of the validated content: comments and layout don't count."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":"), default=_canonical)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def delegates(self, role: str) -> frozenset[str]:
@@ -312,6 +315,12 @@ class Policy(_Strict):
         """Whether policy approves ``action`` at ``risk`` without a person."""
         spec = self.actions[action]  # type: ignore[index]
         return risk != "none" and not spec.never_auto_approve and self.auto_approve.get(risk, False)  # type: ignore[call-overload]
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, Decimal):  # 2, 2.0 and 2.00 are the same threshold
+        return format(value.normalize(), "f")
+    raise TypeError(f"not canonicalisable: {value!r}")
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
