@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     """Configuration of one copilot process. Environment variable names are given per field."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, env_ignore_empty=True
     )
 
     var_dir: Path = Field(
@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         "sqlite:///<COPILOT_VAR_DIR>/copilot.db.",
     )
     log_level: str = Field(default="INFO", validation_alias="COPILOT_LOG_LEVEL")
+    policy_path: Path | None = Field(
+        default=None,
+        validation_alias="COPILOT_POLICY",
+        description="Policy file (thresholds, action catalog, approval matrix, decision order); "
+        "empty means the shipped agent/policies/default.yaml.",
+    )
 
     @field_validator("log_level")
     @classmethod

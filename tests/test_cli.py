@@ -131,3 +131,98 @@ def test_the_command_line_does_not_import_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+TRIAGE_SUITE = {
+    "suite": "triage-cli",
+    "cases": [{
+        "id": "short",
+        "fixture": {
+            "customers": [{"customer_id": "C1", "credit_limit": 100000, "allow_partial_shipments": True, "country": "US"}],
+            "items": [{"sku": "A", "list_price": 10}],
+            "warehouses": [{"warehouse_id": "WH1", "region": "east", "country": "US"},
+                           {"warehouse_id": "WH2", "region": "east", "country": "US"}],
+            "inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 40},
+                          {"sku": "A", "warehouse_id": "WH2", "on_hand": 500}],
+            "orders": [
+                {"order_id": "SO-1", "customer_id": "C1", "order_date": "2026-11-20", "promised_date": "2026-11-30",
+                 "warehouse_id": "WH1", "ship_to_street": "1 Main", "ship_to_city": "X", "ship_to_postal_code": "1",
+                 "ship_to_country": "US", "lines": [{"sku": "A", "qty": 120, "unit_price": 10}]},
+                {"order_id": "SO-2", "customer_id": "C1", "order_date": "2026-11-20", "promised_date": "2026-11-30",
+                 "warehouse_id": "WH1", "ship_to_street": "1 Main", "ship_to_city": "X", "ship_to_postal_code": "1",
+                 "ship_to_country": "US", "lines": [{"sku": "A", "qty": 1, "unit_price": 10, "allocated_qty": 1}]},
+            ],
+        },
+    }],
+}
+
+
+@pytest.fixture
+def triage_db(monkeypatch, capsys, tmp_path):
+    path = tmp_path / "triage.yaml"
+    path.write_text(yaml.safe_dump(TRIAGE_SUITE))
+    run(monkeypatch, capsys, "db", "upgrade")
+    assert run(monkeypatch, capsys, "db", "load-fixture", str(path), "--case", "short")[0] == 0
+
+
+def test_triage_json_reports_unknown_orders_and_still_triages_the_rest(monkeypatch, capsys, triage_db):
+    code, out, _ = run(monkeypatch, capsys, "triage", "SO-1", "SO-404", "SO-2", "--json")
+    assert code == 2
+    results = json.loads(out)
+    assert [r["order_id"] for r in results] == ["SO-1", "SO-404", "SO-2"]
+    first = results[0]
+    assert [e["type"] for e in first["exceptions"]] == ["INVENTORY_SHORTFALL"]
+    assert "available 40 (on hand 40 - allocated 0) at WH1 < open qty 120" in first["exceptions"][0]["evidence"][0]
+    assert first["recommendation"]["action"] == "REALLOCATE_WAREHOUSE"
+    assert first["recommendation"]["params"] == {"order_id": "SO-1", "line_no": 1, "to_warehouse_id": "WH2"}
+    assert first["recommendation"]["approver_role"] == "planner"
+    assert any(a["action"] == "SPLIT_SHIPMENT" for a in first["alternatives"])
+    assert results[1] == {"order_id": "SO-404", "error": "order not found"}
+    assert results[2]["exceptions"] == [] and results[2]["recommendation"] is None
+
+
+def test_triage_records_exceptions_once(monkeypatch, capsys, triage_db):
+    from sqlalchemy import select
+
+    from agent.settings import get_settings
+    from tools.db import make_engine, session_factory
+    from tools.models import ExceptionRecord
+
+    assert run(monkeypatch, capsys, "triage", "--all-open")[0] == 0
+    engine = make_engine(get_settings().effective_database_url)
+    with session_factory(engine)() as s:
+        rows = s.scalars(select(ExceptionRecord)).all()
+        assert [(r.order_id, r.type, r.instance_key, r.status) for r in rows] == [
+            ("SO-1", "INVENTORY_SHORTFALL", "line:1", "open")
+        ]
+        first = (rows[0].first_seen_at, rows[0].detected_at)
+    assert run(monkeypatch, capsys, "triage", "SO-1")[0] == 0  # unchanged order: nothing changes
+    with session_factory(engine)() as s:
+        row = s.scalars(select(ExceptionRecord)).one()
+        assert (row.first_seen_at, row.detected_at) == first
+
+
+def test_triage_readable_report(monkeypatch, capsys, triage_db):
+    code, out, _ = run(monkeypatch, capsys, "triage", "SO-1", "SO-2")
+    assert code == 0
+    assert "INVENTORY_SHORTFALL" in out and "recommend REALLOCATE_WAREHOUSE" in out and "to_warehouse_id=WH2" in out
+    assert "SO-2 (open): flows" in out
+
+
+def test_triage_needs_orders_or_all_open(monkeypatch, capsys, triage_db):
+    code, _, err = run(monkeypatch, capsys, "triage")
+    assert code == 2 and "--all-open" in err
+
+
+def test_bad_policy_file_names_the_line(monkeypatch, capsys, triage_db, tmp_path):
+    from agent.policy import DEFAULT_POLICY_PATH
+    from agent.settings import get_settings
+
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(DEFAULT_POLICY_PATH.read_text().replace("approver: pricing_analyst", "approver: pricing_wizard"))
+    monkeypatch.setenv("COPILOT_POLICY", str(bad))
+    get_settings.cache_clear()
+    code, _, err = run(monkeypatch, capsys, "triage", "SO-1")
+    import re
+
+    assert code == 2 and re.search(r"policy\.yaml:\d+: actions\.CORRECT_PRICE\.approver", err), err

@@ -205,6 +205,63 @@ def demo(
 
 
 # ------------------------------------------------------------------------------------------------
+# copilot triage
+# ------------------------------------------------------------------------------------------------
+
+
+def _policy():
+    from agent.policy import PolicyError, load_policy
+
+    try:
+        return load_policy(get_settings().policy_path)
+    except PolicyError as exc:
+        raise CliError(str(exc)) from exc
+
+
+@app.command("triage")
+def triage(
+    order_ids: Annotated[list[str] | None, typer.Argument(help="Order ids such as SO-100042.", show_default=False)] = None,
+    all_open: Annotated[bool, typer.Option("--all-open", help="Triage every open, held or released order.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="With --all-open: at most this many orders.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per order.")] = False,
+) -> None:
+    """Find what keeps each order from flowing, with evidence, and the next-best action.
+
+    Detection and ranking are deterministic (the policy file decides). The order's exceptions are
+    recorded in the exceptions table; an unknown order is reported and the others still triaged
+    (exit code 2 if any was unknown).
+    """
+    from agent.triage import OrderNotFound, triage_order
+    from tools.dataset import open_order_ids
+    from tools.db import session_factory
+
+    if bool(order_ids) == all_open:
+        raise CliError("name one or more order ids, or pass --all-open")
+    policy = _policy()
+    engine = _engine()
+    factory = session_factory(engine)
+    results: list[dict[str, Any]] = []
+    with factory() as session:
+        ids = open_order_ids(session, limit) if all_open else [o.strip() for o in order_ids or []]
+        for n, order_id in enumerate(ids, 1):
+            try:
+                results.append(triage_order(session, order_id, policy))
+            except OrderNotFound:
+                results.append({"order_id": order_id, "error": "order not found"})
+            if n % 200 == 0:
+                session.commit()
+        session.commit()
+    if as_json:
+        _print_json(results)
+    else:
+        from ui.render import render_triage
+
+        render_triage(results)
+    if any("error" in r for r in results):
+        raise typer.Exit(EXIT_USAGE)
+
+
+# ------------------------------------------------------------------------------------------------
 # copilot orders ...
 # ------------------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["render_order", "console"]
+__all__ = ["render_order", "render_triage", "console"]
 
 
 
@@ -88,3 +88,37 @@ def render_order(view: dict[str, Any]) -> None:
         out.print(shipments)
     else:
         out.print("no shipments yet")
+
+
+def _action(option: dict[str, Any]) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in option["params"].items())
+    return (f"[bold]{option['action']}[/bold]({escape(params)})  risk {option['risk']}, "
+            f"approver {option['approver_role']} — {escape(option['reason'])}")
+
+
+def render_triage(results: list[dict[str, Any]]) -> None:
+    """A readable report per order: exceptions with evidence, the recommendation, the plan."""
+    out = console()
+    for r in results:
+        if "error" in r:
+            out.print(f"[bold]{escape(r['order_id'])}[/bold]: [red]{r['error']}[/red]\n")
+            continue
+        n = len(r["exceptions"])
+        out.print(f"[bold]{r['order_id']}[/bold] ({r['status']}): "
+                  + (f"{n} exception{'s' if n != 1 else ''}" if n else "[green]flows — no exception[/green]"))
+        for exc in r["exceptions"]:
+            where = f" line {exc['line_no']}" if exc["line_no"] else (f" shipment {exc['shipment_id']}" if exc["shipment_id"] else "")
+            out.print(f"  [yellow]{exc['type']}[/yellow]{where}")
+            for fact in exc["evidence"]:
+                out.print(f"    · {escape(fact)}")
+        if r["recommendation"]:
+            out.print(f"  → recommend {_action(r['recommendation'])}")
+        for step in r["plan"][1:]:
+            out.print(f"    then {_action(step)}")
+        for alt in r["alternatives"][:3]:
+            out.print(f"    [dim]alternative {_action(alt)}[/dim]")
+        for blocked in (c for o in r["options"] for c in o["candidates"] if not c["feasible"]):
+            out.print(f"    [dim]not {blocked['action']}: {escape(blocked['reason'])}[/dim]")
+        for gap in r["missing"]:
+            out.print(f"  [red]missing:[/red] {escape(gap)}")
+        out.print()
