@@ -32,9 +32,18 @@ from tools.models import Carrier, Customer, Inventory, Item, Order, OrderLine, P
 from tools.models import Shipment, Warehouse
 
 __all__ = [
+    "ContractRec",
+    "CustomerRec",
     "Detected",
+    "ItemRec",
+    "LineRec",
     "OrderContext",
     "OrderNotFound",
+    "OrderRec",
+    "PORec",
+    "ShipmentRec",
+    "StockRec",
+    "WarehouseRec",
     "detect",
     "detect_order",
     "load_context",
@@ -54,6 +63,10 @@ class OrderNotFound(LookupError):
 
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,7 +187,8 @@ class OrderContext:
         return tuple(line for line in self.lines if line.status not in CLOSED_LINE)
 
     def ship_from(self, line: LineRec) -> str | None:
-        return line.warehouse_id if not _empty(line.warehouse_id) else self.order.warehouse_id or None
+        """The line's own warehouse, else the order's; None when neither is set."""
+        return next((wh for wh in (line.warehouse_id, self.order.warehouse_id) if not _empty(wh)), None)
 
     def available(self, sku: str, warehouse_id: str) -> int:
         stock = self.stock.get((sku, warehouse_id))
@@ -253,19 +267,20 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
         lines.setdefault(line.order_id, []).append(line)
     all_lines = [line for group in lines.values() for line in group]
     skus = {s for line in all_lines for s in (line.sku, line.original_sku) if not _empty(s)}
-    whs = {w for o in orders for w in (o.warehouse_id, *(x.warehouse_id for x in lines.get(o.order_id, ())))
-           if not _empty(w)}
+    whs = {o.warehouse_id for o in orders} | {x.warehouse_id for x in all_lines}
+    whs = {w for w in whs if not _empty(w)}
     customers = _fetch(session, CustomerRec, Customer.__table__, "customer_id", (o.customer_id for o in orders))
     inv, pc, po = Inventory.__table__, PriceContract.__table__, PurchaseOrder.__table__
     contracts: dict[tuple[str, str], tuple[ContractRec, ...]] = {}
-    for c in _fetch(session, ContractRec, pc, "customer_id", (c.customer_id for c in customers), pc.c.sku.in_(skus)):
+    for c in _fetch(session, ContractRec, pc, "sku", skus, pc.c.customer_id.in_([c.customer_id for c in customers])):
         contracts[(c.customer_id, c.sku)] = (*contracts.get((c.customer_id, c.sku), ()), c)
     open_pos: dict[tuple[str, str], list[PORec]] = {}
     for p in _fetch(session, PORec, po, "sku", skus, po.c.warehouse_id.in_(whs), po.c.status == "open"):
         open_pos.setdefault((p.sku, p.warehouse_id), []).append(p)
+    warehouses = _fetch(session, WarehouseRec, Warehouse.__table__, "warehouse_id", whs)
     shared = {
         "items": {i.sku: i for i in _fetch(session, ItemRec, Item.__table__, "sku", skus)},
-        "warehouses": {w.warehouse_id: w for w in _fetch(session, WarehouseRec, Warehouse.__table__, "warehouse_id", whs)},
+        "warehouses": {w.warehouse_id: w for w in warehouses},
         "stock": {(s.sku, s.warehouse_id): s
                   for s in _fetch(session, StockRec, inv, "sku", skus, inv.c.warehouse_id.in_(whs))},
         "contracts": contracts,
@@ -333,7 +348,8 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
     )
     ids: set[str] = set()
     if ctx.order.customer_id:
-        ids.update(session.scalars(select(o.c.order_id).where(o.c.customer_id == ctx.order.customer_id, *window)))
+        same_customer = select(o.c.order_id).where(o.c.customer_id == ctx.order.customer_id, *window)
+        ids.update(session.scalars(same_customer))
     skus = sorted({d.sku for d in found if d.sku})
     for i in range(0, len(skus), _CHUNK):
         stmt = select(o.c.order_id).join(ol, ol.c.order_id == o.c.order_id).where(
@@ -350,7 +366,10 @@ def detect_order(session: Session, order_id: str, policy: Policy) -> list[Detect
 
 
 def detect(ctx: OrderContext, policy: Policy) -> list[Detected]:
-    """Every exception instance that holds on ``ctx.order``, in the policy's priority order."""
+    """Every exception instance that holds on ``ctx.order``, in the policy's priority order.
+
+    Recurrence counts ``ctx.neighbours``: load the context with the same policy.
+    """
     found = _base(ctx, policy, RULES)
     found += _recurring(ctx, found, policy)
     priority = {kind: i for i, kind in enumerate(policy.decision_order.priority)}
@@ -374,7 +393,8 @@ def _base(ctx: OrderContext, policy: Policy, types: Iterable[str]) -> list[Detec
 def _line_hit(kind: str, ctx: OrderContext, line: LineRec, evidence: list[str], facts: dict) -> Detected:
     return Detected(
         type=kind, instance_key=f"line:{line.line_no}", line_no=line.line_no, sku=line.sku,
-        warehouse_id=ctx.ship_from(line), evidence=tuple(evidence), facts={"line_no": line.line_no, **facts},
+        warehouse_id=ctx.ship_from(line), evidence=tuple(evidence),
+        facts={"line_no": line.line_no, **facts},
     )
 
 
@@ -428,14 +448,16 @@ def _pricing(ctx: OrderContext, policy: Policy) -> list[Detected]:
         if diff <= effective * tolerance / 100:
             continue
         pct = f"{diff * 100 / effective:.2f} %" if effective else "n/a"
-        evidence = [f"unit price {line.unit_price} on line {line.line_no} differs by {diff} ({pct}) from the "
-                    f"effective price {effective} ({source} for SKU {basis}), beyond the {tolerance:f} % tolerance"]
+        evidence = [
+            f"unit price {line.unit_price} on line {line.line_no} differs by {diff} ({pct}) from the effective "
+            f"price {effective} ({source} for SKU {basis}), beyond the {tolerance:f} % tolerance"
+        ]
         if basis != line.sku:
             evidence.append(f"line {line.line_no} was substituted from {basis} to {line.sku}: priced on {basis}")
         out.append(_line_hit("PRICING_DISCREPANCY", ctx, line, evidence, {
             "unit_price": str(line.unit_price), "effective_price": str(effective), "price_sku": basis,
             "price_source": "contract" if valid_from else "list_price",
-            "contract_valid_from": valid_from.isoformat() if valid_from else None,
+            "contract_valid_from": _iso(valid_from),
             "difference": str(diff), "tolerance_pct": str(tolerance)}))
     return out
 
@@ -450,8 +472,9 @@ def _shortage(ctx: OrderContext, line: LineRec) -> tuple[str, int, str] | None:
         return None
     stock = ctx.stock.get((line.sku, wh))
     how = f"on hand {stock.on_hand} - allocated {stock.allocated}" if stock else "no inventory row: taken as 0"
-    return wh, available, (f"available {available} ({how}) at {wh} < open qty {line.open_qty} "
-                           f"(qty {line.qty} - allocated {line.allocated_qty}) for SKU {line.sku} on line {line.line_no}")
+    fact = (f"available {available} ({how}) at {wh} < open qty {line.open_qty} (qty {line.qty} - allocated "
+            f"{line.allocated_qty}) for SKU {line.sku} on line {line.line_no}")
+    return wh, available, fact
 
 
 def _inventory(ctx: OrderContext, policy: Policy) -> list[Detected]:
@@ -486,11 +509,11 @@ def substitution_keyword(note: str | None, rule: Substitution) -> str | None:
     for clause in _CLAUSE.split(note.lower().replace("\u2019", "'")):
         words = _WORD.findall(clause)
         for i, word in enumerate(words):
-            keyword = word if word in keywords else word[:-1] if word[:-1] in keywords and word[-1] == "s" else None
-            if keyword is None:
+            keyword = word if word in keywords else word[:-1] if word.endswith("s") else None
+            if keyword not in keywords:
                 continue
             before = words[max(0, i - rule.negation_window_words) : i]
-            if not any(before[j : j + len(neg)] == list(neg) for neg in negations for j in range(len(before))):
+            if not any(tuple(before[j : j + len(neg)]) == neg for neg in negations for j in range(len(before))):
                 return keyword
     return None
 
@@ -509,7 +532,8 @@ def _substitution(ctx: OrderContext, policy: Policy) -> list[Detected]:
                          short[2], f"line {line.line_no} is not yet substituted"]
         if evidence:
             out.append(_line_hit("SUBSTITUTION_REQUEST", ctx, line, evidence, {
-                "discontinued": bool(item and item.status == "discontinued"), "note_keyword": keyword if short else None,
+                "discontinued": bool(item and item.status == "discontinued"),
+                "note_keyword": keyword if short else None,
                 "open_qty": line.open_qty, "available": short[1] if short else None}))
     return out
 
@@ -531,9 +555,9 @@ def _carrier(ctx: OrderContext, policy: Policy) -> list[Detected]:
             out.append(Detected(
                 type="CARRIER_DISRUPTION", instance_key=f"shipment:{s.shipment_id}", shipment_id=s.shipment_id,
                 evidence=(f"shipment {s.shipment_id} is {s.status}, not delivered", *reasons),
-                facts={"shipment_id": s.shipment_id, "carrier_id": s.carrier_id, "carrier_status": s.carrier_status,
-                       "status": s.status, "eta": s.eta and s.eta.isoformat(),
-                       "promised_date": promised and promised.isoformat()}))
+                facts={"shipment_id": s.shipment_id, "carrier_id": s.carrier_id,
+                       "carrier_status": s.carrier_status, "status": s.status, "eta": _iso(s.eta),
+                       "promised_date": _iso(promised)}))
     return out
 
 
@@ -546,20 +570,19 @@ def _procurement(ctx: OrderContext, policy: Policy) -> list[Detected]:
             continue
         pos = ctx.open_pos.get((line.sku, wh), ())
         first = pos[0] if pos else None
+        earliest = f"the earliest open purchase order {first.po_id} for SKU {line.sku} at {wh}" if first else ""
         if first is None:
             why = f"there is no open purchase order for SKU {line.sku} at {wh}"
         elif first.expected_date is None:
-            why = f"the earliest open purchase order {first.po_id} for SKU {line.sku} at {wh} has no expected date"
+            why = f"{earliest} has no expected date"
         elif promised is not None and first.expected_date > promised:
-            why = (f"the earliest open purchase order {first.po_id} for SKU {line.sku} at {wh} is expected "
-                   f"{first.expected_date}, after promised date {promised}")
+            why = f"{earliest} is expected {first.expected_date}, after promised date {promised}"
         else:
             continue
         evidence = [f"line {line.line_no} has backorder qty {line.backorder_qty}", why]
         out.append(_line_hit("PROCUREMENT_DELAY", ctx, line, evidence, {
             "backorder_qty": line.backorder_qty, "warehouse_id": wh, "po_id": first and first.po_id,
-            "expected_date": first and first.expected_date and first.expected_date.isoformat(),
-            "promised_date": promised and promised.isoformat()}))
+            "expected_date": _iso(first and first.expected_date), "promised_date": _iso(promised)}))
     return out
 
 
@@ -628,7 +651,7 @@ def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list
     for (kind, by, value), hits in sorted(orders.items()):
         if len(hits) < rule.min_orders:
             continue
-        listed = ", ".join(f"{oid} ({d})" for oid, d in sorted(hits.items(), key=lambda kv: (kv[1], kv[0])))
+        listed = ", ".join(f"{oid} ({when})" for when, oid in sorted((d, o) for o, d in hits.items()))
         subject = f"SKU {value}" if by == "sku" else f"customer {value}"
         evidence = (f"{kind} holds for {subject} on {len(hits)} orders dated within {rule.window_days} days "
                     f"up to {day} (threshold {rule.min_orders}): {listed}",)
@@ -636,5 +659,6 @@ def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list
             type="RECURRING_ANOMALY", instance_key=f"{by}:{value}:{kind}", sku=value if by == "sku" else None,
             evidence=evidence,
             facts={"pattern_type": kind, "by": by, ("customer_id" if by == "customer" else "sku"): value,
-                   "order_ids": sorted(hits), "window_days": rule.window_days, "min_orders": rule.min_orders}))
+                   "order_ids": sorted(hits), "window_days": rule.window_days,
+                   "min_orders": rule.min_orders}))
     return out

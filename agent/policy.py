@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 from decimal import Decimal
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -224,12 +225,12 @@ class Policy(_Strict):
             raise PydanticCustomError("policy_inconsistent", "{summary}", {"summary": summary, "problems": problems})
         return self
 
-    def _problems(self):
+    def _problems(self) -> Iterator[tuple[tuple, str]]:
         """Yield (location, message) for each cross-reference the field types cannot check."""
         roles = set(self.roles)
         admins = {name for name, spec in self.roles.items() if spec.administers_users}
 
-        def role(loc: tuple, name: str | None):
+        def role(loc: tuple, name: str | None) -> Iterator[tuple[tuple, str]]:
             if name is not None and name not in roles:
                 yield loc, f"unknown role {name!r}; roles: {', '.join(sorted(roles))}"
             elif name in admins:
@@ -290,9 +291,9 @@ class Policy(_Strict):
                     todo.append(sub)
         return frozenset(seen)
 
-    def risk_of(self, action: str, facts: dict[str, bool] | None = None) -> str:
+    def risk_of(self, action: ActionName, facts: Mapping[str, bool] | None = None) -> Risk:
         """The risk of ``action`` given the truth of its conditions (absent means false)."""
-        risk = self.actions[action].risk  # type: ignore[index]
+        risk = self.actions[action].risk
         if isinstance(risk, str):
             return risk
         facts = facts or {}
@@ -301,20 +302,23 @@ class Policy(_Strict):
                 return rule.risk
         return risk.otherwise
 
-    def approver_for(self, action: str, risk: str) -> str | None:
+    def approver_for(self, action: ActionName, risk: Risk) -> str | None:
         """The role that approves ``action`` at ``risk``; None for an action that needs none."""
-        approver = self.actions[action].approver  # type: ignore[index]
-        return approver.get(risk) if isinstance(approver, dict) else approver  # type: ignore[call-overload]
+        approver = self.actions[action].approver
+        if isinstance(approver, dict):
+            return approver.get(risk) if risk != "none" else None
+        return approver
 
-    def may_decide(self, role: str, action: str, risk: str) -> bool:
+    def may_decide(self, role: str, action: ActionName, risk: Risk) -> bool:
         """Whether a person holding ``role`` may approve or reject ``action`` at ``risk``."""
         approver = self.approver_for(action, risk)
         return approver is not None and approver in self.delegates(role)
 
-    def auto_approves(self, action: str, risk: str) -> bool:
+    def auto_approves(self, action: ActionName, risk: Risk) -> bool:
         """Whether policy approves ``action`` at ``risk`` without a person."""
-        spec = self.actions[action]  # type: ignore[index]
-        return risk != "none" and not spec.never_auto_approve and self.auto_approve.get(risk, False)  # type: ignore[call-overload]
+        if risk == "none" or self.actions[action].never_auto_approve:
+            return False
+        return self.auto_approve.get(risk, False)
 
 
 def _canonical(value: Any) -> str:
@@ -358,7 +362,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         raise PolicyError(source, _locate(root, exc)) from None
 
 
-def _duplicate_keys(node: yaml.Node, path: tuple[str, ...]):
+def _duplicate_keys(node: yaml.Node, path: tuple[str, ...]) -> Iterator[tuple[int, str, str]]:
     """PyYAML keeps the last of duplicate keys silently; a policy file must not have any."""
     if isinstance(node, yaml.MappingNode):
         first: dict[str, int] = {}

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from sqlalchemy import event, text
 
 from agent.detection import (
+    ContractRec,
+    CustomerRec,
+    ItemRec,
+    LineRec,
+    OrderContext,
     OrderNotFound,
+    OrderRec,
+    StockRec,
+    WarehouseRec,
     detect,
     detect_order,
     load_context,
@@ -76,7 +84,8 @@ CASES: list[tuple[str, list[Edit], set[tuple[str, str]]]] = [
     ("price-latest-contract-wins", [contract(90), contract(100, valid_from="2026-10-15")], set()),
     ("price-contract-expired", [contract(90, valid_to="2026-10-31")], set()),
     ("price-contract-valid-to-order-date", [contract(90, valid_to="2026-11-01")], {("PRICING_DISCREPANCY", "line:1")}),
-    ("price-contract-starts-on-order-date", [contract(90, valid_from="2026-11-01")], {("PRICING_DISCREPANCY", "line:1")}),
+    ("price-contract-starts-on-order-date", [contract(90, valid_from="2026-11-01")],
+     {("PRICING_DISCREPANCY", "line:1")}),
     ("price-contract-not-yet-valid", [contract(90, valid_from="2026-11-02")], set()),
     ("price-contract-open-ended", [contract(90, valid_from="2020-01-01")], {("PRICING_DISCREPANCY", "line:1")}),
     ("price-substituted-uses-original-contract",
@@ -110,7 +119,8 @@ CASES: list[tuple[str, list[Edit], set[tuple[str, str]]]] = [
     # CARRIER_DISRUPTION: promised 2026-11-20
     ("carrier-eta-equals-promised", [shipment(eta="2026-11-20")], set()),
     ("carrier-eta-after-promised", [shipment(eta="2026-11-21")], {("CARRIER_DISRUPTION", "shipment:SH-1")}),
-    ("carrier-disrupted", [_("carriers", "CA1", status="disrupted"), shipment()], {("CARRIER_DISRUPTION", "shipment:SH-1")}),
+    ("carrier-disrupted", [_("carriers", "CA1", status="disrupted"), shipment()],
+     {("CARRIER_DISRUPTION", "shipment:SH-1")}),
     ("carrier-constrained-is-fine", [_("carriers", "CA1", status="constrained"), shipment()], set()),
     ("carrier-delayed", [shipment(status="delayed")], {("CARRIER_DISRUPTION", "shipment:SH-1")}),
     ("carrier-delivered-ignored", [_("carriers", "CA1", status="disrupted"), shipment(status="delivered")], set()),
@@ -119,7 +129,8 @@ CASES: list[tuple[str, list[Edit], set[tuple[str, str]]]] = [
     ("po-after-promised", [BACKORDERED, po(expected="2026-11-21")], {("PROCUREMENT_DELAY", "line:1")}),
     ("po-on-promised", [BACKORDERED, po(expected="2026-11-20")], set()),
     ("po-earliest-counts", [BACKORDERED, po("PO-2", expected="2026-12-30"), po("PO-1", expected="2026-11-10")], set()),
-    ("po-received-ignored", [BACKORDERED, po(expected="2026-11-10", status="received")], {("PROCUREMENT_DELAY", "line:1")}),
+    ("po-received-ignored", [BACKORDERED, po(expected="2026-11-10", status="received")],
+     {("PROCUREMENT_DELAY", "line:1")}),
     ("po-other-warehouse-ignored", [BACKORDERED, po(expected="2026-11-10", warehouse_id="WH2")],
      {("PROCUREMENT_DELAY", "line:1")}),
     ("po-without-expected-date", [BACKORDERED, po(expected=None)], {("PROCUREMENT_DELAY", "line:1")}),
@@ -429,3 +440,86 @@ def test_load_contexts_is_one_batch(session) -> None:
     contexts = load_contexts(session, ["SO1", "SO2", "SO-404"])
     assert sorted(contexts) == ["SO1", "SO2"]
     assert contexts["SO2"].customer is not None and contexts["SO2"].customer.customer_id == "C2"
+
+
+# ----------------------------------------------------------------------------------------------
+# Property: every evidence line is true of the records, and every line where a rule holds is found
+# ----------------------------------------------------------------------------------------------
+
+DAY = dt.date(2026, 11, 1)
+WAREHOUSES = {"WH1": WarehouseRec("WH1", "US"), "WH2": WarehouseRec("WH2", "DE")}
+cents = st.integers(0, 20000).map(lambda c: Decimal(c) / 100)
+
+
+@st.composite
+def contexts(draw) -> OrderContext:
+    """A pure context: one order of C1 (from WH1) with a few lines, stock rows and contracts."""
+    statuses = st.sampled_from(["open", "allocated", "shipped", "cancelled"])
+    lines = tuple(
+        LineRec("SO1", n, sku=draw(st.sampled_from("ABC")), qty=qty, unit_price=draw(cents),
+                warehouse_id=draw(st.sampled_from([None, "WH1", "WH2"])), allocated_qty=draw(st.integers(0, qty)),
+                backorder_qty=0, status=draw(statuses), original_sku=None)
+        for n, qty in enumerate(draw(st.lists(st.integers(0, 50), min_size=1, max_size=4)), 1)
+    )
+    stock = {(sku, wh): StockRec(sku, wh, draw(st.integers(0, 60)), draw(st.integers(0, 60)))
+             for sku in "ABC" for wh in WAREHOUSES if draw(st.booleans())}
+    contracts = {}
+    for sku in "ABC":
+        spans = draw(st.lists(st.tuples(st.integers(-60, 10), st.one_of(st.none(), st.integers(0, 90)), cents),
+                              max_size=3, unique_by=lambda t: t[0]))
+        contracts[("C1", sku)] = tuple(
+            ContractRec("C1", sku, DAY + dt.timedelta(days=start),
+                        None if length is None else DAY + dt.timedelta(days=start + length), price)
+            for start, length, price in spans
+        )
+    customer = CustomerRec("C1", credit_limit=draw(cents) * 10, open_balance=draw(cents) * 10,
+                           overdue_balance=draw(st.sampled_from([Decimal(0), Decimal(5)])),
+                           credit_hold=draw(st.booleans()), export_license=False)
+    order_ = OrderRec("SO1", "C1", DAY, DAY + dt.timedelta(days=10), status=draw(st.sampled_from(["open", "held",
+                      "released"])), credit_released=draw(st.booleans()), warehouse_id="WH1",
+                      ship_to_street="1 Main St", ship_to_city="Boston", ship_to_postal_code="02101",
+                      ship_to_country="US", customer_note="")
+    items = {sku: ItemRec(sku, draw(cents), "active", False) for sku in "ABC"}
+    return OrderContext(order=order_, lines=lines, customer=customer, items=items, warehouses=WAREHOUSES,
+                        stock=stock, contracts=contracts, shipments=(), open_pos={})
+
+
+def _effective(ctx: OrderContext, sku: str) -> Decimal:
+    valid = sorted((c.valid_from, c.contract_price) for c in ctx.contracts[("C1", sku)]
+                   if c.valid_from <= DAY and (c.valid_to is None or c.valid_to >= DAY))
+    return valid[-1][1] if valid else ctx.items[sku].list_price
+
+
+@given(contexts())
+def test_evidence_is_true_of_the_records(ctx: OrderContext) -> None:
+    found = detect(ctx, POLICY)
+    active = [x for x in ctx.lines if x.status not in ("shipped", "cancelled")]
+
+    def available(x) -> int:
+        s = ctx.stock.get((x.sku, x.warehouse_id or "WH1"))
+        return s.on_hand - s.allocated if s else 0
+
+    short = {x.line_no: x for x in active if x.qty - x.allocated_qty > available(x)}
+    mispriced = {x.line_no: x for x in active
+                 if abs(x.unit_price - _effective(ctx, x.sku)) > _effective(ctx, x.sku) * 2 / 100}
+    assert {d.line_no for d in found if d.type == "INVENTORY_SHORTFALL"} == set(short)
+    assert {d.line_no for d in found if d.type == "PRICING_DISCREPANCY"} == set(mispriced)
+    c, value = ctx.customer, sum((x.qty * x.unit_price for x in active), Decimal(0))
+    on_hold = ctx.order.status in ("open", "held") and not ctx.order.credit_released and (
+        c.credit_hold or c.open_balance + value > c.credit_limit or c.overdue_balance > 0)
+    assert on_hold == any(d.type == "CREDIT_HOLD" for d in found)
+    for d in found:
+        if d.type == "INVENTORY_SHORTFALL":
+            x = short[d.line_no]
+            assert (d.facts["open_qty"], d.facts["available"]) == (x.qty - x.allocated_qty, available(x))
+            assert f"available {available(x)} " in d.evidence[0]
+            assert f"open qty {x.qty - x.allocated_qty} " in d.evidence[0]
+        elif d.type == "PRICING_DISCREPANCY":
+            x = mispriced[d.line_no]
+            assert Decimal(d.facts["effective_price"]) == _effective(ctx, x.sku)
+            assert Decimal(d.facts["unit_price"]) == x.unit_price
+        elif d.type == "CREDIT_HOLD":
+            assert Decimal(d.facts["order_value"]) == value
+            assert Decimal(d.facts["overage"]) == c.open_balance + value - c.credit_limit
+        else:
+            raise AssertionError(f"unexpected {d.type}: {d.evidence}")

@@ -95,7 +95,8 @@ def test_who_may_decide(policy, role: str, action: str, risk: str, allowed: bool
 
 
 def test_auto_approval_is_off_by_default_and_never_for_compliance() -> None:
-    policy = parse_policy(DEFAULT_TEXT.replace("  low: false", "  low: true").replace("  medium: false", "  medium: true"))
+    text = DEFAULT_TEXT.replace("  low: false", "  low: true").replace("  medium: false", "  medium: true")
+    policy = parse_policy(text)
     assert policy.auto_approves("REALLOCATE_WAREHOUSE", "low")
     assert policy.auto_approves("REBOOK_CARRIER", "medium")
     assert not policy.auto_approves("EXPEDITE_FREIGHT", "high")
@@ -174,7 +175,8 @@ ERRORS = [
      "actions.ESCALATE", "approver exactly when its risk is not none"),
     ("priority-duplicate", "    - RECURRING_ANOMALY\n", "    - RECURRING_ANOMALY\n    - CREDIT_HOLD\n", "  priority:",
      "decision_order.priority", "CREDIT_HOLD must appear exactly once"),
-    ("duplicate-key", "  FIX_MASTER_DATA:\n", "  EXPEDITE_PO: {params: {}, risk: low, approver: planner}\n  FIX_MASTER_DATA:\n",
+    ("duplicate-key", "  FIX_MASTER_DATA:\n",
+     "  EXPEDITE_PO: {params: {}, risk: low, approver: planner}\n  FIX_MASTER_DATA:\n",
      "EXPEDITE_PO: {params", "actions.EXPEDITE_PO", "duplicate key (first at line"),
     ("wrong-version", "version: 1", "version: 2", "version: 2", "version", "Input should be 1"),
 ]
