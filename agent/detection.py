@@ -70,7 +70,7 @@ def _iso(day: dt.date | None) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# The records the rules read
+# The records the rules read: frozen copies of the columns of tools.models (domain.md §1 names)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -259,7 +259,10 @@ def _fetch(session: Session, rec: type, table: Table, column: str, values: Itera
 
 
 def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, OrderContext]:
-    """Contexts of many orders (without neighbours) in nine queries, whatever their number."""
+    """Contexts of many orders (without neighbours): nine queries, one more per 500 keys of a kind.
+
+    Unknown order ids are left out of the result.
+    """
     orders = _fetch(session, OrderRec, Order.__table__, "order_id", order_ids)
     by_id = {o.order_id: o for o in orders}
     lines: dict[str, list[LineRec]] = {}
@@ -267,34 +270,33 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
         lines.setdefault(line.order_id, []).append(line)
     all_lines = [line for group in lines.values() for line in group]
     skus = {s for line in all_lines for s in (line.sku, line.original_sku) if not _empty(s)}
-    whs = {o.warehouse_id for o in orders} | {x.warehouse_id for x in all_lines}
-    whs = {w for w in whs if not _empty(w)}
-    customers = _fetch(session, CustomerRec, Customer.__table__, "customer_id", (o.customer_id for o in orders))
+    whs = {w for w in ({o.warehouse_id for o in orders} | {x.warehouse_id for x in all_lines}) if not _empty(w)}
+    customers = {c.customer_id: c for c in _fetch(
+        session, CustomerRec, Customer.__table__, "customer_id", (o.customer_id for o in orders))}
     inv, pc, po = Inventory.__table__, PriceContract.__table__, PurchaseOrder.__table__
     contracts: dict[tuple[str, str], tuple[ContractRec, ...]] = {}
-    for c in _fetch(session, ContractRec, pc, "sku", skus, pc.c.customer_id.in_([c.customer_id for c in customers])):
-        contracts[(c.customer_id, c.sku)] = (*contracts.get((c.customer_id, c.sku), ()), c)
+    for deal in _fetch(session, ContractRec, pc, "sku", skus, pc.c.customer_id.in_(list(customers))):
+        contracts[(deal.customer_id, deal.sku)] = (*contracts.get((deal.customer_id, deal.sku), ()), deal)
     open_pos: dict[tuple[str, str], list[PORec]] = {}
     for p in _fetch(session, PORec, po, "sku", skus, po.c.warehouse_id.in_(whs), po.c.status == "open"):
         open_pos.setdefault((p.sku, p.warehouse_id), []).append(p)
-    warehouses = _fetch(session, WarehouseRec, Warehouse.__table__, "warehouse_id", whs)
-    shared = {
-        "items": {i.sku: i for i in _fetch(session, ItemRec, Item.__table__, "sku", skus)},
-        "warehouses": {w.warehouse_id: w for w in warehouses},
-        "stock": {(s.sku, s.warehouse_id): s
-                  for s in _fetch(session, StockRec, inv, "sku", skus, inv.c.warehouse_id.in_(whs))},
-        "contracts": contracts,
-        "open_pos": {key: tuple(sorted(pos, key=_po_order)) for key, pos in open_pos.items()},
-    }
+    items = {i.sku: i for i in _fetch(session, ItemRec, Item.__table__, "sku", skus)}
+    warehouses = {w.warehouse_id: w for w in _fetch(session, WarehouseRec, Warehouse.__table__, "warehouse_id", whs)}
+    stock = {(s.sku, s.warehouse_id): s
+             for s in _fetch(session, StockRec, inv, "sku", skus, inv.c.warehouse_id.in_(whs))}
+    earliest = {key: tuple(sorted(pos, key=_po_order)) for key, pos in open_pos.items()}
     shipments = _shipments(session, by_id)
-    customer_by_id = {c.customer_id: c for c in customers}
     return {
         o.order_id: OrderContext(
             order=o,
             lines=tuple(sorted(lines.get(o.order_id, ()), key=lambda x: x.line_no)),
-            customer=customer_by_id.get(o.customer_id or ""),
+            customer=customers.get(o.customer_id or ""),
+            items=items,
+            warehouses=warehouses,
+            stock=stock,
+            contracts=contracts,
             shipments=tuple(shipments.get(o.order_id, ())),
-            **shared,
+            open_pos=earliest,
         )
         for o in orders
     }
