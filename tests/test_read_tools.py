@@ -33,7 +33,8 @@ from tools.readers import (
     schema_of,
     search_orders,
 )
-from tools.registry import READ, READ_TOOLS, build_read_tools, kind_of
+from tools.read_base import Args, reader
+from tools.registry import READ, READ_TOOLS, build_read_tools, kind_of, read_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
@@ -334,7 +335,7 @@ def test_search_orders_paginates(session):
         "orders": [
             {"order_id": f"SO-{i:03d}", "customer_id": "C1",
              "order_date": (dt.date(2026, 9, 1) + dt.timedelta(days=i // 3)).isoformat()}
-            for i in range(60)
+            for i in reversed(range(60))  # inserted out of id order: ties must still sort by id
         ],
     }
     load_fixture(session, fixture, case_id="many-orders")
@@ -348,7 +349,10 @@ def test_search_orders_paginates(session):
     ]
     seen = [o["order_id"] for p in pages for o in p["orders"]]
     assert len(seen) == len(set(seen)) == 60  # a total order: no row twice, none lost
-    assert [o["order_date"] for o in pages[0]["orders"][:3]] == ["2026-09-20"] * 3
+    # Newest first, ties by order id.
+    assert [(o["order_id"], o["order_date"]) for o in pages[0]["orders"][:4]] == [
+        ("SO-057", "2026-09-20"), ("SO-058", "2026-09-20"), ("SO-059", "2026-09-20"), ("SO-054", "2026-09-19"),
+    ]
     beyond = search_orders(session, customer_id="C1", offset=100)
     assert (beyond["count"], beyond["next_offset"]) == (0, None)
     with pytest.raises(ToolError, match=r"limit: must be at most 50 \(got 51\); use offset"):
@@ -443,6 +447,25 @@ def test_expected_failures_come_back_as_the_tool_message(tools, name, args, mess
 def test_a_tool_call_gets_json_content(tools):
     reply = tools["get_stock"].invoke({"type": "tool_call", "id": "call-2", "name": "get_stock", "args": {"sku": "A"}})
     assert reply.status == "success" and json.loads(reply.content)["totals"]["available"] == 52
+
+
+class _NoArgs(Args):
+    pass
+
+
+@reader(_NoArgs)
+def _sneaky_write(session) -> dict:
+    """Add a warehouse (a reader that tries to write)."""
+    session.add(Warehouse(warehouse_id="WH-NEW"))
+    session.flush()
+    return {}
+
+
+def test_a_tool_runs_in_a_transaction_that_refuses_writes(db, sqlite_engine):
+    tool = read_tool(_sneaky_write, session_factory(sqlite_engine))
+    with pytest.raises(OperationalError, match="readonly"):
+        tool.invoke({})
+    assert db.scalar(select(func.count()).select_from(Warehouse)) == 3
 
 
 def test_other_failures_propagate(tmp_path):
