@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ValidationError
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import OperationalError
 
@@ -306,6 +307,17 @@ def test_substituted_line_is_priced_as_its_original_sku(db):
         get_line_price(db, "SO-1", 9)
 
 
+def test_a_line_without_an_order_date_has_no_effective_price(session):
+    load_fixture(
+        session,
+        {"customers": [{"customer_id": "C1"}], "items": [{"sku": "A"}],
+         "orders": [{"order_id": "SO-1", "customer_id": "C1", "lines": [{"sku": "A", "qty": 1}]}]},
+        case_id="no-date",
+    )
+    with pytest.raises(ToolError, match="order line SO-1/1 has no order_date: its effective price cannot be"):
+        get_line_price(session, "SO-1", 1)
+
+
 def test_search_orders_filters(db):
     def ids(**filters):
         return [o["order_id"] for o in search_orders(db, **filters)["orders"]]
@@ -388,7 +400,8 @@ def test_list_open_exceptions(db):
         (lambda s: search_orders(s, status="lost"), "status: expected one of"),
         (lambda s: search_orders(s, colour="red"), "colour: is not an argument of this tool; its arguments are"),
         (lambda s: get_order(s), "order_id: is required"),
-        (lambda s: get_order(s, "  "), "order_id: expected a non-empty text"),
+        (lambda s: get_order(s, "  "), "order_id: must not be empty"),
+        (lambda s: search_orders(s, customer_name="a"), "customer_name: must be at least 2 characters (got 'a')"),
         (lambda s: get_line_price(s, "SO-1", "two"), "line_no: expected a whole number"),
     ],
 )
@@ -466,6 +479,22 @@ def test_a_tool_runs_in_a_transaction_that_refuses_writes(db, sqlite_engine):
     with pytest.raises(OperationalError, match="readonly"):
         tool.invoke({})
     assert db.scalar(select(func.count()).select_from(Warehouse)) == 3
+
+
+class _Other(Args):
+    n: int
+
+
+@reader(_NoArgs)
+def _buggy(session) -> dict:
+    """Validate something else (a reader with a bug)."""
+    return {"n": _Other.model_validate({"surprise": 1})}
+
+
+def test_a_validation_error_inside_a_reader_is_a_bug_not_a_message(sqlite_engine):
+    with pytest.raises(ValidationError, match="surprise"):
+        read_tool(_buggy, session_factory(sqlite_engine)).invoke({"type": "tool_call", "id": "c", "name": "_buggy",
+                                                                  "args": {}})
 
 
 def test_other_failures_propagate(tmp_path):

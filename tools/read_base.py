@@ -139,8 +139,11 @@ def _explain(err: dict[str, Any], fields: Sequence[str]) -> str:
         return f"expected one of {ctx.get('expected')} (got {_shown(got)})"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"expected a whole number (got {_shown(got)})"
-    if kind in ("string_type", "string_too_short"):
-        return f"expected a non-empty text (got {_shown(got)})"
+    if kind == "string_type":
+        return f"expected text (got {_shown(got)})"
+    if kind == "string_too_short":
+        size = ctx.get("min_length", 1)
+        return "must not be empty" if size == 1 else f"must be at least {size} characters (got {_shown(got)})"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     return f"{err['msg']} (got {_shown(got)})"

@@ -12,7 +12,6 @@ from pydantic import Field, model_validator
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from tools.errors import NotFound
 from tools.models import Carrier, Customer, ExceptionRecord, Item, Order, OrderLine, Shipment, Warehouse
 from tools.orders import order_value, order_view
 from tools.read_base import Args, bounded, id_field, iso, limit_field, money, offset_field, page, rate, reader

@@ -12,11 +12,13 @@ the tool's message; anything else (a bug, a database that is down) propagates.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tools.db import read_only
@@ -55,9 +57,16 @@ def read_tool(reader: Callable[..., dict[str, Any]], session_factory: sessionmak
         description=inspect.cleandoc(reader.__doc__ or ""),
         args_schema=schema,
         handle_tool_error=True,
-        handle_validation_error=lambda exc: invalid_arguments(exc, schema),
+        handle_validation_error=functools.partial(_invalid_arguments, schema=schema),
         metadata={"kind": READ},
     )
+
+
+def _invalid_arguments(exc: ValidationError, *, schema: type[BaseModel]) -> str:
+    """The model's arguments failed the tool's schema: tell it which and why."""
+    if exc.title != schema.__name__:
+        raise exc  # some other model failed to validate inside the reader: a bug
+    return invalid_arguments(exc, schema)
 
 
 def build_read_tools(session_factory: sessionmaker[Session]) -> list[BaseTool]:
