@@ -46,6 +46,7 @@ __all__ = [
     "WarehouseRec",
     "detect",
     "detect_order",
+    "detect_open_book",
     "load_context",
     "load_contexts",
     "substitution_keyword",
@@ -628,27 +629,38 @@ RULES: dict[str, Rule] = {
 }
 
 
+def _patterns(c: OrderContext, hits: list[Detected]) -> set[tuple[str, str, str]]:
+    """The (type, "customer"|"sku", value) keys a set of base hits can recur under."""
+    keys = {(d.type, "customer", c.order.customer_id) for d in hits if c.order.customer_id}
+    return keys | {(d.type, "sku", d.sku) for d in hits if d.sku}
+
+
+def _in_window(day: dt.date, other: OrderRec, window_days: int) -> bool:
+    return (other.status in RECURRENCE_STATUSES and other.order_date is not None
+            and 0 <= (day - other.order_date).days <= window_days)
+
+
 def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list[Detected]:
     """RECURRING_ANOMALY: a (type, sku) or (type, customer) of this order on min_orders orders."""
     rule, day = policy.thresholds.recurrence, ctx.order.order_date
     if not found or day is None:
         return []
-
-    def patterns(c: OrderContext, hits: list[Detected]) -> set[tuple[str, str, str]]:
-        keys = {(d.type, "customer", c.order.customer_id) for d in hits if c.order.customer_id}
-        return keys | {(d.type, "sku", d.sku) for d in hits if d.sku}
-
     orders: dict[tuple[str, str, str], dict[str, dt.date]] = {
-        key: {ctx.order.order_id: day} for key in patterns(ctx, found)
+        key: {ctx.order.order_id: day} for key in _patterns(ctx, found)
     }
     types = sorted({d.type for d in found})
     for n in ctx.neighbours:
         other = n.order
-        if (other.order_id == ctx.order.order_id or other.status not in RECURRENCE_STATUSES
-                or other.order_date is None or not 0 <= (day - other.order_date).days <= rule.window_days):
+        if other.order_id == ctx.order.order_id or not _in_window(day, other, rule.window_days):
             continue
-        for key in patterns(n, _base(n, policy, types)) & orders.keys():
+        for key in _patterns(n, _base(n, policy, types)) & orders.keys():
             orders[key][other.order_id] = other.order_date
+    return _recurrence_findings(day, orders, policy)
+
+
+def _recurrence_findings(day: dt.date, orders: dict[tuple[str, str, str], dict[str, dt.date]],
+                         policy: Policy) -> list[Detected]:
+    rule = policy.thresholds.recurrence
     out = []
     for (kind, by, value), hits in sorted(orders.items()):
         if len(hits) < rule.min_orders:
@@ -663,4 +675,39 @@ def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list
             facts={"pattern_type": kind, "by": by, ("customer_id" if by == "customer" else "sku"): value,
                    "order_ids": sorted(hits), "window_days": rule.window_days,
                    "min_orders": rule.min_orders}))
+    return out
+
+
+def detect_open_book(session: Session, policy: Policy, *, chunk: int = 2_000) -> dict[str, list[Detected]]:
+    """Every open, held or released order's exceptions, the same as :func:`detect_order` on each.
+
+    Recurrence candidates are themselves open-book orders, so one pass over the book loads each
+    order once (in batches of ``chunk``) instead of once per neighbour: the base rules run once per
+    order, and recurrence is counted from an index of (type, customer|sku) -> orders.
+    """
+    o = Order.__table__
+    ids = list(session.scalars(select(o.c.order_id).where(o.c.status.in_(RECURRENCE_STATUSES)).order_by(o.c.order_id)))
+    base: dict[str, list[Detected]] = {}
+    dates: dict[str, dt.date | None] = {}
+    own: dict[str, set[tuple[str, str, str]]] = {}
+    index: dict[tuple[str, str, str], list[tuple[str, OrderRec]]] = {}
+    for i in range(0, len(ids), chunk):
+        for oid, ctx in load_contexts(session, ids[i : i + chunk]).items():
+            hits = _base(ctx, policy, RULES)
+            base[oid], dates[oid], own[oid] = hits, ctx.order.order_date, _patterns(ctx, hits)
+            for key in own[oid]:
+                index.setdefault(key, []).append((oid, ctx.order))
+    priority = {kind: n for n, kind in enumerate(policy.decision_order.priority)}
+    window = policy.thresholds.recurrence.window_days
+    out: dict[str, list[Detected]] = {}
+    for oid, hits in base.items():
+        day = dates[oid]
+        found = list(hits)
+        if hits and day is not None:
+            orders = {
+                key: {m: rec.order_date for m, rec in index[key] if m == oid or _in_window(day, rec, window)}
+                for key in own[oid]
+            }
+            found += _recurrence_findings(day, orders, policy)
+        out[oid] = sorted(found, key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key))
     return out
