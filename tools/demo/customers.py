@@ -151,7 +151,11 @@ def build_customers(rng: random.Random, items: list[Sku], count: int) -> list[Ac
 def _trouble(rng: random.Random, accounts: list[Account]) -> None:
     """A few accounts in credit trouble: on hold, overdue, or at/over their limit."""
     n = max(4, round(TROUBLE_SHARE * len(accounts)))
-    for k, acct in enumerate(rng.sample(accounts, n)):
+    # At least one of them could also break export control (no license, a ship-to abroad).
+    abroad = [a for a in accounts if not a.export_license and any(s.country != "US" for s in a.sites)]
+    first = [rng.choice(abroad)] if abroad else []
+    rest = [a for a in accounts if not first or a.idx != first[0].idx]
+    for k, acct in enumerate(first + rng.sample(rest, n - len(first))):
         kind = ("overdue", "limit", "hold", "overdue", "limit")[k % 5]
         acct.trouble = kind
         if kind == "overdue":

@@ -25,18 +25,18 @@ WEEKDAY = (1.1, 1.05, 1.0, 1.0, 0.9, 0.15, 0.05)  # Monday first
 
 # Per open order (when no forced slot): the probability of each injected scenario.
 SCENARIOS: tuple[tuple[str, float], ...] = (
-    ("pricing", 0.018),  # PRICING_DISCREPANCY
-    ("short", 0.012),  # INVENTORY_SHORTFALL (a PO arrives before the promise)
+    ("pricing", 0.015),  # PRICING_DISCREPANCY
+    ("short", 0.010),  # INVENTORY_SHORTFALL (a PO arrives before the promise)
     ("short_po", 0.008),  # INVENTORY_SHORTFALL + PROCUREMENT_DELAY
     ("disc", 0.004),  # SUBSTITUTION_REQUEST (discontinued item, still allocated)
     ("disc_short", 0.003),  # SUBSTITUTION_REQUEST + INVENTORY_SHORTFALL + PROCUREMENT_DELAY
     ("note_short", 0.005),  # SUBSTITUTION_REQUEST (note) + INVENTORY_SHORTFALL
-    ("carrier", 0.013),  # CARRIER_DISRUPTION
+    ("carrier", 0.012),  # CARRIER_DISRUPTION
     ("master_data", 0.006),  # MASTER_DATA_INCOMPLETE
     ("compliance", 0.005),  # COMPLIANCE_HOLD
     ("short_pricing", 0.003),  # INVENTORY_SHORTFALL + PRICING_DISCREPANCY
 )
-EARLY_SHARE = 0.012 + 0.005 + 0.003  # scenarios on pairs with an early purchase order
+EARLY_SHARE = 0.010 + 0.005 + 0.003  # scenarios on pairs with an early purchase order
 LATE_SHARE = 0.008
 
 
@@ -93,7 +93,7 @@ def build_plan(world: World, rng: random.Random) -> Plan:
     items, as_of = world.items, world.as_of
     candidates = [i for i in world.active if not items[i].controlled]
     by_pop = sorted(candidates, key=lambda i: -items[i].pop)
-    n_spike = 0 if n_open < 40 else max(2, min(40, round(n_open / 250)))
+    n_spike = 0 if n_open < 40 else max(1, min(40, round(n_open / 250)))
     spikes = rng.sample(by_pop[: max(n_spike, len(by_pop) // 5)], n_spike)
     history_spikes = []
     for i in rng.sample(by_pop[: len(by_pop) // 2], len(by_pop) // 40):
@@ -139,7 +139,8 @@ def _slots(world: World, rng: random.Random, n_open: int, spikes: list[int]) -> 
             forced += [Slot("spike", item=i) for _ in range(rng.randint(3, 5))]
         trouble = [c for c in world.customers if c.trouble]
         eligible = [c for c in trouble if not c.export_license and any(s.country != "US" for s in c.sites)]
-        others = [c for c in trouble if c not in eligible]
+        eligible_ids = {c.idx for c in eligible}
+        others = [c for c in trouble if c.idx not in eligible_ids]
         ordered = rng.sample(eligible, len(eligible)) + rng.sample(others, len(others))
         n_credit = max(2, min(len(trouble), round(n_open * 0.012)))
         n_burst = max(1, n_credit // 4)
@@ -147,13 +148,14 @@ def _slots(world: World, rng: random.Random, n_open: int, spikes: list[int]) -> 
         for k, acct in enumerate(chosen):
             count = rng.randint(3, 4) if k < n_burst else rng.randint(1, 2)
             for j in range(count):
-                extras = ("pricing",) if rng.random() < 0.25 else ()
-                if k == 0 and j == 0 and acct in eligible:
+                extras = ("pricing",) if rng.random() < 0.25 or (k, j) == (0, 1) else ()
+                if k == 0 and j == 0 and acct.idx in eligible_ids:
                     extras += ("compliance",)
                 if k == 1 and j == 0:
                     extras += ("adversarial",)
                 forced.append(Slot("credit", customer=acct.idx, extras=extras))
-        released = [c for c in trouble if c not in chosen] or chosen
+        chosen_ids = {c.idx for c in chosen}
+        released = [c for c in trouble if c.idx not in chosen_ids] or chosen
         forced.append(Slot("credit_released", customer=rng.choice(released).idx))
         clean = [c for c in world.customers if not c.trouble]
         for acct in rng.sample(clean, max(1, round(n_open / 1000))):
@@ -167,10 +169,19 @@ def _slots(world: World, rng: random.Random, n_open: int, spikes: list[int]) -> 
     for _, p in SCENARIOS:
         total += p
         cum.append(total)
+    drawn: dict[str, list[int]] = {name: [] for name in names}
     for pos in range(n_open):
         if slots[pos] is None:
             x = rng.random()
             k = next((j for j, c in enumerate(cum) if x < c), None)
             if k is not None:
                 slots[pos] = Slot(names[k])
+                drawn[names[k]].append(pos)
+    if n_open >= 40:  # a small book still shows every scenario: take a slot from the most drawn one
+        for name in names:
+            if not drawn[name]:
+                donor = max(names, key=lambda n: len(drawn[n]))
+                pos = drawn[donor].pop(int(rng.random() * len(drawn[donor])))
+                slots[pos] = Slot(name)
+                drawn[name].append(pos)
     return slots
