@@ -3,10 +3,11 @@
 Each family has product lines; a line has sizes (what a part must match to replace another) and
 variants (grade, coating or brand, ranked from economy to premium). One SKU is one (line, size,
 variant). SKUs of the same line and size are substitutes of each other: approved when the
-substitute's variant ranks at least as high (a grade-8 bolt may replace a grade-5 one), not
-approved otherwise. Export-controlled SKUs follow the usual suspects of an industrial catalog:
-thermal cameras faster than 9 Hz, high-frequency spectrum analysers, high-resolution absolute
-encoders, contouring motion controllers and navigation-grade gyroscopes.
+substitute's variant ranks at least as high (a grade-8 bolt may replace a grade-5 one) and for
+some economy equivalents one rank lower, not approved otherwise. Export-controlled SKUs follow the
+usual suspects of an industrial catalog: thermal cameras faster than 9 Hz, high-frequency spectrum
+analysers, high-resolution absolute encoders, contouring motion controllers and navigation-grade
+gyroscopes.
 """
 
 from __future__ import annotations

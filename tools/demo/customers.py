@@ -93,9 +93,11 @@ def _name(rng: random.Random, country: str, used: set[str]) -> str:
     return name
 
 
-def _email(rng: random.Random, name: str, number: int) -> str:
-    core = re.sub(r"\b(inc|llc|corp|co|ltd|s a de c v|s de r l de c v)\b", "", name.lower().replace(".", " "))
-    slug = re.sub(r"[^a-z0-9]+", "", core)[:24] or "customer"
+def _email(rng: random.Random, name: str, country: str, number: int) -> str:
+    for suffix in SUFFIXES[country]:
+        if name.endswith(" " + suffix):
+            name = name[: -len(suffix) - 1]
+    slug = re.sub(r"[^a-z0-9]+", "", name.lower())[:24] or "customer"
     return f"{rng.choice(EMAIL_MAILBOXES)}@{slug}{number % 100:02d}.example"
 
 
@@ -126,7 +128,7 @@ def build_customers(rng: random.Random, items: list[Sku], count: int) -> list[Ac
             allow_subs=rng.random() < (0.75 if tier == "platinum" else 0.62),
             allow_partial=rng.random() < 0.7,
             export_license=rng.random() < LICENSE[city.country],
-            country=city.country, email=_email(rng, name, i), sites=sites,
+            country=city.country, email=_email(rng, name, city.country, i), sites=sites,
             activity=size * rng.uniform(0.6, 1.4), size=size, channels=CHANNELS[tier],
         )
         families = set(rng.choices(range(len(FAMILIES)), fam_w, k=rng.randint(3, 7)))

@@ -185,7 +185,7 @@ class History:
             sid = sim.shipment_id()
             done = delivered <= as_of
             out.append((sid, oid, carrier, "express" if express else "ground", "delivered" if done else "in_transit",
-                        day + dt.timedelta(days=processing), eta,
+                        day + dt.timedelta(days=processing), eta if done else delivered,  # the carrier's new eta
                         sim.freight(value, express, sim.world.country(wh) != site.country), delivered if done else None))
             if late >= 2 and done:
                 events.append(("CARRIER_DISRUPTION", f"shipment:{sid}", None, sid, None, wh, [

@@ -138,7 +138,8 @@ def _discontinue(rng: random.Random, items: list[Sku]) -> None:
 
 
 def build_substitutes(rng: random.Random, items: list[Sku]) -> list[tuple[int, int, bool]]:
-    """(item, substitute, approved): same line and size; approved when the variant ranks as high."""
+    """(item, substitute, approved): same line and size; approved when the variant ranks at least as
+    high, and for some economy equivalents one rank lower (cheaper: a low-risk substitution)."""
     by_group: dict[int, list[Sku]] = {}
     for item in items:
         by_group.setdefault(item.group, []).append(item)
@@ -147,7 +148,8 @@ def build_substitutes(rng: random.Random, items: list[Sku]) -> list[tuple[int, i
         peers = [p for p in by_group[item.group] if p.idx != item.idx and not p.discontinued]
         chosen = []
         for peer in peers:
-            approved = peer.rank >= item.rank
+            # Equal or better is approved; engineering also signed off some economy equivalents.
+            approved = peer.rank >= item.rank or peer.rank == item.rank - 1 and rng.random() < 0.3
             if item.discontinued and approved or rng.random() < (0.85 if approved else 0.5):
                 chosen.append((item.idx, peer.idx, approved))
         out.extend(chosen[:3])

@@ -306,6 +306,7 @@ class OpenBook:
     def inventory(self, rng: random.Random) -> Iterator[tuple]:
         """Stock per stocked pair: allocated as summed, on hand = allocated + free stock."""
         plan = self.plan
+        spikes = set(plan.spikes)  # membership only
         for item in self.sim.world.items:
             for wh in self.sim.world.warehouses:
                 pair = (item.idx, wh.warehouse_id)
@@ -314,6 +315,8 @@ class OpenBook:
                     continue
                 if pair in self.short_min:
                     free = rng.randint(0, min(self.short_min[pair] - 1, 6))
+                elif item.idx in spikes:
+                    free = rng.randint(0, 1)  # the spike has emptied every shelf
                 elif pair in plan.tight:
                     free = rng.randint(0, 4)
                 else:
