@@ -38,6 +38,10 @@ SCENARIOS: tuple[tuple[str, float], ...] = (
 )
 EARLY_SHARE = 0.010 + 0.005 + 0.003  # scenarios on pairs with an early purchase order
 LATE_SHARE = 0.008
+# Below this many open orders the book is too small to show every pattern at a realistic rate:
+# only the per-order scenarios are drawn.
+MIN_BOOK = 150
+TARGET_RATE = 0.115  # share of open orders with an exception, forced patterns included
 
 
 @dataclass
@@ -93,7 +97,7 @@ def build_plan(world: World, rng: random.Random) -> Plan:
     items, as_of = world.items, world.as_of
     candidates = [i for i in world.active if not items[i].controlled]
     by_pop = sorted(candidates, key=lambda i: -items[i].pop)
-    n_spike = 0 if n_open < 40 else max(1, min(40, round(n_open / 250)))
+    n_spike = 0 if n_open < MIN_BOOK else max(1, min(40, round(n_open / 250)))
     spikes = rng.sample(by_pop[: max(n_spike, len(by_pop) // 5)], n_spike)
     history_spikes = []
     for i in rng.sample(by_pop[: len(by_pop) // 2], len(by_pop) // 40):
@@ -134,7 +138,7 @@ def build_plan(world: World, rng: random.Random) -> Plan:
 def _slots(world: World, rng: random.Random, n_open: int, spikes: list[int]) -> list[Slot | None]:
     """Forced slots (recurring patterns, credit trouble) at random positions, scenarios elsewhere."""
     forced: list[Slot] = []
-    if n_open >= 40:
+    if n_open >= MIN_BOOK:
         for i in spikes:
             forced += [Slot("spike", item=i) for _ in range(rng.randint(3, 5))]
         trouble = [c for c in world.customers if c.trouble]
@@ -158,30 +162,26 @@ def _slots(world: World, rng: random.Random, n_open: int, spikes: list[int]) -> 
         released = [c for c in trouble if c.idx not in chosen_ids] or chosen
         forced.append(Slot("credit_released", customer=rng.choice(released).idx))
         clean = [c for c in world.customers if not c.trouble]
-        for acct in rng.sample(clean, max(1, round(n_open / 1000))):
+        for acct in rng.sample(clean, round(n_open / 1000) if n_open >= 300 else 0):
             forced += [Slot("master_data", customer=acct.idx) for _ in range(3)]
     forced = forced[:n_open]
     slots: list[Slot | None] = [None] * n_open
     for pos, slot in zip(rng.sample(range(n_open), len(forced)), forced):
         slots[pos] = slot
-    names, cum = [s for s, _ in SCENARIOS], []
-    total = 0.0
-    for _, p in SCENARIOS:
-        total += p
-        cum.append(total)
-    drawn: dict[str, list[int]] = {name: [] for name in names}
-    for pos in range(n_open):
-        if slots[pos] is None:
-            x = rng.random()
-            k = next((j for j, c in enumerate(cum) if x < c), None)
-            if k is not None:
-                slots[pos] = Slot(names[k])
-                drawn[names[k]].append(pos)
-    if n_open >= 40:  # a small book still shows every scenario: take a slot from the most drawn one
-        for name in names:
-            if not drawn[name]:
-                donor = max(names, key=lambda n: len(drawn[n]))
-                pos = drawn[donor].pop(int(rng.random() * len(drawn[donor])))
-                slots[pos] = Slot(name)
-                drawn[name].append(pos)
+    # The per-order scenarios fill up to the target rate what the forced patterns leave: each gets
+    # its expected count (randomly rounded; at least one in a book of MIN_BOOK), at random slots.
+    faulty = sum(1 for f in forced if f.scenario != "credit_released")
+    base = sum(p for _, p in SCENARIOS)
+    scale = max(0.4, (TARGET_RATE - faulty / max(n_open, 1)) / base)
+    free = [pos for pos in range(n_open) if slots[pos] is None]
+    rng.shuffle(free)
+    taken = 0
+    for name, p in SCENARIOS:
+        want = p * scale * n_open
+        count = int(want) + (rng.random() < want - int(want))
+        if n_open >= MIN_BOOK:
+            count = max(count, 1)
+        for pos in free[taken : taken + count]:
+            slots[pos] = Slot(name)
+        taken += count
     return slots
