@@ -10,8 +10,11 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import hashlib
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -168,11 +171,18 @@ def _digests(path: Path) -> dict[str, str]:
         conn.close()
 
 
-def test_same_seed_gives_identical_rows_whatever_the_chunk_size(tmp_path):
-    a, report_a = _seed(tmp_path / "a.db", orders=1_500, seed=11)
-    b, report_b = _seed(tmp_path / "b.db", orders=1_500, seed=11, chunk_orders=97)
-    a.dispose(), b.dispose()
-    assert report_a.rows == report_b.rows
+def test_same_seed_gives_identical_rows_whatever_the_chunk_size_or_process(tmp_path):
+    """Byte-identical rows from another process (another string-hash seed) with other chunks."""
+    a, _ = _seed(tmp_path / "a.db", orders=1_500, seed=11)
+    a.dispose()
+    script = (
+        "import datetime as dt, sys; from tools.db import make_engine, upgrade; from tools.demo import generate; "
+        "e = make_engine('sqlite:///' + sys.argv[1]); upgrade(e); "
+        "generate(e, orders=1_500, seed=11, as_of=dt.date(2026, 3, 2), progress=False, chunk_orders=97)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "b.db")], cwd=root, env=env, check=True)
     assert _digests(tmp_path / "a.db") == _digests(tmp_path / "b.db")
 
 
@@ -208,6 +218,9 @@ def test_open_book_has_every_exception_type_at_a_realistic_rate(seeded):
     assert len(ids) == report.open_orders
     with_any = [oid for oid, types in found.items() if types]
     assert 0.08 <= len(with_any) / len(ids) <= 0.15, len(with_any) / len(ids)
+    # Nothing spills over: exactly the orders that got an injected scenario have an exception.
+    injected = sum(n for name, n in report.scenarios.items() if name not in ("clean", "credit_released"))
+    assert len(with_any) == injected, report.scenarios
     per_type = collections.Counter(t for types in found.values() for t in types)
     assert set(per_type) == set(EXCEPTION_TYPES), per_type
     combos = [types for types in found.values()]
@@ -328,6 +341,15 @@ def test_generate_refuses_a_full_database_and_reset_empties_it(sqlite_engine):
         assert _scalar(sqlite_engine, f'SELECT COUNT(*) FROM "{table.name}"') == 0, table.name
     assert _scalar(sqlite_engine, "SELECT COUNT(*) FROM alembic_version") == 1
     generate(sqlite_engine, orders=300, seed=3, as_of=AS_OF, progress=False)
+
+
+def test_progress_bar_only_where_asked(sqlite_engine, capsys, monkeypatch):
+    generate(sqlite_engine, orders=150, seed=1, as_of=AS_OF, progress=True)
+    assert "lines" in capsys.readouterr().err
+    reset(sqlite_engine)
+    monkeypatch.setenv("CI", "1")
+    generate(sqlite_engine, orders=150, seed=1, as_of=AS_OF)  # auto: CI set, stderr not a terminal
+    assert capsys.readouterr().err == ""
 
 
 def test_generate_needs_the_schema(tmp_path):
