@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 
 from sqlalchemy import Engine
 
-from tools.dataset import dataset_summary, open_order_ids
+from tools.dataset import dataset_summary
 from tools.db import read_only, session_factory
 from ui.render import console
 
@@ -15,16 +15,18 @@ __all__ = ["print_summary", "exception_census"]
 
 def exception_census(engine: Engine) -> tuple[int, Counter[str], dict[str, list[str]], int]:
     """Detect exceptions on every open order: (orders with any, orders per type, examples, multi)."""
-    from agent.detection import detect_order
+    from agent.detection import detect_open_book
     from agent.policy import load_policy
+    from agent.settings import get_settings
 
-    policy = load_policy()
+    policy = load_policy(get_settings().policy_path)
     per_type: Counter[str] = Counter()
     examples: dict[str, list[str]] = defaultdict(list)
     flagged = multi = 0
     with read_only(session_factory(engine)) as session:
-        for order_id in open_order_ids(session):
-            types = sorted({d.type for d in detect_order(session, order_id, policy)})
+        book = detect_open_book(session, policy)
+        for order_id in sorted(book):
+            types = sorted({d.type for d in book[order_id]})
             if not types:
                 continue
             flagged += 1
@@ -66,6 +68,8 @@ def print_summary(engine: Engine) -> None:
     first = next(iter(examples.values()), [None])[0] if examples else None
     out.print("\n[bold]Try:[/bold]")
     if first:
-        out.print(f"  .venv/bin/copilot orders show {first}")
-        out.print(f"  .venv/bin/copilot orders show {first} --json")
+        out.print(f"  .venv/bin/copilot triage {first}          # exceptions, evidence, next-best action")
+        out.print(f"  .venv/bin/copilot triage {first} --json")
+        out.print(f"  .venv/bin/copilot orders show {first}     # the order, its customer, stock and shipments")
+    out.print("  .venv/bin/copilot triage --all-open --limit 20")
     out.print("  .venv/bin/copilot --help")
