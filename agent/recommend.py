@@ -73,8 +73,8 @@ class Plan:
 
     @property
     def alternatives(self) -> tuple[Option, ...]:
-        """Every other feasible option, in plan order, for the person who wants a different path."""
-        seen = {o.identity() for o in self.actions[:1]}
+        """Every other feasible option not already in the plan, in plan order: the other paths."""
+        seen = {o.identity() for o in self.actions}
         out = []
         for inst in self.instances:
             for option in inst.options:
@@ -294,10 +294,17 @@ class _Planner:
         if c is None:
             return self.no("RELEASE_CREDIT_HOLD", "the customer record is missing")
         overage = c.open_balance + self.ctx.order_value - c.credit_limit
-        within = overage <= c.credit_limit * Decimal(self.policy.thresholds.credit_release_medium_max_overage_pct) / 100
+        limit_pct = Decimal(self.policy.thresholds.credit_release_medium_max_overage_pct)
+        within = overage <= c.credit_limit * limit_pct / 100
+        if overage > 0:
+            share = f" = {overage * 100 / c.credit_limit:.1f} % of the limit" if c.credit_limit else ""
+            position = f"overage {overage:.2f}{share} (medium up to {limit_pct} %)"
+        else:
+            position = f"the order fits the credit limit {c.credit_limit:.2f} (headroom {-overage:.2f})"
+        overdue = f"overdue balance {c.overdue_balance:.2f}" if c.overdue_balance > 0 else "nothing overdue"
         return self.option(
             "RELEASE_CREDIT_HOLD", {"order_id": self.ctx.order.order_id},
-            f"overage {overage:.2f} vs limit {c.credit_limit:.2f}; overdue {c.overdue_balance:.2f}",
+            f"{position}; {overdue}" + ("; account flagged credit_hold" if c.credit_hold else ""),
             risk_facts={"overage_within_medium_limit": bool(within), "no_overdue_balance": c.overdue_balance <= 0},
         )
 
