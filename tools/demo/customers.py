@@ -164,7 +164,7 @@ def _trouble(rng: random.Random, accounts: list[Account]) -> None:
             acct.open_balance = round(acct.credit_limit * rng.uniform(0.55, 0.95))
             acct.overdue = round(acct.open_balance * rng.uniform(0.05, 0.3))
         elif kind == "limit":
-            acct.open_balance = round(acct.credit_limit * rng.uniform(0.99, 1.05))
+            acct.open_balance = round(acct.credit_limit * rng.uniform(1.0, 1.05))  # any order goes over
         else:
             acct.credit_hold = True
             acct.open_balance = round(acct.credit_limit * rng.uniform(0.3, 0.9))

@@ -100,6 +100,7 @@ class History:
             spec = items[line.item]
             supplier = world.suppliers[spec.supplier]
             spike = sim.spike_factor(line.item, day)
+            unlicensed = not sim.compliant(acct, line.item, line.wh, site.country)  # as ordered
             line.shipped = line.qty
             p_short = 0.012 + 0.25 * (1 - supplier.on_time_rate) + min(0.5, 0.1 * (spike - 1)) + (
                 0.3 if spec.discontinued else 0)
@@ -131,7 +132,7 @@ class History:
             if spec.discontinued:
                 events.append(("SUBSTITUTION_REQUEST", f"line:{n}", n, None, spec.sku, line.wh,
                                [f"line {n} {spec.sku} is discontinued"], rng.randint(2, 30)))
-            if not sim.compliant(acct, line.original or line.item, line.wh, site.country):
+            if unlicensed:
                 review = rng.randint(2, 6)
                 delay = max(delay, review)
                 events.append(("COMPLIANCE_HOLD", f"line:{n}", n, None, spec.sku, line.wh, [

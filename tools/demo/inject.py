@@ -1,25 +1,79 @@
 """Exception scenarios injected into a clean open order, one function per kind of fault.
 
-Each function changes one :class:`~tools.demo.openbook.OpenOrder` so that exactly the intended
+Each function changes one :class:`OpenOrder` (the order being built) so that exactly the intended
 rules of domain.md §2 hold, and returns False (changing nothing) when it cannot, e.g. no SKU left
-whose recurrence budget allows another exception. Shared facts (stock of tight pairs, purchase
-orders) were fixed by the plan; what the order needs from them is recorded on the order.
+whose :class:`Budget` allows another exception without making a recurrence. Shared facts (stock of
+tight pairs, purchase orders) were fixed by the plan; what the order needs from them (a promise
+after a PO, the open quantity a pair's stock must stay below) is recorded on the order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tools.demo.customers import Account
 from tools.demo.ordering import Draft
 from tools.demo.parties import DISRUPTED_CARRIER, MAIN_DC
 
 if TYPE_CHECKING:
-    from tools.demo.openbook import OpenBook, OpenOrder
+    from tools.demo.openbook import OpenBook
 
-__all__ = ["pricing", "shortfall", "discontinued", "compliance", "master_data", "carrier"]
+__all__ = ["OpenOrder", "Budget", "pricing", "shortfall", "discontinued", "compliance", "master_data", "carrier"]
 
 SHORT, PROC, SUB, PRICE = "INVENTORY_SHORTFALL", "PROCUREMENT_DELAY", "SUBSTITUTION_REQUEST", "PRICING_DISCREPANCY"
+
+
+class Budget:
+    """Injected orders per (type, "customer"|"sku", key); a third would make a recurrence."""
+
+    LIMIT = 2
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str], int] = {}
+
+    def customer_ok(self, types, customer_id: str) -> bool:
+        return all(self.counts.get((t, "customer", customer_id), 0) < self.LIMIT for t in types)
+
+    def sku_ok(self, types, sku: str) -> bool:
+        return all(self.counts.get((t, "sku", sku), 0) < self.LIMIT for t in types)
+
+    def add(self, patterns) -> None:
+        for key in patterns:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+
+@dataclass(slots=True)
+class OpenOrder:
+    """An open-book order under construction (money in cents, ship-to fields in a list)."""
+
+    order_id: str
+    acct: Account
+    home: str  # the order's warehouse: the one serving the ship-to site
+    day: dt.date
+    requested: dt.date
+    promised: dt.date
+    status: str
+    ship_to: list  # street, city, postal code, country (None or blank once faulted)
+    lines: list[Draft] = field(default_factory=list)
+    note_kind: str | None = None
+    note: str | None = None
+    credit_released: bool = False
+    shipments: list[list] = field(default_factory=list)
+    patterns: dict[tuple[str, str, str], None] = field(default_factory=dict)
+    po_floor: dt.date | None = None  # the promise must come after this PO
+
+    def hit(self, kind: str, sku: str | None = None) -> None:
+        self.patterns[(kind, "customer", self.acct.customer_id)] = None
+        if sku:
+            self.patterns[(kind, "sku", sku)] = None
+
+    def promise_after(self, expected: dt.date) -> None:
+        self.po_floor = max(self.po_floor or expected, expected)
+
+    def value(self) -> int:
+        return sum(d.value() for d in self.lines)
 
 
 def _place(book: OpenBook, order: OpenOrder, line: Draft) -> None:

@@ -13,17 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from tools.demo import inject
 from tools.demo.customers import Account, Site
+from tools.demo.inject import PRICE, PROC, SHORT, SUB, Budget, OpenOrder
 from tools.demo.ordering import Draft, Sim
 from tools.demo.parties import NOTES
 from tools.demo.plan import Slot
 
-__all__ = ["OpenBook", "OpenOrder", "Budget", "SCENARIO_TYPES"]
+__all__ = ["OpenBook", "SCENARIO_TYPES"]
 
-SHORT, PROC, SUB, PRICE = "INVENTORY_SHORTFALL", "PROCUREMENT_DELAY", "SUBSTITUTION_REQUEST", "PRICING_DISCREPANCY"
 SCENARIO_TYPES: dict[str, tuple[str, ...]] = {
     "pricing": (PRICE,), "short": (SHORT,), "short_po": (SHORT, PROC), "disc": (SUB,),
     "disc_short": (SUB, SHORT, PROC), "note_short": (SUB, SHORT), "carrier": ("CARRIER_DISRUPTION",),
@@ -31,55 +30,6 @@ SCENARIO_TYPES: dict[str, tuple[str, ...]] = {
     "short_pricing": (SHORT, PRICE), "spike": (SHORT, PROC),
 }
 SHORT_KIND = {"short": "early", "short_po": "late", "note_short": "early", "short_pricing": "early"}
-
-
-class Budget:
-    """Injected orders per (type, "customer"|"sku", key); a third would make a recurrence."""
-
-    LIMIT = 2
-
-    def __init__(self) -> None:
-        self.counts: dict[tuple[str, str, str], int] = {}
-
-    def customer_ok(self, types, customer_id: str) -> bool:
-        return all(self.counts.get((t, "customer", customer_id), 0) < self.LIMIT for t in types)
-
-    def sku_ok(self, types, sku: str) -> bool:
-        return all(self.counts.get((t, "sku", sku), 0) < self.LIMIT for t in types)
-
-    def add(self, patterns) -> None:
-        for key in patterns:
-            self.counts[key] = self.counts.get(key, 0) + 1
-
-
-@dataclass(slots=True)
-class OpenOrder:
-    order_id: str
-    acct: Account
-    home: str  # the order's warehouse: the one serving the ship-to site
-    day: dt.date
-    requested: dt.date
-    promised: dt.date
-    status: str
-    ship_to: list  # street, city, postal code, country (None or blank once faulted)
-    lines: list[Draft] = field(default_factory=list)
-    note_kind: str | None = None
-    note: str | None = None
-    credit_released: bool = False
-    shipments: list[list] = field(default_factory=list)
-    patterns: dict[tuple[str, str, str], None] = field(default_factory=dict)
-    po_floor: dt.date | None = None  # the promise must come after this PO
-
-    def hit(self, kind: str, sku: str | None = None) -> None:
-        self.patterns[(kind, "customer", self.acct.customer_id)] = None
-        if sku:
-            self.patterns[(kind, "sku", sku)] = None
-
-    def promise_after(self, expected: dt.date) -> None:
-        self.po_floor = max(self.po_floor or expected, expected)
-
-    def value(self) -> int:
-        return sum(d.value() for d in self.lines)
 
 
 class OpenBook:
@@ -221,8 +171,8 @@ class OpenBook:
     def _fit(self, order: OpenOrder) -> None:
         """A clean account stays within credit; an account at its limit goes over with this order."""
         acct, lines = order.acct, order.lines
-        if acct.trouble == "limit" and order.value() <= acct.headroom:
-            line = next((d for d in lines if not d.injected), lines[0])
+        if acct.trouble == "limit" and order.value() <= acct.headroom:  # only when exactly at the limit
+            line = max(lines, key=lambda d: d.price)
             extra = (acct.headroom - order.value()) // line.price + 1
             line.qty += extra
             if line.status == "backordered":

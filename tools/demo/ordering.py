@@ -24,7 +24,7 @@ __all__ = ["Draft", "Sim", "LINES_PER_ORDER"]
 LINES_PER_ORDER = (27, 19.5, 14, 11, 8.5, 6.4, 4.8, 3.4, 2.4, 1.6, 1.0, 0.7)
 REQUESTED_LEAD = ((1, 10), (2, 20), (3, 20), (5, 20), (7, 15), (10, 10), (14, 5))
 NOTE_KINDS = (("none", 80.0), ("ordinary", 13.0), ("substitute_ok", 3.0), ("no_substitute", 3.0),
-              ("adversarial", 0.8))
+              ("adversarial", 0.4))
 ON_TIME = {c.carrier_id: c.on_time_rate for c in CARRIERS}
 EXPENSIVE = 50_000  # cents: at most a few units of anything dearer
 
