@@ -263,8 +263,8 @@ class OpenBook:
                 alloc = self.allocated.get(pair, 0)
                 if wh.warehouse_id not in item.stocked and not alloc:
                     continue
-                if pair in self.short_min:
-                    free = rng.randint(0, min(self.short_min[pair] - 1, 6))
+                if pair in self.short_min:  # below every injected short line's open quantity
+                    free = rng.randint(0, min(self.short_min[pair] - 1, 1 if item.idx in spikes else 6))
                 elif item.idx in spikes:
                     free = rng.randint(0, 1)  # the spike has emptied every shelf
                 elif pair in plan.tight:
