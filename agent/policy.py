@@ -23,6 +23,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from tools.domain import EXCEPTION_TYPES, ExceptionType
+
 __all__ = [
     "ACTIONS",
     "CONDITIONS",
@@ -43,17 +45,6 @@ __all__ = [
 
 DEFAULT_POLICY_PATH = Path(__file__).parent / "policies" / "default.yaml"
 
-ExceptionType = Literal[
-    "CREDIT_HOLD",
-    "PRICING_DISCREPANCY",
-    "INVENTORY_SHORTFALL",
-    "SUBSTITUTION_REQUEST",
-    "CARRIER_DISRUPTION",
-    "PROCUREMENT_DELAY",
-    "MASTER_DATA_INCOMPLETE",
-    "COMPLIANCE_HOLD",
-    "RECURRING_ANOMALY",
-]
 ActionName = Literal[
     "REALLOCATE_WAREHOUSE",
     "APPROVE_SUBSTITUTION",
@@ -80,7 +71,6 @@ Condition = Literal[
     "restores_effective_price",
 ]
 
-EXCEPTION_TYPES: tuple[str, ...] = get_args(ExceptionType)
 ACTIONS: tuple[str, ...] = get_args(ActionName)
 CONDITIONS: dict[str, str] = {
     "substitute_approved": "the substitutes row (sku, substitute_sku) is approved",

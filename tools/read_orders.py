@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from tools.domain import EXCEPTION_TYPES, ExceptionType
 from tools.models import Carrier, Customer, ExceptionRecord, Item, Order, OrderLine, Shipment, Warehouse
 from tools.orders import order_value, order_view
 from tools.read_base import Args, bounded, id_field, iso, limit_field, money, offset_field, page, rate, reader
@@ -25,19 +26,6 @@ __all__ = [
     "search_orders",
 ]
 
-# domain.md §2 (the same names as agent.policy.EXCEPTION_TYPES; tools does not import agent).
-ExceptionType = Literal[
-    "CREDIT_HOLD",
-    "PRICING_DISCREPANCY",
-    "INVENTORY_SHORTFALL",
-    "SUBSTITUTION_REQUEST",
-    "CARRIER_DISRUPTION",
-    "PROCUREMENT_DELAY",
-    "MASTER_DATA_INCOMPLETE",
-    "COMPLIANCE_HOLD",
-    "RECURRING_ANOMALY",
-]
-EXCEPTION_TYPES: tuple[str, ...] = ExceptionType.__args__
 OrderStatus = Literal["open", "held", "released", "shipped", "cancelled"]
 
 MAX_ORDER_LINES = 50
