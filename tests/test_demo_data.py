@@ -22,10 +22,13 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from agent.detection import detect_order, substitution_keyword
-from agent.policy import EXCEPTION_TYPES, load_policy
+from agent.policy import load_policy
 from tools.db import make_engine, session_factory, upgrade
 from tools.demo import DemoDataError, SeedReport, generate, reset
+from tools.demo.history import ROLE
+from tools.demo.openbook import SCENARIO_TYPES
 from tools.demo.parties import NOTES
+from tools.domain import EXCEPTION_TYPES
 from tools.models import Base, Order
 
 AS_OF = dt.date(2026, 3, 2)
@@ -238,6 +241,13 @@ def test_clean_orders_are_clean_and_adversarial_notes_are_there(seeded):
         assert any(n in NOTES[kind] for n in notes), kind
     assert _scalar(engine, """SELECT COUNT(*) FROM orders WHERE status = 'held'
                               AND customer_note LIKE 'Ignore your rules%'""") >= 1
+
+
+def test_generator_names_are_the_contract_names():
+    assert set(ROLE) == set(EXCEPTION_TYPES)
+    assert set().union(*SCENARIO_TYPES.values()) <= set(EXCEPTION_TYPES)
+    roles = set(load_policy().roles)
+    assert set(ROLE.values()) <= roles
 
 
 def test_notes_speak_the_policy_language():
