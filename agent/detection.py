@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
@@ -47,6 +47,7 @@ __all__ = [
     "detect",
     "detect_order",
     "detect_open_book",
+    "iter_open_book",
     "load_context",
     "load_contexts",
     "substitution_keyword",
@@ -117,6 +118,10 @@ class CustomerRec:
     overdue_balance: Decimal
     credit_hold: bool
     export_license: bool
+    # read by planning (agent.recommend), loaded with the rest so planning needs no query of its own
+    tier: str | None = None
+    allow_substitutions: bool = False
+    allow_partial_shipments: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,7 @@ class ItemRec:
 class WarehouseRec:
     warehouse_id: str
     country: str | None
+    region: str | None = None  # read by planning
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,18 +257,20 @@ _CHUNK = 500  # bound on the values of one IN list
 def _fetch(session: Session, rec: type, table: Table, column: str, values: Iterable, *where) -> list:
     """Records of type ``rec`` from ``table`` where ``column`` is in ``values`` (chunked)."""
     values = sorted({v for v in values if v is not None})
-    cols = [table.c[f.name] for f in fields(rec)]
+    cols = [table.c[f.name] for f in fields(rec)]  # the record's field order: rows unpack positionally
     out = []
     for i in range(0, len(values), _CHUNK):
         stmt = select(*cols).where(table.c[column].in_(values[i : i + _CHUNK]), *where)
-        out.extend(rec(**row._mapping) for row in session.execute(stmt))
+        out.extend(rec(*row) for row in session.execute(stmt))
     return out
 
 
 def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, OrderContext]:
     """Contexts of many orders (without neighbours): nine queries, one more per 500 keys of a kind.
 
-    Unknown order ids are left out of the result.
+    Unknown order ids are left out of the result. The lookup maps hold more than the rules read,
+    so that planning (agent.recommend) needs no second load: stock of the orders' SKUs at every
+    warehouse, and every warehouse (a small master table) with its region.
     """
     orders = _fetch(session, OrderRec, Order.__table__, "order_id", order_ids)
     by_id = {o.order_id: o for o in orders}
@@ -282,9 +290,10 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
     for p in _fetch(session, PORec, po, "sku", skus, po.c.warehouse_id.in_(whs), po.c.status == "open"):
         open_pos.setdefault((p.sku, p.warehouse_id), []).append(p)
     items = {i.sku: i for i in _fetch(session, ItemRec, Item.__table__, "sku", skus)}
-    warehouses = {w.warehouse_id: w for w in _fetch(session, WarehouseRec, Warehouse.__table__, "warehouse_id", whs)}
-    stock = {(s.sku, s.warehouse_id): s
-             for s in _fetch(session, StockRec, inv, "sku", skus, inv.c.warehouse_id.in_(whs))}
+    wt = Warehouse.__table__
+    warehouses = {w.warehouse_id: w
+                  for w in (WarehouseRec(*row) for row in session.execute(select(*(wt.c[f.name] for f in fields(WarehouseRec)))))}
+    stock = {(s.sku, s.warehouse_id): s for s in _fetch(session, StockRec, inv, "sku", skus)}
     earliest = {key: tuple(sorted(pos, key=_po_order)) for key, pos in open_pos.items()}
     shipments = _shipments(session, by_id)
     return {
@@ -331,10 +340,12 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
     """The order's context, with the recurrence candidates as ``neighbours``.
 
     Neighbours are loaded only for what can recur: when a base rule holds on this order, the
-    orders of the same customer, and the orders with a line on a SKU that a line rule flagged,
-    status open/held/released, dated in the recurrence window. Two queries find them and one
-    batch of :func:`load_contexts` loads them all: the number of queries is fixed; the rows grow
-    with the number of such orders in the window.
+    orders of the same customer, and the orders with an active (not shipped or cancelled) line on
+    a SKU that a line rule flagged — only such a line can raise a rule on that SKU — status
+    open/held/released, dated in the recurrence window. Both lookups are index range scans that
+    do not grow with closed history (``ix_orders_customer_order_date``; ``ix_order_lines_sku_status``
+    reads only the SKU's active lines); one batch of :func:`load_contexts` loads them all: the
+    number of queries is fixed; the rows grow with the number of such orders in the window.
     """
     ctx = load_contexts(session, [order_id]).get(order_id)
     if ctx is None:
@@ -344,8 +355,9 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
         return ctx
     o, ol = Order.__table__, OrderLine.__table__
     day = ctx.order.order_date
+    window_days = policy.thresholds.recurrence.window_days
     window = (
-        o.c.order_date.between(day - dt.timedelta(days=policy.thresholds.recurrence.window_days), day),
+        o.c.order_date.between(day - dt.timedelta(days=window_days), day),
         o.c.status.in_(RECURRENCE_STATUSES),
         o.c.order_id != order_id,
     )
@@ -355,12 +367,13 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
         ids.update(session.scalars(same_customer))
     skus = sorted({d.sku for d in found if d.sku})
     for i in range(0, len(skus), _CHUNK):
-        stmt = select(o.c.order_id).join(ol, ol.c.order_id == o.c.order_id).where(
-            ol.c.sku.in_(skus[i : i + _CHUNK]), *window
-        )
+        # Driven from the SKU's active lines (an index range), not from the window's orders.
+        stmt = select(ol.c.order_id).where(ol.c.sku.in_(skus[i : i + _CHUNK]), ol.c.status.not_in(CLOSED_LINE))
         ids.update(session.scalars(stmt.distinct()))
+    ids.discard(order_id)
     neighbours = load_contexts(session, ids)
-    return replace(ctx, neighbours=tuple(neighbours[k] for k in sorted(neighbours)))
+    return replace(ctx, neighbours=tuple(
+        neighbours[k] for k in sorted(neighbours) if _in_window(day, neighbours[k].order, window_days)))
 
 
 def detect_order(session: Session, order_id: str, policy: Policy) -> list[Detected]:
@@ -678,36 +691,82 @@ def _recurrence_findings(day: dt.date, orders: dict[tuple[str, str, str], dict[s
     return out
 
 
-def detect_open_book(session: Session, policy: Policy, *, chunk: int = 2_000) -> dict[str, list[Detected]]:
-    """Every open, held or released order's exceptions, the same as :func:`detect_order` on each.
+def iter_open_book(session: Session, policy: Policy, *, chunk: int = 2_000,
+                   only: Iterable[str] | None = None) -> Iterator[list[tuple[OrderContext, list[Detected]]]]:
+    """The open book (open, held or released orders) in batches of (context, detections), each
+    order's detections the same as :func:`detect_order`'s; contexts without neighbours.
 
-    Recurrence candidates are themselves open-book orders, so one pass over the book loads each
-    order once (in batches of ``chunk``) instead of once per neighbour: the base rules run once per
-    order, and recurrence is counted from an index of (type, customer|sku) -> orders.
+    One pass, each order loaded once (:func:`load_contexts`, about ``chunk`` orders a batch): orders
+    go by (order_date, order_id), and a batch always ends with the last order of a day. Recurrence
+    looks back ``window_days`` days from an order's date to the same day, so when a batch is loaded
+    every order that can recur with its orders has been: recurrence is counted from an index of
+    (type, customer|sku) -> orders whose base rules hold, pruned to the window. Memory is bounded by
+    a batch (at least one day's orders) plus the index of the window. Orders without an order_date
+    come first (they neither recur nor count).
+
+    With ``only``, batches hold just those orders (the others are still loaded to count
+    recurrence), and the pass stops after the last day one of them is dated.
     """
     o = Order.__table__
-    ids = list(session.scalars(select(o.c.order_id).where(o.c.status.in_(RECURRENCE_STATUSES)).order_by(o.c.order_id)))
-    base: dict[str, list[Detected]] = {}
-    dates: dict[str, dt.date | None] = {}
-    own: dict[str, set[tuple[str, str, str]]] = {}
-    index: dict[tuple[str, str, str], list[tuple[str, OrderRec]]] = {}
-    for i in range(0, len(ids), chunk):
-        for oid, ctx in load_contexts(session, ids[i : i + chunk]).items():
-            hits = _base(ctx, policy, RULES)
-            base[oid], dates[oid], own[oid] = hits, ctx.order.order_date, _patterns(ctx, hits)
-            for key in own[oid]:
-                index.setdefault(key, []).append((oid, ctx.order))
+    rows = session.execute(select(o.c.order_id, o.c.order_date).where(o.c.status.in_(RECURRENCE_STATUSES))).all()
+    book = sorted(rows, key=lambda r: (r[1] is not None, r[1] or dt.date.min, r[0]))
+    wanted = None if only is None else set(only)
+    if wanted is not None:
+        dated = [d for oid, d in book if oid in wanted]
+        if not dated:
+            return
+        last = max(dated, key=lambda d: (d is not None, d or dt.date.min))
+        book = [(oid, d) for oid, d in book if (d is not None, d or dt.date.min) <= (last is not None, last or dt.date.min)]
+    rule = policy.thresholds.recurrence
     priority = {kind: n for n, kind in enumerate(policy.decision_order.priority)}
-    window = policy.thresholds.recurrence.window_days
-    out: dict[str, list[Detected]] = {}
-    for oid, hits in base.items():
-        day = dates[oid]
-        found = list(hits)
-        if hits and day is not None:
-            orders = {
-                key: {m: rec.order_date for m, rec in index[key] if m == oid or _in_window(day, rec, window)}
-                for key in own[oid]
-            }
-            found += _recurrence_findings(day, orders, policy)
-        out[oid] = sorted(found, key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key))
-    return out
+    index: dict[tuple[str, str, str], list[tuple[str, OrderRec]]] = {}
+    i = 0
+    while i < len(book):
+        j = min(i + chunk, len(book))
+        while j < len(book) and book[j][1] == book[j - 1][1]:
+            j += 1  # never split a day: its orders count each other
+        contexts = load_contexts(session, [oid for oid, _ in book[i:j]])
+        batch = []
+        for oid, _ in book[i:j]:
+            ctx = contexts.get(oid)
+            if ctx is None:  # gone since the book was listed
+                continue
+            hits = _base(ctx, policy, RULES)
+            keys = _patterns(ctx, hits)
+            for key in keys:
+                index.setdefault(key, []).append((oid, ctx.order))
+            batch.append((ctx, hits, keys))
+        out = []
+        for ctx, hits, keys in batch:
+            if wanted is not None and ctx.order.order_id not in wanted:
+                continue
+            found, day = list(hits), ctx.order.order_date
+            if hits and day is not None:
+                orders = {
+                    key: {m: rec.order_date for m, rec in index[key]
+                          if m == ctx.order.order_id or _in_window(day, rec, rule.window_days)}
+                    for key in keys
+                }
+                found += _recurrence_findings(day, orders, policy)
+            found.sort(key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key))
+            out.append((ctx, found))
+        if j < len(book) and book[j][1] is not None:  # forget what the next days can no longer count
+            horizon = book[j][1] - dt.timedelta(days=rule.window_days)
+            for key in list(index):
+                kept = [(m, rec) for m, rec in index[key] if rec.order_date is not None and rec.order_date >= horizon]
+                if kept:
+                    index[key] = kept
+                else:
+                    del index[key]
+        if out:
+            yield out
+        i = j
+
+
+def detect_open_book(session: Session, policy: Policy, *, chunk: int = 2_000) -> dict[str, list[Detected]]:
+    """Every open, held or released order's exceptions, the same as :func:`detect_order` on each,
+    by order id. One pass over the book (:func:`iter_open_book`): each order is loaded once, the
+    base rules run once per order, and recurrence is counted from an index.
+    """
+    book = {ctx.order.order_id: found for batch in iter_open_book(session, policy, chunk=chunk) for ctx, found in batch}
+    return {oid: book[oid] for oid in sorted(book)}

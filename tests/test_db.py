@@ -20,8 +20,8 @@ def test_migrations_create_every_model_table_and_match_the_models(engine):
 
 
 def test_upgrade_is_idempotent(engine):
-    assert upgrade(engine) == "0001"
-    assert upgrade(engine) == "0001"
+    assert upgrade(engine) == "0002"
+    assert upgrade(engine) == "0002"
 
 
 def test_read_only_session_refuses_writes(engine):

@@ -297,6 +297,8 @@ class OrderLine(Base):
         _in("status", "line_status"),
         # Recurrence by SKU and "orders containing a SKU".
         Index("ix_order_lines_sku", "sku"),
+        # Triage's recurrence candidates: the open lines of a SKU, without reading its shipped history.
+        Index("ix_order_lines_sku_status", "sku", "status", "order_id"),
     )
 
     order_id: Mapped[str] = mapped_column(String(32), ForeignKey("orders.order_id"), primary_key=True)
