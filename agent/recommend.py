@@ -11,7 +11,7 @@ stock at the line's warehouse.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session
 
 from agent.detection import Detected, LineRec, OrderContext
 from agent.policy import Policy
-from tools.models import Carrier, Customer, Inventory, Item, PurchaseOrder, Substitute, Warehouse
+from tools.models import Carrier, Inventory, Item, Substitute
 
-__all__ = ["Option", "InstancePlan", "Plan", "PlanningFacts", "load_planning_facts", "plan_order"]
+_CHUNK = 500  # bound on the values of one IN list
+
+__all__ = ["Option", "InstancePlan", "Plan", "PlanningFacts", "load_planning_facts", "load_planning_facts_many", "plan_order"]
 
 SHIP_TO_FIELDS = ("ship_to_street", "ship_to_city", "ship_to_postal_code", "ship_to_country")
 
@@ -101,49 +103,71 @@ class PlanningFacts:
 
 
 def load_planning_facts(session: Session, ctx: OrderContext) -> PlanningFacts:
-    skus = {ln.sku for ln in ctx.active_lines if ln.sku}
+    """What ranking reads for one order: the one-order case of :func:`load_planning_facts_many`."""
+    return load_planning_facts_many(session, [ctx])[ctx.order.order_id]
+
+
+def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext]) -> dict[str, PlanningFacts]:
+    """Planning facts of many orders, by order id, in two queries (one more per 500 SKUs).
+
+    Most of it is already in the contexts (agent.detection loads stock of their SKUs at every
+    warehouse, every warehouse with its region, the open purchase orders at the lines' warehouses
+    and the customers' flags); what is left is the substitutes of the orders' active SKUs with
+    their list price, export flag and stock everywhere, and the carriers. The maps are shared by
+    all the orders: they hold more keys than one order reads, never other values.
+    """
+    contexts = list(contexts)
+    available: dict[tuple[str, str], int] = {}
+    warehouses: dict[str, tuple[str | None, str | None]] = {}
+    controlled: dict[str, bool] = {}
+    pos: dict[tuple[str, str], tuple[tuple[str, dt.date | None], ...]] = {}
+    skus: set[str] = set()
+    seen: set[int] = set()
+    for ctx in contexts:
+        skus.update(ln.sku for ln in ctx.active_lines if ln.sku)
+        if id(ctx.stock) in seen:  # contexts of one batch share their maps
+            continue
+        seen.add(id(ctx.stock))
+        available.update(((s.sku, s.warehouse_id), s.on_hand - s.allocated) for s in ctx.stock.values())
+        warehouses.update((w.warehouse_id, (w.region, w.country)) for w in ctx.warehouses.values())
+        controlled.update((i.sku, i.export_controlled) for i in ctx.items.values())
+        pos.update((key, tuple((p.po_id, p.expected_date) for p in group)) for key, group in ctx.open_pos.items())
     subs: dict[str, list[tuple[str, bool, Decimal]]] = {}
-    if skus:
+    ordered = sorted(skus)
+    for i in range(0, len(ordered), _CHUNK):
         rows = session.execute(
-            select(Substitute.sku, Substitute.substitute_sku, Substitute.approved, Item.list_price)
+            select(Substitute.sku, Substitute.substitute_sku, Substitute.approved, Item.list_price,
+                   Item.export_controlled, Inventory.warehouse_id, Inventory.on_hand, Inventory.allocated)
             .join(Item, Item.sku == Substitute.substitute_sku)
-            .where(Substitute.sku.in_(skus))
+            .outerjoin(Inventory, Inventory.sku == Substitute.substitute_sku)
+            .where(Substitute.sku.in_(ordered[i : i + _CHUNK]))
             .order_by(Substitute.sku, Substitute.substitute_sku)
         )
-        for sku, sub, approved, price in rows:
-            subs.setdefault(sku, []).append((sub, bool(approved), price))
-    every = skus | {s for group in subs.values() for s, _, _ in group}
-    available = {
-        (sku, wh): on_hand - allocated
-        for sku, wh, on_hand, allocated in session.execute(
-            select(Inventory.sku, Inventory.warehouse_id, Inventory.on_hand, Inventory.allocated).where(
-                Inventory.sku.in_(every)
-            )
+        for sku, sub, approved, price, export_controlled, wh, on_hand, allocated in rows:
+            group = subs.setdefault(sku, [])
+            if not group or group[-1][0] != sub:
+                group.append((sub, bool(approved), price))
+            controlled[sub] = export_controlled
+            if wh is not None:
+                available[(sub, wh)] = on_hand - allocated
+    carriers = tuple(tuple(r) for r in session.execute(select(Carrier.carrier_id, Carrier.status, Carrier.on_time_rate)))
+    substitutes = {k: tuple(v) for k, v in subs.items()}
+    out = {}
+    for ctx in contexts:
+        c = ctx.customer
+        out[ctx.order.order_id] = PlanningFacts(
+            available=available,
+            warehouses=warehouses,
+            substitutes=substitutes,
+            export_controlled=controlled,
+            carriers=carriers,
+            tier=c.tier if c else None,
+            allow_substitutions=bool(c and c.allow_substitutions),
+            allow_partial_shipments=bool(c and c.allow_partial_shipments),
+            export_license=bool(c and c.export_license),
+            open_pos=pos,
         )
-    } if every else {}
-    controlled = dict(session.execute(select(Item.sku, Item.export_controlled).where(Item.sku.in_(every))).all()) if every else {}
-    pos: dict[tuple[str, str], list[tuple[str, dt.date | None]]] = {}
-    if skus:
-        for po_id, sku, wh, expected in session.execute(
-            select(PurchaseOrder.po_id, PurchaseOrder.sku, PurchaseOrder.warehouse_id, PurchaseOrder.expected_date)
-            .where(PurchaseOrder.sku.in_(skus), PurchaseOrder.status == "open")
-        ):
-            pos.setdefault((sku, wh), []).append((po_id, expected))
-    customer = session.get(Customer, ctx.order.customer_id) if ctx.order.customer_id else None
-    return PlanningFacts(
-        available=available,
-        warehouses={
-            w: (r, c) for w, r, c in session.execute(select(Warehouse.warehouse_id, Warehouse.region, Warehouse.country))
-        },
-        substitutes={k: tuple(v) for k, v in subs.items()},
-        export_controlled=controlled,
-        carriers=tuple(tuple(r) for r in session.execute(select(Carrier.carrier_id, Carrier.status, Carrier.on_time_rate))),
-        tier=customer.tier if customer else None,
-        allow_substitutions=bool(customer and customer.allow_substitutions),
-        allow_partial_shipments=bool(customer and customer.allow_partial_shipments),
-        export_license=bool(customer and customer.export_license),
-        open_pos={k: tuple(sorted(v, key=_po_key)) for k, v in pos.items()},
-    )
+    return out
 
 
 def _po_key(po: tuple[str, dt.date | None]) -> tuple:

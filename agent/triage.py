@@ -12,17 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent.detection import Detected, OrderContext, OrderNotFound, detect, load_context
+from agent.detection import Detected, OrderContext, OrderNotFound, detect, iter_open_book, load_context
 from agent.policy import Policy
-from agent.recommend import Plan, load_planning_facts, plan_order
+from agent.recommend import Plan, load_planning_facts, load_planning_facts_many, plan_order
+from tools.dataset import open_order_ids
 from tools.models import ExceptionRecord
 
-__all__ = ["triage_order", "record_exceptions", "triage_result", "OrderNotFound"]
+__all__ = ["triage_order", "triage_open_book", "record_exceptions", "triage_result", "OrderNotFound"]
+
+_CHUNK = 500  # bound on the values of one IN list
 
 
 def _evidence_hash(d: Detected) -> str:
@@ -30,14 +34,26 @@ def _evidence_hash(d: Detected) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def record_exceptions(session: Session, ctx: OrderContext, found: list[Detected], *, now: dt.datetime | None = None) -> int:
-    """Upsert ``found`` for the order; resolve what is no longer found. Returns rows written."""
+def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[ExceptionRecord]]:
+    """The exceptions rows of many orders, by order id (one query per 500 orders)."""
+    ids, out = sorted(set(order_ids)), {}
+    for i in range(0, len(ids), _CHUNK):
+        for row in session.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id.in_(ids[i : i + _CHUNK]))):
+            out.setdefault(row.order_id, []).append(row)
+    return out
+
+
+def record_exceptions(session: Session, ctx: OrderContext, found: list[Detected], *, now: dt.datetime | None = None,
+                      rows: Iterable[ExceptionRecord] | None = None) -> int:
+    """Upsert ``found`` for the order; resolve what is no longer found. Returns rows written.
+
+    ``rows``: the order's exceptions rows when the caller has loaded them (a batch); else read here.
+    """
     now = now or dt.datetime.now(dt.UTC)
     order = ctx.order
-    existing = {
-        (r.type, r.instance_key): r
-        for r in session.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id == order.order_id))
-    }
+    if rows is None:
+        rows = session.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id == order.order_id))
+    existing = {(r.type, r.instance_key): r for r in rows}
     written = 0
     for d in found:
         digest = _evidence_hash(d)
@@ -92,3 +108,29 @@ def triage_order(session: Session, order_id: str, policy: Policy, *, record: boo
     if record:
         record_exceptions(session, ctx, found)
     return triage_result(ctx, found, plan)
+
+
+def triage_open_book(session: Session, policy: Policy, *, limit: int | None = None, record: bool = True,
+                     chunk: int = 1_000) -> Iterator[dict[str, Any]]:
+    """Triage every open, held or released order: the same result (and the same recorded
+    exceptions) as :func:`triage_order` on each, without its per-order queries.
+
+    The book is read once in batches of about ``chunk`` orders (:func:`agent.detection.iter_open_book`:
+    contexts loaded once, recurrence counted from an index); planning facts and existing exceptions
+    rows are loaded once per batch. Results come batch by batch in (order_date, order_id) order;
+    sort by ``order_id`` for the order of :func:`tools.dataset.open_order_ids`. With ``limit``, the
+    first ``limit`` open-book order ids (sorted) are triaged; recurrence still counts the whole
+    book. Nothing is committed: the caller owns the transaction.
+    """
+    only = open_order_ids(session, limit) if limit is not None else None
+    for batch in iter_open_book(session, policy, chunk=chunk, only=only):
+        contexts = [ctx for ctx, _ in batch]
+        facts = load_planning_facts_many(session, contexts)
+        rows = _exception_rows(session, facts) if record else {}
+        now = dt.datetime.now(dt.UTC)
+        for ctx, found in batch:
+            oid = ctx.order.order_id
+            plan = plan_order(ctx, found, facts[oid], policy)
+            if record:
+                record_exceptions(session, ctx, found, now=now, rows=rows.get(oid, ()))
+            yield triage_result(ctx, found, plan)

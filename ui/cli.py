@@ -231,8 +231,7 @@ def triage(
     recorded in the exceptions table; an unknown order is reported and the others still triaged
     (exit code 2 if any was unknown).
     """
-    from agent.triage import OrderNotFound, triage_order
-    from tools.dataset import open_order_ids
+    from agent.triage import OrderNotFound, triage_open_book, triage_order
     from tools.db import session_factory
 
     if bool(order_ids) == all_open:
@@ -242,8 +241,13 @@ def triage(
     factory = session_factory(engine)
     results: list[dict[str, Any]] = []
     with factory() as session:
-        ids = open_order_ids(session, limit) if all_open else [o.strip() for o in order_ids or []]
-        for n, order_id in enumerate(ids, 1):
+        if all_open:  # the whole book in batches: the same results as triage_order on each
+            for n, result in enumerate(triage_open_book(session, policy, limit=limit), 1):
+                results.append(result)
+                if n % 200 == 0:
+                    session.commit()
+            results.sort(key=lambda r: r["order_id"])
+        for n, order_id in enumerate([] if all_open else [o.strip() for o in order_ids or []], 1):
             try:
                 results.append(triage_order(session, order_id, policy))
             except OrderNotFound:
