@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         "empty means the shipped agent/policies/default.yaml.",
     )
 
+    chroma_url: str = Field(
+        default="",
+        validation_alias="CHROMA_URL",
+        description="Chroma server for the SOP index, e.g. http://chroma.internal:8000; empty means "
+        "a local index in <COPILOT_VAR_DIR>/chroma.",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:

@@ -1,0 +1,63 @@
+"""Retrieval: the SOP passages nearest to a question, optionally only those for given exception types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from knowledge.ingest import type_field
+
+__all__ = ["Passage", "retrieve", "citation"]
+
+
+@dataclass(frozen=True)
+class Passage:
+    citation: str  # "SOP-CREDIT-001 §3.2"
+    text: str  # the section text, without the title line used for embedding
+    score: float  # cosine similarity, higher is closer
+    doc_id: str
+    title: str
+    section: str
+    heading: str
+    source: str
+
+
+def citation(doc_id: str, section: str) -> str:
+    return f"{doc_id} §{section}" if section else doc_id
+
+
+def _where(exception_types: Iterable[str] | None) -> dict | None:
+    types = sorted(set(exception_types or ()))
+    if not types:
+        return None
+    clauses = [{type_field(t): True} for t in types]
+    return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+
+def retrieve(query: str, exception_types: Iterable[str] | None = None, k: int = 4, *, collection) -> list[Passage]:
+    """The ``k`` passages of ``collection`` closest to ``query``, best first.
+
+    ``exception_types`` (e.g. ``["CREDIT_HOLD"]``) keeps only passages of documents whose
+    ``applies_to`` names at least one of them.
+    """
+    if k <= 0 or not query.strip():
+        return []
+    result = collection.query(
+        query_texts=[query], n_results=k, where=_where(exception_types),
+        include=["documents", "metadatas", "distances"],
+    )
+    passages = []
+    for text, meta, distance in zip(result["documents"][0], result["metadatas"][0], result["distances"][0]):
+        body = text.split("\n\n", 1)[1] if "\n\n" in text else text
+        section = str(meta.get("section") or "")
+        passages.append(Passage(
+            citation=citation(str(meta["doc_id"]), section),
+            text=body,
+            score=round(1.0 - float(distance), 4),
+            doc_id=str(meta["doc_id"]),
+            title=str(meta.get("title", "")),
+            section=section,
+            heading=str(meta.get("heading", "")),
+            source=str(meta.get("source", "")),
+        ))
+    return passages
