@@ -247,13 +247,14 @@ def triage(
                 if n % 200 == 0:
                     session.commit()
             results.sort(key=lambda r: r["order_id"])
-        for n, order_id in enumerate([] if all_open else [o.strip() for o in order_ids or []], 1):
-            try:
-                results.append(triage_order(session, order_id, policy))
-            except OrderNotFound:
-                results.append({"order_id": order_id, "error": "order not found"})
-            if n % 200 == 0:
-                session.commit()
+        else:
+            for n, order_id in enumerate([o.strip() for o in order_ids or []], 1):
+                try:
+                    results.append(triage_order(session, order_id, policy))
+                except OrderNotFound:
+                    results.append({"order_id": order_id, "error": "order not found"})
+                if n % 200 == 0:
+                    session.commit()
         session.commit()
     if as_json:
         _print_json(results)
