@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import importlib.util
 import shutil
 from pathlib import Path
@@ -232,3 +233,31 @@ def test_real_model_matches_reference_and_retrieves_the_credit_sop(tmp_path):
     hits = retrieve("who may approve a credit release above 10 % overage", k=3, collection=col)
     assert "SOP-CREDIT-001" in [p.doc_id for p in hits], [p.citation for p in hits]
     assert hits[0].citation == "SOP-CREDIT-001 §3.3"
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def test_cli_ingest_search_list(monkeypatch, capsys, tmp_path):
+    import sys
+
+    import ui.cli
+    from ui.cli import main
+
+    monkeypatch.setattr(ui.cli, "_knowledge_embedding", FakeEmbeddingFunction)
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["copilot", "knowledge", *args])
+        with pytest.raises(SystemExit) as info:
+            main()
+        return info.value.code or 0, capsys.readouterr().out
+
+    docs = tmp_path / "docs"
+    _write(docs, "a.md", DOC)
+    code, out = run("ingest", str(docs), "--no-progress")
+    assert code == 0 and "1 added" in out and "3 chunks written" in out
+    assert "1 unchanged" in run("ingest", str(docs))[1]
+    code, out = run("search", "who approves releases above 10 % overage", "--type", "credit_hold", "--json")
+    hits = json.loads(out)
+    assert code == 0 and hits[0]["citation"] == "SOP-TEST-001 §3.2"
+    assert run("search", "who approves", "--type", "COMPLIANCE_HOLD")[1].startswith("no passages")
+    assert "SOP-TEST-001" in run("list")[1]

@@ -27,6 +27,8 @@ db_app = typer.Typer(help="Create and migrate the database; load eval fixtures."
 orders_app = typer.Typer(help="Look at sales orders.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
+knowledge_app = typer.Typer(help="Index and search the SOPs (the vector store).", no_args_is_help=True)
+app.add_typer(knowledge_app, name="knowledge")
 
 EXIT_USAGE = 2
 
@@ -289,6 +291,81 @@ def orders_show(
         from ui.render import render_order
 
         render_order(view)
+
+
+# ------------------------------------------------------------------------------------------------
+# copilot knowledge ...
+# ------------------------------------------------------------------------------------------------
+
+
+def _knowledge_embedding():
+    """The local embedding model (tests replace this with the fake one)."""
+    from knowledge.embeddings import MiniLMEmbeddingFunction, ModelIntegrityError, ModelNotInstalledError
+
+    try:
+        return MiniLMEmbeddingFunction()
+    except (ModelNotInstalledError, ModelIntegrityError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _knowledge_collection():
+    from knowledge.store import open_collection
+
+    settings = get_settings()
+    try:
+        return open_collection(_knowledge_embedding(), var_dir=settings.var_dir, chroma_url=settings.chroma_url)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+@knowledge_app.command("ingest")
+def knowledge_ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: the shipped SOPs).",
+                                                       show_default=False)] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")] = None,
+) -> None:
+    """Index SOP documents (Markdown or text): unchanged files are skipped, changed ones replaced,
+    files removed from an ingested folder deleted from the index."""
+    from knowledge.ingest import ingest
+
+    report = ingest(_knowledge_collection(), paths or None, echo=typer.echo, progress=progress)
+    typer.echo(report.summary())
+
+
+@knowledge_app.command("search")
+def knowledge_search(
+    query: Annotated[str, typer.Argument(help='A question, e.g. "who may approve a credit release".')],
+    types: Annotated[list[str] | None, typer.Option("--type", help="Only SOPs for this exception type, e.g. CREDIT_HOLD (repeatable).",
+                                                    show_default=False)] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages.")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the SOP passages closest to a question, with citations and scores."""
+    from dataclasses import asdict
+
+    from knowledge.retrieve import retrieve
+
+    passages = retrieve(query, [t.strip().upper() for t in types or []], k=k, collection=_knowledge_collection())
+    if as_json:
+        _print_json([asdict(p) for p in passages])
+        return
+    if not passages:
+        typer.echo("no passages (is the index empty? run `copilot knowledge ingest`)")
+    for p in passages:
+        typer.echo(f"{p.citation}  {p.heading}  (score {p.score:.3f})\n{p.text}\n")
+
+
+@knowledge_app.command("list")
+def knowledge_list() -> None:
+    """Show which documents are indexed, with their chunk counts."""
+    col = _knowledge_collection()
+    docs: dict[str, dict[str, Any]] = {}
+    for meta in col.get(include=["metadatas"])["metadatas"] or []:
+        entry = docs.setdefault(str(meta["source"]), {"doc_id": meta["doc_id"], "title": meta.get("title", ""), "chunks": 0})
+        entry["chunks"] += 1
+    for source, d in sorted(docs.items(), key=lambda kv: kv[1]["doc_id"]):
+        typer.echo(f"{d['doc_id']:<16} {d['chunks']:>3} chunks  {d['title']}  ({source})")
+    typer.echo(f"{len(docs)} documents, {sum(d['chunks'] for d in docs.values())} chunks")
 
 
 if __name__ == "__main__":  # pragma: no cover
