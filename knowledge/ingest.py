@@ -260,9 +260,11 @@ def ingest(collection, paths: Iterable[Path | str] | None = None, *, echo: Calla
         report.chunks_written += len(chunks)
         (report.replaced if old else report.added).append(source)
 
+    named_missing = {_source_key(Path(m)) for m in missing}
     for source in sorted(set(by_source) - seen):
         full = (REPO_ROOT / source).resolve() if not Path(source).is_absolute() else Path(source)
-        if any(full.is_relative_to(root) for root in roots) and not full.exists():
+        in_root = any(full.is_relative_to(root) for root in roots)
+        if (in_root or source in named_missing) and not full.exists():
             collection.delete(where={"source": source})
             report.deleted.append(source)
     return report

@@ -124,6 +124,10 @@ def test_ingest_is_incremental_skip_replace_delete(tmp_path, collection):
     removed = ingest(collection, [docs], echo=lambda _: None)
     assert removed.deleted == [first.added[1]] and collection.count() == 4
 
+    a.unlink()  # a file named on the command line that no longer exists leaves the index too
+    gone = ingest(collection, [a], echo=lambda _: None)
+    assert gone.deleted == [first.added[0]] and collection.count() == 0
+
 
 def test_interrupted_write_is_repaired_on_the_next_run(tmp_path, collection):
     docs = tmp_path / "docs"
