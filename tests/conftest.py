@@ -22,7 +22,7 @@ apply_offline_defaults()
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
-_SETTINGS_VARS = ("DATABASE_URL", "COPILOT_VAR_DIR", "COPILOT_LOG_LEVEL")
+_SETTINGS_VARS = ("DATABASE_URL", "COPILOT_VAR_DIR", "COPILOT_LOG_LEVEL", "COPILOT_POLICY", "CHROMA_URL")
 
 
 @pytest.fixture(autouse=True)
