@@ -191,7 +191,7 @@ def demo(
     orders: Annotated[int, typer.Option(min=1, help="Orders to generate when the database is empty.")] = 10_000,
     seed_: Annotated[int, typer.Option("--seed", help="Random seed for the demo data.")] = 7,
 ) -> None:
-    """Set up the database (migrate, seed if empty) and print a triage-ready summary."""
+    """Set up the database (migrate, seed if empty), index the SOPs, print a triage-ready summary."""
     from ui.summary import print_summary
 
     engine = _engine(require_schema=False)
@@ -203,6 +203,10 @@ def demo(
 
         typer.echo(f"seeding demo data ({orders:,} orders, seed {seed_}) ...")
         generate(engine, orders=orders, seed=seed_)
+    from knowledge.ingest import ingest
+
+    typer.echo("indexing the shipped SOPs (unchanged ones are skipped) ...")
+    typer.echo(ingest(_knowledge_collection(), None, echo=typer.echo).summary())
     print_summary(engine)
 
 

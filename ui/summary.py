@@ -72,4 +72,5 @@ def print_summary(engine: Engine) -> None:
         out.print(f"  .venv/bin/copilot triage {first} --json")
         out.print(f"  .venv/bin/copilot orders show {first}     # the order, its customer, stock and shipments")
     out.print("  .venv/bin/copilot triage --all-open --limit 20")
+    out.print('  .venv/bin/copilot knowledge search "who may approve a credit release above 10 % overage?"')
     out.print("  .venv/bin/copilot --help")
