@@ -6,7 +6,7 @@ naive ORM way (``session.add_all`` of ORM objects, flushed per table of each chu
 its own process, started by a fresh launcher process, so ``getrusage(RUSAGE_CHILDREN).ru_maxrss``
 of the launcher is that run's peak RSS alone. SQLite writes to a temporary file; PostgreSQL
 (``TEST_POSTGRES_URL``, default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) to a fresh
-database the run creates and drops.
+schema the run creates and drops.
 
     .venv/bin/python benchmarks/seed_throughput.py                 # everything, Markdown table
     .venv/bin/python benchmarks/seed_throughput.py --backends sqlite --sizes 100000
@@ -21,13 +21,10 @@ import platform
 import resource
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from _harness import ROOT, launch, scratch_database
+
 AS_OF = "2026-03-02"
 SEED = 7
 
@@ -36,43 +33,19 @@ def _run(backend: str, lines: int, method: str) -> dict:
     """Inside the worker process: seed one database, report what it took."""
     import datetime as dt
 
-    from sqlalchemy.engine import make_url
-
     from tools.db import make_engine, upgrade
     from tools.demo import generate
     from tools.demo.generator import MEAN_LINES
 
     orders = round(lines / MEAN_LINES)
-    cleanup = None
-    if backend == "sqlite":
-        folder = tempfile.mkdtemp(prefix="seedbench-")
-        url = f"sqlite:///{folder}/seed.db"
-    else:
-        admin = make_engine(PG_URL, variable="TEST_POSTGRES_URL").execution_options(isolation_level="AUTOCOMMIT")
-        name = f"seedbench_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-
-        def cleanup() -> None:
+    with scratch_database(backend, "seedbench") as url:
+        engine = make_engine(url, variable="TEST_POSTGRES_URL")
+        try:
+            upgrade(engine)
+            report = generate(engine, orders=orders, seed=SEED, as_of=dt.date.fromisoformat(AS_OF), progress=False,
+                              method=method)
+        finally:
             engine.dispose()
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE "{name}"')
-            admin.dispose()
-
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-        report = generate(engine, orders=orders, seed=SEED, as_of=dt.date.fromisoformat(AS_OF), progress=False,
-                          method=method)
-    finally:
-        if cleanup:
-            cleanup()
-        else:
-            engine.dispose()
-            for f in Path(folder).iterdir():
-                f.unlink()
-            os.rmdir(folder)
     return {"backend": backend, "method": method, "orders": orders, "lines": report.order_lines,
             "rows": sum(report.rows.values()), "seconds": report.elapsed}
 
@@ -90,11 +63,7 @@ def _measure(args: list[str]) -> dict:
 
 
 def _launch(backend: str, lines: int, method: str) -> dict:
-    done = subprocess.run([sys.executable, __file__, "_measure", backend, str(lines), method], cwd=ROOT,
-                          capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(done.stderr or done.stdout)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return launch(__file__, "_measure", backend, str(lines), method)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,15 +26,11 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from _harness import ROOT, launch, scratch_database
+
 AS_OF = "2026-11-25"
 SEED = 7
 SAMPLE_SEED = 3
@@ -42,6 +38,19 @@ SAMPLE_SEED = 3
 
 def _run(backend: str, lines: int, sample: int, baseline_orders: int) -> dict:
     """Inside the worker process: seed one database, measure, clean up."""
+    from tools.db import make_engine
+    from tools.demo.generator import MEAN_LINES
+
+    orders = round(lines / MEAN_LINES)
+    with scratch_database(backend, "triagebench") as url:
+        engine = make_engine(url, variable="TEST_POSTGRES_URL")
+        try:
+            return _measure(engine, backend, orders, sample, baseline_orders)
+        finally:
+            engine.dispose()
+
+
+def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: int) -> dict:
     import datetime as dt
 
     from sqlalchemy import func, select
@@ -49,74 +58,53 @@ def _run(backend: str, lines: int, sample: int, baseline_orders: int) -> dict:
     from agent.policy import load_policy
     from agent.triage import triage_open_book, triage_order
     from tools.dataset import open_order_ids
-    from tools.db import make_engine, session_factory, upgrade
+    from tools.db import session_factory, upgrade
     from tools.demo import generate
-    from tools.demo.generator import MEAN_LINES
     from tools.models import Order
 
-    orders = round(lines / MEAN_LINES)
-    if backend == "sqlite":
-        folder = tempfile.TemporaryDirectory(prefix="triagebench-")
-        url, admin, schema = f"sqlite:///{folder.name}/triage.db", None, None
-    else:
-        admin = make_engine(PG_URL, variable="TEST_POSTGRES_URL")
-        schema = f"triagebench_{uuid.uuid4().hex[:10]}"
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    engine = make_engine(url, variable="TEST_POSTGRES_URL")
-    try:
-        upgrade(engine)
-        report = generate(engine, orders=orders, seed=SEED, as_of=dt.date.fromisoformat(AS_OF), progress=False)
-        if backend == "postgres":
-            with engine.begin() as conn:
-                conn.exec_driver_sql("ANALYZE")  # what autovacuum would do after a bulk load
-        policy = load_policy()
-        factory = session_factory(engine)
-        with factory() as s:
-            book = open_order_ids(s)
-            total_orders = s.scalar(select(func.count()).select_from(Order))
-        picked = random.Random(SAMPLE_SEED).sample(book, min(sample, len(book)))
+    upgrade(engine)
+    report = generate(engine, orders=orders, seed=SEED, as_of=dt.date.fromisoformat(AS_OF), progress=False)
+    if backend == "postgres":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")  # what autovacuum would do after a bulk load
+    policy = load_policy()
+    factory = session_factory(engine)
+    with factory() as s:
+        book = open_order_ids(s)
+        total_orders = s.scalar(select(func.count()).select_from(Order))
+    picked = random.Random(SAMPLE_SEED).sample(book, min(sample, len(book)))
 
-        with factory() as s:  # single order
-            for oid in picked[:20]:  # warm-up: statement caches, pages
-                triage_order(s, oid, policy)
-                s.flush()
-            s.rollback()
-            times = []
-            for oid in picked:
-                started = time.perf_counter()
-                triage_order(s, oid, policy)
-                s.flush()
-                times.append(time.perf_counter() - started)
-            s.rollback()
-        times.sort()
-
-        with factory() as s:  # --all-open, batch
-            started = time.perf_counter()
-            done = 0
-            for _ in triage_open_book(s, policy):
-                done += 1
+    with factory() as s:  # single order
+        for oid in picked[:20]:  # warm-up: statement caches, pages
+            triage_order(s, oid, policy)
             s.flush()
-            batch_s = time.perf_counter() - started
-            s.rollback()
-
-        first = book[:baseline_orders]
-        with factory() as s:  # --all-open, per order (baseline)
+        s.rollback()
+        times = []
+        for oid in picked:
             started = time.perf_counter()
-            for oid in first:
-                triage_order(s, oid, policy)
+            triage_order(s, oid, policy)
             s.flush()
-            per_order_s = time.perf_counter() - started
-            s.rollback()
-    finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
-        else:
-            folder.cleanup()
+            times.append(time.perf_counter() - started)
+        s.rollback()
+    times.sort()
+
+    with factory() as s:  # --all-open, batch
+        started = time.perf_counter()
+        done = 0
+        for _ in triage_open_book(s, policy):
+            done += 1
+        s.flush()
+        batch_s = time.perf_counter() - started
+        s.rollback()
+
+    first = book[:baseline_orders]
+    with factory() as s:  # --all-open, per order (baseline)
+        started = time.perf_counter()
+        for oid in first:
+            triage_order(s, oid, policy)
+        s.flush()
+        per_order_s = time.perf_counter() - started
+        s.rollback()
 
     def pct(p: float) -> float:
         return times[min(len(times) - 1, round(p * (len(times) - 1)))] * 1000
@@ -128,11 +116,7 @@ def _run(backend: str, lines: int, sample: int, baseline_orders: int) -> dict:
 
 
 def _launch(backend: str, lines: int, sample: int, baseline_orders: int) -> dict:
-    done = subprocess.run([sys.executable, __file__, "_run", backend, str(lines), str(sample), str(baseline_orders)],
-                          cwd=ROOT, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(done.stderr or done.stdout)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return launch(__file__, "_run", backend, str(lines), str(sample), str(baseline_orders))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,51 @@
+"""What the benchmarks share: scratch databases on both backends, one process per measured run.
+
+A scratch database is a temporary SQLite file, or a fresh schema on the PostgreSQL server named by
+``TEST_POSTGRES_URL`` (default: the local server), dropped afterwards. Each measured run is its own
+process so that its peak memory (``getrusage(RUSAGE_CHILDREN)`` of the launcher) is its own; it
+prints one JSON object as its last line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def scratch_database(backend: str, prefix: str) -> Iterator[str]:
+    """The URL of an empty database on ``backend`` (sqlite or postgres), removed on exit."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as folder:
+            yield f"sqlite:///{folder}/{prefix}.db"
+        return
+    from tools.db import make_engine
+
+    admin = make_engine(PG_URL, variable="TEST_POSTGRES_URL")
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def launch(script: str, *args: str) -> dict:
+    """Run ``script`` with ``args`` in a fresh interpreter; return the JSON object it printed last."""
+    done = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr or done.stdout)
+    return json.loads(done.stdout.strip().splitlines()[-1])
