@@ -51,20 +51,31 @@ class Question:
         return (self.expect, *self.also)
 
 
+class QuestionSetError(ValueError):
+    """A question set that cannot be read; the message names the file and what is wrong."""
+
+
 def load_questions(path: Path | str = QUESTIONS) -> list[Question]:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    items = data["questions"] if isinstance(data, dict) else data
-    questions = []
-    for item in items:
-        also = item.get("also") or ()
-        questions.append(Question(
-            id=str(item["id"]), question=str(item["question"]), expect=str(item["expect"]),
-            also=tuple(str(a) for a in ([also] if isinstance(also, str) else also)),
-            type=item.get("type") or None,
-        ))
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        items = data["questions"] if isinstance(data, dict) else data
+        questions = []
+        for item in items:
+            also = item.get("also") or ()
+            questions.append(Question(
+                id=str(item["id"]), question=str(item["question"]), expect=str(item["expect"]),
+                also=tuple(str(a) for a in ([also] if isinstance(also, str) else also)),
+                type=item.get("type") or None,
+            ))
+    except OSError as exc:
+        raise QuestionSetError(f"{path}: cannot read the question set: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise QuestionSetError(f"{path}: malformed YAML: {exc}") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise QuestionSetError(f"{path}: expected a list of questions with id, question and expect ({exc})") from exc
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"duplicate question ids in {path}")
+        raise QuestionSetError(f"{path}: duplicate question ids")
     return questions
 
 
@@ -142,7 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=TOP_K, help="passages retrieved per question")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    load_questions(args.questions)  # a malformed set fails before the model is loaded
+    try:
+        load_questions(args.questions)  # a malformed set fails before the model is loaded
+    except QuestionSetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     from knowledge.embeddings import MiniLMEmbeddingFunction, ModelIntegrityError, ModelNotInstalledError
     from knowledge.ingest import ingest

@@ -228,3 +228,12 @@ def test_bad_policy_file_names_the_line(monkeypatch, capsys, triage_db, tmp_path
     import re
 
     assert code == 2 and re.search(r"policy\.yaml:\d+: actions\.CORRECT_PRICE\.approver", err), err
+
+
+def test_knowledge_eval_reports_a_bad_question_set_without_loading_the_model(monkeypatch, capsys, tmp_path):
+    bad = tmp_path / "q.yaml"
+    bad.write_text("- {id: a, question: x}\n")  # no expect
+    code, _, err = run(monkeypatch, capsys, "knowledge", "eval", "--questions", str(bad))
+    assert code == 2 and "expected a list of questions" in err
+    code, _, err = run(monkeypatch, capsys, "knowledge", "eval", "--questions", str(tmp_path / "none.yaml"))
+    assert code == 2 and "cannot read the question set" in err

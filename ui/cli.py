@@ -359,6 +359,26 @@ def knowledge_search(
         typer.echo(f"{p.citation}  {p.heading}  (score {p.score:.3f})\n{p.text}\n")
 
 
+@knowledge_app.command("eval")
+def knowledge_eval(
+    questions: Annotated[Path | None, typer.Option(help="Question set (YAML); default evals/retrieval/questions.yaml.",
+                                                   show_default=False)] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="Passages ranked per question.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Measure retrieval quality: recall@1, recall@3 and MRR, with and without the type filter.
+
+    Ingests the shipped SOPs into a temporary index with the local embedding model, asks every
+    question of the set and reports the ranks of the expected citations.
+    """
+    from knowledge.quality import QUESTIONS
+    from knowledge.quality import main as quality_main
+
+    code = quality_main(["--questions", str(questions or QUESTIONS), "-k", str(k), *(["--json"] if as_json else [])])
+    if code:
+        raise typer.Exit(code)
+
+
 @knowledge_app.command("list")
 def knowledge_list() -> None:
     """Show which documents are indexed, with their chunk counts."""
