@@ -1,9 +1,11 @@
-"""Ingestion: SOP Markdown → section chunks with metadata → the vector store, incrementally.
+"""Ingestion: SOP documents → section chunks with metadata → the vector store, incrementally.
 
 A document is Markdown with YAML front matter (``id``, ``title``, ``applies_to``, ...) and numbered
 headings (``## 3. Procedure``, ``### 3.2 Calculating the overage``). Each leaf section becomes one
 chunk (a long one is split on paragraphs into parts that keep the same citation), embedded with
-the document title and section heading in front of it.
+the document title and section heading in front of it. PDF, DOCX and HTML files are first turned
+into that Markdown form by :mod:`knowledge.readers` (headings become sections; a PDF without
+numbered headings gets one section per page, ``p.3``), then parsed and chunked the same way.
 
 Incremental: every chunk carries the SHA-256 of its file and the file's chunk count. A file whose
 hash and chunk count match what is indexed is skipped; a changed file's chunks are replaced; chunks
@@ -25,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from knowledge.readers import READERS, UnreadableFile, to_markdown
+
 __all__ = [
     "SOP_DIR",
     "SUPPORTED_SUFFIXES",
@@ -39,11 +43,11 @@ __all__ = [
 
 SOP_DIR = Path(__file__).resolve().parent / "sops"
 REPO_ROOT = SOP_DIR.parents[1]
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt")
+SUPPORTED_SUFFIXES = tuple(READERS)  # .md .markdown .txt .pdf .docx .html .htm
 MAX_WORDS = 180  # ≈ 240 word pieces: the model reads at most 256
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
-_HEADING = re.compile(r"^(#{1,4})\s+(?:(\d+(?:\.\d+)*)\.?\s+)?(.+?)\s*#*\s*$", re.M)
+_HEADING = re.compile(r"^(#{1,4})\s+(?:(\d+(?:\.\d+)*|p\.\d+)\.?\s+)?(.+?)\s*#*\s*$", re.M)
 _TYPE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -235,8 +239,7 @@ def ingest(collection, paths: Iterable[Path | str] | None = None, *, echo: Calla
             continue
         try:
             raw = path.read_bytes()
-            text = raw.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             report.skipped.append(source)
             echo(f"skipped {source}: unreadable ({exc.__class__.__name__}: {exc})")
             continue
@@ -244,6 +247,13 @@ def ingest(collection, paths: Iterable[Path | str] | None = None, *, echo: Calla
         old = by_source.get(source, [])
         if old and all(m.get("content_hash") == digest for m in old) and len(old) == old[0].get("chunk_count"):
             report.unchanged.append(source)
+            continue
+        try:
+            text = to_markdown(path.suffix, raw)
+        except (UnreadableFile, UnicodeDecodeError) as exc:
+            report.skipped.append(source)
+            reason = str(exc) if isinstance(exc, UnreadableFile) else f"{exc.__class__.__name__}: {exc}"
+            echo(f"skipped {source}: unreadable ({reason})")
             continue
         doc = parse_document(text, path)
         for note in doc.notes:

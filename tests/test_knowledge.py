@@ -151,7 +151,7 @@ def test_bad_input_is_reported_and_the_rest_is_ingested(tmp_path, collection):
     text = "\n".join(lines)
     assert "plain.md: no front matter; indexed with defaults" in text
     assert "broken.md: unreadable (UnicodeDecodeError" in text
-    assert "manual.pdf: unsupported file type .pdf" in text
+    assert "manual.pdf: unreadable (not a readable PDF" in text
     assert "nowhere: no such file or folder" in text
     plain = collection.get(where={"doc_id": "PLAIN"}, include=["metadatas"])["metadatas"]
     assert plain and plain[0]["title"] == "Returns handling" and plain[0]["applies_to"] == ""
