@@ -28,8 +28,9 @@ class UnreadableFile(Exception):
 
 
 _HEADING_STYLE = re.compile(r"^Heading ([1-3])$")
-# A numbered heading alone on a PDF line: "3. Procedure", "3.2 Who approves" (short, capitalised, no full stop).
-_PDF_HEADING = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+([A-Z][^\n]{0,78}?)\s*$")
+# A numbered heading alone on a PDF line: "3. Procedure", "3.2 Who approves" — short, capitalised, not ending
+# in punctuation (so a numbered step "1. Call the customer." stays text).
+_PDF_HEADING = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+([A-Z][^\n]{0,78}?[^.,;:\s])\s*$")
 _SENTENCE_END = re.compile(r"[.:;!?]\s*$")
 _BLOCK_TAGS = frozenset(
     "p div li ul ol table thead tbody tr td th section article header footer main nav aside blockquote "

@@ -155,3 +155,9 @@ def test_unreadable_files_are_skipped_with_the_reason(tmp_path, collection, name
     assert [Path(s).name for s in report.skipped] == [name]
     assert any(line.startswith("skipped") and name in line and "unreadable (" in line for line in lines)
     assert [Path(s).name for s in report.added] == ["ok.txt"]
+
+
+def test_pdf_numbered_steps_ending_in_a_full_stop_are_not_headings():
+    text = read_pdf(_pdf([["1. Purpose", "1. Call the customer before noon.", "2.1 Escalation", "Ask the manager."]]))
+    assert "## 1. Purpose" in text and "### 2.1 Escalation" in text
+    assert "## 1. Call" not in text and "1. Call the customer before noon." in text
