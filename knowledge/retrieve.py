@@ -23,7 +23,10 @@ class Passage:
 
 
 def citation(doc_id: str, section: str) -> str:
-    return f"{doc_id} §{section}" if section else doc_id
+    """``SOP-CREDIT-001 §3.2`` for a numbered section; ``MANUAL p.3`` for a page of a PDF."""
+    if not section:
+        return doc_id
+    return f"{doc_id} {section}" if section.startswith("p.") else f"{doc_id} §{section}"
 
 
 def _where(exception_types: Iterable[str] | None) -> dict | None:
