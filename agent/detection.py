@@ -28,6 +28,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy, Substitution
+from tools.domain import contract_in_force
 from tools.models import Carrier, Customer, Inventory, Item, Order, OrderLine, PriceContract, PurchaseOrder
 from tools.models import Shipment, Warehouse
 
@@ -442,10 +443,8 @@ def _effective_price(ctx: OrderContext, sku: str) -> tuple[Decimal, str, dt.date
     day = ctx.order.order_date
     if day is None:
         return None
-    valid = [c for c in ctx.contracts.get((ctx.order.customer_id or "", sku), ())
-             if c.valid_from <= day and (c.valid_to is None or day <= c.valid_to)]
-    if valid:
-        best = max(valid, key=lambda c: c.valid_from)
+    best = contract_in_force(ctx.contracts.get((ctx.order.customer_id or "", sku), ()), day)
+    if best is not None:
         return best.contract_price, f"contract valid from {best.valid_from}", best.valid_from
     item = ctx.items.get(sku)
     return (item.list_price, "list price", None) if item else None

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tools.dataset import OPEN_ORDER_STATUSES
+from tools.domain import contract_in_force, in_force
 from tools.errors import NotFound, ToolError
 from tools.models import Customer, Item, Order, OrderLine, PriceContract
 from tools.orders import CLOSED
@@ -102,8 +103,8 @@ def effective_price(session: Session, customer_id: str, sku: str, on_date: dt.da
         .where(PriceContract.customer_id == customer_id, PriceContract.sku == sku)
         .order_by(PriceContract.valid_from.desc())
     ).all()
-    valid = [c for c in contracts if c.valid_from <= on_date and (c.valid_to is None or on_date <= c.valid_to)]
-    applied = valid[0] if valid else None  # newest first: the latest valid_from wins
+    valid = [c for c in contracts if in_force(c, on_date)]
+    applied = contract_in_force(valid, on_date)
     shown, truncated = bounded(contracts, MAX_CONTRACTS)
     return {
         "customer_id": customer_id,
