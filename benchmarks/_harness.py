@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,18 +28,10 @@ def scratch_database(backend: str, prefix: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as folder:
             yield f"sqlite:///{folder}/{prefix}.db"
         return
-    from tools.db import make_engine
+    from tools.db import scratch_schema
 
-    admin = make_engine(PG_URL, variable="TEST_POSTGRES_URL")
-    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    with scratch_schema(PG_URL, prefix, variable="TEST_POSTGRES_URL") as url:
+        yield url
 
 
 def launch(script: str, *args: str) -> dict:

@@ -8,7 +8,6 @@ must prove the PostgreSQL path. ``COPILOT_SKIP_POSTGRES=1`` skips them on a lapt
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from agent.settings import apply_offline_defaults, get_settings
-from tools.db import make_engine, session_factory, upgrade
+from tools.db import make_engine, scratch_schema, session_factory, upgrade
 
 apply_offline_defaults()
 
@@ -45,26 +44,13 @@ def sqlite_engine(tmp_path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _admin_engine() -> Engine:
-    if os.environ.get("COPILOT_SKIP_POSTGRES") == "1":
-        pytest.skip("COPILOT_SKIP_POSTGRES=1")
-    return make_engine(PG_URL, variable="TEST_POSTGRES_URL")
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A URL whose search_path is a fresh, empty schema (dropped after the test)."""
-    admin = _admin_engine()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    if os.environ.get("COPILOT_SKIP_POSTGRES") == "1":
+        pytest.skip("COPILOT_SKIP_POSTGRES=1")
+    with scratch_schema(PG_URL, "t", variable="TEST_POSTGRES_URL") as url:
+        yield url
 
 
 @pytest.fixture

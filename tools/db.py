@@ -8,6 +8,7 @@ message names the variable and the redacted URL, never a driver traceback.
 from __future__ import annotations
 
 import contextlib
+import uuid
 import warnings
 import weakref
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ __all__ = [
     "current_revision",
     "is_postgres",
     "redact",
+    "scratch_schema",
 ]
 
 # SQLite has no native DECIMAL: SQLAlchemy converts through float and rounds to the column's
@@ -169,3 +171,22 @@ def current_revision(engine: Engine) -> str | None:
         if not inspect(conn).has_table("alembic_version"):
             return None
         return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextlib.contextmanager
+def scratch_schema(url: str, prefix: str, *, variable: str = "DATABASE_URL") -> Iterator[str]:
+    """A URL on the PostgreSQL server of ``url`` whose search_path is a fresh, empty schema.
+
+    For tests and benchmarks: the schema is created on entry and dropped, with everything in it,
+    on exit.
+    """
+    admin = make_engine(url, variable=variable)
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
