@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import Boolean, Date, Float, Integer, Numeric, String, Text, func, insert, select
+from sqlalchemy import Boolean, Date, Float, Integer, Numeric, String, Text, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from tools.dataset import occupied_tables
 from tools.models import ENUMS, ERP_TABLES, Base
 
 __all__ = ["FixtureError", "SuiteError", "load_fixture", "read_suite", "find_case"]
@@ -201,9 +202,7 @@ def load_fixture(session: Session, fixture: Any, *, case_id: str) -> dict[str, i
 
     by_table = _validate(_flatten(fixture, fail_at), fail_at)
     try:
-        occupied = [
-            name for name, model in MODELS.items() if session.scalar(select(func.count()).select_from(model))
-        ]
+        occupied = occupied_tables(session, MODELS)
         if occupied:
             fail_at("fixture", f"the database is not empty (rows in {', '.join(occupied)}); load into an empty one")
         for model in ERP_TABLES:  # parents first

@@ -95,12 +95,10 @@ def _print_json(data: Any) -> None:
 
 
 def _erp_is_empty(engine) -> bool:
-    from sqlalchemy import func, select
-
-    from tools.models import ERP_TABLES
+    from tools.dataset import occupied_tables
 
     with engine.connect() as conn:
-        return all(not conn.scalar(select(func.count()).select_from(m)) for m in ERP_TABLES)
+        return not occupied_tables(conn)
 
 
 # ------------------------------------------------------------------------------------------------

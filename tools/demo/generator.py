@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, inspect, text
 
+from tools.dataset import occupied_tables
 from tools.demo.history import History
 from tools.demo.openbook import OpenBook
 from tools.demo.ordering import LINES_PER_ORDER, Sim
@@ -63,7 +64,7 @@ def _require_empty(engine: Engine) -> None:
         raise DemoDataError(f"the schema is missing tables ({', '.join(missing)}): "
                             "run `copilot db upgrade` (tools.db.upgrade) first")
     with engine.connect() as conn:
-        full = [t for t in CHECKED_TABLES if conn.execute(text(f'SELECT 1 FROM "{t}" LIMIT 1')).first()]
+        full = occupied_tables(conn, CHECKED_TABLES)
     if full:
         raise DemoDataError(f"the database already holds records ({', '.join(full)}): reset it first "
                             "(`copilot seed --reset`, or tools.demo.reset(engine))")
