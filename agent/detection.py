@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from agent.policy import Policy, Substitution
 from tools.domain import contract_in_force
+from tools.orders import CLOSED
 from tools.models import Carrier, Customer, Inventory, Item, Order, OrderLine, PriceContract, PurchaseOrder
 from tools.models import Shipment, Warehouse
 
@@ -54,8 +55,7 @@ __all__ = [
     "substitution_keyword",
 ]
 
-CLOSED_ORDER = ("shipped", "cancelled")
-CLOSED_LINE = ("shipped", "cancelled")
+CLOSED_ORDER = CLOSED_LINE = CLOSED  # domain.md §2: no rule applies to these orders or lines
 RECURRENCE_STATUSES = ("open", "held", "released")
 SHIP_TO = ("ship_to_street", "ship_to_city", "ship_to_postal_code", "ship_to_country")
 

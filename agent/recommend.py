@@ -170,11 +170,6 @@ def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext])
     return out
 
 
-def _po_key(po: tuple[str, dt.date | None]) -> tuple:
-    po_id, expected = po
-    return (expected is None, expected or dt.date.max, po_id)
-
-
 # ------------------------------------------------------------------------------------------------
 # Evaluating candidates
 # ------------------------------------------------------------------------------------------------
