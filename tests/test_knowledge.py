@@ -242,10 +242,10 @@ def test_real_model_matches_reference_and_retrieves_the_credit_sop(tmp_path):
 def test_cli_ingest_search_list(monkeypatch, capsys, tmp_path):
     import sys
 
-    import ui.cli
+    import ui.cli_common
     from ui.cli import main
 
-    monkeypatch.setattr(ui.cli, "_knowledge_embedding", FakeEmbeddingFunction)
+    monkeypatch.setattr(ui.cli_common, "knowledge_embedding", FakeEmbeddingFunction)
 
     def run(*args: str) -> tuple[int, str]:
         monkeypatch.setattr(sys, "argv", ["copilot", "knowledge", *args])

@@ -14,7 +14,13 @@ from typing import Annotated, Any
 
 import typer
 
-from agent.settings import apply_offline_defaults, get_settings
+from agent.settings import apply_offline_defaults
+from ui import cli_common
+from ui.cli_common import EXIT_USAGE, CliError
+from ui.cli_common import engine as _engine
+from ui.cli_common import erp_is_empty as _erp_is_empty
+from ui.cli_common import policy as _policy
+from ui.cli_common import print_json as _print_json
 
 app = typer.Typer(
     name="copilot",
@@ -30,75 +36,25 @@ app.add_typer(orders_app, name="orders")
 knowledge_app = typer.Typer(help="Index and search the SOPs (the vector store).", no_args_is_help=True)
 app.add_typer(knowledge_app, name="knowledge")
 
-EXIT_USAGE = 2
+
+def _register_subcommands() -> None:
+    """Each feature's commands live in their own module (``ui/cli_*.py``) and add themselves here."""
+    from ui import cli_agent, cli_evals, cli_governance, cli_ops, cli_serve
+
+    for module in (cli_governance, cli_agent, cli_ops, cli_serve, cli_evals):
+        module.register(app)
 
 
-class CliError(Exception):
-    """A failure the user can fix; printed as one line, exit code 2."""
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from tools.db import DatabaseError
-    from tools.errors import ToolError
-    from tools.fixtures import FixtureError, SuiteError
-
-    return (CliError, DatabaseError, ToolError, FixtureError, SuiteError)
+_register_subcommands()
 
 
 def main() -> None:
     apply_offline_defaults()
     try:
         app()
-    except _expected_errors() as exc:
+    except cli_common.expected_errors() as exc:
         typer.echo(f"copilot: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
-
-
-# ------------------------------------------------------------------------------------------------
-# Shared helpers
-# ------------------------------------------------------------------------------------------------
-
-
-def _engine(*, require_schema: bool = True):
-    """The engine of ``DATABASE_URL``, reachable, and (by default) migrated to head."""
-    from pydantic import ValidationError
-
-    from tools.db import check_connection, current_revision, make_engine
-
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise CliError(f"invalid setting {first['loc'][0] if first['loc'] else ''}: {first['msg']}") from exc
-    engine = make_engine(settings.effective_database_url)
-    check_connection(engine)
-    if require_schema:
-        revision = current_revision(engine)
-        if revision is None:
-            raise CliError("the database named by DATABASE_URL has no schema yet: run `copilot db upgrade`")
-        head = _head_revision()
-        if revision != head:
-            raise CliError(f"the database is at schema {revision}, this copilot needs {head}: run `copilot db upgrade`")
-    return engine
-
-
-def _head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    from tools.db import MIGRATIONS
-
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
-def _erp_is_empty(engine) -> bool:
-    from tools.dataset import occupied_tables
-
-    with engine.connect() as conn:
-        return not occupied_tables(conn)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -204,22 +160,13 @@ def demo(
     from knowledge.ingest import ingest
 
     typer.echo("indexing the shipped SOPs (unchanged ones are skipped) ...")
-    typer.echo(ingest(_knowledge_collection(), None, echo=typer.echo).summary())
+    typer.echo(ingest(cli_common.knowledge_collection(), None, echo=typer.echo).summary())
     print_summary(engine)
 
 
 # ------------------------------------------------------------------------------------------------
 # copilot triage
 # ------------------------------------------------------------------------------------------------
-
-
-def _policy():
-    from agent.policy import PolicyError, load_policy
-
-    try:
-        return load_policy(get_settings().policy_path)
-    except PolicyError as exc:
-        raise CliError(str(exc)) from exc
 
 
 @app.command("triage")
@@ -300,26 +247,6 @@ def orders_show(
 # ------------------------------------------------------------------------------------------------
 
 
-def _knowledge_embedding():
-    """The local embedding model (tests replace this with the fake one)."""
-    from knowledge.embeddings import MiniLMEmbeddingFunction, ModelIntegrityError, ModelNotInstalledError
-
-    try:
-        return MiniLMEmbeddingFunction()
-    except (ModelNotInstalledError, ModelIntegrityError) as exc:
-        raise CliError(str(exc)) from exc
-
-
-def _knowledge_collection():
-    from knowledge.store import open_collection
-
-    settings = get_settings()
-    try:
-        return open_collection(_knowledge_embedding(), var_dir=settings.var_dir, chroma_url=settings.chroma_url)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-
-
 @knowledge_app.command("ingest")
 def knowledge_ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: the shipped SOPs).",
@@ -330,7 +257,7 @@ def knowledge_ingest(
     files removed from an ingested folder deleted from the index."""
     from knowledge.ingest import ingest
 
-    report = ingest(_knowledge_collection(), paths or None, echo=typer.echo, progress=progress)
+    report = ingest(cli_common.knowledge_collection(), paths or None, echo=typer.echo, progress=progress)
     typer.echo(report.summary())
 
 
@@ -347,7 +274,7 @@ def knowledge_search(
 
     from knowledge.retrieve import retrieve
 
-    passages = retrieve(query, [t.strip().upper() for t in types or []], k=k, collection=_knowledge_collection())
+    passages = retrieve(query, [t.strip().upper() for t in types or []], k=k, collection=cli_common.knowledge_collection())
     if as_json:
         _print_json([asdict(p) for p in passages])
         return
@@ -380,7 +307,7 @@ def knowledge_eval(
 @knowledge_app.command("list")
 def knowledge_list() -> None:
     """Show which documents are indexed, with their chunk counts."""
-    col = _knowledge_collection()
+    col = cli_common.knowledge_collection()
     docs: dict[str, dict[str, Any]] = {}
     for meta in col.get(include=["metadatas"])["metadatas"] or []:
         entry = docs.setdefault(str(meta["source"]), {"doc_id": meta["doc_id"], "title": meta.get("title", ""), "chunks": 0})

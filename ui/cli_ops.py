@@ -1,0 +1,12 @@
+"""Operations commands: `copilot kpis`, `copilot risk ...`, `copilot anomalies` (issue 9).
+
+Import only light modules at the top (typer, ``ui.cli_common``); heavy ones inside the commands.
+"""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``copilot`` application."""

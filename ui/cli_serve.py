@@ -1,0 +1,12 @@
+"""`copilot serve`: the FastAPI service with the Gradio panel mounted (issue 7).
+
+Import only light modules at the top (typer, ``ui.cli_common``); heavy ones inside the commands.
+"""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``copilot`` application."""
