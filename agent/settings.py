@@ -68,6 +68,60 @@ class Settings(BaseSettings):
         "a local index in <COPILOT_VAR_DIR>/chroma.",
     )
 
+    # --- the language model (agent/llm.py): facts decide, the model only writes language -------
+    llm_provider: str = Field(
+        default="llamacpp",
+        validation_alias="LLM_PROVIDER",
+        description="llamacpp (a local GGUF model, the default), openai (any OpenAI-compatible "
+        "server) or fake (scripted, deterministic; tests and evals).",
+    )
+    llm_model_path: Path | None = Field(
+        default=None,
+        validation_alias="LLM_MODEL_PATH",
+        description="GGUF file for the llamacpp provider; empty means the pinned model assembled "
+        "from its PyPI packages into <COPILOT_VAR_DIR>/models.",
+    )
+    llm_model: str = Field(
+        default="gpt-4o-mini",
+        validation_alias="LLM_MODEL",
+        description="Model name for the openai provider (e.g. a vLLM or Ollama model id).",
+    )
+    openai_base_url: str = Field(
+        default="",
+        validation_alias="OPENAI_BASE_URL",
+        description="OpenAI-compatible endpoint; empty means OpenAI itself.",
+    )
+    openai_api_key: str = Field(default="", validation_alias="OPENAI_API_KEY", repr=False)
+    llm_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="LLM_TIMEOUT_S",
+        description="Seconds one model call may take before the copilot falls back to fact-only text.",
+    )
+    llm_threads: int = Field(
+        default=0,
+        ge=0,
+        validation_alias="LLM_THREADS",
+        description="CPU threads for the llamacpp provider; 0 means all cores.",
+    )
+
+    # --- the service (ui/api.py) ----------------------------------------------------------------
+    api_tokens: str = Field(
+        default="",
+        validation_alias="COPILOT_API_TOKENS",
+        repr=False,
+        description="Bearer tokens of the API and panel, 'token=username' pairs separated by commas; "
+        "empty means the demo tokens in <COPILOT_VAR_DIR>/api_tokens.json (written by copilot demo).",
+    )
+
+    @field_validator("llm_provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"llamacpp", "openai", "fake"}:
+            raise ValueError("LLM_PROVIDER must be llamacpp, openai or fake")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
