@@ -18,7 +18,6 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/copilot demo
-	$(BIN)/copilot serve
 
 test: install
 	$(BIN)/python -m pytest
