@@ -1,8 +1,12 @@
-"""Expected business failures. They go back to a person or a model as a plain message; bugs propagate."""
+"""Expected business failures. They go back to a person or a model as a plain message; bugs propagate.
+
+Each maps to one HTTP status in the API (ui/api.py): NotFound 404, Forbidden 403, Conflict 409,
+GuardBlocked 422; any other ToolError 400.
+"""
 
 from __future__ import annotations
 
-__all__ = ["ToolError", "NotFound"]
+__all__ = ["ToolError", "NotFound", "Forbidden", "Conflict", "GuardBlocked", "PreconditionFailed"]
 
 
 class ToolError(Exception):
@@ -15,3 +19,23 @@ class NotFound(ToolError):
     def __init__(self, kind: str, key: str) -> None:
         self.kind, self.key = kind, key
         super().__init__(f"{kind} {key} not found")
+
+
+class Forbidden(ToolError):
+    """The person may not do this (wrong role, own request, unknown or inactive user)."""
+
+
+class Conflict(ToolError):
+    """The record is not in a state that allows this (already decided, already executed)."""
+
+
+class GuardBlocked(ToolError):
+    """The guard refused an action: ``reasons`` are sentences a person can read."""
+
+    def __init__(self, reasons: list[str], message: str | None = None) -> None:
+        self.reasons = list(reasons)
+        super().__init__(message or "blocked by the guard: " + "; ".join(self.reasons))
+
+
+class PreconditionFailed(ToolError):
+    """A write whose precondition no longer holds at execution time (e.g. the stock is gone)."""

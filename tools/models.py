@@ -58,10 +58,13 @@ __all__ = [
     "Approval",
     "Execution",
     "AuditEvent",
+    "AuditAnchor",
     "User",
     "DatasetMeta",
     "ERP_TABLES",
     "ENUMS",
+    "PRESERVED_ON_RESET",
+    "DEMO_USERS",
 ]
 
 # Deterministic constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -433,6 +436,8 @@ class ActionRequest(Base):
     status: Mapped[str] = mapped_column(String(24), nullable=False, default="proposed", server_default="proposed")
     thread_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # added: where the request came from (cli, chat, api, triage, eval)
+    source: Mapped[str] = mapped_column(String(16), nullable=False, default="cli", server_default="cli")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
@@ -458,7 +463,11 @@ class Approval(Base):
 
 
 class Execution(Base):
-    """At most one execution per approved request: the unique idempotency key enforces it."""
+    """At most one execution per request: the unique request id and idempotency key enforce it.
+
+    ``approval_id`` is empty only for ``ESCALATE``, which needs no approval (it changes no ERP
+    record); its key is derived from the request instead of an approval.
+    """
 
     __tablename__ = "executions"
 
@@ -466,7 +475,7 @@ class Execution(Base):
     request_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("action_requests.id"), nullable=False, unique=True
     )
-    approval_id: Mapped[int] = mapped_column(Integer, ForeignKey("approvals.id"), nullable=False)
+    approval_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("approvals.id"), nullable=True)
     idempotency_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     result: Mapped[Any | None] = mapped_column(Json, nullable=True)
@@ -495,6 +504,22 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
 
 
+class AuditAnchor(Base):
+    """The head of the audit chain: one row (id 1) holding the last event's seq and hash.
+
+    Every append updates it first, which serialises appends (the row lock on PostgreSQL, the write
+    lock on SQLite) and gives the next seq without scanning; verification compares the chain's
+    last event with it, so deleting events at the tail is detected too.
+    """
+
+    __tablename__ = "audit_anchor"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -512,3 +537,22 @@ class DatasetMeta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+# Tables `copilot seed --reset` and tools.demo.reset keep: the people and the audit log are not
+# demo data, and the hash chain must stay verifiable across a reset.
+PRESERVED_ON_RESET: tuple[str, ...] = ("users", "audit_events", "audit_anchor")
+
+# One demo user per role, named after the role (created by migration 0003; `copilot users add`).
+DEMO_USERS: tuple[str, ...] = (
+    "planner",
+    "csr",
+    "credit_analyst",
+    "credit_manager",
+    "pricing_analyst",
+    "logistics_coordinator",
+    "procurement_buyer",
+    "compliance_officer",
+    "ops_manager",
+    "admin",
+)

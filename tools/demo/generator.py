@@ -29,7 +29,7 @@ from tools.demo.plan import build_plan
 from tools.demo.purchasing import purchase_orders
 from tools.demo.world import COLUMNS, build_world, stream
 from tools.demo.writer import Writer, open_writer
-from tools.models import ERP_TABLES, Base, DatasetMeta, ExceptionRecord
+from tools.models import ERP_TABLES, PRESERVED_ON_RESET, Base, DatasetMeta, ExceptionRecord
 
 __all__ = ["GENERATOR_VERSION", "DemoDataError", "SeedReport", "generate", "reset"]
 
@@ -161,11 +161,15 @@ def _stream_orders(plan, history: History, book: OpenBook, writer: Writer, chunk
 def reset(engine: Engine) -> None:
     """Delete every row of the ERP and operational tables; the schema (and its version) stays.
 
+    The users and the audit log (``PRESERVED_ON_RESET``) stay too: people are not demo data, and
+    the hash chain must remain verifiable across a reset.
+
     PostgreSQL: one ``TRUNCATE ... RESTART IDENTITY CASCADE``. SQLite: ``DELETE`` child tables
     first, with foreign-key checks off for the duration (faster on millions of rows).
     """
     present = set(inspect(engine).get_table_names())
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name in present]
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)
+              if t.name in present and t.name not in PRESERVED_ON_RESET]
     if not tables:
         return
     if engine.dialect.name == "postgresql":
