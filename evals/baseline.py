@@ -1,0 +1,225 @@
+"""The baseline to beat: LangGraph's prebuilt ReAct agent with the same tools and the same model.
+
+``langgraph.prebuilt.create_react_agent`` (deprecated in LangGraph 1.x in favour of
+``langchain.agents.create_agent``, which needs the ``langchain`` package we do not install; the
+prebuilt still ships in ``langgraph-prebuilt`` 1.1) gets the copilot's READ tools
+(``tools.registry.build_read_tools``), ``search_sops`` (``knowledge.tool.build_sop_tool``) and
+``propose_action``, and a system prompt (``evals/baseline_prompt.txt``) naming the exception types,
+the action catalog and the roles. The agent must find the exceptions, choose the action with its
+parameters, risk and approver, and propose it; the proposal then goes through the same approval
+step as the copilot's, so the guard and the approver judge it exactly alike.
+
+Models with native tool calling (``llm.chat_model``, e.g. OpenAI) are used as they are. The local
+llama.cpp model has none; :class:`PromptedToolChatModel` gives it tool calling the plain way: the
+tool list in the prompt and one JSON object per turn, constrained by the JSON grammar.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, Field
+
+from evals.runner import NotRun
+from evals.subjects import approve_via_governance
+
+__all__ = ["BaselineSubject", "PromptedToolChatModel", "build_propose_tool", "SYSTEM_PROMPT"]
+
+SYSTEM_PROMPT = (Path(__file__).with_name("baseline_prompt.txt")).read_text(encoding="utf-8")
+MAX_STEPS = 16  # graph steps per input (about 7 tool calls): a small model that loops stops there
+_TOOL_RESULT_CHARS = 1800
+_ORDER_ID = re.compile(r"\b[A-Z]{1,4}-?\d+\b")
+_SOP = re.compile(r"\b(SOP-[A-Z0-9]+(?:-[A-Z0-9]+)*(?:\s*§\s*[\d.]*\d)?)")
+
+
+class ProposeArgs(BaseModel):
+    order_id: str = Field(description="The order the action is for, e.g. SO-100042.")
+    exception_types: list[str] = Field(description="Every exception type that holds for the order, e.g. ['CREDIT_HOLD'].")
+    action: str = Field(description="One action of the catalog, e.g. RELEASE_CREDIT_HOLD, or ESCALATE.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The action's parameters, e.g. {'order_id': 'SO-100042'}.")
+    risk: str = Field(default="", description="none, low, medium or high.")
+    approver_role: str = Field(default="", description="The role that must approve it, e.g. credit_analyst.")
+    reason: str = Field(default="", description="One sentence: why this action, citing the SOP, e.g. [SOP-CREDIT-001 §3.2].")
+
+
+def build_propose_tool(sink: list[dict[str, Any]]) -> BaseTool:
+    """``propose_action``: records the agent's proposal; it changes nothing (the approval step acts)."""
+
+    def propose_action(order_id: str, exception_types: list[str], action: str, params: dict[str, Any] | None = None,
+                       risk: str = "", approver_role: str = "", reason: str = "") -> str:
+        """Propose the next-best action for one order, once you know its exceptions.
+
+        Call it exactly once per order, after reading the order and what its exceptions depend on.
+        A person approves or rejects it; nothing changes before that.
+        """
+        sink.append({"order_id": order_id.strip(), "exception_types": [t.strip().upper() for t in exception_types],
+                     "action": action.strip().upper(), "params": dict(params or {}), "risk": risk.strip().lower(),
+                     "approver_role": approver_role.strip().lower(), "reason": reason})
+        return f"proposal recorded for {order_id}: {action}. It now waits for a person's approval."
+
+    return StructuredTool.from_function(propose_action, name="propose_action", args_schema=ProposeArgs,
+                                        metadata={"kind": "PROPOSE"})  # records, never writes
+
+
+class PromptedToolChatModel(BaseChatModel):
+    """Tool calling for a model without it: the tools in the prompt, one JSON object per turn."""
+
+    llm: Any
+    tool_specs: list[dict[str, Any]] = Field(default_factory=list)
+    max_tokens: int = 300
+
+    @property
+    def _llm_type(self) -> str:
+        return "prompted-tools"
+
+    def bind_tools(self, tools, **kwargs: Any):  # type: ignore[override]
+        specs = [convert_to_openai_tool(t)["function"] for t in tools]
+        return self.model_copy(update={"tool_specs": specs})
+
+    def _schema(self) -> dict[str, Any]:
+        names = [s["name"] for s in self.tool_specs] + ["final"]
+        return {"type": "object", "properties": {"tool": {"type": "string", "enum": names}, "args": {"type": "object"}},
+                "required": ["tool", "args"]}
+
+    def _messages(self, messages: list[BaseMessage]) -> list[dict[str, str]]:
+        tools = "\n".join(f"- {s['name']}: {s.get('description', '').splitlines()[0] if s.get('description') else ''} "
+                          f"args {json.dumps(s.get('parameters', {}).get('properties', {}))}" for s in self.tool_specs)
+        how = ("TOOLS\n" + tools + "\n\nAnswer with ONE JSON object: {\"tool\": NAME, \"args\": {...}} to call a "
+               "tool, or {\"tool\": \"final\", \"args\": {\"answer\": TEXT}} when you are done.")
+        out: list[dict[str, str]] = []
+        for m in messages:
+            if m.type == "system":
+                out.append({"role": "system", "content": f"{m.content}\n\n{how}"})
+            elif isinstance(m, ToolMessage):
+                out.append({"role": "user", "content": f"RESULT of {m.name}: {str(m.content)[:_TOOL_RESULT_CHARS]}"})
+            elif isinstance(m, AIMessage) and m.tool_calls:
+                call = m.tool_calls[0]
+                out.append({"role": "assistant", "content": json.dumps({"tool": call["name"], "args": call["args"]})})
+            else:
+                out.append({"role": "assistant" if m.type == "ai" else "user", "content": str(m.content)})
+        if not out or out[0]["role"] != "system":
+            out.insert(0, {"role": "system", "content": how})
+        return out
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        from agent.llm import LLMError, parse_json
+
+        result = self.llm.complete(self._messages(messages), max_tokens=self.max_tokens, json_schema=self._schema())
+        usage = {"input_tokens": result.prompt_tokens, "output_tokens": result.completion_tokens,
+                 "total_tokens": result.prompt_tokens + result.completion_tokens}
+        try:
+            obj = parse_json(result.text)
+        except LLMError:
+            obj = {"tool": "final", "args": {"answer": result.text}}
+        name, args = str(obj.get("tool") or "final"), obj.get("args") if isinstance(obj.get("args"), dict) else {}
+        if name == "final" or name not in {s["name"] for s in self.tool_specs}:
+            message = AIMessage(content=str(args.get("answer") or result.text), usage_metadata=usage)
+        else:
+            calls = sum(1 for m in messages if isinstance(m, AIMessage) and m.tool_calls)
+            message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{calls + 1}"}],
+                                usage_metadata=usage)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+class _Usage(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.calls = self.prompt_tokens = self.completion_tokens = 0
+
+    def on_llm_end(self, response, **kwargs: Any) -> None:
+        self.calls += 1
+        for gens in response.generations:
+            for g in gens:
+                meta = getattr(getattr(g, "message", None), "usage_metadata", None) or {}
+                self.prompt_tokens += int(meta.get("input_tokens", 0))
+                self.completion_tokens += int(meta.get("output_tokens", 0))
+
+
+def _react_agent(model, tools, prompt: str):
+    with warnings.catch_warnings():  # deprecated in LangGraph 1.x, still the prebuilt the issue names
+        warnings.simplefilter("ignore")
+        from langgraph.prebuilt import create_react_agent
+
+        return create_react_agent(model, tools, prompt=prompt)
+
+
+class BaselineSubject:
+    """The prebuilt ReAct agent as an eval subject (``copilot eval --agent baseline``)."""
+
+    name = "baseline"
+
+    def __init__(self, policy, llm) -> None:
+        if llm is None:
+            raise NotRun("the baseline needs a language model")
+        self.policy, self.llm = policy, llm
+        self.factory = self.env = self.agent = None
+        self.proposals: list[dict[str, Any]] = []
+        self.counter = _Usage()
+
+    def bind(self, factory, env) -> None:
+        from knowledge.tool import build_sop_tool
+        from tools.registry import build_read_tools
+
+        self.factory, self.env = factory, env
+        self.proposals, self.counter = [], _Usage()
+        tools = [*build_read_tools(factory), build_propose_tool(self.proposals)]
+        if env.collection is not None:
+            tools.append(build_sop_tool(env.collection))
+        model = getattr(self.llm, "chat_model", None) or PromptedToolChatModel(llm=self.llm)
+        self.agent = _react_agent(model, tools, SYSTEM_PROMPT)
+
+    def _run(self, text: str) -> str:
+        from langgraph.errors import GraphRecursionError
+
+        from agent.llm import LLMError
+
+        try:
+            state = self.agent.invoke({"messages": [{"role": "user", "content": text}]},
+                                      {"recursion_limit": MAX_STEPS, "callbacks": [self.counter]})
+        except (GraphRecursionError, LLMError) as exc:
+            return f"(the agent stopped: {type(exc).__name__}: {exc})"
+        messages = state.get("messages") or []
+        return str(messages[-1].content) if messages else ""
+
+    def _result(self, order_id: str, final: str) -> dict[str, Any]:
+        mine = [p for p in self.proposals if p["order_id"] == order_id]
+        p = mine[-1] if mine else None
+        text = "\n".join(filter(None, [p and p["reason"], final]))
+        citations = list(dict.fromkeys(" ".join(c.split()) for c in _SOP.findall(text)))
+        rec = None
+        if p:
+            rec = {"action": p["action"], "params": p["params"], "risk": p["risk"] or None,
+                   "approver_role": p["approver_role"] or None}
+        return {"order_id": order_id, "exceptions": [{"type": t} for t in (p["exception_types"] if p else [])],
+                "recommendation": rec, "plan": [rec] if rec else [],
+                "explanation": {"text": text, "citations": citations, "fallback": False, "reason": None}}
+
+    def triage(self, order_id: str) -> dict[str, Any]:
+        final = self._run(f"Triage order {order_id}: find its exceptions and propose the next-best action.")
+        return self._result(order_id, final)
+
+    def triage_text(self, text: str) -> dict[str, Any]:
+        final = self._run("A message from a colleague or customer follows. Triage every order it names and propose "
+                          f"the next-best action for each.\n\nMESSAGE:\n{text}")
+        named = list(dict.fromkeys(p["order_id"] for p in self.proposals))
+        return {"order_ids": named, "not_found": [], "customer_request": None,
+                "results": [self._result(oid, final) for oid in named]}
+
+    def approve(self, result: dict[str, Any], approve_params: dict[str, Any] | None) -> dict[str, Any]:
+        rec = result["recommendation"]
+        return approve_via_governance(self.factory, self.policy, result["order_id"], action=rec["action"],
+                                      params=rec["params"], approve_params=approve_params,
+                                      citations=result["explanation"]["citations"])
+
+    def usage(self) -> dict[str, Any]:
+        return {"calls": self.counter.calls, "prompt_tokens": self.counter.prompt_tokens,
+                "completion_tokens": self.counter.completion_tokens}

@@ -1,0 +1,143 @@
+"""One eval run end to end: suites → environment → subject → results → summary → reports.
+
+    report = evaluate("all", provider="fake", agent="copilot", repeat=1, report_dir="var/evals/latest")
+
+The SOP index is the shipped corpus embedded by the local model, built once per corpus version into
+``<COPILOT_VAR_DIR>/evals/sop-index-<hash>`` (the hash covers the SOP files and the embedding
+model, so an edited SOP gets a fresh index) and reused by later runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evals.runner import RunEnv, new_workdir, run_cases, template_database
+from evals.suite import load_cases
+
+__all__ = ["PROVIDERS", "AGENTS", "evaluate", "sop_index", "make_llm", "index_facts"]
+
+PROVIDERS = ("fake", "llamacpp", "openai")
+AGENTS = ("copilot", "baseline")
+
+
+def _corpus_hash(embedding_name: str) -> str:
+    from knowledge.ingest import SOP_DIR
+
+    h = hashlib.sha256(embedding_name.encode())
+    for path in sorted(SOP_DIR.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(SOP_DIR).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def sop_index(var_dir: Path, embedding=None, *, echo: Callable[[str], None] = lambda _: None):
+    """The shipped SOPs as a Chroma collection, cached by corpus hash under ``var_dir/evals``."""
+    from knowledge.ingest import ingest
+    from knowledge.store import make_client, open_collection
+
+    if embedding is None:
+        from knowledge.embeddings import MiniLMEmbeddingFunction
+
+        embedding = MiniLMEmbeddingFunction()
+    folder = Path(var_dir) / "evals" / f"sop-index-{_corpus_hash(embedding.name())}"
+    done = folder / "complete"
+    if not done.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        echo(f"indexing the shipped SOPs into {folder} (once per corpus version) ...")
+        collection = open_collection(embedding, client=make_client(var_dir=folder))
+        ingest(collection, None, echo=lambda _: None, progress=False)
+        done.write_text("ok\n")
+        return collection
+    return open_collection(embedding, client=make_client(var_dir=folder))
+
+
+def index_facts(collection) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """The citations the index holds, and the exception types each SOP applies to."""
+    from knowledge.ingest import type_field
+    from knowledge.retrieve import citation
+    from tools.domain import EXCEPTION_TYPES
+
+    citations, applies = set(), {}
+    for meta in collection.get(include=["metadatas"])["metadatas"] or []:
+        doc = str(meta["doc_id"])
+        citations.add(citation(doc, str(meta.get("section") or "")))
+        applies[doc] = frozenset(t for t in EXCEPTION_TYPES if meta.get(type_field(t)))
+    return frozenset(citations), applies
+
+
+def make_llm(provider: str, settings=None):
+    """The model for ``provider``: ``fake`` is the scripted explainer; the others come from the settings."""
+    from agent.llm import FakeLLM, get_llm
+
+    if provider == "fake":
+        from evals.subjects import scripted_explainer
+
+        return FakeLLM(scripted_explainer, name="scripted-explainer")
+    if settings is None:
+        from agent.settings import get_settings
+
+        settings = get_settings()
+    return get_llm(settings.model_copy(update={"llm_provider": provider}))
+
+
+def make_subject(agent: str, policy, llm):
+    if agent == "baseline":
+        from evals.baseline import BaselineSubject
+
+        return BaselineSubject(policy, llm)
+    from evals.subjects import CopilotSubject
+
+    return CopilotSubject(policy, llm)
+
+
+def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repeat: int = 1,
+             report_dir: str | Path | None = None, progress: bool | None = None, policy=None, llm=None,
+             collection=None, var_dir: str | Path | None = None, only: list[str] | None = None,
+             echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Run ``suite`` (a name, file, folder or ``all``) and return the report (written when ``report_dir``).
+
+    ``only``: case ids (or suite/id keys) to run; default every case.
+    """
+    from agent.policy import load_policy
+    from agent.settings import get_settings
+    from evals.metrics import summarize
+    from evals.report import build_report, provenance, write_reports
+
+    settings = get_settings()
+    cases = load_cases(suite)
+    if only:
+        wanted = set(only)
+        cases = [c for c in cases if c.id in wanted or c.key in wanted]
+    policy = policy or load_policy(settings.policy_path)
+    llm = llm if llm is not None else make_llm(provider, settings)
+    if collection is None:
+        collection = sop_index(Path(var_dir or settings.var_dir), echo=echo)
+    citations, applies = index_facts(collection)
+    subject = make_subject(agent, policy, llm)
+    workdir = new_workdir()
+    try:
+        env = RunEnv(workdir=workdir, template=template_database(workdir), policy=policy, collection=collection,
+                     valid_citations=citations, applies_to=applies)
+        show = sys.stderr.isatty() if progress is None else progress
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(cases) * repeat, desc=f"eval {agent}", unit="case", disable=not show, file=sys.stderr)
+        try:
+            runs = run_cases(cases, subject, env, repeat=repeat,
+                             on_result=lambda r: (bar.update(1), bar.set_postfix_str(f"{r.id} {r.status}"[:40])))
+        finally:
+            bar.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    model = f"{getattr(llm, 'provider', provider)}:{getattr(llm, 'name', '?')}"
+    meta = provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite, repeat=repeat)
+    report = build_report(meta, summarize(runs), runs)
+    if report_dir:
+        report["files"] = {k: str(v) for k, v in write_reports(report, report_dir).items()}
+    return report

@@ -1,0 +1,134 @@
+"""What the runner evaluates: our copilot (``copilot``) or the baseline ReAct agent (evals.baseline).
+
+A subject is bound to each case's database (``bind``), triages through the entry a user hits
+(``triage`` by order id, ``triage_text`` for a message), files and approves a proposal through the
+real approval step (``approve``), and reports the model calls and tokens it spent (``usage``).
+
+The approval step is ``agent.governance`` (contract A): the proposal is requested by the eval's own
+user ``qa-eval`` (role admin: it may propose, never decide), approved by the demo user named after
+the request's approver role, then approved a second time — a retried approval must be refused and
+must not execute again. Values an approver supplies (``approve_params``: e.g. the ship-to fields
+of ``FIX_MASTER_DATA``) go in as an ``edit`` decision, which is an approval of those values.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from evals.runner import NotRun
+
+__all__ = ["REQUESTER", "CopilotSubject", "approve_via_governance", "scripted_explainer", "add_requester"]
+
+REQUESTER = "qa-eval"
+
+
+def add_requester(session) -> None:
+    """Create the eval's requesting user in a (template) database, if the users module exists."""
+    try:
+        from agent.users import add_user
+    except ImportError:
+        return
+    add_user(session, REQUESTER, "admin", "QA eval runner (proposes, never decides)")
+
+
+def approve_via_governance(factory, policy, order_id: str, *, action: str | None = None,
+                           params: dict[str, Any] | None = None, approve_params: dict[str, Any] | None = None,
+                           citations: list | None = None) -> dict[str, Any]:
+    """Request ``action`` (None: the order's recommendation) and approve it as its approver role.
+
+    Returns the request dict after the decision (status ``executed`` when it ran). Raises
+    :class:`NotRun` when the approval step is not part of this build.
+    """
+    try:
+        from agent.governance import decide, request_action
+        from tools.errors import ToolError
+    except ImportError as exc:
+        raise NotRun(f"the approval step (agent.governance, contract A) is not available: {exc}") from None
+    req = request_action(factory, policy, order_id=order_id, requested_by=REQUESTER, action=action, params=params,
+                         source="eval", citations=citations)
+    if req["status"] != "pending_approval":  # ESCALATE runs at once; a blocked request stays blocked
+        return req
+    approver = req["approver_role"]
+    if approve_params:
+        out = decide(factory, policy, req["id"], username=approver, decision="edit", params=dict(approve_params),
+                     reason="values supplied by the approver (eval case)")
+    else:
+        out = decide(factory, policy, req["id"], username=approver, decision="approve")
+    try:  # a retried approval: must be refused, and must not execute again (checked by the invariants)
+        decide(factory, policy, req["id"], username=approver, decision="approve")
+    except ToolError:
+        pass
+    return out
+
+
+_CITATION = re.compile(r"^\[([^\]]+)\]", re.M)
+
+
+def scripted_explainer(messages: list[dict[str, str]]) -> str:
+    """The ``fake`` provider's scripted model: restates the first exception line of the FACTS and
+    the recommended action, and cites the first SOP passage, copied from the prompt.
+
+    It writes language without understanding it, so with ``--provider fake`` the decisions are
+    what is measured; explanation quality needs a real model (``llamacpp`` or ``openai``).
+    """
+    prompt = "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
+    facts, _, passages = prompt.partition("SOP PASSAGES")
+    lines = [ln.strip() for ln in facts.splitlines()]
+    first = next((ln[2:] for ln in lines if ln.startswith("- ")), None)
+    rec = next((ln for ln in lines if ln.startswith("Recommended action:")), None)
+    cite = _CITATION.search(passages.strip())
+    parts = [first or "Nothing blocks this order."]
+    if rec:
+        parts.append(rec.split(" Why:", 1)[0])
+    if cite:
+        parts.append(f"See [{cite.group(1)}].")
+    return " ".join(parts)
+
+
+class CopilotSubject:
+    """Our copilot through its façade (``agent.copilot.Copilot``, contract C)."""
+
+    name = "copilot"
+
+    def __init__(self, policy, llm=None) -> None:
+        self.policy, self.llm = policy, llm
+        self.factory = self.env = self.copilot = None
+        self.missing: str | None = None
+
+    def bind(self, factory, env) -> None:
+        self.factory, self.env = factory, env
+        try:
+            from agent.copilot import Copilot
+        except ImportError as exc:
+            self.copilot, self.missing = None, f"the copilot façade (agent.copilot, contract C) is not available: {exc}"
+            return
+        self.copilot = Copilot(factory, self.policy, llm=self.llm, collection=env.collection)
+
+    def triage(self, order_id: str) -> dict[str, Any]:
+        if self.copilot is not None:
+            return self.copilot.triage([order_id], explain=True)[0]
+        # Without the façade, the deterministic triage it wraps still answers the decision checks;
+        # the explanation check is reported as not run.
+        from agent.triage import OrderNotFound, triage_order
+
+        with self.factory() as session:
+            try:
+                result = triage_order(session, order_id, self.policy)
+            except OrderNotFound:
+                return {"order_id": order_id, "error": "order not found"}
+            session.commit()
+        return {**result, "_explain_not_run": self.missing}
+
+    def triage_text(self, text: str) -> dict[str, Any]:
+        if self.copilot is None:
+            raise NotRun(self.missing or "no copilot")
+        return self.copilot.triage_text(text, explain=True)
+
+    def approve(self, result: dict[str, Any], approve_params: dict[str, Any] | None) -> dict[str, Any]:
+        citations = list((result.get("explanation") or {}).get("citations") or [])
+        return approve_via_governance(self.factory, self.policy, result["order_id"], approve_params=approve_params,
+                                      citations=citations)
+
+    def usage(self) -> dict[str, Any]:
+        return self.copilot.usage() if self.copilot is not None else {}

@@ -1,0 +1,120 @@
+"""Find and read eval suites (format: ../shared/domain.md §5) and check each case's ``expect``.
+
+A suite is named by a path (a YAML file, or a folder whose ``*.yaml`` files are all read) or by a
+name: ``credit`` is ``evals/suites/credit.yaml``, ``all`` every suite there. Beyond the keys of
+domain.md §5 a case may hold ``why`` (the rule that gives its expectation, for the reader) and
+``approve_params`` (values the approver supplies, e.g. the ship-to fields of ``FIX_MASTER_DATA``);
+``expect`` may also hold ``in_plan`` (actions the order's plan must contain), ``plan`` (the plan's
+actions, exactly, in order), and for a ``message`` input ``orders`` (the orders it names, in
+order) and ``per_order`` (expectations for the orders after the first). A misspelt key is an error,
+not a silently skipped check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tools.fixtures import SuiteError, read_suite
+
+__all__ = ["SUITES_DIR", "EvalCase", "load_cases", "resolve_suites", "suite_names"]
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+
+EXPECT_KEYS = frozenset({
+    "exceptions", "action", "action_any_of", "risk", "approver_role", "cites_sop_for", "after_approval", "never",
+    "in_plan", "plan", "orders", "per_order",
+})
+ORDER_KEYS = frozenset({"exceptions", "action", "action_any_of", "risk", "approver_role", "cites_sop_for",
+                        "in_plan", "plan"})
+CASE_KEYS = frozenset({"id", "why", "fixture", "input", "expect", "approve_params"})
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    suite: str
+    id: str
+    fixture: dict[str, Any]
+    input: dict[str, Any]
+    expect: dict[str, Any]
+    approve_params: dict[str, Any] | None = None
+    why: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite}/{self.id}"
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def resolve_suites(spec: str) -> list[Path]:
+    """The suite files ``spec`` names: a YAML file, a folder of them, a suite name, or ``all``."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(path.glob("*.yaml"))
+        if not files:
+            raise SuiteError(f"{path}: no *.yaml suite files in this folder")
+        return files
+    if path.is_file():
+        return [path]
+    if spec == "all":
+        return sorted(SUITES_DIR.glob("*.yaml"))
+    named = SUITES_DIR / f"{spec}.yaml"
+    if named.is_file():
+        return [named]
+    raise SuiteError(f"no suite {spec!r}: give a YAML file, a folder, 'all' or one of {', '.join(suite_names())}")
+
+
+def _check(path: Path, raw: dict[str, Any]) -> None:
+    cid = raw["id"]
+
+    def bad(msg: str) -> SuiteError:
+        return SuiteError(f"{path}: case {cid}: {msg}")
+
+    unknown = set(raw) - CASE_KEYS
+    if unknown:
+        raise bad(f"unknown key(s) {', '.join(sorted(unknown))}; a case holds {', '.join(sorted(CASE_KEYS))}")
+    inp = raw.get("input")
+    if not isinstance(inp, dict) or len(inp) != 1 or not (
+        isinstance(inp.get("order_id"), str) or isinstance(inp.get("message"), str)
+    ):
+        raise bad("input must be {order_id: ID} or {message: TEXT}")
+    expect = raw.get("expect") or {}
+    if not isinstance(expect, dict):
+        raise bad("expect must be a mapping")
+    unknown = set(expect) - EXPECT_KEYS
+    if unknown:
+        raise bad(f"expect: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(EXPECT_KEYS))}")
+    for key in ("exceptions", "never", "in_plan", "plan", "orders", "action_any_of"):
+        if key in expect and not isinstance(expect[key], list):
+            raise bad(f"expect.{key} must be a list")
+    if "after_approval" in expect:
+        after = expect["after_approval"]
+        if not isinstance(after, dict) or any(not isinstance(k, str) or k.count(".") < 2 for k in after):
+            raise bad("expect.after_approval maps table.KEY.field to a value, e.g. orders.SO1.status: released")
+    for oid, sub in (expect.get("per_order") or {}).items():
+        if not isinstance(sub, dict) or set(sub) - ORDER_KEYS:
+            raise bad(f"expect.per_order.{oid}: a mapping of {', '.join(sorted(ORDER_KEYS))}")
+    if "approve_params" in raw and not isinstance(raw["approve_params"], dict):
+        raise bad("approve_params must be a mapping of parameter to value")
+
+
+def load_cases(spec: str) -> list[EvalCase]:
+    """Every case of the suites ``spec`` names, checked; raises :class:`SuiteError` naming the problem."""
+    cases: list[EvalCase] = []
+    for path in resolve_suites(spec):
+        data = read_suite(path)
+        for raw in data["cases"]:
+            _check(path, raw)
+            cases.append(EvalCase(
+                suite=data["suite"], id=raw["id"], fixture=raw.get("fixture") or {}, input=raw["input"],
+                expect=raw.get("expect") or {}, approve_params=raw.get("approve_params"), why=raw.get("why") or "",
+            ))
+    keys = [c.key for c in cases]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise SuiteError(f"case ids appear twice across the suites: {', '.join(dupes)}")
+    return cases

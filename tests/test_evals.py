@@ -1,0 +1,222 @@
+"""Evals (issue 8): the suites' coverage and format, the scorers, reports, the CLI, the baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evals.suite import SUITES_DIR, load_cases, resolve_suites
+from tools.db import session_factory
+from tools.domain import EXCEPTION_TYPES
+from tools.fixtures import SuiteError, load_fixture
+
+ALL = load_cases("all")
+
+# Every branch of domain.md §4's decision order: (exception type, recommended action, ESCALATE role).
+BRANCHES = {
+    ("INVENTORY_SHORTFALL", "REALLOCATE_WAREHOUSE", None), ("INVENTORY_SHORTFALL", "APPROVE_SUBSTITUTION", None),
+    ("INVENTORY_SHORTFALL", "SPLIT_SHIPMENT", None), ("INVENTORY_SHORTFALL", "UPDATE_PROMISE_DATE", None),
+    ("INVENTORY_SHORTFALL", "ESCALATE", "procurement_buyer"),
+    ("SUBSTITUTION_REQUEST", "APPROVE_SUBSTITUTION", None), ("SUBSTITUTION_REQUEST", "ESCALATE", "csr"),
+    ("CREDIT_HOLD", "RELEASE_CREDIT_HOLD", None), ("PRICING_DISCREPANCY", "CORRECT_PRICE", None),
+    ("CARRIER_DISRUPTION", "REBOOK_CARRIER", None), ("CARRIER_DISRUPTION", "EXPEDITE_FREIGHT", None),
+    ("CARRIER_DISRUPTION", "UPDATE_PROMISE_DATE", None), ("CARRIER_DISRUPTION", "ESCALATE", "logistics_coordinator"),
+    ("PROCUREMENT_DELAY", "EXPEDITE_PO", None), ("PROCUREMENT_DELAY", "ESCALATE", "procurement_buyer"),
+    ("MASTER_DATA_INCOMPLETE", "FIX_MASTER_DATA", None), ("COMPLIANCE_HOLD", "COMPLIANCE_REVIEW", None),
+}
+
+
+def test_suites_hold_at_least_100_cases_covering_every_type_and_branch():
+    assert len(ALL) >= 100
+    assert {t for c in ALL for t in c.expect.get("exceptions") or []} == set(EXCEPTION_TYPES)
+    covered = set()
+    for c in ALL:
+        types = c.expect.get("exceptions") or []
+        if types and "action" in c.expect:
+            role = c.expect.get("approver_role") if c.expect["action"] == "ESCALATE" else None
+            covered.add((types[0], c.expect["action"], role))
+    assert BRANCHES <= covered, BRANCHES - covered
+    # RECURRING_ANOMALY's branch (ESCALATE to ops_manager) comes after the base exception's action.
+    assert any("ESCALATE" in (c.expect.get("in_plan") or []) and "RECURRING_ANOMALY" in c.expect.get("exceptions", [])
+               for c in ALL)
+    suites = {c.suite for c in ALL}
+    assert {"multi", "free_text", "adversarial"} <= suites
+    assert sum("message" in c.input for c in ALL) >= 8
+    assert sum(len(c.expect.get("exceptions") or []) > 1 for c in ALL) >= 15
+    for edge in ("stock-no-stock-anywhere", "price-expired-contract-still-charged", "carrier-no-alternative-escalate",
+                 "credit-zero-limit"):
+        assert any(c.id == edge for c in ALL)
+
+
+def test_every_case_states_what_it_checks_and_every_fixture_loads(sqlite_engine):
+    from tools.demo import reset
+
+    factory = session_factory(sqlite_engine)
+    for case in ALL:
+        assert case.why and case.expect, case.key
+        with factory() as s:
+            load_fixture(s, case.fixture, case_id=case.id)
+        reset(sqlite_engine)
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda c: c["expect"].update(exception=["CREDIT_HOLD"]), "unknown key(s) exception"),
+    (lambda c: c.update(input={"order": "SO1"}), "input must be"),
+    (lambda c: c["expect"].update(after_approval={"orders.SO1": 1}), "table.KEY.field"),
+    (lambda c: c.update(expected={}), "unknown key(s) expected"),
+])
+def test_a_malformed_case_is_refused_with_its_id(tmp_path, mutate, message):
+    case = {"id": "c1", "fixture": {}, "input": {"order_id": "SO1"}, "expect": {"exceptions": []}}
+    mutate(case)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"suite": "bad", "cases": [case]}))
+    with pytest.raises(SuiteError, match=r"case c1: .*" + message.replace("(", r"\(").replace(")", r"\)")):
+        load_cases(str(path))
+
+
+def test_suites_resolve_by_name_file_folder_and_all(tmp_path):
+    assert resolve_suites("credit") == [SUITES_DIR / "credit.yaml"]
+    assert len(resolve_suites("all")) == len(list(SUITES_DIR.glob("*.yaml")))
+    assert resolve_suites(str(SUITES_DIR)) == resolve_suites("all")
+    with pytest.raises(SuiteError, match="no suite 'nope'"):
+        resolve_suites("nope")
+
+
+def test_after_approval_paths_read_composite_keys_and_compare_by_meaning(session):
+    from evals.state import check_after
+
+    case = next(c for c in ALL if c.id == "stock-partially-allocated-line")
+    load_fixture(session, case.fixture, case_id=case.id)
+    assert check_after(session, {"order_lines.SO1/1.allocated_qty": 4, "inventory.A/WH1.allocated": 4,
+                                 "order_lines.SO1/1.unit_price": 100, "orders.SO1.promised_date": "2026-11-20",
+                                 "orders.SO1.credit_released": False, "order_lines.SO1/1.warehouse_id": None}) == []
+    problems = check_after(session, {"orders.SO1.status": "held", "inventory.A/WH9.allocated": 0,
+                                     "orders.SO1.nope": 1, "order_lines.SO1/1.unit_price": "100.01"})
+    assert problems == ["orders.SO1.status: 'open', expected 'held'",
+                        "inventory.A/WH9.allocated: no such record (expected 0)",
+                        "orders.SO1.nope: expected orders.order_id.<field of orders>",
+                        "order_lines.SO1/1.unit_price: Decimal('100.00'), expected '100.01'"]
+
+
+def test_scripted_explainer_copies_facts_and_cites_the_first_passage():
+    from evals.subjects import scripted_explainer
+
+    prompt = ("FACTS\nOrder SO1 (status open)\n- CREDIT_HOLD: customer C1 is on credit hold\n"
+              "Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), risk medium, approver credit_analyst. Why: x\n\n"
+              "SOP PASSAGES\n[SOP-CREDIT-001 §3.2] Credit holds: text\n[SOP-GOV-001 §2] Approval: text")
+    text = scripted_explainer([{"role": "system", "content": "s"}, {"role": "user", "content": prompt}])
+    assert text == ("CREDIT_HOLD: customer C1 is on credit hold Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), "
+                    "risk medium, approver credit_analyst. See [SOP-CREDIT-001 §3.2].")
+
+
+def test_metrics_per_type_confusion_and_pass_hat_k():
+    from evals.metrics import summarize
+    from evals.runner import CaseResult, Check
+
+    def r(key, status, exp, det, action="A", want="A"):
+        return CaseResult("s", key, status, [Check("exceptions", "pass"), Check("action", "pass")], [], 0.1,
+                          expected_types=exp, detected_types=det, expected_action=[want], action=action)
+
+    run1 = [r("a", "pass", ["CREDIT_HOLD"], ["CREDIT_HOLD"]), r("b", "fail", ["CREDIT_HOLD"], [], "B")]
+    run2 = [r("a", "fail", ["CREDIT_HOLD"], ["CREDIT_HOLD", "COMPLIANCE_HOLD"]), r("b", "pass", ["CREDIT_HOLD"], [])]
+    s = summarize([run1, run2])
+    assert s["cases"] == 2 and s["passed"] == 0 and s["pass_hat_k"] == 0.0 and s["pass_rate_per_run"] == [0.5, 0.5]
+    assert s["failed"] == ["s/a", "s/b"]
+    assert s["per_type"]["CREDIT_HOLD"] == {"support": 4, "tp": 2, "fp": 0, "fn": 2, "precision": 1.0, "recall": 0.5}
+    assert s["per_type"]["COMPLIANCE_HOLD"]["fp"] == 1 and s["per_type"]["COMPLIANCE_HOLD"]["precision"] == 0.0
+    assert s["confusion"] == {"CREDIT_HOLD": {"CREDIT_HOLD": 2, "(none)": 2}, "(none)": {"COMPLIANCE_HOLD": 1}}
+    assert s["action_accuracy"] == 0.75
+
+
+# ------------------------------------------------------------------------------------------------
+# runs (fake model; SOP index with the deterministic fake embedding, built once for this module)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sops(tmp_path_factory):
+    from knowledge.embeddings import FakeEmbeddingFunction
+    from knowledge.ingest import ingest
+    from knowledge.store import open_collection
+
+    collection = open_collection(FakeEmbeddingFunction(), var_dir=tmp_path_factory.mktemp("sops"))
+    ingest(collection, None, echo=lambda _: None, progress=False)
+    return collection
+
+
+def _suite_file(tmp_path: Path, *cases) -> Path:
+    path = tmp_path / "mini.yaml"
+    path.write_text(yaml.safe_dump({"suite": "mini", "cases": list(cases)}, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def _raw(case_id: str) -> dict:
+    for path in SUITES_DIR.glob("*.yaml"):
+        for case in yaml.safe_load(path.read_text())["cases"]:
+            if case["id"] == case_id:
+                return case
+    raise KeyError(case_id)
+
+
+def test_a_wrong_expectation_fails_the_case_and_the_report_says_why(tmp_path, sops):
+    from evals.evaluate import evaluate
+
+    wrong = _raw("credit-flag-only")
+    wrong["id"] = "credit-wrong-role"
+    wrong["expect"]["approver_role"] = "credit_manager"
+    path = _suite_file(tmp_path, _raw("credit-flag-only"), wrong)
+    report = evaluate(str(path), collection=sops, report_dir=tmp_path / "out")
+    s = report["summary"]
+    assert s["cases"] == 2 and s["failed"] == ["mini/credit-wrong-role"] and s["violations"] == 0
+    by_id = {r["id"]: r for r in report["runs"][0]}
+    bad = [c for c in by_id["credit-wrong-role"]["checks"] if c["status"] == "fail"]
+    assert [(c["name"], c["detail"]) for c in bad] == [("approver_role", "approver credit_analyst, expected credit_manager")]
+    assert by_id["credit-flag-only"]["executed"][0]["action"] == "RELEASE_CREDIT_HOLD"
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.count("<svg") == 3 and "http://" not in page.split("<svg", 1)[0] and "<script" not in page
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "credit-wrong-role" in md and "approver credit_analyst, expected credit_manager" in md
+    meta = json.loads((tmp_path / "out" / "report.json").read_text())["meta"]
+    assert meta["provider"] == "fake" and meta["policy_hash"] and meta["commit"] and meta["prompt_hashes"]
+
+
+def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    import sys
+
+    from ui.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["copilot", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out, err = capsys.readouterr()
+    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
+    return code, out, err
+
+
+def test_cli_json_last_line_is_the_summary_and_failures_exit_1(tmp_path, sops, monkeypatch, capsys):
+    from evals import evaluate as ev
+
+    monkeypatch.setattr(ev, "sop_index", lambda *a, **k: sops)
+    wrong = _raw("price-above-tolerance")
+    wrong["expect"]["exceptions"] = ["PRICING_DISCREPANCY", "CREDIT_HOLD"]
+    path = _suite_file(tmp_path, wrong)
+    code, out, _ = _cli(monkeypatch, capsys, "eval", "--suite", str(path), "--json", "--report", str(tmp_path / "r1"))
+    assert code == 1, out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert {"cases", "passed", "failed", "violations", "pass_rate"} <= set(summary)
+    assert summary["failed"] == ["mini/price-above-tolerance"] and summary["pass_rate"] == 0.0
+
+    path.write_text(yaml.safe_dump({"suite": "mini", "cases": [_raw("price-above-tolerance")]}, allow_unicode=True))
+    code, out, _ = _cli(monkeypatch, capsys, "eval", "--suite", str(path), "--report", str(tmp_path / "r2"))
+    assert code == 0, out
+    assert "1/1 passed" in out
+    code, out, _ = _cli(monkeypatch, capsys, "eval", "compare", str(tmp_path / "r1" / "report.json"),
+                        str(tmp_path / "r2" / "report.json"))
+    assert code == 0 and "mini/price-above-tolerance: fail -> pass" in out
+    code, _, err = _cli(monkeypatch, capsys, "eval", "--suite", "no-such-suite")
+    assert code == 2 and "no suite 'no-such-suite'" in err
+    code, _, err = _cli(monkeypatch, capsys, "eval", "compare", str(path), str(path))
+    assert code == 2 and "not a JSON eval report" in err
