@@ -340,12 +340,14 @@ class LlamaCppLLM(LLM):
             if len(tokens) + max_tokens > self.n_ctx:
                 raise LLMError(f"prompt of {len(tokens)} tokens leaves no room for {max_tokens} in a "
                                f"context of {self.n_ctx}")
+            from llama_cpp import StoppingCriteriaList
+
             grammar = _json_grammar(json_schema) if json_schema is not None else None
             expired = lambda _ids, _logits: time.monotonic() > deadline  # noqa: E731 - checked per token
             try:
                 chunks = llama.create_completion(
                     tokens, max_tokens=max_tokens, temperature=0.0, stop=stop, stream=True, grammar=grammar,
-                    stopping_criteria=[expired],
+                    stopping_criteria=StoppingCriteriaList([expired]),
                 )
                 for chunk in chunks:
                     counts["completion"] += 1
