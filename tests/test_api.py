@@ -1,0 +1,189 @@
+"""The HTTP API with FastAPI's TestClient: every endpoint, authentication, errors and size limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from agent.settings import Settings
+from tests import api_world
+from ui.api import create_app
+from ui.api_models import MAX_BODY_BYTES, MAX_ORDER_IDS, MAX_TEXT_LINES
+from ui.api_service import Services
+
+H = {u: {"Authorization": f"Bearer {t}"} for u, t in api_world.TOKENS.items()}
+
+
+@pytest.fixture(scope="module")
+def sops(tmp_path_factory):
+    return api_world.sop_collection(tmp_path_factory.mktemp("sops"))
+
+
+@pytest.fixture
+def services(tmp_path, monkeypatch, sops):
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "api.db"))
+    monkeypatch.setenv("COPILOT_API_TOKENS", api_world.token_setting())
+    svc = Services(Settings(), collection=sops)
+    svc.warm_up()
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def client(services):
+    with TestClient(create_app(services=services, panel=False)) as c:
+        yield c
+
+
+def _error(resp, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error"] == code and body["message"], body
+    return body
+
+
+# --- probes and auth ------------------------------------------------------------------------------
+
+
+def test_health_and_ready_need_no_token(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["ready"] is True and set(body["checks"]) >= {"database", "sop_index", "model"}
+    assert "207 chunks" in body["checks"]["sop_index"]["detail"] or body["checks"]["sop_index"]["ok"]
+
+
+def test_ready_is_red_when_the_sop_index_is_empty(tmp_path, monkeypatch):
+    from knowledge.embeddings import FakeEmbeddingFunction
+    from knowledge.store import open_collection
+
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "r.db"))
+    svc = Services(Settings(), collection=open_collection(FakeEmbeddingFunction(), var_dir=tmp_path / "empty"))
+    svc.warm_up()
+    with TestClient(create_app(services=svc, panel=False)) as c:
+        resp = c.get("/ready")
+    assert resp.status_code == 503
+    assert resp.json()["checks"]["sop_index"] == {"ok": False, "detail": "empty: run `copilot knowledge ingest`"}
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"},
+                                     {"Authorization": "Basic abc"}])
+def test_missing_or_wrong_token_is_401(client, headers):
+    resp = client.get("/api/v1/me", headers=headers)
+    body = _error(resp, 401, "unauthorized")
+    assert resp.headers["www-authenticate"] == "Bearer"
+    assert "wrong-token" not in json.dumps(body)
+
+
+def test_token_maps_to_user_and_role(client):
+    body = client.get("/api/v1/me", headers=H["ops_manager"]).json()
+    assert body["username"] == "ops_manager" and body["role"] == "ops_manager"
+    assert {"planner", "credit_manager"} <= set(body["may_decide_for"]) and "compliance_officer" not in body["may_decide_for"]
+
+
+def test_expired_demo_token_and_inactive_user_are_refused(tmp_path, monkeypatch, sops):
+    from tools.db import make_engine, session_factory
+    from tools.models import User
+    from ui.auth import write_demo_tokens
+
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    url = api_world.make_database(tmp_path / "t.db")
+    monkeypatch.setenv("DATABASE_URL", url)
+    var = tmp_path / "var"
+    monkeypatch.setenv("COPILOT_VAR_DIR", str(var))
+    old = write_demo_tokens(var, ["planner"], days=1, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+    with TestClient(create_app(services=Services(Settings(), collection=sops), panel=False)) as c:
+        _error(c.get("/api/v1/me", headers={"Authorization": f"Bearer {old['planner']}"}), 401, "unauthorized")
+    fresh = write_demo_tokens(var, ["planner", "csr"])
+    with TestClient(create_app(services=Services(Settings(), collection=sops), panel=False)) as c:
+        auth = {"Authorization": f"Bearer {fresh['planner']}"}
+        assert c.get("/api/v1/me", headers=auth).json()["role"] == "planner"
+        engine = make_engine(url)
+        with session_factory(engine)() as s:
+            s.get(User, "planner").active = False
+            s.commit()
+        engine.dispose()
+        _error(c.get("/api/v1/me", headers=auth), 401, "unauthorized")
+
+
+def test_tokens_never_reach_the_log(client, caplog):
+    caplog.set_level("DEBUG")
+    client.get("/api/v1/me", headers=H["planner"])
+    client.get("/api/v1/me", headers={"Authorization": "Bearer not-a-real-token-xyz123"})
+    assert api_world.TOKENS["planner"] not in caplog.text and "not-a-real-token" not in caplog.text
+
+
+# --- triage, orders, exceptions ------------------------------------------------------------------
+
+
+def test_triage_many_orders_lists_unknown_ones_and_triages_the_rest(client):
+    resp = client.post("/api/v1/triage", json={"order_ids": ["SO2", "SO-404", "SO1"]}, headers=H["csr"])
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["not_found"] == ["SO-404"]
+    by_id = {r["order_id"]: r for r in body["results"]}
+    assert by_id["SO1"]["exceptions"] == [] and by_id["SO1"]["recommendation"] is None
+    assert [e["type"] for e in by_id["SO2"]["exceptions"]] == ["CREDIT_HOLD"]
+    rec = by_id["SO2"]["recommendation"]
+    assert (rec["action"], rec["risk"], rec["approver_role"]) == ("RELEASE_CREDIT_HOLD", "medium", "credit_analyst")
+    assert "not found" in by_id["SO-404"]["error"]
+
+
+def test_triage_with_explanation_falls_back_to_facts_and_cites_sops(client):
+    body = client.post("/api/v1/triage", json={"order_ids": ["SO2"], "explain": True}, headers=H["csr"]).json()
+    exp = body["results"][0]["explanation"]
+    assert exp["text"] and exp["fallback"] is True  # the fake model has no script: fact-only text, said so
+
+
+def test_order_detail_and_unknown_order_404(client):
+    body = client.get("/api/v1/orders/SO3", headers=H["planner"]).json()
+    assert body["order"]["order_id"] == "SO3" and body["order"]["lines"][0]["qty"] == 600
+    assert [e["type"] for e in body["triage"]["exceptions"]] == ["INVENTORY_SHORTFALL"]
+    assert _error(client.get("/api/v1/orders/SO-9", headers=H["planner"]), 404, "not_found")["message"] == "order SO-9 not found"
+
+
+@pytest.mark.parametrize("payload, where", [
+    ({}, "order_ids"), ({"order_ids": []}, "order_ids"), ({"order_ids": "SO1"}, "order_ids"),
+    ({"order_ids": ["SO1"], "bogus": 1}, "bogus"), ({"order_ids": ["SO1"] * (MAX_ORDER_IDS + 1)}, "order_ids"),
+])
+def test_malformed_triage_is_422_naming_the_field(client, payload, where):
+    body = _error(client.post("/api/v1/triage", json=payload, headers=H["csr"]), 422, "invalid")
+    assert where in body["message"]
+
+
+def test_body_over_the_limit_is_413_with_the_limit_named(client):
+    big = {"order_ids": ["SO1"], "explain": False, "pad": "x" * (MAX_BODY_BYTES + 10)}
+    body = _error(client.post("/api/v1/triage", content=json.dumps(big), headers={**H["csr"], "Content-Type": "application/json"}),
+                  413, "too_large")
+    assert f"{MAX_BODY_BYTES:,} bytes" in body["message"]
+
+
+def test_exceptions_filter_and_paginate(client):
+    client.post("/api/v1/triage", json={"order_ids": ["SO1", "SO2", "SO3"]}, headers=H["csr"])
+    page = client.get("/api/v1/exceptions", params={"limit": 1}, headers=H["planner"]).json()
+    assert page["total"] == 2 and len(page["items"]) == 1 and page["limit"] == 1
+    second = client.get("/api/v1/exceptions", params={"limit": 1, "offset": 1}, headers=H["planner"]).json()
+    assert {page["items"][0]["order_id"], second["items"][0]["order_id"]} == {"SO2", "SO3"}
+    credit = client.get("/api/v1/exceptions", params={"type": "CREDIT_HOLD"}, headers=H["planner"]).json()
+    assert [i["order_id"] for i in credit["items"]] == ["SO2"] and credit["items"][0]["customer_tier"] == "standard"
+    assert client.get("/api/v1/exceptions", params={"customer_tier": "gold", "warehouse_id": "WH1"},
+                      headers=H["planner"]).json()["total"] == 1
+    _error(client.get("/api/v1/exceptions", params={"type": "NOPE"}, headers=H["planner"]), 422, "invalid")
+    _error(client.get("/api/v1/exceptions", params={"limit": 0}, headers=H["planner"]), 422, "invalid")
+
+
+def test_openapi_documents_every_route_with_response_models(client):
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    for path in ("/health", "/ready", "/api/v1/me", "/api/v1/triage", "/api/v1/orders/{order_id}", "/api/v1/exceptions"):
+        assert path in paths
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            ok = op["responses"].get("200") or op["responses"].get("201")
+            assert ok and ok.get("content"), f"{method} {path} has no documented response"

@@ -1,0 +1,93 @@
+"""The panel on a running server, driven through its Gradio API with gradio_client: sign in, triage
+a paste (unknown orders listed), request approval, decide as another role (403 shown as such), the
+dashboard and the audit view."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before gradio_client is imported: it would look up the hub
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest
+
+from agent.settings import Settings
+from tests import api_world
+from ui.api import create_app
+from ui.api_service import Services
+
+T = api_world.TOKENS
+
+
+@pytest.fixture(scope="module")
+def sops(tmp_path_factory):
+    return api_world.sop_collection(tmp_path_factory.mktemp("sops"))
+
+
+@pytest.fixture
+def live(tmp_path, monkeypatch, sops):
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "panel.db"))
+    monkeypatch.setenv("COPILOT_API_TOKENS", api_world.token_setting())
+    svc = Services(Settings(), collection=sops)
+    with api_world.LiveServer(create_app(services=svc, warm_up=True)) as server:
+        yield server
+
+
+def _client(live):
+    from gradio_client import Client
+
+    return Client(f"{live.url}/ui/", verbose=False, download_files=False)
+
+
+def _rows(table) -> list[dict]:
+    """A Dataframe output as gradio_client returns it ({"headers", "data"})."""
+    return [dict(zip(table["headers"], row)) for row in table["data"]]
+
+
+def test_sign_in_triage_request_and_approve_through_the_panel(live):
+    planner = _client(live)
+    assert "Not signed in" in planner.predict("wrong-token-0123456789", api_name="/sign_in")
+    assert "not signed in" in planner.predict("SO2", api_name="/triage")[1].lower()  # refused before sign-in
+
+    assert "role **planner**" in planner.predict(T["planner"], api_name="/sign_in")
+    table, status, _pick = planner.predict("Hi, where are SO2 and SO-404? Thanks", api_name="/triage")
+    rows = _rows(table)
+    assert [r["order"] for r in rows] == ["SO2"] and "Not found: SO-404" in status
+    assert rows[0]["exceptions"] == "CREDIT_HOLD" and rows[0]["approver"] == "credit_analyst"
+    assert rows[0]["recommendation"].startswith("RELEASE_CREDIT_HOLD") and rows[0]["risk"] == "medium"
+
+    detail = planner.predict("SO2", api_name="/order_detail")
+    assert "CREDIT_HOLD" in detail and "Recommendation" in detail and "Explanation" in detail
+    requested = planner.predict("SO2", api_name="/request_approval")
+    assert "pending" in requested and "credit_analyst" in requested
+    request_id = requested.split("#", 1)[1].split("*", 1)[0]
+
+    # the planner may not decide it: the panel says so
+    assert "Not allowed for your role" in planner.predict(request_id, "", "{}", api_name="/approve")
+    assert _rows(planner.predict(api_name="/queue")[0]) == []
+
+    analyst = _client(live)
+    analyst.predict(T["credit_analyst"], api_name="/sign_in")
+    queue, _pick, qstatus = analyst.predict(api_name="/queue")
+    assert [str(r["id"]) for r in _rows(queue)] == [request_id] and "1 pending" in qstatus
+    md, params = analyst.predict(request_id, api_name="/request_detail")
+    assert "Guard:** passed" in md and "Evidence" in md
+    done = analyst.predict(request_id, "customer paid", params, api_name="/approve")
+    assert "executed" in done and "credit_analyst" in done
+    assert "Already decided" in analyst.predict(request_id, "", params, api_name="/approve")
+
+    events, astatus = analyst.predict("SO2", "", "", api_name="/audit_search")
+    assert any("execut" in str(r["event"]) for r in _rows(events)), _rows(events)
+    assert "Chain intact" in analyst.predict(api_name="/audit_verify")
+
+
+def test_dashboard_and_limits(live):
+    lead = _client(live)
+    lead.predict(T["ops_manager"], api_name="/sign_in")
+    lead.predict("SO2 SO3", api_name="/triage")
+    by_type, by_wh, by_tier, by_age, rates, summary = lead.predict(api_name="/dashboard")
+    assert "2 exceptions" in summary
+    paste = "\n".join(f"SO{i}" for i in range(10_000))
+    status = lead.predict(paste, api_name="/triage")[1]
+    assert "10,000 lines" in status and "limit is 2,000 lines" in status
