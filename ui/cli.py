@@ -175,12 +175,15 @@ def triage(
     all_open: Annotated[bool, typer.Option("--all-open", help="Triage every open, held or released order.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="With --all-open: at most this many orders.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per order.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Add the model's explanation of each order, citing the SOPs "
+                                          "(fact-only text, marked fallback, when the model fails).")] = False,
 ) -> None:
     """Find what keeps each order from flowing, with evidence, and the next-best action.
 
     Detection and ranking are deterministic (the policy file decides). The order's exceptions are
     recorded in the exceptions table; an unknown order is reported and the others still triaged
-    (exit code 2 if any was unknown).
+    (exit code 2 if any was unknown). With --explain the language model explains each order from
+    its facts and the SOPs (one call per order); with --json each object gains "explanation".
     """
     from agent.triage import OrderNotFound, triage_open_book, triage_order
     from tools.db import session_factory
@@ -207,8 +210,14 @@ def triage(
                 if n % 200 == 0:
                     session.commit()
         session.commit()
+    if explain:
+        from ui.cli_agent import explain_results, render_explained
+
+        results = explain_results(factory, policy, results)
     if as_json:
         _print_json(results)
+    elif explain:
+        render_explained(results)
     else:
         from ui.render import render_triage
 

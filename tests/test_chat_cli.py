@@ -1,0 +1,77 @@
+"""`copilot triage --explain` and `copilot chat` on the command line (the scripted fake provider).
+
+``LLM_PROVIDER=fake`` with no script: every model call fails, so these show the product working on
+facts alone and saying so. The model's side is covered in test_copilot.py and test_chat.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from knowledge.embeddings import FakeEmbeddingFunction
+from knowledge.ingest import ingest
+from tests.copilot_world import SOPS, load_world
+from ui import cli_common
+from ui.cli import main
+
+
+@pytest.fixture
+def world(sqlite_engine, monkeypatch, tmp_path):
+    load_world(sqlite_engine)
+    monkeypatch.setenv("DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    monkeypatch.setattr(cli_common, "knowledge_embedding", FakeEmbeddingFunction)
+    docs = tmp_path / "sops"
+    docs.mkdir()
+    for name, text in SOPS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    ingest(cli_common.knowledge_collection(), [docs], echo=lambda _: None)
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["copilot", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out, err = capsys.readouterr()
+    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
+    return code, out, err
+
+
+def test_triage_explain_json(world, monkeypatch, capsys):
+    code, out, _ = run(monkeypatch, capsys, "triage", "SO-100002", "SO-100001", "--explain", "--json")
+    assert code == 0
+    held, clean = json.loads(out)
+    assert held["explanation"]["fallback"] is True  # the fake model has no script: fact-only, said so
+    assert held["explanation"]["citations"] == ["SOP-CREDIT-001 §3.2"]
+    assert "CREDIT_HOLD" in held["explanation"]["text"] and held["explanation"]["reason"]
+    assert clean["explanation"]["fallback"] is False and clean["explanation"]["citations"] == []
+
+
+def test_triage_explain_prints_the_explanation_under_each_order(world, monkeypatch, capsys):
+    code, out, _ = run(monkeypatch, capsys, "triage", "SO-100002", "SO-404", "--explain")
+    assert code == 2  # the unknown order
+    assert out.index("SO-100002") < out.index("explanation (fact-only") < out.index("SO-404")
+    assert "[SOP-CREDIT-001 §3.2]" in out
+
+
+def test_chat_answers_and_remembers_the_thread(world, monkeypatch, capsys):
+    code, out, err = run(monkeypatch, capsys, "chat", "--thread", "cli-1", "-m", "what is blocking SO-100003?")
+    assert code == 0, err
+    assert "[triage_order(order_id=SO-100003)]" in out
+    assert "SO-100003 (open) is blocked by INVENTORY_SHORTFALL (line 1)" in out and "fact-only" in out
+    assert "thread cli-1" in err
+    code, out, err = run(monkeypatch, capsys, "chat", "--thread", "cli-1", "-m", "why not split it?")
+    assert code == 0 and "(2 messages so far)" in err
+    assert "SPLIT_SHIPMENT is the recommended action" in out
+
+
+def test_chat_reads_questions_from_stdin(world, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\nwhat is blocking SO-100002?\nexit\nnever asked\n"))
+    code, out, _ = run(monkeypatch, capsys, "chat", "--as", "csr")
+    assert code == 0
+    assert "Which order do you mean?" in out and "CREDIT_HOLD" in out and "never asked" not in out
