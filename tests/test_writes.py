@@ -1,0 +1,111 @@
+"""The WRITE operations: each action's effect (domain.md §3), and the executor's refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from agent.governance import decide, request_action, write_session
+from tests.factories import clean_fixture, edit, order
+from tests.test_governance import POLICY, world
+from tools import writes
+from tools.errors import Forbidden
+from tools.models import ActionRequest, Approval, Inventory, Order, OrderLine, PurchaseOrder, Shipment
+
+
+def _full_world() -> dict:
+    fx = clean_fixture(order())
+    edit(fx, "items", "S", description="Substitute", list_price=90, status="active")
+    edit(fx, "substitutes", "A/S", approved=True)
+    edit(fx, "inventory", "S/WH1", on_hand=50)
+    edit(fx, "carriers", "CA2", name="Steady", status="ok", on_time_rate=0.9)
+    edit(fx, "shipments", "SH1", order_id="SO1", carrier_id="CA1", status="planned")
+    edit(fx, "purchase_orders", "PO1", supplier_id="SUP1", sku="A", warehouse_id="WH1", qty=100,
+         expected_date="2026-12-01", status="open")
+    return fx
+
+
+@pytest.mark.parametrize("action, params, approver, check", [
+    ("APPROVE_SUBSTITUTION", {"order_id": "SO1", "line_no": 1, "substitute_sku": "S"}, "csr",
+     lambda s: (s.get(OrderLine, ("SO1", 1)).sku, s.get(OrderLine, ("SO1", 1)).original_sku,
+                s.get(Inventory, ("S", "WH1")).allocated) == ("S", "A", 10)),
+    ("UPDATE_PROMISE_DATE", {"order_id": "SO1", "new_promised_date": "2026-12-05"}, "csr",
+     lambda s: s.get(Order, "SO1").promised_date == dt.date(2026, 12, 5)),
+    ("CORRECT_PRICE", {"order_id": "SO1", "line_no": 1, "new_unit_price": "95.50"}, "pricing_analyst",
+     lambda s: str(s.get(OrderLine, ("SO1", 1)).unit_price) in ("95.50", "95.5")),
+    ("REBOOK_CARRIER", {"shipment_id": "SH1", "carrier_id": "CA2"}, "logistics_coordinator",
+     lambda s: (s.get(Shipment, "SH1").carrier_id, s.get(Shipment, "SH1").status) == ("CA2", "booked")),
+    ("EXPEDITE_FREIGHT", {"shipment_id": "SH1"}, "ops_manager",
+     lambda s: s.get(Shipment, "SH1").service_level == "express"),
+    ("EXPEDITE_PO", {"po_id": "PO1"}, "procurement_buyer",
+     lambda s: s.get(PurchaseOrder, "PO1").expedite_requested is True),
+    ("COMPLIANCE_REVIEW", {"order_id": "SO1"}, "compliance_officer", lambda s: s.get(Order, "SO1").status == "held"),
+])
+def test_each_write_applies_its_effect_once_approved(engine, action, params, approver, check):
+    factory = world(engine, _full_world())
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="planner", action=action, params=params)
+    assert req["status"] == "pending_approval", req["guard"]
+    assert req["approver_role"] == approver
+    done = decide(factory, POLICY, req["id"], username=approver, decision="approve")
+    assert done["status"] == "executed", done["execution"]
+    with factory() as s:
+        assert check(s)
+
+
+def _approved_request(factory, **approval) -> int:
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr", action="EXPEDITE_PO",
+                         params={"po_id": "PO1"})
+    with write_session(factory) as s:
+        r = s.get(ActionRequest, req["id"])
+        fields = {"decision": "approve", "params": r.params, "params_hash": r.params_hash, **approval}
+        s.add(Approval(request_id=r.id, decided_by="procurement_buyer", role="procurement_buyer",
+                       decided_at=dt.datetime.now(dt.UTC), **fields))
+        r.status = "approved"
+    return req["id"]
+
+
+def test_the_executor_refuses_without_an_approval_of_exactly_these_parameters(engine):
+    factory = world(engine, _full_world())
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr", action="EXPEDITE_PO", params={"po_id": "PO1"})
+    with write_session(factory) as s, pytest.raises(Forbidden, match="no approval"):
+        writes.execute_request(s, req["id"], approval_id=None)
+    other = {"po_id": "PO2"}
+    rid = _approved_request(factory, params=other, params_hash=writes.params_hash(other))
+    with write_session(factory) as s:
+        approval_id = s.query(Approval.id).filter_by(request_id=rid).scalar()
+    with write_session(factory) as s, pytest.raises(Forbidden, match="other parameters"):
+        writes.execute_request(s, rid, approval_id=approval_id)
+    rid = _approved_request(factory, decision="reject", reason="no")
+    with write_session(factory) as s:
+        approval_id = s.query(Approval.id).filter_by(request_id=rid).scalar()
+    with write_session(factory) as s, pytest.raises(Forbidden, match="no approval"):
+        writes.execute_request(s, rid, approval_id=approval_id)
+    with factory() as s:
+        assert s.get(PurchaseOrder, "PO1").expedite_requested is False
+
+
+def test_the_same_approval_runs_once_and_its_key_derives_from_it(engine):
+    factory = world(engine, _full_world())
+    rid = _approved_request(factory)
+    with write_session(factory) as s:
+        approval = s.query(Approval).filter_by(request_id=rid).one()
+        first, ran = writes.execute_request(s, rid, approval_id=approval.id)
+        assert ran and first.idempotency_key == writes.idempotency_key(rid, approval.id, approval.params_hash)
+    with write_session(factory) as s:
+        again, ran = writes.execute_request(s, rid, approval_id=approval.id)
+        assert not ran and again.id == first.id
+
+
+def test_a_failed_precondition_writes_nothing(engine):
+    factory = world(engine, _full_world())
+    rid = _approved_request(factory)
+    with write_session(factory) as s:
+        s.get(PurchaseOrder, "PO1").status = "received"
+    with write_session(factory) as s:
+        approval_id = s.query(Approval.id).filter_by(request_id=rid).scalar()
+        execution, ran = writes.execute_request(s, rid, approval_id=approval_id)
+        assert ran and execution.status == "failed" and "received" in execution.result["reason"]
+    with factory() as s:
+        assert s.get(PurchaseOrder, "PO1").expedite_requested is False
+        assert s.get(ActionRequest, rid).status == "failed"
