@@ -133,6 +133,7 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
                              on_result=lambda r: (bar.update(1), bar.set_postfix_str(f"{r.id} {r.status}"[:40])))
         finally:
             bar.close()
+            env.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     model = f"{getattr(llm, 'provider', provider)}:{getattr(llm, 'name', '?')}"

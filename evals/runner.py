@@ -86,6 +86,23 @@ class RunEnv:
     collection: Any = None
     valid_citations: frozenset[str] = frozenset()
     applies_to: dict[str, frozenset[str]] = field(default_factory=dict)
+    engine: Any = field(init=False)
+    factory: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(f"sqlite:///{self.db_path}")
+        self.factory = session_factory(self.engine)
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "case.db"
+
+    def case_files(self) -> list[Path]:
+        """The case database and what lives beside it (WAL, shared memory, graph checkpoints)."""
+        return [p for p in self.workdir.iterdir() if p.name.startswith("case.")]
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def template_database(workdir: Path) -> Path:
@@ -106,20 +123,20 @@ def template_database(workdir: Path) -> Path:
 
 @contextmanager
 def _case_db(env: RunEnv, name: str) -> Iterator[sessionmaker[Session]]:
-    folder = env.workdir / name  # the database and its graph checkpoints, removed afterwards
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "case.db"
-    shutil.copyfile(env.template, path)
-    engine = make_engine(f"sqlite:///{path}")
+    """The case's fresh database: the template copied to the run's one database path.
+
+    Every case uses the same path, engine and session factory (the engine's connections are closed
+    and the files replaced between cases), so SQLAlchemy compiles each statement once per run
+    instead of once per case; the graph checkpoints beside the database are removed with it.
+    """
+    env.engine.dispose()
+    for path in env.case_files():
+        path.unlink(missing_ok=True)
+    shutil.copyfile(env.template, env.db_path)
     try:
-        yield session_factory(engine)
+        yield env.factory
     finally:
-        engine.dispose()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:80]
+        env.engine.dispose()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -208,7 +225,7 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
     res = CaseResult(case.suite, case.id, FAIL, checks, [], 0.0, expected_types=sorted(set(expect.get("exceptions") or [])),
                      expected_action=[expect["action"]] if "action" in expect else expect.get("action_any_of"),
                      expected_role=expect.get("approver_role"))
-    with _case_db(env, _safe(case.key)) as factory:
+    with _case_db(env, case.key) as factory:
         with factory() as session:
             load_fixture(session, case.fixture, case_id=case.id)
         subject.bind(factory, env)

@@ -5,7 +5,7 @@ A subject is bound to each case's database (``bind``), triages through the entry
 real approval step (``approve``), and reports the model calls and tokens it spent (``usage``).
 
 The approval step is ``agent.governance`` (contract A): the proposal is requested by the eval's own
-user ``qa-eval`` (role admin: it may propose, never decide), approved by the demo user named after
+user ``qa-eval`` (role planner; nobody decides their own request), approved by the demo user named after
 the request's approver role, then approved a second time — a retried approval must be refused and
 must not execute again. Values an approver supplies (``approve_params``: e.g. the ship-to fields
 of ``FIX_MASTER_DATA``) go in as an ``edit`` decision, which is an approval of those values.
@@ -29,7 +29,7 @@ def add_requester(session) -> None:
         from agent.users import add_user
     except ImportError:
         return
-    add_user(session, REQUESTER, "admin", "QA eval runner (proposes, never decides)")
+    add_user(session, REQUESTER, "planner", "QA eval runner (proposes; never decides its own requests)")
 
 
 def approve_via_governance(factory, policy, order_id: str, *, action: str | None = None,
@@ -95,8 +95,13 @@ class CopilotSubject:
         self.policy, self.llm = policy, llm
         self.factory = self.env = self.copilot = None
         self.missing: str | None = None
+        self._spent: dict[str, Any] = {}
 
     def bind(self, factory, env) -> None:
+        """Each case's database behind ``factory`` (the same factory all run long: one Copilot)."""
+        self._spent = self.usage_total()
+        if factory is self.factory and self.copilot is not None:
+            return
         self.factory, self.env = factory, env
         try:
             from agent.copilot import Copilot
@@ -104,6 +109,7 @@ class CopilotSubject:
             self.copilot, self.missing = None, f"the copilot façade (agent.copilot, contract C) is not available: {exc}"
             return
         self.copilot = Copilot(factory, self.policy, llm=self.llm, collection=env.collection)
+        self._spent = self.usage_total()
 
     def triage(self, order_id: str) -> dict[str, Any]:
         if self.copilot is not None:
@@ -130,5 +136,10 @@ class CopilotSubject:
         return approve_via_governance(self.factory, self.policy, result["order_id"], approve_params=approve_params,
                                       citations=citations)
 
+    def usage_total(self) -> dict[str, Any]:
+        return dict(self.copilot.usage()) if self.copilot is not None else {}
+
     def usage(self) -> dict[str, Any]:
-        return self.copilot.usage() if self.copilot is not None else {}
+        """Model calls and tokens since the case began."""
+        now = self.usage_total()
+        return {k: now.get(k, 0) - self._spent.get(k, 0) for k in ("calls", "prompt_tokens", "completion_tokens")}
