@@ -65,6 +65,9 @@ def eval_run(
         raise CliError(f"--provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
     if agent not in AGENTS:
         raise CliError(f"--agent must be one of {', '.join(AGENTS)}, not {agent!r}")
+    if agent == "baseline" and provider == "fake":
+        raise CliError("the baseline agent needs a model that chooses its tools: use --provider llamacpp or openai "
+                       "(the fake provider only scripts explanations)")
     from agent.llm import LLMError
 
     try:
