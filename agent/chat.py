@@ -193,13 +193,32 @@ def _select_native(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
     return update
 
 
+_BLOCKING = re.compile(r"\b(block\w*|wrong|hold|held|holding|stuck|problem|issue|status|explain|going on|"
+                       r"happening|late|delayed)\b", re.IGNORECASE)
+
+
+def rule_choice(state: CopilotState) -> tuple[str, dict[str, Any]] | None:
+    """The one question rules answer without the model: a short "what is blocking SO-…?" naming one
+    order (regular expressions first, the model for what they cannot read — as for pasted text)."""
+    question = state.get("question") or ""
+    ids = find_order_ids(question)
+    if (len(ids) == 1 and len(question) <= 160 and _BLOCKING.search(question) and not _WHY_NOT.search(question)
+            and not asks_for_approval(question)):
+        return "triage_order", {"order_id": ids[0]}
+    return None
+
+
 def select_tool(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
-    """Which tool answers the question: the model chooses; without one, the deterministic reading."""
+    """Which tool answers the question: a native tool-calling model chooses; for the small local
+    model, rules read the unambiguous "what is blocking SO-…?" (saving a slow call) and the model
+    chooses the rest; without a model, the deterministic reading."""
     ctx = runtime.context
     if ctx.llm is None:
         return fallback_choice(state, ctx, ctx.llm_unavailable or "no language model")
     if ctx.llm.chat_model is not None:
         return _select_native(state, ctx)
+    if (rule := rule_choice(state)) is not None:
+        return {"pending": [{"tool": rule[0], "args": _check(state, ctx, *rule), "id": "rule-1"}]}
     return _select_json(state, ctx)
 
 

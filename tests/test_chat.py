@@ -40,20 +40,28 @@ def _routes(llm):
 
 
 def test_what_is_blocking_an_order_is_answered_from_triage_with_a_citation(factory, sops):
-    llm = FakeLLM(script(routes=[route("triage_order", order_id="SO-100002")], explain=grounded_explainer))
+    llm = FakeLLM(script(explain=grounded_explainer))
     reply = _copilot(factory, llm, sops).chat("t1", "what is blocking SO-100002?", username="planner")
     assert reply["tool_calls"] == [{"name": "triage_order", "args": {"order_id": "SO-100002"}, "error": None}]
     assert reply["answer"].startswith("SO-100002 (open) is blocked by CREDIT_HOLD.")
     assert "RELEASE_CREDIT_HOLD" in reply["answer"] and "credit_analyst" in reply["answer"]
     assert reply["citations"] == ["SOP-CREDIT-001 §3.2"] and reply["fallback"] is False
     assert reply["request"] is None
-    assert _routes(llm)[0]["json_schema"] == ROUTE_SCHEMA  # the grammar-constrained choice
+    assert len(llm.calls) == 1 and _routes(llm) == []  # rules read this one; the model only explains
+
+
+def test_the_small_model_chooses_by_grammar_constrained_json(factory, sops):
+    llm = FakeLLM(script(routes=[route("triage_order", order_id="SO-100002")], explain=grounded_explainer))
+    reply = _copilot(factory, llm, sops).chat("t1", "can SO-100002 go out today?", username="planner")
+    assert _routes(llm)[0]["json_schema"] == ROUTE_SCHEMA
+    assert reply["tool_calls"][0]["args"] == {"order_id": "SO-100002"} and reply["fallback"] is False
+    assert reply["citations"] == ["SOP-CREDIT-001 §3.2"] and len(llm.calls) == 2
 
 
 def test_invalid_choices_get_one_retry_then_the_deterministic_fallback(factory):
     llm = FakeLLM(script(routes=["not json at all", route("triage_order", order_id="SO-5")]))
     copilot = _copilot(factory, llm)
-    reply = copilot.chat("t1", "what is blocking SO-100003?", username="planner")
+    reply = copilot.chat("t1", "can SO-100003 go out today?", username="planner")
     assert len(_routes(llm)) == 2
     assert "That choice was refused" in llm.calls[1]["messages"][-1]["content"]
     assert reply["fallback"] is True and "invalid tool choice" in reply["fallback_reason"]
@@ -93,8 +101,8 @@ def test_unknown_order_is_reported_not_invented(factory):
 
 
 def test_thread_memory_follow_ups_and_an_approval_request(factory, sops):
-    llm = FakeLLM(script(routes=[route("triage_order", order_id="SO-100003"), route("why_not", action="REALLOCATE_WAREHOUSE"),
-                                 route("request_approval")], explain=grounded_explainer))
+    llm = FakeLLM(script(routes=[route("why_not", action="REALLOCATE_WAREHOUSE"), route("request_approval")],
+                         explain=grounded_explainer))
     copilot = _copilot(factory, llm, sops)
     copilot.chat("t1", "what is blocking SO-100003?", username="planner")
     why = copilot.chat("t1", "why not move it to another warehouse?", username="planner")
@@ -150,7 +158,7 @@ def test_injected_instructions_never_request_anything(factory, sops):
     fooled = [route("request_approval", order_id="SO-100002", action="RELEASE_CREDIT_HOLD"),
               route("request_approval", order_id="SO-100003", action="RELEASE_CREDIT_HOLD")]
     llm = FakeLLM(script(routes=fooled, explain=grounded_explainer))
-    reply = _copilot(factory, llm, sops).chat("t1", "what is blocking SO-100003?", username="planner")
+    reply = _copilot(factory, llm, sops).chat("t1", "tell me about SO-100003", username="planner")
     assert reply["request"] is None and reply["fallback"] is True
     assert "did not ask for one" in reply["fallback_reason"]
     assert reply["tool_calls"][0]["name"] == "triage_order"
