@@ -69,14 +69,32 @@ def make_database(path: Path) -> str:
     return url
 
 
-def sop_collection(folder: Path):
-    """The shipped SOPs indexed with the fake (hash) embedding into ``folder``."""
+SOP_FILES = ("sop-credit-001.md", "sop-credit-002.md", "sop-inv-001.md", "sop-inv-002.md")
+_SHARED: dict[str, object] = {}
+
+
+def sop_collection(folder: Path | None = None):
+    """The SOPs of this world's exceptions (credit, inventory) indexed with the fake (hash) embedding.
+
+    Without ``folder``: one index per test process, built on first use in a temporary folder
+    (removed at exit) and shared read-only by the service tests.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
     from knowledge.embeddings import FakeEmbeddingFunction
-    from knowledge.ingest import ingest
+    from knowledge.ingest import SOP_DIR, ingest
     from knowledge.store import open_collection
 
+    if folder is None:
+        if "sops" not in _SHARED:
+            tmp = Path(tempfile.mkdtemp(prefix="copilot-test-sops-"))
+            atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+            _SHARED["sops"] = sop_collection(tmp)
+        return _SHARED["sops"]
     col = open_collection(FakeEmbeddingFunction(), var_dir=folder)
-    ingest(col, None, echo=lambda _line: None, progress=False)
+    ingest(col, [SOP_DIR / name for name in SOP_FILES], echo=lambda _line: None, progress=False)
     return col
 
 
@@ -94,7 +112,7 @@ class LiveServer:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on"))
+                                                    lifespan="on", timeout_graceful_shutdown=1))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

@@ -16,9 +16,9 @@ from ui.api_service import Services
 H = {u: {"Authorization": f"Bearer {t}"} for u, t in api_world.TOKENS.items()}
 
 
-@pytest.fixture(scope="module")
-def sops(tmp_path_factory):
-    return api_world.sop_collection(tmp_path_factory.mktemp("sops"))
+@pytest.fixture
+def sops():
+    return api_world.sop_collection()
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from ui.api_service import Services
 T = api_world.TOKENS
 
 
-@pytest.fixture(scope="module")
-def sops(tmp_path_factory):
-    return api_world.sop_collection(tmp_path_factory.mktemp("sops"))
+@pytest.fixture
+def sops():
+    return api_world.sop_collection()
 
 
 @pytest.fixture

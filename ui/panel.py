@@ -50,17 +50,17 @@ def _message(exc: Exception) -> str:
     import tools.errors as errors
 
     if isinstance(exc, AuthError):
-        return f"⛔ Not signed in: {exc}"
+        return f"**Not signed in:** {exc}"
     if isinstance(exc, getattr(errors, "Forbidden", ())):
-        return f"⛔ Not allowed for your role: {exc}"
+        return f"**Not allowed for your role (403):** {exc}"
     if isinstance(exc, getattr(errors, "Conflict", ())):
-        return f"⚠️ Already decided: {exc}"
+        return f"**Already decided (409):** {exc}"
     if isinstance(exc, getattr(errors, "GuardBlocked", ())):
         reasons = getattr(exc, "reasons", [])
-        return "⛔ Blocked by the guard:\n" + "\n".join(f"- {r}" for r in reasons) if reasons else f"⛔ {exc}"
+        return "**Blocked by the guard:**\n" + "\n".join(f"- {r}" for r in reasons) if reasons else f"**Blocked:** {exc}"
     if isinstance(exc, LimitExceeded):
-        return f"⚠️ Too large: {exc}"
-    return f"⚠️ {exc}"
+        return f"**Too large:** {exc}"
+    return f"**Error:** {exc}"
 
 
 def _expected() -> tuple[type[BaseException], ...]:
@@ -168,7 +168,7 @@ def build_panel(services: Services) -> gr.Blocks:
         if result is None or "explanation" not in result:
             result = services.triage([order_id], explain=True)[0]
         if result.get("error"):
-            return f"⚠️ {result['error']}"
+            return f"**Not found:** {result['error']}"
         parts = [f"### {order_id} ({result.get('status', '')})"]
         for e in result.get("exceptions", []):
             where = f" line {e['line_no']}" if e.get("line_no") else (f" shipment {e['shipment_id']}" if e.get("shipment_id") else "")
@@ -239,11 +239,11 @@ def build_panel(services: Services) -> gr.Blocks:
                 try:
                     params = json.loads(params_text or "{}")
                 except ValueError as exc:
-                    return f"⚠️ The parameters are not valid JSON: {exc}"
+                    return f"**Error:** the parameters are not valid JSON: {exc}"
                 if not isinstance(params, dict):
-                    return "⚠️ The parameters must be a JSON object."
+                    return "**Error:** the parameters must be a JSON object."
             if decision in ("reject", "edit") and not (reason or "").strip():
-                return f"⚠️ A reason is required to {decision}."
+                return f"**Error:** a reason is required to {decision}."
             req = services.decide(who, int(request_id), decision, reason=(reason or "").strip() or None, params=params)
             text = f"Request **#{req['id']}** is now **{req['status']}** (decided by {who.username}, {who.role})."
             execution = req.get("execution")
@@ -277,14 +277,14 @@ def build_panel(services: Services) -> gr.Blocks:
 
     # ---- audit ----
     def audit_search(token: str | None, order_id: str, event_type: str, request_id: str):
-        """Audit events (newest last), filtered by order, event type or request."""
+        """Audit events (the chain's first 500 that match, shown newest first), filtered by order, event type or request."""
         principal(token)
         rid = int(request_id) if (request_id or "").strip().isdigit() else None
         events = services.audit_events(order_id=(order_id or "").strip() or None,
                                        event_type=(event_type or "").strip() or None, request_id=rid, limit=500)
         rows = [{"seq": e.get("seq"), "time": str(e.get("ts", "")), "event": e.get("event_type"), "actor": e.get("actor"),
                  "role": e.get("role"), "order": e.get("order_id"), "request": e.get("request_id"),
-                 "payload": json.dumps(e.get("payload"), default=str)[:300]} for e in events]
+                 "payload": json.dumps(e.get("payload"), default=str)[:300]} for e in reversed(events)]
         return pd.DataFrame(rows, columns=_AUDIT_COLUMNS), f"{len(rows)} event(s)."
 
     def audit_verify(token: str | None):
@@ -292,8 +292,8 @@ def build_panel(services: Services) -> gr.Blocks:
         principal(token)
         res = services.verify_chain()
         if res.get("ok"):
-            return f"✅ Chain intact: {res.get('events', 0):,} events."
-        return f"❌ Chain broken at seq {res.get('first_bad_seq')}: {res.get('reason')}"
+            return f"**Chain intact:** {res.get('events', 0):,} events."
+        return f"**Chain broken**  at seq {res.get('first_bad_seq')}: {res.get('reason')}"
 
     # ---- chat ----
     def chat(token: str | None, thread: str | None, message: str, history: list[dict[str, Any]] | None
