@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import IO, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from tools.models import AuditAnchor, AuditEvent
@@ -111,6 +111,15 @@ def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(content)).encode("utf-8")).hexdigest()
 
 
+_EVENTS = AuditEvent.__table__
+_ANCHOR = AuditAnchor.__table__
+# Built once: appends are hot (one per step of every request) and Core statements skip the ORM.
+_BUMP = (update(_ANCHOR).where(_ANCHOR.c.id == 1).values(seq=_ANCHOR.c.seq + 1)
+         .returning(_ANCHOR.c.seq, _ANCHOR.c.hash))
+_SET_HEAD = update(_ANCHOR).where(_ANCHOR.c.id == 1).values(hash=bindparam("head"))
+_INSERT = insert(_EVENTS)
+
+
 def append_event(session: Session, event_type: str, *, actor: str | None = None, role: str | None = None,
                  order_id: str | None = None, request_id: int | None = None,
                  payload: dict[str, Any] | None = None) -> None:
@@ -122,26 +131,26 @@ def append_event(session: Session, event_type: str, *, actor: str | None = None,
     if not event_type or len(event_type) > 48:
         raise ValueError(f"event_type must be 1-48 characters, got {event_type!r}")
     body = json.loads(canonical_json(payload or {}))
-    head = session.execute(
-        update(AuditAnchor).where(AuditAnchor.id == 1).values(seq=AuditAnchor.seq + 1)
-        .returning(AuditAnchor.seq, AuditAnchor.hash)
-    ).first()
-    if head is None:  # an anchor row removed by hand: start it again from the chain's tail
-        tail = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    conn = session.connection()
+    head = conn.execute(_BUMP).first()
+    if head is None:  # the anchor row removed by hand: start it again from the chain's tail
+        tail = conn.execute(select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)).first()
         seq, prev = (tail.seq + 1, tail.hash) if tail else (1, GENESIS)
-        session.add(AuditAnchor(id=1, seq=seq, hash=prev))
-        session.flush()
+        conn.execute(insert(_ANCHOR).values(id=1, seq=seq, hash=prev))
     else:
         seq, prev = head.seq, head.hash
-    row = AuditEvent(
-        seq=seq, event_id=str(uuid.uuid4()), ts=dt.datetime.now(dt.UTC),
-        event_type=event_type, actor=actor, role=role, order_id=order_id, request_id=request_id, payload=body,
-        prev_hash=prev, hash="",
-    )
-    row.hash = event_hash(prev, _content(row))
-    session.add(row)
-    session.execute(update(AuditAnchor).where(AuditAnchor.id == 1).values(hash=row.hash))
-    session.flush()
+    row = {"seq": seq, "event_id": str(uuid.uuid4()), "ts": dt.datetime.now(dt.UTC), "event_type": event_type,
+           "actor": actor, "role": role, "order_id": order_id, "request_id": request_id, "payload": body}
+    row["prev_hash"] = prev
+    row["hash"] = event_hash(prev, _content_of(row))
+    conn.execute(_INSERT, row)
+    conn.execute(_SET_HEAD, {"head": row["hash"]})
+
+
+def _content_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {"seq": row["seq"], "event_id": row["event_id"], "ts": _ts(row["ts"]), "event_type": row["event_type"],
+            "actor": row["actor"], "role": row["role"], "order_id": row["order_id"],
+            "request_id": row["request_id"], "payload": row["payload"]}
 
 
 def verify_chain(session: Session, *, batch: int = 5_000) -> dict[str, Any]:
@@ -152,13 +161,13 @@ def verify_chain(session: Session, *, batch: int = 5_000) -> dict[str, Any]:
     and hash. Streams the table in key ranges, so memory stays flat on millions of events.
     """
     prev, expected, count, last = GENESIS, 1, 0, 0
-    cols = [getattr(AuditEvent, f) for f in (*_FIELDS, "prev_hash", "hash")]
+    cols = [_EVENTS.c[f] for f in (*_FIELDS, "prev_hash", "hash")]
     after: int | None = None
     while True:
         query = select(*cols).order_by(AuditEvent.seq).limit(batch)
         if after is not None:
             query = query.where(AuditEvent.seq > after)
-        rows = session.execute(query).all()
+        rows = session.connection().execute(query).all()
         if not rows:
             break
         after = rows[-1].seq
@@ -204,12 +213,12 @@ def list_events(session: Session, *, order_id: str | None = None, request_id: in
 
 def _iter_all(session: Session, batch: int = 5_000) -> Iterator[dict[str, Any]]:
     last = None
-    cols = [getattr(AuditEvent, f) for f in (*_FIELDS, "prev_hash", "hash")]
+    cols = [_EVENTS.c[f] for f in (*_FIELDS, "prev_hash", "hash")]
     while True:
         query = select(*cols).order_by(AuditEvent.seq).limit(batch)
         if last is not None:
             query = query.where(AuditEvent.seq > last)
-        rows = session.execute(query).all()
+        rows = session.connection().execute(query).all()
         if not rows:
             return
         for row in rows:
