@@ -251,10 +251,8 @@ def _cited(text: str, passages: Sequence) -> list[str]:
 def _audit_fallback(session, result: dict, reason: str, model: str) -> None:
     if session is None:
         return
-    try:
-        from agent.audit import append_event
-    except ImportError:  # the audit log is not part of this build
-        return
+    from agent.audit import append_event
+
     append_event(session, "llm_fallback", order_id=result.get("order_id"),
                  payload={"reason": reason, "model": model})
 

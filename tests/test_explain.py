@@ -181,3 +181,16 @@ def test_passages_for_follow_the_exception_types(tmp_path, credit):
     two = dict(credit, exceptions=credit["exceptions"] + [{"type": "PRICING_DISCREPANCY", "evidence": ["x"]}])
     assert {p.doc_id for p in passages_for(two, collection, k=4)} == {"SOP-CREDIT-001", "SOP-PRICE-001"}
     assert passages_for(dict(credit, exceptions=[]), collection) == []
+
+
+def test_a_fallback_is_written_to_the_audit_log_in_the_callers_transaction(sqlite_engine, credit):
+    from agent.audit import list_events, verify_chain
+
+    with session_factory(sqlite_engine)() as s:
+        explain_order(credit, [CREDIT], FakeLLM([LLMTimeout("no answer within 0.5 s")]), session=s)
+        explain_order(credit, [CREDIT], FakeLLM([GOOD]), session=s)  # grounded: nothing logged
+        s.commit()
+        events = list_events(s, event_type="llm_fallback")
+        assert len(events) == 1 and events[0]["order_id"] == "SO1"
+        assert events[0]["payload"] == {"reason": "LLMTimeout: no answer within 0.5 s", "model": "fake:fake"}
+        assert verify_chain(s)["ok"]
