@@ -50,6 +50,7 @@ RESOLUTION_SLA_HOURS: dict[str, int] = {
     "RECURRING_ANOMALY": 120,  # SOP-OPS-001: analysis within 5 business days
 }
 DEFAULT_SLA_HOURS = 24
+RECURRENCE_DIMENSIONS = ("sku", "customer")  # domain.md §2's RECURRING_ANOMALY rule
 AGING_BUCKETS: tuple[tuple[str, float], ...] = (("<24h", 24), ("1-3d", 72), ("3-7d", 168), (">7d", float("inf")))
 
 KPI_NAMES = (
@@ -361,17 +362,19 @@ def _recommendations(session: Session, scope: _Scope) -> dict[str, dict[str, Any
 
 
 def _recurrence(session: Session, policy, since: dt.date | None) -> dict[str, Any]:
-    """Share of the recurrence window's exceptions whose root cause recurs (agent.anomalies)."""
+    """Share of the recurrence window's exceptions whose root cause recurs: the domain's rule
+    (domain.md §2: the same type on the same SKU or customer), not the coarser warehouse and
+    supplier groups the anomaly list adds."""
     from agent.anomalies import recurrence_window, recurring_anomalies
 
     window = recurrence_window(session, policy)
     if window is None:
         return {"value": None, "unit": "share of the window's exceptions", "recurring_groups": 0,
                 "exceptions_in_recurring_groups": 0, "window_exceptions": 0, "recurring_anomaly_flags": 0,
-                "window": None, "by_dimension": {d: 0 for d in ("sku", "customer", "warehouse", "supplier")}}
+                "window": None, "by_dimension": {d: 0 for d in RECURRENCE_DIMENSIONS}}
     start, end = window
     start = max(start, since) if since is not None else start
-    groups = recurring_anomalies(session, policy, since=since)
+    groups = recurring_anomalies(session, policy, since=since, dimensions=RECURRENCE_DIMENSIONS)
     in_window = select(ExceptionRecord.type, func.count()).join(Order, Order.order_id == ExceptionRecord.order_id)\
         .where(Order.order_date >= start, Order.order_date <= end).group_by(ExceptionRecord.type)
     counts = dict(session.execute(in_window).all())
@@ -381,5 +384,4 @@ def _recurrence(session: Session, policy, since: dt.date | None) -> dict[str, An
             "recurring_groups": len(groups), "exceptions_in_recurring_groups": in_groups,
             "window_exceptions": sum(counts.values()), "recurring_anomaly_flags": flagged,
             "window": {"start": start.isoformat(), "end": end.isoformat()},
-            "by_dimension": {d: sum(1 for g in groups if g["dimension"] == d)
-                             for d in ("sku", "customer", "warehouse", "supplier")}}
+            "by_dimension": {d: sum(1 for g in groups if g["dimension"] == d) for d in RECURRENCE_DIMENSIONS}}

@@ -35,9 +35,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent.risk_features import FEATURES, LABELS, Frames, build_features, labels, load_frames
+from agent.risk_features import FEATURES, LABELS, MONOTONIC, Frames, build_features, labels, load_frames
 from tools.errors import ToolError
-from tools.models import Inventory, PurchaseOrder
+from tools.models import Inventory, OrderLine, PurchaseOrder
 
 __all__ = ["train", "score_open_orders", "load_model", "save_model", "explain", "monitoring", "RiskModelError",
            "LABEL_TYPES", "FEATURES", "model_dir", "UNRELEASED"]
@@ -70,7 +70,7 @@ def _classifier(seed: int):
 
     booster = HistGradientBoostingClassifier(
         max_iter=100, learning_rate=0.08, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
-        early_stopping=False, random_state=seed)
+        early_stopping=False, random_state=seed, monotonic_cst=[MONOTONIC[name] for name in FEATURES])
     return CalibratedClassifierCV(booster, method="sigmoid", cv=3)
 
 
@@ -260,7 +260,7 @@ def explain(artifact: dict[str, Any], x: pd.DataFrame, *, top: int = 3) -> tuple
 
 # -- preventive actions ------------------------------------------------------------------------------
 
-_STOCK = ("demand_spike", "min_supplier_on_time", "discontinued_lines")
+_STOCK = ("demand_spike", "min_supplier_on_time", "supplier_miss_sum", "discontinued_lines")
 _SUPPLY = ("max_supplier_slip_days",)
 _CREDIT = ("credit_utilisation", "overdue", "credit_hold_flag")
 _TIMING = ("promise_slack_days", "wh_late_rate_14d", "cross_border")
@@ -288,10 +288,23 @@ def _open_pos(session: Session, skus: list[str]) -> dict[tuple[str, str], tuple[
     return out
 
 
+def _allocated(session: Session, focus: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Add each focus line's allocated quantity (what is already reserved needs no prevention)."""
+    ids = sorted(focus)
+    for i in range(0, len(ids), 500):
+        for oid, line_no, allocated in session.execute(
+                select(OrderLine.order_id, OrderLine.line_no, OrderLine.allocated_qty)
+                .where(OrderLine.order_id.in_(ids[i: i + 500]))):
+            for line in focus[oid].values():
+                if line["line_no"] == line_no:
+                    line["allocated"] = int(allocated or 0)
+
+
 def _preventive(order: dict[str, Any], drivers: list[dict[str, Any]], lines: dict[str, dict[str, Any]],
                 stock: dict[tuple[str, str], int], pos: dict[tuple[str, str], tuple[str, dt.date | None]]) -> dict[str, Any]:
     """The catalog action that would most likely prevent the exception the top driver points at."""
     oid = order["order_id"]
+    covered: list[str] = []
     for d in drivers:
         name = d["feature"]
         if name in _CREDIT:
@@ -302,11 +315,14 @@ def _preventive(order: dict[str, Any], drivers: list[dict[str, Any]], lines: dic
             line = lines.get("slip" if name in _SUPPLY else "spike" if name == "demand_spike" else "supplier")
             if line is None:
                 continue
-            sku, wh, qty = line["sku"], line["warehouse_id"], line["qty"]
+            sku, wh, qty = line["sku"], line["warehouse_id"], line["qty"] - line.get("allocated", 0)
+            if qty <= 0 or stock.get((sku, wh), 0) >= qty:
+                covered.append(f"line {line['line_no']} {sku}")  # allocated, or its warehouse has the stock
+                continue
             if name in _STOCK:
                 others = sorted(((a, w) for (s, w), a in stock.items() if s == sku and w != wh and a >= qty),
                                 key=lambda aw: (-aw[0], aw[1]))
-                if stock.get((sku, wh), 0) < qty and others:
+                if others:
                     return {"action": "REALLOCATE_WAREHOUSE",
                             "params": {"order_id": oid, "line_no": line["line_no"], "to_warehouse_id": others[0][1]},
                             "why": f"rebalance stock: {sku} has {stock.get((sku, wh), 0)} available at {wh} for "
@@ -320,6 +336,9 @@ def _preventive(order: dict[str, Any], drivers: list[dict[str, Any]], lines: dic
         if name in _TIMING:
             return {"action": "UPDATE_PROMISE_DATE", "params": {"order_id": oid},
                     "why": f"adjust the promise date: {d['label']} is {d['value']} (typical {d['typical']})"}
+    if covered:
+        return {"action": None, "params": {}, "why": f"nothing to prevent yet: stock covers {', '.join(dict.fromkeys(covered))} "
+                                                     "(allocated or available at its warehouse); watch the order"}
     return {"action": None, "params": {}, "why": "no preventive action: no driver points at one"}
 
 
@@ -349,6 +368,7 @@ def score_open_orders(session: Session, *, top: int | None = None, var_dir: str 
     chosen = orders.index.to_numpy()[ranked]
     _, drivers = explain(artifact, x.loc[chosen])
     focus = frames.focus_lines(list(chosen))
+    _allocated(session, focus)
     skus = sorted({ln["sku"] for per in focus.values() for ln in per.values()})
     stock, pos = _available(session, skus), _open_pos(session, skus)
     out = []

@@ -27,11 +27,10 @@ from sqlalchemy.orm import Session
 
 from tools.models import Customer, ExceptionRecord, Item, Order, OrderLine, Shipment, Supplier, Warehouse
 
-__all__ = ["FEATURES", "LABELS", "Frames", "load_frames", "build_features", "labels"]
+__all__ = ["FEATURES", "LABELS", "MONOTONIC", "Frames", "load_frames", "build_features", "labels"]
 
 LABELS: dict[str, str] = {
     "n_lines": "lines on the order",
-    "log_order_value": "order value (log10 USD)",
     "credit_utilisation": "(open balance + order value) / credit limit",
     "overdue": "customer has an overdue balance",
     "credit_hold_flag": "customer is on credit hold",
@@ -46,6 +45,13 @@ LABELS: dict[str, str] = {
     "wh_late_rate_14d": "share of the warehouse's deliveries late in the last 14 days",
 }
 FEATURES: tuple[str, ...] = tuple(LABELS)
+# The direction each feature may move the risk (+1 up, -1 down, 0 free): the booster is held to it,
+# so that a driver reads the way a planner expects ("a lower late rate" never raises the risk).
+MONOTONIC: dict[str, int] = {
+    "n_lines": 1, "credit_utilisation": 1, "overdue": 1, "credit_hold_flag": 1, "tier": 0,
+    "min_supplier_on_time": -1, "supplier_miss_sum": 1, "max_supplier_slip_days": 1, "demand_spike": 1,
+    "discontinued_lines": 1, "promise_slack_days": -1, "cross_border": 0, "wh_late_rate_14d": 1,
+}
 TIERS = {"standard": 0, "gold": 1, "platinum": 2}
 SPIKE_RECENT, SPIKE_BASE, SPIKE_SMOOTH = 7, 28, 0.1
 LATE_WINDOW, LATE_PRIOR_WEIGHT, LATE_PRIOR_DEFAULT = 14, 5.0, 0.1
@@ -88,40 +94,49 @@ def _ordinal(values) -> np.ndarray:
     return np.array([v.toordinal() if v is not None else -1 for v in values], dtype=np.int64)
 
 
+def _frame(session: Session, query, columns: list[str]) -> pd.DataFrame:
+    """A query's rows as a DataFrame, built column-wise (pandas is slow on a list of Row objects)."""
+    rows = session.connection().execute(query).fetchall()
+    data = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return pd.DataFrame({name: pd.Series(list(values), dtype=object) for name, values in zip(columns, data, strict=True)})
+
+
 def load_frames(session: Session) -> Frames:
     """Read what the features need: orders, lines with their item and supplier, customers, shipments."""
-    rows = session.execute(select(Order.order_id, Order.customer_id, Order.status, Order.order_date,
-                                  Order.promised_date, Order.warehouse_id, Order.ship_to_country)).all()
-    orders = pd.DataFrame(rows, columns=["order_id", "customer_id", "status", "order_date", "promised_date",
-                                         "warehouse_id", "ship_to_country"])
+    orders = _frame(session, select(Order.order_id, Order.customer_id, Order.status, Order.order_date,
+                                    Order.promised_date, Order.warehouse_id, Order.ship_to_country),
+                    ["order_id", "customer_id", "status", "order_date", "promised_date", "warehouse_id",
+                     "ship_to_country"])
     orders = orders.loc[orders["order_date"].notna()].reset_index(drop=True)
     orders["day"] = _ordinal(orders["order_date"])
     orders["promised_day"] = _ordinal(orders["promised_date"].where(orders["promised_date"].notna(), None))
     orders["promised_date"] = [d.isoformat() if d is not None else None for d in orders["promised_date"]]
     orders = orders.drop(columns=["order_date"])
-    line_rows = session.execute(
+    lines = _frame(session,
         select(OrderLine.order_id, OrderLine.line_no, func.coalesce(OrderLine.original_sku, OrderLine.sku),
                OrderLine.qty, OrderLine.unit_price, OrderLine.warehouse_id, Item.status, Supplier.on_time_rate,
                Supplier.lead_time_days)
         .outerjoin(Item, Item.sku == func.coalesce(OrderLine.original_sku, OrderLine.sku))
-        .outerjoin(Supplier, Supplier.supplier_id == Item.supplier_id)).all()
-    lines = pd.DataFrame(line_rows, columns=["order_id", "line_no", "sku", "qty", "unit_price", "warehouse_id",
-                                             "item_status", "on_time", "lead_time"])
+        .outerjoin(Supplier, Supplier.supplier_id == Item.supplier_id),
+        ["order_id", "line_no", "sku", "qty", "unit_price", "warehouse_id", "item_status", "on_time", "lead_time"])
+    for col in ("line_no", "qty"):
+        lines[col] = lines[col].astype(np.int64)
+    for col in ("on_time", "lead_time"):
+        lines[col] = lines[col].astype(float)
     lines["unit_price"] = lines["unit_price"].astype(float)
-    customers = pd.DataFrame(session.execute(select(
+    customers = _frame(session, select(
         Customer.customer_id, Customer.tier, Customer.credit_limit, Customer.open_balance, Customer.overdue_balance,
-        Customer.credit_hold)).all(), columns=["customer_id", "tier", "credit_limit", "open_balance", "overdue",
-                                               "credit_hold"])
+        Customer.credit_hold), ["customer_id", "tier", "credit_limit", "open_balance", "overdue", "credit_hold"])
     for col in ("credit_limit", "open_balance", "overdue"):
         customers[col] = customers[col].astype(float)
-    ship_rows = session.execute(select(Shipment.order_id, Shipment.eta, Shipment.delivered_date)
-                                .where(Shipment.delivered_date.is_not(None), Shipment.eta.is_not(None))).all()
-    shipments = pd.DataFrame(ship_rows, columns=["order_id", "eta", "delivered"])
+    shipments = _frame(session, select(Shipment.order_id, Shipment.eta, Shipment.delivered_date)
+                       .where(Shipment.delivered_date.is_not(None), Shipment.eta.is_not(None)),
+                       ["order_id", "eta", "delivered"])
     shipments["late"] = [d > e for e, d in zip(shipments["eta"], shipments["delivered"], strict=True)]
     shipments["delivered_day"] = _ordinal(shipments["delivered"])
     shipments = shipments.drop(columns=["eta", "delivered"])
-    exceptions = pd.DataFrame(session.execute(select(ExceptionRecord.order_id, ExceptionRecord.type).distinct()).all(),
-                              columns=["order_id", "type"])
+    exceptions = _frame(session, select(ExceptionRecord.order_id, ExceptionRecord.type).distinct(),
+                        ["order_id", "type"])
     wh_country = dict(session.execute(select(Warehouse.warehouse_id, Warehouse.country)).all())
     return Frames(orders, lines, customers, shipments, exceptions, wh_country)
 
@@ -184,7 +199,6 @@ def build_features(frames: Frames) -> pd.DataFrame:
     x["min_supplier_on_time"] = x["min_supplier_on_time"].fillna(mean_on_time)
     x["max_supplier_slip_days"] = x["max_supplier_slip_days"].fillna(0.0)
     x["demand_spike"] = x["demand_spike"].fillna(1.0)
-    x["log_order_value"] = np.log10(1.0 + x["value"].clip(lower=0))
     cust = frames.customers.set_index("customer_id")
     c = cust.reindex(x["customer_id"])
     limit = c["credit_limit"].to_numpy(dtype=float)

@@ -97,6 +97,7 @@ def anomalies(
 
     with _session() as session:
         groups = recurring_anomalies(session, policy())
+    total = len(groups)
     groups = groups[:top] if top else groups
     if as_json:
         print_json(groups)
@@ -105,7 +106,8 @@ def anomalies(
         typer.echo("no recurring anomalies in the recurrence window")
         return
     w = groups[0]["window"]
-    typer.echo(f"{len(groups)} recurring groups, orders {w['start']}..{w['end']}, at least {w['min_orders']} orders each")
+    shown = f", the {len(groups)} most costly" if len(groups) < total else ""
+    typer.echo(f"{total} recurring groups{shown}, orders {w['start']}..{w['end']}, at least {w['min_orders']} orders each")
     for g in groups:
         typer.echo(f"{g['rank']:>3}. {g['type']} × {g['dimension']} {g['key']}: {g['orders']} orders, "
                    f"cost {g['cost_usd']:,.2f} (touches {g['touches']}, expedite {g['expedite_spend']:,.2f}, "
@@ -167,6 +169,8 @@ def risk_list(
         if a["action"]:
             params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
             typer.echo(f"    → {a['action']}({params}): {a['why']}")
+        else:
+            typer.echo(f"    → {a['why']}")
 
 
 def monitor(
