@@ -1,10 +1,10 @@
 """A small world for the service tests: three orders, users with tokens, the shipped SOPs indexed
 with the fake embedding, the fake language model. Shared by the API, panel and browser tests.
 
-- ``SO1``: clean (no exception).
-- ``SO2``: customer C2 is 5 % over its credit limit with nothing overdue → ``CREDIT_HOLD``,
+- ``SO-100001``: clean (no exception).
+- ``SO-100002``: customer C2 is 5 % over its credit limit with nothing overdue → ``CREDIT_HOLD``,
   recommendation ``RELEASE_CREDIT_HOLD`` at medium risk, approver ``credit_analyst``.
-- ``SO3``: 600 × A at WH1, which has 500 → ``INVENTORY_SHORTFALL`` (C1 allows partial shipments).
+- ``SO-100003``: 600 × A at WH1, which has 500 → ``INVENTORY_SHORTFALL`` (C1 allows partial shipments).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def token_setting() -> str:
 
 
 def fixture() -> dict:
-    world = clean_fixture(order("SO1"), order("SO2", customer_id="C2", lines=[line(qty=10, unit_price=100)]),
-                          order("SO3", lines=[line(qty=600)]))
+    world = clean_fixture(order("SO-100001"), order("SO-100002", customer_id="C2", lines=[line(qty=10, unit_price=100)]),
+                          order("SO-100003", lines=[line(qty=600)]))
     edit(world, "customers", "C2", credit_limit=10_000, open_balance=9_500, overdue_balance=0,
          allow_substitutions=False, allow_partial_shipments=False, export_license=False, email="b@bolt.test")
     return world

@@ -123,34 +123,34 @@ def test_tokens_never_reach_the_log(client, caplog):
 
 
 def test_triage_many_orders_lists_unknown_ones_and_triages_the_rest(client):
-    resp = client.post("/api/v1/triage", json={"order_ids": ["SO2", "SO-404", "SO1"]}, headers=H["csr"])
+    resp = client.post("/api/v1/triage", json={"order_ids": ["SO-100002", "SO-404", "SO-100001"]}, headers=H["csr"])
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["not_found"] == ["SO-404"]
     by_id = {r["order_id"]: r for r in body["results"]}
-    assert by_id["SO1"]["exceptions"] == [] and by_id["SO1"]["recommendation"] is None
-    assert [e["type"] for e in by_id["SO2"]["exceptions"]] == ["CREDIT_HOLD"]
-    rec = by_id["SO2"]["recommendation"]
+    assert by_id["SO-100001"]["exceptions"] == [] and by_id["SO-100001"]["recommendation"] is None
+    assert [e["type"] for e in by_id["SO-100002"]["exceptions"]] == ["CREDIT_HOLD"]
+    rec = by_id["SO-100002"]["recommendation"]
     assert (rec["action"], rec["risk"], rec["approver_role"]) == ("RELEASE_CREDIT_HOLD", "medium", "credit_analyst")
     assert "not found" in by_id["SO-404"]["error"]
 
 
 def test_triage_with_explanation_falls_back_to_facts_and_cites_sops(client):
-    body = client.post("/api/v1/triage", json={"order_ids": ["SO2"], "explain": True}, headers=H["csr"]).json()
+    body = client.post("/api/v1/triage", json={"order_ids": ["SO-100002"], "explain": True}, headers=H["csr"]).json()
     exp = body["results"][0]["explanation"]
     assert exp["text"] and exp["fallback"] is True  # the fake model has no script: fact-only text, said so
 
 
 def test_order_detail_and_unknown_order_404(client):
-    body = client.get("/api/v1/orders/SO3", headers=H["planner"]).json()
-    assert body["order"]["order_id"] == "SO3" and body["order"]["lines"][0]["qty"] == 600
+    body = client.get("/api/v1/orders/SO-100003", headers=H["planner"]).json()
+    assert body["order"]["order_id"] == "SO-100003" and body["order"]["lines"][0]["qty"] == 600
     assert [e["type"] for e in body["triage"]["exceptions"]] == ["INVENTORY_SHORTFALL"]
     assert _error(client.get("/api/v1/orders/SO-9", headers=H["planner"]), 404, "not_found")["message"] == "order SO-9 not found"
 
 
 @pytest.mark.parametrize("payload, where", [
-    ({}, "order_ids"), ({"order_ids": []}, "order_ids"), ({"order_ids": "SO1"}, "order_ids"),
-    ({"order_ids": ["SO1"], "bogus": 1}, "bogus"), ({"order_ids": ["SO1"] * (MAX_ORDER_IDS + 1)}, "order_ids"),
+    ({}, "order_ids"), ({"order_ids": []}, "order_ids"), ({"order_ids": "SO-100001"}, "order_ids"),
+    ({"order_ids": ["SO-100001"], "bogus": 1}, "bogus"), ({"order_ids": ["SO-100001"] * (MAX_ORDER_IDS + 1)}, "order_ids"),
 ])
 def test_malformed_triage_is_422_naming_the_field(client, payload, where):
     body = _error(client.post("/api/v1/triage", json=payload, headers=H["csr"]), 422, "invalid")
@@ -158,20 +158,20 @@ def test_malformed_triage_is_422_naming_the_field(client, payload, where):
 
 
 def test_body_over_the_limit_is_413_with_the_limit_named(client):
-    big = {"order_ids": ["SO1"], "explain": False, "pad": "x" * (MAX_BODY_BYTES + 10)}
+    big = {"order_ids": ["SO-100001"], "explain": False, "pad": "x" * (MAX_BODY_BYTES + 10)}
     body = _error(client.post("/api/v1/triage", content=json.dumps(big), headers={**H["csr"], "Content-Type": "application/json"}),
                   413, "too_large")
     assert f"{MAX_BODY_BYTES:,} bytes" in body["message"]
 
 
 def test_exceptions_filter_and_paginate(client):
-    client.post("/api/v1/triage", json={"order_ids": ["SO1", "SO2", "SO3"]}, headers=H["csr"])
+    client.post("/api/v1/triage", json={"order_ids": ["SO-100001", "SO-100002", "SO-100003"]}, headers=H["csr"])
     page = client.get("/api/v1/exceptions", params={"limit": 1}, headers=H["planner"]).json()
     assert page["total"] == 2 and len(page["items"]) == 1 and page["limit"] == 1
     second = client.get("/api/v1/exceptions", params={"limit": 1, "offset": 1}, headers=H["planner"]).json()
-    assert {page["items"][0]["order_id"], second["items"][0]["order_id"]} == {"SO2", "SO3"}
+    assert {page["items"][0]["order_id"], second["items"][0]["order_id"]} == {"SO-100002", "SO-100003"}
     credit = client.get("/api/v1/exceptions", params={"type": "CREDIT_HOLD"}, headers=H["planner"]).json()
-    assert [i["order_id"] for i in credit["items"]] == ["SO2"] and credit["items"][0]["customer_tier"] == "standard"
+    assert [i["order_id"] for i in credit["items"]] == ["SO-100002"] and credit["items"][0]["customer_tier"] == "standard"
     assert client.get("/api/v1/exceptions", params={"customer_tier": "gold", "warehouse_id": "WH1"},
                       headers=H["planner"]).json()["total"] == 1
     _error(client.get("/api/v1/exceptions", params={"type": "NOPE"}, headers=H["planner"]), 422, "invalid")

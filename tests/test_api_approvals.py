@@ -45,7 +45,7 @@ def _request(client, who: str, order_id: str, **extra) -> dict:
 
 
 def test_request_the_recommendation_then_approve_once_as_the_approver(client):
-    req = _request(client, "planner", "SO2")
+    req = _request(client, "planner", "SO-100002")
     assert (req["action"], req["risk"], req["approver_role"]) == ("RELEASE_CREDIT_HOLD", "medium", "credit_analyst")
     assert req["requested_by"] == "planner" and req["is_recommendation"] and req["guard"]["ok"]
     assert req["status"] == "pending_approval" and req["execution"] is None
@@ -63,7 +63,7 @@ def test_request_the_recommendation_then_approve_once_as_the_approver(client):
     assert done.status_code == 200, done.text
     done = done.json()
     assert done["status"] == "executed" and done["execution"]["status"] in ("succeeded", "success", "executed", "ok")
-    order = client.get("/api/v1/orders/SO2", headers=H["csr"]).json()["order"]
+    order = client.get("/api/v1/orders/SO-100002", headers=H["csr"]).json()["order"]
     assert order["credit_released"] is True and order["status"] == "released"
 
     # already decided: 409, executed at most once
@@ -79,12 +79,12 @@ def test_request_the_recommendation_then_approve_once_as_the_approver(client):
 
 
 def test_nobody_approves_their_own_request(client):
-    req = _request(client, "credit_analyst", "SO2")
+    req = _request(client, "credit_analyst", "SO-100002")
     _error(client.post(f"/api/v1/requests/{req['id']}/approve", headers=H["credit_analyst"]), 403, "forbidden")
 
 
 def test_reject_needs_a_reason_and_edit_is_guarded(client):
-    req = _request(client, "csr", "SO3")
+    req = _request(client, "csr", "SO-100003")
     assert req["action"] == "SPLIT_SHIPMENT" and req["approver_role"] == "planner"
     _error(client.post(f"/api/v1/requests/{req['id']}/reject", json={}, headers=H["planner"]), 422, "invalid")
     blocked = client.post(f"/api/v1/requests/{req['id']}/edit", headers=H["planner"],
@@ -96,7 +96,7 @@ def test_reject_needs_a_reason_and_edit_is_guarded(client):
     assert edited.status_code == 200, edited.text
     assert edited.json()["params"]["ship_qty"] == 400 and edited.json()["status"] == "executed"
 
-    other = _request(client, "csr", "SO2")
+    other = _request(client, "csr", "SO-100002")
     rejected = client.post(f"/api/v1/requests/{other['id']}/reject", json={"reason": "customer pays first"},
                            headers=H["credit_analyst"])
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
@@ -105,8 +105,8 @@ def test_reject_needs_a_reason_and_edit_is_guarded(client):
 
 def test_request_errors(client):
     _error(client.post("/api/v1/requests", json={"order_id": "SO-404"}, headers=H["planner"]), 404, "not_found")
-    _error(client.post("/api/v1/requests", json={"order_id": "SO1"}, headers=H["planner"]), 409, "conflict")  # nothing to do
-    _error(client.post("/api/v1/requests", json={"order_id": "SO2", "action": "NOT_AN_ACTION"}, headers=H["planner"]),
+    _error(client.post("/api/v1/requests", json={"order_id": "SO-100001"}, headers=H["planner"]), 409, "conflict")  # nothing to do
+    _error(client.post("/api/v1/requests", json={"order_id": "SO-100002", "action": "NOT_AN_ACTION"}, headers=H["planner"]),
            422, "guard_blocked")
     _error(client.get("/api/v1/requests/999999", headers=H["planner"]), 404, "not_found")
     _error(client.post("/api/v1/requests/999999/approve", headers=H["credit_analyst"]), 404, "not_found")
@@ -114,9 +114,9 @@ def test_request_errors(client):
 
 
 def test_list_requests_filters(client):
-    a = _request(client, "planner", "SO2")
-    b = _request(client, "csr", "SO3")
-    rows = client.get("/api/v1/requests", params={"order_id": "SO3"}, headers=H["csr"]).json()["items"]
+    a = _request(client, "planner", "SO-100002")
+    b = _request(client, "csr", "SO-100003")
+    rows = client.get("/api/v1/requests", params={"order_id": "SO-100003"}, headers=H["csr"]).json()["items"]
     assert [r["id"] for r in rows] == [b["id"]]
     pending = client.get("/api/v1/requests", params={"status": "pending_approval", "role": "credit_analyst"}, headers=H["csr"]).json()
     assert [r["id"] for r in pending["items"]] == [a["id"]]
@@ -124,7 +124,7 @@ def test_list_requests_filters(client):
 
 
 def test_audit_export_is_for_audit_roles(client):
-    _request(client, "planner", "SO2")
+    _request(client, "planner", "SO-100002")
     _error(client.get("/api/v1/audit/export", headers=H["planner"]), 403, "forbidden")
     resp = client.get("/api/v1/audit/export", params={"format": "jsonl"}, headers=H["compliance_officer"])
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/x-ndjson")
@@ -136,8 +136,8 @@ def test_audit_export_is_for_audit_roles(client):
 
 
 def test_kpis(client):
-    client.post("/api/v1/triage", json={"order_ids": ["SO2", "SO3"]}, headers=H["csr"])
-    req = _request(client, "planner", "SO2")
+    client.post("/api/v1/triage", json={"order_ids": ["SO-100002", "SO-100003"]}, headers=H["csr"])
+    req = _request(client, "planner", "SO-100002")
     client.post(f"/api/v1/requests/{req['id']}/approve", headers=H["credit_analyst"])
     kpis = client.get("/api/v1/kpis", headers=H["ops_manager"]).json()["kpis"]
     freq = kpis["exception_frequency"]

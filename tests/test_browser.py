@@ -65,7 +65,7 @@ def test_planner_requests_approver_approves_audit_shows_execution(live, tmp_path
         shot("01-signed-in-planner")
 
         page.get_by_role("tab", name="Orders").click()
-        page.locator("#paste textarea").fill("SO2")
+        page.locator("#paste textarea").fill("SO-100002")
         page.locator("#triage").click()
         expect(page.locator("#orders-status")).to_contain_text("1 order(s) triaged")
         expect(page.locator("#orders-table")).to_contain_text("RELEASE_CREDIT_HOLD")
@@ -89,7 +89,7 @@ def test_planner_requests_approver_approves_audit_shows_execution(live, tmp_path
         shot("05-approved")
 
         page.get_by_role("tab", name="Audit").click()
-        page.locator("#audit-order input, #audit-order textarea").first.fill("SO2")
+        page.locator("#audit-order input, #audit-order textarea").first.fill("SO-100002")
         page.locator("#audit-search").click()
         expect(page.locator("#audit-table")).to_contain_text("credit_analyst")
         expect(page.locator("#audit-table")).to_contain_text(re.compile("execut", re.I))

@@ -48,18 +48,18 @@ def _rows(table) -> list[dict]:
 def test_sign_in_triage_request_and_approve_through_the_panel(live):
     planner = _client(live)
     assert "Not signed in" in planner.predict("wrong-token-0123456789", api_name="/sign_in")
-    assert "not signed in" in planner.predict("SO2", api_name="/triage")[1].lower()  # refused before sign-in
+    assert "not signed in" in planner.predict("SO-100002", api_name="/triage")[1].lower()  # refused before sign-in
 
     assert "role **planner**" in planner.predict(T["planner"], api_name="/sign_in")
-    table, status, _pick = planner.predict("Hi, where are SO2 and SO-404? Thanks", api_name="/triage")
+    table, status, _pick = planner.predict("Hi, where are SO-100002 and SO-404? Thanks", api_name="/triage")
     rows = _rows(table)
-    assert [r["order"] for r in rows] == ["SO2"] and "Not found: SO-404" in status
+    assert [r["order"] for r in rows] == ["SO-100002"] and "Not found: SO-404" in status
     assert rows[0]["exceptions"] == "CREDIT_HOLD" and rows[0]["approver"] == "credit_analyst"
     assert rows[0]["recommendation"].startswith("RELEASE_CREDIT_HOLD") and rows[0]["risk"] == "medium"
 
-    detail = planner.predict("SO2", api_name="/order_detail")
+    detail = planner.predict("SO-100002", api_name="/order_detail")
     assert "CREDIT_HOLD" in detail and "Recommendation" in detail and "Explanation" in detail
-    requested = planner.predict("SO2", api_name="/request_approval")
+    requested = planner.predict("SO-100002", api_name="/request_approval")
     assert "pending" in requested and "credit_analyst" in requested
     request_id = requested.split("#", 1)[1].split("*", 1)[0]
 
@@ -77,7 +77,7 @@ def test_sign_in_triage_request_and_approve_through_the_panel(live):
     assert "executed" in done and "credit_analyst" in done
     assert "Already decided" in analyst.predict(request_id, "", params, api_name="/approve")
 
-    events, astatus = analyst.predict("SO2", "", "", api_name="/audit_search")
+    events, astatus = analyst.predict("SO-100002", "", "", api_name="/audit_search")
     assert any("execut" in str(r["event"]) for r in _rows(events)), _rows(events)
     assert "Chain intact" in analyst.predict(api_name="/audit_verify")
 
@@ -85,7 +85,7 @@ def test_sign_in_triage_request_and_approve_through_the_panel(live):
 def test_dashboard_and_limits(live):
     lead = _client(live)
     lead.predict(T["ops_manager"], api_name="/sign_in")
-    lead.predict("SO2 SO3", api_name="/triage")
+    lead.predict("SO-100002 SO-100003", api_name="/triage")
     by_type, by_wh, by_tier, by_age, rates, summary = lead.predict(api_name="/dashboard")
     assert "2 exceptions" in summary
     paste = "\n".join(f"SO{i}" for i in range(10_000))

@@ -1,0 +1,127 @@
+"""Chat (server-sent events per thread) and free-text triage through the API, with the fake model;
+the service keeps answering while the model writes."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from agent.llm import FakeLLM
+from agent.settings import Settings
+from tests import api_world
+from ui.api import create_app
+from ui.api_models import MAX_TEXT_LINES
+from ui.api_service import Services
+
+H = {u: {"Authorization": f"Bearer {t}"} for u, t in api_world.TOKENS.items()}
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "chat.db"))
+    monkeypatch.setenv("COPILOT_API_TOKENS", api_world.token_setting())
+
+
+def _client(llm=None) -> TestClient:
+    return TestClient(create_app(services=Services(Settings(), collection=api_world.sop_collection(), llm=llm),
+                                 panel=False))
+
+
+def _events(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+def test_chat_streams_events_per_thread_and_user(world):
+    with _client() as c:
+        resp = c.post("/api/v1/chat/t1", json={"message": "What is blocking SO-100002?"}, headers=H["planner"])
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        events = _events(resp.text)
+        kinds = [k for k, _ in events]
+        assert kinds[-1] == "final" and "tool" in kinds
+        final = events[-1][1]
+        assert "SO-100002" in final["answer"] and final["thread_id"] == "planner:t1"
+        assert any(t["name"] == "triage_order" and t["args"] == {"order_id": "SO-100002"} for t in final["tool_calls"])
+
+        again = c.post("/api/v1/chat/t1", json={"message": "and SO-100003?", "stream": False}, headers=H["planner"])
+        assert again.status_code == 200 and "SO-100003" in again.json()["answer"]
+        assert again.json()["fallback"] is True  # the fake model has no script: the facts answer, and say so
+
+
+@pytest.mark.parametrize("path, body, status", [
+    ("/api/v1/chat/t1", {"message": ""}, 422),
+    ("/api/v1/chat/t1", {"message": "x" * 4_001}, 422),
+    ("/api/v1/chat/t1", {"message": "hi", "extra": 1}, 422),
+    ("/api/v1/chat/bad%20thread", {"message": "hi"}, 422),
+    ("/api/v1/chat/" + "t" * 65, {"message": "hi"}, 422),
+])
+def test_malformed_chat_is_422(world, path, body, status):
+    with _client() as c:
+        resp = c.post(path, json=body, headers=H["planner"])
+        assert resp.status_code == status and resp.json()["error"] == "invalid", resp.text
+
+
+def test_chat_needs_a_token(world):
+    with _client() as c:
+        assert c.post("/api/v1/chat/t1", json={"message": "hi"}).status_code == 401
+
+
+def test_text_triage_lists_unknown_orders_and_triages_the_rest(world):
+    email = "Hello,\nwhere are SO-100002 and SO-404 and SO-100003? Please ship a substitute.\nThanks, Bolt"
+    with _client() as c:
+        body = c.post("/api/v1/triage/text", json={"text": email}, headers=H["csr"]).json()
+        assert body["order_ids"] == ["SO-100002", "SO-100003"] and body["not_found"] == ["SO-404"]
+        triaged = {r["order_id"]: r for r in body["results"]}
+        assert [o for o, r in triaged.items() if not r.get("error")] == ["SO-100002", "SO-100003"]
+        assert "not found" in triaged["SO-404"]["error"]
+        assert triaged["SO-100002"]["recommendation"]["action"] == "RELEASE_CREDIT_HOLD"
+        none = c.post("/api/v1/triage/text", json={"text": "no numbers here"}, headers=H["csr"]).json()
+        assert none["results"] == [] and none["order_ids"] == []
+
+
+def test_a_10000_line_paste_is_refused_with_the_limit_named(world):
+    paste = "\n".join(f"SO-{100000 + i}" for i in range(10_000))
+    with _client() as c:
+        resp = c.post("/api/v1/triage/text", json={"text": paste}, headers=H["csr"])
+    assert resp.status_code == 413, resp.text
+    assert resp.json()["message"] == f"the pasted text has 10,000 lines; the limit is {MAX_TEXT_LINES:,} lines"
+
+
+def test_service_answers_while_the_model_writes(world):
+    """A chat turn blocked inside the model does not hold up health checks, triage or other chats."""
+    import httpx
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_model(_messages):
+        entered.set()
+        release.wait(30)
+        return "Order SO-100002 waits for a credit release."
+
+    svc = Services(Settings(), collection=api_world.sop_collection(), llm=FakeLLM(slow_model))
+    with api_world.LiveServer(create_app(services=svc, panel=False)) as live:
+        result: dict = {}
+
+        def ask():
+            with httpx.Client(base_url=live.url, headers=H["planner"], timeout=60) as client:
+                result["chat"] = client.post("/api/v1/chat/slow", json={"message": "What is blocking SO-100002?"})
+
+        chat = threading.Thread(target=ask)
+        chat.start()
+        try:
+            assert entered.wait(30), "the chat never reached the model"
+            with httpx.Client(base_url=live.url, headers=H["csr"], timeout=10) as client:
+                assert client.get("/health").status_code == 200
+                triaged = client.post("/api/v1/triage", json={"order_ids": ["SO-100003"]})
+                assert triaged.status_code == 200 and not release.is_set()
+        finally:
+            release.set()
+            chat.join(60)
+    assert result["chat"].status_code == 200 and "final" in result["chat"].text
