@@ -48,7 +48,7 @@ from tools import writes
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
 from tools.models import ActionRequest, Approval, ExceptionRecord, Execution, Order
 
-__all__ = ["request_action", "decide", "list_requests", "get_request", "DECISIONS", "write_session"]
+__all__ = ["request_action", "decide", "resume_request", "list_requests", "get_request", "DECISIONS", "write_session"]
 
 DECISIONS = ("approve", "reject", "edit")
 _MEMORY_SAVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -466,4 +466,27 @@ def decide(factory: sessionmaker[Session], policy: Policy, request_id: int, *, u
         raise
     with _checkpointer(factory, checkpointer) as saver:
         resume_with_decision(_graph(factory, policy, saver), request_id, decision=decision, approval_id=approval_id)
+    return get_request(factory, request_id)
+
+
+def resume_request(factory: sessionmaker[Session], policy: Policy, request_id: int, *, checkpointer=None) -> dict[str, Any]:
+    """Carry on a request a crash left half-way: ``proposed`` (not guarded yet) is guarded and routed;
+    ``approved`` without an execution (the process died between the decision and the execution) is
+    executed — once, by the same idempotency key. Anything else is returned unchanged."""
+    with factory() as s:
+        req = s.get(ActionRequest, request_id)
+        if req is None:
+            raise NotFound("action request", str(request_id))
+        status = req.status
+        ran = s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None
+        last = s.scalar(select(Approval).where(Approval.request_id == request_id).order_by(Approval.id.desc()))
+    if status == "proposed" or (status == "approved" and not ran):
+        from agent.approval import thread_config
+
+        with _checkpointer(factory, checkpointer) as saver:
+            graph = _graph(factory, policy, saver)
+            if status == "proposed":
+                graph.invoke({"request_id": request_id}, thread_config(request_id))
+            else:
+                resume_with_decision(graph, request_id, decision=last.decision, approval_id=last.id)
     return get_request(factory, request_id)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from agent.approval import build_approval_graph, is_waiting
 from agent.audit import list_events, verify_chain
 from agent.checkpoint import open_checkpointer
-from agent.governance import _execute_step, decide, list_requests, request_action, write_session
+from agent.governance import _execute_step, decide, list_requests, request_action, resume_request, write_session
 from tests.test_governance import POLICY, count, shortfall_fixture, world
 from tools.errors import Conflict
 from tools.models import Approval, Execution, Inventory, OrderLine
@@ -92,6 +92,9 @@ def test_concurrent_executor_retries_of_one_approval_run_once(engine):
         t.join()
     assert errors == [] and set(results) == {"executed"}
     assert count(factory, Execution) == 1
+    # carrying the request on after a crash is idempotent too
+    assert resume_request(factory, POLICY, req["id"])["execution"]["status"] == "executed"
+    assert count(factory, Execution) == 1
     with factory() as s:
         assert s.get(OrderLine, ("SO1", 1)).allocated_qty == 10
         assert s.get(Inventory, ("A", "WH3")).allocated == 10
@@ -152,3 +155,21 @@ def test_a_process_killed_after_the_request_is_resumed_from_another_process(engi
         assert s.get(Inventory, ("A", "WH3")).allocated == 10
         assert s.scalar(select(func.count()).select_from(Approval)) == 1
         assert verify_chain(s)["ok"]
+
+
+def test_a_decision_recorded_before_a_crash_is_carried_on_by_resume(engine):
+    import datetime as dt
+
+    from tools.models import ActionRequest
+
+    factory = world(engine, shortfall_fixture())
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
+    with write_session(factory) as s:  # decide() committed, then the process died before resuming the graph
+        r = s.get(ActionRequest, req["id"])
+        s.add(Approval(request_id=r.id, decision="approve", decided_by="planner", role="planner", params=r.params,
+                       params_hash=r.params_hash, decided_at=dt.datetime.now(dt.UTC)))
+        r.status = "approved"
+    done = resume_request(factory, POLICY, req["id"])
+    assert done["status"] == "executed"
+    assert resume_request(factory, POLICY, req["id"])["status"] == "executed"
+    assert count(factory, Execution) == 1

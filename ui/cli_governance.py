@@ -164,6 +164,15 @@ def actions_edit(request_id: Annotated[int, typer.Argument(help="Request id.")],
     _decide(request_id, as_user, "edit", reason, params, as_json)
 
 
+@actions_app.command("resume")
+def actions_resume(request_id: Annotated[int, typer.Argument(help="Request id.")], as_json: Json = False) -> None:
+    """Carry on a request a crash left half-way (proposed, or approved but not executed); idempotent."""
+    from agent.governance import resume_request
+
+    req = resume_request(_factory(), policy(), request_id)
+    print_json(req) if as_json else _show(req)
+
+
 @audit_app.command("verify")
 def audit_verify(as_json: Json = False) -> None:
     """Recompute the hash chain; exit 0 only when it is intact (else name the first bad event, exit 1)."""
