@@ -37,7 +37,7 @@ __all__ = ["BaselineSubject", "PromptedToolChatModel", "build_propose_tool", "SY
 
 SYSTEM_PROMPT = (Path(__file__).with_name("baseline_prompt.txt")).read_text(encoding="utf-8")
 MAX_STEPS = 16  # graph steps per input (about 7 tool calls): a small model that loops stops there
-_TOOL_RESULT_CHARS = 1800
+_TOOL_RESULT_CHARS = 1200  # the local model's context is 4096 tokens
 _ORDER_ID = re.compile(r"\b[A-Z]{1,4}-?\d+\b")
 _SOP = re.compile(r"\b(SOP-[A-Z0-9]+(?:-[A-Z0-9]+)*(?:\s*§\s*[\d.]*\d)?)")
 
@@ -185,8 +185,8 @@ class BaselineSubject:
         try:
             state = self.agent.invoke({"messages": [{"role": "user", "content": text}]},
                                       {"recursion_limit": MAX_STEPS, "callbacks": [self.counter]})
-        except (GraphRecursionError, LLMError) as exc:
-            return f"(the agent stopped: {type(exc).__name__}: {exc})"
+        except (GraphRecursionError, LLMError, ValueError) as exc:  # e.g. a context window overflow
+            return f"(the agent stopped: {type(exc).__name__}: {str(exc)[:300]})"
         messages = state.get("messages") or []
         return str(messages[-1].content) if messages else ""
 
