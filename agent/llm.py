@@ -377,7 +377,9 @@ class LlamaCppLLM(LLM):
             if expired():
                 return
             prompt, stop = self._prompt(messages)
-            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+            bos = getattr(self._template, "bos_token", "")  # a template that writes BOS itself
+            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=not (bos and prompt.startswith(bos)),
+                                    special=True)
             counts["prompt"] = len(tokens)
             if len(tokens) + max_tokens > self.n_ctx:
                 raise LLMError(f"prompt of {len(tokens)} tokens leaves no room for {max_tokens} in a "

@@ -210,3 +210,26 @@ def test_openai_provider_timeouts_and_errors_become_llm_errors(server):
         _remote(server).complete(MESSAGES)
     with pytest.raises(LLMError):
         list(_remote(server).stream(MESSAGES))
+
+
+def test_a_foreign_gguf_is_prompted_with_its_own_chat_template():
+    class Vocab:
+        def token_get_text(self, ident):
+            return {1: "<s>", 2: "</s>"}[ident]
+
+    class Foreign:
+        metadata = {"tokenizer.chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}"
+                                               "{{ eos_token }}{% endfor %}[assistant]",
+                    "tokenizer.ggml.bos_token_id": "1", "tokenizer.ggml.eos_token_id": "2"}
+        _model = Vocab()
+
+    llm = LlamaCppLLM("foreign.gguf")
+    llm._template = llm._own_template(Foreign())
+    prompt, stop = llm._prompt(MESSAGES)
+    assert prompt == "<s>[system] Be brief.</s>[user] What blocks SO-100042?</s>[assistant]" and stop == ["</s>"]
+    chatml = type("Qwen", (), {"metadata": {"tokenizer.chat_template": "{{ '<|im_start|>' }}"}})()
+    assert llm._own_template(chatml) is None  # ChatML: the built-in format
+    llm._template = None
+    prompt, stop = llm._prompt(MESSAGES)
+    assert prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>\n") and prompt.endswith("<|im_start|>assistant\n")
+    assert "<|im_end|>" in stop
