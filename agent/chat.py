@@ -284,9 +284,11 @@ def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: st
                                 "promised_date": row.get("promised_date"),
                                 "exceptions": sorted({e["type"] for e in r["exceptions"]}),
                                 "recommendation": (r.get("recommendation") or {}).get("action")})
+        known = bool(rows) or search_orders(session, customer_id=customer_id, customer_name=customer_name,
+                                            limit=1)["total"] > 0
     names = sorted({r.get("customer_name") or r["customer_id"] for r in rows})
-    return plain({"customer": ", ".join(names) or customer_name or customer_id, "open_orders": len(rows),
-                  "at_risk": at_risk, "checked": len(rows), "more": not checked_all})
+    return plain({"customer": ", ".join(names) or customer_name or customer_id, "known": known,
+                  "open_orders": len(rows), "at_risk": at_risk, "checked": len(rows), "more": not checked_all})
 
 
 def _request(ctx: CopilotContext, state: CopilotState, order_id: str, action: str | None) -> dict[str, Any]:

@@ -147,6 +147,8 @@ def render_request(request: dict[str, Any]) -> str:
 def render_late_orders(found: dict[str, Any]) -> str:
     who = found.get("customer") or "the customer"
     at_risk = found.get("at_risk") or []
+    if not found.get("known", True):
+        return f"No customer matching {who!r} has any orders."
     if not found.get("open_orders"):
         return f"{who} has no open orders."
     if not at_risk:

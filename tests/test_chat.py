@@ -139,6 +139,9 @@ def test_late_orders_of_a_customer(factory):
     reply = _copilot(factory, llm).chat("t1", "which of Acme's orders will ship late?", username="planner")
     assert reply["answer"].splitlines()[0] == "1 of Acme's 2 open orders are at risk of shipping late:"
     assert "SO-100003" in reply["answer"] and "SO-100001" not in reply["answer"]
+    llm = FakeLLM(script(routes=[route("find_late_orders", customer_name="Zenith")]))
+    reply = _copilot(factory, llm).chat("t2", "which of Zenith's orders will ship late?", username="planner")
+    assert reply["answer"] == "No customer matching 'Zenith' has any orders."
 
 
 def test_a_read_tool_answer_is_phrased_by_the_model_and_checked(factory):
