@@ -227,13 +227,14 @@ class FakeLLM(LLM):
 
 # --- llamacpp: a local GGUF ------------------------------------------------------------------------
 
-_MODELS: dict[tuple, Any] = {}
+_MODELS: dict[tuple, tuple[Any, threading.Lock]] = {}
 _MODELS_LOCK = threading.Lock()
 _CHATML_STOP = ["<|im_end|>", "<|endoftext|>"]
 
 
-def _load_llama(path: Path, n_threads: int, n_ctx: int):
-    """One ``Llama`` per (file, threads, context) per process; loading twice would double the memory."""
+def _load_llama(path: Path, n_threads: int, n_ctx: int) -> tuple[Any, threading.Lock]:
+    """One ``Llama`` per (file, threads, context) per process, with the lock that serialises its use
+    (a llama.cpp context runs one generation at a time); loading twice would double the memory."""
     key = (str(path.resolve()), n_threads, n_ctx)
     with _MODELS_LOCK:
         if key not in _MODELS:
@@ -243,10 +244,11 @@ def _load_llama(path: Path, n_threads: int, n_ctx: int):
                 raise LLMError(f"llama-cpp-python is not installed: {exc}") from None
             started = time.perf_counter()
             try:
-                _MODELS[key] = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
-                                     n_threads_batch=n_threads, verbose=False, seed=0)
+                llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+                              n_threads_batch=n_threads, verbose=False, seed=0)
             except Exception as exc:  # a corrupt or foreign file: llama.cpp raises ValueError
                 raise LLMError(f"cannot load the model {path}: {exc}") from None
+            _MODELS[key] = (llama, threading.Lock())
             log.info("loaded %s in %.1f s (%d threads)", path.name, time.perf_counter() - started, n_threads)
         return _MODELS[key]
 
@@ -281,9 +283,8 @@ class LlamaCppLLM(LLM):
         self._var_dir = Path(var_dir)
         self.n_threads = n_threads or os.cpu_count() or 1
         self.n_ctx = n_ctx
-        self._llama = None
+        self._loaded: tuple[Any, threading.Lock] | None = None
         self._template = None  # None: ChatML (Qwen); else the GGUF's own chat template
-        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -301,16 +302,21 @@ class LlamaCppLLM(LLM):
 
         return ensure_model(self._var_dir)
 
-    def _model(self):
-        if self._llama is None:
+    def _model(self) -> tuple[Any, threading.Lock]:
+        """The loaded model and its lock (assembled, checked and loaded at the first call)."""
+        if self._loaded is None:
             path = self.model_path
             if not path.is_file():
                 raise LLMError(f"LLM_MODEL_PATH {path} does not exist")
-            llama = _load_llama(path, self.n_threads, self.n_ctx)
+            loaded = _load_llama(path, self.n_threads, self.n_ctx)
             if self._explicit_path is not None:
-                self._template = self._own_template(llama)
-            self._llama = llama
-        return self._llama
+                self._template = self._own_template(loaded[0])
+            self._loaded = loaded
+        return self._loaded
+
+    def load(self) -> None:
+        """Assemble, check and load the model now rather than at the first call (start-up, benchmarks)."""
+        self._model()
 
     @staticmethod
     def _own_template(llama):
@@ -372,8 +378,8 @@ class LlamaCppLLM(LLM):
 
     def _run(self, messages: list[Message], max_tokens: int, json_schema: dict | None, counts: dict,
              expired: Callable[[], bool]) -> Iterator[str]:
-        with self._lock:  # one generation at a time on the shared model
-            llama = self._model()
+        llama, lock = self._model()
+        with lock:  # one generation at a time on the shared model
             if expired():
                 return
             prompt, stop = self._prompt(messages)

@@ -88,7 +88,10 @@ def local_llm(models_dir) -> LlamaCppLLM:
 def test_installed_chunks_assemble_to_the_pinned_default(models_dir, local_llm):
     path = local_llm.model_path
     assert path.stat().st_size == models_local.default_model().size
-    assert path.read_bytes()[:4] == b"GGUF"
+    with path.open("rb") as handle:
+        assert handle.read(4) == b"GGUF"
+    again = get_llm(Settings(COPILOT_VAR_DIR=str(models_dir)))
+    assert again._model() is local_llm._model(), "one loaded model (and one lock) per file and process"
 
 
 @needs_model
