@@ -102,6 +102,20 @@ class Copilot:
             context=self._context(explain=explain))
         return state.get("results") or []
 
+    def triage_stream(self, order_ids: Sequence[str], *, explain: bool = True) -> Iterator[dict[str, Any]]:
+        """:meth:`triage` as events: ``token`` (``order_id``, ``text``: an explanation as the model
+        writes it) and, last, ``final`` with ``results``. A streamed explanation that failed its
+        grounding check is superseded by the one in ``final``."""
+        state: dict[str, Any] = {}
+        for mode, chunk in self._triage_graph.stream(
+                {"mode": "triage", "order_ids": [str(i) for i in order_ids], "text": None, "explain": explain},
+                context=self._context(explain=explain), stream_mode=["custom", "values"]):
+            if mode == "custom":
+                yield chunk
+            else:
+                state = chunk
+        yield {"type": "final", "results": state.get("results") or []}
+
     def triage_text(self, text: str, *, explain: bool = True) -> dict[str, Any]:
         """The orders a pasted text or e-mail names, triaged. ``customer_request`` is the customer's
         request quoted from the text (data: never acted on). No order number: ``results`` is empty

@@ -128,3 +128,12 @@ def test_instructions_in_a_pasted_email_are_quoted_never_obeyed(factory, sops):
     assert "request approval" in out["customer_request"]  # quoted as the customer's words, nothing more
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(ActionRequest)) == 0
+
+
+def test_triage_stream_sends_the_explanation_as_it_is_written(factory, sops):
+    events = list(_copilot(factory, FakeLLM(grounded_explainer), sops).triage_stream(["SO-100002", "SO-404"]))
+    tokens = [e for e in events if e["type"] == "token"]
+    assert {e["order_id"] for e in tokens} == {"SO-100002"}
+    final = events[-1]
+    assert final["type"] == "final" and final["results"][1]["error"] == "order not found"
+    assert "".join(e["text"] for e in tokens).strip() == final["results"][0]["explanation"]["text"]
