@@ -113,6 +113,11 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
     cases = load_cases(suite)
     if only:
         wanted = set(only)
+        unknown = sorted(wanted - {c.id for c in cases} - {c.key for c in cases})
+        if unknown:
+            from tools.fixtures import SuiteError
+
+            raise SuiteError(f"no case {', '.join(unknown)} in suite {suite!r}")
         cases = [c for c in cases if c.id in wanted or c.key in wanted]
     policy = policy or load_policy(settings.policy_path)
     llm = llm if llm is not None else make_llm(provider, settings)

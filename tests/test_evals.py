@@ -218,5 +218,7 @@ def test_cli_json_last_line_is_the_summary_and_failures_exit_1(tmp_path, sops, m
     assert code == 0 and "mini/price-above-tolerance: fail -> pass" in out
     code, _, err = _cli(monkeypatch, capsys, "eval", "--suite", "no-such-suite")
     assert code == 2 and "no suite 'no-such-suite'" in err
+    code, _, err = _cli(monkeypatch, capsys, "eval", "--suite", str(path), "--case", "nope")
+    assert code == 2 and "no case nope in suite" in err
     code, _, err = _cli(monkeypatch, capsys, "eval", "compare", str(path), str(path))
     assert code == 2 and "not a JSON eval report" in err
