@@ -44,7 +44,7 @@ def test_full_suite_with_the_fake_model_passes(sops):
     assert s["llm_fallbacks"] == 0 and s["citation_validity"] == 1.0
 
 
-CASES = ["credit-flag-only", "stock-realloc-same-region", "text-email-three-orders"]
+CASES = ["credit-flag-only", "stock-realloc-same-region", "text-one-order"]
 
 
 @pytest.mark.model
