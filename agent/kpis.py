@@ -122,14 +122,15 @@ def compute_kpis(session: Session, *, since: dt.date | None = None, now: dt.date
     """Every KPI of docs/kpis.md for the orders placed on or after ``since``, keyed by KPI name.
 
     ``now`` (default: the current time) is when open exceptions are aged. ``policy`` (default: the
-    shipped policy) gives the recurrence window and threshold of ``root_cause_recurrence``.
+    one COPILOT_POLICY names, else the shipped one) gives the recurrence window and threshold of ``root_cause_recurrence``.
     """
     now = _aware(now or dt.datetime.now(dt.UTC))
     scope = _Scope(since)
     if policy is None:
         from agent.policy import load_policy
+        from agent.settings import get_settings
 
-        policy = load_policy()
+        policy = load_policy(get_settings().policy_path)
     orders_total = session.scalar(scope.orders(select(func.count()).select_from(Order))) or 0
     frequency = _exception_frequency(session, scope, orders_total)
     kpis: dict[str, dict[str, Any]] = {

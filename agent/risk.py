@@ -200,7 +200,8 @@ def load_model(var_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[
     """(artifact, report) of the trained model, after checking the artifact before unpickling it.
 
     Checks: both files exist; the model file is owned by this user and not writable by others;
-    its SHA-256 equals the one recorded in report.json; it was written by this scikit-learn.
+    its SHA-256 equals the one recorded in report.json; it was trained on this version's features
+    with this scikit-learn.
     """
     folder = model_dir(var_dir)
     path, report_path = folder / MODEL_FILE, folder / REPORT_FILE
@@ -219,6 +220,9 @@ def load_model(var_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[
     if hashlib.sha256(blob).hexdigest() != report.get("sha256"):
         raise RiskModelError(f"refusing {path}: its SHA-256 differs from the one in {report_path.name} "
                              "(retrain with `copilot risk train`)")
+    if list(report.get("features") or ()) != list(FEATURES):
+        raise RiskModelError("the risk model was trained on other features than this copilot computes: "
+                             "retrain with `copilot risk train`")
     if report.get("sklearn") != _sklearn_version():
         raise RiskModelError(f"the risk model was trained with scikit-learn {report.get('sklearn')}, this is "
                              f"{_sklearn_version()}: retrain with `copilot risk train`")

@@ -170,6 +170,12 @@ def test_artifact_is_checked_before_unpickling(trained, tmp_path):
     with pytest.raises(RiskModelError, match="writable by other users"):
         load_model(tmp_path)
     path.chmod(0o600)
+    report_path = model_dir(tmp_path) / "report.json"
+    report = json.loads(report_path.read_text())
+    report_path.write_text(json.dumps({**report, "features": {"n_lines": "lines"}}))
+    with pytest.raises(RiskModelError, match="other features"):
+        load_model(tmp_path)
+    report_path.write_text(json.dumps(report))
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(RiskModelError, match="SHA-256"):
         load_model(tmp_path)
