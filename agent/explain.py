@@ -284,14 +284,14 @@ def explain_order(result: dict, passages: Sequence, llm: LLM | None, *,
         return done(fact_template(result, passages), True, "no language model configured")
     messages = build_messages(result, passages)
     try:
-        text = _ask(llm, messages, usage, on_token, max_tokens)
+        text = _bracket_citations(_ask(llm, messages, usage, on_token, max_tokens), passages)
         errors = grounding_errors(text, result, passages)
         if not errors:
             return done(text, False, None)
         retry = messages + [{"role": "assistant", "content": text},
                             {"role": "user", "content": load("explain_retry").render(
                                 errors="\n".join(f"- {e}" for e in errors[:6]))}]
-        text = _ask(llm, retry, usage, None, max_tokens)
+        text = _bracket_citations(_ask(llm, retry, usage, None, max_tokens), passages)
         second = grounding_errors(text, result, passages)
         if not second:
             return done(text, False, None)
@@ -302,6 +302,19 @@ def explain_order(result: dict, passages: Sequence, llm: LLM | None, *,
         log.exception("language model failed while explaining %s", result.get("order_id"))
         reason = f"{type(exc).__name__}: {exc}"
     return done(fact_template(result, passages), True, reason)
+
+
+def _bracket_citations(text: str, passages: Sequence) -> str:
+    """Known citations the model wrote without square brackets — ``(SOP-CREDIT-001 §3.2)`` or bare —
+    get their brackets: a formatting repair, not a change of content."""
+    known = sorted({p.citation for p in passages}, key=len, reverse=True)
+    if not known:
+        return text
+    bare = re.compile(r"\(\s*(" + "|".join(map(re.escape, known)) + r")\s*\)|(?<![\w-])("
+                      + "|".join(map(re.escape, known)) + r")(?![\w-]|\.?\d)")
+    parts = re.split(r"(\[[^\[\]]*\])", text)  # bracketed groups stay as they are
+    return "".join(part if part.startswith("[") else bare.sub(lambda m: f"[{m.group(1) or m.group(2)}]", part)
+                   for part in parts)
 
 
 def _ask(llm: LLM, messages: list[dict], usage: dict, on_token, max_tokens: int) -> str:

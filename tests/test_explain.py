@@ -194,3 +194,11 @@ def test_a_fallback_is_written_to_the_audit_log_in_the_callers_transaction(sqlit
         assert len(events) == 1 and events[0]["order_id"] == "SO1"
         assert events[0]["payload"] == {"reason": "LLMTimeout: no answer within 0.5 s", "model": "fake:fake"}
         assert verify_chain(s)["ok"]
+
+
+def test_a_known_citation_written_without_brackets_gets_them(credit):
+    loose = GOOD.replace("[SOP-CREDIT-001 §3.2]", "(SOP-CREDIT-001 §3.2)")
+    out = explain_order(credit, [CREDIT], FakeLLM([loose]))
+    assert out["text"] == GOOD and out["fallback"] is False and out["usage"]["calls"] == 1
+    bare = GOOD.replace("[SOP-CREDIT-001 §3.2]", "as SOP-CREDIT-001 §3.21 says")
+    assert explain_order(credit, [CREDIT], FakeLLM([bare, bare]))["fallback"] is True  # not a known citation
