@@ -106,8 +106,8 @@ def test_the_recommendation_is_requested_guarded_approved_and_executed_once(engi
     assert chain_ok(factory)
 
 
-def test_reject_needs_a_reason_and_is_an_override_of_the_recommendation(engine):
-    factory = world(engine, shortfall_fixture())
+def test_reject_needs_a_reason_and_is_an_override_of_the_recommendation(sqlite_engine):
+    factory = world(sqlite_engine, shortfall_fixture())
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
     with pytest.raises(ToolError, match="reason"):
         decide(factory, POLICY, req["id"], username="planner", decision="reject")
@@ -122,8 +122,8 @@ def test_reject_needs_a_reason_and_is_an_override_of_the_recommendation(engine):
     assert chain_ok(factory)
 
 
-def test_requesting_another_action_than_recommended_is_logged_as_an_override(engine):
-    factory = world(engine, shortfall_fixture())
+def test_requesting_another_action_than_recommended_is_logged_as_an_override(sqlite_engine):
+    factory = world(sqlite_engine, shortfall_fixture())
     req = request_action(factory, POLICY, order_id="SO1", requested_by="planner", action="SPLIT_SHIPMENT",
                          params={"order_id": "SO1", "line_no": "1", "ship_qty": 4})
     assert req["status"] == "pending_approval" and req["is_recommendation"] is False
@@ -143,11 +143,11 @@ def test_requesting_another_action_than_recommended_is_logged_as_an_override(eng
         assert (ln.allocated_qty, ln.backorder_qty, ln.status) == (4, 6, "backordered")
 
 
-def test_edit_regards_the_new_parameters_then_executes_them(engine):
+def test_edit_regards_the_new_parameters_then_executes_them(sqlite_engine):
     fx = shortfall_fixture()
     edit(fx, "warehouses", "WH4", name="Tiny", region="east", country="US")
     edit(fx, "inventory", "A/WH4", on_hand=3)
-    factory = world(engine, fx)
+    factory = world(sqlite_engine, fx)
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
     with pytest.raises(GuardBlocked, match="WH4 has 3 A available"):
         decide(factory, POLICY, req["id"], username="planner", decision="edit", params={"to_warehouse_id": "WH4"})
@@ -184,8 +184,8 @@ def test_a_precondition_gone_at_execution_fails_safely_and_retriages(engine):
     assert count(factory, Execution) == 1
 
 
-def test_a_guard_blocked_request_is_kept_blocked_with_reasons(engine):
-    factory = world(engine, shortfall_fixture())
+def test_a_guard_blocked_request_is_kept_blocked_with_reasons(sqlite_engine):
+    factory = world(sqlite_engine, shortfall_fixture())
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr", action="REALLOCATE_WAREHOUSE",
                          params={"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"})
     assert req["status"] == "blocked"
@@ -219,10 +219,10 @@ def test_escalate_needs_no_approval_and_assigns_the_exception(engine):
     assert blocked["status"] == "blocked"
 
 
-def test_auto_approval_by_risk_tier_is_recorded_as_policy(engine):
+def test_auto_approval_by_risk_tier_is_recorded_as_policy(sqlite_engine):
     text = DEFAULT_POLICY_PATH.read_text().replace("  low: false", "  low: true")
     policy = parse_policy(text)
-    factory = world(engine, shortfall_fixture())
+    factory = world(sqlite_engine, shortfall_fixture())
     req = request_action(factory, policy, order_id="SO1", requested_by="csr")
     assert req["status"] == "executed"
     assert req["decisions"][0]["decided_by"] == "policy" and req["decisions"][0]["role"] == "policy"
@@ -231,9 +231,9 @@ def test_auto_approval_by_risk_tier_is_recorded_as_policy(engine):
         parse_policy(DEFAULT_POLICY_PATH.read_text().replace("  high: false", "  high: true"))
 
 
-def test_fix_master_data_takes_the_values_from_the_approver(engine):
+def test_fix_master_data_takes_the_values_from_the_approver(sqlite_engine):
     fx = clean_fixture(order(ship_to_city="", ship_to_postal_code=None))
-    factory = world(engine, fx)
+    factory = world(sqlite_engine, fx)
     req = request_action(factory, POLICY, order_id="SO1", requested_by="planner")
     assert req["action"] == "FIX_MASTER_DATA" and req["status"] == "pending_approval"
     with pytest.raises(ToolError, match="ship_to_city, ship_to_postal_code"):
@@ -249,8 +249,8 @@ def test_fix_master_data_takes_the_values_from_the_approver(engine):
         assert (o.ship_to_city, o.ship_to_postal_code) == ("Boston", "02101")
 
 
-def test_credit_release_waits_for_the_role_its_risk_needs(engine):
-    factory = world(engine, credit_fixture(overdue=10))
+def test_credit_release_waits_for_the_role_its_risk_needs(sqlite_engine):
+    factory = world(sqlite_engine, credit_fixture(overdue=10))
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
     assert (req["action"], req["risk"], req["approver_role"]) == ("RELEASE_CREDIT_HOLD", "high", "credit_manager")
     with pytest.raises(Forbidden, match="needs credit_manager"):
@@ -264,8 +264,8 @@ def test_credit_release_waits_for_the_role_its_risk_needs(engine):
     assert refused[0]["actor"] == "credit_analyst" and "may not decide" in refused[0]["payload"]["reason"]
 
 
-def test_a_risk_that_rose_after_approval_stops_the_execution(engine):
-    factory = world(engine, credit_fixture())
+def test_a_risk_that_rose_after_approval_stops_the_execution(sqlite_engine):
+    factory = world(sqlite_engine, credit_fixture())
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
     assert (req["risk"], req["approver_role"]) == ("medium", "credit_analyst")
     with write_session(factory) as s:
@@ -279,8 +279,8 @@ def test_a_risk_that_rose_after_approval_stops_the_execution(engine):
         assert s.get(Order, "SO1").credit_released is False
 
 
-def test_unknown_request_and_bad_decisions(engine):
-    factory = world(engine, shortfall_fixture())
+def test_unknown_request_and_bad_decisions(sqlite_engine):
+    factory = world(sqlite_engine, shortfall_fixture())
     with pytest.raises(NotFound):
         decide(factory, POLICY, 999, username="planner", decision="approve")
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")

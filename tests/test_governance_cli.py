@@ -38,7 +38,7 @@ def test_request_list_approve_and_refusals(loaded, monkeypatch, capsys):
     assert code == 0, err
     assert "executed" in out and "approve by planner (planner)" in out
     code, _, err = run(monkeypatch, capsys, "actions", "approve", "1", "--as", "ops_manager")
-    assert code == 2 and "already" not in err and "executed" in err
+    assert code == 2 and "request 1 is executed" in err and "nothing to decide" in err
     code, out, _ = run(monkeypatch, capsys, "actions", "show", "1", "--json")
     assert json.loads(out)["execution"]["status"] == "executed"
     code, out, _ = run(monkeypatch, capsys, "audit", "list", "--request", "1")

@@ -52,23 +52,23 @@ def test_parameters_are_normalised():
     ("UPDATE_PROMISE_DATE", {"order_id": "SO1", "new_promised_date": "2026-10-01"}, "before the order date"),
     ("CORRECT_PRICE", {"order_id": "SO1", "line_no": 1, "new_unit_price": "0"}, "must be positive"),
 ])
-def test_records_checks_block_with_readable_reasons(engine, action, params, reason):
+def test_records_checks_block_with_readable_reasons(sqlite_engine, action, params, reason):
     fx = shortfall_fixture()
     edit(fx, "carriers", "CA2", name="Slow", status="disrupted", on_time_rate=0.5)
     edit(fx, "shipments", "SH1", order_id="SO1", carrier_id="CA1", status="planned")
-    factory = world(engine, fx)
+    factory = world(sqlite_engine, fx)
     with factory() as s:
         g = run_guard(s, POLICY, action=action, params=params, requested_by="csr")
     assert not g.ok and any(reason in r for r in g.reasons), g.reasons
     assert g.checks["copilot/records"] is False
 
 
-def test_risk_and_role_come_from_the_records(engine):
+def test_risk_and_role_come_from_the_records(sqlite_engine):
     fx = clean_fixture(order())
     edit(fx, "items", "S", description="Substitute", list_price=120, status="active")
     edit(fx, "substitutes", "A/S", approved=True)
     edit(fx, "inventory", "S/WH1", on_hand=50)
-    factory = world(engine, fx)
+    factory = world(sqlite_engine, fx)
     with factory() as s:
         sub = run_guard(s, POLICY, action="APPROVE_SUBSTITUTION",
                         params={"order_id": "SO1", "line_no": 1, "substitute_sku": "S"}, requested_by="csr")

@@ -42,8 +42,8 @@ def _full_world() -> dict:
      lambda s: s.get(PurchaseOrder, "PO1").expedite_requested is True),
     ("COMPLIANCE_REVIEW", {"order_id": "SO1"}, "compliance_officer", lambda s: s.get(Order, "SO1").status == "held"),
 ])
-def test_each_write_applies_its_effect_once_approved(engine, action, params, approver, check):
-    factory = world(engine, _full_world())
+def test_each_write_applies_its_effect_once_approved(sqlite_engine, action, params, approver, check):
+    factory = world(sqlite_engine, _full_world())
     req = request_action(factory, POLICY, order_id="SO1", requested_by="planner", action=action, params=params)
     assert req["status"] == "pending_approval", req["guard"]
     assert req["approver_role"] == approver
