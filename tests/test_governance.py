@@ -9,7 +9,7 @@ from agent.audit import list_events, verify_chain
 from agent.governance import decide, get_request, list_requests, request_action, write_session
 from agent.policy import load_policy, parse_policy, DEFAULT_POLICY_PATH
 from agent.users import add_user, get_user, list_users
-from tests.factories import clean_fixture, edit, line, order
+from tests.factories import clean_fixture, edit, order
 from tools.db import session_factory
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
 from tools.fixtures import load_fixture

@@ -52,6 +52,8 @@ def test_a_blocked_request_and_bad_input(loaded, monkeypatch, capsys):
     assert code == 2 and "blocked" in out and "guard: WH2 has 0 A available" in out
     code, _, err = run(monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr", "--action", "X", "--params", "{oops")
     assert code == 2 and "JSON object" in err
+    code, out, _ = run(monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr", "--action", "COMPLIANCE_REVIEW")
+    assert code == 0 and '{"order_id": "SO1"}' in out and "compliance_officer" in out
     code, _, err = run(monkeypatch, capsys, "actions", "request", "SO-404", "--as", "csr")
     assert code == 2 and "order SO-404 not found" in err
     code, _, err = run(monkeypatch, capsys, "actions", "approve", "99", "--as", "planner")

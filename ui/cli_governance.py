@@ -103,7 +103,7 @@ def actions_request(
     order_id: Annotated[str, typer.Argument(help="Order id such as SO-100042.")],
     as_user: AsUser,
     action: Annotated[str | None, typer.Option(help="An action of the catalog; default: the order's recommendation.")] = None,
-    params: Annotated[str | None, typer.Option(help='Parameters as JSON, e.g. \'{"order_id": "SO-1", "line_no": 1, "to_warehouse_id": "WH-2"}\'.')] = None,
+    params: Annotated[str | None, typer.Option(help='Parameters as JSON, e.g. \'{"order_id": "SO-1", "line_no": 1, "to_warehouse_id": "WH-2"}\'; default with --action: {"order_id": ORDER_ID}.')] = None,
     as_json: Json = False,
 ) -> None:
     """Propose an action for an order: it is guarded and waits for a person with the role to decide.
@@ -114,8 +114,8 @@ def actions_request(
     from agent.governance import request_action
 
     values = _params(params)
-    if action and values is None:
-        raise CliError("--action needs --params (JSON)")
+    if action and values is None:  # e.g. RELEASE_CREDIT_HOLD: the order is the only parameter
+        values = {"order_id": order_id}
     req = request_action(_factory(), policy(), order_id=order_id, requested_by=as_user, action=action, params=values,
                          source="cli")
     if as_json:
