@@ -105,8 +105,13 @@ def recurrence_window(session: Session, policy: Policy, as_of: dt.date | None = 
 
 
 def recurring_anomalies(session: Session, policy: Policy, *, as_of: dt.date | None = None,
-                        since: dt.date | None = None, dimensions: tuple[str, ...] = DIMENSIONS) -> list[dict[str, Any]]:
-    """The recurring (type × sku/customer/warehouse/supplier) groups, most costly first."""
+                        since: dt.date | None = None, dimensions: tuple[str, ...] = DIMENSIONS,
+                        costs: bool = True) -> list[dict[str, Any]]:
+    """The recurring (type × sku/customer/warehouse/supplier) groups, most costly first.
+
+    ``costs=False`` skips the cost (touches, expedite spend, delayed value: all 0) and the ranking by
+    it, for callers that only count the groups (the root-cause recurrence KPI).
+    """
     window = recurrence_window(session, policy, as_of)
     if window is None:
         return []
@@ -138,14 +143,14 @@ def recurring_anomalies(session: Session, policy: Policy, *, as_of: dt.date | No
     recurring = {k: g for k, g in groups.items() if len(g["orders"]) >= min_orders}
     if not recurring:
         return []
-    facts = _order_facts(session, start, end)
-    touches = _decisions(session, start, end)
+    facts = _order_facts(session, start, end) if costs else {}
+    touches = _decisions(session, start, end) if costs else {}
     out = []
     for (kind, dim, key), g in recurring.items():
         orders = sorted(g["orders"])
         expedite = sum(facts[o]["express_cost"] for o in orders if o in facts)
         delayed = sum(facts[o]["value"] for o in orders if o in facts and (facts[o]["late"] or o in g["open"]))
-        touch = len(g["ids"]) + sum(touches.get((o, kind), 0) for o in orders)
+        touch = len(g["ids"]) + sum(touches.get((o, kind), 0) for o in orders) if costs else 0
         cost = touch * TOUCH_COST_USD + expedite + DELAY_COST_RATE * delayed
         days = sorted(_date(d) for d in g["days"])
         out.append({

@@ -152,35 +152,38 @@ def compute_kpis(session: Session, *, since: dt.date | None = None, now: dt.date
 # -- exceptions -------------------------------------------------------------------------------------
 
 
-def _grouped(session: Session, scope: _Scope, key, *joins) -> dict[str, int]:
-    query = select(key, func.count()).select_from(ExceptionRecord)
-    for target, on in joins:
-        query = query.outerjoin(target, on)
-    query = scope.orders(query, ExceptionRecord.order_id).group_by(key)
-    return {str(k) if k is not None else "(none)": n for k, n in sorted(session.execute(query).all(),
-                                                                       key=lambda kv: (-kv[1], str(kv[0])))}
-
-
 def _exception_frequency(session: Session, scope: _Scope, orders_total: int) -> dict[str, Any]:
-    total = session.scalar(scope.orders(select(func.count()).select_from(ExceptionRecord),
-                                        ExceptionRecord.order_id)) or 0
-    with_exc = session.scalar(scope.orders(select(func.count(distinct(ExceptionRecord.order_id))),
-                                           ExceptionRecord.order_id)) or 0
+    """One GROUP BY over (type, warehouse, tier, supplier, family); the breakdowns are its margins."""
     wh = Order.__table__.alias("wh_order")
     warehouse = func.coalesce(ExceptionRecord.warehouse_id, wh.c.warehouse_id)
-    by_sku = [(Item, Item.sku == ExceptionRecord.sku)]
+    keys = (ExceptionRecord.type, warehouse, Customer.tier, Item.supplier_id, Item.product_family)
+    query = (select(*keys, func.count()).select_from(ExceptionRecord)
+             .outerjoin(wh, wh.c.order_id == ExceptionRecord.order_id)
+             .outerjoin(Customer, Customer.customer_id == ExceptionRecord.customer_id)
+             .outerjoin(Item, Item.sku == ExceptionRecord.sku)
+             .group_by(*keys))
+    margins: list[dict[str, int]] = [{} for _ in keys]
+    total = 0
+    for *values, n in session.execute(scope.orders(query, ExceptionRecord.order_id)).all():
+        total += n
+        for margin, value in zip(margins, values, strict=True):
+            name = "(none)" if value is None else str(value)
+            margin[name] = margin.get(name, 0) + n
+    by_type, by_warehouse, by_tier, by_supplier, by_family = (
+        dict(sorted(m.items(), key=lambda kv: (-kv[1], kv[0]))) for m in margins)
+    with_exc = session.scalar(scope.orders(select(func.count(distinct(ExceptionRecord.order_id))),
+                                           ExceptionRecord.order_id)) or 0
     return {
         "value": ratio(with_exc, orders_total),
         "unit": "share of orders",
         "total": total,
         "orders": orders_total,
         "orders_with_exceptions": with_exc,
-        "by_type": _grouped(session, scope, ExceptionRecord.type),
-        "by_warehouse": _grouped(session, scope, warehouse, (wh, wh.c.order_id == ExceptionRecord.order_id)),
-        "by_customer_tier": _grouped(session, scope, Customer.tier,
-                                     (Customer, Customer.customer_id == ExceptionRecord.customer_id)),
-        "by_supplier": _grouped(session, scope, Item.supplier_id, *by_sku),
-        "by_product_family": _grouped(session, scope, Item.product_family, *by_sku),
+        "by_type": by_type,
+        "by_warehouse": by_warehouse,
+        "by_customer_tier": by_tier,
+        "by_supplier": by_supplier,
+        "by_product_family": by_family,
     }
 
 
@@ -375,7 +378,7 @@ def _recurrence(session: Session, policy, since: dt.date | None) -> dict[str, An
                 "window": None, "by_dimension": {d: 0 for d in RECURRENCE_DIMENSIONS}}
     start, end = window
     start = max(start, since) if since is not None else start
-    groups = recurring_anomalies(session, policy, since=since, dimensions=RECURRENCE_DIMENSIONS)
+    groups = recurring_anomalies(session, policy, since=since, dimensions=RECURRENCE_DIMENSIONS, costs=False)
     in_window = select(ExceptionRecord.type, func.count()).join(Order, Order.order_id == ExceptionRecord.order_id)\
         .where(Order.order_date >= start, Order.order_date <= end).group_by(ExceptionRecord.type)
     counts = dict(session.execute(in_window).all())
