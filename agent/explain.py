@@ -44,6 +44,7 @@ _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 # Record ids: hyphenated upper-case codes (SO-100042, WH-DFW, FAS-10234, PO-5001) or letters+digits (SO1, WH2).
 _ID = re.compile(r"(?<![\w-])(?:[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|[A-Z]+\d+[A-Z0-9]*)(?![\w-])")
 _NAME = re.compile(r"\b[A-Z]{2,}(?:_[A-Z]+)+\b")  # CREDIT_HOLD, RELEASE_CREDIT_HOLD
+_UNCITED = "no SOP is cited"
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 
 
@@ -119,7 +120,8 @@ def _passages_text(passages: Sequence) -> str:
 
 def build_messages(result: dict, passages: Sequence) -> list[dict[str, str]]:
     """The explanation prompt for one order (prompts/explain.txt)."""
-    return load("explain").messages(facts=facts_text(result), passages=_passages_text(passages))
+    label = f"[{passages[0].citation}] (or another one above)" if passages else "none was retrieved, so cite none."
+    return load("explain").messages(facts=facts_text(result), passages=_passages_text(passages), label=label)
 
 
 # --- the grounding check --------------------------------------------------------------------------------
@@ -186,7 +188,7 @@ def grounding_errors(text: str, result: dict, passages: Sequence) -> list[str]:
             errors.append(f"citation [{c}] is not one of the SOP passages given "
                           f"({', '.join(sorted(known)) or 'none'})")
     if passages and not any(c in known for c in cited):
-        errors.append(f"no SOP is cited; cite one of: {', '.join('[' + c + ']' for c in sorted(known))}")
+        errors.append(f"{_UNCITED}; cite one of: {', '.join('[' + c + ']' for c in sorted(known))}")
     everything = facts + "\n" + sources
     doc_ids = {p.doc_id for p in passages}
     outside = _BRACKETS.sub(" ", text)
@@ -262,14 +264,17 @@ def explain_order(result: dict, passages: Sequence, llm: LLM | None, *,
                   max_tokens: int = MAX_TOKENS) -> dict:
     """The explanation of one order's triage ``result`` (a ``copilot triage --json`` object).
 
-    Returns ``{"text", "citations", "fallback", "reason", "model", "usage"}``; ``usage`` counts the
-    model calls, tokens and seconds spent. ``on_token`` receives the model's text as it is written
+    Returns ``{"text", "citations", "fallback", "reason", "cited_by", "model", "usage"}``; ``usage``
+    counts the model calls, tokens and seconds spent. ``cited_by``: "model"; "retrieval" when the
+    model's text was grounded but cited nothing and the passage retrieved for the order's first
+    exception was appended (instead of a retry); "template" for the fallback. ``on_token`` receives the model's text as it is written
     (the first attempt only): the returned ``text`` is final, and replaces what was streamed when a
     retry or the fallback was needed. Never raises for a model failure: the decisions are already
     made, only the language falls back. ``session``: when given, a fallback is also written to the
     audit log (``llm_fallback``) inside the caller's transaction.
     """
     usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+    cited_by = "model"
     model = f"{llm.provider}:{llm.name}" if llm is not None else "none"
 
     def done(text: str, fallback: bool, reason: str | None) -> dict:
@@ -278,7 +283,7 @@ def explain_order(result: dict, passages: Sequence, llm: LLM | None, *,
             _audit_fallback(session, result, reason or "", model)
         usage["seconds"] = round(usage["seconds"], 3)
         return {"text": text, "citations": _cited(text, passages), "fallback": fallback, "reason": reason,
-                "model": model, "usage": usage}
+                "cited_by": "template" if fallback else cited_by, "model": model, "usage": usage}
 
     if llm is None:
         return done(fact_template(result, passages), True, "no language model configured")
@@ -286,8 +291,14 @@ def explain_order(result: dict, passages: Sequence, llm: LLM | None, *,
     try:
         text = _bracket_citations(_ask(llm, messages, usage, on_token, max_tokens), passages)
         errors = grounding_errors(text, result, passages)
+        if len(errors) == 1 and errors[0].startswith(_UNCITED):
+            # Grounded but uncited: attach the passage retrieved for the order's first exception
+            # rather than pay for a retry; "cited_by" says so.
+            text, cited_by = f"{text.rstrip()} [{passages[0].citation}]", "retrieval"
+            errors = grounding_errors(text, result, passages)
         if not errors:
             return done(text, False, None)
+        cited_by = "model"
         retry = messages + [{"role": "assistant", "content": text},
                             {"role": "user", "content": load("explain_retry").render(
                                 errors="\n".join(f"- {e}" for e in errors[:6]))}]

@@ -200,5 +200,14 @@ def test_a_known_citation_written_without_brackets_gets_them(credit):
     loose = GOOD.replace("[SOP-CREDIT-001 §3.2]", "(SOP-CREDIT-001 §3.2)")
     out = explain_order(credit, [CREDIT], FakeLLM([loose]))
     assert out["text"] == GOOD and out["fallback"] is False and out["usage"]["calls"] == 1
-    bare = GOOD.replace("[SOP-CREDIT-001 §3.2]", "as SOP-CREDIT-001 §3.21 says")
-    assert explain_order(credit, [CREDIT], FakeLLM([bare, bare]))["fallback"] is True  # not a known citation
+    assert out["cited_by"] == "model"
+
+
+def test_grounded_but_uncited_text_gets_the_retrieved_citation_without_a_retry(credit):
+    uncited = GOOD.replace(" [SOP-CREDIT-001 §3.2]", "")
+    out = explain_order(credit, [CREDIT, PRICE], FakeLLM([uncited]))
+    assert out["text"] == uncited + " [SOP-CREDIT-001 §3.2]" and out["fallback"] is False
+    assert out["cited_by"] == "retrieval" and out["usage"]["calls"] == 1
+    wrong = uncited + " It is 5 days late."  # uncited and ungrounded: a retry, then the template
+    out = explain_order(credit, [CREDIT], FakeLLM([wrong, wrong]))
+    assert out["fallback"] is True and out["cited_by"] == "template" and out["usage"]["calls"] == 2
