@@ -33,8 +33,8 @@ __all__ = ["explain_order", "grounding_errors", "fact_template", "passages_for",
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 160  # a few sentences; the small local model writes ~36 tokens/s on 2 cores
-_PASSAGE_CHARS = 360  # each passage as the model sees it: enough for the rule, short for the prompt
-_PROMPT_PASSAGES = 3
+_PASSAGE_CHARS = 300  # each passage as the model sees it: enough for the rule, short for the prompt
+_PROMPT_PASSAGES = 2  # the best for the first exception types; all passages may be cited
 
 # Citations as knowledge.retrieve.citation writes them, inside square brackets; several may share
 # one pair of brackets, separated by ';' or ','.
@@ -46,6 +46,7 @@ _ID = re.compile(r"(?<![\w-])(?:[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|[A-Z]+\d+[A-Z0-9]*
 _NAME = re.compile(r"\b[A-Z]{2,}(?:_[A-Z]+)+\b")  # CREDIT_HOLD, RELEASE_CREDIT_HOLD
 _UNCITED = "no SOP is cited"
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+_PERCENT = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s*(?:%|percent\b)")
 
 
 # --- retrieval ---------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def facts_text(result: dict) -> str:
         lines.append(f"Recommended action: {_action_line(rec)}. Why: {rec.get('reason', '')}")
         if rec.get("inputs_required"):
             lines.append(f"The approver must supply: {', '.join(rec['inputs_required'])}")
-    for action in (result.get("plan") or [])[1:3]:
+    for action in (result.get("plan") or [])[1:2]:
         lines.append(f"Then: {_action_line(action)}")
     if result.get("missing"):
         lines.append("Not in the records: " + "; ".join(map(str, result["missing"])))
@@ -212,6 +213,10 @@ def grounding_errors(text: str, result: dict, passages: Sequence) -> list[str]:
                                       Decimal(len(_types(result))).normalize()}
     for number in sorted(_numbers(text) - allowed):
         errors.append(f"the number {number:f} is not in the facts")
+    percents = {_number(t) for t in _PERCENT.findall(_scrub(everything))}
+    for number in sorted({_number(t) for t in _PERCENT.findall(_scrub(text))} - percents - {None}):
+        if number in allowed:  # the value exists, but not as a percentage (e.g. a price difference)
+            errors.append(f"{number:f} is not a percentage in the facts")
     return errors
 
 

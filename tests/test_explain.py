@@ -211,3 +211,8 @@ def test_grounded_but_uncited_text_gets_the_retrieved_citation_without_a_retry(c
     wrong = uncited + " It is 5 days late."  # uncited and ungrounded: a retry, then the template
     out = explain_order(credit, [CREDIT], FakeLLM([wrong, wrong]))
     assert out["fallback"] is True and out["cited_by"] == "template" and out["usage"]["calls"] == 2
+
+
+def test_a_value_turned_into_a_percentage_is_caught(credit):
+    assert any("500 is not a percentage" in e for e in grounding_errors(GOOD + " That is 500 % over.", credit, [CREDIT]))
+    assert grounding_errors(GOOD + " The SOP allows 10 %.", credit, [CREDIT]) == []
