@@ -176,7 +176,10 @@ def grounding_errors(text: str, result: dict, passages: Sequence) -> list[str]:
     Checked: every bracketed citation is one of the passages' (exactly); at least one passage is
     cited when any was given; every SOP mentioned was retrieved; every record id (order, line's SKU,
     warehouse, PO, shipment, carrier, customer), date, action or exception name and number appears
-    in the triage result or a passage (numbers compared by value: 48,000.00 = 48000).
+    in the triage result or a passage (numbers compared by value: 48,000.00 = 48000), and a value
+    written as a percentage is a percentage there (a price difference of 4.74 is not "4.74 %").
+    Exception and action names count only from the result's structured fields and the passages,
+    never from a customer's note quoted in the evidence.
     """
     if not text or not text.strip():
         return ["the explanation is empty"]
