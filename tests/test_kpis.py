@@ -7,7 +7,10 @@ action requests with seven approval decisions. ``NOW`` ages the open exceptions.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.orm import Session
@@ -15,7 +18,8 @@ from sqlalchemy.orm import Session
 from agent.kpis import KPI_NAMES, compute_kpis, percentile, ratio
 from agent.policy import load_policy
 from tests import factories as f
-from tools.db import session_factory
+from tests.conftest import PG_URL
+from tools.db import make_engine, scratch_schema, session_factory, upgrade
 from tools.fixtures import load_fixture
 from tools.models import ActionRequest, Approval, ExceptionRecord
 
@@ -117,11 +121,29 @@ def populate(session: Session) -> None:
     session.commit()
 
 
-@pytest.fixture
-def kpis(engine):
-    with session_factory(engine)() as session:
-        populate(session)
-        return compute_kpis(session, now=NOW, policy=_policy(2))
+@contextlib.contextmanager
+def _database(backend: str, tmp_path_factory) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('kpis') / 'kpis.db'}"
+        return
+    if os.environ.get("COPILOT_SKIP_POSTGRES") == "1":
+        pytest.skip("COPILOT_SKIP_POSTGRES=1")
+    with scratch_schema(PG_URL, "t", variable="TEST_POSTGRES_URL") as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def kpis(request, tmp_path_factory):
+    """The KPIs of the fixture on each backend, computed once per module."""
+    with _database(request.param, tmp_path_factory) as url:
+        engine = make_engine(url, variable="TEST_POSTGRES_URL")
+        try:
+            upgrade(engine)
+            with session_factory(engine)() as session:
+                populate(session)
+                return compute_kpis(session, now=NOW, policy=_policy(2))
+        finally:
+            engine.dispose()
 
 
 def test_helpers_null_for_empty_denominators():
