@@ -139,13 +139,15 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     """
     apply_offline_defaults()
     services = services or Services(settings or get_settings())
+    if warm_up:
+        services.begin_warm_up()  # the model and the SOP index load while the app and panel are built
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         if warm_up:
             import anyio
 
-            await anyio.to_thread.run_sync(services.warm_up)
+            await anyio.to_thread.run_sync(services.wait_warm_up)
         if on_ready is not None:
             import anyio
 

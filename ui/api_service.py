@@ -14,6 +14,7 @@ import datetime as dt
 import importlib.util
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,6 +78,8 @@ class Services:
         self._lock = threading.RLock()
         self._load_errors: dict[str, str] = {}
         self._model_ready = False
+        self.load_seconds: dict[str, float] = {}  # what warm_up loaded, and how long each took
+        self._warm_thread: threading.Thread | None = None
         self.features = {
             "copilot": _has("agent.copilot"),
             "governance": _has("agent.governance"),
@@ -125,20 +128,43 @@ class Services:
     def warm_up(self) -> None:
         """Load the SOP index, the model and the copilot now (start-up), not on the first request.
 
-        A part that fails to load is reported by :meth:`readiness` (with the reason), not raised:
-        the service still answers /health and the endpoints that do not need that part.
+        The model loads in a thread of its own (llama.cpp reads and maps the weights outside the
+        GIL) while the SOP index and the copilot load here. A part that fails to load is reported
+        by :meth:`readiness` (with the reason), not raised: the service still answers /health and
+        the endpoints that do not need that part.
         """
-        parts = [("sop_index", self.collection)]
+        model = None
         if _has("agent.llm"):
-            parts.append(("model", self._load_model))
+            model = threading.Thread(target=self._load_part, args=("model", self._load_model), name="warm-model")
+            model.start()
+        self._load_part("sop_index", self.collection)
         if self.features["copilot"]:
-            parts.append(("copilot", self.copilot))
-        for name, load in parts:
-            try:
-                load()
-            except Exception as exc:  # noqa: BLE001 - reported by readiness
-                self._load_errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                log.warning("%s not ready: %s", name, self._load_errors[name])
+            if model is not None:
+                model.join()  # the copilot takes the loaded model
+            self._load_part("copilot", self.copilot)
+        if model is not None:
+            model.join()
+
+    def begin_warm_up(self) -> None:
+        """Start :meth:`warm_up` in the background (``copilot serve``: while the panel is built)."""
+        if self._warm_thread is None:
+            self._warm_thread = threading.Thread(target=self.warm_up, name="warm-up", daemon=True)
+            self._warm_thread.start()
+
+    def wait_warm_up(self) -> None:
+        if self._warm_thread is None:
+            self.warm_up()
+        else:
+            self._warm_thread.join()
+
+    def _load_part(self, name: str, load) -> None:
+        started = time.perf_counter()
+        try:
+            load()
+            self.load_seconds[name] = round(time.perf_counter() - started, 1)
+        except Exception as exc:  # noqa: BLE001 - reported by readiness
+            self._load_errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("%s not ready: %s", name, self._load_errors[name])
 
     def _load_model(self) -> None:
         """Load the model and prove it answers: one one-token completion (the local model loads at
