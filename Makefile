@@ -18,6 +18,7 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/copilot demo
+	$(BIN)/copilot serve
 
 test: install
 	$(BIN)/python -m pytest

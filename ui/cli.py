@@ -145,7 +145,8 @@ def demo(
     orders: Annotated[int, typer.Option(min=1, help="Orders to generate when the database is empty.")] = 10_000,
     seed_: Annotated[int, typer.Option("--seed", help="Random seed for the demo data.")] = 7,
 ) -> None:
-    """Set up the database (migrate, seed if empty), index the SOPs, print a triage-ready summary."""
+    """Set up the database (migrate, seed if empty), index the SOPs, print a triage-ready summary
+    and the demo users (one per role) with fresh API tokens for `copilot serve`."""
     from ui.summary import print_summary
 
     engine = _engine(require_schema=False)
@@ -162,6 +163,9 @@ def demo(
     typer.echo("indexing the shipped SOPs (unchanged ones are skipped) ...")
     typer.echo(ingest(cli_common.knowledge_collection(), None, echo=typer.echo).summary())
     print_summary(engine)
+    from ui.cli_serve import demo_tokens
+
+    demo_tokens()
 
 
 # ------------------------------------------------------------------------------------------------
