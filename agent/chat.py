@@ -234,11 +234,9 @@ def route_after_select(state: CopilotState) -> str:
 # --- act ------------------------------------------------------------------------------------------
 
 def _triage_readonly(ctx: CopilotContext, order_id: str) -> dict[str, Any]:
-    from agent.triage import triage_order
+    from agent.triage import OrderNotFound, triage_order
     from tools.db import read_only
     from tools.errors import NotFound
-
-    from agent.detection import OrderNotFound
 
     with read_only(ctx.factory) as session:
         try:
