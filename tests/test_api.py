@@ -187,3 +187,22 @@ def test_openapi_documents_every_route_with_response_models(client):
         for method, op in ops.items():
             ok = op["responses"].get("200") or op["responses"].get("201")
             assert ok and ok.get("content"), f"{method} {path} has no documented response"
+
+
+def test_concurrent_triage_and_reads_on_sqlite_all_succeed(services):
+    """Writers (triage records exceptions and audit events) beside readers, on one SQLite file: the
+    pool never hands a writer a connection a reader left read-only."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with api_world.LiveServer(create_app(services=services, panel=False)) as live:
+        def work(n: int) -> int:
+            with httpx.Client(base_url=live.url, headers=H["csr"], timeout=60) as c:
+                if n % 2:
+                    return c.get("/api/v1/exceptions", params={"limit": 5}).status_code
+                return c.post("/api/v1/triage", json={"order_ids": [f"SO-10000{1 + n % 3}"]}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(work, range(48)))
+    assert codes == [200] * 48
