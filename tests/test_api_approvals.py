@@ -144,3 +144,6 @@ def test_kpis(client):
     assert freq["by_type"] == {"CREDIT_HOLD": 1, "INVENTORY_SHORTFALL": 1}
     assert kpis["recommendation_acceptance_rate"]["value"] == 1.0 and kpis["override_rate"]["value"] == 0.0
     _error(client.get("/api/v1/kpis", params={"since": "yesterday"}, headers=H["ops_manager"]), 422, "invalid")
+    assert client.get("/api/v1/anomalies", headers=H["ops_manager"]).json() == {"items": []}
+    body = _error(client.get("/api/v1/risk", headers=H["ops_manager"]), 503, "unavailable")
+    assert "copilot risk train" in body["message"]

@@ -300,7 +300,8 @@ def _ops(features: dict[str, bool]) -> APIRouter:
         def anomalies(user: User, services: ServicesDep) -> Anomalies:
             return Anomalies(items=services.anomalies())
     if features["risk"]:
-        @r.get("/risk", response_model=RiskScores, summary="Open orders most likely to fail before release.")
+        @r.get("/risk", response_model=RiskScores, summary="Open orders most likely to fail before release.",
+               responses={503: ERROR_RESPONSES[503]})
         def risk(user: User, services: ServicesDep, top: Annotated[int, Query(ge=1, le=500)] = 20) -> RiskScores:
             return RiskScores(items=services.risk_scores(top))
     return r

@@ -384,7 +384,10 @@ class Services:
             return recurring_anomalies(session, self.policy)
 
     def risk_scores(self, top: int | None = None) -> list[dict[str, Any]]:
-        from agent.risk import score_open_orders
+        from agent.risk import RiskModelError, score_open_orders
 
         with read_only(self.factory) as session:
-            return score_open_orders(session, top=top)
+            try:
+                return score_open_orders(session, top=top, var_dir=self.settings.var_dir)
+            except RiskModelError as exc:  # no trained model (or a refused one): not ready, not bad input
+                raise Unavailable(str(exc)) from exc
