@@ -91,9 +91,20 @@ class PromptedToolChatModel(BaseChatModel):
         return {"type": "object", "properties": {"tool": {"type": "string", "enum": names}, "args": {"type": "object"}},
                 "required": ["tool", "args"]}
 
+    @staticmethod
+    def _signature(spec: dict[str, Any]) -> str:
+        """``get_order(order_id: string) — Get one order ...``: compact, so the prompt fits a small model."""
+        params = spec.get("parameters", {})
+        required = set(params.get("required", []))
+        args = []
+        for name, p in params.get("properties", {}).items():
+            kind = p.get("type") or next((a.get("type") for a in p.get("anyOf", []) if a.get("type") != "null"), "any")
+            args.append(f"{name}: {kind}" + ("" if name in required else "?"))
+        first = (spec.get("description") or "").strip().splitlines()[0] if spec.get("description") else ""
+        return f"- {spec['name']}({', '.join(args)}) — {first}"
+
     def _messages(self, messages: list[BaseMessage]) -> list[dict[str, str]]:
-        tools = "\n".join(f"- {s['name']}: {s.get('description', '').splitlines()[0] if s.get('description') else ''} "
-                          f"args {json.dumps(s.get('parameters', {}).get('properties', {}))}" for s in self.tool_specs)
+        tools = "\n".join(self._signature(s) for s in self.tool_specs)
         how = ("TOOLS\n" + tools + "\n\nAnswer with ONE JSON object: {\"tool\": NAME, \"args\": {...}} to call a "
                "tool, or {\"tool\": \"final\", \"args\": {\"answer\": TEXT}} when you are done.")
         out: list[dict[str, str]] = []
