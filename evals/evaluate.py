@@ -109,6 +109,9 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
     from evals.metrics import summarize
     from evals.report import build_report, provenance, write_reports
 
+    import datetime as dt
+
+    started = dt.datetime.now(dt.UTC)
     settings = get_settings()
     cases = load_cases(suite)
     if only:
@@ -142,7 +145,8 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     model = f"{getattr(llm, 'provider', provider)}:{getattr(llm, 'name', '?')}"
-    meta = provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite, repeat=repeat)
+    meta = provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite, repeat=repeat,
+                      started_at=started)
     report = build_report(meta, summarize(runs), runs)
     if report_dir:
         report["files"] = {k: str(v) for k, v in write_reports(report, report_dir).items()}

@@ -43,14 +43,16 @@ def prompt_hashes() -> dict[str, str]:
     return {p.relative_to(REPO).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in files if p.is_file()}
 
 
-def provenance(*, agent: str, provider: str, model: str, policy, suite: str, repeat: int) -> dict[str, Any]:
+def provenance(*, agent: str, provider: str, model: str, policy, suite: str, repeat: int,
+               started_at: dt.datetime | None = None) -> dict[str, Any]:
     commit = _git("rev-parse", "HEAD")
     dirty = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "agent": agent, "provider": provider, "model": model, "suite": suite, "repeat": repeat,
         "policy_hash": policy.policy_hash, "prompt_hashes": prompt_hashes(),
         "commit": commit, "dirty": bool(dirty) if dirty is not None else None,
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "started_at": (started_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(), "host": platform.node(),
     }
 
