@@ -1,6 +1,7 @@
 """Schemathesis against the app's own OpenAPI schema: generated requests that fit the schema and
-requests that do not, to every operation, signed in, never get a 5xx. Examples per operation are
-bounded so the whole run stays well under a minute.
+requests that do not, to every operation, signed in, never get a 5xx (save the documented 503 of
+risk scores without a trained model). Examples per operation are bounded so the whole run stays
+well under a minute.
 
 (schemathesis 4.32's ``pytest.from_fixture`` needs a pytest attribute pytest 9 removed, so each
 operation's Hypothesis strategy is driven here with ``@given`` instead.)
@@ -38,6 +39,13 @@ def app(tmp_path_factory):
     mp.undo()
 
 
+def _no_risk_model(path: str, response) -> bool:
+    """The one documented 503 this world answers: risk scores before `copilot risk train` (the test
+    world has too little history to train a model). Any other 5xx is a failure."""
+    return (path == "/api/v1/risk" and response.status_code == 503
+            and response.json().get("error") == "unavailable" and "copilot risk train" in response.json()["message"])
+
+
 @pytest.mark.parametrize("mode", list(EXAMPLES), ids=str)
 def test_no_server_errors(app, mode):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -54,6 +62,8 @@ def test_no_server_errors(app, mode):
                   suppress_health_check=list(HealthCheck))
         def run(case):
             response = case.call(headers=AUTH)
+            if _no_risk_model(operation.path, response):
+                return
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} {case.query or ''} -> "
                                 f"{response.status_code}: {response.text[:200]}")
