@@ -21,7 +21,7 @@ from ui.api import create_app
 from ui.api_service import Services
 
 AUTH = {"Authorization": f"Bearer {api_world.TOKENS['ops_manager']}"}
-EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}
+EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 4}
 
 
 @pytest.fixture(scope="module")

@@ -266,6 +266,12 @@ class Services:
             session.commit()
         return results
 
+    def triage_stream(self, order_ids: list[str]) -> Iterator[dict[str, Any]]:
+        """Triage with explanations as events: ``token`` (the model writing) and ``final``."""
+        if self.features["copilot"]:
+            return self.copilot().triage_stream(order_ids, explain=True)
+        return iter([{"type": "final", "results": self.triage(order_ids)}])
+
     def triage_text(self, text: str, *, explain: bool = False) -> dict[str, Any]:
         check_text_limits(text)
         out = self.copilot().triage_text(text, explain=explain)

@@ -98,6 +98,19 @@ def build_panel(services: Services) -> gr.Blocks:
     def principal(token: str | None) -> Principal:
         return services.authenticate(token)
 
+    def guarded_stream(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        """:func:`guarded` for a generator with one output."""
+
+        def run(*args):
+            try:
+                yield from fn(*args)
+            except _expected() as exc:
+                yield _message(exc)
+
+        run.__name__ = fn.__name__
+        run.__doc__ = fn.__doc__
+        return run
+
     def guarded(fn: Callable[..., Any], n_outputs: int, status_index: int) -> Callable[..., Any]:
         """Run ``fn``; on an expected failure put its message in the status output, leave the rest."""
 
@@ -159,17 +172,8 @@ def build_panel(services: Services) -> gr.Blocks:
         return (pd.DataFrame(rows, columns=_ORDER_COLUMNS), status, {r["order_id"]: r for r in found},
                 gr.update(choices=ids, value=ids[0] if ids else None))
 
-    def order_detail(token: str | None, order_id: str | None, cache: dict[str, Any]):
-        """Evidence, explanation and alternatives of one triaged order."""
-        principal(token)
-        if not order_id:
-            return "Select an order."
-        result = (cache or {}).get(order_id)
-        if result is None or "explanation" not in result:
-            result = services.triage([order_id], explain=True)[0]
-        if result.get("error"):
-            return f"**Not found:** {result['error']}"
-        parts = [f"### {order_id} ({result.get('status', '')})"]
+    def detail_md(result: dict[str, Any], writing: str | None = None) -> str:
+        parts = [f"### {result['order_id']} ({result.get('status', '')})"]
         for e in result.get("exceptions", []):
             where = f" line {e['line_no']}" if e.get("line_no") else (f" shipment {e['shipment_id']}" if e.get("shipment_id") else "")
             parts.append(f"- **{e['type']}**{where}\n{_evidence_md(e.get('evidence', []))}")
@@ -187,7 +191,31 @@ def build_panel(services: Services) -> gr.Blocks:
             note = f" _(fact-only fallback: {exp.get('reason')})_" if exp.get("fallback") else ""
             cites = ", ".join(_citation_text(c) for c in exp.get("citations", []))
             parts.append(f"**Explanation:**{note}\n\n{exp.get('text', '')}\n\nSOPs: {cites or '—'}")
+        elif writing is not None:
+            parts.append(f"**Explanation** _(the model is writing)_:\n\n{writing}")
         return "\n\n".join(parts)
+
+    def order_detail(token: str | None, order_id: str | None, cache: dict[str, Any]) -> Iterator[str]:
+        """Evidence, alternatives at once; the explanation as the model writes it."""
+        principal(token)
+        if not order_id:
+            yield "Select an order."
+            return
+        result = (cache or {}).get(order_id) or services.triage([order_id])[0]
+        if result.get("error"):
+            yield f"**Not found:** {result['error']}"
+            return
+        if "explanation" in result or not result.get("exceptions"):
+            yield detail_md(result)
+            return
+        yield detail_md(result, "…")
+        written = ""
+        for event in services.triage_stream([order_id]):
+            if event.get("type") == "token":
+                written += str(event.get("text", ""))
+                yield detail_md(result, written)
+            elif event.get("type") == "final" and event.get("results"):
+                yield detail_md(event["results"][0])
 
     def request_approval(token: str | None, order_id: str | None):
         """Request approval of the order's recommended action, as the signed-in user."""
@@ -391,7 +419,7 @@ def build_panel(services: Services) -> gr.Blocks:
                 request_md = gr.Markdown(elem_id="request-status")
                 triage_btn.click(guarded(triage_paste, 4, 1), [token_state, paste],
                                  [orders_table, orders_status, cache, order_pick], api_name="triage")
-                order_pick.change(guarded(order_detail, 1, 0), [token_state, order_pick, cache], [order_md],
+                order_pick.change(guarded_stream(order_detail), [token_state, order_pick, cache], [order_md],
                                   api_name="order_detail")
                 if services.features["governance"]:
                     request_btn.click(guarded(request_approval, 1, 0), [token_state, order_pick], [request_md],
