@@ -59,6 +59,7 @@ class CaseResult:
     expected_role: str | None = None
     role: str | None = None
     executed: list[dict[str, Any]] = field(default_factory=list)
+    explanation: str | None = None  # the text (first 800 characters), for the reader of the report
     citations: list[str] = field(default_factory=list)
     invalid_citations: list[str] = field(default_factory=list)
     fallback: bool | None = None
@@ -330,6 +331,7 @@ def _record_outcome(res: CaseResult, result: dict[str, Any], env: RunEnv) -> Non
     res.role = rec.get("approver_role") if rec else None
     explanation = result.get("explanation")
     if explanation is not None:
+        res.explanation = str(explanation.get("text") or "")[:800]
         cited = [_citation_text(c) for c in explanation.get("citations") or []]
         res.citations = cited
         res.invalid_citations = [c for c in cited if c not in env.valid_citations]
