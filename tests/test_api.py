@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from agent.settings import Settings
 from tests import api_world
 from ui.api import create_app
-from ui.api_models import MAX_BODY_BYTES, MAX_ORDER_IDS, MAX_TEXT_LINES
+from ui.api_models import MAX_BODY_BYTES, MAX_ORDER_IDS
 from ui.api_service import Services
 
 H = {u: {"Authorization": f"Bearer {t}"} for u, t in api_world.TOKENS.items()}

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
 
 from agent.policy import load_policy
 from agent.settings import Settings, get_settings
@@ -27,7 +26,7 @@ from tools.db import check_connection, current_revision, make_engine, read_only,
 from tools.errors import NotFound, ToolError
 from tools.models import Customer, ExceptionRecord
 from ui.api_models import MAX_ORDER_IDS, MAX_TEXT_CHARS, MAX_TEXT_LINES
-from ui.auth import AuthError, Principal, load_token_store, resolve_user
+from ui.auth import Principal, load_token_store, resolve_user
 
 __all__ = ["Services", "LimitExceeded", "Unavailable", "check_text_limits"]
 

@@ -188,28 +188,13 @@ def read_demo_tokens(var_dir: Path | str) -> dict[str, str]:
 
 def resolve_user(session: Session, username: str) -> Principal:
     """The active user ``username`` with their role; :class:`AuthError` when there is none."""
+    from agent.users import get_user
+    from tools.errors import NotFound
+
     try:
-        from agent.users import get_user
-    except ImportError:  # contract A not landed: read the users table itself
-        get_user = None
-    if get_user is not None:
-        try:
-            user = get_user(session, username)
-        except LookupError:
-            user = None
-        except Exception as exc:  # NotFound from tools.errors
-            from tools.errors import NotFound
-
-            if not isinstance(exc, NotFound):
-                raise
-            user = None
-    else:
-        from tools.models import User
-
-        user = session.get(User, username)
-    if user is None:
+        user = get_user(session, username)
+    except NotFound:
+        raise AuthError("invalid or expired token") from None
+    if not user.get("active", True):
         raise AuthError("invalid or expired token")
-    get = user.get if isinstance(user, dict) else lambda k, d=None: getattr(user, k, d)
-    if get("active", True) is False:
-        raise AuthError("invalid or expired token")
-    return Principal(username=str(get("username")), role=str(get("role")), display_name=get("display_name"))
+    return Principal(username=user["username"], role=user["role"], display_name=user.get("display_name"))

@@ -36,16 +36,8 @@ def demo_tokens(echo=typer.echo) -> dict[str, str]:
     if settings.api_tokens.strip():
         echo("API tokens: COPILOT_API_TOKENS is set, so the service uses those (no demo tokens written)")
         return {}
-    try:
-        from agent.users import list_users
-    except ImportError:
-        from sqlalchemy import select
+    from agent.users import list_users
 
-        from tools.models import User
-
-        def list_users(session):
-            return [{"username": u.username, "role": u.role, "active": u.active}
-                    for u in session.scalars(select(User).order_by(User.username))]
     with session_factory(make_engine())() as session:
         users = [u for u in list_users(session) if u.get("active", True)]
     if not users:
