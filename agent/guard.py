@@ -186,6 +186,13 @@ def _offline_guardrails() -> None:
     gr_settings.disable_tracing = True  # no spans for the (local) OpenTelemetry tracer either
 
 
+def _metrics_off() -> None:
+    from guardrails.utils.hub_telemetry_utils import HubTelemetry
+
+    _rc_offline()
+    HubTelemetry()._enabled = False
+
+
 def _rc_offline() -> None:
     """The rc setting: what ``~/.guardrailsrc`` would say with ``enable_metrics=false``. A Guard's
     ``configure()`` reloads the rc file, so this is applied after it and before the validators."""
@@ -302,6 +309,7 @@ def run_guard(session: Session, policy: Policy, *, action: str, params: Any, req
                            "requested_by": requested_by})
     with _LOCK:
         guard = _guard()
+        _metrics_off()  # any Guard built elsewhere since (configure() re-reads the rc) must not re-enable it
         _CURRENT.append(ctx)
         try:
             outcome = guard.validate(body, metadata={})

@@ -103,6 +103,9 @@ with session_factory(engine)() as s:
         assert g.ok, g.reasons
         g = run_guard(s, policy, action="EXPEDITE_PO", params={"po_id": "PO1"}, requested_by="planner")
         assert not g.ok
+    from guardrails import Guard
+    Guard()  # a Guard built elsewhere re-reads the rc file (metrics on by default): ours stays off
+    assert run_guard(s, policy, action="ESCALATE", params={"role": "csr", "reason": "again"}, requested_by="planner").ok
 print("guarded", len(opened))
 """
 
