@@ -1,5 +1,5 @@
 """The panel in a real browser (Playwright driving Debian's headless Chromium): a planner signs in,
-pastes an order number, requests approval of the recommendation; the approver signs in, approves,
+asks the chat about an order, pastes an order number, requests approval of the recommendation; the approver signs in, approves,
 and sees the execution in the audit view. Every request the page makes stays on 127.0.0.1.
 
 Screenshots go to ``$COPILOT_TEST_ARTIFACTS/screenshots`` (default: the test's tmp folder); the
@@ -52,8 +52,11 @@ def test_planner_requests_approver_approves_audit_shows_execution(live, tmp_path
         page.set_default_timeout(TIMEOUT_MS)
         page.on("request", lambda req: hosts.add(urlparse(req.url).hostname or req.url.split(":", 1)[0]))
 
+        taken: list[Path] = []
+
         def shot(name: str) -> None:
-            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            taken.append(shots / f"{name}.png")
+            page.screenshot(path=str(taken[-1]), full_page=True)
 
         def sign_in(token: str, role: str) -> None:
             page.locator("#token input, #token textarea").first.fill(token)
@@ -62,7 +65,12 @@ def test_planner_requests_approver_approves_audit_shows_execution(live, tmp_path
 
         page.goto(f"{live.url}/ui/")
         sign_in(T["planner"], "planner")
-        shot("01-signed-in-planner")
+        page.get_by_role("tab", name="Chat").click()
+        page.locator("#chat-input textarea").fill("What is blocking SO-100002?")
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator("#chat-side")).to_contain_text("triage_order")
+        expect(page.locator("#chatbot")).to_contain_text("CREDIT_HOLD")
+        shot("01-chat-planner")
 
         page.get_by_role("tab", name="Orders").click()
         page.locator("#paste textarea").fill("SO-100002")
@@ -99,4 +107,4 @@ def test_planner_requests_approver_approves_audit_shows_execution(live, tmp_path
         browser.close()
 
     assert hosts <= {"127.0.0.1", "data", "blob"}, f"the page loaded from elsewhere: {sorted(hosts)}"
-    assert len(list(shots.glob("*.png"))) == 6
+    assert len(taken) == 6 and all(p.stat().st_size > 0 for p in taken)

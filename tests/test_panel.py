@@ -40,6 +40,12 @@ def _client(live):
     return Client(f"{live.url}/ui/", verbose=False, download_files=False)
 
 
+def _text(message: dict) -> str:
+    """A chat message's text (Gradio 6 sends content as a list of typed parts)."""
+    content = message["content"]
+    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+
+
 def _rows(table) -> list[dict]:
     """A Dataframe output as gradio_client returns it ({"headers", "data"})."""
     return [dict(zip(table["headers"], row)) for row in table["data"]]
@@ -82,9 +88,12 @@ def test_sign_in_triage_request_and_approve_through_the_panel(live):
     assert "Chain intact" in analyst.predict(api_name="/audit_verify")
 
 
-def test_dashboard_and_limits(live):
+def test_dashboard_chat_and_limits(live):
     lead = _client(live)
     lead.predict(T["ops_manager"], api_name="/sign_in")
+    history, side, _box = lead.predict("What is blocking SO-100002?", [], api_name="/chat")
+    assert _text(history[0]) == "What is blocking SO-100002?" and "SO-100002" in _text(history[-1])
+    assert "triage_order" in side and "SOP citations" in side
     lead.predict("SO-100002 SO-100003", api_name="/triage")
     by_type, by_wh, by_tier, by_age, rates, summary = lead.predict(api_name="/dashboard")
     assert "2 exceptions" in summary

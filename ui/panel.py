@@ -341,6 +341,7 @@ def build_panel(services: Services) -> gr.Blocks:
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         tools: list[str] = []
         cites: list[str] = []
+        notes: list[str] = []
 
         def side() -> str:
             return (f"**Tools called:** {', '.join(tools) or '—'}\n\n**SOP citations:** {', '.join(cites) or '—'}")
@@ -357,11 +358,10 @@ def build_panel(services: Services) -> gr.Blocks:
                     cites.append(_citation_text(event.get("citation", event)))
                 elif kind == "request":
                     req = event.get("request") or {}
-                    history[-1]["content"] += f"\n\n_Requested #{req.get('id')}: {req.get('action')} ({req.get('status')})_"
-                elif kind == "final":
-                    answer = event.get("answer")
-                    if answer and not history[-1]["content"].strip():
-                        history[-1]["content"] = str(answer)
+                    notes.append(f"_Requested #{req.get('id')}: {req.get('action')} ({req.get('status')})_")
+                    history[-1]["content"] += "\n\n" + notes[-1]
+                elif kind == "final":  # the answer (streamed tokens of a fallback are superseded)
+                    history[-1]["content"] = "\n\n".join([str(event.get("answer") or ""), *notes])
                     for c in event.get("citations") or []:
                         if _citation_text(c) not in cites:
                             cites.append(_citation_text(c))
