@@ -213,6 +213,7 @@ def triage(
                     results.append({"order_id": order_id, "error": "order not found"})
                 if n % 200 == 0:
                     session.commit()
+        _audit_triage(session, results, all_open)
         session.commit()
     if explain:
         from ui.cli_agent import explain_results, render_explained
@@ -228,6 +229,22 @@ def triage(
         render_triage(results)
     if any("error" in r for r in results):
         raise typer.Exit(EXIT_USAGE)
+
+
+def _audit_triage(session, results: list[dict[str, Any]], all_open: bool) -> None:
+    """The audit chain records each triage: one event per named order, one summary for the book."""
+    from agent.audit import EVENT_TRIAGE, append_event
+
+    found = [r for r in results if "error" not in r]
+    if all_open:
+        append_event(session, EVENT_TRIAGE, actor="cli", payload={
+            "scope": "all_open", "orders": len(found), "with_exceptions": sum(1 for r in found if r["exceptions"])})
+        return
+    for r in found:
+        rec = r.get("recommendation")
+        append_event(session, EVENT_TRIAGE, actor="cli", order_id=r["order_id"], payload={
+            "exceptions": [e["type"] for e in r["exceptions"]],
+            "recommendation": rec and {"action": rec["action"], "params": rec["params"]}})
 
 
 # ------------------------------------------------------------------------------------------------
