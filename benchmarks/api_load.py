@@ -156,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['max_ms']} | {r['errors']} |")
     for workload in ("triage", "list"):
         one, many = (r for r in rows if r["workload"] == workload)
-        print(f"{workload}: {many['clients']} clients give {many['rps'] / one['rps']:.2f}x the throughput of 1 "
-              f"(p95 {many['p95_ms'] / one['p95_ms']:.1f}x)")
+        if one["rps"] and one["p95_ms"]:
+            print(f"{workload}: {many['clients']} clients give {many['rps'] / one['rps']:.2f}x the throughput of 1 "
+                  f"(p95 {many['p95_ms'] / one['p95_ms']:.1f}x)")
     print(json.dumps({"runs": rows}))
     return 1 if any(r["errors"] for r in rows) else 0
 
