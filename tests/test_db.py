@@ -69,3 +69,27 @@ def test_sqlite_enforces_foreign_keys(sqlite_engine):
     with sqlite_engine.connect() as conn:
         with pytest.raises(Exception, match="FOREIGN KEY"):
             conn.execute(text("INSERT INTO orders (order_id, customer_id) VALUES ('SO-1', 'C-NONE')"))
+
+
+def test_read_only_gives_back_a_writable_connection_whatever_the_pool_hands_out(tmp_path):
+    # The pool hands out connections first-in first-out: with two idle connections, the one the
+    # read-only session used is not the next one checked out. Every pooled connection must be
+    # writable again afterwards (the API runs read-only and writing requests side by side).
+    engine = make_engine(f"sqlite:///{tmp_path / 'pool.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    first, second = engine.connect(), engine.connect()
+    first.close()
+    second.close()
+    with read_only(session_factory(engine)) as session:
+        session.execute(text("SELECT count(*) FROM t"))
+    held = [engine.connect() for _ in range(2)]
+    try:
+        for conn in held:
+            assert conn.exec_driver_sql("PRAGMA query_only").scalar() == 0
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            conn.commit()
+    finally:
+        for conn in held:
+            conn.close()
+    engine.dispose()

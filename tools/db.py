@@ -127,7 +127,7 @@ def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose transaction the database itself refuses to write in.
 
     PostgreSQL: ``SET TRANSACTION READ ONLY``. SQLite: ``PRAGMA query_only`` for the duration,
-    reset before the connection goes back to the pool. The transaction is always rolled back.
+    reset on that same connection before it goes back to the pool. The transaction is always rolled back.
     """
     with factory() as session:
         conn = session.connection()
@@ -139,9 +139,14 @@ def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
         try:
             yield session
         finally:
-            session.rollback()
+            # Reset on the very connection that was made read-only, before the rollback returns it
+            # to the pool: after the rollback, session.connection() may check out another one.
             if sqlite:
-                session.connection().exec_driver_sql("PRAGMA query_only = 0")
+                try:
+                    conn.exec_driver_sql("PRAGMA query_only = 0")
+                finally:
+                    session.rollback()
+            else:
                 session.rollback()
 
 

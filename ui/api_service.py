@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from agent.policy import load_policy
 from agent.settings import Settings, get_settings
@@ -39,21 +39,6 @@ class LimitExceeded(ToolError):
 
 class Unavailable(ToolError):
     """A part the request needs is not ready (HTTP 503), e.g. the SOP index is empty."""
-
-
-def _writable(dbapi_connection, _record, _proxy) -> None:
-    """Every SQLite connection leaves the pool writable.
-
-    ``tools.db.read_only`` sets ``PRAGMA query_only`` and resets it after its rollback, on whatever
-    connection the session checks out next: under concurrent requests that can be another one, and
-    the read-only connection goes back to the pool, where a later write fails with "attempt to write
-    a readonly database". The service resets the flag on every checkout.
-    """
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA query_only = 0")
-    finally:
-        cursor.close()
 
 
 def _has(module: str) -> bool:
@@ -81,8 +66,6 @@ class Services:
     def __init__(self, settings: Settings | None = None, *, embedding_function=None, llm=None, collection=None) -> None:
         self.settings = settings or get_settings()
         self.engine = make_engine(self.settings.effective_database_url)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "checkout", _writable)
         self.factory = session_factory(self.engine)
         self.policy = load_policy(self.settings.policy_path)
         self.tokens = load_token_store(self.settings.api_tokens, self.settings.var_dir)
