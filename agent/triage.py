@@ -54,12 +54,12 @@ def record_exceptions(session: Session, ctx: OrderContext, found: list[Detected]
     if rows is None:
         rows = session.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id == order.order_id))
     existing = {(r.type, r.instance_key): r for r in rows}
-    written = 0
+    written, new = 0, []
     for d in found:
         digest = _evidence_hash(d)
         row = existing.pop((d.type, d.instance_key), None)
         if row is None:
-            session.add(ExceptionRecord(
+            new.append(dict(
                 order_id=order.order_id, type=d.type, instance_key=d.instance_key, line_no=d.line_no,
                 shipment_id=d.shipment_id, sku=d.sku, customer_id=order.customer_id, warehouse_id=d.warehouse_id,
                 evidence=list(d.evidence), evidence_hash=digest, status="open", first_seen_at=now, detected_at=now,
@@ -74,7 +74,28 @@ def record_exceptions(session: Session, ctx: OrderContext, found: list[Detected]
         if row.status == "open":
             row.status, row.resolved_at = "resolved", now
             written += 1
+    if new:
+        _insert_new(session, new)
     return written
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert first sightings; one that another transaction recorded meanwhile is left as it is.
+
+    Two requests triaging the same order at once (the API serves them side by side) both find no
+    row and both insert: ``ON CONFLICT DO NOTHING`` on the (order, type, instance) key makes the
+    second a no-op instead of an integrity error that would fail the whole triage.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the two supported backends are above
+        session.add_all(ExceptionRecord(**r) for r in rows)
+        return
+    stmt = insert(ExceptionRecord).on_conflict_do_nothing(index_elements=["order_id", "type", "instance_key"])
+    session.execute(stmt, rows)
 
 
 def triage_result(ctx: OrderContext, found: list[Detected], plan: Plan) -> dict[str, Any]:
