@@ -97,6 +97,8 @@ def test_dashboard_chat_and_limits(live):
     lead.predict("SO-100002 SO-100003", api_name="/triage")
     by_type, by_wh, by_tier, by_age, rates, summary = lead.predict(api_name="/dashboard")
     assert "2 exceptions" in summary
+    anomalies, monitoring = lead.predict(api_name="/dashboard_ops")
+    assert _rows(anomalies) == [] and "Model monitoring:** no warning" in monitoring
     paste = "\n".join(f"SO{i}" for i in range(10_000))
     status = lead.predict(paste, api_name="/triage")[1]
     assert "10,000 lines" in status and "limit is 2,000 lines" in status

@@ -269,8 +269,57 @@ class KpiReport(BaseModel):
     kpis: dict[str, Any]
 
 
+class AnomalySuggestion(_Open):
+    text: str
+    owner_role: str
+    replaces_action: str | None = None
+
+
+class Anomaly(_Open):
+    """One recurring (type × sku/customer/warehouse/supplier) group, with what it costs."""
+
+    rank: int
+    type: str
+    dimension: Literal["sku", "customer", "warehouse", "supplier"]
+    key: str
+    orders: int
+    open_orders: int
+    touches: int
+    expedite_spend: float
+    delayed_value: float
+    cost_usd: float
+    suggestion: AnomalySuggestion
+
+
 class Anomalies(BaseModel):
-    items: list[dict[str, Any]]
+    """Most costly first."""
+
+    items: list[Anomaly]
+
+
+class Drift(_Open):
+    """PSI of each risk-model input between the training period and the open orders now."""
+
+    status: Literal["ok", "no_model", "too_few_orders"]
+    reason: str | None = Field(default=None, description="Why drift is not measured (e.g. no model: `copilot risk train`).")
+    features: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class OverrideRates(_Open):
+    """Per recommended action type: decided, overridden, override_rate and whether it passes the threshold."""
+
+    by_action: dict[str, dict[str, Any]]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Monitoring(BaseModel):
+    """Model monitoring; ``warnings`` lists every threshold passed (empty: all quiet)."""
+
+    drift: Drift
+    override_rate: OverrideRates
+    warnings: list[str]
+    thresholds: dict[str, float]
 
 
 class RiskScores(BaseModel):

@@ -30,6 +30,7 @@ from ui.api_models import (
     Health,
     KpiReport,
     Me,
+    Monitoring,
     NewActionRequest,
     OrderDetail,
     Readiness,
@@ -94,7 +95,7 @@ def add_routes(app: FastAPI, services: Services) -> None:
         app.include_router(_requests(), prefix="/api/v1")
     if f["audit"]:
         app.include_router(_audit(), prefix="/api/v1")
-    if f["kpis"] or f["anomalies"] or f["risk"]:
+    if f["kpis"] or f["anomalies"] or f["risk"] or f["monitoring"]:
         app.include_router(_ops(f), prefix="/api/v1")
 
 
@@ -296,7 +297,9 @@ def _ops(features: dict[str, bool]) -> APIRouter:
                  since: Annotated[dt.date | None, Query(description="Only from this day on (YYYY-MM-DD).")] = None) -> KpiReport:
             return KpiReport(kpis=services.kpis(since))
     if features["anomalies"]:
-        @r.get("/anomalies", response_model=Anomalies, summary="Recurring exception patterns (type × SKU or customer).")
+        @r.get("/anomalies", response_model=Anomalies,
+               summary="Recurring exception patterns (type × SKU, customer, warehouse or supplier), most costly "
+               "first, each with a process-redesign suggestion.")
         def anomalies(user: User, services: ServicesDep) -> Anomalies:
             return Anomalies(items=services.anomalies())
     if features["risk"]:
@@ -304,6 +307,14 @@ def _ops(features: dict[str, bool]) -> APIRouter:
                responses={503: ERROR_RESPONSES[503]})
         def risk(user: User, services: ServicesDep, top: Annotated[int, Query(ge=1, le=500)] = 20) -> RiskScores:
             return RiskScores(items=services.risk_scores(top))
+    if features["monitoring"]:
+        @r.get("/monitoring", response_model=Monitoring,
+               summary="Model monitoring: drift (PSI) of the risk model's inputs since training, and the override "
+               "rate of recommendations by action type, with the warnings past their thresholds.",
+               description="Without a trained risk model, `drift.status` is `no_model` (its reason names "
+               "`copilot risk train`) and the override rates are still reported.")
+        def monitoring(user: User, services: ServicesDep) -> Monitoring:
+            return Monitoring(**services.monitoring())
     return r
 
 

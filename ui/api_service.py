@@ -86,6 +86,7 @@ class Services:
             "kpis": _has("agent.kpis"),
             "anomalies": _has("agent.anomalies"),
             "risk": _has("agent.risk"),
+            "monitoring": _has("agent.monitoring"),
         }
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -379,3 +380,11 @@ class Services:
                 return score_open_orders(session, top=top, var_dir=self.settings.var_dir)
             except RiskModelError as exc:  # no trained model (or a refused one): not ready, not bad input
                 raise Unavailable(str(exc)) from exc
+
+    def monitoring(self) -> dict[str, Any]:
+        """Drift of the risk model's inputs and override rates by action type, with their warnings
+        (drift says ``no_model`` until `copilot risk train`; the override rates need no model)."""
+        from agent.monitoring import monitoring
+
+        with read_only(self.factory) as session:
+            return monitoring(session, self.policy, var_dir=self.settings.var_dir)

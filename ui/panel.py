@@ -1,9 +1,9 @@
 """The web panel (Gradio Blocks), mounted on the API's FastAPI app at ``/ui``.
 
-One page, five tabs — Chat, Orders, Approvals, Dashboard, Audit — behind a sign-in with the same
-bearer tokens as the API: the token is kept in the browser session's server-side state and
-checked again on every action, so every request and decision is made as the signed-in user, and
-a decision beyond the role is refused and shown as such. Each handler calls the same
+One page, five tabs — Chat, Orders, Approvals, Dashboard (KPIs, model-monitoring warnings, recurring
+anomalies), Audit — behind a sign-in with the same bearer tokens as the API: the token is kept in
+the browser session's server-side state and checked again on every action, so every request and
+decision is made as the signed-in user, and a decision beyond the role is refused and shown as such. Each handler calls the same
 :class:`ui.api_service.Services` methods as the API.
 
 Responsive while the model writes: chat answers stream from a generator with their own
@@ -35,6 +35,8 @@ _MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace
 _ORDER_COLUMNS = ["order", "exceptions", "recommendation", "risk", "approver"]
 _QUEUE_COLUMNS = ["id", "order", "action", "params", "risk", "approver", "requested by", "guard"]
 _AUDIT_COLUMNS = ["seq", "time", "event", "actor", "role", "order", "request", "payload"]
+_ANOMALY_COLUMNS = ["rank", "type", "on", "key", "orders", "open", "touches", "expedite $", "delayed value $",
+                    "cost $", "suggestion", "owner"]
 
 
 def theme() -> gr.themes.Base:
@@ -303,6 +305,38 @@ def build_panel(services: Services) -> gr.Blocks:
         return (frame(freq.get("by_type", {}), "type"), frame(freq.get("by_warehouse", {}), "warehouse"),
                 frame(freq.get("by_customer_tier", {}), "tier"), frame(aging.get("buckets", {}), "age"), rates, summary)
 
+    def dashboard_ops(token: str | None):
+        """Model-monitoring warnings (drift of the risk model's inputs, override rates) and the
+        recurring anomalies, most costly first, with their process-redesign suggestions."""
+        principal(token)
+        rows = []
+        if services.features["anomalies"]:
+            rows = [{"rank": a["rank"], "type": a["type"], "on": a["dimension"], "key": a["key"], "orders": a["orders"],
+                     "open": a["open_orders"], "touches": a["touches"], "expedite $": a["expedite_spend"],
+                     "delayed value $": a["delayed_value"], "cost $": a["cost_usd"], "suggestion": a["suggestion"]["text"],
+                     "owner": a["suggestion"]["owner_role"]} for a in services.anomalies()]
+        return pd.DataFrame(rows, columns=_ANOMALY_COLUMNS), monitoring_md() + "\n\n" + (
+            f"**Recurring anomalies:** {len(rows)}, most costly first." if rows else "**Recurring anomalies:** none.")
+
+    def monitoring_md() -> str:
+        if not services.features["monitoring"]:
+            return ""
+        m = services.monitoring()
+        drift, over = m["drift"], m["override_rate"]
+        if m["warnings"]:
+            text = "### Warning: model monitoring\n" + "\n".join(f"- {w}" for w in m["warnings"])
+        else:
+            text = "**Model monitoring:** no warning."
+        t = m["thresholds"]
+        if drift["status"] == "ok":
+            text += f"\n\nInput drift: max PSI {drift['max_psi']} (warning above {t['psi_warn']})."
+        else:
+            text += f"\n\nInput drift not measured: {drift.get('reason')}."
+        rates = ", ".join(f"{a} {e['overridden']}/{e['decided']}" for a, e in over["by_action"].items())
+        text += (f" Overrides by recommended action: {rates or 'none decided'} (warning above "
+                 f"{t['override_warn']:.0%} once {int(t['override_min_decided'])} are decided).")
+        return text
+
     # ---- audit ----
     def audit_search(token: str | None, order_id: str, event_type: str, request_id: str):
         """Audit events (the chain's first 500 that match, shown newest first), filtered by order, event type or request."""
@@ -459,8 +493,14 @@ def build_panel(services: Services) -> gr.Blocks:
                         by_age = gr.BarPlot(x="age", y="count", title="Open exceptions by age")
                         rates = gr.BarPlot(x="rate", y="share", title="Recommendations: acceptance and override",
                                            y_lim=[0, 1])
+                    monitoring_out = gr.Markdown(elem_id="dashboard-monitoring")
+                    anomaly_table = gr.Dataframe(headers=_ANOMALY_COLUMNS, interactive=False, wrap=True,
+                                                 label="Recurring anomalies, most costly first",
+                                                 elem_id="anomalies-table")
                     refresh_d.click(guarded(dashboard, 6, 5), [token_state],
                                     [by_type, by_wh, by_tier, by_age, rates, dash_md], api_name="dashboard")
+                    refresh_d.click(guarded(dashboard_ops, 2, 1), [token_state], [anomaly_table, monitoring_out],
+                                    api_name="dashboard_ops")
 
             if services.features["audit"]:
                 with gr.Tab("Audit", id="audit"):
