@@ -16,6 +16,7 @@ None (llamacpp, fake): callers then pick tools through ``json_schema``.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -248,9 +249,28 @@ def _load_llama(path: Path, n_threads: int, n_ctx: int) -> tuple[Any, threading.
                               n_threads_batch=n_threads, verbose=False, seed=0)
             except Exception as exc:  # a corrupt or foreign file: llama.cpp raises ValueError
                 raise LLMError(f"cannot load the model {path}: {exc}") from None
+            if not _MODELS:
+                atexit.register(_close_models)
             _MODELS[key] = (llama, threading.Lock())
             log.info("loaded %s in %.1f s (%d threads)", path.name, time.perf_counter() - started, n_threads)
         return _MODELS[key]
+
+
+def _close_models() -> None:
+    """Free the loaded models while the interpreter is still whole: left to ``Llama.__del__`` at
+    shutdown, llama-cpp-python's free functions are already gone and every model prints a
+    'TypeError: NoneType object is not callable' traceback on exit."""
+    with _MODELS_LOCK:
+        for llama, lock in _MODELS.values():
+            if not lock.acquire(timeout=5):  # a timed-out generation still running: leave it be
+                continue
+            try:
+                llama.close()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+            finally:
+                lock.release()
+        _MODELS.clear()
 
 
 def _json_gbnf(schema: dict) -> str:
