@@ -28,13 +28,13 @@ from agent.llm import LLM, LLMError
 from prompts import load
 
 __all__ = ["explain_order", "grounding_errors", "fact_template", "passages_for", "build_messages",
-           "MAX_TOKENS"]
+           "recommended_type", "MAX_TOKENS"]
 
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 160  # a few sentences; the small local model writes ~36 tokens/s on 2 cores
 _PASSAGE_CHARS = 300  # each passage as the model sees it: enough for the rule, short for the prompt
-_PROMPT_PASSAGES = 2  # the best for the first exception types; all passages may be cited
+_PROMPT_PASSAGES = 2  # the best for the recommendation's type first; all passages may be cited
 
 # Citations as knowledge.retrieve.citation writes them, inside square brackets; several may share
 # one pair of brackets, separated by ';' or ','.
@@ -59,12 +59,53 @@ def _types(result: dict) -> list[str]:
     return seen
 
 
+def recommended_type(result: dict) -> str | None:
+    """The exception type the order's recommendation resolves (domain.md §4: the plan's first item).
+
+    The instance whose best feasible candidate is the recommendation (same action and params); else
+    the first instance with that action feasible; else the order's first exception type."""
+    rec = result.get("recommendation") or {}
+    types = _types(result)
+    if not rec.get("action"):
+        return types[0] if types else None
+    options = result.get("options") or []
+    for opt in options:
+        best = next((c for c in opt.get("candidates") or [] if c.get("feasible")), None)
+        if (best and best.get("action") == rec["action"]
+                and (best.get("params") or {}) == (rec.get("params") or {})):
+            return opt.get("type")
+    for opt in options:
+        if any(c.get("feasible") and c.get("action") == rec["action"] for c in opt.get("candidates") or []):
+            return opt.get("type")
+    return types[0] if types else None
+
+
+def _fitting(result: dict, passages: Sequence) -> list:
+    """The passages whose SOP applies to the recommendation's exception type (best first)."""
+    kind = recommended_type(result)
+    return [p for p in passages if kind and kind in (getattr(p, "applies_to", None) or ())]
+
+
+def _label_first(result: dict, passages: Sequence) -> list:
+    """``passages`` with the first one for the recommendation's type moved to the front."""
+    passages = list(passages)
+    fitting = _fitting(result, passages)
+    if fitting and fitting[0] is not passages[0]:
+        passages.remove(fitting[0])
+        passages.insert(0, fitting[0])
+    return passages
+
+
 def passages_for(result: dict, collection, k: int = 4) -> list:
-    """The SOP passages for the order's exceptions: for each type (in the order's priority), the
-    passages closest to that exception's evidence among the SOPs that apply to it; ``k`` in all."""
+    """The SOP passages for the order's exceptions: for each type — the recommendation's first,
+    then the others in the order's priority — the passages closest to that exception's evidence
+    among the SOPs that apply to it; ``k`` in all."""
     from knowledge.retrieve import retrieve
 
     types = _types(result)
+    first = recommended_type(result)
+    if first in types:
+        types = [first] + [t for t in types if t != first]
     if not types or k <= 0:
         return []
     per_type = max(1, k // len(types))
@@ -120,7 +161,10 @@ def _passages_text(passages: Sequence) -> str:
 
 
 def build_messages(result: dict, passages: Sequence) -> list[dict[str, str]]:
-    """The explanation prompt for one order (prompts/explain.txt)."""
+    """The explanation prompt for one order (prompts/explain.txt). The passage shown first and named
+    as the label to cite is the first one whose SOP applies to the recommendation's exception type
+    (the grounding check demands one of those when any was given); else the first passage."""
+    passages = _label_first(result, passages)
     label = f"[{passages[0].citation}] (or another one above)" if passages else "none was retrieved, so cite none."
     return load("explain").messages(facts=facts_text(result), passages=_passages_text(passages), label=label)
 
@@ -174,10 +218,13 @@ def grounding_errors(text: str, result: dict, passages: Sequence) -> list[str]:
     """What in ``text`` the facts and passages do not support; empty when the text is grounded.
 
     Checked: every bracketed citation is one of the passages' (exactly); at least one passage is
-    cited when any was given; every SOP mentioned was retrieved; every record id (order, line's SKU,
-    warehouse, PO, shipment, carrier, customer), date, action or exception name and number appears
-    in the triage result or a passage (numbers compared by value: 48,000.00 = 48000), and a value
-    written as a percentage is a percentage there (a price difference of 4.74 is not "4.74 %").
+    cited when any was given, and one whose SOP applies to the recommendation's exception type when
+    any such passage was given (an order on compliance and credit hold whose recommendation is
+    COMPLIANCE_REVIEW does not pass on a credit SOP alone); every SOP mentioned was retrieved;
+    every record id (order, line's SKU, warehouse, PO, shipment, carrier, customer), date, action
+    or exception name and number appears in the triage result or a passage (numbers compared by
+    value: 48,000.00 = 48000), and a value written as a percentage is a percentage there (a price
+    difference of 4.74 is not "4.74 %").
     Exception and action names count only from the result's structured fields and the passages,
     never from a customer's note quoted in the evidence.
     """
@@ -191,8 +238,13 @@ def grounding_errors(text: str, result: dict, passages: Sequence) -> list[str]:
         if c not in known:
             errors.append(f"citation [{c}] is not one of the SOP passages given "
                           f"({', '.join(sorted(known)) or 'none'})")
+    fitting = list(dict.fromkeys(p.citation for p in _fitting(result, passages)))
     if passages and not any(c in known for c in cited):
-        errors.append(f"{_UNCITED}; cite one of: {', '.join('[' + c + ']' for c in sorted(known))}")
+        errors.append(f"{_UNCITED}; cite one of: {', '.join('[' + c + ']' for c in (fitting or sorted(known)))}")
+    elif fitting and not any(c in fitting for c in cited):
+        rec = (result.get("recommendation") or {}).get("action") or "the recommendation"
+        errors.append(f"no SOP cited applies to {recommended_type(result)}, the exception {rec} resolves; "
+                      f"cite one of: {', '.join('[' + c + ']' for c in fitting)}")
     everything = facts + "\n" + sources
     doc_ids = {p.doc_id for p in passages}
     outside = _BRACKETS.sub(" ", text)
@@ -242,8 +294,8 @@ def fact_template(result: dict, passages: Sequence) -> str:
         parts.append(f"Recommended: {_action_line(rec).split(', risk')[0]} (risk {rec.get('risk')}{who}).")
     else:
         parts.append("No action is feasible; escalate.")
-    if passages:
-        parts.append("See " + ", ".join(f"[{p.citation}]" for p in passages) + ".")
+    if passages:  # the recommendation's SOP first
+        parts.append("See " + ", ".join(f"[{p.citation}]" for p in _label_first(result, passages)) + ".")
     return " ".join(parts)
 
 
@@ -274,10 +326,11 @@ def explain_order(result: dict, passages: Sequence, llm: LLM | None, *,
 
     Returns ``{"text", "citations", "fallback", "reason", "cited_by", "model", "usage"}``; ``usage``
     counts the model calls, tokens and seconds spent. ``cited_by``: "model"; "retrieval" when the
-    model's text was grounded but cited nothing and the passage retrieved for the order's first
-    exception was appended (instead of a retry); "template" for the fallback. ``on_token`` receives the model's text as it is written
-    (the first attempt only): the returned ``text`` is final, and replaces what was streamed when a
-    retry or the fallback was needed. Never raises for a model failure: the decisions are already
+    model's text was grounded but cited nothing and the first passage for the recommendation's
+    exception type (else the first passage) was appended (instead of a retry); "template" for the
+    fallback. ``on_token`` receives the model's text as it is written (the first attempt only): the
+    returned ``text`` is final, and replaces what was streamed when a retry or the fallback was
+    needed. Never raises for a model failure: the decisions are already
     made, only the language falls back. ``session``: when given, a fallback is also written to the
     audit log (``llm_fallback``) inside the caller's transaction.
     """
@@ -300,9 +353,9 @@ def explain_order(result: dict, passages: Sequence, llm: LLM | None, *,
         text = _bracket_citations(_ask(llm, messages, usage, on_token, max_tokens), passages)
         errors = grounding_errors(text, result, passages)
         if len(errors) == 1 and errors[0].startswith(_UNCITED):
-            # Grounded but uncited: attach the passage retrieved for the order's first exception
+            # Grounded but uncited: attach the passage for the recommendation's exception type
             # rather than pay for a retry; "cited_by" says so.
-            text, cited_by = f"{text.rstrip()} [{passages[0].citation}]", "retrieval"
+            text, cited_by = f"{text.rstrip()} [{_label_first(result, passages)[0].citation}]", "retrieval"
             errors = grounding_errors(text, result, passages)
         if not errors:
             return done(text, False, None)

@@ -63,11 +63,13 @@ def approve_via_governance(factory, policy, order_id: str, *, action: str | None
 
 
 _CITATION = re.compile(r"^\[([^\]]+)\]", re.M)
+_LABEL = re.compile(r"The SOP label to cite: \[([^\]]+)\]")
 
 
 def scripted_explainer(messages: list[dict[str, str]]) -> str:
     """The ``fake`` provider's scripted model: restates the first exception line of the FACTS and
-    the recommended action, and cites the first SOP passage, copied from the prompt.
+    the recommended action, and cites the SOP label the prompt names (the passage for the
+    recommendation's exception type; else the first SOP passage), copied from the prompt.
 
     It writes language without understanding it, so with ``--provider fake`` the decisions are
     what is measured; explanation quality needs a real model (``llamacpp`` or ``openai``).
@@ -77,7 +79,7 @@ def scripted_explainer(messages: list[dict[str, str]]) -> str:
     lines = [ln.strip() for ln in facts.splitlines()]
     first = next((ln[2:] for ln in lines if ln.startswith("- ")), None)
     rec = next((ln for ln in lines if ln.startswith("Recommended action:")), None)
-    cite = _CITATION.search(passages.strip())
+    cite = _LABEL.search(prompt) or _CITATION.search(passages.strip())
     parts = [first or "Nothing blocks this order."]
     if rec:
         parts.append(rec.split(" Why:", 1)[0])

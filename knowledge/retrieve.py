@@ -20,6 +20,14 @@ class Passage:
     section: str
     heading: str
     source: str
+    # The exception types the passage's document applies to (its ``applies_to``), e.g. ("CREDIT_HOLD",).
+    applies_to: tuple[str, ...] = ()
+
+
+def _applies_to(meta: dict) -> tuple[str, ...]:
+    listed = [t for t in str(meta.get("applies_to") or "").split(",") if t.strip()]
+    flagged = [k[len(type_field("")):] for k, v in meta.items() if k.startswith(type_field("")) and v is True]
+    return tuple(dict.fromkeys(t.strip() for t in listed + flagged))
 
 
 def citation(doc_id: str, section: str) -> str:
@@ -62,5 +70,6 @@ def retrieve(query: str, exception_types: Iterable[str] | None = None, k: int = 
             section=section,
             heading=str(meta.get("heading", "")),
             source=str(meta.get("source", "")),
+            applies_to=_applies_to(meta),
         ))
     return passages

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from agent.explain import (
-    MAX_TOKENS, build_messages, explain_order, fact_template, grounding_errors, passages_for,
+    MAX_TOKENS, build_messages, explain_order, fact_template, grounding_errors, passages_for, recommended_type,
 )
 from agent.llm import FakeLLM, LLMError, LLMTimeout
 from agent.policy import load_policy
@@ -33,6 +33,15 @@ PRICE = Passage(
     text="The effective price is the contract price in force on the order date, else the list price.",
     source="knowledge/sops/sop-price-001.md",
 )
+
+EXPORT = Passage(
+    citation="SOP-EXP-001 §3.1", score=0.6, doc_id="SOP-EXP-001", section="3.1",
+    title="Export compliance holds", heading="Review before release",
+    text="An export-controlled item shipped to a customer without an export licence is held for a "
+         "compliance review.",
+    source="knowledge/sops/sop-exp-001.md", applies_to=("COMPLIANCE_HOLD",),
+)
+CREDIT_T = Passage(**{**CREDIT.__dict__, "applies_to": ("CREDIT_HOLD",)})  # as retrieve() returns it
 
 GOOD = ("SO1 is on credit hold: open balance 99,500 plus order value 1,000 exceeds the credit limit of "
         "100000 by 500. Release it with RELEASE_CREDIT_HOLD, approved by a credit_analyst [SOP-CREDIT-001 §3.2].")
@@ -216,3 +225,105 @@ def test_grounded_but_uncited_text_gets_the_retrieved_citation_without_a_retry(c
 def test_a_value_turned_into_a_percentage_is_caught(credit):
     assert any("500 is not a percentage" in e for e in grounding_errors(GOOD + " That is 500 % over.", credit, [CREDIT]))
     assert grounding_errors(GOOD + " The SOP allows 10 %.", credit, [CREDIT]) == []
+
+
+# --- the citation must fit the recommendation's exception type -------------------------------------------
+
+@pytest.fixture
+def export_and_credit(sqlite_engine) -> dict:
+    """SO1 on compliance and credit hold (eval case export-before-credit): COMPLIANCE_REVIEW comes first."""
+    fixture = clean_fixture()
+    edit(fixture, "customers", "C1", credit_hold=True)
+    edit(fixture, "items", "A", export_controlled=True)
+    edit(fixture, "orders", "SO1", ship_to_country="CA")
+    result = _triage(sqlite_engine, fixture)
+    assert [e["type"] for e in result["exceptions"]] == ["COMPLIANCE_HOLD", "CREDIT_HOLD"]
+    assert result["recommendation"]["action"] == "COMPLIANCE_REVIEW"
+    return result
+
+
+CREDIT_ONLY = "SO1 is on credit hold. Recommended: COMPLIANCE_REVIEW [SOP-CREDIT-001 §3.2]."
+RIGHT = "SO1 is on compliance hold. Recommended: COMPLIANCE_REVIEW [SOP-EXP-001 §3.1]."
+
+
+def test_recommended_type_is_the_exception_the_recommendation_resolves(export_and_credit):
+    assert recommended_type(export_and_credit) == "COMPLIANCE_HOLD"
+    # the first instance has no feasible action: the recommendation resolves the second one
+    swapped = dict(export_and_credit, recommendation={"action": "RELEASE_CREDIT_HOLD", "params": {}}, options=[
+        {"type": "COMPLIANCE_HOLD", "candidates": [{"action": "COMPLIANCE_REVIEW", "feasible": False}]},
+        {"type": "CREDIT_HOLD", "candidates": [{"action": "RELEASE_CREDIT_HOLD", "feasible": True, "params": {}}]}])
+    assert recommended_type(swapped) == "CREDIT_HOLD"
+    assert recommended_type(dict(export_and_credit, exceptions=[], recommendation=None, options=[])) is None
+
+
+def test_a_single_exceptions_sop_still_fits(credit):
+    assert recommended_type(credit) == "CREDIT_HOLD"
+    assert grounding_errors(GOOD, credit, [PRICE, CREDIT_T]) == []
+
+
+def test_citing_only_another_exceptions_sop_is_a_grounding_error(export_and_credit):
+    passages = [CREDIT_T, EXPORT]
+    errors = grounding_errors(CREDIT_ONLY, export_and_credit, passages)
+    assert errors == ["no SOP cited applies to COMPLIANCE_HOLD, the exception COMPLIANCE_REVIEW resolves; "
+                      "cite one of: [SOP-EXP-001 §3.1]"]
+    assert grounding_errors(RIGHT, export_and_credit, passages) == []
+    both = RIGHT.replace("[SOP-EXP-001 §3.1]", "[SOP-CREDIT-001 §3.2; SOP-EXP-001 §3.1]")
+    assert grounding_errors(both, export_and_credit, passages) == []
+    # no passage for the recommendation's type was given: nothing to demand
+    assert grounding_errors(CREDIT_ONLY, export_and_credit, [CREDIT_T]) == []
+    assert grounding_errors(CREDIT_ONLY, export_and_credit, [CREDIT]) == []  # a passage without applies_to
+
+
+def test_wrong_sop_is_retried_with_the_error_then_accepted(export_and_credit):
+    llm = FakeLLM([CREDIT_ONLY, RIGHT])
+    out = explain_order(export_and_credit, [CREDIT_T, EXPORT], llm)
+    assert out["fallback"] is False and out["text"] == RIGHT and out["citations"] == ["SOP-EXP-001 §3.1"]
+    assert out["usage"]["calls"] == 2
+    assert "no SOP cited applies to COMPLIANCE_HOLD" in llm.calls[1]["messages"][-1]["content"]
+
+
+def test_wrong_sop_twice_falls_back_to_a_template_citing_the_right_one_first(export_and_credit):
+    out = explain_order(export_and_credit, [CREDIT_T, EXPORT], FakeLLM([CREDIT_ONLY, CREDIT_ONLY]))
+    assert out["fallback"] is True and out["cited_by"] == "template" and out["usage"]["calls"] == 2
+    assert "no SOP cited applies to COMPLIANCE_HOLD" in out["reason"]
+    assert out["text"].endswith("See [SOP-EXP-001 §3.1], [SOP-CREDIT-001 §3.2].")
+    assert out["citations"][0] == "SOP-EXP-001 §3.1"
+    assert grounding_errors(out["text"], export_and_credit, [CREDIT_T, EXPORT]) == []
+
+
+def test_prompt_names_and_shows_the_recommendations_sop(export_and_credit):
+    passages = [CREDIT_T, PRICE, EXPORT]  # the right one last, beyond the two the prompt shows
+    user = build_messages(export_and_credit, passages)[1]["content"]
+    assert user.rstrip().endswith("The SOP label to cite: [SOP-EXP-001 §3.1] (or another one above)")
+    shown = user.split("SOP PASSAGES", 1)[1]
+    assert shown.strip().startswith("[SOP-EXP-001 §3.1]") and "[SOP-CREDIT-001 §3.2]" in shown
+    assert "[SOP-PRICE-001 §3.1]" not in shown
+
+
+def test_uncited_repair_appends_the_recommendations_sop(export_and_credit):
+    uncited = "SO1 is on compliance hold. Recommended: COMPLIANCE_REVIEW."
+    out = explain_order(export_and_credit, [CREDIT_T, EXPORT], FakeLLM([uncited]))
+    assert out["text"] == uncited + " [SOP-EXP-001 §3.1]" and out["cited_by"] == "retrieval"
+    assert out["fallback"] is False and out["usage"]["calls"] == 1
+
+
+def test_passages_for_puts_the_recommendations_type_first(tmp_path, export_and_credit):
+    from knowledge.embeddings import FakeEmbeddingFunction
+    from knowledge.ingest import SOP_DIR, ingest
+    from knowledge.store import open_collection
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("sop-credit-001.md", "sop-exp-001.md"):
+        shutil.copy(SOP_DIR / name, docs / name)
+    collection = open_collection(FakeEmbeddingFunction(), var_dir=tmp_path / "var")
+    ingest(collection, [docs], echo=lambda _: None)
+
+    # the order's exceptions listed credit first: the recommendation's type still leads
+    credit_first = dict(export_and_credit, exceptions=export_and_credit["exceptions"][::-1])
+    passages = passages_for(credit_first, collection, k=4)
+    assert passages[0].doc_id == "SOP-EXP-001" and passages[0].applies_to == ("COMPLIANCE_HOLD",)
+    assert {p.doc_id for p in passages} == {"SOP-EXP-001", "SOP-CREDIT-001"}
+    assert all(p.applies_to == ("CREDIT_HOLD",) for p in passages if p.doc_id == "SOP-CREDIT-001")
+    out = explain_order(credit_first, passages, FakeLLM([CREDIT_ONLY, CREDIT_ONLY]))
+    assert out["fallback"] is True and out["citations"][0].startswith("SOP-EXP-001")
