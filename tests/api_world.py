@@ -32,8 +32,25 @@ ROLES = {"planner": "planner", "planner2": "planner", "csr": "csr", "credit_anal
          "compliance_officer": "compliance_officer", "admin": "admin"}
 
 
+HEADERS = {u: {"Authorization": f"Bearer {t}"} for u, t in TOKENS.items()}
+
+
 def token_setting() -> str:
     return ",".join(f"{t}={u}" for u, t in TOKENS.items())
+
+
+def services(monkeypatch, database: Path | str, *, var_dir: Path | None = None, collection=None, llm=None):
+    """The service over this world, as the tests run it: the fake model, the world's tokens and
+    ``database`` (a path: this world's database is made there; a string: a URL used as it is)."""
+    from agent.settings import Settings
+    from ui.api_service import Services
+
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    monkeypatch.setenv("DATABASE_URL", make_database(database) if isinstance(database, Path) else database)
+    monkeypatch.setenv("COPILOT_API_TOKENS", token_setting())
+    if var_dir is not None:
+        monkeypatch.setenv("COPILOT_VAR_DIR", str(var_dir))
+    return Services(Settings(), collection=sop_collection() if collection is None else collection, llm=llm)
 
 
 def fixture() -> dict:

@@ -14,20 +14,12 @@ from ui.api import create_app
 from ui.api_models import MAX_BODY_BYTES, MAX_ORDER_IDS
 from ui.api_service import Services
 
-H = {u: {"Authorization": f"Bearer {t}"} for u, t in api_world.TOKENS.items()}
+H = api_world.HEADERS
 
 
 @pytest.fixture
-def sops():
-    return api_world.sop_collection()
-
-
-@pytest.fixture
-def services(tmp_path, monkeypatch, sops):
-    monkeypatch.setenv("LLM_PROVIDER", "fake")
-    monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "api.db"))
-    monkeypatch.setenv("COPILOT_API_TOKENS", api_world.token_setting())
-    svc = Services(Settings(), collection=sops)
+def services(tmp_path, monkeypatch):
+    svc = api_world.services(monkeypatch, tmp_path / "api.db")
     svc.warm_up()
     yield svc
     svc.close()
@@ -87,7 +79,7 @@ def test_token_maps_to_user_and_role(client):
     assert {"planner", "credit_manager"} <= set(body["may_decide_for"]) and "compliance_officer" not in body["may_decide_for"]
 
 
-def test_expired_demo_token_and_inactive_user_are_refused(tmp_path, monkeypatch, sops):
+def test_expired_demo_token_and_inactive_user_are_refused(tmp_path, monkeypatch):
     from tools.db import make_engine, session_factory
     from tools.models import User
     from ui.auth import write_demo_tokens
@@ -98,10 +90,10 @@ def test_expired_demo_token_and_inactive_user_are_refused(tmp_path, monkeypatch,
     var = tmp_path / "var"
     monkeypatch.setenv("COPILOT_VAR_DIR", str(var))
     old = write_demo_tokens(var, ["planner"], days=1, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
-    with TestClient(create_app(services=Services(Settings(), collection=sops), panel=False)) as c:
+    with TestClient(create_app(services=Services(Settings(), collection=api_world.sop_collection()), panel=False)) as c:
         _error(c.get("/api/v1/me", headers={"Authorization": f"Bearer {old['planner']}"}), 401, "unauthorized")
     fresh = write_demo_tokens(var, ["planner", "csr"])
-    with TestClient(create_app(services=Services(Settings(), collection=sops), panel=False)) as c:
+    with TestClient(create_app(services=Services(Settings(), collection=api_world.sop_collection()), panel=False)) as c:
         auth = {"Authorization": f"Bearer {fresh['planner']}"}
         assert c.get("/api/v1/me", headers=auth).json()["role"] == "planner"
         engine = make_engine(url)

@@ -8,25 +8,15 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.settings import Settings
 from tests import api_world
 from ui.api import create_app
-from ui.api_service import Services
 
-H = {u: {"Authorization": f"Bearer {t}"} for u, t in api_world.TOKENS.items()}
-
-
-@pytest.fixture
-def sops():
-    return api_world.sop_collection()
+H = api_world.HEADERS
 
 
 @pytest.fixture
-def client(tmp_path, monkeypatch, sops):
-    monkeypatch.setenv("LLM_PROVIDER", "fake")
-    monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "api.db"))
-    monkeypatch.setenv("COPILOT_API_TOKENS", api_world.token_setting())
-    svc = Services(Settings(), collection=sops)
+def client(tmp_path, monkeypatch):
+    svc = api_world.services(monkeypatch, tmp_path / "api.db")
     with TestClient(create_app(services=svc, panel=False)) as c:
         yield c
 

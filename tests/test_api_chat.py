@@ -16,7 +16,7 @@ from ui.api import create_app
 from ui.api_models import MAX_TEXT_LINES
 from ui.api_service import Services
 
-H = {u: {"Authorization": f"Bearer {t}"} for u, t in api_world.TOKENS.items()}
+H = api_world.HEADERS
 
 
 @pytest.fixture

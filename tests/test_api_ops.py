@@ -10,15 +10,13 @@ from fastapi.testclient import TestClient
 
 from agent.anomalies import DELAY_COST_RATE, TOUCH_COST_USD
 from agent.monitoring import OVERRIDE_MIN_DECIDED, OVERRIDE_WARN
-from agent.settings import Settings
 from tests import api_world
 from tests.factories import edit, line, order
 from tools.db import make_engine, session_factory, upgrade
 from tools.fixtures import load_fixture
 from ui.api import create_app
-from ui.api_service import Services
 
-H = {u: {"Authorization": f"Bearer {t}"} for u, t in api_world.TOKENS.items()}
+H = api_world.HEADERS
 SHORT = ("SO-100003", "SO-100004", "SO-100005")  # 600 × A at WH1, which has 500: three shortfalls of one cause
 
 
@@ -39,11 +37,8 @@ def _database(path) -> str:
 
 @pytest.fixture
 def services(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLM_PROVIDER", "fake")
-    monkeypatch.setenv("DATABASE_URL", _database(tmp_path / "ops.db"))
-    monkeypatch.setenv("COPILOT_API_TOKENS", api_world.token_setting())
-    monkeypatch.setenv("COPILOT_VAR_DIR", str(tmp_path / "var"))  # no trained risk model
-    svc = Services(Settings(), collection=api_world.sop_collection())
+    # A var folder of its own: no trained risk model.
+    svc = api_world.services(monkeypatch, _database(tmp_path / "ops.db"), var_dir=tmp_path / "var")
     yield svc
     svc.close()
 

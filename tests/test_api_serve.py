@@ -8,22 +8,15 @@ import datetime as dt
 import json
 import socket
 import stat
-import sys
 
 import pytest
 
+from tests.cli_run import run
 from tools.db import make_engine, session_factory, upgrade
 from ui.auth import AuthError, TokenConfigError, load_token_store, parse_token_pairs, read_demo_tokens, write_demo_tokens
 
 
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from ui.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["copilot", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out = capsys.readouterr()
-    return info.value.code or 0, out.out, out.err
+_run = run
 
 
 @pytest.fixture

@@ -188,7 +188,7 @@ def test_export_jsonl_and_csv_carry_everything_needed_to_reverify(engine):
 
 
 def test_cli_audit_verify_and_export(monkeypatch, capsys, tmp_path):
-    from tests.test_cli import run
+    from tests.cli_run import run
     from tools.db import make_engine
     from agent.settings import get_settings
 

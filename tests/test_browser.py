@@ -15,10 +15,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from agent.settings import Settings
 from tests import api_world
 from ui.api import create_app
-from ui.api_service import Services
 
 CHROMIUM = "/usr/bin/chromium"
 T = api_world.TOKENS
@@ -27,10 +25,7 @@ TIMEOUT_MS = 30_000
 
 @pytest.fixture
 def live(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLM_PROVIDER", "fake")
-    monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "browser.db"))
-    monkeypatch.setenv("COPILOT_API_TOKENS", api_world.token_setting())
-    svc = Services(Settings(), collection=api_world.sop_collection())
+    svc = api_world.services(monkeypatch, tmp_path / "browser.db")
     with api_world.LiveServer(create_app(services=svc, warm_up=True)) as server:
         yield server
 

@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
+from tests.cli_run import run
 from knowledge.embeddings import FakeEmbeddingFunction
 from knowledge.ingest import ingest
 from tests.copilot_world import SOPS, load_world
 from ui import cli_common
-from ui.cli import main
 
 
 @pytest.fixture
@@ -31,13 +31,6 @@ def world(sqlite_engine, monkeypatch, tmp_path):
     ingest(cli_common.knowledge_collection(), [docs], echo=lambda _: None)
 
 
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["copilot", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
-    return code, out, err
 
 
 def test_triage_explain_json(world, monkeypatch, capsys):

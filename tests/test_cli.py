@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from ui.cli import main
+from tests.cli_run import run
 
 SUITE = {
     "suite": "cli",
@@ -32,13 +32,6 @@ SUITE = {
 }
 
 
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["copilot", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
-    return code, out, err
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_cli import run
+from tests.cli_run import run
 
 
 def test_seed_refuses_to_overwrite_then_reset_replaces(monkeypatch, capsys):

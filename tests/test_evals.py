@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.cli_run import run
 from evals.suite import SUITES_DIR, load_cases, resolve_suites
 from tools.db import session_factory
 from tools.domain import EXCEPTION_TYPES
@@ -183,17 +184,7 @@ def test_a_wrong_expectation_fails_the_case_and_the_report_says_why(tmp_path, so
     assert meta["provider"] == "fake" and meta["policy_hash"] and meta["commit"] and meta["prompt_hashes"]
 
 
-def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    import sys
-
-    from ui.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["copilot", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
-    return code, out, err
+_cli = run
 
 
 def test_cli_json_last_line_is_the_summary_and_failures_exit_1(tmp_path, sops, monkeypatch, capsys):

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from tests.test_cli import run
+from tests.cli_run import run
 from tests.test_governance import shortfall_fixture
 
 

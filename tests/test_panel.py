@@ -11,25 +11,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest
 
-from agent.settings import Settings
 from tests import api_world
 from ui.api import create_app
-from ui.api_service import Services
 
 T = api_world.TOKENS
 
 
 @pytest.fixture
-def sops():
-    return api_world.sop_collection()
-
-
-@pytest.fixture
-def live(tmp_path, monkeypatch, sops):
-    monkeypatch.setenv("LLM_PROVIDER", "fake")
-    monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "panel.db"))
-    monkeypatch.setenv("COPILOT_API_TOKENS", api_world.token_setting())
-    svc = Services(Settings(), collection=sops)
+def live(tmp_path, monkeypatch):
+    svc = api_world.services(monkeypatch, tmp_path / "panel.db")
     with api_world.LiveServer(create_app(services=svc, warm_up=True)) as server:
         yield server
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import select, update
 
+from tests.cli_run import run
 from agent.monitoring import OVERRIDE_MIN_DECIDED, monitoring, psi
 from agent.policy import load_policy
 from agent.risk import (
@@ -219,14 +219,7 @@ def test_monitoring_drift_and_overrides(factory, trained, tmp_path):
     assert any("REALLOCATE_WAREHOUSE" in w for w in result["warnings"])
 
 
-def _cli(monkeypatch, capsys, *args):
-    from ui.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["copilot", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code or 0, out, err
+_cli = run
 
 
 def test_cli(monkeypatch, capsys, demo_url):

@@ -15,10 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
-from agent.settings import Settings
 from tests import api_world
 from ui.api import create_app
-from ui.api_service import Services
 
 AUTH = {"Authorization": f"Bearer {api_world.TOKENS['ops_manager']}"}
 EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 4}
@@ -28,11 +26,7 @@ EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 4}
 def app(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     folder = tmp_path_factory.mktemp("schemathesis")
-    mp.setenv("LLM_PROVIDER", "fake")
-    mp.setenv("DATABASE_URL", api_world.make_database(folder / "fuzz.db"))
-    mp.setenv("COPILOT_API_TOKENS", api_world.token_setting())
-    mp.setenv("COPILOT_VAR_DIR", str(folder / "var"))
-    svc = Services(Settings(), collection=api_world.sop_collection())
+    svc = api_world.services(mp, folder / "fuzz.db", var_dir=folder / "var")
     svc.warm_up()
     yield create_app(services=svc, panel=False)
     svc.close()
