@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, and_, case, distinct, extract, func, literal, select
+from sqlalchemy import Select, and_, case, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
 from tools.models import (

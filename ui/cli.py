@@ -8,7 +8,6 @@ them, so ``copilot --help`` and the read commands start fast. Expected failures 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
