@@ -161,26 +161,16 @@ def verify_chain(session: Session, *, batch: int = 5_000) -> dict[str, Any]:
     and hash. Streams the table in key ranges, so memory stays flat on millions of events.
     """
     prev, expected, count, last = GENESIS, 1, 0, 0
-    cols = [_EVENTS.c[f] for f in (*_FIELDS, "prev_hash", "hash")]
-    after: int | None = None
-    while True:
-        query = select(*cols).order_by(AuditEvent.seq).limit(batch)
-        if after is not None:
-            query = query.where(AuditEvent.seq > after)
-        rows = session.connection().execute(query).all()
-        if not rows:
-            break
-        after = rows[-1].seq
-        for row in rows:
-            if row.seq != expected:
-                what = "an event is missing before it" if row.seq > expected else "seq out of order"
-                return _bad(count, row.seq, f"expected seq {expected}: {what} (deleted or reordered)")
-            if row.prev_hash != prev:
-                return _bad(count, row.seq, "prev_hash does not match the previous event's hash "
-                                            "(the previous event was changed, deleted, inserted or moved)")
-            if event_hash(prev, _content(row)) != row.hash:
-                return _bad(count, row.seq, "hash does not match the event's content (the event was edited)")
-            prev, last, expected, count = row.hash, row.seq, expected + 1, count + 1
+    for row in _rows(session, batch):
+        if row.seq != expected:
+            what = "an event is missing before it" if row.seq > expected else "seq out of order"
+            return _bad(count, row.seq, f"expected seq {expected}: {what} (deleted or reordered)")
+        if row.prev_hash != prev:
+            return _bad(count, row.seq, "prev_hash does not match the previous event's hash "
+                                        "(the previous event was changed, deleted, inserted or moved)")
+        if event_hash(prev, _content(row)) != row.hash:
+            return _bad(count, row.seq, "hash does not match the event's content (the event was edited)")
+        prev, last, expected, count = row.hash, row.seq, expected + 1, count + 1
     anchor = session.get(AuditAnchor, 1)
     if anchor is not None and (anchor.seq, anchor.hash) != (last, prev):
         if anchor.seq > last:
@@ -211,9 +201,11 @@ def list_events(session: Session, *, order_id: str | None = None, request_id: in
     return [_as_dict(r) for r in session.scalars(query.limit(max(0, limit)).offset(max(0, offset)))]
 
 
-def _iter_all(session: Session, batch: int = 5_000) -> Iterator[dict[str, Any]]:
-    last = None
+def _rows(session: Session, batch: int = 5_000) -> Iterator[Any]:
+    """Every event row (content, prev_hash, hash) in seq order, read in key ranges of ``batch``
+    rows so that memory stays flat on millions of events."""
     cols = [_EVENTS.c[f] for f in (*_FIELDS, "prev_hash", "hash")]
+    last = None
     while True:
         query = select(*cols).order_by(AuditEvent.seq).limit(batch)
         if last is not None:
@@ -221,9 +213,12 @@ def _iter_all(session: Session, batch: int = 5_000) -> Iterator[dict[str, Any]]:
         rows = session.connection().execute(query).all()
         if not rows:
             return
-        for row in rows:
-            yield _as_dict(row)
+        yield from rows
         last = rows[-1].seq
+
+
+def _iter_all(session: Session, batch: int = 5_000) -> Iterator[dict[str, Any]]:
+    return map(_as_dict, _rows(session, batch))
 
 
 def export_events(session: Session, fmt: str, out: IO[str]) -> int:
