@@ -40,3 +40,19 @@ def launch(script: str, *args: str) -> dict:
     if done.returncode:
         raise SystemExit(done.stderr or done.stdout)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def spread_over_types(results: list[dict], n: int) -> list[dict]:
+    """Up to ``n`` triage results with exceptions, taken in turn from each first-exception type
+    (by order id within a type): a sample that covers every type before repeating one."""
+    by_type: dict[str, list[dict]] = {}
+    for result in sorted(results, key=lambda r: r["order_id"]):
+        if result["exceptions"]:
+            by_type.setdefault(result["exceptions"][0]["type"], []).append(result)
+    chosen, rank = [], 0
+    while len(chosen) < n and any(rank < len(v) for v in by_type.values()):
+        for kind in sorted(by_type):
+            if rank < len(by_type[kind]) and len(chosen) < n:
+                chosen.append(by_type[kind][rank])
+        rank += 1
+    return chosen

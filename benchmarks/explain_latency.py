@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from _harness import spread_over_types  # noqa: E402
 from agent.settings import apply_offline_defaults  # noqa: E402
 
 apply_offline_defaults()
@@ -54,17 +55,7 @@ WORDS = {
 def _orders(session, policy, n: int) -> list[dict]:
     from agent.triage import triage_open_book
 
-    by_type: dict[str, list[dict]] = {}
-    for result in sorted(triage_open_book(session, policy, record=False), key=lambda r: r["order_id"]):
-        if result["exceptions"]:
-            by_type.setdefault(result["exceptions"][0]["type"], []).append(result)
-    chosen, rank = [], 0
-    while len(chosen) < n and any(rank < len(v) for v in by_type.values()):
-        for kind in sorted(by_type):
-            if rank < len(by_type[kind]) and len(chosen) < n:
-                chosen.append(by_type[kind][rank])
-        rank += 1
-    return chosen
+    return spread_over_types(list(triage_open_book(session, policy, record=False)), n)
 
 
 def _explain_all(llm, results, collection, show: bool) -> dict:

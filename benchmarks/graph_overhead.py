@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from _harness import spread_over_types  # noqa: E402
 from agent.settings import apply_offline_defaults  # noqa: E402
 
 apply_offline_defaults()
@@ -75,18 +76,8 @@ def _orders(factory, policy, n: int) -> list[str]:
     from agent.triage import triage_open_book
 
     with factory() as session:
-        results = sorted(triage_open_book(session, policy, record=False), key=lambda r: r["order_id"])
-    by_type: dict[str, list[str]] = {}
-    for r in results:
-        if r["exceptions"]:
-            by_type.setdefault(r["exceptions"][0]["type"], []).append(r["order_id"])
-    chosen, rank = [], 0
-    while len(chosen) < n and any(rank < len(v) for v in by_type.values()):
-        for kind in sorted(by_type):
-            if rank < len(by_type[kind]) and len(chosen) < n:
-                chosen.append(by_type[kind][rank])
-        rank += 1
-    return chosen
+        results = list(triage_open_book(session, policy, record=False))
+    return [r["order_id"] for r in spread_over_types(results, n)]
 
 
 def _llama(llm):
