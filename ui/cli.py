@@ -7,7 +7,6 @@ them, so ``copilot --help`` and the read commands start fast. Expected failures 
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ import typer
 
 from agent.settings import apply_offline_defaults
 from ui import cli_common
-from ui.cli_common import EXIT_USAGE, CliError
+from ui.cli_common import EXIT_USAGE, CliError, parse_date
 from ui.cli_common import engine as _engine
 from ui.cli_common import erp_is_empty as _erp_is_empty
 from ui.cli_common import policy as _policy
@@ -103,15 +102,6 @@ def db_load_fixture(
 # ------------------------------------------------------------------------------------------------
 
 
-def _parse_date(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise CliError(f"--as-of must be a date like 2026-11-25, got {value!r}") from exc
-
-
 @app.command("seed")
 def seed(
     orders: Annotated[int, typer.Option(min=1, help="Orders to generate (90 days of history plus the open book).")] = 10_000,
@@ -124,7 +114,7 @@ def seed(
     from tools.demo import generate
     from tools.demo import reset as reset_data
 
-    day = _parse_date(as_of)
+    day = parse_date(as_of, "--as-of")
     engine = _engine()
     if not _erp_is_empty(engine):
         if not reset:

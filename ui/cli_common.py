@@ -7,6 +7,7 @@ inside the functions that need them.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -63,6 +64,16 @@ def head_revision() -> str:
     from tools.db import MIGRATIONS
 
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def parse_date(value: str | None, option: str) -> dt.date | None:
+    """An ISO date given to ``option`` (None stays None); anything else is a one-line usage error."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise CliError(f"{option} must be a date like 2026-11-25, got {value!r}") from exc
 
 
 def print_json(data: Any) -> None:

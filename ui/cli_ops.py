@@ -5,24 +5,14 @@ Import only light modules at the top (typer, ``ui.cli_common``); heavy ones insi
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 import typer
 
-from ui.cli_common import CliError, print_json
+from ui.cli_common import parse_date, print_json
 
 risk_app = typer.Typer(help="The risk model: orders likely to hit an exception before release.",
                        no_args_is_help=True)
-
-
-def _since(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise CliError(f"--since must be a date like 2026-11-01, got {value!r}") from exc
 
 
 def _session():
@@ -49,7 +39,7 @@ def kpis(
     from agent.kpis import compute_kpis
     from ui.cli_common import policy
 
-    day = _since(since)
+    day = parse_date(since, "--since")
     with _session() as session:
         result = compute_kpis(session, since=day, policy=policy())
     if as_json:
