@@ -7,13 +7,13 @@ from sqlalchemy import func, select
 
 from agent.audit import list_events, verify_chain
 from agent.governance import decide, get_request, list_requests, request_action, write_session
-from agent.policy import load_policy, parse_policy, DEFAULT_POLICY_PATH
+from agent.policy import CONTRACT_ROLES, DEFAULT_POLICY_PATH, load_policy, parse_policy
 from agent.users import add_user, get_user, list_users
 from tests.factories import clean_fixture, edit, order
 from tools.db import session_factory
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
 from tools.fixtures import load_fixture
-from tools.models import DEMO_USERS, ExceptionRecord, Execution, Inventory, Order, OrderLine
+from tools.models import ExceptionRecord, Execution, Inventory, Order, OrderLine
 
 POLICY = load_policy()
 
@@ -58,7 +58,7 @@ def test_every_database_has_one_demo_user_per_role(engine):
     factory = session_factory(engine)
     with factory() as s:
         users = {u["username"]: u["role"] for u in list_users(s)}
-    assert users == {name: name for name in DEMO_USERS}
+    assert users == {name: name for name in CONTRACT_ROLES}  # one demo user per role, named after it
     with write_session(factory) as s:
         assert add_user(s, "ann", "planner", "Ann Lee")["role"] == "planner"
     with factory() as s, pytest.raises(Conflict):
@@ -301,7 +301,7 @@ def test_reset_keeps_users_and_a_verifiable_audit_chain(sqlite_engine):
     decide(factory, POLICY, req["id"], username="planner", decision="approve")
     reset(sqlite_engine)
     with factory() as s:
-        assert len(list_users(s)) == len(DEMO_USERS)
+        assert len(list_users(s)) == len(CONTRACT_ROLES)
         result = verify_chain(s)
     assert result["ok"] and result["events"] > 5
     factory = world(sqlite_engine, shortfall_fixture())

@@ -64,7 +64,6 @@ __all__ = [
     "ERP_TABLES",
     "ENUMS",
     "PRESERVED_ON_RESET",
-    "DEMO_USERS",
 ]
 
 # Deterministic constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -542,17 +541,3 @@ class DatasetMeta(Base):
 # Tables `copilot seed --reset` and tools.demo.reset keep: the people and the audit log are not
 # demo data, and the hash chain must stay verifiable across a reset.
 PRESERVED_ON_RESET: tuple[str, ...] = ("users", "audit_events", "audit_anchor")
-
-# One demo user per role, named after the role (created by migration 0003; `copilot users add`).
-DEMO_USERS: tuple[str, ...] = (
-    "planner",
-    "csr",
-    "credit_analyst",
-    "credit_manager",
-    "pricing_analyst",
-    "logistics_coordinator",
-    "procurement_buyer",
-    "compliance_officer",
-    "ops_manager",
-    "admin",
-)
