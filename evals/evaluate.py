@@ -10,6 +10,8 @@ model, so an edited SOP gets a fresh index) and reused by later runs.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -96,13 +98,64 @@ def make_subject(agent: str, policy, llm):
     return CopilotSubject(policy, llm)
 
 
+JOURNAL = "cases.jsonl"
+
+
+def _identity(meta: dict[str, Any], cases) -> dict[str, Any]:
+    """What a journal must match to be resumed: the same subject, model, policy, prompts, code and cases."""
+    keys = ("agent", "provider", "model", "suite", "repeat", "policy_hash", "prompt_hashes", "commit", "dirty")
+    return {"journal": 1, **{k: meta.get(k) for k in keys}, "cases": [c.key for c in cases]}
+
+
+def read_journal(path: Path, identity: dict[str, Any]) -> dict[tuple[int, str], Any]:
+    """The results an interrupted run recorded in ``path``, by (repetition, case key).
+
+    Raises SuiteError, naming what differs, when the journal was written by another agent, model,
+    policy, prompt set, commit or case selection: its results would not belong to this run. A last
+    line cut off by the interruption is ignored (that case runs again).
+    """
+    from evals.runner import CaseResult
+    from tools.fixtures import SuiteError
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read the journal to resume: {exc.strerror or exc}") from exc
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("journal") != 1:
+        raise SuiteError(f"{path}: not an eval journal (its first line is not a journal header)")
+    differ = [k for k in identity if header.get(k) != identity[k]]
+    if differ:
+        shown = ", ".join(f"{k} {header.get(k)!r} != {identity[k]!r}" for k in differ if k not in ("cases", "prompt_hashes"))
+        shown = ", ".join(filter(None, [shown, *(k for k in differ if k in ("cases", "prompt_hashes"))]))
+        raise SuiteError(f"{path}: cannot resume, the journal belongs to another run ({shown}); "
+                         "start a fresh run without --resume or in another --report folder")
+    done: dict[tuple[int, str], Any] = {}
+    for n, line in enumerate(lines[1:], start=2):
+        try:
+            row = json.loads(line)
+            result = CaseResult.from_dict(row)
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            if n == len(lines):
+                break  # the line being written when the run stopped
+            raise SuiteError(f"{path}:{n}: malformed journal line ({exc})") from exc
+        done[(int(row["run"]), result.key)] = result
+    return done
+
+
 def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repeat: int = 1,
              report_dir: str | Path | None = None, progress: bool | None = None, policy=None, llm=None,
              collection=None, var_dir: str | Path | None = None, only: list[str] | None = None,
-             echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+             resume: bool = False, echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run ``suite`` (a name, file, folder or ``all``) and return the report (written when ``report_dir``).
 
-    ``only``: case ids (or suite/id keys) to run; default every case.
+    ``only``: case ids (or suite/id keys) to run; default every case. With ``report_dir`` every
+    finished case is appended to ``report_dir/cases.jsonl`` at once, so an interrupted run loses at
+    most the case it was in; ``resume`` reuses that journal's results (same agent, model, policy,
+    prompts, commit and cases, else SuiteError) and runs only the cases it lacks.
     """
     from agent.policy import load_policy
     from agent.settings import get_settings
@@ -127,6 +180,32 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
     if collection is None:
         collection = sop_index(Path(var_dir or settings.var_dir), echo=echo)
     citations, applies = index_facts(collection)
+    model = f"{getattr(llm, 'provider', provider)}:{getattr(llm, 'name', '?')}"
+    identity = _identity(provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite,
+                                    repeat=repeat), cases)
+    journal = Path(report_dir) / JOURNAL if report_dir else None
+    done: dict[tuple[int, str], Any] = {}
+    if resume:
+        if journal is None:
+            from tools.fixtures import SuiteError
+
+            raise SuiteError("--resume needs the --report folder of the interrupted run")
+        if journal.exists():
+            done = read_journal(journal, identity)
+            echo(f"resuming: {len(done)} of {len(cases) * repeat} case runs already in {journal}")
+    if journal is not None and not done:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        journal.write_text(json.dumps(identity, default=str) + "\n", encoding="utf-8")
+
+    def record(rep: int, result) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{result.id} {result.status}"[:40])
+        if journal is not None:
+            with journal.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"run": rep, **result.as_dict()}, default=str) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+
     subject = make_subject(agent, policy, llm)
     workdir = new_workdir()
     try:
@@ -135,16 +214,15 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
         show = sys.stderr.isatty() if progress is None else progress
         from tqdm import tqdm
 
-        bar = tqdm(total=len(cases) * repeat, desc=f"eval {agent}", unit="case", disable=not show, file=sys.stderr)
+        bar = tqdm(total=len(cases) * repeat, initial=len(done), desc=f"eval {agent}", unit="case", disable=not show,
+                   file=sys.stderr)
         try:
-            runs = run_cases(cases, subject, env, repeat=repeat,
-                             on_result=lambda r: (bar.update(1), bar.set_postfix_str(f"{r.id} {r.status}"[:40])))
+            runs = run_cases(cases, subject, env, repeat=repeat, on_result=record, done=done)
         finally:
             bar.close()
             env.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    model = f"{getattr(llm, 'provider', provider)}:{getattr(llm, 'name', '?')}"
     meta = provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite, repeat=repeat,
                       started_at=started)
     report = build_report(meta, summarize(runs), runs)

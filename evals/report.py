@@ -19,7 +19,8 @@ from typing import Any
 
 from evals.runner import CaseResult
 
-__all__ = ["provenance", "build_report", "write_reports", "markdown", "html_page", "compare", "load_report"]
+__all__ = ["provenance", "build_report", "write_reports", "markdown", "html_page", "compare", "compare_markdown",
+           "compare_html", "write_comparison", "load_report"]
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = REPO / "prompts"
@@ -234,16 +235,88 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path
 # ------------------------------------------------------------------------------------------------
 
 
+def _per_case(r: dict[str, Any]) -> dict[str, Any]:
+    return {"status": r["status"], "llm_calls": r.get("llm_calls", 0),
+            "tokens": r.get("prompt_tokens", 0) + r.get("completion_tokens", 0),
+            "seconds": round(r.get("seconds", 0.0), 3), "action": r.get("action"),
+            "violations": len(r.get("violations") or [])}
+
+
 def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Metric deltas B − A and the cases whose status changed (first repetition of each)."""
+    """Two runs side by side (first repetition of each): metric deltas B − A, every case's status,
+    LLM calls, tokens, seconds and violations in both, and the cases whose status changed."""
     metrics = {}
     for k in HEADLINE:
         va, vb = a["summary"].get(k), b["summary"].get(k)
         delta = round(vb - va, 4) if isinstance(va, int | float) and isinstance(vb, int | float) else None
         metrics[k] = {"a": va, "b": vb, "delta": delta}
-    sa = {r["key"]: r["status"] for r in (a["runs"][0] if a["runs"] else [])}
-    sb = {r["key"]: r["status"] for r in (b["runs"][0] if b["runs"] else [])}
-    changed = [{"case": k, "a": sa.get(k), "b": sb.get(k)} for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
+    ra = {r["key"]: _per_case(r) for r in (a["runs"][0] if a["runs"] else [])}
+    rb = {r["key"]: _per_case(r) for r in (b["runs"][0] if b["runs"] else [])}
+    keys = sorted(set(ra) | set(rb))
+    cases = [{"case": k, "a": ra.get(k), "b": rb.get(k)} for k in keys]
+    changed = [{"case": k, "a": (ra.get(k) or {}).get("status"), "b": (rb.get(k) or {}).get("status")}
+               for k in keys if (ra.get(k) or {}).get("status") != (rb.get(k) or {}).get("status")]
     return {"a": {k: a["meta"].get(k) for k in ("agent", "model", "provider", "commit", "suite")},
             "b": {k: b["meta"].get(k) for k in ("agent", "model", "provider", "commit", "suite")},
-            "metrics": metrics, "changed": changed}
+            "metrics": metrics, "cases": cases, "changed": changed}
+
+
+def _side(c: dict[str, Any] | None) -> list[str]:
+    if c is None:
+        return ["(not run)", "–", "–", "–"]
+    return [c["status"] + (f" ({c['violations']} violations)" if c["violations"] else ""), str(c["llm_calls"]),
+            f"{c['tokens']:,}", f"{c['seconds']:.1f}"]
+
+
+def _who(side: dict[str, Any]) -> str:
+    return f"{side['agent']} · {side['model']} · {(side.get('commit') or '?')[:12]} · {side['suite']}"
+
+
+def compare_markdown(diff: dict[str, Any]) -> str:
+    """The comparison as Markdown: headline metrics, then every case in both runs."""
+    lines = ["# Eval comparison", "", f"- A: {_who(diff['a'])}", f"- B: {_who(diff['b'])}", "",
+             "| metric | A | B | B − A |", "|---|---|---|---|"]
+    lines += [f"| {k} | {_fmt(m['a'])} | {_fmt(m['b'])} | {_fmt(m['delta'])} |" for k, m in diff["metrics"].items()]
+    lines += ["", f"{len(diff['changed'])} case(s) changed status.", "", "## Cases",  "",
+              "| case | A status | A LLM calls | A tokens | A s | B status | B LLM calls | B tokens | B s |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| `{c['case']}` | " + " | ".join(_side(c["a"]) + _side(c["b"])) + " |" for c in diff["cases"]]
+    return "\n".join(lines) + "\n"
+
+
+def compare_html(diff: dict[str, Any]) -> str:
+    """The comparison as one self-contained HTML page (no script, no outside resource)."""
+    esc = html.escape
+    metrics = "".join(f"<tr><td>{esc(k)}</td><td>{esc(_fmt(m['a']))}</td><td>{esc(_fmt(m['b']))}</td>"
+                      f"<td>{esc(_fmt(m['delta']))}</td></tr>" for k, m in diff["metrics"].items())
+    rows = []
+    for c in diff["cases"]:
+        sa, sb = (c["a"] or {}).get("status"), (c["b"] or {}).get("status")
+        cls = "changed" if sa != sb else ""
+        cells = "".join(f"<td>{esc(v)}</td>" for v in _side(c["a"]) + _side(c["b"]))
+        rows.append(f"<tr class='{cls}'><td>{esc(c['case'])}</td>{cells}</tr>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Eval comparison</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}} tr.changed td{{background:#fff6d6}}
+</style></head><body>
+<h1>Eval comparison</h1>
+<p>A: {esc(_who(diff['a']))}<br>B: {esc(_who(diff['b']))}</p>
+<table><tr><th>metric</th><th>A</th><th>B</th><th>B − A</th></tr>{metrics}</table>
+<p>{len(diff['changed'])} case(s) changed status (highlighted).</p>
+<table><tr><th>case</th><th>A status</th><th>A LLM calls</th><th>A tokens</th><th>A s</th>
+<th>B status</th><th>B LLM calls</th><th>B tokens</th><th>B s</th></tr>
+{''.join(rows)}</table>
+</body></html>
+"""
+
+
+def write_comparison(diff: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "compare.json", "markdown": out / "compare.md", "html": out / "compare.html"}
+    paths["json"].write_text(json.dumps(diff, indent=1, default=str), encoding="utf-8")
+    paths["markdown"].write_text(compare_markdown(diff), encoding="utf-8")
+    paths["html"].write_text(compare_html(diff), encoding="utf-8")
+    return paths

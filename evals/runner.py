@@ -76,6 +76,14 @@ class CaseResult:
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "key": self.key}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CaseResult":
+        """The result ``as_dict`` wrote (e.g. a line of a run's journal)."""
+        names = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in names}
+        values["checks"] = [Check(**c) for c in data.get("checks") or []]
+        return cls(**values)
+
 
 @dataclass
 class RunEnv:
@@ -349,12 +357,21 @@ def _status(checks: list[Check], violations: list[str]) -> str:
 
 
 def run_cases(cases: list[EvalCase], subject, env: RunEnv, *, repeat: int = 1,
-              on_result: Callable[[CaseResult], None] | None = None) -> list[list[CaseResult]]:
-    """Every case ``repeat`` times; returns one list of results per repetition."""
+              on_result: Callable[[int, CaseResult], None] | None = None,
+              done: dict[tuple[int, str], CaseResult] | None = None) -> list[list[CaseResult]]:
+    """Every case ``repeat`` times; returns one list of results per repetition.
+
+    ``done``: results already recorded by an interrupted run, by (repetition, case key); those cases
+    are not run again. ``on_result(repetition, result)`` is called after each case that ran.
+    """
     runs: list[list[CaseResult]] = []
-    for _ in range(repeat):
+    done = done or {}
+    for rep in range(repeat):
         results = []
         for case in cases:
+            if (rep, case.key) in done:
+                results.append(done[(rep, case.key)])
+                continue
             try:
                 result = run_case(case, subject, env)
             except Exception as exc:  # one broken case is reported, the run goes on
@@ -363,7 +380,7 @@ def run_cases(cases: list[EvalCase], subject, env: RunEnv, *, repeat: int = 1,
                                     expected_types=sorted(set(case.expect.get("exceptions") or [])))
             results.append(result)
             if on_result:
-                on_result(result)
+                on_result(rep, result)
         runs.append(results)
     return runs
 

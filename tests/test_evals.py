@@ -207,9 +207,54 @@ def test_cli_json_last_line_is_the_summary_and_failures_exit_1(tmp_path, sops, m
     code, out, _ = _cli(monkeypatch, capsys, "eval", "compare", str(tmp_path / "r1" / "report.json"),
                         str(tmp_path / "r2" / "report.json"))
     assert code == 0 and "mini/price-above-tolerance: fail -> pass" in out
+    code, out, err = _cli(monkeypatch, capsys, "eval", "compare", str(tmp_path / "r1" / "report.json"),
+                          str(tmp_path / "r2" / "report.json"), "--report", str(tmp_path / "cmp"))
+    assert code == 0 and "compare.html" in err
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    row = next(line for line in md.splitlines() if "`mini/price-above-tolerance`" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "fail" and cells[5] == "pass" and all(c for c in cells), row  # status, calls, tokens, s per side
+    side = json.loads((tmp_path / "cmp" / "compare.json").read_text())["cases"][0]
+    assert set(side["a"]) >= {"status", "llm_calls", "tokens", "seconds", "violations"}
+    page = (tmp_path / "cmp" / "compare.html").read_text()
+    assert "class='changed'" in page and "<script" not in page and "http" not in page
     code, _, err = _cli(monkeypatch, capsys, "eval", "--suite", "no-such-suite")
     assert code == 2 and "no suite 'no-such-suite'" in err
     code, _, err = _cli(monkeypatch, capsys, "eval", "--suite", str(path), "--case", "nope")
     assert code == 2 and "no case nope in suite" in err
     code, _, err = _cli(monkeypatch, capsys, "eval", "compare", str(path), str(path))
     assert code == 2 and "not a JSON eval report" in err
+
+
+def test_an_interrupted_run_resumes_from_its_journal_and_a_foreign_journal_is_refused(tmp_path, sops, monkeypatch):
+    """Each finished case lands in cases.jsonl at once; --resume runs only the cases it lacks."""
+    from evals import runner
+    from evals.evaluate import evaluate
+
+    path = _suite_file(tmp_path, _raw("credit-flag-only"), _raw("price-above-tolerance"), _raw("credit-overage-just-above-10pct"))
+    out = tmp_path / "out"
+    first = evaluate(str(path), collection=sops, report_dir=out)
+    journal = (out / "cases.jsonl").read_text().splitlines()
+    assert len(journal) == 4 and json.loads(journal[0])["cases"] == [f"mini/{c['id']}" for c in
+                                                                      yaml.safe_load(path.read_text())["cases"]]
+    # the run stopped during its third case: two results and half a line were written
+    (out / "cases.jsonl").write_text("\n".join(journal[:2]) + "\n" + journal[2][:40])
+    ran = []
+    real = runner.run_case
+    monkeypatch.setattr(runner, "run_case", lambda case, *a: (ran.append(case.id), real(case, *a))[1])
+    again = evaluate(str(path), collection=sops, report_dir=out, resume=True)
+    assert ran == ["price-above-tolerance", "credit-overage-just-above-10pct"]
+    assert again["summary"]["passed"] == first["summary"]["passed"] == 3
+    assert [r["key"] for r in again["runs"][0]] == [r["key"] for r in first["runs"][0]]
+    assert again["runs"][0][0] == first["runs"][0][0]  # the kept result, as it was recorded
+    assert len((out / "cases.jsonl").read_text().splitlines()) == 4
+
+    ran.clear()
+    with pytest.raises(SuiteError, match="another run .*cases"):
+        evaluate(str(path), collection=sops, report_dir=out, resume=True, only=["credit-flag-only"])
+    with pytest.raises(SuiteError, match="--resume needs the --report folder"):
+        evaluate(str(path), collection=sops, resume=True)
+    (out / "cases.jsonl").write_text("not json\n")
+    with pytest.raises(SuiteError, match="not an eval journal"):
+        evaluate(str(path), collection=sops, report_dir=out, resume=True)
+    assert ran == []

@@ -48,6 +48,8 @@ def eval_run(
     case: Annotated[list[str] | None, typer.Option("--case", help="Only this case id (repeatable).",
                                                    show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON; the last line is the summary.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run whose --report folder this is: "
+                                         "cases in its cases.jsonl are not run again.")] = False,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")] = None,
 ) -> None:
     """Run a suite: every case in a fresh database, scored on detection, recommendation, approval
@@ -72,7 +74,7 @@ def eval_run(
 
     try:
         result = evaluate(suite, provider=provider, agent=agent, repeat=repeat, report_dir=report, progress=progress,
-                          only=case, echo=lambda m: typer.echo(m, err=True))
+                          only=case, resume=resume, echo=lambda m: typer.echo(m, err=True))
     except LLMError as exc:
         raise CliError(str(exc)) from exc
     summary = result["summary"]
@@ -107,11 +109,17 @@ def eval_compare(
     a: Annotated[Path, typer.Argument(help="The first run's report.json (the reference).")],
     b: Annotated[Path, typer.Argument(help="The second run's report.json.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write compare.json, compare.md and compare.html "
+                                                "(every case side by side) here.", show_default=False)] = None,
 ) -> None:
-    """Show what changed between two runs: metrics side by side and cases whose status changed."""
-    from evals.report import compare, load_report
+    """Show what changed between two runs (e.g. ours and the baseline): metrics side by side and cases
+    whose status changed; with --report, every case's status, LLM calls, tokens and seconds in both."""
+    from evals.report import compare, load_report, write_comparison
 
     diff = compare(load_report(a), load_report(b))
+    if report:
+        files = write_comparison(diff, report)
+        typer.echo(f"comparison: {', '.join(str(p) for p in files.values())}", err=True)
     if as_json:
         typer.echo(json.dumps(diff, indent=2, default=str))
         return
