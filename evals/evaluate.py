@@ -181,8 +181,11 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
         collection = sop_index(Path(var_dir or settings.var_dir), echo=echo)
     citations, applies = index_facts(collection)
     model = f"{getattr(llm, 'provider', provider)}:{getattr(llm, 'name', '?')}"
-    identity = _identity(provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite,
-                                    repeat=repeat), cases)
+    # the commit, prompts and policy are read now, before any case runs: what is loaded is what is
+    # measured, even if the checkout moves on while a long run goes on
+    meta = provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite, repeat=repeat,
+                      started_at=started)
+    identity = _identity(meta, cases)
     journal = Path(report_dir) / JOURNAL if report_dir else None
     done: dict[tuple[int, str], Any] = {}
     if resume:
@@ -223,8 +226,9 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
             env.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    meta = provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite, repeat=repeat,
-                      started_at=started)
+    meta["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if done:
+        meta["resumed_cases"] = len(done)  # results taken from the interrupted run's journal
     report = build_report(meta, summarize(runs), runs)
     if report_dir:
         report["files"] = {k: str(v) for k, v in write_reports(report, report_dir).items()}

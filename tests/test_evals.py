@@ -248,6 +248,8 @@ def test_an_interrupted_run_resumes_from_its_journal_and_a_foreign_journal_is_re
     assert [r["key"] for r in again["runs"][0]] == [r["key"] for r in first["runs"][0]]
     assert again["runs"][0][0] == first["runs"][0][0]  # the kept result, as it was recorded
     assert len((out / "cases.jsonl").read_text().splitlines()) == 4
+    assert again["meta"]["resumed_cases"] == 1 and "resumed_cases" not in first["meta"]
+    assert again["meta"]["commit"] == first["meta"]["commit"]
 
     ran.clear()
     with pytest.raises(SuiteError, match="another run .*cases"):
@@ -258,3 +260,14 @@ def test_an_interrupted_run_resumes_from_its_journal_and_a_foreign_journal_is_re
     with pytest.raises(SuiteError, match="not an eval journal"):
         evaluate(str(path), collection=sops, report_dir=out, resume=True)
     assert ran == []
+
+
+def test_the_report_names_the_commit_that_was_loaded_when_the_run_started(tmp_path, sops, monkeypatch):
+    """A long run must not take the commit the checkout moved to while it ran."""
+    from evals import report as rep
+    from evals.evaluate import evaluate
+
+    heads = iter(["a" * 40] + ["b" * 40] * 10)
+    monkeypatch.setattr(rep, "_git", lambda *args: next(heads) if args[0] == "rev-parse" else "")
+    out = evaluate(str(_suite_file(tmp_path, _raw("credit-flag-only"))), collection=sops)
+    assert out["meta"]["commit"] == "a" * 40 and out["meta"]["dirty"] is False
