@@ -71,6 +71,23 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 
 @pytest.fixture
+def world(sqlite_engine: Engine):
+    """A session factory on the copilot's test world (``tests/copilot_world.py``) on SQLite."""
+    from tests.copilot_world import load_world
+
+    load_world(sqlite_engine)
+    return session_factory(sqlite_engine)
+
+
+@pytest.fixture
+def world_sops(tmp_path):
+    """The world's SOPs indexed with the fake embedding, in this test's folder."""
+    from tests.copilot_world import sop_collection
+
+    return sop_collection(tmp_path)
+
+
+@pytest.fixture
 def session(sqlite_engine: Engine) -> Iterator[Session]:
     with session_factory(sqlite_engine)() as s:
         yield s

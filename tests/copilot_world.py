@@ -129,3 +129,11 @@ def grounded_explainer(messages: list[dict]) -> str:
     if cites:
         text += f" See [{cites[0]}]."
     return text
+
+
+def make_copilot(factory, llm, sops=None, **kw):
+    """The Copilot façade on ``factory`` with the default policy."""
+    from agent.copilot import Copilot
+    from agent.policy import load_policy
+
+    return Copilot(factory, load_policy(), llm=llm, collection=sops, **kw)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import typing
 
-import pytest
 
 from agent.context import CopilotContext, MeteredLLM
 from agent.graph import build_graph
@@ -13,14 +12,7 @@ from agent.llm import FakeLLM
 from agent.policy import load_policy
 from agent.state import CopilotState
 from langgraph.checkpoint.memory import InMemorySaver
-from tests.copilot_world import grounded_explainer, load_world, route, script, sop_collection
-from tools.db import session_factory
-
-
-@pytest.fixture
-def factory(sqlite_engine):
-    load_world(sqlite_engine)
-    return session_factory(sqlite_engine)
+from tests.copilot_world import grounded_explainer, route, script, sop_collection
 
 
 def test_the_graph_is_wired_as_documented():
@@ -32,9 +24,9 @@ def test_the_graph_is_wired_as_documented():
             ("select", "answer"), ("answer", "__end__")} <= edges
 
 
-def test_triage_run_through_the_graph_costs_one_model_call_per_order(factory, tmp_path):
+def test_triage_run_through_the_graph_costs_one_model_call_per_order(world, tmp_path):
     llm = MeteredLLM(FakeLLM(grounded_explainer))
-    context = CopilotContext(factory=factory, policy=load_policy(), llm=llm, collection=sop_collection(tmp_path))
+    context = CopilotContext(factory=world, policy=load_policy(), llm=llm, collection=sop_collection(tmp_path))
     out = build_graph().invoke({"mode": "triage", "order_ids": ["SO-100002", "SO-100003", "SO-100001"],
                                 "text": None, "explain": True}, context=context)
     assert [r["explanation"]["fallback"] for r in out["results"]] == [False, False, False]
@@ -42,11 +34,11 @@ def test_triage_run_through_the_graph_costs_one_model_call_per_order(factory, tm
     assert llm.usage()["prompt_tokens"] > 0 and llm.usage()["completion_tokens"] > 0
 
 
-def test_chat_state_is_plain_json_and_documented(factory):
+def test_chat_state_is_plain_json_and_documented(world):
     saver = InMemorySaver()
     graph = build_graph(checkpointer=saver)
     llm = FakeLLM(script(routes=[route("triage_order", order_id="SO-100003")]))
-    context = CopilotContext(factory=factory, policy=load_policy(), llm=llm, username="planner", thread_id="t")
+    context = CopilotContext(factory=world, policy=load_policy(), llm=llm, username="planner", thread_id="t")
     config = {"configurable": {"thread_id": "t"}}
     graph.invoke({"mode": "chat", "question": "what is blocking SO-100003?", "observations": [], "pending": [],
                   "rounds": 0, "draft": None, "fallback": False, "fallback_reason": None, "request": None},
