@@ -509,27 +509,40 @@ _CLAUSE = re.compile(r"[.,;:!?\n]+")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
+def _has_phrase(words: list[str], phrases: list[tuple[str, ...]]) -> bool:
+    return any(tuple(words[j : j + len(p)]) == p for p in phrases for j in range(len(words)))
+
+
 def substitution_keyword(note: str | None, rule: Substitution) -> str | None:
     """The keyword by which ``note`` asks for a substitute, or None.
 
-    A keyword (or its plural) asks unless a negation phrase lies within the
-    ``negation_window_words`` words before it in the same clause (clauses end at . , ; : ! ? and
-    line breaks): "no substitutions" and "please do not substitute" don't ask; "no backorders,
-    substitutes welcome" does.
+    A keyword (or its plural) asks unless, in the same clause (clauses end at . , ; : ! ? and line
+    breaks), a negation phrase lies within the ``negation_window_words`` words before it — "no
+    substitutions", "please do not substitute" — or a ``negations_after`` word within the
+    ``negation_after_window_words`` words after it with no conditional between — "substitutes are
+    not acceptable", "a replacement won't work"; "substitute if not in stock" and "no backorders,
+    substitutes welcome" ask.
     """
     if _empty(note):
         return None
     keywords = {k.lower() for k in rule.keywords}
     negations = [tuple(_WORD.findall(n.lower())) for n in rule.negations]
+    after = [tuple(_WORD.findall(n.lower())) for n in rule.negations_after]
+    conditionals = [tuple(_WORD.findall(n.lower())) for n in rule.conditionals]
     for clause in _CLAUSE.split(note.lower().replace("\u2019", "'")):
         words = _WORD.findall(clause)
         for i, word in enumerate(words):
             keyword = word if word in keywords else word[:-1] if word.endswith("s") else None
             if keyword not in keywords:
                 continue
-            before = words[max(0, i - rule.negation_window_words) : i]
-            if not any(tuple(before[j : j + len(neg)]) == neg for neg in negations for j in range(len(before))):
-                return keyword
+            if _has_phrase(words[max(0, i - rule.negation_window_words) : i], negations):
+                continue
+            following = words[i + 1 : i + 1 + rule.negation_after_window_words]
+            cut = next((j for j in range(len(following))
+                        if any(tuple(following[j : j + len(c)]) == c for c in conditionals)), len(following))
+            if _has_phrase(following[:cut], after):
+                continue
+            return keyword
     return None
 
 

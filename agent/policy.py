@@ -118,9 +118,19 @@ class Recurrence(_Strict):
 
 
 class Substitution(_Strict):
+    """When a customer note asks for a substitute (detection of SUBSTITUTION_REQUEST).
+
+    A keyword asks unless a ``negations`` phrase is within ``negation_window_words`` words before it,
+    or a ``negations_after`` word within ``negation_after_window_words`` words after it ("substitutes
+    are not acceptable") with no ``conditionals`` word between ("substitute if not in stock" asks).
+    """
+
     keywords: list[str] = Field(min_length=1)
     negations: list[str]
     negation_window_words: int = Field(ge=0)
+    negations_after: list[str] = Field(default_factory=list)
+    negation_after_window_words: int = Field(default=0, ge=0)
+    conditionals: list[str] = Field(default_factory=list)
 
 
 class Thresholds(_Strict):

@@ -411,6 +411,18 @@ NOTES = [
     ("not the blue one, any alternate", "alternate"),  # the negation is in another clause
     ("not the blue one or any other alternate", "alternate"),  # 6 words before: outside the window
     ("not: substitute ok", "substitute"),  # another clause
+    # a negation after the keyword, unless a conditional comes first
+    ("Substitutes are not acceptable", None),
+    ("a replacement won't work for this project", None),
+    ("Substitution of this part is not allowed", None),
+    ("alternatives: unacceptable", "alternative"),  # another clause
+    ("equivalents refused by our engineers", None),
+    ("Substitute if not in stock", "substitute"),
+    ("an equivalent is fine when the original isn't available", "equivalent"),
+    ("substitute ok otherwise we cannot build", "substitute"),
+    ("substitutes or equivalents not accepted", None),
+    ("replacement welcome, we won't wait", "replacement"),  # the negation is in another clause
+    ("send a replacement as soon as you can, we are not in a hurry otherwise", "replacement"),  # 6+ words after
     ("Deliver to dock 4", None),
     ("", None),
     (None, None),
@@ -420,6 +432,19 @@ NOTES = [
 @pytest.mark.parametrize(("note", "keyword"), NOTES)
 def test_substitution_keyword(note: str | None, keyword: str | None) -> None:
     assert substitution_keyword(note, POLICY.thresholds.substitution) == keyword
+
+
+@given(
+    negation=st.sampled_from(POLICY.thresholds.substitution.negations_after),
+    keyword=st.sampled_from(POLICY.thresholds.substitution.keywords),
+    filler=st.lists(st.sampled_from(["are", "is", "the", "really"]), max_size=2),
+    conditional=st.sampled_from(POLICY.thresholds.substitution.conditionals),
+)
+def test_a_negation_after_the_keyword_wins_unless_a_conditional_comes_first(
+        negation: str, keyword: str, filler: list[str], conditional: str) -> None:
+    rule = POLICY.thresholds.substitution
+    assert substitution_keyword(f"{keyword} {' '.join(filler)} {negation}", rule) is None
+    assert substitution_keyword(f"{keyword} {conditional} {negation} in stock", rule) == keyword
 
 
 @given(

@@ -505,6 +505,15 @@ def substitution() -> list[dict]:
              W(SHORT5, SUB_A2, A2_AT_WH1, ("customers", "C1", {"allow_substitutions": False}),
                note("Please do not substitute.")),
              E([I], "SPLIT_SHIPMENT", "medium", "planner", after=split_after(5))),
+        case("subst-note-negated-after", "'Substitutes are not acceptable for this job.': the negation follows "
+             "the keyword → no request, though an approved A2 is in stock → only the shortfall → WH2",
+             W(SHORT5, SUB_A2, A2_AT_WH1, stock("A", "WH2", 100), note("Substitutes are not acceptable for this job.")),
+             E([I], "REALLOCATE_WAREHOUSE", "low", "planner", after=realloc_after("WH2"),
+               never=["APPROVE_SUBSTITUTION"])),
+        case("subst-note-conditional-then-negation", "'Send a substitute if not in stock.': the negation follows a "
+             "conditional → a request; 5 < 10 at WH1, approved A2 in stock → substitute",
+             W(SHORT5, SUB_A2, A2_AT_WH1, note("Send a substitute if not in stock.")),
+             E([S, I], "APPROVE_SUBSTITUTION", "low", "csr", after=subst_after("A2"))),
         case("subst-note-not-short", "a note asking for a substitute on a line with stock is no request",
              W(note("substitute ok if anything is missing")), E([])),
         case("subst-note-plural-keyword", "'Replacements welcome' (plural keyword), short → request → A2",
