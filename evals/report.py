@@ -220,14 +220,19 @@ tr.incomplete td{{background:#fff6d6}} .plots svg{{max-width:100%;height:auto}}
 """
 
 
-def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+def _write(data: dict[str, Any], out_dir: str | Path, stem: str, to_markdown, to_html) -> dict[str, Path]:
+    """``stem``.json, .md and .html of ``data`` in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "report.json", "markdown": out / "report.md", "html": out / "report.html"}
-    paths["json"].write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
-    paths["markdown"].write_text(markdown(report), encoding="utf-8")
-    paths["html"].write_text(html_page(report), encoding="utf-8")
+    paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "html": out / f"{stem}.html"}
+    paths["json"].write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    paths["markdown"].write_text(to_markdown(data), encoding="utf-8")
+    paths["html"].write_text(to_html(data), encoding="utf-8")
     return paths
+
+
+def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    return _write(report, out_dir, "report", markdown, html_page)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -313,10 +318,4 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}} tr.changed td{{bac
 
 
 def write_comparison(diff: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "compare.json", "markdown": out / "compare.md", "html": out / "compare.html"}
-    paths["json"].write_text(json.dumps(diff, indent=1, default=str), encoding="utf-8")
-    paths["markdown"].write_text(compare_markdown(diff), encoding="utf-8")
-    paths["html"].write_text(compare_html(diff), encoding="utf-8")
-    return paths
+    return _write(diff, out_dir, "compare", compare_markdown, compare_html)
