@@ -10,8 +10,11 @@ parameters, risk and approver, and propose it; the proposal then goes through th
 step as the copilot's, so the guard and the approver judge it exactly alike.
 
 Models with native tool calling (``llm.chat_model``, e.g. OpenAI) are used as they are. The local
-llama.cpp model has none; :class:`PromptedToolChatModel` gives it tool calling the plain way: the
-tool list in the prompt and one JSON object per turn, constrained by the JSON grammar.
+llama.cpp model is called through our completion API, without tools; :class:`PromptedToolChatModel`
+gives it tool calling in one of two formats (``TOOL_FORMATS``): ``compact`` — one line per tool in
+the prompt and one JSON object per turn, constrained by the JSON grammar; ``native`` — the format
+Qwen2.5 was trained on (its chat template's: the tools' JSON schemas in ``<tools>`` tags, calls in
+``<tool_call>`` tags, results in ``<tool_response>`` tags), generated freely.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from evals.subjects import approve_via_governance
 __all__ = ["BaselineSubject", "PromptedToolChatModel", "build_propose_tool", "SYSTEM_PROMPT"]
 
 SYSTEM_PROMPT = (Path(__file__).with_name("baseline_prompt.txt")).read_text(encoding="utf-8")
+TOOL_FORMATS = ("compact", "native")
 MAX_STEPS = 16  # graph steps per input (about 7 tool calls): a small model that loops stops there
 _TOOL_RESULT_CHARS = 1200  # the local model's context is 4096 tokens
 _ORDER_ID = re.compile(r"\b[A-Z]{1,4}-?\d+\b")
@@ -71,12 +75,32 @@ def build_propose_tool(sink: list[dict[str, Any]]) -> BaseTool:
                                         metadata={"kind": "PROPOSE"})  # records, never writes
 
 
+_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*(?:</tool_call>|$)", re.DOTALL)
+_NATIVE_TOOLS = (  # Qwen2.5's chat template, word for word
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
+    "For each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n{{\"name\": <function-name>, \"arguments\": "
+    "<args-json-object>}}\n</tool_call>")
+
+
+def _usage_sentences(description: str) -> str:
+    """A tool's first line and its "Use it ... / Do not use it ..." sentences (not the argument and
+    result details: the full descriptions are 15,000 characters, more than a 4,096-token context)."""
+    paras = [" ".join(p.split()) for p in (description or "").split("\n\n")]
+    usage = [x for x in re.split(r"(?<=\.)\s+", paras[1]) if x.startswith(("Use ", "Do not use", "Call "))] \
+        if len(paras) > 1 else []
+    return " ".join([paras[0], *usage]).strip()
+
+
 class PromptedToolChatModel(BaseChatModel):
-    """Tool calling for a model without it: the tools in the prompt, one JSON object per turn."""
+    """Tool calling for a model called without it: the tools in the prompt, one call per turn, in
+    the ``compact`` format (JSON object, grammar-constrained) or the model's ``native`` one."""
 
     llm: Any
     tool_specs: list[dict[str, Any]] = Field(default_factory=list)
     max_tokens: int = 300
+    tool_format: str = "compact"
 
     @property
     def _llm_type(self) -> str:
@@ -103,7 +127,40 @@ class PromptedToolChatModel(BaseChatModel):
         first = (spec.get("description") or "").strip().splitlines()[0] if spec.get("description") else ""
         return f"- {spec['name']}({', '.join(args)}) — {first}"
 
+    @staticmethod
+    def _native_spec(spec: dict[str, Any]) -> dict[str, Any]:
+        params = spec.get("parameters", {})
+        props = {}
+        for name, p in params.get("properties", {}).items():
+            kind = p.get("type") or next((a.get("type") for a in p.get("anyOf", []) if a.get("type") != "null"), "string")
+            props[name] = {"type": kind, **({"description": p["description"]} if p.get("description") else {})}
+        return {"type": "function", "function": {
+            "name": spec["name"], "description": _usage_sentences(spec.get("description") or ""),
+            "parameters": {"type": "object", "properties": props, "required": params.get("required", [])}}}
+
+    def _native_messages(self, messages: list[BaseMessage]) -> list[dict[str, str]]:
+        tools = _NATIVE_TOOLS.format(tools="\n".join(json.dumps(self._native_spec(s), ensure_ascii=False)
+                                                     for s in self.tool_specs))
+        out: list[dict[str, str]] = []
+        for m in messages:
+            if m.type == "system":
+                out.append({"role": "system", "content": f"{m.content}\n\n{tools}"})
+            elif isinstance(m, ToolMessage):
+                out.append({"role": "user", "content": "<tool_response>\n"
+                            f"{str(m.content)[:_TOOL_RESULT_CHARS]}\n</tool_response>"})
+            elif isinstance(m, AIMessage) and m.tool_calls:
+                call = m.tool_calls[0]
+                out.append({"role": "assistant", "content": "<tool_call>\n" + json.dumps(
+                    {"name": call["name"], "arguments": call["args"]}, ensure_ascii=False) + "\n</tool_call>"})
+            else:
+                out.append({"role": "assistant" if m.type == "ai" else "user", "content": str(m.content)})
+        if not out or out[0]["role"] != "system":
+            out.insert(0, {"role": "system", "content": tools})
+        return out
+
     def _messages(self, messages: list[BaseMessage]) -> list[dict[str, str]]:
+        if self.tool_format == "native":
+            return self._native_messages(messages)
         tools = "\n".join(self._signature(s) for s in self.tool_specs)
         how = ("TOOLS\n" + tools + "\n\nAnswer with ONE JSON object: {\"tool\": NAME, \"args\": {...}} to call a "
                "tool, or {\"tool\": \"final\", \"args\": {\"answer\": TEXT}} when you are done.")
@@ -125,13 +182,24 @@ class PromptedToolChatModel(BaseChatModel):
     def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
         from agent.llm import LLMError, parse_json
 
-        result = self.llm.complete(self._messages(messages), max_tokens=self.max_tokens, json_schema=self._schema())
+        native = self.tool_format == "native"
+        result = self.llm.complete(self._messages(messages), max_tokens=self.max_tokens,
+                                   json_schema=None if native else self._schema())
         usage = {"input_tokens": result.prompt_tokens, "output_tokens": result.completion_tokens,
                  "total_tokens": result.prompt_tokens + result.completion_tokens}
-        try:
-            obj = parse_json(result.text)
-        except LLMError:
-            obj = {"tool": "final", "args": {"answer": result.text}}
+        if native:
+            found = _TOOL_CALL.search(result.text)
+            try:
+                call = json.loads(found.group(1)) if found else {}
+            except json.JSONDecodeError:
+                call = {}
+            obj = {"tool": call.get("name"), "args": call.get("arguments")} if isinstance(call, dict) and \
+                call.get("name") else {"tool": "final", "args": {"answer": result.text}}
+        else:
+            try:
+                obj = parse_json(result.text)
+            except LLMError:
+                obj = {"tool": "final", "args": {"answer": result.text}}
         name, args = str(obj.get("tool") or "final"), obj.get("args") if isinstance(obj.get("args"), dict) else {}
         if name == "final" or name not in {s["name"] for s in self.tool_specs}:
             message = AIMessage(content=str(args.get("answer") or result.text), usage_metadata=usage)
@@ -168,10 +236,12 @@ class BaselineSubject:
 
     name = "baseline"
 
-    def __init__(self, policy, llm) -> None:
+    def __init__(self, policy, llm, tool_format: str = "compact") -> None:
         if llm is None:
             raise NotRun("the baseline needs a language model")
-        self.policy, self.llm = policy, llm
+        if tool_format not in TOOL_FORMATS:
+            raise ValueError(f"tool_format must be one of {', '.join(TOOL_FORMATS)}, not {tool_format!r}")
+        self.policy, self.llm, self.tool_format = policy, llm, tool_format
         self.factory = self.env = self.agent = None
         self.proposals: list[dict[str, Any]] = []
         self.counter = _Usage()
@@ -185,7 +255,8 @@ class BaselineSubject:
         tools = [*build_read_tools(factory), build_propose_tool(self.proposals)]
         if env.collection is not None:
             tools.append(build_sop_tool(env.collection))
-        model = getattr(self.llm, "chat_model", None) or PromptedToolChatModel(llm=self.llm)
+        model = getattr(self.llm, "chat_model", None) or PromptedToolChatModel(llm=self.llm,
+                                                                                tool_format=self.tool_format)
         self.agent = _react_agent(model, tools, SYSTEM_PROMPT)
 
     def _run(self, text: str) -> str:

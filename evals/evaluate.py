@@ -88,11 +88,11 @@ def make_llm(provider: str, settings=None):
     return get_llm(settings.model_copy(update={"llm_provider": provider}))
 
 
-def make_subject(agent: str, policy, llm):
+def make_subject(agent: str, policy, llm, tool_format: str = "compact"):
     if agent == "baseline":
         from evals.baseline import BaselineSubject
 
-        return BaselineSubject(policy, llm)
+        return BaselineSubject(policy, llm, tool_format)
     from evals.subjects import CopilotSubject
 
     return CopilotSubject(policy, llm)
@@ -103,7 +103,8 @@ JOURNAL = "cases.jsonl"
 
 def _identity(meta: dict[str, Any], cases) -> dict[str, Any]:
     """What a journal must match to be resumed: the same subject, model, policy, prompts, code and cases."""
-    keys = ("agent", "provider", "model", "suite", "repeat", "policy_hash", "prompt_hashes", "commit", "dirty")
+    keys = ("agent", "baseline_tool_format", "provider", "model", "suite", "repeat", "policy_hash", "prompt_hashes",
+            "commit", "dirty")
     return {"journal": 1, **{k: meta.get(k) for k in keys}, "cases": [c.key for c in cases]}
 
 
@@ -149,13 +150,15 @@ def read_journal(path: Path, identity: dict[str, Any]) -> dict[tuple[int, str], 
 def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repeat: int = 1,
              report_dir: str | Path | None = None, progress: bool | None = None, policy=None, llm=None,
              collection=None, var_dir: str | Path | None = None, only: list[str] | None = None,
-             resume: bool = False, echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+             resume: bool = False, tool_format: str = "compact",
+             echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run ``suite`` (a name, file, folder or ``all``) and return the report (written when ``report_dir``).
 
     ``only``: case ids (or suite/id keys) to run; default every case. With ``report_dir`` every
     finished case is appended to ``report_dir/cases.jsonl`` at once, so an interrupted run loses at
     most the case it was in; ``resume`` reuses that journal's results (same agent, model, policy,
-    prompts, commit and cases, else SuiteError) and runs only the cases it lacks.
+    prompts, commit and cases, else SuiteError) and runs only the cases it lacks. ``tool_format``:
+    how the baseline gets its tools from a model called without them (evals.baseline.TOOL_FORMATS).
     """
     from agent.policy import load_policy
     from agent.settings import get_settings
@@ -185,6 +188,8 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
     # measured, even if the checkout moves on while a long run goes on
     meta = provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite, repeat=repeat,
                       started_at=started)
+    if agent == "baseline":
+        meta["baseline_tool_format"] = tool_format if getattr(llm, "chat_model", None) is None else "model's own"
     identity = _identity(meta, cases)
     journal = Path(report_dir) / JOURNAL if report_dir else None
     done: dict[tuple[int, str], Any] = {}
@@ -209,7 +214,7 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    subject = make_subject(agent, policy, llm)
+    subject = make_subject(agent, policy, llm, tool_format)
     workdir = new_workdir()
     try:
         env = RunEnv(workdir=workdir, template=template_database(workdir), policy=policy, collection=collection,

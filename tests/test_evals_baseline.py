@@ -66,3 +66,35 @@ def test_a_wrong_or_missing_proposal_fails_the_case_and_executes_nothing(sops):
     assert {"exceptions", "action", "approver_role", "approval", "after_approval"} <= failed
     assert first["executed"] == [] and second["executed"] == []
     assert second["action"] is None
+
+
+def _native(name: str, **arguments) -> str:
+    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
+
+
+def test_the_native_tool_format_speaks_the_models_own_tags(sops):
+    """--baseline-tools native: schemas in <tools>, calls in <tool_call>, results in <tool_response>."""
+    llm = FakeLLM([
+        _native("get_order", order_id="SO1"),
+        _native("propose_action", order_id="SO1", exception_types=["CREDIT_HOLD"], action="RELEASE_CREDIT_HOLD",
+                params={"order_id": "SO1"}, risk="medium", approver_role="credit_analyst",
+                reason="flagged account within its limit [SOP-CREDIT-001 §3.1]"),
+        "Proposed RELEASE_CREDIT_HOLD for SO1.",  # no tag: the final answer
+    ], name="scripted-native")
+    report = evaluate("credit", agent="baseline", llm=llm, collection=sops, only=["credit-flag-only"],
+                      progress=False, tool_format="native")
+    r = report["runs"][0][0]
+    assert report["summary"]["passed"] == 1, r["checks"]
+    assert report["meta"]["baseline_tool_format"] == "native"
+    system = llm.calls[0]["messages"][0]["content"]
+    assert "<tools>" in system and '"name": "get_order"' in system and "Use it first whenever" in system
+    assert "Returns the order's status" not in system  # argument and result details are left out
+    assert llm.calls[0]["json_schema"] is None  # generated freely, parsed from the tags
+    assert llm.calls[1]["messages"][-1]["content"].startswith("<tool_response>\n")
+    assert llm.calls[1]["messages"][-2]["content"].startswith("<tool_call>\n")
+
+
+def test_an_unknown_tool_format_is_refused(sops):
+    with pytest.raises(ValueError, match="tool_format must be one of compact, native"):
+        evaluate("credit", agent="baseline", llm=FakeLLM(["x"]), collection=sops, only=["credit-flag-only"],
+                 tool_format="xml")

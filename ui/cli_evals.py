@@ -42,6 +42,9 @@ def eval_run(
                                               "folder of them.", show_default=False)] = None,
     provider: Annotated[str, typer.Option(help="Language model: fake (scripted), llamacpp (local) or openai.")] = "fake",
     agent: Annotated[str, typer.Option(help="copilot (ours) or baseline (LangGraph's prebuilt ReAct agent).")] = "copilot",
+    baseline_tools: Annotated[str, typer.Option("--baseline-tools", help="How the baseline gets tools from a local "
+                                                "model: compact (one line per tool, JSON answers under a grammar) or "
+                                                "native (the model's own <tool_call> format).")] = "compact",
     repeat: Annotated[int, typer.Option("--repeat", min=1, max=20, help="Run every case K times: pass^k.")] = 1,
     report: Annotated[Path | None, typer.Option("--report", help="Write report.json, report.md and report.html here.",
                                                 show_default=False)] = None,
@@ -67,6 +70,10 @@ def eval_run(
         raise CliError(f"--provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
     if agent not in AGENTS:
         raise CliError(f"--agent must be one of {', '.join(AGENTS)}, not {agent!r}")
+    from evals.baseline import TOOL_FORMATS
+
+    if baseline_tools not in TOOL_FORMATS:
+        raise CliError(f"--baseline-tools must be one of {', '.join(TOOL_FORMATS)}, not {baseline_tools!r}")
     if agent == "baseline" and provider == "fake":
         raise CliError("the baseline agent needs a model that chooses its tools: use --provider llamacpp or openai "
                        "(the fake provider only scripts explanations)")
@@ -74,7 +81,7 @@ def eval_run(
 
     try:
         result = evaluate(suite, provider=provider, agent=agent, repeat=repeat, report_dir=report, progress=progress,
-                          only=case, resume=resume, echo=lambda m: typer.echo(m, err=True))
+                          only=case, resume=resume, tool_format=baseline_tools, echo=lambda m: typer.echo(m, err=True))
     except LLMError as exc:
         raise CliError(str(exc)) from exc
     summary = result["summary"]
