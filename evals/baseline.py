@@ -84,6 +84,24 @@ _NATIVE_TOOLS = (  # Qwen2.5's chat template, word for word
     "<args-json-object>}}\n</tool_call>")
 
 
+def _native_call(text: str) -> dict[str, Any] | None:
+    """The call in a ``native`` answer: the JSON in ``<tool_call>`` tags or, leniently (the small
+    model often writes it so), one JSON object with ``name`` and ``arguments`` in a code fence or alone."""
+    found = _TOOL_CALL.search(text)
+    candidates = [found.group(1)] if found else []
+    fenced = re.search(r"```(?:json)?\s*(\{.*\})\s*```", text, re.DOTALL)
+    candidates += [fenced.group(1)] if fenced else []
+    candidates.append(text.strip())
+    for candidate in candidates:
+        try:
+            call = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(call, dict) and isinstance(call.get("name"), str) and isinstance(call.get("arguments"), dict | None):
+            return call
+    return None
+
+
 def _usage_sentences(description: str) -> str:
     """A tool's first line and its "Use it ... / Do not use it ..." sentences (not the argument and
     result details: the full descriptions are 15,000 characters, more than a 4,096-token context)."""
@@ -188,13 +206,9 @@ class PromptedToolChatModel(BaseChatModel):
         usage = {"input_tokens": result.prompt_tokens, "output_tokens": result.completion_tokens,
                  "total_tokens": result.prompt_tokens + result.completion_tokens}
         if native:
-            found = _TOOL_CALL.search(result.text)
-            try:
-                call = json.loads(found.group(1)) if found else {}
-            except json.JSONDecodeError:
-                call = {}
-            obj = {"tool": call.get("name"), "args": call.get("arguments")} if isinstance(call, dict) and \
-                call.get("name") else {"tool": "final", "args": {"answer": result.text}}
+            call = _native_call(result.text)
+            obj = {"tool": call["name"], "args": call.get("arguments")} if call else \
+                {"tool": "final", "args": {"answer": result.text}}
         else:
             try:
                 obj = parse_json(result.text)

@@ -75,7 +75,7 @@ def _native(name: str, **arguments) -> str:
 def test_the_native_tool_format_speaks_the_models_own_tags(sops):
     """--baseline-tools native: schemas in <tools>, calls in <tool_call>, results in <tool_response>."""
     llm = FakeLLM([
-        _native("get_order", order_id="SO1"),
+        "```json\n" + json.dumps({"name": "get_order", "arguments": {"order_id": "SO1"}}) + "\n```",  # fenced
         _native("propose_action", order_id="SO1", exception_types=["CREDIT_HOLD"], action="RELEASE_CREDIT_HOLD",
                 params={"order_id": "SO1"}, risk="medium", approver_role="credit_analyst",
                 reason="flagged account within its limit [SOP-CREDIT-001 §3.1]"),
@@ -91,7 +91,7 @@ def test_the_native_tool_format_speaks_the_models_own_tags(sops):
     assert "Returns the order's status" not in system  # argument and result details are left out
     assert llm.calls[0]["json_schema"] is None  # generated freely, parsed from the tags
     assert llm.calls[1]["messages"][-1]["content"].startswith("<tool_response>\n")
-    assert llm.calls[1]["messages"][-2]["content"].startswith("<tool_call>\n")
+    assert llm.calls[1]["messages"][-2]["content"].startswith("<tool_call>\n")  # written back in the tags
 
 
 def test_an_unknown_tool_format_is_refused(sops):
