@@ -109,3 +109,20 @@ def test_a_failed_precondition_writes_nothing(engine):
     with factory() as s:
         assert s.get(PurchaseOrder, "PO1").expedite_requested is False
         assert s.get(ActionRequest, rid).status == "failed"
+
+
+def test_a_credit_release_needs_a_credit_hold_to_release(sqlite_engine):
+    """Releasing an order that is not held would pre-authorise its credit (the baseline agent's
+    favourite hallucination): the guard blocks it; on a held order it goes to the approver."""
+    factory = world(sqlite_engine, clean_fixture(order()))
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="planner", action="RELEASE_CREDIT_HOLD",
+                         params={"order_id": "SO1"})
+    assert req["status"] == "blocked"
+    assert any("not on credit hold" in r and "nothing to release" in r for r in req["guard"]["reasons"]), req["guard"]
+    with factory() as s:
+        assert s.get(Order, "SO1").credit_released is False
+    with write_session(factory) as s:
+        s.get(Order, "SO1").customer.overdue_balance = 1
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="planner", action="RELEASE_CREDIT_HOLD",
+                         params={"order_id": "SO1"})
+    assert req["status"] == "pending_approval" and req["approver_role"] == "credit_manager", req["guard"]
