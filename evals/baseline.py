@@ -102,6 +102,11 @@ def _native_call(text: str) -> dict[str, Any] | None:
     return None
 
 
+def _param_type(p: dict[str, Any], default: str) -> str:
+    """A JSON-schema property's type; for an optional one (``anyOf`` with null), the other type."""
+    return p.get("type") or next((a.get("type") for a in p.get("anyOf", []) if a.get("type") != "null"), default)
+
+
 def _usage_sentences(description: str) -> str:
     """A tool's first line and its "Use it ... / Do not use it ..." sentences (not the argument and
     result details: the full descriptions are 15,000 characters, more than a 4,096-token context)."""
@@ -138,59 +143,54 @@ class PromptedToolChatModel(BaseChatModel):
         """``get_order(order_id: string) — Get one order ...``: compact, so the prompt fits a small model."""
         params = spec.get("parameters", {})
         required = set(params.get("required", []))
-        args = []
-        for name, p in params.get("properties", {}).items():
-            kind = p.get("type") or next((a.get("type") for a in p.get("anyOf", []) if a.get("type") != "null"), "any")
-            args.append(f"{name}: {kind}" + ("" if name in required else "?"))
+        args = [f"{name}: {_param_type(p, 'any')}" + ("" if name in required else "?")
+                for name, p in params.get("properties", {}).items()]
         first = (spec.get("description") or "").strip().splitlines()[0] if spec.get("description") else ""
         return f"- {spec['name']}({', '.join(args)}) — {first}"
 
     @staticmethod
     def _native_spec(spec: dict[str, Any]) -> dict[str, Any]:
         params = spec.get("parameters", {})
-        props = {}
-        for name, p in params.get("properties", {}).items():
-            kind = p.get("type") or next((a.get("type") for a in p.get("anyOf", []) if a.get("type") != "null"), "string")
-            props[name] = {"type": kind, **({"description": p["description"]} if p.get("description") else {})}
+        props = {name: {"type": _param_type(p, "string"), **({"description": p["description"]} if p.get("description")
+                                                             else {})}
+                 for name, p in params.get("properties", {}).items()}
         return {"type": "function", "function": {
             "name": spec["name"], "description": _usage_sentences(spec.get("description") or ""),
             "parameters": {"type": "object", "properties": props, "required": params.get("required", [])}}}
 
-    def _native_messages(self, messages: list[BaseMessage]) -> list[dict[str, str]]:
-        tools = _NATIVE_TOOLS.format(tools="\n".join(json.dumps(self._native_spec(s), ensure_ascii=False)
-                                                     for s in self.tool_specs))
-        out: list[dict[str, str]] = []
-        for m in messages:
-            if m.type == "system":
-                out.append({"role": "system", "content": f"{m.content}\n\n{tools}"})
-            elif isinstance(m, ToolMessage):
-                out.append({"role": "user", "content": "<tool_response>\n"
-                            f"{str(m.content)[:_TOOL_RESULT_CHARS]}\n</tool_response>"})
-            elif isinstance(m, AIMessage) and m.tool_calls:
-                call = m.tool_calls[0]
-                out.append({"role": "assistant", "content": "<tool_call>\n" + json.dumps(
-                    {"name": call["name"], "arguments": call["args"]}, ensure_ascii=False) + "\n</tool_call>"})
-            else:
-                out.append({"role": "assistant" if m.type == "ai" else "user", "content": str(m.content)})
-        if not out or out[0]["role"] != "system":
-            out.insert(0, {"role": "system", "content": tools})
-        return out
+    def _tool_prompt(self) -> str:
+        """What the system prompt gets appended: the tools and how to call them, in this format."""
+        if self.tool_format == "native":
+            return _NATIVE_TOOLS.format(tools="\n".join(json.dumps(self._native_spec(s), ensure_ascii=False)
+                                                         for s in self.tool_specs))
+        tools = "\n".join(self._signature(s) for s in self.tool_specs)
+        return ("TOOLS\n" + tools + "\n\nAnswer with ONE JSON object: {\"tool\": NAME, \"args\": {...}} to call a "
+                "tool, or {\"tool\": \"final\", \"args\": {\"answer\": TEXT}} when you are done.")
+
+    def _call_text(self, call: dict[str, Any]) -> str:
+        """An earlier tool call, written back as the model wrote it in this format."""
+        if self.tool_format == "native":
+            return "<tool_call>\n" + json.dumps({"name": call["name"], "arguments": call["args"]},
+                                                ensure_ascii=False) + "\n</tool_call>"
+        return json.dumps({"tool": call["name"], "args": call["args"]})
+
+    def _result_text(self, m: ToolMessage) -> str:
+        """A tool's result (cut to fit the context), in this format."""
+        content = str(m.content)[:_TOOL_RESULT_CHARS]
+        if self.tool_format == "native":
+            return f"<tool_response>\n{content}\n</tool_response>"
+        return f"RESULT of {m.name}: {content}"
 
     def _messages(self, messages: list[BaseMessage]) -> list[dict[str, str]]:
-        if self.tool_format == "native":
-            return self._native_messages(messages)
-        tools = "\n".join(self._signature(s) for s in self.tool_specs)
-        how = ("TOOLS\n" + tools + "\n\nAnswer with ONE JSON object: {\"tool\": NAME, \"args\": {...}} to call a "
-               "tool, or {\"tool\": \"final\", \"args\": {\"answer\": TEXT}} when you are done.")
+        how = self._tool_prompt()
         out: list[dict[str, str]] = []
         for m in messages:
             if m.type == "system":
                 out.append({"role": "system", "content": f"{m.content}\n\n{how}"})
             elif isinstance(m, ToolMessage):
-                out.append({"role": "user", "content": f"RESULT of {m.name}: {str(m.content)[:_TOOL_RESULT_CHARS]}"})
+                out.append({"role": "user", "content": self._result_text(m)})
             elif isinstance(m, AIMessage) and m.tool_calls:
-                call = m.tool_calls[0]
-                out.append({"role": "assistant", "content": json.dumps({"tool": call["name"], "args": call["args"]})})
+                out.append({"role": "assistant", "content": self._call_text(m.tool_calls[0])})
             else:
                 out.append({"role": "assistant" if m.type == "ai" else "user", "content": str(m.content)})
         if not out or out[0]["role"] != "system":
