@@ -38,6 +38,7 @@ from agent.audit import canonical_json
 from agent.policy import ACTIONS, Policy
 from tools.domain import contract_in_force
 from tools.models import Customer, Item, Order, OrderLine, PriceContract, Substitute, User
+from tools.orders import order_value
 from tools import writes
 
 __all__ = ["GuardResult", "run_guard", "normalise_params"]
@@ -153,9 +154,7 @@ def risk_facts(session: Session, policy: Policy, action: str, params: dict[str, 
     elif action == "RELEASE_CREDIT_HOLD" and order is not None:
         c = session.get(Customer, order.customer_id) if order.customer_id else None
         if c is not None:
-            value = sum((ln.qty * ln.unit_price for ln in order.lines if ln.status not in ("shipped", "cancelled")),
-                        Decimal("0"))
-            overage = c.open_balance + value - c.credit_limit
+            overage = c.open_balance + order_value(order) - c.credit_limit
             pct = Decimal(policy.thresholds.credit_release_medium_max_overage_pct)
             facts["overage_within_medium_limit"] = overage <= c.credit_limit * pct / 100
             facts["no_overdue_balance"] = c.overdue_balance <= 0

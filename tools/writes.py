@@ -220,26 +220,20 @@ def _promise(session: Session, p: dict[str, Any], write: bool) -> Changes:
     return {"orders": order.order_id, "promised_date": [old and old.isoformat(), new.isoformat()]}
 
 
-def _credit_hold_reasons(session: Session, order: Order) -> list[str]:
-    """Why the order is on credit hold now (domain.md §2 CREDIT_HOLD); empty when it is not."""
-    if order.status not in ("open", "held") or order.credit_released:
-        return []
+def _on_credit_hold(session: Session, order: Order) -> bool:
+    """Whether a credit hold holds on the order now (domain.md §2 CREDIT_HOLD)."""
     customer = session.get(Customer, order.customer_id) if order.customer_id else None
-    if customer is None:
-        return []
-    reasons = ["the customer's credit_hold flag is set"] if customer.credit_hold else []
-    if customer.open_balance + order_value(order) > customer.credit_limit:
-        reasons.append("open balance + order value exceeds the credit limit")
-    if customer.overdue_balance > 0:
-        reasons.append("the customer has an overdue balance")
-    return reasons
+    if order.status not in ("open", "held") or order.credit_released or customer is None:
+        return False
+    return bool(customer.credit_hold or customer.open_balance + order_value(order) > customer.credit_limit
+                or customer.overdue_balance > 0)
 
 
 def _release_credit(session: Session, p: dict[str, Any], write: bool) -> Changes:
     order = _order(session, p["order_id"])
     if order.credit_released:
         raise PreconditionFailed(f"order {order.order_id} is already credit released")
-    if not _credit_hold_reasons(session, order):
+    if not _on_credit_hold(session, order):
         # releasing an order that is not held would pre-authorise its credit: a later overage or
         # overdue balance would no longer hold it
         raise PreconditionFailed(f"order {order.order_id} is not on credit hold (status {order.status}; no credit "
