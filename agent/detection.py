@@ -509,8 +509,12 @@ _CLAUSE = re.compile(r"[.,;:!?\n]+")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
+def _phrase_at(words: list[str], j: int, phrases: list[tuple[str, ...]]) -> bool:
+    return any(tuple(words[j : j + len(p)]) == p for p in phrases)
+
+
 def _has_phrase(words: list[str], phrases: list[tuple[str, ...]]) -> bool:
-    return any(tuple(words[j : j + len(p)]) == p for p in phrases for j in range(len(words)))
+    return any(_phrase_at(words, j, phrases) for j in range(len(words)))
 
 
 def substitution_keyword(note: str | None, rule: Substitution) -> str | None:
@@ -538,8 +542,7 @@ def substitution_keyword(note: str | None, rule: Substitution) -> str | None:
             if _has_phrase(words[max(0, i - rule.negation_window_words) : i], negations):
                 continue
             following = words[i + 1 : i + 1 + rule.negation_after_window_words]
-            cut = next((j for j in range(len(following))
-                        if any(tuple(following[j : j + len(c)]) == c for c in conditionals)), len(following))
+            cut = next((j for j in range(len(following)) if _phrase_at(following, j, conditionals)), len(following))
             if _has_phrase(following[:cut], after):
                 continue
             return keyword

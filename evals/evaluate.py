@@ -130,8 +130,8 @@ def read_journal(path: Path, identity: dict[str, Any]) -> dict[tuple[int, str], 
         raise SuiteError(f"{path}: not an eval journal (its first line is not a journal header)")
     differ = [k for k in identity if header.get(k) != identity[k]]
     if differ:
-        shown = ", ".join(f"{k} {header.get(k)!r} != {identity[k]!r}" for k in differ if k not in ("cases", "prompt_hashes"))
-        shown = ", ".join(filter(None, [shown, *(k for k in differ if k in ("cases", "prompt_hashes"))]))
+        shown = ", ".join(k if k in ("cases", "prompt_hashes") else f"{k} {header.get(k)!r} != {identity[k]!r}"
+                          for k in differ)
         raise SuiteError(f"{path}: cannot resume, the journal belongs to another run ({shown}); "
                          "start a fresh run without --resume or in another --report folder")
     done: dict[tuple[int, str], Any] = {}

@@ -247,6 +247,10 @@ def _per_case(r: dict[str, Any]) -> dict[str, Any]:
             "violations": len(r.get("violations") or [])}
 
 
+def _status_of(side: dict[str, Any] | None) -> str | None:
+    return side["status"] if side else None
+
+
 def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Two runs side by side (first repetition of each): metric deltas B − A, every case's status,
     LLM calls, tokens, seconds and violations in both, and the cases whose status changed."""
@@ -259,8 +263,8 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     rb = {r["key"]: _per_case(r) for r in (b["runs"][0] if b["runs"] else [])}
     keys = sorted(set(ra) | set(rb))
     cases = [{"case": k, "a": ra.get(k), "b": rb.get(k)} for k in keys]
-    changed = [{"case": k, "a": (ra.get(k) or {}).get("status"), "b": (rb.get(k) or {}).get("status")}
-               for k in keys if (ra.get(k) or {}).get("status") != (rb.get(k) or {}).get("status")]
+    changed = [{"case": c["case"], "a": _status_of(c["a"]), "b": _status_of(c["b"])} for c in cases
+               if _status_of(c["a"]) != _status_of(c["b"])]
     return {"a": {k: a["meta"].get(k) for k in ("agent", "model", "provider", "commit", "suite")},
             "b": {k: b["meta"].get(k) for k in ("agent", "model", "provider", "commit", "suite")},
             "metrics": metrics, "cases": cases, "changed": changed}
@@ -296,8 +300,7 @@ def compare_html(diff: dict[str, Any]) -> str:
                       f"<td>{esc(_fmt(m['delta']))}</td></tr>" for k, m in diff["metrics"].items())
     rows = []
     for c in diff["cases"]:
-        sa, sb = (c["a"] or {}).get("status"), (c["b"] or {}).get("status")
-        cls = "changed" if sa != sb else ""
+        cls = "changed" if _status_of(c["a"]) != _status_of(c["b"]) else ""
         cells = "".join(f"<td>{esc(v)}</td>" for v in _side(c["a"]) + _side(c["b"]))
         rows.append(f"<tr class='{cls}'><td>{esc(c['case'])}</td>{cells}</tr>")
     return f"""<!doctype html>

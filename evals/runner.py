@@ -79,8 +79,7 @@ class CaseResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CaseResult":
         """The result ``as_dict`` wrote (e.g. a line of a run's journal)."""
-        names = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in data.items() if k in names}
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         values["checks"] = [Check(**c) for c in data.get("checks") or []]
         return cls(**values)
 
