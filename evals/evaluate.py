@@ -61,15 +61,13 @@ def sop_index(var_dir: Path, embedding=None, *, echo: Callable[[str], None] = la
 
 def index_facts(collection) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
     """The citations the index holds, and the exception types each SOP applies to."""
-    from knowledge.ingest import type_field
-    from knowledge.retrieve import citation
-    from tools.domain import EXCEPTION_TYPES
+    from knowledge.retrieve import applies_to_of, citation
 
     citations, applies = set(), {}
     for meta in collection.get(include=["metadatas"])["metadatas"] or []:
         doc = str(meta["doc_id"])
         citations.add(citation(doc, str(meta.get("section") or "")))
-        applies[doc] = frozenset(t for t in EXCEPTION_TYPES if meta.get(type_field(t)))
+        applies[doc] = frozenset(applies_to_of(meta))
     return frozenset(citations), applies
 
 

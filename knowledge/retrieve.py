@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from knowledge.ingest import type_field
 
-__all__ = ["Passage", "retrieve", "citation"]
+__all__ = ["Passage", "retrieve", "citation", "applies_to_of"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class Passage:
     applies_to: tuple[str, ...] = ()
 
 
-def _applies_to(meta: dict) -> tuple[str, ...]:
+def applies_to_of(meta: dict) -> tuple[str, ...]:
+    """The exception types a chunk's document applies to, from its index metadata."""
     listed = [t for t in str(meta.get("applies_to") or "").split(",") if t.strip()]
     flagged = [k[len(type_field("")):] for k, v in meta.items() if k.startswith(type_field("")) and v is True]
     return tuple(dict.fromkeys(t.strip() for t in listed + flagged))
@@ -70,6 +71,6 @@ def retrieve(query: str, exception_types: Iterable[str] | None = None, k: int = 
             section=section,
             heading=str(meta.get("heading", "")),
             source=str(meta.get("source", "")),
-            applies_to=_applies_to(meta),
+            applies_to=applies_to_of(meta),
         ))
     return passages
