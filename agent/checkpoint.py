@@ -20,7 +20,7 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import make_url
 
-__all__ = ["open_checkpointer", "checkpoint_location"]
+__all__ = ["checkpoint_location", "open_checkpointer"]
 
 
 def _is_postgres(url: str) -> bool:
@@ -41,7 +41,9 @@ def checkpoint_location(database_url: str) -> str:
 
 
 @contextmanager
-def open_checkpointer(database_url: str | None = None, *, pool_size: int = 8) -> Iterator[BaseCheckpointSaver]:
+def open_checkpointer(
+    database_url: str | None = None, *, pool_size: int = 8
+) -> Iterator[BaseCheckpointSaver]:
     """A checkpointer for ``database_url`` (default: the settings' database), tables created."""
     if database_url is None:
         from agent.settings import get_settings

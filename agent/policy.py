@@ -14,8 +14,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from decimal import Decimal
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -103,9 +103,12 @@ class PolicyError(ValueError):
 
     def __init__(self, source: str, problems: list[tuple[int, str, str]]) -> None:
         self.source, self.problems = source, problems
-        super().__init__("\n".join(
-            f"{source}{f':{line}' if line else ''}: {f'{key}: ' if key else ''}{msg}" for line, key, msg in problems
-        ))
+        super().__init__(
+            "\n".join(
+                f"{source}{f':{line}' if line else ''}: {f'{key}: ' if key else ''}{msg}"
+                for line, key, msg in problems
+            )
+        )
 
 
 class _Strict(BaseModel):
@@ -222,7 +225,9 @@ class Policy(_Strict):
         problems = list(self._problems())
         if problems:
             summary = "; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems)
-            raise PydanticCustomError("policy_inconsistent", "{summary}", {"summary": summary, "problems": problems})
+            raise PydanticCustomError(
+                "policy_inconsistent", "{summary}", {"summary": summary, "problems": problems}
+            )
         return self
 
     def _problems(self) -> Iterator[tuple[tuple, str]]:
@@ -333,7 +338,9 @@ def load_policy(path: str | Path | None = None) -> Policy:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(str(path), [(0, "", f"cannot read the policy file: {exc.strerror or exc}")]) from exc
+        raise PolicyError(
+            str(path), [(0, "", f"cannot read the policy file: {exc.strerror or exc}")]
+        ) from exc
     except UnicodeDecodeError as exc:
         raise PolicyError(str(path), [(0, "", "not UTF-8 text")]) from exc
     return parse_policy(text, source=str(path))
@@ -353,7 +360,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
-        raise PolicyError(source, [(line, "", f"malformed YAML: {getattr(exc, 'problem', None) or exc}")]) from exc
+        raise PolicyError(
+            source, [(line, "", f"malformed YAML: {getattr(exc, 'problem', None) or exc}")]
+        ) from exc
     finally:
         loader.dispose()
     try:

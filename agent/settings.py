@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "apply_offline_defaults", "OFFLINE_ENV"]
+__all__ = ["OFFLINE_ENV", "Settings", "apply_offline_defaults", "get_settings"]
 
 # Switches that keep third-party libraries off the network. Applied (as defaults: an explicit
 # environment value wins) before any of those libraries is imported.
@@ -39,7 +39,11 @@ class Settings(BaseSettings):
     """Configuration of one copilot process. Environment variable names are given per field."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, env_ignore_empty=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,
     )
 
     var_dir: Path = Field(
@@ -68,7 +72,7 @@ class Settings(BaseSettings):
         "a local index in <COPILOT_VAR_DIR>/chroma.",
     )
 
-    # --- the language model (agent/llm.py): facts decide, the model only writes language -------
+    # --- the language model (agent/llm/providers.py): facts decide, the model only writes language -------
     llm_provider: str = Field(
         default="llamacpp",
         validation_alias="LLM_PROVIDER",
@@ -105,7 +109,7 @@ class Settings(BaseSettings):
         description="CPU threads for the llamacpp provider; 0 means all cores.",
     )
 
-    # --- the service (ui/api.py) ----------------------------------------------------------------
+    # --- the service (ui/api/app.py) ----------------------------------------------------------------
     api_tokens: str = Field(
         default="",
         validation_alias="COPILOT_API_TOKENS",

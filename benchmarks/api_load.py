@@ -34,7 +34,7 @@ TOKEN = "bench-token-0123456789abcdef"
 
 SERVER = """
 import uvicorn
-from ui.api import create_app
+from ui.api.app import create_app
 uvicorn.run(create_app(warm_up=True), host="127.0.0.1", port={port}, log_level="warning", timeout_keep_alive=30)
 """
 
@@ -59,12 +59,21 @@ def _prepare(folder: Path, orders: int) -> tuple[dict[str, str], list[str]]:
     generate(engine, orders=orders, seed=7, progress=False)
     with session_factory(engine)() as session:
         if session.get(User, "planner") is None:
-            session.add(User(username="planner", role="planner", active=True, created_at=dt.datetime.now(dt.UTC)))
+            session.add(
+                User(username="planner", role="planner", active=True, created_at=dt.datetime.now(dt.UTC))
+            )
             session.commit()
         ids = open_order_ids(session)
     engine.dispose()
-    env = {**os.environ, "DATABASE_URL": url, "COPILOT_VAR_DIR": str(folder / "var"), "LLM_PROVIDER": "fake",
-           "COPILOT_API_TOKENS": f"{TOKEN}=planner", "COPILOT_LOG_LEVEL": "WARNING", "OPENBLAS_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "COPILOT_VAR_DIR": str(folder / "var"),
+        "LLM_PROVIDER": "fake",
+        "COPILOT_API_TOKENS": f"{TOKEN}=planner",
+        "COPILOT_LOG_LEVEL": "WARNING",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
     return env, ids
 
 
@@ -91,7 +100,9 @@ async def _run(base: str, workload: str, clients: int, seconds: float, ids: list
                 if workload == "triage":
                     resp = await client.post("/api/v1/triage", json={"order_ids": [rng.choice(ids)]})
                 elif rng.random() < 0.5:
-                    resp = await client.get("/api/v1/exceptions", params={"limit": 50, "offset": rng.randrange(0, 500)})
+                    resp = await client.get(
+                        "/api/v1/exceptions", params={"limit": 50, "offset": rng.randrange(0, 500)}
+                    )
                 else:
                     resp = await client.get("/api/v1/requests", params={"limit": 50})
                 if resp.status_code >= 400:
@@ -104,10 +115,18 @@ async def _run(base: str, workload: str, clients: int, seconds: float, ids: list
         started = time.perf_counter()
         await asyncio.gather(*(one(client, random.Random(i)) for i in range(clients)))
         elapsed = time.perf_counter() - started
-    return {"workload": workload, "clients": clients, "requests": len(latencies), "seconds": round(elapsed, 1),
-            "rps": round(len(latencies) / elapsed, 1), "p50_ms": round(_pct(latencies, 50) * 1000, 1),
-            "p95_ms": round(_pct(latencies, 95) * 1000, 1), "max_ms": round(max(latencies, default=0) * 1000, 1),
-            "errors": sum(errors.values()), "error_kinds": errors}
+    return {
+        "workload": workload,
+        "clients": clients,
+        "requests": len(latencies),
+        "seconds": round(elapsed, 1),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(_pct(latencies, 50) * 1000, 1),
+        "p95_ms": round(_pct(latencies, 95) * 1000, 1),
+        "max_ms": round(max(latencies, default=0) * 1000, 1),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.2)
             # one request of each kind first: the measured runs start from a warm server
             headers = {"Authorization": f"Bearer {TOKEN}"}
-            for warm in (httpx.post(f"{base}/api/v1/triage", json={"order_ids": ids[:1]}, headers=headers, timeout=300),
-                         httpx.get(f"{base}/api/v1/exceptions", headers=headers, timeout=300),
-                         httpx.get(f"{base}/api/v1/requests", headers=headers, timeout=300)):
+            for warm in (
+                httpx.post(
+                    f"{base}/api/v1/triage", json={"order_ids": ids[:1]}, headers=headers, timeout=300
+                ),
+                httpx.get(f"{base}/api/v1/exceptions", headers=headers, timeout=300),
+                httpx.get(f"{base}/api/v1/requests", headers=headers, timeout=300),
+            ):
                 warm.raise_for_status()
             rows = []
             for workload in ("triage", "list"):
@@ -152,13 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     print("| workload | clients | requests | req/s | p50 ms | p95 ms | max ms | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['workload']} | {r['clients']} | {r['requests']:,} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} | "
-              f"{r['max_ms']} | {r['errors']} |")
+        print(
+            f"| {r['workload']} | {r['clients']} | {r['requests']:,} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} | "
+            f"{r['max_ms']} | {r['errors']} |"
+        )
     for workload in ("triage", "list"):
         one, many = (r for r in rows if r["workload"] == workload)
         if one["rps"] and one["p95_ms"]:
-            print(f"{workload}: {many['clients']} clients give {many['rps'] / one['rps']:.2f}x the throughput of 1 "
-                  f"(p95 {many['p95_ms'] / one['p95_ms']:.1f}x)")
+            print(
+                f"{workload}: {many['clients']} clients give {many['rps'] / one['rps']:.2f}x the throughput of 1 "
+                f"(p95 {many['p95_ms'] / one['p95_ms']:.1f}x)"
+            )
     print(json.dumps({"runs": rows}))
     return 1 if any(r["errors"] for r in rows) else 0
 

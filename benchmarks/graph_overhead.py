@@ -37,8 +37,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from _harness import spread_over_types  # noqa: E402
-from agent.settings import apply_offline_defaults  # noqa: E402
+from _harness import spread_over_types
+
+from agent.settings import apply_offline_defaults
 
 apply_offline_defaults()
 
@@ -58,22 +59,34 @@ class Recording:
 
     def complete(self, messages, **kwargs):
         result = self.inner.complete(messages, **kwargs)
-        self.calls.append({"messages": list(messages), "max_tokens": kwargs.get("max_tokens", 256),
-                           "completion_tokens": result.completion_tokens, "prompt_tokens": result.prompt_tokens,
-                           "stream": False})
+        self.calls.append(
+            {
+                "messages": list(messages),
+                "max_tokens": kwargs.get("max_tokens", 256),
+                "completion_tokens": result.completion_tokens,
+                "prompt_tokens": result.prompt_tokens,
+                "stream": False,
+            }
+        )
         return result
 
     def stream(self, messages, **kwargs):
         pieces = list(self.inner.stream(messages, **kwargs))
         last = self.inner.last_usage() if hasattr(self.inner, "last_usage") else None
-        self.calls.append({"messages": list(messages), "max_tokens": kwargs.get("max_tokens", 256),
-                           "completion_tokens": last.completion_tokens if last else len(pieces),
-                           "prompt_tokens": last.prompt_tokens if last else 0, "stream": True})
+        self.calls.append(
+            {
+                "messages": list(messages),
+                "max_tokens": kwargs.get("max_tokens", 256),
+                "completion_tokens": last.completion_tokens if last else len(pieces),
+                "prompt_tokens": last.prompt_tokens if last else 0,
+                "stream": True,
+            }
+        )
         yield from pieces
 
 
 def _orders(factory, policy, n: int) -> list[str]:
-    from agent.triage import triage_open_book
+    from agent.triage.service import triage_open_book
 
     with factory() as session:
         results = list(triage_open_book(session, policy, record=False))
@@ -88,14 +101,16 @@ def _llama(llm):
 
 def _direct(llm, call: dict) -> tuple[float, float, int]:
     """The recorded call replayed straight into llama-cpp-python: wall and CPU seconds, completion tokens."""
-    from agent.llm import _normalize
+    from agent.llm.providers import _normalize
 
     llama = _llama(llm)
     prompt, stop = llm._prompt(_normalize(call["messages"]))
     llama.reset()
     wall, cpu = time.perf_counter(), time.process_time()
     tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-    out = llama.create_completion(tokens, max_tokens=max(1, call["completion_tokens"]), temperature=0.0, stop=stop)
+    out = llama.create_completion(
+        tokens, max_tokens=max(1, call["completion_tokens"]), temperature=0.0, stop=stop
+    )
     return time.perf_counter() - wall, time.process_time() - cpu, int(out["usage"]["completion_tokens"])
 
 
@@ -103,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=3)
     parser.add_argument("--seed-orders", type=int, default=2_000, help="demo orders to generate")
-    parser.add_argument("--model-path", type=Path, default=None, help="a GGUF file (default: the pinned model)")
+    parser.add_argument(
+        "--model-path", type=Path, default=None, help="a GGUF file (default: the pinned model)"
+    )
     parser.add_argument("--threads", type=int, default=int(os.environ.get("LLM_THREADS") or 0))
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per model call")
     args = parser.parse_args(argv)
 
-    from agent.copilot import Copilot
-    from agent.llm import FakeLLM, LlamaCppLLM
+    from agent.copilot.service import Copilot
+    from agent.llm.providers import FakeLLM, LlamaCppLLM
     from agent.policy import load_policy
     from knowledge.embeddings import MiniLMEmbeddingFunction
     from knowledge.ingest import ingest
@@ -136,13 +153,15 @@ def main(argv: list[str] | None = None) -> int:
             fake.triage([oid])
             own_ms.append((time.perf_counter() - started) * 1000)
 
-        model = LlamaCppLLM(args.model_path, var_dir=Path("var").resolve(), n_threads=args.threads,
-                            timeout_s=args.timeout)
+        model = LlamaCppLLM(
+            args.model_path, var_dir=Path("var").resolve(), n_threads=args.threads, timeout_s=args.timeout
+        )
         recording = Recording(model)
         copilot = Copilot(factory, policy, llm=recording, collection=collection)
         model.complete([{"role": "user", "content": "Say ok."}], max_tokens=2)  # load the model, untimed
         rows = []
         for oid in orders:
+
             def graph_run():
                 recording.calls.clear()
                 _llama(model).reset()
@@ -154,39 +173,54 @@ def main(argv: list[str] | None = None) -> int:
             timed = [_direct(model, c) for c in calls]
             direct_s, direct_cpu = sum(t[0] for t in timed), sum(t[1] for t in timed)
             produced = [t[2] for t in timed]
-            rows.append({
-                "order_id": oid, "types": [e["type"] for e in result["exceptions"]],
-                "graph_s": round(graph_s, 2), "direct_s": round(direct_s, 2),
-                "overhead_pct": round(100 * (graph_s - direct_s) / direct_s, 1),
-                "graph_cpu_s": round(graph_cpu, 2), "direct_cpu_s": round(direct_cpu, 2),
-                "cpu_overhead_pct": round(100 * (graph_cpu - direct_cpu) / direct_cpu, 1),
-                "graph_only_pct": round(100 * own_ms[orders.index(oid)] / 1000 / direct_s, 2),
-                "calls": len(calls), "prompt_tokens": sum(c["prompt_tokens"] for c in calls),
-                "completion_tokens": sum(c["completion_tokens"] for c in calls),
-                "direct_completion_tokens": sum(produced),
-                "same_tokens": produced == [c["completion_tokens"] for c in calls],
-                "fallback": result["explanation"]["fallback"],
-            })
+            rows.append(
+                {
+                    "order_id": oid,
+                    "types": [e["type"] for e in result["exceptions"]],
+                    "graph_s": round(graph_s, 2),
+                    "direct_s": round(direct_s, 2),
+                    "overhead_pct": round(100 * (graph_s - direct_s) / direct_s, 1),
+                    "graph_cpu_s": round(graph_cpu, 2),
+                    "direct_cpu_s": round(direct_cpu, 2),
+                    "cpu_overhead_pct": round(100 * (graph_cpu - direct_cpu) / direct_cpu, 1),
+                    "graph_only_pct": round(100 * own_ms[orders.index(oid)] / 1000 / direct_s, 2),
+                    "calls": len(calls),
+                    "prompt_tokens": sum(c["prompt_tokens"] for c in calls),
+                    "completion_tokens": sum(c["completion_tokens"] for c in calls),
+                    "direct_completion_tokens": sum(produced),
+                    "same_tokens": produced == [c["completion_tokens"] for c in calls],
+                    "fallback": result["explanation"]["fallback"],
+                }
+            )
             print(json.dumps(rows[-1]), file=sys.stderr)
 
     report = {
-        "model": model.name, "threads": model.n_threads, "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
-        "load_average": os.getloadavg(), "orders": rows,
+        "model": model.name,
+        "threads": model.n_threads,
+        "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
+        "load_average": os.getloadavg(),
+        "orders": rows,
         "graph_only_ms": {"median": round(statistics.median(own_ms), 1), "max": round(max(own_ms), 1)},
         "overhead_pct_median": round(statistics.median(r["overhead_pct"] for r in rows), 1),
         "cpu_overhead_pct_median": round(statistics.median(r["cpu_overhead_pct"] for r in rows), 1),
         "graph_only_pct_median": round(statistics.median(r["graph_only_pct"] for r in rows), 2),
         "calls_per_order": round(sum(r["calls"] for r in rows) / len(rows), 2),
-        "tokens_per_order": {"prompt": round(statistics.mean(r["prompt_tokens"] for r in rows)),
-                             "completion": round(statistics.mean(r["completion_tokens"] for r in rows))},
+        "tokens_per_order": {
+            "prompt": round(statistics.mean(r["prompt_tokens"] for r in rows)),
+            "completion": round(statistics.mean(r["completion_tokens"] for r in rows)),
+        },
     }
-    print("\n| order | exceptions | graph s | direct s | wall overhead | graph CPU s | direct CPU s | CPU overhead "
-          "| graph alone | calls | prompt tok | completion tok | same tokens | fallback |")
+    print(
+        "\n| order | exceptions | graph s | direct s | wall overhead | graph CPU s | direct CPU s | CPU overhead "
+        "| graph alone | calls | prompt tok | completion tok | same tokens | fallback |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in rows:
-        print(f"| {r['order_id']} | {', '.join(r['types'])} | {r['graph_s']} | {r['direct_s']} | {r['overhead_pct']} % | "
-              f"{r['graph_cpu_s']} | {r['direct_cpu_s']} | {r['cpu_overhead_pct']} % | {r['graph_only_pct']} % | "
-              f"{r['calls']} | {r['prompt_tokens']} | {r['completion_tokens']} | {r['same_tokens']} | {r['fallback']} |")
+        print(
+            f"| {r['order_id']} | {', '.join(r['types'])} | {r['graph_s']} | {r['direct_s']} | {r['overhead_pct']} % | "
+            f"{r['graph_cpu_s']} | {r['direct_cpu_s']} | {r['cpu_overhead_pct']} % | {r['graph_only_pct']} % | "
+            f"{r['calls']} | {r['prompt_tokens']} | {r['completion_tokens']} | {r['same_tokens']} | {r['fallback']} |"
+        )
     print(json.dumps(report))
     return 0
 

@@ -43,7 +43,7 @@ def generate_docs(folder: Path, count: int, rng: random.Random) -> None:
         applies = ", ".join(meta["applies_to"])
         (folder / f"gen-{i:04d}.md").write_text(
             f"---\nid: SOP-GEN-{i:04d}\ntitle: {meta['title']} (site variant {i})\napplies_to: [{applies}]\n"
-            f"owner_role: {meta['owner_role']}\nversion: \"1.0\"\neffective_date: 2026-01-01\n---\n\n"
+            f'owner_role: {meta["owner_role"]}\nversion: "1.0"\neffective_date: 2026-01-01\n---\n\n'
             f"## 3. Procedure\n\n{body}\n"
         )
 
@@ -96,23 +96,35 @@ def main() -> None:
         ordered = sorted(values)
         return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))] * 1000
 
-    print(f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; model load {load_s:.2f} s\n")
+    print(
+        f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; model load {load_s:.2f} s\n"
+    )
     print("| ingest | documents | chunks written | seconds | chunks/s | vs full ingest |")
     print("|---|---:|---:|---:|---:|---:|")
-    print(f"| shipped corpus | {len(corpus.added)} | {corpus.chunks_written} | {corpus_s:.1f} | "
-          f"{corpus.chunks_written / corpus_s:.1f} | |")
-    print(f"| {args.docs:,} generated | {len(gen.added)} | {gen.chunks_written} | {gen_s:.1f} | "
-          f"{gen.chunks_written / gen_s:.1f} | 1.0× |")
-    print(f"| same {args.docs:,}, unchanged (incremental) | {len(again.unchanged)} unchanged | {again.chunks_written} | "
-          f"{again_s:.1f} | | {gen_s / again_s:.0f}× faster |")
+    print(
+        f"| shipped corpus | {len(corpus.added)} | {corpus.chunks_written} | {corpus_s:.1f} | "
+        f"{corpus.chunks_written / corpus_s:.1f} | |"
+    )
+    print(
+        f"| {args.docs:,} generated | {len(gen.added)} | {gen.chunks_written} | {gen_s:.1f} | "
+        f"{gen.chunks_written / gen_s:.1f} | 1.0× |"
+    )
+    print(
+        f"| same {args.docs:,}, unchanged (incremental) | {len(again.unchanged)} unchanged | {again.chunks_written} | "
+        f"{again_s:.1f} | | {gen_s / again_s:.0f}× faster |"
+    )
     print(f"\nquery latency over {total_chunks:,} chunks, k=4, {len(plain)} queries:")
     print("| query | p50 ms | p95 ms | mean ms |")
     print("|---|---:|---:|---:|")
-    print(f"| no filter | {pct(plain, .5):.1f} | {pct(plain, .95):.1f} | {statistics.mean(plain) * 1000:.1f} |")
+    print(
+        f"| no filter | {pct(plain, 0.5):.1f} | {pct(plain, 0.95):.1f} | {statistics.mean(plain) * 1000:.1f} |"
+    )
     if filtered:
-        print(f"| exception-type filter | {pct(filtered, .5):.1f} | {pct(filtered, .95):.1f} | "
-              f"{statistics.mean(filtered) * 1000:.1f} |")
+        print(
+            f"| exception-type filter | {pct(filtered, 0.5):.1f} | {pct(filtered, 0.95):.1f} | "
+            f"{statistics.mean(filtered) * 1000:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def _pandas_kpis(engine) -> dict:
     import pandas as pd
 
     with engine.connect() as conn:
-        orders = pd.read_sql("SELECT order_id, order_date, promised_date, shipped_date, status FROM orders", conn)
+        orders = pd.read_sql(
+            "SELECT order_id, order_date, promised_date, shipped_date, status FROM orders", conn
+        )
         lines = pd.read_sql("SELECT order_id, qty, shipped_qty, status FROM order_lines", conn)
         ships = pd.read_sql("SELECT order_id, service_level, delivered_date FROM shipments", conn)
         exc = pd.read_sql("SELECT order_id, type FROM exceptions", conn)
@@ -43,9 +45,15 @@ def _pandas_kpis(engine) -> dict:
     ships["delivered_date"] = pd.to_datetime(ships["delivered_date"])
     shipped = orders.loc[(orders["status"] == "shipped") & orders["shipped_date"].notna()]
     cycle = (shipped["shipped_date"] - shipped["order_date"]).dt.days
-    fl = lines.loc[(lines["status"] != "cancelled") & lines["order_id"].isin(orders.loc[orders["status"] == "shipped", "order_id"])]
-    per_ship = ships.assign(pending=ships["delivered_date"].isna()).groupby("order_id").agg(
-        delivered=("delivered_date", "max"), pending=("pending", "sum"))
+    fl = lines.loc[
+        (lines["status"] != "cancelled")
+        & lines["order_id"].isin(orders.loc[orders["status"] == "shipped", "order_id"])
+    ]
+    per_ship = (
+        ships.assign(pending=ships["delivered_date"].isna())
+        .groupby("order_id")
+        .agg(delivered=("delivered_date", "max"), pending=("pending", "sum"))
+    )
     short = fl.assign(short=fl["shipped_qty"] < fl["qty"]).groupby("order_id")["short"].sum()
     judged = orders.loc[orders["status"] == "shipped"].set_index("order_id").join(per_ship, how="inner")
     judged = judged.loc[(judged["pending"] == 0) & judged["promised_date"].notna()]
@@ -55,7 +63,8 @@ def _pandas_kpis(engine) -> dict:
     express = ships.loc[ships["service_level"] == "express", "order_id"].nunique()
     return {
         "exceptions_by_type": exc["type"].value_counts().to_dict(),
-        "cycle_p50": float(cycle.quantile(0.5)), "cycle_p90": float(cycle.quantile(0.9)),
+        "cycle_p50": float(cycle.quantile(0.5)),
+        "cycle_p90": float(cycle.quantile(0.9)),
         "fill_rate": round(fl["shipped_qty"].sum() / fl["qty"].sum(), 4),
         "otif": round(float((on_time & in_full).sum() / len(judged)), 4),
         "expedited": round(express / with_ships, 4),
@@ -64,7 +73,7 @@ def _pandas_kpis(engine) -> dict:
 
 def _sql_five(session) -> None:
     """The same five KPIs as the pandas baseline, the way compute_kpis computes them."""
-    from agent import kpis as k
+    from agent.ops import kpis as k
 
     scope = k._Scope(None)
     k._exception_frequency(session, scope, 0)
@@ -76,13 +85,12 @@ def _sql_five(session) -> None:
 
 def _run(backend: str, lines: int) -> dict:
     import datetime as dt
-
     import tempfile
 
-    from agent.kpis import compute_kpis
+    from agent.ops.kpis import compute_kpis
+    from agent.ops.risk import FEATURES, _contributions, load_model, train
+    from agent.ops.risk_features import build_features, load_frames
     from agent.policy import load_policy
-    from agent.risk import FEATURES, _contributions, load_model, train
-    from agent.risk_features import build_features, load_frames
     from tools.db import make_engine, session_factory, upgrade
     from tools.demo import generate
     from tools.demo.generator import MEAN_LINES
@@ -95,8 +103,13 @@ def _run(backend: str, lines: int) -> dict:
         engine = make_engine(url, variable="TEST_POSTGRES_URL")
         try:
             upgrade(engine)
-            report = generate(engine, orders=round(lines / MEAN_LINES), seed=SEED, as_of=dt.date.fromisoformat(AS_OF),
-                              progress=False)
+            report = generate(
+                engine,
+                orders=round(lines / MEAN_LINES),
+                seed=SEED,
+                as_of=dt.date.fromisoformat(AS_OF),
+                progress=False,
+            )
             out.update(orders=report.orders, lines=report.order_lines, seed_seconds=round(report.elapsed, 1))
             factory = session_factory(engine)
             with factory() as session:
@@ -109,12 +122,14 @@ def _run(backend: str, lines: int) -> dict:
             t = time.perf_counter()
             base = _pandas_kpis(engine)
             out["kpis_pandas_s"] = time.perf_counter() - t
-            same = (base["exceptions_by_type"] == kpis["exception_frequency"]["by_type"]
-                    and base["cycle_p50"] == kpis["order_cycle_time"]["p50_days"]
-                    and round(base["cycle_p90"], 4) == kpis["order_cycle_time"]["p90_days"]
-                    and base["fill_rate"] == kpis["fill_rate"]["value"]
-                    and base["otif"] == kpis["on_time_in_full"]["value"]
-                    and base["expedited"] == kpis["expedited_freight_incidence"]["value"])
+            same = (
+                base["exceptions_by_type"] == kpis["exception_frequency"]["by_type"]
+                and base["cycle_p50"] == kpis["order_cycle_time"]["p50_days"]
+                and round(base["cycle_p90"], 4) == kpis["order_cycle_time"]["p90_days"]
+                and base["fill_rate"] == kpis["fill_rate"]["value"]
+                and base["otif"] == kpis["on_time_in_full"]["value"]
+                and base["expedited"] == kpis["expedited_freight_incidence"]["value"]
+            )
             out["kpis_agree"] = bool(same)
             with factory() as session:
                 t = time.perf_counter()
@@ -144,29 +159,42 @@ def _run(backend: str, lines: int) -> dict:
     t = time.perf_counter()
     _contributions(model, x[:20_000])
     explain_s = time.perf_counter() - t
-    out.update(score_orders=len(x), score_vectorised_s=vec, score_vectorised_per_s=len(x) / vec,
-               score_row_sample=len(sample), score_row_per_s=len(sample) / row_s,
-               explain_orders=min(20_000, len(x)), explain_per_s=min(20_000, len(x)) / explain_s)
+    out.update(
+        score_orders=len(x),
+        score_vectorised_s=vec,
+        score_vectorised_per_s=len(x) / vec,
+        score_row_sample=len(sample),
+        score_row_per_s=len(sample) / row_s,
+        explain_orders=min(20_000, len(x)),
+        explain_per_s=min(20_000, len(x)) / explain_s,
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
     parser.add_argument("--lines", type=int, default=1_000_000, help="order lines of the data set")
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()}, {platform.machine()}, cwd {ROOT}", file=sys.stderr)
-    print("| backend | orders | order lines | all 11 KPIs, SQL s | 5 KPIs, SQL s | 5 KPIs, pandas s | pandas / SQL "
-          "| values agree | features s | train s | AUC | scoring vectorised orders/s | row-at-a-time orders/s "
-          "| vectorised / row | explained orders/s |")
+    print(
+        "| backend | orders | order lines | all 11 KPIs, SQL s | 5 KPIs, SQL s | 5 KPIs, pandas s | pandas / SQL "
+        "| values agree | features s | train s | AUC | scoring vectorised orders/s | row-at-a-time orders/s "
+        "| vectorised / row | explained orders/s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for backend in args.backends:
         r = launch(__file__, "_run", backend, str(args.lines))
-        print(f"| {r['backend']} | {r['orders']:,} | {r['lines']:,} | {r['kpis_sql_s']:.2f} | {r['kpis_sql5_s']:.2f} | "
-              f"{r['kpis_pandas_s']:.2f} | {r['kpis_pandas_s'] / r['kpis_sql5_s']:.1f}× | {'yes' if r['kpis_agree'] else 'NO'} | "
-              f"{r['features_s']:.1f} | {r['train_s']:.1f} | {r['test_roc_auc']} | {r['score_vectorised_per_s']:,.0f} | "
-              f"{r['score_row_per_s']:,.0f} | {r['score_vectorised_per_s'] / r['score_row_per_s']:,.0f}× | "
-              f"{r['explain_per_s']:,.0f} |", flush=True)
+        print(
+            f"| {r['backend']} | {r['orders']:,} | {r['lines']:,} | {r['kpis_sql_s']:.2f} | {r['kpis_sql5_s']:.2f} | "
+            f"{r['kpis_pandas_s']:.2f} | {r['kpis_pandas_s'] / r['kpis_sql5_s']:.1f}× | {'yes' if r['kpis_agree'] else 'NO'} | "
+            f"{r['features_s']:.1f} | {r['train_s']:.1f} | {r['test_roc_auc']} | {r['score_vectorised_per_s']:,.0f} | "
+            f"{r['score_row_per_s']:,.0f} | {r['score_vectorised_per_s'] / r['score_row_per_s']:,.0f}× | "
+            f"{r['explain_per_s']:,.0f} |",
+            flush=True,
+        )
         print(json.dumps(r), file=sys.stderr)
 
 

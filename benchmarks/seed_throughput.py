@@ -42,12 +42,24 @@ def _run(backend: str, lines: int, method: str) -> dict:
         engine = make_engine(url, variable="TEST_POSTGRES_URL")
         try:
             upgrade(engine)
-            report = generate(engine, orders=orders, seed=SEED, as_of=dt.date.fromisoformat(AS_OF), progress=False,
-                              method=method)
+            report = generate(
+                engine,
+                orders=orders,
+                seed=SEED,
+                as_of=dt.date.fromisoformat(AS_OF),
+                progress=False,
+                method=method,
+            )
         finally:
             engine.dispose()
-    return {"backend": backend, "method": method, "orders": orders, "lines": report.order_lines,
-            "rows": sum(report.rows.values()), "seconds": report.elapsed}
+    return {
+        "backend": backend,
+        "method": method,
+        "orders": orders,
+        "lines": report.order_lines,
+        "rows": sum(report.rows.values()),
+        "seconds": report.elapsed,
+    }
 
 
 def _measure(args: list[str]) -> dict:
@@ -68,8 +80,12 @@ def _launch(backend: str, lines: int, method: str) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
-    parser.add_argument("--sizes", nargs="+", type=int, default=[100_000, 1_000_000], help="order lines per run")
+    parser.add_argument(
+        "--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
+    parser.add_argument(
+        "--sizes", nargs="+", type=int, default=[100_000, 1_000_000], help="order lines per run"
+    )
     parser.add_argument("--baseline-lines", type=int, default=100_000, help="lines of the ORM baseline run")
     args = parser.parse_args(argv)
     results = []
@@ -77,26 +93,41 @@ def main(argv: list[str] | None = None) -> None:
         baseline = _launch(backend, args.baseline_lines, "orm")
         results.append(baseline)
         base_rate = baseline["lines"] / baseline["seconds"]
-        print(f"{backend} orm {baseline['lines']:,} lines: {base_rate:,.0f} lines/s, "
-              f"{baseline['peak_mib']:.0f} MiB", file=sys.stderr)
+        print(
+            f"{backend} orm {baseline['lines']:,} lines: {base_rate:,.0f} lines/s, "
+            f"{baseline['peak_mib']:.0f} MiB",
+            file=sys.stderr,
+        )
         for size in args.sizes:
             run = _launch(backend, size, "bulk")
             run["ratio"] = run["lines"] / run["seconds"] / base_rate
             results.append(run)
-            print(f"{backend} bulk {run['lines']:,} lines: {run['lines'] / run['seconds']:,.0f} lines/s, "
-                  f"{run['peak_mib']:.0f} MiB", file=sys.stderr)
+            print(
+                f"{backend} bulk {run['lines']:,} lines: {run['lines'] / run['seconds']:,.0f} lines/s, "
+                f"{run['peak_mib']:.0f} MiB",
+                file=sys.stderr,
+            )
     cpus = os.cpu_count()
-    print(f"\nPython {platform.python_version()}, {platform.system()} {platform.machine()}, {cpus} CPUs, "
-          f"seed {SEED}, as_of {AS_OF}\n")
-    print("| backend | writer | orders | order lines | rows (all tables) | seconds | order lines/s | peak RSS MiB "
-          "| vs ORM baseline |")
+    print(
+        f"\nPython {platform.python_version()}, {platform.system()} {platform.machine()}, {cpus} CPUs, "
+        f"seed {SEED}, as_of {AS_OF}\n"
+    )
+    print(
+        "| backend | writer | orders | order lines | rows (all tables) | seconds | order lines/s | peak RSS MiB "
+        "| vs ORM baseline |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        writer = "ORM add_all (baseline)" if r["method"] == "orm" else (
-            "executemany" if r["backend"] == "sqlite" else "COPY")
+        writer = (
+            "ORM add_all (baseline)"
+            if r["method"] == "orm"
+            else ("executemany" if r["backend"] == "sqlite" else "COPY")
+        )
         ratio = "1.0×" if r["method"] == "orm" else f"{r['ratio']:.1f}×"
-        print(f"| {r['backend']} | {writer} | {r['orders']:,} | {r['lines']:,} | {r['rows']:,} | "
-              f"{r['seconds']:.1f} | {r['lines'] / r['seconds']:,.0f} | {r['peak_mib']:.0f} | {ratio} |")
+        print(
+            f"| {r['backend']} | {writer} | {r['orders']:,} | {r['lines']:,} | {r['rows']:,} | "
+            f"{r['seconds']:.1f} | {r['lines'] / r['seconds']:,.0f} | {r['peak_mib']:.0f} | {ratio} |"
+        )
 
 
 if __name__ == "__main__":

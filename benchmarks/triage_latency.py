@@ -56,7 +56,7 @@ def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: in
     from sqlalchemy import func, select
 
     from agent.policy import load_policy
-    from agent.triage import triage_open_book, triage_order
+    from agent.triage.service import triage_open_book, triage_order
     from tools.dataset import open_order_ids
     from tools.db import session_factory, upgrade
     from tools.demo import generate
@@ -109,10 +109,22 @@ def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: in
     def pct(p: float) -> float:
         return times[min(len(times) - 1, round(p * (len(times) - 1)))] * 1000
 
-    return {"backend": backend, "lines": report.order_lines, "orders": total_orders, "open": len(book),
-            "seed_s": report.elapsed, "sample": len(times), "p50_ms": pct(0.50), "p95_ms": pct(0.95),
-            "batch_orders": done, "batch_s": batch_s, "batch_rate": done / batch_s,
-            "per_order_orders": len(first), "per_order_s": per_order_s, "per_order_rate": len(first) / per_order_s}
+    return {
+        "backend": backend,
+        "lines": report.order_lines,
+        "orders": total_orders,
+        "open": len(book),
+        "seed_s": report.elapsed,
+        "sample": len(times),
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "batch_orders": done,
+        "batch_s": batch_s,
+        "batch_rate": done / batch_s,
+        "per_order_orders": len(first),
+        "per_order_s": per_order_s,
+        "per_order_rate": len(first) / per_order_s,
+    }
 
 
 def _launch(backend: str, lines: int, sample: int, baseline_orders: int) -> dict:
@@ -121,32 +133,50 @@ def _launch(backend: str, lines: int, sample: int, baseline_orders: int) -> dict
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
-    parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000], help="order lines")
+    parser.add_argument(
+        "--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
+    parser.add_argument(
+        "--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000], help="order lines"
+    )
     parser.add_argument("--sample", type=int, default=300, help="orders in the single-order sample")
-    parser.add_argument("--baseline-orders", type=int, default=2_000,
-                        help="first open-book orders triaged one by one for the per-order baseline")
+    parser.add_argument(
+        "--baseline-orders",
+        type=int,
+        default=2_000,
+        help="first open-book orders triaged one by one for the per-order baseline",
+    )
     args = parser.parse_args(argv)
     results = []
     for backend in args.backends:
         for size in args.sizes:
             r = _launch(backend, size, args.sample, args.baseline_orders)
             results.append(r)
-            print(f"{backend} {r['lines']:,} lines: p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
-                  f"batch {r['batch_rate']:,.0f} orders/s, per-order {r['per_order_rate']:,.0f} orders/s "
-                  f"(seeded in {r['seed_s']:.0f} s)", file=sys.stderr, flush=True)
-    print(f"\nPython {platform.python_version()}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"seed {SEED}, as_of {AS_OF}, sample {args.sample} (seed {SAMPLE_SEED}), "
-          f"per-order baseline on the first {args.baseline_orders:,} open orders\n")
-    print("| backend | order lines | orders | open orders | single p50 ms | single p95 ms | p50 vs 10k "
-          "| --all-open batch orders/s | per-order orders/s | batch vs per-order | batch rate vs 10k |")
+            print(
+                f"{backend} {r['lines']:,} lines: p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
+                f"batch {r['batch_rate']:,.0f} orders/s, per-order {r['per_order_rate']:,.0f} orders/s "
+                f"(seeded in {r['seed_s']:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(
+        f"\nPython {platform.python_version()}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"seed {SEED}, as_of {AS_OF}, sample {args.sample} (seed {SAMPLE_SEED}), "
+        f"per-order baseline on the first {args.baseline_orders:,} open orders\n"
+    )
+    print(
+        "| backend | order lines | orders | open orders | single p50 ms | single p95 ms | p50 vs 10k "
+        "| --all-open batch orders/s | per-order orders/s | batch vs per-order | batch rate vs 10k |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         base = next(b for b in results if b["backend"] == r["backend"])  # the smallest size run first
-        print(f"| {r['backend']} | {r['lines']:,} | {r['orders']:,} | {r['open']:,} | {r['p50_ms']:.1f} | "
-              f"{r['p95_ms']:.1f} | {r['p50_ms'] / base['p50_ms']:.2f}× | {r['batch_rate']:,.0f} | "
-              f"{r['per_order_rate']:,.0f} | {r['batch_rate'] / r['per_order_rate']:.1f}× | "
-              f"{r['batch_rate'] / base['batch_rate']:.2f}× |")
+        print(
+            f"| {r['backend']} | {r['lines']:,} | {r['orders']:,} | {r['open']:,} | {r['p50_ms']:.1f} | "
+            f"{r['p95_ms']:.1f} | {r['p50_ms'] / base['p50_ms']:.2f}× | {r['batch_rate']:,.0f} | "
+            f"{r['per_order_rate']:,.0f} | {r['batch_rate'] / r['per_order_rate']:.1f}× | "
+            f"{r['batch_rate'] / base['batch_rate']:.2f}× |"
+        )
 
 
 if __name__ == "__main__":

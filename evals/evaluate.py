@@ -21,7 +21,7 @@ from typing import Any
 from evals.runner import RunEnv, new_workdir, run_cases, template_database
 from evals.suite import load_cases
 
-__all__ = ["PROVIDERS", "AGENTS", "evaluate", "sop_index", "make_llm", "index_facts"]
+__all__ = ["AGENTS", "PROVIDERS", "evaluate", "index_facts", "make_llm", "sop_index"]
 
 PROVIDERS = ("fake", "llamacpp", "openai")
 AGENTS = ("copilot", "baseline")
@@ -73,7 +73,7 @@ def index_facts(collection) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
 
 def make_llm(provider: str, settings=None):
     """The model for ``provider``: ``fake`` is the scripted explainer; the others come from the settings."""
-    from agent.llm import FakeLLM, get_llm
+    from agent.llm.providers import FakeLLM, get_llm
 
     if provider == "fake":
         from evals.subjects import scripted_explainer
@@ -101,8 +101,18 @@ JOURNAL = "cases.jsonl"
 
 def _identity(meta: dict[str, Any], cases) -> dict[str, Any]:
     """What a journal must match to be resumed: the same subject, model, policy, prompts, code and cases."""
-    keys = ("agent", "baseline_tool_format", "provider", "model", "suite", "repeat", "policy_hash", "prompt_hashes",
-            "commit", "dirty")
+    keys = (
+        "agent",
+        "baseline_tool_format",
+        "provider",
+        "model",
+        "suite",
+        "repeat",
+        "policy_hash",
+        "prompt_hashes",
+        "commit",
+        "dirty",
+    )
     return {"journal": 1, **{k: meta.get(k) for k in keys}, "cases": [c.key for c in cases]}
 
 
@@ -128,10 +138,14 @@ def read_journal(path: Path, identity: dict[str, Any]) -> dict[tuple[int, str], 
         raise SuiteError(f"{path}: not an eval journal (its first line is not a journal header)")
     differ = [k for k in identity if header.get(k) != identity[k]]
     if differ:
-        shown = ", ".join(k if k in ("cases", "prompt_hashes") else f"{k} {header.get(k)!r} != {identity[k]!r}"
-                          for k in differ)
-        raise SuiteError(f"{path}: cannot resume, the journal belongs to another run ({shown}); "
-                         "start a fresh run without --resume or in another --report folder")
+        shown = ", ".join(
+            k if k in ("cases", "prompt_hashes") else f"{k} {header.get(k)!r} != {identity[k]!r}"
+            for k in differ
+        )
+        raise SuiteError(
+            f"{path}: cannot resume, the journal belongs to another run ({shown}); "
+            "start a fresh run without --resume or in another --report folder"
+        )
     done: dict[tuple[int, str], Any] = {}
     for n, line in enumerate(lines[1:], start=2):
         try:
@@ -145,11 +159,23 @@ def read_journal(path: Path, identity: dict[str, Any]) -> dict[tuple[int, str], 
     return done
 
 
-def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repeat: int = 1,
-             report_dir: str | Path | None = None, progress: bool | None = None, policy=None, llm=None,
-             collection=None, var_dir: str | Path | None = None, only: list[str] | None = None,
-             resume: bool = False, tool_format: str = "compact",
-             echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def evaluate(
+    suite: str,
+    *,
+    provider: str = "fake",
+    agent: str = "copilot",
+    repeat: int = 1,
+    report_dir: str | Path | None = None,
+    progress: bool | None = None,
+    policy=None,
+    llm=None,
+    collection=None,
+    var_dir: str | Path | None = None,
+    only: list[str] | None = None,
+    resume: bool = False,
+    tool_format: str = "compact",
+    echo: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
     """Run ``suite`` (a name, file, folder or ``all``) and return the report (written when ``report_dir``).
 
     ``only``: case ids (or suite/id keys) to run; default every case. With ``report_dir`` every
@@ -158,12 +184,12 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
     prompts, commit and cases, else SuiteError) and runs only the cases it lacks. ``tool_format``:
     how the baseline gets its tools from a model called without them (evals.baseline.TOOL_FORMATS).
     """
+    import datetime as dt
+
     from agent.policy import load_policy
     from agent.settings import get_settings
     from evals.metrics import summarize
     from evals.report import build_report, provenance, write_reports
-
-    import datetime as dt
 
     started = dt.datetime.now(dt.UTC)
     settings = get_settings()
@@ -184,10 +210,19 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
     model = f"{getattr(llm, 'provider', provider)}:{getattr(llm, 'name', '?')}"
     # the commit, prompts and policy are read now, before any case runs: what is loaded is what is
     # measured, even if the checkout moves on while a long run goes on
-    meta = provenance(agent=agent, provider=provider, model=model, policy=policy, suite=suite, repeat=repeat,
-                      started_at=started)
+    meta = provenance(
+        agent=agent,
+        provider=provider,
+        model=model,
+        policy=policy,
+        suite=suite,
+        repeat=repeat,
+        started_at=started,
+    )
     if agent == "baseline":
-        meta["baseline_tool_format"] = tool_format if getattr(llm, "chat_model", None) is None else "model's own"
+        meta["baseline_tool_format"] = (
+            tool_format if getattr(llm, "chat_model", None) is None else "model's own"
+        )
     identity = _identity(meta, cases)
     journal = Path(report_dir) / JOURNAL if report_dir else None
     done: dict[tuple[int, str], Any] = {}
@@ -215,13 +250,25 @@ def evaluate(suite: str, *, provider: str = "fake", agent: str = "copilot", repe
     subject = make_subject(agent, policy, llm, tool_format)
     workdir = new_workdir()
     try:
-        env = RunEnv(workdir=workdir, template=template_database(workdir), policy=policy, collection=collection,
-                     valid_citations=citations, applies_to=applies)
+        env = RunEnv(
+            workdir=workdir,
+            template=template_database(workdir),
+            policy=policy,
+            collection=collection,
+            valid_citations=citations,
+            applies_to=applies,
+        )
         show = sys.stderr.isatty() if progress is None else progress
         from tqdm import tqdm
 
-        bar = tqdm(total=len(cases) * repeat, initial=len(done), desc=f"eval {agent}", unit="case", disable=not show,
-                   file=sys.stderr)
+        bar = tqdm(
+            total=len(cases) * repeat,
+            initial=len(done),
+            desc=f"eval {agent}",
+            unit="case",
+            disable=not show,
+            file=sys.stderr,
+        )
         try:
             runs = run_cases(cases, subject, env, repeat=repeat, on_result=record, done=done)
         finally:

@@ -9,7 +9,7 @@ from typing import Any
 from evals.runner import NOT_RUN, CaseResult
 from tools.domain import EXCEPTION_TYPES
 
-__all__ = ["summarize", "percentile", "confusion"]
+__all__ = ["confusion", "percentile", "summarize"]
 
 NONE = "(none)"
 
@@ -63,8 +63,14 @@ def summarize(runs: list[list[CaseResult]]) -> dict[str, Any]:
         tp = sum(1 for r in typed if t in r.expected_types and t in r.detected_types)
         fp = sum(1 for r in typed if t not in r.expected_types and t in r.detected_types)
         fn = sum(1 for r in typed if t in r.expected_types and t not in r.detected_types)
-        per_type[t] = {"support": tp + fn, "tp": tp, "fp": fp, "fn": fn,
-                       "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn)}
+        per_type[t] = {
+            "support": tp + fn,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "precision": _ratio(tp, tp + fp),
+            "recall": _ratio(tp, tp + fn),
+        }
 
     acted = _scored(everything, "action")
     routed = _scored(everything, "approver_role")
@@ -106,7 +112,10 @@ def summarize(runs: list[list[CaseResult]]) -> dict[str, Any]:
         "llm_calls": sum(r.llm_calls for r in everything),
         "llm_calls_per_case": round(sum(r.llm_calls for r in everything) / n, 3),
         "tokens_per_case": round(sum(r.prompt_tokens + r.completion_tokens for r in everything) / n, 1),
-        "not_run": {name: {"checks": count, "reasons": sorted(reasons[name])} for name, count in sorted(not_run.items())},
+        "not_run": {
+            name: {"checks": count, "reasons": sorted(reasons[name])}
+            for name, count in sorted(not_run.items())
+        },
     }
 
 

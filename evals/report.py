@@ -19,14 +19,37 @@ from typing import Any
 
 from evals.runner import CaseResult
 
-__all__ = ["provenance", "build_report", "write_reports", "markdown", "html_page", "compare", "compare_markdown",
-           "compare_html", "write_comparison", "load_report"]
+__all__ = [
+    "build_report",
+    "compare",
+    "compare_html",
+    "compare_markdown",
+    "html_page",
+    "load_report",
+    "markdown",
+    "provenance",
+    "write_comparison",
+    "write_reports",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = REPO / "prompts"
-HEADLINE = ("cases", "passed", "pass_rate", "pass_hat_k", "violations", "action_accuracy", "approver_role_accuracy",
-            "citation_validity", "llm_fallbacks", "grounding_failures", "latency_p50_s", "latency_p95_s",
-            "llm_calls_per_case", "tokens_per_case")
+HEADLINE = (
+    "cases",
+    "passed",
+    "pass_rate",
+    "pass_hat_k",
+    "violations",
+    "action_accuracy",
+    "approver_role_accuracy",
+    "citation_validity",
+    "llm_fallbacks",
+    "grounding_failures",
+    "latency_p50_s",
+    "latency_p95_s",
+    "llm_calls_per_case",
+    "tokens_per_case",
+)
 
 
 def _git(*args: str) -> str | None:
@@ -39,26 +62,49 @@ def _git(*args: str) -> str | None:
 
 def prompt_hashes() -> dict[str, str]:
     """SHA-256 (first 16 hex digits) of every prompt template (prompts/, and the baseline's), by path."""
-    files = sorted(p for p in PROMPTS.iterdir() if p.is_file() and p.suffix != ".py") if PROMPTS.is_dir() else []
+    files = (
+        sorted(p for p in PROMPTS.iterdir() if p.is_file() and p.suffix != ".py") if PROMPTS.is_dir() else []
+    )
     files.append(REPO / "evals" / "baseline_prompt.txt")
-    return {p.relative_to(REPO).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in files if p.is_file()}
-
-
-def provenance(*, agent: str, provider: str, model: str, policy, suite: str, repeat: int,
-               started_at: dt.datetime | None = None) -> dict[str, Any]:
-    commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "agent": agent, "provider": provider, "model": model, "suite": suite, "repeat": repeat,
-        "policy_hash": policy.policy_hash, "prompt_hashes": prompt_hashes(),
-        "commit": commit, "dirty": bool(dirty) if dirty is not None else None,
-        "started_at": (started_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
-        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(), "host": platform.node(),
+        p.relative_to(REPO).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+        for p in files
+        if p.is_file()
     }
 
 
-def build_report(meta: dict[str, Any], summary: dict[str, Any], runs: list[list[CaseResult]]) -> dict[str, Any]:
+def provenance(
+    *,
+    agent: str,
+    provider: str,
+    model: str,
+    policy,
+    suite: str,
+    repeat: int,
+    started_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "agent": agent,
+        "provider": provider,
+        "model": model,
+        "suite": suite,
+        "repeat": repeat,
+        "policy_hash": policy.policy_hash,
+        "prompt_hashes": prompt_hashes(),
+        "commit": commit,
+        "dirty": bool(dirty) if dirty is not None else None,
+        "started_at": (started_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
+
+
+def build_report(
+    meta: dict[str, Any], summary: dict[str, Any], runs: list[list[CaseResult]]
+) -> dict[str, Any]:
     return {"meta": meta, "summary": summary, "runs": [[r.as_dict() for r in run] for run in runs]}
 
 
@@ -100,7 +146,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{' (uncommitted changes)' if meta.get('dirty') else ''} · policy `{meta['policy_hash'][:12]}` · "
         f"{meta['started_at']}",
         "",
-        "| metric | value |", "|---|---|",
+        "| metric | value |",
+        "|---|---|",
         *[f"| {k} | {_fmt(s.get(k))} |" for k in HEADLINE],
         f"| incomplete (checks not run) | {len(s['incomplete'])} |",
         "",
@@ -110,17 +157,24 @@ def markdown(report: dict[str, Any]) -> str:
         by_key = {r["key"]: r for r in report["runs"][0]}
         for key in s["failed"]:
             r = by_key.get(key)
-            bad = [f"{c['name']}: {c['detail']}" for c in (r or {}).get("checks", []) if c["status"] == "fail"]
+            bad = [
+                f"{c['name']}: {c['detail']}" for c in (r or {}).get("checks", []) if c["status"] == "fail"
+            ]
             lines.append(f"- `{key}`: " + "; ".join(bad + (r or {}).get("violations", [])))
         lines.append("")
     if s["violation_details"]:
         lines += ["## Invariant violations", "", *[f"- {v}" for v in s["violation_details"]], ""]
     if s["not_run"]:
         lines += ["## Checks not run", "", "| check | times | why |", "|---|---|---|"]
-        lines += [f"| {name} | {v['checks']} | {'; '.join(v['reasons'])} |" for name, v in s["not_run"].items()]
+        lines += [
+            f"| {name} | {v['checks']} | {'; '.join(v['reasons'])} |" for name, v in s["not_run"].items()
+        ]
         lines.append("")
     lines += ["## Per exception type", "", "| type | support | precision | recall |", "|---|---|---|---|"]
-    lines += [f"| {t} | {v['support']} | {_fmt(v['precision'])} | {_fmt(v['recall'])} |" for t, v in s["per_type"].items()]
+    lines += [
+        f"| {t} | {v['support']} | {_fmt(v['precision'])} | {_fmt(v['recall'])} |"
+        for t, v in s["per_type"].items()
+    ]
     lines += ["", "## Prompts", "", *[f"- `{k}` {v}" for k, v in meta["prompt_hashes"].items()], ""]
     return "\n".join(lines)
 
@@ -134,7 +188,7 @@ def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
     text = buf.getvalue()
-    return text[text.find("<svg"):]
+    return text[text.find("<svg") :]
 
 
 def plots(summary: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, str]:
@@ -183,8 +237,10 @@ def plots(summary: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, s
     if secs:
         ax.hist(secs, bins=min(30, max(5, len(secs) // 4)))
     ax.set_xlabel("ms per case (input to recommendation and explanation)", fontsize=8)
-    ax.set_title(f"Latency (p50 {_fmt(summary['latency_p50_s'])} s, p95 {_fmt(summary['latency_p95_s'])} s)",
-                 fontsize=9)
+    ax.set_title(
+        f"Latency (p50 {_fmt(summary['latency_p50_s'])} s, p95 {_fmt(summary['latency_p95_s'])} s)",
+        fontsize=9,
+    )
     out["latency"] = _svg(fig)
     plt.close(fig)
     return out
@@ -198,24 +254,28 @@ def html_page(report: dict[str, Any]) -> str:
     cases = []
     for r in report["runs"][0] if report["runs"] else []:
         bad = "; ".join(f"{c['name']}: {c['detail']}" for c in r["checks"] if c["status"] != "pass")
-        cases.append(f"<tr class='{esc(r['status'])}'><td>{esc(r['key'])}</td><td>{esc(r['status'])}</td>"
-                     f"<td>{esc(str(r['action']))}</td><td>{r['seconds'] * 1000:.0f}</td><td>{esc(bad)}</td></tr>")
-    meta_rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(json.dumps(v) if isinstance(v, dict) else str(v))}</td></tr>"
-                        for k, v in meta.items())
+        cases.append(
+            f"<tr class='{esc(r['status'])}'><td>{esc(r['key'])}</td><td>{esc(r['status'])}</td>"
+            f"<td>{esc(str(r['action']))}</td><td>{r['seconds'] * 1000:.0f}</td><td>{esc(bad)}</td></tr>"
+        )
+    meta_rows = "".join(
+        f"<tr><td>{esc(k)}</td><td>{esc(json.dumps(v) if isinstance(v, dict) else str(v))}</td></tr>"
+        for k, v in meta.items()
+    )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Eval report: {esc(meta['suite'])} ({esc(meta['agent'])})</title>
+<html lang="en"><head><meta charset="utf-8"><title>Eval report: {esc(meta["suite"])} ({esc(meta["agent"])})</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;vertical-align:top}} tr.fail td,tr.error td{{background:#fde2e2}}
 tr.incomplete td{{background:#fff6d6}} .plots svg{{max-width:100%;height:auto}}
 </style></head><body>
-<h1>Eval report: {esc(meta['suite'])} — agent {esc(meta['agent'])}</h1>
-<h2>Summary</h2><table>{rows}<tr><td>failed</td><td>{esc(', '.join(s['failed']) or 'none')}</td></tr>
-<tr><td>incomplete</td><td>{len(s['incomplete'])}</td></tr></table>
+<h1>Eval report: {esc(meta["suite"])} — agent {esc(meta["agent"])}</h1>
+<h2>Summary</h2><table>{rows}<tr><td>failed</td><td>{esc(", ".join(s["failed"]) or "none")}</td></tr>
+<tr><td>incomplete</td><td>{len(s["incomplete"])}</td></tr></table>
 <h2>Run</h2><table>{meta_rows}</table>
-<div class="plots"><h2>Plots</h2>{svgs['per_type']}{svgs['confusion']}{svgs['latency']}</div>
+<div class="plots"><h2>Plots</h2>{svgs["per_type"]}{svgs["confusion"]}{svgs["latency"]}</div>
 <h2>Cases</h2><table><tr><th>case</th><th>status</th><th>recommended</th><th>ms</th><th>checks not passed</th></tr>
-{''.join(cases)}</table>
+{"".join(cases)}</table>
 </body></html>
 """
 
@@ -241,10 +301,14 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path
 
 
 def _per_case(r: dict[str, Any]) -> dict[str, Any]:
-    return {"status": r["status"], "llm_calls": r.get("llm_calls", 0),
-            "tokens": r.get("prompt_tokens", 0) + r.get("completion_tokens", 0),
-            "seconds": round(r.get("seconds", 0.0), 3), "action": r.get("action"),
-            "violations": len(r.get("violations") or [])}
+    return {
+        "status": r["status"],
+        "llm_calls": r.get("llm_calls", 0),
+        "tokens": r.get("prompt_tokens", 0) + r.get("completion_tokens", 0),
+        "seconds": round(r.get("seconds", 0.0), 3),
+        "action": r.get("action"),
+        "violations": len(r.get("violations") or []),
+    }
 
 
 def _status_of(side: dict[str, Any] | None) -> str | None:
@@ -263,18 +327,29 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     rb = {r["key"]: _per_case(r) for r in (b["runs"][0] if b["runs"] else [])}
     keys = sorted(set(ra) | set(rb))
     cases = [{"case": k, "a": ra.get(k), "b": rb.get(k)} for k in keys]
-    changed = [{"case": c["case"], "a": _status_of(c["a"]), "b": _status_of(c["b"])} for c in cases
-               if _status_of(c["a"]) != _status_of(c["b"])]
-    return {"a": {k: a["meta"].get(k) for k in ("agent", "model", "provider", "commit", "suite")},
-            "b": {k: b["meta"].get(k) for k in ("agent", "model", "provider", "commit", "suite")},
-            "metrics": metrics, "cases": cases, "changed": changed}
+    changed = [
+        {"case": c["case"], "a": _status_of(c["a"]), "b": _status_of(c["b"])}
+        for c in cases
+        if _status_of(c["a"]) != _status_of(c["b"])
+    ]
+    return {
+        "a": {k: a["meta"].get(k) for k in ("agent", "model", "provider", "commit", "suite")},
+        "b": {k: b["meta"].get(k) for k in ("agent", "model", "provider", "commit", "suite")},
+        "metrics": metrics,
+        "cases": cases,
+        "changed": changed,
+    }
 
 
 def _side(c: dict[str, Any] | None) -> list[str]:
     if c is None:
         return ["(not run)", "–", "–", "–"]
-    return [c["status"] + (f" ({c['violations']} violations)" if c["violations"] else ""), str(c["llm_calls"]),
-            f"{c['tokens']:,}", f"{c['seconds']:.1f}"]
+    return [
+        c["status"] + (f" ({c['violations']} violations)" if c["violations"] else ""),
+        str(c["llm_calls"]),
+        f"{c['tokens']:,}",
+        f"{c['seconds']:.1f}",
+    ]
 
 
 def _who(side: dict[str, Any]) -> str:
@@ -283,12 +358,27 @@ def _who(side: dict[str, Any]) -> str:
 
 def compare_markdown(diff: dict[str, Any]) -> str:
     """The comparison as Markdown: headline metrics, then every case in both runs."""
-    lines = ["# Eval comparison", "", f"- A: {_who(diff['a'])}", f"- B: {_who(diff['b'])}", "",
-             "| metric | A | B | B − A |", "|---|---|---|---|"]
-    lines += [f"| {k} | {_fmt(m['a'])} | {_fmt(m['b'])} | {_fmt(m['delta'])} |" for k, m in diff["metrics"].items()]
-    lines += ["", f"{len(diff['changed'])} case(s) changed status.", "", "## Cases",  "",
-              "| case | A status | A LLM calls | A tokens | A s | B status | B LLM calls | B tokens | B s |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Eval comparison",
+        "",
+        f"- A: {_who(diff['a'])}",
+        f"- B: {_who(diff['b'])}",
+        "",
+        "| metric | A | B | B − A |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {_fmt(m['a'])} | {_fmt(m['b'])} | {_fmt(m['delta'])} |" for k, m in diff["metrics"].items()
+    ]
+    lines += [
+        "",
+        f"{len(diff['changed'])} case(s) changed status.",
+        "",
+        "## Cases",
+        "",
+        "| case | A status | A LLM calls | A tokens | A s | B status | B LLM calls | B tokens | B s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     lines += [f"| `{c['case']}` | " + " | ".join(_side(c["a"]) + _side(c["b"])) + " |" for c in diff["cases"]]
     return "\n".join(lines) + "\n"
 
@@ -296,8 +386,11 @@ def compare_markdown(diff: dict[str, Any]) -> str:
 def compare_html(diff: dict[str, Any]) -> str:
     """The comparison as one self-contained HTML page (no script, no outside resource)."""
     esc = html.escape
-    metrics = "".join(f"<tr><td>{esc(k)}</td><td>{esc(_fmt(m['a']))}</td><td>{esc(_fmt(m['b']))}</td>"
-                      f"<td>{esc(_fmt(m['delta']))}</td></tr>" for k, m in diff["metrics"].items())
+    metrics = "".join(
+        f"<tr><td>{esc(k)}</td><td>{esc(_fmt(m['a']))}</td><td>{esc(_fmt(m['b']))}</td>"
+        f"<td>{esc(_fmt(m['delta']))}</td></tr>"
+        for k, m in diff["metrics"].items()
+    )
     rows = []
     for c in diff["cases"]:
         cls = "changed" if _status_of(c["a"]) != _status_of(c["b"]) else ""
@@ -310,12 +403,12 @@ body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}} table{{bord
 td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}} tr.changed td{{background:#fff6d6}}
 </style></head><body>
 <h1>Eval comparison</h1>
-<p>A: {esc(_who(diff['a']))}<br>B: {esc(_who(diff['b']))}</p>
+<p>A: {esc(_who(diff["a"]))}<br>B: {esc(_who(diff["b"]))}</p>
 <table><tr><th>metric</th><th>A</th><th>B</th><th>B − A</th></tr>{metrics}</table>
-<p>{len(diff['changed'])} case(s) changed status (highlighted).</p>
+<p>{len(diff["changed"])} case(s) changed status (highlighted).</p>
 <table><tr><th>case</th><th>A status</th><th>A LLM calls</th><th>A tokens</th><th>A s</th>
 <th>B status</th><th>B LLM calls</th><th>B tokens</th><th>B s</th></tr>
-{''.join(rows)}</table>
+{"".join(rows)}</table>
 </body></html>
 """
 

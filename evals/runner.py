@@ -28,7 +28,7 @@ from evals.suite import EvalCase
 from tools.db import make_engine, session_factory, upgrade
 from tools.fixtures import load_fixture
 
-__all__ = ["Check", "CaseResult", "NotRun", "RunEnv", "run_case", "run_cases", "template_database"]
+__all__ = ["CaseResult", "Check", "NotRun", "RunEnv", "run_case", "run_cases", "template_database"]
 
 PASS, FAIL, NOT_RUN = "pass", "fail", "not_run"
 
@@ -77,7 +77,7 @@ class CaseResult:
         return {**asdict(self), "key": self.key}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CaseResult":
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
         """The result ``as_dict`` wrote (e.g. a line of a run's journal)."""
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         values["checks"] = [Check(**c) for c in data.get("checks") or []]
@@ -188,13 +188,21 @@ def order_checks(prefix: str, result: dict[str, Any], expect: dict[str, Any], en
         add("action", got == expect["action"], f"recommended {got}, expected {expect['action']}")
     if "action_any_of" in expect:
         got = rec["action"] if rec else None
-        add("action", got in expect["action_any_of"], f"recommended {got}, expected one of {expect['action_any_of']}")
+        add(
+            "action",
+            got in expect["action_any_of"],
+            f"recommended {got}, expected one of {expect['action_any_of']}",
+        )
     if "risk" in expect:
         got = rec.get("risk") if rec else None
         add("risk", got == expect["risk"], f"risk {got}, expected {expect['risk']}")
     if "approver_role" in expect:
         got = rec.get("approver_role") if rec else None
-        add("approver_role", got == expect["approver_role"], f"approver {got}, expected {expect['approver_role']}")
+        add(
+            "approver_role",
+            got == expect["approver_role"],
+            f"approver {got}, expected {expect['approver_role']}",
+        )
     if "in_plan" in expect:
         plan = _plan_actions(result)
         missing = [a for a in expect["in_plan"] if a not in plan]
@@ -230,9 +238,17 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
 
     checks: list[Check] = []
     expect = case.expect
-    res = CaseResult(case.suite, case.id, FAIL, checks, [], 0.0, expected_types=sorted(set(expect.get("exceptions") or [])),
-                     expected_action=[expect["action"]] if "action" in expect else expect.get("action_any_of"),
-                     expected_role=expect.get("approver_role"))
+    res = CaseResult(
+        case.suite,
+        case.id,
+        FAIL,
+        checks,
+        [],
+        0.0,
+        expected_types=sorted(set(expect.get("exceptions") or [])),
+        expected_action=[expect["action"]] if "action" in expect else expect.get("action_any_of"),
+        expected_role=expect.get("approver_role"),
+    )
     with _case_db(env, case.key) as factory:
         with factory() as session:
             load_fixture(session, case.fixture, case_id=case.id)
@@ -250,8 +266,13 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
                 named = list(out.get("order_ids") or [])
                 if "orders" in expect:
                     ok = named == list(expect["orders"])
-                    checks.append(Check("orders", PASS if ok else FAIL,
-                                        "" if ok else f"named {named}, expected {expect['orders']}"))
+                    checks.append(
+                        Check(
+                            "orders",
+                            PASS if ok else FAIL,
+                            "" if ok else f"named {named}, expected {expect['orders']}",
+                        )
+                    )
                 by_id = {r.get("order_id"): r for r in out.get("results") or []}
                 first = by_id.get(named[0]) if named else None
                 for oid, sub in (expect.get("per_order") or {}).items():
@@ -268,16 +289,24 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
         res.seconds = time.perf_counter() - started
         _usage(res, subject)
         if first is not None:
-            checks.extend(order_checks("", first, {k: v for k, v in expect.items() if k not in ("per_order", "orders")},
-                                       env))
+            checks.extend(
+                order_checks(
+                    "", first, {k: v for k, v in expect.items() if k not in ("per_order", "orders")}, env
+                )
+            )
             _record_outcome(res, first, env)
         elif any(k in expect for k in ("exceptions", "action", "risk", "approver_role", "cites_sop_for")):
             checks.append(Check("triage", FAIL, "no order was triaged"))
 
         with factory() as session:
             before = executed_actions(session)
-        checks.append(Check("nothing executed before approval", PASS if not before else FAIL,
-                            "" if not before else f"executed without a decision: {[e['action'] for e in before]}"))
+        checks.append(
+            Check(
+                "nothing executed before approval",
+                PASS if not before else FAIL,
+                "" if not before else f"executed without a decision: {[e['action'] for e in before]}",
+            )
+        )
         if before:
             res.violations.append(f"executed before any approval: {[e['action'] for e in before]}")
 
@@ -289,8 +318,13 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
                 why = f"request {request.get('id')} {request.get('action')} is {request.get('status')}"
                 reasons = (request.get("guard") or {}).get("reasons") or []
                 error = (request.get("execution") or {}).get("error") or request.get("error")
-                checks.append(Check("approval", PASS if ok else FAIL,
-                                    "" if ok else "; ".join([why, *map(str, reasons), *([str(error)] if error else [])])))
+                checks.append(
+                    Check(
+                        "approval",
+                        PASS if ok else FAIL,
+                        "" if ok else "; ".join([why, *map(str, reasons), *([str(error)] if error else [])]),
+                    )
+                )
             except NotRun as exc:
                 approval_note = str(exc)
             except Exception as exc:  # an approval step that fails is a failed case, not a crash of the run
@@ -312,8 +346,13 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
                     checks.append(Check("never", FAIL if bad else PASS, f"executed {bad}" if bad else ""))
             violations, audit_ok, audit_note = invariant_violations(session)
             res.violations.extend(violations)
-            checks.append(Check("audit chain", NOT_RUN if audit_ok is None else PASS if audit_ok else FAIL,
-                                "" if audit_ok else audit_note or ""))
+            checks.append(
+                Check(
+                    "audit chain",
+                    NOT_RUN if audit_ok is None else PASS if audit_ok else FAIL,
+                    "" if audit_ok else audit_note or "",
+                )
+            )
             if approval_note and first is not None and first.get("recommendation"):
                 checks.append(Check("approval", NOT_RUN, approval_note))
     res.status = _status(checks, res.violations)
@@ -328,7 +367,10 @@ def _not_run_all(checks: list[Check], expect: dict[str, Any], reason: str) -> No
 def _usage(res: CaseResult, subject) -> None:
     usage = subject.usage()
     res.llm_calls, res.prompt_tokens, res.completion_tokens = (
-        usage.get("calls", 0), usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        usage.get("calls", 0),
+        usage.get("prompt_tokens", 0),
+        usage.get("completion_tokens", 0),
+    )
 
 
 def _record_outcome(res: CaseResult, result: dict[str, Any], env: RunEnv) -> None:
@@ -344,7 +386,9 @@ def _record_outcome(res: CaseResult, result: dict[str, Any], env: RunEnv) -> Non
         res.invalid_citations = [c for c in cited if c not in env.valid_citations]
         res.fallback = bool(explanation.get("fallback"))
         reason = str(explanation.get("reason") or "").lower()
-        res.grounding_failure = res.fallback and ("ground" in reason or "unsupported" in reason or "cite" in reason)
+        res.grounding_failure = res.fallback and (
+            "ground" in reason or "unsupported" in reason or "cite" in reason
+        )
 
 
 def _status(checks: list[Check], violations: list[str]) -> str:
@@ -355,9 +399,15 @@ def _status(checks: list[Check], violations: list[str]) -> str:
     return "pass"
 
 
-def run_cases(cases: list[EvalCase], subject, env: RunEnv, *, repeat: int = 1,
-              on_result: Callable[[int, CaseResult], None] | None = None,
-              done: dict[tuple[int, str], CaseResult] | None = None) -> list[list[CaseResult]]:
+def run_cases(
+    cases: list[EvalCase],
+    subject,
+    env: RunEnv,
+    *,
+    repeat: int = 1,
+    on_result: Callable[[int, CaseResult], None] | None = None,
+    done: dict[tuple[int, str], CaseResult] | None = None,
+) -> list[list[CaseResult]]:
     """Every case ``repeat`` times; returns one list of results per repetition.
 
     ``done``: results already recorded by an interrupted run, by (repetition, case key); those cases
@@ -374,9 +424,16 @@ def run_cases(cases: list[EvalCase], subject, env: RunEnv, *, repeat: int = 1,
             try:
                 result = run_case(case, subject, env)
             except Exception as exc:  # one broken case is reported, the run goes on
-                result = CaseResult(case.suite, case.id, "error", [Check("run", FAIL, f"{type(exc).__name__}: {exc}")],
-                                    [], 0.0, error=f"{type(exc).__name__}: {exc}",
-                                    expected_types=sorted(set(case.expect.get("exceptions") or [])))
+                result = CaseResult(
+                    case.suite,
+                    case.id,
+                    "error",
+                    [Check("run", FAIL, f"{type(exc).__name__}: {exc}")],
+                    [],
+                    0.0,
+                    error=f"{type(exc).__name__}: {exc}",
+                    expected_types=sorted(set(case.expect.get("exceptions") or [])),
+                )
             results.append(result)
             if on_result:
                 on_result(rep, result)

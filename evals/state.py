@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from tools.fixtures import MODELS
 from tools.models import ActionRequest, Approval, Execution
 
-__all__ = ["read_field", "same_value", "check_after", "executed_actions", "invariant_violations"]
+__all__ = ["check_after", "executed_actions", "invariant_violations", "read_field", "same_value"]
 
 _NOT_EXECUTED = ("failed",)
 NO_APPROVAL = ("ESCALATE",)
@@ -43,7 +43,13 @@ def read_field(session: Session, path: str) -> tuple[bool, Any]:
     ident = []
     for column, part in zip(columns, parts, strict=True):
         python_type = column.type.python_type
-        ident.append(int(part) if python_type is int else dt.date.fromisoformat(part) if python_type is dt.date else part)
+        ident.append(
+            int(part)
+            if python_type is int
+            else dt.date.fromisoformat(part)
+            if python_type is dt.date
+            else part
+        )
     row = session.get(model, tuple(ident) if len(ident) > 1 else ident[0], populate_existing=True)
     if row is None:
         return False, None
@@ -61,7 +67,9 @@ def same_value(actual: Any, expected: Any) -> bool:
         except InvalidOperation:
             return False
     if isinstance(actual, dt.date):
-        return actual.isoformat() == (expected.isoformat() if isinstance(expected, dt.date) else str(expected))
+        return actual.isoformat() == (
+            expected.isoformat() if isinstance(expected, dt.date) else str(expected)
+        )
     return str(actual) == str(expected)
 
 
@@ -85,12 +93,21 @@ def check_after(session: Session, expected: dict[str, Any]) -> list[str]:
 def executed_actions(session: Session) -> list[dict[str, Any]]:
     """Every executed action request, oldest first: id, action, params, order_id."""
     rows = session.execute(
-        select(ActionRequest.id, ActionRequest.action, ActionRequest.params, ActionRequest.order_id, Execution.status)
+        select(
+            ActionRequest.id,
+            ActionRequest.action,
+            ActionRequest.params,
+            ActionRequest.order_id,
+            Execution.status,
+        )
         .join(Execution, Execution.request_id == ActionRequest.id)
         .order_by(Execution.id)
     ).all()
-    return [{"request_id": r.id, "action": r.action, "params": r.params, "order_id": r.order_id}
-            for r in rows if r.status not in _NOT_EXECUTED]
+    return [
+        {"request_id": r.id, "action": r.action, "params": r.params, "order_id": r.order_id}
+        for r in rows
+        if r.status not in _NOT_EXECUTED
+    ]
 
 
 def invariant_violations(session: Session) -> tuple[list[str], bool | None, str | None]:
@@ -112,7 +129,11 @@ def invariant_violations(session: Session) -> tuple[list[str], bool | None, str 
         approval = approvals.get(e.approval_id)
         if req is not None and req.action in NO_APPROVAL:
             pass  # routes the exception, changes no record: needs no approval (domain.md §3)
-        elif approval is None or approval.request_id != e.request_id or approval.decision not in ("approve", "edit"):
+        elif (
+            approval is None
+            or approval.request_id != e.request_id
+            or approval.decision not in ("approve", "edit")
+        ):
             out.append(f"execution {e.id} of request {e.request_id} has no approval record for that request")
         elif req is not None and approval.decided_by == req.requested_by:
             out.append(f"request {e.request_id} was approved by its own requester {req.requested_by}")
@@ -122,11 +143,13 @@ def invariant_violations(session: Session) -> tuple[list[str], bool | None, str 
         if n > 1:
             out.append(f"{action} on {order_id} executed {n} times with the same parameters")
     try:
-        from agent.audit import verify_chain
+        from agent.governance.audit import verify_chain
     except ImportError:
-        return out, None, "agent.audit.verify_chain is not available yet"
+        return out, None, "agent.governance.audit.verify_chain is not available yet"
     result = verify_chain(session)
     if not result.get("ok"):
-        out.append(f"audit chain does not verify at seq {result.get('first_bad_seq')}: {result.get('reason')}")
+        out.append(
+            f"audit chain does not verify at seq {result.get('first_bad_seq')}: {result.get('reason')}"
+        )
         return out, False, result.get("reason")
     return out, True, f"{result.get('events')} events"

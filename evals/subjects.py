@@ -4,7 +4,7 @@ A subject is bound to each case's database (``bind``), triages through the entry
 (``triage`` by order id, ``triage_text`` for a message), files and approves a proposal through the
 real approval step (``approve``), and reports the model calls and tokens it spent (``usage``).
 
-The approval step is ``agent.governance`` (contract A): the proposal is requested by the eval's own
+The approval step is ``agent.governance.requests`` (contract A): the proposal is requested by the eval's own
 user ``qa-eval`` (role planner; nobody decides their own request), approved by the demo user named after
 the request's approver role, then approved a second time — a retried approval must be refused and
 must not execute again. Values an approver supplies (``approve_params``: e.g. the ship-to fields
@@ -18,7 +18,7 @@ from typing import Any
 
 from evals.runner import NotRun
 
-__all__ = ["REQUESTER", "CopilotSubject", "approve_via_governance", "scripted_explainer", "add_requester"]
+__all__ = ["REQUESTER", "CopilotSubject", "add_requester", "approve_via_governance", "scripted_explainer"]
 
 REQUESTER = "qa-eval"
 
@@ -26,33 +26,57 @@ REQUESTER = "qa-eval"
 def add_requester(session) -> None:
     """Create the eval's requesting user in a (template) database, if the users module exists."""
     try:
-        from agent.users import add_user
+        from agent.governance.users import add_user
     except ImportError:
         return
     add_user(session, REQUESTER, "planner", "QA eval runner (proposes; never decides its own requests)")
 
 
-def approve_via_governance(factory, policy, order_id: str, *, action: str | None = None,
-                           params: dict[str, Any] | None = None, approve_params: dict[str, Any] | None = None,
-                           citations: list | None = None) -> dict[str, Any]:
+def approve_via_governance(
+    factory,
+    policy,
+    order_id: str,
+    *,
+    action: str | None = None,
+    params: dict[str, Any] | None = None,
+    approve_params: dict[str, Any] | None = None,
+    citations: list | None = None,
+) -> dict[str, Any]:
     """Request ``action`` (None: the order's recommendation) and approve it as its approver role.
 
     Returns the request dict after the decision (status ``executed`` when it ran). Raises
     :class:`NotRun` when the approval step is not part of this build.
     """
     try:
-        from agent.governance import decide, request_action
+        from agent.governance.requests import decide, request_action
         from tools.errors import ToolError
     except ImportError as exc:
-        raise NotRun(f"the approval step (agent.governance, contract A) is not available: {exc}") from None
-    req = request_action(factory, policy, order_id=order_id, requested_by=REQUESTER, action=action, params=params,
-                         source="eval", citations=citations)
+        raise NotRun(
+            f"the approval step (agent.governance.requests, contract A) is not available: {exc}"
+        ) from None
+    req = request_action(
+        factory,
+        policy,
+        order_id=order_id,
+        requested_by=REQUESTER,
+        action=action,
+        params=params,
+        source="eval",
+        citations=citations,
+    )
     if req["status"] != "pending_approval":  # ESCALATE runs at once; a blocked request stays blocked
         return req
     approver = req["approver_role"]
     if approve_params:
-        out = decide(factory, policy, req["id"], username=approver, decision="edit", params=dict(approve_params),
-                     reason="values supplied by the approver (eval case)")
+        out = decide(
+            factory,
+            policy,
+            req["id"],
+            username=approver,
+            decision="edit",
+            params=dict(approve_params),
+            reason="values supplied by the approver (eval case)",
+        )
     else:
         out = decide(factory, policy, req["id"], username=approver, decision="approve")
     try:  # a retried approval: must be refused, and must not execute again (checked by the invariants)
@@ -89,7 +113,7 @@ def scripted_explainer(messages: list[dict[str, str]]) -> str:
 
 
 class CopilotSubject:
-    """Our copilot through its façade (``agent.copilot.Copilot``, contract C)."""
+    """Our copilot through its façade (``agent.copilot.service.Copilot``, contract C)."""
 
     name = "copilot"
 
@@ -106,9 +130,12 @@ class CopilotSubject:
             return
         self.factory, self.env = factory, env
         try:
-            from agent.copilot import Copilot
+            from agent.copilot.service import Copilot
         except ImportError as exc:
-            self.copilot, self.missing = None, f"the copilot façade (agent.copilot, contract C) is not available: {exc}"
+            self.copilot, self.missing = (
+                None,
+                f"the copilot façade (agent.copilot.service, contract C) is not available: {exc}",
+            )
             return
         self.copilot = Copilot(factory, self.policy, llm=self.llm, collection=env.collection)
         self._spent = self.usage_total()
@@ -118,7 +145,7 @@ class CopilotSubject:
             return self.copilot.triage([order_id], explain=True)[0]
         # Without the façade, the deterministic triage it wraps still answers the decision checks;
         # the explanation check is reported as not run.
-        from agent.triage import OrderNotFound, triage_order
+        from agent.triage.service import OrderNotFound, triage_order
 
         with self.factory() as session:
             try:
@@ -135,8 +162,9 @@ class CopilotSubject:
 
     def approve(self, result: dict[str, Any], approve_params: dict[str, Any] | None) -> dict[str, Any]:
         citations = list((result.get("explanation") or {}).get("citations") or [])
-        return approve_via_governance(self.factory, self.policy, result["order_id"], approve_params=approve_params,
-                                      citations=citations)
+        return approve_via_governance(
+            self.factory, self.policy, result["order_id"], approve_params=approve_params, citations=citations
+        )
 
     def usage_total(self) -> dict[str, Any]:
         return dict(self.copilot.usage()) if self.copilot is not None else {}
@@ -144,4 +172,6 @@ class CopilotSubject:
     def usage(self) -> dict[str, Any]:
         """Model calls and tokens since the case began."""
         now = self.usage_total()
-        return {k: now.get(k, 0) - self._spent.get(k, 0) for k in ("calls", "prompt_tokens", "completion_tokens")}
+        return {
+            k: now.get(k, 0) - self._spent.get(k, 0) for k in ("calls", "prompt_tokens", "completion_tokens")
+        }

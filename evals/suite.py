@@ -24,12 +24,25 @@ __all__ = ["SUITES_DIR", "EvalCase", "load_cases", "resolve_suites", "suite_name
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
-EXPECT_KEYS = frozenset({
-    "exceptions", "action", "action_any_of", "risk", "approver_role", "cites_sop_for", "after_approval", "never",
-    "in_plan", "plan", "orders", "per_order",
-})
-ORDER_KEYS = frozenset({"exceptions", "action", "action_any_of", "risk", "approver_role", "cites_sop_for",
-                        "in_plan", "plan"})
+EXPECT_KEYS = frozenset(
+    {
+        "exceptions",
+        "action",
+        "action_any_of",
+        "risk",
+        "approver_role",
+        "cites_sop_for",
+        "after_approval",
+        "never",
+        "in_plan",
+        "plan",
+        "orders",
+        "per_order",
+    }
+)
+ORDER_KEYS = frozenset(
+    {"exceptions", "action", "action_any_of", "risk", "approver_role", "cites_sop_for", "in_plan", "plan"}
+)
 CASE_KEYS = frozenset({"id", "why", "fixture", "input", "expect", "approve_params"})
 
 
@@ -67,7 +80,9 @@ def resolve_suites(spec: str) -> list[Path]:
     named = SUITES_DIR / f"{spec}.yaml"
     if named.is_file():
         return [named]
-    raise SuiteError(f"no suite {spec!r}: give a YAML file, a folder, 'all' or one of {', '.join(suite_names())}")
+    raise SuiteError(
+        f"no suite {spec!r}: give a YAML file, a folder, 'all' or one of {', '.join(suite_names())}"
+    )
 
 
 def _check(path: Path, raw: dict[str, Any]) -> None:
@@ -80,8 +95,10 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
     if unknown:
         raise bad(f"unknown key(s) {', '.join(sorted(unknown))}; a case holds {', '.join(sorted(CASE_KEYS))}")
     inp = raw.get("input")
-    if not isinstance(inp, dict) or len(inp) != 1 or not (
-        isinstance(inp.get("order_id"), str) or isinstance(inp.get("message"), str)
+    if (
+        not isinstance(inp, dict)
+        or len(inp) != 1
+        or not (isinstance(inp.get("order_id"), str) or isinstance(inp.get("message"), str))
     ):
         raise bad("input must be {order_id: ID} or {message: TEXT}")
     expect = raw.get("expect") or {}
@@ -89,14 +106,18 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
         raise bad("expect must be a mapping")
     unknown = set(expect) - EXPECT_KEYS
     if unknown:
-        raise bad(f"expect: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(EXPECT_KEYS))}")
+        raise bad(
+            f"expect: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(EXPECT_KEYS))}"
+        )
     for key in ("exceptions", "never", "in_plan", "plan", "orders", "action_any_of"):
         if key in expect and not isinstance(expect[key], list):
             raise bad(f"expect.{key} must be a list")
     if "after_approval" in expect:
         after = expect["after_approval"]
         if not isinstance(after, dict) or any(not isinstance(k, str) or k.count(".") < 2 for k in after):
-            raise bad("expect.after_approval maps table.KEY.field to a value, e.g. orders.SO1.status: released")
+            raise bad(
+                "expect.after_approval maps table.KEY.field to a value, e.g. orders.SO1.status: released"
+            )
     for oid, sub in (expect.get("per_order") or {}).items():
         if not isinstance(sub, dict) or set(sub) - ORDER_KEYS:
             raise bad(f"expect.per_order.{oid}: a mapping of {', '.join(sorted(ORDER_KEYS))}")
@@ -114,13 +135,21 @@ def _read(path: Path) -> dict[str, Any]:
     if loader is None:
         return read_suite(path)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (a safe loader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return read_suite(path)
     cases = data.get("cases") if isinstance(data, dict) else None
-    ids = [c.get("id") for c in cases] if isinstance(cases, list) and all(isinstance(c, dict) for c in cases) else None
-    if (not isinstance(data.get("suite") if isinstance(data, dict) else None, str) or ids is None
-            or not all(isinstance(i, str) and i.strip() for i in ids) or len(set(ids)) != len(ids)):
+    ids = (
+        [c.get("id") for c in cases]
+        if isinstance(cases, list) and all(isinstance(c, dict) for c in cases)
+        else None
+    )
+    if (
+        not isinstance(data.get("suite") if isinstance(data, dict) else None, str)
+        or ids is None
+        or not all(isinstance(i, str) and i.strip() for i in ids)
+        or len(set(ids)) != len(ids)
+    ):
         return read_suite(path)
     return data
 
@@ -132,10 +161,17 @@ def load_cases(spec: str) -> list[EvalCase]:
         data = _read(path)
         for raw in data["cases"]:
             _check(path, raw)
-            cases.append(EvalCase(
-                suite=data["suite"], id=raw["id"], fixture=raw.get("fixture") or {}, input=raw["input"],
-                expect=raw.get("expect") or {}, approve_params=raw.get("approve_params"), why=raw.get("why") or "",
-            ))
+            cases.append(
+                EvalCase(
+                    suite=data["suite"],
+                    id=raw["id"],
+                    fixture=raw.get("fixture") or {},
+                    input=raw["input"],
+                    expect=raw.get("expect") or {},
+                    approve_params=raw.get("approve_params"),
+                    why=raw.get("why") or "",
+                )
+            )
     keys = [c.key for c in cases]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:

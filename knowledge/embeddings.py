@@ -27,12 +27,12 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
 __all__ = [
-    "MiniLMEmbeddingFunction",
-    "FakeEmbeddingFunction",
-    "ModelNotInstalledError",
-    "ModelIntegrityError",
     "MODEL_PACKAGE",
     "MODEL_SHA256",
+    "FakeEmbeddingFunction",
+    "MiniLMEmbeddingFunction",
+    "ModelIntegrityError",
+    "ModelNotInstalledError",
     "model_dir",
 ]
 
@@ -87,8 +87,9 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         if name == "__metadata__":
             continue
         start, end = info["data_offsets"]
-        array = np.frombuffer(data, dtype=_DTYPES[info["dtype"]], count=math.prod(info["shape"]) or 0,
-                              offset=base + start)
+        array = np.frombuffer(
+            data, dtype=_DTYPES[info["dtype"]], count=math.prod(info["shape"]) or 0, offset=base + start
+        )
         assert array.nbytes == end - start, name
         tensors[name] = array.reshape(info["shape"])
     return tensors
@@ -135,15 +136,28 @@ class _Bert:
             p = f"encoder.layer.{i}."
             qkv_w = np.concatenate([f32(p + f"attention.self.{n}.weight") for n in ("query", "key", "value")])
             qkv_b = np.concatenate([f32(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")])
-            self.layers.append({
-                "qkv": (np.ascontiguousarray(qkv_w.T), qkv_b),
-                "attn_out": (np.ascontiguousarray(f32(p + "attention.output.dense.weight").T),
-                             f32(p + "attention.output.dense.bias")),
-                "attn_ln": (f32(p + "attention.output.LayerNorm.weight"), f32(p + "attention.output.LayerNorm.bias")),
-                "inter": (np.ascontiguousarray(f32(p + "intermediate.dense.weight").T), f32(p + "intermediate.dense.bias")),
-                "out": (np.ascontiguousarray(f32(p + "output.dense.weight").T), f32(p + "output.dense.bias")),
-                "out_ln": (f32(p + "output.LayerNorm.weight"), f32(p + "output.LayerNorm.bias")),
-            })
+            self.layers.append(
+                {
+                    "qkv": (np.ascontiguousarray(qkv_w.T), qkv_b),
+                    "attn_out": (
+                        np.ascontiguousarray(f32(p + "attention.output.dense.weight").T),
+                        f32(p + "attention.output.dense.bias"),
+                    ),
+                    "attn_ln": (
+                        f32(p + "attention.output.LayerNorm.weight"),
+                        f32(p + "attention.output.LayerNorm.bias"),
+                    ),
+                    "inter": (
+                        np.ascontiguousarray(f32(p + "intermediate.dense.weight").T),
+                        f32(p + "intermediate.dense.bias"),
+                    ),
+                    "out": (
+                        np.ascontiguousarray(f32(p + "output.dense.weight").T),
+                        f32(p + "output.dense.bias"),
+                    ),
+                    "out_ln": (f32(p + "output.LayerNorm.weight"), f32(p + "output.LayerNorm.bias")),
+                }
+            )
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Token ids and attention mask (batch × length) → mean-pooled, L2-normalised sentence vectors."""
@@ -230,7 +244,9 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         batches: list[list[int]] = []
         current: list[int] = []
         for i in order:  # ascending length: the newest text is the longest in its batch
-            if current and (len(current) >= self.batch_size or (len(current) + 1) * lengths[i] > TOKEN_BUDGET):
+            if current and (
+                len(current) >= self.batch_size or (len(current) + 1) * lengths[i] > TOKEN_BUDGET
+            ):
                 batches.append(current)
                 current = []
             current.append(i)

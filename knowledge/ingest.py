@@ -35,9 +35,9 @@ __all__ = [
     "Chunk",
     "Document",
     "IngestReport",
-    "parse_document",
     "chunk_document",
     "ingest",
+    "parse_document",
     "type_field",
 ]
 
@@ -83,8 +83,10 @@ class IngestReport:
     chunks_written: int = 0
 
     def summary(self) -> str:
-        return (f"{len(self.added)} added, {len(self.replaced)} replaced, {len(self.unchanged)} unchanged, "
-                f"{len(self.deleted)} deleted, {len(self.skipped)} skipped; {self.chunks_written} chunks written")
+        return (
+            f"{len(self.added)} added, {len(self.replaced)} replaced, {len(self.unchanged)} unchanged, "
+            f"{len(self.deleted)} deleted, {len(self.skipped)} skipped; {self.chunks_written} chunks written"
+        )
 
 
 def parse_document(text: str, path: Path) -> Document:
@@ -103,7 +105,7 @@ def parse_document(text: str, path: Path) -> Document:
             meta = loaded
         elif loaded is not None or not notes:
             notes.append("front matter is not a mapping; using defaults")
-        body = text[match.end():]
+        body = text[match.end() :]
     else:
         notes.append("no front matter; indexed with defaults (id from the file name, no applies_to)")
     first_heading = next((m.group(3) for m in _HEADING.finditer(body) if len(m.group(1)) == 1), None)
@@ -129,7 +131,7 @@ def _sections(body: str) -> Iterable[tuple[str, str, str]]:
         yield "", "", preamble.strip()
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(body)
-        text = body[m.end():end].strip()
+        text = body[m.end() : end].strip()
         if text:
             yield m.group(2) or "", m.group(3).strip(), text
 
@@ -168,11 +170,13 @@ def chunk_document(doc: Document, *, source: str, content_hash: str) -> list[Chu
         label = f"§{section} {heading}".strip() if section else heading
         for part, piece in enumerate(_split(text)):
             header = f"{doc.doc_id} {doc.title}" + (f" — {label}" if label else "")
-            chunks.append(Chunk(
-                id=f"{source}#{section or heading or 'text'}#{len(chunks)}",
-                text=f"{header}\n\n{piece}",
-                metadata={**base, "section": section, "heading": heading, "part": part},
-            ))
+            chunks.append(
+                Chunk(
+                    id=f"{source}#{section or heading or 'text'}#{len(chunks)}",
+                    text=f"{header}\n\n{piece}",
+                    metadata={**base, "section": section, "heading": heading, "part": part},
+                )
+            )
     for chunk in chunks:
         chunk.metadata["chunk_count"] = len(chunks)
     return chunks
@@ -214,8 +218,13 @@ def _progress(items: list[Path], show: bool | None) -> Iterable[Path]:
     return tqdm(items, desc="ingest", unit="file")
 
 
-def ingest(collection, paths: Iterable[Path | str] | None = None, *, echo: Callable[[str], None] = print,
-           progress: bool | None = None) -> IngestReport:
+def ingest(
+    collection,
+    paths: Iterable[Path | str] | None = None,
+    *,
+    echo: Callable[[str], None] = print,
+    progress: bool | None = None,
+) -> IngestReport:
     """Index ``paths`` (files or folders; default: the shipped SOPs) into ``collection``.
 
     Prints one line per file that is skipped or indexed with defaults, saying why.
@@ -234,8 +243,10 @@ def ingest(collection, paths: Iterable[Path | str] | None = None, *, echo: Calla
         seen.add(source)
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             report.skipped.append(source)
-            echo(f"skipped {source}: unsupported file type {path.suffix or '(none)'} "
-                 f"(supported: {', '.join(SUPPORTED_SUFFIXES)})")
+            echo(
+                f"skipped {source}: unsupported file type {path.suffix or '(none)'} "
+                f"(supported: {', '.join(SUPPORTED_SUFFIXES)})"
+            )
             continue
         try:
             raw = path.read_bytes()
@@ -245,7 +256,11 @@ def ingest(collection, paths: Iterable[Path | str] | None = None, *, echo: Calla
             continue
         digest = hashlib.sha256(raw).hexdigest()
         old = by_source.get(source, [])
-        if old and all(m.get("content_hash") == digest for m in old) and len(old) == old[0].get("chunk_count"):
+        if (
+            old
+            and all(m.get("content_hash") == digest for m in old)
+            and len(old) == old[0].get("chunk_count")
+        ):
             report.unchanged.append(source)
             continue
         try:
@@ -265,8 +280,11 @@ def ingest(collection, paths: Iterable[Path | str] | None = None, *, echo: Calla
             report.skipped.append(source)
             echo(f"skipped {source}: no text")
             continue
-        collection.add(ids=[c.id for c in chunks], documents=[c.text for c in chunks],
-                       metadatas=[c.metadata for c in chunks])
+        collection.add(
+            ids=[c.id for c in chunks],
+            documents=[c.text for c in chunks],
+            metadatas=[c.metadata for c in chunks],
+        )
         report.chunks_written += len(chunks)
         (report.replaced if old else report.added).append(source)
 

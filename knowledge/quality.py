@@ -31,7 +31,7 @@ import yaml
 
 from knowledge.retrieve import retrieve
 
-__all__ = ["QUESTIONS", "Question", "load_questions", "rank_of", "score", "evaluate", "main"]
+__all__ = ["QUESTIONS", "Question", "evaluate", "load_questions", "main", "rank_of", "score"]
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "evals" / "retrieval" / "questions.yaml"
 TOP_K = 10
@@ -62,17 +62,23 @@ def load_questions(path: Path | str = QUESTIONS) -> list[Question]:
         questions = []
         for item in items:
             also = item.get("also") or ()
-            questions.append(Question(
-                id=str(item["id"]), question=str(item["question"]), expect=str(item["expect"]),
-                also=tuple(str(a) for a in ([also] if isinstance(also, str) else also)),
-                type=item.get("type") or None,
-            ))
+            questions.append(
+                Question(
+                    id=str(item["id"]),
+                    question=str(item["question"]),
+                    expect=str(item["expect"]),
+                    also=tuple(str(a) for a in ([also] if isinstance(also, str) else also)),
+                    type=item.get("type") or None,
+                )
+            )
     except OSError as exc:
         raise QuestionSetError(f"{path}: cannot read the question set: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise QuestionSetError(f"{path}: malformed YAML: {exc}") from exc
     except (KeyError, TypeError, AttributeError) as exc:
-        raise QuestionSetError(f"{path}: expected a list of questions with id, question and expect ({exc})") from exc
+        raise QuestionSetError(
+            f"{path}: expected a list of questions with id, question and expect ({exc})"
+        ) from exc
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         raise QuestionSetError(f"{path}: duplicate question ids")
@@ -103,8 +109,13 @@ def score(ranks: Sequence[int | None]) -> dict[str, float]:
     }
 
 
-def evaluate(questions_path: Path | str = QUESTIONS, *, collection, k: int = TOP_K,
-             retriever: Callable[..., list] = retrieve) -> dict[str, Any]:
+def evaluate(
+    questions_path: Path | str = QUESTIONS,
+    *,
+    collection,
+    k: int = TOP_K,
+    retriever: Callable[..., list] = retrieve,
+) -> dict[str, Any]:
     """Metrics of ``retriever`` over ``collection`` for the questions in ``questions_path``.
 
     Returns ``{"questions": n, "k": k, "unfiltered": {...}, "filtered": {...}}`` where each mode holds
@@ -124,16 +135,26 @@ def evaluate(questions_path: Path | str = QUESTIONS, *, collection, k: int = TOP
             ranks.append(rank)
             if rank is None or rank > 3:
                 top = list(dict.fromkeys(citations))[:3]
-                misses.append({"id": q.id, "question": q.question, "expect": list(q.accepted),
-                               "type": q.type, "rank": rank, "top3": top})
+                misses.append(
+                    {
+                        "id": q.id,
+                        "question": q.question,
+                        "expect": list(q.accepted),
+                        "type": q.type,
+                        "rank": rank,
+                        "top3": top,
+                    }
+                )
         result[mode] = {**score(ranks), "misses": misses}
     return result
 
 
 def format_table(result: dict[str, Any]) -> str:
-    lines = [f"retrieval quality: {result['questions']} questions, ranks over the top {result['k']}",
-             "",
-             f"{'mode':<12} {'recall@1':>9} {'recall@3':>9} {'MRR':>7}"]
+    lines = [
+        f"retrieval quality: {result['questions']} questions, ranks over the top {result['k']}",
+        "",
+        f"{'mode':<12} {'recall@1':>9} {'recall@3':>9} {'MRR':>7}",
+    ]
     for mode in MODES:
         m = result[mode]
         lines.append(f"{mode:<12} {m['recall@1']:>9.3f} {m['recall@3']:>9.3f} {m['mrr']:>7.3f}")
@@ -142,8 +163,10 @@ def format_table(result: dict[str, Any]) -> str:
         lines += ["", f"misses at 3 ({mode}): {len(misses)}"]
         for miss in misses:
             rank = miss["rank"] if miss["rank"] is not None else f">{result['k']}"
-            lines.append(f"  {miss['id']}: expected {' | '.join(miss['expect'])}, rank {rank}; "
-                         f"got {', '.join(miss['top3'])}")
+            lines.append(
+                f"  {miss['id']}: expected {' | '.join(miss['expect'])}, rank {rank}; "
+                f"got {', '.join(miss['top3'])}"
+            )
     return "\n".join(lines)
 
 

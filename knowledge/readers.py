@@ -18,7 +18,7 @@ import io
 import re
 from collections.abc import Callable, Iterable
 
-__all__ = ["READERS", "UnreadableFile", "to_markdown", "read_pdf", "read_docx", "read_html"]
+__all__ = ["READERS", "UnreadableFile", "read_docx", "read_html", "read_pdf", "to_markdown"]
 
 Block = tuple[int, str]  # (heading level 1-4, text) or (0, paragraph text)
 
@@ -34,7 +34,8 @@ _PDF_HEADING = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+([A-Z][^\n]{0,78}?
 _SENTENCE_END = re.compile(r"[.:;!?]\s*$")
 _BLOCK_TAGS = frozenset(
     "p div li ul ol table thead tbody tr td th section article header footer main nav aside blockquote "
-    "pre dl dt dd h4 h5 h6 br hr form figure figcaption address body".split())
+    "pre dl dt dd h4 h5 h6 br hr form figure figcaption address body".split()
+)
 _DROP_TAGS = "//script|//style|//noscript|//template|//head"
 
 
@@ -85,7 +86,9 @@ def _paragraphs(lines: list[str]) -> Iterable[str]:
     for line in lines + [""]:
         if line.strip():
             current.append(line.strip())
-        if current and (not line.strip() or (_SENTENCE_END.search(line) and len(" ".join(current).split()) >= 40)):
+        if current and (
+            not line.strip() or (_SENTENCE_END.search(line) and len(" ".join(current).split()) >= 40)
+        ):
             yield " ".join(current)
             current = []
 
@@ -168,8 +171,13 @@ def read_html(raw: bytes) -> str:
 
 
 READERS: dict[str, Callable[[bytes], str]] = {
-    ".md": _text, ".markdown": _text, ".txt": _text,
-    ".pdf": read_pdf, ".docx": read_docx, ".html": read_html, ".htm": read_html,
+    ".md": _text,
+    ".markdown": _text,
+    ".txt": _text,
+    ".pdf": read_pdf,
+    ".docx": read_docx,
+    ".html": read_html,
+    ".htm": read_html,
 }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from knowledge.ingest import type_field
 
-__all__ = ["Passage", "retrieve", "citation", "applies_to_of"]
+__all__ = ["Passage", "applies_to_of", "citation", "retrieve"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ class Passage:
 def applies_to_of(meta: dict) -> tuple[str, ...]:
     """The exception types a chunk's document applies to, from its index metadata."""
     listed = [t for t in str(meta.get("applies_to") or "").split(",") if t.strip()]
-    flagged = [k[len(type_field("")):] for k, v in meta.items() if k.startswith(type_field("")) and v is True]
+    flagged = [
+        k[len(type_field("")) :] for k, v in meta.items() if k.startswith(type_field("")) and v is True
+    ]
     return tuple(dict.fromkeys(t.strip() for t in listed + flagged))
 
 
@@ -46,7 +48,9 @@ def _where(exception_types: Iterable[str] | None) -> dict | None:
     return clauses[0] if len(clauses) == 1 else {"$or": clauses}
 
 
-def retrieve(query: str, exception_types: Iterable[str] | None = None, k: int = 4, *, collection) -> list[Passage]:
+def retrieve(
+    query: str, exception_types: Iterable[str] | None = None, k: int = 4, *, collection
+) -> list[Passage]:
     """The ``k`` passages of ``collection`` closest to ``query``, best first.
 
     ``exception_types`` (e.g. ``["CREDIT_HOLD"]``) keeps only passages of documents whose
@@ -55,22 +59,26 @@ def retrieve(query: str, exception_types: Iterable[str] | None = None, k: int = 
     if k <= 0 or not query.strip():
         return []
     result = collection.query(
-        query_texts=[query], n_results=k, where=_where(exception_types),
+        query_texts=[query],
+        n_results=k,
+        where=_where(exception_types),
         include=["documents", "metadatas", "distances"],
     )
     passages = []
     for text, meta, distance in zip(result["documents"][0], result["metadatas"][0], result["distances"][0]):
         body = text.split("\n\n", 1)[1] if "\n\n" in text else text
         section = str(meta.get("section") or "")
-        passages.append(Passage(
-            citation=citation(str(meta["doc_id"]), section),
-            text=body,
-            score=round(1.0 - float(distance), 4),
-            doc_id=str(meta["doc_id"]),
-            title=str(meta.get("title", "")),
-            section=section,
-            heading=str(meta.get("heading", "")),
-            source=str(meta.get("source", "")),
-            applies_to=applies_to_of(meta),
-        ))
+        passages.append(
+            Passage(
+                citation=citation(str(meta["doc_id"]), section),
+                text=body,
+                score=round(1.0 - float(distance), 4),
+                doc_id=str(meta["doc_id"]),
+                title=str(meta.get("title", "")),
+                section=section,
+                heading=str(meta.get("heading", "")),
+                source=str(meta.get("source", "")),
+                applies_to=applies_to_of(meta),
+            )
+        )
     return passages

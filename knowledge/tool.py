@@ -24,7 +24,7 @@ class SearchSopsArgs(BaseModel):
     exception_types: list[str] | None = Field(
         default=None,
         description="Only passages from SOPs that apply to these exception types, e.g. ['CREDIT_HOLD']. "
-                    f"One or more of: {', '.join(EXCEPTION_TYPES)}. Leave out to search every SOP.",
+        f"One or more of: {', '.join(EXCEPTION_TYPES)}. Leave out to search every SOP.",
     )
     k: int = Field(default=4, ge=1, le=MAX_K, description=f"How many passages to return, 1 to {MAX_K}.")
 
@@ -33,8 +33,10 @@ class SearchSopsArgs(BaseModel):
     def _known_types(cls, value: list[str] | None) -> list[str] | None:
         unknown = [t for t in value or [] if t not in EXCEPTION_TYPES]
         if unknown:
-            raise ValueError(f"{', '.join(map(repr, unknown))} not an exception type; "
-                             f"use one of {', '.join(EXCEPTION_TYPES)}")
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} not an exception type; "
+                f"use one of {', '.join(EXCEPTION_TYPES)}"
+            )
         return value or None
 
 
@@ -63,7 +65,13 @@ def build_sop_tool(collection) -> BaseTool:
             "question": question,
             "exception_types": exception_types or [],
             "passages": [
-                {"citation": p.citation, "title": p.title, "heading": p.heading, "score": p.score, "text": p.text}
+                {
+                    "citation": p.citation,
+                    "title": p.title,
+                    "heading": p.heading,
+                    "score": p.score,
+                    "text": p.text,
+                }
                 for p in passages
             ],
         }

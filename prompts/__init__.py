@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-__all__ = ["Prompt", "PromptError", "load", "names", "PROMPT_DIR"]
+__all__ = ["PROMPT_DIR", "Prompt", "PromptError", "load", "names"]
 
 PROMPT_DIR = Path(__file__).resolve().parent
 _SECTION = re.compile(r"^--- (system|user|assistant) ---[ \t]*$", re.M)
@@ -67,7 +67,7 @@ class Prompt:
         return [{"role": role, "content": body.strip()} for role, body in zip(parts[1::2], parts[2::2])]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(name: str) -> Prompt:
     """The template ``prompts/<name>.txt``; an unknown name or a malformed template is a ``PromptError``."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):

@@ -27,9 +27,16 @@ TOKENS = {
     "compliance_officer": "tok-compliance-0123456789ab",
     "admin": "tok-admin-0123456789abcdef",
 }
-ROLES = {"planner": "planner", "planner2": "planner", "csr": "csr", "credit_analyst": "credit_analyst",
-         "credit_manager": "credit_manager", "ops_manager": "ops_manager",
-         "compliance_officer": "compliance_officer", "admin": "admin"}
+ROLES = {
+    "planner": "planner",
+    "planner2": "planner",
+    "csr": "csr",
+    "credit_analyst": "credit_analyst",
+    "credit_manager": "credit_manager",
+    "ops_manager": "ops_manager",
+    "compliance_officer": "compliance_officer",
+    "admin": "admin",
+}
 
 
 HEADERS = {u: {"Authorization": f"Bearer {t}"} for u, t in TOKENS.items()}
@@ -43,7 +50,7 @@ def services(monkeypatch, database: Path | str, *, var_dir: Path | None = None, 
     """The service over this world, as the tests run it: the fake model, the world's tokens and
     ``database`` (a path: this world's database is made there; a string: a URL used as it is)."""
     from agent.settings import Settings
-    from ui.api_service import Services
+    from ui.api.service import Services
 
     monkeypatch.setenv("LLM_PROVIDER", "fake")
     monkeypatch.setenv("DATABASE_URL", make_database(database) if isinstance(database, Path) else database)
@@ -54,10 +61,23 @@ def services(monkeypatch, database: Path | str, *, var_dir: Path | None = None, 
 
 
 def fixture() -> dict:
-    world = clean_fixture(order("SO-100001"), order("SO-100002", customer_id="C2", lines=[line(qty=10, unit_price=100)]),
-                          order("SO-100003", lines=[line(qty=600)]))
-    edit(world, "customers", "C2", credit_limit=10_000, open_balance=9_500, overdue_balance=0,
-         allow_substitutions=False, allow_partial_shipments=False, export_license=False, email="b@bolt.test")
+    world = clean_fixture(
+        order("SO-100001"),
+        order("SO-100002", customer_id="C2", lines=[line(qty=10, unit_price=100)]),
+        order("SO-100003", lines=[line(qty=600)]),
+    )
+    edit(
+        world,
+        "customers",
+        "C2",
+        credit_limit=10_000,
+        open_balance=9_500,
+        overdue_balance=0,
+        allow_substitutions=False,
+        allow_partial_shipments=False,
+        export_license=False,
+        email="b@bolt.test",
+    )
     return world
 
 
@@ -70,8 +90,15 @@ def ensure_users(engine: Engine) -> None:
     with session_factory(engine)() as session:
         for username, role in ROLES.items():
             if session.get(User, username) is None:
-                session.add(User(username=username, role=role, display_name=username, active=True,
-                                 created_at=dt.datetime.now(dt.UTC)))
+                session.add(
+                    User(
+                        username=username,
+                        role=role,
+                        display_name=username,
+                        active=True,
+                        created_at=dt.datetime.now(dt.UTC),
+                    )
+                )
         session.commit()
 
 
@@ -128,8 +155,16 @@ class LiveServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on", timeout_graceful_shutdown=1))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="on",
+                timeout_graceful_shutdown=1,
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

@@ -9,7 +9,7 @@ import pytest
 
 def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """``copilot ARGS…`` in this process: (exit code, stdout, stderr)."""
-    from ui.cli import main
+    from ui.cli.app import main
 
     monkeypatch.setattr(sys, "argv", ["copilot", *args])
     with pytest.raises(SystemExit) as info:

@@ -21,9 +21,20 @@ apply_offline_defaults()
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
-_SETTINGS_VARS = ("DATABASE_URL", "COPILOT_VAR_DIR", "COPILOT_LOG_LEVEL", "COPILOT_POLICY", "CHROMA_URL",
-                  "LLM_PROVIDER", "LLM_MODEL_PATH", "LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
-                  "LLM_TIMEOUT_S", "LLM_THREADS")
+_SETTINGS_VARS = (
+    "DATABASE_URL",
+    "COPILOT_VAR_DIR",
+    "COPILOT_LOG_LEVEL",
+    "COPILOT_POLICY",
+    "CHROMA_URL",
+    "LLM_PROVIDER",
+    "LLM_MODEL_PATH",
+    "LLM_MODEL",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "LLM_TIMEOUT_S",
+    "LLM_THREADS",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -16,9 +16,20 @@ PROMISED = "2026-11-20"
 
 _CLEAN: dict[str, list[dict[str, Any]]] = {
     "customers": [
-        {"customer_id": "C1", "name": "Acme", "tier": "gold", "credit_limit": 100000, "open_balance": 0,
-         "overdue_balance": 0, "credit_hold": False, "allow_substitutions": True,
-         "allow_partial_shipments": True, "export_license": False, "country": "US", "email": "a@acme.test"},
+        {
+            "customer_id": "C1",
+            "name": "Acme",
+            "tier": "gold",
+            "credit_limit": 100000,
+            "open_balance": 0,
+            "overdue_balance": 0,
+            "credit_hold": False,
+            "allow_substitutions": True,
+            "allow_partial_shipments": True,
+            "export_license": False,
+            "country": "US",
+            "email": "a@acme.test",
+        },
         {"customer_id": "C2", "name": "Bolt", "tier": "standard", "credit_limit": 100000, "country": "US"},
     ],
     "items": [
@@ -39,20 +50,33 @@ _CLEAN: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def order(order_id: str = "SO1", *, lines: list[dict[str, Any]] | None = None, **fields: Any) -> dict[str, Any]:
+def order(
+    order_id: str = "SO1", *, lines: list[dict[str, Any]] | None = None, **fields: Any
+) -> dict[str, Any]:
     """An open order of C1 from WH1 with a complete US ship-to and, by default, 10 × A at 100."""
     record = {
-        "order_id": order_id, "customer_id": "C1", "channel": "edi", "order_date": ORDER_DATE,
-        "requested_date": PROMISED, "promised_date": PROMISED, "status": "open", "warehouse_id": "WH1",
-        "ship_to_street": "1 Main St", "ship_to_city": "Boston", "ship_to_postal_code": "02101",
-        "ship_to_country": "US", "customer_note": "",
+        "order_id": order_id,
+        "customer_id": "C1",
+        "channel": "edi",
+        "order_date": ORDER_DATE,
+        "requested_date": PROMISED,
+        "promised_date": PROMISED,
+        "status": "open",
+        "warehouse_id": "WH1",
+        "ship_to_street": "1 Main St",
+        "ship_to_city": "Boston",
+        "ship_to_postal_code": "02101",
+        "ship_to_country": "US",
+        "customer_note": "",
         "lines": lines if lines is not None else [line()],
     }
     record.update(fields)
     return record
 
 
-def line(line_no: int = 1, sku: str = "A", qty: int = 10, unit_price: float = 100, **fields: Any) -> dict[str, Any]:
+def line(
+    line_no: int = 1, sku: str = "A", qty: int = 10, unit_price: float = 100, **fields: Any
+) -> dict[str, Any]:
     return {"line_no": line_no, "sku": sku, "qty": qty, "unit_price": unit_price, "status": "open", **fields}
 
 
@@ -86,10 +110,17 @@ def edit(fixture: dict[str, list[dict[str, Any]]], table: str, key: str, **chang
 
 
 _KEYS = {
-    "customers": ("customer_id",), "items": ("sku",), "warehouses": ("warehouse_id",),
-    "inventory": ("sku", "warehouse_id"), "carriers": ("carrier_id",), "suppliers": ("supplier_id",),
-    "purchase_orders": ("po_id",), "orders": ("order_id",), "shipments": ("shipment_id",),
-    "price_contracts": ("customer_id", "sku", "valid_from"), "substitutes": ("sku", "substitute_sku"),
+    "customers": ("customer_id",),
+    "items": ("sku",),
+    "warehouses": ("warehouse_id",),
+    "inventory": ("sku", "warehouse_id"),
+    "carriers": ("carrier_id",),
+    "suppliers": ("supplier_id",),
+    "purchase_orders": ("po_id",),
+    "orders": ("order_id",),
+    "shipments": ("shipment_id",),
+    "price_contracts": ("customer_id", "sku", "valid_from"),
+    "substitutes": ("sku", "substitute_sku"),
 }
 
 

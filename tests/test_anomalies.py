@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from agent.anomalies import DELAY_COST_RATE, TOUCH_COST_USD, recurring_anomalies, suggestion_for
+from agent.ops.anomalies import DELAY_COST_RATE, TOUCH_COST_USD, recurring_anomalies, suggestion_for
 from agent.policy import load_policy
 from tests import factories as f
 from tools.db import session_factory
@@ -19,11 +19,28 @@ SEEN = dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC)
 def _orders() -> list[dict]:
     """SO1-SO4 of C1 on A at WH1 (SO1 is 31 days before the last order: outside the window),
     SO5-SO7 of C2 on B, SO8 the latest order (the window ends at its date)."""
+
     def o(oid, cust, day, sku, *, status="shipped", shipped="2026-12-10", promised="2026-12-05", qty=10):
-        return f.order(oid, customer_id=cust, order_date=day, promised_date=promised, requested_date=promised,
-                       status=status, shipped_date=shipped if status == "shipped" else None,
-                       lines=[f.line(1, sku, qty, 100 if sku == "A" else 50, status="shipped" if status == "shipped"
-                                     else "open", shipped_qty=qty if status == "shipped" else 0)])
+        return f.order(
+            oid,
+            customer_id=cust,
+            order_date=day,
+            promised_date=promised,
+            requested_date=promised,
+            status=status,
+            shipped_date=shipped if status == "shipped" else None,
+            lines=[
+                f.line(
+                    1,
+                    sku,
+                    qty,
+                    100 if sku == "A" else 50,
+                    status="shipped" if status == "shipped" else "open",
+                    shipped_qty=qty if status == "shipped" else 0,
+                )
+            ],
+        )
+
     return [
         o("SO1", "C1", "2026-10-30", "A"),
         o("SO2", "C1", "2026-11-05", "A", shipped="2026-11-08", promised="2026-11-10"),  # on time
@@ -40,38 +57,109 @@ def _populate(engine) -> None:
     fx = f.clean_fixture(*_orders())
     f.edit(fx, "items", "A", supplier_id="SUP1")
     f.edit(fx, "items", "B", supplier_id="SUP1")
-    fx["shipments"] = [{"shipment_id": "SH1", "order_id": "SO3", "carrier_id": "CA1", "service_level": "express",
-                        "status": "delivered", "freight_cost": 120, "delivered_date": "2026-12-11"}]
+    fx["shipments"] = [
+        {
+            "shipment_id": "SH1",
+            "order_id": "SO3",
+            "carrier_id": "CA1",
+            "service_level": "express",
+            "status": "delivered",
+            "freight_cost": 120,
+            "delivered_date": "2026-12-11",
+        }
+    ]
     with session_factory(engine)() as session:
         load_fixture(session, fx, case_id="anomalies")
         rows = []
         for oid in ("SO1", "SO2", "SO3", "SO4"):
-            rows.append(ExceptionRecord(order_id=oid, type="INVENTORY_SHORTFALL", instance_key="line:1", sku="A",
-                                        customer_id="C1", warehouse_id="WH1", evidence=[],
-                                        status="open" if oid == "SO4" else "resolved", first_seen_at=SEEN,
-                                        detected_at=SEEN, resolved_at=None if oid == "SO4" else SEEN))
+            rows.append(
+                ExceptionRecord(
+                    order_id=oid,
+                    type="INVENTORY_SHORTFALL",
+                    instance_key="line:1",
+                    sku="A",
+                    customer_id="C1",
+                    warehouse_id="WH1",
+                    evidence=[],
+                    status="open" if oid == "SO4" else "resolved",
+                    first_seen_at=SEEN,
+                    detected_at=SEEN,
+                    resolved_at=None if oid == "SO4" else SEEN,
+                )
+            )
         for oid in ("SO5", "SO6", "SO7"):
-            rows.append(ExceptionRecord(order_id=oid, type="PRICING_DISCREPANCY", instance_key="line:1", sku="B",
-                                        customer_id="C2", warehouse_id="WH1", evidence=[], status="resolved",
-                                        first_seen_at=SEEN, detected_at=SEEN, resolved_at=SEEN))
+            rows.append(
+                ExceptionRecord(
+                    order_id=oid,
+                    type="PRICING_DISCREPANCY",
+                    instance_key="line:1",
+                    sku="B",
+                    customer_id="C2",
+                    warehouse_id="WH1",
+                    evidence=[],
+                    status="resolved",
+                    first_seen_at=SEEN,
+                    detected_at=SEEN,
+                    resolved_at=SEEN,
+                )
+            )
         # The flag itself is not a cause: never grouped.
         for oid in ("SO5", "SO6", "SO7"):
-            rows.append(ExceptionRecord(order_id=oid, type="RECURRING_ANOMALY", instance_key="sku:B", sku="B",
-                                        customer_id="C2", evidence=[], status="open", first_seen_at=SEEN,
-                                        detected_at=SEEN))
+            rows.append(
+                ExceptionRecord(
+                    order_id=oid,
+                    type="RECURRING_ANOMALY",
+                    instance_key="sku:B",
+                    sku="B",
+                    customer_id="C2",
+                    evidence=[],
+                    status="open",
+                    first_seen_at=SEEN,
+                    detected_at=SEEN,
+                )
+            )
         # Two CREDIT_HOLD orders only: below the threshold of 3.
         for oid in ("SO5", "SO6"):
-            rows.append(ExceptionRecord(order_id=oid, type="CREDIT_HOLD", instance_key="order", customer_id="C2",
-                                        evidence=[], status="resolved", first_seen_at=SEEN, detected_at=SEEN,
-                                        resolved_at=SEEN))
+            rows.append(
+                ExceptionRecord(
+                    order_id=oid,
+                    type="CREDIT_HOLD",
+                    instance_key="order",
+                    customer_id="C2",
+                    evidence=[],
+                    status="resolved",
+                    first_seen_at=SEEN,
+                    detected_at=SEEN,
+                    resolved_at=SEEN,
+                )
+            )
         session.add_all(rows)
-        req = ActionRequest(action="REALLOCATE_WAREHOUSE", params={}, params_hash="x", order_id="SO3",
-                            exception_type="INVENTORY_SHORTFALL", risk="low", approver_role="planner",
-                            requested_by="csr", status="executed", created_at=SEEN, updated_at=SEEN)
+        req = ActionRequest(
+            action="REALLOCATE_WAREHOUSE",
+            params={},
+            params_hash="x",
+            order_id="SO3",
+            exception_type="INVENTORY_SHORTFALL",
+            risk="low",
+            approver_role="planner",
+            requested_by="csr",
+            status="executed",
+            created_at=SEEN,
+            updated_at=SEEN,
+        )
         session.add(req)
         session.flush()
-        session.add(Approval(request_id=req.id, decision="approve", decided_by="planner", role="planner", params={},
-                             params_hash="x", decided_at=SEEN))
+        session.add(
+            Approval(
+                request_id=req.id,
+                decision="approve",
+                decided_by="planner",
+                role="planner",
+                params={},
+                params_hash="x",
+                decided_at=SEEN,
+            )
+        )
         session.commit()
 
 
@@ -81,10 +169,14 @@ def test_groups_over_the_threshold_in_the_window(engine):
         groups = recurring_anomalies(session, POLICY)
     keys = {(g["type"], g["dimension"], g["key"]) for g in groups}
     assert keys == {
-        ("INVENTORY_SHORTFALL", "sku", "A"), ("INVENTORY_SHORTFALL", "customer", "C1"),
-        ("INVENTORY_SHORTFALL", "warehouse", "WH1"), ("INVENTORY_SHORTFALL", "supplier", "SUP1"),
-        ("PRICING_DISCREPANCY", "sku", "B"), ("PRICING_DISCREPANCY", "customer", "C2"),
-        ("PRICING_DISCREPANCY", "warehouse", "WH1"), ("PRICING_DISCREPANCY", "supplier", "SUP1"),
+        ("INVENTORY_SHORTFALL", "sku", "A"),
+        ("INVENTORY_SHORTFALL", "customer", "C1"),
+        ("INVENTORY_SHORTFALL", "warehouse", "WH1"),
+        ("INVENTORY_SHORTFALL", "supplier", "SUP1"),
+        ("PRICING_DISCREPANCY", "sku", "B"),
+        ("PRICING_DISCREPANCY", "customer", "C2"),
+        ("PRICING_DISCREPANCY", "warehouse", "WH1"),
+        ("PRICING_DISCREPANCY", "supplier", "SUP1"),
     }
     short = next(g for g in groups if g["type"] == "INVENTORY_SHORTFALL" and g["dimension"] == "sku")
     assert short["order_ids"] == ["SO2", "SO3", "SO4"]  # SO1 lies 31 days before SO8: outside
@@ -114,22 +206,38 @@ def test_cost_and_ranking(engine):
 def test_threshold_and_window_come_from_the_policy(engine):
     _populate(engine)
     t = POLICY.thresholds
-    two = POLICY.model_copy(update={"thresholds": t.model_copy(
-        update={"recurrence": t.recurrence.model_copy(update={"min_orders": 2})})})
-    wide = POLICY.model_copy(update={"thresholds": t.model_copy(
-        update={"recurrence": t.recurrence.model_copy(update={"window_days": 40})})})
+    two = POLICY.model_copy(
+        update={
+            "thresholds": t.model_copy(
+                update={"recurrence": t.recurrence.model_copy(update={"min_orders": 2})}
+            )
+        }
+    )
+    wide = POLICY.model_copy(
+        update={
+            "thresholds": t.model_copy(
+                update={"recurrence": t.recurrence.model_copy(update={"window_days": 40})}
+            )
+        }
+    )
     with session_factory(engine)() as session:
-        assert ("CREDIT_HOLD", "customer", "C2") in {(g["type"], g["dimension"], g["key"])
-                                                     for g in recurring_anomalies(session, two)}
-        short = next(g for g in recurring_anomalies(session, wide)
-                     if g["type"] == "INVENTORY_SHORTFALL" and g["dimension"] == "sku")
+        assert ("CREDIT_HOLD", "customer", "C2") in {
+            (g["type"], g["dimension"], g["key"]) for g in recurring_anomalies(session, two)
+        }
+        short = next(
+            g
+            for g in recurring_anomalies(session, wide)
+            if g["type"] == "INVENTORY_SHORTFALL" and g["dimension"] == "sku"
+        )
         assert short["orders"] == 4
         assert recurring_anomalies(session, POLICY, as_of=dt.date(2026, 11, 6)) == []
 
 
 def test_suggestions_are_process_changes_with_an_owner():
     s = suggestion_for("INVENTORY_SHORTFALL", "sku", "A-1")
-    assert "A-1" in s["text"] and s["owner_role"] == "planner" and s["replaces_action"] == "REALLOCATE_WAREHOUSE"
+    assert (
+        "A-1" in s["text"] and s["owner_role"] == "planner" and s["replaces_action"] == "REALLOCATE_WAREHOUSE"
+    )
     fallback = suggestion_for("MASTER_DATA_INCOMPLETE", "warehouse", "WH9")
     assert "WH9" in fallback["text"] and fallback["owner_role"] == "ops_manager"
 

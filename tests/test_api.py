@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from agent.settings import Settings
 from tests import api_world
-from ui.api import create_app
-from ui.api_models import MAX_BODY_BYTES, MAX_ORDER_IDS
-from ui.api_service import Services
+from ui.api.app import create_app
+from ui.api.models import MAX_BODY_BYTES, MAX_ORDER_IDS
+from ui.api.service import Services
 
 H = api_world.HEADERS
 
@@ -56,16 +56,22 @@ def test_ready_is_red_when_the_sop_index_is_empty(tmp_path, monkeypatch):
 
     monkeypatch.setenv("LLM_PROVIDER", "fake")
     monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "r.db"))
-    svc = Services(Settings(), collection=open_collection(FakeEmbeddingFunction(), var_dir=tmp_path / "empty"))
+    svc = Services(
+        Settings(), collection=open_collection(FakeEmbeddingFunction(), var_dir=tmp_path / "empty")
+    )
     svc.warm_up()
     with TestClient(create_app(services=svc, panel=False)) as c:
         resp = c.get("/ready")
     assert resp.status_code == 503
-    assert resp.json()["checks"]["sop_index"] == {"ok": False, "detail": "empty: run `copilot knowledge ingest`"}
+    assert resp.json()["checks"]["sop_index"] == {
+        "ok": False,
+        "detail": "empty: run `copilot knowledge ingest`",
+    }
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"},
-                                     {"Authorization": "Basic abc"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": "Basic abc"}]
+)
 def test_missing_or_wrong_token_is_401(client, headers):
     resp = client.get("/api/v1/me", headers=headers)
     body = _error(resp, 401, "unauthorized")
@@ -76,13 +82,15 @@ def test_missing_or_wrong_token_is_401(client, headers):
 def test_token_maps_to_user_and_role(client):
     body = client.get("/api/v1/me", headers=H["ops_manager"]).json()
     assert body["username"] == "ops_manager" and body["role"] == "ops_manager"
-    assert {"planner", "credit_manager"} <= set(body["may_decide_for"]) and "compliance_officer" not in body["may_decide_for"]
+    assert {"planner", "credit_manager"} <= set(body["may_decide_for"]) and "compliance_officer" not in body[
+        "may_decide_for"
+    ]
 
 
 def test_expired_demo_token_and_inactive_user_are_refused(tmp_path, monkeypatch):
     from tools.db import make_engine, session_factory
     from tools.models import User
-    from ui.auth import write_demo_tokens
+    from ui.api.auth import write_demo_tokens
 
     monkeypatch.setenv("LLM_PROVIDER", "fake")
     url = api_world.make_database(tmp_path / "t.db")
@@ -90,10 +98,16 @@ def test_expired_demo_token_and_inactive_user_are_refused(tmp_path, monkeypatch)
     var = tmp_path / "var"
     monkeypatch.setenv("COPILOT_VAR_DIR", str(var))
     old = write_demo_tokens(var, ["planner"], days=1, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
-    with TestClient(create_app(services=Services(Settings(), collection=api_world.sop_collection()), panel=False)) as c:
-        _error(c.get("/api/v1/me", headers={"Authorization": f"Bearer {old['planner']}"}), 401, "unauthorized")
+    with TestClient(
+        create_app(services=Services(Settings(), collection=api_world.sop_collection()), panel=False)
+    ) as c:
+        _error(
+            c.get("/api/v1/me", headers={"Authorization": f"Bearer {old['planner']}"}), 401, "unauthorized"
+        )
     fresh = write_demo_tokens(var, ["planner", "csr"])
-    with TestClient(create_app(services=Services(Settings(), collection=api_world.sop_collection()), panel=False)) as c:
+    with TestClient(
+        create_app(services=Services(Settings(), collection=api_world.sop_collection()), panel=False)
+    ) as c:
         auth = {"Authorization": f"Bearer {fresh['planner']}"}
         assert c.get("/api/v1/me", headers=auth).json()["role"] == "planner"
         engine = make_engine(url)
@@ -115,7 +129,9 @@ def test_tokens_never_reach_the_log(client, caplog):
 
 
 def test_triage_many_orders_lists_unknown_ones_and_triages_the_rest(client):
-    resp = client.post("/api/v1/triage", json={"order_ids": ["SO-100002", "SO-404", "SO-100001"]}, headers=H["csr"])
+    resp = client.post(
+        "/api/v1/triage", json={"order_ids": ["SO-100002", "SO-404", "SO-100001"]}, headers=H["csr"]
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["not_found"] == ["SO-404"]
@@ -123,12 +139,18 @@ def test_triage_many_orders_lists_unknown_ones_and_triages_the_rest(client):
     assert by_id["SO-100001"]["exceptions"] == [] and by_id["SO-100001"]["recommendation"] is None
     assert [e["type"] for e in by_id["SO-100002"]["exceptions"]] == ["CREDIT_HOLD"]
     rec = by_id["SO-100002"]["recommendation"]
-    assert (rec["action"], rec["risk"], rec["approver_role"]) == ("RELEASE_CREDIT_HOLD", "medium", "credit_analyst")
+    assert (rec["action"], rec["risk"], rec["approver_role"]) == (
+        "RELEASE_CREDIT_HOLD",
+        "medium",
+        "credit_analyst",
+    )
     assert "not found" in by_id["SO-404"]["error"]
 
 
 def test_triage_with_explanation_falls_back_to_facts_and_cites_sops(client):
-    body = client.post("/api/v1/triage", json={"order_ids": ["SO-100002"], "explain": True}, headers=H["csr"]).json()
+    body = client.post(
+        "/api/v1/triage", json={"order_ids": ["SO-100002"], "explain": True}, headers=H["csr"]
+    ).json()
     exp = body["results"][0]["explanation"]
     assert exp["text"] and exp["fallback"] is True  # the fake model has no script: fact-only text, said so
 
@@ -137,13 +159,22 @@ def test_order_detail_and_unknown_order_404(client):
     body = client.get("/api/v1/orders/SO-100003", headers=H["planner"]).json()
     assert body["order"]["order_id"] == "SO-100003" and body["order"]["lines"][0]["qty"] == 600
     assert [e["type"] for e in body["triage"]["exceptions"]] == ["INVENTORY_SHORTFALL"]
-    assert _error(client.get("/api/v1/orders/SO-9", headers=H["planner"]), 404, "not_found")["message"] == "order SO-9 not found"
+    assert (
+        _error(client.get("/api/v1/orders/SO-9", headers=H["planner"]), 404, "not_found")["message"]
+        == "order SO-9 not found"
+    )
 
 
-@pytest.mark.parametrize("payload, where", [
-    ({}, "order_ids"), ({"order_ids": []}, "order_ids"), ({"order_ids": "SO-100001"}, "order_ids"),
-    ({"order_ids": ["SO-100001"], "bogus": 1}, "bogus"), ({"order_ids": ["SO-100001"] * (MAX_ORDER_IDS + 1)}, "order_ids"),
-])
+@pytest.mark.parametrize(
+    "payload, where",
+    [
+        ({}, "order_ids"),
+        ({"order_ids": []}, "order_ids"),
+        ({"order_ids": "SO-100001"}, "order_ids"),
+        ({"order_ids": ["SO-100001"], "bogus": 1}, "bogus"),
+        ({"order_ids": ["SO-100001"] * (MAX_ORDER_IDS + 1)}, "order_ids"),
+    ],
+)
 def test_malformed_triage_is_422_naming_the_field(client, payload, where):
     body = _error(client.post("/api/v1/triage", json=payload, headers=H["csr"]), 422, "invalid")
     assert where in body["message"]
@@ -151,21 +182,38 @@ def test_malformed_triage_is_422_naming_the_field(client, payload, where):
 
 def test_body_over_the_limit_is_413_with_the_limit_named(client):
     big = {"order_ids": ["SO-100001"], "explain": False, "pad": "x" * (MAX_BODY_BYTES + 10)}
-    body = _error(client.post("/api/v1/triage", content=json.dumps(big), headers={**H["csr"], "Content-Type": "application/json"}),
-                  413, "too_large")
+    body = _error(
+        client.post(
+            "/api/v1/triage",
+            content=json.dumps(big),
+            headers={**H["csr"], "Content-Type": "application/json"},
+        ),
+        413,
+        "too_large",
+    )
     assert f"{MAX_BODY_BYTES:,} bytes" in body["message"]
 
 
 def test_exceptions_filter_and_paginate(client):
-    client.post("/api/v1/triage", json={"order_ids": ["SO-100001", "SO-100002", "SO-100003"]}, headers=H["csr"])
+    client.post(
+        "/api/v1/triage", json={"order_ids": ["SO-100001", "SO-100002", "SO-100003"]}, headers=H["csr"]
+    )
     page = client.get("/api/v1/exceptions", params={"limit": 1}, headers=H["planner"]).json()
     assert page["total"] == 2 and len(page["items"]) == 1 and page["limit"] == 1
     second = client.get("/api/v1/exceptions", params={"limit": 1, "offset": 1}, headers=H["planner"]).json()
     assert {page["items"][0]["order_id"], second["items"][0]["order_id"]} == {"SO-100002", "SO-100003"}
     credit = client.get("/api/v1/exceptions", params={"type": "CREDIT_HOLD"}, headers=H["planner"]).json()
-    assert [i["order_id"] for i in credit["items"]] == ["SO-100002"] and credit["items"][0]["customer_tier"] == "standard"
-    assert client.get("/api/v1/exceptions", params={"customer_tier": "gold", "warehouse_id": "WH1"},
-                      headers=H["planner"]).json()["total"] == 1
+    assert [i["order_id"] for i in credit["items"]] == ["SO-100002"] and credit["items"][0][
+        "customer_tier"
+    ] == "standard"
+    assert (
+        client.get(
+            "/api/v1/exceptions",
+            params={"customer_tier": "gold", "warehouse_id": "WH1"},
+            headers=H["planner"],
+        ).json()["total"]
+        == 1
+    )
     _error(client.get("/api/v1/exceptions", params={"type": "NOPE"}, headers=H["planner"]), 422, "invalid")
     _error(client.get("/api/v1/exceptions", params={"limit": 0}, headers=H["planner"]), 422, "invalid")
 
@@ -173,7 +221,14 @@ def test_exceptions_filter_and_paginate(client):
 def test_openapi_documents_every_route_with_response_models(client):
     schema = client.get("/openapi.json").json()
     paths = schema["paths"]
-    for path in ("/health", "/ready", "/api/v1/me", "/api/v1/triage", "/api/v1/orders/{order_id}", "/api/v1/exceptions"):
+    for path in (
+        "/health",
+        "/ready",
+        "/api/v1/me",
+        "/api/v1/triage",
+        "/api/v1/orders/{order_id}",
+        "/api/v1/exceptions",
+    ):
         assert path in paths
     for path, ops in paths.items():
         for method, op in ops.items():
@@ -189,6 +244,7 @@ def test_concurrent_triage_and_reads_on_sqlite_all_succeed(services):
     import httpx
 
     with api_world.LiveServer(create_app(services=services, panel=False)) as live:
+
         def work(n: int) -> int:
             with httpx.Client(base_url=live.url, headers=H["csr"], timeout=60) as c:
                 if n % 2:

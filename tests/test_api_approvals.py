@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests import api_world
-from ui.api import create_app
+from ui.api.app import create_app
 
 H = api_world.HEADERS
 
@@ -36,30 +36,56 @@ def _request(client, who: str, order_id: str, **extra) -> dict:
 
 def test_request_the_recommendation_then_approve_once_as_the_approver(client):
     req = _request(client, "planner", "SO-100002")
-    assert (req["action"], req["risk"], req["approver_role"]) == ("RELEASE_CREDIT_HOLD", "medium", "credit_analyst")
+    assert (req["action"], req["risk"], req["approver_role"]) == (
+        "RELEASE_CREDIT_HOLD",
+        "medium",
+        "credit_analyst",
+    )
     assert req["requested_by"] == "planner" and req["is_recommendation"] and req["guard"]["ok"]
     assert req["status"] == "pending_approval" and req["execution"] is None
-    assert [r["id"] for r in client.get("/api/v1/requests/queue", headers=H["credit_analyst"]).json()["items"]] == [req["id"]]
-    assert [r["id"] for r in client.get("/api/v1/requests/queue", headers=H["ops_manager"]).json()["items"]] == [req["id"]]
+    assert [
+        r["id"] for r in client.get("/api/v1/requests/queue", headers=H["credit_analyst"]).json()["items"]
+    ] == [req["id"]]
+    assert [
+        r["id"] for r in client.get("/api/v1/requests/queue", headers=H["ops_manager"]).json()["items"]
+    ] == [req["id"]]
     assert client.get("/api/v1/requests/queue", headers=H["planner"]).json()["items"] == []
 
     # beyond one's role: 403, and nothing changes
-    body = _error(client.post(f"/api/v1/requests/{req['id']}/approve", headers=H["planner"]), 403, "forbidden")
+    body = _error(
+        client.post(f"/api/v1/requests/{req['id']}/approve", headers=H["planner"]), 403, "forbidden"
+    )
     assert "planner" in body["message"]
     _error(client.post(f"/api/v1/requests/{req['id']}/approve", headers=H["csr"]), 403, "forbidden")
-    assert client.get(f"/api/v1/requests/{req['id']}", headers=H["csr"]).json()["status"] == "pending_approval"
+    assert (
+        client.get(f"/api/v1/requests/{req['id']}", headers=H["csr"]).json()["status"] == "pending_approval"
+    )
 
-    done = client.post(f"/api/v1/requests/{req['id']}/approve", json={"reason": "paid yesterday"}, headers=H["credit_analyst"])
+    done = client.post(
+        f"/api/v1/requests/{req['id']}/approve",
+        json={"reason": "paid yesterday"},
+        headers=H["credit_analyst"],
+    )
     assert done.status_code == 200, done.text
     done = done.json()
-    assert done["status"] == "executed" and done["execution"]["status"] in ("succeeded", "success", "executed", "ok")
+    assert done["status"] == "executed" and done["execution"]["status"] in (
+        "succeeded",
+        "success",
+        "executed",
+        "ok",
+    )
     order = client.get("/api/v1/orders/SO-100002", headers=H["csr"]).json()["order"]
     assert order["credit_released"] is True and order["status"] == "released"
 
     # already decided: 409, executed at most once
     _error(client.post(f"/api/v1/requests/{req['id']}/approve", headers=H["credit_manager"]), 409, "conflict")
-    _error(client.post(f"/api/v1/requests/{req['id']}/reject", json={"reason": "late"}, headers=H["credit_analyst"]),
-           409, "conflict")
+    _error(
+        client.post(
+            f"/api/v1/requests/{req['id']}/reject", json={"reason": "late"}, headers=H["credit_analyst"]
+        ),
+        409,
+        "conflict",
+    )
 
     events = client.get("/api/v1/audit", params={"request_id": req["id"]}, headers=H["csr"]).json()["items"]
     kinds = [e["event_type"] for e in events]
@@ -70,34 +96,58 @@ def test_request_the_recommendation_then_approve_once_as_the_approver(client):
 
 def test_nobody_approves_their_own_request(client):
     req = _request(client, "credit_analyst", "SO-100002")
-    _error(client.post(f"/api/v1/requests/{req['id']}/approve", headers=H["credit_analyst"]), 403, "forbidden")
+    _error(
+        client.post(f"/api/v1/requests/{req['id']}/approve", headers=H["credit_analyst"]), 403, "forbidden"
+    )
 
 
 def test_reject_needs_a_reason_and_edit_is_guarded(client):
     req = _request(client, "csr", "SO-100003")
     assert req["action"] == "SPLIT_SHIPMENT" and req["approver_role"] == "planner"
     _error(client.post(f"/api/v1/requests/{req['id']}/reject", json={}, headers=H["planner"]), 422, "invalid")
-    blocked = client.post(f"/api/v1/requests/{req['id']}/edit", headers=H["planner"],
-                          json={"params": {**req["params"], "ship_qty": 100_000}, "reason": "ship everything"})
+    blocked = client.post(
+        f"/api/v1/requests/{req['id']}/edit",
+        headers=H["planner"],
+        json={"params": {**req["params"], "ship_qty": 100_000}, "reason": "ship everything"},
+    )
     body = _error(blocked, 422, "guard_blocked")
     assert body["details"], body
-    edited = client.post(f"/api/v1/requests/{req['id']}/edit", headers=H["planner"],
-                         json={"params": {**req["params"], "ship_qty": 400}, "reason": "keep 100 for a rush order"})
+    edited = client.post(
+        f"/api/v1/requests/{req['id']}/edit",
+        headers=H["planner"],
+        json={"params": {**req["params"], "ship_qty": 400}, "reason": "keep 100 for a rush order"},
+    )
     assert edited.status_code == 200, edited.text
     assert edited.json()["params"]["ship_qty"] == 400 and edited.json()["status"] == "executed"
 
     other = _request(client, "csr", "SO-100002")
-    rejected = client.post(f"/api/v1/requests/{other['id']}/reject", json={"reason": "customer pays first"},
-                           headers=H["credit_analyst"])
+    rejected = client.post(
+        f"/api/v1/requests/{other['id']}/reject",
+        json={"reason": "customer pays first"},
+        headers=H["credit_analyst"],
+    )
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
-    _error(client.post(f"/api/v1/requests/{other['id']}/approve", headers=H["credit_analyst"]), 409, "conflict")
+    _error(
+        client.post(f"/api/v1/requests/{other['id']}/approve", headers=H["credit_analyst"]), 409, "conflict"
+    )
 
 
 def test_request_errors(client):
-    _error(client.post("/api/v1/requests", json={"order_id": "SO-404"}, headers=H["planner"]), 404, "not_found")
-    _error(client.post("/api/v1/requests", json={"order_id": "SO-100001"}, headers=H["planner"]), 409, "conflict")  # nothing to do
-    _error(client.post("/api/v1/requests", json={"order_id": "SO-100002", "action": "NOT_AN_ACTION"}, headers=H["planner"]),
-           422, "guard_blocked")
+    _error(
+        client.post("/api/v1/requests", json={"order_id": "SO-404"}, headers=H["planner"]), 404, "not_found"
+    )
+    _error(
+        client.post("/api/v1/requests", json={"order_id": "SO-100001"}, headers=H["planner"]), 409, "conflict"
+    )  # nothing to do
+    _error(
+        client.post(
+            "/api/v1/requests",
+            json={"order_id": "SO-100002", "action": "NOT_AN_ACTION"},
+            headers=H["planner"],
+        ),
+        422,
+        "guard_blocked",
+    )
     _error(client.get("/api/v1/requests/999999", headers=H["planner"]), 404, "not_found")
     _error(client.post("/api/v1/requests/999999/approve", headers=H["credit_analyst"]), 404, "not_found")
     _error(client.post("/api/v1/requests/abc/approve", headers=H["credit_analyst"]), 422, "invalid")
@@ -108,7 +158,9 @@ def test_list_requests_filters(client):
     b = _request(client, "csr", "SO-100003")
     rows = client.get("/api/v1/requests", params={"order_id": "SO-100003"}, headers=H["csr"]).json()["items"]
     assert [r["id"] for r in rows] == [b["id"]]
-    pending = client.get("/api/v1/requests", params={"status": "pending_approval", "role": "credit_analyst"}, headers=H["csr"]).json()
+    pending = client.get(
+        "/api/v1/requests", params={"status": "pending_approval", "role": "credit_analyst"}, headers=H["csr"]
+    ).json()
     assert [r["id"] for r in pending["items"]] == [a["id"]]
     _error(client.get("/api/v1/requests", params={"status": "bogus"}, headers=H["csr"]), 422, "invalid")
 
@@ -133,7 +185,9 @@ def test_kpis(client):
     freq = kpis["exception_frequency"]
     assert freq["by_type"] == {"CREDIT_HOLD": 1, "INVENTORY_SHORTFALL": 1}
     assert kpis["recommendation_acceptance_rate"]["value"] == 1.0 and kpis["override_rate"]["value"] == 0.0
-    _error(client.get("/api/v1/kpis", params={"since": "yesterday"}, headers=H["ops_manager"]), 422, "invalid")
+    _error(
+        client.get("/api/v1/kpis", params={"since": "yesterday"}, headers=H["ops_manager"]), 422, "invalid"
+    )
     assert client.get("/api/v1/anomalies", headers=H["ops_manager"]).json() == {"items": []}
     body = _error(client.get("/api/v1/risk", headers=H["ops_manager"]), 503, "unavailable")
     assert "copilot risk train" in body["message"]

@@ -9,12 +9,12 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.llm import FakeLLM
+from agent.llm.providers import FakeLLM
 from agent.settings import Settings
 from tests import api_world
-from ui.api import create_app
-from ui.api_models import MAX_TEXT_LINES
-from ui.api_service import Services
+from ui.api.app import create_app
+from ui.api.models import MAX_TEXT_LINES
+from ui.api.service import Services
 
 H = api_world.HEADERS
 
@@ -27,8 +27,9 @@ def world(tmp_path, monkeypatch):
 
 
 def _client(llm=None) -> TestClient:
-    return TestClient(create_app(services=Services(Settings(), collection=api_world.sop_collection(), llm=llm),
-                                 panel=False))
+    return TestClient(
+        create_app(services=Services(Settings(), collection=api_world.sop_collection(), llm=llm), panel=False)
+    )
 
 
 def _events(text: str) -> list[tuple[str, dict]]:
@@ -41,27 +42,37 @@ def _events(text: str) -> list[tuple[str, dict]]:
 
 def test_chat_streams_events_per_thread_and_user(world):
     with _client() as c:
-        resp = c.post("/api/v1/chat/t1", json={"message": "What is blocking SO-100002?"}, headers=H["planner"])
+        resp = c.post(
+            "/api/v1/chat/t1", json={"message": "What is blocking SO-100002?"}, headers=H["planner"]
+        )
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
         events = _events(resp.text)
         kinds = [k for k, _ in events]
         assert kinds[-1] == "final" and "tool" in kinds
         final = events[-1][1]
         assert "SO-100002" in final["answer"] and final["thread_id"] == "planner:t1"
-        assert any(t["name"] == "triage_order" and t["args"] == {"order_id": "SO-100002"} for t in final["tool_calls"])
+        assert any(
+            t["name"] == "triage_order" and t["args"] == {"order_id": "SO-100002"}
+            for t in final["tool_calls"]
+        )
 
-        again = c.post("/api/v1/chat/t1", json={"message": "and SO-100003?", "stream": False}, headers=H["planner"])
+        again = c.post(
+            "/api/v1/chat/t1", json={"message": "and SO-100003?", "stream": False}, headers=H["planner"]
+        )
         assert again.status_code == 200 and "SO-100003" in again.json()["answer"]
         assert again.json()["fallback"] is True  # the fake model has no script: the facts answer, and say so
 
 
-@pytest.mark.parametrize("path, body, status", [
-    ("/api/v1/chat/t1", {"message": ""}, 422),
-    ("/api/v1/chat/t1", {"message": "x" * 4_001}, 422),
-    ("/api/v1/chat/t1", {"message": "hi", "extra": 1}, 422),
-    ("/api/v1/chat/bad%20thread", {"message": "hi"}, 422),
-    ("/api/v1/chat/" + "t" * 65, {"message": "hi"}, 422),
-])
+@pytest.mark.parametrize(
+    "path, body, status",
+    [
+        ("/api/v1/chat/t1", {"message": ""}, 422),
+        ("/api/v1/chat/t1", {"message": "x" * 4_001}, 422),
+        ("/api/v1/chat/t1", {"message": "hi", "extra": 1}, 422),
+        ("/api/v1/chat/bad%20thread", {"message": "hi"}, 422),
+        ("/api/v1/chat/" + "t" * 65, {"message": "hi"}, 422),
+    ],
+)
 def test_malformed_chat_is_422(world, path, body, status):
     with _client() as c:
         resp = c.post(path, json=body, headers=H["planner"])
@@ -91,7 +102,9 @@ def test_a_10000_line_paste_is_refused_with_the_limit_named(world):
     with _client() as c:
         resp = c.post("/api/v1/triage/text", json={"text": paste}, headers=H["csr"])
     assert resp.status_code == 413, resp.text
-    assert resp.json()["message"] == f"the pasted text has 10,000 lines; the limit is {MAX_TEXT_LINES:,} lines"
+    assert (
+        resp.json()["message"] == f"the pasted text has 10,000 lines; the limit is {MAX_TEXT_LINES:,} lines"
+    )
 
 
 def test_service_answers_while_the_model_writes(world):
@@ -111,7 +124,9 @@ def test_service_answers_while_the_model_writes(world):
 
         def ask():
             with httpx.Client(base_url=live.url, headers=H["planner"], timeout=60) as client:
-                result["chat"] = client.post("/api/v1/chat/slow", json={"message": "What is blocking SO-100002?"})
+                result["chat"] = client.post(
+                    "/api/v1/chat/slow", json={"message": "What is blocking SO-100002?"}
+                )
 
         chat = threading.Thread(target=ask)
         chat.start()

@@ -8,16 +8,20 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.anomalies import DELAY_COST_RATE, TOUCH_COST_USD
-from agent.monitoring import OVERRIDE_MIN_DECIDED, OVERRIDE_WARN
+from agent.ops.anomalies import DELAY_COST_RATE, TOUCH_COST_USD
+from agent.ops.monitoring import OVERRIDE_MIN_DECIDED, OVERRIDE_WARN
 from tests import api_world
 from tests.factories import edit, line, order
 from tools.db import make_engine, session_factory, upgrade
 from tools.fixtures import load_fixture
-from ui.api import create_app
+from ui.api.app import create_app
 
 H = api_world.HEADERS
-SHORT = ("SO-100003", "SO-100004", "SO-100005")  # 600 × A at WH1, which has 500: three shortfalls of one cause
+SHORT = (
+    "SO-100003",
+    "SO-100004",
+    "SO-100005",
+)  # 600 × A at WH1, which has 500: three shortfalls of one cause
 
 
 def _database(path) -> str:
@@ -54,8 +58,11 @@ def _reject_recommendations(client, n: int) -> None:
     for _ in range(n):
         req = client.post("/api/v1/requests", json={"order_id": "SO-100002"}, headers=H["planner"])
         assert req.status_code == 201, req.text
-        done = client.post(f"/api/v1/requests/{req.json()['id']}/reject", json={"reason": "customer has not paid"},
-                           headers=H["credit_analyst"])
+        done = client.post(
+            f"/api/v1/requests/{req.json()['id']}/reject",
+            json={"reason": "customer has not paid"},
+            headers=H["credit_analyst"],
+        )
         assert done.status_code == 200 and done.json()["status"] == "rejected", done.text
 
 
@@ -68,14 +75,19 @@ def test_ops_endpoints_need_a_token(client, path, headers):
 
 def test_anomalies_ranked_by_cost_with_suggestions(client):
     assert client.get("/api/v1/anomalies", headers=H["ops_manager"]).json() == {"items": []}
-    resp = client.post("/api/v1/triage", json={"order_ids": ["SO-100001", "SO-100002", *SHORT]}, headers=H["csr"])
+    resp = client.post(
+        "/api/v1/triage", json={"order_ids": ["SO-100001", "SO-100002", *SHORT]}, headers=H["csr"]
+    )
     assert resp.status_code == 200, resp.text
     items = client.get("/api/v1/anomalies", headers=H["ops_manager"]).json()["items"]
     # One shortfall per order, each still open: 3 touches, the three orders' value delayed, no expedite.
     cost = round(3 * TOUCH_COST_USD + DELAY_COST_RATE * 3 * 600 * 100, 2)
     assert [(a["rank"], a["type"], a["dimension"], a["key"]) for a in items] == [
-        (1, "INVENTORY_SHORTFALL", "customer", "C1"), (2, "INVENTORY_SHORTFALL", "sku", "A"),
-        (3, "INVENTORY_SHORTFALL", "supplier", "SUP1"), (4, "INVENTORY_SHORTFALL", "warehouse", "WH1")]
+        (1, "INVENTORY_SHORTFALL", "customer", "C1"),
+        (2, "INVENTORY_SHORTFALL", "sku", "A"),
+        (3, "INVENTORY_SHORTFALL", "supplier", "SUP1"),
+        (4, "INVENTORY_SHORTFALL", "warehouse", "WH1"),
+    ]
     for a in items:
         assert (a["orders"], a["open_orders"], a["touches"], a["expedite_spend"]) == (3, 3, 3, 0.0)
         assert (a["delayed_value"], a["cost_usd"]) == (180_000.0, cost) and a["order_ids"] == list(SHORT)
@@ -97,7 +109,11 @@ def test_monitoring_warns_once_the_override_rate_passes_its_threshold(client):
     _reject_recommendations(client, OVERRIDE_MIN_DECIDED - 1)
     body = client.get("/api/v1/monitoring", headers=H["ops_manager"]).json()
     entry = body["override_rate"]["by_action"]["RELEASE_CREDIT_HOLD"]
-    assert (entry["decided"], entry["overridden"], entry["warning"]) == (OVERRIDE_MIN_DECIDED - 1, OVERRIDE_MIN_DECIDED - 1, False)
+    assert (entry["decided"], entry["overridden"], entry["warning"]) == (
+        OVERRIDE_MIN_DECIDED - 1,
+        OVERRIDE_MIN_DECIDED - 1,
+        False,
+    )
     assert body["warnings"] == []  # too few decisions to judge
     _reject_recommendations(client, 1)
     body = client.get("/api/v1/monitoring", headers=H["ops_manager"]).json()
@@ -117,12 +133,20 @@ def test_dashboard_shows_anomalies_and_the_monitoring_warning(client, services):
     dashboard_ops = _panel_fn(build_panel(services), "dashboard_ops")
     token = api_world.TOKENS["ops_manager"]
     table, md = dashboard_ops(token)
-    assert table.empty and "no warning" in md and "copilot risk train" in md and "Recurring anomalies:** none" in md
+    assert (
+        table.empty
+        and "no warning" in md
+        and "copilot risk train" in md
+        and "Recurring anomalies:** none" in md
+    )
     assert "Not signed in" in dashboard_ops("wrong-token-0123456789")[1]
 
     client.post("/api/v1/triage", json={"order_ids": list(SHORT)}, headers=H["csr"])
     _reject_recommendations(client, OVERRIDE_MIN_DECIDED)
     table, md = dashboard_ops(token)
     assert list(table["key"]) == ["C1", "A", "SUP1", "WH1"] and set(table["type"]) == {"INVENTORY_SHORTFALL"}
-    assert table.iloc[1]["suggestion"].startswith("Raise the safety stock") and table.iloc[1]["owner"] == "planner"
+    assert (
+        table.iloc[1]["suggestion"].startswith("Raise the safety stock")
+        and table.iloc[1]["owner"] == "planner"
+    )
     assert "Warning: model monitoring" in md and "RELEASE_CREDIT_HOLD" in md and "10/10" in md

@@ -13,8 +13,14 @@ import pytest
 
 from tests.cli_run import run
 from tools.db import make_engine, session_factory, upgrade
-from ui.auth import AuthError, TokenConfigError, load_token_store, parse_token_pairs, read_demo_tokens, write_demo_tokens
-
+from ui.api.auth import (
+    AuthError,
+    TokenConfigError,
+    load_token_store,
+    parse_token_pairs,
+    read_demo_tokens,
+    write_demo_tokens,
+)
 
 _run = run
 
@@ -60,14 +66,16 @@ def test_serve_refuses_a_busy_port_in_one_line(migrated, monkeypatch, capsys):
 
 
 def test_demo_tokens_one_per_demo_user_private_file(migrated, tmp_path, monkeypatch, capsys):
-    from ui.cli_serve import demo_tokens
+    from ui.cli.serve import demo_tokens
 
     tokens = demo_tokens()
     out = capsys.readouterr().out
     var = tmp_path / "var"
     path = var / "api_tokens.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert {"planner", "credit_analyst", "ops_manager", "admin"} <= set(tokens) and len(set(tokens.values())) == len(tokens)
+    assert {"planner", "credit_analyst", "ops_manager", "admin"} <= set(tokens) and len(
+        set(tokens.values())
+    ) == len(tokens)
     assert read_demo_tokens(var) == tokens and all(t in out for t in tokens.values())
     store = load_token_store("", var)
     assert store.username_for(tokens["planner"]) == "planner" and tokens["planner"] not in repr(store)
@@ -101,7 +109,7 @@ def test_token_settings_are_strict_and_never_echo_a_token(tmp_path):
 
 def test_demo_users_get_tokens_only_when_there_are_users(tmp_path, monkeypatch, capsys):
     from tools.models import User
-    from ui.cli_serve import demo_tokens
+    from ui.cli.serve import demo_tokens
 
     url = f"sqlite:///{tmp_path / 'nousers.db'}"
     engine = make_engine(url)

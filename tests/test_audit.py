@@ -12,7 +12,14 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from agent.audit import GENESIS, append_event, canonical_json, export_events, list_events, verify_chain
+from agent.governance.audit import (
+    GENESIS,
+    append_event,
+    canonical_json,
+    export_events,
+    list_events,
+    verify_chain,
+)
 from tools.db import session_factory
 
 
@@ -30,9 +37,16 @@ def write_session(factory):
 def _append(factory, n: int, **fields) -> None:
     with write_session(factory) as s:
         for i in range(n):
-            append_event(s, "test_event", actor="planner", role="planner", order_id=f"SO{i % 3}", request_id=i,
-                         payload={"i": i, "amount": "12.50", "note": "ünïcode ✓", "nested": {"b": [1, 2], "a": None}},
-                         **fields)
+            append_event(
+                s,
+                "test_event",
+                actor="planner",
+                role="planner",
+                order_id=f"SO{i % 3}",
+                request_id=i,
+                payload={"i": i, "amount": "12.50", "note": "ünïcode ✓", "nested": {"b": [1, 2], "a": None}},
+                **fields,
+            )
 
 
 def _exec(engine, sql: str, **params) -> None:
@@ -57,8 +71,20 @@ def test_events_chain_by_sha256_over_prev_hash_and_canonical_json(engine):
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
     prev = GENESIS
     for e in events:
-        content = {k: e[k] for k in ("seq", "event_id", "ts", "event_type", "actor", "role", "order_id",
-                                     "request_id", "payload")}
+        content = {
+            k: e[k]
+            for k in (
+                "seq",
+                "event_id",
+                "ts",
+                "event_type",
+                "actor",
+                "role",
+                "order_id",
+                "request_id",
+                "payload",
+            )
+        }
         assert e["prev_hash"] == prev
         assert e["hash"] == hashlib.sha256((prev + canonical_json(content)).encode()).hexdigest()
         prev = e["hash"]
@@ -82,18 +108,21 @@ def test_an_event_rolls_back_with_its_transaction(engine):
     assert result["ok"] and result["events"] == 3
 
 
-@pytest.mark.parametrize("tamper, first_bad", [
-    # an edited field
-    ("UPDATE audit_events SET actor = 'mallory' WHERE seq = 4", 4),
-    # an edited payload whose own hash was recomputed by the forger: the next link breaks
-    ("UPDATE audit_events SET hash = :forged WHERE seq = 4", 4),
-    # a deleted event
-    ("DELETE FROM audit_events WHERE seq = 4", 5),
-    # the first event deleted
-    ("DELETE FROM audit_events WHERE seq = 1", 2),
-    # deleted at the tail: the anchor still records the last seq
-    ("DELETE FROM audit_events WHERE seq = 8", 8),
-])
+@pytest.mark.parametrize(
+    "tamper, first_bad",
+    [
+        # an edited field
+        ("UPDATE audit_events SET actor = 'mallory' WHERE seq = 4", 4),
+        # an edited payload whose own hash was recomputed by the forger: the next link breaks
+        ("UPDATE audit_events SET hash = :forged WHERE seq = 4", 4),
+        # a deleted event
+        ("DELETE FROM audit_events WHERE seq = 4", 5),
+        # the first event deleted
+        ("DELETE FROM audit_events WHERE seq = 1", 2),
+        # deleted at the tail: the anchor still records the last seq
+        ("DELETE FROM audit_events WHERE seq = 8", 8),
+    ],
+)
 def test_tampering_is_detected_and_the_first_bad_event_named(engine, tamper, first_bad):
     _append(session_factory(engine), 8)
     _exec(engine, tamper, forged="f" * 64)
@@ -120,9 +149,14 @@ def test_an_inserted_event_is_detected(engine):
     _exec(engine, "UPDATE audit_events SET seq = seq - 9 WHERE seq >= 13")
     with factory() as s:
         second = list_events(s, limit=2)[1]
-    _exec(engine, "INSERT INTO audit_events (seq, event_id, ts, event_type, actor, role, order_id, request_id, payload, "
-                  "prev_hash, hash) SELECT 3, 'forged', ts, 'decision', 'mallory', 'admin', NULL, NULL, payload, "
-                  ":prev, :h FROM audit_events WHERE seq = 1", prev=second["hash"], h="e" * 64)
+    _exec(
+        engine,
+        "INSERT INTO audit_events (seq, event_id, ts, event_type, actor, role, order_id, request_id, payload, "
+        "prev_hash, hash) SELECT 3, 'forged', ts, 'decision', 'mallory', 'admin', NULL, NULL, payload, "
+        ":prev, :h FROM audit_events WHERE seq = 1",
+        prev=second["hash"],
+        h="e" * 64,
+    )
     result = _verify(engine)
     assert result["ok"] is False and result["first_bad_seq"] == 3
 
@@ -132,12 +166,26 @@ def test_a_well_forged_tail_event_is_caught_by_the_anchor(engine):
     _append(factory, 3)
     with factory() as s:
         last = list_events(s)[-1]
-    forged = {"seq": 4, "event_id": "forged", "ts": last["ts"], "event_type": "decision", "actor": "mallory",
-              "role": "admin", "order_id": None, "request_id": None, "payload": last["payload"]}
+    forged = {
+        "seq": 4,
+        "event_id": "forged",
+        "ts": last["ts"],
+        "event_type": "decision",
+        "actor": "mallory",
+        "role": "admin",
+        "order_id": None,
+        "request_id": None,
+        "payload": last["payload"],
+    }
     digest = hashlib.sha256((last["hash"] + canonical_json(forged)).encode()).hexdigest()
-    _exec(engine, "INSERT INTO audit_events (seq, event_id, ts, event_type, actor, role, payload, prev_hash, hash) "
-                  "SELECT 4, 'forged', ts, 'decision', 'mallory', 'admin', payload, :prev, :h FROM audit_events "
-                  "WHERE seq = 3", prev=last["hash"], h=digest)
+    _exec(
+        engine,
+        "INSERT INTO audit_events (seq, event_id, ts, event_type, actor, role, payload, prev_hash, hash) "
+        "SELECT 4, 'forged', ts, 'decision', 'mallory', 'admin', payload, :prev, :h FROM audit_events "
+        "WHERE seq = 3",
+        prev=last["hash"],
+        h=digest,
+    )
     result = _verify(engine)
     assert result["ok"] is False and result["first_bad_seq"] == 3
     assert "anchor" in result["reason"]
@@ -188,22 +236,27 @@ def test_export_jsonl_and_csv_carry_everything_needed_to_reverify(engine):
 
 
 def test_cli_audit_verify_and_export(monkeypatch, capsys, tmp_path):
+    from agent.settings import get_settings
     from tests.cli_run import run
     from tools.db import make_engine
-    from agent.settings import get_settings
 
     assert run(monkeypatch, capsys, "db", "upgrade")[0] == 0
     engine = make_engine(get_settings().effective_database_url)
     _append(session_factory(engine), 4)
     code, out, _ = run(monkeypatch, capsys, "audit", "verify")
     assert code == 0 and "intact: 4 events" in out
-    code, out, _ = run(monkeypatch, capsys, "audit", "export", "--format", "csv", "--output", str(tmp_path / "a.csv"))
+    code, out, _ = run(
+        monkeypatch, capsys, "audit", "export", "--format", "csv", "--output", str(tmp_path / "a.csv")
+    )
     assert code == 0 and "wrote 4 events" in out
     assert (tmp_path / "a.csv").read_text().startswith("seq,event_id,ts")
     code, out, _ = run(monkeypatch, capsys, "audit", "export", "--format", "jsonl")
     assert code == 0 and len(out.splitlines()) == 4
     assert run(monkeypatch, capsys, "audit", "export", "--format", "xml")[0] == 2
-    _exec(engine, "UPDATE audit_events SET payload = (SELECT payload FROM audit_events WHERE seq = 1) WHERE seq = 2")
+    _exec(
+        engine,
+        "UPDATE audit_events SET payload = (SELECT payload FROM audit_events WHERE seq = 1) WHERE seq = 2",
+    )
     code, out, err = run(monkeypatch, capsys, "audit", "verify")
     assert code == 1 and "seq 2" in err
     code, out, _ = run(monkeypatch, capsys, "audit", "verify", "--json")

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests import api_world
-from ui.api import create_app
+from ui.api.app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 T = api_world.TOKENS
@@ -40,9 +40,17 @@ def test_planner_requests_approver_approves_audit_shows_execution(live, tmp_path
     hosts: set[str] = set()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
         page.on("request", lambda req: hosts.add(urlparse(req.url).hostname or req.url.split(":", 1)[0]))

@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-from tests.cli_run import run
 from knowledge.embeddings import FakeEmbeddingFunction
 from knowledge.ingest import ingest
+from tests.cli_run import run
 from tests.copilot_world import SOPS, load_world
-from ui import cli_common
+from ui.cli import common as cli_common
 
 
 @pytest.fixture
@@ -29,8 +29,6 @@ def world(sqlite_engine, monkeypatch, tmp_path):
     for name, text in SOPS.items():
         (docs / name).write_text(text, encoding="utf-8")
     ingest(cli_common.knowledge_collection(), [docs], echo=lambda _: None)
-
-
 
 
 def test_triage_explain_json(world, monkeypatch, capsys):
@@ -51,7 +49,9 @@ def test_triage_explain_prints_the_explanation_under_each_order(world, monkeypat
 
 
 def test_chat_answers_and_remembers_the_thread(world, monkeypatch, capsys):
-    code, out, err = run(monkeypatch, capsys, "chat", "--thread", "cli-1", "-m", "what is blocking SO-100003?")
+    code, out, err = run(
+        monkeypatch, capsys, "chat", "--thread", "cli-1", "-m", "what is blocking SO-100003?"
+    )
     assert code == 0, err
     assert "[triage_order(order_id=SO-100003)]" in out
     assert "SO-100003 (open) is blocked by INVENTORY_SHORTFALL (line 1)" in out and "fact-only" in out

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.copilot import Copilot
-from agent.llm import LlamaCppLLM, get_llm
+from agent.copilot.service import Copilot
+from agent.llm.providers import LlamaCppLLM, get_llm
 from agent.policy import load_policy
 from agent.settings import Settings
 from tests.copilot_world import load_world, sop_collection
@@ -19,7 +19,9 @@ from tools.db import session_factory
 
 @pytest.fixture(scope="module")
 def local_llm(tmp_path_factory) -> LlamaCppLLM:
-    llm = get_llm(Settings(COPILOT_VAR_DIR=str(tmp_path_factory.getbasetemp() / "llm-var-chat"), LLM_TIMEOUT_S=600))
+    llm = get_llm(
+        Settings(COPILOT_VAR_DIR=str(tmp_path_factory.getbasetemp() / "llm-var-chat"), LLM_TIMEOUT_S=600)
+    )
     assert isinstance(llm, LlamaCppLLM)
     return llm
 
@@ -27,9 +29,13 @@ def local_llm(tmp_path_factory) -> LlamaCppLLM:
 @pytest.mark.model
 def test_real_model_answers_what_is_blocking_and_files_the_request(sqlite_engine, tmp_path, local_llm):
     load_world(sqlite_engine)
-    copilot = Copilot(session_factory(sqlite_engine), load_policy(), llm=local_llm, collection=sop_collection(tmp_path))
+    copilot = Copilot(
+        session_factory(sqlite_engine), load_policy(), llm=local_llm, collection=sop_collection(tmp_path)
+    )
     reply = copilot.chat("m1", "what is blocking SO-100002?", username="planner")
-    assert reply["answer"].startswith("SO-100002 (open) is blocked by CREDIT_HOLD. Recommended: RELEASE_CREDIT_HOLD")
+    assert reply["answer"].startswith(
+        "SO-100002 (open) is blocked by CREDIT_HOLD. Recommended: RELEASE_CREDIT_HOLD"
+    )
     assert "credit" in reply["answer"].split("\n", 1)[1].lower()
     assert set(reply["citations"]) <= {"SOP-CREDIT-001 §3.2"}
     assert copilot.usage()["calls"] in (1, 2)  # the explanation (and its one retry); rules read the question

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from agent.detection import detect_open_book, detect_order
 from agent.policy import load_policy
+from agent.triage.detection import detect_open_book, detect_order
 from tests.test_recommend import BASE
 from tools.db import session_factory
 from tools.fixtures import load_fixture
@@ -15,7 +15,9 @@ POLICY = load_policy()
 
 def _book_fixture():
     f = copy.deepcopy(BASE)
-    f["customers"].append({"customer_id": "C2", "credit_limit": 100000, "overdue_balance": 5, "country": "US"})
+    f["customers"].append(
+        {"customer_id": "C2", "credit_limit": 100000, "overdue_balance": 5, "country": "US"}
+    )
     f["inventory"] = [{"sku": "A", "warehouse_id": "WH1", "on_hand": 30}]
     template = f["orders"].pop()
     days = ["2026-10-01", "2026-10-20", "2026-10-25", "2026-11-01", "2026-11-10", "2026-11-20", "2026-12-15"]

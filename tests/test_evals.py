@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli_run import run
 from evals.suite import SUITES_DIR, load_cases, resolve_suites
+from tests.cli_run import run
 from tools.db import session_factory
 from tools.domain import EXCEPTION_TYPES
 from tools.fixtures import SuiteError, load_fixture
@@ -18,15 +18,23 @@ ALL = load_cases("all")
 
 # Every branch of domain.md §4's decision order: (exception type, recommended action, ESCALATE role).
 BRANCHES = {
-    ("INVENTORY_SHORTFALL", "REALLOCATE_WAREHOUSE", None), ("INVENTORY_SHORTFALL", "APPROVE_SUBSTITUTION", None),
-    ("INVENTORY_SHORTFALL", "SPLIT_SHIPMENT", None), ("INVENTORY_SHORTFALL", "UPDATE_PROMISE_DATE", None),
+    ("INVENTORY_SHORTFALL", "REALLOCATE_WAREHOUSE", None),
+    ("INVENTORY_SHORTFALL", "APPROVE_SUBSTITUTION", None),
+    ("INVENTORY_SHORTFALL", "SPLIT_SHIPMENT", None),
+    ("INVENTORY_SHORTFALL", "UPDATE_PROMISE_DATE", None),
     ("INVENTORY_SHORTFALL", "ESCALATE", "procurement_buyer"),
-    ("SUBSTITUTION_REQUEST", "APPROVE_SUBSTITUTION", None), ("SUBSTITUTION_REQUEST", "ESCALATE", "csr"),
-    ("CREDIT_HOLD", "RELEASE_CREDIT_HOLD", None), ("PRICING_DISCREPANCY", "CORRECT_PRICE", None),
-    ("CARRIER_DISRUPTION", "REBOOK_CARRIER", None), ("CARRIER_DISRUPTION", "EXPEDITE_FREIGHT", None),
-    ("CARRIER_DISRUPTION", "UPDATE_PROMISE_DATE", None), ("CARRIER_DISRUPTION", "ESCALATE", "logistics_coordinator"),
-    ("PROCUREMENT_DELAY", "EXPEDITE_PO", None), ("PROCUREMENT_DELAY", "ESCALATE", "procurement_buyer"),
-    ("MASTER_DATA_INCOMPLETE", "FIX_MASTER_DATA", None), ("COMPLIANCE_HOLD", "COMPLIANCE_REVIEW", None),
+    ("SUBSTITUTION_REQUEST", "APPROVE_SUBSTITUTION", None),
+    ("SUBSTITUTION_REQUEST", "ESCALATE", "csr"),
+    ("CREDIT_HOLD", "RELEASE_CREDIT_HOLD", None),
+    ("PRICING_DISCREPANCY", "CORRECT_PRICE", None),
+    ("CARRIER_DISRUPTION", "REBOOK_CARRIER", None),
+    ("CARRIER_DISRUPTION", "EXPEDITE_FREIGHT", None),
+    ("CARRIER_DISRUPTION", "UPDATE_PROMISE_DATE", None),
+    ("CARRIER_DISRUPTION", "ESCALATE", "logistics_coordinator"),
+    ("PROCUREMENT_DELAY", "EXPEDITE_PO", None),
+    ("PROCUREMENT_DELAY", "ESCALATE", "procurement_buyer"),
+    ("MASTER_DATA_INCOMPLETE", "FIX_MASTER_DATA", None),
+    ("COMPLIANCE_HOLD", "COMPLIANCE_REVIEW", None),
 }
 
 
@@ -41,14 +49,21 @@ def test_suites_hold_at_least_100_cases_covering_every_type_and_branch():
             covered.add((types[0], c.expect["action"], role))
     assert BRANCHES <= covered, BRANCHES - covered
     # RECURRING_ANOMALY's branch (ESCALATE to ops_manager) comes after the base exception's action.
-    assert any("ESCALATE" in (c.expect.get("in_plan") or []) and "RECURRING_ANOMALY" in c.expect.get("exceptions", [])
-               for c in ALL)
+    assert any(
+        "ESCALATE" in (c.expect.get("in_plan") or [])
+        and "RECURRING_ANOMALY" in c.expect.get("exceptions", [])
+        for c in ALL
+    )
     suites = {c.suite for c in ALL}
     assert {"multi", "free_text", "adversarial"} <= suites
     assert sum("message" in c.input for c in ALL) >= 8
     assert sum(len(c.expect.get("exceptions") or []) > 1 for c in ALL) >= 15
-    for edge in ("stock-no-stock-anywhere", "price-expired-contract-still-charged", "carrier-no-alternative-escalate",
-                 "credit-zero-limit"):
+    for edge in (
+        "stock-no-stock-anywhere",
+        "price-expired-contract-still-charged",
+        "carrier-no-alternative-escalate",
+        "credit-zero-limit",
+    ):
         assert any(c.id == edge for c in ALL)
 
 
@@ -63,12 +78,15 @@ def test_every_case_states_what_it_checks_and_every_fixture_loads(sqlite_engine)
         reset(sqlite_engine)
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda c: c["expect"].update(exception=["CREDIT_HOLD"]), "unknown key(s) exception"),
-    (lambda c: c.update(input={"order": "SO1"}), "input must be"),
-    (lambda c: c["expect"].update(after_approval={"orders.SO1": 1}), "table.KEY.field"),
-    (lambda c: c.update(expected={}), "unknown key(s) expected"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c["expect"].update(exception=["CREDIT_HOLD"]), "unknown key(s) exception"),
+        (lambda c: c.update(input={"order": "SO1"}), "input must be"),
+        (lambda c: c["expect"].update(after_approval={"orders.SO1": 1}), "table.KEY.field"),
+        (lambda c: c.update(expected={}), "unknown key(s) expected"),
+    ],
+)
 def test_a_malformed_case_is_refused_with_its_id(tmp_path, mutate, message):
     case = {"id": "c1", "fixture": {}, "input": {"order_id": "SO1"}, "expect": {"exceptions": []}}
     mutate(case)
@@ -91,26 +109,50 @@ def test_after_approval_paths_read_composite_keys_and_compare_by_meaning(session
 
     case = next(c for c in ALL if c.id == "stock-partially-allocated-line")
     load_fixture(session, case.fixture, case_id=case.id)
-    assert check_after(session, {"order_lines.SO1/1.allocated_qty": 4, "inventory.A/WH1.allocated": 4,
-                                 "order_lines.SO1/1.unit_price": 100, "orders.SO1.promised_date": "2026-11-20",
-                                 "orders.SO1.credit_released": False, "order_lines.SO1/1.warehouse_id": None}) == []
-    problems = check_after(session, {"orders.SO1.status": "held", "inventory.A/WH9.allocated": 0,
-                                     "orders.SO1.nope": 1, "order_lines.SO1/1.unit_price": "100.01"})
-    assert problems == ["orders.SO1.status: 'open', expected 'held'",
-                        "inventory.A/WH9.allocated: no such record (expected 0)",
-                        "orders.SO1.nope: expected orders.order_id.<field of orders>",
-                        "order_lines.SO1/1.unit_price: Decimal('100.00'), expected '100.01'"]
+    assert (
+        check_after(
+            session,
+            {
+                "order_lines.SO1/1.allocated_qty": 4,
+                "inventory.A/WH1.allocated": 4,
+                "order_lines.SO1/1.unit_price": 100,
+                "orders.SO1.promised_date": "2026-11-20",
+                "orders.SO1.credit_released": False,
+                "order_lines.SO1/1.warehouse_id": None,
+            },
+        )
+        == []
+    )
+    problems = check_after(
+        session,
+        {
+            "orders.SO1.status": "held",
+            "inventory.A/WH9.allocated": 0,
+            "orders.SO1.nope": 1,
+            "order_lines.SO1/1.unit_price": "100.01",
+        },
+    )
+    assert problems == [
+        "orders.SO1.status: 'open', expected 'held'",
+        "inventory.A/WH9.allocated: no such record (expected 0)",
+        "orders.SO1.nope: expected orders.order_id.<field of orders>",
+        "order_lines.SO1/1.unit_price: Decimal('100.00'), expected '100.01'",
+    ]
 
 
 def test_scripted_explainer_copies_facts_and_cites_the_first_passage():
     from evals.subjects import scripted_explainer
 
-    prompt = ("FACTS\nOrder SO1 (status open)\n- CREDIT_HOLD: customer C1 is on credit hold\n"
-              "Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), risk medium, approver credit_analyst. Why: x\n\n"
-              "SOP PASSAGES\n[SOP-CREDIT-001 §3.2] Credit holds: text\n[SOP-GOV-001 §2] Approval: text")
+    prompt = (
+        "FACTS\nOrder SO1 (status open)\n- CREDIT_HOLD: customer C1 is on credit hold\n"
+        "Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), risk medium, approver credit_analyst. Why: x\n\n"
+        "SOP PASSAGES\n[SOP-CREDIT-001 §3.2] Credit holds: text\n[SOP-GOV-001 §2] Approval: text"
+    )
     text = scripted_explainer([{"role": "system", "content": "s"}, {"role": "user", "content": prompt}])
-    assert text == ("CREDIT_HOLD: customer C1 is on credit hold Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), "
-                    "risk medium, approver credit_analyst. See [SOP-CREDIT-001 §3.2].")
+    assert text == (
+        "CREDIT_HOLD: customer C1 is on credit hold Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), "
+        "risk medium, approver credit_analyst. See [SOP-CREDIT-001 §3.2]."
+    )
 
 
 def test_metrics_per_type_confusion_and_pass_hat_k():
@@ -118,17 +160,47 @@ def test_metrics_per_type_confusion_and_pass_hat_k():
     from evals.runner import CaseResult, Check
 
     def r(key, status, exp, det, action="A", want="A"):
-        return CaseResult("s", key, status, [Check("exceptions", "pass"), Check("action", "pass")], [], 0.1,
-                          expected_types=exp, detected_types=det, expected_action=[want], action=action)
+        return CaseResult(
+            "s",
+            key,
+            status,
+            [Check("exceptions", "pass"), Check("action", "pass")],
+            [],
+            0.1,
+            expected_types=exp,
+            detected_types=det,
+            expected_action=[want],
+            action=action,
+        )
 
     run1 = [r("a", "pass", ["CREDIT_HOLD"], ["CREDIT_HOLD"]), r("b", "fail", ["CREDIT_HOLD"], [], "B")]
-    run2 = [r("a", "fail", ["CREDIT_HOLD"], ["CREDIT_HOLD", "COMPLIANCE_HOLD"]), r("b", "pass", ["CREDIT_HOLD"], [])]
+    run2 = [
+        r("a", "fail", ["CREDIT_HOLD"], ["CREDIT_HOLD", "COMPLIANCE_HOLD"]),
+        r("b", "pass", ["CREDIT_HOLD"], []),
+    ]
     s = summarize([run1, run2])
-    assert s["cases"] == 2 and s["passed"] == 0 and s["pass_hat_k"] == 0.0 and s["pass_rate_per_run"] == [0.5, 0.5]
+    assert (
+        s["cases"] == 2
+        and s["passed"] == 0
+        and s["pass_hat_k"] == 0.0
+        and s["pass_rate_per_run"] == [0.5, 0.5]
+    )
     assert s["failed"] == ["s/a", "s/b"]
-    assert s["per_type"]["CREDIT_HOLD"] == {"support": 4, "tp": 2, "fp": 0, "fn": 2, "precision": 1.0, "recall": 0.5}
-    assert s["per_type"]["COMPLIANCE_HOLD"]["fp"] == 1 and s["per_type"]["COMPLIANCE_HOLD"]["precision"] == 0.0
-    assert s["confusion"] == {"CREDIT_HOLD": {"CREDIT_HOLD": 2, "(none)": 2}, "(none)": {"COMPLIANCE_HOLD": 1}}
+    assert s["per_type"]["CREDIT_HOLD"] == {
+        "support": 4,
+        "tp": 2,
+        "fp": 0,
+        "fn": 2,
+        "precision": 1.0,
+        "recall": 0.5,
+    }
+    assert (
+        s["per_type"]["COMPLIANCE_HOLD"]["fp"] == 1 and s["per_type"]["COMPLIANCE_HOLD"]["precision"] == 0.0
+    )
+    assert s["confusion"] == {
+        "CREDIT_HOLD": {"CREDIT_HOLD": 2, "(none)": 2},
+        "(none)": {"COMPLIANCE_HOLD": 1},
+    }
     assert s["action_accuracy"] == 0.75
 
 
@@ -150,7 +222,9 @@ def sops(tmp_path_factory):
 
 def _suite_file(tmp_path: Path, *cases) -> Path:
     path = tmp_path / "mini.yaml"
-    path.write_text(yaml.safe_dump({"suite": "mini", "cases": list(cases)}, sort_keys=False, allow_unicode=True))
+    path.write_text(
+        yaml.safe_dump({"suite": "mini", "cases": list(cases)}, sort_keys=False, allow_unicode=True)
+    )
     return path
 
 
@@ -174,7 +248,9 @@ def test_a_wrong_expectation_fails_the_case_and_the_report_says_why(tmp_path, so
     assert s["cases"] == 2 and s["failed"] == ["mini/credit-wrong-role"] and s["violations"] == 0
     by_id = {r["id"]: r for r in report["runs"][0]}
     bad = [c for c in by_id["credit-wrong-role"]["checks"] if c["status"] == "fail"]
-    assert [(c["name"], c["detail"]) for c in bad] == [("approver_role", "approver credit_analyst, expected credit_manager")]
+    assert [(c["name"], c["detail"]) for c in bad] == [
+        ("approver_role", "approver credit_analyst, expected credit_manager")
+    ]
     assert by_id["credit-flag-only"]["executed"][0]["action"] == "RELEASE_CREDIT_HOLD"
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count("<svg") == 3 and "http://" not in page.split("<svg", 1)[0] and "<script" not in page
@@ -194,26 +270,46 @@ def test_cli_json_last_line_is_the_summary_and_failures_exit_1(tmp_path, sops, m
     wrong = _raw("price-above-tolerance")
     wrong["expect"]["exceptions"] = ["PRICING_DISCREPANCY", "CREDIT_HOLD"]
     path = _suite_file(tmp_path, wrong)
-    code, out, _ = _cli(monkeypatch, capsys, "eval", "--suite", str(path), "--json", "--report", str(tmp_path / "r1"))
+    code, out, _ = _cli(
+        monkeypatch, capsys, "eval", "--suite", str(path), "--json", "--report", str(tmp_path / "r1")
+    )
     assert code == 1, out
     summary = json.loads(out.strip().splitlines()[-1])
     assert {"cases", "passed", "failed", "violations", "pass_rate"} <= set(summary)
     assert summary["failed"] == ["mini/price-above-tolerance"] and summary["pass_rate"] == 0.0
 
-    path.write_text(yaml.safe_dump({"suite": "mini", "cases": [_raw("price-above-tolerance")]}, allow_unicode=True))
+    path.write_text(
+        yaml.safe_dump({"suite": "mini", "cases": [_raw("price-above-tolerance")]}, allow_unicode=True)
+    )
     code, out, _ = _cli(monkeypatch, capsys, "eval", "--suite", str(path), "--report", str(tmp_path / "r2"))
     assert code == 0, out
     assert "1/1 passed" in out
-    code, out, _ = _cli(monkeypatch, capsys, "eval", "compare", str(tmp_path / "r1" / "report.json"),
-                        str(tmp_path / "r2" / "report.json"))
+    code, out, _ = _cli(
+        monkeypatch,
+        capsys,
+        "eval",
+        "compare",
+        str(tmp_path / "r1" / "report.json"),
+        str(tmp_path / "r2" / "report.json"),
+    )
     assert code == 0 and "mini/price-above-tolerance: fail -> pass" in out
-    code, out, err = _cli(monkeypatch, capsys, "eval", "compare", str(tmp_path / "r1" / "report.json"),
-                          str(tmp_path / "r2" / "report.json"), "--report", str(tmp_path / "cmp"))
+    code, out, err = _cli(
+        monkeypatch,
+        capsys,
+        "eval",
+        "compare",
+        str(tmp_path / "r1" / "report.json"),
+        str(tmp_path / "r2" / "report.json"),
+        "--report",
+        str(tmp_path / "cmp"),
+    )
     assert code == 0 and "compare.html" in err
     md = (tmp_path / "cmp" / "compare.md").read_text()
     row = next(line for line in md.splitlines() if "`mini/price-above-tolerance`" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "fail" and cells[5] == "pass" and all(c for c in cells), row  # status, calls, tokens, s per side
+    assert cells[1] == "fail" and cells[5] == "pass" and all(c for c in cells), (
+        row
+    )  # status, calls, tokens, s per side
     side = json.loads((tmp_path / "cmp" / "compare.json").read_text())["cases"][0]
     assert set(side["a"]) >= {"status", "llm_calls", "tokens", "seconds", "violations"}
     page = (tmp_path / "cmp" / "compare.html").read_text()
@@ -226,17 +322,25 @@ def test_cli_json_last_line_is_the_summary_and_failures_exit_1(tmp_path, sops, m
     assert code == 2 and "not a JSON eval report" in err
 
 
-def test_an_interrupted_run_resumes_from_its_journal_and_a_foreign_journal_is_refused(tmp_path, sops, monkeypatch):
+def test_an_interrupted_run_resumes_from_its_journal_and_a_foreign_journal_is_refused(
+    tmp_path, sops, monkeypatch
+):
     """Each finished case lands in cases.jsonl at once; --resume runs only the cases it lacks."""
     from evals import runner
     from evals.evaluate import evaluate
 
-    path = _suite_file(tmp_path, _raw("credit-flag-only"), _raw("price-above-tolerance"), _raw("credit-overage-just-above-10pct"))
+    path = _suite_file(
+        tmp_path,
+        _raw("credit-flag-only"),
+        _raw("price-above-tolerance"),
+        _raw("credit-overage-just-above-10pct"),
+    )
     out = tmp_path / "out"
     first = evaluate(str(path), collection=sops, report_dir=out)
     journal = (out / "cases.jsonl").read_text().splitlines()
-    assert len(journal) == 4 and json.loads(journal[0])["cases"] == [f"mini/{c['id']}" for c in
-                                                                      yaml.safe_load(path.read_text())["cases"]]
+    assert len(journal) == 4 and json.loads(journal[0])["cases"] == [
+        f"mini/{c['id']}" for c in yaml.safe_load(path.read_text())["cases"]
+    ]
     # the run stopped during its third case: two results and half a line were written
     (out / "cases.jsonl").write_text("\n".join(journal[:2]) + "\n" + journal[2][:40])
     ran = []

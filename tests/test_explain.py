@@ -7,12 +7,18 @@ import shutil
 
 import pytest
 
-from agent.explain import (
-    MAX_TOKENS, build_messages, explain_order, fact_template, grounding_errors, passages_for, recommended_type,
+from agent.copilot.explain import (
+    MAX_TOKENS,
+    build_messages,
+    explain_order,
+    fact_template,
+    grounding_errors,
+    passages_for,
+    recommended_type,
 )
-from agent.llm import FakeLLM, LLMError, LLMTimeout
+from agent.llm.providers import FakeLLM, LLMError, LLMTimeout
 from agent.policy import load_policy
-from agent.triage import triage_order
+from agent.triage.service import triage_order
 from knowledge.retrieve import Passage
 from tests.factories import clean_fixture, edit, line, order
 from tools.db import session_factory
@@ -21,30 +27,45 @@ from tools.fixtures import load_fixture
 POLICY = load_policy()
 
 CREDIT = Passage(
-    citation="SOP-CREDIT-001 §3.2", score=0.8, doc_id="SOP-CREDIT-001", section="3.2",
-    title="Credit holds and release of held orders", heading="Calculating the overage and the risk of a release",
+    citation="SOP-CREDIT-001 §3.2",
+    score=0.8,
+    doc_id="SOP-CREDIT-001",
+    section="3.2",
+    title="Credit holds and release of held orders",
+    heading="Calculating the overage and the risk of a release",
     text="Overage = open_balance + order value − credit_limit. A release with an overage up to 10 % of the "
-         "credit limit and no overdue balance is medium risk and approved by a credit analyst.",
+    "credit limit and no overdue balance is medium risk and approved by a credit analyst.",
     source="knowledge/sops/sop-credit-001.md",
 )
 PRICE = Passage(
-    citation="SOP-PRICE-001 §3.1", score=0.7, doc_id="SOP-PRICE-001", section="3.1",
-    title="Price discrepancies", heading="Effective price",
+    citation="SOP-PRICE-001 §3.1",
+    score=0.7,
+    doc_id="SOP-PRICE-001",
+    section="3.1",
+    title="Price discrepancies",
+    heading="Effective price",
     text="The effective price is the contract price in force on the order date, else the list price.",
     source="knowledge/sops/sop-price-001.md",
 )
 
 EXPORT = Passage(
-    citation="SOP-EXP-001 §3.1", score=0.6, doc_id="SOP-EXP-001", section="3.1",
-    title="Export compliance holds", heading="Review before release",
+    citation="SOP-EXP-001 §3.1",
+    score=0.6,
+    doc_id="SOP-EXP-001",
+    section="3.1",
+    title="Export compliance holds",
+    heading="Review before release",
     text="An export-controlled item shipped to a customer without an export licence is held for a "
-         "compliance review.",
-    source="knowledge/sops/sop-exp-001.md", applies_to=("COMPLIANCE_HOLD",),
+    "compliance review.",
+    source="knowledge/sops/sop-exp-001.md",
+    applies_to=("COMPLIANCE_HOLD",),
 )
 CREDIT_T = Passage(**{**CREDIT.__dict__, "applies_to": ("CREDIT_HOLD",)})  # as retrieve() returns it
 
-GOOD = ("SO1 is on credit hold: open balance 99,500 plus order value 1,000 exceeds the credit limit of "
-        "100000 by 500. Release it with RELEASE_CREDIT_HOLD, approved by a credit_analyst [SOP-CREDIT-001 §3.2].")
+GOOD = (
+    "SO1 is on credit hold: open balance 99,500 plus order value 1,000 exceeds the credit limit of "
+    "100000 by 500. Release it with RELEASE_CREDIT_HOLD, approved by a credit_analyst [SOP-CREDIT-001 §3.2]."
+)
 
 
 def _triage(engine, fixture, order_id="SO1") -> dict:
@@ -65,21 +86,31 @@ def credit(sqlite_engine) -> dict:
 
 # --- the grounding check -----------------------------------------------------------------------------
 
+
 def test_a_grounded_explanation_passes(credit):
     assert grounding_errors(GOOD, credit, [CREDIT]) == []
 
 
-@pytest.mark.parametrize("text, error", [
-    (GOOD.replace("by 500", "by 5,000"), "the number 5000 is not in the facts"),
-    (GOOD.replace("SO1 is", "SO-100777 is"), "SO-100777 is not in the facts"),
-    (GOOD.replace("[SOP-CREDIT-001 §3.2]", "[SOP-CREDIT-001 §4.1]"), "citation [SOP-CREDIT-001 §4.1] is not one"),
-    (GOOD.replace(" [SOP-CREDIT-001 §3.2]", ""), "no SOP is cited"),
-    (GOOD + " See also SOP-CREDIT-002.", "SOP-CREDIT-002 is not among the SOPs given"),
-    (GOOD.replace("RELEASE_CREDIT_HOLD", "EXPEDITE_FREIGHT"), "EXPEDITE_FREIGHT is not an exception or action"),
-    (GOOD + " It ships on 2026-12-24.", "date 2026-12-24 is not in the facts"),
-    (GOOD.replace("SO1", "WH9"), "WH9 is not in the facts"),
-    ("   ", "the explanation is empty"),
-])
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        (GOOD.replace("by 500", "by 5,000"), "the number 5000 is not in the facts"),
+        (GOOD.replace("SO1 is", "SO-100777 is"), "SO-100777 is not in the facts"),
+        (
+            GOOD.replace("[SOP-CREDIT-001 §3.2]", "[SOP-CREDIT-001 §4.1]"),
+            "citation [SOP-CREDIT-001 §4.1] is not one",
+        ),
+        (GOOD.replace(" [SOP-CREDIT-001 §3.2]", ""), "no SOP is cited"),
+        (GOOD + " See also SOP-CREDIT-002.", "SOP-CREDIT-002 is not among the SOPs given"),
+        (
+            GOOD.replace("RELEASE_CREDIT_HOLD", "EXPEDITE_FREIGHT"),
+            "EXPEDITE_FREIGHT is not an exception or action",
+        ),
+        (GOOD + " It ships on 2026-12-24.", "date 2026-12-24 is not in the facts"),
+        (GOOD.replace("SO1", "WH9"), "WH9 is not in the facts"),
+        ("   ", "the explanation is empty"),
+    ],
+)
 def test_grounding_catches_what_the_facts_do_not_say(credit, text, error):
     errors = grounding_errors(text, credit, [CREDIT])
     assert any(error in e for e in errors), errors
@@ -88,8 +119,12 @@ def test_grounding_catches_what_the_facts_do_not_say(credit, text, error):
 def test_numbers_compare_by_value_and_passage_numbers_count(credit):
     text = GOOD.replace("by 500.", "by 500.00, within the 10 % the SOP allows.")
     assert grounding_errors(text, credit, [CREDIT]) == []
-    assert grounding_errors(GOOD + " Several SOPs apply [SOP-CREDIT-001 §3.2; SOP-PRICE-001 §3.1].",
-                            credit, [CREDIT, PRICE]) == []
+    assert (
+        grounding_errors(
+            GOOD + " Several SOPs apply [SOP-CREDIT-001 §3.2; SOP-PRICE-001 §3.1].", credit, [CREDIT, PRICE]
+        )
+        == []
+    )
 
 
 def test_the_fact_template_is_itself_grounded(sqlite_engine, credit):
@@ -100,6 +135,7 @@ def test_the_fact_template_is_itself_grounded(sqlite_engine, credit):
 
 
 # --- explain_order ---------------------------------------------------------------------------------------
+
 
 def test_grounded_answer_in_one_call(credit):
     llm = FakeLLM([GOOD])
@@ -128,8 +164,14 @@ def test_ungrounded_twice_falls_back_to_the_fact_template(credit, caplog):
     assert "falls back to the fact template" in caplog.text
 
 
-@pytest.mark.parametrize("failure", [LLMTimeout("no answer within 0.5 s"), LLMError("llama.cpp failed: decode"),
-                                     RuntimeError("provider bug")])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        LLMTimeout("no answer within 0.5 s"),
+        LLMError("llama.cpp failed: decode"),
+        RuntimeError("provider bug"),
+    ],
+)
 def test_model_failures_fall_back_without_retry(credit, failure):
     llm = FakeLLM([failure, GOOD])
     out = explain_order(credit, [CREDIT], llm)
@@ -173,6 +215,7 @@ def test_prompt_stays_short_for_a_busy_order(sqlite_engine):
 
 # --- passages per exception type --------------------------------------------------------------------------
 
+
 def test_passages_for_follow_the_exception_types(tmp_path, credit):
     from knowledge.embeddings import FakeEmbeddingFunction
     from knowledge.ingest import SOP_DIR, ingest
@@ -193,7 +236,7 @@ def test_passages_for_follow_the_exception_types(tmp_path, credit):
 
 
 def test_a_fallback_is_written_to_the_audit_log_in_the_callers_transaction(sqlite_engine, credit):
-    from agent.audit import list_events, verify_chain
+    from agent.governance.audit import list_events, verify_chain
 
     with session_factory(sqlite_engine)() as s:
         explain_order(credit, [CREDIT], FakeLLM([LLMTimeout("no answer within 0.5 s")]), session=s)
@@ -223,11 +266,15 @@ def test_grounded_but_uncited_text_gets_the_retrieved_citation_without_a_retry(c
 
 
 def test_a_value_turned_into_a_percentage_is_caught(credit):
-    assert any("500 is not a percentage" in e for e in grounding_errors(GOOD + " That is 500 % over.", credit, [CREDIT]))
+    assert any(
+        "500 is not a percentage" in e
+        for e in grounding_errors(GOOD + " That is 500 % over.", credit, [CREDIT])
+    )
     assert grounding_errors(GOOD + " The SOP allows 10 %.", credit, [CREDIT]) == []
 
 
 # --- the citation must fit the recommendation's exception type -------------------------------------------
+
 
 @pytest.fixture
 def export_and_credit(sqlite_engine) -> dict:
@@ -249,9 +296,17 @@ RIGHT = "SO1 is on compliance hold. Recommended: COMPLIANCE_REVIEW [SOP-EXP-001 
 def test_recommended_type_is_the_exception_the_recommendation_resolves(export_and_credit):
     assert recommended_type(export_and_credit) == "COMPLIANCE_HOLD"
     # the first instance has no feasible action: the recommendation resolves the second one
-    swapped = dict(export_and_credit, recommendation={"action": "RELEASE_CREDIT_HOLD", "params": {}}, options=[
-        {"type": "COMPLIANCE_HOLD", "candidates": [{"action": "COMPLIANCE_REVIEW", "feasible": False}]},
-        {"type": "CREDIT_HOLD", "candidates": [{"action": "RELEASE_CREDIT_HOLD", "feasible": True, "params": {}}]}])
+    swapped = dict(
+        export_and_credit,
+        recommendation={"action": "RELEASE_CREDIT_HOLD", "params": {}},
+        options=[
+            {"type": "COMPLIANCE_HOLD", "candidates": [{"action": "COMPLIANCE_REVIEW", "feasible": False}]},
+            {
+                "type": "CREDIT_HOLD",
+                "candidates": [{"action": "RELEASE_CREDIT_HOLD", "feasible": True, "params": {}}],
+            },
+        ],
+    )
     assert recommended_type(swapped) == "CREDIT_HOLD"
     assert recommended_type(dict(export_and_credit, exceptions=[], recommendation=None, options=[])) is None
 
@@ -264,8 +319,10 @@ def test_a_single_exceptions_sop_still_fits(credit):
 def test_citing_only_another_exceptions_sop_is_a_grounding_error(export_and_credit):
     passages = [CREDIT_T, EXPORT]
     errors = grounding_errors(CREDIT_ONLY, export_and_credit, passages)
-    assert errors == ["no SOP cited applies to COMPLIANCE_HOLD, the exception COMPLIANCE_REVIEW resolves; "
-                      "cite one of: [SOP-EXP-001 §3.1]"]
+    assert errors == [
+        "no SOP cited applies to COMPLIANCE_HOLD, the exception COMPLIANCE_REVIEW resolves; "
+        "cite one of: [SOP-EXP-001 §3.1]"
+    ]
     assert grounding_errors(RIGHT, export_and_credit, passages) == []
     both = RIGHT.replace("[SOP-EXP-001 §3.1]", "[SOP-CREDIT-001 §3.2; SOP-EXP-001 §3.1]")
     assert grounding_errors(both, export_and_credit, passages) == []

@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import pytest
 
-from agent.extract import find_order_ids, order_mentions, request_sentence, resolve_mentions, verbatim
+from agent.triage.extract import find_order_ids, order_mentions, request_sentence, resolve_mentions, verbatim
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("What is blocking SO-100042?", ["SO-100042"]),
-    ("so-100042 and SO 100043, also SO100044 / SO#100045", ["SO-100042", "SO-100043", "SO-100044", "SO-100045"]),
-    ("Re: order 100042", ["SO-100042"]),
-    ("our order no. 100042 and order #100043", ["SO-100042", "SO-100043"]),
-    ("orders 100042, 100043 and 100044 are late", ["SO-100042", "SO-100043", "SO-100044"]),
-    ("Order number: 100042", ["SO-100042"]),
-    ("SO-100042 again: SO-100042", ["SO-100042"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("What is blocking SO-100042?", ["SO-100042"]),
+        (
+            "so-100042 and SO 100043, also SO100044 / SO#100045",
+            ["SO-100042", "SO-100043", "SO-100044", "SO-100045"],
+        ),
+        ("Re: order 100042", ["SO-100042"]),
+        ("our order no. 100042 and order #100043", ["SO-100042", "SO-100043"]),
+        ("orders 100042, 100043 and 100044 are late", ["SO-100042", "SO-100043", "SO-100044"]),
+        ("Order number: 100042", ["SO-100042"]),
+        ("SO-100042 again: SO-100042", ["SO-100042"]),
+    ],
+)
 def test_order_numbers_in_their_common_spellings(text, expected):
     assert find_order_ids(text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "PO 100042 is late",  # a purchase order, not a sales order
-    "please ship 100042 units",  # a bare number is ambiguous
-    "invoice 100042",
-    "ALSO-100042 and SO-100042-B",  # inside other codes
-    "an order of 1000 units",
-    "no numbers at all",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PO 100042 is late",  # a purchase order, not a sales order
+        "please ship 100042 units",  # a bare number is ambiguous
+        "invoice 100042",
+        "ALSO-100042 and SO-100042-B",  # inside other codes
+        "an order of 1000 units",
+        "no numbers at all",
+    ],
+)
 def test_what_is_not_an_order_number(text):
     assert find_order_ids(text) == []
 
@@ -41,8 +50,10 @@ def test_a_mention_keeps_the_spellings_it_may_stand_for():
 
 
 def test_the_request_sentence_is_quoted_verbatim():
-    email = ("Hi team,\n\nThanks for the quick reply. Could you ship what you have of SO-100042 now "
-             "and the rest later? Best regards, Ana")
+    email = (
+        "Hi team,\n\nThanks for the quick reply. Could you ship what you have of SO-100042 now "
+        "and the rest later? Best regards, Ana"
+    )
     assert request_sentence(email) == "Could you ship what you have of SO-100042 now and the rest later?"
     assert request_sentence("Hello. Kind regards.") is None
 

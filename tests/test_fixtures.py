@@ -40,13 +40,19 @@ def test_loads_records_with_defaults_and_nested_lines(engine):
     with session_factory(engine)() as s:
         counts = load_fixture(s, CASE, case_id="c1")
         assert counts == {
-            "customers": 1, "items": 1, "warehouses": 1, "inventory": 1, "orders": 1, "order_lines": 2,
+            "customers": 1,
+            "items": 1,
+            "warehouses": 1,
+            "inventory": 1,
+            "orders": 1,
+            "order_lines": 2,
         }
         order = s.get(Order, "SO1")
         assert order.status == "open" and order.credit_released is False
         assert order.promised_date == dt.date(2026, 11, 28)
         assert [(ln.line_no, ln.qty, ln.unit_price) for ln in order.lines] == [
-            (1, 10, Decimal("400.00")), (2, 2, Decimal("399.50")),
+            (1, 10, Decimal("400.00")),
+            (2, 2, Decimal("399.50")),
         ]
         assert order.lines[0].allocated_qty == 0 and order.lines[0].original_sku is None
         assert s.get(Customer, "C1").open_balance == Decimal("48000")
@@ -66,22 +72,59 @@ def test_order_lines_may_be_a_table(sqlite_engine):
     [
         (lambda f: f.update(widgets=[{"id": 1}]), "fixture.widgets", "unknown table"),
         (lambda f: f["customers"][0].update(colour="red"), "fixture.customers[0].colour", "unknown field"),
-        (lambda f: f["orders"][0]["lines"][1].update(sku="NOPE"), "fixture.orders[0].lines[1].sku",
-         "'NOPE' is not in items.sku (dangling reference)"),
-        (lambda f: f["orders"][0].update(customer_id="C9"), "fixture.orders[0].customer_id", "dangling reference"),
-        (lambda f: f["inventory"][0].update(warehouse_id="WH9"), "fixture.inventory[0].warehouse_id",
-         "dangling reference"),
+        (
+            lambda f: f["orders"][0]["lines"][1].update(sku="NOPE"),
+            "fixture.orders[0].lines[1].sku",
+            "'NOPE' is not in items.sku (dangling reference)",
+        ),
+        (
+            lambda f: f["orders"][0].update(customer_id="C9"),
+            "fixture.orders[0].customer_id",
+            "dangling reference",
+        ),
+        (
+            lambda f: f["inventory"][0].update(warehouse_id="WH9"),
+            "fixture.inventory[0].warehouse_id",
+            "dangling reference",
+        ),
         (lambda f: f["customers"][0].update(tier="diamond"), "fixture.customers[0].tier", "is not one of"),
-        (lambda f: f["orders"][0]["lines"][0].update(qty=1.5), "fixture.orders[0].lines[0].qty", "whole number"),
-        (lambda f: f["orders"][0]["lines"][0].update(qty="ten"), "fixture.orders[0].lines[0].qty", "whole number"),
-        (lambda f: f["customers"][0].update(credit_hold="yes"), "fixture.customers[0].credit_hold", "true or false"),
-        (lambda f: f["customers"][0].update(credit_limit="lots"), "fixture.customers[0].credit_limit", "amount"),
-        (lambda f: f["orders"][0].update(order_date="20/11/2026"), "fixture.orders[0].order_date", "YYYY-MM-DD"),
+        (
+            lambda f: f["orders"][0]["lines"][0].update(qty=1.5),
+            "fixture.orders[0].lines[0].qty",
+            "whole number",
+        ),
+        (
+            lambda f: f["orders"][0]["lines"][0].update(qty="ten"),
+            "fixture.orders[0].lines[0].qty",
+            "whole number",
+        ),
+        (
+            lambda f: f["customers"][0].update(credit_hold="yes"),
+            "fixture.customers[0].credit_hold",
+            "true or false",
+        ),
+        (
+            lambda f: f["customers"][0].update(credit_limit="lots"),
+            "fixture.customers[0].credit_limit",
+            "amount",
+        ),
+        (
+            lambda f: f["orders"][0].update(order_date="20/11/2026"),
+            "fixture.orders[0].order_date",
+            "YYYY-MM-DD",
+        ),
         (lambda f: f["items"].append({"sku": "A"}), "fixture.items[1]", "duplicate key"),
         (lambda f: f["items"].append({"description": "no key"}), "fixture.items[1].sku", "missing key field"),
-        (lambda f: f["orders"][0]["lines"][1].update(line_no=1), "fixture.orders[0].lines[1]", "duplicate key"),
-        (lambda f: f["orders"][0]["lines"][0].update(order_id="SO2"), "fixture.orders[0].lines[0].order_id",
-         "differs from its order"),
+        (
+            lambda f: f["orders"][0]["lines"][1].update(line_no=1),
+            "fixture.orders[0].lines[1]",
+            "duplicate key",
+        ),
+        (
+            lambda f: f["orders"][0]["lines"][0].update(order_id="SO2"),
+            "fixture.orders[0].lines[0].order_id",
+            "differs from its order",
+        ),
         (lambda f: f.update(items={"sku": "A"}), "fixture.items", "list of records"),
     ],
 )

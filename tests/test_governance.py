@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from agent.audit import list_events, verify_chain
-from agent.governance import decide, get_request, list_requests, request_action, write_session
+from agent.governance.audit import list_events, verify_chain
+from agent.governance.requests import decide, get_request, list_requests, request_action, write_session
+from agent.governance.users import add_user, get_user, list_users
 from agent.policy import CONTRACT_ROLES, DEFAULT_POLICY_PATH, load_policy, parse_policy
-from agent.users import add_user, get_user, list_users
 from tests.factories import clean_fixture, edit, order
 from tools.db import session_factory
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
@@ -111,7 +111,9 @@ def test_reject_needs_a_reason_and_is_an_override_of_the_recommendation(sqlite_e
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
     with pytest.raises(ToolError, match="reason"):
         decide(factory, POLICY, req["id"], username="planner", decision="reject")
-    done = decide(factory, POLICY, req["id"], username="planner", decision="reject", reason="customer will wait")
+    done = decide(
+        factory, POLICY, req["id"], username="planner", decision="reject", reason="customer will wait"
+    )
     assert done["status"] == "rejected" and done["execution"] is None
     with factory() as s:
         assert s.get(OrderLine, ("SO1", 1)).warehouse_id is None
@@ -124,8 +126,14 @@ def test_reject_needs_a_reason_and_is_an_override_of_the_recommendation(sqlite_e
 
 def test_requesting_another_action_than_recommended_is_logged_as_an_override(sqlite_engine):
     factory = world(sqlite_engine, shortfall_fixture())
-    req = request_action(factory, POLICY, order_id="SO1", requested_by="planner", action="SPLIT_SHIPMENT",
-                         params={"order_id": "SO1", "line_no": "1", "ship_qty": 4})
+    req = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="planner",
+        action="SPLIT_SHIPMENT",
+        params={"order_id": "SO1", "line_no": "1", "ship_qty": 4},
+    )
     assert req["status"] == "pending_approval" and req["is_recommendation"] is False
     assert req["params"] == {"order_id": "SO1", "line_no": 1, "ship_qty": 4}  # normalised
     with factory() as s:
@@ -150,14 +158,25 @@ def test_edit_regards_the_new_parameters_then_executes_them(sqlite_engine):
     factory = world(sqlite_engine, fx)
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
     with pytest.raises(GuardBlocked, match="WH4 has 3 A available"):
-        decide(factory, POLICY, req["id"], username="planner", decision="edit", params={"to_warehouse_id": "WH4"})
+        decide(
+            factory, POLICY, req["id"], username="planner", decision="edit", params={"to_warehouse_id": "WH4"}
+        )
     with pytest.raises(GuardBlocked, match="no parameter 'approver_role'"):
-        decide(factory, POLICY, req["id"], username="planner", decision="edit", params={"approver_role": "csr"})
+        decide(
+            factory, POLICY, req["id"], username="planner", decision="edit", params={"approver_role": "csr"}
+        )
     assert get_request(factory, req["id"])["status"] == "pending_approval"  # a refused edit changes nothing
     with write_session(factory) as s:
         s.get(Inventory, ("A", "WH4")).on_hand = 50
-    done = decide(factory, POLICY, req["id"], username="planner", decision="edit", params={"to_warehouse_id": "WH4"},
-                  reason="WH4 is closer")
+    done = decide(
+        factory,
+        POLICY,
+        req["id"],
+        username="planner",
+        decision="edit",
+        params={"to_warehouse_id": "WH4"},
+        reason="WH4 is closer",
+    )
     assert done["status"] == "executed" and done["params"]["to_warehouse_id"] == "WH4"
     assert done["decisions"][-1]["decision"] == "edit"
     with factory() as s:
@@ -186,8 +205,14 @@ def test_a_precondition_gone_at_execution_fails_safely_and_retriages(engine):
 
 def test_a_guard_blocked_request_is_kept_blocked_with_reasons(sqlite_engine):
     factory = world(sqlite_engine, shortfall_fixture())
-    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr", action="REALLOCATE_WAREHOUSE",
-                         params={"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"})
+    req = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="csr",
+        action="REALLOCATE_WAREHOUSE",
+        params={"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"},
+    )
     assert req["status"] == "blocked"
     assert any("WH2 has 0 A available" in r for r in req["guard"]["reasons"])
     with pytest.raises(Conflict, match="blocked"):
@@ -206,16 +231,28 @@ def test_a_guard_blocked_request_is_kept_blocked_with_reasons(sqlite_engine):
 
 def test_escalate_needs_no_approval_and_assigns_the_exception(engine):
     factory = world(engine, shortfall_fixture())
-    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr", action="ESCALATE",
-                         params={"role": "procurement_buyer", "reason": "no stock anywhere soon"})
+    req = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="csr",
+        action="ESCALATE",
+        params={"role": "procurement_buyer", "reason": "no stock anywhere soon"},
+    )
     assert (req["status"], req["risk"], req["approver_role"]) == ("executed", "none", "procurement_buyer")
     assert req["decisions"] == [] and req["execution"]["approval_id"] is None
     with factory() as s:
         rows = s.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id == "SO1")).all()
         assert rows and all(r.assigned_role == "procurement_buyer" for r in rows)
         assert s.get(Order, "SO1").status == "open"  # no ERP record changed
-    blocked = request_action(factory, POLICY, order_id="SO1", requested_by="csr", action="ESCALATE",
-                             params={"role": "admin", "reason": "x"})
+    blocked = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="csr",
+        action="ESCALATE",
+        params={"role": "admin", "reason": "x"},
+    )
     assert blocked["status"] == "blocked"
 
 
@@ -239,10 +276,22 @@ def test_fix_master_data_takes_the_values_from_the_approver(sqlite_engine):
     with pytest.raises(ToolError, match="ship_to_city, ship_to_postal_code"):
         decide(factory, POLICY, req["id"], username="csr", decision="approve")
     with pytest.raises(GuardBlocked, match="ship_to_street of SO1 is not empty"):
-        decide(factory, POLICY, req["id"], username="csr", decision="edit",
-               params={"ship_to_street": "2 Elm", "ship_to_city": "Boston", "ship_to_postal_code": "02101"})
-    done = decide(factory, POLICY, req["id"], username="csr", decision="edit",
-                  params={"ship_to_city": "Boston", "ship_to_postal_code": "02101"})
+        decide(
+            factory,
+            POLICY,
+            req["id"],
+            username="csr",
+            decision="edit",
+            params={"ship_to_street": "2 Elm", "ship_to_city": "Boston", "ship_to_postal_code": "02101"},
+        )
+    done = decide(
+        factory,
+        POLICY,
+        req["id"],
+        username="csr",
+        decision="edit",
+        params={"ship_to_city": "Boston", "ship_to_postal_code": "02101"},
+    )
     assert done["status"] == "executed"
     with factory() as s:
         o = s.get(Order, "SO1")
@@ -252,7 +301,11 @@ def test_fix_master_data_takes_the_values_from_the_approver(sqlite_engine):
 def test_credit_release_waits_for_the_role_its_risk_needs(sqlite_engine):
     factory = world(sqlite_engine, credit_fixture(overdue=10))
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
-    assert (req["action"], req["risk"], req["approver_role"]) == ("RELEASE_CREDIT_HOLD", "high", "credit_manager")
+    assert (req["action"], req["risk"], req["approver_role"]) == (
+        "RELEASE_CREDIT_HOLD",
+        "high",
+        "credit_manager",
+    )
     with pytest.raises(Forbidden, match="needs credit_manager"):
         decide(factory, POLICY, req["id"], username="credit_analyst", decision="approve")
     done = decide(factory, POLICY, req["id"], username="ops_manager", decision="approve")

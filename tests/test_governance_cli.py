@@ -14,7 +14,9 @@ from tests.test_governance import shortfall_fixture
 @pytest.fixture
 def loaded(monkeypatch, capsys, tmp_path):
     suite = tmp_path / "suite.yaml"
-    suite.write_text(yaml.safe_dump({"suite": "gov", "cases": [{"id": "short", "fixture": shortfall_fixture()}]}))
+    suite.write_text(
+        yaml.safe_dump({"suite": "gov", "cases": [{"id": "short", "fixture": shortfall_fixture()}]})
+    )
     assert run(monkeypatch, capsys, "db", "upgrade")[0] == 0
     assert run(monkeypatch, capsys, "db", "load-fixture", str(suite), "--case", "short")[0] == 0
 
@@ -47,12 +49,27 @@ def test_request_list_approve_and_refusals(loaded, monkeypatch, capsys):
 
 
 def test_a_blocked_request_and_bad_input(loaded, monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr", "--action", "REALLOCATE_WAREHOUSE",
-                       "--params", '{"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"}')
+    code, out, _ = run(
+        monkeypatch,
+        capsys,
+        "actions",
+        "request",
+        "SO1",
+        "--as",
+        "csr",
+        "--action",
+        "REALLOCATE_WAREHOUSE",
+        "--params",
+        '{"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"}',
+    )
     assert code == 2 and "blocked" in out and "guard: WH2 has 0 A available" in out
-    code, _, err = run(monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr", "--action", "X", "--params", "{oops")
+    code, _, err = run(
+        monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr", "--action", "X", "--params", "{oops"
+    )
     assert code == 2 and "JSON object" in err
-    code, out, _ = run(monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr", "--action", "COMPLIANCE_REVIEW")
+    code, out, _ = run(
+        monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr", "--action", "COMPLIANCE_REVIEW"
+    )
     assert code == 0 and '{"order_id": "SO1"}' in out and "compliance_officer" in out
     code, _, err = run(monkeypatch, capsys, "actions", "request", "SO-404", "--as", "csr")
     assert code == 2 and "order SO-404 not found" in err
@@ -61,7 +78,9 @@ def test_a_blocked_request_and_bad_input(loaded, monkeypatch, capsys):
 
 
 def test_users_add_and_list(loaded, monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "users", "add", "dana", "--role", "credit_manager", "--display-name", "Dana")
+    code, out, _ = run(
+        monkeypatch, capsys, "users", "add", "dana", "--role", "credit_manager", "--display-name", "Dana"
+    )
     assert code == 0 and "added dana (credit_manager)" in out
     code, _, err = run(monkeypatch, capsys, "users", "add", "dana", "--role", "csr")
     assert code == 2 and "already exists" in err

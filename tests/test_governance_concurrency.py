@@ -12,10 +12,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from agent.approval import build_approval_graph, is_waiting
-from agent.audit import list_events, verify_chain
 from agent.checkpoint import open_checkpointer
-from agent.governance import _execute_step, decide, list_requests, request_action, resume_request, write_session
+from agent.governance.approval import build_approval_graph, is_waiting
+from agent.governance.audit import list_events, verify_chain
+from agent.governance.requests import (
+    _execute_step,
+    decide,
+    list_requests,
+    request_action,
+    resume_request,
+    write_session,
+)
 from tests.test_governance import POLICY, count, shortfall_fixture, world
 from tools.errors import Conflict
 from tools.models import Approval, Execution, Inventory, OrderLine
@@ -30,8 +37,15 @@ def _approve_concurrently(factory, request_id: int, n: int = 50) -> tuple[list, 
     def approve(i: int) -> None:
         barrier.wait()
         try:
-            wins.append(decide(factory, POLICY, request_id, username="planner" if i % 2 else "ops_manager",
-                               decision="approve"))
+            wins.append(
+                decide(
+                    factory,
+                    POLICY,
+                    request_id,
+                    username="planner" if i % 2 else "ops_manager",
+                    decision="approve",
+                )
+            )
         except Conflict as exc:
             losses.append(exc)
         except BaseException as exc:  # pragma: no cover - reported by the assertion
@@ -70,8 +84,15 @@ def test_concurrent_executor_retries_of_one_approval_run_once(engine):
         from tools.models import ActionRequest
 
         r = s.get(ActionRequest, req["id"])
-        a = Approval(request_id=r.id, decision="approve", decided_by="planner", role="planner", params=r.params,
-                     params_hash=r.params_hash, decided_at=dt.datetime.now(dt.UTC))
+        a = Approval(
+            request_id=r.id,
+            decision="approve",
+            decided_by="planner",
+            role="planner",
+            params=r.params,
+            params_hash=r.params_hash,
+            decided_at=dt.datetime.now(dt.UTC),
+        )
         s.add(a)
         r.status = "approved"
         s.flush()
@@ -103,7 +124,7 @@ def test_concurrent_executor_retries_of_one_approval_run_once(engine):
 
 REQUEST_THEN_DIE = """
 import os, sys
-from agent.governance import request_action
+from agent.governance.requests import request_action
 from agent.policy import load_policy
 from tools.db import make_engine, session_factory
 factory = session_factory(make_engine(sys.argv[1]))
@@ -114,7 +135,7 @@ os.kill(os.getpid(), 9)
 
 APPROVE = """
 import sys
-from agent.governance import decide
+from agent.governance.requests import decide
 from agent.policy import load_policy
 from tools.db import make_engine, session_factory
 from tools.errors import ToolError
@@ -130,8 +151,9 @@ print(req["status"])
 
 def _python(code: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_process_killed_after_the_request_is_resumed_from_another_process(engine):
@@ -144,7 +166,9 @@ def test_a_process_killed_after_the_request_is_resumed_from_another_process(engi
     # the pending approval is listed from the database and its thread waits in the checkpoints
     assert [r["id"] for r in list_requests(factory, status="pending_approval")] == [int(request_id)]
     with open_checkpointer(url) as saver:
-        graph = build_approval_graph(guard_step=lambda rid: {}, execute_step=lambda rid, aid: "", checkpointer=saver)
+        graph = build_approval_graph(
+            guard_step=lambda rid: {}, execute_step=lambda rid, aid: "", checkpointer=saver
+        )
         assert is_waiting(graph, int(request_id))
     approved = _python(APPROVE, url, request_id)
     assert approved.returncode == 0, approved.stderr
@@ -167,8 +191,17 @@ def test_a_decision_recorded_before_a_crash_is_carried_on_by_resume(engine):
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
     with write_session(factory) as s:  # decide() committed, then the process died before resuming the graph
         r = s.get(ActionRequest, req["id"])
-        s.add(Approval(request_id=r.id, decision="approve", decided_by="planner", role="planner", params=r.params,
-                       params_hash=r.params_hash, decided_at=dt.datetime.now(dt.UTC)))
+        s.add(
+            Approval(
+                request_id=r.id,
+                decision="approve",
+                decided_by="planner",
+                role="planner",
+                params=r.params,
+                params_hash=r.params_hash,
+                decided_at=dt.datetime.now(dt.UTC),
+            )
+        )
         r.status = "approved"
     done = resume_request(factory, POLICY, req["id"])
     assert done["status"] == "executed"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge.embeddings import FakeEmbeddingFunction, ModelIntegrityError, MiniLMEmbeddingFunction
+from knowledge.embeddings import FakeEmbeddingFunction, MiniLMEmbeddingFunction, ModelIntegrityError
 from knowledge.ingest import SOP_DIR, chunk_document, ingest, parse_document
 from knowledge.retrieve import retrieve
 from knowledge.store import make_client, open_collection
@@ -61,14 +61,22 @@ def _sources(col) -> dict[str, set[str]]:
 
 # --- parsing and chunking ---------------------------------------------------------------------
 
+
 def test_chunks_follow_numbered_sections_and_carry_scalar_metadata(tmp_path):
     path = _write(tmp_path, "t.md", DOC)
     doc = parse_document(DOC, path)
     assert (doc.doc_id, doc.title, doc.applies_to, doc.notes) == (
-        "SOP-TEST-001", "Test holds", ["CREDIT_HOLD", "PRICING_DISCREPANCY"], [])
+        "SOP-TEST-001",
+        "Test holds",
+        ["CREDIT_HOLD", "PRICING_DISCREPANCY"],
+        [],
+    )
     chunks = chunk_document(doc, source="t.md", content_hash="abc")
     assert [(c.metadata["section"], c.metadata["heading"]) for c in chunks] == [
-        ("1", "Purpose"), ("3.1", "Detecting the hold"), ("3.2", "Who approves")]
+        ("1", "Purpose"),
+        ("3.1", "Detecting the hold"),
+        ("3.2", "Who approves"),
+    ]
     meta = chunks[2].metadata
     assert meta["doc_id"] == "SOP-TEST-001" and meta["title"] == "Test holds"
     assert meta["applies_to"] == "CREDIT_HOLD,PRICING_DISCREPANCY"
@@ -101,6 +109,7 @@ def test_shipped_corpus_parses_with_front_matter_and_numbered_sections():
 
 
 # --- ingest -----------------------------------------------------------------------------------
+
 
 def test_ingest_is_incremental_skip_replace_delete(tmp_path, collection):
     docs = tmp_path / "docs"
@@ -159,11 +168,17 @@ def test_bad_input_is_reported_and_the_rest_is_ingested(tmp_path, collection):
 
 # --- retrieval --------------------------------------------------------------------------------
 
+
 def test_type_filter_and_citations(tmp_path, collection):
     docs = tmp_path / "docs"
     _write(docs, "credit.md", DOC)
-    _write(docs, "export.md", DOC.replace("SOP-TEST-001", "SOP-EXP-009")
-           .replace("[CREDIT_HOLD, PRICING_DISCREPANCY]", "[COMPLIANCE_HOLD]"))
+    _write(
+        docs,
+        "export.md",
+        DOC.replace("SOP-TEST-001", "SOP-EXP-009").replace(
+            "[CREDIT_HOLD, PRICING_DISCREPANCY]", "[COMPLIANCE_HOLD]"
+        ),
+    )
     ingest(collection, [docs], echo=lambda _: None)
 
     everything = retrieve("who approves releases above 10 % overage", k=10, collection=collection)
@@ -239,13 +254,14 @@ def test_real_model_matches_reference_and_retrieves_the_credit_sop(tmp_path):
 
 # --- the command line -------------------------------------------------------------------------
 
+
 def test_cli_ingest_search_list(monkeypatch, capsys, tmp_path):
     import sys
 
-    import ui.cli_common
-    from ui.cli import main
+    import ui.cli.common
+    from ui.cli.app import main
 
-    monkeypatch.setattr(ui.cli_common, "knowledge_embedding", FakeEmbeddingFunction)
+    monkeypatch.setattr(ui.cli.common, "knowledge_embedding", FakeEmbeddingFunction)
 
     def run(*args: str) -> tuple[int, str]:
         monkeypatch.setattr(sys, "argv", ["copilot", "knowledge", *args])

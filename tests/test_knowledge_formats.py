@@ -29,8 +29,10 @@ def _pdf(pages: list[list[str]], title: str | None = None) -> bytes:
     for i, lines in enumerate(pages):
         ops = ["BT /F1 11 Tf 14 TL 72 760 Td"] + [f"({line}) Tj T*" for line in lines] + ["ET"]
         stream = "\n".join(ops).encode()
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-                       f"/Contents {5 + 2 * i} 0 R >>".encode())
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {5 + 2 * i} 0 R >>".encode()
+        )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     if title:
         objects.append(f"<< /Title ({title}) >>".encode())
@@ -82,33 +84,54 @@ def test_folder_of_mixed_formats_is_ingested_with_citations_and_skips(tmp_path, 
     docs.mkdir()
     _docx(docs / "claims.docx")
     (docs / "returns.html").write_bytes(HTML)
-    (docs / "manual.pdf").write_bytes(_pdf([["Forklift safety briefing for night shifts."],
-                                            ["Second page: charging the batteries."]], title="Forklift manual"))
-    (docs / "procedure.pdf").write_bytes(_pdf([["1. Purpose", "Carrier rebooking is done by dispatch."],
-                                               ["2.1 Deadlines", "Rebook within 4 hours of the missed pickup."]]))
+    (docs / "manual.pdf").write_bytes(
+        _pdf(
+            [["Forklift safety briefing for night shifts."], ["Second page: charging the batteries."]],
+            title="Forklift manual",
+        )
+    )
+    (docs / "procedure.pdf").write_bytes(
+        _pdf(
+            [
+                ["1. Purpose", "Carrier rebooking is done by dispatch."],
+                ["2.1 Deadlines", "Rebook within 4 hours of the missed pickup."],
+            ]
+        )
+    )
     (docs / "corrupt.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog garbage")
     (docs / "rates.xlsx").write_bytes(b"PK\x03\x04 not really")
     lines: list[str] = []
     report = ingest(collection, [docs], echo=lines.append)
     text = "\n".join(lines)
 
-    assert {Path(s).name for s in report.added} == {"claims.docx", "returns.html", "manual.pdf", "procedure.pdf"}
+    assert {Path(s).name for s in report.added} == {
+        "claims.docx",
+        "returns.html",
+        "manual.pdf",
+        "procedure.pdf",
+    }
     assert {Path(s).name for s in report.skipped} == {"corrupt.pdf", "rates.xlsx"}
     assert "corrupt.pdf: unreadable (not a readable PDF" in text
     assert "rates.xlsx: unsupported file type .xlsx" in text
     assert "claims.docx: no front matter; indexed with defaults" in text
 
     claims = _metas(collection, "claims.docx")
-    assert [(m["section"], m["heading"]) for m in claims] == [("", "Damaged pallet claims"), ("1", "Purpose"),
-                                                              ("2.1", "Photographs")]
+    assert [(m["section"], m["heading"]) for m in claims] == [
+        ("", "Damaged pallet claims"),
+        ("1", "Purpose"),
+        ("2.1", "Photographs"),
+    ]
     assert claims[0]["doc_id"] == "CLAIMS" and claims[0]["title"] == "Damaged pallet claims"
     assert claims[0]["applies_to"] == "" and claims[0]["chunk_count"] == 3
     photos = collection.get(where={"$and": [{"doc_id": "CLAIMS"}, {"section": "2.1"}]})["documents"][0]
     assert "Carrier | Claim window 7 days" in photos and "Normal text styled" in photos
 
     returns = _metas(collection, "returns.html")
-    assert [(m["section"], m["heading"]) for m in returns] == [("", "Returns portal"), ("3", "Eligibility"),
-                                                               ("3.1", "Refunds")]
+    assert [(m["section"], m["heading"]) for m in returns] == [
+        ("", "Returns portal"),
+        ("3", "Eligibility"),
+        ("3.1", "Refunds"),
+    ]
     assert returns[0]["title"] == "Returns portal"
     assert not any("secret" in d or "color" in d for d in collection.get()["documents"])
 
@@ -122,11 +145,17 @@ def test_folder_of_mixed_formats_is_ingested_with_citations_and_skips(tmp_path, 
     assert [(m["section"], m["heading"]) for m in procedure] == [("1", "Purpose"), ("2.1", "Deadlines")]
 
     from knowledge.retrieve import retrieve
+
     cites = {p.citation for p in retrieve("rebook the missed pickup", k=20, collection=collection)}
     assert {"PROCEDURE §2.1", "MANUAL p.2", "CLAIMS §2.1", "RETURNS §3.1"} <= cites
 
     again = ingest(collection, [docs], echo=lambda _: None)
-    assert {Path(s).name for s in again.unchanged} == {"claims.docx", "returns.html", "manual.pdf", "procedure.pdf"}
+    assert {Path(s).name for s in again.unchanged} == {
+        "claims.docx",
+        "returns.html",
+        "manual.pdf",
+        "procedure.pdf",
+    }
     assert not again.added and not again.replaced and again.chunks_written == 0
 
 
@@ -143,8 +172,10 @@ def test_html_drops_script_and_style_and_keeps_text_lines_from_reading_as_headin
     assert "\n\n # not a heading\n" in text  # indented: stays paragraph text
 
 
-@pytest.mark.parametrize("name, data", [("bad.docx", b"PK\x03\x04garbage"), ("empty.html", b""),
-                                        ("locked.pdf", b"not a pdf at all")])
+@pytest.mark.parametrize(
+    "name, data",
+    [("bad.docx", b"PK\x03\x04garbage"), ("empty.html", b""), ("locked.pdf", b"not a pdf at all")],
+)
 def test_unreadable_files_are_skipped_with_the_reason(tmp_path, collection, name, data):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -158,6 +189,8 @@ def test_unreadable_files_are_skipped_with_the_reason(tmp_path, collection, name
 
 
 def test_pdf_numbered_steps_ending_in_a_full_stop_are_not_headings():
-    text = read_pdf(_pdf([["1. Purpose", "1. Call the customer before noon.", "2.1 Escalation", "Ask the manager."]]))
+    text = read_pdf(
+        _pdf([["1. Purpose", "1. Call the customer before noon.", "2.1 Escalation", "Ask the manager."]])
+    )
     assert "## 1. Purpose" in text and "### 2.1 Escalation" in text
     assert "## 1. Call" not in text and "1. Call the customer before noon." in text

@@ -9,8 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from pydantic import BaseModel
 
-from agent.llm import (
-    FakeLLM, LlamaCppLLM, LLMError, LLMTimeout, OpenAILLM, _json_gbnf, get_llm, parse_json,
+from agent.llm.providers import (
+    FakeLLM,
+    LlamaCppLLM,
+    LLMError,
+    LLMTimeout,
+    OpenAILLM,
+    _json_gbnf,
+    get_llm,
+    parse_json,
 )
 from agent.settings import Settings
 
@@ -18,6 +25,7 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 
 # --- the fake ----------------------------------------------------------------------------------------
+
 
 def test_fake_answers_in_order_and_records_calls():
     llm = FakeLLM(["first answer", "second"])
@@ -55,8 +63,15 @@ def test_messages_accept_langchain_messages_and_reject_unknown_roles():
 
 def test_factory_follows_settings_without_loading_anything(tmp_path):
     assert isinstance(get_llm(Settings(LLM_PROVIDER="fake")), FakeLLM)
-    remote = get_llm(Settings(LLM_PROVIDER="openai", LLM_MODEL="qwen2.5:1.5b", OPENAI_BASE_URL="http://127.0.0.1:9/v1",
-                              OPENAI_API_KEY="k", LLM_TIMEOUT_S=7))
+    remote = get_llm(
+        Settings(
+            LLM_PROVIDER="openai",
+            LLM_MODEL="qwen2.5:1.5b",
+            OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+            OPENAI_API_KEY="k",
+            LLM_TIMEOUT_S=7,
+        )
+    )
     assert isinstance(remote, OpenAILLM) and remote.name == "qwen2.5:1.5b" and remote.chat_model is not None
     assert remote.timeout_s == 7
     local = get_llm(Settings(COPILOT_VAR_DIR=str(tmp_path), LLM_THREADS=1))
@@ -74,14 +89,16 @@ def test_missing_model_file_is_an_llm_error(tmp_path):
 
 # --- JSON output ----------------------------------------------------------------------------------------
 
+
 class Pick(BaseModel):
     tool: str
     order_id: str | None = None
 
 
 def test_parse_json_is_lenient_then_validates():
-    assert parse_json('```json\n{"tool": "get_order", "order_id": "SO-1"}\n```', Pick) == Pick(tool="get_order",
-                                                                                                order_id="SO-1")
+    assert parse_json('```json\n{"tool": "get_order", "order_id": "SO-1"}\n```', Pick) == Pick(
+        tool="get_order", order_id="SO-1"
+    )
     # a raw newline inside a string (what llama.cpp's stock grammar allows) is accepted
     assert parse_json('Sure: {"tool": "search\nsops"} done')["tool"] == "search\nsops"
     with pytest.raises(LLMError, match="no JSON object"):
@@ -102,6 +119,7 @@ def test_json_grammar_admits_no_raw_control_characters_in_strings():
 
 
 # --- the OpenAI-compatible provider against a local server ----------------------------------------------------
+
 
 class _Server:
     """A tiny OpenAI chat-completions endpoint on 127.0.0.1: records requests, answers per ``mode``."""
@@ -130,20 +148,44 @@ class _Server:
                     self.send_header("Content-Type", "text/event-stream")
                     self.end_headers()
                     for piece in ["Credit ", "hold ", "on SO-100042."]:
-                        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-                                 "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                        chunk = {
+                            "id": "c",
+                            "object": "chat.completion.chunk",
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                        }
                         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.write(b"data: [DONE]\n\n")
                     return
                 message: dict = {"role": "assistant", "content": "Credit hold on SO-100042."}
                 if body.get("tools"):
                     name = body["tools"][0]["function"]["name"]
-                    message = {"role": "assistant", "content": None, "tool_calls": [{
-                        "id": "call_1", "type": "function",
-                        "function": {"name": name, "arguments": json.dumps({"tool": "get_order", "order_id": "SO-7"})}}]}
-                self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}})
+                    message = {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {
+                                    "name": name,
+                                    "arguments": json.dumps({"tool": "get_order", "order_id": "SO-7"}),
+                                },
+                            }
+                        ],
+                    }
+                self._json(
+                    200,
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17},
+                    },
+                )
 
             def _json(self, status, payload):
                 data = json.dumps(payload).encode()
@@ -173,8 +215,15 @@ def server():
 
 
 def _remote(server, timeout=5.0):
-    return get_llm(Settings(LLM_PROVIDER="openai", LLM_MODEL="local-qwen", OPENAI_BASE_URL=server.url,
-                            OPENAI_API_KEY="sk-test", LLM_TIMEOUT_S=timeout))
+    return get_llm(
+        Settings(
+            LLM_PROVIDER="openai",
+            LLM_MODEL="local-qwen",
+            OPENAI_BASE_URL=server.url,
+            OPENAI_API_KEY="sk-test",
+            LLM_TIMEOUT_S=timeout,
+        )
+    )
 
 
 def test_openai_provider_completes_with_usage(server):
@@ -182,7 +231,11 @@ def test_openai_provider_completes_with_usage(server):
     assert result.text == "Credit hold on SO-100042."
     assert (result.prompt_tokens, result.completion_tokens) == (11, 6)
     sent = server.requests[0]
-    assert sent["path"] == "/v1/chat/completions" and sent["model"] == "local-qwen" and sent["auth"] == "Bearer sk-test"
+    assert (
+        sent["path"] == "/v1/chat/completions"
+        and sent["model"] == "local-qwen"
+        and sent["auth"] == "Bearer sk-test"
+    )
     assert sent["messages"] == MESSAGES and sent["temperature"] == 0
     assert sent.get("max_completion_tokens", sent.get("max_tokens")) == 40
 
@@ -218,18 +271,25 @@ def test_a_foreign_gguf_is_prompted_with_its_own_chat_template():
             return {1: "<s>", 2: "</s>"}[ident]
 
     class Foreign:
-        metadata = {"tokenizer.chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}"
-                                               "{{ eos_token }}{% endfor %}[assistant]",
-                    "tokenizer.ggml.bos_token_id": "1", "tokenizer.ggml.eos_token_id": "2"}
+        metadata = {
+            "tokenizer.chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}"
+            "{{ eos_token }}{% endfor %}[assistant]",
+            "tokenizer.ggml.bos_token_id": "1",
+            "tokenizer.ggml.eos_token_id": "2",
+        }
         _model = Vocab()
 
     llm = LlamaCppLLM("foreign.gguf")
     llm._template = llm._own_template(Foreign())
     prompt, stop = llm._prompt(MESSAGES)
-    assert prompt == "<s>[system] Be brief.</s>[user] What blocks SO-100042?</s>[assistant]" and stop == ["</s>"]
+    assert prompt == "<s>[system] Be brief.</s>[user] What blocks SO-100042?</s>[assistant]" and stop == [
+        "</s>"
+    ]
     chatml = type("Qwen", (), {"metadata": {"tokenizer.chat_template": "{{ '<|im_start|>' }}"}})()
     assert llm._own_template(chatml) is None  # ChatML: the built-in format
     llm._template = None
     prompt, stop = llm._prompt(MESSAGES)
-    assert prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>\n") and prompt.endswith("<|im_start|>assistant\n")
+    assert prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>\n") and prompt.endswith(
+        "<|im_start|>assistant\n"
+    )
     assert "<|im_end|>" in stop

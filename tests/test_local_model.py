@@ -11,22 +11,27 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from agent import models_local
-from agent.llm import LlamaCppLLM, LLMTimeout, get_llm, parse_json
-from agent.models_local import LocalModel, ModelUnavailable, ensure_model, part_paths
+from agent.llm import local_model as models_local
+from agent.llm.local_model import LocalModel, ModelUnavailable, ensure_model, part_paths
+from agent.llm.providers import LlamaCppLLM, LLMTimeout, get_llm, parse_json
 from agent.settings import Settings
 
-
 # --- assembling and verifying, on small stand-in chunks (files of an installed package) -------------------
+
 
 def _stand_in(sha: str | None = None) -> LocalModel:
     """A 'model' whose chunks are two files of the installed pyyaml distribution."""
     dist = metadata.distribution("pyyaml")
     files = ["yaml/__init__.py", "yaml/parser.py"]
     blob = b"".join(Path(dist.locate_file(f)).read_bytes() for f in files)
-    return LocalModel(name="stand-in", filename="stand-in.gguf", about="test",
-                      parts=tuple(("pyyaml", dist.version, f) for f in files), size=len(blob),
-                      sha256=sha or hashlib.sha256(blob).hexdigest())
+    return LocalModel(
+        name="stand-in",
+        filename="stand-in.gguf",
+        about="test",
+        parts=tuple(("pyyaml", dist.version, f) for f in files),
+        size=len(blob),
+        sha256=sha or hashlib.sha256(blob).hexdigest(),
+    )
 
 
 def test_chunks_assemble_in_order_and_verify(tmp_path):
@@ -53,8 +58,14 @@ def test_chunks_that_do_not_match_the_pinned_hash_are_refused(tmp_path):
 
 
 def test_missing_package_names_the_fix(tmp_path):
-    model = LocalModel(name="x", filename="x.gguf", parts=(("no-such-model-part1", "1.0", "x/part01.bin"),),
-                       size=1, sha256="0" * 64, about="")
+    model = LocalModel(
+        name="x",
+        filename="x.gguf",
+        parts=(("no-such-model-part1", "1.0", "x/part01.bin"),),
+        size=1,
+        sha256="0" * 64,
+        about="",
+    )
     with pytest.raises(ModelUnavailable, match="no-such-model-part1==1.0.*make install.*LLM_MODEL_PATH"):
         part_paths(model)
 
@@ -96,9 +107,9 @@ def test_installed_chunks_assemble_to_the_pinned_default(models_dir, local_llm):
 
 @needs_model
 def test_real_model_explains_a_seeded_order_with_a_valid_citation(sqlite_engine, local_llm):
-    from agent.explain import explain_order, grounding_errors
+    from agent.copilot.explain import explain_order, grounding_errors
     from agent.policy import load_policy
-    from agent.triage import triage_order
+    from agent.triage.service import triage_order
     from knowledge.retrieve import Passage
     from tests.factories import clean_fixture, edit
     from tools.db import session_factory
@@ -110,11 +121,16 @@ def test_real_model_explains_a_seeded_order_with_a_valid_citation(sqlite_engine,
         load_fixture(s, fixture, case_id="t")
         result = triage_order(s, "SO1", load_policy(), record=False)
     passage = Passage(
-        citation="SOP-CREDIT-001 §3.2", score=0.8, doc_id="SOP-CREDIT-001", section="3.2",
-        title="Credit holds and release of held orders", heading="Calculating the overage",
+        citation="SOP-CREDIT-001 §3.2",
+        score=0.8,
+        doc_id="SOP-CREDIT-001",
+        section="3.2",
+        title="Credit holds and release of held orders",
+        heading="Calculating the overage",
         text="Overage = open_balance + order value − credit_limit. A release with an overage up to 10 % of the "
-             "credit limit and no overdue balance is medium risk and is approved by a credit analyst.",
-        source="knowledge/sops/sop-credit-001.md")
+        "credit limit and no overdue balance is medium risk and is approved by a credit analyst.",
+        source="knowledge/sops/sop-credit-001.md",
+    )
     pieces: list[str] = []
     out = explain_order(result, [passage], local_llm, on_token=pieces.append)
     assert out["fallback"] is False, out
@@ -131,12 +147,17 @@ class ToolPick(BaseModel):
 
 @needs_model
 def test_real_model_json_output_fits_the_schema_and_deadline_is_honoured(local_llm):
-    messages = [{"role": "system", "content": "Pick a tool. Tools: get_order, search_sops."},
-                {"role": "user", "content": "Show me order SO-100042.\nIt has two lines."}]
+    messages = [
+        {"role": "system", "content": "Pick a tool. Tools: get_order, search_sops."},
+        {"role": "user", "content": "Show me order SO-100042.\nIt has two lines."},
+    ]
     result = local_llm.complete(messages, json_schema=ToolPick, max_tokens=60)
     pick = parse_json(result.text, ToolPick)
     assert pick.order_id == "SO-100042" and pick.tool in {"get_order", "search_sops"}
     json.loads(result.text)  # strict JSON: no raw control characters inside strings
     with pytest.raises(LLMTimeout):
-        local_llm.complete([{"role": "user", "content": "Count from 1 to 500, one number a line."}],
-                           max_tokens=600, timeout=1.0)
+        local_llm.complete(
+            [{"role": "user", "content": "Count from 1 to 500, one number a line."}],
+            max_tokens=600,
+            timeout=1.0,
+        )

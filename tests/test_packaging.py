@@ -47,8 +47,16 @@ def test_every_customer_package_is_listed_explicitly_and_exists():
 def test_customer_stack_is_pinned_exactly():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pinned = {re.split(r"[\[=]", d)[0].lower(): d for d in deps}
-    for name in ("langgraph", "langchain-openai", "llama-cpp-python", "chromadb", "fastapi", "sqlalchemy",
-                 "guardrails-ai", "gradio"):
+    for name in (
+        "langgraph",
+        "langchain-openai",
+        "llama-cpp-python",
+        "chromadb",
+        "fastapi",
+        "sqlalchemy",
+        "guardrails-ai",
+        "gradio",
+    ):
         assert name in pinned and "==" in pinned[name], name
     assert all("==" in d for d in deps), "every direct dependency is pinned"
     constraints = (ROOT / "constraints.txt").read_text()

@@ -12,7 +12,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import pytest
 
 from tests import api_world
-from ui.api import create_app
+from ui.api.app import create_app
 
 T = api_world.TOKENS
 
@@ -44,7 +44,9 @@ def _rows(table) -> list[dict]:
 def test_sign_in_triage_request_and_approve_through_the_panel(live):
     planner = _client(live)
     assert "Not signed in" in planner.predict("wrong-token-0123456789", api_name="/sign_in")
-    assert "not signed in" in planner.predict("SO-100002", api_name="/triage")[1].lower()  # refused before sign-in
+    assert (
+        "not signed in" in planner.predict("SO-100002", api_name="/triage")[1].lower()
+    )  # refused before sign-in
 
     assert "role **planner**" in planner.predict(T["planner"], api_name="/sign_in")
     table, status, _pick = planner.predict("Hi, where are SO-100002 and SO-404? Thanks", api_name="/triage")

@@ -23,35 +23,61 @@ def test_default_policy_holds_the_contract(policy) -> None:
     assert set(policy.actions) == set(ACTIONS)
     assert set(policy.decision_order.candidates) == set(EXCEPTION_TYPES)
     assert policy.decision_order.priority == [
-        "COMPLIANCE_HOLD", "CREDIT_HOLD", "MASTER_DATA_INCOMPLETE", "PRICING_DISCREPANCY", "SUBSTITUTION_REQUEST",
-        "INVENTORY_SHORTFALL", "PROCUREMENT_DELAY", "CARRIER_DISRUPTION", "RECURRING_ANOMALY",
+        "COMPLIANCE_HOLD",
+        "CREDIT_HOLD",
+        "MASTER_DATA_INCOMPLETE",
+        "PRICING_DISCREPANCY",
+        "SUBSTITUTION_REQUEST",
+        "INVENTORY_SHORTFALL",
+        "PROCUREMENT_DELAY",
+        "CARRIER_DISRUPTION",
+        "RECURRING_ANOMALY",
     ]
     t = policy.thresholds
     assert (t.price_tolerance_pct, t.recurrence.window_days, t.recurrence.min_orders) == (2, 30, 3)
     assert t.credit_release_medium_max_overage_pct == 10
     assert "no" in t.substitution.negations and "do not" in t.substitution.negations
     assert [c.action for c in policy.decision_order.candidates["INVENTORY_SHORTFALL"]] == [
-        "REALLOCATE_WAREHOUSE", "APPROVE_SUBSTITUTION", "SPLIT_SHIPMENT", "UPDATE_PROMISE_DATE", "ESCALATE"
+        "REALLOCATE_WAREHOUSE",
+        "APPROVE_SUBSTITUTION",
+        "SPLIT_SHIPMENT",
+        "UPDATE_PROMISE_DATE",
+        "ESCALATE",
     ]
     assert policy.decision_order.candidates["INVENTORY_SHORTFALL"][-1].role == "procurement_buyer"
     assert policy.actions["FIX_MASTER_DATA"].optional_params == {
-        "ship_to_street": "str", "ship_to_city": "str", "ship_to_postal_code": "str", "ship_to_country": "str"
+        "ship_to_street": "str",
+        "ship_to_city": "str",
+        "ship_to_postal_code": "str",
+        "ship_to_country": "str",
     }
 
 
 # (action, conditions that hold, risk, approver) — domain.md §3
 RISKS = [
     ("REALLOCATE_WAREHOUSE", {}, "low", "planner"),
-    ("APPROVE_SUBSTITUTION", {"substitute_approved": True, "substitute_list_price_within_unit_price": True},
-     "low", "csr"),
+    (
+        "APPROVE_SUBSTITUTION",
+        {"substitute_approved": True, "substitute_list_price_within_unit_price": True},
+        "low",
+        "csr",
+    ),
     ("APPROVE_SUBSTITUTION", {"substitute_approved": True}, "medium", "csr"),
     ("APPROVE_SUBSTITUTION", {"substitute_list_price_within_unit_price": True}, "medium", "csr"),
     ("SPLIT_SHIPMENT", {}, "medium", "planner"),
     ("UPDATE_PROMISE_DATE", {}, "medium", "csr"),
-    ("RELEASE_CREDIT_HOLD", {"overage_within_medium_limit": True, "no_overdue_balance": True},
-     "medium", "credit_analyst"),
-    ("RELEASE_CREDIT_HOLD", {"overage_within_medium_limit": True, "no_overdue_balance": False},
-     "high", "credit_manager"),
+    (
+        "RELEASE_CREDIT_HOLD",
+        {"overage_within_medium_limit": True, "no_overdue_balance": True},
+        "medium",
+        "credit_analyst",
+    ),
+    (
+        "RELEASE_CREDIT_HOLD",
+        {"overage_within_medium_limit": True, "no_overdue_balance": False},
+        "high",
+        "credit_manager",
+    ),
     ("RELEASE_CREDIT_HOLD", {"no_overdue_balance": True}, "high", "credit_manager"),
     ("CORRECT_PRICE", {"restores_effective_price": True}, "low", "pricing_analyst"),
     ("CORRECT_PRICE", {}, "medium", "pricing_analyst"),
@@ -108,7 +134,9 @@ def test_auto_approval_is_off_by_default_and_never_for_compliance() -> None:
 def test_policy_hash_is_stable_and_semantic(policy) -> None:
     assert policy.policy_hash == load_policy().policy_hash
     assert len(policy.policy_hash) == 64
-    reformatted = "# a comment\n" + DEFAULT_TEXT.replace("price_tolerance_pct: 2", "price_tolerance_pct:   2.0")
+    reformatted = "# a comment\n" + DEFAULT_TEXT.replace(
+        "price_tolerance_pct: 2", "price_tolerance_pct:   2.0"
+    )
     assert parse_policy(reformatted).policy_hash == policy.policy_hash
     changed = DEFAULT_TEXT.replace("price_tolerance_pct: 2", "price_tolerance_pct: 3")
     assert parse_policy(changed).policy_hash != policy.policy_hash
@@ -123,66 +151,221 @@ def test_load_policy_from_a_path(tmp_path) -> None:
 
 # (case, old text, new text, the line that holds the error is the one containing, key, message part)
 ERRORS = [
-    ("unknown-action", "  REBOOK_CARRIER:", "  REBOOK_CARIER:", "REBOOK_CARIER:", "actions.REBOOK_CARIER",
-     "got 'REBOOK_CARIER'"),
-    ("missing-action", "  EXPEDITE_PO:\n    params: {po_id: str}\n    risk: medium\n    approver: procurement_buyer\n",
-     "", "actions:", "actions", "action 'EXPEDITE_PO' of the catalog is missing"),
-    ("unknown-approver-role", "    approver: logistics_coordinator", "    approver: logistics",
-     "approver: logistics", "actions.REBOOK_CARRIER.approver", "unknown role 'logistics'"),
-    ("unknown-role-by-risk", "{medium: credit_analyst, high: credit_manager}",
-     "{medium: credit_analyst, high: credit_boss}", "credit_boss", "actions.RELEASE_CREDIT_HOLD.approver.high",
-     "unknown role 'credit_boss'"),
-    ("uncovered-risk", "{medium: credit_analyst, high: credit_manager}", "{medium: credit_analyst}",
-     "approver: {medium: credit_analyst}", "actions.RELEASE_CREDIT_HOLD.approver", "no approver for risk 'high'"),
-    ("unknown-condition", "if_all: [restores_effective_price]", "if_all: [price_restored]", "price_restored",
-     "actions.CORRECT_PRICE.risk.rules.0.if_all.0", "got 'price_restored'"),
-    ("unknown-risk", "    risk: low\n", "    risk: tiny\n", "risk: tiny", "actions.REALLOCATE_WAREHOUSE.risk",
-     "got 'tiny'"),
-    ("unknown-param-type", "ship_qty: int", "ship_qty: integer", "ship_qty: integer",
-     "actions.SPLIT_SHIPMENT.params.ship_qty", "got 'integer'"),
-    ("unknown-exception-type", "    CREDIT_HOLD: [RELEASE_CREDIT_HOLD]", "    CREDIT_HOLDS: [RELEASE_CREDIT_HOLD]",
-     "CREDIT_HOLDS:", "decision_order.candidates.CREDIT_HOLDS", "got 'CREDIT_HOLDS'"),
-    ("unknown-type-in-priority", "    - CARRIER_DISRUPTION\n    - RECURRING", "    - CARRIER_DELAY\n    - RECURRING",
-     "- CARRIER_DELAY", "decision_order.priority.7", "got 'CARRIER_DELAY'"),
-    ("unknown-candidate-action", "      - SPLIT_SHIPMENT", "      - SPLIT_ORDER", "- SPLIT_ORDER",
-     "decision_order.candidates.INVENTORY_SHORTFALL.2", "got 'SPLIT_ORDER'"),
-    ("escalate-to-unknown-role", "{action: ESCALATE, role: ops_manager}", "{action: ESCALATE, role: ops_lead}",
-     "role: ops_lead", "decision_order.candidates.RECURRING_ANOMALY.0", "unknown role 'ops_lead'"),
-    ("escalate-without-role", "{action: ESCALATE, role: ops_manager}", "ESCALATE", "      - ESCALATE",
-     "decision_order.candidates.RECURRING_ANOMALY.0", "ESCALATE, and only ESCALATE, names the role"),
-    ("unknown-top-level-key", "version: 1\n", "version: 1\nthreshold: {}\n", "threshold: {}", "threshold",
-     "unknown key 'threshold'"),
-    ("unknown-nested-key", "    min_orders: 3", "    min_orders: 3\n    max_orders: 9", "max_orders",
-     "thresholds.recurrence.max_orders", "unknown key 'max_orders'"),
-    ("missing-key", "    window_days: 30\n", "", "recurrence:", "thresholds.recurrence.window_days",
-     "required key is missing"),
-    ("bad-number", "min_orders: 3", "min_orders: 1", "min_orders: 1", "thresholds.recurrence.min_orders",
-     "greater than or equal to 2"),
-    ("unquoted-no-is-a-boolean", 'negations: ["no",', "negations: [no,", "negations: [no,",
-     "thresholds.substitution.negations.0", "valid string"),
-    ("unknown-hierarchy-role", "  credit_manager: [credit_analyst]", "  credit_manager: [credit_clerk]",
-     "[credit_clerk]", "hierarchy.credit_manager.0", "unknown role 'credit_clerk'"),
-    ("contract-role-missing", '  planner: {description: "Plans', '  planer: {description: "Plans', "roles:",
-     "roles", "role 'planner' of the contract is missing"),
-    ("admin-may-not-decide", "    approver: csr\n  SPLIT", "    approver: admin\n  SPLIT", "approver: admin",
-     "actions.APPROVE_SUBSTITUTION.approver", "administers users and may not decide"),
-    ("auto-approve-high", "  high: false", "  high: true", "high: true", "auto_approve.high",
-     "never allowed for high risk"),
-    ("compliance-auto-approvable", "    never_auto_approve: true\n", "", "  COMPLIANCE_REVIEW:",
-     "actions.COMPLIANCE_REVIEW", "must set never_auto_approve"),
-    ("escalate-with-approver", "    params: {role: role, reason: str}\n    risk: none",
-     "    params: {role: role, reason: str}\n    risk: none\n    approver: ops_manager", "  ESCALATE:",
-     "actions.ESCALATE", "approver exactly when its risk is not none"),
-    ("priority-duplicate", "    - RECURRING_ANOMALY\n", "    - RECURRING_ANOMALY\n    - CREDIT_HOLD\n", "  priority:",
-     "decision_order.priority", "CREDIT_HOLD must appear exactly once"),
-    ("duplicate-key", "  FIX_MASTER_DATA:\n",
-     "  EXPEDITE_PO: {params: {}, risk: low, approver: planner}\n  FIX_MASTER_DATA:\n",
-     "EXPEDITE_PO: {params", "actions.EXPEDITE_PO", "duplicate key (first at line"),
+    (
+        "unknown-action",
+        "  REBOOK_CARRIER:",
+        "  REBOOK_CARIER:",
+        "REBOOK_CARIER:",
+        "actions.REBOOK_CARIER",
+        "got 'REBOOK_CARIER'",
+    ),
+    (
+        "missing-action",
+        "  EXPEDITE_PO:\n    params: {po_id: str}\n    risk: medium\n    approver: procurement_buyer\n",
+        "",
+        "actions:",
+        "actions",
+        "action 'EXPEDITE_PO' of the catalog is missing",
+    ),
+    (
+        "unknown-approver-role",
+        "    approver: logistics_coordinator",
+        "    approver: logistics",
+        "approver: logistics",
+        "actions.REBOOK_CARRIER.approver",
+        "unknown role 'logistics'",
+    ),
+    (
+        "unknown-role-by-risk",
+        "{medium: credit_analyst, high: credit_manager}",
+        "{medium: credit_analyst, high: credit_boss}",
+        "credit_boss",
+        "actions.RELEASE_CREDIT_HOLD.approver.high",
+        "unknown role 'credit_boss'",
+    ),
+    (
+        "uncovered-risk",
+        "{medium: credit_analyst, high: credit_manager}",
+        "{medium: credit_analyst}",
+        "approver: {medium: credit_analyst}",
+        "actions.RELEASE_CREDIT_HOLD.approver",
+        "no approver for risk 'high'",
+    ),
+    (
+        "unknown-condition",
+        "if_all: [restores_effective_price]",
+        "if_all: [price_restored]",
+        "price_restored",
+        "actions.CORRECT_PRICE.risk.rules.0.if_all.0",
+        "got 'price_restored'",
+    ),
+    (
+        "unknown-risk",
+        "    risk: low\n",
+        "    risk: tiny\n",
+        "risk: tiny",
+        "actions.REALLOCATE_WAREHOUSE.risk",
+        "got 'tiny'",
+    ),
+    (
+        "unknown-param-type",
+        "ship_qty: int",
+        "ship_qty: integer",
+        "ship_qty: integer",
+        "actions.SPLIT_SHIPMENT.params.ship_qty",
+        "got 'integer'",
+    ),
+    (
+        "unknown-exception-type",
+        "    CREDIT_HOLD: [RELEASE_CREDIT_HOLD]",
+        "    CREDIT_HOLDS: [RELEASE_CREDIT_HOLD]",
+        "CREDIT_HOLDS:",
+        "decision_order.candidates.CREDIT_HOLDS",
+        "got 'CREDIT_HOLDS'",
+    ),
+    (
+        "unknown-type-in-priority",
+        "    - CARRIER_DISRUPTION\n    - RECURRING",
+        "    - CARRIER_DELAY\n    - RECURRING",
+        "- CARRIER_DELAY",
+        "decision_order.priority.7",
+        "got 'CARRIER_DELAY'",
+    ),
+    (
+        "unknown-candidate-action",
+        "      - SPLIT_SHIPMENT",
+        "      - SPLIT_ORDER",
+        "- SPLIT_ORDER",
+        "decision_order.candidates.INVENTORY_SHORTFALL.2",
+        "got 'SPLIT_ORDER'",
+    ),
+    (
+        "escalate-to-unknown-role",
+        "{action: ESCALATE, role: ops_manager}",
+        "{action: ESCALATE, role: ops_lead}",
+        "role: ops_lead",
+        "decision_order.candidates.RECURRING_ANOMALY.0",
+        "unknown role 'ops_lead'",
+    ),
+    (
+        "escalate-without-role",
+        "{action: ESCALATE, role: ops_manager}",
+        "ESCALATE",
+        "      - ESCALATE",
+        "decision_order.candidates.RECURRING_ANOMALY.0",
+        "ESCALATE, and only ESCALATE, names the role",
+    ),
+    (
+        "unknown-top-level-key",
+        "version: 1\n",
+        "version: 1\nthreshold: {}\n",
+        "threshold: {}",
+        "threshold",
+        "unknown key 'threshold'",
+    ),
+    (
+        "unknown-nested-key",
+        "    min_orders: 3",
+        "    min_orders: 3\n    max_orders: 9",
+        "max_orders",
+        "thresholds.recurrence.max_orders",
+        "unknown key 'max_orders'",
+    ),
+    (
+        "missing-key",
+        "    window_days: 30\n",
+        "",
+        "recurrence:",
+        "thresholds.recurrence.window_days",
+        "required key is missing",
+    ),
+    (
+        "bad-number",
+        "min_orders: 3",
+        "min_orders: 1",
+        "min_orders: 1",
+        "thresholds.recurrence.min_orders",
+        "greater than or equal to 2",
+    ),
+    (
+        "unquoted-no-is-a-boolean",
+        'negations: ["no",',
+        "negations: [no,",
+        "negations: [no,",
+        "thresholds.substitution.negations.0",
+        "valid string",
+    ),
+    (
+        "unknown-hierarchy-role",
+        "  credit_manager: [credit_analyst]",
+        "  credit_manager: [credit_clerk]",
+        "[credit_clerk]",
+        "hierarchy.credit_manager.0",
+        "unknown role 'credit_clerk'",
+    ),
+    (
+        "contract-role-missing",
+        '  planner: {description: "Plans',
+        '  planer: {description: "Plans',
+        "roles:",
+        "roles",
+        "role 'planner' of the contract is missing",
+    ),
+    (
+        "admin-may-not-decide",
+        "    approver: csr\n  SPLIT",
+        "    approver: admin\n  SPLIT",
+        "approver: admin",
+        "actions.APPROVE_SUBSTITUTION.approver",
+        "administers users and may not decide",
+    ),
+    (
+        "auto-approve-high",
+        "  high: false",
+        "  high: true",
+        "high: true",
+        "auto_approve.high",
+        "never allowed for high risk",
+    ),
+    (
+        "compliance-auto-approvable",
+        "    never_auto_approve: true\n",
+        "",
+        "  COMPLIANCE_REVIEW:",
+        "actions.COMPLIANCE_REVIEW",
+        "must set never_auto_approve",
+    ),
+    (
+        "escalate-with-approver",
+        "    params: {role: role, reason: str}\n    risk: none",
+        "    params: {role: role, reason: str}\n    risk: none\n    approver: ops_manager",
+        "  ESCALATE:",
+        "actions.ESCALATE",
+        "approver exactly when its risk is not none",
+    ),
+    (
+        "priority-duplicate",
+        "    - RECURRING_ANOMALY\n",
+        "    - RECURRING_ANOMALY\n    - CREDIT_HOLD\n",
+        "  priority:",
+        "decision_order.priority",
+        "CREDIT_HOLD must appear exactly once",
+    ),
+    (
+        "duplicate-key",
+        "  FIX_MASTER_DATA:\n",
+        "  EXPEDITE_PO: {params: {}, risk: low, approver: planner}\n  FIX_MASTER_DATA:\n",
+        "EXPEDITE_PO: {params",
+        "actions.EXPEDITE_PO",
+        "duplicate key (first at line",
+    ),
     ("wrong-version", "version: 1", "version: 2", "version: 2", "version", "Input should be 1"),
 ]
 
 
-@pytest.mark.parametrize(("case", "old", "new", "line_with", "key", "message"), ERRORS, ids=[e[0] for e in ERRORS])
+@pytest.mark.parametrize(
+    ("case", "old", "new", "line_with", "key", "message"), ERRORS, ids=[e[0] for e in ERRORS]
+)
 def test_errors_name_file_line_and_key(case, old, new, line_with, key, message) -> None:
     assert old in DEFAULT_TEXT, f"{case}: the default file changed; update the test"
     text = DEFAULT_TEXT.replace(old, new, 1)

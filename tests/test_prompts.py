@@ -34,8 +34,10 @@ def test_missing_or_extra_values_are_errors():
 
 def test_sections_become_messages_and_dollars_escape():
     prompt = Prompt("t", "--- system ---\nYou cost $$5.\n--- user ---\nHi ${who}!\n")
-    assert prompt.messages(who="Ann") == [{"role": "system", "content": "You cost $5."},
-                                          {"role": "user", "content": "Hi Ann!"}]
+    assert prompt.messages(who="Ann") == [
+        {"role": "system", "content": "You cost $5."},
+        {"role": "user", "content": "Hi Ann!"},
+    ]
     assert Prompt("u", "plain $x").messages(x=1) == [{"role": "user", "content": "plain 1"}]
     with pytest.raises(PromptError, match="before the first"):
         Prompt("v", "stray\n--- user ---\n$x").messages(x=1)

@@ -6,19 +6,30 @@ import copy
 
 import pytest
 
-from agent.detection import detect, load_context
 from agent.policy import load_policy
-from agent.recommend import load_planning_facts, plan_order
+from agent.triage.detection import detect, load_context
+from agent.triage.plan import load_planning_facts, plan_order
 from tools.db import session_factory
 from tools.fixtures import load_fixture
 
 POLICY = load_policy()
 
 BASE = {
-    "customers": [{"customer_id": "C1", "name": "Acme", "tier": "gold", "credit_limit": 100000, "country": "US",
-                   "allow_substitutions": True, "allow_partial_shipments": True}],
+    "customers": [
+        {
+            "customer_id": "C1",
+            "name": "Acme",
+            "tier": "gold",
+            "credit_limit": 100000,
+            "country": "US",
+            "allow_substitutions": True,
+            "allow_partial_shipments": True,
+        }
+    ],
     "items": [
-        {"sku": "A", "list_price": 10}, {"sku": "B", "list_price": 9}, {"sku": "B2", "list_price": 12},
+        {"sku": "A", "list_price": 10},
+        {"sku": "B", "list_price": 9},
+        {"sku": "B2", "list_price": 12},
         {"sku": "Z", "list_price": 10, "export_controlled": True},
     ],
     "substitutes": [],
@@ -35,12 +46,24 @@ BASE = {
     ],
     "suppliers": [{"supplier_id": "S1"}],
     "purchase_orders": [],
-    "orders": [{
-        "order_id": "SO1", "customer_id": "C1", "order_date": "2026-11-20", "requested_date": "2026-11-27",
-        "promised_date": "2026-11-30", "status": "open", "warehouse_id": "WH1", "ship_to_street": "1 Main St",
-        "ship_to_city": "Newark", "ship_to_postal_code": "07102", "ship_to_country": "US",
-        "lines": [{"line_no": 1, "sku": "A", "qty": 100, "unit_price": 10, "allocated_qty": 0, "status": "open"}],
-    }],
+    "orders": [
+        {
+            "order_id": "SO1",
+            "customer_id": "C1",
+            "order_date": "2026-11-20",
+            "requested_date": "2026-11-27",
+            "promised_date": "2026-11-30",
+            "status": "open",
+            "warehouse_id": "WH1",
+            "ship_to_street": "1 Main St",
+            "ship_to_city": "Newark",
+            "ship_to_postal_code": "07102",
+            "ship_to_country": "US",
+            "lines": [
+                {"line_no": 1, "sku": "A", "qty": 100, "unit_price": 10, "allocated_qty": 0, "status": "open"}
+            ],
+        }
+    ],
     "shipments": [],
 }
 
@@ -80,108 +103,288 @@ def _no_partials(f):
 
 
 def _po(f, po="PO1", day="2026-12-05", wh="WH1", sku="A"):
-    f["purchase_orders"].append({"po_id": po, "supplier_id": "S1", "sku": sku, "warehouse_id": wh, "qty": 500,
-                                 "expected_date": day, "status": "open"})
+    f["purchase_orders"].append(
+        {
+            "po_id": po,
+            "supplier_id": "S1",
+            "sku": sku,
+            "warehouse_id": wh,
+            "qty": 500,
+            "expected_date": day,
+            "status": "open",
+        }
+    )
 
 
 def _ship(f, carrier="CR2", status="booked", eta="2026-11-29"):
     f["orders"][0]["lines"][0].update(allocated_qty=100, status="allocated")
-    f["shipments"].append({"shipment_id": "SH1", "order_id": "SO1", "carrier_id": carrier, "status": status, "eta": eta})
+    f["shipments"].append(
+        {"shipment_id": "SH1", "order_id": "SO1", "carrier_id": carrier, "status": status, "eta": eta}
+    )
 
 
 def _all(*fns):
     def run(f):
         for fn in fns:
             fn(f)
+
     return run
 
 
 CASES = [
     # INVENTORY_SHORTFALL
-    case("shortfall-reallocate-same-region-first",
-         _all(short, lambda f: stock(f, "A", "WH2", 150), lambda f: stock(f, "A", "WH3", 900)),
-         "REALLOCATE_WAREHOUSE", {"to_warehouse_id": "WH2"}, "low", "planner", {"INVENTORY_SHORTFALL"}),
-    case("shortfall-reallocate-most-available-then-id",
-         _all(short, lambda f: f["warehouses"].append({"warehouse_id": "WH4", "region": "west", "country": "US"}),
-              lambda f: stock(f, "A", "WH3", 300), lambda f: stock(f, "A", "WH4", 300), lambda f: stock(f, "A", "WH2", 50)),
-         "REALLOCATE_WAREHOUSE", {"to_warehouse_id": "WH3"}),
-    case("shortfall-reallocate-never-raises-compliance",
-         _all(lambda f: f["orders"][0]["lines"][0].update(sku="Z"), lambda f: stock(f, "Z", "WH1", 10),
-              lambda f: stock(f, "Z", "WH2", 900), lambda f: stock(f, "Z", "WH3", 150)),
-         "REALLOCATE_WAREHOUSE", {"to_warehouse_id": "WH3"}),
-    case("shortfall-substitute-cheaper-first",
-         _all(short, lambda f: _sub(f, "B2", qty=900), lambda f: _sub(f, "B", qty=150)),
-         "APPROVE_SUBSTITUTION", {"substitute_sku": "B"}, "low", "csr"),
-    case("shortfall-substitute-pricier-is-medium",
-         _all(short, lambda f: _sub(f, "B2", qty=900)), "APPROVE_SUBSTITUTION", {"substitute_sku": "B2"}, "medium", "csr"),
-    case("shortfall-unapproved-substitute-ignored-then-split",
-         _all(short, lambda f: _sub(f, "B", approved=False)), "SPLIT_SHIPMENT", {"ship_qty": 20}, "medium", "planner"),
-    case("shortfall-customer-refuses-substitutes-split",
-         _all(short, lambda f: _sub(f, "B"), _no_subs), "SPLIT_SHIPMENT", {"ship_qty": 20}),
-    case("shortfall-no-partials-promise-from-po",
-         _all(short, _no_subs, _no_partials, lambda f: _po(f, "PO2", "2026-12-09"), lambda f: _po(f, "PO1", "2026-12-05")),
-         "UPDATE_PROMISE_DATE", {"new_promised_date": "2026-12-05"}, "medium", "csr"),
-    case("shortfall-po-before-promise-keeps-promise",
-         _all(short, _no_subs, _no_partials, lambda f: _po(f, "PO1", "2026-11-25")),
-         "UPDATE_PROMISE_DATE", {"new_promised_date": "2026-11-30"}),
-    case("shortfall-nothing-escalates-to-procurement",
-         _all(lambda f: stock(f, "A", "WH1", 0), _no_subs), "ESCALATE", {"role": "procurement_buyer"}, "none",
-         "procurement_buyer"),
+    case(
+        "shortfall-reallocate-same-region-first",
+        _all(short, lambda f: stock(f, "A", "WH2", 150), lambda f: stock(f, "A", "WH3", 900)),
+        "REALLOCATE_WAREHOUSE",
+        {"to_warehouse_id": "WH2"},
+        "low",
+        "planner",
+        {"INVENTORY_SHORTFALL"},
+    ),
+    case(
+        "shortfall-reallocate-most-available-then-id",
+        _all(
+            short,
+            lambda f: f["warehouses"].append({"warehouse_id": "WH4", "region": "west", "country": "US"}),
+            lambda f: stock(f, "A", "WH3", 300),
+            lambda f: stock(f, "A", "WH4", 300),
+            lambda f: stock(f, "A", "WH2", 50),
+        ),
+        "REALLOCATE_WAREHOUSE",
+        {"to_warehouse_id": "WH3"},
+    ),
+    case(
+        "shortfall-reallocate-never-raises-compliance",
+        _all(
+            lambda f: f["orders"][0]["lines"][0].update(sku="Z"),
+            lambda f: stock(f, "Z", "WH1", 10),
+            lambda f: stock(f, "Z", "WH2", 900),
+            lambda f: stock(f, "Z", "WH3", 150),
+        ),
+        "REALLOCATE_WAREHOUSE",
+        {"to_warehouse_id": "WH3"},
+    ),
+    case(
+        "shortfall-substitute-cheaper-first",
+        _all(short, lambda f: _sub(f, "B2", qty=900), lambda f: _sub(f, "B", qty=150)),
+        "APPROVE_SUBSTITUTION",
+        {"substitute_sku": "B"},
+        "low",
+        "csr",
+    ),
+    case(
+        "shortfall-substitute-pricier-is-medium",
+        _all(short, lambda f: _sub(f, "B2", qty=900)),
+        "APPROVE_SUBSTITUTION",
+        {"substitute_sku": "B2"},
+        "medium",
+        "csr",
+    ),
+    case(
+        "shortfall-unapproved-substitute-ignored-then-split",
+        _all(short, lambda f: _sub(f, "B", approved=False)),
+        "SPLIT_SHIPMENT",
+        {"ship_qty": 20},
+        "medium",
+        "planner",
+    ),
+    case(
+        "shortfall-customer-refuses-substitutes-split",
+        _all(short, lambda f: _sub(f, "B"), _no_subs),
+        "SPLIT_SHIPMENT",
+        {"ship_qty": 20},
+    ),
+    case(
+        "shortfall-no-partials-promise-from-po",
+        _all(
+            short,
+            _no_subs,
+            _no_partials,
+            lambda f: _po(f, "PO2", "2026-12-09"),
+            lambda f: _po(f, "PO1", "2026-12-05"),
+        ),
+        "UPDATE_PROMISE_DATE",
+        {"new_promised_date": "2026-12-05"},
+        "medium",
+        "csr",
+    ),
+    case(
+        "shortfall-po-before-promise-keeps-promise",
+        _all(short, _no_subs, _no_partials, lambda f: _po(f, "PO1", "2026-11-25")),
+        "UPDATE_PROMISE_DATE",
+        {"new_promised_date": "2026-11-30"},
+    ),
+    case(
+        "shortfall-nothing-escalates-to-procurement",
+        _all(lambda f: stock(f, "A", "WH1", 0), _no_subs),
+        "ESCALATE",
+        {"role": "procurement_buyer"},
+        "none",
+        "procurement_buyer",
+    ),
     # SUBSTITUTION_REQUEST
-    case("discontinued-substitute",
-         _all(lambda f: f["items"][0].update(status="discontinued"), lambda f: _sub(f, "B")),
-         "APPROVE_SUBSTITUTION", {"substitute_sku": "B"}, "low", "csr", {"SUBSTITUTION_REQUEST"}),
-    case("discontinued-customer-refuses-escalates-to-csr",
-         _all(lambda f: f["items"][0].update(status="discontinued"), lambda f: _sub(f, "B"), _no_subs),
-         "ESCALATE", {"role": "csr"}, "none", "csr"),
+    case(
+        "discontinued-substitute",
+        _all(lambda f: f["items"][0].update(status="discontinued"), lambda f: _sub(f, "B")),
+        "APPROVE_SUBSTITUTION",
+        {"substitute_sku": "B"},
+        "low",
+        "csr",
+        {"SUBSTITUTION_REQUEST"},
+    ),
+    case(
+        "discontinued-customer-refuses-escalates-to-csr",
+        _all(lambda f: f["items"][0].update(status="discontinued"), lambda f: _sub(f, "B"), _no_subs),
+        "ESCALATE",
+        {"role": "csr"},
+        "none",
+        "csr",
+    ),
     # CREDIT_HOLD
-    case("credit-within-10pct-medium",
-         lambda f: f["customers"][0].update(open_balance=109000), "RELEASE_CREDIT_HOLD", {"order_id": "SO1"},
-         "medium", "credit_analyst", {"CREDIT_HOLD"}),
-    case("credit-above-10pct-high",
-         lambda f: f["customers"][0].update(open_balance=110500), "RELEASE_CREDIT_HOLD", {}, "high", "credit_manager"),
-    case("credit-overdue-high",
-         lambda f: f["customers"][0].update(overdue_balance=1), "RELEASE_CREDIT_HOLD", {}, "high", "credit_manager"),
-    case("credit-flag-alone-medium",
-         lambda f: f["customers"][0].update(credit_hold=True), "RELEASE_CREDIT_HOLD", {}, "medium", "credit_analyst"),
-    case("credit-zero-limit-high",
-         lambda f: f["customers"][0].update(credit_limit=0), "RELEASE_CREDIT_HOLD", {}, "high", "credit_manager"),
+    case(
+        "credit-within-10pct-medium",
+        lambda f: f["customers"][0].update(open_balance=109000),
+        "RELEASE_CREDIT_HOLD",
+        {"order_id": "SO1"},
+        "medium",
+        "credit_analyst",
+        {"CREDIT_HOLD"},
+    ),
+    case(
+        "credit-above-10pct-high",
+        lambda f: f["customers"][0].update(open_balance=110500),
+        "RELEASE_CREDIT_HOLD",
+        {},
+        "high",
+        "credit_manager",
+    ),
+    case(
+        "credit-overdue-high",
+        lambda f: f["customers"][0].update(overdue_balance=1),
+        "RELEASE_CREDIT_HOLD",
+        {},
+        "high",
+        "credit_manager",
+    ),
+    case(
+        "credit-flag-alone-medium",
+        lambda f: f["customers"][0].update(credit_hold=True),
+        "RELEASE_CREDIT_HOLD",
+        {},
+        "medium",
+        "credit_analyst",
+    ),
+    case(
+        "credit-zero-limit-high",
+        lambda f: f["customers"][0].update(credit_limit=0),
+        "RELEASE_CREDIT_HOLD",
+        {},
+        "high",
+        "credit_manager",
+    ),
     # PRICING_DISCREPANCY
-    case("pricing-correct-to-effective",
-         lambda f: f["orders"][0]["lines"][0].update(unit_price=11, allocated_qty=100, status="allocated"),
-         "CORRECT_PRICE", {"new_unit_price": "10.00", "line_no": 1}, "low", "pricing_analyst", {"PRICING_DISCREPANCY"}),
+    case(
+        "pricing-correct-to-effective",
+        lambda f: f["orders"][0]["lines"][0].update(unit_price=11, allocated_qty=100, status="allocated"),
+        "CORRECT_PRICE",
+        {"new_unit_price": "10.00", "line_no": 1},
+        "low",
+        "pricing_analyst",
+        {"PRICING_DISCREPANCY"},
+    ),
     # CARRIER_DISRUPTION
-    case("carrier-rebook-best-ok-then-lower-id", _ship, "REBOOK_CARRIER", {"carrier_id": "CR1", "shipment_id": "SH1"},
-         "medium", "logistics_coordinator", {"CARRIER_DISRUPTION"}),
-    case("carrier-platinum-expedite",
-         _all(_ship, lambda f: [c.update(status="constrained") for c in f["carriers"] if c["carrier_id"] != "CR2"],
-              lambda f: f["customers"][0].update(tier="platinum")),
-         "EXPEDITE_FREIGHT", {"shipment_id": "SH1"}, "high", "ops_manager"),
-    case("carrier-gold-promise-to-eta",
-         _all(lambda f: _ship(f, carrier="CR1", status="delayed", eta="2026-12-03"),
-              lambda f: [c.update(status="disrupted") for c in f["carriers"] if c["carrier_id"] != "CR1"]),
-         "UPDATE_PROMISE_DATE", {"new_promised_date": "2026-12-03"}, "medium", "csr"),
-    case("carrier-nothing-escalates",
-         _all(_ship, lambda f: [c.update(status="disrupted") for c in f["carriers"]]),
-         "ESCALATE", {"role": "logistics_coordinator"}, "none", "logistics_coordinator"),
+    case(
+        "carrier-rebook-best-ok-then-lower-id",
+        _ship,
+        "REBOOK_CARRIER",
+        {"carrier_id": "CR1", "shipment_id": "SH1"},
+        "medium",
+        "logistics_coordinator",
+        {"CARRIER_DISRUPTION"},
+    ),
+    case(
+        "carrier-platinum-expedite",
+        _all(
+            _ship,
+            lambda f: [c.update(status="constrained") for c in f["carriers"] if c["carrier_id"] != "CR2"],
+            lambda f: f["customers"][0].update(tier="platinum"),
+        ),
+        "EXPEDITE_FREIGHT",
+        {"shipment_id": "SH1"},
+        "high",
+        "ops_manager",
+    ),
+    case(
+        "carrier-gold-promise-to-eta",
+        _all(
+            lambda f: _ship(f, carrier="CR1", status="delayed", eta="2026-12-03"),
+            lambda f: [c.update(status="disrupted") for c in f["carriers"] if c["carrier_id"] != "CR1"],
+        ),
+        "UPDATE_PROMISE_DATE",
+        {"new_promised_date": "2026-12-03"},
+        "medium",
+        "csr",
+    ),
+    case(
+        "carrier-nothing-escalates",
+        _all(_ship, lambda f: [c.update(status="disrupted") for c in f["carriers"]]),
+        "ESCALATE",
+        {"role": "logistics_coordinator"},
+        "none",
+        "logistics_coordinator",
+    ),
     # PROCUREMENT_DELAY (backordered, fully short, nothing elsewhere: shortfall escalates, delay expedites)
-    case("procurement-expedite-earliest-po",
-         _all(lambda f: stock(f, "A", "WH1", 0), _no_subs,
-              lambda f: f["orders"][0]["lines"][0].update(backorder_qty=100, status="backordered"),
-              lambda f: _po(f, "PO2", "2026-12-09"), lambda f: _po(f, "PO1", "2026-12-09")),
-         "UPDATE_PROMISE_DATE", {"new_promised_date": "2026-12-09"}, "medium", "csr",
-         {"INVENTORY_SHORTFALL", "PROCUREMENT_DELAY"}),
+    case(
+        "procurement-expedite-earliest-po",
+        _all(
+            lambda f: stock(f, "A", "WH1", 0),
+            _no_subs,
+            lambda f: f["orders"][0]["lines"][0].update(backorder_qty=100, status="backordered"),
+            lambda f: _po(f, "PO2", "2026-12-09"),
+            lambda f: _po(f, "PO1", "2026-12-09"),
+        ),
+        "UPDATE_PROMISE_DATE",
+        {"new_promised_date": "2026-12-09"},
+        "medium",
+        "csr",
+        {"INVENTORY_SHORTFALL", "PROCUREMENT_DELAY"},
+    ),
     # MASTER_DATA / COMPLIANCE / priority
-    case("master-data-fix", lambda f: f["orders"][0].update(ship_to_city=" "), "FIX_MASTER_DATA", {"order_id": "SO1"},
-         "medium", "csr", {"MASTER_DATA_INCOMPLETE"}),
-    case("compliance-first-credit-blocked",
-         _all(lambda f: f["orders"][0]["lines"][0].update(sku="Z", allocated_qty=100, status="allocated"),
-              lambda f: stock(f, "Z", "WH1", 500), lambda f: f["orders"][0].update(ship_to_country="CA"),
-              lambda f: f["customers"][0].update(credit_hold=True)),
-         "COMPLIANCE_REVIEW", {"order_id": "SO1"}, "high", "compliance_officer", {"COMPLIANCE_HOLD", "CREDIT_HOLD"}),
-    case("credit-before-stock-move",
-         _all(short, lambda f: stock(f, "A", "WH2", 500), lambda f: f["customers"][0].update(overdue_balance=50)),
-         "RELEASE_CREDIT_HOLD", {}, "high", "credit_manager", {"CREDIT_HOLD", "INVENTORY_SHORTFALL"}),
+    case(
+        "master-data-fix",
+        lambda f: f["orders"][0].update(ship_to_city=" "),
+        "FIX_MASTER_DATA",
+        {"order_id": "SO1"},
+        "medium",
+        "csr",
+        {"MASTER_DATA_INCOMPLETE"},
+    ),
+    case(
+        "compliance-first-credit-blocked",
+        _all(
+            lambda f: f["orders"][0]["lines"][0].update(sku="Z", allocated_qty=100, status="allocated"),
+            lambda f: stock(f, "Z", "WH1", 500),
+            lambda f: f["orders"][0].update(ship_to_country="CA"),
+            lambda f: f["customers"][0].update(credit_hold=True),
+        ),
+        "COMPLIANCE_REVIEW",
+        {"order_id": "SO1"},
+        "high",
+        "compliance_officer",
+        {"COMPLIANCE_HOLD", "CREDIT_HOLD"},
+    ),
+    case(
+        "credit-before-stock-move",
+        _all(
+            short, lambda f: stock(f, "A", "WH2", 500), lambda f: f["customers"][0].update(overdue_balance=50)
+        ),
+        "RELEASE_CREDIT_HOLD",
+        {},
+        "high",
+        "credit_manager",
+        {"CREDIT_HOLD", "INVENTORY_SHORTFALL"},
+    ),
 ]
 
 

@@ -16,8 +16,14 @@ from knowledge.retrieve import Passage
 from knowledge.store import open_collection
 
 EXCEPTION_TYPES = {
-    "CREDIT_HOLD", "PRICING_DISCREPANCY", "INVENTORY_SHORTFALL", "SUBSTITUTION_REQUEST",
-    "CARRIER_DISRUPTION", "PROCUREMENT_DELAY", "MASTER_DATA_INCOMPLETE", "COMPLIANCE_HOLD",
+    "CREDIT_HOLD",
+    "PRICING_DISCREPANCY",
+    "INVENTORY_SHORTFALL",
+    "SUBSTITUTION_REQUEST",
+    "CARRIER_DISRUPTION",
+    "PROCUREMENT_DELAY",
+    "MASTER_DATA_INCOMPLETE",
+    "COMPLIANCE_HOLD",
     "RECURRING_ANOMALY",
 }
 _NUMBERED_HEADING = re.compile(r"^#{2,4}\s+(\d+(?:\.\d+)*)\.?\s+\S", re.M)
@@ -39,11 +45,13 @@ def _write_set(path: Path, items: list[dict]) -> Path:
 
 def _passage(cit: str) -> Passage:
     doc, _, section = cit.partition(" §")
-    return Passage(citation=cit, text="", score=0.0, doc_id=doc, title="", section=section,
-                   heading="", source="")
+    return Passage(
+        citation=cit, text="", score=0.0, doc_id=doc, title="", section=section, heading="", source=""
+    )
 
 
 # --- the arithmetic -------------------------------------------------------------------------
+
 
 def test_rank_counts_distinct_citations_and_accepts_alternatives():
     got = ["A §1", "A §1", "B §2", "C §3", "D §4"]
@@ -65,11 +73,14 @@ def test_score_by_hand():
 
 def test_evaluate_on_a_hand_made_set_with_a_scripted_retriever(tmp_path):
     """Filtered and unfiltered runs, the filter only where a type is set, misses listed."""
-    path = _write_set(tmp_path / "q.yaml", [
-        {"id": "a", "question": "qa", "expect": "S-1 §1", "type": "CREDIT_HOLD"},
-        {"id": "b", "question": "qb", "expect": "S-2 §2", "also": ["S-2 §3"], "type": "CREDIT_HOLD"},
-        {"id": "c", "question": "qc", "expect": "S-3 §1", "type": None},
-    ])
+    path = _write_set(
+        tmp_path / "q.yaml",
+        [
+            {"id": "a", "question": "qa", "expect": "S-1 §1", "type": "CREDIT_HOLD"},
+            {"id": "b", "question": "qb", "expect": "S-2 §2", "also": ["S-2 §3"], "type": "CREDIT_HOLD"},
+            {"id": "c", "question": "qc", "expect": "S-3 §1", "type": None},
+        ],
+    )
     results = {
         # question -> (unfiltered citations, filtered citations)
         "qa": (["S-9 §1", "S-1 §1"], ["S-1 §1"]),
@@ -85,7 +96,9 @@ def test_evaluate_on_a_hand_made_set_with_a_scripted_retriever(tmp_path):
 
     result = evaluate(path, collection="COL", retriever=retriever)
     assert result["questions"] == 3 and result["k"] == 10
-    assert ("qc", None, 10, "COL") in calls and all(types in (None, ["CREDIT_HOLD"]) for _, types, _, _ in calls)
+    assert ("qc", None, 10, "COL") in calls and all(
+        types in (None, ["CREDIT_HOLD"]) for _, types, _, _ in calls
+    )
     assert [c[1] for c in calls if c[0] == "qc"] == [None, None]
     un, fi = result["unfiltered"], result["filtered"]
     # unfiltered ranks: a 2, b 4, c none
@@ -106,23 +119,34 @@ def test_evaluate_through_the_real_index_with_the_fake_embedding(tmp_path):
     (sops / "credit.md").write_text(
         "---\nid: SOP-C\ntitle: Credit\napplies_to: [CREDIT_HOLD]\n---\n\n"
         "## 1. Purpose\n\nBlue release approval limits.\n\n"
-        "### 3.1 Releases\n\nA credit manager approves a release above the overage limit.\n", encoding="utf-8")
+        "### 3.1 Releases\n\nA credit manager approves a release above the overage limit.\n",
+        encoding="utf-8",
+    )
     (sops / "pricing.md").write_text(
         "---\nid: SOP-P\ntitle: Pricing\napplies_to: [PRICING_DISCREPANCY]\n---\n\n"
         "### 3.1 Approve release above limit overage\n\nrelease approval above limit overage manager\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     col = open_collection(FakeEmbeddingFunction(), var_dir=tmp_path / "var")
     ingest(col, [sops], echo=lambda _: None, progress=False)
-    path = _write_set(tmp_path / "q.yaml", [
-        {"id": "x", "question": "release approval above limit overage manager", "expect": "SOP-C §3.1",
-         "type": "CREDIT_HOLD"},
-    ])
+    path = _write_set(
+        tmp_path / "q.yaml",
+        [
+            {
+                "id": "x",
+                "question": "release approval above limit overage manager",
+                "expect": "SOP-C §3.1",
+                "type": "CREDIT_HOLD",
+            },
+        ],
+    )
     result = evaluate(path, collection=col)
     assert result["unfiltered"]["recall@1"] == 0.0  # the pricing passage is the bag-of-words twin
     assert result["filtered"]["recall@1"] == 1.0 and result["filtered"]["mrr"] == 1.0
 
 
 # --- the shipped question set ---------------------------------------------------------------
+
 
 def test_question_set_is_complete_and_every_citation_exists_in_the_corpus():
     questions = load_questions(QUESTIONS)
@@ -144,12 +168,16 @@ def test_question_types_match_the_expected_documents_applies_to():
     for path in SOP_DIR.glob("*.md"):
         doc = parse_document(path.read_text(encoding="utf-8"), path)
         applies[doc.doc_id] = set(doc.applies_to)
-    unreachable = [q.id for q in load_questions(QUESTIONS)
-                   if q.type and not any(q.type in applies[c.split(" §")[0]] for c in q.accepted)]
+    unreachable = [
+        q.id
+        for q in load_questions(QUESTIONS)
+        if q.type and not any(q.type in applies[c.split(" §")[0]] for c in q.accepted)
+    ]
     assert not unreachable, unreachable
 
 
 # --- the real model on the shipped set ------------------------------------------------------
+
 
 @pytest.mark.model
 def test_real_model_on_the_shipped_set(capsys):

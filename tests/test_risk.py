@@ -12,10 +12,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select, update
 
-from tests.cli_run import run
-from agent.monitoring import OVERRIDE_MIN_DECIDED, monitoring, psi
-from agent.policy import load_policy
-from agent.risk import (
+from agent.ops.monitoring import OVERRIDE_MIN_DECIDED, monitoring, psi
+from agent.ops.risk import (
     FEATURES,
     MIN_CONTRIBUTION,
     RiskModelError,
@@ -25,7 +23,9 @@ from agent.risk import (
     score_open_orders,
     train,
 )
-from agent.risk_features import build_features, load_frames
+from agent.ops.risk_features import build_features, load_frames
+from agent.policy import load_policy
+from tests.cli_run import run
 from tools.db import make_engine, session_factory, upgrade
 from tools.demo import generate
 from tools.models import ActionRequest, Approval, ExceptionRecord, Order, OrderLine, Shipment
@@ -122,20 +122,43 @@ def test_features_use_nothing_the_order_did_later(factory, frames, demo_url):
     exceptions, its status) changes none of its features."""
     before = build_features(frames)
     with factory() as session:
-        oid, sku = session.execute(select(OrderLine.order_id, OrderLine.sku).join(Order)
-                                   .where(Order.status == "shipped").order_by(Order.order_date.desc())
-                                   .limit(1)).one()
+        oid, sku = session.execute(
+            select(OrderLine.order_id, OrderLine.sku)
+            .join(Order)
+            .where(Order.status == "shipped")
+            .order_by(Order.order_date.desc())
+            .limit(1)
+        ).one()
         day = session.scalar(select(Order.order_date).where(Order.order_id == oid))
         other = session.scalar(select(OrderLine.sku).where(OrderLine.sku != sku).limit(1))
-        session.execute(update(OrderLine).where(OrderLine.order_id == oid, OrderLine.line_no == 1)
-                        .values(shipped_qty=0, original_sku=sku, sku=other))
+        session.execute(
+            update(OrderLine)
+            .where(OrderLine.order_id == oid, OrderLine.line_no == 1)
+            .values(shipped_qty=0, original_sku=sku, sku=other)
+        )
         session.execute(update(Order).where(Order.order_id == oid).values(status="cancelled"))
-        session.add(Shipment(shipment_id="SH-LATE", order_id=oid, carrier_id=None, status="delivered",
-                             planned_ship_date=day, eta=day + dt.timedelta(days=2),
-                             delivered_date=day + dt.timedelta(days=9)))
-        session.add(ExceptionRecord(order_id=oid, type="INVENTORY_SHORTFALL", instance_key="line:99",
-                                    evidence=[], status="resolved", first_seen_at=dt.datetime.now(dt.UTC),
-                                    detected_at=dt.datetime.now(dt.UTC)))
+        session.add(
+            Shipment(
+                shipment_id="SH-LATE",
+                order_id=oid,
+                carrier_id=None,
+                status="delivered",
+                planned_ship_date=day,
+                eta=day + dt.timedelta(days=2),
+                delivered_date=day + dt.timedelta(days=9),
+            )
+        )
+        session.add(
+            ExceptionRecord(
+                order_id=oid,
+                type="INVENTORY_SHORTFALL",
+                instance_key="line:99",
+                evidence=[],
+                status="resolved",
+                first_seen_at=dt.datetime.now(dt.UTC),
+                detected_at=dt.datetime.now(dt.UTC),
+            )
+        )
         after = build_features(load_frames(session))
         session.rollback()
     pd.testing.assert_series_equal(before.loc[oid], after.loc[oid])
@@ -200,14 +223,33 @@ def test_monitoring_drift_and_overrides(factory, trained, tmp_path):
         tmp_path = trained[0]
         oid = session.scalar(select(Order.order_id).limit(1))
         for i in range(OVERRIDE_MIN_DECIDED):  # 4 of 10 recommended reallocations rejected: 40 % > 30 %
-            req = ActionRequest(action="REALLOCATE_WAREHOUSE", params={}, params_hash="x", order_id=oid, risk="low",
-                                approver_role="planner", requested_by="csr", is_recommendation=True,
-                                recommended={"action": "REALLOCATE_WAREHOUSE"},
-                                status="rejected" if i < 4 else "executed", created_at=now, updated_at=now)
+            req = ActionRequest(
+                action="REALLOCATE_WAREHOUSE",
+                params={},
+                params_hash="x",
+                order_id=oid,
+                risk="low",
+                approver_role="planner",
+                requested_by="csr",
+                is_recommendation=True,
+                recommended={"action": "REALLOCATE_WAREHOUSE"},
+                status="rejected" if i < 4 else "executed",
+                created_at=now,
+                updated_at=now,
+            )
             session.add(req)
             session.flush()
-            session.add(Approval(request_id=req.id, decision="reject" if i < 4 else "approve", decided_by="planner",
-                                 role="planner", params={}, params_hash="x", decided_at=now))
+            session.add(
+                Approval(
+                    request_id=req.id,
+                    decision="reject" if i < 4 else "approve",
+                    decided_by="planner",
+                    role="planner",
+                    params={},
+                    params_hash="x",
+                    decided_at=now,
+                )
+            )
         session.flush()
         result = monitoring(session, var_dir=tmp_path)
         session.rollback()
@@ -215,7 +257,12 @@ def test_monitoring_drift_and_overrides(factory, trained, tmp_path):
     assert drift["status"] == "ok" and set(drift["features"]) == set(FEATURES)
     assert all(f["level"] in ("stable", "moderate", "drift") for f in drift["features"].values())
     entry = result["override_rate"]["by_action"]["REALLOCATE_WAREHOUSE"]
-    assert (entry["decided"], entry["overridden"], entry["override_rate"], entry["warning"]) == (10, 4, 0.4, True)
+    assert (entry["decided"], entry["overridden"], entry["override_rate"], entry["warning"]) == (
+        10,
+        4,
+        0.4,
+        True,
+    )
     assert any("REALLOCATE_WAREHOUSE" in w for w in result["warnings"])
 
 

@@ -16,7 +16,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
 from tests import api_world
-from ui.api import create_app
+from ui.api.app import create_app
 
 AUTH = {"Authorization": f"Bearer {api_world.TOKENS['ops_manager']}"}
 EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 4}
@@ -36,8 +36,12 @@ def app(tmp_path_factory):
 def _no_risk_model(path: str, response) -> bool:
     """The one documented 503 this world answers: risk scores before `copilot risk train` (the test
     world has too little history to train a model). Any other 5xx is a failure."""
-    return (path == "/api/v1/risk" and response.status_code == 503
-            and response.json().get("error") == "unavailable" and "copilot risk train" in response.json()["message"])
+    return (
+        path == "/api/v1/risk"
+        and response.status_code == 503
+        and response.json().get("error") == "unavailable"
+        and "copilot risk train" in response.json()["message"]
+    )
 
 
 @pytest.mark.parametrize("mode", list(EXAMPLES), ids=str)
@@ -52,15 +56,18 @@ def test_no_server_errors(app, mode):
         operations += 1
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES[mode], deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES[mode], deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def run(case):
             response = case.call(headers=AUTH)
             if _no_risk_model(operation.path, response):
                 return
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} {case.query or ''} -> "
-                                f"{response.status_code}: {response.text[:200]}")
+                failures.append(
+                    f"{case.method} {case.formatted_path} {case.query or ''} -> "
+                    f"{response.status_code}: {response.text[:200]}"
+                )
 
         try:
             run()

@@ -11,7 +11,7 @@ from knowledge.embeddings import FakeEmbeddingFunction
 from knowledge.ingest import ingest
 from knowledge.store import open_collection
 from knowledge.tool import build_sop_tool
-from tools.registry import kind_of
+from tools.read.registry import kind_of
 
 DOC = """---
 id: SOP-TEST-001
@@ -69,11 +69,17 @@ def test_returns_cited_passages_filtered_by_type(tool):
     assert {p["citation"] for p in both["passages"]} == {"SOP-TEST-001 §3.2", "SOP-SHIP-001 §2"}
 
 
-@pytest.mark.parametrize("args, expected", [
-    ({"question": "who approves", "exception_types": ["CREDIT"]}, "exception_types: 'CREDIT' not an exception type"),
-    ({"question": "who approves", "k": 9}, "k: "),
-    ({"exception_types": ["CREDIT_HOLD"]}, "question: "),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            {"question": "who approves", "exception_types": ["CREDIT"]},
+            "exception_types: 'CREDIT' not an exception type",
+        ),
+        ({"question": "who approves", "k": 9}, "k: "),
+        ({"exception_types": ["CREDIT_HOLD"]}, "question: "),
+    ],
+)
 def test_bad_arguments_come_back_as_a_tool_message(tool, args, expected):
     reply = tool.invoke({"type": "tool_call", "id": "call-1", "name": "search_sops", "args": args})
     assert isinstance(reply, ToolMessage) and reply.status == "error"
@@ -81,6 +87,11 @@ def test_bad_arguments_come_back_as_a_tool_message(tool, args, expected):
 
 
 def test_a_tool_call_gets_json_content(tool):
-    reply = tool.invoke({"type": "tool_call", "id": "c", "name": "search_sops", "args": {"question": "rebook pickup"}})
+    reply = tool.invoke(
+        {"type": "tool_call", "id": "c", "name": "search_sops", "args": {"question": "rebook pickup"}}
+    )
     assert isinstance(reply, ToolMessage) and reply.status != "error"
-    assert {p["citation"] for p in json.loads(reply.content)["passages"]} == {"SOP-TEST-001 §3.2", "SOP-SHIP-001 §2"}
+    assert {p["citation"] for p in json.loads(reply.content)["passages"]} == {
+        "SOP-TEST-001 §3.2",
+        "SOP-SHIP-001 §2",
+    }

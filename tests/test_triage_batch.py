@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from agent.policy import load_policy
-from agent.triage import triage_open_book, triage_order
+from agent.triage.service import triage_open_book, triage_order
 from tools.dataset import open_order_ids
 from tools.db import session_factory
 from tools.demo import generate
@@ -21,9 +21,22 @@ AS_OF = dt.date(2026, 11, 25)
 def _exceptions(session) -> list[tuple]:
     """The exceptions table without ids and timestamps (resolved or not is kept)."""
     e = ExceptionRecord
-    rows = session.execute(select(e.order_id, e.type, e.instance_key, e.line_no, e.shipment_id, e.sku,
-                                  e.customer_id, e.warehouse_id, e.evidence, e.evidence_hash, e.status,
-                                  e.resolved_at.is_(None)))
+    rows = session.execute(
+        select(
+            e.order_id,
+            e.type,
+            e.instance_key,
+            e.line_no,
+            e.shipment_id,
+            e.sku,
+            e.customer_id,
+            e.warehouse_id,
+            e.evidence,
+            e.evidence_hash,
+            e.status,
+            e.resolved_at.is_(None),
+        )
+    )
     return sorted(tuple(str(v) for v in r) for r in rows)
 
 
@@ -57,7 +70,9 @@ def test_batch_triage_equals_per_order_triage(seeded):
 def test_batch_triage_with_limit_counts_the_whole_book(seeded):
     with session_factory(seeded)() as s:
         ids = open_order_ids(s, 60)
-        batch = sorted(triage_open_book(s, POLICY, limit=60, record=False, chunk=25), key=lambda r: r["order_id"])
+        batch = sorted(
+            triage_open_book(s, POLICY, limit=60, record=False, chunk=25), key=lambda r: r["order_id"]
+        )
         assert [r["order_id"] for r in batch] == ids
         assert batch == [triage_order(s, oid, POLICY, record=False) for oid in ids]
 

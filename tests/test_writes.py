@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from agent.governance import decide, request_action, write_session
+from agent.governance.requests import decide, request_action, write_session
 from tests.factories import clean_fixture, edit, order
 from tests.test_governance import POLICY, world
 from tools import writes
@@ -21,30 +21,79 @@ def _full_world() -> dict:
     edit(fx, "inventory", "S/WH1", on_hand=50)
     edit(fx, "carriers", "CA2", name="Steady", status="ok", on_time_rate=0.9)
     edit(fx, "shipments", "SH1", order_id="SO1", carrier_id="CA1", status="planned")
-    edit(fx, "purchase_orders", "PO1", supplier_id="SUP1", sku="A", warehouse_id="WH1", qty=100,
-         expected_date="2026-12-01", status="open")
+    edit(
+        fx,
+        "purchase_orders",
+        "PO1",
+        supplier_id="SUP1",
+        sku="A",
+        warehouse_id="WH1",
+        qty=100,
+        expected_date="2026-12-01",
+        status="open",
+    )
     return fx
 
 
-@pytest.mark.parametrize("action, params, approver, check", [
-    ("APPROVE_SUBSTITUTION", {"order_id": "SO1", "line_no": 1, "substitute_sku": "S"}, "csr",
-     lambda s: (s.get(OrderLine, ("SO1", 1)).sku, s.get(OrderLine, ("SO1", 1)).original_sku,
-                s.get(Inventory, ("S", "WH1")).allocated) == ("S", "A", 10)),
-    ("UPDATE_PROMISE_DATE", {"order_id": "SO1", "new_promised_date": "2026-12-05"}, "csr",
-     lambda s: s.get(Order, "SO1").promised_date == dt.date(2026, 12, 5)),
-    ("CORRECT_PRICE", {"order_id": "SO1", "line_no": 1, "new_unit_price": "95.50"}, "pricing_analyst",
-     lambda s: str(s.get(OrderLine, ("SO1", 1)).unit_price) in ("95.50", "95.5")),
-    ("REBOOK_CARRIER", {"shipment_id": "SH1", "carrier_id": "CA2"}, "logistics_coordinator",
-     lambda s: (s.get(Shipment, "SH1").carrier_id, s.get(Shipment, "SH1").status) == ("CA2", "booked")),
-    ("EXPEDITE_FREIGHT", {"shipment_id": "SH1"}, "ops_manager",
-     lambda s: s.get(Shipment, "SH1").service_level == "express"),
-    ("EXPEDITE_PO", {"po_id": "PO1"}, "procurement_buyer",
-     lambda s: s.get(PurchaseOrder, "PO1").expedite_requested is True),
-    ("COMPLIANCE_REVIEW", {"order_id": "SO1"}, "compliance_officer", lambda s: s.get(Order, "SO1").status == "held"),
-])
+@pytest.mark.parametrize(
+    "action, params, approver, check",
+    [
+        (
+            "APPROVE_SUBSTITUTION",
+            {"order_id": "SO1", "line_no": 1, "substitute_sku": "S"},
+            "csr",
+            lambda s: (
+                (
+                    s.get(OrderLine, ("SO1", 1)).sku,
+                    s.get(OrderLine, ("SO1", 1)).original_sku,
+                    s.get(Inventory, ("S", "WH1")).allocated,
+                )
+                == ("S", "A", 10)
+            ),
+        ),
+        (
+            "UPDATE_PROMISE_DATE",
+            {"order_id": "SO1", "new_promised_date": "2026-12-05"},
+            "csr",
+            lambda s: s.get(Order, "SO1").promised_date == dt.date(2026, 12, 5),
+        ),
+        (
+            "CORRECT_PRICE",
+            {"order_id": "SO1", "line_no": 1, "new_unit_price": "95.50"},
+            "pricing_analyst",
+            lambda s: str(s.get(OrderLine, ("SO1", 1)).unit_price) in ("95.50", "95.5"),
+        ),
+        (
+            "REBOOK_CARRIER",
+            {"shipment_id": "SH1", "carrier_id": "CA2"},
+            "logistics_coordinator",
+            lambda s: (s.get(Shipment, "SH1").carrier_id, s.get(Shipment, "SH1").status) == ("CA2", "booked"),
+        ),
+        (
+            "EXPEDITE_FREIGHT",
+            {"shipment_id": "SH1"},
+            "ops_manager",
+            lambda s: s.get(Shipment, "SH1").service_level == "express",
+        ),
+        (
+            "EXPEDITE_PO",
+            {"po_id": "PO1"},
+            "procurement_buyer",
+            lambda s: s.get(PurchaseOrder, "PO1").expedite_requested is True,
+        ),
+        (
+            "COMPLIANCE_REVIEW",
+            {"order_id": "SO1"},
+            "compliance_officer",
+            lambda s: s.get(Order, "SO1").status == "held",
+        ),
+    ],
+)
 def test_each_write_applies_its_effect_once_approved(sqlite_engine, action, params, approver, check):
     factory = world(sqlite_engine, _full_world())
-    req = request_action(factory, POLICY, order_id="SO1", requested_by="planner", action=action, params=params)
+    req = request_action(
+        factory, POLICY, order_id="SO1", requested_by="planner", action=action, params=params
+    )
     assert req["status"] == "pending_approval", req["guard"]
     assert req["approver_role"] == approver
     done = decide(factory, POLICY, req["id"], username=approver, decision="approve")
@@ -54,20 +103,30 @@ def test_each_write_applies_its_effect_once_approved(sqlite_engine, action, para
 
 
 def _approved_request(factory, **approval) -> int:
-    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr", action="EXPEDITE_PO",
-                         params={"po_id": "PO1"})
+    req = request_action(
+        factory, POLICY, order_id="SO1", requested_by="csr", action="EXPEDITE_PO", params={"po_id": "PO1"}
+    )
     with write_session(factory) as s:
         r = s.get(ActionRequest, req["id"])
         fields = {"decision": "approve", "params": r.params, "params_hash": r.params_hash, **approval}
-        s.add(Approval(request_id=r.id, decided_by="procurement_buyer", role="procurement_buyer",
-                       decided_at=dt.datetime.now(dt.UTC), **fields))
+        s.add(
+            Approval(
+                request_id=r.id,
+                decided_by="procurement_buyer",
+                role="procurement_buyer",
+                decided_at=dt.datetime.now(dt.UTC),
+                **fields,
+            )
+        )
         r.status = "approved"
     return req["id"]
 
 
 def test_the_executor_refuses_without_an_approval_of_exactly_these_parameters(engine):
     factory = world(engine, _full_world())
-    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr", action="EXPEDITE_PO", params={"po_id": "PO1"})
+    req = request_action(
+        factory, POLICY, order_id="SO1", requested_by="csr", action="EXPEDITE_PO", params={"po_id": "PO1"}
+    )
     with write_session(factory) as s, pytest.raises(Forbidden, match="no approval"):
         writes.execute_request(s, req["id"], approval_id=None)
     other = {"po_id": "PO2"}
@@ -115,14 +174,28 @@ def test_a_credit_release_needs_a_credit_hold_to_release(sqlite_engine):
     """Releasing an order that is not held would pre-authorise its credit (the baseline agent's
     favourite hallucination): the guard blocks it; on a held order it goes to the approver."""
     factory = world(sqlite_engine, clean_fixture(order()))
-    req = request_action(factory, POLICY, order_id="SO1", requested_by="planner", action="RELEASE_CREDIT_HOLD",
-                         params={"order_id": "SO1"})
+    req = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="planner",
+        action="RELEASE_CREDIT_HOLD",
+        params={"order_id": "SO1"},
+    )
     assert req["status"] == "blocked"
-    assert any("not on credit hold" in r and "nothing to release" in r for r in req["guard"]["reasons"]), req["guard"]
+    assert any("not on credit hold" in r and "nothing to release" in r for r in req["guard"]["reasons"]), req[
+        "guard"
+    ]
     with factory() as s:
         assert s.get(Order, "SO1").credit_released is False
     with write_session(factory) as s:
         s.get(Order, "SO1").customer.overdue_balance = 1
-    req = request_action(factory, POLICY, order_id="SO1", requested_by="planner", action="RELEASE_CREDIT_HOLD",
-                         params={"order_id": "SO1"})
+    req = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="planner",
+        action="RELEASE_CREDIT_HOLD",
+        params={"order_id": "SO1"},
+    )
     assert req["status"] == "pending_approval" and req["approver_role"] == "credit_manager", req["guard"]

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from tools.models import ERP_TABLES, Base, DatasetMeta, Order, Warehouse
 
-__all__ = ["dataset_summary", "OPEN_ORDER_STATUSES", "open_order_ids", "occupied_tables"]
+__all__ = ["OPEN_ORDER_STATUSES", "dataset_summary", "occupied_tables", "open_order_ids"]
 
 OPEN_ORDER_STATUSES = ("open", "held", "released")
 
@@ -19,8 +19,11 @@ def occupied_tables(
     conn: Connection | Session, tables: Iterable[str] = tuple(m.__tablename__ for m in ERP_TABLES)
 ) -> list[str]:
     """The ``tables`` that hold at least one row (one ``LIMIT 1`` probe each, never a count)."""
-    return [name for name in tables
-            if conn.execute(select(literal(1)).select_from(Base.metadata.tables[name]).limit(1)).first()]
+    return [
+        name
+        for name in tables
+        if conn.execute(select(literal(1)).select_from(Base.metadata.tables[name]).limit(1)).first()
+    ]
 
 
 def open_order_ids(session: Session, limit: int | None = None) -> list[str]:

@@ -21,15 +21,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "DatabaseError",
-    "make_engine",
     "check_connection",
-    "session_factory",
-    "read_only",
-    "upgrade",
     "current_revision",
     "is_postgres",
+    "make_engine",
+    "read_only",
     "redact",
     "scratch_schema",
+    "session_factory",
+    "upgrade",
 ]
 
 # SQLite has no native DECIMAL: SQLAlchemy converts through float and rounds to the column's

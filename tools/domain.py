@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Literal, Protocol, TypeVar, get_args
 
-__all__ = ["ExceptionType", "EXCEPTION_TYPES", "in_force", "contract_in_force"]
+__all__ = ["EXCEPTION_TYPES", "ExceptionType", "contract_in_force", "in_force"]
 
 # domain.md §2, in the order the document lists them.
 ExceptionType = Literal[

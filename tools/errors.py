@@ -1,12 +1,12 @@
 """Expected business failures. They go back to a person or a model as a plain message; bugs propagate.
 
-Each maps to one HTTP status in the API (ui/api.py): NotFound 404, Forbidden 403, Conflict 409,
+Each maps to one HTTP status in the API (ui/api/app.py): NotFound 404, Forbidden 403, Conflict 409,
 GuardBlocked 422; any other ToolError 400.
 """
 
 from __future__ import annotations
 
-__all__ = ["ToolError", "NotFound", "Forbidden", "Conflict", "GuardBlocked", "PreconditionFailed"]
+__all__ = ["Conflict", "Forbidden", "GuardBlocked", "NotFound", "PreconditionFailed", "ToolError"]
 
 
 class ToolError(Exception):

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from tools.dataset import occupied_tables
 from tools.models import ENUMS, ERP_TABLES, Base
 
-__all__ = ["FixtureError", "SuiteError", "load_fixture", "read_suite", "find_case"]
+__all__ = ["FixtureError", "SuiteError", "find_case", "load_fixture", "read_suite"]
 
 MODELS: dict[str, type[Base]] = {m.__tablename__: m for m in ERP_TABLES}
 
@@ -164,7 +164,10 @@ def _validate(rows: list[_Row], fail_at) -> dict[str, list[dict[str, Any]]]:
         values: dict[str, Any] = {}
         for field, raw in row.values.items():
             if field not in table.c:
-                fail_at(f"{row.path}.{field}", f"unknown field of {row.table}; fields: {', '.join(table.c.keys())}")
+                fail_at(
+                    f"{row.path}.{field}",
+                    f"unknown field of {row.table}; fields: {', '.join(table.c.keys())}",
+                )
             value = _coerce(row.table, table.c[field], raw, lambda m, f=field: fail_at(f"{row.path}.{f}", m))
             if value is not _OMIT:
                 values[field] = value
@@ -204,7 +207,10 @@ def load_fixture(session: Session, fixture: Any, *, case_id: str) -> dict[str, i
     try:
         occupied = occupied_tables(session, MODELS)
         if occupied:
-            fail_at("fixture", f"the database is not empty (rows in {', '.join(occupied)}); load into an empty one")
+            fail_at(
+                "fixture",
+                f"the database is not empty (rows in {', '.join(occupied)}); load into an empty one",
+            )
         for model in ERP_TABLES:  # parents first
             rows = by_table[model.__tablename__]
             # One statement per distinct field set: executemany needs uniform keys.

@@ -40,30 +40,30 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
-    "Base",
-    "Customer",
-    "Item",
-    "Substitute",
-    "Warehouse",
-    "Inventory",
-    "PriceContract",
-    "Carrier",
-    "Supplier",
-    "PurchaseOrder",
-    "Order",
-    "OrderLine",
-    "Shipment",
-    "ExceptionRecord",
+    "ENUMS",
+    "ERP_TABLES",
+    "PRESERVED_ON_RESET",
     "ActionRequest",
     "Approval",
-    "Execution",
-    "AuditEvent",
     "AuditAnchor",
-    "User",
+    "AuditEvent",
+    "Base",
+    "Carrier",
+    "Customer",
     "DatasetMeta",
-    "ERP_TABLES",
-    "ENUMS",
-    "PRESERVED_ON_RESET",
+    "ExceptionRecord",
+    "Execution",
+    "Inventory",
+    "Item",
+    "Order",
+    "OrderLine",
+    "PriceContract",
+    "PurchaseOrder",
+    "Shipment",
+    "Substitute",
+    "Supplier",
+    "User",
+    "Warehouse",
 ]
 
 # Deterministic constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -143,7 +143,9 @@ class Customer(Base):
 
     customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str | None] = _str(200)
-    tier: Mapped[str] = mapped_column(String(16), nullable=False, default="standard", server_default="standard")
+    tier: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="standard", server_default="standard"
+    )
     credit_limit: Mapped[Decimal] = _money()
     open_balance: Mapped[Decimal] = _money()
     overdue_balance: Mapped[Decimal] = _money()
@@ -338,7 +340,9 @@ class Shipment(Base):
     service_level: Mapped[str] = mapped_column(
         String(16), nullable=False, default="ground", server_default="ground"
     )
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="planned", server_default="planned")
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="planned", server_default="planned"
+    )
     planned_ship_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     eta: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     freight_cost: Mapped[Decimal] = _money()
@@ -419,9 +423,7 @@ class ActionRequest(Base):
     params: Mapped[Any] = mapped_column(Json, nullable=False, default=dict)
     params_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     order_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("orders.order_id"), nullable=True)
-    exception_id: Mapped[int | None] = mapped_column(
-        Integer, ForeignKey("exceptions.id"), nullable=True
-    )
+    exception_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("exceptions.id"), nullable=True)
     exception_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     evidence: Mapped[Any] = mapped_column(Json, nullable=False, default=list)
     citations: Mapped[Any] = mapped_column(Json, nullable=False, default=list)
@@ -432,7 +434,9 @@ class ActionRequest(Base):
     is_recommendation: Mapped[bool] = _flag()
     recommended: Mapped[Any | None] = mapped_column(Json, nullable=True)
     guard_result: Mapped[Any | None] = mapped_column(Json, nullable=True)
-    status: Mapped[str] = mapped_column(String(24), nullable=False, default="proposed", server_default="proposed")
+    status: Mapped[str] = mapped_column(
+        String(24), nullable=False, default="proposed", server_default="proposed"
+    )
     thread_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # added: where the request came from (cli, chat, api, triage, eval)

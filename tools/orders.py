@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from tools.errors import NotFound
 from tools.models import Carrier, Customer, Inventory, Item, Order, Shipment
 
-__all__ = ["order_view", "order_value", "is_open_line"]
+__all__ = ["is_open_line", "order_value", "order_view"]
 
 CLOSED = ("shipped", "cancelled")
 

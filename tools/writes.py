@@ -1,6 +1,6 @@
 """The WRITE operations of domain.md §3: the only code that changes ERP records.
 
-Only the executor (``agent.governance``) calls :func:`execute_request`; nothing else in the
+Only the executor (``agent.governance.requests``) calls :func:`execute_request`; nothing else in the
 product writes to the ERP tables. Each action has one function that checks its preconditions on
 the records as they are now and applies its effect; :func:`check` runs the same checks without
 writing (the guard uses it at request time, the executor again at execution time, so stock that
@@ -29,7 +29,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tools.errors import Conflict, Forbidden, NotFound, PreconditionFailed
-from tools.orders import order_value
 from tools.models import (
     ActionRequest,
     Approval,
@@ -46,9 +45,18 @@ from tools.models import (
     Substitute,
     Warehouse,
 )
+from tools.orders import order_value
 
-__all__ = ["WRITE_ACTIONS", "SHIP_TO_FIELDS", "params_hash", "idempotency_key", "check", "apply", "execute_request",
-           "missing_inputs"]
+__all__ = [
+    "SHIP_TO_FIELDS",
+    "WRITE_ACTIONS",
+    "apply",
+    "check",
+    "execute_request",
+    "idempotency_key",
+    "missing_inputs",
+    "params_hash",
+]
 
 SHIP_TO_FIELDS = ("ship_to_street", "ship_to_city", "ship_to_postal_code", "ship_to_country")
 _OPEN_ORDER = ("open", "held", "released")
@@ -122,7 +130,11 @@ def _compliance_hold(session: Session, order: Order) -> str | None:
             continue
         item = session.get(Item, line.sku)
         wh = session.get(Warehouse, _ship_from(order, line)) if _ship_from(order, line) else None
-        if item is not None and item.export_controlled and (order.ship_to_country or "") != (wh.country if wh else ""):
+        if (
+            item is not None
+            and item.export_controlled
+            and (order.ship_to_country or "") != (wh.country if wh else "")
+        ):
             return f"line {line.line_no} ({line.sku}) is export controlled and ships across a border without a licence"
     return None
 
@@ -149,18 +161,28 @@ def _reallocate(session: Session, p: dict[str, Any], write: bool) -> Changes:
         raise PreconditionFailed(f"{to} has {have} {line.sku} available, the line's open quantity is {need}")
     item = session.get(Item, line.sku) if line.sku else None
     customer = _customer(session, order)
-    if item is not None and item.export_controlled and not customer.export_license \
-            and (order.ship_to_country or "") != (target.country or ""):
-        raise PreconditionFailed(f"{line.sku} is export controlled: shipping from {to} ({target.country}) to "
-                                 f"{order.ship_to_country} would raise a COMPLIANCE_HOLD")
+    if (
+        item is not None
+        and item.export_controlled
+        and not customer.export_license
+        and (order.ship_to_country or "") != (target.country or "")
+    ):
+        raise PreconditionFailed(
+            f"{line.sku} is export controlled: shipping from {to} ({target.country}) to "
+            f"{order.ship_to_country} would raise a COMPLIANCE_HOLD"
+        )
     if write:
         _, old = _available(session, line.sku, here)
         if old is not None and line.allocated_qty:
             old.allocated -= line.allocated_qty
         inv.allocated += line.qty
         line.warehouse_id, line.allocated_qty, line.backorder_qty, line.status = to, line.qty, 0, "allocated"
-    return {"order_lines": f"{order.order_id}/{line.line_no}", "from_warehouse_id": here, "to_warehouse_id": to,
-            "allocated": line.qty}
+    return {
+        "order_lines": f"{order.order_id}/{line.line_no}",
+        "from_warehouse_id": here,
+        "to_warehouse_id": to,
+        "allocated": line.qty,
+    }
 
 
 def _substitute(session: Session, p: dict[str, Any], write: bool) -> Changes:
@@ -168,7 +190,9 @@ def _substitute(session: Session, p: dict[str, Any], write: bool) -> Changes:
     line = _line(session, order, p["line_no"])
     sub = p["substitute_sku"]
     if line.original_sku:
-        raise PreconditionFailed(f"line {line.line_no} was already substituted ({line.original_sku} -> {line.sku})")
+        raise PreconditionFailed(
+            f"line {line.line_no} was already substituted ({line.original_sku} -> {line.sku})"
+        )
     row = session.get(Substitute, (line.sku, sub)) if line.sku else None
     if row is None:
         raise PreconditionFailed(f"{sub} is not a listed substitute of {line.sku}")
@@ -225,8 +249,11 @@ def _on_credit_hold(session: Session, order: Order) -> bool:
     customer = session.get(Customer, order.customer_id) if order.customer_id else None
     if order.status not in ("open", "held") or order.credit_released or customer is None:
         return False
-    return bool(customer.credit_hold or customer.open_balance + order_value(order) > customer.credit_limit
-                or customer.overdue_balance > 0)
+    return bool(
+        customer.credit_hold
+        or customer.open_balance + order_value(order) > customer.credit_limit
+        or customer.overdue_balance > 0
+    )
 
 
 def _release_credit(session: Session, p: dict[str, Any], write: bool) -> Changes:
@@ -236,8 +263,10 @@ def _release_credit(session: Session, p: dict[str, Any], write: bool) -> Changes
     if not _on_credit_hold(session, order):
         # releasing an order that is not held would pre-authorise its credit: a later overage or
         # overdue balance would no longer hold it
-        raise PreconditionFailed(f"order {order.order_id} is not on credit hold (status {order.status}; no credit "
-                                 "flag, within the credit limit, nothing overdue): there is nothing to release")
+        raise PreconditionFailed(
+            f"order {order.order_id} is not on credit hold (status {order.status}; no credit "
+            "flag, within the credit limit, nothing overdue): there is nothing to release"
+        )
     held = _compliance_hold(session, order)
     if held:
         raise PreconditionFailed(f"not while a COMPLIANCE_HOLD holds: {held}")
@@ -313,14 +342,18 @@ def _fix_master_data(session: Session, p: dict[str, Any], write: bool, *, partia
     supplied = {f: p[f] for f in SHIP_TO_FIELDS if f in p}
     for field, value in supplied.items():
         if not _empty(getattr(order, field)):
-            raise PreconditionFailed(f"{field} of {order.order_id} is not empty ({getattr(order, field)!r}): "
-                                     "FIX_MASTER_DATA fills empty fields only")
+            raise PreconditionFailed(
+                f"{field} of {order.order_id} is not empty ({getattr(order, field)!r}): "
+                "FIX_MASTER_DATA fills empty fields only"
+            )
         if _empty(value):
             raise PreconditionFailed(f"{field} needs a value")
     missing = [f for f in SHIP_TO_FIELDS if _empty(getattr(order, f)) and f not in supplied]
     if missing and not partial:
-        raise PreconditionFailed(f"values needed for the empty fields {', '.join(missing)} "
-                                 "(the approver supplies them: edit the request)")
+        raise PreconditionFailed(
+            f"values needed for the empty fields {', '.join(missing)} "
+            "(the approver supplies them: edit the request)"
+        )
     if write:
         for field, value in supplied.items():
             setattr(order, field, value.strip())
@@ -385,7 +418,9 @@ def apply(session: Session, action: str, params: dict[str, Any]) -> Changes:
 
 def _assign(session: Session, req: ActionRequest) -> Changes:
     """ESCALATE: route the order's open exceptions (of the request's type, when it names one)."""
-    query = select(ExceptionRecord).where(ExceptionRecord.order_id == req.order_id, ExceptionRecord.status == "open")
+    query = select(ExceptionRecord).where(
+        ExceptionRecord.order_id == req.order_id, ExceptionRecord.status == "open"
+    )
     if req.exception_type:
         query = query.where(ExceptionRecord.type == req.exception_type)
     rows = list(session.scalars(query)) if req.order_id else []
@@ -394,8 +429,9 @@ def _assign(session: Session, req: ActionRequest) -> Changes:
     return {"assigned_role": req.params["role"], "exceptions": sorted(r.id for r in rows)}
 
 
-def execute_request(session: Session, request_id: int, *, approval_id: int | None,
-                    veto: str | None = None) -> tuple[Execution, bool]:
+def execute_request(
+    session: Session, request_id: int, *, approval_id: int | None, veto: str | None = None
+) -> tuple[Execution, bool]:
     """Run an approved request once, inside the caller's transaction: ``(execution, ran_now)``.
 
     Refuses (:class:`Forbidden`) without an approval of exactly the request's parameters; returns
@@ -425,14 +461,24 @@ def execute_request(session: Session, request_id: int, *, approval_id: int | Non
         if req.status != "approved":
             raise Conflict(f"request {request_id} is {req.status}, not approved")
     key = idempotency_key(req.id, approval.id if approval else None, phash)
-    execution = Execution(request_id=req.id, approval_id=approval.id if approval else None, idempotency_key=key,
-                          status="executed", result=None, executed_at=dt.datetime.now(dt.UTC))
+    execution = Execution(
+        request_id=req.id,
+        approval_id=approval.id if approval else None,
+        idempotency_key=key,
+        status="executed",
+        result=None,
+        executed_at=dt.datetime.now(dt.UTC),
+    )
     session.add(execution)
     session.flush()
     try:
         if veto:
             raise PreconditionFailed(veto)
-        changes = _assign(session, req) if req.action == "ESCALATE" else apply(session, req.action, dict(req.params))
+        changes = (
+            _assign(session, req)
+            if req.action == "ESCALATE"
+            else apply(session, req.action, dict(req.params))
+        )
         execution.result = {"changes": changes}
     except PreconditionFailed as exc:
         execution.status, execution.result = "failed", {"reason": str(exc)}

@@ -4,7 +4,7 @@ One page, five tabs — Chat, Orders, Approvals, Dashboard (KPIs, model-monitori
 anomalies), Audit — behind a sign-in with the same bearer tokens as the API: the token is kept in
 the browser session's server-side state and checked again on every action, so every request and
 decision is made as the signed-in user, and a decision beyond the role is refused and shown as such. Each handler calls the same
-:class:`ui.api_service.Services` methods as the API.
+:class:`ui.api.service.Services` methods as the API.
 
 Responsive while the model writes: chat answers stream from a generator with their own
 concurrency limit, and the other events run beside them (``default_concurrency_limit``).
@@ -22,10 +22,10 @@ import gradio as gr
 import pandas as pd
 
 from tools.errors import ToolError
-from ui.api_service import LimitExceeded, Services, check_text_limits
-from ui.auth import AuthError, Principal
+from ui.api.auth import AuthError, Principal
+from ui.api.service import LimitExceeded, Services, check_text_limits
 
-__all__ = ["build_panel", "mount_panel", "PANEL_PATH", "theme"]
+__all__ = ["PANEL_PATH", "build_panel", "mount_panel", "theme"]
 
 PANEL_PATH = "/ui"
 CHAT_CONCURRENCY = 4  # chat answers generated at once; the other events have their own slots
@@ -35,8 +35,20 @@ _MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace
 _ORDER_COLUMNS = ["order", "exceptions", "recommendation", "risk", "approver"]
 _QUEUE_COLUMNS = ["id", "order", "action", "params", "risk", "approver", "requested by", "guard"]
 _AUDIT_COLUMNS = ["seq", "time", "event", "actor", "role", "order", "request", "payload"]
-_ANOMALY_COLUMNS = ["rank", "type", "on", "key", "orders", "open", "touches", "expedite $", "delayed value $",
-                    "cost $", "suggestion", "owner"]
+_ANOMALY_COLUMNS = [
+    "rank",
+    "type",
+    "on",
+    "key",
+    "orders",
+    "open",
+    "touches",
+    "expedite $",
+    "delayed value $",
+    "cost $",
+    "suggestion",
+    "owner",
+]
 
 
 def theme() -> gr.themes.Base:
@@ -59,7 +71,11 @@ def _message(exc: Exception) -> str:
         return f"**Already decided (409):** {exc}"
     if isinstance(exc, getattr(errors, "GuardBlocked", ())):
         reasons = getattr(exc, "reasons", [])
-        return "**Blocked by the guard:**\n" + "\n".join(f"- {r}" for r in reasons) if reasons else f"**Blocked:** {exc}"
+        return (
+            "**Blocked by the guard:**\n" + "\n".join(f"- {r}" for r in reasons)
+            if reasons
+            else f"**Blocked:** {exc}"
+        )
     if isinstance(exc, LimitExceeded):
         return f"**Too large:** {exc}"
     return f"**Error:** {exc}"
@@ -82,7 +98,10 @@ def _action_line(a: dict[str, Any] | None) -> str:
 
 
 def _evidence_md(evidence: list[Any]) -> str:
-    return "\n".join(f"  - {e if isinstance(e, str) else json.dumps(e, default=str)}" for e in evidence or []) or "  - —"
+    return (
+        "\n".join(f"  - {e if isinstance(e, str) else json.dumps(e, default=str)}" for e in evidence or [])
+        or "  - —"
+    )
 
 
 def _citation_text(c: Any) -> str:
@@ -136,8 +155,10 @@ def build_panel(services: Services) -> gr.Blocks:
         except _expected() as exc:
             return None, _message(exc)
         roles = services.may_decide_for(who)
-        return token.strip(), (f"Signed in as **{who.username}** (role **{who.role}**; decides for: "
-                               f"{', '.join(roles) or 'nothing'})")
+        return token.strip(), (
+            f"Signed in as **{who.username}** (role **{who.role}**; decides for: "
+            f"{', '.join(roles) or 'nothing'})"
+        )
 
     def sign_out():
         return None, "Signed out."
@@ -149,7 +170,12 @@ def build_panel(services: Services) -> gr.Blocks:
         text = text or ""
         check_text_limits(text)
         if not text.strip():
-            return pd.DataFrame(columns=_ORDER_COLUMNS), "Paste one or more order numbers or an e-mail.", {}, gr.update(choices=[], value=None)
+            return (
+                pd.DataFrame(columns=_ORDER_COLUMNS),
+                "Paste one or more order numbers or an e-mail.",
+                {},
+                gr.update(choices=[], value=None),
+            )
         if services.features["copilot"]:
             out = services.triage_text(text, explain=False)
             results, not_found = out["results"], list(out.get("not_found") or [])
@@ -161,33 +187,51 @@ def build_panel(services: Services) -> gr.Blocks:
         rows = []
         for r in found:
             rec = r.get("recommendation") or {}
-            rows.append({"order": r["order_id"],
-                         "exceptions": ", ".join(sorted({e["type"] for e in r.get("exceptions", [])})) or "none",
-                         "recommendation": _action_line(rec) if rec else "—",
-                         "risk": rec.get("risk") or "—", "approver": rec.get("approver_role") or "—"})
+            rows.append(
+                {
+                    "order": r["order_id"],
+                    "exceptions": ", ".join(sorted({e["type"] for e in r.get("exceptions", [])})) or "none",
+                    "recommendation": _action_line(rec) if rec else "—",
+                    "risk": rec.get("risk") or "—",
+                    "approver": rec.get("approver_role") or "—",
+                }
+            )
         status = f"{len(found)} order(s) triaged."
         if not_found:
             status += " Not found: " + ", ".join(not_found)
         if not found and not not_found:
             status = "No order number found in the text."
         ids = [r["order_id"] for r in found]
-        return (pd.DataFrame(rows, columns=_ORDER_COLUMNS), status, {r["order_id"]: r for r in found},
-                gr.update(choices=ids, value=ids[0] if ids else None))
+        return (
+            pd.DataFrame(rows, columns=_ORDER_COLUMNS),
+            status,
+            {r["order_id"]: r for r in found},
+            gr.update(choices=ids, value=ids[0] if ids else None),
+        )
 
     def detail_md(result: dict[str, Any], writing: str | None = None) -> str:
         parts = [f"### {result['order_id']} ({result.get('status', '')})"]
         for e in result.get("exceptions", []):
-            where = f" line {e['line_no']}" if e.get("line_no") else (f" shipment {e['shipment_id']}" if e.get("shipment_id") else "")
+            where = (
+                f" line {e['line_no']}"
+                if e.get("line_no")
+                else (f" shipment {e['shipment_id']}" if e.get("shipment_id") else "")
+            )
             parts.append(f"- **{e['type']}**{where}\n{_evidence_md(e.get('evidence', []))}")
         if not result.get("exceptions"):
             parts.append("No exception holds on this order.")
         rec = result.get("recommendation")
         if rec:
-            parts.append(f"**Recommendation:** `{_action_line(rec)}` — risk {rec.get('risk')}, approver "
-                         f"{rec.get('approver_role') or '—'}. {rec.get('reason') or ''}")
+            parts.append(
+                f"**Recommendation:** `{_action_line(rec)}` — risk {rec.get('risk')}, approver "
+                f"{rec.get('approver_role') or '—'}. {rec.get('reason') or ''}"
+            )
         alts = result.get("alternatives") or []
         if alts:
-            parts.append("**Alternatives:**\n" + "\n".join(f"- `{_action_line(a)}` — {a.get('reason') or ''}" for a in alts))
+            parts.append(
+                "**Alternatives:**\n"
+                + "\n".join(f"- `{_action_line(a)}` — {a.get('reason') or ''}" for a in alts)
+            )
         exp = result.get("explanation")
         if exp:
             note = f" _(fact-only fallback: {exp.get('reason')})_" if exp.get("fallback") else ""
@@ -226,8 +270,10 @@ def build_panel(services: Services) -> gr.Blocks:
             return "Select an order first."
         req = services.request_action(who, order_id=order_id, source="panel")
         guard = req.get("guard") or {}
-        text = (f"Request **#{req['id']}** `{_action_line(req)}` is **{req['status']}**; approver role "
-                f"**{req.get('approver_role') or '—'}**.")
+        text = (
+            f"Request **#{req['id']}** `{_action_line(req)}` is **{req['status']}**; approver role "
+            f"**{req.get('approver_role') or '—'}**."
+        )
         if guard and not guard.get("ok", True):
             text += "\n\nGuard: " + "; ".join(guard.get("reasons") or [])
         return text
@@ -237,12 +283,26 @@ def build_panel(services: Services) -> gr.Blocks:
         """The pending requests the signed-in role may decide."""
         who = principal(token)
         items = services.queue(who)
-        rows = [{"id": r["id"], "order": r.get("order_id"), "action": r["action"], "params": _fmt_params(r.get("params")),
-                 "risk": r.get("risk"), "approver": r.get("approver_role"), "requested by": r.get("requested_by"),
-                 "guard": "ok" if (r.get("guard") or {}).get("ok", True) else "blocked"} for r in items]
+        rows = [
+            {
+                "id": r["id"],
+                "order": r.get("order_id"),
+                "action": r["action"],
+                "params": _fmt_params(r.get("params")),
+                "risk": r.get("risk"),
+                "approver": r.get("approver_role"),
+                "requested by": r.get("requested_by"),
+                "guard": "ok" if (r.get("guard") or {}).get("ok", True) else "blocked",
+            }
+            for r in items
+        ]
         ids = [str(r["id"]) for r in items]
         status = f"{len(items)} pending for {who.role}." if items else f"Nothing pending for {who.role}."
-        return pd.DataFrame(rows, columns=_QUEUE_COLUMNS), gr.update(choices=ids, value=ids[0] if ids else None), status
+        return (
+            pd.DataFrame(rows, columns=_QUEUE_COLUMNS),
+            gr.update(choices=ids, value=ids[0] if ids else None),
+            status,
+        )
 
     def request_detail(token: str | None, request_id: str | None):
         """Evidence, guard result and citations of one request."""
@@ -251,12 +311,16 @@ def build_panel(services: Services) -> gr.Blocks:
             return "Select a request.", ""
         req = services.get_request(int(request_id))
         guard = req.get("guard") or {}
-        guard_text = "passed" if guard.get("ok", True) else "blocked: " + "; ".join(guard.get("reasons") or [])
-        md = (f"### Request #{req['id']}: `{_action_line(req)}`\n\nOrder **{req.get('order_id')}**, exception "
-              f"{req.get('exception_type') or '—'}, risk **{req.get('risk')}**, approver **{req.get('approver_role')}**, "
-              f"requested by {req.get('requested_by')}, status **{req['status']}**.\n\n**Evidence:**\n"
-              f"{_evidence_md(req.get('evidence') or [])}\n\n**Guard:** {guard_text}\n\n**SOP citations:** "
-              f"{', '.join(_citation_text(c) for c in req.get('citations') or []) or '—'}")
+        guard_text = (
+            "passed" if guard.get("ok", True) else "blocked: " + "; ".join(guard.get("reasons") or [])
+        )
+        md = (
+            f"### Request #{req['id']}: `{_action_line(req)}`\n\nOrder **{req.get('order_id')}**, exception "
+            f"{req.get('exception_type') or '—'}, risk **{req.get('risk')}**, approver **{req.get('approver_role')}**, "
+            f"requested by {req.get('requested_by')}, status **{req['status']}**.\n\n**Evidence:**\n"
+            f"{_evidence_md(req.get('evidence') or [])}\n\n**Guard:** {guard_text}\n\n**SOP citations:** "
+            f"{', '.join(_citation_text(c) for c in req.get('citations') or []) or '—'}"
+        )
         return md, json.dumps(req.get("params") or {}, indent=1)
 
     def decide(decision: str):
@@ -274,7 +338,9 @@ def build_panel(services: Services) -> gr.Blocks:
                     return "**Error:** the parameters must be a JSON object."
             if decision in ("reject", "edit") and not (reason or "").strip():
                 return f"**Error:** a reason is required to {decision}."
-            req = services.decide(who, int(request_id), decision, reason=(reason or "").strip() or None, params=params)
+            req = services.decide(
+                who, int(request_id), decision, reason=(reason or "").strip() or None, params=params
+            )
             text = f"Request **#{req['id']}** is now **{req['status']}** (decided by {who.username}, {who.role})."
             execution = req.get("execution")
             if execution:
@@ -295,15 +361,24 @@ def build_panel(services: Services) -> gr.Blocks:
         def frame(counts: dict[str, Any], x: str) -> pd.DataFrame:
             return pd.DataFrame({x: list(counts), "count": [int(v) for v in counts.values()]})
 
-        rates = pd.DataFrame({"rate": ["acceptance", "override"],
-                              "share": [acc.get("value") or 0.0, over.get("value") or 0.0]})
-        summary = (f"{freq.get('total', 0):,} exceptions on {freq.get('orders_with_exceptions', 0):,} of "
-                   f"{freq.get('orders', 0):,} orders; {aging.get('open', 0):,} open, median age "
-                   f"{aging.get('p50_hours') or 0:.1f} h. Decided recommendations: {acc.get('decided', 0)} "
-                   f"(acceptance {acc.get('value') if acc.get('value') is not None else '—'}, override "
-                   f"{over.get('value') if over.get('value') is not None else '—'}).")
-        return (frame(freq.get("by_type", {}), "type"), frame(freq.get("by_warehouse", {}), "warehouse"),
-                frame(freq.get("by_customer_tier", {}), "tier"), frame(aging.get("buckets", {}), "age"), rates, summary)
+        rates = pd.DataFrame(
+            {"rate": ["acceptance", "override"], "share": [acc.get("value") or 0.0, over.get("value") or 0.0]}
+        )
+        summary = (
+            f"{freq.get('total', 0):,} exceptions on {freq.get('orders_with_exceptions', 0):,} of "
+            f"{freq.get('orders', 0):,} orders; {aging.get('open', 0):,} open, median age "
+            f"{aging.get('p50_hours') or 0:.1f} h. Decided recommendations: {acc.get('decided', 0)} "
+            f"(acceptance {acc.get('value') if acc.get('value') is not None else '—'}, override "
+            f"{over.get('value') if over.get('value') is not None else '—'})."
+        )
+        return (
+            frame(freq.get("by_type", {}), "type"),
+            frame(freq.get("by_warehouse", {}), "warehouse"),
+            frame(freq.get("by_customer_tier", {}), "tier"),
+            frame(aging.get("buckets", {}), "age"),
+            rates,
+            summary,
+        )
 
     def dashboard_ops(token: str | None):
         """Model-monitoring warnings (drift of the risk model's inputs, override rates) and the
@@ -311,12 +386,28 @@ def build_panel(services: Services) -> gr.Blocks:
         principal(token)
         rows = []
         if services.features["anomalies"]:
-            rows = [{"rank": a["rank"], "type": a["type"], "on": a["dimension"], "key": a["key"], "orders": a["orders"],
-                     "open": a["open_orders"], "touches": a["touches"], "expedite $": a["expedite_spend"],
-                     "delayed value $": a["delayed_value"], "cost $": a["cost_usd"], "suggestion": a["suggestion"]["text"],
-                     "owner": a["suggestion"]["owner_role"]} for a in services.anomalies()]
+            rows = [
+                {
+                    "rank": a["rank"],
+                    "type": a["type"],
+                    "on": a["dimension"],
+                    "key": a["key"],
+                    "orders": a["orders"],
+                    "open": a["open_orders"],
+                    "touches": a["touches"],
+                    "expedite $": a["expedite_spend"],
+                    "delayed value $": a["delayed_value"],
+                    "cost $": a["cost_usd"],
+                    "suggestion": a["suggestion"]["text"],
+                    "owner": a["suggestion"]["owner_role"],
+                }
+                for a in services.anomalies()
+            ]
         return pd.DataFrame(rows, columns=_ANOMALY_COLUMNS), monitoring_md() + "\n\n" + (
-            f"**Recurring anomalies:** {len(rows)}, most costly first." if rows else "**Recurring anomalies:** none.")
+            f"**Recurring anomalies:** {len(rows)}, most costly first."
+            if rows
+            else "**Recurring anomalies:** none."
+        )
 
     def monitoring_md() -> str:
         if not services.features["monitoring"]:
@@ -333,8 +424,10 @@ def build_panel(services: Services) -> gr.Blocks:
         else:
             text += f"\n\nInput drift not measured: {drift.get('reason')}."
         rates = ", ".join(f"{a} {e['overridden']}/{e['decided']}" for a, e in over["by_action"].items())
-        text += (f" Overrides by recommended action: {rates or 'none decided'} (warning above "
-                 f"{t['override_warn']:.0%} once {int(t['override_min_decided'])} are decided).")
+        text += (
+            f" Overrides by recommended action: {rates or 'none decided'} (warning above "
+            f"{t['override_warn']:.0%} once {int(t['override_min_decided'])} are decided)."
+        )
         return text
 
     # ---- audit ----
@@ -342,11 +435,25 @@ def build_panel(services: Services) -> gr.Blocks:
         """Audit events (the chain's first 500 that match, shown newest first), filtered by order, event type or request."""
         principal(token)
         rid = int(request_id) if (request_id or "").strip().isdigit() else None
-        events = services.audit_events(order_id=(order_id or "").strip() or None,
-                                       event_type=(event_type or "").strip() or None, request_id=rid, limit=500)
-        rows = [{"seq": e.get("seq"), "time": str(e.get("ts", "")), "event": e.get("event_type"), "actor": e.get("actor"),
-                 "role": e.get("role"), "order": e.get("order_id"), "request": e.get("request_id"),
-                 "payload": json.dumps(e.get("payload"), default=str)[:300]} for e in reversed(events)]
+        events = services.audit_events(
+            order_id=(order_id or "").strip() or None,
+            event_type=(event_type or "").strip() or None,
+            request_id=rid,
+            limit=500,
+        )
+        rows = [
+            {
+                "seq": e.get("seq"),
+                "time": str(e.get("ts", "")),
+                "event": e.get("event_type"),
+                "actor": e.get("actor"),
+                "role": e.get("role"),
+                "order": e.get("order_id"),
+                "request": e.get("request_id"),
+                "payload": json.dumps(e.get("payload"), default=str)[:300],
+            }
+            for e in reversed(events)
+        ]
         return pd.DataFrame(rows, columns=_AUDIT_COLUMNS), f"{len(rows)} event(s)."
 
     def audit_verify(token: str | None):
@@ -358,8 +465,9 @@ def build_panel(services: Services) -> gr.Blocks:
         return f"**Chain broken**  at seq {res.get('first_bad_seq')}: {res.get('reason')}"
 
     # ---- chat ----
-    def chat(token: str | None, thread: str | None, message: str, history: list[dict[str, Any]] | None
-             ) -> Iterator[tuple[Any, ...]]:
+    def chat(
+        token: str | None, thread: str | None, message: str, history: list[dict[str, Any]] | None
+    ) -> Iterator[tuple[Any, ...]]:
         """Ask the copilot; the answer streams, with the tools it called and the SOPs it cited."""
         history = list(history or [])
         try:
@@ -378,7 +486,9 @@ def build_panel(services: Services) -> gr.Blocks:
         notes: list[str] = []
 
         def side() -> str:
-            return (f"**Tools called:** {', '.join(tools) or '—'}\n\n**SOP citations:** {', '.join(cites) or '—'}")
+            return (
+                f"**Tools called:** {', '.join(tools) or '—'}\n\n**SOP citations:** {', '.join(cites) or '—'}"
+            )
 
         yield history, side(), thread, ""
         try:
@@ -411,8 +521,13 @@ def build_panel(services: Services) -> gr.Blocks:
         token_state = gr.State(None)
         gr.Markdown("## Fulfillment-exception copilot")
         with gr.Row():
-            token_box = gr.Textbox(label="API token", type="password", scale=4, elem_id="token",
-                                   placeholder="paste your token (copilot demo prints the demo users' tokens)")
+            token_box = gr.Textbox(
+                label="API token",
+                type="password",
+                scale=4,
+                elem_id="token",
+                placeholder="paste your token (copilot demo prints the demo users' tokens)",
+            )
             sign_in_btn = gr.Button("Sign in", variant="primary", scale=1, elem_id="sign-in")
             sign_out_btn = gr.Button("Sign out", scale=1)
         who_md = gr.Markdown("Not signed in.", elem_id="who")
@@ -427,80 +542,148 @@ def build_panel(services: Services) -> gr.Blocks:
                     with gr.Row():
                         with gr.Column(scale=3):
                             chatbot = gr.Chatbot(label="Copilot", height=420, elem_id="chatbot")
-                            chat_box = gr.Textbox(label="Ask", placeholder="What is blocking SO-100042?", elem_id="chat-input")
+                            chat_box = gr.Textbox(
+                                label="Ask", placeholder="What is blocking SO-100042?", elem_id="chat-input"
+                            )
                             send_btn = gr.Button("Send", variant="primary")
                         with gr.Column(scale=1):
-                            chat_side = gr.Markdown("**Tools called:** —\n\n**SOP citations:** —", elem_id="chat-side")
+                            chat_side = gr.Markdown(
+                                "**Tools called:** —\n\n**SOP citations:** —", elem_id="chat-side"
+                            )
                     for trigger in (send_btn.click, chat_box.submit):
-                        trigger(chat, [token_state, thread_state, chat_box, chatbot],
-                                [chatbot, chat_side, thread_state, chat_box],
-                                api_name="chat" if trigger == send_btn.click else None,
-                                api_visibility="public" if trigger == send_btn.click else "private",
-                                concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
+                        trigger(
+                            chat,
+                            [token_state, thread_state, chat_box, chatbot],
+                            [chatbot, chat_side, thread_state, chat_box],
+                            api_name="chat" if trigger == send_btn.click else None,
+                            api_visibility="public" if trigger == send_btn.click else "private",
+                            concurrency_limit=CHAT_CONCURRENCY,
+                            concurrency_id="chat",
+                        )
 
             with gr.Tab("Orders", id="orders"):
                 cache = gr.State({})
-                paste = gr.Textbox(label="Order numbers or a customer's e-mail", lines=5, elem_id="paste",
-                                   placeholder="SO-100042 SO-100043 … or paste the whole e-mail")
+                paste = gr.Textbox(
+                    label="Order numbers or a customer's e-mail",
+                    lines=5,
+                    elem_id="paste",
+                    placeholder="SO-100042 SO-100043 … or paste the whole e-mail",
+                )
                 triage_btn = gr.Button("Triage", variant="primary", elem_id="triage")
                 orders_status = gr.Markdown(elem_id="orders-status")
-                orders_table = gr.Dataframe(headers=_ORDER_COLUMNS, interactive=False, wrap=True, elem_id="orders-table")
+                orders_table = gr.Dataframe(
+                    headers=_ORDER_COLUMNS, interactive=False, wrap=True, elem_id="orders-table"
+                )
                 with gr.Row():
-                    order_pick = gr.Dropdown(label="Order", choices=[], elem_id="order-pick", scale=3, allow_custom_value=True)
-                    request_btn = gr.Button("Request approval of the recommendation", elem_id="request-approval", scale=2,
-                                            visible=services.features["governance"])
+                    order_pick = gr.Dropdown(
+                        label="Order", choices=[], elem_id="order-pick", scale=3, allow_custom_value=True
+                    )
+                    request_btn = gr.Button(
+                        "Request approval of the recommendation",
+                        elem_id="request-approval",
+                        scale=2,
+                        visible=services.features["governance"],
+                    )
                 order_md = gr.Markdown(elem_id="order-detail")
                 request_md = gr.Markdown(elem_id="request-status")
-                triage_btn.click(guarded(triage_paste, 4, 1), [token_state, paste],
-                                 [orders_table, orders_status, cache, order_pick], api_name="triage")
-                order_pick.change(guarded_stream(order_detail), [token_state, order_pick, cache], [order_md],
-                                  api_name="order_detail")
+                triage_btn.click(
+                    guarded(triage_paste, 4, 1),
+                    [token_state, paste],
+                    [orders_table, orders_status, cache, order_pick],
+                    api_name="triage",
+                )
+                order_pick.change(
+                    guarded_stream(order_detail),
+                    [token_state, order_pick, cache],
+                    [order_md],
+                    api_name="order_detail",
+                )
                 if services.features["governance"]:
-                    request_btn.click(guarded(request_approval, 1, 0), [token_state, order_pick], [request_md],
-                                      api_name="request_approval")
+                    request_btn.click(
+                        guarded(request_approval, 1, 0),
+                        [token_state, order_pick],
+                        [request_md],
+                        api_name="request_approval",
+                    )
 
             if services.features["governance"]:
                 with gr.Tab("Approvals", id="approvals"):
                     refresh_q = gr.Button("Refresh queue", elem_id="refresh-queue")
                     queue_status = gr.Markdown(elem_id="queue-status")
-                    queue_table = gr.Dataframe(headers=_QUEUE_COLUMNS, interactive=False, wrap=True, elem_id="queue-table")
-                    req_pick = gr.Dropdown(label="Request", choices=[], elem_id="request-pick", allow_custom_value=True)
+                    queue_table = gr.Dataframe(
+                        headers=_QUEUE_COLUMNS, interactive=False, wrap=True, elem_id="queue-table"
+                    )
+                    req_pick = gr.Dropdown(
+                        label="Request", choices=[], elem_id="request-pick", allow_custom_value=True
+                    )
                     req_md = gr.Markdown(elem_id="request-detail")
-                    params_box = gr.Code(label="Parameters (JSON; used by Edit)", language="json", elem_id="params")
+                    params_box = gr.Code(
+                        label="Parameters (JSON; used by Edit)", language="json", elem_id="params"
+                    )
                     reason_box = gr.Textbox(label="Reason", elem_id="reason")
                     with gr.Row():
                         approve_btn = gr.Button("Approve", variant="primary", elem_id="approve")
                         reject_btn = gr.Button("Reject", variant="stop", elem_id="reject")
                         edit_btn = gr.Button("Edit and approve", elem_id="edit")
                     decision_md = gr.Markdown(elem_id="decision-status")
-                    refresh_q.click(guarded(load_queue, 3, 2), [token_state], [queue_table, req_pick, queue_status],
-                                    api_name="queue")
-                    req_pick.change(guarded(request_detail, 2, 0), [token_state, req_pick], [req_md, params_box],
-                                    api_name="request_detail")
+                    refresh_q.click(
+                        guarded(load_queue, 3, 2),
+                        [token_state],
+                        [queue_table, req_pick, queue_status],
+                        api_name="queue",
+                    )
+                    req_pick.change(
+                        guarded(request_detail, 2, 0),
+                        [token_state, req_pick],
+                        [req_md, params_box],
+                        api_name="request_detail",
+                    )
                     for btn, what in ((approve_btn, "approve"), (reject_btn, "reject"), (edit_btn, "edit")):
-                        btn.click(guarded(decide(what), 1, 0), [token_state, req_pick, reason_box, params_box],
-                                  [decision_md], api_name=what)
+                        btn.click(
+                            guarded(decide(what), 1, 0),
+                            [token_state, req_pick, reason_box, params_box],
+                            [decision_md],
+                            api_name=what,
+                        )
 
             if services.features["kpis"]:
                 with gr.Tab("Dashboard", id="dashboard"):
                     refresh_d = gr.Button("Refresh", elem_id="refresh-dashboard")
                     dash_md = gr.Markdown(elem_id="dashboard-summary")
                     with gr.Row():
-                        by_type = gr.BarPlot(x="type", y="count", title="Exceptions by type", x_label_angle=-40)
+                        by_type = gr.BarPlot(
+                            x="type", y="count", title="Exceptions by type", x_label_angle=-40
+                        )
                         by_wh = gr.BarPlot(x="warehouse", y="count", title="By warehouse")
                     with gr.Row():
                         by_tier = gr.BarPlot(x="tier", y="count", title="By customer tier")
                         by_age = gr.BarPlot(x="age", y="count", title="Open exceptions by age")
-                        rates = gr.BarPlot(x="rate", y="share", title="Recommendations: acceptance and override",
-                                           y_lim=[0, 1])
+                        rates = gr.BarPlot(
+                            x="rate",
+                            y="share",
+                            title="Recommendations: acceptance and override",
+                            y_lim=[0, 1],
+                        )
                     monitoring_out = gr.Markdown(elem_id="dashboard-monitoring")
-                    anomaly_table = gr.Dataframe(headers=_ANOMALY_COLUMNS, interactive=False, wrap=True,
-                                                 label="Recurring anomalies, most costly first",
-                                                 elem_id="anomalies-table")
-                    refresh_d.click(guarded(dashboard, 6, 5), [token_state],
-                                    [by_type, by_wh, by_tier, by_age, rates, dash_md], api_name="dashboard")
-                    refresh_d.click(guarded(dashboard_ops, 2, 1), [token_state], [anomaly_table, monitoring_out],
-                                    api_name="dashboard_ops")
+                    anomaly_table = gr.Dataframe(
+                        headers=_ANOMALY_COLUMNS,
+                        interactive=False,
+                        wrap=True,
+                        label="Recurring anomalies, most costly first",
+                        elem_id="anomalies-table",
+                    )
+                    refresh_d.click(
+                        guarded(dashboard, 6, 5),
+                        [token_state],
+                        [by_type, by_wh, by_tier, by_age, rates, dash_md],
+                        api_name="dashboard",
+                    )
+                    refresh_d.click(
+                        guarded(dashboard_ops, 2, 1),
+                        [token_state],
+                        [anomaly_table, monitoring_out],
+                        api_name="dashboard_ops",
+                    )
 
             if services.features["audit"]:
                 with gr.Tab("Audit", id="audit"):
@@ -512,10 +695,18 @@ def build_panel(services: Services) -> gr.Blocks:
                         search_btn = gr.Button("Search", elem_id="audit-search")
                         verify_btn = gr.Button("Verify chain", elem_id="audit-verify")
                     audit_status = gr.Markdown(elem_id="audit-status")
-                    audit_table = gr.Dataframe(headers=_AUDIT_COLUMNS, interactive=False, wrap=True, elem_id="audit-table")
-                    search_btn.click(guarded(audit_search, 2, 1), [token_state, a_order, a_type, a_req],
-                                     [audit_table, audit_status], api_name="audit_search")
-                    verify_btn.click(guarded(audit_verify, 1, 0), [token_state], [audit_status], api_name="audit_verify")
+                    audit_table = gr.Dataframe(
+                        headers=_AUDIT_COLUMNS, interactive=False, wrap=True, elem_id="audit-table"
+                    )
+                    search_btn.click(
+                        guarded(audit_search, 2, 1),
+                        [token_state, a_order, a_type, a_req],
+                        [audit_table, audit_status],
+                        api_name="audit_search",
+                    )
+                    verify_btn.click(
+                        guarded(audit_verify, 1, 0), [token_state], [audit_status], api_name="audit_verify"
+                    )
 
     blocks.queue(default_concurrency_limit=DEFAULT_CONCURRENCY)
     return blocks

@@ -14,10 +14,18 @@ from dataclasses import dataclass, field
 
 from tools.demo.catalog import FAMILIES
 from tools.demo.items import Sku
-from tools.demo.parties import CHANNELS, CITIES, COMPANY_WORDS, EMAIL_MAILBOXES, MX_COMPANY_WORDS, STREETS
-from tools.demo.parties import SUFFIXES, City
+from tools.demo.parties import (
+    CHANNELS,
+    CITIES,
+    COMPANY_WORDS,
+    EMAIL_MAILBOXES,
+    MX_COMPANY_WORDS,
+    STREETS,
+    SUFFIXES,
+    City,
+)
 
-__all__ = ["Site", "Account", "Contract", "build_customers", "build_contracts", "customer_count"]
+__all__ = ["Account", "Contract", "Site", "build_contracts", "build_customers", "customer_count"]
 
 TIERS = (("platinum", 0.06), ("gold", 0.22), ("standard", 0.72))
 CREDIT = {"platinum": (250_000, 1_000_000), "gold": (75_000, 300_000), "standard": (15_000, 90_000)}
@@ -117,19 +125,33 @@ def build_customers(rng: random.Random, items: list[Sku], count: int) -> list[Ac
         if rng.random() < 0.35:
             near = [c for c in cities if c.warehouse_id == city.warehouse_id and c.country == city.country]
             sites.append(_site(rng, rng.choice(near)))
-        if city.country == "US" and city.warehouse_id in ("WH-DFW", "WH-HOU", "WH-DET") and rng.random() < 0.1:
+        if (
+            city.country == "US"
+            and city.warehouse_id in ("WH-DFW", "WH-HOU", "WH-DET")
+            and rng.random() < 0.1
+        ):
             abroad = [c for c in cities if c.country != "US" and c.warehouse_id in ("WH-MTY", "WH-TOR")]
             plant = _site(rng, rng.choice(abroad))
             plant.warehouse_id = city.warehouse_id  # served from home across the border
             sites.append(plant)
         acct = Account(
-            idx=i, customer_id=f"C-{10001 + i}", name=name, tier=tier, credit_limit=limit,
-            open_balance=round(limit * rng.uniform(0.05, 0.7)), overdue=0, credit_hold=False,
+            idx=i,
+            customer_id=f"C-{10001 + i}",
+            name=name,
+            tier=tier,
+            credit_limit=limit,
+            open_balance=round(limit * rng.uniform(0.05, 0.7)),
+            overdue=0,
+            credit_hold=False,
             allow_subs=rng.random() < (0.75 if tier == "platinum" else 0.62),
             allow_partial=rng.random() < 0.7,
             export_license=rng.random() < LICENSE[city.country],
-            country=city.country, email=_email(rng, name, city.country, i), sites=sites,
-            activity=size * rng.uniform(0.6, 1.4), size=size, channels=CHANNELS[tier],
+            country=city.country,
+            email=_email(rng, name, city.country, i),
+            sites=sites,
+            activity=size * rng.uniform(0.6, 1.4),
+            size=size,
+            channels=CHANNELS[tier],
         )
         families = set(rng.choices(range(len(FAMILIES)), fam_w, k=rng.randint(3, 7)))
         pool = [it for it in items if it.family in families and not it.discontinued]
@@ -179,8 +201,9 @@ def _contract_price(rng: random.Random, item: Sku) -> int:
     return max(round(item.list_cents * rng.uniform(0.78, 0.94)), round(item.cost_cents * 1.06))
 
 
-def build_contracts(rng: random.Random, accounts: list[Account], items: list[Sku],
-                    as_of: dt.date) -> dict[tuple[int, int], tuple[Contract, ...]]:
+def build_contracts(
+    rng: random.Random, accounts: list[Account], items: list[Sku], as_of: dt.date
+) -> dict[tuple[int, int], tuple[Contract, ...]]:
     """Contracts of gold and platinum accounts: current, expired, renewed, overlapping, future.
 
     Where two overlap, the latest valid_from wins (domain.md §2); the tuples are sorted by it.
@@ -201,17 +224,27 @@ def build_contracts(rng: random.Random, accounts: list[Account], items: list[Sku
             elif kind == "renewed":
                 end0 = as_of - day(rng.randint(15, 60))
                 start1 = end0 + day(rng.choice((1, 1, 1, rng.randint(2, 20))))  # a lapse sometimes
-                rows = [(end0 - day(364), end0, price),
-                        (start1, start1 + day(364), round(price * rng.uniform(1.02, 1.08)))]
+                rows = [
+                    (end0 - day(364), end0, price),
+                    (start1, start1 + day(364), round(price * rng.uniform(1.02, 1.08))),
+                ]
             elif kind == "overlap":
                 start0, start1 = as_of - day(rng.randint(200, 400)), as_of - day(rng.randint(10, 120))
-                rows = [(start0, start0 + day(729), price),
-                        (start1, start1 + day(364), max(round(price * rng.uniform(0.9, 1.06)),
-                                                        round(item.cost_cents * 1.06)))]
+                rows = [
+                    (start0, start0 + day(729), price),
+                    (
+                        start1,
+                        start1 + day(364),
+                        max(round(price * rng.uniform(0.9, 1.06)), round(item.cost_cents * 1.06)),
+                    ),
+                ]
             elif kind == "future":
                 start0 = as_of - day(rng.randint(200, 330))
                 end0 = as_of + day(rng.randint(5, 40))
-                rows = [(start0, end0, price), (end0 + day(1), end0 + day(365), round(price * rng.uniform(1.03, 1.06)))]
+                rows = [
+                    (start0, end0, price),
+                    (end0 + day(1), end0 + day(365), round(price * rng.uniform(1.03, 1.06))),
+                ]
             else:
                 end0 = as_of - day(rng.randint(100, 200))
                 rows = [(end0 - day(364), end0, price)]

@@ -61,13 +61,17 @@ def _require_empty(engine: Engine) -> None:
     existing = set(inspect(engine).get_table_names())
     missing = [t for t in CHECKED_TABLES if t not in existing]
     if missing:
-        raise DemoDataError(f"the schema is missing tables ({', '.join(missing)}): "
-                            "run `copilot db upgrade` (tools.db.upgrade) first")
+        raise DemoDataError(
+            f"the schema is missing tables ({', '.join(missing)}): "
+            "run `copilot db upgrade` (tools.db.upgrade) first"
+        )
     with engine.connect() as conn:
         full = occupied_tables(conn, CHECKED_TABLES)
     if full:
-        raise DemoDataError(f"the database already holds records ({', '.join(full)}): reset it first "
-                            "(`copilot seed --reset`, or tools.demo.reset(engine))")
+        raise DemoDataError(
+            f"the database already holds records ({', '.join(full)}): reset it first "
+            "(`copilot seed --reset`, or tools.demo.reset(engine))"
+        )
 
 
 def _show_progress(progress: bool | None) -> bool:
@@ -76,8 +80,16 @@ def _show_progress(progress: bool | None) -> bool:
     return progress
 
 
-def generate(engine: Engine, *, orders: int = 10_000, seed: int = 7, as_of: dt.date | None = None,
-             progress: bool | None = None, chunk_orders: int = 2_000, method: str = "bulk") -> SeedReport:
+def generate(
+    engine: Engine,
+    *,
+    orders: int = 10_000,
+    seed: int = 7,
+    as_of: dt.date | None = None,
+    progress: bool | None = None,
+    chunk_orders: int = 2_000,
+    method: str = "bulk",
+) -> SeedReport:
     """Write a regional MRO distributor's ERP/WMS/TMS snapshot into an upgraded, empty schema.
 
     ``orders`` counts every order: 90 days of history plus the open book of the last two weeks.
@@ -98,20 +110,36 @@ def generate(engine: Engine, *, orders: int = 10_000, seed: int = 7, as_of: dt.d
     writer = open_writer(engine, method)
     from tqdm import tqdm
 
-    bar = tqdm(total=round(orders * MEAN_LINES), unit=" lines", unit_scale=True, desc="seeding",
-               disable=not _show_progress(progress), file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=round(orders * MEAN_LINES),
+        unit=" lines",
+        unit_scale=True,
+        desc="seeding",
+        disable=not _show_progress(progress),
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     ok = False
     try:
         for table, rows in world.master_rows():
             writer.write(table, COLUMNS[table], rows)
-        writer.write("purchase_orders", COLUMNS["purchase_orders"],
-                     purchase_orders(world, plan, stream(seed, "purchasing")))
+        writer.write(
+            "purchase_orders",
+            COLUMNS["purchase_orders"],
+            purchase_orders(world, plan, stream(seed, "purchasing")),
+        )
         _stream_orders(plan, history, book, writer, chunk_orders, bar, stream(seed, "calendar"))
         writer.write("inventory", COLUMNS["inventory"], book.inventory(stream(seed, "inventory")))
         open_orders = plan.calendar.open_total
-        meta = {"generator": "tools.demo", "generator_version": GENERATOR_VERSION, "seed": str(seed),
-                "as_of": as_of.isoformat(), "orders": str(orders), "open_orders": str(open_orders),
-                **{f"rows.{t}": str(n) for t, n in sorted(writer.counts.items())}}
+        meta = {
+            "generator": "tools.demo",
+            "generator_version": GENERATOR_VERSION,
+            "seed": str(seed),
+            "as_of": as_of.isoformat(),
+            "orders": str(orders),
+            "open_orders": str(open_orders),
+            **{f"rows.{t}": str(n) for t, n in sorted(writer.counts.items())},
+        }
         writer.write("dataset_meta", COLUMNS["dataset_meta"], sorted(meta.items()))
         writer.commit()
         ok = True
@@ -119,11 +147,20 @@ def generate(engine: Engine, *, orders: int = 10_000, seed: int = 7, as_of: dt.d
         writer.close(ok)
         bar.total = bar.n
         bar.close()
-    return SeedReport(seed=seed, as_of=as_of, orders=orders, open_orders=open_orders, rows=dict(writer.counts),
-                      elapsed=time.perf_counter() - started, scenarios=dict(sorted(book.scenarios.items())))
+    return SeedReport(
+        seed=seed,
+        as_of=as_of,
+        orders=orders,
+        open_orders=open_orders,
+        rows=dict(writer.counts),
+        elapsed=time.perf_counter() - started,
+        scenarios=dict(sorted(book.scenarios.items())),
+    )
 
 
-def _stream_orders(plan, history: History, book: OpenBook, writer: Writer, chunk_orders: int, bar, rng) -> None:
+def _stream_orders(
+    plan, history: History, book: OpenBook, writer: Writer, chunk_orders: int, bar, rng
+) -> None:
     tables = ("orders", "order_lines", "shipments", "exceptions")
     buffers: dict[str, list] = {t: [] for t in tables}
 
@@ -168,8 +205,11 @@ def reset(engine: Engine) -> None:
     first, with foreign-key checks off for the duration (faster on millions of rows).
     """
     present = set(inspect(engine).get_table_names())
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)
-              if t.name in present and t.name not in PRESERVED_ON_RESET]
+    tables = [
+        t.name
+        for t in reversed(Base.metadata.sorted_tables)
+        if t.name in present and t.name not in PRESERVED_ON_RESET
+    ]
     if not tables:
         return
     if engine.dialect.name == "postgresql":

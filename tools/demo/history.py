@@ -18,28 +18,60 @@ from collections import deque
 from tools.demo.ordering import ON_TIME, Draft, Sim
 from tools.demo.parties import DISRUPTED_CARRIER, DISRUPTED_SINCE_DAYS
 
-__all__ = ["History", "ROLE", "money", "exception_row"]
+__all__ = ["ROLE", "History", "exception_row", "money"]
 
 ROLE = {
-    "CREDIT_HOLD": "credit_analyst", "PRICING_DISCREPANCY": "pricing_analyst", "INVENTORY_SHORTFALL": "planner",
-    "SUBSTITUTION_REQUEST": "csr", "CARRIER_DISRUPTION": "logistics_coordinator",
-    "PROCUREMENT_DELAY": "procurement_buyer", "MASTER_DATA_INCOMPLETE": "csr",
-    "COMPLIANCE_HOLD": "compliance_officer", "RECURRING_ANOMALY": "ops_manager",
+    "CREDIT_HOLD": "credit_analyst",
+    "PRICING_DISCREPANCY": "pricing_analyst",
+    "INVENTORY_SHORTFALL": "planner",
+    "SUBSTITUTION_REQUEST": "csr",
+    "CARRIER_DISRUPTION": "logistics_coordinator",
+    "PROCUREMENT_DELAY": "procurement_buyer",
+    "MASTER_DATA_INCOMPLETE": "csr",
+    "COMPLIANCE_HOLD": "compliance_officer",
+    "RECURRING_ANOMALY": "ops_manager",
 }
 WINDOW_DAYS, MIN_ORDERS = 30, 3
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def money(cents: int) -> str:
     return f"{cents // 100:,}.{cents % 100:02d}"
 
 
-def exception_row(order_id: str, kind: str, key: str, evidence: list[str], *, line_no=None, shipment_id=None,
-                  sku=None, customer_id=None, warehouse_id=None, role=None, seen: dt.datetime,
-                  resolved: dt.datetime | None) -> tuple:
+def exception_row(
+    order_id: str,
+    kind: str,
+    key: str,
+    evidence: list[str],
+    *,
+    line_no=None,
+    shipment_id=None,
+    sku=None,
+    customer_id=None,
+    warehouse_id=None,
+    role=None,
+    seen: dt.datetime,
+    resolved: dt.datetime | None,
+) -> tuple:
     digest = hashlib.sha256(json.dumps(evidence, separators=(",", ":")).encode()).hexdigest()
-    return (order_id, kind, key, line_no, shipment_id, sku, customer_id, warehouse_id, evidence, digest,
-            "resolved" if resolved else "open", role or ROLE[kind], seen, seen, resolved)
+    return (
+        order_id,
+        kind,
+        key,
+        line_no,
+        shipment_id,
+        sku,
+        customer_id,
+        warehouse_id,
+        evidence,
+        digest,
+        "resolved" if resolved else "open",
+        role or ROLE[kind],
+        seen,
+        seen,
+        resolved,
+    )
 
 
 class History:
@@ -57,18 +89,24 @@ class History:
                 item = sim.pick_item(rng, acct, day, history=True)
                 spec = world.items[item]
                 wh = world.source(spec, site.warehouse_id)
-                if item in seen or spec.discontinued and (world.as_of - day).days < 30 and rng.random() < 0.8:
+                if item in seen or (
+                    spec.discontinued and (world.as_of - day).days < 30 and rng.random() < 0.8
+                ):
                     continue
                 if sim.compliant(acct, item, wh, site.country) or rng.random() < 0.2:
                     break
             else:
                 continue
             seen.add(item)
-            drafts.append(Draft(item, wh, sim.qty(rng, item, acct), world.effective_cents(acct.idx, item, day)))
+            drafts.append(
+                Draft(item, wh, sim.qty(rng, item, acct), world.effective_cents(acct.idx, item, day))
+            )
         if not drafts:
             item = acct.basket[0]
             wh = world.source(world.items[item], site.warehouse_id)
-            drafts.append(Draft(item, wh, sim.qty(rng, item, acct), world.effective_cents(acct.idx, item, day)))
+            drafts.append(
+                Draft(item, wh, sim.qty(rng, item, acct), world.effective_cents(acct.idx, item, day))
+            )
         return drafts
 
     def order(self, order_id: str, day: dt.date) -> tuple[tuple, list[tuple], list[tuple], list[tuple]]:
@@ -84,13 +122,19 @@ class History:
         delay = 0
         value = sum(d.value() for d in lines)
         usage = acct.open_balance / acct.credit_limit
-        p_credit = 0.01 + 0.3 * max(0.0, usage - 0.75) / 0.25 + (0.35 if acct.overdue else 0) + (
-            0.6 if acct.credit_hold else 0)
+        p_credit = (
+            0.01
+            + 0.3 * max(0.0, usage - 0.75) / 0.25
+            + (0.35 if acct.overdue else 0)
+            + (0.6 if acct.credit_hold else 0)
+        )
         if rng.random() < min(0.9, p_credit):
             held = rng.randint(1, 4)
             delay = held
-            why = [f"open_balance {money(acct.open_balance)} + order value {money(value)} vs credit_limit "
-                   f"{money(acct.credit_limit)}"]
+            why = [
+                f"open_balance {money(acct.open_balance)} + order value {money(value)} vs credit_limit "
+                f"{money(acct.credit_limit)}"
+            ]
             if acct.overdue:
                 why.append(f"overdue_balance {money(acct.overdue)} > 0")
             if acct.credit_hold:
@@ -102,8 +146,12 @@ class History:
             spike = sim.spike_factor(line.item, day)
             unlicensed = not sim.compliant(acct, line.item, line.wh, site.country)  # as ordered
             line.shipped = line.qty
-            p_short = 0.012 + 0.25 * (1 - supplier.on_time_rate) + min(0.5, 0.1 * (spike - 1)) + (
-                0.3 if spec.discontinued else 0)
+            p_short = (
+                0.012
+                + 0.25 * (1 - supplier.on_time_rate)
+                + min(0.5, 0.1 * (spike - 1))
+                + (0.3 if spec.discontinued else 0)
+            )
             if rng.random() < p_short:
                 available = rng.randint(0, line.qty - 1)
                 short = [f"line {n} {spec.sku} open qty {line.qty} > available {available} at {line.wh}"]
@@ -119,61 +167,156 @@ class History:
                     short.append(f"shipped {line.shipped} of {line.qty}, balance cancelled")
                     hours = rng.randint(1, 20)
                 else:
-                    wait = rng.randint(2, 6) + round(supplier.lead_time_days * (1 - supplier.on_time_rate)
-                                                     * rng.uniform(0.5, 2.0))
+                    wait = rng.randint(2, 6) + round(
+                        supplier.lead_time_days * (1 - supplier.on_time_rate) * rng.uniform(0.5, 2.0)
+                    )
                     delay = max(delay, wait)
                     hours = wait * 24
                     if day + dt.timedelta(days=wait) > promised:
-                        events.append(("PROCUREMENT_DELAY", f"line:{n}", n, None, spec.sku, line.wh, [
-                            f"line {n} backordered {line.qty - available}",
-                            f"replenishment from {supplier.supplier_id} (on-time {supplier.on_time_rate:.0%}) "
-                            f"expected {day + dt.timedelta(days=wait)}, after promised {promised}"], hours))
+                        events.append(
+                            (
+                                "PROCUREMENT_DELAY",
+                                f"line:{n}",
+                                n,
+                                None,
+                                spec.sku,
+                                line.wh,
+                                [
+                                    f"line {n} backordered {line.qty - available}",
+                                    f"replenishment from {supplier.supplier_id} (on-time {supplier.on_time_rate:.0%}) "
+                                    f"expected {day + dt.timedelta(days=wait)}, after promised {promised}",
+                                ],
+                                hours,
+                            )
+                        )
                 events.append(("INVENTORY_SHORTFALL", f"line:{n}", n, None, spec.sku, line.wh, short, hours))
             if spec.discontinued:
-                events.append(("SUBSTITUTION_REQUEST", f"line:{n}", n, None, spec.sku, line.wh,
-                               [f"line {n} {spec.sku} is discontinued"], rng.randint(2, 30)))
+                events.append(
+                    (
+                        "SUBSTITUTION_REQUEST",
+                        f"line:{n}",
+                        n,
+                        None,
+                        spec.sku,
+                        line.wh,
+                        [f"line {n} {spec.sku} is discontinued"],
+                        rng.randint(2, 30),
+                    )
+                )
             if unlicensed:
                 review = rng.randint(2, 6)
                 delay = max(delay, review)
-                events.append(("COMPLIANCE_HOLD", f"line:{n}", n, None, spec.sku, line.wh, [
-                    f"line {n} {spec.sku} export_controlled, ships {line.wh} ({world.country(line.wh)}) to "
-                    f"{site.country}", f"customer {acct.customer_id} has no export_license"], review * 24))
+                events.append(
+                    (
+                        "COMPLIANCE_HOLD",
+                        f"line:{n}",
+                        n,
+                        None,
+                        spec.sku,
+                        line.wh,
+                        [
+                            f"line {n} {spec.sku} export_controlled, ships {line.wh} ({world.country(line.wh)}) to "
+                            f"{site.country}",
+                            f"customer {acct.customer_id} has no export_license",
+                        ],
+                        review * 24,
+                    )
+                )
         if rng.random() < 0.02:
             n = rng.randint(1, len(lines))
             line = lines[n - 1]
             wrong = round(line.price * rng.choice((1.06, 1.12, 0.9, 0.85)))
-            events.append(("PRICING_DISCREPANCY", f"line:{n}", n, None, items[line.item].sku, line.wh, [
-                f"line {n} unit_price {money(wrong)} vs effective {money(line.price)}, corrected"],
-                rng.randint(1, 30)))
+            events.append(
+                (
+                    "PRICING_DISCREPANCY",
+                    f"line:{n}",
+                    n,
+                    None,
+                    items[line.item].sku,
+                    line.wh,
+                    [f"line {n} unit_price {money(wrong)} vs effective {money(line.price)}, corrected"],
+                    rng.randint(1, 30),
+                )
+            )
         if rng.random() < 0.008:
             delay = max(delay, 1)
-            events.append(("MASTER_DATA_INCOMPLETE", "order", None, None, None, None,
-                           ["ship_to_postal_code was empty at order entry"], rng.randint(2, 24)))
+            events.append(
+                (
+                    "MASTER_DATA_INCOMPLETE",
+                    "order",
+                    None,
+                    None,
+                    None,
+                    None,
+                    ["ship_to_postal_code was empty at order entry"],
+                    rng.randint(2, 24),
+                )
+            )
         processing = rng.choices((0, 1, 2), (55, 40, 5))[0]
-        cancelled = rng.random() < 0.022 + (0.25 if delay > 10 else 0) + (0.1 if acct.overdue and delay else 0)
+        cancelled = rng.random() < 0.022 + (0.25 if delay > 10 else 0) + (
+            0.1 if acct.overdue and delay else 0
+        )
         ship_day = min(as_of, day + dt.timedelta(days=processing + delay))
         shipments: list[tuple] = []
         if not cancelled:
-            shipments = self._ship(order_id, day, ship_day, processing, delay, acct, site, lines, promised, events)
+            shipments = self._ship(
+                order_id, day, ship_day, processing, delay, acct, site, lines, promised, events
+            )
         oid, cid = order_id, acct.customer_id
-        order = (oid, cid, channel, day, requested, promised, "cancelled" if cancelled else "shipped",
-                 any(e[0] == "CREDIT_HOLD" for e in events), site.warehouse_id, site.street, site.city,
-                 site.postal, site.country, note, "USD", None if cancelled else ship_day)
+        order = (
+            oid,
+            cid,
+            channel,
+            day,
+            requested,
+            promised,
+            "cancelled" if cancelled else "shipped",
+            any(e[0] == "CREDIT_HOLD" for e in events),
+            site.warehouse_id,
+            site.street,
+            site.city,
+            site.postal,
+            site.country,
+            note,
+            "USD",
+            None if cancelled else ship_day,
+        )
         rows = []
         for n, line in enumerate(lines, 1):
-            sku, orig = items[line.item].sku, (items[line.original].sku if line.original is not None else None)
+            sku, orig = (
+                items[line.item].sku,
+                (items[line.original].sku if line.original is not None else None),
+            )
             if cancelled:
                 rows.append((oid, n, sku, line.qty, line.price, line.wh, 0, 0, "cancelled", orig, 0))
             else:
-                rows.append((oid, n, sku, line.qty, line.price, line.wh, line.shipped, 0, "shipped", orig, line.shipped))
+                rows.append(
+                    (
+                        oid,
+                        n,
+                        sku,
+                        line.qty,
+                        line.price,
+                        line.wh,
+                        line.shipped,
+                        0,
+                        "shipped",
+                        orig,
+                        line.shipped,
+                    )
+                )
         return order, rows, shipments, self._exceptions(oid, cid, day, events)
 
-    def _ship(self, oid, day, ship_day, processing, delay, acct, site, lines, promised, events) -> list[tuple]:
+    def _ship(
+        self, oid, day, ship_day, processing, delay, acct, site, lines, promised, events
+    ) -> list[tuple]:
         rng, sim, as_of = self.rng, self.sim, self.sim.world.as_of
         out = []
         for wh in dict.fromkeys(d.wh for d in lines):
             value = sum(d.value() for d in lines if d.wh == wh)
-            express = rng.random() < (0.25 if acct.tier == "platinum" else 0.06) or delay > 3 and rng.random() < 0.3
+            express = rng.random() < (0.25 if acct.tier == "platinum" else 0.06) or (
+                delay > 3 and rng.random() < 0.3
+            )
             carrier = sim.carrier(rng, wh, avoid_disrupted=False)
             if carrier == DISRUPTED_CARRIER and ship_day >= self.disrupted_since and rng.random() < 0.5:
                 carrier = sim.carrier(rng, wh, avoid_disrupted=True)
@@ -185,13 +328,35 @@ class History:
             delivered = eta + dt.timedelta(days=late)
             sid = sim.shipment_id()
             done = delivered <= as_of
-            out.append((sid, oid, carrier, "express" if express else "ground", "delivered" if done else "in_transit",
-                        day + dt.timedelta(days=processing), eta if done else delivered,  # the carrier's new eta
-                        sim.freight(value, express, sim.world.country(wh) != site.country), delivered if done else None))
+            out.append(
+                (
+                    sid,
+                    oid,
+                    carrier,
+                    "express" if express else "ground",
+                    "delivered" if done else "in_transit",
+                    day + dt.timedelta(days=processing),
+                    eta if done else delivered,  # the carrier's new eta
+                    sim.freight(value, express, sim.world.country(wh) != site.country),
+                    delivered if done else None,
+                )
+            )
             if late >= 2 and done:
-                events.append(("CARRIER_DISRUPTION", f"shipment:{sid}", None, sid, None, wh, [
-                    f"shipment {sid} with {carrier} (on-time {ON_TIME[carrier]:.0%}) delivered {delivered}, "
-                    f"eta {eta}, promised {promised}"], late * 24))
+                events.append(
+                    (
+                        "CARRIER_DISRUPTION",
+                        f"shipment:{sid}",
+                        None,
+                        sid,
+                        None,
+                        wh,
+                        [
+                            f"shipment {sid} with {carrier} (on-time {ON_TIME[carrier]:.0%}) delivered {delivered}, "
+                            f"eta {eta}, promised {promised}"
+                        ],
+                        late * 24,
+                    )
+                )
         return out
 
     def _exceptions(self, oid: str, cid: str, day: dt.date, events: list[tuple]) -> list[tuple]:
@@ -203,8 +368,21 @@ class History:
         rows, patterns = [], {}
         for kind, key, line_no, sid, sku, wh, evidence, hours in events:
             resolved = min(end, seen + dt.timedelta(hours=hours, minutes=rng.randint(0, 59)))
-            rows.append(exception_row(oid, kind, key, evidence, line_no=line_no, shipment_id=sid, sku=sku,
-                                      customer_id=cid, warehouse_id=wh, seen=seen, resolved=resolved))
+            rows.append(
+                exception_row(
+                    oid,
+                    kind,
+                    key,
+                    evidence,
+                    line_no=line_no,
+                    shipment_id=sid,
+                    sku=sku,
+                    customer_id=cid,
+                    warehouse_id=wh,
+                    seen=seen,
+                    resolved=resolved,
+                )
+            )
             patterns[(kind, "customer", cid)] = None
             if sku:
                 patterns[(kind, "sku", sku)] = None
@@ -217,9 +395,18 @@ class History:
                 ids = [o for _, o in window]
                 window.clear()
                 listed = ", ".join(ids[-5:]) + (f" and {len(ids) - 5} earlier" if len(ids) > 5 else "")
-                rows.append(exception_row(
-                    oid, "RECURRING_ANOMALY", f"{by}:{value}:{kind}",
-                    [f"{kind} on {len(window)} orders of {by} {value} within {WINDOW_DAYS} days: {listed}"],
-                    sku=value if by == "sku" else None, customer_id=cid, seen=seen,
-                    resolved=min(end, seen + dt.timedelta(hours=rng.randint(24, 120)))))
+                rows.append(
+                    exception_row(
+                        oid,
+                        "RECURRING_ANOMALY",
+                        f"{by}:{value}:{kind}",
+                        [
+                            f"{kind} on {len(window)} orders of {by} {value} within {WINDOW_DAYS} days: {listed}"
+                        ],
+                        sku=value if by == "sku" else None,
+                        customer_id=cid,
+                        seen=seen,
+                        resolved=min(end, seen + dt.timedelta(hours=rng.randint(24, 120))),
+                    )
+                )
         return rows

@@ -20,9 +20,23 @@ from tools.demo.parties import DISRUPTED_CARRIER, MAIN_DC
 if TYPE_CHECKING:
     from tools.demo.openbook import OpenBook
 
-__all__ = ["OpenOrder", "Budget", "pricing", "shortfall", "discontinued", "compliance", "master_data", "carrier"]
+__all__ = [
+    "Budget",
+    "OpenOrder",
+    "carrier",
+    "compliance",
+    "discontinued",
+    "master_data",
+    "pricing",
+    "shortfall",
+]
 
-SHORT, PROC, SUB, PRICE = "INVENTORY_SHORTFALL", "PROCUREMENT_DELAY", "SUBSTITUTION_REQUEST", "PRICING_DISCREPANCY"
+SHORT, PROC, SUB, PRICE = (
+    "INVENTORY_SHORTFALL",
+    "PROCUREMENT_DELAY",
+    "SUBSTITUTION_REQUEST",
+    "PRICING_DISCREPANCY",
+)
 
 
 class Budget:
@@ -89,13 +103,18 @@ def _place(book: OpenBook, order: OpenOrder, line: Draft) -> None:
 def pricing(book: OpenBook, order: OpenOrder) -> bool:
     """A line priced off its effective price: list instead of contract, an expired contract, a typo."""
     rng, world = book.rng, book.sim.world
-    choices = [d for d in order.lines if d.original is None and book.budget.sku_ok((PRICE,), world.items[d.item].sku)]
+    choices = [
+        d for d in order.lines if d.original is None and book.budget.sku_ok((PRICE,), world.items[d.item].sku)
+    ]
     if not choices:
         return False
     line = choices[int(rng.random() * len(choices))]
     effective, item = line.price, world.items[line.item]
-    options = [cents for start, end, cents in world.contracts.get((order.acct.idx, line.item), ())
-               if end is not None and end < order.day]
+    options = [
+        cents
+        for start, end, cents in world.contracts.get((order.acct.idx, line.item), ())
+        if end is not None and end < order.day
+    ]
     if world.effective_cents(order.acct.idx, line.item, order.day) != item.list_cents:
         options.append(item.list_cents)  # the contract price was not applied
     options.append(round(effective * rng.choice((rng.uniform(1.05, 1.18), rng.uniform(0.82, 0.95)))))
@@ -118,9 +137,14 @@ def shortfall(book: OpenBook, order: OpenOrder, kind: str, item: int | None = No
     if item is None:
         pools = plan.tight_early if kind == "early" else plan.tight_late
         region_dc = MAIN_DC[sim.world.wh[home].region]
-        candidates = [(i, home) for i in pools.get(home, ())] + [(i, region_dc) for i in pools.get(region_dc, ())]
-        candidates = [(i, wh) for i, wh in candidates
-                      if book.budget.sku_ok(types, items[i].sku) and all(d.item != i for d in order.lines)]
+        candidates = [(i, home) for i in pools.get(home, ())] + [
+            (i, region_dc) for i in pools.get(region_dc, ())
+        ]
+        candidates = [
+            (i, wh)
+            for i, wh in candidates
+            if book.budget.sku_ok(types, items[i].sku) and all(d.item != i for d in order.lines)
+        ]
         if not candidates:
             return False
         item, wh = candidates[int(rng.random() * len(candidates))]
@@ -147,8 +171,11 @@ def discontinued(book: OpenBook, order: OpenOrder, short: bool) -> bool:
     """A line on a discontinued item: still allocated from what is left, or backordered with no PO."""
     rng, world = book.rng, book.sim.world
     types = (SUB, SHORT, PROC) if short else (SUB,)
-    candidates = [i.idx for i in world.items if i.discontinued and book.budget.sku_ok(types, i.sku)
-                  and all(d.item != i.idx for d in order.lines)]
+    candidates = [
+        i.idx
+        for i in world.items
+        if i.discontinued and book.budget.sku_ok(types, i.sku) and all(d.item != i.idx for d in order.lines)
+    ]
     if not candidates:
         return False
     item = candidates[int(rng.random() * len(candidates))]

@@ -11,12 +11,24 @@ from dataclasses import dataclass
 from tools.demo.catalog import FAMILIES
 from tools.demo.parties import SUPPLIER_WORDS, WAREHOUSES
 
-__all__ = ["Sku", "SupplierSpec", "build_suppliers", "build_items", "build_substitutes"]
+__all__ = ["Sku", "SupplierSpec", "build_items", "build_substitutes", "build_suppliers"]
 
 VARIANT_PRICE = (1.0, 1.3, 1.85)
 SUPPLIERS_PER_FAMILY = (4, 3, 3, 4, 4, 3, 3, 4, 3, 3, 3, 3)  # 40 in all, in FAMILIES order
-SUPPLIER_NOUNS = ("Fastener", "Bearing", "Drive", "Electric", "Safety", "Hydraulics", "Pneumatics", "Tooling",
-                  "Abrasives", "Sanitation", "Instruments", "Motion")
+SUPPLIER_NOUNS = (
+    "Fastener",
+    "Bearing",
+    "Drive",
+    "Electric",
+    "Safety",
+    "Hydraulics",
+    "Pneumatics",
+    "Tooling",
+    "Abrasives",
+    "Sanitation",
+    "Instruments",
+    "Motion",
+)
 DISCONTINUED_SHARE = 0.015
 US_MAIN_DCS = tuple(w.warehouse_id for w in WAREHOUSES if w.country == "US" and w.size >= 0.9)
 
@@ -87,20 +99,37 @@ def build_items(rng: random.Random, suppliers: list[SupplierSpec]) -> list[Sku]:
         weights = [rng.paretovariate(1.4) for _ in combos]
         total = sum(weights)
         for (line, s_idx, size, rank, variant, grp, controlled), number, w in zip(combos, numbers, weights):
-            list_cents = _price(line.base_price * 100 * (1 + 0.16 * s_idx ** 0.9)
-                                * VARIANT_PRICE[min(rank, 2)] * rng.uniform(0.92, 1.08))
+            list_cents = _price(
+                line.base_price
+                * 100
+                * (1 + 0.16 * s_idx**0.9)
+                * VARIANT_PRICE[min(rank, 2)]
+                * rng.uniform(0.92, 1.08)
+            )
             cost = round(list_cents * (1 - rng.uniform(*fam.margin)))
             typical = fam.typical_qty * rng.uniform(0.6, 1.6)
             if list_cents > 50_000:
                 typical = min(typical, 1.5)
             label = variant if len(line.variants) > 1 or variant != "Standard" else ""
             parts = [line.name, size, label, line.pack if line.pack != "Each" else ""]
-            items.append(Sku(
-                idx=len(items), sku=f"{fam.prefix}-{number}", family=fam_idx,
-                description=", ".join(p for p in parts if p), list_cents=list_cents, cost_cents=cost,
-                discontinued=False, controlled=controlled, supplier=rng.choice(fam_suppliers),
-                pop=fam.demand * w / total, typical_qty=typical, group=grp, rank=rank, stocked=(),
-            ))
+            items.append(
+                Sku(
+                    idx=len(items),
+                    sku=f"{fam.prefix}-{number}",
+                    family=fam_idx,
+                    description=", ".join(p for p in parts if p),
+                    list_cents=list_cents,
+                    cost_cents=cost,
+                    discontinued=False,
+                    controlled=controlled,
+                    supplier=rng.choice(fam_suppliers),
+                    pop=fam.demand * w / total,
+                    typical_qty=typical,
+                    group=grp,
+                    rank=rank,
+                    stocked=(),
+                )
+            )
     _stock(rng, items)
     _discontinue(rng, items)
     return items
@@ -149,8 +178,8 @@ def build_substitutes(rng: random.Random, items: list[Sku]) -> list[tuple[int, i
         chosen = []
         for peer in peers:
             # Equal or better is approved; engineering also signed off some economy equivalents.
-            approved = peer.rank >= item.rank or peer.rank == item.rank - 1 and rng.random() < 0.3
-            if item.discontinued and approved or rng.random() < (0.85 if approved else 0.5):
+            approved = peer.rank >= item.rank or (peer.rank == item.rank - 1 and rng.random() < 0.3)
+            if (item.discontinued and approved) or rng.random() < (0.85 if approved else 0.5):
                 chosen.append((item.idx, peer.idx, approved))
         out.extend(chosen[:3])
     return out

@@ -21,13 +21,20 @@ from tools.demo.ordering import Draft, Sim
 from tools.demo.parties import NOTES
 from tools.demo.plan import Slot
 
-__all__ = ["OpenBook", "SCENARIO_TYPES"]
+__all__ = ["SCENARIO_TYPES", "OpenBook"]
 
 SCENARIO_TYPES: dict[str, tuple[str, ...]] = {
-    "pricing": (PRICE,), "short": (SHORT,), "short_po": (SHORT, PROC), "disc": (SUB,),
-    "disc_short": (SUB, SHORT, PROC), "note_short": (SUB, SHORT), "carrier": ("CARRIER_DISRUPTION",),
-    "master_data": ("MASTER_DATA_INCOMPLETE",), "compliance": ("COMPLIANCE_HOLD",),
-    "short_pricing": (SHORT, PRICE), "spike": (SHORT, PROC),
+    "pricing": (PRICE,),
+    "short": (SHORT,),
+    "short_po": (SHORT, PROC),
+    "disc": (SUB,),
+    "disc_short": (SUB, SHORT, PROC),
+    "note_short": (SUB, SHORT),
+    "carrier": ("CARRIER_DISRUPTION",),
+    "master_data": ("MASTER_DATA_INCOMPLETE",),
+    "compliance": ("COMPLIANCE_HOLD",),
+    "short_pricing": (SHORT, PRICE),
+    "spike": (SHORT, PROC),
 }
 SHORT_KIND = {"short": "early", "short_po": "late", "note_short": "early", "short_pricing": "early"}
 
@@ -51,8 +58,16 @@ class OpenBook:
             scenario, acct = None, sim.customer(rng, clean=True)
         site = self._site(acct, scenario, slot)
         requested, promised = sim.dates(rng, day, site)
-        order = OpenOrder(order_id, acct, site.warehouse_id, day, requested, promised, "open",
-                          [site.street, site.city, site.postal, site.country])
+        order = OpenOrder(
+            order_id,
+            acct,
+            site.warehouse_id,
+            day,
+            requested,
+            promised,
+            "open",
+            [site.street, site.city, site.postal, site.country],
+        )
         channel = sim.channel(rng, acct)
         order.lines = self._clean_lines(acct, site, day)
         order.status = self._status(day, scenario)
@@ -83,14 +98,16 @@ class OpenBook:
         types = SCENARIO_TYPES[scenario]
         for _ in range(12):
             acct = sim.customer(self.rng, clean=True)
-            if scenario == "compliance" and (acct.export_license or all(s.country == "US" for s in acct.sites)):
+            if scenario == "compliance" and (
+                acct.export_license or all(s.country == "US" for s in acct.sites)
+            ):
                 continue
             if self.budget.customer_ok(types, acct.customer_id):
                 return acct
         return None
 
     def _site(self, acct: Account, scenario: str | None, slot: Slot | None) -> Site:
-        if scenario == "compliance" or slot and "compliance" in slot.extras:
+        if scenario == "compliance" or (slot and "compliance" in slot.extras):
             abroad = [s for s in acct.sites if s.country != "US"]
             if abroad:
                 return abroad[int(self.rng.random() * len(abroad))]
@@ -118,8 +135,12 @@ class OpenBook:
                 item = sim.pick_item(rng, acct, day, history=False)
                 spec = world.items[item]
                 wh = world.source(spec, site.warehouse_id)
-                if (item not in seen and not spec.discontinued and spec.list_cents * spec.typical_qty < cap
-                        and sim.compliant(acct, item, wh, site.country)):
+                if (
+                    item not in seen
+                    and not spec.discontinued
+                    and spec.list_cents * spec.typical_qty < cap
+                    and sim.compliant(acct, item, wh, site.country)
+                ):
                     break
             else:
                 continue
@@ -135,8 +156,14 @@ class OpenBook:
             drafts.append(line)
         if not drafts:
             item = next(i for i in acct.basket if not world.items[i].controlled)
-            drafts.append(Draft(item, world.source(world.items[item], site.warehouse_id), 1,
-                                world.effective_cents(acct.idx, item, day)))
+            drafts.append(
+                Draft(
+                    item,
+                    world.source(world.items[item], site.warehouse_id),
+                    1,
+                    world.effective_cents(acct.idx, item, day),
+                )
+            )
         return drafts
 
     def _inject(self, order: OpenOrder, scenario: str | None, slot: Slot | None) -> bool:
@@ -193,8 +220,13 @@ class OpenBook:
     def _allocate(self, order: OpenOrder) -> None:
         rng, tight = self.rng, self.plan.tight
         for line in order.lines:
-            if not line.injected and not line.short and order.status != "released" and rng.random() < 0.12 \
-                    and (line.item, line.wh) not in tight:
+            if (
+                not line.injected
+                and not line.short
+                and order.status != "released"
+                and rng.random() < 0.12
+                and (line.item, line.wh) not in tight
+            ):
                 line.status, line.alloc = "open", 0
             elif line.status == "allocated":
                 line.alloc = line.qty
@@ -222,12 +254,25 @@ class OpenBook:
                 eta = max(planned + dt.timedelta(days=transit), as_of)
             else:
                 status = "booked" if x < 0.75 else "planned"
-                planned = as_of + dt.timedelta(days=rng.randint(0, 2) if status == "booked" else rng.randint(1, 4))
+                planned = as_of + dt.timedelta(
+                    days=rng.randint(0, 2) if status == "booked" else rng.randint(1, 4)
+                )
                 eta = planned + dt.timedelta(days=transit)
             value = sum(d.value() for d in order.lines if d.wh == wh)
             freight = sim.freight(value, express, sim.world.country(wh) != dest)
-            order.shipments.append([sim.shipment_id(), order.order_id, carrier, "express" if express else "ground",
-                                    status, planned, eta, freight, None])
+            order.shipments.append(
+                [
+                    sim.shipment_id(),
+                    order.order_id,
+                    carrier,
+                    "express" if express else "ground",
+                    status,
+                    planned,
+                    eta,
+                    freight,
+                    None,
+                ]
+            )
             order.promised = max(order.promised, eta)
 
     # -- bookkeeping -------------------------------------------------------------------------------
@@ -246,11 +291,40 @@ class OpenBook:
     def _rows(self, order: OpenOrder, channel: str) -> tuple[tuple, list[tuple], list[tuple]]:
         items, oid = self.sim.world.items, order.order_id
         street, city, postal, country = order.ship_to
-        row = (oid, order.acct.customer_id, channel, order.day, order.requested, order.promised, order.status,
-               order.credit_released, order.home, street, city, postal, country, order.note, "USD", None)
-        lines = [(oid, n, items[d.item].sku, d.qty, d.price, d.wh, d.alloc, d.backorder, d.status,
-                  items[d.original].sku if d.original is not None else None, 0)
-                 for n, d in enumerate(order.lines, 1)]
+        row = (
+            oid,
+            order.acct.customer_id,
+            channel,
+            order.day,
+            order.requested,
+            order.promised,
+            order.status,
+            order.credit_released,
+            order.home,
+            street,
+            city,
+            postal,
+            country,
+            order.note,
+            "USD",
+            None,
+        )
+        lines = [
+            (
+                oid,
+                n,
+                items[d.item].sku,
+                d.qty,
+                d.price,
+                d.wh,
+                d.alloc,
+                d.backorder,
+                d.status,
+                items[d.original].sku if d.original is not None else None,
+                0,
+            )
+            for n, d in enumerate(order.lines, 1)
+        ]
         return row, lines, [tuple(s) for s in order.shipments]
 
     def inventory(self, rng: random.Random) -> Iterator[tuple]:

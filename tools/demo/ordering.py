@@ -18,13 +18,18 @@ from tools.demo.parties import CARRIERS, DISRUPTED_CARRIER, NOTES, REGION_CARRIE
 from tools.demo.plan import Plan
 from tools.demo.world import World
 
-__all__ = ["Draft", "Sim", "LINES_PER_ORDER"]
+__all__ = ["LINES_PER_ORDER", "Draft", "Sim"]
 
 # Lines per order, 1..12: mean about 3.5.
 LINES_PER_ORDER = (27, 19.5, 14, 11, 8.5, 6.4, 4.8, 3.4, 2.4, 1.6, 1.0, 0.7)
 REQUESTED_LEAD = ((1, 10), (2, 20), (3, 20), (5, 20), (7, 15), (10, 10), (14, 5))
-NOTE_KINDS = (("none", 80.0), ("ordinary", 13.0), ("substitute_ok", 3.0), ("no_substitute", 3.0),
-              ("adversarial", 0.4))
+NOTE_KINDS = (
+    ("none", 80.0),
+    ("ordinary", 13.0),
+    ("substitute_ok", 3.0),
+    ("no_substitute", 3.0),
+    ("adversarial", 0.4),
+)
 ON_TIME = {c.carrier_id: c.on_time_rate for c in CARRIERS}
 EXPENSIVE = 50_000  # cents: at most a few units of anything dearer
 
@@ -63,8 +68,10 @@ class Sim:
         self.cum_lines = _cum(LINES_PER_ORDER)
         self.cum_note = _cum(w for _, w in NOTE_KINDS)
         self.cum_lead = _cum(w for _, w in REQUESTED_LEAD)
-        self.carriers = {region: ([c for c, _ in pairs], _cum(w for _, w in pairs))
-                         for region, pairs in REGION_CARRIERS.items()}
+        self.carriers = {
+            region: ([c for c, _ in pairs], _cum(w for _, w in pairs))
+            for region, pairs in REGION_CARRIERS.items()
+        }
         self.next_shipment = 500001
         total = world.cum_all[-1]
         self.spike_windows: dict[int, list[tuple[dt.date, dt.date, float]]] = {}
@@ -138,7 +145,7 @@ class Sim:
 
     def qty(self, rng: random.Random, item: int, acct: Account) -> int:
         spec = self.world.items[item]
-        qty = max(1, round(spec.typical_qty * acct.size ** 0.5 * rng.lognormvariate(0, 0.6)))
+        qty = max(1, round(spec.typical_qty * acct.size**0.5 * rng.lognormvariate(0, 0.6)))
         return min(qty, 3) if spec.list_cents > EXPENSIVE else qty
 
     def n_lines(self, rng: random.Random) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tools.demo.world import World
 
-__all__ = ["Calendar", "Slot", "Plan", "build_calendar", "build_plan", "SCENARIOS", "HISTORY_DAYS"]
+__all__ = ["HISTORY_DAYS", "SCENARIOS", "Calendar", "Plan", "Slot", "build_calendar", "build_plan"]
 
 HISTORY_DAYS = 90
 # Share of a day's orders still open, by age in days (0 = as_of). Older orders have all shipped.

@@ -16,31 +16,109 @@ from tools.demo.customers import Account, Contract, build_contracts, build_custo
 from tools.demo.items import Sku, SupplierSpec, build_items, build_substitutes, build_suppliers
 from tools.demo.parties import CARRIERS, MAIN_DC, WAREHOUSES, Warehouse
 
-__all__ = ["World", "build_world", "stream", "COLUMNS"]
+__all__ = ["COLUMNS", "World", "build_world", "stream"]
 
 # Column order of the rows every part yields (the writers insert exactly these columns).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "suppliers": ("supplier_id", "name", "on_time_rate", "lead_time_days"),
-    "items": ("sku", "description", "product_family", "list_price", "unit_cost", "status", "export_controlled",
-              "supplier_id"),
+    "items": (
+        "sku",
+        "description",
+        "product_family",
+        "list_price",
+        "unit_cost",
+        "status",
+        "export_controlled",
+        "supplier_id",
+    ),
     "substitutes": ("sku", "substitute_sku", "approved"),
     "warehouses": ("warehouse_id", "name", "region", "country"),
     "carriers": ("carrier_id", "name", "status", "on_time_rate"),
-    "customers": ("customer_id", "name", "tier", "credit_limit", "open_balance", "overdue_balance", "credit_hold",
-                  "allow_substitutions", "allow_partial_shipments", "export_license", "country", "email"),
+    "customers": (
+        "customer_id",
+        "name",
+        "tier",
+        "credit_limit",
+        "open_balance",
+        "overdue_balance",
+        "credit_hold",
+        "allow_substitutions",
+        "allow_partial_shipments",
+        "export_license",
+        "country",
+        "email",
+    ),
     "price_contracts": ("customer_id", "sku", "valid_from", "contract_price", "valid_to"),
-    "purchase_orders": ("po_id", "supplier_id", "sku", "warehouse_id", "qty", "expected_date", "status",
-                        "expedite_requested", "order_date"),
-    "orders": ("order_id", "customer_id", "channel", "order_date", "requested_date", "promised_date", "status",
-               "credit_released", "warehouse_id", "ship_to_street", "ship_to_city", "ship_to_postal_code",
-               "ship_to_country", "customer_note", "currency", "shipped_date"),
-    "order_lines": ("order_id", "line_no", "sku", "qty", "unit_price", "warehouse_id", "allocated_qty",
-                    "backorder_qty", "status", "original_sku", "shipped_qty"),
-    "shipments": ("shipment_id", "order_id", "carrier_id", "service_level", "status", "planned_ship_date", "eta",
-                  "freight_cost", "delivered_date"),
-    "exceptions": ("order_id", "type", "instance_key", "line_no", "shipment_id", "sku", "customer_id",
-                   "warehouse_id", "evidence", "evidence_hash", "status", "assigned_role", "first_seen_at",
-                   "detected_at", "resolved_at"),
+    "purchase_orders": (
+        "po_id",
+        "supplier_id",
+        "sku",
+        "warehouse_id",
+        "qty",
+        "expected_date",
+        "status",
+        "expedite_requested",
+        "order_date",
+    ),
+    "orders": (
+        "order_id",
+        "customer_id",
+        "channel",
+        "order_date",
+        "requested_date",
+        "promised_date",
+        "status",
+        "credit_released",
+        "warehouse_id",
+        "ship_to_street",
+        "ship_to_city",
+        "ship_to_postal_code",
+        "ship_to_country",
+        "customer_note",
+        "currency",
+        "shipped_date",
+    ),
+    "order_lines": (
+        "order_id",
+        "line_no",
+        "sku",
+        "qty",
+        "unit_price",
+        "warehouse_id",
+        "allocated_qty",
+        "backorder_qty",
+        "status",
+        "original_sku",
+        "shipped_qty",
+    ),
+    "shipments": (
+        "shipment_id",
+        "order_id",
+        "carrier_id",
+        "service_level",
+        "status",
+        "planned_ship_date",
+        "eta",
+        "freight_cost",
+        "delivered_date",
+    ),
+    "exceptions": (
+        "order_id",
+        "type",
+        "instance_key",
+        "line_no",
+        "shipment_id",
+        "sku",
+        "customer_id",
+        "warehouse_id",
+        "evidence",
+        "evidence_hash",
+        "status",
+        "assigned_role",
+        "first_seen_at",
+        "detected_at",
+        "resolved_at",
+    ),
     "inventory": ("sku", "warehouse_id", "on_hand", "allocated"),
     "dataset_meta": ("key", "value"),
 }
@@ -105,17 +183,53 @@ class World:
 
         items = self.items
         yield "suppliers", [(s.supplier_id, s.name, s.on_time_rate, s.lead_time_days) for s in self.suppliers]
-        yield "items", [(i.sku, i.description, FAMILIES[i.family].name, i.list_cents, i.cost_cents,
-                         "discontinued" if i.discontinued else "active", i.controlled,
-                         self.suppliers[i.supplier].supplier_id) for i in items]
+        yield (
+            "items",
+            [
+                (
+                    i.sku,
+                    i.description,
+                    FAMILIES[i.family].name,
+                    i.list_cents,
+                    i.cost_cents,
+                    "discontinued" if i.discontinued else "active",
+                    i.controlled,
+                    self.suppliers[i.supplier].supplier_id,
+                )
+                for i in items
+            ],
+        )
         yield "substitutes", [(items[a].sku, items[b].sku, ok) for a, b, ok in self.substitutes]
         yield "warehouses", [(w.warehouse_id, w.name, w.region, w.country) for w in self.warehouses]
         yield "carriers", [(c.carrier_id, c.name, c.status, c.on_time_rate) for c in CARRIERS]
-        yield "customers", [(c.customer_id, c.name, c.tier, c.credit_limit, c.open_balance, c.overdue, c.credit_hold,
-                             c.allow_subs, c.allow_partial, c.export_license, c.country, c.email)
-                            for c in self.customers]
-        yield "price_contracts", [(self.customers[c].customer_id, items[i].sku, start, cents, end)
-                                  for (c, i), rows in self.contracts.items() for start, end, cents in rows]
+        yield (
+            "customers",
+            [
+                (
+                    c.customer_id,
+                    c.name,
+                    c.tier,
+                    c.credit_limit,
+                    c.open_balance,
+                    c.overdue,
+                    c.credit_hold,
+                    c.allow_subs,
+                    c.allow_partial,
+                    c.export_license,
+                    c.country,
+                    c.email,
+                )
+                for c in self.customers
+            ],
+        )
+        yield (
+            "price_contracts",
+            [
+                (self.customers[c].customer_id, items[i].sku, start, cents, end)
+                for (c, i), rows in self.contracts.items()
+                for start, end, cents in rows
+            ],
+        )
 
 
 def build_world(seed: int, as_of: dt.date, orders: int) -> World:

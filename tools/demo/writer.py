@@ -21,15 +21,20 @@ from sqlalchemy.orm import Session
 
 from tools.models import Base
 
-__all__ = ["Writer", "SqliteWriter", "PostgresWriter", "OrmWriter", "open_writer"]
+__all__ = ["OrmWriter", "PostgresWriter", "SqliteWriter", "Writer", "open_writer"]
 
 Convert = Callable[[Any], Any] | None
 
 
 def _kind(table: str, column: str) -> str:
     col_type = Base.metadata.tables[table].c[column].type
-    for cls, name in ((Numeric, "money"), (DateTime, "datetime"), (Date, "date"), (Boolean, "bool"),
-                      (JSON, "json")):
+    for cls, name in (
+        (Numeric, "money"),
+        (DateTime, "datetime"),
+        (Date, "date"),
+        (Boolean, "bool"),
+        (JSON, "json"),
+    ):
         if isinstance(col_type, cls):
             return name
     return "plain"
@@ -71,8 +76,11 @@ class Writer:
     def _plan(self, table: str, columns: tuple[str, ...]) -> list[tuple[int, Callable]]:
         key = (table, columns)
         if key not in self._plans:
-            self._plans[key] = [(i, self.converters[k]) for i, c in enumerate(columns)
-                                if self.converters.get(k := _kind(table, c))]
+            self._plans[key] = [
+                (i, self.converters[k])
+                for i, c in enumerate(columns)
+                if self.converters.get(k := _kind(table, c))
+            ]
         return self._plans[key]
 
     def convert(self, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> Iterable[tuple]:
@@ -107,7 +115,13 @@ class Writer:
 
 
 class SqliteWriter(Writer):
-    converters = {"money": _cents_float, "datetime": _sqlite_datetime, "date": _iso, "bool": int, "json": _json}
+    converters = {
+        "money": _cents_float,
+        "datetime": _sqlite_datetime,
+        "date": _iso,
+        "bool": int,
+        "json": _json,
+    }
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()

@@ -1,0 +1,638 @@
+"""Nodes of the chat path: choose a tool, run it, answer from its facts.
+
+Two ways to choose. A model with native tool calling (``llm.chat_model``, e.g. OpenAI or vLLM)
+gets the tools bound and may call several, over a few rounds. The small local model picks one
+tool and its arguments as JSON under a grammar (``ROUTE_SCHEMA``). Either way each call is
+validated before it runs (:func:`agent.copilot.chat_tools.check_call`); an invalid JSON choice gets one
+retry with the error, then the deterministic fallback (an order id in the question: triage it).
+
+Answers rest on facts: "what is blocking SO-…" is the triage result (decided by the policy) with
+the model's grounded explanation (contract B); "why not", approval requests and late-order lists
+are rendered from the facts; other READ results are phrased by the model and checked
+(:func:`agent.copilot.chat_answers.ungrounded`), falling back to the fact-only text. Nothing here writes
+an ERP record; ``request_approval`` files a request with the governance step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.copilot import chat_answers as say
+from agent.copilot.chat_tools import (
+    COPILOT_TOOL_SCHEMAS,
+    ROUTE_SCHEMA,
+    TOOL_NAMES,
+    ToolCallError,
+    ToolChoice,
+    action_from_words,
+    asks_for_approval,
+    catalog,
+    check_call,
+)
+from agent.copilot.context import CopilotContext
+from agent.copilot.nodes import audit, explain_one, plain
+from agent.copilot.state import CopilotState
+from agent.triage.extract import find_order_ids
+
+__all__ = ["MAX_ROUNDS", "answer", "route_after_act", "route_after_select", "run_tools", "select_tool"]
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 4  # model rounds of one turn on the native tool-calling path
+HISTORY = 6  # messages of the thread shown to the model
+
+
+def _conversation(state: CopilotState) -> str:
+    parts = [m["content"] for m in (state.get("messages") or [])[-HISTORY:]]
+    return "\n".join([*parts, state.get("question") or ""])
+
+
+def _history(state: CopilotState) -> str:
+    lines = [
+        f"{m['role']}: {' '.join(m['content'].split())[:400]}"
+        for m in (state.get("messages") or [])[-HISTORY:]
+    ]
+    return "\n".join(lines) or "(none)"
+
+
+def _focus_text(focus: dict[str, Any]) -> str:
+    parts = []
+    if focus.get("order_id"):
+        parts.append(f"order under discussion: {focus['order_id']}")
+    if (action := focus.get("action")) and action.get("action"):
+        parts.append(f"action under discussion: {action['action']} on {action.get('order_id')}")
+    if focus.get("customer"):
+        parts.append(f"customer under discussion: {focus['customer']}")
+    return "; ".join(parts) or "(nothing yet)"
+
+
+def _check(state: CopilotState, ctx: CopilotContext, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    return check_call(
+        tool,
+        args,
+        question=state.get("question") or "",
+        conversation=_conversation(state),
+        focus=state.get("focus") or {},
+        tools=ctx.tools,
+    )
+
+
+# --- choose ---------------------------------------------------------------------------------------
+
+_LATE = re.compile(r"\b(late|delay|slip|miss)", re.IGNORECASE)
+_OWNER = re.compile(
+    r"\b(?:of|for)\s+([A-Z][\w&.-]*(?:\s+[A-Z][\w&.-]*)*?)(?:'s)?\s+orders?\b|\b([A-Z][\w&.-]+)'s\s+orders?\b"
+)
+_WHY_NOT = re.compile(
+    r"\bwhy\s+(?:not|don't|can't|didn't|isn't|wasn't)\b|\binstead\b|\bwhat about\b", re.IGNORECASE
+)
+_REFERS = re.compile(r"\b(it|that|this|the order|this order|its)\b", re.IGNORECASE)
+
+
+def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> dict[str, Any]:
+    """The deterministic reading of the question when the model cannot choose (or there is none)."""
+    question, focus = state.get("question") or "", state.get("focus") or {}
+    ids = find_order_ids(question)
+    order = ids[0] if ids else focus.get("order_id")
+    call: tuple[str, dict[str, Any]] | None = None
+    if asks_for_approval(question) and order:
+        call = ("request_approval", {"order_id": order})
+    elif order and _WHY_NOT.search(question) and action_from_words(question):
+        call = ("why_not", {"order_id": order, "action": action_from_words(question)})
+    elif ids:
+        call = ("triage_order", {"order_id": ids[0]})
+    elif _LATE.search(question) and (owner := _OWNER.search(question)):
+        call = ("find_late_orders", {"customer_name": (owner.group(1) or owner.group(2)).strip()})
+    elif order and _REFERS.search(question):
+        call = ("triage_order", {"order_id": order})
+    pending = []
+    if call is not None:
+        try:
+            pending = [{"tool": call[0], "args": _check(state, ctx, *call), "id": "fallback-1"}]
+        except ToolCallError as exc:
+            log.info("fallback call refused: %s", exc)
+    return {"pending": pending, "fallback": True, "fallback_reason": reason}
+
+
+def _route_prompt(state: CopilotState, ctx: CopilotContext) -> list[dict[str, str]]:
+    from prompts import load
+
+    return [
+        {"role": "system", "content": load("chat_system").render()},
+        {
+            "role": "user",
+            "content": load("chat_route").render(
+                tools=catalog(ctx.tools),
+                history=_history(state),
+                focus=_focus_text(state.get("focus") or {}),
+                question=state.get("question") or "",
+            ),
+        },
+    ]
+
+
+def _select_json(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
+    from agent.llm.providers import LLMError, parse_json
+
+    messages = _route_prompt(state, ctx)
+    problem = None
+    for attempt in range(2):  # one retry with the error, then the deterministic fallback
+        try:
+            result = ctx.llm.complete(messages, max_tokens=120, json_schema=ROUTE_SCHEMA)
+        except LLMError as exc:  # timeout or failure: no retry, the fallback answers now
+            return fallback_choice(state, ctx, f"model failed: {exc}")
+        try:
+            choice = parse_json(result.text, ToolChoice)
+            if choice.tool == "none":
+                return {"pending": []}
+            args = _check(state, ctx, choice.tool, choice.arguments())
+            return {"pending": [{"tool": choice.tool, "args": args, "id": f"route-{attempt + 1}"}]}
+        except (LLMError, ToolCallError) as exc:
+            problem = str(exc)
+            log.info("tool choice refused (attempt %d): %s", attempt + 1, problem)
+            messages = [
+                *messages,
+                {"role": "assistant", "content": result.text},
+                {
+                    "role": "user",
+                    "content": f"That choice was refused: {problem}\n"
+                    "Answer again with one corrected JSON object.",
+                },
+            ]
+    return fallback_choice(state, ctx, f"invalid tool choice: {problem}")
+
+
+def _lc_tools(ctx: CopilotContext) -> list[Any]:
+    """The tools bound to a native tool-calling model: the copilot's own and the READ tools."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    out = []
+    for name, schema in COPILOT_TOOL_SCHEMAS.items():
+        spec = convert_to_openai_tool(schema)
+        spec["function"]["name"] = name
+        out.append(spec)
+    out += [tool for name, tool in ctx.tools.items() if name in TOOL_NAMES]
+    return out
+
+
+def _lc_messages(state: CopilotState) -> list[Any]:
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    from prompts import load
+
+    out: list[Any] = [SystemMessage(load("chat_system").render())]
+    for m in (state.get("messages") or [])[-HISTORY:]:
+        out.append(HumanMessage(m["content"]) if m["role"] == "user" else AIMessage(m["content"]))
+    focus = _focus_text(state.get("focus") or {})
+    out.append(HumanMessage(f"{state.get('question') or ''}\n\n(context: {focus})"))
+    rounds: dict[int, list[dict[str, Any]]] = {}
+    for obs in state.get("observations") or []:
+        rounds.setdefault(int(obs.get("round", 0)), []).append(obs)
+    for _, calls in sorted(rounds.items()):
+        out.append(
+            AIMessage("", tool_calls=[{"name": o["tool"], "args": o["args"], "id": o["id"]} for o in calls])
+        )
+        for o in calls:
+            body = o["error"] if o.get("error") else json.dumps(o["result"], default=str)[:6000]
+            out.append(
+                ToolMessage(body, tool_call_id=o["id"], status="error" if o.get("error") else "success")
+            )
+    return out
+
+
+def _select_native(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
+    rounds = int(state.get("rounds") or 0) + 1
+    try:
+        reply = ctx.llm.chat_model.bind_tools(_lc_tools(ctx)).invoke(_lc_messages(state))
+    except Exception as exc:  # the model server: timeout, refusal, network — the facts still answer
+        log.warning("native tool calling failed: %s", exc)
+        return {
+            **fallback_choice(state, ctx, f"model failed: {type(exc).__name__}: {str(exc)[:200]}"),
+            "rounds": rounds,
+        }
+    calls = getattr(reply, "tool_calls", None) or []
+    if not calls:
+        return {"pending": [], "draft": str(reply.content or ""), "rounds": rounds}
+    pending, refused = [], []
+    for n, call in enumerate(calls):
+        call_id = call.get("id") or f"call-{rounds}-{n}"
+        try:
+            pending.append(
+                {
+                    "tool": call["name"],
+                    "args": _check(state, ctx, call["name"], call.get("args") or {}),
+                    "id": call_id,
+                }
+            )
+        except ToolCallError as exc:  # back to the model as the tool's message
+            refused.append(
+                {
+                    "tool": call["name"],
+                    "args": call.get("args") or {},
+                    "result": None,
+                    "error": str(exc),
+                    "id": call_id,
+                    "round": rounds,
+                }
+            )
+    update: dict[str, Any] = {"pending": pending, "rounds": rounds}
+    if refused:
+        update["observations"] = [*(state.get("observations") or []), *refused]
+    return update
+
+
+_BLOCKING = re.compile(
+    r"\b(block\w*|wrong|hold|held|holding|stuck|problem|issue|status|explain|going on|"
+    r"happening|late|delayed)\b",
+    re.IGNORECASE,
+)
+
+
+def rule_choice(state: CopilotState) -> tuple[str, dict[str, Any]] | None:
+    """The one question rules answer without the model: a short "what is blocking SO-…?" naming one
+    order (regular expressions first, the model for what they cannot read — as for pasted text)."""
+    question = state.get("question") or ""
+    ids = find_order_ids(question)
+    if (
+        len(ids) == 1
+        and len(question) <= 160
+        and _BLOCKING.search(question)
+        and not _WHY_NOT.search(question)
+        and not asks_for_approval(question)
+    ):
+        return "triage_order", {"order_id": ids[0]}
+    return None
+
+
+def select_tool(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
+    """Which tool answers the question: a native tool-calling model chooses; for the small local
+    model, rules read the unambiguous "what is blocking SO-…?" (saving a slow call) and the model
+    chooses the rest; without a model, the deterministic reading."""
+    ctx = runtime.context
+    if ctx.llm is None:
+        return fallback_choice(state, ctx, ctx.llm_unavailable or "no language model")
+    if ctx.llm.chat_model is not None:
+        return _select_native(state, ctx)
+    if (rule := rule_choice(state)) is not None:
+        return {"pending": [{"tool": rule[0], "args": _check(state, ctx, *rule), "id": "rule-1"}]}
+    return _select_json(state, ctx)
+
+
+def route_after_select(state: CopilotState) -> str:
+    if state.get("pending"):
+        return "act"
+    rounds = int(state.get("rounds") or 0)
+    if rounds and state.get("draft") is None and not state.get("fallback") and rounds < MAX_ROUNDS:
+        return "select"  # native path: every call was refused; the model reads why and tries again
+    return "answer"
+
+
+# --- act ------------------------------------------------------------------------------------------
+
+
+def _triage_readonly(ctx: CopilotContext, order_id: str) -> dict[str, Any]:
+    from agent.triage.service import OrderNotFound, triage_order
+    from tools.db import read_only
+    from tools.errors import NotFound
+
+    with read_only(ctx.factory) as session:
+        try:
+            return plain(triage_order(session, order_id, ctx.policy, record=False))
+        except OrderNotFound:
+            raise NotFound("order", order_id) from None
+
+
+def _why_not(ctx: CopilotContext, order_id: str, action: str) -> dict[str, Any]:
+    result = _triage_readonly(ctx, order_id)
+    rec = result.get("recommendation")
+    candidates = []
+    for option in result.get("options") or []:
+        exc = next((e for e in result["exceptions"] if e["instance"] == option["instance"]), {})
+        feasible = [c for c in option["candidates"] if c["feasible"]]
+        for c in option["candidates"]:
+            if c["action"] == action:
+                candidates.append(
+                    {
+                        "type": option["type"],
+                        "line_no": exc.get("line_no"),
+                        "shipment_id": exc.get("shipment_id"),
+                        "feasible": c["feasible"],
+                        "reason": c["reason"],
+                        "params": c.get("params"),
+                        "recommended": bool(feasible) and feasible[0] is c,
+                        "instead": feasible[0]["action"] if feasible and feasible[0] is not c else None,
+                    }
+                )
+    return {
+        "order_id": order_id,
+        "action": action,
+        "candidates": candidates,
+        "recommendation": rec,
+        "exception_types": [e["type"] for e in result["exceptions"]],
+    }
+
+
+def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: str | None) -> dict[str, Any]:
+    from agent.triage.service import triage_order
+    from tools.db import read_only
+    from tools.read.readers import search_orders
+
+    rows, checked_all = [], True
+    with read_only(ctx.factory) as session:
+        for status in ("open", "held", "released"):
+            page = search_orders(
+                session, customer_id=customer_id, customer_name=customer_name, status=status, limit=50
+            )
+            rows += page["orders"]
+            checked_all = checked_all and page.get("next_offset") is None
+        at_risk = []
+        for row in sorted(rows, key=lambda r: (r.get("promised_date") or "", r["order_id"])):
+            r = triage_order(session, row["order_id"], ctx.policy, record=False)
+            if r["exceptions"]:
+                at_risk.append(
+                    {
+                        "order_id": r["order_id"],
+                        "customer": row.get("customer_name"),
+                        "promised_date": row.get("promised_date"),
+                        "exceptions": sorted({e["type"] for e in r["exceptions"]}),
+                        "recommendation": (r.get("recommendation") or {}).get("action"),
+                    }
+                )
+        known = (
+            bool(rows)
+            or search_orders(session, customer_id=customer_id, customer_name=customer_name, limit=1)["total"]
+            > 0
+        )
+    names = sorted({r.get("customer_name") or r["customer_id"] for r in rows})
+    return plain(
+        {
+            "customer": ", ".join(names) or customer_name or customer_id,
+            "known": known,
+            "open_orders": len(rows),
+            "at_risk": at_risk,
+            "checked": len(rows),
+            "more": not checked_all,
+        }
+    )
+
+
+def _request(ctx: CopilotContext, state: CopilotState, order_id: str, action: str | None) -> dict[str, Any]:
+    from agent.governance.requests import request_action  # contract A
+
+    focus = state.get("focus") or {}
+    discussed = focus.get("action") or {}
+    params = (
+        discussed.get("params")
+        if discussed.get("order_id") == order_id and discussed.get("action") == action
+        else None
+    )
+    if (
+        params is None and action is not None
+    ):  # an action named in words: its feasible parameters, from the facts
+        feasible = [
+            c for c in _why_not(ctx, order_id, action)["candidates"] if c["feasible"] and c.get("params")
+        ]
+        params = feasible[0]["params"] if feasible else None
+    citations = focus.get("citations") if focus.get("order_id") == order_id else None
+    return plain(
+        request_action(
+            ctx.factory,
+            ctx.policy,
+            order_id=order_id,
+            requested_by=ctx.username or "unknown",
+            action=action,
+            params=params,
+            source="chat",
+            citations=citations,
+            thread_id=ctx.thread_id,
+        )
+    )
+
+
+def _execute(ctx: CopilotContext, state: CopilotState, tool: str, args: dict[str, Any]) -> Any:
+    """Run one validated call; expected failures (ToolError) come back as their message."""
+    from tools.errors import ToolError
+
+    try:
+        if tool == "triage_order":
+            return _triage_readonly(ctx, args["order_id"])
+        if tool == "why_not":
+            return _why_not(ctx, args["order_id"], args["action"])
+        if tool == "find_late_orders":
+            return _late_orders(ctx, args.get("customer_name"), args.get("customer_id"))
+        if tool == "request_approval":
+            return _request(ctx, state, args["order_id"], args.get("action"))
+    except ToolError as exc:
+        return str(exc)
+    reply = ctx.tools[tool].invoke(args)  # READ tools answer expected failures as a string
+    return plain(reply)
+
+
+def run_tools(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
+    """Run the pending calls (READ tools and the copilot's own); remember what they were about."""
+    ctx, writer = runtime.context, runtime.stream_writer
+    observations = list(state.get("observations") or [])
+    focus = dict(state.get("focus") or {})
+    request = state.get("request")
+    for call in state.get("pending") or []:
+        tool, args = call["tool"], call["args"]
+        writer({"type": "tool", "name": tool, "args": args})
+        result = _execute(ctx, state, tool, args)
+        error = result if isinstance(result, str) else None
+        observations.append(
+            {
+                "tool": tool,
+                "args": args,
+                "result": None if error else result,
+                "error": error,
+                "id": call["id"],
+                "round": int(state.get("rounds") or 1),
+            }
+        )
+        if error:
+            continue
+        if args.get("order_id"):
+            focus["order_id"] = args["order_id"]
+        if tool == "triage_order" and result.get("recommendation"):
+            focus["action"] = {**result["recommendation"], "order_id": result["order_id"]}
+        if tool == "why_not":
+            feasible = [c for c in result["candidates"] if c["feasible"] and c.get("params")]
+            if feasible:
+                focus["action"] = {
+                    "action": result["action"],
+                    "params": feasible[0]["params"],
+                    "order_id": result["order_id"],
+                }
+        if tool == "find_late_orders":
+            focus["customer"] = args.get("customer_name") or args.get("customer_id")
+        if tool == "request_approval":
+            request = result
+            writer({"type": "request", "request": result})
+            audit(
+                ctx,
+                "chat_request",
+                order_id=result.get("order_id"),
+                payload={
+                    "request_id": result.get("id"),
+                    "action": result.get("action"),
+                    "thread": ctx.thread_id,
+                },
+            )
+    return {"observations": observations, "pending": [], "focus": focus, "request": request}
+
+
+def route_after_act(state: CopilotState) -> str:
+    """Native tool calling (``rounds`` counts its model rounds) goes back to the model; else answer."""
+    rounds = int(state.get("rounds") or 0)
+    return "select" if rounds and not state.get("fallback") and rounds < MAX_ROUNDS else "answer"
+
+
+# --- answer ---------------------------------------------------------------------------------------
+
+
+def _phrase(
+    ctx: CopilotContext, state: CopilotState, facts: Any, fallback_text: str, citations: list[str], writer
+) -> tuple[str, bool, str | None]:
+    """The model's answer from ``facts``, checked; the fact-only text when it fails or strays."""
+    from agent.llm.providers import LLMError
+    from prompts import load
+
+    if ctx.llm is None:
+        return fallback_text, True, ctx.llm_unavailable or "no language model"
+    prompt = load("chat_answer").render(
+        question=state.get("question") or "",
+        history=_history(state),
+        facts=json.dumps(facts, default=str, ensure_ascii=False)[:6000],
+    )
+    messages = [
+        {"role": "system", "content": load("chat_system").render()},
+        {"role": "user", "content": prompt},
+    ]
+    try:
+        pieces = []
+        for piece in ctx.llm.stream(messages, max_tokens=220):
+            pieces.append(piece)
+            writer({"type": "token", "text": piece})
+        text = "".join(pieces).strip()
+    except LLMError as exc:
+        return fallback_text, True, f"model failed: {exc}"
+    problems = ungrounded_or_empty(text, facts, state.get("question") or "", citations)
+    if problems:
+        return fallback_text, True, "not grounded in the facts: " + "; ".join(problems[:3])
+    return text, False, None
+
+
+def ungrounded_or_empty(text: str, facts: Any, question: str, citations: list[str]) -> list[str]:
+    if not text:
+        return ["empty answer"]
+    return say.ungrounded(text, facts, question=question, citations=citations)
+
+
+def _passages(observations: list[dict[str, Any]]) -> list[str]:
+    return [
+        p["citation"]
+        for o in observations
+        if o["tool"] == "search_sops" and isinstance(o.get("result"), dict)
+        for p in o["result"].get("passages") or []
+    ]
+
+
+def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
+    """The reply of the turn, from the facts of its tool calls; appended to the thread's memory."""
+    ctx, writer = runtime.context, runtime.stream_writer
+    observations = state.get("observations") or []
+    fallback, reason = bool(state.get("fallback")), state.get("fallback_reason")
+    citations: list[str] = []
+    ran = [o for o in observations if not o.get("error")]
+    draft = state.get("draft")
+    if draft is not None and observations:  # native path: the model's own text, checked
+        cited = _passages(observations)
+        facts = [o.get("result") or o.get("error") for o in observations]
+        problems = ungrounded_or_empty(draft, facts, state.get("question") or "", cited)
+        if problems:
+            text = "\n".join(_render(o) for o in observations)
+            fallback, reason = True, "not grounded in the facts: " + "; ".join(problems[:3])
+        else:
+            text, citations = draft, say.citations_in(draft)
+    elif draft is not None:  # native path, no tool: a greeting or a question outside the records
+        problems = ungrounded_or_empty(draft, [], state.get("question") or "", [])
+        text = draft if not problems else say.HELP
+        if problems:
+            fallback, reason = True, "not grounded in the facts: " + "; ".join(problems[:3])
+    elif not observations:
+        text = say.HELP if not fallback else say.ASK
+    else:
+        last = observations[-1]
+        if last.get("error"):
+            text = say.render(last["tool"], last["error"])
+        elif last["tool"] == "triage_order":
+            text, citations, fb, why = _explain(ctx, last["result"], writer)
+            fallback, reason = fallback or fb, reason or why
+        elif last["tool"] == "why_not":
+            text = say.render_why_not(last["result"])
+        elif last["tool"] == "request_approval":
+            text = say.render_request(last["result"])
+        elif last["tool"] == "find_late_orders":
+            text = say.render_late_orders(last["result"])
+        else:
+            cited = _passages(ran)
+            text, fb, why = _phrase(
+                ctx, state, last["result"], say.render(last["tool"], last["result"]), cited, writer
+            )
+            fallback, reason = fallback or fb, reason or why
+            citations = say.citations_in(text) if not fb else cited[:3]
+    for c in citations:
+        writer({"type": "citation", "citation": c})
+    focus = dict(state.get("focus") or {})
+    if citations:
+        focus["citations"] = citations  # what a request for "that" cites
+    if fallback:
+        audit(
+            ctx,
+            "llm_fallback",
+            order_id=(state.get("focus") or {}).get("order_id"),
+            payload={"where": "chat", "reason": reason, "thread": ctx.thread_id},
+        )
+    return {
+        "answer": text,
+        "citations": citations,
+        "fallback": fallback,
+        "fallback_reason": reason,
+        "focus": focus,
+        "messages": [
+            {"role": "user", "content": state.get("question") or ""},
+            {"role": "assistant", "content": text},
+        ],
+    }
+
+
+def _render(obs: dict[str, Any]) -> str:
+    if obs.get("error"):
+        return say.render(obs["tool"], obs["error"])
+    result = obs["result"]
+    return {
+        "triage_order": say.render_triage_facts,
+        "why_not": say.render_why_not,
+        "request_approval": say.render_request,
+        "find_late_orders": say.render_late_orders,
+    }.get(obs["tool"], lambda r: say.render(obs["tool"], r))(result)
+
+
+def _explain(ctx: CopilotContext, result: dict[str, Any], writer) -> tuple[str, list[str], bool, str | None]:
+    """What blocks the order (facts) and why, in the model's grounded words (contract B)."""
+    header = say.render_triage_header(result)
+    if not result.get("exceptions"):
+        return header, [], False, None
+    writer({"type": "token", "text": header + "\n"})
+    explanation = explain_one(ctx, result, on_token=lambda piece: writer({"type": "token", "text": piece}))
+    return (
+        f"{header}\n{explanation['text']}",
+        list(explanation.get("citations") or []),
+        bool(explanation.get("fallback")),
+        explanation.get("reason"),
+    )

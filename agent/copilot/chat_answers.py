@@ -1,0 +1,225 @@
+"""The facts of a chat turn as plain text, and the check that the model's words stay within them.
+
+Every tool's result has a fact-only rendering: the answer when a tool's facts need no prose (an
+approval request, a "why not"), and the fallback when the model fails or writes something the
+facts do not support. :func:`ungrounded` is the check: every id, date, number and SOP citation
+in the model's text must appear in the facts of the turn (or the user's question).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+__all__ = [
+    "ASK",
+    "HELP",
+    "citations_in",
+    "render",
+    "render_late_orders",
+    "render_request",
+    "render_triage_header",
+    "render_why_not",
+    "ungrounded",
+]
+
+HELP = (
+    'I answer questions about orders and procedures: what is blocking an order (e.g. "what is blocking '
+    "SO-100042?\"), which of a customer's orders will ship late, why an action is not recommended, "
+    "what an SOP says — and I can request approval for an action."
+)
+ASK = "Which order do you mean? Give its number, e.g. SO-100042."
+
+_CITE = re.compile(r"\[([^\[\]]+)\]")
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+_ID = re.compile(r"\b[A-Z][A-Z0-9]{0,5}-[A-Z0-9]+(?:-[A-Z0-9]+)*\b")
+_NUM = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])\d+(?:\.\d+)?")
+_SMALL = 10  # counts and line numbers up to this need no support ("2 orders", "line 1")
+
+
+def _number(token: str) -> Decimal | None:
+    try:
+        return Decimal(token.replace(",", "")).normalize()
+    except InvalidOperation:
+        return None
+
+
+def citations_in(text: str) -> list[str]:
+    """The ``[SOP-… §…]`` citations of ``text`` in order, each once."""
+    out = []
+    for inner in _CITE.findall(text):
+        for part in inner.split(";"):
+            part = part.strip()
+            if part.upper().startswith("SOP-") and part not in out:
+                out.append(part)
+    return out
+
+
+def ungrounded(text: str, facts: Any, *, question: str = "", citations: list[str] | None = None) -> list[str]:
+    """What ``text`` says that ``facts`` (any JSON-able value) and the question do not support."""
+    support = json.dumps(facts, default=str, ensure_ascii=False) + "\n" + question
+    problems = []
+    allowed = set(citations or [])
+    for cite in citations_in(text):
+        if cite not in allowed:
+            problems.append(f"citation [{cite}] is not among the retrieved passages")
+    body = _CITE.sub(" ", text)
+    for date in _DATE.findall(body):
+        if date not in support:
+            problems.append(f"date {date} is not in the facts")
+    body = _DATE.sub(" ", body)
+    for ident in _ID.findall(body):
+        if ident not in support:
+            problems.append(f"id {ident} is not in the facts")
+    body = _ID.sub(" ", body)
+    known = {n for n in (_number(t) for t in _NUM.findall(_ID.sub(" ", support))) if n is not None}
+    for token in _NUM.findall(body):
+        value = _number(token)
+        if value is None or (value == value.to_integral_value() and value <= _SMALL):
+            continue
+        if value not in known:
+            problems.append(f"number {token} is not in the facts")
+    return problems
+
+
+# --- fact-only renderings -----------------------------------------------------------------------
+
+
+def _action(step: dict[str, Any] | None) -> str:
+    if not step:
+        return "nothing"
+    params = ", ".join(f"{k} {v}" for k, v in (step.get("params") or {}).items() if k != "order_id")
+    who = f"; approver {step['approver_role']}" if step.get("approver_role") else ""
+    risk = f", {step['risk']} risk" if step.get("risk") else ""
+    return f"{step['action']}{f' ({params})' if params else ''}{who}{risk}"
+
+
+def _where(exc: dict[str, Any]) -> str:
+    if exc.get("line_no"):
+        return f" (line {exc['line_no']})"
+    if exc.get("shipment_id"):
+        return f" (shipment {exc['shipment_id']})"
+    return ""
+
+
+def render_triage_header(result: dict[str, Any]) -> str:
+    """What blocks the order and what the policy recommends, from the triage facts only."""
+    oid, excs = result["order_id"], result.get("exceptions") or []
+    if not excs:
+        return f"{oid} ({result.get('status')}) has no open exception: nothing blocks it."
+    blocked = ", ".join(f"{e['type']}{_where(e)}" for e in excs)
+    text = f"{oid} ({result.get('status')}) is blocked by {blocked}."
+    if result.get("recommendation"):
+        text += f" Recommended: {_action(result['recommendation'])}."
+    return text
+
+
+def render_triage_facts(result: dict[str, Any]) -> str:
+    lines = [render_triage_header(result)]
+    for exc in result.get("exceptions") or []:
+        for fact in exc.get("evidence") or []:
+            lines.append(f"- {exc['type']}: {fact}")
+    return "\n".join(lines)
+
+
+def render_why_not(found: dict[str, Any]) -> str:
+    oid, action = found["order_id"], found["action"]
+    rec = found.get("recommendation")
+    if not found["candidates"]:
+        kinds = ", ".join(found.get("exception_types") or []) or "none"
+        return (
+            f"{action} is not an option for any exception of {oid} (its exceptions: {kinds}). "
+            f"Recommended: {_action(rec)}."
+        )
+    parts = []
+    for c in found["candidates"]:
+        where = f"{c['type']}{_where(c)}"
+        if c.get("recommended"):
+            parts.append(f"{action} is the recommended action for {where}: {c['reason']}")
+        elif c["feasible"]:
+            parts.append(
+                f"{action} is feasible for {where} but ranked after {c.get('instead') or 'another action'}: "
+                f"{c['reason']}"
+            )
+        else:
+            parts.append(f"{action} is not feasible for {where}: {c['reason']}")
+    return f"{oid}: " + " ".join(p.rstrip(".") + "." for p in parts)
+
+
+def render_request(request: dict[str, Any]) -> str:
+    guard = request.get("guard") or {}
+    text = (
+        f"Requested {request.get('action')} on {request.get('order_id')} (request {request.get('id')}, "
+        f"{request.get('risk')} risk): status {request.get('status')}"
+    )
+    if request.get("approver_role"):
+        text += f", to be decided by a {request['approver_role']}"
+    text += "."
+    if guard and not guard.get("ok", True):
+        text += " The guard blocked it: " + "; ".join(guard.get("reasons") or []) + "."
+    return text
+
+
+def render_late_orders(found: dict[str, Any]) -> str:
+    who = found.get("customer") or "the customer"
+    at_risk = found.get("at_risk") or []
+    if not found.get("known", True):
+        return f"No customer matching {who!r} has any orders."
+    if not found.get("open_orders"):
+        return f"{who} has no open orders."
+    if not at_risk:
+        return f"None of {who}'s {found['open_orders']} open orders has an exception: all are on track."
+    lines = [f"{len(at_risk)} of {who}'s {found['open_orders']} open orders are at risk of shipping late:"]
+    for o in at_risk:
+        lines.append(
+            f"- {o['order_id']} (promised {o.get('promised_date') or 'no date'}): "
+            f"{', '.join(o['exceptions'])}; recommended {o.get('recommendation') or 'nothing'}"
+        )
+    if found.get("more"):
+        lines.append(f"(only the first {found['checked']} open orders were checked)")
+    return "\n".join(lines)
+
+
+def _compact(result: Any, limit: int = 1200) -> str:
+    text = json.dumps(result, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def render(tool: str, result: Any) -> str:
+    """The fact-only text of one tool result."""
+    if isinstance(result, str):  # an expected failure of the tool (unknown id, bad argument)
+        return f"{tool}: {result}"
+    if tool == "search_sops":
+        passages = result.get("passages") or []
+        if not passages:
+            return "No SOP covers this question."
+        return "\n".join(
+            f"[{p['citation']}] {p['heading']}: {' '.join(p['text'].split())[:300]}" for p in passages[:3]
+        )
+    if tool == "search_orders":
+        rows = result.get("orders") or []
+        if not rows:
+            return "No orders match."
+        head = f"{result.get('total', len(rows))} orders match" + (
+            ", the first shown:" if result.get("next_offset") else ":"
+        )
+        return "\n".join(
+            [head]
+            + [
+                f"- {o['order_id']} {o.get('customer_name') or o.get('customer_id')} ({o['status']}, promised "
+                f"{o.get('promised_date')}, value {o.get('order_value')} {o.get('currency') or ''}): "
+                f"{', '.join(o.get('open_exceptions') or []) or 'no open exception'}"
+                for o in rows[:10]
+            ]
+        )
+    if tool == "list_open_exceptions":
+        rows = result.get("exceptions") or []
+        if not rows:
+            return "No open exceptions match."
+        return "\n".join(
+            [f"{result.get('total', len(rows))} open exceptions:"]
+            + [f"- {e['order_id']} {e['type']}{_where(e)}" for e in rows[:10]]
+        )
+    return f"{tool}: {_compact(result)}"

@@ -1,0 +1,301 @@
+"""What chat may do: the copilot's own tools, the READ tools, and the checks a tool call passes first.
+
+The model chooses; this module decides whether the choice may run. A call is refused (and the
+model told why, once) when its arguments fail the tool's schema, when it names an order, customer
+or sku that appears nowhere in the conversation (an invented id), or when it would request an
+approval that the user's own message did not ask for — so instructions hidden in a customer note
+or a pasted e-mail cannot make the copilot act. No tool here writes an ERP record: the only
+state-changing call, ``request_approval``, files a request with the governance step (contract A),
+which a person with the policy's role decides.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.policy import ACTIONS, ActionName
+from agent.triage.extract import find_order_ids
+from tools.domain import EXCEPTION_TYPES, ExceptionType
+
+__all__ = [
+    "COPILOT_TOOLS",
+    "COPILOT_TOOL_SCHEMAS",
+    "ORDER_TOOLS",
+    "ROUTE_SCHEMA",
+    "TOOL_NAMES",
+    "ToolCallError",
+    "ToolChoice",
+    "action_from_words",
+    "asks_for_approval",
+    "catalog",
+    "check_call",
+]
+
+
+class TriageOrderArgs(BaseModel):
+    """Find what is blocking one order and what to do next: its exceptions with evidence, the
+    recommended action and its approver. Use it for "what is blocking / wrong with SO-100042",
+    "why is it held", "what should we do"."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(description="order id such as SO-100042")
+
+
+class WhyNotArgs(BaseModel):
+    """Explain why an action is or is not the recommendation for an order (feasible or not, and
+    why). Use it for "why not split it?", "can we substitute instead?"."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(description="order id such as SO-100042")
+    action: ActionName = Field(description="the action asked about, e.g. SPLIT_SHIPMENT")
+
+
+class RequestApprovalArgs(BaseModel):
+    """File a request for approval of an action on an order (a person with the policy's role
+    decides; nothing runs before). Use it ONLY when the user asks to request, submit or raise an
+    approval ("request approval for that"). Leave action out for the order's recommended action."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(description="order id such as SO-100042")
+    action: ActionName | None = Field(default=None, description="the action, e.g. REALLOCATE_WAREHOUSE")
+
+
+class FindLateOrdersArgs(BaseModel):
+    """List a customer's open orders at risk of shipping late (an exception blocks or delays them),
+    with promised dates and what blocks each. Use it for "which of Acme's orders will ship late?"."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer_name: str | None = Field(default=None, description="part of the customer's name, e.g. acme")
+    customer_id: str | None = Field(default=None, description="customer id such as C-1042")
+
+
+COPILOT_TOOL_SCHEMAS: dict[str, type[BaseModel]] = {
+    "triage_order": TriageOrderArgs,
+    "why_not": WhyNotArgs,
+    "request_approval": RequestApprovalArgs,
+    "find_late_orders": FindLateOrdersArgs,
+}
+COPILOT_TOOLS = list(COPILOT_TOOL_SCHEMAS)
+READ_TOOL_NAMES = [
+    "search_sops",
+    "get_order",
+    "search_orders",
+    "list_open_exceptions",
+    "get_customer_credit",
+    "get_stock",
+    "get_substitutes",
+    "get_open_purchase_orders",
+    "get_order_shipments",
+    "get_line_price",
+    "get_effective_price",
+]
+TOOL_NAMES = [*COPILOT_TOOLS, *READ_TOOL_NAMES, "none"]
+ORDER_TOOLS = {
+    "triage_order",
+    "why_not",
+    "request_approval",
+    "get_order",
+    "get_order_shipments",
+    "get_line_price",
+}
+
+# The JSON path: one flat object the small model fills under a grammar; each tool takes the fields
+# it needs. Kept flat and small on purpose: a 1.5B model fills it reliably, nested unions it does not.
+_ID = {"type": "string", "maxLength": 32}
+ROUTE_SCHEMA: dict[str, Any] = {
+    "title": "ToolChoice",
+    "type": "object",
+    "properties": {
+        "tool": {"type": "string", "enum": TOOL_NAMES},
+        "order_id": _ID,
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        "customer_name": {"type": "string", "maxLength": 64},
+        "customer_id": _ID,
+        "sku": _ID,
+        "warehouse_id": _ID,
+        "exception_type": {"type": "string", "enum": list(EXCEPTION_TYPES)},
+        "status": {"type": "string", "enum": ["open", "held", "released", "shipped", "cancelled"]},
+        "line_no": {"type": "integer", "minimum": 1, "maximum": 999},
+        "question": {"type": "string", "maxLength": 200},
+    },
+    "required": ["tool"],
+}
+
+
+class ToolChoice(BaseModel):
+    """The model's choice on the JSON path, validated before anything runs."""
+
+    model_config = ConfigDict(extra="ignore")
+    tool: Literal[tuple(TOOL_NAMES)]  # type: ignore[valid-type]
+    order_id: str | None = None
+    action: ActionName | None = None
+    customer_name: str | None = None
+    customer_id: str | None = None
+    sku: str | None = None
+    warehouse_id: str | None = None
+    exception_type: ExceptionType | None = None
+    status: Literal["open", "held", "released", "shipped", "cancelled"] | None = None
+    line_no: int | None = None
+    question: str | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(exclude={"tool"}).items() if v not in (None, "")}
+
+
+class ToolCallError(ValueError):
+    """A tool call that may not run; the message tells the model what to fix."""
+
+
+_APPROVAL = re.compile(
+    r"\b(request|submit|raise|file|send|ask for|get|seek)\w*\b.{0,40}\b(approv|sign[- ]?off)\w*"
+    r"|\bapprov\w*\b.{0,20}\b(request|please|it|that|this)\b|\bgo ahead\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_approval(message: str) -> bool:
+    """Whether the user's own words ask to file an approval request.
+
+    Only a short message of the user's own counts: a pasted e-mail or note (long, several lines)
+    that says "request approval" is data about the order, not the user asking.
+    """
+    text = message.strip()
+    return len(text) <= 240 and text.count("\n") <= 1 and bool(_APPROVAL.search(text))
+
+
+_ACTION_WORDS: list[tuple[str, str]] = [
+    (r"\bsplit", "SPLIT_SHIPMENT"),
+    (r"partial", "SPLIT_SHIPMENT"),
+    (r"realloc|other warehouse|another warehouse|transfer", "REALLOCATE_WAREHOUSE"),
+    (r"substitut|replacement|equivalent", "APPROVE_SUBSTITUTION"),
+    (r"promise|new date|push (?:the )?date", "UPDATE_PROMISE_DATE"),
+    (r"release|credit", "RELEASE_CREDIT_HOLD"),
+    (r"price|pricing", "CORRECT_PRICE"),
+    (r"rebook|another carrier|other carrier", "REBOOK_CARRIER"),
+    (r"expedite (?:the )?(?:freight|shipping)|express", "EXPEDITE_FREIGHT"),
+    (r"expedite (?:the )?(?:po|purchase)", "EXPEDITE_PO"),
+    (r"address|master data|ship-to", "FIX_MASTER_DATA"),
+    (r"compliance|export", "COMPLIANCE_REVIEW"),
+    (r"escalat", "ESCALATE"),
+]
+
+
+def action_from_words(message: str) -> str | None:
+    """The action a sentence names in plain words ("why not split it?" → SPLIT_SHIPMENT)."""
+    for name in ACTIONS:
+        if name.lower() in message.lower():
+            return name
+    for pattern, name in _ACTION_WORDS:
+        if re.search(pattern, message, re.IGNORECASE):
+            return name
+    return None
+
+
+def catalog(tools: dict[str, Any]) -> str:
+    """The tools as the routing prompt lists them: name, arguments, first line of the description."""
+    lines = []
+    for name, schema in COPILOT_TOOL_SCHEMAS.items():
+        args = ", ".join(schema.model_fields)
+        lines.append(f"- {name}({args}): {_first(schema.__doc__)}")
+    for name in READ_TOOL_NAMES:
+        tool = tools.get(name)
+        if tool is None:
+            continue
+        fields = [f for f in tool.args_schema.model_fields if f not in {"limit", "offset", "k"}]
+        lines.append(f"- {name}({', '.join(fields)}): {_first(tool.description)}")
+    lines.append("- none(): nothing to look up (a greeting, thanks, or a question outside orders and SOPs).")
+    return "\n".join(lines)
+
+
+def _first(doc: str | None) -> str:
+    text = " ".join((doc or "").split())
+    return text.split(". ")[0].rstrip(".") + "."
+
+
+def _mentioned(value: str, conversation: str) -> bool:
+    if value.lower() in conversation.lower():
+        return True
+    ids = set(find_order_ids(conversation))
+    return any(i in ids for i in find_order_ids(value) or [value])
+
+
+def check_call(
+    tool: str,
+    args: dict[str, Any],
+    *,
+    question: str,
+    conversation: str,
+    focus: dict[str, Any],
+    tools: dict[str, Any],
+) -> dict[str, Any]:
+    """The validated arguments of a tool call, memory filled in; raises :class:`ToolCallError`.
+
+    ``conversation`` is the text of the thread (its messages and this question); ``focus`` what
+    "it" and "that" refer to.
+    """
+    if tool not in TOOL_NAMES:
+        raise ToolCallError(f"unknown tool {tool!r}; choose one of {', '.join(TOOL_NAMES)}")
+    args = {k: v for k, v in (args or {}).items() if v not in (None, "")}
+    if tool == "none":
+        return {}
+    named = find_order_ids(question)
+    # An order left out: the one order the question names, else the order under discussion ("it").
+    default_order = named[0] if len(named) == 1 else focus.get("order_id")
+    if tool in COPILOT_TOOL_SCHEMAS:
+        schema = COPILOT_TOOL_SCHEMAS[tool]
+        args = {k: v for k, v in args.items() if k in schema.model_fields}
+        if "order_id" in schema.model_fields and "order_id" not in args and default_order:
+            args["order_id"] = default_order
+        if tool == "request_approval" and "action" not in args:
+            discussed = focus.get("action") or {}
+            if discussed.get("order_id") == args.get("order_id") and discussed.get("action"):
+                args["action"] = discussed["action"]  # "that": the action under discussion
+        if tool == "why_not" and "action" not in args and (named := action_from_words(question)):
+            args["action"] = named
+        if tool == "find_late_orders" and not args and focus.get("customer"):
+            args["customer_name"] = focus["customer"]
+        if tool == "find_late_orders" and not args:
+            raise ToolCallError("find_late_orders needs customer_name or customer_id")
+        try:
+            args = schema.model_validate(args).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            raise ToolCallError(_errors(tool, exc)) from None
+    else:
+        read_tool = tools.get(tool)
+        if read_tool is None:
+            raise ToolCallError(f"{tool} is not available here")
+        fields = read_tool.args_schema.model_fields
+        if "order_id" in fields and "order_id" not in args and default_order:
+            args["order_id"] = default_order
+        if tool == "search_sops" and "question" not in args:
+            args["question"] = question
+        if tool == "search_sops" and "exception_type" in args:
+            args["exception_types"] = [args.pop("exception_type")]
+        args = {k: v for k, v in args.items() if k in fields}
+        try:
+            read_tool.args_schema.model_validate(args)
+        except ValidationError as exc:
+            raise ToolCallError(_errors(tool, exc)) from None
+    for key in ("order_id", "customer_id", "sku", "warehouse_id"):
+        value = args.get(key)
+        known = focus.get("order_id") if key == "order_id" else None
+        if isinstance(value, str) and value != known and not _mentioned(value, conversation):
+            raise ToolCallError(
+                f"{key} {value!r} appears nowhere in the conversation; use only ids the user gave"
+            )
+    if tool == "request_approval" and not asks_for_approval(question):
+        raise ToolCallError(
+            "request_approval only when the user asks to request an approval; the user did not ask for one"
+        )
+    return args
+
+
+def _errors(tool: str, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return f"invalid arguments for {tool}: " + "; ".join(parts)

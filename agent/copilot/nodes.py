@@ -1,0 +1,223 @@
+"""Nodes of the triage path: resolve the orders, triage them (deterministic), explain them (the model).
+
+Each node is a plain function ``(state, runtime) -> update``; ``runtime.context`` is the
+:class:`~agent.copilot.context.CopilotContext` of the run. Decisions come from :mod:`agent.triage.service` only;
+the model writes the explanation, and when it fails, times out or says something the facts do not
+support, the explanation is the fact-only template and says so (``fallback``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.copilot.context import CopilotContext
+from agent.copilot.state import CopilotState
+from agent.triage.extract import Mention, order_mentions, request_sentence, resolve_mentions, verbatim
+
+__all__ = [
+    "ASK_FOR_ORDER",
+    "audit",
+    "explain_one",
+    "explain_orders",
+    "plain",
+    "resolve_orders",
+    "route_after_resolve",
+    "triage_orders",
+]
+
+log = logging.getLogger(__name__)
+
+ASK_FOR_ORDER = (
+    "I could not find an order number in your message. Which order is it about? "
+    "Give its number, e.g. SO-100042."
+)
+NOT_FOUND = "order not found"
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON values (dates and decimals become strings), as `--json` prints it."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def audit(
+    ctx: CopilotContext, event_type: str, *, order_id: str | None = None, payload: dict | None = None
+) -> None:
+    """One event in the hash-chained audit log (agent.governance.audit, contract A), in its own transaction."""
+    try:
+        from agent.governance.audit import append_event
+    except ImportError:  # the audit log is not part of this build yet
+        log.info("%s %s %s", event_type, order_id or "", payload or {})
+        return
+    with ctx.factory() as session:
+        append_event(session, event_type, actor=ctx.username or "copilot", order_id=order_id, payload=payload)
+        session.commit()
+
+
+# --- resolve --------------------------------------------------------------------------------------
+
+
+def _mention_of(asked: str) -> Mention:
+    """An id typed by a person (``so-100042``, ``SO 100042``, ``SO1``): the exact text first."""
+    raw = asked.strip()
+    candidates = [raw, raw.upper()]
+    for m in order_mentions(raw):
+        candidates += list(m.candidates)
+    return Mention(raw, tuple(dict.fromkeys(c for c in candidates if c)))
+
+
+def _customer_request(text: str, llm: Any) -> str | None:
+    """The sentence saying what the customer wants, quoted verbatim. The model extracts it when
+    there is one (it reads free text better); anything that is not a quote of the text is refused
+    and the first sentence with a request cue is taken instead."""
+    if llm is not None:
+        from agent.llm.providers import LLMError, parse_json
+        from agent.triage.extract import CustomerRequest
+        from prompts import load
+
+        messages = load("triage_request").messages(text=text[:4000])
+        try:
+            result = llm.complete(messages, max_tokens=96, json_schema=CustomerRequest)
+            quote = parse_json(result.text, CustomerRequest).request
+            if quote is None:
+                return None  # the model read no request in it
+            if verbatim(quote, text):
+                return quote.strip(" \"'")
+            log.info("customer request %r is not a quote of the text; using the rule", quote[:80])
+        except LLMError as exc:
+            log.info("customer request extraction fell back: %s", exc)
+    return request_sentence(text)
+
+
+def resolve_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
+    """Which orders: the ids given, or the order numbers in the pasted text; unknown ones named."""
+    from sqlalchemy import select
+
+    from tools.db import read_only
+    from tools.models import Order
+
+    ctx = runtime.context
+    text = state.get("text")
+    mentions = (
+        order_mentions(text) if text is not None else [_mention_of(i) for i in state.get("order_ids") or []]
+    )
+    with read_only(ctx.factory) as session:
+        candidates = sorted({c for m in mentions for c in m.candidates})
+        known: set[str] = set()
+        for i in range(0, len(candidates), 500):
+            known.update(
+                session.scalars(select(Order.order_id).where(Order.order_id.in_(candidates[i : i + 500])))
+            )
+    found, missing = resolve_mentions(mentions, known.__contains__)
+    asked = [next((c for c in m.candidates if c in known), m.canonical) for m in mentions]
+    update: dict[str, Any] = {"order_ids": list(dict.fromkeys(asked)), "not_found": missing}
+    if text is not None:
+        update["customer_request"] = _customer_request(text, ctx.llm if state.get("explain") else None)
+        if not mentions:
+            update["answer"] = ASK_FOR_ORDER
+    return update
+
+
+def route_after_resolve(state: CopilotState) -> str:
+    return "triage" if state.get("order_ids") else "done"
+
+
+# --- triage (deterministic) ------------------------------------------------------------------------
+
+
+def triage_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
+    """Detect and plan each order (the policy decides); record its exceptions; log the triage."""
+    from agent.triage.service import OrderNotFound, triage_order
+
+    ctx = runtime.context
+    missing = set(state.get("not_found") or [])
+    results: list[dict[str, Any]] = []
+    with ctx.factory() as session:
+        for n, order_id in enumerate(state.get("order_ids") or [], 1):
+            if order_id in missing:
+                results.append({"order_id": order_id, "error": NOT_FOUND})
+                continue
+            try:
+                results.append(plain(triage_order(session, order_id, ctx.policy)))
+            except OrderNotFound:
+                results.append({"order_id": order_id, "error": NOT_FOUND})
+            if n % 200 == 0:
+                session.commit()
+        session.commit()
+    for r in results:
+        if "error" not in r:
+            rec = r.get("recommendation") or {}
+            audit(
+                ctx,
+                "triage",
+                order_id=r["order_id"],
+                payload={
+                    "exceptions": [e["type"] for e in r["exceptions"]],
+                    "recommendation": rec.get("action"),
+                    "approver_role": rec.get("approver_role"),
+                    "source": "copilot",
+                },
+            )
+    return {"results": results}
+
+
+# --- explain (the model) ----------------------------------------------------------------------------
+
+
+def explain_one(ctx: CopilotContext, result: dict[str, Any], *, on_token=None) -> dict[str, Any]:
+    """The explanation of one triaged order: at most one model call (plus one retry on a grounding
+    failure, inside ``explain_order``); the fact-only template when there is no model or it fails."""
+    from agent.copilot.explain import explain_order, fact_template, passages_for
+    from agent.llm.providers import LLMError
+
+    if not result.get("exceptions"):  # nothing to explain: no model call
+        return {"text": fact_template(result, []), "citations": [], "fallback": False, "reason": None}
+    passages = passages_for(result, ctx.collection) if ctx.collection is not None else []
+    cited = [p.citation for p in passages]
+    if ctx.llm is None:
+        explanation = {
+            "text": fact_template(result, passages),
+            "citations": cited,
+            "fallback": True,
+            "reason": ctx.llm_unavailable or "no language model",
+        }
+    else:
+        try:
+            explanation = dict(explain_order(result, passages, ctx.llm, on_token=on_token))
+        except LLMError as exc:  # explain_order falls back itself; this is the belt to its braces
+            explanation = {
+                "text": fact_template(result, passages),
+                "citations": cited,
+                "fallback": True,
+                "reason": str(exc),
+            }
+    explanation = plain(explanation)
+    if explanation.get("fallback"):
+        audit(
+            ctx,
+            "llm_fallback",
+            order_id=result["order_id"],
+            payload={"reason": explanation.get("reason"), "model": getattr(ctx.llm, "name", None)},
+        )
+    return explanation
+
+
+def explain_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
+    """Add ``explanation`` to each triaged order (``explain``); unknown orders stay as they are."""
+    if not state.get("explain"):
+        return {}
+    ctx, writer = runtime.context, runtime.stream_writer
+    results = []
+    for r in state.get("results") or []:
+        if "error" in r:
+            results.append(r)
+            continue
+        oid = r["order_id"]
+        explanation = explain_one(
+            ctx, r, on_token=lambda piece, oid=oid: writer({"type": "token", "order_id": oid, "text": piece})
+        )
+        results.append({**r, "explanation": explanation})
+    return {"results": results}

@@ -1,0 +1,83 @@
+"""The graph's state: what one run carries and what a chat thread remembers.
+
+Checkpointed per thread (``agent.checkpoint``), so every value is plain JSON: strings, numbers,
+booleans, lists and dicts — no ORM objects, no LangChain messages, no dates (ISO strings). Who is
+asking, the database, the policy and the model are run context (:mod:`agent.copilot.context`), never state.
+
+Fields written for one run (a triage request or one chat turn) are reset by the caller's input;
+``messages`` and ``focus`` are the thread's memory and persist across turns.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, TypedDict
+
+__all__ = ["CopilotState", "Message", "Observation"]
+
+
+class Message(TypedDict):
+    """One turn of the conversation: ``role`` is ``user`` or ``assistant``."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class Observation(TypedDict, total=False):
+    """One tool call of a chat turn and what it returned (a READ tool's dict, or its error message)."""
+
+    tool: str
+    args: dict[str, Any]
+    result: Any
+    error: str | None
+    id: str  # the model's tool-call id on the native tool-calling path
+
+
+class CopilotState(TypedDict, total=False):
+    # --- which way in ---------------------------------------------------------------------------
+    mode: Literal["triage", "chat"]
+    """``triage``: order ids or a pasted text in, triage results out. ``chat``: one question in a thread."""
+
+    # --- triage ---------------------------------------------------------------------------------
+    text: str | None
+    """Pasted text or e-mail to find order numbers in (``triage_text``); None when ids are given."""
+    order_ids: list[str]
+    """In: the ids asked for. After ``resolve``: the ids the database holds, in the order asked."""
+    not_found: list[str]
+    """Ids asked for (or found in the text) that no order has: reported, never invented."""
+    customer_request: str | None
+    """The sentence of the pasted text that says what the customer wants, verbatim (data, not an order)."""
+    explain: bool
+    """Whether each triaged order gets an explanation from the model (one call per order)."""
+    results: list[dict[str, Any]]
+    """One triage dict per id asked for (``agent.triage.service.triage_result`` plus ``explanation``), or
+    ``{"order_id", "error"}`` for an unknown id."""
+
+    # --- chat: the thread's memory (kept across turns) -------------------------------------------
+    messages: Annotated[list[Message], operator.add]
+    """The conversation so far, oldest first."""
+    focus: dict[str, Any]
+    """What "it" and "that" refer to: ``order_id`` (the order under discussion), ``action`` (the
+    action under discussion: ``{"action", "params", "order_id"}``), ``customer`` (a name)."""
+
+    # --- chat: this turn -------------------------------------------------------------------------
+    question: str
+    """The user's message of this turn."""
+    pending: list[dict[str, Any]]
+    """Tool calls chosen and validated, not yet run: ``{"tool", "args", "id"}``."""
+    observations: list[Observation]
+    """The tool calls of this turn with their results."""
+    rounds: int
+    """Model rounds taken this turn (native tool calling loops; bounded)."""
+    draft: str | None
+    """The model's own final text on the native path, before the grounding check."""
+    answer: str
+    """The reply shown to the user (also appended to ``messages``)."""
+    citations: list[str]
+    """SOP citations (``SOP-CREDIT-001 §3.2``) the answer rests on."""
+    request: dict[str, Any] | None
+    """The approval request created this turn (``agent.governance.requests.request_action``), if any."""
+    fallback: bool
+    """True when the model's language was replaced by fact-only text (or the model was bypassed)."""
+    fallback_reason: str | None
+    """Why it fell back: a timeout, a model error, invalid tool arguments, a grounding failure."""

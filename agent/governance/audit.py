@@ -1,0 +1,295 @@
+"""The audit log: append-only, hash-chained, verifiable.
+
+Every event is a row of ``audit_events`` whose ``hash = sha256(prev_hash + canonical JSON of the
+event)``; ``prev_hash`` is the hash of the event before it (64 zeros for the first). The canonical
+JSON holds every stored field but the hashes: seq, event_id, ts (UTC, microseconds), event_type,
+actor, role, order_id, request_id and payload, with sorted keys and no spaces. Editing, deleting,
+inserting or reordering any row breaks the chain at that row or the next, and :func:`verify_chain`
+names the first bad ``seq``; the one-row ``audit_anchor`` (seq and hash of the last event) makes a
+deletion at the tail visible too.
+
+Appends are serialised by updating the anchor row first, inside the caller's transaction: on
+PostgreSQL the row lock makes concurrent appenders queue (READ COMMITTED re-reads the new head),
+on SQLite the update takes the database write lock. ``seq`` is therefore gap-free and the chain
+linear however many processes append. An event commits or rolls back with the caller's work.
+
+Event types used by the product are the ``EVENT_*`` constants; others may log their own names.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import IO, Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from tools.models import AuditAnchor, AuditEvent
+
+__all__ = [
+    "EVENT_APPROVAL_REQUESTED",
+    "EVENT_DECISION",
+    "EVENT_DECISION_REFUSED",
+    "EVENT_ESCALATION",
+    "EVENT_EXECUTION",
+    "EVENT_GUARD",
+    "EVENT_LLM_FALLBACK",
+    "EVENT_OVERRIDE",
+    "EVENT_RECOMMENDATION",
+    "EVENT_REQUESTED",
+    "EVENT_TRIAGE",
+    "EVENT_USER_ADDED",
+    "GENESIS",
+    "append_event",
+    "canonical_json",
+    "event_hash",
+    "export_events",
+    "list_events",
+    "verify_chain",
+]
+
+GENESIS = "0" * 64
+
+EVENT_TRIAGE = "triage"  # an order was triaged: its exception types and recommendation
+EVENT_RECOMMENDATION = "recommendation"  # the next-best action the copilot proposed
+EVENT_REQUESTED = "action_requested"  # an action request was persisted
+EVENT_GUARD = "guard_result"  # the guard's verdict on a request (or an edit), with reasons
+EVENT_APPROVAL_REQUESTED = "approval_requested"  # the request waits for a person with a role
+EVENT_DECISION = "decision"  # approve / reject / edit: who, with which role, why
+EVENT_DECISION_REFUSED = "decision_refused"  # a decision that was not allowed, and why
+EVENT_EXECUTION = "execution"  # the write ran (executed) or failed safely, with the reason
+EVENT_OVERRIDE = "override"  # a person chose other than the copilot's recommendation
+EVENT_LLM_FALLBACK = "llm_fallback"  # the model failed; the fact-only text was used
+EVENT_ESCALATION = "escalation"  # an exception was routed to a role (ESCALATE)
+EVENT_USER_ADDED = "user_added"
+
+_FIELDS = ("seq", "event_id", "ts", "event_type", "actor", "role", "order_id", "request_id", "payload")
+_CSV_FIELDS = (*_FIELDS, "prev_hash", "hash")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.datetime):
+        return _ts(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
+    return str(value)
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 text kept; Decimal, dates and other values as strings."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
+    )
+
+
+def _ts(value: dt.datetime) -> str:
+    """UTC with microseconds; a naive value (SQLite returns them) is UTC already."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+def _content(row: Any) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "event_id": row.event_id,
+        "ts": _ts(row.ts),
+        "event_type": row.event_type,
+        "actor": row.actor,
+        "role": row.role,
+        "order_id": row.order_id,
+        "request_id": row.request_id,
+        "payload": row.payload,
+    }
+
+
+def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    """``sha256(prev_hash + canonical_json(content))`` as hex."""
+    return hashlib.sha256((prev_hash + canonical_json(content)).encode("utf-8")).hexdigest()
+
+
+_EVENTS = AuditEvent.__table__
+_ANCHOR = AuditAnchor.__table__
+# Built once: appends are hot (one per step of every request) and Core statements skip the ORM.
+_BUMP = (
+    update(_ANCHOR)
+    .where(_ANCHOR.c.id == 1)
+    .values(seq=_ANCHOR.c.seq + 1)
+    .returning(_ANCHOR.c.seq, _ANCHOR.c.hash)
+)
+_SET_HEAD = update(_ANCHOR).where(_ANCHOR.c.id == 1).values(hash=bindparam("head"))
+_INSERT = insert(_EVENTS)
+
+
+def append_event(
+    session: Session,
+    event_type: str,
+    *,
+    actor: str | None = None,
+    role: str | None = None,
+    order_id: str | None = None,
+    request_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Append one event to the chain inside the caller's transaction (the caller commits).
+
+    ``payload`` must be JSON-able (Decimal, dates and sets are turned into strings and lists); it is
+    stored exactly as it is hashed.
+    """
+    if not event_type or len(event_type) > 48:
+        raise ValueError(f"event_type must be 1-48 characters, got {event_type!r}")
+    body = json.loads(canonical_json(payload or {}))
+    conn = session.connection()
+    head = conn.execute(_BUMP).first()
+    if head is None:  # the anchor row removed by hand: start it again from the chain's tail
+        tail = conn.execute(
+            select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
+        ).first()
+        seq, prev = (tail.seq + 1, tail.hash) if tail else (1, GENESIS)
+        conn.execute(insert(_ANCHOR).values(id=1, seq=seq, hash=prev))
+    else:
+        seq, prev = head.seq, head.hash
+    row = {
+        "seq": seq,
+        "event_id": str(uuid.uuid4()),
+        "ts": dt.datetime.now(dt.UTC),
+        "event_type": event_type,
+        "actor": actor,
+        "role": role,
+        "order_id": order_id,
+        "request_id": request_id,
+        "payload": body,
+    }
+    row["prev_hash"] = prev
+    row["hash"] = event_hash(prev, _content_of(row))
+    conn.execute(_INSERT, row)
+    conn.execute(_SET_HEAD, {"head": row["hash"]})
+
+
+def _content_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": row["seq"],
+        "event_id": row["event_id"],
+        "ts": _ts(row["ts"]),
+        "event_type": row["event_type"],
+        "actor": row["actor"],
+        "role": row["role"],
+        "order_id": row["order_id"],
+        "request_id": row["request_id"],
+        "payload": row["payload"],
+    }
+
+
+def verify_chain(session: Session, *, batch: int = 5_000) -> dict[str, Any]:
+    """Recompute the chain from the first event: ``{"ok", "events", "first_bad_seq", "reason"}``.
+
+    Checks, per row in seq order: seq is the previous one plus one (starting at 1), prev_hash is
+    the previous row's hash, hash is the recomputed one; at the end, the anchor holds the last seq
+    and hash. Streams the table in key ranges, so memory stays flat on millions of events.
+    """
+    prev, expected, count, last = GENESIS, 1, 0, 0
+    for row in _rows(session, batch):
+        if row.seq != expected:
+            what = "an event is missing before it" if row.seq > expected else "seq out of order"
+            return _bad(count, row.seq, f"expected seq {expected}: {what} (deleted or reordered)")
+        if row.prev_hash != prev:
+            return _bad(
+                count,
+                row.seq,
+                "prev_hash does not match the previous event's hash "
+                "(the previous event was changed, deleted, inserted or moved)",
+            )
+        if event_hash(prev, _content(row)) != row.hash:
+            return _bad(count, row.seq, "hash does not match the event's content (the event was edited)")
+        prev, last, expected, count = row.hash, row.seq, expected + 1, count + 1
+    anchor = session.get(AuditAnchor, 1)
+    if anchor is not None and (anchor.seq, anchor.hash) != (last, prev):
+        if anchor.seq > last:
+            return _bad(
+                count,
+                last + 1,
+                f"the chain ends at seq {last} but the anchor records seq {anchor.seq}: "
+                "events were deleted at the tail",
+            )
+        return _bad(count, anchor.seq or 1, "the anchor does not match the chain's last event")
+    return {"ok": True, "events": count, "first_bad_seq": None, "reason": None}
+
+
+def _bad(count: int, seq: int, reason: str) -> dict[str, Any]:
+    return {"ok": False, "events": count, "first_bad_seq": seq, "reason": f"seq {seq}: {reason}"}
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return {**_content(row), "prev_hash": row.prev_hash, "hash": row.hash}
+
+
+def list_events(
+    session: Session,
+    *,
+    order_id: str | None = None,
+    request_id: int | None = None,
+    event_type: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Events in seq order, filtered; each a dict of the stored fields (ts as UTC ISO text)."""
+    query = select(AuditEvent).order_by(AuditEvent.seq)
+    if order_id is not None:
+        query = query.where(AuditEvent.order_id == order_id)
+    if request_id is not None:
+        query = query.where(AuditEvent.request_id == request_id)
+    if event_type is not None:
+        query = query.where(AuditEvent.event_type == event_type)
+    return [_as_dict(r) for r in session.scalars(query.limit(max(0, limit)).offset(max(0, offset)))]
+
+
+def _rows(session: Session, batch: int = 5_000) -> Iterator[Any]:
+    """Every event row (content, prev_hash, hash) in seq order, read in key ranges of ``batch``
+    rows so that memory stays flat on millions of events."""
+    cols = [_EVENTS.c[f] for f in (*_FIELDS, "prev_hash", "hash")]
+    last = None
+    while True:
+        query = select(*cols).order_by(AuditEvent.seq).limit(batch)
+        if last is not None:
+            query = query.where(AuditEvent.seq > last)
+        rows = session.connection().execute(query).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def _iter_all(session: Session, batch: int = 5_000) -> Iterator[dict[str, Any]]:
+    return map(_as_dict, _rows(session, batch))
+
+
+def export_events(session: Session, fmt: str, out: IO[str]) -> int:
+    """Write every event in seq order to ``out`` as ``jsonl`` or ``csv``; returns the count.
+
+    JSONL lines are canonical JSON (so a reader can recompute each hash); in CSV the payload
+    column holds canonical JSON.
+    """
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"export format must be jsonl or csv, not {fmt!r}")
+    n = 0
+    if fmt == "jsonl":
+        for event in _iter_all(session):
+            out.write(canonical_json(event) + "\n")
+            n += 1
+        return n
+    writer = csv.DictWriter(out, fieldnames=_CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for event in _iter_all(session):
+        writer.writerow({**event, "payload": canonical_json(event["payload"])})
+        n += 1
+    return n

@@ -1,0 +1,754 @@
+"""Action requests: propose, guard, decide, execute once, and log every step.
+
+The lifecycle of a request (``action_requests.status``)::
+
+    proposed ─ guard ─┬─ blocked                        (terminal: the guard's reasons are kept)
+                      ├─ pending_approval ─┬─ approved ─┬─ executed
+                      │                    │            └─ failed   (a precondition no longer held)
+                      │                    └─ rejected  (a reason is required)
+                      ├─ approved (auto-approval by policy, recorded as decided by ``policy``)
+                      └─ ESCALATE: needs no approval, executes at once (assigns the exception)
+
+A guard-blocked request is ``blocked``: it is never approvable; a person proposes a corrected one
+(a new request) instead. An approver's ``edit`` is an approval of edited parameters: they go
+through the guard again, and the risk and approver role are recomputed from them.
+
+Who decides: a user whose role is the request's approver role or above it in the policy's
+hierarchy (``Policy.may_decide``); never the requester; ``admin`` decides nothing. Decisions are
+taken under a lock on the request (PostgreSQL ``FOR UPDATE``; SQLite ``BEGIN IMMEDIATE``), so of
+concurrent decisions exactly one is recorded and the others get :class:`Conflict`. Execution is
+idempotent besides (``tools.writes.execute_request``).
+
+The graph of ``agent.governance.approval`` carries each request: ``request_action`` starts its thread, which
+guards and pauses at the decision; ``decide`` records the decision and resumes the thread, which
+executes. Pending approvals are listed from ``action_requests`` (:func:`list_requests`), not from
+a stream. Every step appends to the audit chain in the same transaction as its change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent.governance import audit
+from agent.governance.approval import build_approval_graph, resume_with_decision
+from agent.governance.guard import normalise_params, risk_facts, run_guard
+from agent.governance.users import POLICY_ACTOR, require_user
+from agent.policy import Policy
+from agent.triage.service import OrderNotFound, triage_order
+from tools import writes
+from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
+from tools.models import ActionRequest, Approval, ExceptionRecord, Execution, Order
+
+__all__ = [
+    "DECISIONS",
+    "decide",
+    "get_request",
+    "list_requests",
+    "request_action",
+    "resume_request",
+    "write_session",
+]
+
+DECISIONS = ("approve", "reject", "edit")
+_MEMORY_SAVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+# ------------------------------------------------------------------------------------------------
+# Transactions and checkpoints
+# ------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose transaction holds the write lock from its start on SQLite (``BEGIN
+    IMMEDIATE``: reads and writes in it are atomic against other writers); on PostgreSQL rows are
+    locked where it matters (``FOR UPDATE``). Commits on success, rolls back on any error."""
+    with factory() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _log_refusal(factory: sessionmaker[Session], event_type: str, exc: Exception, **fields: Any) -> None:
+    payload = fields.pop("payload", {})
+    with write_session(factory) as s:
+        audit.append_event(
+            s, event_type, payload={**payload, "refused": type(exc).__name__, "reason": str(exc)}, **fields
+        )
+
+
+def _database_url(factory: sessionmaker[Session]) -> str:
+    return factory.kw["bind"].url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def _checkpointer(factory: sessionmaker[Session], given=None):
+    """The checkpointer of the factory's database (in-memory databases: one per engine, in-process)."""
+    if given is not None:
+        yield given
+        return
+    from agent.checkpoint import checkpoint_location, open_checkpointer
+
+    url = _database_url(factory)
+    if checkpoint_location(url) == ":memory:":
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        engine = factory.kw["bind"]
+        saver = _MEMORY_SAVERS.get(engine)
+        if saver is None:
+            saver = _MEMORY_SAVERS[engine] = InMemorySaver()
+        yield saver
+        return
+    with open_checkpointer(url) as saver:
+        yield saver
+
+
+def _graph(factory: sessionmaker[Session], policy: Policy, saver):
+    return build_approval_graph(
+        guard_step=lambda rid: _guard_step(factory, policy, rid),
+        execute_step=lambda rid, aid: _execute_step(factory, policy, rid, aid),
+        checkpointer=saver,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading requests
+# ------------------------------------------------------------------------------------------------
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def _as_dict(session: Session, req: ActionRequest) -> dict[str, Any]:
+    ex = session.scalar(select(Execution).where(Execution.request_id == req.id))
+    decisions = session.scalars(select(Approval).where(Approval.request_id == req.id).order_by(Approval.id))
+    guard = req.guard_result or {"ok": None, "reasons": []}
+    return {
+        "id": req.id,
+        "action": req.action,
+        "params": req.params,
+        "order_id": req.order_id,
+        "exception_type": req.exception_type,
+        "evidence": req.evidence,
+        "citations": req.citations,
+        "risk": req.risk,
+        "approver_role": req.approver_role,
+        "requested_by": req.requested_by,
+        "status": req.status,
+        "guard": guard,
+        "is_recommendation": req.is_recommendation,
+        "recommended": req.recommended,
+        "source": req.source,
+        "thread_id": req.thread_id,
+        "error": req.error,
+        "created_at": _iso(req.created_at),
+        "updated_at": _iso(req.updated_at),
+        "decisions": [
+            {
+                "id": a.id,
+                "decision": a.decision,
+                "decided_by": a.decided_by,
+                "role": a.role,
+                "reason": a.reason,
+                "params": a.params,
+                "decided_at": _iso(a.decided_at),
+            }
+            for a in decisions
+        ],
+        "execution": None
+        if ex is None
+        else {
+            "id": ex.id,
+            "status": ex.status,
+            "result": ex.result,
+            "approval_id": ex.approval_id,
+            "idempotency_key": ex.idempotency_key,
+            "executed_at": _iso(ex.executed_at),
+        },
+    }
+
+
+def get_request(factory: sessionmaker[Session], request_id: int) -> dict[str, Any]:
+    with factory() as s:
+        req = s.get(ActionRequest, request_id)
+        if req is None:
+            raise NotFound("action request", str(request_id))
+        return _as_dict(s, req)
+
+
+def list_requests(
+    factory: sessionmaker[Session],
+    *,
+    status: str | None = None,
+    role: str | None = None,
+    order_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    policy: Policy | None = None,
+) -> list[dict[str, Any]]:
+    """Requests, newest first. ``role``: the queue of that role — requests whose approver role it
+    may decide through the policy's hierarchy (``policy`` default: the configured policy file)."""
+    query = select(ActionRequest).order_by(ActionRequest.id.desc())
+    if status is not None:
+        query = query.where(ActionRequest.status == status)
+    if order_id is not None:
+        query = query.where(ActionRequest.order_id == order_id)
+    if role is not None:
+        if policy is None:
+            from agent.policy import load_policy
+            from agent.settings import get_settings
+
+            policy = load_policy(get_settings().policy_path)
+        query = query.where(ActionRequest.approver_role.in_(sorted(policy.delegates(role))))
+    with factory() as s:
+        return [_as_dict(s, r) for r in s.scalars(query.limit(max(0, limit)).offset(max(0, offset)))]
+
+
+# ------------------------------------------------------------------------------------------------
+# Proposing
+# ------------------------------------------------------------------------------------------------
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(audit.canonical_json(value))
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return audit.canonical_json(a) == audit.canonical_json(b)
+
+
+def _locate(result: dict[str, Any], action: str, params: dict[str, Any]) -> tuple[dict | None, bool]:
+    """The exception instance an action resolves, and whether it is one of the plan's actions."""
+    plan_match = any(p["action"] == action and _same(p["params"], params) for p in result["plan"])
+    best = None
+    for option in result["options"]:
+        for cand in option["candidates"]:
+            if cand["action"] != action:
+                continue
+            if cand.get("feasible") and _same(cand.get("params", {}), params):
+                return option, plan_match
+            best = best or option
+    return best, plan_match
+
+
+def _log_triage(s: Session, result: dict[str, Any], actor: str | None, role: str | None, why: str) -> None:
+    rec = result.get("recommendation")
+    audit.append_event(
+        s,
+        audit.EVENT_TRIAGE,
+        actor=actor,
+        role=role,
+        order_id=result["order_id"],
+        payload={
+            "why": why,
+            "exceptions": [e["type"] for e in result["exceptions"]],
+            "recommendation": rec and {"action": rec["action"], "params": rec["params"]},
+        },
+    )
+    if rec is not None:
+        audit.append_event(
+            s,
+            audit.EVENT_RECOMMENDATION,
+            actor="copilot",
+            order_id=result["order_id"],
+            payload={
+                "action": rec["action"],
+                "params": rec["params"],
+                "risk": rec["risk"],
+                "approver_role": rec["approver_role"],
+                "reason": rec["reason"],
+            },
+        )
+
+
+def request_action(
+    factory: sessionmaker[Session],
+    policy: Policy,
+    *,
+    order_id: str,
+    requested_by: str,
+    action: str | None = None,
+    params: dict[str, Any] | None = None,
+    source: str = "cli",
+    citations: list | None = None,
+    thread_id: str | None = None,
+    checkpointer=None,
+) -> dict[str, Any]:
+    """Persist a proposed action for an order, guard it, and route it to approval.
+
+    ``action`` None: the order's recommendation (triaged now). Returns the request dict; a request
+    the guard blocks comes back with status ``blocked`` and the reasons in ``guard``. Raises
+    :class:`NotFound` (order), :class:`Forbidden` (unknown or inactive requester),
+    :class:`Conflict` (no recommendation to take), :class:`GuardBlocked` (an action not in the
+    catalog: nothing is persisted). Every refusal is logged.
+    """
+    order_id = (order_id or "").strip()
+    try:
+        with write_session(factory) as s:
+            user = require_user(s, requested_by)
+            if s.get(Order, order_id) is None:
+                raise NotFound("order", order_id)
+            try:
+                result = triage_order(s, order_id, policy)
+            except OrderNotFound:
+                raise NotFound("order", order_id) from None
+            _log_triage(s, result, user["username"], user["role"], f"action requested ({source})")
+            rec = result["recommendation"]
+            if action is None:
+                if rec is None:
+                    raise Conflict(
+                        f"order {order_id} has no exception to act on, so no recommendation: "
+                        "name an action to request one"
+                    )
+                action, params = rec["action"], dict(rec["params"])
+            action = str(action).strip().upper()
+            params = dict(params or {})
+            normalised, problems = normalise_params(policy, action, params)
+            if action not in policy.actions:
+                raise GuardBlocked(problems)
+            option, in_plan = _locate(result, action, normalised or params)
+            evidence = next(
+                (
+                    e["evidence"]
+                    for e in result["exceptions"]
+                    if option and (e["type"], e["instance"]) == (option["type"], option["instance"])
+                ),
+                [],
+            )
+            exception_id = None
+            if option is not None:
+                s.flush()
+                exception_id = s.scalar(
+                    select(ExceptionRecord.id).where(
+                        ExceptionRecord.order_id == order_id,
+                        ExceptionRecord.type == option["type"],
+                        ExceptionRecord.instance_key == option["instance"],
+                    )
+                )
+            stored = _jsonable(normalised if normalised is not None else params)
+            risk = "none" if action == "ESCALATE" else policy.risk_of(action)
+            approver = (
+                stored.get("role") if action == "ESCALATE" else policy.approver_for(action, risk)
+            ) or ""
+            now = _now()
+            req = ActionRequest(
+                action=action,
+                params=stored,
+                params_hash=writes.params_hash(stored),
+                order_id=order_id,
+                exception_id=exception_id,
+                exception_type=option["type"] if option else None,
+                evidence=_jsonable(evidence),
+                citations=_jsonable(citations or []),
+                risk=risk,
+                approver_role=str(approver)[:32],
+                requested_by=user["username"],
+                is_recommendation=in_plan,
+                recommended=_jsonable(rec and {"action": rec["action"], "params": rec["params"]}),
+                status="proposed",
+                thread_id=thread_id,
+                source=(source or "cli")[:16],
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(req)
+            s.flush()
+            audit.append_event(
+                s,
+                audit.EVENT_REQUESTED,
+                actor=user["username"],
+                role=user["role"],
+                order_id=order_id,
+                request_id=req.id,
+                payload={
+                    "action": action,
+                    "params": stored,
+                    "source": req.source,
+                    "is_recommendation": in_plan,
+                    "thread_id": thread_id,
+                    "citations": req.citations,
+                },
+            )
+            if rec is not None and not in_plan:
+                audit.append_event(
+                    s,
+                    audit.EVENT_OVERRIDE,
+                    actor=user["username"],
+                    role=user["role"],
+                    order_id=order_id,
+                    request_id=req.id,
+                    payload={
+                        "kind": "requested_other_action",
+                        "recommended": req.recommended,
+                        "chosen": {"action": action, "params": stored},
+                    },
+                )
+            request_id = req.id
+    except ToolError as exc:
+        _log_refusal(
+            factory,
+            audit.EVENT_GUARD if isinstance(exc, GuardBlocked) else "request_refused",
+            exc,
+            actor=requested_by,
+            order_id=order_id or None,
+            payload={
+                "action": action,
+                "params": _jsonable(params) if isinstance(params, dict) else None,
+                "ok": False,
+                "reasons": getattr(exc, "reasons", [str(exc)]),
+            },
+        )
+        raise
+    with _checkpointer(factory, checkpointer) as saver:
+        from agent.governance.approval import thread_config
+
+        _graph(factory, policy, saver).invoke({"request_id": request_id}, thread_config(request_id))
+    return get_request(factory, request_id)
+
+
+# ------------------------------------------------------------------------------------------------
+# The graph's steps
+# ------------------------------------------------------------------------------------------------
+
+_ROUTE = {"pending_approval": "pending", "blocked": "blocked", "approved": "auto"}
+
+
+def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int) -> dict[str, Any]:
+    """Guard a proposed request: blocked, pending approval, auto-approved, or (ESCALATE) straight on."""
+    with write_session(factory) as s:
+        req = s.get(ActionRequest, request_id, with_for_update=True)
+        if req is None:
+            raise NotFound("action request", str(request_id))
+        if req.status != "proposed":  # a re-run (resumed thread): the guard already spoke
+            return {"outcome": _ROUTE.get(req.status, "done")}
+        g = run_guard(
+            s, policy, action=req.action, params=req.params, requested_by=req.requested_by, partial=True
+        )
+        req.guard_result, req.updated_at = g.as_dict(), _now()
+        if g.ok:
+            req.params, req.params_hash = g.params, writes.params_hash(g.params)
+            req.risk, req.approver_role = g.risk, g.approver_role
+        audit.append_event(
+            s,
+            audit.EVENT_GUARD,
+            actor="guard",
+            order_id=req.order_id,
+            request_id=req.id,
+            payload={"stage": "request", **g.as_dict()},
+        )
+        if not g.ok:
+            req.status = "blocked"
+            return {"outcome": "blocked"}
+        if req.action == "ESCALATE":
+            return {"outcome": "escalate"}
+        if policy.auto_approves(req.action, req.risk) and not writes.missing_inputs(
+            s, req.action, req.params
+        ):
+            approval = Approval(
+                request_id=req.id,
+                decision="approve",
+                decided_by=POLICY_ACTOR,
+                role=POLICY_ACTOR,
+                reason=f"auto-approved by policy: {req.risk} risk",
+                params=req.params,
+                params_hash=req.params_hash,
+                decided_at=_now(),
+            )
+            s.add(approval)
+            s.flush()
+            req.status = "approved"
+            audit.append_event(
+                s,
+                audit.EVENT_DECISION,
+                actor=POLICY_ACTOR,
+                role=POLICY_ACTOR,
+                order_id=req.order_id,
+                request_id=req.id,
+                payload={
+                    "decision": "approve",
+                    "reason": approval.reason,
+                    "approval_id": approval.id,
+                    "risk": req.risk,
+                },
+            )
+            return {"outcome": "auto", "approval_id": approval.id}
+        req.status = "pending_approval"
+        audit.append_event(
+            s,
+            audit.EVENT_APPROVAL_REQUESTED,
+            actor="copilot",
+            order_id=req.order_id,
+            request_id=req.id,
+            payload={
+                "approver_role": req.approver_role,
+                "risk": req.risk,
+                "action": req.action,
+                "params": req.params,
+            },
+        )
+        return {"outcome": "pending"}
+
+
+def _veto(s: Session, policy: Policy, req: ActionRequest) -> str | None:
+    """A reason not to run an approved request now: its risk changed since it was approved."""
+    if req.action == "ESCALATE":
+        return None
+    risk = policy.risk_of(req.action, risk_facts(s, policy, req.action, req.params))
+    if risk != req.risk:
+        who = policy.approver_for(req.action, risk)
+        return f"the risk of {req.action} is now {risk}, not the {req.risk} it was approved at (needs {who})"
+    return None
+
+
+def _execute_step(
+    factory: sessionmaker[Session], policy: Policy, request_id: int, approval_id: int | None
+) -> str:
+    """Execute once in one transaction; on failure re-triage the order. Returns the end status."""
+    try:
+        with write_session(factory) as s:
+            req = s.get(ActionRequest, request_id, with_for_update=True)
+            if req is None:
+                raise NotFound("action request", str(request_id))
+            if s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None:
+                return req.status  # already ran: a retry, a double resume
+            veto = _veto(s, policy, req)
+            execution, ran = writes.execute_request(s, request_id, approval_id=approval_id, veto=veto)
+            if not ran:
+                return req.status
+            audit.append_event(
+                s,
+                audit.EVENT_EXECUTION,
+                actor="executor",
+                order_id=req.order_id,
+                request_id=req.id,
+                payload={
+                    "action": req.action,
+                    "status": execution.status,
+                    "result": execution.result,
+                    "approval_id": execution.approval_id,
+                    "idempotency_key": execution.idempotency_key,
+                },
+            )
+            if req.action == "ESCALATE" and execution.status == "executed":
+                audit.append_event(
+                    s,
+                    audit.EVENT_ESCALATION,
+                    actor=req.requested_by,
+                    order_id=req.order_id,
+                    request_id=req.id,
+                    payload={"role": req.params["role"], "reason": req.params["reason"]},
+                )
+            if req.order_id:
+                why = (
+                    "execution failed: " + (req.error or "")
+                    if execution.status == "failed"
+                    else "after execution"
+                )
+                try:
+                    _log_triage(s, triage_order(s, req.order_id, policy), "copilot", None, why)
+                except OrderNotFound:
+                    pass
+            return execution.status
+    except IntegrityError:  # a concurrent duplicate lost the unique idempotency key: it ran once
+        with factory() as s:
+            return s.get(ActionRequest, request_id).status
+
+
+# ------------------------------------------------------------------------------------------------
+# Deciding
+# ------------------------------------------------------------------------------------------------
+
+
+def decide(
+    factory: sessionmaker[Session],
+    policy: Policy,
+    request_id: int,
+    *,
+    username: str,
+    decision: str,
+    reason: str | None = None,
+    params: dict[str, Any] | None = None,
+    checkpointer=None,
+) -> dict[str, Any]:
+    """Approve, reject (a reason is required) or edit (new parameters, guarded again) a pending
+    request, then resume its graph thread, which executes an approval once.
+
+    Raises :class:`Forbidden` (unknown user, the requester, a role that may not decide it),
+    :class:`Conflict` (already decided or executed), :class:`GuardBlocked` (edited parameters the
+    guard refuses), :class:`ToolError` (bad decision, missing reason or parameters). Every refusal
+    is logged; a refused decision changes nothing.
+    """
+    decision = (decision or "").strip().lower()
+    reason = (reason or "").strip() or None
+    try:
+        with write_session(factory) as s:
+            if decision not in DECISIONS:
+                raise ToolError(f"decision must be approve, reject or edit, not {decision!r}")
+            req = s.get(ActionRequest, request_id, with_for_update=True)
+            if req is None:
+                raise NotFound("action request", str(request_id))
+            user = require_user(s, username)
+            if req.status != "pending_approval":
+                last = s.scalar(
+                    select(Approval).where(Approval.request_id == req.id).order_by(Approval.id.desc())
+                )
+                by = f" ({last.decision} by {last.decided_by} at {_iso(last.decided_at)})" if last else ""
+                raise Conflict(f"request {req.id} is {req.status}{by}: nothing to decide")
+            if user["username"] == req.requested_by:
+                raise Forbidden(f"{user['username']} requested {req.id}: nobody decides on their own request")
+            if not policy.may_decide(user["role"], req.action, req.risk):
+                raise Forbidden(
+                    f"{user['username']} ({user['role']}) may not decide {req.action} at {req.risk} risk: "
+                    f"it needs {req.approver_role} or a role above it"
+                )
+            if decision == "reject" and not reason:
+                raise ToolError("a rejection needs a reason")
+            before = dict(req.params)
+            if decision == "edit":
+                if not isinstance(params, dict) or not params:
+                    raise ToolError("an edit needs the changed parameters")
+                g = run_guard(
+                    s,
+                    policy,
+                    action=req.action,
+                    params={**req.params, **params},
+                    requested_by=req.requested_by,
+                )
+                if not g.ok:
+                    raise GuardBlocked(g.reasons)
+                if not policy.may_decide(user["role"], req.action, g.risk):
+                    raise Forbidden(
+                        f"the edited {req.action} is {g.risk} risk: {user['username']} ({user['role']}) "
+                        f"may not decide it; it needs {g.approver_role}"
+                    )
+                audit.append_event(
+                    s,
+                    audit.EVENT_GUARD,
+                    actor="guard",
+                    order_id=req.order_id,
+                    request_id=req.id,
+                    payload={"stage": "edit", **g.as_dict()},
+                )
+                req.params, req.params_hash = g.params, writes.params_hash(g.params)
+                req.risk, req.approver_role, req.guard_result = g.risk, g.approver_role, g.as_dict()
+            elif decision == "approve":
+                missing = writes.missing_inputs(s, req.action, req.params)
+                if missing:
+                    raise ToolError(
+                        f"{req.action} needs values for {', '.join(missing)}: edit the request with them"
+                    )
+            approval = Approval(
+                request_id=req.id,
+                decision=decision,
+                decided_by=user["username"],
+                role=user["role"],
+                reason=reason,
+                params=req.params,
+                params_hash=req.params_hash,
+                decided_at=_now(),
+            )
+            s.add(approval)
+            s.flush()
+            req.status = "rejected" if decision == "reject" else "approved"
+            req.updated_at = approval.decided_at
+            audit.append_event(
+                s,
+                audit.EVENT_DECISION,
+                actor=user["username"],
+                role=user["role"],
+                order_id=req.order_id,
+                request_id=req.id,
+                payload={
+                    "decision": decision,
+                    "reason": reason,
+                    "approval_id": approval.id,
+                    "action": req.action,
+                    "params": req.params,
+                    "risk": req.risk,
+                },
+            )
+            if req.is_recommendation and (decision == "reject" or not _same(before, req.params)):
+                audit.append_event(
+                    s,
+                    audit.EVENT_OVERRIDE,
+                    actor=user["username"],
+                    role=user["role"],
+                    order_id=req.order_id,
+                    request_id=req.id,
+                    payload={
+                        "kind": "rejected_recommendation"
+                        if decision == "reject"
+                        else "edited_recommendation",
+                        "recommended": {"action": req.action, "params": before},
+                        "chosen": None
+                        if decision == "reject"
+                        else {"action": req.action, "params": req.params},
+                        "reason": reason,
+                    },
+                )
+            approval_id = approval.id
+    except ToolError as exc:
+        _log_refusal(
+            factory,
+            audit.EVENT_DECISION_REFUSED,
+            exc,
+            actor=username,
+            request_id=request_id,
+            payload={"decision": decision, "reasons": getattr(exc, "reasons", [str(exc)])},
+        )
+        raise
+    with _checkpointer(factory, checkpointer) as saver:
+        resume_with_decision(
+            _graph(factory, policy, saver), request_id, decision=decision, approval_id=approval_id
+        )
+    return get_request(factory, request_id)
+
+
+def resume_request(
+    factory: sessionmaker[Session], policy: Policy, request_id: int, *, checkpointer=None
+) -> dict[str, Any]:
+    """Carry on a request a crash left half-way: ``proposed`` (not guarded yet) is guarded and routed;
+    ``approved`` without an execution (the process died between the decision and the execution) is
+    executed — once, by the same idempotency key. Anything else is returned unchanged."""
+    with factory() as s:
+        req = s.get(ActionRequest, request_id)
+        if req is None:
+            raise NotFound("action request", str(request_id))
+        status = req.status
+        ran = s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None
+        last = s.scalar(
+            select(Approval).where(Approval.request_id == request_id).order_by(Approval.id.desc())
+        )
+    if status == "proposed" or (status == "approved" and not ran):
+        from agent.governance.approval import thread_config
+
+        with _checkpointer(factory, checkpointer) as saver:
+            graph = _graph(factory, policy, saver)
+            if status == "proposed":
+                graph.invoke({"request_id": request_id}, thread_config(request_id))
+            else:
+                resume_with_decision(graph, request_id, decision=last.decision, approval_id=last.id)
+    return get_request(factory, request_id)

@@ -1,0 +1,949 @@
+"""Exception detection (domain.md §2): every exception type that holds on one order, with evidence.
+
+Deterministic, no model. :func:`load_context` reads what the rules need in a fixed number of
+queries into frozen records (safe to use after the session is gone); :func:`detect` is a pure
+function of that context and the policy. Each :class:`Detected` carries human-readable evidence
+and the same numbers as JSON-serialisable ``facts`` (money as decimal strings, dates ISO).
+
+Where domain.md is silent:
+- a contract with an empty ``valid_to`` is open-ended;
+- the recurrence window holds orders dated 0..window_days days before this one, bounds included;
+- the earliest open purchase order is the one with the earliest expected_date (then po_id); one
+  without an expected_date assures nothing, so it counts as late;
+- facts that are missing (a SKU not in items, no warehouse, no customer, an empty order_date or
+  promised_date, an empty ship_to_country for export control) make only the rules that need them
+  skip; :attr:`OrderContext.missing` says what was missing. A missing inventory row is stock 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from agent.policy import Policy, Substitution
+from tools.domain import contract_in_force
+from tools.models import (
+    Carrier,
+    Customer,
+    Inventory,
+    Item,
+    Order,
+    OrderLine,
+    PriceContract,
+    PurchaseOrder,
+    Shipment,
+    Warehouse,
+)
+from tools.orders import CLOSED
+
+__all__ = [
+    "ContractRec",
+    "CustomerRec",
+    "Detected",
+    "ItemRec",
+    "LineRec",
+    "OrderContext",
+    "OrderNotFound",
+    "OrderRec",
+    "PORec",
+    "ShipmentRec",
+    "StockRec",
+    "WarehouseRec",
+    "detect",
+    "detect_open_book",
+    "detect_order",
+    "iter_open_book",
+    "load_context",
+    "load_contexts",
+    "substitution_keyword",
+]
+
+CLOSED_ORDER = CLOSED_LINE = CLOSED  # domain.md §2: no rule applies to these orders or lines
+RECURRENCE_STATUSES = ("open", "held", "released")
+SHIP_TO = ("ship_to_street", "ship_to_city", "ship_to_postal_code", "ship_to_country")
+
+
+class OrderNotFound(LookupError):
+    """No order with this id."""
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+# ----------------------------------------------------------------------------------------------
+# The records the rules read: frozen copies of the columns of tools.models (domain.md §1 names)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRec:
+    order_id: str
+    customer_id: str | None
+    order_date: dt.date | None
+    promised_date: dt.date | None
+    status: str
+    credit_released: bool
+    warehouse_id: str | None
+    ship_to_street: str | None
+    ship_to_city: str | None
+    ship_to_postal_code: str | None
+    ship_to_country: str | None
+    customer_note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LineRec:
+    order_id: str
+    line_no: int
+    sku: str | None
+    qty: int
+    unit_price: Decimal
+    warehouse_id: str | None
+    allocated_qty: int
+    backorder_qty: int
+    status: str
+    original_sku: str | None
+
+    @property
+    def open_qty(self) -> int:
+        return self.qty - self.allocated_qty
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRec:
+    customer_id: str
+    credit_limit: Decimal
+    open_balance: Decimal
+    overdue_balance: Decimal
+    credit_hold: bool
+    export_license: bool
+    # read by planning (agent.triage.plan), loaded with the rest so planning needs no query of its own
+    tier: str | None = None
+    allow_substitutions: bool = False
+    allow_partial_shipments: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRec:
+    sku: str
+    list_price: Decimal
+    status: str
+    export_controlled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WarehouseRec:
+    warehouse_id: str
+    country: str | None
+    region: str | None = None  # read by planning
+
+
+@dataclass(frozen=True, slots=True)
+class StockRec:
+    sku: str
+    warehouse_id: str
+    on_hand: int
+    allocated: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractRec:
+    customer_id: str
+    sku: str
+    valid_from: dt.date
+    valid_to: dt.date | None
+    contract_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRec:
+    shipment_id: str
+    carrier_id: str | None
+    status: str
+    eta: dt.date | None
+    carrier_status: str | None  # None: the carrier is not in carriers
+
+
+@dataclass(frozen=True, slots=True)
+class PORec:
+    po_id: str
+    sku: str
+    warehouse_id: str
+    expected_date: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderContext:
+    """One order and the records its rules read. Lookup maps may hold records of other orders
+    loaded in the same batch; ``neighbours`` are the recurrence candidates (see load_context)."""
+
+    order: OrderRec
+    lines: tuple[LineRec, ...]
+    customer: CustomerRec | None
+    items: Mapping[str, ItemRec]
+    warehouses: Mapping[str, WarehouseRec]
+    stock: Mapping[tuple[str, str], StockRec]
+    contracts: Mapping[tuple[str, str], tuple[ContractRec, ...]]
+    shipments: tuple[ShipmentRec, ...]
+    open_pos: Mapping[tuple[str, str], tuple[PORec, ...]]  # earliest first
+    neighbours: tuple[OrderContext, ...] = ()
+
+    @property
+    def active_lines(self) -> tuple[LineRec, ...]:
+        return tuple(line for line in self.lines if line.status not in CLOSED_LINE)
+
+    def ship_from(self, line: LineRec) -> str | None:
+        """The line's own warehouse, else the order's; None when neither is set."""
+        return next((wh for wh in (line.warehouse_id, self.order.warehouse_id) if not _empty(wh)), None)
+
+    def available(self, sku: str, warehouse_id: str) -> int:
+        stock = self.stock.get((sku, warehouse_id))
+        return stock.on_hand - stock.allocated if stock else 0
+
+    @property
+    def order_value(self) -> Decimal:
+        return sum((line.qty * line.unit_price for line in self.active_lines), Decimal("0"))
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The facts this order refers to but the records lack; rules needing them were skipped."""
+        o, out = self.order, []
+        if self.customer is None:
+            out.append(f"customer {o.customer_id!r} of order {o.order_id} is not in customers")
+        for name in ("order_date", "promised_date"):
+            if getattr(o, name) is None:
+                out.append(f"order {o.order_id} has no {name}")
+        for line in self.active_lines:
+            for name in ("sku", "original_sku"):
+                sku = getattr(line, name)
+                if name == "sku" and _empty(sku):
+                    out.append(f"line {line.line_no} has no sku")
+                elif not _empty(sku) and sku not in self.items:
+                    out.append(f"{name} {sku} of line {line.line_no} is not in items (dangling reference)")
+            wh = self.ship_from(line)
+            if wh is None:
+                out.append(f"line {line.line_no} has no warehouse, nor has order {o.order_id}")
+            elif wh not in self.warehouses:
+                out.append(f"warehouse {wh} of line {line.line_no} is not in warehouses")
+        for s in self.shipments:
+            if s.carrier_status is None:
+                out.append(f"carrier {s.carrier_id!r} of shipment {s.shipment_id} is not in carriers")
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Detected:
+    """One exception instance: ``instance_key`` is ``order``, ``line:N``, ``shipment:ID`` or, for
+    RECURRING_ANOMALY, ``sku:SKU:TYPE`` / ``customer:ID:TYPE`` (one per recurring pattern)."""
+
+    type: str
+    instance_key: str
+    evidence: tuple[str, ...]
+    facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    line_no: int | None = None
+    shipment_id: str | None = None
+    sku: str | None = None
+    warehouse_id: str | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading: a fixed number of queries per batch of orders
+# ----------------------------------------------------------------------------------------------
+
+_CHUNK = 500  # bound on the values of one IN list
+
+
+def _fetch(session: Session, rec: type, table: Table, column: str, values: Iterable, *where) -> list:
+    """Records of type ``rec`` from ``table`` where ``column`` is in ``values`` (chunked)."""
+    values = sorted({v for v in values if v is not None})
+    cols = [table.c[f.name] for f in fields(rec)]  # the record's field order: rows unpack positionally
+    out = []
+    for i in range(0, len(values), _CHUNK):
+        stmt = select(*cols).where(table.c[column].in_(values[i : i + _CHUNK]), *where)
+        out.extend(rec(*row) for row in session.execute(stmt))
+    return out
+
+
+def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, OrderContext]:
+    """Contexts of many orders (without neighbours): nine queries, one more per 500 keys of a kind.
+
+    Unknown order ids are left out of the result. The lookup maps hold more than the rules read,
+    so that planning (agent.triage.plan) needs no second load: stock of the orders' SKUs at every
+    warehouse, and every warehouse (a small master table) with its region.
+    """
+    orders = _fetch(session, OrderRec, Order.__table__, "order_id", order_ids)
+    by_id = {o.order_id: o for o in orders}
+    lines: dict[str, list[LineRec]] = {}
+    for line in _fetch(session, LineRec, OrderLine.__table__, "order_id", by_id):
+        lines.setdefault(line.order_id, []).append(line)
+    all_lines = [line for group in lines.values() for line in group]
+    skus = {s for line in all_lines for s in (line.sku, line.original_sku) if not _empty(s)}
+    whs = {
+        w for w in ({o.warehouse_id for o in orders} | {x.warehouse_id for x in all_lines}) if not _empty(w)
+    }
+    customers = {
+        c.customer_id: c
+        for c in _fetch(
+            session, CustomerRec, Customer.__table__, "customer_id", (o.customer_id for o in orders)
+        )
+    }
+    inv, pc, po = Inventory.__table__, PriceContract.__table__, PurchaseOrder.__table__
+    contracts: dict[tuple[str, str], tuple[ContractRec, ...]] = {}
+    for deal in _fetch(session, ContractRec, pc, "sku", skus, pc.c.customer_id.in_(list(customers))):
+        contracts[(deal.customer_id, deal.sku)] = (*contracts.get((deal.customer_id, deal.sku), ()), deal)
+    open_pos: dict[tuple[str, str], list[PORec]] = {}
+    for p in _fetch(session, PORec, po, "sku", skus, po.c.warehouse_id.in_(whs), po.c.status == "open"):
+        open_pos.setdefault((p.sku, p.warehouse_id), []).append(p)
+    items = {i.sku: i for i in _fetch(session, ItemRec, Item.__table__, "sku", skus)}
+    wt = Warehouse.__table__
+    warehouses = {
+        w.warehouse_id: w
+        for w in (
+            WarehouseRec(*row)
+            for row in session.execute(select(*(wt.c[f.name] for f in fields(WarehouseRec))))
+        )
+    }
+    stock = {(s.sku, s.warehouse_id): s for s in _fetch(session, StockRec, inv, "sku", skus)}
+    earliest = {key: tuple(sorted(pos, key=_po_order)) for key, pos in open_pos.items()}
+    shipments = _shipments(session, by_id)
+    return {
+        o.order_id: OrderContext(
+            order=o,
+            lines=tuple(sorted(lines.get(o.order_id, ()), key=lambda x: x.line_no)),
+            customer=customers.get(o.customer_id or ""),
+            items=items,
+            warehouses=warehouses,
+            stock=stock,
+            contracts=contracts,
+            shipments=tuple(shipments.get(o.order_id, ())),
+            open_pos=earliest,
+        )
+        for o in orders
+    }
+
+
+def _po_order(po: PORec) -> tuple:
+    """Earliest expected first; one without an expected date last; then po_id."""
+    return (po.expected_date is None, po.expected_date or dt.date.min, po.po_id)
+
+
+def _shipments(session: Session, order_ids: Iterable[str]) -> dict[str, list[ShipmentRec]]:
+    """Shipments per order, each with its carrier's status (None when the carrier is missing)."""
+    sh, ca = Shipment.__table__, Carrier.__table__
+    ids = sorted(order_ids)
+    out: dict[str, list[ShipmentRec]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        stmt = (
+            select(
+                sh.c.order_id,
+                sh.c.shipment_id,
+                sh.c.carrier_id,
+                sh.c.status,
+                sh.c.eta,
+                ca.c.status.label("carrier_status"),
+            )
+            .outerjoin(ca, ca.c.carrier_id == sh.c.carrier_id)
+            .where(sh.c.order_id.in_(ids[i : i + _CHUNK]))
+            .order_by(sh.c.shipment_id)
+        )
+        for row in session.execute(stmt):
+            values = dict(row._mapping)
+            out.setdefault(values.pop("order_id"), []).append(ShipmentRec(**values))
+    return out
+
+
+def load_context(session: Session, order_id: str, policy: Policy) -> OrderContext:
+    """The order's context, with the recurrence candidates as ``neighbours``.
+
+    Neighbours are loaded only for what can recur: when a base rule holds on this order, the
+    orders of the same customer, and the orders with an active (not shipped or cancelled) line on
+    a SKU that a line rule flagged — only such a line can raise a rule on that SKU — status
+    open/held/released, dated in the recurrence window. Both lookups are index range scans that
+    do not grow with closed history (``ix_orders_customer_order_date``; ``ix_order_lines_sku_status``
+    reads only the SKU's active lines); one batch of :func:`load_contexts` loads them all: the
+    number of queries is fixed; the rows grow with the number of such orders in the window.
+    """
+    ctx = load_contexts(session, [order_id]).get(order_id)
+    if ctx is None:
+        raise OrderNotFound(f"order {order_id} not found")
+    found = _base(ctx, policy, RULES)
+    if not found or ctx.order.order_date is None:
+        return ctx
+    o, ol = Order.__table__, OrderLine.__table__
+    day = ctx.order.order_date
+    window_days = policy.thresholds.recurrence.window_days
+    window = (
+        o.c.order_date.between(day - dt.timedelta(days=window_days), day),
+        o.c.status.in_(RECURRENCE_STATUSES),
+        o.c.order_id != order_id,
+    )
+    ids: set[str] = set()
+    if ctx.order.customer_id:
+        same_customer = select(o.c.order_id).where(o.c.customer_id == ctx.order.customer_id, *window)
+        ids.update(session.scalars(same_customer))
+    skus = sorted({d.sku for d in found if d.sku})
+    for i in range(0, len(skus), _CHUNK):
+        # Driven from the SKU's active lines (an index range), not from the window's orders.
+        stmt = select(ol.c.order_id).where(
+            ol.c.sku.in_(skus[i : i + _CHUNK]), ol.c.status.not_in(CLOSED_LINE)
+        )
+        ids.update(session.scalars(stmt.distinct()))
+    ids.discard(order_id)
+    neighbours = load_contexts(session, ids)
+    return replace(
+        ctx,
+        neighbours=tuple(
+            neighbours[k] for k in sorted(neighbours) if _in_window(day, neighbours[k].order, window_days)
+        ),
+    )
+
+
+def detect_order(session: Session, order_id: str, policy: Policy) -> list[Detected]:
+    """Load and detect in one call; raises :class:`OrderNotFound`."""
+    return detect(load_context(session, order_id, policy), policy)
+
+
+def detect(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    """Every exception instance that holds on ``ctx.order``, in the policy's priority order.
+
+    Recurrence counts ``ctx.neighbours``: load the context with the same policy.
+    """
+    found = _base(ctx, policy, RULES)
+    found += _recurring(ctx, found, policy)
+    priority = {kind: i for i, kind in enumerate(policy.decision_order.priority)}
+    return sorted(
+        found,
+        key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key),
+    )
+
+
+def _base(ctx: OrderContext, policy: Policy, types: Iterable[str]) -> list[Detected]:
+    if ctx.order.status in CLOSED_ORDER:
+        return []
+    return [d for kind in types for d in RULES[kind](ctx, policy)]
+
+
+# ----------------------------------------------------------------------------------------------
+# The rules, one per exception type
+# ----------------------------------------------------------------------------------------------
+
+
+def _line_hit(kind: str, ctx: OrderContext, line: LineRec, evidence: list[str], facts: dict) -> Detected:
+    return Detected(
+        type=kind,
+        instance_key=f"line:{line.line_no}",
+        line_no=line.line_no,
+        sku=line.sku,
+        warehouse_id=ctx.ship_from(line),
+        evidence=tuple(evidence),
+        facts={"line_no": line.line_no, **facts},
+    )
+
+
+def _credit_hold(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    o, c = ctx.order, ctx.customer
+    if o.status not in ("open", "held") or o.credit_released or c is None:
+        return []
+    value = ctx.order_value
+    exposure = c.open_balance + value
+    reasons = []
+    if c.credit_hold:
+        reasons.append(f"customer {c.customer_id} is on credit hold")
+    if exposure > c.credit_limit:
+        reasons.append(
+            f"open balance {c.open_balance} + order value {value} = {exposure} > credit limit "
+            f"{c.credit_limit} (overage {exposure - c.credit_limit})"
+        )
+    if c.overdue_balance > 0:
+        reasons.append(f"customer {c.customer_id} has an overdue balance of {c.overdue_balance}")
+    if not reasons:
+        return []
+    evidence = (f"order {o.order_id} is {o.status} and not credit-released", *reasons)
+    facts = {
+        "customer_id": c.customer_id,
+        "credit_hold": c.credit_hold,
+        "credit_limit": str(c.credit_limit),
+        "open_balance": str(c.open_balance),
+        "overdue_balance": str(c.overdue_balance),
+        "order_value": str(value),
+        "overage": str(exposure - c.credit_limit),
+    }
+    return [Detected(type="CREDIT_HOLD", instance_key="order", evidence=evidence, facts=facts)]
+
+
+def _effective_price(ctx: OrderContext, sku: str) -> tuple[Decimal, str, dt.date | None] | None:
+    """(price, source, contract valid_from) for ``sku`` on the order's date; None when unknown."""
+    day = ctx.order.order_date
+    if day is None:
+        return None
+    best = contract_in_force(ctx.contracts.get((ctx.order.customer_id or "", sku), ()), day)
+    if best is not None:
+        return best.contract_price, f"contract valid from {best.valid_from}", best.valid_from
+    item = ctx.items.get(sku)
+    return (item.list_price, "list price", None) if item else None
+
+
+def _pricing(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    tolerance = policy.thresholds.price_tolerance_pct
+    out = []
+    for line in ctx.active_lines:
+        basis = line.original_sku if not _empty(line.original_sku) else line.sku
+        found = _effective_price(ctx, basis) if not _empty(basis) else None
+        if found is None:
+            continue
+        effective, source, valid_from = found
+        diff = abs(line.unit_price - effective)
+        if diff <= effective * tolerance / 100:
+            continue
+        pct = f"{diff * 100 / effective:.2f} %" if effective else "n/a"
+        evidence = [
+            f"unit price {line.unit_price} on line {line.line_no} differs by {diff} ({pct}) from the effective "
+            f"price {effective} ({source} for SKU {basis}), beyond the {tolerance:f} % tolerance"
+        ]
+        if basis != line.sku:
+            evidence.append(
+                f"line {line.line_no} was substituted from {basis} to {line.sku}: priced on {basis}"
+            )
+        out.append(
+            _line_hit(
+                "PRICING_DISCREPANCY",
+                ctx,
+                line,
+                evidence,
+                {
+                    "unit_price": str(line.unit_price),
+                    "effective_price": str(effective),
+                    "price_sku": basis,
+                    "price_source": "contract" if valid_from else "list_price",
+                    "contract_valid_from": _iso(valid_from),
+                    "difference": str(diff),
+                    "tolerance_pct": str(tolerance),
+                },
+            )
+        )
+    return out
+
+
+def _shortage(ctx: OrderContext, line: LineRec) -> tuple[str, int, str] | None:
+    """(warehouse, available, evidence) when the line's open qty exceeds its available stock."""
+    wh = ctx.ship_from(line)
+    if _empty(line.sku) or wh is None:
+        return None
+    available = ctx.available(line.sku, wh)
+    if line.open_qty <= available:
+        return None
+    stock = ctx.stock.get((line.sku, wh))
+    how = (
+        f"on hand {stock.on_hand} - allocated {stock.allocated}" if stock else "no inventory row: taken as 0"
+    )
+    fact = (
+        f"available {available} ({how}) at {wh} < open qty {line.open_qty} (qty {line.qty} - allocated "
+        f"{line.allocated_qty}) for SKU {line.sku} on line {line.line_no}"
+    )
+    return wh, available, fact
+
+
+def _inventory(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    out = []
+    for line in ctx.active_lines:
+        short = _shortage(ctx, line)
+        if short:
+            wh, available, fact = short
+            evidence = [fact] + ([f"SKU {line.sku} is not in items"] if line.sku not in ctx.items else [])
+            out.append(
+                _line_hit(
+                    "INVENTORY_SHORTFALL",
+                    ctx,
+                    line,
+                    evidence,
+                    {
+                        "open_qty": line.open_qty,
+                        "available": available,
+                        "shortfall": line.open_qty - available,
+                        "warehouse_id": wh,
+                    },
+                )
+            )
+    return out
+
+
+_CLAUSE = re.compile(r"[.,;:!?\n]+")
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def _phrase_at(words: list[str], j: int, phrases: list[tuple[str, ...]]) -> bool:
+    return any(tuple(words[j : j + len(p)]) == p for p in phrases)
+
+
+def _has_phrase(words: list[str], phrases: list[tuple[str, ...]]) -> bool:
+    return any(_phrase_at(words, j, phrases) for j in range(len(words)))
+
+
+def substitution_keyword(note: str | None, rule: Substitution) -> str | None:
+    """The keyword by which ``note`` asks for a substitute, or None.
+
+    A keyword (or its plural) asks unless, in the same clause (clauses end at . , ; : ! ? and line
+    breaks), a negation phrase lies within the ``negation_window_words`` words before it — "no
+    substitutions", "please do not substitute" — or a ``negations_after`` word within the
+    ``negation_after_window_words`` words after it with no conditional between — "substitutes are
+    not acceptable", "a replacement won't work"; "substitute if not in stock" and "no backorders,
+    substitutes welcome" ask.
+    """
+    if _empty(note):
+        return None
+    keywords = {k.lower() for k in rule.keywords}
+    negations = [tuple(_WORD.findall(n.lower())) for n in rule.negations]
+    after = [tuple(_WORD.findall(n.lower())) for n in rule.negations_after]
+    conditionals = [tuple(_WORD.findall(n.lower())) for n in rule.conditionals]
+    for clause in _CLAUSE.split(note.lower().replace("\u2019", "'")):
+        words = _WORD.findall(clause)
+        for i, word in enumerate(words):
+            keyword = word if word in keywords else word[:-1] if word.endswith("s") else None
+            if keyword not in keywords:
+                continue
+            if _has_phrase(words[max(0, i - rule.negation_window_words) : i], negations):
+                continue
+            following = words[i + 1 : i + 1 + rule.negation_after_window_words]
+            cut = next(
+                (j for j in range(len(following)) if _phrase_at(following, j, conditionals)), len(following)
+            )
+            if _has_phrase(following[:cut], after):
+                continue
+            return keyword
+    return None
+
+
+def _substitution(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    keyword = substitution_keyword(ctx.order.customer_note, policy.thresholds.substitution)
+    out = []
+    for line in ctx.active_lines:
+        item = ctx.items.get(line.sku or "")
+        evidence = []
+        if item and item.status == "discontinued":
+            evidence.append(f"SKU {line.sku} on line {line.line_no} is discontinued")
+        short = _shortage(ctx, line) if keyword and _empty(line.original_sku) else None
+        if short:
+            evidence += [
+                f"the customer note asks for a substitute ({keyword!r}): {ctx.order.customer_note!r}",
+                short[2],
+                f"line {line.line_no} is not yet substituted",
+            ]
+        if evidence:
+            out.append(
+                _line_hit(
+                    "SUBSTITUTION_REQUEST",
+                    ctx,
+                    line,
+                    evidence,
+                    {
+                        "discontinued": bool(item and item.status == "discontinued"),
+                        "note_keyword": keyword if short else None,
+                        "open_qty": line.open_qty,
+                        "available": short[1] if short else None,
+                    },
+                )
+            )
+    return out
+
+
+def _carrier(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    promised = ctx.order.promised_date
+    out = []
+    for s in ctx.shipments:
+        if s.status == "delivered":
+            continue
+        reasons = []
+        if s.carrier_status == "disrupted":
+            reasons.append(f"carrier {s.carrier_id} of shipment {s.shipment_id} is disrupted")
+        if s.status == "delayed":
+            reasons.append(f"shipment {s.shipment_id} is delayed")
+        if s.eta and promised and s.eta > promised:
+            reasons.append(f"shipment {s.shipment_id} eta {s.eta} is after promised date {promised}")
+        if reasons:
+            out.append(
+                Detected(
+                    type="CARRIER_DISRUPTION",
+                    instance_key=f"shipment:{s.shipment_id}",
+                    shipment_id=s.shipment_id,
+                    evidence=(f"shipment {s.shipment_id} is {s.status}, not delivered", *reasons),
+                    facts={
+                        "shipment_id": s.shipment_id,
+                        "carrier_id": s.carrier_id,
+                        "carrier_status": s.carrier_status,
+                        "status": s.status,
+                        "eta": _iso(s.eta),
+                        "promised_date": _iso(promised),
+                    },
+                )
+            )
+    return out
+
+
+def _procurement(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    promised = ctx.order.promised_date
+    out = []
+    for line in ctx.active_lines:
+        wh = ctx.ship_from(line)
+        if line.backorder_qty <= 0 or _empty(line.sku) or wh is None:
+            continue
+        pos = ctx.open_pos.get((line.sku, wh), ())
+        first = pos[0] if pos else None
+        earliest = (
+            f"the earliest open purchase order {first.po_id} for SKU {line.sku} at {wh}" if first else ""
+        )
+        if first is None:
+            why = f"there is no open purchase order for SKU {line.sku} at {wh}"
+        elif first.expected_date is None:
+            why = f"{earliest} has no expected date"
+        elif promised is not None and first.expected_date > promised:
+            why = f"{earliest} is expected {first.expected_date}, after promised date {promised}"
+        else:
+            continue
+        evidence = [f"line {line.line_no} has backorder qty {line.backorder_qty}", why]
+        out.append(
+            _line_hit(
+                "PROCUREMENT_DELAY",
+                ctx,
+                line,
+                evidence,
+                {
+                    "backorder_qty": line.backorder_qty,
+                    "warehouse_id": wh,
+                    "po_id": first and first.po_id,
+                    "expected_date": _iso(first and first.expected_date),
+                    "promised_date": _iso(promised),
+                },
+            )
+        )
+    return out
+
+
+def _master_data(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    empty = [name for name in SHIP_TO if _empty(getattr(ctx.order, name))]
+    if not empty:
+        return []
+    evidence = tuple(f"{name} of order {ctx.order.order_id} is empty" for name in empty)
+    return [
+        Detected(
+            type="MASTER_DATA_INCOMPLETE",
+            instance_key="order",
+            evidence=evidence,
+            facts={"empty_fields": empty},
+        )
+    ]
+
+
+def _compliance(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    c, dest = ctx.customer, (ctx.order.ship_to_country or "").strip().upper()
+    if c is None or c.export_license or not dest:
+        return []
+    out = []
+    for line in ctx.active_lines:
+        item, wh = ctx.items.get(line.sku or ""), ctx.ship_from(line)
+        origin = ((ctx.warehouses[wh].country or "") if wh in ctx.warehouses else "").strip().upper()
+        if not (item and item.export_controlled and origin and origin != dest):
+            continue
+        evidence = [
+            f"SKU {line.sku} on line {line.line_no} is export-controlled",
+            f"it ships from {wh} in {origin} to {dest}",
+            f"customer {c.customer_id} has no export license",
+        ]
+        out.append(
+            _line_hit(
+                "COMPLIANCE_HOLD",
+                ctx,
+                line,
+                evidence,
+                {"warehouse_id": wh, "origin_country": origin, "ship_to_country": dest},
+            )
+        )
+    return out
+
+
+Rule = Callable[[OrderContext, Policy], list[Detected]]
+RULES: dict[str, Rule] = {
+    "CREDIT_HOLD": _credit_hold,
+    "PRICING_DISCREPANCY": _pricing,
+    "INVENTORY_SHORTFALL": _inventory,
+    "SUBSTITUTION_REQUEST": _substitution,
+    "CARRIER_DISRUPTION": _carrier,
+    "PROCUREMENT_DELAY": _procurement,
+    "MASTER_DATA_INCOMPLETE": _master_data,
+    "COMPLIANCE_HOLD": _compliance,
+}
+
+
+def _patterns(c: OrderContext, hits: list[Detected]) -> set[tuple[str, str, str]]:
+    """The (type, "customer"|"sku", value) keys a set of base hits can recur under."""
+    keys = {(d.type, "customer", c.order.customer_id) for d in hits if c.order.customer_id}
+    return keys | {(d.type, "sku", d.sku) for d in hits if d.sku}
+
+
+def _in_window(day: dt.date, other: OrderRec, window_days: int) -> bool:
+    return (
+        other.status in RECURRENCE_STATUSES
+        and other.order_date is not None
+        and 0 <= (day - other.order_date).days <= window_days
+    )
+
+
+def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list[Detected]:
+    """RECURRING_ANOMALY: a (type, sku) or (type, customer) of this order on min_orders orders."""
+    rule, day = policy.thresholds.recurrence, ctx.order.order_date
+    if not found or day is None:
+        return []
+    orders: dict[tuple[str, str, str], dict[str, dt.date]] = {
+        key: {ctx.order.order_id: day} for key in _patterns(ctx, found)
+    }
+    types = sorted({d.type for d in found})
+    for n in ctx.neighbours:
+        other = n.order
+        if other.order_id == ctx.order.order_id or not _in_window(day, other, rule.window_days):
+            continue
+        for key in _patterns(n, _base(n, policy, types)) & orders.keys():
+            orders[key][other.order_id] = other.order_date
+    return _recurrence_findings(day, orders, policy)
+
+
+def _recurrence_findings(
+    day: dt.date, orders: dict[tuple[str, str, str], dict[str, dt.date]], policy: Policy
+) -> list[Detected]:
+    rule = policy.thresholds.recurrence
+    out = []
+    for (kind, by, value), hits in sorted(orders.items()):
+        if len(hits) < rule.min_orders:
+            continue
+        listed = ", ".join(f"{oid} ({when})" for when, oid in sorted((d, o) for o, d in hits.items()))
+        subject = f"SKU {value}" if by == "sku" else f"customer {value}"
+        evidence = (
+            f"{kind} holds for {subject} on {len(hits)} orders dated within {rule.window_days} days "
+            f"up to {day} (threshold {rule.min_orders}): {listed}",
+        )
+        out.append(
+            Detected(
+                type="RECURRING_ANOMALY",
+                instance_key=f"{by}:{value}:{kind}",
+                sku=value if by == "sku" else None,
+                evidence=evidence,
+                facts={
+                    "pattern_type": kind,
+                    "by": by,
+                    ("customer_id" if by == "customer" else "sku"): value,
+                    "order_ids": sorted(hits),
+                    "window_days": rule.window_days,
+                    "min_orders": rule.min_orders,
+                },
+            )
+        )
+    return out
+
+
+def iter_open_book(
+    session: Session, policy: Policy, *, chunk: int = 2_000, only: Iterable[str] | None = None
+) -> Iterator[list[tuple[OrderContext, list[Detected]]]]:
+    """The open book (open, held or released orders) in batches of (context, detections), each
+    order's detections the same as :func:`detect_order`'s; contexts without neighbours.
+
+    One pass, each order loaded once (:func:`load_contexts`, about ``chunk`` orders a batch): orders
+    go by (order_date, order_id), and a batch always ends with the last order of a day. Recurrence
+    looks back ``window_days`` days from an order's date to the same day, so when a batch is loaded
+    every order that can recur with its orders has been: recurrence is counted from an index of
+    (type, customer|sku) -> orders whose base rules hold, pruned to the window. Memory is bounded by
+    a batch (at least one day's orders) plus the index of the window. Orders without an order_date
+    come first (they neither recur nor count).
+
+    With ``only``, batches hold just those orders (the others are still loaded to count
+    recurrence), and the pass stops after the last day one of them is dated.
+    """
+    o = Order.__table__
+    rows = session.execute(
+        select(o.c.order_id, o.c.order_date).where(o.c.status.in_(RECURRENCE_STATUSES))
+    ).all()
+    book = sorted(rows, key=lambda r: (r[1] is not None, r[1] or dt.date.min, r[0]))
+    wanted = None if only is None else set(only)
+    if wanted is not None:
+        dated = [d for oid, d in book if oid in wanted]
+        if not dated:
+            return
+        last = max(dated, key=lambda d: (d is not None, d or dt.date.min))
+        book = [
+            (oid, d)
+            for oid, d in book
+            if (d is not None, d or dt.date.min) <= (last is not None, last or dt.date.min)
+        ]
+    rule = policy.thresholds.recurrence
+    priority = {kind: n for n, kind in enumerate(policy.decision_order.priority)}
+    index: dict[tuple[str, str, str], list[tuple[str, OrderRec]]] = {}
+    i = 0
+    while i < len(book):
+        j = min(i + chunk, len(book))
+        while j < len(book) and book[j][1] == book[j - 1][1]:
+            j += 1  # never split a day: its orders count each other
+        contexts = load_contexts(session, [oid for oid, _ in book[i:j]])
+        batch = []
+        for oid, _ in book[i:j]:
+            ctx = contexts.get(oid)
+            if ctx is None:  # gone since the book was listed
+                continue
+            hits = _base(ctx, policy, RULES)
+            keys = _patterns(ctx, hits)
+            for key in keys:
+                index.setdefault(key, []).append((oid, ctx.order))
+            batch.append((ctx, hits, keys))
+        out = []
+        for ctx, hits, keys in batch:
+            if wanted is not None and ctx.order.order_id not in wanted:
+                continue
+            found, day = list(hits), ctx.order.order_date
+            if hits and day is not None:
+                orders = {
+                    key: {
+                        m: rec.order_date
+                        for m, rec in index[key]
+                        if m == ctx.order.order_id or _in_window(day, rec, rule.window_days)
+                    }
+                    for key in keys
+                }
+                found += _recurrence_findings(day, orders, policy)
+            found.sort(key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key))
+            out.append((ctx, found))
+        if j < len(book) and book[j][1] is not None:  # forget what the next days can no longer count
+            horizon = book[j][1] - dt.timedelta(days=rule.window_days)
+            for key in list(index):
+                kept = [
+                    (m, rec)
+                    for m, rec in index[key]
+                    if rec.order_date is not None and rec.order_date >= horizon
+                ]
+                if kept:
+                    index[key] = kept
+                else:
+                    del index[key]
+        if out:
+            yield out
+        i = j
+
+
+def detect_open_book(session: Session, policy: Policy, *, chunk: int = 2_000) -> dict[str, list[Detected]]:
+    """Every open, held or released order's exceptions, the same as :func:`detect_order` on each,
+    by order id. One pass over the book (:func:`iter_open_book`): each order is loaded once, the
+    base rules run once per order, and recurrence is counted from an index.
+    """
+    book = {
+        ctx.order.order_id: found
+        for batch in iter_open_book(session, policy, chunk=chunk)
+        for ctx, found in batch
+    }
+    return {oid: book[oid] for oid in sorted(book)}

@@ -1,0 +1,457 @@
+"""Next-best action: for each detected exception, the candidate actions of the policy's decision
+order (domain.md §4), each evaluated on the current records — feasible or not, with concrete
+parameters and the reason — and the order's plan: one recommended action per exception instance,
+in the policy's priority, identical actions listed once. The first is the order's recommendation.
+
+Deterministic and LLM-free. Feasibility is judged on the records as loaded: a recommended
+reallocation names a warehouse that has the stock, a recommended substitute is approved and in
+stock at the line's warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agent.policy import Policy
+from agent.triage.detection import Detected, LineRec, OrderContext
+from tools.models import Carrier, Inventory, Item, Substitute
+
+_CHUNK = 500  # bound on the values of one IN list
+
+__all__ = [
+    "InstancePlan",
+    "Option",
+    "Plan",
+    "PlanningFacts",
+    "load_planning_facts",
+    "load_planning_facts_many",
+    "plan_order",
+]
+
+SHIP_TO_FIELDS = ("ship_to_street", "ship_to_city", "ship_to_postal_code", "ship_to_country")
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One candidate action for one exception instance."""
+
+    action: str
+    params: Mapping[str, Any]
+    feasible: bool
+    reason: str
+    risk: str | None = None
+    approver_role: str | None = None
+    inputs_required: tuple[str, ...] = ()  # values the approver must supply (FIX_MASTER_DATA)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            "action": self.action,
+            "params": dict(self.params),
+            "risk": self.risk,
+            "approver_role": self.approver_role,
+            "reason": self.reason,
+        }
+        if self.inputs_required:
+            out["inputs_required"] = list(self.inputs_required)
+        return out
+
+    def identity(self) -> tuple[str, tuple]:
+        return self.action, tuple(sorted((k, str(v)) for k, v in self.params.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePlan:
+    exception: Detected
+    options: tuple[Option, ...]
+
+    @property
+    def recommended(self) -> Option | None:
+        return next((o for o in self.options if o.feasible), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    order_id: str
+    instances: tuple[InstancePlan, ...]
+    actions: tuple[Option, ...]  # the plan: recommended actions, priority order, deduplicated
+
+    @property
+    def recommendation(self) -> Option | None:
+        return self.actions[0] if self.actions else None
+
+    @property
+    def alternatives(self) -> tuple[Option, ...]:
+        """Every other feasible option not already in the plan, in plan order: the other paths."""
+        seen = {o.identity() for o in self.actions}
+        out = []
+        for inst in self.instances:
+            for option in inst.options:
+                if option.feasible and option.identity() not in seen:
+                    seen.add(option.identity())
+                    out.append(option)
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanningFacts:
+    """What ranking reads beyond detection: stock everywhere, substitutes, carriers, customer flags."""
+
+    available: Mapping[tuple[str, str], int]
+    warehouses: Mapping[str, tuple[str | None, str | None]]  # id -> (region, country)
+    substitutes: Mapping[str, tuple[tuple[str, bool, Decimal], ...]]  # sku -> (sub, approved, list price)
+    export_controlled: Mapping[str, bool]
+    carriers: tuple[tuple[str, str, float], ...]  # (carrier_id, status, on_time_rate)
+    tier: str | None = None
+    allow_substitutions: bool = False
+    allow_partial_shipments: bool = False
+    export_license: bool = False
+    open_pos: Mapping[tuple[str, str], tuple[tuple[str, dt.date | None], ...]] = field(default_factory=dict)
+
+
+def load_planning_facts(session: Session, ctx: OrderContext) -> PlanningFacts:
+    """What ranking reads for one order: the one-order case of :func:`load_planning_facts_many`."""
+    return load_planning_facts_many(session, [ctx])[ctx.order.order_id]
+
+
+def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext]) -> dict[str, PlanningFacts]:
+    """Planning facts of many orders, by order id, in two queries (one more per 500 SKUs).
+
+    Most of it is already in the contexts (agent.triage.detection loads stock of their SKUs at every
+    warehouse, every warehouse with its region, the open purchase orders at the lines' warehouses
+    and the customers' flags); what is left is the substitutes of the orders' active SKUs with
+    their list price, export flag and stock everywhere, and the carriers. The maps are shared by
+    all the orders: they hold more keys than one order reads, never other values.
+    """
+    contexts = list(contexts)
+    available: dict[tuple[str, str], int] = {}
+    warehouses: dict[str, tuple[str | None, str | None]] = {}
+    controlled: dict[str, bool] = {}
+    pos: dict[tuple[str, str], tuple[tuple[str, dt.date | None], ...]] = {}
+    skus: set[str] = set()
+    seen: set[int] = set()
+    for ctx in contexts:
+        skus.update(ln.sku for ln in ctx.active_lines if ln.sku)
+        if id(ctx.stock) in seen:  # contexts of one batch share their maps
+            continue
+        seen.add(id(ctx.stock))
+        available.update(((s.sku, s.warehouse_id), s.on_hand - s.allocated) for s in ctx.stock.values())
+        warehouses.update((w.warehouse_id, (w.region, w.country)) for w in ctx.warehouses.values())
+        controlled.update((i.sku, i.export_controlled) for i in ctx.items.values())
+        pos.update(
+            (key, tuple((p.po_id, p.expected_date) for p in group)) for key, group in ctx.open_pos.items()
+        )
+    subs: dict[str, list[tuple[str, bool, Decimal]]] = {}
+    ordered = sorted(skus)
+    for i in range(0, len(ordered), _CHUNK):
+        rows = session.execute(
+            select(
+                Substitute.sku,
+                Substitute.substitute_sku,
+                Substitute.approved,
+                Item.list_price,
+                Item.export_controlled,
+                Inventory.warehouse_id,
+                Inventory.on_hand,
+                Inventory.allocated,
+            )
+            .join(Item, Item.sku == Substitute.substitute_sku)
+            .outerjoin(Inventory, Inventory.sku == Substitute.substitute_sku)
+            .where(Substitute.sku.in_(ordered[i : i + _CHUNK]))
+            .order_by(Substitute.sku, Substitute.substitute_sku)
+        )
+        for sku, sub, approved, price, export_controlled, wh, on_hand, allocated in rows:
+            group = subs.setdefault(sku, [])
+            if not group or group[-1][0] != sub:
+                group.append((sub, bool(approved), price))
+            controlled[sub] = export_controlled
+            if wh is not None:
+                available[(sub, wh)] = on_hand - allocated
+    carriers = tuple(
+        tuple(r) for r in session.execute(select(Carrier.carrier_id, Carrier.status, Carrier.on_time_rate))
+    )
+    substitutes = {k: tuple(v) for k, v in subs.items()}
+    out = {}
+    for ctx in contexts:
+        c = ctx.customer
+        out[ctx.order.order_id] = PlanningFacts(
+            available=available,
+            warehouses=warehouses,
+            substitutes=substitutes,
+            export_controlled=controlled,
+            carriers=carriers,
+            tier=c.tier if c else None,
+            allow_substitutions=bool(c and c.allow_substitutions),
+            allow_partial_shipments=bool(c and c.allow_partial_shipments),
+            export_license=bool(c and c.export_license),
+            open_pos=pos,
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluating candidates
+# ------------------------------------------------------------------------------------------------
+
+
+class _Planner:
+    def __init__(self, ctx: OrderContext, facts: PlanningFacts, policy: Policy, found: list[Detected]):
+        self.ctx, self.facts, self.policy = ctx, facts, policy
+        self.compliance_hold = any(d.type == "COMPLIANCE_HOLD" for d in found)
+
+    def option(
+        self, action: str, params: dict, reason: str, *, risk_facts: dict | None = None, **kw
+    ) -> Option:
+        if action == "ESCALATE":
+            return Option(action, params, True, reason, "none", params["role"], **kw)
+        risk = self.policy.risk_of(action, risk_facts or {})
+        return Option(action, params, True, reason, risk, self.policy.approver_for(action, risk), **kw)
+
+    @staticmethod
+    def no(action: str, reason: str) -> Option:
+        return Option(action, {}, False, reason)
+
+    def line(self, d: Detected) -> LineRec:
+        return next(ln for ln in self.ctx.lines if ln.line_no == d.line_no)
+
+    def avail(self, sku: str, wh: str | None) -> int:
+        return self.facts.available.get((sku, wh), 0) if wh else 0
+
+    # -- the actions ---------------------------------------------------------------------------
+
+    def reallocate(self, d: Detected) -> Option:
+        ln, here = self.line(d), self.ctx.ship_from(self.line(d))
+        need, region = ln.qty - ln.allocated_qty, self.facts.warehouses.get(here or "", (None, None))[0]
+        country = self.ctx.order.ship_to_country
+        controlled = self.facts.export_controlled.get(ln.sku or "", False)
+        blocked, options = [], []
+        for wh, (wh_region, wh_country) in self.facts.warehouses.items():
+            if wh == here or not ln.sku:
+                continue
+            have = self.avail(ln.sku, wh)
+            if have < need:
+                continue
+            if controlled and not self.facts.export_license and (country or "") != (wh_country or ""):
+                blocked.append(wh)
+                continue
+            options.append((wh_region != region or region is None, -have, wh))
+        if not options:
+            why = f"no other warehouse has {need} available of {ln.sku}"
+            if blocked:
+                why += f" without raising an export-control hold ({', '.join(sorted(blocked))} would)"
+            return self.no("REALLOCATE_WAREHOUSE", why)
+        other_region, minus_have, wh = min(options)
+        where = "another region" if other_region else "the same region"
+        return self.option(
+            "REALLOCATE_WAREHOUSE",
+            {"order_id": self.ctx.order.order_id, "line_no": ln.line_no, "to_warehouse_id": wh},
+            f"{wh} ({where}) has {-minus_have} {ln.sku} available ≥ open qty {need} of line {ln.line_no}",
+        )
+
+    def substitute(self, d: Detected) -> Option:
+        ln, here = self.line(d), self.ctx.ship_from(self.line(d))
+        if not self.facts.allow_substitutions:
+            return self.no("APPROVE_SUBSTITUTION", "the customer does not allow substitutions")
+        sku = ln.sku or ""
+        need = ln.qty - ln.allocated_qty
+        approved = [(s, p) for s, ok, p in self.facts.substitutes.get(sku, ()) if ok]
+        if not approved:
+            return self.no("APPROVE_SUBSTITUTION", f"{sku} has no approved substitute")
+        stocked = [(s, p, self.avail(s, here)) for s, p in approved if self.avail(s, here) >= need]
+        if not stocked:
+            return self.no(
+                "APPROVE_SUBSTITUTION", f"no approved substitute of {sku} has {need} available at {here}"
+            )
+        sub, price, have = min(stocked, key=lambda t: (t[1] > ln.unit_price, -t[2], t[0]))
+        return self.option(
+            "APPROVE_SUBSTITUTION",
+            {"order_id": self.ctx.order.order_id, "line_no": ln.line_no, "substitute_sku": sub},
+            f"approved substitute {sub} has {have} available at {here} ≥ open qty {need}; list price {price:.2f} "
+            f"{'≤' if price <= ln.unit_price else '>'} unit price {ln.unit_price:.2f}",
+            risk_facts={
+                "substitute_approved": True,
+                "substitute_list_price_within_unit_price": price <= ln.unit_price,
+            },
+        )
+
+    def split(self, d: Detected) -> Option:
+        ln, here = self.line(d), self.ctx.ship_from(self.line(d))
+        if not self.facts.allow_partial_shipments:
+            return self.no("SPLIT_SHIPMENT", "the customer does not allow partial shipments")
+        have = self.avail(ln.sku or "", here)
+        if have <= 0:
+            return self.no("SPLIT_SHIPMENT", f"nothing of {ln.sku} is available at {here} to ship now")
+        return self.option(
+            "SPLIT_SHIPMENT",
+            {"order_id": self.ctx.order.order_id, "line_no": ln.line_no, "ship_qty": have},
+            f"ship the {have} available at {here} now, backorder the rest of line {ln.line_no}",
+        )
+
+    def promise_from_po(self, d: Detected) -> Option:
+        ln, here = self.line(d), self.ctx.ship_from(self.line(d))
+        pos = [p for p in self.facts.open_pos.get((ln.sku or "", here or ""), ()) if p[1] is not None]
+        if not pos:
+            return self.no(
+                "UPDATE_PROMISE_DATE", f"no open purchase order for {ln.sku} at {here} with a date"
+            )
+        po_id, expected = pos[0]
+        promised = self.ctx.order.promised_date
+        new = max(promised, expected) if promised else expected
+        return self.option(
+            "UPDATE_PROMISE_DATE",
+            {"order_id": self.ctx.order.order_id, "new_promised_date": new.isoformat()},
+            f"earliest open purchase order {po_id} for {ln.sku} at {here} is expected {expected.isoformat()}",
+        )
+
+    def promise_from_eta(self, d: Detected) -> Option:
+        ship = next(s for s in self.ctx.shipments if s.shipment_id == d.shipment_id)
+        promised = self.ctx.order.promised_date
+        if ship.eta is None or promised is None or ship.eta <= promised:
+            return self.no(
+                "UPDATE_PROMISE_DATE", f"shipment {ship.shipment_id}'s eta is not after the promised date"
+            )
+        return self.option(
+            "UPDATE_PROMISE_DATE",
+            {"order_id": self.ctx.order.order_id, "new_promised_date": ship.eta.isoformat()},
+            f"shipment {ship.shipment_id} eta {ship.eta.isoformat()} is after promised {promised.isoformat()}",
+        )
+
+    def rebook(self, d: Detected) -> Option:
+        ship = next(s for s in self.ctx.shipments if s.shipment_id == d.shipment_id)
+        ok = [(c, rate) for c, status, rate in self.facts.carriers if status == "ok" and c != ship.carrier_id]
+        if not ok:
+            return self.no("REBOOK_CARRIER", "no other carrier has status ok")
+        carrier, rate = min(ok, key=lambda t: (-t[1], t[0]))
+        return self.option(
+            "REBOOK_CARRIER",
+            {"shipment_id": ship.shipment_id, "carrier_id": carrier},
+            f"{carrier} is ok with the best on-time rate ({rate:.0%}) of the other carriers",
+        )
+
+    def expedite_freight(self, d: Detected) -> Option:
+        if self.facts.tier != "platinum":
+            return self.no(
+                "EXPEDITE_FREIGHT",
+                f"express freight is for platinum customers (this one is {self.facts.tier})",
+            )
+        return self.option(
+            "EXPEDITE_FREIGHT",
+            {"shipment_id": d.shipment_id},
+            "platinum customer and no ok carrier to rebook to",
+        )
+
+    def expedite_po(self, d: Detected) -> Option:
+        ln, here = self.line(d), self.ctx.ship_from(self.line(d))
+        pos = self.facts.open_pos.get((ln.sku or "", here or ""), ())
+        if not pos:
+            return self.no("EXPEDITE_PO", f"no open purchase order for {ln.sku} at {here}")
+        po_id, expected = pos[0]
+        when = expected.isoformat() if expected else "no date"
+        return self.option(
+            "EXPEDITE_PO",
+            {"po_id": po_id},
+            f"earliest open purchase order {po_id} for {ln.sku} at {here} ({when})",
+        )
+
+    def release_credit(self, d: Detected) -> Option:
+        if self.compliance_hold:
+            return self.no(
+                "RELEASE_CREDIT_HOLD",
+                "not feasible while a COMPLIANCE_HOLD holds: the compliance review comes first",
+            )
+        c = self.ctx.customer
+        if c is None:
+            return self.no("RELEASE_CREDIT_HOLD", "the customer record is missing")
+        overage = c.open_balance + self.ctx.order_value - c.credit_limit
+        limit_pct = Decimal(self.policy.thresholds.credit_release_medium_max_overage_pct)
+        within = overage <= c.credit_limit * limit_pct / 100
+        if overage > 0:
+            share = f" = {overage * 100 / c.credit_limit:.1f} % of the limit" if c.credit_limit else ""
+            position = f"overage {overage:.2f}{share} (medium up to {limit_pct} %)"
+        else:
+            position = f"the order fits the credit limit {c.credit_limit:.2f} (headroom {-overage:.2f})"
+        overdue = f"overdue balance {c.overdue_balance:.2f}" if c.overdue_balance > 0 else "nothing overdue"
+        return self.option(
+            "RELEASE_CREDIT_HOLD",
+            {"order_id": self.ctx.order.order_id},
+            f"{position}; {overdue}" + ("; account flagged credit_hold" if c.credit_hold else ""),
+            risk_facts={
+                "overage_within_medium_limit": bool(within),
+                "no_overdue_balance": c.overdue_balance <= 0,
+            },
+        )
+
+    def correct_price(self, d: Detected) -> Option:
+        effective = Decimal(str(d.facts["effective_price"]))
+        return self.option(
+            "CORRECT_PRICE",
+            {"order_id": self.ctx.order.order_id, "line_no": d.line_no, "new_unit_price": f"{effective:.2f}"},
+            f"restore the effective price {effective:.2f} on line {d.line_no}",
+            risk_facts={"restores_effective_price": True},
+        )
+
+    def fix_master_data(self, d: Detected) -> Option:
+        o = self.ctx.order
+        missing = tuple(f for f in SHIP_TO_FIELDS if getattr(o, f) is None or not str(getattr(o, f)).strip())
+        return self.option(
+            "FIX_MASTER_DATA",
+            {"order_id": o.order_id},
+            f"empty: {', '.join(missing)}",
+            inputs_required=missing,
+        )
+
+    def compliance_review(self, d: Detected) -> Option:
+        return self.option(
+            "COMPLIANCE_REVIEW",
+            {"order_id": self.ctx.order.order_id},
+            "export-controlled item shipping across a border without a licence",
+        )
+
+    EVALUATORS = {
+        "REALLOCATE_WAREHOUSE": reallocate,
+        "APPROVE_SUBSTITUTION": substitute,
+        "SPLIT_SHIPMENT": split,
+        "REBOOK_CARRIER": rebook,
+        "EXPEDITE_FREIGHT": expedite_freight,
+        "EXPEDITE_PO": expedite_po,
+        "RELEASE_CREDIT_HOLD": release_credit,
+        "CORRECT_PRICE": correct_price,
+        "FIX_MASTER_DATA": fix_master_data,
+        "COMPLIANCE_REVIEW": compliance_review,
+    }
+
+    def evaluate(self, d: Detected, action: str, role: str | None) -> Option:
+        if action == "ESCALATE":
+            reason = f"{d.type}: " + "; ".join(d.evidence)
+            return self.option("ESCALATE", {"role": role, "reason": reason[:500]}, f"route to {role}")
+        if action == "UPDATE_PROMISE_DATE":
+            return self.promise_from_eta(d) if d.shipment_id else self.promise_from_po(d)
+        return self.EVALUATORS[action](self, d)
+
+
+def plan_order(ctx: OrderContext, found: list[Detected], facts: PlanningFacts, policy: Policy) -> Plan:
+    """Rank every exception instance's candidates and assemble the order's plan."""
+    planner = _Planner(ctx, facts, policy, found)
+    order = policy.decision_order
+    rank = {t: i for i, t in enumerate(order.priority)}
+    ordered = sorted(
+        found,
+        key=lambda d: (rank.get(d.type, len(rank)), d.line_no or 0, d.shipment_id or "", d.instance_key),
+    )
+    instances = tuple(
+        InstancePlan(d, tuple(planner.evaluate(d, c.action, c.role) for c in order.candidates[d.type]))
+        for d in ordered
+    )
+    actions, seen = [], set()
+    for inst in instances:
+        best = inst.recommended
+        if best is not None and best.identity() not in seen:
+            seen.add(best.identity())
+            actions.append(best)
+    return Plan(ctx.order.order_id, instances, tuple(actions))

@@ -1,0 +1,198 @@
+"""Triage one order: detect its exceptions, plan the next-best actions, record the exceptions.
+
+The result is a plain dictionary in the shape `copilot triage --json` prints (issue 3):
+``{"order_id", "exceptions": [{"type", "evidence": [...]}], "recommendation": {...} | null,
+"alternatives": [...]}`` plus the whole plan and the facts the records lack. Recording upserts
+the exceptions table so that aging and recurrence can be computed: an unchanged order changes
+nothing; an exception no longer found is resolved; one found again is reopened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agent.policy import Policy
+from agent.triage.detection import Detected, OrderContext, OrderNotFound, detect, iter_open_book, load_context
+from agent.triage.plan import Plan, load_planning_facts, load_planning_facts_many, plan_order
+from tools.dataset import open_order_ids
+from tools.models import ExceptionRecord
+
+__all__ = ["OrderNotFound", "record_exceptions", "triage_open_book", "triage_order", "triage_result"]
+
+_CHUNK = 500  # bound on the values of one IN list
+
+
+def _evidence_hash(d: Detected) -> str:
+    body = json.dumps({"evidence": list(d.evidence), "facts": dict(d.facts)}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[ExceptionRecord]]:
+    """The exceptions rows of many orders, by order id (one query per 500 orders)."""
+    ids, out = sorted(set(order_ids)), {}
+    for i in range(0, len(ids), _CHUNK):
+        for row in session.scalars(
+            select(ExceptionRecord).where(ExceptionRecord.order_id.in_(ids[i : i + _CHUNK]))
+        ):
+            out.setdefault(row.order_id, []).append(row)
+    return out
+
+
+def record_exceptions(
+    session: Session,
+    ctx: OrderContext,
+    found: list[Detected],
+    *,
+    now: dt.datetime | None = None,
+    rows: Iterable[ExceptionRecord] | None = None,
+) -> int:
+    """Upsert ``found`` for the order; resolve what is no longer found. Returns rows written.
+
+    ``rows``: the order's exceptions rows when the caller has loaded them (a batch); else read here.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    order = ctx.order
+    if rows is None:
+        rows = session.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id == order.order_id))
+    existing = {(r.type, r.instance_key): r for r in rows}
+    written, new = 0, []
+    for d in found:
+        digest = _evidence_hash(d)
+        row = existing.pop((d.type, d.instance_key), None)
+        if row is None:
+            new.append(
+                dict(
+                    order_id=order.order_id,
+                    type=d.type,
+                    instance_key=d.instance_key,
+                    line_no=d.line_no,
+                    shipment_id=d.shipment_id,
+                    sku=d.sku,
+                    customer_id=order.customer_id,
+                    warehouse_id=d.warehouse_id,
+                    evidence=list(d.evidence),
+                    evidence_hash=digest,
+                    status="open",
+                    first_seen_at=now,
+                    detected_at=now,
+                )
+            )
+            written += 1
+        elif row.status != "open" or row.evidence_hash != digest:
+            if row.status != "open":  # found again after it was resolved: a new episode
+                row.first_seen_at, row.resolved_at = now, None
+            row.status, row.evidence, row.evidence_hash, row.detected_at = (
+                "open",
+                list(d.evidence),
+                digest,
+                now,
+            )
+            written += 1
+    for row in existing.values():
+        if row.status == "open":
+            row.status, row.resolved_at = "resolved", now
+            written += 1
+    if new:
+        _insert_new(session, new)
+    return written
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert first sightings; one that another transaction recorded meanwhile is left as it is.
+
+    Two requests triaging the same order at once (the API serves them side by side) both find no
+    row and both insert: ``ON CONFLICT DO NOTHING`` on the (order, type, instance) key makes the
+    second a no-op instead of an integrity error that would fail the whole triage.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the two supported backends are above
+        session.add_all(ExceptionRecord(**r) for r in rows)
+        return
+    stmt = insert(ExceptionRecord).on_conflict_do_nothing(index_elements=["order_id", "type", "instance_key"])
+    session.execute(stmt, rows)
+
+
+def triage_result(ctx: OrderContext, found: list[Detected], plan: Plan) -> dict[str, Any]:
+    rec = plan.recommendation
+    return {
+        "order_id": ctx.order.order_id,
+        "status": ctx.order.status,
+        "exceptions": [
+            {
+                "type": i.exception.type,
+                "instance": i.exception.instance_key,
+                "line_no": i.exception.line_no,
+                "shipment_id": i.exception.shipment_id,
+                "evidence": list(i.exception.evidence),
+            }
+            for i in plan.instances
+        ],
+        "recommendation": rec.as_dict() if rec else None,
+        "alternatives": [o.as_dict() for o in plan.alternatives],
+        "plan": [o.as_dict() for o in plan.actions],
+        "options": [
+            {
+                "type": i.exception.type,
+                "instance": i.exception.instance_key,
+                "candidates": [
+                    {
+                        "action": o.action,
+                        "feasible": o.feasible,
+                        "reason": o.reason,
+                        **({"params": dict(o.params)} if o.feasible else {}),
+                    }
+                    for o in i.options
+                ],
+            }
+            for i in plan.instances
+        ],
+        "missing": list(ctx.missing),
+    }
+
+
+def triage_order(session: Session, order_id: str, policy: Policy, *, record: bool = True) -> dict[str, Any]:
+    """Triage one order; raises :class:`OrderNotFound`. With ``record``, upserts its exceptions."""
+    ctx = load_context(session, order_id, policy)
+    found = detect(ctx, policy)
+    plan = plan_order(ctx, found, load_planning_facts(session, ctx), policy)
+    if record:
+        record_exceptions(session, ctx, found)
+    return triage_result(ctx, found, plan)
+
+
+def triage_open_book(
+    session: Session, policy: Policy, *, limit: int | None = None, record: bool = True, chunk: int = 1_000
+) -> Iterator[dict[str, Any]]:
+    """Triage every open, held or released order: the same result (and the same recorded
+    exceptions) as :func:`triage_order` on each, without its per-order queries.
+
+    The book is read once in batches of about ``chunk`` orders (:func:`agent.triage.detection.iter_open_book`:
+    contexts loaded once, recurrence counted from an index); planning facts and existing exceptions
+    rows are loaded once per batch. Results come batch by batch in (order_date, order_id) order;
+    sort by ``order_id`` for the order of :func:`tools.dataset.open_order_ids`. With ``limit``, the
+    first ``limit`` open-book order ids (sorted) are triaged; recurrence still counts the whole
+    book. Nothing is committed: the caller owns the transaction.
+    """
+    only = open_order_ids(session, limit) if limit is not None else None
+    for batch in iter_open_book(session, policy, chunk=chunk, only=only):
+        contexts = [ctx for ctx, _ in batch]
+        facts = load_planning_facts_many(session, contexts)
+        rows = _exception_rows(session, facts) if record else {}
+        now = dt.datetime.now(dt.UTC)
+        for ctx, found in batch:
+            oid = ctx.order.order_id
+            plan = plan_order(ctx, found, facts[oid], policy)
+            if record:
+                record_exceptions(session, ctx, found, now=now, rows=rows.get(oid, ()))
+            yield triage_result(ctx, found, plan)

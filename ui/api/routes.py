@@ -1,0 +1,483 @@
+"""The endpoints of the API. Handlers are plain functions (run in the thread pool, so a slow model
+never blocks the event loop); each takes the signed-in principal from :func:`current_user`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.background import BackgroundTask
+
+from tools.domain import ExceptionType
+from ui.api.app import ERROR_RESPONSES, error_for
+from ui.api.auth import Principal
+from ui.api.models import (
+    ActionRequestOut,
+    ActionRequestPage,
+    Anomalies,
+    AuditPage,
+    ChainCheck,
+    ChatAnswer,
+    ChatRequest,
+    Decision,
+    EditDecision,
+    ExceptionPage,
+    Health,
+    KpiReport,
+    Me,
+    Monitoring,
+    NewActionRequest,
+    OrderDetail,
+    Readiness,
+    RejectDecision,
+    RiskScores,
+    TextTriageRequest,
+    TextTriageResponse,
+    TriageRequest,
+    TriageResponse,
+)
+from ui.api.service import Services
+
+__all__ = ["AUDIT_EXPORT_ROLES", "add_routes"]
+
+# Who may export the whole audit log (a bulk copy of every decision); everyone signed in may read it.
+AUDIT_EXPORT_ROLES = frozenset({"compliance_officer", "ops_manager", "admin"})
+
+_bearer = HTTPBearer(
+    auto_error=False, description="A user's API token (`copilot demo` prints the demo users' tokens)."
+)
+OrderIdPath = Annotated[
+    str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", examples=["SO-100042"])
+]
+ThreadIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+RequestIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+ShortStr = Annotated[str | None, Query(max_length=64)]
+RequestStatus = Annotated[
+    Literal["proposed", "pending_approval", "approved", "rejected", "blocked", "executed", "failed"] | None,
+    Query(),
+]
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def current_user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    return _services(request).authenticate(credentials.credentials if credentials else None)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+User = Annotated[Principal, Depends(current_user)]
+
+
+def _forbidden(message: str) -> Exception:
+    import tools.errors as errors
+
+    kind = getattr(errors, "Forbidden", None)
+    if kind is not None:
+        return kind(message)
+    from fastapi import HTTPException
+
+    return HTTPException(403, message)
+
+
+def add_routes(app: FastAPI, services: Services) -> None:
+    app.include_router(_probes())
+    app.include_router(_core(), prefix="/api/v1")
+    f = services.features
+    if f["copilot"]:
+        app.include_router(_copilot(), prefix="/api/v1")
+    if f["governance"]:
+        app.include_router(_requests(), prefix="/api/v1")
+    if f["audit"]:
+        app.include_router(_audit(), prefix="/api/v1")
+    if f["kpis"] or f["anomalies"] or f["risk"] or f["monitoring"]:
+        app.include_router(_ops(f), prefix="/api/v1")
+
+
+# --- probes -------------------------------------------------------------------------------------
+
+
+def _probes() -> APIRouter:
+    r = APIRouter(tags=["health"])
+
+    @r.get("/health", response_model=Health, summary="Liveness: the process answers.")
+    def health() -> Health:
+        return Health()
+
+    @r.get(
+        "/ready",
+        response_model=Readiness,
+        summary="Readiness: database at schema head, SOP index, model loaded.",
+        responses={503: {"model": Readiness, "description": "Not ready: the failing checks say why."}},
+    )
+    def ready(services: ServicesDep) -> JSONResponse:
+        checks = services.readiness()
+        body = Readiness(
+            ready=all(c["ok"] for c in checks.values()), checks=checks, features=services.features
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+    return r
+
+
+# --- triage, orders, exceptions -------------------------------------------------------------------
+
+
+def _core() -> APIRouter:
+    r = APIRouter(responses={401: ERROR_RESPONSES[401]})
+
+    @r.get("/me", response_model=Me, tags=["auth"], summary="Who the token belongs to, and the role.")
+    def me(user: User, services: ServicesDep) -> Me:
+        return Me(
+            username=user.username,
+            role=user.role,
+            display_name=user.display_name,
+            may_decide_for=services.may_decide_for(user),
+        )
+
+    @r.post(
+        "/triage",
+        response_model=TriageResponse,
+        tags=["triage"],
+        summary="Triage one or many orders: exceptions with evidence, recommendation, alternatives.",
+        description="Unknown orders are listed in `not_found` (and as results with `error`); the others are triaged.",
+    )
+    def triage(body: TriageRequest, user: User, services: ServicesDep) -> TriageResponse:
+        results = services.triage(body.order_ids, explain=body.explain)
+        return TriageResponse(results=results, not_found=[r["order_id"] for r in results if r.get("error")])
+
+    @r.get(
+        "/orders/{order_id}",
+        response_model=OrderDetail,
+        tags=["triage"],
+        summary="One order with its lines, credit, stock and shipments, and its triage.",
+        responses={404: ERROR_RESPONSES[404]},
+    )
+    def order(order_id: OrderIdPath, user: User, services: ServicesDep) -> OrderDetail:
+        return OrderDetail(**services.order_detail(order_id))
+
+    @r.get(
+        "/exceptions",
+        response_model=ExceptionPage,
+        tags=["exceptions"],
+        summary="Recorded exceptions (the ops store), filtered and paginated, oldest first, with their age.",
+    )
+    def exceptions(
+        user: User,
+        services: ServicesDep,
+        status: Annotated[Literal["open", "resolved", "any"], Query()] = "open",
+        type: Annotated[ExceptionType | None, Query()] = None,
+        warehouse_id: ShortStr = None,
+        customer_id: ShortStr = None,
+        customer_tier: Annotated[Literal["platinum", "gold", "standard"] | None, Query()] = None,
+        order_id: ShortStr = None,
+        sku: ShortStr = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> ExceptionPage:
+        return ExceptionPage(
+            **services.list_exceptions(
+                status=None if status == "any" else status,
+                type=type,
+                warehouse_id=warehouse_id,
+                customer_id=customer_id,
+                customer_tier=customer_tier,
+                order_id=order_id,
+                sku=sku,
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    return r
+
+
+# --- the copilot façade (contract C) ----------------------------------------------------------
+
+
+def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    try:
+        for event in events:
+            yield f"event: {event.get('type', 'message')}\ndata: {json.dumps(event, default=str)}\n\n"
+    except Exception as exc:
+        response = error_for(exc)
+        if response is None:
+            raise
+        yield f"event: error\ndata: {response.body.decode()}\n\n"
+
+
+def _copilot() -> APIRouter:
+    r = APIRouter(responses={401: ERROR_RESPONSES[401]})
+
+    @r.post(
+        "/triage/text",
+        response_model=TextTriageResponse,
+        tags=["triage"],
+        summary="Triage every order a pasted e-mail or text names; unknown numbers are listed as not found.",
+        responses={413: ERROR_RESPONSES[413]},
+    )
+    def triage_text(body: TextTriageRequest, user: User, services: ServicesDep) -> TextTriageResponse:
+        return TextTriageResponse(**services.triage_text(body.text, explain=body.explain))
+
+    @r.post(
+        "/chat/{thread_id}",
+        tags=["chat"],
+        response_model=ChatAnswer,
+        summary="Ask the copilot in a conversation thread (one per user and thread id).",
+        description="With `stream` (default) the answer comes as server-sent events: `token`, `tool`, "
+        "`citation`, `request` and a last `final` event whose data is the whole answer.",
+        responses={
+            200: {
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": "JSON answer, or server-sent events when stream is true.",
+            }
+        },
+    )
+    def chat(thread_id: ThreadIdPath, body: ChatRequest, user: User, services: ServicesDep):
+        thread = f"{user.username}:{thread_id}"  # a thread belongs to one user
+        if body.stream:
+            return StreamingResponse(
+                _sse(services.chat_stream(thread, body.message, user)),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        return ChatAnswer(**services.chat(thread, body.message, user))
+
+    return r
+
+
+# --- action requests (contract A) -------------------------------------------------------------
+
+
+def _requests() -> APIRouter:
+    r = APIRouter(
+        prefix="/requests",
+        tags=["approvals"],
+        responses={401: ERROR_RESPONSES[401], 404: ERROR_RESPONSES[404]},
+    )
+
+    @r.get("", response_model=ActionRequestPage, summary="Action requests, filtered and paginated.")
+    def list_requests(
+        user: User,
+        services: ServicesDep,
+        status: RequestStatus = None,
+        role: ShortStr = None,
+        order_id: ShortStr = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> ActionRequestPage:
+        items = services.list_requests(
+            status=status, role=role, order_id=order_id, limit=limit, offset=offset
+        )
+        return ActionRequestPage(items=items, limit=limit, offset=offset)
+
+    @r.get(
+        "/queue",
+        response_model=ActionRequestPage,
+        summary="The pending requests the signed-in user's role may decide (its own and its delegates').",
+    )
+    def queue(user: User, services: ServicesDep, limit: Limit = 100) -> ActionRequestPage:
+        return ActionRequestPage(items=services.queue(user, limit=limit), limit=limit, offset=0)
+
+    @r.post(
+        "",
+        response_model=ActionRequestOut,
+        status_code=201,
+        summary="Request an action for an order (default: its recommendation); the guard checks it.",
+        responses={422: ERROR_RESPONSES[422]},
+    )
+    def request_action(body: NewActionRequest, user: User, services: ServicesDep) -> ActionRequestOut:
+        return ActionRequestOut(
+            **services.request_action(
+                user,
+                order_id=body.order_id,
+                action=body.action,
+                params=body.params,
+                citations=body.citations,
+                thread_id=body.thread_id,
+            )
+        )
+
+    @r.get(
+        "/{request_id}", response_model=ActionRequestOut, summary="One action request with its guard result."
+    )
+    def get_request(request_id: RequestIdPath, user: User, services: ServicesDep) -> ActionRequestOut:
+        return ActionRequestOut(**services.get_request(request_id))
+
+    decided = {403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[409], 422: ERROR_RESPONSES[422]}
+
+    @r.post(
+        "/{request_id}/approve",
+        response_model=ActionRequestOut,
+        responses=decided,
+        summary="Approve as the signed-in user; the action executes once, in one transaction.",
+    )
+    def approve(
+        request_id: RequestIdPath, user: User, services: ServicesDep, body: Decision | None = None
+    ) -> ActionRequestOut:
+        return ActionRequestOut(
+            **services.decide(user, request_id, "approve", reason=body.reason if body else None)
+        )
+
+    @r.post(
+        "/{request_id}/reject",
+        response_model=ActionRequestOut,
+        responses=decided,
+        summary="Reject with a reason.",
+    )
+    def reject(
+        request_id: RequestIdPath, body: RejectDecision, user: User, services: ServicesDep
+    ) -> ActionRequestOut:
+        return ActionRequestOut(**services.decide(user, request_id, "reject", reason=body.reason))
+
+    @r.post(
+        "/{request_id}/edit",
+        response_model=ActionRequestOut,
+        responses=decided,
+        summary="Change the parameters (checked by the guard again) and approve them, with a reason.",
+    )
+    def edit(
+        request_id: RequestIdPath, body: EditDecision, user: User, services: ServicesDep
+    ) -> ActionRequestOut:
+        return ActionRequestOut(
+            **services.decide(user, request_id, "edit", reason=body.reason, params=body.params)
+        )
+
+    return r
+
+
+# --- audit (contract A) -----------------------------------------------------------------------
+
+
+def _audit() -> APIRouter:
+    r = APIRouter(prefix="/audit", tags=["audit"], responses={401: ERROR_RESPONSES[401]})
+
+    @r.get("", response_model=AuditPage, summary="Audit events in chain order (seq), filtered and paginated.")
+    def events(
+        user: User,
+        services: ServicesDep,
+        order_id: ShortStr = None,
+        request_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+        event_type: ShortStr = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> AuditPage:
+        items = services.audit_events(
+            order_id=order_id, request_id=request_id, event_type=event_type, limit=limit, offset=offset
+        )
+        return AuditPage(items=items, limit=limit, offset=offset)
+
+    @r.get(
+        "/verify",
+        response_model=ChainCheck,
+        summary="Recompute the hash chain; the first broken link if any.",
+    )
+    def verify(user: User, services: ServicesDep) -> ChainCheck:
+        return ChainCheck(**services.verify_chain())
+
+    @r.get(
+        "/export",
+        summary="The whole audit log as JSON Lines or CSV (compliance_officer, ops_manager, admin).",
+        response_class=FileResponse,
+        responses={
+            403: ERROR_RESPONSES[403],
+            200: {
+                "content": {"application/x-ndjson": {}, "text/csv": {}},
+                "description": "The events, oldest first.",
+            },
+        },
+    )
+    def export(
+        user: User, services: ServicesDep, format: Annotated[Literal["jsonl", "csv"], Query()] = "jsonl"
+    ) -> FileResponse:
+        if user.role not in AUDIT_EXPORT_ROLES:
+            raise _forbidden(
+                f"role {user.role} may not export the audit log (allowed: "
+                f"{', '.join(sorted(AUDIT_EXPORT_ROLES))})"
+            )
+        tmp = tempfile.NamedTemporaryFile(
+            "w", suffix=f".{format}", delete=False, encoding="utf-8", newline=""
+        )
+        with tmp:
+            services.export_audit(format, tmp)
+        import os
+
+        return FileResponse(
+            tmp.name,
+            media_type="application/x-ndjson" if format == "jsonl" else "text/csv",
+            filename=f"audit.{format}",
+            background=BackgroundTask(os.unlink, tmp.name),
+        )
+
+    return r
+
+
+# --- operations analytics (contract D) ---------------------------------------------------------
+
+
+def _ops(features: dict[str, bool]) -> APIRouter:
+    r = APIRouter(tags=["kpis"], responses={401: ERROR_RESPONSES[401]})
+    if features["kpis"]:
+
+        @r.get(
+            "/kpis",
+            response_model=KpiReport,
+            summary="Exception KPIs: counts by type, warehouse and tier, "
+            "aging, recommendation acceptance and override rates.",
+        )
+        def kpis(
+            user: User,
+            services: ServicesDep,
+            since: Annotated[dt.date | None, Query(description="Only from this day on (YYYY-MM-DD).")] = None,
+        ) -> KpiReport:
+            return KpiReport(kpis=services.kpis(since))
+
+    if features["anomalies"]:
+
+        @r.get(
+            "/anomalies",
+            response_model=Anomalies,
+            summary="Recurring exception patterns (type × SKU, customer, warehouse or supplier), most costly "
+            "first, each with a process-redesign suggestion.",
+        )
+        def anomalies(user: User, services: ServicesDep) -> Anomalies:
+            return Anomalies(items=services.anomalies())
+
+    if features["risk"]:
+
+        @r.get(
+            "/risk",
+            response_model=RiskScores,
+            summary="Open orders most likely to fail before release.",
+            responses={503: ERROR_RESPONSES[503]},
+        )
+        def risk(
+            user: User, services: ServicesDep, top: Annotated[int, Query(ge=1, le=500)] = 20
+        ) -> RiskScores:
+            return RiskScores(items=services.risk_scores(top))
+
+    if features["monitoring"]:
+
+        @r.get(
+            "/monitoring",
+            response_model=Monitoring,
+            summary="Model monitoring: drift (PSI) of the risk model's inputs since training, and the override "
+            "rate of recommendations by action type, with the warnings past their thresholds.",
+            description="Without a trained risk model, `drift.status` is `no_model` (its reason names "
+            "`copilot risk train`) and the override rates are still reported.",
+        )
+        def monitoring(user: User, services: ServicesDep) -> Monitoring:
+            return Monitoring(**services.monitoring())
+
+    return r

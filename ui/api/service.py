@@ -1,0 +1,491 @@
+"""What the API and the panel do, in one place: both call these methods with the signed-in principal.
+
+The heavy parts (the SOP index with its embedding model, the language model, the copilot graph)
+load on first use and once; :meth:`Services.warm_up` loads them at start-up so ``/ready`` turns
+green only when they are. Each feature of another module (contract A governance, C the copilot
+façade, D operations analytics) is used when its module is installed; :attr:`Services.features`
+says which are, and the app serves only those endpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib.util
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import func, select
+
+from agent.policy import load_policy
+from agent.settings import Settings, get_settings
+from tools.db import check_connection, current_revision, make_engine, read_only, session_factory
+from tools.errors import NotFound, ToolError
+from tools.models import Customer, ExceptionRecord
+from ui.api.auth import Principal, load_token_store, resolve_user
+from ui.api.models import MAX_ORDER_IDS, MAX_TEXT_CHARS, MAX_TEXT_LINES
+
+__all__ = ["LimitExceeded", "Services", "Unavailable", "check_text_limits"]
+
+log = logging.getLogger("copilot.api")
+
+
+class LimitExceeded(ToolError):
+    """Input over a size limit (HTTP 413); the message names the limit."""
+
+
+class Unavailable(ToolError):
+    """A part the request needs is not ready (HTTP 503), e.g. the SOP index is empty."""
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def check_text_limits(text: str) -> None:
+    lines = text.count("\n") + 1
+    if lines > MAX_TEXT_LINES:
+        raise LimitExceeded(f"the pasted text has {lines:,} lines; the limit is {MAX_TEXT_LINES:,} lines")
+    if len(text) > MAX_TEXT_CHARS:
+        raise LimitExceeded(
+            f"the pasted text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,} characters"
+        )
+
+
+class Services:
+    """One per app: the database, the policy, the tokens, and the lazily loaded model parts."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, embedding_function=None, llm=None, collection=None
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.engine = make_engine(self.settings.effective_database_url)
+        self.factory = session_factory(self.engine)
+        self.policy = load_policy(self.settings.policy_path)
+        self.tokens = load_token_store(self.settings.api_tokens, self.settings.var_dir)
+        self._embedding_function = embedding_function
+        self._llm = llm
+        self._collection = collection
+        self._copilot = None
+        self._checkpointer_cm = None
+        self._lock = threading.RLock()
+        self._load_errors: dict[str, str] = {}
+        self._model_ready = False
+        self.load_seconds: dict[str, float] = {}  # what warm_up loaded, and how long each took
+        self._warm_thread: threading.Thread | None = None
+        self.features = {
+            "copilot": _has("agent.copilot.service"),
+            "governance": _has("agent.governance.requests"),
+            "audit": _has("agent.governance.audit"),
+            "kpis": _has("agent.ops.kpis"),
+            "anomalies": _has("agent.ops.anomalies"),
+            "risk": _has("agent.ops.risk"),
+            "monitoring": _has("agent.ops.monitoring"),
+        }
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def collection(self):
+        with self._lock:
+            if self._collection is None:
+                from knowledge.store import open_collection
+
+                ef = self._embedding_function
+                if ef is None:
+                    from knowledge.embeddings import MiniLMEmbeddingFunction
+
+                    ef = MiniLMEmbeddingFunction()
+                self._collection = open_collection(
+                    ef, var_dir=self.settings.var_dir, chroma_url=self.settings.chroma_url
+                )
+            return self._collection
+
+    def llm(self):
+        with self._lock:
+            if self._llm is None:
+                from agent.llm.providers import get_llm
+
+                self._llm = get_llm(self.settings)
+            return self._llm
+
+    def copilot(self):
+        """The copilot façade (contract C) with the durable checkpointer for chat threads."""
+        with self._lock:
+            if self._copilot is None:
+                from agent.checkpoint import open_checkpointer
+                from agent.copilot.service import Copilot
+
+                self._checkpointer_cm = open_checkpointer(self.settings.effective_database_url)
+                checkpointer = self._checkpointer_cm.__enter__()
+                self._copilot = Copilot(
+                    self.factory,
+                    self.policy,
+                    llm=self.llm(),
+                    collection=self.collection(),
+                    checkpointer=checkpointer,
+                )
+            return self._copilot
+
+    def warm_up(self) -> None:
+        """Load the SOP index, the model and the copilot now (start-up), not on the first request.
+
+        The model loads in a thread of its own (llama.cpp reads and maps the weights outside the
+        GIL) while the SOP index and the copilot load here. A part that fails to load is reported
+        by :meth:`readiness` (with the reason), not raised: the service still answers /health and
+        the endpoints that do not need that part.
+        """
+        model = None
+        if _has("agent.llm.providers"):
+            model = threading.Thread(
+                target=self._load_part, args=("model", self._load_model), name="warm-model"
+            )
+            model.start()
+        self._load_part("sop_index", self.collection)
+        if self.features["copilot"]:
+            if model is not None:
+                model.join()  # the copilot takes the loaded model
+            self._load_part("copilot", self.copilot)
+        if model is not None:
+            model.join()
+
+    def begin_warm_up(self) -> None:
+        """Start :meth:`warm_up` in the background (``copilot serve``: while the panel is built)."""
+        if self._warm_thread is None:
+            self._warm_thread = threading.Thread(target=self.warm_up, name="warm-up", daemon=True)
+            self._warm_thread.start()
+
+    def wait_warm_up(self) -> None:
+        if self._warm_thread is None:
+            self.warm_up()
+        else:
+            self._warm_thread.join()
+
+    def _load_part(self, name: str, load) -> None:
+        started = time.perf_counter()
+        try:
+            load()
+            self.load_seconds[name] = round(time.perf_counter() - started, 1)
+        except Exception as exc:
+            self._load_errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("%s not ready: %s", name, self._load_errors[name])
+
+    def _load_model(self) -> None:
+        """Load the model and prove it answers: one one-token completion (the local model loads at
+        its first call). A scripted fake model has nothing to load."""
+        llm = self.llm()
+        if llm.provider != "fake":
+            llm.complete([{"role": "user", "content": "Reply with OK."}], max_tokens=1)
+        self._model_ready = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._checkpointer_cm is not None:
+                with contextlib.suppress(Exception):
+                    self._checkpointer_cm.__exit__(None, None, None)
+                self._checkpointer_cm, self._copilot = None, None
+        self.engine.dispose()
+
+    def readiness(self) -> dict[str, dict[str, Any]]:
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            check_connection(self.engine)
+            from ui.cli.common import head_revision
+
+            rev, head = current_revision(self.engine), head_revision()
+            checks["database"] = {
+                "ok": rev == head,
+                "detail": f"schema {rev}" + ("" if rev == head else f", needs {head}"),
+            }
+        except Exception as exc:
+            checks["database"] = {"ok": False, "detail": str(exc).splitlines()[0]}
+        try:
+            n = self.collection().count()
+            checks["sop_index"] = {
+                "ok": n > 0,
+                "detail": f"{n} chunks" if n else "empty: run `copilot knowledge ingest`",
+            }
+        except Exception as exc:
+            checks["sop_index"] = {"ok": False, "detail": str(exc).splitlines()[0]}
+        if "model" in self._load_errors:
+            checks["model"] = {"ok": False, "detail": self._load_errors["model"]}
+        elif self._model_ready:
+            checks["model"] = {"ok": True, "detail": f"{self._llm.provider} {self._llm.name}".strip()}
+        elif not _has("agent.llm.providers"):
+            checks["model"] = {"ok": False, "detail": "no language-model module in this build"}
+        else:
+            checks["model"] = {"ok": False, "detail": "not loaded yet"}
+        if "copilot" in self._load_errors:
+            checks["copilot"] = {"ok": False, "detail": self._load_errors["copilot"]}
+        return checks
+
+    # --- auth ---------------------------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> Principal:
+        username = self.tokens.username_for(token)
+        with self.factory() as session:
+            return resolve_user(session, username)
+
+    def may_decide_for(self, principal: Principal) -> list[str]:
+        if principal.role not in self.policy.roles:
+            return []
+        return sorted({principal.role, *self.policy.delegates(principal.role)})
+
+    # --- orders and triage --------------------------------------------------------------------
+
+    def order_detail(self, order_id: str) -> dict[str, Any]:
+        from tools.orders import order_view
+
+        with read_only(self.factory) as session:
+            view = order_view(session, order_id)
+        result = self.triage([order_id])[0]
+        return {"order": view, "triage": result}
+
+    def triage(self, order_ids: list[str], *, explain: bool = False) -> list[dict[str, Any]]:
+        ids = [o.strip() for o in order_ids if o.strip()]
+        if len(ids) > MAX_ORDER_IDS:
+            raise LimitExceeded(f"{len(ids):,} order ids; the limit is {MAX_ORDER_IDS} per request")
+        if self.features["copilot"]:
+            return list(self.copilot().triage(ids, explain=explain))
+        from agent.triage.service import OrderNotFound, triage_order
+
+        results = []
+        with self.factory() as session:
+            for order_id in ids:
+                try:
+                    results.append(triage_order(session, order_id, self.policy))
+                except (OrderNotFound, NotFound):
+                    results.append({"order_id": order_id, "error": f"order {order_id} not found"})
+            session.commit()
+        return results
+
+    def triage_stream(self, order_ids: list[str]) -> Iterator[dict[str, Any]]:
+        """Triage with explanations as events: ``token`` (the model writing) and ``final``."""
+        if self.features["copilot"]:
+            return self.copilot().triage_stream(order_ids, explain=True)
+        return iter([{"type": "final", "results": self.triage(order_ids)}])
+
+    def triage_text(self, text: str, *, explain: bool = False) -> dict[str, Any]:
+        check_text_limits(text)
+        out = self.copilot().triage_text(text, explain=explain)
+        if len(out.get("order_ids") or []) > MAX_ORDER_IDS:
+            raise LimitExceeded(
+                f"the text names {len(out['order_ids']):,} orders; the limit is {MAX_ORDER_IDS} per request"
+            )
+        return out
+
+    def chat_stream(self, thread_id: str, message: str, principal: Principal) -> Iterator[dict[str, Any]]:
+        return self.copilot().chat_stream(thread_id, message, username=principal.username)
+
+    def chat(self, thread_id: str, message: str, principal: Principal) -> dict[str, Any]:
+        return self.copilot().chat(thread_id, message, username=principal.username)
+
+    # --- exceptions ---------------------------------------------------------------------------
+
+    def list_exceptions(
+        self,
+        *,
+        status: str | None = "open",
+        type: str | None = None,
+        warehouse_id: str | None = None,
+        customer_id: str | None = None,
+        customer_tier: str | None = None,
+        order_id: str | None = None,
+        sku: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC)
+        query = select(ExceptionRecord, Customer.tier).outerjoin(
+            Customer, Customer.customer_id == ExceptionRecord.customer_id
+        )
+        filters = {
+            ExceptionRecord.status: status,
+            ExceptionRecord.type: type,
+            ExceptionRecord.warehouse_id: warehouse_id,
+            ExceptionRecord.customer_id: customer_id,
+            Customer.tier: customer_tier,
+            ExceptionRecord.order_id: order_id,
+            ExceptionRecord.sku: sku,
+        }
+        for column, value in filters.items():
+            if value:
+                query = query.where(column == value)
+        with read_only(self.factory) as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.execute(
+                query.order_by(ExceptionRecord.first_seen_at, ExceptionRecord.id).limit(limit).offset(offset)
+            ).all()
+            return {
+                "items": [self._exception_row(rec, tier, now) for rec, tier in rows],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+
+    @staticmethod
+    def _exception_row(rec: ExceptionRecord, tier: str | None, now: dt.datetime) -> dict[str, Any]:
+        first = rec.first_seen_at if rec.first_seen_at.tzinfo else rec.first_seen_at.replace(tzinfo=dt.UTC)
+        end = rec.resolved_at or now
+        end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)
+        return {
+            "id": rec.id,
+            "order_id": rec.order_id,
+            "type": rec.type,
+            "instance_key": rec.instance_key,
+            "line_no": rec.line_no,
+            "shipment_id": rec.shipment_id,
+            "sku": rec.sku,
+            "customer_id": rec.customer_id,
+            "customer_tier": tier,
+            "warehouse_id": rec.warehouse_id,
+            "status": rec.status,
+            "assigned_role": rec.assigned_role,
+            "evidence": list(rec.evidence or []),
+            "first_seen_at": _iso(first),
+            "detected_at": _iso(rec.detected_at),
+            "resolved_at": _iso(rec.resolved_at),
+            "age_days": round((end - first).total_seconds() / 86400, 2),
+        }
+
+    # --- action requests (contract A) ---------------------------------------------------------
+
+    def request_action(
+        self,
+        principal: Principal,
+        *,
+        order_id: str,
+        action: str | None = None,
+        params: dict | None = None,
+        citations: list | None = None,
+        thread_id: str | None = None,
+        source: str = "api",
+    ) -> dict[str, Any]:
+        from agent.governance.requests import request_action
+
+        return request_action(
+            self.factory,
+            self.policy,
+            order_id=order_id,
+            requested_by=principal.username,
+            action=action,
+            params=params,
+            source=source,
+            citations=citations,
+            thread_id=thread_id,
+        )
+
+    def decide(
+        self,
+        principal: Principal,
+        request_id: int,
+        decision: str,
+        *,
+        reason: str | None = None,
+        params: dict | None = None,
+    ) -> dict[str, Any]:
+        from agent.governance.requests import decide
+
+        return decide(
+            self.factory,
+            self.policy,
+            request_id,
+            username=principal.username,
+            decision=decision,
+            reason=reason,
+            params=params,
+        )
+
+    def list_requests(
+        self,
+        *,
+        status: str | None = None,
+        role: str | None = None,
+        order_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Requests, newest first; ``role``: those that role may decide (its own and its delegates')."""
+        from agent.governance.requests import list_requests
+
+        return list_requests(
+            self.factory,
+            status=status,
+            role=role,
+            order_id=order_id,
+            limit=limit,
+            offset=offset,
+            policy=self.policy,
+        )
+
+    def queue(self, principal: Principal, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The requests waiting for a decision that the principal's role may take, oldest first."""
+        if principal.role not in self.policy.roles:
+            return []
+        pending = self.list_requests(status="pending_approval", role=principal.role, limit=limit)
+        return sorted(pending, key=lambda r: r["id"])
+
+    def get_request(self, request_id: int) -> dict[str, Any]:
+        from agent.governance.requests import get_request
+
+        return get_request(self.factory, request_id)
+
+    # --- audit (contract A) -------------------------------------------------------------------
+
+    def audit_events(self, **filters: Any) -> list[dict[str, Any]]:
+        from agent.governance.audit import list_events
+
+        with read_only(self.factory) as session:
+            return list_events(session, **filters)
+
+    def verify_chain(self) -> dict[str, Any]:
+        from agent.governance.audit import verify_chain
+
+        with read_only(self.factory) as session:
+            return verify_chain(session)
+
+    def export_audit(self, fmt: str, out) -> int:
+        from agent.governance.audit import export_events
+
+        with read_only(self.factory) as session:
+            return export_events(session, fmt, out)
+
+    # --- operations analytics (contract D) ----------------------------------------------------
+
+    def kpis(self, since: dt.date | None = None) -> dict[str, Any]:
+        from agent.ops.kpis import compute_kpis
+
+        with read_only(self.factory) as session:
+            return compute_kpis(session, since=since, policy=self.policy)
+
+    def anomalies(self) -> list[dict[str, Any]]:
+        from agent.ops.anomalies import recurring_anomalies
+
+        with read_only(self.factory) as session:
+            return recurring_anomalies(session, self.policy)
+
+    def risk_scores(self, top: int | None = None) -> list[dict[str, Any]]:
+        from agent.ops.risk import RiskModelError, score_open_orders
+
+        with read_only(self.factory) as session:
+            try:
+                return score_open_orders(session, top=top, var_dir=self.settings.var_dir)
+            except RiskModelError as exc:  # no trained model (or a refused one): not ready, not bad input
+                raise Unavailable(str(exc)) from exc
+
+    def monitoring(self) -> dict[str, Any]:
+        """Drift of the risk model's inputs and override rates by action type, with their warnings
+        (drift says ``no_model`` until `copilot risk train`; the override rates need no model)."""
+        from agent.ops.monitoring import monitoring
+
+        with read_only(self.factory) as session:
+            return monitoring(session, self.policy, var_dir=self.settings.var_dir)

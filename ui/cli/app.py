@@ -1,0 +1,398 @@
+"""The ``copilot`` command line.
+
+Heavy libraries (the LLM runtime, Chroma, Gradio) are imported only inside the commands that use
+them, so ``copilot --help`` and the read commands start fast. Expected failures (a bad
+``DATABASE_URL``, an unknown order, a malformed fixture) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agent.settings import apply_offline_defaults
+from ui.cli import common as cli_common
+from ui.cli.common import EXIT_USAGE, CliError, parse_date
+from ui.cli.common import engine as _engine
+from ui.cli.common import erp_is_empty as _erp_is_empty
+from ui.cli.common import policy as _policy
+from ui.cli.common import print_json as _print_json
+
+app = typer.Typer(
+    name="copilot",
+    help="Fulfillment-exception copilot: what keeps an order from flowing, why, and what to do next.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Create and migrate the database; load eval fixtures.", no_args_is_help=True)
+orders_app = typer.Typer(help="Look at sales orders.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(orders_app, name="orders")
+knowledge_app = typer.Typer(help="Index and search the SOPs (the vector store).", no_args_is_help=True)
+app.add_typer(knowledge_app, name="knowledge")
+
+
+def _register_subcommands() -> None:
+    """Each feature's commands live in their own module (``ui/cli_*.py``) and add themselves here."""
+    from ui.cli import agent as cli_agent
+    from ui.cli import evals as cli_evals
+    from ui.cli import governance as cli_governance
+    from ui.cli import ops as cli_ops
+    from ui.cli import serve as cli_serve
+
+    for module in (cli_governance, cli_agent, cli_ops, cli_serve, cli_evals):
+        module.register(app)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    apply_offline_defaults()
+    try:
+        app()
+    except cli_common.expected_errors() as exc:
+        typer.echo(f"copilot: {exc}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+# ------------------------------------------------------------------------------------------------
+# copilot db ...
+# ------------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the schema of the database named by DATABASE_URL."""
+    from tools.db import redact, upgrade
+
+    engine = _engine(require_schema=False)
+    at = upgrade(engine, revision)
+    typer.echo(f"database {redact(engine.url)} at schema revision {at}")
+
+
+@db_app.command("load-fixture")
+def db_load_fixture(
+    suite: Annotated[Path, typer.Argument(help="Eval suite YAML file (format: domain.md §5).")],
+    case: Annotated[str, typer.Option("--case", help="Id of the case whose fixture to load.")],
+    reset: Annotated[
+        bool,
+        typer.Option("--reset", help="Delete every record in the database first (same transaction order)."),
+    ] = False,
+) -> None:
+    """Load one eval case's fixture into the database (run `copilot db upgrade` first)."""
+    from tools.db import session_factory
+    from tools.fixtures import find_case, load_fixture, read_suite
+
+    data = read_suite(suite)
+    case_data = find_case(data, case)
+    engine = _engine()
+    if reset:
+        from tools.demo import reset as reset_data
+
+        reset_data(engine)
+    with session_factory(engine)() as session:
+        counts = load_fixture(session, case_data.get("fixture") or {}, case_id=case)
+    summary = ", ".join(f"{n} {t}" for t, n in counts.items()) or "no records"
+    typer.echo(f"loaded case {case} of suite {data['suite']}: {summary}")
+
+
+# ------------------------------------------------------------------------------------------------
+# copilot seed / demo
+# ------------------------------------------------------------------------------------------------
+
+
+@app.command("seed")
+def seed(
+    orders: Annotated[
+        int, typer.Option(min=1, help="Orders to generate (90 days of history plus the open book).")
+    ] = 10_000,
+    seed_: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same data.")] = 7,
+    as_of: Annotated[
+        str | None, typer.Option(help="The data set's 'today' (YYYY-MM-DD); default today.")
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Delete existing records first.")] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")
+    ] = None,
+) -> None:
+    """Generate a regional distributor's ERP/WMS/TMS snapshot (demo data) into DATABASE_URL."""
+    from tools.demo import generate
+    from tools.demo import reset as reset_data
+
+    day = parse_date(as_of, "--as-of")
+    engine = _engine()
+    if not _erp_is_empty(engine):
+        if not reset:
+            raise CliError("the database already holds records: pass --reset to replace them")
+        reset_data(engine)
+    report = generate(engine, orders=orders, seed=seed_, as_of=day, progress=progress)
+    rows = report.rows
+    typer.echo(
+        f"seeded {rows.get('orders', 0):,} orders with {rows.get('order_lines', 0):,} lines "
+        f"({report.open_orders:,} open) as of {report.as_of} with seed {report.seed} "
+        f"in {report.elapsed:.1f} s"
+    )
+
+
+@app.command("demo")
+def demo(
+    orders: Annotated[
+        int, typer.Option(min=1, help="Orders to generate when the database is empty.")
+    ] = 10_000,
+    seed_: Annotated[int, typer.Option("--seed", help="Random seed for the demo data.")] = 7,
+) -> None:
+    """Set up the database (migrate, seed if empty), index the SOPs, print a triage-ready summary
+    and the demo users (one per role) with fresh API tokens for `copilot serve`."""
+    from ui.cli.summary import print_summary
+
+    engine = _engine(require_schema=False)
+    from tools.db import upgrade
+
+    upgrade(engine)
+    if _erp_is_empty(engine):
+        from tools.demo import generate
+
+        typer.echo(f"seeding demo data ({orders:,} orders, seed {seed_}) ...")
+        generate(engine, orders=orders, seed=seed_)
+    from knowledge.ingest import ingest
+
+    typer.echo("indexing the shipped SOPs (unchanged ones are skipped) ...")
+    typer.echo(ingest(cli_common.knowledge_collection(), None, echo=typer.echo).summary())
+    print_summary(engine)
+    from ui.cli.serve import demo_tokens
+
+    demo_tokens()
+
+
+# ------------------------------------------------------------------------------------------------
+# copilot triage
+# ------------------------------------------------------------------------------------------------
+
+
+@app.command("triage")
+def triage(
+    order_ids: Annotated[
+        list[str] | None, typer.Argument(help="Order ids such as SO-100042.", show_default=False)
+    ] = None,
+    all_open: Annotated[
+        bool, typer.Option("--all-open", help="Triage every open, held or released order.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="With --all-open: at most this many orders.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per order.")] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Add the model's explanation of each order, citing the SOPs "
+            "(fact-only text, marked fallback, when the model fails).",
+        ),
+    ] = False,
+) -> None:
+    """Find what keeps each order from flowing, with evidence, and the next-best action.
+
+    Detection and ranking are deterministic (the policy file decides). The order's exceptions are
+    recorded in the exceptions table; an unknown order is reported and the others still triaged
+    (exit code 2 if any was unknown). With --explain the language model explains each order from
+    its facts and the SOPs (one call per order); with --json each object gains "explanation".
+    """
+    from agent.triage.service import OrderNotFound, triage_open_book, triage_order
+    from tools.db import session_factory
+
+    if bool(order_ids) == all_open:
+        raise CliError("name one or more order ids, or pass --all-open")
+    policy = _policy()
+    engine = _engine()
+    factory = session_factory(engine)
+    results: list[dict[str, Any]] = []
+    with factory() as session:
+        if all_open:  # the whole book in batches: the same results as triage_order on each
+            for n, result in enumerate(triage_open_book(session, policy, limit=limit), 1):
+                results.append(result)
+                if n % 200 == 0:
+                    session.commit()
+            results.sort(key=lambda r: r["order_id"])
+        else:
+            for n, order_id in enumerate([o.strip() for o in order_ids or []], 1):
+                try:
+                    results.append(triage_order(session, order_id, policy))
+                except OrderNotFound:
+                    results.append({"order_id": order_id, "error": "order not found"})
+                if n % 200 == 0:
+                    session.commit()
+        _audit_triage(session, results, all_open)
+        session.commit()
+    if explain:
+        from ui.cli.agent import explain_results, render_explained
+
+        results = explain_results(factory, policy, results)
+    if as_json:
+        _print_json(results)
+    elif explain:
+        render_explained(results)
+    else:
+        from ui.cli.render import render_triage
+
+        render_triage(results)
+    if any("error" in r for r in results):
+        raise typer.Exit(EXIT_USAGE)
+
+
+def _audit_triage(session, results: list[dict[str, Any]], all_open: bool) -> None:
+    """The audit chain records each triage: one event per named order, one summary for the book."""
+    from agent.governance.audit import EVENT_TRIAGE, append_event
+
+    found = [r for r in results if "error" not in r]
+    if all_open:
+        append_event(
+            session,
+            EVENT_TRIAGE,
+            actor="cli",
+            payload={
+                "scope": "all_open",
+                "orders": len(found),
+                "with_exceptions": sum(1 for r in found if r["exceptions"]),
+            },
+        )
+        return
+    for r in found:
+        rec = r.get("recommendation")
+        append_event(
+            session,
+            EVENT_TRIAGE,
+            actor="cli",
+            order_id=r["order_id"],
+            payload={
+                "exceptions": [e["type"] for e in r["exceptions"]],
+                "recommendation": rec and {"action": rec["action"], "params": rec["params"]},
+            },
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# copilot orders ...
+# ------------------------------------------------------------------------------------------------
+
+
+@orders_app.command("show")
+def orders_show(
+    order_id: Annotated[str, typer.Argument(help="Order id such as SO-100042.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print an order with its lines, customer and credit position, stock and shipments."""
+    from tools.db import read_only, session_factory
+    from tools.orders import order_view
+
+    engine = _engine()
+    with read_only(session_factory(engine)) as session:
+        view = order_view(session, order_id.strip())
+    if as_json:
+        _print_json(view)
+    else:
+        from ui.cli.render import render_order
+
+        render_order(view)
+
+
+# ------------------------------------------------------------------------------------------------
+# copilot knowledge ...
+# ------------------------------------------------------------------------------------------------
+
+
+@knowledge_app.command("ingest")
+def knowledge_ingest(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders (default: the shipped SOPs).", show_default=False),
+    ] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")
+    ] = None,
+) -> None:
+    """Index SOP documents (Markdown or text): unchanged files are skipped, changed ones replaced,
+    files removed from an ingested folder deleted from the index."""
+    from knowledge.ingest import ingest
+
+    report = ingest(cli_common.knowledge_collection(), paths or None, echo=typer.echo, progress=progress)
+    typer.echo(report.summary())
+
+
+@knowledge_app.command("search")
+def knowledge_search(
+    query: Annotated[str, typer.Argument(help='A question, e.g. "who may approve a credit release".')],
+    types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            help="Only SOPs for this exception type, e.g. CREDIT_HOLD (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages.")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the SOP passages closest to a question, with citations and scores."""
+    from dataclasses import asdict
+
+    from knowledge.retrieve import retrieve
+
+    passages = retrieve(
+        query, [t.strip().upper() for t in types or []], k=k, collection=cli_common.knowledge_collection()
+    )
+    if as_json:
+        _print_json([asdict(p) for p in passages])
+        return
+    if not passages:
+        typer.echo("no passages (is the index empty? run `copilot knowledge ingest`)")
+    for p in passages:
+        typer.echo(f"{p.citation}  {p.heading}  (score {p.score:.3f})\n{p.text}\n")
+
+
+@knowledge_app.command("eval")
+def knowledge_eval(
+    questions: Annotated[
+        Path | None,
+        typer.Option(help="Question set (YAML); default evals/retrieval/questions.yaml.", show_default=False),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="Passages ranked per question.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Measure retrieval quality: recall@1, recall@3 and MRR, with and without the type filter.
+
+    Ingests the shipped SOPs into a temporary index with the local embedding model, asks every
+    question of the set and reports the ranks of the expected citations.
+    """
+    from knowledge.quality import QUESTIONS
+    from knowledge.quality import main as quality_main
+
+    code = quality_main(
+        ["--questions", str(questions or QUESTIONS), "-k", str(k), *(["--json"] if as_json else [])]
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+@knowledge_app.command("list")
+def knowledge_list() -> None:
+    """Show which documents are indexed, with their chunk counts."""
+    col = cli_common.knowledge_collection()
+    docs: dict[str, dict[str, Any]] = {}
+    for meta in col.get(include=["metadatas"])["metadatas"] or []:
+        entry = docs.setdefault(
+            str(meta["source"]), {"doc_id": meta["doc_id"], "title": meta.get("title", ""), "chunks": 0}
+        )
+        entry["chunks"] += 1
+    for source, d in sorted(docs.items(), key=lambda kv: kv[1]["doc_id"]):
+        typer.echo(f"{d['doc_id']:<16} {d['chunks']:>3} chunks  {d['title']}  ({source})")
+    typer.echo(f"{len(docs)} documents, {sum(d['chunks'] for d in docs.values())} chunks")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,120 @@
+"""What every ``copilot`` sub-command shares: the one-line error, the engine, the policy, JSON output.
+
+Sub-command modules (``ui/cli_*.py``) import from here, never from ``ui.cli.app``, so that ``ui.cli.app``
+can register them without an import cycle. Keep this module light: heavy libraries are imported
+inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import typer
+
+from agent.settings import get_settings
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A failure the user can fix; printed as one line, exit code 2.
+
+    Library errors a user can fix should subclass ``tools.errors.ToolError`` instead (or be added
+    to ``expected_errors``): ``ui.cli.app.main`` prints those the same way.
+    """
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions ``copilot`` reports as one line with exit code 2 instead of a traceback."""
+    from tools.db import DatabaseError
+    from tools.errors import ToolError
+    from tools.fixtures import FixtureError, SuiteError
+
+    return (CliError, DatabaseError, ToolError, FixtureError, SuiteError)
+
+
+def engine(*, require_schema: bool = True):
+    """The engine of ``DATABASE_URL``, reachable, and (by default) migrated to head."""
+    from pydantic import ValidationError
+
+    from tools.db import check_connection, current_revision, make_engine
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise CliError(f"invalid setting {first['loc'][0] if first['loc'] else ''}: {first['msg']}") from exc
+    engine = make_engine(settings.effective_database_url)
+    check_connection(engine)
+    if require_schema:
+        revision = current_revision(engine)
+        if revision is None:
+            raise CliError("the database named by DATABASE_URL has no schema yet: run `copilot db upgrade`")
+        head = head_revision()
+        if revision != head:
+            raise CliError(
+                f"the database is at schema {revision}, this copilot needs {head}: run `copilot db upgrade`"
+            )
+    return engine
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from tools.db import MIGRATIONS
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def parse_date(value: str | None, option: str) -> dt.date | None:
+    """An ISO date given to ``option`` (None stays None); anything else is a one-line usage error."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise CliError(f"{option} must be a date like 2026-11-25, got {value!r}") from exc
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def erp_is_empty(engine) -> bool:
+    from tools.dataset import occupied_tables
+
+    with engine.connect() as conn:
+        return not occupied_tables(conn)
+
+
+def policy():
+    from agent.policy import PolicyError, load_policy
+
+    try:
+        return load_policy(get_settings().policy_path)
+    except PolicyError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def knowledge_embedding():
+    """The local embedding model (tests replace this with the fake one)."""
+    from knowledge.embeddings import MiniLMEmbeddingFunction, ModelIntegrityError, ModelNotInstalledError
+
+    try:
+        return MiniLMEmbeddingFunction()
+    except (ModelNotInstalledError, ModelIntegrityError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+def knowledge_collection():
+    from knowledge.store import open_collection
+
+    settings = get_settings()
+    try:
+        return open_collection(
+            knowledge_embedding(), var_dir=settings.var_dir, chroma_url=settings.chroma_url
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc

@@ -1,0 +1,327 @@
+"""Governance commands: `copilot actions ...`, `copilot audit ...`, `copilot users ...` (issue 6).
+
+Import only light modules at the top (typer, ``ui.cli.common``); heavy ones inside the commands.
+A refused decision (wrong role, own request, already decided, guard) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ui.cli.common import CliError, engine, policy, print_json
+
+actions_app = typer.Typer(help="Action requests: propose, list, approve, reject, edit.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log: verify, export.", no_args_is_help=True)
+users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
+
+AsUser = Annotated[str, typer.Option("--as", help="Your user name (e.g. planner, credit_manager).")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``copilot`` application."""
+    app.add_typer(actions_app, name="actions")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(users_app, name="users")
+
+
+def _factory():
+    from tools.db import session_factory
+
+    return session_factory(engine())
+
+
+def _params(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--params must be a JSON object, e.g. '{{\"line_no\": 1}}': {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise CliError("--params must be a JSON object, e.g. '{\"line_no\": 1}'")
+    return value
+
+
+def _line(req: dict[str, Any]) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in req["params"].items())
+    return (
+        f"#{req['id']:<5} {req['status']:<16} {req['action']:<21} {req['order_id'] or '':<12} "
+        f"risk {req['risk']:<6} approver {req['approver_role']:<22} by {req['requested_by']:<16} {params}"
+    )
+
+
+def _show(req: dict[str, Any]) -> None:
+    typer.echo(_line(req))
+    guard = req.get("guard") or {}
+    for reason in guard.get("reasons") or []:
+        typer.echo(f"  guard: {reason}")
+    for d in req.get("decisions") or []:
+        typer.echo(
+            f"  {d['decision']} by {d['decided_by']} ({d['role']}) at {d['decided_at']}"
+            + (f": {d['reason']}" if d.get("reason") else "")
+        )
+    ex = req.get("execution")
+    if ex:
+        detail = (ex.get("result") or {}).get("reason") or json.dumps((ex.get("result") or {}).get("changes"))
+        typer.echo(f"  execution {ex['status']}: {detail}")
+
+
+@actions_app.command("list")
+def actions_list(
+    status: Annotated[
+        str | None,
+        typer.Option(help="pending_approval, approved, rejected, blocked, executed, failed, proposed."),
+    ] = None,
+    role: Annotated[
+        str | None, typer.Option(help="The queue of a role: what it may decide (hierarchy included).")
+    ] = None,
+    order: Annotated[str | None, typer.Option("--order", help="Only this order's requests.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_json: Json = False,
+) -> None:
+    """List action requests, newest first (read from the database: pending approvals survive restarts)."""
+    from agent.governance.requests import list_requests
+
+    rows = list_requests(_factory(), status=status, role=role, order_id=order, limit=limit, policy=policy())
+    if as_json:
+        print_json(rows)
+        return
+    for req in rows:
+        typer.echo(_line(req))
+    if not rows:
+        typer.echo("no action requests")
+
+
+@actions_app.command("show")
+def actions_show(
+    request_id: Annotated[int, typer.Argument(help="Request id.")], as_json: Json = False
+) -> None:
+    """One request with its guard result, decisions and execution."""
+    from agent.governance.requests import get_request
+
+    req = get_request(_factory(), request_id)
+    print_json(req) if as_json else _show(req)
+
+
+@actions_app.command("request")
+def actions_request(
+    order_id: Annotated[str, typer.Argument(help="Order id such as SO-100042.")],
+    as_user: AsUser,
+    action: Annotated[
+        str | None, typer.Option(help="An action of the catalog; default: the order's recommendation.")
+    ] = None,
+    params: Annotated[
+        str | None,
+        typer.Option(
+            help='Parameters as JSON, e.g. \'{"order_id": "SO-1", "line_no": 1, "to_warehouse_id": "WH-2"}\'; default with --action: {"order_id": ORDER_ID}.'
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Propose an action for an order: it is guarded and waits for a person with the role to decide.
+
+    Prints the request id (with --json the request). A request the guard blocks is kept, with its
+    reasons, and the command exits 2.
+    """
+    from agent.governance.requests import request_action
+
+    values = _params(params)
+    if action and values is None:  # e.g. RELEASE_CREDIT_HOLD: the order is the only parameter
+        values = {"order_id": order_id}
+    req = request_action(
+        _factory(),
+        policy(),
+        order_id=order_id,
+        requested_by=as_user,
+        action=action,
+        params=values,
+        source="cli",
+    )
+    if as_json:
+        print_json(req)
+    else:
+        typer.echo(
+            f"request {req['id']}: {req['action']} {json.dumps(req['params'])} -> {req['status']}"
+            + (
+                f" (approver: {req['approver_role']}, risk {req['risk']})"
+                if req["status"] == "pending_approval"
+                else ""
+            )
+        )
+        for reason in (req["guard"] or {}).get("reasons") or []:
+            typer.echo(f"  guard: {reason}")
+    if req["status"] == "blocked":
+        raise typer.Exit(2)
+
+
+def _decide(
+    request_id: int, user: str, decision: str, reason: str | None, params: str | None, as_json: bool
+) -> None:
+    from agent.governance.requests import decide
+
+    req = decide(
+        _factory(),
+        policy(),
+        request_id,
+        username=user,
+        decision=decision,
+        reason=reason,
+        params=_params(params),
+    )
+    if as_json:
+        print_json(req)
+    else:
+        _show(req)
+    if req["status"] == "failed":
+        raise typer.Exit(1)
+
+
+@actions_app.command("approve")
+def actions_approve(
+    request_id: Annotated[int, typer.Argument(help="Request id.")],
+    as_user: AsUser,
+    reason: Annotated[str | None, typer.Option(help="Why (optional).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Approve a pending request; it executes at once (exactly once). Exits 1 if the execution failed."""
+    _decide(request_id, as_user, "approve", reason, None, as_json)
+
+
+@actions_app.command("reject")
+def actions_reject(
+    request_id: Annotated[int, typer.Argument(help="Request id.")],
+    as_user: AsUser,
+    reason: Annotated[str, typer.Option(help="Why (required).")] = "",
+    as_json: Json = False,
+) -> None:
+    """Reject a pending request (a reason is required)."""
+    _decide(request_id, as_user, "reject", reason, None, as_json)
+
+
+@actions_app.command("edit")
+def actions_edit(
+    request_id: Annotated[int, typer.Argument(help="Request id.")],
+    as_user: AsUser,
+    params: Annotated[
+        str, typer.Option(help='Changed parameters as JSON, e.g. \'{"ship_to_city": "Boston"}\'.')
+    ],
+    reason: Annotated[str | None, typer.Option(help="Why (optional).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Approve with changed parameters: they go through the guard again, then execute."""
+    _decide(request_id, as_user, "edit", reason, params, as_json)
+
+
+@actions_app.command("resume")
+def actions_resume(
+    request_id: Annotated[int, typer.Argument(help="Request id.")], as_json: Json = False
+) -> None:
+    """Carry on a request a crash left half-way (proposed, or approved but not executed); idempotent."""
+    from agent.governance.requests import resume_request
+
+    req = resume_request(_factory(), policy(), request_id)
+    print_json(req) if as_json else _show(req)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: Json = False) -> None:
+    """Recompute the hash chain; exit 0 only when it is intact (else name the first bad event, exit 1)."""
+    from agent.governance.audit import verify_chain
+
+    with _factory()() as s:
+        result = verify_chain(s)
+    if as_json:
+        print_json(result)
+    elif result["ok"]:
+        typer.echo(f"audit chain intact: {result['events']:,} events")
+    else:
+        typer.echo(f"audit chain BROKEN at seq {result['first_bad_seq']}: {result['reason']}", err=True)
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option(help="File to write (default: standard output).")] = None,
+) -> None:
+    """Write every audit event in seq order (with prev_hash and hash, so others can re-verify)."""
+    from agent.governance.audit import export_events
+
+    if fmt not in ("jsonl", "csv"):
+        raise CliError(f"--format must be jsonl or csv, not {fmt!r}")
+    with _factory()() as s:
+        if output is None:
+            n = export_events(s, fmt, sys.stdout)
+        else:
+            try:
+                with output.open("w", encoding="utf-8", newline="") as fh:
+                    n = export_events(s, fmt, fh)
+            except OSError as exc:
+                raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
+    if output is not None:
+        typer.echo(f"wrote {n:,} events to {output}")
+
+
+@audit_app.command("list")
+def audit_list(
+    order: Annotated[str | None, typer.Option("--order", help="Only this order's events.")] = None,
+    request: Annotated[int | None, typer.Option("--request", help="Only this request's events.")] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="e.g. decision, execution, override.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_json: Json = False,
+) -> None:
+    """Show audit events in order."""
+    from agent.governance.audit import list_events
+
+    with _factory()() as s:
+        rows = list_events(s, order_id=order, request_id=request, event_type=event_type, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    for e in rows:
+        who = f"{e['actor'] or '-'}" + (f" ({e['role']})" if e["role"] else "")
+        typer.echo(
+            f"{e['seq']:>7} {e['ts']} {e['event_type']:<18} {who:<32} {e['order_id'] or '':<12} "
+            f"{'#' + str(e['request_id']) if e['request_id'] else ''} {json.dumps(e['payload'])[:160]}"
+        )
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name: lowercase letters, digits, '.', '_' or '-'.")],
+    role: Annotated[str, typer.Option(help="A role of the policy file, e.g. planner or credit_manager.")],
+    display_name: Annotated[str | None, typer.Option(help="Full name.")] = None,
+) -> None:
+    """Add a user with a role."""
+    from agent.governance.requests import write_session
+    from agent.governance.users import add_user
+
+    pol = policy()
+    with write_session(_factory()) as s:
+        user = add_user(s, name, role, display_name, roles=set(pol.roles))
+    typer.echo(f"added {user['username']} ({user['role']})")
+
+
+@users_app.command("list")
+def users_list(as_json: Json = False) -> None:
+    """List users and their roles."""
+    from agent.governance.users import list_users
+
+    with _factory()() as s:
+        rows = list_users(s)
+    if as_json:
+        print_json(rows)
+        return
+    for u in rows:
+        typer.echo(
+            f"{u['username']:<24} {u['role']:<22} {'active' if u['active'] else 'inactive':<8} {u['display_name'] or ''}"
+        )

@@ -1,0 +1,102 @@
+"""`copilot serve`: the FastAPI service with the Gradio panel mounted (issue 7); the demo's tokens.
+
+Import only light modules at the top (typer, ``ui.cli.common``); heavy ones inside the commands.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Annotated
+
+import typer
+
+from ui.cli.common import CliError
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): is another server running? "
+                "pass --port"
+            ) from None
+
+
+def demo_tokens(echo=typer.echo) -> dict[str, str]:
+    """Give each demo user (one per role) a fresh random API token in <COPILOT_VAR_DIR>/api_tokens.json
+    and print them; with COPILOT_API_TOKENS set, say that those tokens are used instead."""
+    from agent.settings import get_settings
+    from tools.db import session_factory
+    from ui.api.auth import write_demo_tokens
+    from ui.cli.common import engine as make_engine
+
+    settings = get_settings()
+    if settings.api_tokens.strip():
+        echo("API tokens: COPILOT_API_TOKENS is set, so the service uses those (no demo tokens written)")
+        return {}
+    from agent.governance.users import list_users
+
+    with session_factory(make_engine())() as session:
+        users = [u for u in list_users(session) if u.get("active", True)]
+    if not users:
+        echo("no users in the database: no API tokens written")
+        return {}
+    tokens = write_demo_tokens(settings.var_dir, [u["username"] for u in users])
+    roles = {u["username"]: u["role"] for u in users}
+    echo(f"demo users and their API tokens (valid 30 days; in {settings.var_dir / 'api_tokens.json'}):")
+    for username, token in tokens.items():
+        echo(f"  {username:<22} {roles[username]:<22} {token}")
+    return tokens
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``copilot`` application."""
+
+    @app.command("serve")
+    def serve(
+        host: Annotated[
+            str, typer.Option(help="Interface to listen on (127.0.0.1: this machine only).")
+        ] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    ) -> None:
+        """Serve the API (/api/v1, docs at /docs) and the web panel (/ui) in one process.
+
+        Loads the SOP index and the language model before it reports ready; GET /ready is green
+        only when the database, the SOP index and the model are.
+        """
+        started = time.monotonic()
+        import logging
+
+        import uvicorn
+
+        from agent.settings import get_settings
+        from ui.api.app import create_app
+        from ui.cli.common import engine
+
+        settings = get_settings()
+        engine()  # one-line errors: unreachable database, schema not at head
+        _check_port(host, port)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        url = f"http://{shown}:{port}"
+
+        def ready(checks: dict) -> None:
+            bad = {k: v["detail"] for k, v in checks.items() if not v["ok"]}
+            state = (
+                "ready" if not bad else "NOT ready (" + "; ".join(f"{k}: {v}" for k, v in bad.items()) + ")"
+            )
+            loaded = ", ".join(f"{k} {v:g} s" for k, v in application.state.services.load_seconds.items())
+            typer.echo(
+                f"copilot serve: {state} in {time.monotonic() - started:.1f} s ({loaded}) — panel {url}/ui , "
+                f"API {url}/api/v1 (docs {url}/docs); Ctrl+C stops"
+            )
+
+        logging.basicConfig(level=settings.log_level)
+        application = create_app(settings, warm_up=True, on_ready=ready)
+        # The access log holds method, path and status only; tokens travel in headers, never logged.
+        uvicorn.run(
+            application, host=host, port=port, log_level=settings.log_level.lower(), timeout_keep_alive=30
+        )
