@@ -1,4 +1,5 @@
-# Two commands: `make demo` and `make test`. Everything else is a helper for them.
+# Two commands: `make demo` and `make test`. Everything else is a helper for them; `make lint` is what CI
+# runs before the tests (and pre-commit before each commit).
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install demo test seed lock clean
+.PHONY: install demo test lint seed lock clean
 
 $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Lint, format check, types and import contracts (configured in pyproject.toml and .importlinter).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Re-pin the whole dependency tree after changing pyproject.toml.
 lock: install

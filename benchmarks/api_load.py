@@ -81,7 +81,7 @@ def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
 async def _run(base: str, workload: str, clients: int, seconds: float, ids: list[str]) -> dict:

@@ -76,7 +76,7 @@ def _explain_all(llm, results, collection, show: bool) -> dict:
             result,
             passages,
             llm,
-            on_token=lambda _p: first.append(time.perf_counter()) if not first else None,
+            on_token=lambda _p, first=first: first.append(time.perf_counter()) if not first else None,
         )
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         kind = result["exceptions"][0]["type"]

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for oid in orders:
 
-            def graph_run():
+            def graph_run(oid=oid):
                 recording.calls.clear()
                 _llama(model).reset()
                 wall, cpu = time.perf_counter(), time.process_time()

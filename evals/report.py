@@ -215,7 +215,7 @@ def plots(summary: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, s
 
     from evals.metrics import NONE
 
-    labels = types + [NONE]
+    labels = [*types, NONE]
     conf = summary["confusion"]
     grid = [[conf.get(r, {}).get(c, 0) for c in labels] for r in labels]
     fig, ax = plt.subplots(figsize=(6.5, 5.5))

@@ -83,7 +83,7 @@ def read_docx(raw: bytes) -> str:
 def _paragraphs(lines: list[str]) -> Iterable[str]:
     """PDF lines joined into paragraphs: a blank line or a sentence end after ~40 words closes one."""
     current: list[str] = []
-    for line in lines + [""]:
+    for line in [*lines, ""]:
         if line.strip():
             current.append(line.strip())
         if current and (

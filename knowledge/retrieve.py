@@ -65,7 +65,9 @@ def retrieve(
         include=["documents", "metadatas", "distances"],
     )
     passages = []
-    for text, meta, distance in zip(result["documents"][0], result["metadatas"][0], result["distances"][0]):
+    for text, meta, distance in zip(
+        result["documents"][0], result["metadatas"][0], result["distances"][0], strict=False
+    ):
         body = text.split("\n\n", 1)[1] if "\n\n" in text else text
         section = str(meta.get("section") or "")
         passages.append(

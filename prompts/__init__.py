@@ -64,7 +64,10 @@ class Prompt:
             return [{"role": "user", "content": rendered.strip()}]
         if parts[0].strip():
             raise PromptError(f"prompt {self.name!r}: text before the first '--- role ---' line")
-        return [{"role": role, "content": body.strip()} for role, body in zip(parts[1::2], parts[2::2])]
+        return [
+            {"role": role, "content": body.strip()}
+            for role, body in zip(parts[1::2], parts[2::2], strict=False)
+        ]
 
 
 @functools.cache

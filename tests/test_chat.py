@@ -4,6 +4,7 @@ grounded in triage facts; memory per thread; approvals only when the user asks."
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage
@@ -177,7 +178,7 @@ def test_injected_instructions_never_request_anything(world, world_sops):
 class ToolCallingFake(FakeMessagesListChatModel):
     """A scripted chat model that accepts bound tools (langchain_core's fakes do not)."""
 
-    bound: list = []
+    bound: ClassVar[list] = []
 
     def bind_tools(self, tools, **kwargs):
         self.bound.append([t["function"]["name"] if isinstance(t, dict) else t.name for t in tools])

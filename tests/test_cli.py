@@ -115,7 +115,7 @@ def test_commands_before_upgrade_say_what_to_do(monkeypatch, capsys):
 )
 def test_bad_database_url_is_a_clear_message(monkeypatch, capsys, url, message):
     monkeypatch.setenv("DATABASE_URL", url)
-    code, out, err = run(monkeypatch, capsys, "orders", "show", "SO-1")
+    code, _out, err = run(monkeypatch, capsys, "orders", "show", "SO-1")
     assert code == 2 and message in err and "Traceback" not in err and "pw@" not in err
     assert len(err.strip().splitlines()) == 1
 

@@ -78,7 +78,7 @@ def _dangling(engine: Engine) -> dict[str, int]:
     out = {}
     for table, cols, parent, pcols in refs:
         present = " AND ".join(f'c."{c}" IS NOT NULL' for c in cols)
-        match = " AND ".join(f'p."{pc}" = c."{c}"' for c, pc in zip(cols, pcols))
+        match = " AND ".join(f'p."{pc}" = c."{c}"' for c, pc in zip(cols, pcols, strict=False))
         out[f"{table}.{'+'.join(cols)}"] = _scalar(
             engine,
             f'SELECT COUNT(*) FROM "{table}" c WHERE {present} '
@@ -341,7 +341,7 @@ def test_notes_speak_the_policy_language():
 
 
 def test_network_catalog_and_parties_look_like_a_regional_distributor(seeded):
-    engine, report = seeded
+    engine, _report = seeded
     regions = collections.defaultdict(set)
     for region, country in _rows(engine, "SELECT region, country FROM warehouses"):
         regions[region].add(country)

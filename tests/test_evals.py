@@ -356,7 +356,7 @@ def test_an_interrupted_run_resumes_from_its_journal_and_a_foreign_journal_is_re
     assert again["meta"]["commit"] == first["meta"]["commit"]
 
     ran.clear()
-    with pytest.raises(SuiteError, match="another run .*cases"):
+    with pytest.raises(SuiteError, match=r"another run .*cases"):
         evaluate(str(path), collection=sops, report_dir=out, resume=True, only=["credit-flag-only"])
     with pytest.raises(SuiteError, match="--resume needs the --report folder"):
         evaluate(str(path), collection=sops, resume=True)

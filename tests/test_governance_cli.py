@@ -93,7 +93,7 @@ def test_users_add_and_list(loaded, monkeypatch, capsys):
 
 def test_triage_from_the_command_line_lands_in_the_audit_chain(loaded, monkeypatch, capsys):
     assert run(monkeypatch, capsys, "triage", "SO1", "--json")[0] == 0
-    code, out, _ = run(monkeypatch, capsys, "audit", "list", "--type", "triage", "--json")
+    _code, out, _ = run(monkeypatch, capsys, "audit", "list", "--type", "triage", "--json")
     (event,) = json.loads(out)
     assert event["order_id"] == "SO1" and event["payload"]["exceptions"] == ["INVENTORY_SHORTFALL"]
     assert event["payload"]["recommendation"]["action"] == "REALLOCATE_WAREHOUSE"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from pydantic import BaseModel
@@ -271,7 +272,7 @@ def test_a_foreign_gguf_is_prompted_with_its_own_chat_template():
             return {1: "<s>", 2: "</s>"}[ident]
 
     class Foreign:
-        metadata = {
+        metadata: ClassVar[dict[str, str]] = {
             "tokenizer.chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}"
             "{{ eos_token }}{% endfor %}[assistant]",
             "tokenizer.ggml.bos_token_id": "1",

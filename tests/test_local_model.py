@@ -66,7 +66,7 @@ def test_missing_package_names_the_fix(tmp_path):
         sha256="0" * 64,
         about="",
     )
-    with pytest.raises(ModelUnavailable, match="no-such-model-part1==1.0.*make install.*LLM_MODEL_PATH"):
+    with pytest.raises(ModelUnavailable, match=r"no-such-model-part1==1\.0.*make install.*LLM_MODEL_PATH"):
         part_paths(model)
 
 

@@ -38,7 +38,7 @@ def _text(message: dict) -> str:
 
 def _rows(table) -> list[dict]:
     """A Dataframe output as gradio_client returns it ({"headers", "data"})."""
-    return [dict(zip(table["headers"], row)) for row in table["data"]]
+    return [dict(zip(table["headers"], row, strict=False)) for row in table["data"]]
 
 
 def test_sign_in_triage_request_and_approve_through_the_panel(live):
@@ -75,7 +75,7 @@ def test_sign_in_triage_request_and_approve_through_the_panel(live):
     assert "executed" in done and "credit_analyst" in done
     assert "Already decided" in analyst.predict(request_id, "", params, api_name="/approve")
 
-    events, astatus = analyst.predict("SO-100002", "", "", api_name="/audit_search")
+    events, _astatus = analyst.predict("SO-100002", "", "", api_name="/audit_search")
     assert any("execut" in str(r["event"]) for r in _rows(events)), _rows(events)
     assert "Chain intact" in analyst.predict(api_name="/audit_verify")
 
@@ -87,7 +87,7 @@ def test_dashboard_chat_and_limits(live):
     assert _text(history[0]) == "What is blocking SO-100002?" and "SO-100002" in _text(history[-1])
     assert "triage_order" in side and "SOP citations" in side
     lead.predict("SO-100002 SO-100003", api_name="/triage")
-    by_type, by_wh, by_tier, by_age, rates, summary = lead.predict(api_name="/dashboard")
+    _by_type, _by_wh, _by_tier, _by_age, _rates, summary = lead.predict(api_name="/dashboard")
     assert "2 exceptions" in summary
     anomalies, monitoring = lead.predict(api_name="/dashboard_ops")
     assert _rows(anomalies) == [] and "Model monitoring:** no warning" in monitoring

@@ -387,10 +387,10 @@ def test_malformed_yaml_names_the_line() -> None:
 
 @pytest.mark.parametrize("content", ["", "# only a comment\n", "- a list\n"])
 def test_empty_or_not_a_mapping(content: str) -> None:
-    with pytest.raises(PolicyError, match="site.yaml:1"):
+    with pytest.raises(PolicyError, match=r"site\.yaml:1"):
         parse_policy(content, source="site.yaml")
 
 
 def test_unreadable_file_names_it(tmp_path) -> None:
-    with pytest.raises(PolicyError, match="nope.yaml"):
+    with pytest.raises(PolicyError, match=r"nope\.yaml"):
         load_policy(tmp_path / "nope.yaml")

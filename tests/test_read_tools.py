@@ -292,7 +292,7 @@ def test_get_order_reuses_the_order_view(db):
     assert [ln["line_no"] for ln in order["lines"]] == [1, 2, 3]
     assert order["lines"][1]["original_sku"] == "A"
     assert order["line_count"] == 3 and order["shipment_count"] == 2 and order["truncated"] is False
-    with pytest.raises(NotFound, match="^order SO-9 not found$"):
+    with pytest.raises(NotFound, match=r"^order SO-9 not found$"):
         get_order(db, order_id="SO-9")
 
 

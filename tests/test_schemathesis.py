@@ -59,7 +59,7 @@ def test_no_server_errors(app, mode):
         @settings(
             max_examples=EXAMPLES[mode], deadline=None, database=None, suppress_health_check=list(HealthCheck)
         )
-        def run(case):
+        def run(case, operation=operation):
             response = case.call(headers=AUTH)
             if _no_risk_model(operation.path, response):
                 return

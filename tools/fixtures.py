@@ -168,7 +168,7 @@ def _validate(rows: list[_Row], fail_at) -> dict[str, list[dict[str, Any]]]:
                     f"{row.path}.{field}",
                     f"unknown field of {row.table}; fields: {', '.join(table.c.keys())}",
                 )
-            value = _coerce(row.table, table.c[field], raw, lambda m, f=field: fail_at(f"{row.path}.{f}", m))
+            value = _coerce(row.table, table.c[field], raw, lambda m, f=f"{row.path}.{field}": fail_at(f, m))
             if value is not _OMIT:
                 values[field] = value
         pk = tuple(values.get(c.name) for c in table.primary_key.columns)

@@ -406,7 +406,8 @@ def explain_order(
         if not errors:
             return done(text, False, None)
         cited_by = "model"
-        retry = messages + [
+        retry = [
+            *messages,
             {"role": "assistant", "content": text},
             {
                 "role": "user",

@@ -111,7 +111,7 @@ def resolve_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dic
             known.update(
                 session.scalars(select(Order.order_id).where(Order.order_id.in_(candidates[i : i + 500])))
             )
-    found, missing = resolve_mentions(mentions, known.__contains__)
+    _found, missing = resolve_mentions(mentions, known.__contains__)
     asked = [next((c for c in m.candidates if c in known), m.canonical) for m in mentions]
     update: dict[str, Any] = {"order_ids": list(dict.fromkeys(asked)), "not_found": missing}
     if text is not None:

@@ -11,10 +11,10 @@ stock at the line's warehouse.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -413,7 +413,7 @@ class _Planner:
             "export-controlled item shipping across a border without a licence",
         )
 
-    EVALUATORS = {
+    EVALUATORS: ClassVar[dict[str, Callable[..., Any]]] = {
         "REALLOCATE_WAREHOUSE": reallocate,
         "APPROVE_SUBSTITUTION": substitute,
         "SPLIT_SHIPMENT": split,

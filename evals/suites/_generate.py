@@ -604,7 +604,7 @@ def pricing() -> list[dict]:
 # available → promise date from the earliest open PO → escalate to procurement_buyer.
 # ------------------------------------------------------------------------------------------------
 def inventory() -> list[dict]:
-    I = "INVENTORY_SHORTFALL"
+    I = "INVENTORY_SHORTFALL"  # noqa: E741 - the suites name each exception type by its initial
     WH5 = ("warehouses", "WH5", {"name": "Phoenix DC", "region": "west", "country": "US"})
     A3 = (
         "items",
@@ -931,7 +931,7 @@ def inventory() -> list[dict]:
 # warehouse, customer allowing substitutions → APPROVE_SUBSTITUTION; else ESCALATE to csr.
 # ------------------------------------------------------------------------------------------------
 def substitution() -> list[dict]:
-    S, I = "SUBSTITUTION_REQUEST", "INVENTORY_SHORTFALL"
+    S, I = "SUBSTITUTION_REQUEST", "INVENTORY_SHORTFALL"  # noqa: E741 - exception types by initial
     DISC = ("items", "A", {"status": "discontinued"})
 
     def note(text: str) -> tuple:

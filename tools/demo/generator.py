@@ -174,7 +174,7 @@ def _stream_orders(
             buffers[t] = []
 
     cal, number, open_index, pending = plan.calendar, 100001, 0, 0
-    for day, count, open_count in zip(cal.days, cal.counts, cal.open_counts):
+    for day, count, open_count in zip(cal.days, cal.counts, cal.open_counts, strict=False):
         still_open = set(rng.sample(range(count), open_count))  # membership only
         for j in range(count):
             order_id = f"SO-{number}"

@@ -98,7 +98,9 @@ def build_items(rng: random.Random, suppliers: list[SupplierSpec]) -> list[Sku]:
         fam_suppliers = [i for i, s in enumerate(suppliers) if s.family == fam_idx]
         weights = [rng.paretovariate(1.4) for _ in combos]
         total = sum(weights)
-        for (line, s_idx, size, rank, variant, grp, controlled), number, w in zip(combos, numbers, weights):
+        for (line, s_idx, size, rank, variant, grp, controlled), number, w in zip(
+            combos, numbers, weights, strict=False
+        ):
             list_cents = _price(
                 line.base_price
                 * 100

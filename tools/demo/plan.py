@@ -85,7 +85,7 @@ def build_calendar(as_of: dt.date, orders: int) -> Calendar:
     for i in by_remainder[: orders - sum(counts)]:
         counts[i] += 1
     open_counts = []
-    for d, n in zip(days, counts):
+    for d, n in zip(days, counts, strict=False):
         age = (as_of - d).days
         open_counts.append(round(n * OPEN_BY_AGE[age]) if age < len(OPEN_BY_AGE) else 0)
     return Calendar(days, counts, open_counts)
@@ -166,7 +166,7 @@ def _slots(world: World, rng: random.Random, n_open: int, spikes: list[int]) -> 
             forced += [Slot("master_data", customer=acct.idx) for _ in range(3)]
     forced = forced[:n_open]
     slots: list[Slot | None] = [None] * n_open
-    for pos, slot in zip(rng.sample(range(n_open), len(forced)), forced):
+    for pos, slot in zip(rng.sample(range(n_open), len(forced)), forced, strict=False):
         slots[pos] = slot
     # The per-order scenarios fill up to the target rate what the forced patterns leave: each gets
     # its expected count (randomly rounded; at least one in a book of MIN_BOOK), at random slots.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, Engine, Numeric
 from sqlalchemy.orm import Session
@@ -67,7 +67,7 @@ def _json(value) -> str:
 class Writer:
     """Base: per-table converters, row counts, transaction control."""
 
-    converters: dict[str, Convert] = {}
+    converters: ClassVar[dict[str, Convert]] = {}
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
@@ -115,7 +115,7 @@ class Writer:
 
 
 class SqliteWriter(Writer):
-    converters = {
+    converters: ClassVar[dict[str, Convert]] = {
         "money": _cents_float,
         "datetime": _sqlite_datetime,
         "date": _iso,
@@ -145,7 +145,7 @@ class SqliteWriter(Writer):
 
 
 class PostgresWriter(Writer):
-    converters = {"money": _cents_text, "json": _json}
+    converters: ClassVar[dict[str, Convert]] = {"money": _cents_text, "json": _json}
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
@@ -172,7 +172,7 @@ class PostgresWriter(Writer):
 class OrmWriter(Writer):
     """The naive way: ORM objects, ``add_all`` and a flush per table of each chunk. The baseline."""
 
-    converters = {"money": _cents_decimal}
+    converters: ClassVar[dict[str, Convert]] = {"money": _cents_decimal}
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
@@ -181,7 +181,7 @@ class OrmWriter(Writer):
 
     def _write(self, table, columns, rows) -> int:
         model = self.models[table]
-        objects = [model(**dict(zip(columns, row))) for row in rows]
+        objects = [model(**dict(zip(columns, row, strict=False))) for row in rows]
         self.session.add_all(objects)
         # The unit of work orders inserts along relationships only (exceptions and shipments have
         # none to orders): flush each table of a chunk before its children are added.

@@ -77,7 +77,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(
-        sa.text("DELETE FROM users WHERE username IN (%s)" % ", ".join(f"'{n}'" for n, _ in DEMO_USERS))
+        sa.text("DELETE FROM users WHERE username IN ({})".format(", ".join(f"'{n}'" for n, _ in DEMO_USERS)))
     )
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.alter_column("approval_id", existing_type=sa.INTEGER(), nullable=False)
