@@ -20,6 +20,8 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import make_url
 
+from agent.settings import get_settings
+
 __all__ = ["checkpoint_location", "open_checkpointer"]
 
 
@@ -46,8 +48,6 @@ def open_checkpointer(
 ) -> Iterator[BaseCheckpointSaver]:
     """A checkpointer for ``database_url`` (default: the settings' database), tables created."""
     if database_url is None:
-        from agent.settings import get_settings
-
         database_url = get_settings().effective_database_url
     location = checkpoint_location(database_url)
     if _is_postgres(database_url):

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         "a local index in <COPILOT_VAR_DIR>/chroma.",
     )
 
-    # --- the language model (agent/llm/providers.py): facts decide, the model only writes language -------
+    # --- the language model (agent/llm/): facts decide, the model only writes language -------
     llm_provider: str = Field(
         default="llamacpp",
         validation_alias="LLM_PROVIDER",
@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         description="CPU threads for the llamacpp provider; 0 means all cores.",
     )
 
-    # --- the service (ui/api/app.py) ----------------------------------------------------------------
+    # --- the service (ui/server.py) -----------------------------------------------------------------
     api_tokens: str = Field(
         default="",
         validation_alias="COPILOT_API_TOKENS",

@@ -1,4 +1,4 @@
-"""Load on the HTTP API over loopback: N concurrent clients for a fixed duration (issue 7).
+"""Load on the HTTP API over loopback: N concurrent clients for a fixed duration.
 
 Seeds a scratch SQLite database with the demo generator, starts ``copilot serve``'s app (API and
 panel, one uvicorn process) in a subprocess on a free port, then runs closed-loop clients (each
@@ -34,7 +34,7 @@ TOKEN = "bench-token-0123456789abcdef"
 
 SERVER = """
 import uvicorn
-from ui.api.app import create_app
+from ui.server import create_app
 uvicorn.run(create_app(warm_up=True), host="127.0.0.1", port={port}, log_level="warning", timeout_keep_alive=30)
 """
 

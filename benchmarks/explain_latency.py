@@ -126,8 +126,8 @@ def _explain_all(llm, results, collection, show: bool) -> dict:
 
 
 def run(args) -> dict:
+    from agent.llm import LlamaCppLLM
     from agent.llm.local_model import MODELS, ensure_model
-    from agent.llm.providers import LlamaCppLLM
     from agent.policy import load_policy
     from knowledge.embeddings import MiniLMEmbeddingFunction
     from knowledge.ingest import ingest

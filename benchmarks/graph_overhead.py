@@ -48,7 +48,7 @@ SEED = 7
 
 
 class Recording:
-    """An LLM (contract B) that records each call's messages and token counts, passing everything through."""
+    """An LLM that records each call's messages and token counts, passing everything through."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -101,10 +101,10 @@ def _llama(llm):
 
 def _direct(llm, call: dict) -> tuple[float, float, int]:
     """The recorded call replayed straight into llama-cpp-python: wall and CPU seconds, completion tokens."""
-    from agent.llm.providers import _normalize
+    from agent.llm.base import normalize
 
     llama = _llama(llm)
-    prompt, stop = llm._prompt(_normalize(call["messages"]))
+    prompt, stop = llm._prompt(normalize(call["messages"]))
     llama.reset()
     wall, cpu = time.perf_counter(), time.process_time()
     tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from agent.copilot.service import Copilot
-    from agent.llm.providers import FakeLLM, LlamaCppLLM
+    from agent.llm import FakeLLM, LlamaCppLLM
     from agent.policy import load_policy
     from knowledge.embeddings import MiniLMEmbeddingFunction
     from knowledge.ingest import ingest

@@ -1,4 +1,4 @@
-"""KPI computation time and risk-scoring throughput on about 1M order lines (issue 9).
+"""KPI computation time and risk-scoring throughput on about 1M order lines.
 
 Seeds the demo data set (about 1M order lines by default) into a scratch database, then measures
 in one run:

@@ -33,8 +33,11 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
+from agent.llm import LLMError, parse_json
 from evals.runner import NotRun
 from evals.subjects import approve_via_governance
+from knowledge.tool import build_sop_tool
+from tools.read.registry import build_read_tools
 
 __all__ = ["SYSTEM_PROMPT", "BaselineSubject", "PromptedToolChatModel", "build_propose_tool"]
 
@@ -250,8 +253,6 @@ class PromptedToolChatModel(BaseChatModel):
         return out
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
-        from agent.llm.providers import LLMError, parse_json
-
         native = self.tool_format == "native"
         result = self.llm.complete(
             self._messages(messages),
@@ -328,9 +329,6 @@ class BaselineSubject:
         self.counter = _Usage()
 
     def bind(self, factory, env) -> None:
-        from knowledge.tool import build_sop_tool
-        from tools.read.registry import build_read_tools
-
         self.factory, self.env = factory, env
         self.proposals, self.counter = [], _Usage()
         tools = [*build_read_tools(factory), build_propose_tool(self.proposals)]
@@ -343,8 +341,6 @@ class BaselineSubject:
 
     def _run(self, text: str) -> str:
         from langgraph.errors import GraphRecursionError
-
-        from agent.llm.providers import LLMError
 
         try:
             state = self.agent.invoke(

@@ -18,8 +18,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evals.runner import RunEnv, new_workdir, run_cases, template_database
+from agent.llm import FakeLLM, get_llm
+from agent.policy import load_policy
+from agent.settings import get_settings
+from evals.baseline import BaselineSubject
+from evals.metrics import summarize
+from evals.report import build_report, provenance, write_reports
+from evals.runner import CaseResult, RunEnv, new_workdir, run_cases, template_database
+from evals.subjects import CopilotSubject, scripted_explainer
 from evals.suite import load_cases
+from knowledge.embeddings import MiniLMEmbeddingFunction
+from knowledge.ingest import SOP_DIR, ingest
+from knowledge.retrieve import applies_to_of, citation
+from knowledge.store import make_client, open_collection
+from tools.fixtures import SuiteError
 
 __all__ = ["AGENTS", "PROVIDERS", "evaluate", "index_facts", "make_llm", "sop_index"]
 
@@ -28,8 +40,6 @@ AGENTS = ("copilot", "baseline")
 
 
 def _corpus_hash(embedding_name: str) -> str:
-    from knowledge.ingest import SOP_DIR
-
     h = hashlib.sha256(embedding_name.encode())
     for path in sorted(SOP_DIR.rglob("*")):
         if path.is_file():
@@ -40,12 +50,7 @@ def _corpus_hash(embedding_name: str) -> str:
 
 def sop_index(var_dir: Path, embedding=None, *, echo: Callable[[str], None] = lambda _: None):
     """The shipped SOPs as a Chroma collection, cached by corpus hash under ``var_dir/evals``."""
-    from knowledge.ingest import ingest
-    from knowledge.store import make_client, open_collection
-
     if embedding is None:
-        from knowledge.embeddings import MiniLMEmbeddingFunction
-
         embedding = MiniLMEmbeddingFunction()
     folder = Path(var_dir) / "evals" / f"sop-index-{_corpus_hash(embedding.name())}"
     done = folder / "complete"
@@ -61,8 +66,6 @@ def sop_index(var_dir: Path, embedding=None, *, echo: Callable[[str], None] = la
 
 def index_facts(collection) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
     """The citations the index holds, and the exception types each SOP applies to."""
-    from knowledge.retrieve import applies_to_of, citation
-
     citations, applies = set(), {}
     for meta in collection.get(include=["metadatas"])["metadatas"] or []:
         doc = str(meta["doc_id"])
@@ -73,25 +76,16 @@ def index_facts(collection) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
 
 def make_llm(provider: str, settings=None):
     """The model for ``provider``: ``fake`` is the scripted explainer; the others come from the settings."""
-    from agent.llm.providers import FakeLLM, get_llm
-
     if provider == "fake":
-        from evals.subjects import scripted_explainer
-
         return FakeLLM(scripted_explainer, name="scripted-explainer")
     if settings is None:
-        from agent.settings import get_settings
-
         settings = get_settings()
     return get_llm(settings.model_copy(update={"llm_provider": provider}))
 
 
 def make_subject(agent: str, policy, llm, tool_format: str = "compact"):
     if agent == "baseline":
-        from evals.baseline import BaselineSubject
-
         return BaselineSubject(policy, llm, tool_format)
-    from evals.subjects import CopilotSubject
 
     return CopilotSubject(policy, llm)
 
@@ -123,9 +117,6 @@ def read_journal(path: Path, identity: dict[str, Any]) -> dict[tuple[int, str], 
     policy, prompt set, commit or case selection: its results would not belong to this run. A last
     line cut off by the interruption is ignored (that case runs again).
     """
-    from evals.runner import CaseResult
-    from tools.fixtures import SuiteError
-
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -186,11 +177,6 @@ def evaluate(
     """
     import datetime as dt
 
-    from agent.policy import load_policy
-    from agent.settings import get_settings
-    from evals.metrics import summarize
-    from evals.report import build_report, provenance, write_reports
-
     started = dt.datetime.now(dt.UTC)
     settings = get_settings()
     cases = load_cases(suite)
@@ -198,8 +184,6 @@ def evaluate(
         wanted = set(only)
         unknown = sorted(wanted - {c.id for c in cases} - {c.key for c in cases})
         if unknown:
-            from tools.fixtures import SuiteError
-
             raise SuiteError(f"no case {', '.join(unknown)} in suite {suite!r}")
         cases = [c for c in cases if c.id in wanted or c.key in wanted]
     policy = policy or load_policy(settings.policy_path)
@@ -228,8 +212,6 @@ def evaluate(
     done: dict[tuple[int, str], Any] = {}
     if resume:
         if journal is None:
-            from tools.fixtures import SuiteError
-
             raise SuiteError("--resume needs the --report folder of the interrupted run")
         if journal.exists():
             done = read_journal(journal, identity)

@@ -17,7 +17,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from evals.metrics import NONE
 from evals.runner import CaseResult
+from tools.fixtures import SuiteError
 
 __all__ = [
     "build_report",
@@ -109,8 +111,6 @@ def build_report(
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
-    from tools.fixtures import SuiteError
-
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -212,8 +212,6 @@ def plots(summary: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, s
     ax.set_title("Detection per exception type", fontsize=9)
     out["per_type"] = _svg(fig)
     plt.close(fig)
-
-    from evals.metrics import NONE
 
     labels = [*types, NONE]
     conf = summary["confusion"]

@@ -24,11 +24,26 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from agent.governance.users import add_user
+from evals.state import check_after, executed_actions, invariant_violations
 from evals.suite import EvalCase
 from tools.db import make_engine, session_factory, upgrade
 from tools.fixtures import load_fixture
 
-__all__ = ["CaseResult", "Check", "NotRun", "RunEnv", "run_case", "run_cases", "template_database"]
+__all__ = [
+    "REQUESTER",
+    "CaseResult",
+    "Check",
+    "NotRun",
+    "RunEnv",
+    "run_case",
+    "run_cases",
+    "template_database",
+]
+
+# The eval's own user: it proposes every action (role planner) and, since nobody decides their own
+# request, never approves one; the demo user named after the approver role decides.
+REQUESTER = "qa-eval"
 
 PASS, FAIL, NOT_RUN = "pass", "fail", "not_run"
 
@@ -115,14 +130,14 @@ class RunEnv:
 
 def template_database(workdir: Path) -> Path:
     """A migrated, empty SQLite file that each case copies (migrating per case would cost ~1 s)."""
-    from evals.subjects import add_requester
-
     path = workdir / "template.db"
     engine = make_engine(f"sqlite:///{path}")
     try:
         upgrade(engine)
         with session_factory(engine)() as session:
-            add_requester(session)
+            add_user(
+                session, REQUESTER, "planner", "QA eval runner (proposes; never decides its own requests)"
+            )
             session.commit()
     finally:
         engine.dispose()  # last connection closed: the WAL is checkpointed into the file
@@ -219,7 +234,7 @@ def _cites_check(prefix: str, result: dict[str, Any], kind: str, env: RunEnv) ->
     name = f"{prefix}cites_sop_for"
     explanation = result.get("explanation")
     if explanation is None:
-        return Check(name, NOT_RUN, result.get("_explain_not_run") or "no explanation in the triage result")
+        return Check(name, NOT_RUN, "no explanation in the triage result")
     cited = doc_ids(explanation.get("citations") or [])
     fitting = [d for d in cited if kind in env.applies_to.get(d, ())]
     if fitting:
@@ -234,8 +249,6 @@ def _cites_check(prefix: str, result: dict[str, Any], kind: str, env: RunEnv) ->
 
 def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
     """Run one case against ``subject`` (see evals.subjects) in a fresh database and score it."""
-    from evals.state import check_after, executed_actions, invariant_violations
-
     checks: list[Check] = []
     expect = case.expect
     res = CaseResult(

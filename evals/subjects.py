@@ -4,7 +4,7 @@ A subject is bound to each case's database (``bind``), triages through the entry
 (``triage`` by order id, ``triage_text`` for a message), files and approves a proposal through the
 real approval step (``approve``), and reports the model calls and tokens it spent (``usage``).
 
-The approval step is ``agent.governance.requests`` (contract A): the proposal is requested by the eval's own
+The approval step is ``agent.governance.requests``: the proposal is requested by the eval's own
 user ``qa-eval`` (role planner; nobody decides their own request), approved by the demo user named after
 the request's approver role, then approved a second time — a retried approval must be refused and
 must not execute again. Values an approver supplies (``approve_params``: e.g. the ship-to fields
@@ -16,20 +16,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from evals.runner import NotRun
+from agent.copilot.service import Copilot
+from agent.governance.requests import decide, request_action
+from evals.runner import REQUESTER
+from tools.errors import ToolError
 
-__all__ = ["REQUESTER", "CopilotSubject", "add_requester", "approve_via_governance", "scripted_explainer"]
-
-REQUESTER = "qa-eval"
-
-
-def add_requester(session) -> None:
-    """Create the eval's requesting user in a (template) database, if the users module exists."""
-    try:
-        from agent.governance.users import add_user
-    except ImportError:
-        return
-    add_user(session, REQUESTER, "planner", "QA eval runner (proposes; never decides its own requests)")
+__all__ = ["CopilotSubject", "approve_via_governance", "scripted_explainer"]
 
 
 def approve_via_governance(
@@ -44,16 +36,8 @@ def approve_via_governance(
 ) -> dict[str, Any]:
     """Request ``action`` (None: the order's recommendation) and approve it as its approver role.
 
-    Returns the request dict after the decision (status ``executed`` when it ran). Raises
-    :class:`NotRun` when the approval step is not part of this build.
+    Returns the request dict after the decision (status ``executed`` when it ran).
     """
-    try:
-        from agent.governance.requests import decide, request_action
-        from tools.errors import ToolError
-    except ImportError as exc:
-        raise NotRun(
-            f"the approval step (agent.governance.requests, contract A) is not available: {exc}"
-        ) from None
     req = request_action(
         factory,
         policy,
@@ -113,14 +97,14 @@ def scripted_explainer(messages: list[dict[str, str]]) -> str:
 
 
 class CopilotSubject:
-    """Our copilot through its façade (``agent.copilot.service.Copilot``, contract C)."""
+    """Our copilot through its façade (``agent.copilot.service.Copilot``)."""
 
     name = "copilot"
 
     def __init__(self, policy, llm=None) -> None:
         self.policy, self.llm = policy, llm
-        self.factory = self.env = self.copilot = None
-        self.missing: str | None = None
+        self.factory = self.env = None
+        self.copilot: Copilot | None = None
         self._spent: dict[str, Any] = {}
 
     def bind(self, factory, env) -> None:
@@ -129,36 +113,19 @@ class CopilotSubject:
         if factory is self.factory and self.copilot is not None:
             return
         self.factory, self.env = factory, env
-        try:
-            from agent.copilot.service import Copilot
-        except ImportError as exc:
-            self.copilot, self.missing = (
-                None,
-                f"the copilot façade (agent.copilot.service, contract C) is not available: {exc}",
-            )
-            return
         self.copilot = Copilot(factory, self.policy, llm=self.llm, collection=env.collection)
         self._spent = self.usage_total()
 
-    def triage(self, order_id: str) -> dict[str, Any]:
-        if self.copilot is not None:
-            return self.copilot.triage([order_id], explain=True)[0]
-        # Without the façade, the deterministic triage it wraps still answers the decision checks;
-        # the explanation check is reported as not run.
-        from agent.triage.service import OrderNotFound, triage_order
+    def _bound(self) -> Copilot:
+        if self.copilot is None:
+            raise RuntimeError("CopilotSubject.bind() must be called before a case runs")
+        return self.copilot
 
-        with self.factory() as session:
-            try:
-                result = triage_order(session, order_id, self.policy)
-            except OrderNotFound:
-                return {"order_id": order_id, "error": "order not found"}
-            session.commit()
-        return {**result, "_explain_not_run": self.missing}
+    def triage(self, order_id: str) -> dict[str, Any]:
+        return self._bound().triage([order_id], explain=True)[0]
 
     def triage_text(self, text: str) -> dict[str, Any]:
-        if self.copilot is None:
-            raise NotRun(self.missing or "no copilot")
-        return self.copilot.triage_text(text, explain=True)
+        return self._bound().triage_text(text, explain=True)
 
     def approve(self, result: dict[str, Any], approve_params: dict[str, Any] | None) -> dict[str, Any]:
         citations = list((result.get("explanation") or {}).get("citations") or [])

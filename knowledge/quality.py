@@ -1,4 +1,4 @@
-"""Retrieval quality: recall@1, recall@3 and MRR of ``retrieve`` on a question set (issue 4).
+"""Retrieval quality: recall@1, recall@3 and MRR of ``retrieve`` on a question set.
 
 The question set (``evals/retrieval/questions.yaml``) lists operator questions, each with the
 citation of the SOP section that answers it (``expect``, plus optional ``also`` alternatives) and
@@ -29,7 +29,10 @@ from typing import Any
 
 import yaml
 
+from knowledge.embeddings import MiniLMEmbeddingFunction, ModelIntegrityError, ModelNotInstalledError
+from knowledge.ingest import ingest
 from knowledge.retrieve import retrieve
+from knowledge.store import open_collection
 
 __all__ = ["QUESTIONS", "Question", "evaluate", "load_questions", "main", "rank_of", "score"]
 
@@ -181,10 +184,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QuestionSetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-    from knowledge.embeddings import MiniLMEmbeddingFunction, ModelIntegrityError, ModelNotInstalledError
-    from knowledge.ingest import ingest
-    from knowledge.store import open_collection
 
     try:
         ef = MiniLMEmbeddingFunction()

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from agent.settings import Settings
 from tests import api_world
-from ui.api.app import create_app
 from ui.api.models import MAX_BODY_BYTES, MAX_ORDER_IDS
 from ui.api.service import Services
+from ui.server import create_app
 
 H = api_world.HEADERS
 

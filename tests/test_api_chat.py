@@ -9,12 +9,12 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.llm.providers import FakeLLM
+from agent.llm import FakeLLM
 from agent.settings import Settings
 from tests import api_world
-from ui.api.app import create_app
 from ui.api.models import MAX_TEXT_LINES
 from ui.api.service import Services
+from ui.server import create_app
 
 H = api_world.HEADERS
 

@@ -14,7 +14,7 @@ from tests import api_world
 from tests.factories import edit, line, order
 from tools.db import make_engine, session_factory, upgrade
 from tools.fixtures import load_fixture
-from ui.api.app import create_app
+from ui.server import create_app
 
 H = api_world.HEADERS
 SHORT = (

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests import api_world
-from ui.api.app import create_app
+from ui.server import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 T = api_world.TOKENS

@@ -1,4 +1,4 @@
-"""Chat (contract C): tool choice by JSON (small model) or native tool calling, validated; answers
+"""Chat through the copilot façade: tool choice by JSON (small model) or native tool calling, validated; answers
 grounded in triage facts; memory per thread; approvals only when the user asks."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from agent.checkpoint import open_checkpointer
 from agent.copilot.chat_tools import ROUTE_SCHEMA
-from agent.llm.providers import FakeLLM, LLMTimeout
+from agent.llm import FakeLLM, LLMTimeout
 from tests.copilot_world import grounded_explainer, is_route, make_copilot, route, script
 from tools.models import ActionRequest
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from agent.copilot.service import Copilot
-from agent.llm.providers import LlamaCppLLM, get_llm
+from agent.llm import LlamaCppLLM, get_llm
 from agent.policy import load_policy
 from agent.settings import Settings
 from tests.copilot_world import load_world, sop_collection

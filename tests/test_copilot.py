@@ -1,4 +1,4 @@
-"""The Copilot's triage way in (contract C): ids or pasted text, facts from triage, language from the model."""
+"""The Copilot's triage way in: ids or pasted text, facts from triage, language from the model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from agent.llm.providers import FakeLLM, LLMError, LLMTimeout
+from agent.llm import FakeLLM, LLMError, LLMTimeout
 from tests.copilot_world import INJECTION, grounded_explainer, make_copilot
 from tools.models import ActionRequest, AuditEvent
 

@@ -1,4 +1,4 @@
-"""Evals (issue 8): the suites' coverage and format, the scorers, reports, the CLI, the baseline."""
+"""Evals: the suites' coverage and format, the scorers, reports, the CLI, the baseline."""
 
 from __future__ import annotations
 

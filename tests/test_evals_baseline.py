@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agent.llm.providers import FakeLLM
+from agent.llm import FakeLLM
 from evals.evaluate import evaluate
 
 

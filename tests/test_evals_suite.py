@@ -1,4 +1,4 @@
-"""CI gate (issue 8): the whole eval suite with the fake (scripted) model fails the build on any
+"""CI gate: the whole eval suite with the fake (scripted) model fails the build on any
 failing case or broken invariant; a few cases with the real local model (marked ``model``).
 
 The fake run indexes the shipped SOPs with the deterministic fake embedding (seconds instead of

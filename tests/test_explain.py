@@ -16,7 +16,7 @@ from agent.copilot.explain import (
     passages_for,
     recommended_type,
 )
-from agent.llm.providers import FakeLLM, LLMError, LLMTimeout
+from agent.llm import FakeLLM, LLMError, LLMTimeout
 from agent.policy import load_policy
 from agent.triage.service import triage_order
 from knowledge.retrieve import Passage

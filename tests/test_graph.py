@@ -10,7 +10,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from agent.copilot.context import CopilotContext, MeteredLLM
 from agent.copilot.graph import build_graph
 from agent.copilot.state import CopilotState
-from agent.llm.providers import FakeLLM
+from agent.llm import FakeLLM
 from agent.policy import load_policy
 from tests.copilot_world import grounded_explainer, route, script, sop_collection
 

@@ -10,16 +10,16 @@ from typing import ClassVar
 import pytest
 from pydantic import BaseModel
 
-from agent.llm.providers import (
+from agent.llm import (
     FakeLLM,
     LlamaCppLLM,
     LLMError,
     LLMTimeout,
     OpenAILLM,
-    _json_gbnf,
     get_llm,
     parse_json,
 )
+from agent.llm.llamacpp import json_gbnf
 from agent.settings import Settings
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What blocks SO-100042?"}]
@@ -113,7 +113,7 @@ def test_parse_json_is_lenient_then_validates():
 def test_json_grammar_admits_no_raw_control_characters_in_strings():
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    gbnf = _json_gbnf(Pick.model_json_schema())
+    gbnf = json_gbnf(Pick.model_json_schema())
     char_rules = [line for line in gbnf.splitlines() if line.startswith("char ::=")]
     assert char_rules and all("\\x00-\\x1F" in line for line in char_rules), char_rules
     LlamaGrammar.from_string(gbnf, verbose=False)  # still a valid grammar

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from agent.llm import LlamaCppLLM, LLMTimeout, get_llm, parse_json
 from agent.llm import local_model as models_local
 from agent.llm.local_model import LocalModel, ModelUnavailable, ensure_model, part_paths
-from agent.llm.providers import LlamaCppLLM, LLMTimeout, get_llm, parse_json
 from agent.settings import Settings
 
 # --- assembling and verifying, on small stand-in chunks (files of an installed package) -------------------

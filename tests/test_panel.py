@@ -12,7 +12,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import pytest
 
 from tests import api_world
-from ui.api.app import create_app
+from ui.server import create_app
 
 T = api_world.TOKENS
 

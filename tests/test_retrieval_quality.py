@@ -1,4 +1,4 @@
-"""Retrieval quality (issue 4): the metric arithmetic, the question set's citations, the real numbers."""
+"""Retrieval quality: the metric arithmetic, the question set's citations, the real numbers."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
 from tests import api_world
-from ui.api.app import create_app
+from ui.server import create_app
 
 AUTH = {"Authorization": f"Bearer {api_world.TOKENS['ops_manager']}"}
 EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 4}

@@ -13,10 +13,11 @@ from tools.models import ERP_TABLES, Base, DatasetMeta, Order, Warehouse
 __all__ = ["OPEN_ORDER_STATUSES", "dataset_summary", "occupied_tables", "open_order_ids"]
 
 OPEN_ORDER_STATUSES = ("open", "held", "released")
+_ERP_TABLE_NAMES = tuple(m.__tablename__ for m in ERP_TABLES)
 
 
 def occupied_tables(
-    conn: Connection | Session, tables: Iterable[str] = tuple(m.__tablename__ for m in ERP_TABLES)
+    conn: Connection | Session, tables: Iterable[str] = _ERP_TABLE_NAMES
 ) -> list[str]:
     """The ``tables`` that hold at least one row (one ``LIMIT 1`` probe each, never a count)."""
     return [

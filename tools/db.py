@@ -23,6 +23,7 @@ __all__ = [
     "DatabaseError",
     "check_connection",
     "current_revision",
+    "head_revision",
     "is_postgres",
     "make_engine",
     "read_only",
@@ -167,6 +168,13 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     with engine.begin() as conn:
         command.upgrade(_alembic_config(conn), revision)
     return current_revision(engine)
+
+
+def head_revision() -> str:
+    """The newest migration in tools/migrations: the schema this code needs."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:

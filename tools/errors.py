@@ -1,6 +1,6 @@
 """Expected business failures. They go back to a person or a model as a plain message; bugs propagate.
 
-Each maps to one HTTP status in the API (ui/api/app.py): NotFound 404, Forbidden 403, Conflict 409,
+Each maps to one HTTP status in the API (ui/api/errors.py): NotFound 404, Forbidden 403, Conflict 409,
 GuardBlocked 422; any other ToolError 400.
 """
 

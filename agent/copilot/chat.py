@@ -7,7 +7,7 @@ validated before it runs (:func:`agent.copilot.chat_tools.check_call`); an inval
 retry with the error, then the deterministic fallback (an order id in the question: triage it).
 
 Answers rest on facts: "what is blocking SO-…" is the triage result (decided by the policy) with
-the model's grounded explanation (contract B); "why not", approval requests and late-order lists
+the model's grounded explanation; "why not", approval requests and late-order lists
 are rendered from the facts; other READ results are phrased by the model and checked
 (:func:`agent.copilot.chat_answers.ungrounded`), falling back to the fact-only text. Nothing here writes
 an ERP record; ``request_approval`` files a request with the governance step.
@@ -37,7 +37,14 @@ from agent.copilot.chat_tools import (
 from agent.copilot.context import CopilotContext
 from agent.copilot.nodes import audit, explain_one, plain
 from agent.copilot.state import CopilotState
+from agent.governance.requests import request_action
+from agent.llm import LLMError, parse_json
 from agent.triage.extract import find_order_ids
+from agent.triage.service import OrderNotFound, triage_order
+from prompts import load
+from tools.db import read_only
+from tools.errors import NotFound, ToolError
+from tools.read.readers import search_orders
 
 __all__ = ["MAX_ROUNDS", "answer", "route_after_act", "route_after_select", "run_tools", "select_tool"]
 
@@ -120,8 +127,6 @@ def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> di
 
 
 def _route_prompt(state: CopilotState, ctx: CopilotContext) -> list[dict[str, str]]:
-    from prompts import load
-
     return [
         {"role": "system", "content": load("chat_system").render()},
         {
@@ -137,8 +142,6 @@ def _route_prompt(state: CopilotState, ctx: CopilotContext) -> list[dict[str, st
 
 
 def _select_json(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
-    from agent.llm.providers import LLMError, parse_json
-
     messages = _route_prompt(state, ctx)
     problem = None
     for attempt in range(2):  # one retry with the error, then the deterministic fallback
@@ -182,8 +185,6 @@ def _lc_tools(ctx: CopilotContext) -> list[Any]:
 
 def _lc_messages(state: CopilotState) -> list[Any]:
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-
-    from prompts import load
 
     out: list[Any] = [SystemMessage(load("chat_system").render())]
     for m in (state.get("messages") or [])[-HISTORY:]:
@@ -296,10 +297,6 @@ def route_after_select(state: CopilotState) -> str:
 
 
 def _triage_readonly(ctx: CopilotContext, order_id: str) -> dict[str, Any]:
-    from agent.triage.service import OrderNotFound, triage_order
-    from tools.db import read_only
-    from tools.errors import NotFound
-
     with read_only(ctx.factory) as session:
         try:
             return plain(triage_order(session, order_id, ctx.policy, record=False))
@@ -338,10 +335,6 @@ def _why_not(ctx: CopilotContext, order_id: str, action: str) -> dict[str, Any]:
 
 
 def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: str | None) -> dict[str, Any]:
-    from agent.triage.service import triage_order
-    from tools.db import read_only
-    from tools.read.readers import search_orders
-
     rows, checked_all = [], True
     with read_only(ctx.factory) as session:
         for status in ("open", "held", "released"):
@@ -382,8 +375,6 @@ def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: st
 
 
 def _request(ctx: CopilotContext, state: CopilotState, order_id: str, action: str | None) -> dict[str, Any]:
-    from agent.governance.requests import request_action  # contract A
-
     focus = state.get("focus") or {}
     discussed = focus.get("action") or {}
     params = (
@@ -416,8 +407,6 @@ def _request(ctx: CopilotContext, state: CopilotState, order_id: str, action: st
 
 def _execute(ctx: CopilotContext, state: CopilotState, tool: str, args: dict[str, Any]) -> Any:
     """Run one validated call; expected failures (ToolError) come back as their message."""
-    from tools.errors import ToolError
-
     try:
         if tool == "triage_order":
             return _triage_readonly(ctx, args["order_id"])
@@ -499,9 +488,6 @@ def _phrase(
     ctx: CopilotContext, state: CopilotState, facts: Any, fallback_text: str, citations: list[str], writer
 ) -> tuple[str, bool, str | None]:
     """The model's answer from ``facts``, checked; the fact-only text when it fails or strays."""
-    from agent.llm.providers import LLMError
-    from prompts import load
-
     if ctx.llm is None:
         return fallback_text, True, ctx.llm_unavailable or "no language model"
     prompt = load("chat_answer").render(
@@ -624,7 +610,7 @@ def _render(obs: dict[str, Any]) -> str:
 
 
 def _explain(ctx: CopilotContext, result: dict[str, Any], writer) -> tuple[str, list[str], bool, str | None]:
-    """What blocks the order (facts) and why, in the model's grounded words (contract B)."""
+    """What blocks the order (facts) and why, in the model's grounded words."""
     header = say.render_triage_header(result)
     if not result.get("exceptions"):
         return header, [], False, None

@@ -5,7 +5,7 @@ model told why, once) when its arguments fail the tool's schema, when it names a
 or sku that appears nowhere in the conversation (an invented id), or when it would request an
 approval that the user's own message did not ask for — so instructions hidden in a customer note
 or a pasted e-mail cannot make the copilot act. No tool here writes an ERP record: the only
-state-changing call, ``request_approval``, files a request with the governance step (contract A),
+state-changing call, ``request_approval``, files a request with the governance step,
 which a person with the policy's role decides.
 """
 

@@ -17,7 +17,7 @@ __all__ = ["CopilotContext", "MeteredLLM"]
 
 
 class MeteredLLM:
-    """An LLM (contract B) that counts its calls and tokens; everything else is passed through."""
+    """An LLM that counts its calls and tokens; everything else is passed through."""
 
     def __init__(self, llm: Any) -> None:
         self.inner = llm
@@ -81,7 +81,7 @@ class CopilotContext:
     """Sessions on the ERP snapshot and the ops store."""
     policy: Policy
     llm: Any | None = None
-    """The language model (contract B), or None: every text is then the fact-only template."""
+    """The language model, or None: every text is then the fact-only template."""
     llm_unavailable: str | None = None
     """Why there is no model (e.g. the local model is not installed), shown as the fallback reason."""
     collection: Any | None = None

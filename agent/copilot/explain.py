@@ -24,7 +24,9 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from agent.llm.providers import LLM, LLMError
+from agent.governance.audit import append_event
+from agent.llm import LLM, LLMError
+from knowledge.retrieve import retrieve
 from prompts import load
 
 __all__ = [
@@ -111,8 +113,6 @@ def passages_for(result: dict, collection, k: int = 4) -> list:
     """The SOP passages for the order's exceptions: for each type — the recommendation's first,
     then the others in the order's priority — the passages closest to that exception's evidence
     among the SOPs that apply to it; ``k`` in all."""
-    from knowledge.retrieve import retrieve
-
     types = _types(result)
     first = recommended_type(result)
     if first in types:
@@ -343,7 +343,6 @@ def _cited(text: str, passages: Sequence) -> list[str]:
 def _audit_fallback(session, result: dict, reason: str, model: str) -> None:
     if session is None:
         return
-    from agent.governance.audit import append_event
 
     append_event(
         session, "llm_fallback", order_id=result.get("order_id"), payload={"reason": reason, "model": model}

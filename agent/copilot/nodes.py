@@ -15,8 +15,22 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agent.copilot.context import CopilotContext
+from agent.copilot.explain import explain_order, fact_template, passages_for
 from agent.copilot.state import CopilotState
-from agent.triage.extract import Mention, order_mentions, request_sentence, resolve_mentions, verbatim
+from agent.governance.audit import append_event
+from agent.llm import LLMError, parse_json
+from agent.triage.extract import (
+    CustomerRequest,
+    Mention,
+    order_mentions,
+    request_sentence,
+    resolve_mentions,
+    verbatim,
+)
+from agent.triage.service import OrderNotFound, triage_order
+from prompts import load
+from tools.db import read_only
+from tools.models import Order
 
 __all__ = [
     "ASK_FOR_ORDER",
@@ -46,12 +60,7 @@ def plain(value: Any) -> Any:
 def audit(
     ctx: CopilotContext, event_type: str, *, order_id: str | None = None, payload: dict | None = None
 ) -> None:
-    """One event in the hash-chained audit log (agent.governance.audit, contract A), in its own transaction."""
-    try:
-        from agent.governance.audit import append_event
-    except ImportError:  # the audit log is not part of this build yet
-        log.info("%s %s %s", event_type, order_id or "", payload or {})
-        return
+    """One event in the hash-chained audit log (agent.governance.audit), in its own transaction."""
     with ctx.factory() as session:
         append_event(session, event_type, actor=ctx.username or "copilot", order_id=order_id, payload=payload)
         session.commit()
@@ -74,10 +83,6 @@ def _customer_request(text: str, llm: Any) -> str | None:
     there is one (it reads free text better); anything that is not a quote of the text is refused
     and the first sentence with a request cue is taken instead."""
     if llm is not None:
-        from agent.llm.providers import LLMError, parse_json
-        from agent.triage.extract import CustomerRequest
-        from prompts import load
-
         messages = load("triage_request").messages(text=text[:4000])
         try:
             result = llm.complete(messages, max_tokens=96, json_schema=CustomerRequest)
@@ -95,9 +100,6 @@ def _customer_request(text: str, llm: Any) -> str | None:
 def resolve_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
     """Which orders: the ids given, or the order numbers in the pasted text; unknown ones named."""
     from sqlalchemy import select
-
-    from tools.db import read_only
-    from tools.models import Order
 
     ctx = runtime.context
     text = state.get("text")
@@ -130,8 +132,6 @@ def route_after_resolve(state: CopilotState) -> str:
 
 def triage_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
     """Detect and plan each order (the policy decides); record its exceptions; log the triage."""
-    from agent.triage.service import OrderNotFound, triage_order
-
     ctx = runtime.context
     missing = set(state.get("not_found") or [])
     results: list[dict[str, Any]] = []
@@ -170,9 +170,6 @@ def triage_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict
 def explain_one(ctx: CopilotContext, result: dict[str, Any], *, on_token=None) -> dict[str, Any]:
     """The explanation of one triaged order: at most one model call (plus one retry on a grounding
     failure, inside ``explain_order``); the fact-only template when there is no model or it fails."""
-    from agent.copilot.explain import explain_order, fact_template, passages_for
-    from agent.llm.providers import LLMError
-
     if not result.get("exceptions"):  # nothing to explain: no model call
         return {"text": fact_template(result, []), "citations": [], "fallback": False, "reason": None}
     passages = passages_for(result, ctx.collection) if ctx.collection is not None else []

@@ -10,7 +10,7 @@ Used by the command line (``copilot triage --explain``, ``copilot chat``), the A
 the eval runner. Decisions come from ``agent.triage.service`` (the policy); the model writes the language
 and, when it fails, the copilot falls back to fact-only text and says so (``fallback``).
 
-``llm``: None means the configured model (``agent.llm.providers.get_llm``), loaded at its first use; a model
+``llm``: None means the configured model (``agent.llm.get_llm``), loaded at its first use; a model
 that cannot be loaded makes every text fact-only. ``collection``: the SOP index; None means no
 SOP passages (explanations cite none, chat has no ``search_sops``). ``checkpointer``: where chat
 threads live (``agent.checkpoint.open_checkpointer``); None keeps them in this object's memory.
@@ -27,7 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent.copilot.context import CopilotContext, MeteredLLM
 from agent.copilot.graph import build_graph
+from agent.copilot.nodes import explain_one
+from agent.llm import LLMError, get_llm
 from agent.policy import Policy
+from knowledge.tool import build_sop_tool
+from tools.read.registry import build_read_tools
 
 __all__ = ["Copilot"]
 
@@ -77,7 +81,6 @@ class Copilot:
         """The model (metered: ``.usage()`` counts calls and tokens), or None when none can be had."""
         if not self._llm_resolved:
             self._llm_resolved = True
-            from agent.llm.providers import LLMError, get_llm
 
             try:
                 self._llm = MeteredLLM(get_llm())
@@ -90,12 +93,8 @@ class Copilot:
     def tools(self) -> dict[str, Any]:
         """The READ tools chat may call, by name (built once)."""
         if self._tools is None:
-            from tools.read.registry import build_read_tools
-
             tools = {t.name: t for t in build_read_tools(self.factory)}
             if self.collection is not None:
-                from knowledge.tool import build_sop_tool
-
                 tools["search_sops"] = build_sop_tool(self.collection)
             self._tools = tools
         return self._tools
@@ -167,8 +166,6 @@ class Copilot:
 
     def explain(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add ``explanation`` to triage dicts computed elsewhere (e.g. ``triage_open_book``)."""
-        from agent.copilot.nodes import explain_one
-
         ctx = self._context()
         return [r if "error" in r else {**r, "explanation": explain_one(ctx, r)} for r in results]
 

@@ -38,11 +38,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from agent.checkpoint import checkpoint_location, open_checkpointer
 from agent.governance import audit
-from agent.governance.approval import build_approval_graph, resume_with_decision
+from agent.governance.approval import build_approval_graph, resume_with_decision, thread_config
 from agent.governance.guard import normalise_params, risk_facts, run_guard
 from agent.governance.users import POLICY_ACTOR, require_user
-from agent.policy import Policy
+from agent.policy import Policy, load_policy
+from agent.settings import get_settings
 from agent.triage.service import OrderNotFound, triage_order
 from tools import writes
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
@@ -101,7 +103,6 @@ def _checkpointer(factory: sessionmaker[Session], given=None):
     if given is not None:
         yield given
         return
-    from agent.checkpoint import checkpoint_location, open_checkpointer
 
     url = _database_url(factory)
     if checkpoint_location(url) == ":memory:":
@@ -214,9 +215,6 @@ def list_requests(
         query = query.where(ActionRequest.order_id == order_id)
     if role is not None:
         if policy is None:
-            from agent.policy import load_policy
-            from agent.settings import get_settings
-
             policy = load_policy(get_settings().policy_path)
         query = query.where(ActionRequest.approver_role.in_(sorted(policy.delegates(role))))
     with factory() as s:
@@ -423,8 +421,6 @@ def request_action(
         )
         raise
     with _checkpointer(factory, checkpointer) as saver:
-        from agent.governance.approval import thread_config
-
         _graph(factory, policy, saver).invoke({"request_id": request_id}, thread_config(request_id))
     return get_request(factory, request_id)
 
@@ -743,8 +739,6 @@ def resume_request(
             select(Approval).where(Approval.request_id == request_id).order_by(Approval.id.desc())
         )
     if status == "proposed" or (status == "approved" and not ran):
-        from agent.governance.approval import thread_config
-
         with _checkpointer(factory, checkpointer) as saver:
             graph = _graph(factory, policy, saver)
             if status == "proposed":

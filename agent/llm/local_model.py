@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from agent.llm.providers import LLMError
+from agent.llm.base import LLMError
+from agent.settings import get_settings
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -190,8 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--var-dir", type=Path, default=None, help="default: COPILOT_VAR_DIR")
     args = parser.parse_args(argv)
     if args.var_dir is None:
-        from agent.settings import get_settings
-
         args.var_dir = get_settings().var_dir
     try:
         print(ensure_model(args.var_dir, MODELS[args.model]))

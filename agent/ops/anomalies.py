@@ -1,4 +1,4 @@
-"""Recurring anomalies: the root causes that keep coming back, ranked by what they cost (issue 9).
+"""Recurring anomalies: the root causes that keep coming back, ranked by what they cost.
 
 A group is one exception type on one SKU, customer, warehouse or supplier. It recurs when it holds
 on at least ``min_orders`` distinct orders whose order_date lies in the policy's recurrence window

@@ -1,4 +1,4 @@
-"""Operations KPIs computed from the records and the ops store (issue 9; definitions in docs/kpis.md).
+"""Operations KPIs computed from the records and the ops store (definitions in docs/kpis.md).
 
 ``compute_kpis(session, since=...)`` returns a dictionary keyed by KPI name. Every KPI is a dict
 whose ``value`` is its headline number (a ratio in [0, 1], hours, days or a count) and whose other
@@ -22,6 +22,9 @@ import numpy as np
 from sqlalchemy import Select, and_, case, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
+from agent.ops.anomalies import recurrence_window, recurring_anomalies
+from agent.policy import load_policy
+from agent.settings import get_settings
 from tools.models import (
     ActionRequest,
     Approval,
@@ -133,9 +136,6 @@ def compute_kpis(
     now = _aware(now or dt.datetime.now(dt.UTC))
     scope = _Scope(since)
     if policy is None:
-        from agent.policy import load_policy
-        from agent.settings import get_settings
-
         policy = load_policy(get_settings().policy_path)
     orders_total = session.scalar(scope.orders(select(func.count()).select_from(Order))) or 0
     frequency = _exception_frequency(session, scope, orders_total)
@@ -501,8 +501,6 @@ def _recurrence(session: Session, policy, since: dt.date | None) -> dict[str, An
     """Share of the recurrence window's exceptions whose root cause recurs: the domain's rule
     (domain.md §2: the same type on the same SKU or customer), not the coarser warehouse and
     supplier groups the anomaly list adds."""
-    from agent.ops.anomalies import recurrence_window, recurring_anomalies
-
     window = recurrence_window(session, policy)
     if window is None:
         return {

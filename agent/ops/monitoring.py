@@ -1,4 +1,4 @@
-"""Model monitoring: input drift of the risk model and the override rate of recommendations (issue 9).
+"""Model monitoring: input drift of the risk model and the override rate of recommendations.
 
 Drift is the population stability index (PSI) of each risk feature between the training period
 and now (the open, unreleased orders the model scores), over the training deciles:
@@ -19,6 +19,10 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
+
+from agent.ops.kpis import ratio, request_outcomes
+from agent.ops.risk import UNRELEASED, RiskModelError, load_model
+from agent.ops.risk_features import build_features, load_frames
 
 __all__ = [
     "DRIFT_MIN_ORDERS",
@@ -44,9 +48,6 @@ def psi(expected: list[float] | np.ndarray, actual: list[float] | np.ndarray) ->
 
 
 def _drift(session: Session, var_dir: str | Path | None) -> dict[str, Any]:
-    from agent.ops.risk import UNRELEASED, RiskModelError, load_model
-    from agent.ops.risk_features import build_features, load_frames
-
     try:
         artifact, report = load_model(var_dir)
     except RiskModelError as exc:
@@ -90,8 +91,6 @@ def _drift(session: Session, var_dir: str | Path | None) -> dict[str, Any]:
 
 
 def _overrides(session: Session) -> dict[str, Any]:
-    from agent.ops.kpis import ratio, request_outcomes
-
     by_action: dict[str, dict[str, Any]] = {}
     for o in request_outcomes(session):
         entry = by_action.setdefault(o["recommended"], {"decided": 0, "overridden": 0})

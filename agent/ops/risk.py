@@ -1,4 +1,4 @@
-"""Risk of exception before release: a calibrated classifier over the order history (issue 9).
+"""Risk of exception before release: a calibrated classifier over the order history.
 
 The label of a closed (shipped or cancelled) order is 1 when it hit an exception of
 ``LABEL_TYPES`` — inventory shortfall, procurement delay, carrier disruption, credit hold. Every
@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent.ops.risk_features import FEATURES, LABELS, MONOTONIC, Frames, build_features, labels, load_frames
+from agent.settings import get_settings
 from tools.errors import ToolError
 from tools.models import Inventory, OrderLine, PurchaseOrder
 
@@ -47,7 +48,6 @@ __all__ = [
     "explain",
     "load_model",
     "model_dir",
-    "monitoring",
     "save_model",
     "score_open_orders",
     "train",
@@ -66,8 +66,6 @@ class RiskModelError(ToolError):
 
 def model_dir(var_dir: str | Path | None = None) -> Path:
     if var_dir is None:
-        from agent.settings import get_settings
-
         var_dir = get_settings().var_dir
     return Path(var_dir) / "risk"
 
@@ -513,10 +511,3 @@ def score_open_orders(
         entry["suggested_action"] = _preventive(entry, drivers[k], focus.get(oid, {}), stock, pos)
         out.append(entry)
     return out
-
-
-def monitoring(session: Session, policy=None, **kwargs: Any) -> dict[str, Any]:
-    """Drift of the model's inputs and override rates, with warnings (see :mod:`agent.ops.monitoring`)."""
-    from agent.ops.monitoring import monitoring as run
-
-    return run(session, policy, **kwargs)

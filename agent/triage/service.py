@@ -1,6 +1,6 @@
 """Triage one order: detect its exceptions, plan the next-best actions, record the exceptions.
 
-The result is a plain dictionary in the shape `copilot triage --json` prints (issue 3):
+The result is a plain dictionary in the shape `copilot triage --json` prints:
 ``{"order_id", "exceptions": [{"type", "evidence": [...]}], "recommendation": {...} | null,
 "alternatives": [...]}`` plus the whole plan and the facts the records lack. Recording upserts
 the exceptions table so that aging and recurrence can be computed: an unchanged order changes

@@ -10,17 +10,17 @@ after a PO, the open quantity a pair's stock must stay below) is recorded on the
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tools.demo.customers import Account
-from tools.demo.ordering import Draft
+from tools.demo.ordering import Draft, Sim
 from tools.demo.parties import DISRUPTED_CARRIER, MAIN_DC
-
-if TYPE_CHECKING:
-    from tools.demo.openbook import OpenBook
+from tools.demo.plan import Plan
 
 __all__ = [
+    "Book",
     "Budget",
     "OpenOrder",
     "carrier",
@@ -58,6 +58,15 @@ class Budget:
             self.counts[key] = self.counts.get(key, 0) + 1
 
 
+class Book(Protocol):
+    """What an injection needs of the open book it writes into (tools.demo.openbook.OpenBook)."""
+
+    sim: Sim
+    plan: Plan
+    rng: random.Random
+    budget: Budget
+
+
 @dataclass(slots=True)
 class OpenOrder:
     """An open-book order under construction (money in cents, ship-to fields in a list)."""
@@ -90,7 +99,7 @@ class OpenOrder:
         return sum(d.value() for d in self.lines)
 
 
-def _place(book: OpenBook, order: OpenOrder, line: Draft) -> None:
+def _place(book: Book, order: OpenOrder, line: Draft) -> None:
     """Put an injected line on the order: replace a clean line, or add one."""
     clean = [i for i, d in enumerate(order.lines) if not d.injected]
     if clean and (len(order.lines) >= 12 or book.rng.random() < 0.7):
@@ -100,7 +109,7 @@ def _place(book: OpenBook, order: OpenOrder, line: Draft) -> None:
     order.lines = [d for i, d in enumerate(order.lines) if d.injected or d.item != line.item or d is line]
 
 
-def pricing(book: OpenBook, order: OpenOrder) -> bool:
+def pricing(book: Book, order: OpenOrder) -> bool:
     """A line priced off its effective price: list instead of contract, an expired contract, a typo."""
     rng, world = book.rng, book.sim.world
     choices = [
@@ -124,7 +133,7 @@ def pricing(book: OpenBook, order: OpenOrder) -> bool:
     return True
 
 
-def shortfall(book: OpenBook, order: OpenOrder, kind: str, item: int | None = None) -> bool:
+def shortfall(book: Book, order: OpenOrder, kind: str, item: int | None = None) -> bool:
     """A line whose open quantity exceeds the stock of a tight pair.
 
     ``early``: the pair's first PO lands before the (re-)promise, so no procurement delay; a third
@@ -167,7 +176,7 @@ def shortfall(book: OpenBook, order: OpenOrder, kind: str, item: int | None = No
     return True
 
 
-def discontinued(book: OpenBook, order: OpenOrder, short: bool) -> bool:
+def discontinued(book: Book, order: OpenOrder, short: bool) -> bool:
     """A line on a discontinued item: still allocated from what is left, or backordered with no PO."""
     rng, world = book.rng, book.sim.world
     types = (SUB, SHORT, PROC) if short else (SUB,)
@@ -193,7 +202,7 @@ def discontinued(book: OpenBook, order: OpenOrder, short: bool) -> bool:
     return True
 
 
-def compliance(book: OpenBook, order: OpenOrder) -> bool:
+def compliance(book: Book, order: OpenOrder) -> bool:
     """An export-controlled item shipped across the border to an account without a license."""
     rng, sim = book.rng, book.sim
     world, acct, dest = sim.world, order.acct, order.ship_to[3]
@@ -214,7 +223,7 @@ def compliance(book: OpenBook, order: OpenOrder) -> bool:
     return True
 
 
-def master_data(book: OpenBook, order: OpenOrder) -> bool:
+def master_data(book: Book, order: OpenOrder) -> bool:
     """Ship-to fields left empty (a new job site, an EDI feed without a postal code)."""
     rng = book.rng
     exported = any(book.sim.world.items[d.item].controlled for d in order.lines)
@@ -227,7 +236,7 @@ def master_data(book: OpenBook, order: OpenOrder) -> bool:
     return True
 
 
-def carrier(book: OpenBook, order: OpenOrder) -> bool:
+def carrier(book: Book, order: OpenOrder) -> bool:
     """One undelivered shipment in trouble: a disrupted carrier, a delay, or an eta past the promise."""
     rng, as_of = book.rng, book.sim.world.as_of
     if not order.shipments:

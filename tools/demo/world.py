@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from tools.demo.catalog import FAMILIES
 from tools.demo.customers import Account, Contract, build_contracts, build_customers, customer_count
 from tools.demo.items import Sku, SupplierSpec, build_items, build_substitutes, build_suppliers
 from tools.demo.parties import CARRIERS, MAIN_DC, WAREHOUSES, Warehouse
@@ -179,8 +180,6 @@ class World:
 
     def master_rows(self) -> Iterator[tuple[str, list[tuple]]]:
         """(table, rows) of the master data, parents first."""
-        from tools.demo.catalog import FAMILIES
-
         items = self.items
         yield "suppliers", [(s.supplier_id, s.name, s.on_time_rate, s.lead_time_days) for s in self.suppliers]
         yield (

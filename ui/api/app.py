@@ -1,21 +1,19 @@
-"""The HTTP service: a FastAPI app with the JSON API under ``/api/v1`` and the Gradio panel at ``/ui``.
+"""The JSON API: a FastAPI app with the endpoints under ``/api/v1``, ``/health`` and ``/ready``.
 
-``create_app(settings=None)`` builds one app around one :class:`ui.api.service.Services`.
-Every endpoint but ``/health`` and ``/ready`` needs a bearer token (``ui.api.auth``). Errors are JSON
-``{"error", "message", "details"}``: 401 no or bad token, 403 a decision beyond one's role, 404 an
-unknown order or request, 409 a request already decided, 413 a body or paste over its limit
-(named), 422 malformed input or an action the guard blocks, 503 a part that is not ready.
-
-Endpoints of features whose module is not installed (governance and audit, the copilot façade,
-the KPIs) are left out of the app and of its OpenAPI schema; ``/ready`` lists which are served.
+``create_api(settings=None)`` builds one app around one :class:`ui.api.service.Services`
+(``ui.server.create_app`` adds the panel at ``/ui``).
+Every endpoint but ``/health`` and ``/ready`` needs a bearer token (``ui.api.auth``); the routes are in
+``ui.api.routes``, the JSON errors in ``ui.api.errors``, the work behind both in ``ui.api.service``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,67 +21,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.settings import Settings, apply_offline_defaults, get_settings
 from tools.db import DatabaseError
-from tools.errors import NotFound, ToolError
+from tools.errors import ToolError
 from ui.api.auth import AuthError
-from ui.api.models import MAX_BODY_BYTES, ErrorResponse
-from ui.api.service import LimitExceeded, Services, Unavailable
+from ui.api.errors import ERROR_RESPONSES, error_for, error_response
+from ui.api.models import MAX_BODY_BYTES
+from ui.api.routes import add_routes
+from ui.api.service import Services
 
-__all__ = ["ERROR_RESPONSES", "create_app"]
+__all__ = ["create_api"]
 
 log = logging.getLogger("copilot.api")
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        401: "Missing, invalid or expired bearer token.",
-        403: "The signed-in role may not do this.",
-        404: "Unknown order, request or thread.",
-        409: "The request was already decided.",
-        413: "Body or pasted text over its size limit (the message names the limit).",
-        422: "Malformed input, or the guard blocked the action (reasons in details).",
-        503: "A part of the service is not ready.",
-    }.items()
-}
-
-
-def _error(
-    status: int, code: str, message: str, details: list[str] | None = None, headers=None
-) -> JSONResponse:
-    body = ErrorResponse(error=code, message=message, details=details or []).model_dump()
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _contract_error(name: str):
-    """Exception classes of contract A (tools.errors), when they exist."""
-    import tools.errors as errors
-
-    return getattr(errors, name, None)
-
-
-def error_for(exc: Exception) -> JSONResponse | None:
-    """The HTTP error of an expected failure; ``None`` for a bug (which then propagates as a 500)."""
-    guard_blocked, forbidden, conflict = (
-        _contract_error(n) for n in ("GuardBlocked", "Forbidden", "Conflict")
-    )
-    if isinstance(exc, AuthError):
-        return _error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
-    if forbidden and isinstance(exc, forbidden):
-        return _error(403, "forbidden", str(exc))
-    if isinstance(exc, NotFound):
-        return _error(404, "not_found", str(exc))
-    if conflict and isinstance(exc, conflict):
-        return _error(409, "conflict", str(exc))
-    if isinstance(exc, LimitExceeded):
-        return _error(413, "too_large", str(exc))
-    if guard_blocked and isinstance(exc, guard_blocked):
-        return _error(422, "guard_blocked", str(exc), [str(r) for r in getattr(exc, "reasons", [])])
-    if isinstance(exc, Unavailable):
-        return _error(503, "unavailable", str(exc))
-    if isinstance(exc, DatabaseError):
-        return _error(503, "database_unavailable", str(exc))
-    if isinstance(exc, ToolError):
-        return _error(422, "invalid", str(exc))
-    return None
 
 
 class BodyLimit:
@@ -103,7 +50,7 @@ class BodyLimit:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    return await _error(413, "too_large", message)(scope, receive, send)
+                    return await error_response(413, "too_large", message)(scope, receive, send)
         seen = 0
 
         class _TooLarge(Exception):
@@ -130,18 +77,17 @@ class BodyLimit:
             await self.app(scope, limited, tracking_send)
         except _TooLarge:
             if not started:
-                await _error(413, "too_large", message)(scope, receive, send)
+                await error_response(413, "too_large", message)(scope, receive, send)
 
 
-def create_app(
+def create_api(
     settings: Settings | None = None,
     *,
     services: Services | None = None,
-    panel: bool = True,
     warm_up: bool = False,
-    on_ready=None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
 ) -> FastAPI:
-    """The API (and, with ``panel``, the Gradio panel at ``/ui``) around one set of services.
+    """The API around one set of services.
 
     ``services``: a prepared :class:`Services` (tests pass one with the fake embedding and model).
     ``warm_up``: load the SOP index and the model at start-up (``copilot serve`` does);
@@ -155,12 +101,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         if warm_up:
-            import anyio
-
             await anyio.to_thread.run_sync(services.wait_warm_up)
         if on_ready is not None:
-            import anyio
-
             on_ready(await anyio.to_thread.run_sync(services.readiness))
         yield
         services.close()
@@ -182,7 +124,7 @@ def create_app(
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
             details.append(f"{where}: {err.get('msg')}")
-        return _error(422, "invalid", "malformed request: " + "; ".join(details[:5]), details)
+        return error_response(422, "invalid", "malformed request: " + "; ".join(details[:5]), details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -195,7 +137,7 @@ def create_app(
             413: "too_large",
             503: "unavailable",
         }
-        return _error(
+        return error_response(
             exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail), headers=exc.headers
         )
 
@@ -205,19 +147,13 @@ def create_app(
             raise exc
         return response
 
-    for kind in (ToolError, AuthError, DatabaseError):  # contract A's errors subclass ToolError
+    for kind in (ToolError, AuthError, DatabaseError):  # the business errors all subclass ToolError
         app.add_exception_handler(kind, _expected)
 
     @app.exception_handler(Exception)
     async def _bug(_request: Request, _exc: Exception) -> JSONResponse:
         # Starlette logs the traceback; the client gets JSON without internals.
-        return _error(500, "internal", "internal error; the service log has the details")
+        return error_response(500, "internal", "internal error; the service log has the details")
 
-    from ui.api import routes as api_routes
-
-    api_routes.add_routes(app, services)
-    if panel:
-        from ui.panel import mount_panel
-
-        mount_panel(app, services)
+    add_routes(app, services)
     return app

@@ -6,7 +6,7 @@ Where the tokens come from (read once when the app is created):
 - else ``<COPILOT_VAR_DIR>/api_tokens.json``, written by ``copilot demo``: one random token per demo
   user (one user per role, named after the role), each with an expiry date.
 
-The user's role comes from the ``users`` table (contract A: ``agent.governance.users``), so a token names a
+The user's role comes from the ``users`` table (``agent.governance.users``), so a token names a
 person, never a role: a deactivated or deleted user is refused even with a valid token. Tokens are
 compared in constant time against every configured token, and never logged or echoed: an error
 says "invalid or expired token", not which.
@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
+
+from agent.governance.users import get_user
+from tools.errors import NotFound
 
 __all__ = [
     "TOKENS_FILE",
@@ -198,9 +201,6 @@ def read_demo_tokens(var_dir: Path | str) -> dict[str, str]:
 
 def resolve_user(session: Session, username: str) -> Principal:
     """The active user ``username`` with their role; :class:`AuthError` when there is none."""
-    from agent.governance.users import get_user
-    from tools.errors import NotFound
-
     try:
         user = get_user(session, username)
     except NotFound:

@@ -45,7 +45,6 @@ class Check(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     checks: dict[str, Check]
-    features: dict[str, bool] = Field(description="Which parts of the API this build serves.")
 
 
 class Me(BaseModel):

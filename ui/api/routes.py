@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
@@ -15,8 +16,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
 
 from tools.domain import ExceptionType
-from ui.api.app import ERROR_RESPONSES, error_for
+from tools.errors import Forbidden
 from ui.api.auth import Principal
+from ui.api.errors import ERROR_RESPONSES, error_for
 from ui.api.models import (
     ActionRequestOut,
     ActionRequestPage,
@@ -80,29 +82,13 @@ ServicesDep = Annotated[Services, Depends(_services)]
 User = Annotated[Principal, Depends(current_user)]
 
 
-def _forbidden(message: str) -> Exception:
-    import tools.errors as errors
-
-    kind = getattr(errors, "Forbidden", None)
-    if kind is not None:
-        return kind(message)
-    from fastapi import HTTPException
-
-    return HTTPException(403, message)
-
-
 def add_routes(app: FastAPI, services: Services) -> None:
     app.include_router(_probes())
     app.include_router(_core(), prefix="/api/v1")
-    f = services.features
-    if f["copilot"]:
-        app.include_router(_copilot(), prefix="/api/v1")
-    if f["governance"]:
-        app.include_router(_requests(), prefix="/api/v1")
-    if f["audit"]:
-        app.include_router(_audit(), prefix="/api/v1")
-    if f["kpis"] or f["anomalies"] or f["risk"] or f["monitoring"]:
-        app.include_router(_ops(f), prefix="/api/v1")
+    app.include_router(_copilot(), prefix="/api/v1")
+    app.include_router(_requests(), prefix="/api/v1")
+    app.include_router(_audit(), prefix="/api/v1")
+    app.include_router(_ops(), prefix="/api/v1")
 
 
 # --- probes -------------------------------------------------------------------------------------
@@ -123,9 +109,7 @@ def _probes() -> APIRouter:
     )
     def ready(services: ServicesDep) -> JSONResponse:
         checks = services.readiness()
-        body = Readiness(
-            ready=all(c["ok"] for c in checks.values()), checks=checks, features=services.features
-        )
+        body = Readiness(ready=all(c["ok"] for c in checks.values()), checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
     return r
@@ -203,7 +187,7 @@ def _core() -> APIRouter:
     return r
 
 
-# --- the copilot façade (contract C) ----------------------------------------------------------
+# --- the copilot façade: triage, explanations, chat -----------------------------------------------
 
 
 def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
@@ -257,7 +241,7 @@ def _copilot() -> APIRouter:
     return r
 
 
-# --- action requests (contract A) -------------------------------------------------------------
+# --- action requests and decisions -----------------------------------------------------------
 
 
 def _requests() -> APIRouter:
@@ -357,7 +341,7 @@ def _requests() -> APIRouter:
     return r
 
 
-# --- audit (contract A) -----------------------------------------------------------------------
+# --- the audit log ------------------------------------------------------------------------------
 
 
 def _audit() -> APIRouter:
@@ -402,7 +386,7 @@ def _audit() -> APIRouter:
         user: User, services: ServicesDep, format: Annotated[Literal["jsonl", "csv"], Query()] = "jsonl"
     ) -> FileResponse:
         if user.role not in AUDIT_EXPORT_ROLES:
-            raise _forbidden(
+            raise Forbidden(
                 f"role {user.role} may not export the audit log (allowed: "
                 f"{', '.join(sorted(AUDIT_EXPORT_ROLES))})"
             )
@@ -411,8 +395,6 @@ def _audit() -> APIRouter:
         )
         with tmp:
             services.export_audit(format, tmp)
-        import os
-
         return FileResponse(
             tmp.name,
             media_type="application/x-ndjson" if format == "jsonl" else "text/csv",
@@ -423,61 +405,52 @@ def _audit() -> APIRouter:
     return r
 
 
-# --- operations analytics (contract D) ---------------------------------------------------------
+# --- operations analytics ---------------------------------------------------------------------
 
 
-def _ops(features: dict[str, bool]) -> APIRouter:
+def _ops() -> APIRouter:
     r = APIRouter(tags=["kpis"], responses={401: ERROR_RESPONSES[401]})
-    if features["kpis"]:
 
-        @r.get(
-            "/kpis",
-            response_model=KpiReport,
-            summary="Exception KPIs: counts by type, warehouse and tier, "
-            "aging, recommendation acceptance and override rates.",
-        )
-        def kpis(
-            user: User,
-            services: ServicesDep,
-            since: Annotated[dt.date | None, Query(description="Only from this day on (YYYY-MM-DD).")] = None,
-        ) -> KpiReport:
-            return KpiReport(kpis=services.kpis(since))
+    @r.get(
+        "/kpis",
+        response_model=KpiReport,
+        summary="Exception KPIs: counts by type, warehouse and tier, "
+        "aging, recommendation acceptance and override rates.",
+    )
+    def kpis(
+        user: User,
+        services: ServicesDep,
+        since: Annotated[dt.date | None, Query(description="Only from this day on (YYYY-MM-DD).")] = None,
+    ) -> KpiReport:
+        return KpiReport(kpis=services.kpis(since))
 
-    if features["anomalies"]:
+    @r.get(
+        "/anomalies",
+        response_model=Anomalies,
+        summary="Recurring exception patterns (type × SKU, customer, warehouse or supplier), most costly "
+        "first, each with a process-redesign suggestion.",
+    )
+    def anomalies(user: User, services: ServicesDep) -> Anomalies:
+        return Anomalies(items=services.anomalies())
 
-        @r.get(
-            "/anomalies",
-            response_model=Anomalies,
-            summary="Recurring exception patterns (type × SKU, customer, warehouse or supplier), most costly "
-            "first, each with a process-redesign suggestion.",
-        )
-        def anomalies(user: User, services: ServicesDep) -> Anomalies:
-            return Anomalies(items=services.anomalies())
+    @r.get(
+        "/risk",
+        response_model=RiskScores,
+        summary="Open orders most likely to fail before release.",
+        responses={503: ERROR_RESPONSES[503]},
+    )
+    def risk(user: User, services: ServicesDep, top: Annotated[int, Query(ge=1, le=500)] = 20) -> RiskScores:
+        return RiskScores(items=services.risk_scores(top))
 
-    if features["risk"]:
-
-        @r.get(
-            "/risk",
-            response_model=RiskScores,
-            summary="Open orders most likely to fail before release.",
-            responses={503: ERROR_RESPONSES[503]},
-        )
-        def risk(
-            user: User, services: ServicesDep, top: Annotated[int, Query(ge=1, le=500)] = 20
-        ) -> RiskScores:
-            return RiskScores(items=services.risk_scores(top))
-
-    if features["monitoring"]:
-
-        @r.get(
-            "/monitoring",
-            response_model=Monitoring,
-            summary="Model monitoring: drift (PSI) of the risk model's inputs since training, and the override "
-            "rate of recommendations by action type, with the warnings past their thresholds.",
-            description="Without a trained risk model, `drift.status` is `no_model` (its reason names "
-            "`copilot risk train`) and the override rates are still reported.",
-        )
-        def monitoring(user: User, services: ServicesDep) -> Monitoring:
-            return Monitoring(**services.monitoring())
+    @r.get(
+        "/monitoring",
+        response_model=Monitoring,
+        summary="Model monitoring: drift (PSI) of the risk model's inputs since training, and the override "
+        "rate of recommendations by action type, with the warnings past their thresholds.",
+        description="Without a trained risk model, `drift.status` is `no_model` (its reason names "
+        "`copilot risk train`) and the override rates are still reported.",
+    )
+    def monitoring(user: User, services: ServicesDep) -> Monitoring:
+        return Monitoring(**services.monitoring())
 
     return r

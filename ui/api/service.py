@@ -2,16 +2,14 @@
 
 The heavy parts (the SOP index with its embedding model, the language model, the copilot graph)
 load on first use and once; :meth:`Services.warm_up` loads them at start-up so ``/ready`` turns
-green only when they are. Each feature of another module (contract A governance, C the copilot
-façade, D operations analytics) is used when its module is installed; :attr:`Services.features`
-says which are, and the app serves only those endpoints.
+green only when they are. Triage and chat go through the copilot façade, approvals through
+governance, the dashboards through the operations analytics.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib.util
 import logging
 import threading
 import time
@@ -20,11 +18,29 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from agent.checkpoint import open_checkpointer
+from agent.copilot.service import Copilot
+from agent.governance import audit, requests
+from agent.llm import get_llm
+from agent.ops.anomalies import recurring_anomalies
+from agent.ops.kpis import compute_kpis
+from agent.ops.monitoring import monitoring as model_monitoring
+from agent.ops.risk import RiskModelError, score_open_orders
 from agent.policy import load_policy
 from agent.settings import Settings, get_settings
-from tools.db import check_connection, current_revision, make_engine, read_only, session_factory
-from tools.errors import NotFound, ToolError
+from knowledge.embeddings import MiniLMEmbeddingFunction
+from knowledge.store import open_collection
+from tools.db import (
+    check_connection,
+    current_revision,
+    head_revision,
+    make_engine,
+    read_only,
+    session_factory,
+)
+from tools.errors import ToolError
 from tools.models import Customer, ExceptionRecord
+from tools.orders import order_view
 from ui.api.auth import Principal, load_token_store, resolve_user
 from ui.api.models import MAX_ORDER_IDS, MAX_TEXT_CHARS, MAX_TEXT_LINES
 
@@ -39,13 +55,6 @@ class LimitExceeded(ToolError):
 
 class Unavailable(ToolError):
     """A part the request needs is not ready (HTTP 503), e.g. the SOP index is empty."""
-
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -83,27 +92,14 @@ class Services:
         self._model_ready = False
         self.load_seconds: dict[str, float] = {}  # what warm_up loaded, and how long each took
         self._warm_thread: threading.Thread | None = None
-        self.features = {
-            "copilot": _has("agent.copilot.service"),
-            "governance": _has("agent.governance.requests"),
-            "audit": _has("agent.governance.audit"),
-            "kpis": _has("agent.ops.kpis"),
-            "anomalies": _has("agent.ops.anomalies"),
-            "risk": _has("agent.ops.risk"),
-            "monitoring": _has("agent.ops.monitoring"),
-        }
 
-    # --- lifecycle ----------------------------------------------------------------------------
+    # --- lifecycle ------------------------------------------------------------------------------------
 
     def collection(self):
         with self._lock:
             if self._collection is None:
-                from knowledge.store import open_collection
-
                 ef = self._embedding_function
                 if ef is None:
-                    from knowledge.embeddings import MiniLMEmbeddingFunction
-
                     ef = MiniLMEmbeddingFunction()
                 self._collection = open_collection(
                     ef, var_dir=self.settings.var_dir, chroma_url=self.settings.chroma_url
@@ -113,18 +109,13 @@ class Services:
     def llm(self):
         with self._lock:
             if self._llm is None:
-                from agent.llm.providers import get_llm
-
                 self._llm = get_llm(self.settings)
             return self._llm
 
     def copilot(self):
-        """The copilot façade (contract C) with the durable checkpointer for chat threads."""
+        """The copilot façade with the durable checkpointer for chat threads."""
         with self._lock:
             if self._copilot is None:
-                from agent.checkpoint import open_checkpointer
-                from agent.copilot.service import Copilot
-
                 self._checkpointer_cm = open_checkpointer(self.settings.effective_database_url)
                 checkpointer = self._checkpointer_cm.__enter__()
                 self._copilot = Copilot(
@@ -144,19 +135,11 @@ class Services:
         by :meth:`readiness` (with the reason), not raised: the service still answers /health and
         the endpoints that do not need that part.
         """
-        model = None
-        if _has("agent.llm.providers"):
-            model = threading.Thread(
-                target=self._load_part, args=("model", self._load_model), name="warm-model"
-            )
-            model.start()
+        model = threading.Thread(target=self._load_part, args=("model", self._load_model), name="warm-model")
+        model.start()
         self._load_part("sop_index", self.collection)
-        if self.features["copilot"]:
-            if model is not None:
-                model.join()  # the copilot takes the loaded model
-            self._load_part("copilot", self.copilot)
-        if model is not None:
-            model.join()
+        model.join()  # the copilot takes the loaded model
+        self._load_part("copilot", self.copilot)
 
     def begin_warm_up(self) -> None:
         """Start :meth:`warm_up` in the background (``copilot serve``: while the panel is built)."""
@@ -199,8 +182,6 @@ class Services:
         checks: dict[str, dict[str, Any]] = {}
         try:
             check_connection(self.engine)
-            from ui.cli.common import head_revision
-
             rev, head = current_revision(self.engine), head_revision()
             checks["database"] = {
                 "ok": rev == head,
@@ -220,15 +201,13 @@ class Services:
             checks["model"] = {"ok": False, "detail": self._load_errors["model"]}
         elif self._model_ready:
             checks["model"] = {"ok": True, "detail": f"{self._llm.provider} {self._llm.name}".strip()}
-        elif not _has("agent.llm.providers"):
-            checks["model"] = {"ok": False, "detail": "no language-model module in this build"}
         else:
             checks["model"] = {"ok": False, "detail": "not loaded yet"}
         if "copilot" in self._load_errors:
             checks["copilot"] = {"ok": False, "detail": self._load_errors["copilot"]}
         return checks
 
-    # --- auth ---------------------------------------------------------------------------------
+    # --- auth -----------------------------------------------------------------------------------------
 
     def authenticate(self, token: str | None) -> Principal:
         username = self.tokens.username_for(token)
@@ -240,11 +219,9 @@ class Services:
             return []
         return sorted({principal.role, *self.policy.delegates(principal.role)})
 
-    # --- orders and triage --------------------------------------------------------------------
+    # --- orders and triage ----------------------------------------------------------------------------
 
     def order_detail(self, order_id: str) -> dict[str, Any]:
-        from tools.orders import order_view
-
         with read_only(self.factory) as session:
             view = order_view(session, order_id)
         result = self.triage([order_id])[0]
@@ -254,25 +231,11 @@ class Services:
         ids = [o.strip() for o in order_ids if o.strip()]
         if len(ids) > MAX_ORDER_IDS:
             raise LimitExceeded(f"{len(ids):,} order ids; the limit is {MAX_ORDER_IDS} per request")
-        if self.features["copilot"]:
-            return list(self.copilot().triage(ids, explain=explain))
-        from agent.triage.service import OrderNotFound, triage_order
-
-        results = []
-        with self.factory() as session:
-            for order_id in ids:
-                try:
-                    results.append(triage_order(session, order_id, self.policy))
-                except (OrderNotFound, NotFound):
-                    results.append({"order_id": order_id, "error": f"order {order_id} not found"})
-            session.commit()
-        return results
+        return list(self.copilot().triage(ids, explain=explain))
 
     def triage_stream(self, order_ids: list[str]) -> Iterator[dict[str, Any]]:
         """Triage with explanations as events: ``token`` (the model writing) and ``final``."""
-        if self.features["copilot"]:
-            return self.copilot().triage_stream(order_ids, explain=True)
-        return iter([{"type": "final", "results": self.triage(order_ids)}])
+        return self.copilot().triage_stream(order_ids, explain=True)
 
     def triage_text(self, text: str, *, explain: bool = False) -> dict[str, Any]:
         check_text_limits(text)
@@ -289,7 +252,7 @@ class Services:
     def chat(self, thread_id: str, message: str, principal: Principal) -> dict[str, Any]:
         return self.copilot().chat(thread_id, message, username=principal.username)
 
-    # --- exceptions ---------------------------------------------------------------------------
+    # --- exceptions -----------------------------------------------------------------------------------
 
     def list_exceptions(
         self,
@@ -357,7 +320,7 @@ class Services:
             "age_days": round((end - first).total_seconds() / 86400, 2),
         }
 
-    # --- action requests (contract A) ---------------------------------------------------------
+    # --- action requests and decisions ----------------------------------------------------------------
 
     def request_action(
         self,
@@ -370,9 +333,7 @@ class Services:
         thread_id: str | None = None,
         source: str = "api",
     ) -> dict[str, Any]:
-        from agent.governance.requests import request_action
-
-        return request_action(
+        return requests.request_action(
             self.factory,
             self.policy,
             order_id=order_id,
@@ -393,9 +354,7 @@ class Services:
         reason: str | None = None,
         params: dict | None = None,
     ) -> dict[str, Any]:
-        from agent.governance.requests import decide
-
-        return decide(
+        return requests.decide(
             self.factory,
             self.policy,
             request_id,
@@ -415,9 +374,7 @@ class Services:
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Requests, newest first; ``role``: those that role may decide (its own and its delegates')."""
-        from agent.governance.requests import list_requests
-
-        return list_requests(
+        return requests.list_requests(
             self.factory,
             status=status,
             role=role,
@@ -435,47 +392,33 @@ class Services:
         return sorted(pending, key=lambda r: r["id"])
 
     def get_request(self, request_id: int) -> dict[str, Any]:
-        from agent.governance.requests import get_request
+        return requests.get_request(self.factory, request_id)
 
-        return get_request(self.factory, request_id)
-
-    # --- audit (contract A) -------------------------------------------------------------------
+    # --- the audit log --------------------------------------------------------------------------------
 
     def audit_events(self, **filters: Any) -> list[dict[str, Any]]:
-        from agent.governance.audit import list_events
-
         with read_only(self.factory) as session:
-            return list_events(session, **filters)
+            return audit.list_events(session, **filters)
 
     def verify_chain(self) -> dict[str, Any]:
-        from agent.governance.audit import verify_chain
-
         with read_only(self.factory) as session:
-            return verify_chain(session)
+            return audit.verify_chain(session)
 
     def export_audit(self, fmt: str, out) -> int:
-        from agent.governance.audit import export_events
-
         with read_only(self.factory) as session:
-            return export_events(session, fmt, out)
+            return audit.export_events(session, fmt, out)
 
-    # --- operations analytics (contract D) ----------------------------------------------------
+    # --- operations analytics -------------------------------------------------------------------------
 
     def kpis(self, since: dt.date | None = None) -> dict[str, Any]:
-        from agent.ops.kpis import compute_kpis
-
         with read_only(self.factory) as session:
             return compute_kpis(session, since=since, policy=self.policy)
 
     def anomalies(self) -> list[dict[str, Any]]:
-        from agent.ops.anomalies import recurring_anomalies
-
         with read_only(self.factory) as session:
             return recurring_anomalies(session, self.policy)
 
     def risk_scores(self, top: int | None = None) -> list[dict[str, Any]]:
-        from agent.ops.risk import RiskModelError, score_open_orders
-
         with read_only(self.factory) as session:
             try:
                 return score_open_orders(session, top=top, var_dir=self.settings.var_dir)
@@ -485,7 +428,5 @@ class Services:
     def monitoring(self) -> dict[str, Any]:
         """Drift of the risk model's inputs and override rates by action type, with their warnings
         (drift says ``no_model`` until `copilot risk train`; the override rates need no model)."""
-        from agent.ops.monitoring import monitoring
-
         with read_only(self.factory) as session:
-            return monitoring(session, self.policy, var_dir=self.settings.var_dir)
+            return model_monitoring(session, self.policy, var_dir=self.settings.var_dir)

@@ -1,4 +1,4 @@
-"""Agent commands: `copilot chat` (issue 5), and the explanation helpers of `copilot triage --explain`.
+"""Agent commands: `copilot chat`, and the explanation helpers of `copilot triage --explain`.
 
 Import only light modules at the top (typer, ``ui.cli.common``); heavy ones inside the commands.
 """
@@ -24,7 +24,7 @@ def _collection():
 
 
 def _llm():
-    from agent.llm.providers import get_llm
+    from agent.llm import get_llm
 
     return get_llm()
 

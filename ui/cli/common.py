@@ -39,7 +39,7 @@ def engine(*, require_schema: bool = True):
     """The engine of ``DATABASE_URL``, reachable, and (by default) migrated to head."""
     from pydantic import ValidationError
 
-    from tools.db import check_connection, current_revision, make_engine
+    from tools.db import check_connection, current_revision, head_revision, make_engine
 
     try:
         settings = get_settings()
@@ -58,14 +58,6 @@ def engine(*, require_schema: bool = True):
                 f"the database is at schema {revision}, this copilot needs {head}: run `copilot db upgrade`"
             )
     return engine
-
-
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    from tools.db import MIGRATIONS
-
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def parse_date(value: str | None, option: str) -> dt.date | None:

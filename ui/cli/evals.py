@@ -1,4 +1,4 @@
-"""`copilot eval ...`: scenario suites, reports and the baseline agent (issue 8).
+"""`copilot eval ...`: scenario suites, reports and the baseline agent.
 
 Import only light modules at the top (typer, ``ui.cli.common``); heavy ones inside the commands.
 """
@@ -115,7 +115,7 @@ def eval_run(
             "the baseline agent needs a model that chooses its tools: use --provider llamacpp or openai "
             "(the fake provider only scripts explanations)"
         )
-    from agent.llm.providers import LLMError
+    from agent.llm import LLMError
 
     try:
         result = evaluate(

@@ -1,4 +1,4 @@
-"""Governance commands: `copilot actions ...`, `copilot audit ...`, `copilot users ...` (issue 6).
+"""Governance commands: `copilot actions ...`, `copilot audit ...`, `copilot users ...`.
 
 Import only light modules at the top (typer, ``ui.cli.common``); heavy ones inside the commands.
 A refused decision (wrong role, own request, already decided, guard) prints one line and exits 2.

@@ -1,4 +1,4 @@
-"""Operations commands: `copilot kpis`, `copilot risk ...`, `copilot anomalies`, `copilot monitor` (issue 9).
+"""Operations commands: `copilot kpis`, `copilot risk ...`, `copilot anomalies`, `copilot monitor`.
 
 Import only light modules at the top (typer, ``ui.cli.common``); heavy ones inside the commands.
 """
@@ -207,7 +207,7 @@ def monitor(
 ) -> None:
     """Model monitoring: drift (PSI) of the risk model's inputs since training, override rate of
     recommendations by action type, and the warnings past their thresholds."""
-    from agent.ops.risk import monitoring
+    from agent.ops.monitoring import monitoring
     from ui.cli.common import policy
 
     with _session() as session:

@@ -1,4 +1,4 @@
-"""`copilot serve`: the FastAPI service with the Gradio panel mounted (issue 7); the demo's tokens.
+"""`copilot serve`: the FastAPI service with the Gradio panel mounted; the demo's tokens.
 
 Import only light modules at the top (typer, ``ui.cli.common``); heavy ones inside the commands.
 """
@@ -74,8 +74,8 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from agent.settings import get_settings
-        from ui.api.app import create_app
         from ui.cli.common import engine
+        from ui.server import create_app
 
         settings = get_settings()
         engine()  # one-line errors: unreachable database, schema not at head

@@ -1,0 +1,64 @@
+"""The API's JSON errors: which expected failure becomes which HTTP status, in one place.
+
+Every error body is ``{"error", "message", "details"}``: 401 no or bad token, 403 a decision beyond
+one's role, 404 an unknown order or request, 409 a request already decided, 413 a body or paste over
+its limit (named), 422 malformed input or an action the guard blocks, 503 a part that is not ready.
+A failure that is none of these is a bug and propagates (500).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from tools.db import DatabaseError
+from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
+from ui.api.auth import AuthError
+from ui.api.models import ErrorResponse
+from ui.api.service import LimitExceeded, Unavailable
+
+__all__ = ["ERROR_RESPONSES", "error_for", "error_response"]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        401: "Missing, invalid or expired bearer token.",
+        403: "The signed-in role may not do this.",
+        404: "Unknown order, request or thread.",
+        409: "The request was already decided.",
+        413: "Body or pasted text over its size limit (the message names the limit).",
+        422: "Malformed input, or the guard blocked the action (reasons in details).",
+        503: "A part of the service is not ready.",
+    }.items()
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: list[str] | None = None, headers=None
+) -> JSONResponse:
+    body = ErrorResponse(error=code, message=message, details=details or []).model_dump()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_for(exc: Exception) -> JSONResponse | None:
+    """The HTTP error of an expected failure; ``None`` for a bug (which then propagates as a 500)."""
+    if isinstance(exc, AuthError):
+        return error_response(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, Forbidden):
+        return error_response(403, "forbidden", str(exc))
+    if isinstance(exc, NotFound):
+        return error_response(404, "not_found", str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, "conflict", str(exc))
+    if isinstance(exc, LimitExceeded):
+        return error_response(413, "too_large", str(exc))
+    if isinstance(exc, GuardBlocked):
+        return error_response(422, "guard_blocked", str(exc), [str(r) for r in exc.reasons])
+    if isinstance(exc, Unavailable):
+        return error_response(503, "unavailable", str(exc))
+    if isinstance(exc, DatabaseError):
+        return error_response(503, "database_unavailable", str(exc))
+    if isinstance(exc, ToolError):
+        return error_response(422, "invalid", str(exc))
+    return None

@@ -1,0 +1,134 @@
+"""The Approvals tab: the pending requests the signed-in role may decide, one request's evidence,
+guard result and citations, and the decision — approve, reject (with a reason) or edit the
+parameters and approve (with a reason; the new parameters are guarded again)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import gradio as gr
+import pandas as pd
+
+from ui.api.service import Services
+from ui.panel.common import action_line, citation_text, evidence_md, fmt_params, guarded
+
+__all__ = ["QUEUE_COLUMNS", "ApprovalsTab"]
+
+QUEUE_COLUMNS = ["id", "order", "action", "params", "risk", "approver", "requested by", "guard"]
+
+
+class ApprovalsTab:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def load_queue(self, token: str | None):
+        """The pending requests the signed-in role may decide."""
+        who = self.services.authenticate(token)
+        items = self.services.queue(who)
+        rows = [
+            {
+                "id": r["id"],
+                "order": r.get("order_id"),
+                "action": r["action"],
+                "params": fmt_params(r.get("params")),
+                "risk": r.get("risk"),
+                "approver": r.get("approver_role"),
+                "requested by": r.get("requested_by"),
+                "guard": "ok" if (r.get("guard") or {}).get("ok", True) else "blocked",
+            }
+            for r in items
+        ]
+        ids = [str(r["id"]) for r in items]
+        status = f"{len(items)} pending for {who.role}." if items else f"Nothing pending for {who.role}."
+        return (
+            pd.DataFrame(rows, columns=QUEUE_COLUMNS),
+            gr.update(choices=ids, value=ids[0] if ids else None),
+            status,
+        )
+
+    def request_detail(self, token: str | None, request_id: str | None):
+        """Evidence, guard result and citations of one request."""
+        self.services.authenticate(token)
+        if not request_id:
+            return "Select a request.", ""
+        req = self.services.get_request(int(request_id))
+        guard = req.get("guard") or {}
+        guard_text = (
+            "passed" if guard.get("ok", True) else "blocked: " + "; ".join(guard.get("reasons") or [])
+        )
+        md = (
+            f"### Request #{req['id']}: `{action_line(req)}`\n\nOrder **{req.get('order_id')}**, exception "
+            f"{req.get('exception_type') or '—'}, risk **{req.get('risk')}**, approver **{req.get('approver_role')}**, "
+            f"requested by {req.get('requested_by')}, status **{req['status']}**.\n\n**Evidence:**\n"
+            f"{evidence_md(req.get('evidence') or [])}\n\n**Guard:** {guard_text}\n\n**SOP citations:** "
+            f"{', '.join(citation_text(c) for c in req.get('citations') or []) or '—'}"
+        )
+        return md, json.dumps(req.get("params") or {}, indent=1)
+
+    def decide(self, decision: str) -> Callable[[str | None, str | None, str, str], str]:
+        """The handler of one decision button (``approve``, ``reject`` or ``edit``)."""
+
+        def run(token: str | None, request_id: str | None, reason: str, params_text: str) -> str:
+            who = self.services.authenticate(token)
+            if not request_id:
+                return "Select a request first."
+            params = None
+            if decision == "edit":
+                try:
+                    params = json.loads(params_text or "{}")
+                except ValueError as exc:
+                    return f"**Error:** the parameters are not valid JSON: {exc}"
+                if not isinstance(params, dict):
+                    return "**Error:** the parameters must be a JSON object."
+            if decision in ("reject", "edit") and not (reason or "").strip():
+                return f"**Error:** a reason is required to {decision}."
+            req = self.services.decide(
+                who, int(request_id), decision, reason=(reason or "").strip() or None, params=params
+            )
+            text = f"Request **#{req['id']}** is now **{req['status']}** (decided by {who.username}, {who.role})."
+            execution = req.get("execution")
+            if execution:
+                text += f"\n\nExecution: **{execution.get('status')}** {json.dumps(execution.get('result'), default=str)}"
+            return text
+
+        run.__name__ = f"{decision}_request"
+        return run
+
+    def layout(self, token_state: gr.State) -> None:
+        with gr.Tab("Approvals", id="approvals"):
+            refresh_q = gr.Button("Refresh queue", elem_id="refresh-queue")
+            queue_status = gr.Markdown(elem_id="queue-status")
+            queue_table = gr.Dataframe(
+                headers=QUEUE_COLUMNS, interactive=False, wrap=True, elem_id="queue-table"
+            )
+            req_pick = gr.Dropdown(
+                label="Request", choices=[], elem_id="request-pick", allow_custom_value=True
+            )
+            req_md = gr.Markdown(elem_id="request-detail")
+            params_box = gr.Code(label="Parameters (JSON; used by Edit)", language="json", elem_id="params")
+            reason_box = gr.Textbox(label="Reason", elem_id="reason")
+            with gr.Row():
+                approve_btn = gr.Button("Approve", variant="primary", elem_id="approve")
+                reject_btn = gr.Button("Reject", variant="stop", elem_id="reject")
+                edit_btn = gr.Button("Edit and approve", elem_id="edit")
+            decision_md = gr.Markdown(elem_id="decision-status")
+            refresh_q.click(
+                guarded(self.load_queue, 3, 2),
+                [token_state],
+                [queue_table, req_pick, queue_status],
+                api_name="queue",
+            )
+            req_pick.change(
+                guarded(self.request_detail, 2, 0),
+                [token_state, req_pick],
+                [req_md, params_box],
+                api_name="request_detail",
+            )
+            for btn, what in ((approve_btn, "approve"), (reject_btn, "reject"), (edit_btn, "edit")):
+                btn.click(
+                    guarded(self.decide(what), 1, 0),
+                    [token_state, req_pick, reason_box, params_box],
+                    [decision_md],
+                    api_name=what,
+                )

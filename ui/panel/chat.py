@@ -1,0 +1,98 @@
+"""The Chat tab: a question to the copilot, the answer streaming as the model writes it, with the
+tools it called and the SOPs it cited beside it. Each browser session gets its own thread."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from ui.api.service import Services
+from ui.panel.common import EXPECTED, citation_text, failure_md
+
+__all__ = ["CHAT_CONCURRENCY", "ChatTab"]
+
+CHAT_CONCURRENCY = 4  # chat answers generated at once; the other events have their own slots
+
+
+class ChatTab:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def chat(
+        self, token: str | None, thread: str | None, message: str, history: list[dict[str, Any]] | None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Ask the copilot; the answer streams, with the tools it called and the SOPs it cited."""
+        history = list(history or [])
+        try:
+            who = self.services.authenticate(token)
+        except EXPECTED as exc:
+            yield history, failure_md(exc), thread, message
+            return
+        message = (message or "").strip()
+        if not message:
+            yield history, "Type a question.", thread, ""
+            return
+        thread = thread or uuid.uuid4().hex[:16]
+        history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        tools: list[str] = []
+        cites: list[str] = []
+        notes: list[str] = []
+
+        def side() -> str:
+            return (
+                f"**Tools called:** {', '.join(tools) or '—'}\n\n**SOP citations:** {', '.join(cites) or '—'}"
+            )
+
+        yield history, side(), thread, ""
+        try:
+            for event in self.services.chat_stream(f"{who.username}:{thread}", message, who):
+                kind = event.get("type")
+                if kind == "token":
+                    history[-1]["content"] += str(event.get("text", event.get("token", "")))
+                elif kind == "tool":
+                    tools.append(str(event.get("name") or event.get("tool") or "?"))
+                elif kind == "citation":
+                    cites.append(citation_text(event.get("citation", event)))
+                elif kind == "request":
+                    req = event.get("request") or {}
+                    notes.append(f"_Requested #{req.get('id')}: {req.get('action')} ({req.get('status')})_")
+                    history[-1]["content"] += "\n\n" + notes[-1]
+                elif kind == "final":  # the answer (streamed tokens of a fallback are superseded)
+                    history[-1]["content"] = "\n\n".join([str(event.get("answer") or ""), *notes])
+                    for c in event.get("citations") or []:
+                        if citation_text(c) not in cites:
+                            cites.append(citation_text(c))
+                    if event.get("fallback"):
+                        history[-1]["content"] += "\n\n_(the model was unavailable: fact-only answer)_"
+                yield history, side(), thread, ""
+        except EXPECTED as exc:
+            history[-1]["content"] += f"\n\n{failure_md(exc)}"
+            yield history, side(), thread, ""
+
+    def layout(self, token_state: gr.State) -> None:
+        with gr.Tab("Chat", id="chat"):
+            thread_state = gr.State(None)
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(label="Copilot", height=420, elem_id="chatbot")
+                    chat_box = gr.Textbox(
+                        label="Ask", placeholder="What is blocking SO-100042?", elem_id="chat-input"
+                    )
+                    send_btn = gr.Button("Send", variant="primary")
+                with gr.Column(scale=1):
+                    chat_side = gr.Markdown(
+                        "**Tools called:** —\n\n**SOP citations:** —", elem_id="chat-side"
+                    )
+            for trigger in (send_btn.click, chat_box.submit):
+                trigger(
+                    self.chat,
+                    [token_state, thread_state, chat_box, chatbot],
+                    [chatbot, chat_side, thread_state, chat_box],
+                    api_name="chat" if trigger == send_btn.click else None,
+                    api_visibility="public" if trigger == send_btn.click else "private",
+                    concurrency_limit=CHAT_CONCURRENCY,
+                    concurrency_id="chat",
+                )

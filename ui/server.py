@@ -1,0 +1,43 @@
+"""The HTTP service: the JSON API (``ui.api``) and the web panel (``ui.panel``) on one port.
+
+``create_app`` is what ``copilot serve`` runs and what the tests start: the API around one
+:class:`ui.api.service.Services`, with the panel mounted at ``/ui`` on the same services. The API
+knows nothing of the panel; the panel calls the API's services, never its routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from agent.settings import Settings, apply_offline_defaults, get_settings
+from ui.api.app import create_api
+from ui.api.service import Services
+from ui.panel import mount_panel
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    panel: bool = True,
+    warm_up: bool = False,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+) -> FastAPI:
+    """The API (and, with ``panel``, the Gradio panel at ``/ui``) around one set of services.
+
+    ``services``: a prepared :class:`Services` (tests pass one with the fake embedding and model).
+    ``warm_up``: load the SOP index and the model at start-up (``copilot serve`` does), while the
+    app and the panel are built; ``on_ready(checks)``: called with the readiness checks once
+    start-up is done.
+    """
+    apply_offline_defaults()
+    services = services or Services(settings or get_settings())
+    app = create_api(services=services, warm_up=warm_up, on_ready=on_ready)
+    if panel:
+        mount_panel(app, services)
+    return app
