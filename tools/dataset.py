@@ -16,9 +16,7 @@ OPEN_ORDER_STATUSES = ("open", "held", "released")
 _ERP_TABLE_NAMES = tuple(m.__tablename__ for m in ERP_TABLES)
 
 
-def occupied_tables(
-    conn: Connection | Session, tables: Iterable[str] = _ERP_TABLE_NAMES
-) -> list[str]:
+def occupied_tables(conn: Connection | Session, tables: Iterable[str] = _ERP_TABLE_NAMES) -> list[str]:
     """The ``tables`` that hold at least one row (one ``LIMIT 1`` probe each, never a count)."""
     return [
         name
