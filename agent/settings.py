@@ -118,6 +118,41 @@ class Settings(BaseSettings):
         "empty means the demo tokens in <COPILOT_VAR_DIR>/api_tokens.json (written by copilot demo).",
     )
 
+    # --- events from ERP/WMS/TMS (POST /api/v1/events, the worker) ---------------------------------
+    event_secrets: str = Field(
+        default="",
+        validation_alias="COPILOT_EVENT_SECRETS",
+        repr=False,
+        description="HMAC-SHA256 secret of each source system that may post events, 'source=secret' "
+        "pairs separated by commas; a source without a secret is refused.",
+    )
+    event_window_s: int = Field(
+        default=300,
+        gt=0,
+        validation_alias="COPILOT_EVENT_WINDOW_S",
+        description="Seconds a signed event request's timestamp may differ from now; older or newer "
+        "requests are refused as replays.",
+    )
+    event_worker: str = Field(
+        default="auto",
+        validation_alias="COPILOT_EVENT_WORKER",
+        description="Whether copilot serve applies stored events itself: on, off, or auto (on for the "
+        "embedded SQLite default; at scale run `copilot worker` processes instead).",
+    )
+
+    @field_validator("event_worker")
+    @classmethod
+    def _worker(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"auto", "on", "off"}:
+            raise ValueError("COPILOT_EVENT_WORKER must be auto, on or off")
+        return value
+
+    def event_secret_map(self) -> dict[str, str]:
+        """COPILOT_EVENT_SECRETS as source -> secret (names lower-cased, blanks ignored)."""
+        pairs = (p.split("=", 1) for p in self.event_secrets.split(",") if "=" in p)
+        return {k.strip().lower(): v.strip() for k, v in pairs if k.strip() and v.strip()}
+
     @field_validator("llm_provider")
     @classmethod
     def _provider(cls, value: str) -> str:

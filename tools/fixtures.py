@@ -25,7 +25,17 @@ from sqlalchemy.orm import Session
 from tools.dataset import occupied_tables
 from tools.models import ENUMS, ERP_TABLES, Base
 
-__all__ = ["FixtureError", "SuiteError", "find_case", "load_fixture", "read_suite"]
+__all__ = [
+    "MODELS",
+    "OMIT",
+    "FixtureError",
+    "SuiteError",
+    "coerce_value",
+    "find_case",
+    "flatten_records",
+    "load_fixture",
+    "read_suite",
+]
 
 MODELS: dict[str, type[Base]] = {m.__tablename__: m for m in ERP_TABLES}
 
@@ -61,11 +71,14 @@ class _Row:
     values: dict[str, Any]
 
 
-def _coerce(table: str, column, value: Any, fail) -> Any:
-    """Convert a YAML value to the column's Python type, or call ``fail(message)``."""
+def coerce_value(table: str, column, value: Any, fail) -> Any:
+    """Convert a YAML or JSON value to the column's Python type, or call ``fail(message)``.
+
+    An empty value of a column that cannot be empty returns :data:`OMIT` (take the default).
+    """
     if value is None:
         if not column.nullable and not column.primary_key:
-            return _OMIT  # take the model default
+            return OMIT  # take the model default
         if column.primary_key:
             fail("a key field cannot be empty")
         return None
@@ -116,15 +129,16 @@ def _coerce(table: str, column, value: Any, fail) -> Any:
     raise AssertionError(f"no coercion for {table}.{column.name}: {kind!r}")  # a bug, not bad input
 
 
-_OMIT = object()
+OMIT = object()
 
 
-def _flatten(fixture: Any, fail_at) -> list[_Row]:
+def flatten_records(fixture: Any, fail_at, root: str = "fixture") -> list[_Row]:
+    """Table name -> records as rows with their paths; lines nested under an order become order_lines."""
     if not isinstance(fixture, dict):
-        fail_at("fixture", "expected a mapping of table name to a list of records")
+        fail_at(root, "expected a mapping of table name to a list of records")
     rows: list[_Row] = []
     for table, records in fixture.items():
-        path = f"fixture.{table}"
+        path = f"{root}.{table}"
         if table not in MODELS:
             fail_at(path, f"unknown table; known tables: {', '.join(MODELS)}")
         if records is None:
@@ -168,8 +182,10 @@ def _validate(rows: list[_Row], fail_at) -> dict[str, list[dict[str, Any]]]:
                     f"{row.path}.{field}",
                     f"unknown field of {row.table}; fields: {', '.join(table.c.keys())}",
                 )
-            value = _coerce(row.table, table.c[field], raw, lambda m, f=f"{row.path}.{field}": fail_at(f, m))
-            if value is not _OMIT:
+            value = coerce_value(
+                row.table, table.c[field], raw, lambda m, f=f"{row.path}.{field}": fail_at(f, m)
+            )
+            if value is not OMIT:
                 values[field] = value
         pk = tuple(values.get(c.name) for c in table.primary_key.columns)
         for c, v in zip(table.primary_key.columns, pk, strict=True):
@@ -203,7 +219,7 @@ def load_fixture(session: Session, fixture: Any, *, case_id: str) -> dict[str, i
     def fail_at(key: str, message: str):
         raise FixtureError(case_id, key, message)
 
-    by_table = _validate(_flatten(fixture, fail_at), fail_at)
+    by_table = _validate(flatten_records(fixture, fail_at), fail_at)
     try:
         occupied = occupied_tables(session, MODELS)
         if occupied:

@@ -51,6 +51,7 @@ __all__ = [
     "Carrier",
     "Customer",
     "DatasetMeta",
+    "EventInbox",
     "ExceptionRecord",
     "Execution",
     "Inventory",
@@ -97,6 +98,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
         "failed",
     ),
     "decision": ("approve", "reject", "edit"),
+    "event_status": ("received", "applied", "failed"),
 }
 
 Money = Numeric(14, 2)
@@ -531,6 +533,40 @@ class User(Base):
     display_name: Mapped[str | None] = _str(200)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True, server_default=text("true"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class EventInbox(Base):
+    """Every event a source system reported (domain.md §8), stored before it is applied.
+
+    ``(source, event_id)`` is unique: a repeated event is acknowledged and ignored. ``status`` is
+    ``received`` until the worker applies it (``applied``) or refuses it (``failed``, with ``error``);
+    ``orders_retriaged`` counts the open orders triaged again because of it.
+    """
+
+    __tablename__ = "event_inbox"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id"),
+        _in("status", "event_status"),
+        # The worker's next event: the earliest received one of a source.
+        Index("ix_event_inbox_status_source_occurred", "status", "source", "occurred_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    type: Mapped[str] = mapped_column(String(64), nullable=False)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    records: Mapped[Any] = mapped_column(Json, nullable=False, default=dict)
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="received", server_default="received"
+    )
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = _qty()
+    orders_retriaged: Mapped[int] = _qty()
+    # Where it came from: api, replay, broker, simulate.
+    channel: Mapped[str] = mapped_column(String(16), nullable=False, default="api", server_default="api")
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class DatasetMeta(Base):

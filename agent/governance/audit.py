@@ -43,6 +43,8 @@ __all__ = [
     "EVENT_OVERRIDE",
     "EVENT_RECOMMENDATION",
     "EVENT_REQUESTED",
+    "EVENT_SOURCE_APPLIED",
+    "EVENT_SOURCE_FAILED",
     "EVENT_TRIAGE",
     "EVENT_USER_ADDED",
     "GENESIS",
@@ -68,6 +70,8 @@ EVENT_OVERRIDE = "override"  # a person chose other than the copilot's recommend
 EVENT_LLM_FALLBACK = "llm_fallback"  # the model failed; the fact-only text was used
 EVENT_ESCALATION = "escalation"  # an exception was routed to a role (ESCALATE)
 EVENT_USER_ADDED = "user_added"
+EVENT_SOURCE_APPLIED = "source_event_applied"  # an ERP/WMS/TMS event applied: records, orders triaged
+EVENT_SOURCE_FAILED = "source_event_failed"  # an event refused at apply time, with the reason
 
 _FIELDS = ("seq", "event_id", "ts", "event_type", "actor", "role", "order_id", "request_id", "payload")
 _CSV_FIELDS = (*_FIELDS, "prev_hash", "hash")

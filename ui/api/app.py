@@ -24,6 +24,7 @@ from tools.db import DatabaseError
 from tools.errors import ToolError
 from ui.api.auth import AuthError
 from ui.api.errors import ERROR_RESPONSES, error_for, error_response
+from ui.api.events import event_worker
 from ui.api.models import MAX_BODY_BYTES
 from ui.api.routes import add_routes
 from ui.api.service import Services
@@ -98,13 +99,19 @@ def create_api(
     if warm_up:
         services.begin_warm_up()  # the model and the SOP index load while the app and panel are built
 
+    worker = event_worker(services)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if worker is not None:  # applies stored events beside the API (the embedded default)
+            worker.start()
         if warm_up:
             await anyio.to_thread.run_sync(services.wait_warm_up)
         if on_ready is not None:
             on_ready(await anyio.to_thread.run_sync(services.readiness))
         yield
+        if worker is not None:
+            worker.stop()
         services.close()
 
     app = FastAPI(
@@ -116,6 +123,7 @@ def create_api(
         responses={401: ERROR_RESPONSES[401], 422: ERROR_RESPONSES[422], 413: ERROR_RESPONSES[413]},
     )
     app.state.services = services
+    app.state.event_worker = worker
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.exception_handler(RequestValidationError)

@@ -19,6 +19,7 @@ from tools.domain import ExceptionType
 from tools.errors import Forbidden
 from ui.api.auth import Principal
 from ui.api.errors import ERROR_RESPONSES, error_for
+from ui.api.events import router as events_router
 from ui.api.models import (
     ActionRequestOut,
     ActionRequestPage,
@@ -85,6 +86,7 @@ User = Annotated[Principal, Depends(current_user)]
 def add_routes(app: FastAPI, services: Services) -> None:
     app.include_router(_probes())
     app.include_router(_core(), prefix="/api/v1")
+    app.include_router(events_router, prefix="/api/v1")
     app.include_router(_copilot(), prefix="/api/v1")
     app.include_router(_requests(), prefix="/api/v1")
     app.include_router(_audit(), prefix="/api/v1")

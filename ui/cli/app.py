@@ -39,11 +39,12 @@ def _register_subcommands() -> None:
     """Each feature's commands live in their own module (``ui/cli_*.py``) and add themselves here."""
     from ui.cli import agent as cli_agent
     from ui.cli import evals as cli_evals
+    from ui.cli import events as cli_events
     from ui.cli import governance as cli_governance
     from ui.cli import ops as cli_ops
     from ui.cli import serve as cli_serve
 
-    for module in (cli_governance, cli_agent, cli_ops, cli_serve, cli_evals):
+    for module in (cli_governance, cli_agent, cli_ops, cli_serve, cli_evals, cli_events):
         module.register(app)
 
 

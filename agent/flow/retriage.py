@@ -1,0 +1,149 @@
+"""Triage again the open orders a change can affect — not the whole book — and say what moved.
+
+The orders come from :func:`tools.events.affected_orders`. Each is triaged with the one triage entry
+(:func:`agent.triage.service.triage_order`), which records its exceptions: a new one is opened, one
+that no longer holds is resolved, a changed one is updated in place. Recurrence reaches further:
+whether an order shows ``RECURRING_ANOMALY`` depends on the (type, customer) and (type, SKU)
+patterns of the orders dated up to ``window_days`` before it, so when an order's patterns change
+the open orders of that customer or SKU dated in the window after it are triaged too (their own
+patterns do not change, so this goes one step only).
+
+On PostgreSQL each order is triaged under a transaction-scoped advisory lock, taken in id order,
+so two workers never triage the same order at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from agent.policy import Policy
+from agent.triage.service import OrderNotFound, triage_order
+from tools.dataset import OPEN_ORDER_STATUSES
+from tools.models import ExceptionRecord, Order, OrderLine
+from tools.orders import CLOSED
+
+__all__ = ["Retriage", "retriage"]
+
+_X, _O, _L = ExceptionRecord.__table__, Order.__table__, OrderLine.__table__
+_CHUNK = 500
+Pattern = tuple[str, str, str]  # (type, "customer" | "sku", value)
+
+
+@dataclass
+class Retriage:
+    """What triaging again did: the orders triaged and the exceptions opened, changed, resolved."""
+
+    orders: list[str] = field(default_factory=list)
+    opened: int = 0
+    changed: int = 0
+    resolved: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "orders": len(self.orders),
+            "opened": self.opened,
+            "changed": self.changed,
+            "resolved": self.resolved,
+        }
+
+
+def _open_rows(session: Session, ids: list[str]) -> dict[str, dict[tuple[str, str], tuple]]:
+    """Open exceptions by order: (type, instance) -> (evidence hash, customer, sku)."""
+    out: dict[str, dict[tuple[str, str], tuple]] = {}
+    cols = (_X.c.order_id, _X.c.type, _X.c.instance_key, _X.c.evidence_hash, _X.c.customer_id, _X.c.sku)
+    for i in range(0, len(ids), _CHUNK):
+        stmt = select(*cols).where(_X.c.order_id.in_(ids[i : i + _CHUNK]), _X.c.status == "open")
+        for oid, kind, inst, digest, customer, sku in session.execute(stmt):
+            out.setdefault(oid, {})[(kind, inst)] = (digest, customer, sku)
+    return out
+
+
+def _patterns(rows: dict[tuple[str, str], tuple]) -> set[Pattern]:
+    keys: set[Pattern] = set()
+    for (kind, _), (_, customer, sku) in rows.items():
+        if kind == "RECURRING_ANOMALY":
+            continue
+        if customer:
+            keys.add((kind, "customer", customer))
+        if sku:
+            keys.add((kind, "sku", sku))
+    return keys
+
+
+def _lock(session: Session, ids: Iterable[str]) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: the writer lock already serialises whole transactions
+    for oid in sorted(ids):
+        key = zlib.crc32(f"copilot.order:{oid}".encode()) - 2**31
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: int) -> set[str]:
+    """Open orders whose recurrence counts these orders' changed patterns."""
+    dates = {}
+    ids = sorted(changed)
+    for i in range(0, len(ids), _CHUNK):
+        stmt = select(_O.c.order_id, _O.c.order_date).where(_O.c.order_id.in_(ids[i : i + _CHUNK]))
+        dates.update(session.execute(stmt).all())
+    out: set[str] = set()
+    open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
+    for oid, keys in sorted(changed.items()):
+        day = dates.get(oid)
+        if day is None:
+            continue
+        window = _O.c.order_date.between(day, day + dt.timedelta(days=window_days))
+        for _, by, value in sorted(keys):
+            if by == "customer":
+                stmt = select(_O.c.order_id).where(_O.c.customer_id == value, open_order, window)
+            else:
+                stmt = (
+                    select(_L.c.order_id)
+                    .join(_O, _O.c.order_id == _L.c.order_id)
+                    .where(_L.c.sku == value, _L.c.status.not_in(CLOSED), open_order, window)
+                    .distinct()
+                )
+            out.update(session.scalars(stmt))
+    return out
+
+
+def _triage(session: Session, policy: Policy, ids: list[str], result: Retriage) -> dict[str, set[Pattern]]:
+    _lock(session, ids)
+    before = _open_rows(session, ids)
+    for oid in ids:
+        try:
+            triage_order(session, oid, policy)
+        except OrderNotFound:
+            continue
+        result.orders.append(oid)
+    session.flush()
+    after = _open_rows(session, ids)
+    changed: dict[str, set[Pattern]] = {}
+    for oid in ids:
+        old, new = before.get(oid, {}), after.get(oid, {})
+        result.opened += len(new.keys() - old.keys())
+        result.resolved += len(old.keys() - new.keys())
+        result.changed += sum(1 for k in new.keys() & old.keys() if new[k][0] != old[k][0])
+        diff = _patterns(old) ^ _patterns(new)
+        if diff:
+            changed[oid] = diff
+    return changed
+
+
+def retriage(session: Session, policy: Policy, order_ids: Iterable[str]) -> Retriage:
+    """Triage ``order_ids`` again and the orders whose recurrence they change; nothing committed."""
+    result = Retriage()
+    ids = sorted(set(order_ids))
+    if not ids:
+        return result
+    changed = _triage(session, policy, ids, result)
+    if changed:
+        more = sorted(_followers(session, changed, policy.thresholds.recurrence.window_days) - set(ids))
+        if more:
+            _triage(session, policy, more, result)
+    return result

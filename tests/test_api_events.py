@@ -1,0 +1,137 @@
+"""POST /api/v1/events: signed per source, 202 once stored, duplicates ignored, 422 naming the path;
+the worker inside the service applies what was stored."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from agent.flow import drain
+from tests import api_world
+from tools.events.signing import signed_headers
+from tools.models import EventInbox, ExceptionRecord
+from ui.server import create_app
+
+SECRETS = {"wms": "wms-secret-0123456789", "erp": "erp-secret-0123456789"}
+
+
+@pytest.fixture
+def services(tmp_path, monkeypatch):
+    monkeypatch.setenv("COPILOT_EVENT_SECRETS", ",".join(f"{k}={v}" for k, v in SECRETS.items()))
+    monkeypatch.setenv("COPILOT_EVENT_WORKER", "off")  # the tests drain the inbox themselves
+    svc = api_world.services(monkeypatch, tmp_path / "api.db")
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def client(services):
+    with TestClient(create_app(services=services, panel=False)) as c:
+        yield c
+
+
+def ev(event_id: str, on_hand: int = 1, *, source: str = "wms", **extra) -> dict:
+    return {
+        "event_id": event_id,
+        "source": source,
+        "type": "inventory.adjusted",
+        "occurred_at": "2026-11-02T08:00:00Z",
+        "records": {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": on_hand, **extra}]},
+    }
+
+
+def post(client, payload, *, source="wms", secret=None, now=None, headers=None):
+    body = json.dumps(payload).encode()
+    h = signed_headers(source, secret or SECRETS[source], body, now=now)
+    return client.post("/api/v1/events", content=body, headers={**h, **(headers or {})})
+
+
+def test_a_signed_event_is_stored_202_and_a_repeat_is_ignored(client, services):
+    r = post(client, ev("e1"))
+    assert r.status_code == 202, r.text
+    assert r.json() == {"stored": 1, "duplicates": 0}
+    assert post(client, ev("e1")).json() == {"stored": 0, "duplicates": 1}
+    assert post(client, [ev("e2", 3), ev("e3", 2)]).json() == {"stored": 2, "duplicates": 0}
+    with services.factory() as s:
+        assert s.scalars(select(EventInbox.status)).all() == ["received"] * 3
+    done = drain(services.factory, services.policy)
+    assert [d.status for d in done] == ["applied"] * 3
+    with services.factory() as s:
+        open_ = s.scalars(
+            select(ExceptionRecord.order_id).where(
+                ExceptionRecord.type == "INVENTORY_SHORTFALL", ExceptionRecord.status == "open"
+            )
+        ).all()
+    assert sorted(open_) == ["SO-100001", "SO-100002", "SO-100003"]  # every order of A at WH1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda h: {k: v for k, v in h.items() if k != "X-Copilot-Signature"}, "sign the request"),
+        (lambda h: h | {"X-Copilot-Signature": "sha256=" + "0" * 64}, "does not match"),
+        (lambda h: h | {"X-Copilot-Source": "tms"}, "no secret configured"),
+    ],
+)
+def test_unsigned_or_badly_signed_requests_are_401(client, services, mutate, message):
+    body = json.dumps(ev("e1")).encode()
+    h = mutate(signed_headers("wms", SECRETS["wms"], body))
+    r = client.post("/api/v1/events", content=body, headers=h)
+    assert r.status_code == 401 and message in r.json()["message"]
+    with services.factory() as s:
+        assert s.scalars(select(EventInbox)).all() == []
+
+
+def test_a_replay_outside_the_window_is_refused(client):
+    r = post(client, ev("e1"), now=time.time() - 3600)
+    assert r.status_code == 401 and "window" in r.json()["message"]
+    assert post(client, ev("e1"), now=time.time() - 10).status_code == 202
+
+
+def test_a_secret_of_another_source_does_not_sign(client):
+    r = post(client, ev("e1"), source="wms", secret=SECRETS["erp"])
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("payload", "path"),
+    [
+        ([ev("e1"), ev("e2", on_hand="lots")], "[1].records.inventory[0].on_hand"),
+        ([ev("e1"), ev("e2", warehouse_id="WH9")], "[1].records.inventory[0].warehouse_id"),
+        (ev("e1", colour="red"), "records.inventory[0].colour"),
+        (ev("e1", source="erp"), "source"),
+        ({"records": {}}, "event_id"),
+    ],
+)
+def test_a_bad_event_is_422_naming_the_path_and_nothing_is_stored(client, services, payload, path):
+    r = post(client, payload)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"] == "invalid_event" and body["details"] == [path] and path in body["message"]
+    with services.factory() as s:
+        assert s.scalars(select(EventInbox)).all() == []
+
+
+def test_the_worker_inside_the_service_applies_what_is_posted(tmp_path, monkeypatch):
+    monkeypatch.setenv("COPILOT_EVENT_SECRETS", f"wms={SECRETS['wms']}")
+    svc = api_world.services(monkeypatch, tmp_path / "api.db")  # COPILOT_EVENT_WORKER: auto, SQLite
+    try:
+        with TestClient(create_app(services=svc, panel=False)) as c:
+            worker = c.app.state.event_worker
+            assert worker is not None
+            assert post(c, ev("e1")).status_code == 202
+            assert worker.wait_idle(timeout=60)
+            with svc.factory() as s:
+                assert s.scalars(select(EventInbox.status)).one() == "applied"
+                found = s.execute(
+                    select(ExceptionRecord.type, ExceptionRecord.status).where(
+                        ExceptionRecord.order_id == "SO-100001"
+                    )
+                ).all()
+                assert ("INVENTORY_SHORTFALL", "open") in found
+    finally:
+        svc.close()

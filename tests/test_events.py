@@ -1,0 +1,319 @@
+"""Events from source systems (domain.md §8): validation, the inbox, apply, and re-triage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from agent.flow import drain
+from agent.policy import load_policy
+from tests.cli_run import run
+from tests.factories import clean_fixture, line, order
+from tools.db import session_factory
+from tools.events import EventError, parse_event, receive
+from tools.fixtures import load_fixture
+from tools.models import AuditEvent, EventInbox, ExceptionRecord, Inventory, Order
+
+
+def event(event_id: str, records: dict, *, source: str = "wms", at: str = "2026-11-02T08:00:00Z") -> dict:
+    return {"event_id": event_id, "source": source, "type": "test", "occurred_at": at, "records": records}
+
+
+def two_orders() -> dict:
+    """SO1 (C1: 10 × A at WH1) and SO2 (C2: 5 × B at WH1), both clean."""
+    return clean_fixture(
+        order("SO1"), order("SO2", customer_id="C2", lines=[line(sku="B", qty=5, unit_price=50)])
+    )
+
+
+@pytest.fixture
+def factory(engine):
+    factory = session_factory(engine)
+    with factory() as s:
+        load_fixture(s, two_orders(), case_id="events")
+    return factory
+
+
+def _send(factory, *raws, channel="api"):
+    with factory() as s:
+        stored = receive(s, [parse_event(r) for r in raws], channel=channel)
+        s.commit()
+    return stored
+
+
+def _open(factory) -> set[tuple[str, str, str]]:
+    with factory() as s:
+        rows = s.execute(
+            select(ExceptionRecord.order_id, ExceptionRecord.type, ExceptionRecord.instance_key).where(
+                ExceptionRecord.status == "open"
+            )
+        )
+        return set(rows)
+
+
+@pytest.mark.parametrize(
+    ("records", "path", "message"),
+    [
+        ({"stock": [{"sku": "A"}]}, "records.stock", "unknown table"),
+        (
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "onhand": 3}]},
+            "records.inventory[0].onhand",
+            "unknown field",
+        ),
+        (
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": "many"}]},
+            "records.inventory[0].on_hand",
+            "whole number",
+        ),
+        (
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": None}]},
+            "records.inventory[0].on_hand",
+            "cannot be empty",
+        ),
+        ({"inventory": [{"warehouse_id": "WH1", "on_hand": 3}]}, "records.inventory[0].sku", "missing key"),
+        ({"carriers": [{"carrier_id": "CA1", "status": "late"}]}, "records.carriers[0].status", "not one of"),
+        (
+            {"orders": [{"order_id": "SO1", "lines": [{"line_no": 1, "qty": 1.5}]}]},
+            "records.orders[0].lines[0].qty",
+            "whole number",
+        ),
+        ({}, "records", "no records"),
+    ],
+)
+def test_a_malformed_event_is_refused_naming_the_path(records, path, message):
+    with pytest.raises(EventError) as info:
+        parse_event(event("e1", records))
+    assert info.value.path == path and message in info.value.message
+    assert "event wms/e1" in str(info.value)
+
+
+def test_event_fields_are_checked():
+    raw = event("e1", {"carriers": [{"carrier_id": "CA1"}]})
+    with pytest.raises(EventError, match="occurred_at"):
+        parse_event(raw | {"occurred_at": "yesterday"})
+    with pytest.raises(EventError, match="colour: unknown field of an event"):
+        parse_event(raw | {"colour": "red"})
+    with pytest.raises(EventError, match="event_id: missing"):
+        parse_event({k: v for k, v in raw.items() if k != "event_id"})
+
+
+def test_a_dangling_key_refuses_the_batch_and_stores_nothing(factory):
+    good = event("e1", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 1}]})
+    bad = event("e2", {"order_lines": [{"order_id": "SO1", "line_no": 2, "sku": "NOPE", "qty": 1}]})
+    with factory() as s, pytest.raises(EventError) as info:
+        receive(s, [parse_event(good), parse_event(bad)], channel="api")
+    assert info.value.event == "wms/e2"
+    assert info.value.path == "records.order_lines[0].sku"
+    assert "'NOPE' is not in items.sku (dangling reference)" in info.value.message
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(EventInbox)) == 0
+
+
+def test_a_reference_to_a_record_of_the_same_batch_is_not_dangling(factory):
+    new_item = event("e1", {"items": [{"sku": "C", "list_price": 10}]})
+    uses_it = event(
+        "e2",
+        {
+            "orders": [
+                {"order_id": "SO3", "customer_id": "C1", "lines": [{"line_no": 1, "sku": "C", "qty": 1}]}
+            ]
+        },
+    )
+    assert _send(factory, new_item, uses_it) == (2, 0)
+
+
+def test_stock_drop_opens_a_shortfall_and_a_receipt_resolves_it_in_place(factory, engine):
+    policy = load_policy()
+    assert drain(factory, policy) == [] and _open(factory) == set()
+    _send(factory, event("e1", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 4}]}))
+    [done] = drain(factory, policy)
+    assert done.status == "applied" and done.opened == 1 and done.orders == 1  # SO2 (SKU B) untouched
+    assert ("SO1", "INVENTORY_SHORTFALL", "line:1") in _open(factory)
+    _send(
+        factory,
+        event(
+            "e2",
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 3}]},
+            at="2026-11-02T09:00:00Z",
+        ),
+    )
+    [done] = drain(factory, policy)
+    assert (done.opened, done.changed, done.resolved) == (0, 1, 0)  # the same exception, new evidence
+    _send(
+        factory,
+        event(
+            "e3",
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 400}]},
+            at="2026-11-02T10:00:00Z",
+        ),
+    )
+    [done] = drain(factory, policy)
+    assert done.resolved == 1 and _open(factory) == set()
+    with factory() as s:
+        rows = s.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id == "SO1")).all()
+        assert len(rows) == 1 and rows[0].status == "resolved"  # updated in place, never duplicated
+        statuses = s.scalars(select(EventInbox.status)).all()
+        assert statuses == ["applied"] * 3
+        applied = s.scalars(select(AuditEvent).where(AuditEvent.event_type == "source_event_applied")).all()
+        assert [a.payload["event"] for a in applied] == ["wms/e1", "wms/e2", "wms/e3"]
+        assert applied[0].payload["order_ids"] == ["SO1"]
+
+
+def test_a_repeated_event_id_is_acknowledged_and_ignored(factory):
+    e = event("e1", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 4}]})
+    assert _send(factory, e, e) == (1, 0)  # twice in one batch
+    assert _send(factory, e) == (0, 1)  # and again later
+    assert _send(factory, e | {"source": "erp"}) == (1, 0)  # unique per source
+    drain(factory, load_policy())
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(EventInbox)) == 2
+
+
+def test_events_of_a_source_apply_in_occurred_at_order(factory):
+    later = event(
+        "late", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 7}]}, at="2026-11-02T10:00:00Z"
+    )
+    earlier = event(
+        "early", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 2}]}, at="2026-11-02T09:00:00Z"
+    )
+    _send(factory, later, earlier)
+    assert [d.label for d in drain(factory, load_policy())] == ["wms/early", "wms/late"]
+    with factory() as s:
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 7
+
+
+def test_fields_not_given_keep_their_values_and_a_new_record_takes_defaults(factory):
+    _send(
+        factory,
+        event(
+            "e1",
+            {
+                "orders": [{"order_id": "SO1", "promised_date": "2026-12-01"}],
+                "carriers": [{"carrier_id": "CA9", "name": "New"}],
+            },
+        ),
+    )
+    drain(factory, load_policy())
+    with factory() as s:
+        so1 = s.get(Order, "SO1")
+        assert str(so1.promised_date) == "2026-12-01" and so1.ship_to_city == "Boston"
+        from tools.models import Carrier
+
+        assert s.get(Carrier, "CA9").status == "ok"
+
+
+def test_an_event_that_fails_at_apply_time_applies_nothing_and_says_why(factory):
+    # Stored in one order, applied in another: the line's item only exists after the later event.
+    uses = event(
+        "e1",
+        {
+            "order_lines": [{"order_id": "SO1", "line_no": 2, "sku": "C", "qty": 1}],
+            "inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 1}],
+        },
+        at="2026-11-02T08:00:00Z",
+    )
+    creates = event("e2", {"items": [{"sku": "C"}]}, at="2026-11-02T09:00:00Z")
+    _send(factory, uses, creates)
+    first, second = drain(factory, load_policy())
+    assert (
+        first.status == "failed" and "records.order_lines[0].sku" in first.error and "dangling" in first.error
+    )
+    assert second.status == "applied"
+    with factory() as s:
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 500  # nothing of the failed event
+        row = s.scalars(select(EventInbox).where(EventInbox.event_id == "e1")).one()
+        assert row.status == "failed" and "dangling" in row.error
+
+
+def test_a_customer_change_retriages_only_its_open_orders(factory):
+    _send(factory, event("e1", {"customers": [{"customer_id": "C2", "credit_hold": True}]}, source="erp"))
+    [done] = drain(factory, load_policy())
+    assert done.orders == 1 and done.opened == 1
+    assert {(o, t) for o, t, _ in _open(factory)} == {("SO2", "CREDIT_HOLD")}
+
+
+def test_recurrence_reaches_the_later_orders_of_the_customer(factory):
+    """Three of C1's orders short of A: the third (by order date) shows RECURRING_ANOMALY, and
+    fixing one order's shortfall removes it from the others, though their own records did not change."""
+    more = [
+        {
+            "order_id": f"SO{n}",
+            "customer_id": "C1",
+            "order_date": f"2026-11-0{n}",
+            "promised_date": "2026-11-20",
+            "warehouse_id": "WH1",
+            "ship_to_street": "1 Main St",
+            "ship_to_city": "Boston",
+            "ship_to_postal_code": "02101",
+            "ship_to_country": "US",
+            "lines": [{"line_no": 1, "sku": "A", "qty": 10, "unit_price": 100}],
+        }
+        for n in (3, 4)
+    ]
+    _send(factory, event("e0", {"orders": more}, source="erp"))
+    _send(
+        factory,
+        event(
+            "e1",
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 5}]},
+            at="2026-11-02T09:00:00Z",
+        ),
+    )
+    drain(factory, load_policy())
+    recurring = {o for o, t, _ in _open(factory) if t == "RECURRING_ANOMALY"}
+    assert recurring == {"SO4"}  # SO1 (11-01), SO3, SO4 short of A: the third counts three
+    # SO1 no longer short: it moves to WH2 with its own stock; only SO1's records change
+    _send(
+        factory,
+        event(
+            "e2",
+            {
+                "inventory": [{"sku": "A", "warehouse_id": "WH2", "on_hand": 50}],
+                "order_lines": [{"order_id": "SO1", "line_no": 1, "warehouse_id": "WH2"}],
+            },
+            at="2026-11-02T10:00:00Z",
+        ),
+    )
+    drain(factory, load_policy())
+    assert {o for o, t, _ in _open(factory) if t == "RECURRING_ANOMALY"} == set()
+
+
+def test_replay_cli_applies_a_file_and_refuses_a_bad_one(monkeypatch, capsys, tmp_path, sqlite_engine):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    with session_factory(sqlite_engine)() as s:
+        load_fixture(s, two_orders(), case_id="events")
+    good = tmp_path / "good.jsonl"
+    good.write_text(
+        "\n".join(
+            json.dumps(e)
+            for e in (
+                event("e1", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 1}]}),
+                event("e2", {"carriers": [{"carrier_id": "CA1", "status": "disrupted"}]}, source="tms"),
+            )
+        )
+        + "\n"
+    )
+    code, out, err = run(monkeypatch, capsys, "events", "replay", str(good))
+    assert code == 0, err
+    assert "2 stored" in out and "2 applied" in out and "1 exceptions opened" in out
+    code, out, _ = run(monkeypatch, capsys, "events", "replay", str(good))
+    assert code == 0 and "2 already received" in out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        json.dumps(event("e3", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 5}]}))
+        + "\n"
+        + json.dumps(event("e4", {"orders": [{"order_id": "SO1", "customer_id": "C404"}]}))
+        + "\n"
+    )
+    code, _, err = run(monkeypatch, capsys, "events", "replay", str(bad))
+    assert code == 2
+    assert "bad.jsonl line 2: event wms/e4: records.orders[0].customer_id: 'C404' is not in customers" in err
+    assert "nothing was stored" in err
+    code, out, _ = run(monkeypatch, capsys, "events", "list", "--json")
+    listed = json.loads(out)
+    assert listed["counts"] == {"received": 0, "applied": 2, "failed": 0}
+    assert {e["event_id"] for e in listed["events"]} == {"e1", "e2"}
+    code, out, _ = run(monkeypatch, capsys, "worker", "--once")
+    assert code == 0 and "0 events applied" in out

@@ -1,0 +1,33 @@
+"""Events from source systems (domain.md §8): validation, the inbox, applying records, and which
+open orders a change can affect. Nothing here triages: the worker in ``agent.flow`` does."""
+
+from tools.events.affected import affected_orders
+from tools.events.apply import Change, apply_event
+from tools.events.inbox import (
+    claim_next,
+    inbox_counts,
+    list_events,
+    mark_failed,
+    receive,
+    store_events,
+    stored_event,
+)
+from tools.events.validate import Event, EventError, check_references, parse_event, parse_events
+
+__all__ = [
+    "Change",
+    "Event",
+    "EventError",
+    "affected_orders",
+    "apply_event",
+    "check_references",
+    "claim_next",
+    "inbox_counts",
+    "list_events",
+    "mark_failed",
+    "parse_event",
+    "parse_events",
+    "receive",
+    "store_events",
+    "stored_event",
+]

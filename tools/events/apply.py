@@ -1,0 +1,58 @@
+"""Apply an event's records to the ERP snapshot: each record upserted by its key (domain.md §8).
+
+Fields not given keep their values; a new record takes the model defaults. Tables go parents
+first, so an event may create a customer and its order together. The caller owns the transaction
+(one per event: a failure rolls the whole event back). Returns what changed, before and after,
+so that the open orders a change can affect are found from both the old and the new values (an
+order line moved to another warehouse affects the orders of both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tools.events.validate import Event
+from tools.fixtures import MODELS
+
+__all__ = ["Change", "apply_event"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record the event created (``before`` is None) or changed: its column values."""
+
+    table: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+def _values(obj: Any, columns) -> dict[str, Any]:
+    return {c.name: getattr(obj, c.key) for c in columns}
+
+
+def apply_event(session: Session, event: Event) -> list[Change]:
+    """Upsert every record of ``event``; return the records that are new or differ (flushed)."""
+    changes: list[Change] = []
+    for table, rows in event.records.items():
+        model = MODELS[table]
+        columns = list(model.__table__.c)
+        pk = [c.name for c in model.__table__.primary_key.columns]
+        for values in rows:
+            obj = session.get(model, tuple(values[k] for k in pk))
+            if obj is None:
+                obj = model(**values)
+                session.add(obj)
+                session.flush()
+                changes.append(Change(table, None, _values(obj, columns)))
+                continue
+            before = _values(obj, columns)
+            if all(before[k] == v for k, v in values.items()):
+                continue  # the same values again: nothing changes, nothing to triage
+            for k, v in values.items():
+                setattr(obj, k, v)
+            changes.append(Change(table, before, {**before, **values}))
+    session.flush()
+    return changes

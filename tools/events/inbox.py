@@ -1,0 +1,170 @@
+"""The event inbox: events stored once per (source, event_id), then claimed in order by workers.
+
+:func:`store_events` inserts valid events and ignores the ones already stored (a redelivery or a
+retried request): ``ON CONFLICT DO NOTHING`` on the unique key, so two receivers storing the same
+event at once never fail. :func:`claim_next` hands a worker the earliest received event (by
+``occurred_at``, then arrival) of a source no other worker is applying: on PostgreSQL the source
+is taken with a transaction-scoped advisory lock and the row with ``FOR UPDATE SKIP LOCKED``, so
+several workers share the inbox, each event is applied once and the events of one source apply in
+order; on SQLite the writer lock serialises workers. The claim lives as long as the caller's
+transaction: a worker that dies mid-event leaves the event ``received`` for the next one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tools.events.validate import Event, check_references, parse_event
+from tools.models import EventInbox
+
+__all__ = [
+    "claim_next",
+    "inbox_counts",
+    "list_events",
+    "mark_failed",
+    "receive",
+    "store_events",
+    "stored_event",
+]
+
+_T = EventInbox.__table__
+
+
+def store_events(session: Session, events: Iterable[Event], *, channel: str) -> tuple[int, int]:
+    """Insert ``events``; return (stored, duplicates ignored). The caller commits."""
+    now = dt.datetime.now(dt.UTC)
+    rows, seen = [], set()
+    for e in events:
+        if (e.source, e.event_id) in seen:
+            continue  # the same event twice in one batch
+        seen.add((e.source, e.event_id))
+        rows.append(
+            dict(
+                source=e.source,
+                event_id=e.event_id,
+                type=e.type,
+                occurred_at=e.occurred_at,
+                records=e.as_json(),
+                status="received",
+                attempts=0,
+                orders_retriaged=0,
+                channel=channel,
+                received_at=now,
+            )
+        )
+    if not rows:
+        return 0, 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stored = 0
+    for i in range(0, len(rows), 500):
+        stmt = insert(_T).on_conflict_do_nothing(index_elements=["source", "event_id"]).returning(_T.c.id)
+        stored += len(session.execute(stmt, rows[i : i + 500]).all())
+    return stored, len(rows) - stored
+
+
+def receive(session: Session, events: list[Event], *, channel: str) -> tuple[int, int]:
+    """Check the events' references and store them, all or none; return (stored, duplicates).
+
+    Raises :class:`tools.events.EventError` naming the first dangling reference (nothing stored).
+    The caller commits; once it has, the events are durable and the worker will apply them.
+    """
+    check_references(session, events)
+    return store_events(session, events, channel=channel)
+
+
+def stored_event(row: EventInbox) -> Event:
+    """The typed event of an inbox row (its records read back through the same validation)."""
+    return parse_event(
+        {
+            "event_id": row.event_id,
+            "source": row.source,
+            "type": row.type,
+            "occurred_at": _aware(row.occurred_at).isoformat(),
+            "records": row.records,
+        }
+    )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # SQLite drops the zone
+
+
+def _lock_key(source: str) -> int:
+    return zlib.crc32(f"copilot.events:{source}".encode()) - 2**31
+
+
+def claim_next(session: Session) -> EventInbox | None:
+    """The next event to apply, claimed for this transaction, or None when none is waiting."""
+    received = _T.c.status == "received"
+    if session.get_bind().dialect.name != "postgresql":
+        # One UPDATE picks and claims the row, so the transaction holds SQLite's write lock from
+        # its first statement: a second worker waits, then finds the event no longer received.
+        first = select(_T.c.id).where(received).order_by(_T.c.occurred_at, _T.c.id).limit(1)
+        stmt = (
+            update(_T)
+            .where(_T.c.id == first.scalar_subquery(), received)
+            .values(attempts=_T.c.attempts + 1)
+            .returning(_T.c.id)
+        )
+        inbox_id = session.execute(stmt).scalar()
+        return None if inbox_id is None else session.get(EventInbox, inbox_id)
+    sources = session.scalars(select(_T.c.source).where(received).distinct()).all()
+    for source in sorted(sources):
+        if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(source)))):
+            continue  # another worker is applying this source's events
+        stmt = (
+            select(EventInbox)
+            .where(received, _T.c.source == source)
+            .order_by(_T.c.occurred_at, _T.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = session.scalars(stmt).first()
+        if row is not None:
+            row.attempts += 1
+            return row
+    return None
+
+
+def mark_failed(session: Session, inbox_id: int, reason: str) -> None:
+    """Record why an event was refused at apply time (nothing of it was applied)."""
+    session.execute(
+        update(_T)
+        .where(_T.c.id == inbox_id)
+        .values(status="failed", error=reason[:2000], attempts=_T.c.attempts + 1)
+    )
+
+
+def list_events(session: Session, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    stmt = select(EventInbox).order_by(_T.c.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(_T.c.status == status)
+    return [
+        {
+            "id": r.id,
+            "source": r.source,
+            "event_id": r.event_id,
+            "type": r.type,
+            "occurred_at": _aware(r.occurred_at).isoformat(),
+            "received_at": _aware(r.received_at).isoformat(),
+            "channel": r.channel,
+            "status": r.status,
+            "error": r.error,
+            "orders_retriaged": r.orders_retriaged,
+            "applied_at": r.applied_at and _aware(r.applied_at).isoformat(),
+        }
+        for r in session.scalars(stmt)
+    ]
+
+
+def inbox_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(_T.c.status, func.count()).group_by(_T.c.status))
+    return {"received": 0, "applied": 0, "failed": 0} | {s: n for s, n in rows}

@@ -1,0 +1,197 @@
+"""Read a source system's event (domain.md §8) into typed records, or refuse it naming the path.
+
+An event is ``{event_id, source, type, occurred_at, records}``; ``records`` maps table names of
+domain.md §1 to lists of records (order lines may be nested under their order as ``lines``, as in
+an eval fixture). Each record is checked like a fixture record — known table and field, the
+column's type and enumeration, its key present, no key twice in one event — by the same coercion
+(:func:`tools.fixtures.coerce_value`). A field given as ``null`` for a column that cannot be empty
+is refused (an upsert keeps fields that are not given; an explicit empty value is a mistake).
+References (``orders[0].customer_id``) must name a record in the database or in the events being
+checked together (:func:`check_references`). Any problem raises :class:`EventError` with the path,
+e.g. ``records.order_lines[0].sku: 'X-9' is not in items.sku (dangling reference)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tools.fixtures import MODELS, OMIT, coerce_value, flatten_records
+from tools.models import ERP_TABLES
+
+__all__ = ["Event", "EventError", "check_references", "parse_event", "parse_events"]
+
+FIELDS = ("event_id", "source", "type", "occurred_at", "records")
+_SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+_CHUNK = 500
+TABLE_ORDER = tuple(m.__tablename__ for m in ERP_TABLES)  # parents first
+
+
+class EventError(ValueError):
+    """An event that is refused; nothing of it is stored or applied. ``path`` names the bad key."""
+
+    def __init__(self, path: str, message: str, *, event: str | None = None) -> None:
+        self.path, self.message, self.event = path, message, event
+        where = f"event {event}: " if event else ""
+        super().__init__(f"{where}{path}: {message}")
+
+
+@dataclass
+class Event:
+    """One valid event: its records typed and grouped by table (parents first), with their paths."""
+
+    source: str
+    event_id: str
+    type: str
+    occurred_at: dt.datetime
+    records: dict[str, list[dict[str, Any]]]
+    paths: dict[str, list[str]] = field(default_factory=dict)
+    root: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}/{self.event_id}"
+
+    def as_json(self) -> dict[str, list[dict[str, Any]]]:
+        """The records as JSON values (dates ISO, money as decimal strings), for the inbox."""
+        return {t: [{k: _json(v) for k, v in r.items()} for r in rows] for t, rows in self.records.items()}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)  # Decimal
+
+
+def _text(raw: Any, path: str, limit: int) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, str | int) or not str(raw).strip():
+        raise EventError(path, f"expected a non-empty text, got {raw!r}")
+    text = str(raw).strip()
+    if len(text) > limit:
+        raise EventError(path, f"longer than {limit} characters")
+    return text
+
+
+def _timestamp(raw: Any, path: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(str(raw)) if isinstance(raw, str) else None
+    except ValueError:
+        value = None
+    if value is None:
+        raise EventError(path, f"expected an ISO 8601 timestamp such as 2026-11-25T08:30:00Z, got {raw!r}")
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # a naive time is UTC
+
+
+def parse_event(raw: Any, root: str = "") -> Event:
+    """Check one event's shape and types (not its references); raise :class:`EventError`."""
+    prefix = f"{root}." if root else ""
+    if not isinstance(raw, dict):
+        raise EventError(root or "event", "expected a JSON object with " + ", ".join(FIELDS))
+    label = f"{raw.get('source')}/{raw.get('event_id')}"
+    try:
+        for key in raw:
+            if key not in FIELDS:
+                raise EventError(f"{prefix}{key}", f"unknown field of an event; fields: {', '.join(FIELDS)}")
+        for key in FIELDS:
+            if key not in raw:
+                raise EventError(f"{prefix}{key}", "missing")
+        source = _text(raw["source"], f"{prefix}source", 32).lower()
+        if not _SOURCE.match(source):
+            raise EventError(f"{prefix}source", "expected a name of letters, digits, '_', '.' or '-'")
+        event = Event(
+            source=source,
+            event_id=_text(raw["event_id"], f"{prefix}event_id", 128),
+            type=_text(raw["type"], f"{prefix}type", 64),
+            occurred_at=_timestamp(raw["occurred_at"], f"{prefix}occurred_at"),
+            records={},
+            root=root,
+        )
+        _records(event, raw["records"], f"{prefix}records")
+    except EventError as exc:
+        exc.event = exc.event or label
+        raise EventError(exc.path, exc.message, event=exc.event) from None
+    return event
+
+
+def _records(event: Event, raw: Any, root: str) -> None:
+    def fail_at(path: str, message: str):
+        raise EventError(path, message)
+
+    rows = flatten_records(raw, fail_at, root=root)
+    if not rows:
+        raise EventError(root, "no records: an event changes at least one record")
+    seen: dict[tuple[str, tuple], str] = {}
+    for row in rows:
+        table = MODELS[row.table].__table__
+        values: dict[str, Any] = {}
+        for name, raw_value in row.values.items():
+            path = f"{row.path}.{name}"
+            if name not in table.c:
+                fail_at(path, f"unknown field of {row.table}; fields: {', '.join(table.c.keys())}")
+            column = table.c[name]
+            if raw_value is None and not column.nullable:
+                fail_at(path, "cannot be empty (leave the field out to keep its value)")
+            value = coerce_value(row.table, column, raw_value, lambda m, p=path: fail_at(p, m))
+            if value is not OMIT:
+                values[name] = value
+        key = tuple(values.get(c.name) for c in table.primary_key.columns)
+        for column, part in zip(table.primary_key.columns, key, strict=True):
+            if part is None:
+                fail_at(f"{row.path}.{column.name}", "missing key field")
+        if (row.table, key) in seen:
+            fail_at(row.path, f"duplicate key {key} (already at {seen[row.table, key]})")
+        seen[row.table, key] = row.path
+        event.records.setdefault(row.table, []).append(values)
+        event.paths.setdefault(row.table, []).append(row.path)
+    event.records = {t: event.records[t] for t in TABLE_ORDER if t in event.records}
+    event.paths = {t: event.paths[t] for t in event.records}
+
+
+def parse_events(raws: Iterable[Any], root: str = "") -> list[Event]:
+    """Several events, each checked with :func:`parse_event` at ``root[i]``."""
+    return [parse_event(raw, f"{root}[{i}]") for i, raw in enumerate(raws)]
+
+
+def check_references(session: Session, events: list[Event]) -> None:
+    """Every reference names a record in the database or in ``events``; else :class:`EventError`.
+
+    The first dangling one (in the events' order) is reported with its event and path.
+    """
+    given: dict[str, set[Any]] = {}
+    for event in events:
+        for table, rows in event.records.items():
+            pk = MODELS[table].__table__.primary_key.columns
+            if len(pk) == 1:
+                given.setdefault(table, set()).update(r[pk[0].name] for r in rows)
+    wanted: dict[tuple[str, str], set[Any]] = {}
+    uses: list[tuple[Event, str, str, Any, tuple[str, str]]] = []
+    for event in events:
+        for table, rows in event.records.items():
+            for values, path in zip(rows, event.paths[table], strict=True):
+                for column in MODELS[table].__table__.c:
+                    value = values.get(column.name)
+                    for fk in column.foreign_keys:
+                        target = (fk.column.table.name, fk.column.name)
+                        if value is None or value in given.get(target[0], ()):
+                            continue
+                        wanted.setdefault(target, set()).add(value)
+                        uses.append((event, f"{path}.{column.name}", column.name, value, target))
+    found: dict[tuple[str, str], set[Any]] = {}
+    for (table, column), values in wanted.items():
+        col, ordered = MODELS[table].__table__.c[column], sorted(values)
+        hits = found.setdefault((table, column), set())
+        for i in range(0, len(ordered), _CHUNK):
+            hits.update(session.scalars(select(col).where(col.in_(ordered[i : i + _CHUNK]))))
+    for event, path, _, value, target in uses:
+        if value not in found[target]:
+            raise EventError(
+                path, f"{value!r} is not in {target[0]}.{target[1]} (dangling reference)", event=event.label
+            )

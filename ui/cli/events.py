@@ -1,0 +1,174 @@
+"""Event commands: `copilot events replay|list`, `copilot worker` (domain.md §8).
+
+Import only light modules at the top (typer, ``ui.cli.common``); heavy ones inside the commands,
+for start-up time. A bad event exits 2 naming the event and the path of the bad key; nothing of it
+is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ui.cli.common import CliError, engine, policy, print_json
+
+events_app = typer.Typer(help="Events from ERP/WMS/TMS: replay files, list the inbox.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``copilot`` application."""
+    app.add_typer(events_app, name="events")
+    app.command("worker")(worker)
+
+
+def _factory():
+    from tools.db import session_factory
+
+    return session_factory(engine())
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, object]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: not UTF-8 text") from exc
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((n, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise CliError(f"{path} line {n}: not a JSON object: {exc.msg} at column {exc.colno}") from exc
+    return out
+
+
+def _bar(total: int, desc: str):
+    import os
+
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=" events",
+        file=sys.stderr,
+        disable=not sys.stderr.isatty() or bool(os.environ.get("CI")),
+        dynamic_ncols=True,
+    )
+
+
+@events_app.command("replay")
+def replay(
+    file: Annotated[Path, typer.Argument(help="Events, one JSON object a line (domain.md §8).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Store the file's events, apply them in order per source and triage again the open orders
+    they affect, before returning. A bad event (unknown table or field, wrong type, dangling key)
+    exits 2 naming it and the path of the bad key; then nothing of the file is stored."""
+    from agent.flow import drain
+    from tools.events import EventError, parse_event, receive
+
+    lines = _read_jsonl(file)
+    events = []
+    for n, raw in lines:
+        try:
+            events.append(parse_event(raw))
+        except EventError as exc:
+            raise CliError(f"{file} line {n}: {exc}; nothing was stored") from exc
+    line_of = {id(e): n for e, (n, _) in zip(events, lines, strict=True)}
+    factory = _factory()
+    with factory() as session:
+        try:
+            stored, duplicates = receive(session, events, channel="replay")
+        except EventError as exc:
+            culprit = next((line_of[id(e)] for e in events if e.label == exc.event), None)
+            where = f" line {culprit}" if culprit else ""
+            raise CliError(f"{file}{where}: {exc}; nothing was stored") from exc
+        session.commit()
+    mine = {(e.source, e.event_id) for e in events}
+    with _bar(stored, "applying") as bar:
+        outcomes = drain(factory, policy(), on_event=lambda _: bar.update())
+    failed = [o for o in outcomes if o.status == "failed" and tuple(o.label.split("/", 1)) in mine]
+    summary = {
+        "read": len(events),
+        "stored": stored,
+        "duplicates": duplicates,
+        "applied": sum(1 for o in outcomes if o.status == "applied"),
+        "failed": len(failed),
+        "orders_retriaged": sum(o.orders for o in outcomes),
+        "exceptions": {
+            "opened": sum(o.opened for o in outcomes),
+            "changed": sum(o.changed for o in outcomes),
+            "resolved": sum(o.resolved for o in outcomes),
+        },
+    }
+    if as_json:
+        print_json(summary | {"errors": [{"event": o.label, "error": o.error} for o in failed]})
+    else:
+        x = summary["exceptions"]
+        typer.echo(
+            f"{summary['read']} events read: {stored} stored, {duplicates} already received (ignored); "
+            f"{summary['applied']} applied, {len(failed)} failed; {summary['orders_retriaged']} order "
+            f"triages: {x['opened']} exceptions opened, {x['changed']} changed, {x['resolved']} resolved"
+        )
+    if failed:
+        first = failed[0]
+        culprit = next((n for e, (n, _) in zip(events, lines, strict=True) if e.label == first.label), None)
+        raise CliError(f"{file} line {culprit}: event {first.label} failed: {first.error}")
+
+
+@events_app.command("list")
+def list_(
+    status: Annotated[
+        str | None, typer.Option(help="Only events with this status: received, applied or failed.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The inbox, newest first: each event with its status (received, applied, failed and why)."""
+    from tools.db import read_only
+    from tools.events import inbox_counts, list_events
+
+    if status is not None and status not in ("received", "applied", "failed"):
+        raise CliError("--status must be received, applied or failed")
+    with read_only(_factory()) as session:
+        rows, counts = list_events(session, status=status, limit=limit), inbox_counts(session)
+    if as_json:
+        print_json({"counts": counts, "events": rows})
+        return
+    typer.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
+    for r in rows:
+        tail = f"  {r['error']}" if r["error"] else f"  {r['orders_retriaged']} orders triaged"
+        typer.echo(
+            f"{r['id']:>6}  {r['source']}/{r['event_id']}  {r['type']}  {r['occurred_at']}  {r['status']}{tail}"
+        )
+
+
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Apply what is waiting, then exit.")] = False,
+    poll: Annotated[float, typer.Option(min=0.1, help="Seconds between looks at an empty inbox.")] = 1.0,
+) -> None:
+    """Apply stored events in order per source and triage again the open orders they affect.
+    Several workers may share the inbox on PostgreSQL. Ctrl-C stops after the current event."""
+    from agent.flow import drain, run_worker
+
+    factory, pol = _factory(), policy()
+    if once:
+        outcomes = drain(factory, pol)
+        failed = sum(1 for o in outcomes if o.status == "failed")
+        typer.echo(f"{len(outcomes) - failed} events applied, {failed} failed")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    typer.echo("worker: applying events (Ctrl-C to stop)")
+    run_worker(factory, pol, stop, poll_s=poll)
