@@ -9,10 +9,10 @@ from sqlalchemy import Connection, func, literal, select
 from sqlalchemy.orm import Session
 
 from tools.models import ERP_TABLES, Base, DatasetMeta, Order, Warehouse
+from tools.rules import OPEN_ORDER_STATUSES
 
-__all__ = ["OPEN_ORDER_STATUSES", "dataset_summary", "occupied_tables", "open_order_ids"]
+__all__ = ["dataset_summary", "occupied_tables", "open_order_ids"]
 
-OPEN_ORDER_STATUSES = ("open", "held", "released")
 _ERP_TABLE_NAMES = tuple(m.__tablename__ for m in ERP_TABLES)
 
 

@@ -6,7 +6,15 @@ GuardBlocked 422; any other ToolError 400.
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Forbidden", "GuardBlocked", "NotFound", "PreconditionFailed", "ToolError"]
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "GuardBlocked",
+    "NotFound",
+    "OrderNotFound",
+    "PreconditionFailed",
+    "ToolError",
+]
 
 
 class ToolError(Exception):
@@ -19,6 +27,13 @@ class NotFound(ToolError):
     def __init__(self, kind: str, key: str) -> None:
         self.kind, self.key = kind, key
         super().__init__(f"{kind} {key} not found")
+
+
+class OrderNotFound(NotFound):
+    """No order with this id: ``order SO-9 not found``, the one message every caller gives."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__("order", order_id)
 
 
 class Forbidden(ToolError):

@@ -11,31 +11,21 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tools.errors import NotFound
+from tools import rules
+from tools.errors import OrderNotFound
 from tools.models import Carrier, Customer, Inventory, Item, Order, Shipment
 
-__all__ = ["is_open_line", "order_value", "order_view"]
-
-CLOSED = ("shipped", "cancelled")
-
-
-def is_open_line(status: str) -> bool:
-    return status not in CLOSED
+__all__ = ["order_view"]
 
 
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:.2f}"
 
 
-def order_value(order: Order) -> Decimal:
-    """Σ qty × unit_price over the lines not shipped or cancelled (domain.md §1)."""
-    return sum((ln.qty * ln.unit_price for ln in order.lines if is_open_line(ln.status)), Decimal("0"))
-
-
 def order_view(session: Session, order_id: str) -> dict[str, Any]:
     order = session.get(Order, order_id)
     if order is None:
-        raise NotFound("order", order_id)
+        raise OrderNotFound(order_id)
     customer: Customer | None = order.customer
     skus = sorted({ln.sku for ln in order.lines if ln.sku})
     items = {i.sku: i for i in session.scalars(select(Item).where(Item.sku.in_(skus)))} if skus else {}
@@ -48,7 +38,7 @@ def order_view(session: Session, order_id: str) -> dict[str, Any]:
             total[inv.sku] = total.get(inv.sku, 0) + max(available, 0)
     lines = []
     for ln in order.lines:
-        warehouse = ln.warehouse_id or order.warehouse_id
+        warehouse = rules.ship_from(ln.warehouse_id, order.warehouse_id)
         item = items.get(ln.sku) if ln.sku else None
         lines.append(
             {
@@ -87,7 +77,7 @@ def order_view(session: Session, order_id: str) -> dict[str, Any]:
             .order_by(Shipment.shipment_id)
         )
     ]
-    value = order_value(order)
+    value = rules.order_value(order.lines)
     credit = None
     if customer is not None:
         credit = {
@@ -102,7 +92,7 @@ def order_view(session: Session, order_id: str) -> dict[str, Any]:
         other_open = session.scalar(
             select(func.count())
             .select_from(Order)
-            .where(Order.customer_id == order.customer_id, Order.status.in_(("open", "held", "released")))
+            .where(Order.customer_id == order.customer_id, Order.status.in_(rules.OPEN_ORDER_STATUSES))
             .where(Order.order_id != order_id)
         )
     return {

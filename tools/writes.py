@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tools.errors import Conflict, Forbidden, NotFound, PreconditionFailed
+from tools import rules
+from tools.errors import Conflict, Forbidden, NotFound, OrderNotFound, PreconditionFailed
 from tools.models import (
     ActionRequest,
     Approval,
@@ -45,7 +46,7 @@ from tools.models import (
     Substitute,
     Warehouse,
 )
-from tools.orders import order_value
+from tools.rules import SHIP_TO_FIELDS
 
 __all__ = [
     "SHIP_TO_FIELDS",
@@ -57,10 +58,6 @@ __all__ = [
     "missing_inputs",
     "params_hash",
 ]
-
-SHIP_TO_FIELDS = ("ship_to_street", "ship_to_city", "ship_to_postal_code", "ship_to_country")
-_OPEN_ORDER = ("open", "held", "released")
-_CLOSED_LINE = ("shipped", "cancelled")
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -83,8 +80,8 @@ def idempotency_key(request_id: int, approval_id: int | None, phash: str) -> str
 def _order(session: Session, order_id: str) -> Order:
     order = session.get(Order, order_id)
     if order is None:
-        raise PreconditionFailed(f"order {order_id} not found")
-    if order.status not in _OPEN_ORDER:
+        raise PreconditionFailed(str(OrderNotFound(order_id)))
+    if order.status not in rules.OPEN_ORDER_STATUSES:
         raise PreconditionFailed(f"order {order_id} is {order.status}: nothing may change on it")
     return order
 
@@ -93,7 +90,7 @@ def _line(session: Session, order: Order, line_no: int) -> OrderLine:
     line = session.get(OrderLine, (order.order_id, line_no))
     if line is None:
         raise PreconditionFailed(f"order {order.order_id} has no line {line_no}")
-    if line.status in _CLOSED_LINE:
+    if rules.is_closed(line.status):
         raise PreconditionFailed(f"line {line_no} of {order.order_id} is {line.status}")
     return line
 
@@ -110,7 +107,7 @@ def _open_qty(line: OrderLine) -> int:
 
 
 def _ship_from(order: Order, line: OrderLine) -> str | None:
-    return line.warehouse_id or order.warehouse_id
+    return rules.ship_from(line.warehouse_id, order.warehouse_id)
 
 
 def _customer(session: Session, order: Order) -> Customer:
@@ -120,21 +117,24 @@ def _customer(session: Session, order: Order) -> Customer:
     return customer
 
 
-def _compliance_hold(session: Session, order: Order) -> str | None:
-    """The first open line that would hold the order for export control (domain.md §2), if any."""
+def _export_hold(session: Session, order: Order, line: OrderLine, warehouse_id: str | None) -> bool:
+    """Whether the line, shipping from ``warehouse_id``, holds the order for export control
+    (:func:`tools.rules.export_hold`, the reading detection and recommendation apply)."""
     customer = session.get(Customer, order.customer_id) if order.customer_id else None
-    if customer is not None and customer.export_license:
-        return None
+    item = session.get(Item, line.sku) if line.sku else None
+    wh = session.get(Warehouse, warehouse_id) if warehouse_id else None
+    return rules.export_hold(
+        export_controlled=item is not None and item.export_controlled,
+        export_license=customer.export_license if customer is not None else None,
+        ship_to_country=order.ship_to_country,
+        origin_country=wh.country if wh is not None else None,
+    )
+
+
+def _compliance_hold(session: Session, order: Order) -> str | None:
+    """The first open line that holds the order for export control (domain.md §2), if any."""
     for line in order.lines:
-        if line.status in _CLOSED_LINE or not line.sku:
-            continue
-        item = session.get(Item, line.sku)
-        wh = session.get(Warehouse, _ship_from(order, line)) if _ship_from(order, line) else None
-        if (
-            item is not None
-            and item.export_controlled
-            and (order.ship_to_country or "") != (wh.country if wh else "")
-        ):
+        if not rules.is_closed(line.status) and _export_hold(session, order, line, _ship_from(order, line)):
             return f"line {line.line_no} ({line.sku}) is export controlled and ships across a border without a licence"
     return None
 
@@ -159,14 +159,8 @@ def _reallocate(session: Session, p: dict[str, Any], write: bool) -> Changes:
     have, inv = _available(session, line.sku, to)
     if have < need:
         raise PreconditionFailed(f"{to} has {have} {line.sku} available, the line's open quantity is {need}")
-    item = session.get(Item, line.sku) if line.sku else None
-    customer = _customer(session, order)
-    if (
-        item is not None
-        and item.export_controlled
-        and not customer.export_license
-        and (order.ship_to_country or "") != (target.country or "")
-    ):
+    _customer(session, order)
+    if _export_hold(session, order, line, to):
         raise PreconditionFailed(
             f"{line.sku} is export controlled: shipping from {to} ({target.country}) to "
             f"{order.ship_to_country} would raise a COMPLIANCE_HOLD"
@@ -247,13 +241,9 @@ def _promise(session: Session, p: dict[str, Any], write: bool) -> Changes:
 def _on_credit_hold(session: Session, order: Order) -> bool:
     """Whether a credit hold holds on the order now (domain.md §2 CREDIT_HOLD)."""
     customer = session.get(Customer, order.customer_id) if order.customer_id else None
-    if order.status not in ("open", "held") or order.credit_released or customer is None:
+    if not rules.credit_hold_applies(order.status, order.credit_released) or customer is None:
         return False
-    return bool(
-        customer.credit_hold
-        or customer.open_balance + order_value(order) > customer.credit_limit
-        or customer.overdue_balance > 0
-    )
+    return rules.CreditPosition.of(customer, order.lines).holds
 
 
 def _release_credit(session: Session, p: dict[str, Any], write: bool) -> Changes:
@@ -333,22 +323,18 @@ def _expedite_po(session: Session, p: dict[str, Any], write: bool) -> Changes:
     return {"purchase_orders": po.po_id, "expedite_requested": True}
 
 
-def _empty(value: Any) -> bool:
-    return value is None or not str(value).strip()
-
-
 def _fix_master_data(session: Session, p: dict[str, Any], write: bool, *, partial: bool = False) -> Changes:
     order = _order(session, p["order_id"])
     supplied = {f: p[f] for f in SHIP_TO_FIELDS if f in p}
     for field, value in supplied.items():
-        if not _empty(getattr(order, field)):
+        if not rules.is_empty(getattr(order, field)):
             raise PreconditionFailed(
                 f"{field} of {order.order_id} is not empty ({getattr(order, field)!r}): "
                 "FIX_MASTER_DATA fills empty fields only"
             )
-        if _empty(value):
+        if rules.is_empty(value):
             raise PreconditionFailed(f"{field} needs a value")
-    missing = [f for f in SHIP_TO_FIELDS if _empty(getattr(order, f)) and f not in supplied]
+    missing = [f for f in SHIP_TO_FIELDS if rules.is_empty(getattr(order, f)) and f not in supplied]
     if missing and not partial:
         raise PreconditionFailed(
             f"values needed for the empty fields {', '.join(missing)} "
@@ -374,7 +360,7 @@ def missing_inputs(session: Session, action: str, params: dict[str, Any]) -> lis
     order = session.get(Order, params.get("order_id"))
     if order is None:
         return []
-    return [f for f in SHIP_TO_FIELDS if _empty(getattr(order, f)) and _empty(params.get(f))]
+    return [f for f in SHIP_TO_FIELDS if rules.is_empty(getattr(order, f)) and rules.is_empty(params.get(f))]
 
 
 WRITE_ACTIONS: dict[str, Callable[[Session, dict[str, Any], bool], Changes]] = {

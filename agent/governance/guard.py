@@ -32,16 +32,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent.governance.audit import canonical_json
 from agent.policy import ACTIONS, Policy
-from tools import writes
-from tools.domain import contract_in_force
+from tools import rules, writes
 from tools.models import Customer, Item, Order, OrderLine, PriceContract, Substitute, User
-from tools.orders import order_value
 
-__all__ = ["GuardResult", "normalise_params", "run_guard"]
+__all__ = ["GuardResult", "line_effective_price", "normalise_params", "risk_facts", "run_guard"]
 
 
 @dataclass
@@ -138,23 +137,25 @@ def normalise_params(policy: Policy, action: str, params: Any) -> tuple[dict[str
 # ------------------------------------------------------------------------------------------------
 
 
-def _effective_price(session: Session, order: Order, line: OrderLine) -> Decimal | None:
-    basis = line.original_sku or line.sku
-    if not basis or order.order_date is None:
+def line_effective_price(session: Session, order: Order, line: OrderLine) -> Decimal | None:
+    """The effective price of an order line on its order_date (:func:`tools.rules.effective_price`)."""
+    sku = rules.priced_sku(line.sku, line.original_sku)
+    if sku is None or order.order_date is None:
         return None
-    contracts = session.query(PriceContract).filter_by(customer_id=order.customer_id, sku=basis).all()
-    best = contract_in_force(contracts, order.order_date)
-    if best is not None:
-        return best.contract_price
-    item = session.get(Item, basis)
-    return item.list_price if item else None
+    contracts = session.scalars(
+        select(PriceContract).where(PriceContract.customer_id == order.customer_id, PriceContract.sku == sku)
+    ).all()
+    item = session.get(Item, sku)
+    found = rules.effective_price(contracts, item.list_price if item else None, order.order_date)
+    return found[0] if found else None
 
 
 def risk_facts(session: Session, policy: Policy, action: str, params: dict[str, Any]) -> dict[str, bool]:
     """The truth of the policy's risk conditions for this action on the records now."""
-    facts: dict[str, bool] = {}
     order = session.get(Order, params.get("order_id")) if params.get("order_id") else None
-    if action == "APPROVE_SUBSTITUTION" and order is not None:
+    if order is None:
+        return {}
+    if action == "APPROVE_SUBSTITUTION":
         line = session.get(OrderLine, (order.order_id, params["line_no"]))
         sub = (
             session.get(Substitute, (line.sku, params["substitute_sku"]))
@@ -162,24 +163,23 @@ def risk_facts(session: Session, policy: Policy, action: str, params: dict[str, 
             else None
         )
         item = session.get(Item, params["substitute_sku"])
-        facts["substitute_approved"] = bool(sub and sub.approved)
-        facts["substitute_list_price_within_unit_price"] = bool(
-            item and line and item.list_price <= line.unit_price
+        return rules.substitution_risk_facts(
+            approved=bool(sub and sub.approved),
+            list_price=item.list_price if item else None,
+            unit_price=line.unit_price if line else None,
         )
-    elif action == "RELEASE_CREDIT_HOLD" and order is not None:
+    if action == "RELEASE_CREDIT_HOLD":
         c = session.get(Customer, order.customer_id) if order.customer_id else None
-        if c is not None:
-            overage = c.open_balance + order_value(order) - c.credit_limit
-            pct = Decimal(policy.thresholds.credit_release_medium_max_overage_pct)
-            facts["overage_within_medium_limit"] = overage <= c.credit_limit * pct / 100
-            facts["no_overdue_balance"] = c.overdue_balance <= 0
-    elif action == "CORRECT_PRICE" and order is not None:
-        line = session.get(OrderLine, (order.order_id, params["line_no"]))
-        effective = _effective_price(session, order, line) if line is not None else None
-        facts["restores_effective_price"] = (
-            effective is not None and Decimal(params["new_unit_price"]) == effective
+        if c is None:
+            return {}
+        return rules.CreditPosition.of(c, order.lines).release_risk_facts(
+            policy.thresholds.credit_release_medium_max_overage_pct
         )
-    return facts
+    if action == "CORRECT_PRICE":
+        line = session.get(OrderLine, (order.order_id, params["line_no"]))
+        effective = line_effective_price(session, order, line) if line is not None else None
+        return rules.correct_price_risk_facts(Decimal(params["new_unit_price"]), effective)
+    return {}
 
 
 # ------------------------------------------------------------------------------------------------

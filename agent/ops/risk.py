@@ -39,6 +39,7 @@ from agent.ops.risk_features import FEATURES, LABELS, MONOTONIC, Frames, build_f
 from agent.settings import get_settings
 from tools.errors import ToolError
 from tools.models import Inventory, OrderLine, PurchaseOrder
+from tools.rules import CLOSED_STATUSES, CREDIT_HOLD_STATUSES, in_chunks
 
 __all__ = [
     "FEATURES",
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 LABEL_TYPES = ("INVENTORY_SHORTFALL", "PROCUREMENT_DELAY", "CARRIER_DISRUPTION", "CREDIT_HOLD")
-UNRELEASED = ("open", "held")
+UNRELEASED = CREDIT_HOLD_STATUSES  # open or held: not yet released
 MODEL_FILE, REPORT_FILE = "model.pkl", "report.json"
 MIN_TRAIN_ORDERS, MIN_POSITIVES = 200, 20
 MIN_CONTRIBUTION = 0.005  # drivers below half a probability point are not listed
@@ -161,7 +162,7 @@ def train(
     frames = frames or load_frames(session)
     feats = build_features(frames)
     y_all = labels(frames, LABEL_TYPES)
-    closed = frames.orders.loc[frames.orders["status"].isin(("shipped", "cancelled")), ["order_id", "day"]]
+    closed = frames.orders.loc[frames.orders["status"].isin(CLOSED_STATUSES), ["order_id", "day"]]
     closed = closed.sort_values(["day", "order_id"])
     if len(closed) < MIN_TRAIN_ORDERS:
         raise RiskModelError(
@@ -347,10 +348,10 @@ _TIMING = ("promise_slack_days", "wh_late_rate_14d", "cross_border")
 
 def _available(session: Session, skus: list[str]) -> dict[tuple[str, str], int]:
     out: dict[tuple[str, str], int] = {}
-    for i in range(0, len(skus), 500):
+    for part in in_chunks(skus):
         for sku, wh, on_hand, allocated in session.execute(
             select(Inventory.sku, Inventory.warehouse_id, Inventory.on_hand, Inventory.allocated).where(
-                Inventory.sku.in_(skus[i : i + 500])
+                Inventory.sku.in_(part)
             )
         ):
             out[(sku, wh)] = int(on_hand) - int(allocated)
@@ -359,7 +360,7 @@ def _available(session: Session, skus: list[str]) -> dict[tuple[str, str], int]:
 
 def _open_pos(session: Session, skus: list[str]) -> dict[tuple[str, str], tuple[str, dt.date | None]]:
     out: dict[tuple[str, str], tuple[str, dt.date | None]] = {}
-    for i in range(0, len(skus), 500):
+    for part in in_chunks(skus):
         rows = session.execute(
             select(
                 PurchaseOrder.po_id,
@@ -367,7 +368,7 @@ def _open_pos(session: Session, skus: list[str]) -> dict[tuple[str, str], tuple[
                 PurchaseOrder.warehouse_id,
                 PurchaseOrder.expected_date,
             )
-            .where(PurchaseOrder.status == "open", PurchaseOrder.sku.in_(skus[i : i + 500]))
+            .where(PurchaseOrder.status == "open", PurchaseOrder.sku.in_(part))
             .order_by(PurchaseOrder.expected_date, PurchaseOrder.po_id)
         )
         for po_id, sku, wh, expected in rows:
@@ -377,11 +378,10 @@ def _open_pos(session: Session, skus: list[str]) -> dict[tuple[str, str], tuple[
 
 def _allocated(session: Session, focus: dict[str, dict[str, dict[str, Any]]]) -> None:
     """Add each focus line's allocated quantity (what is already reserved needs no prevention)."""
-    ids = sorted(focus)
-    for i in range(0, len(ids), 500):
+    for part in in_chunks(focus):
         for oid, line_no, allocated in session.execute(
             select(OrderLine.order_id, OrderLine.line_no, OrderLine.allocated_qty).where(
-                OrderLine.order_id.in_(ids[i : i + 500])
+                OrderLine.order_id.in_(part)
             )
         ):
             for line in focus[oid].values():

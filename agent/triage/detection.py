@@ -28,7 +28,8 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy, Substitution
-from tools.domain import contract_in_force
+from tools import rules
+from tools.errors import OrderNotFound
 from tools.models import (
     Carrier,
     Customer,
@@ -41,7 +42,6 @@ from tools.models import (
     Shipment,
     Warehouse,
 )
-from tools.orders import CLOSED
 
 __all__ = [
     "ContractRec",
@@ -56,26 +56,20 @@ __all__ = [
     "ShipmentRec",
     "StockRec",
     "WarehouseRec",
+    "credit_position",
     "detect",
     "detect_open_book",
     "detect_order",
+    "effective_price",
+    "export_hold",
     "iter_open_book",
     "load_context",
     "load_contexts",
     "substitution_keyword",
 ]
 
-CLOSED_ORDER = CLOSED_LINE = CLOSED  # domain.md §2: no rule applies to these orders or lines
-RECURRENCE_STATUSES = ("open", "held", "released")
-SHIP_TO = ("ship_to_street", "ship_to_city", "ship_to_postal_code", "ship_to_country")
-
-
-class OrderNotFound(LookupError):
-    """No order with this id."""
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+RECURRENCE_STATUSES = rules.OPEN_ORDER_STATUSES
+_empty = rules.is_empty
 
 
 def _iso(day: dt.date | None) -> str | None:
@@ -202,11 +196,11 @@ class OrderContext:
 
     @property
     def active_lines(self) -> tuple[LineRec, ...]:
-        return tuple(line for line in self.lines if line.status not in CLOSED_LINE)
+        return tuple(line for line in self.lines if not rules.is_closed(line.status))
 
     def ship_from(self, line: LineRec) -> str | None:
         """The line's own warehouse, else the order's; None when neither is set."""
-        return next((wh for wh in (line.warehouse_id, self.order.warehouse_id) if not _empty(wh)), None)
+        return rules.ship_from(line.warehouse_id, self.order.warehouse_id)
 
     def available(self, sku: str, warehouse_id: str) -> int:
         stock = self.stock.get((sku, warehouse_id))
@@ -214,7 +208,12 @@ class OrderContext:
 
     @property
     def order_value(self) -> Decimal:
-        return sum((line.qty * line.unit_price for line in self.active_lines), Decimal("0"))
+        return rules.order_value(self.lines)
+
+    def origin_country(self, line: LineRec) -> str | None:
+        """The country of the warehouse the line ships from; None when it is unknown."""
+        wh = self.warehouses.get(self.ship_from(line) or "")
+        return wh.country if wh else None
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -262,16 +261,13 @@ class Detected:
 # Loading: a fixed number of queries per batch of orders
 # ----------------------------------------------------------------------------------------------
 
-_CHUNK = 500  # bound on the values of one IN list
-
 
 def _fetch(session: Session, rec: type, table: Table, column: str, values: Iterable, *where) -> list:
     """Records of type ``rec`` from ``table`` where ``column`` is in ``values`` (chunked)."""
-    values = sorted({v for v in values if v is not None})
     cols = [table.c[f.name] for f in fields(rec)]  # the record's field order: rows unpack positionally
     out = []
-    for i in range(0, len(values), _CHUNK):
-        stmt = select(*cols).where(table.c[column].in_(values[i : i + _CHUNK]), *where)
+    for part in rules.in_chunks(values):
+        stmt = select(*cols).where(table.c[column].in_(part), *where)
         out.extend(rec(*row) for row in session.execute(stmt))
     return out
 
@@ -342,9 +338,8 @@ def _po_order(po: PORec) -> tuple:
 def _shipments(session: Session, order_ids: Iterable[str]) -> dict[str, list[ShipmentRec]]:
     """Shipments per order, each with its carrier's status (None when the carrier is missing)."""
     sh, ca = Shipment.__table__, Carrier.__table__
-    ids = sorted(order_ids)
     out: dict[str, list[ShipmentRec]] = {}
-    for i in range(0, len(ids), _CHUNK):
+    for part in rules.in_chunks(order_ids):
         stmt = (
             select(
                 sh.c.order_id,
@@ -355,7 +350,7 @@ def _shipments(session: Session, order_ids: Iterable[str]) -> dict[str, list[Shi
                 ca.c.status.label("carrier_status"),
             )
             .outerjoin(ca, ca.c.carrier_id == sh.c.carrier_id)
-            .where(sh.c.order_id.in_(ids[i : i + _CHUNK]))
+            .where(sh.c.order_id.in_(part))
             .order_by(sh.c.shipment_id)
         )
         for row in session.execute(stmt):
@@ -377,7 +372,7 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
     """
     ctx = load_contexts(session, [order_id]).get(order_id)
     if ctx is None:
-        raise OrderNotFound(f"order {order_id} not found")
+        raise OrderNotFound(order_id)
     found = _base(ctx, policy, RULES)
     if not found or ctx.order.order_date is None:
         return ctx
@@ -393,12 +388,9 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
     if ctx.order.customer_id:
         same_customer = select(o.c.order_id).where(o.c.customer_id == ctx.order.customer_id, *window)
         ids.update(session.scalars(same_customer))
-    skus = sorted({d.sku for d in found if d.sku})
-    for i in range(0, len(skus), _CHUNK):
+    for part in rules.in_chunks(d.sku for d in found if d.sku):
         # Driven from the SKU's active lines (an index range), not from the window's orders.
-        stmt = select(ol.c.order_id).where(
-            ol.c.sku.in_(skus[i : i + _CHUNK]), ol.c.status.not_in(CLOSED_LINE)
-        )
+        stmt = select(ol.c.order_id).where(ol.c.sku.in_(part), ol.c.status.not_in(rules.CLOSED_STATUSES))
         ids.update(session.scalars(stmt.distinct()))
     ids.discard(order_id)
     neighbours = load_contexts(session, ids)
@@ -430,7 +422,7 @@ def detect(ctx: OrderContext, policy: Policy) -> list[Detected]:
 
 
 def _base(ctx: OrderContext, policy: Policy, types: Iterable[str]) -> list[Detected]:
-    if ctx.order.status in CLOSED_ORDER:
+    if rules.is_closed(ctx.order.status):
         return []
     return [d for kind in types for d in RULES[kind](ctx, policy)]
 
@@ -454,19 +446,19 @@ def _line_hit(kind: str, ctx: OrderContext, line: LineRec, evidence: list[str], 
 
 def _credit_hold(ctx: OrderContext, policy: Policy) -> list[Detected]:
     o, c = ctx.order, ctx.customer
-    if o.status not in ("open", "held") or o.credit_released or c is None:
+    if not rules.credit_hold_applies(o.status, o.credit_released) or c is None:
         return []
-    value = ctx.order_value
-    exposure = c.open_balance + value
+    position = credit_position(ctx)
+    value, exposure = position.order_value, position.exposure
     reasons = []
     if c.credit_hold:
         reasons.append(f"customer {c.customer_id} is on credit hold")
-    if exposure > c.credit_limit:
+    if position.over_limit:
         reasons.append(
             f"open balance {c.open_balance} + order value {value} = {exposure} > credit limit "
-            f"{c.credit_limit} (overage {exposure - c.credit_limit})"
+            f"{c.credit_limit} (overage {position.overage})"
         )
-    if c.overdue_balance > 0:
+    if position.overdue:
         reasons.append(f"customer {c.customer_id} has an overdue balance of {c.overdue_balance}")
     if not reasons:
         return []
@@ -478,32 +470,38 @@ def _credit_hold(ctx: OrderContext, policy: Policy) -> list[Detected]:
         "open_balance": str(c.open_balance),
         "overdue_balance": str(c.overdue_balance),
         "order_value": str(value),
-        "overage": str(exposure - c.credit_limit),
+        "overage": str(position.overage),
     }
     return [Detected(type="CREDIT_HOLD", instance_key="order", evidence=evidence, facts=facts)]
 
 
-def _effective_price(ctx: OrderContext, sku: str) -> tuple[Decimal, str, dt.date | None] | None:
-    """(price, source, contract valid_from) for ``sku`` on the order's date; None when unknown."""
-    day = ctx.order.order_date
-    if day is None:
+def credit_position(ctx: OrderContext) -> rules.CreditPosition | None:
+    """The customer's credit position with this order's value; None without a customer record."""
+    return None if ctx.customer is None else rules.CreditPosition.of(ctx.customer, ctx.lines)
+
+
+def effective_price(ctx: OrderContext, line: LineRec) -> tuple[Decimal, ContractRec | None] | None:
+    """(price, the contract applied or None for the list price) of the line on the order's date, priced
+    on its original sku when substituted (:func:`tools.rules.effective_price`); None when unknown."""
+    sku = rules.priced_sku(line.sku, line.original_sku)
+    if sku is None:
         return None
-    best = contract_in_force(ctx.contracts.get((ctx.order.customer_id or "", sku), ()), day)
-    if best is not None:
-        return best.contract_price, f"contract valid from {best.valid_from}", best.valid_from
     item = ctx.items.get(sku)
-    return (item.list_price, "list price", None) if item else None
+    contracts = ctx.contracts.get((ctx.order.customer_id or "", sku), ())
+    return rules.effective_price(contracts, item.list_price if item else None, ctx.order.order_date)
 
 
 def _pricing(ctx: OrderContext, policy: Policy) -> list[Detected]:
     tolerance = policy.thresholds.price_tolerance_pct
     out = []
     for line in ctx.active_lines:
-        basis = line.original_sku if not _empty(line.original_sku) else line.sku
-        found = _effective_price(ctx, basis) if not _empty(basis) else None
+        found = effective_price(ctx, line)
         if found is None:
             continue
-        effective, source, valid_from = found
+        basis = rules.priced_sku(line.sku, line.original_sku)
+        effective, contract = found
+        valid_from = contract.valid_from if contract else None
+        source = f"contract valid from {valid_from}" if contract else "list price"
         diff = abs(line.unit_price - effective)
         if diff <= effective * tolerance / 100:
             continue
@@ -731,7 +729,7 @@ def _procurement(ctx: OrderContext, policy: Policy) -> list[Detected]:
 
 
 def _master_data(ctx: OrderContext, policy: Policy) -> list[Detected]:
-    empty = [name for name in SHIP_TO if _empty(getattr(ctx.order, name))]
+    empty = rules.empty_ship_to(ctx.order)
     if not empty:
         return []
     evidence = tuple(f"{name} of order {ctx.order.order_id} is empty" for name in empty)
@@ -746,19 +744,16 @@ def _master_data(ctx: OrderContext, policy: Policy) -> list[Detected]:
 
 
 def _compliance(ctx: OrderContext, policy: Policy) -> list[Detected]:
-    c, dest = ctx.customer, (ctx.order.ship_to_country or "").strip().upper()
-    if c is None or c.export_license or not dest:
-        return []
+    dest = rules.country(ctx.order.ship_to_country)
     out = []
     for line in ctx.active_lines:
-        item, wh = ctx.items.get(line.sku or ""), ctx.ship_from(line)
-        origin = ((ctx.warehouses[wh].country or "") if wh in ctx.warehouses else "").strip().upper()
-        if not (item and item.export_controlled and origin and origin != dest):
+        if not export_hold(ctx, line):
             continue
+        wh, origin = ctx.ship_from(line), rules.country(ctx.origin_country(line))
         evidence = [
             f"SKU {line.sku} on line {line.line_no} is export-controlled",
             f"it ships from {wh} in {origin} to {dest}",
-            f"customer {c.customer_id} has no export license",
+            f"customer {ctx.order.customer_id} has no export license",
         ]
         out.append(
             _line_hit(
@@ -770,6 +765,17 @@ def _compliance(ctx: OrderContext, policy: Policy) -> list[Detected]:
             )
         )
     return out
+
+
+def export_hold(ctx: OrderContext, line: LineRec) -> bool:
+    """Whether the line holds the order for export control (:func:`tools.rules.export_hold`)."""
+    item = ctx.items.get(line.sku or "")
+    return rules.export_hold(
+        export_controlled=item is not None and item.export_controlled,
+        export_license=ctx.customer.export_license if ctx.customer else None,
+        ship_to_country=ctx.order.ship_to_country,
+        origin_country=ctx.origin_country(line),
+    )
 
 
 Rule = Callable[[OrderContext, Policy], list[Detected]]

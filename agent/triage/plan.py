@@ -20,10 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy
-from agent.triage.detection import Detected, LineRec, OrderContext
+from agent.triage.detection import Detected, LineRec, OrderContext, credit_position
+from tools import rules
 from tools.models import Carrier, Inventory, Item, Substitute
-
-_CHUNK = 500  # bound on the values of one IN list
 
 __all__ = [
     "InstancePlan",
@@ -34,8 +33,6 @@ __all__ = [
     "load_planning_facts_many",
     "plan_order",
 ]
-
-SHIP_TO_FIELDS = ("ship_to_street", "ship_to_city", "ship_to_postal_code", "ship_to_country")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +145,7 @@ def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext])
             (key, tuple((p.po_id, p.expected_date) for p in group)) for key, group in ctx.open_pos.items()
         )
     subs: dict[str, list[tuple[str, bool, Decimal]]] = {}
-    ordered = sorted(skus)
-    for i in range(0, len(ordered), _CHUNK):
+    for part in rules.in_chunks(skus):
         rows = session.execute(
             select(
                 Substitute.sku,
@@ -163,7 +159,7 @@ def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext])
             )
             .join(Item, Item.sku == Substitute.substitute_sku)
             .outerjoin(Inventory, Inventory.sku == Substitute.substitute_sku)
-            .where(Substitute.sku.in_(ordered[i : i + _CHUNK]))
+            .where(Substitute.sku.in_(part))
             .order_by(Substitute.sku, Substitute.substitute_sku)
         )
         for sku, sub, approved, price, export_controlled, wh, on_hand, allocated in rows:
@@ -230,6 +226,7 @@ class _Planner:
         need, region = ln.qty - ln.allocated_qty, self.facts.warehouses.get(here or "", (None, None))[0]
         country = self.ctx.order.ship_to_country
         controlled = self.facts.export_controlled.get(ln.sku or "", False)
+        licensed = self.facts.export_license if self.ctx.customer is not None else None
         blocked, options = [], []
         for wh, (wh_region, wh_country) in self.facts.warehouses.items():
             if wh == here or not ln.sku:
@@ -237,7 +234,12 @@ class _Planner:
             have = self.avail(ln.sku, wh)
             if have < need:
                 continue
-            if controlled and not self.facts.export_license and (country or "") != (wh_country or ""):
+            if rules.export_hold(
+                export_controlled=controlled,
+                export_license=licensed,
+                ship_to_country=country,
+                origin_country=wh_country,
+            ):
                 blocked.append(wh)
                 continue
             options.append((wh_region != region or region is None, -have, wh))
@@ -274,10 +276,9 @@ class _Planner:
             {"order_id": self.ctx.order.order_id, "line_no": ln.line_no, "substitute_sku": sub},
             f"approved substitute {sub} has {have} available at {here} ≥ open qty {need}; list price {price:.2f} "
             f"{'≤' if price <= ln.unit_price else '>'} unit price {ln.unit_price:.2f}",
-            risk_facts={
-                "substitute_approved": True,
-                "substitute_list_price_within_unit_price": price <= ln.unit_price,
-            },
+            risk_facts=rules.substitution_risk_facts(
+                approved=True, list_price=price, unit_price=ln.unit_price
+            ),
         )
 
     def split(self, d: Detected) -> Option:
@@ -365,12 +366,11 @@ class _Planner:
                 "RELEASE_CREDIT_HOLD",
                 "not feasible while a COMPLIANCE_HOLD holds: the compliance review comes first",
             )
-        c = self.ctx.customer
-        if c is None:
+        c, credit = self.ctx.customer, credit_position(self.ctx)
+        if c is None or credit is None:
             return self.no("RELEASE_CREDIT_HOLD", "the customer record is missing")
-        overage = c.open_balance + self.ctx.order_value - c.credit_limit
-        limit_pct = Decimal(self.policy.thresholds.credit_release_medium_max_overage_pct)
-        within = overage <= c.credit_limit * limit_pct / 100
+        overage = credit.overage
+        limit_pct = self.policy.thresholds.credit_release_medium_max_overage_pct
         if overage > 0:
             share = f" = {overage * 100 / c.credit_limit:.1f} % of the limit" if c.credit_limit else ""
             position = f"overage {overage:.2f}{share} (medium up to {limit_pct} %)"
@@ -381,24 +381,22 @@ class _Planner:
             "RELEASE_CREDIT_HOLD",
             {"order_id": self.ctx.order.order_id},
             f"{position}; {overdue}" + ("; account flagged credit_hold" if c.credit_hold else ""),
-            risk_facts={
-                "overage_within_medium_limit": bool(within),
-                "no_overdue_balance": c.overdue_balance <= 0,
-            },
+            risk_facts=credit.release_risk_facts(limit_pct),
         )
 
     def correct_price(self, d: Detected) -> Option:
         effective = Decimal(str(d.facts["effective_price"]))
+        new = f"{effective:.2f}"
         return self.option(
             "CORRECT_PRICE",
-            {"order_id": self.ctx.order.order_id, "line_no": d.line_no, "new_unit_price": f"{effective:.2f}"},
-            f"restore the effective price {effective:.2f} on line {d.line_no}",
-            risk_facts={"restores_effective_price": True},
+            {"order_id": self.ctx.order.order_id, "line_no": d.line_no, "new_unit_price": new},
+            f"restore the effective price {new} on line {d.line_no}",
+            risk_facts=rules.correct_price_risk_facts(Decimal(new), effective),
         )
 
     def fix_master_data(self, d: Detected) -> Option:
         o = self.ctx.order
-        missing = tuple(f for f in SHIP_TO_FIELDS if getattr(o, f) is None or not str(getattr(o, f)).strip())
+        missing = tuple(rules.empty_ship_to(o))
         return self.option(
             "FIX_MASTER_DATA",
             {"order_id": o.order_id},

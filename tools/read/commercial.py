@@ -16,12 +16,10 @@ from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tools.dataset import OPEN_ORDER_STATUSES
-from tools.domain import contract_in_force, in_force
 from tools.errors import NotFound, ToolError
 from tools.models import Customer, Item, Order, OrderLine, PriceContract
-from tools.orders import CLOSED
 from tools.read.base import Args, bounded, id_field, iso, money, reader, require
+from tools.rules import CLOSED_STATUSES, OPEN_ORDER_STATUSES, contract_in_force, in_force, priced_sku
 
 __all__ = ["effective_price", "get_customer_credit", "get_effective_price", "get_line_price"]
 
@@ -65,7 +63,7 @@ def get_customer_credit(session: Session, customer_id: str) -> dict[str, Any]:
         .where(
             Order.customer_id == customer_id,
             Order.status.in_(OPEN_ORDER_STATUSES),
-            OrderLine.status.not_in(CLOSED),
+            OrderLine.status.not_in(CLOSED_STATUSES),
         )
     )
     # SQLite sums money as floats: back to cents (exact for the amounts stored).
@@ -183,13 +181,13 @@ def get_line_price(session: Session, order_id: str, line_no: int) -> dict[str, A
     line = session.get(OrderLine, (order_id, line_no))
     if line is None:
         raise NotFound("order line", f"{order_id}/{line_no}")
-    priced_sku = line.original_sku or line.sku
+    priced = priced_sku(line.sku, line.original_sku)
     missing = [
         name
         for name, value in (
             ("customer_id", order.customer_id),
             ("order_date", order.order_date),
-            ("sku", priced_sku),
+            ("sku", priced),
         )
         if value is None
     ]
@@ -198,7 +196,7 @@ def get_line_price(session: Session, order_id: str, line_no: int) -> dict[str, A
             f"order line {order_id}/{line_no} has no {' and no '.join(missing)}: its effective price cannot be "
             "determined"
         )
-    price = effective_price(session, order.customer_id, priced_sku, order.order_date)
+    price = effective_price(session, order.customer_id, priced, order.order_date)
     effective = Decimal(price["effective_price"])
     difference = line.unit_price - effective
     return {
@@ -206,7 +204,7 @@ def get_line_price(session: Session, order_id: str, line_no: int) -> dict[str, A
         "line_no": line_no,
         "sku": line.sku,
         "original_sku": line.original_sku,
-        "priced_sku": priced_sku,
+        "priced_sku": priced,
         "qty": line.qty,
         "unit_price": money(line.unit_price),
         "order_date": iso(order.order_date),

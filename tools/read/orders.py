@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from tools.domain import EXCEPTION_TYPES, ExceptionType
 from tools.models import Carrier, Customer, ExceptionRecord, Item, Order, OrderLine, Shipment, Warehouse
-from tools.orders import order_value, order_view
+from tools.orders import order_view
 from tools.read.base import (
     Args,
     bounded,
@@ -28,6 +28,7 @@ from tools.read.base import (
     reader,
     require,
 )
+from tools.rules import order_value
 
 __all__ = [
     "EXCEPTION_TYPES",
@@ -238,7 +239,7 @@ def search_orders(
             "promised_date": iso(o.promised_date),
             "warehouse_id": o.warehouse_id,
             "lines": len(o.lines),
-            "order_value": money(order_value(o)),
+            "order_value": money(order_value(o.lines)),
             "currency": o.currency,
             "open_exceptions": sorted(open_types.get(o.order_id, ())),
         }
