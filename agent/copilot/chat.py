@@ -9,7 +9,7 @@ retry with the error, then the deterministic fallback (an order id in the questi
 Answers rest on facts: "what is blocking SO-…" is the triage result (decided by the policy) with
 the model's grounded explanation; "why not", approval requests and late-order lists
 are rendered from the facts; other READ results are phrased by the model and checked
-(:func:`agent.copilot.chat_answers.ungrounded`), falling back to the fact-only text. Nothing here writes
+(:func:`agent.copilot.grounding.answer_errors`), falling back to the fact-only text. Nothing here writes
 an ERP record; ``request_approval`` files a request with the governance step.
 """
 
@@ -35,16 +35,19 @@ from agent.copilot.chat_tools import (
     check_call,
 )
 from agent.copilot.context import CopilotContext
-from agent.copilot.nodes import audit, explain_one, plain
+from agent.copilot.grounding import answer_errors, sop_citations_in
+from agent.copilot.nodes import explain_one, log_event, plain
 from agent.copilot.state import CopilotState
+from agent.governance.events import log_chat_request, log_llm_fallback
 from agent.governance.requests import request_action
 from agent.llm import LLMError, parse_json
+from agent.triage import service as triage
 from agent.triage.extract import find_order_ids
-from agent.triage.service import OrderNotFound, triage_order
 from prompts import load
 from tools.db import read_only
-from tools.errors import NotFound, ToolError
+from tools.errors import OrderNotFound, ToolError
 from tools.read.readers import search_orders
+from tools.rules import OPEN_ORDER_STATUSES
 
 __all__ = ["MAX_ROUNDS", "answer", "route_after_act", "route_after_select", "run_tools", "select_tool"]
 
@@ -297,11 +300,12 @@ def route_after_select(state: CopilotState) -> str:
 
 
 def _triage_readonly(ctx: CopilotContext, order_id: str) -> dict[str, Any]:
+    """The order's triage without recording it; raises :class:`OrderNotFound` (a ToolError)."""
     with read_only(ctx.factory) as session:
-        try:
-            return plain(triage_order(session, order_id, ctx.policy, record=False))
-        except OrderNotFound:
-            raise NotFound("order", order_id) from None
+        [result] = triage.triage_orders(session, [order_id], ctx.policy, record=False)
+    if "error" in result:
+        raise OrderNotFound(result["order_id"])
+    return plain(result)
 
 
 def _why_not(ctx: CopilotContext, order_id: str, action: str) -> dict[str, Any]:
@@ -337,16 +341,17 @@ def _why_not(ctx: CopilotContext, order_id: str, action: str) -> dict[str, Any]:
 def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: str | None) -> dict[str, Any]:
     rows, checked_all = [], True
     with read_only(ctx.factory) as session:
-        for status in ("open", "held", "released"):
+        for status in OPEN_ORDER_STATUSES:
             page = search_orders(
                 session, customer_id=customer_id, customer_name=customer_name, status=status, limit=50
             )
             rows += page["orders"]
             checked_all = checked_all and page.get("next_offset") is None
         at_risk = []
-        for row in sorted(rows, key=lambda r: (r.get("promised_date") or "", r["order_id"])):
-            r = triage_order(session, row["order_id"], ctx.policy, record=False)
-            if r["exceptions"]:
+        ordered = sorted(rows, key=lambda r: (r.get("promised_date") or "", r["order_id"]))
+        results = triage.triage_orders(session, [r["order_id"] for r in ordered], ctx.policy, record=False)
+        for row, r in zip(ordered, results, strict=True):
+            if r.get("exceptions"):
                 at_risk.append(
                     {
                         "order_id": r["order_id"],
@@ -462,15 +467,14 @@ def run_tools(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str
         if tool == "request_approval":
             request = result
             writer({"type": "request", "request": result})
-            audit(
+            log_event(
                 ctx,
-                "chat_request",
+                log_chat_request,
+                actor=ctx.username or "copilot",
                 order_id=result.get("order_id"),
-                payload={
-                    "request_id": result.get("id"),
-                    "action": result.get("action"),
-                    "thread": ctx.thread_id,
-                },
+                request_id=result.get("id"),
+                action=result.get("action"),
+                thread=ctx.thread_id,
             )
     return {"observations": observations, "pending": [], "focus": focus, "request": request}
 
@@ -507,16 +511,10 @@ def _phrase(
         text = "".join(pieces).strip()
     except LLMError as exc:
         return fallback_text, True, f"model failed: {exc}"
-    problems = ungrounded_or_empty(text, facts, state.get("question") or "", citations)
+    problems = answer_errors(text, facts, question=state.get("question") or "", citations=citations)
     if problems:
         return fallback_text, True, "not grounded in the facts: " + "; ".join(problems[:3])
     return text, False, None
-
-
-def ungrounded_or_empty(text: str, facts: Any, question: str, citations: list[str]) -> list[str]:
-    if not text:
-        return ["empty answer"]
-    return say.ungrounded(text, facts, question=question, citations=citations)
 
 
 def _passages(observations: list[dict[str, Any]]) -> list[str]:
@@ -539,14 +537,14 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
     if draft is not None and observations:  # native path: the model's own text, checked
         cited = _passages(observations)
         facts = [o.get("result") or o.get("error") for o in observations]
-        problems = ungrounded_or_empty(draft, facts, state.get("question") or "", cited)
+        problems = answer_errors(draft, facts, question=state.get("question") or "", citations=cited)
         if problems:
             text = "\n".join(_render(o) for o in observations)
             fallback, reason = True, "not grounded in the facts: " + "; ".join(problems[:3])
         else:
-            text, citations = draft, say.citations_in(draft)
+            text, citations = draft, sop_citations_in(draft)
     elif draft is not None:  # native path, no tool: a greeting or a question outside the records
-        problems = ungrounded_or_empty(draft, [], state.get("question") or "", [])
+        problems = answer_errors(draft, [], question=state.get("question") or "", citations=[])
         text = draft if not problems else say.HELP
         if problems:
             fallback, reason = True, "not grounded in the facts: " + "; ".join(problems[:3])
@@ -571,18 +569,21 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
                 ctx, state, last["result"], say.render(last["tool"], last["result"]), cited, writer
             )
             fallback, reason = fallback or fb, reason or why
-            citations = say.citations_in(text) if not fb else cited[:3]
+            citations = sop_citations_in(text) if not fb else cited[:3]
     for c in citations:
         writer({"type": "citation", "citation": c})
     focus = dict(state.get("focus") or {})
     if citations:
         focus["citations"] = citations  # what a request for "that" cites
     if fallback:
-        audit(
+        log_event(
             ctx,
-            "llm_fallback",
+            log_llm_fallback,
+            actor=ctx.username or "copilot",
             order_id=(state.get("focus") or {}).get("order_id"),
-            payload={"where": "chat", "reason": reason, "thread": ctx.thread_id},
+            reason=reason or "",
+            model=f"{ctx.llm.provider}:{ctx.llm.name}" if ctx.llm is not None else "none",
+            thread=ctx.thread_id,
         )
     return {
         "answer": text,

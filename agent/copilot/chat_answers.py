@@ -1,28 +1,24 @@
-"""The facts of a chat turn as plain text, and the check that the model's words stay within them.
+"""The facts of a chat turn as plain text: the fact-only rendering of every tool's result.
 
-Every tool's result has a fact-only rendering: the answer when a tool's facts need no prose (an
-approval request, a "why not"), and the fallback when the model fails or writes something the
-facts do not support. :func:`ungrounded` is the check: every id, date, number and SOP citation
-in the model's text must appear in the facts of the turn (or the user's question).
+It is the answer when a tool's facts need no prose (an approval request, a "why not"), and the
+fallback when the model fails or writes something the facts do not support — which
+:func:`agent.copilot.grounding.answer_errors` checks (every id, date, number and SOP citation in the
+model's text must appear in the facts of the turn or the user's question).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 __all__ = [
     "ASK",
     "HELP",
-    "citations_in",
     "render",
     "render_late_orders",
     "render_request",
     "render_triage_header",
     "render_why_not",
-    "ungrounded",
 ]
 
 HELP = (
@@ -31,58 +27,6 @@ HELP = (
     "what an SOP says — and I can request approval for an action."
 )
 ASK = "Which order do you mean? Give its number, e.g. SO-100042."
-
-_CITE = re.compile(r"\[([^\[\]]+)\]")
-_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
-_ID = re.compile(r"\b[A-Z][A-Z0-9]{0,5}-[A-Z0-9]+(?:-[A-Z0-9]+)*\b")
-_NUM = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])\d+(?:\.\d+)?")
-_SMALL = 10  # counts and line numbers up to this need no support ("2 orders", "line 1")
-
-
-def _number(token: str) -> Decimal | None:
-    try:
-        return Decimal(token.replace(",", "")).normalize()
-    except InvalidOperation:
-        return None
-
-
-def citations_in(text: str) -> list[str]:
-    """The ``[SOP-… §…]`` citations of ``text`` in order, each once."""
-    out = []
-    for inner in _CITE.findall(text):
-        for part in inner.split(";"):
-            part = part.strip()
-            if part.upper().startswith("SOP-") and part not in out:
-                out.append(part)
-    return out
-
-
-def ungrounded(text: str, facts: Any, *, question: str = "", citations: list[str] | None = None) -> list[str]:
-    """What ``text`` says that ``facts`` (any JSON-able value) and the question do not support."""
-    support = json.dumps(facts, default=str, ensure_ascii=False) + "\n" + question
-    problems = []
-    allowed = set(citations or [])
-    for cite in citations_in(text):
-        if cite not in allowed:
-            problems.append(f"citation [{cite}] is not among the retrieved passages")
-    body = _CITE.sub(" ", text)
-    for date in _DATE.findall(body):
-        if date not in support:
-            problems.append(f"date {date} is not in the facts")
-    body = _DATE.sub(" ", body)
-    for ident in _ID.findall(body):
-        if ident not in support:
-            problems.append(f"id {ident} is not in the facts")
-    body = _ID.sub(" ", body)
-    known = {n for n in (_number(t) for t in _NUM.findall(_ID.sub(" ", support))) if n is not None}
-    for token in _NUM.findall(body):
-        value = _number(token)
-        if value is None or (value == value.to_integral_value() and value <= _SMALL):
-            continue
-        if value not in known:
-            problems.append(f"number {token} is not in the facts")
-    return problems
-
 
 # --- fact-only renderings -----------------------------------------------------------------------
 

@@ -16,15 +16,22 @@ as ``llm_fallback`` when the caller passes its database session).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from agent.governance.audit import append_event
+from agent.copilot.grounding import (
+    UNCITED,
+    citations_in,
+    exception_types,
+    explanation_errors,
+    fitting_passages,
+    recommended_type,
+    support_text,
+)
+from agent.governance.events import log_llm_fallback
 from agent.llm import LLM, LLMError
 from knowledge.retrieve import retrieve
 from prompts import load
@@ -45,64 +52,13 @@ MAX_TOKENS = 160  # a few sentences; the small local model writes ~36 tokens/s o
 _PASSAGE_CHARS = 300  # each passage as the model sees it: enough for the rule, short for the prompt
 _PROMPT_PASSAGES = 2  # the best for the recommendation's type first; all passages may be cited
 
-# Citations as knowledge.retrieve.citation writes them, inside square brackets; several may share
-# one pair of brackets, separated by ';' or ','.
-_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
-_SOP_REF = re.compile(r"\b(?:SOP-[A-Z0-9]+(?:-[A-Z0-9]+)*)(?:\s*(?:§\s*[\d.]*\d|p\.\s*\d+))?")
-_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
-# Record ids: hyphenated upper-case codes (SO-100042, WH-DFW, FAS-10234, PO-5001) or letters+digits (SO1, WH2).
-_ID = re.compile(r"(?<![\w-])(?:[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|[A-Z]+\d+[A-Z0-9]*)(?![\w-])")
-_NAME = re.compile(r"\b[A-Z]{2,}(?:_[A-Z]+)+\b")  # CREDIT_HOLD, RELEASE_CREDIT_HOLD
-_UNCITED = "no SOP is cited"
-_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
-_PERCENT = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s*(?:%|percent\b)")
-
-
 # --- retrieval ---------------------------------------------------------------------------------------
-
-
-def _types(result: dict) -> list[str]:
-    seen: list[str] = []
-    for exc in result.get("exceptions") or []:
-        if exc.get("type") and exc["type"] not in seen:
-            seen.append(exc["type"])
-    return seen
-
-
-def recommended_type(result: dict) -> str | None:
-    """The exception type the order's recommendation resolves (domain.md §4: the plan's first item).
-
-    The instance whose best feasible candidate is the recommendation (same action and params); else
-    the first instance with that action feasible; else the order's first exception type."""
-    rec = result.get("recommendation") or {}
-    types = _types(result)
-    if not rec.get("action"):
-        return types[0] if types else None
-    options = result.get("options") or []
-    for opt in options:
-        best = next((c for c in opt.get("candidates") or [] if c.get("feasible")), None)
-        if (
-            best
-            and best.get("action") == rec["action"]
-            and (best.get("params") or {}) == (rec.get("params") or {})
-        ):
-            return opt.get("type")
-    for opt in options:
-        if any(c.get("feasible") and c.get("action") == rec["action"] for c in opt.get("candidates") or []):
-            return opt.get("type")
-    return types[0] if types else None
-
-
-def _fitting(result: dict, passages: Sequence) -> list:
-    """The passages whose SOP applies to the recommendation's exception type (best first)."""
-    kind = recommended_type(result)
-    return [p for p in passages if kind and kind in (getattr(p, "applies_to", None) or ())]
 
 
 def _label_first(result: dict, passages: Sequence) -> list:
     """``passages`` with the first one for the recommendation's type moved to the front."""
     passages = list(passages)
-    fitting = _fitting(result, passages)
+    fitting = fitting_passages(result, passages)
     if fitting and fitting[0] is not passages[0]:
         passages.remove(fitting[0])
         passages.insert(0, fitting[0])
@@ -113,7 +69,7 @@ def passages_for(result: dict, collection, k: int = 4) -> list:
     """The SOP passages for the order's exceptions: for each type — the recommendation's first,
     then the others in the order's priority — the passages closest to that exception's evidence
     among the SOPs that apply to it; ``k`` in all."""
-    types = _types(result)
+    types = exception_types(result)
     first = recommended_type(result)
     if first in types:
         types = [first] + [t for t in types if t != first]
@@ -188,119 +144,13 @@ def build_messages(result: dict, passages: Sequence) -> list[dict[str, str]]:
 # --- the grounding check --------------------------------------------------------------------------------
 
 
-def _number(token: str) -> Decimal | None:
-    try:
-        return Decimal(token.replace(",", "")).normalize()
-    except InvalidOperation:
-        return None
-
-
-def _scrub(text: str) -> str:
-    """Text without citations, dates and ids, so that their digits are not read as numbers."""
-    text = _BRACKETS.sub(" ", text)
-    text = _SOP_REF.sub(" ", text)
-    text = _DATE.sub(" ", text)
-    return _ID.sub(" ", text)
-
-
-def _numbers(text: str) -> set[Decimal]:
-    return {n for n in (_number(t) for t in _NUMBER.findall(_scrub(text))) if n is not None}
-
-
-def _citations_in(text: str) -> list[str]:
-    found = []
-    for inside in _BRACKETS.findall(text):
-        for part in re.split(r"\s*[;,]\s*", inside.strip()):
-            if part:
-                found.append(" ".join(part.split()))
-    return found
-
-
-def _source_text(result: dict, passages: Sequence) -> tuple[str, str]:
-    facts = json.dumps(result, default=str, ensure_ascii=False) + "\n" + facts_text(result)
-    return facts, "\n".join(f"{p.citation} {p.title} {p.text}" for p in passages)
-
-
-def _names(result: dict) -> set[str]:
-    """The exception types and action names of the triage result's structured fields."""
-    names = set(_types(result))
-    actions = [
-        result.get("recommendation") or {},
-        *(result.get("alternatives") or []),
-        *(result.get("plan") or []),
-    ]
-    actions += [c for o in result.get("options") or [] for c in o.get("candidates") or []]
-    names |= {a["action"] for a in actions if a.get("action")}
-    names |= {o["type"] for o in result.get("options") or [] if o.get("type")}
-    return names
-
-
 def grounding_errors(text: str, result: dict, passages: Sequence) -> list[str]:
-    """What in ``text`` the facts and passages do not support; empty when the text is grounded.
-
-    Checked: every bracketed citation is one of the passages' (exactly); at least one passage is
-    cited when any was given, and one whose SOP applies to the recommendation's exception type when
-    any such passage was given (an order on compliance and credit hold whose recommendation is
-    COMPLIANCE_REVIEW does not pass on a credit SOP alone); every SOP mentioned was retrieved;
-    every record id (order, line's SKU, warehouse, PO, shipment, carrier, customer), date, action
-    or exception name and number appears in the triage result or a passage (numbers compared by
-    value: 48,000.00 = 48000), and a value written as a percentage is a percentage there (a price
-    difference of 4.74 is not "4.74 %").
-    Exception and action names count only from the result's structured fields and the passages,
-    never from a customer's note quoted in the evidence.
-    """
-    if not text or not text.strip():
-        return ["the explanation is empty"]
-    errors: list[str] = []
-    facts, sources = _source_text(result, passages)
-    known = {p.citation for p in passages}
-    cited = _citations_in(text)
-    for c in cited:
-        if c not in known:
-            errors.append(
-                f"citation [{c}] is not one of the SOP passages given ({', '.join(sorted(known)) or 'none'})"
-            )
-    fitting = list(dict.fromkeys(p.citation for p in _fitting(result, passages)))
-    if passages and not any(c in known for c in cited):
-        errors.append(
-            f"{_UNCITED}; cite one of: {', '.join('[' + c + ']' for c in (fitting or sorted(known)))}"
-        )
-    elif fitting and not any(c in fitting for c in cited):
-        rec = (result.get("recommendation") or {}).get("action") or "the recommendation"
-        errors.append(
-            f"no SOP cited applies to {recommended_type(result)}, the exception {rec} resolves; "
-            f"cite one of: {', '.join('[' + c + ']' for c in fitting)}"
-        )
-    everything = facts + "\n" + sources
-    doc_ids = {p.doc_id for p in passages}
-    outside = _BRACKETS.sub(" ", text)
-    for ref in _SOP_REF.findall(outside):
-        doc = ref.split()[0]
-        if doc not in doc_ids and doc not in sources:
-            errors.append(f"{doc} is not among the SOPs given")
-    body = _SOP_REF.sub(" ", outside)
-    for date in sorted(set(_DATE.findall(body))):
-        if date not in everything:
-            errors.append(f"date {date} is not in the facts")
-    known_ids = set(_ID.findall(everything))
-    for ident in sorted(set(_ID.findall(_DATE.sub(" ", body)))):
-        if ident not in known_ids:
-            errors.append(f"{ident} is not in the facts")
-    names = _names(result) | set(_NAME.findall(sources))  # structured fields only: not a customer's note
-    for name in sorted(set(_NAME.findall(body)) - names):
-        errors.append(f"{name} is not an exception or action of this order")
-    allowed = _numbers(everything) | {
-        Decimal(len(result.get("exceptions") or [])).normalize(),
-        Decimal(len(result.get("plan") or [])).normalize(),
-        Decimal(len(_types(result))).normalize(),
-    }
-    for number in sorted(_numbers(text) - allowed):
-        errors.append(f"the number {number:f} is not in the facts")
-    percents = {_number(t) for t in _PERCENT.findall(_scrub(everything))}
-    for number in sorted({_number(t) for t in _PERCENT.findall(_scrub(text))} - percents - {None}):
-        if number in allowed:  # the value exists, but not as a percentage (e.g. a price difference)
-            errors.append(f"{number:f} is not a percentage in the facts")
-    return errors
+    """What in ``text`` the triage ``result`` and the ``passages`` do not support; empty when the
+    text is grounded (:func:`agent.copilot.grounding.explanation_errors`: every citation is one of
+    the passages', one applies to the recommendation's exception type, every record id, date,
+    number, percentage, action and exception name is in the facts or a passage)."""
+    facts = support_text(result, facts_text(result))
+    return explanation_errors(text, result, passages, facts)
 
 
 # --- the fact-only template -----------------------------------------------------------------------------
@@ -333,20 +183,12 @@ def fact_template(result: dict, passages: Sequence) -> str:
 
 def _cited(text: str, passages: Sequence) -> list[str]:
     known = {p.citation for p in passages}
-    out: list[str] = []
-    for c in _citations_in(text):
-        if c in known and c not in out:
-            out.append(c)
-    return out
+    return [c for c in citations_in(text) if c in known]
 
 
 def _audit_fallback(session, result: dict, reason: str, model: str) -> None:
-    if session is None:
-        return
-
-    append_event(
-        session, "llm_fallback", order_id=result.get("order_id"), payload={"reason": reason, "model": model}
-    )
+    if session is not None:
+        log_llm_fallback(session, order_id=result.get("order_id"), reason=reason, model=model)
 
 
 def explain_order(
@@ -397,7 +239,7 @@ def explain_order(
     try:
         text = _bracket_citations(_ask(llm, messages, usage, on_token, max_tokens), passages)
         errors = grounding_errors(text, result, passages)
-        if len(errors) == 1 and errors[0].startswith(_UNCITED):
+        if len(errors) == 1 and errors[0].startswith(UNCITED):
             # Grounded but uncited: attach the passage for the recommendation's exception type
             # rather than pay for a retry; "cited_by" says so.
             text, cited_by = f"{text.rstrip()} [{_label_first(result, passages)[0].citation}]", "retrieval"

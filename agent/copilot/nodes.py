@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -17,8 +18,9 @@ from langgraph.runtime import Runtime
 from agent.copilot.context import CopilotContext
 from agent.copilot.explain import explain_order, fact_template, passages_for
 from agent.copilot.state import CopilotState
-from agent.governance.audit import append_event
+from agent.governance.events import log_llm_fallback, log_triage
 from agent.llm import LLMError, parse_json
+from agent.triage import service as triage
 from agent.triage.extract import (
     CustomerRequest,
     Mention,
@@ -27,16 +29,15 @@ from agent.triage.extract import (
     resolve_mentions,
     verbatim,
 )
-from agent.triage.service import OrderNotFound, triage_order
 from prompts import load
 from tools.db import read_only
 from tools.models import Order
 
 __all__ = [
     "ASK_FOR_ORDER",
-    "audit",
     "explain_one",
     "explain_orders",
+    "log_event",
     "plain",
     "resolve_orders",
     "route_after_resolve",
@@ -49,7 +50,6 @@ ASK_FOR_ORDER = (
     "I could not find an order number in your message. Which order is it about? "
     "Give its number, e.g. SO-100042."
 )
-NOT_FOUND = "order not found"
 
 
 def plain(value: Any) -> Any:
@@ -57,12 +57,11 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def audit(
-    ctx: CopilotContext, event_type: str, *, order_id: str | None = None, payload: dict | None = None
-) -> None:
-    """One event in the hash-chained audit log (agent.governance.audit), in its own transaction."""
+def log_event(ctx: CopilotContext, log: Callable[..., None], **fields: Any) -> None:
+    """Write one audit event with ``log`` (a writer of :mod:`agent.governance.events`) in its own
+    transaction."""
     with ctx.factory() as session:
-        append_event(session, event_type, actor=ctx.username or "copilot", order_id=order_id, payload=payload)
+        log(session, **fields)
         session.commit()
 
 
@@ -134,33 +133,16 @@ def triage_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict
     """Detect and plan each order (the policy decides); record its exceptions; log the triage."""
     ctx = runtime.context
     missing = set(state.get("not_found") or [])
-    results: list[dict[str, Any]] = []
+    ids = [o for o in state.get("order_ids") or [] if o not in missing]
     with ctx.factory() as session:
-        for n, order_id in enumerate(state.get("order_ids") or [], 1):
-            if order_id in missing:
-                results.append({"order_id": order_id, "error": NOT_FOUND})
-                continue
-            try:
-                results.append(plain(triage_order(session, order_id, ctx.policy)))
-            except OrderNotFound:
-                results.append({"order_id": order_id, "error": NOT_FOUND})
-            if n % 200 == 0:
-                session.commit()
+        found = {
+            r["order_id"]: plain(r) for r in triage.triage_orders(session, ids, ctx.policy, commit_every=200)
+        }
+        log_triage(session, found.values(), source="copilot", actor=ctx.username or "copilot")
         session.commit()
-    for r in results:
-        if "error" not in r:
-            rec = r.get("recommendation") or {}
-            audit(
-                ctx,
-                "triage",
-                order_id=r["order_id"],
-                payload={
-                    "exceptions": [e["type"] for e in r["exceptions"]],
-                    "recommendation": rec.get("action"),
-                    "approver_role": rec.get("approver_role"),
-                    "source": "copilot",
-                },
-            )
+    results = [
+        found.get(o) or {"order_id": o, "error": triage.ORDER_NOT_FOUND} for o in state.get("order_ids") or []
+    ]
     return {"results": results}
 
 
@@ -193,11 +175,13 @@ def explain_one(ctx: CopilotContext, result: dict[str, Any], *, on_token=None) -
             }
     explanation = plain(explanation)
     if explanation.get("fallback"):
-        audit(
+        log_event(
             ctx,
-            "llm_fallback",
+            log_llm_fallback,
+            actor=ctx.username or "copilot",
             order_id=result["order_id"],
-            payload={"reason": explanation.get("reason"), "model": getattr(ctx.llm, "name", None)},
+            reason=explanation.get("reason") or "",
+            model=explanation.get("model") or (f"{ctx.llm.provider}:{ctx.llm.name}" if ctx.llm else "none"),
         )
     return explanation
 

@@ -13,7 +13,8 @@ PostgreSQL the row lock makes concurrent appenders queue (READ COMMITTED re-read
 on SQLite the update takes the database write lock. ``seq`` is therefore gap-free and the chain
 linear however many processes append. An event commits or rolls back with the caller's work.
 
-Event types used by the product are the ``EVENT_*`` constants; others may log their own names.
+Event types used by the product are the ``EVENT_*`` constants (the payloads of those written from
+several places are built by :mod:`agent.governance.events`); others may log their own names.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tools.models import AuditAnchor, AuditEvent
 
 __all__ = [
     "EVENT_APPROVAL_REQUESTED",
+    "EVENT_CHAT_REQUEST",
     "EVENT_DECISION",
     "EVENT_DECISION_REFUSED",
     "EVENT_ESCALATION",
@@ -46,6 +48,7 @@ __all__ = [
     "EVENT_SOURCE_APPLIED",
     "EVENT_SOURCE_FAILED",
     "EVENT_TRIAGE",
+    "EVENT_TRIAGE_BOOK",
     "EVENT_USER_ADDED",
     "GENESIS",
     "append_event",
@@ -59,6 +62,7 @@ __all__ = [
 GENESIS = "0" * 64
 
 EVENT_TRIAGE = "triage"  # an order was triaged: its exception types and recommendation
+EVENT_TRIAGE_BOOK = "triage_book"  # the open book was triaged: how many orders, how many with exceptions
 EVENT_RECOMMENDATION = "recommendation"  # the next-best action the copilot proposed
 EVENT_REQUESTED = "action_requested"  # an action request was persisted
 EVENT_GUARD = "guard_result"  # the guard's verdict on a request (or an edit), with reasons
@@ -72,6 +76,7 @@ EVENT_ESCALATION = "escalation"  # an exception was routed to a role (ESCALATE)
 EVENT_USER_ADDED = "user_added"
 EVENT_SOURCE_APPLIED = "source_event_applied"  # an ERP/WMS/TMS event applied: records, orders triaged
 EVENT_SOURCE_FAILED = "source_event_failed"  # an event refused at apply time, with the reason
+EVENT_CHAT_REQUEST = "chat_request"  # chat filed an approval request on a person's words
 
 _FIELDS = ("seq", "event_id", "ts", "event_type", "actor", "role", "order_id", "request_id", "payload")
 _CSV_FIELDS = (*_FIELDS, "prev_hash", "hash")

@@ -41,14 +41,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.checkpoint import checkpoint_location, open_checkpointer
 from agent.governance import audit
 from agent.governance.approval import build_approval_graph, resume_with_decision, thread_config
+from agent.governance.events import log_triage
 from agent.governance.guard import normalise_params, risk_facts, run_guard
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
-from agent.triage.service import OrderNotFound, triage_order
+from agent.triage.service import triage_orders
 from tools import writes
-from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
-from tools.models import ActionRequest, Approval, ExceptionRecord, Execution, Order
+from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, OrderNotFound, ToolError
+from tools.models import ActionRequest, Approval, ExceptionRecord, Execution
 
 __all__ = [
     "DECISIONS",
@@ -253,19 +254,8 @@ def _locate(result: dict[str, Any], action: str, params: dict[str, Any]) -> tupl
 
 
 def _log_triage(s: Session, result: dict[str, Any], actor: str | None, role: str | None, why: str) -> None:
+    log_triage(s, [result], source="governance", actor=actor, role=role, why=why)
     rec = result.get("recommendation")
-    audit.append_event(
-        s,
-        audit.EVENT_TRIAGE,
-        actor=actor,
-        role=role,
-        order_id=result["order_id"],
-        payload={
-            "why": why,
-            "exceptions": [e["type"] for e in result["exceptions"]],
-            "recommendation": rec and {"action": rec["action"], "params": rec["params"]},
-        },
-    )
     if rec is not None:
         audit.append_event(
             s,
@@ -307,12 +297,9 @@ def request_action(
     try:
         with write_session(factory) as s:
             user = require_user(s, requested_by)
-            if s.get(Order, order_id) is None:
-                raise NotFound("order", order_id)
-            try:
-                result = triage_order(s, order_id, policy)
-            except OrderNotFound:
-                raise NotFound("order", order_id) from None
+            [result] = triage_orders(s, [order_id], policy)
+            if "error" in result:
+                raise OrderNotFound(order_id)
             _log_triage(s, result, user["username"], user["role"], f"action requested ({source})")
             rec = result["recommendation"]
             if action is None:
@@ -563,10 +550,9 @@ def _execute_step(
                     if execution.status == "failed"
                     else "after execution"
                 )
-                try:
-                    _log_triage(s, triage_order(s, req.order_id, policy), "copilot", None, why)
-                except OrderNotFound:
-                    pass
+                for result in triage_orders(s, [req.order_id], policy):
+                    if "error" not in result:
+                        _log_triage(s, result, "copilot", None, why)
             return execution.status
     except IntegrityError:  # a concurrent duplicate lost the unique idempotency key: it ran once
         with factory() as s:

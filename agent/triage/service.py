@@ -1,4 +1,10 @@
-"""Triage one order: detect its exceptions, plan the next-best actions, record the exceptions.
+"""Triage: detect an order's exceptions, plan the next-best actions, record the exceptions.
+
+:func:`triage_orders` is the one entry every caller uses for orders named by id — the CLI, the
+API and the copilot graph (through ``agent.copilot.nodes``), governance before and after an
+action, chat (read-only) and the evals; :func:`triage_open_book` is its batch form for the whole
+book. An unknown id gives ``{"order_id": id, "error": "order not found"}`` (:data:`ORDER_NOT_FOUND`)
+in its place and the others are still triaged.
 
 The result is a plain dictionary in the shape `copilot triage --json` prints:
 ``{"order_id", "exceptions": [{"type", "evidence": [...]}], "recommendation": {...} | null,
@@ -19,14 +25,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy
-from agent.triage.detection import Detected, OrderContext, OrderNotFound, detect, iter_open_book, load_context
+from agent.triage.detection import Detected, OrderContext, detect, iter_open_book, load_context
 from agent.triage.plan import Plan, load_planning_facts, load_planning_facts_many, plan_order
 from tools.dataset import open_order_ids
+from tools.errors import OrderNotFound
 from tools.models import ExceptionRecord
+from tools.rules import in_chunks
 
-__all__ = ["OrderNotFound", "record_exceptions", "triage_open_book", "triage_order", "triage_result"]
+__all__ = [
+    "ORDER_NOT_FOUND",
+    "OrderNotFound",
+    "record_exceptions",
+    "triage_open_book",
+    "triage_order",
+    "triage_orders",
+    "triage_result",
+]
 
-_CHUNK = 500  # bound on the values of one IN list
+ORDER_NOT_FOUND = "order not found"  # the error of an unknown id in a list of results
 
 
 def _evidence_hash(d: Detected) -> str:
@@ -36,11 +52,9 @@ def _evidence_hash(d: Detected) -> str:
 
 def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[ExceptionRecord]]:
     """The exceptions rows of many orders, by order id (one query per 500 orders)."""
-    ids, out = sorted(set(order_ids)), {}
-    for i in range(0, len(ids), _CHUNK):
-        for row in session.scalars(
-            select(ExceptionRecord).where(ExceptionRecord.order_id.in_(ids[i : i + _CHUNK]))
-        ):
+    out: dict[str, list[ExceptionRecord]] = {}
+    for part in in_chunks(order_ids):
+        for row in session.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id.in_(part))):
             out.setdefault(row.order_id, []).append(row)
     return out
 
@@ -169,6 +183,29 @@ def triage_order(session: Session, order_id: str, policy: Policy, *, record: boo
     if record:
         record_exceptions(session, ctx, found)
     return triage_result(ctx, found, plan)
+
+
+def triage_orders(
+    session: Session,
+    order_ids: Iterable[str],
+    policy: Policy,
+    *,
+    record: bool = True,
+    commit_every: int | None = None,
+) -> list[dict[str, Any]]:
+    """Triage each order named (ids stripped), in the order given: one result each, an unknown id
+    as ``{"order_id": id, "error": ORDER_NOT_FOUND}``. With ``record``, upserts the exceptions in
+    the caller's transaction; ``commit_every`` N commits it after every N orders (a long list
+    then holds no write lock for its whole run)."""
+    results: list[dict[str, Any]] = []
+    for n, order_id in enumerate((str(o).strip() for o in order_ids), 1):
+        try:
+            results.append(triage_order(session, order_id, policy, record=record))
+        except OrderNotFound:
+            results.append({"order_id": order_id, "error": ORDER_NOT_FOUND})
+        if commit_every and n % commit_every == 0:
+            session.commit()
+    return results
 
 
 def triage_open_book(

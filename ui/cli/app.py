@@ -204,7 +204,8 @@ def triage(
     (exit code 2 if any was unknown). With --explain the language model explains each order from
     its facts and the SOPs (one call per order); with --json each object gains "explanation".
     """
-    from agent.triage.service import OrderNotFound, triage_open_book, triage_order
+    from agent.governance.events import log_triage, log_triage_book
+    from agent.triage.service import triage_open_book, triage_orders
     from tools.db import session_factory
 
     if bool(order_ids) == all_open:
@@ -214,21 +215,16 @@ def triage(
     factory = session_factory(engine)
     results: list[dict[str, Any]] = []
     with factory() as session:
-        if all_open:  # the whole book in batches: the same results as triage_order on each
+        if all_open:  # the whole book in batches: the same results as triage_orders on each
             for n, result in enumerate(triage_open_book(session, policy, limit=limit), 1):
                 results.append(result)
                 if n % 200 == 0:
                     session.commit()
             results.sort(key=lambda r: r["order_id"])
+            log_triage_book(session, results, source="cli", actor="cli")
         else:
-            for n, order_id in enumerate([o.strip() for o in order_ids or []], 1):
-                try:
-                    results.append(triage_order(session, order_id, policy))
-                except OrderNotFound:
-                    results.append({"order_id": order_id, "error": "order not found"})
-                if n % 200 == 0:
-                    session.commit()
-        _audit_triage(session, results, all_open)
+            results = triage_orders(session, order_ids or [], policy, commit_every=200)
+            log_triage(session, results, source="cli", actor="cli")
         session.commit()
     if explain:
         from ui.cli.agent import explain_results, render_explained
@@ -244,37 +240,6 @@ def triage(
         render_triage(results)
     if any("error" in r for r in results):
         raise typer.Exit(EXIT_USAGE)
-
-
-def _audit_triage(session, results: list[dict[str, Any]], all_open: bool) -> None:
-    """The audit chain records each triage: one event per named order, one summary for the book."""
-    from agent.governance.audit import EVENT_TRIAGE, append_event
-
-    found = [r for r in results if "error" not in r]
-    if all_open:
-        append_event(
-            session,
-            EVENT_TRIAGE,
-            actor="cli",
-            payload={
-                "scope": "all_open",
-                "orders": len(found),
-                "with_exceptions": sum(1 for r in found if r["exceptions"]),
-            },
-        )
-        return
-    for r in found:
-        rec = r.get("recommendation")
-        append_event(
-            session,
-            EVENT_TRIAGE,
-            actor="cli",
-            order_id=r["order_id"],
-            payload={
-                "exceptions": [e["type"] for e in r["exceptions"]],
-                "recommendation": rec and {"action": rec["action"], "params": rec["params"]},
-            },
-        )
 
 
 # ------------------------------------------------------------------------------------------------
