@@ -1,7 +1,7 @@
 """Triage again the open orders a change can affect — not the whole book — and say what moved.
 
 The orders come from :func:`tools.events.affected_orders`. Each is triaged with the one triage entry
-(:func:`agent.triage.service.triage_order`), which records its exceptions: a new one is opened, one
+(:func:`agent.triage.service.triage_orders`), which records its exceptions: a new one is opened, one
 that no longer holds is resolved, a changed one is updated in place. Recurrence reaches further:
 whether an order shows ``RECURRING_ANOMALY`` depends on the (type, customer) and (type, SKU)
 patterns of the orders dated up to ``window_days`` before it, so when an order's patterns change
@@ -23,15 +23,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy
-from agent.triage.service import OrderNotFound, triage_order
-from tools.dataset import OPEN_ORDER_STATUSES
+from agent.triage.service import triage_orders
 from tools.models import ExceptionRecord, Order, OrderLine
-from tools.orders import CLOSED
+from tools.rules import CLOSED_STATUSES as CLOSED
+from tools.rules import OPEN_ORDER_STATUSES, in_chunks
 
 __all__ = ["Retriage", "retriage"]
 
 _X, _O, _L = ExceptionRecord.__table__, Order.__table__, OrderLine.__table__
-_CHUNK = 500
 Pattern = tuple[str, str, str]  # (type, "customer" | "sku", value)
 
 
@@ -57,8 +56,8 @@ def _open_rows(session: Session, ids: list[str]) -> dict[str, dict[tuple[str, st
     """Open exceptions by order: (type, instance) -> (evidence hash, customer, sku)."""
     out: dict[str, dict[tuple[str, str], tuple]] = {}
     cols = (_X.c.order_id, _X.c.type, _X.c.instance_key, _X.c.evidence_hash, _X.c.customer_id, _X.c.sku)
-    for i in range(0, len(ids), _CHUNK):
-        stmt = select(*cols).where(_X.c.order_id.in_(ids[i : i + _CHUNK]), _X.c.status == "open")
+    for part in in_chunks(ids):
+        stmt = select(*cols).where(_X.c.order_id.in_(part), _X.c.status == "open")
         for oid, kind, inst, digest, customer, sku in session.execute(stmt):
             out.setdefault(oid, {})[(kind, inst)] = (digest, customer, sku)
     return out
@@ -87,9 +86,8 @@ def _lock(session: Session, ids: Iterable[str]) -> None:
 def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: int) -> set[str]:
     """Open orders whose recurrence counts these orders' changed patterns."""
     dates = {}
-    ids = sorted(changed)
-    for i in range(0, len(ids), _CHUNK):
-        stmt = select(_O.c.order_id, _O.c.order_date).where(_O.c.order_id.in_(ids[i : i + _CHUNK]))
+    for part in in_chunks(changed):
+        stmt = select(_O.c.order_id, _O.c.order_date).where(_O.c.order_id.in_(part))
         dates.update(session.execute(stmt).all())
     out: set[str] = set()
     open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
@@ -115,12 +113,9 @@ def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: 
 def _triage(session: Session, policy: Policy, ids: list[str], result: Retriage) -> dict[str, set[Pattern]]:
     _lock(session, ids)
     before = _open_rows(session, ids)
-    for oid in ids:
-        try:
-            triage_order(session, oid, policy)
-        except OrderNotFound:
-            continue
-        result.orders.append(oid)
+    for triaged in triage_orders(session, ids, policy):
+        if "error" not in triaged:
+            result.orders.append(triaged["order_id"])
     session.flush()
     after = _open_rows(session, ids)
     changed: dict[str, set[Pattern]] = {}

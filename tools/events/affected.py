@@ -24,21 +24,19 @@ values of a record count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from tools.dataset import OPEN_ORDER_STATUSES
 from tools.events.apply import Change
 from tools.models import ExceptionRecord, Order, OrderLine, Shipment, Substitute
-from tools.orders import CLOSED
+from tools.rules import CLOSED_STATUSES as CLOSED
+from tools.rules import OPEN_ORDER_STATUSES, in_chunks
 
 __all__ = ["affected_orders"]
 
 _O, _L, _S = Order.__table__, OrderLine.__table__, Shipment.__table__
-_CHUNK = 500
 
 
 class _Keys:
@@ -72,12 +70,6 @@ def _collect(keys: _Keys, table: str, r: dict[str, Any]) -> None:
         keys.contracts.add((r["customer_id"], r["sku"]))
 
 
-def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
-    ordered = sorted(values)
-    for i in range(0, len(ordered), _CHUNK):
-        yield ordered[i : i + _CHUNK]
-
-
 def affected_orders(session: Session, changes: list[Change]) -> set[str]:
     """The ids of the orders to triage again after ``changes`` (flushed, in the same session)."""
     keys = _Keys()
@@ -91,15 +83,15 @@ def affected_orders(session: Session, changes: list[Change]) -> set[str]:
     lines = select(_L.c.order_id).join(_O, _O.c.order_id == _L.c.order_id).where(open_order, active)
     if keys.skus:  # the SKUs these substitute for too: their lines may now take the substitute
         subs = set()
-        for part in _chunks(keys.skus):
+        for part in in_chunks(keys.skus):
             subs.update(session.scalars(select(Substitute.sku).where(Substitute.substitute_sku.in_(part))))
-        for part in _chunks(keys.skus | subs):
+        for part in in_chunks(keys.skus | subs):
             out.update(session.scalars(lines.where(_L.c.sku.in_(part)).distinct()))
             out.update(session.scalars(lines.where(_L.c.original_sku.in_(part)).distinct()))
     for sku, wh in sorted(keys.sku_wh):
         ships_from = or_(_L.c.warehouse_id == wh, and_(_L.c.warehouse_id.is_(None), _O.c.warehouse_id == wh))
         out.update(session.scalars(lines.where(_L.c.sku == sku, ships_from).distinct()))
-    for part in _chunks(keys.customers):
+    for part in in_chunks(keys.customers):
         out.update(session.scalars(select(_O.c.order_id).where(_O.c.customer_id.in_(part), open_order)))
     for customer, sku in sorted(keys.contracts):
         out.update(
@@ -107,13 +99,13 @@ def affected_orders(session: Session, changes: list[Change]) -> set[str]:
                 lines.where(_O.c.customer_id == customer, or_(_L.c.sku == sku, _L.c.original_sku == sku))
             )
         )
-    for part in _chunks(keys.warehouses):
+    for part in in_chunks(keys.warehouses):
         ships_from = or_(
             _L.c.warehouse_id.in_(part), and_(_L.c.warehouse_id.is_(None), _O.c.warehouse_id.in_(part))
         )
         out.update(session.scalars(lines.where(ships_from).distinct()))
     if keys.carriers:
-        for part in _chunks(keys.carriers):
+        for part in in_chunks(keys.carriers):
             stmt = select(_S.c.order_id).where(_S.c.carrier_id.in_(part), _S.c.status != "delivered")
             out.update(o for o in session.scalars(stmt) if o)
         disrupted = select(ExceptionRecord.order_id).where(
