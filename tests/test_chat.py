@@ -248,3 +248,11 @@ def test_routing_prompt_quotes_the_thread_and_lists_the_tools(world):
     assert "- search_orders(" in prompt and "hello there" in prompt
     assert reply["tool_calls"] == [] and reply["fallback"] is False and "what is blocking" in reply["answer"]
     assert json.loads(json.dumps(reply)) == reply
+
+
+def test_every_copilot_tool_has_exactly_one_behaviour():
+    from agent.copilot.chat import BEHAVIOUR
+    from agent.copilot.chat_tools import COPILOT_TOOLS
+
+    assert sorted(BEHAVIOUR) == sorted(COPILOT_TOOLS)
+    assert [name for name, own in BEHAVIOUR.items() if own.files_request] == ["request_approval"]

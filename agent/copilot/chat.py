@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -49,7 +51,16 @@ from tools.errors import OrderNotFound, ToolError
 from tools.read.readers import search_orders
 from tools.rules import OPEN_ORDER_STATUSES
 
-__all__ = ["MAX_ROUNDS", "answer", "route_after_act", "route_after_select", "run_tools", "select_tool"]
+__all__ = [
+    "BEHAVIOUR",
+    "MAX_ROUNDS",
+    "CopilotTool",
+    "answer",
+    "route_after_act",
+    "route_after_select",
+    "run_tools",
+    "select_tool",
+]
 
 log = logging.getLogger(__name__)
 
@@ -410,21 +421,80 @@ def _request(ctx: CopilotContext, state: CopilotState, order_id: str, action: st
     )
 
 
+def _remember_action(focus: dict[str, Any], args: dict[str, Any], result: dict[str, Any]) -> None:
+    """After a triage: its recommendation is the action under discussion."""
+    if result.get("recommendation"):
+        focus["action"] = {**result["recommendation"], "order_id": result["order_id"]}
+
+
+def _remember_feasible(focus: dict[str, Any], args: dict[str, Any], result: dict[str, Any]) -> None:
+    """After a "why not": the action asked about, with its feasible parameters, if it has any."""
+    feasible = [c for c in result["candidates"] if c["feasible"] and c.get("params")]
+    if feasible:
+        focus["action"] = {
+            "action": result["action"],
+            "params": feasible[0]["params"],
+            "order_id": result["order_id"],
+        }
+
+
+def _remember_customer(focus: dict[str, Any], args: dict[str, Any], result: dict[str, Any]) -> None:
+    focus["customer"] = args.get("customer_name") or args.get("customer_id")
+
+
+def _remember_nothing(focus: dict[str, Any], args: dict[str, Any], result: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CopilotTool:
+    """What one of the copilot's own tools does in a turn: ``run`` it (expected failures raise a
+    ToolError), ``remember`` what it was about in the thread's focus, ``render`` its facts as text
+    (the answer, or the fallback when the model's words stray); ``explained``: the answer is the
+    model's grounded explanation of the facts; ``files_request``: its result is an approval request."""
+
+    run: Callable[[CopilotContext, CopilotState, dict[str, Any]], Any]
+    render: Callable[[Any], str]
+    remember: Callable[[dict[str, Any], dict[str, Any], Any], None] = _remember_nothing
+    explained: bool = False
+    files_request: bool = False
+
+
+# The one mapping of the copilot's tools (agent.copilot.chat_tools.COPILOT_TOOLS) to what they do.
+BEHAVIOUR: dict[str, CopilotTool] = {
+    "triage_order": CopilotTool(
+        run=lambda ctx, state, a: _triage_readonly(ctx, a["order_id"]),
+        render=say.render_triage_facts,
+        remember=_remember_action,
+        explained=True,
+    ),
+    "why_not": CopilotTool(
+        run=lambda ctx, state, a: _why_not(ctx, a["order_id"], a["action"]),
+        render=say.render_why_not,
+        remember=_remember_feasible,
+    ),
+    "request_approval": CopilotTool(
+        run=lambda ctx, state, a: _request(ctx, state, a["order_id"], a.get("action")),
+        render=say.render_request,
+        files_request=True,
+    ),
+    "find_late_orders": CopilotTool(
+        run=lambda ctx, state, a: _late_orders(ctx, a.get("customer_name"), a.get("customer_id")),
+        render=say.render_late_orders,
+        remember=_remember_customer,
+    ),
+}
+
+
 def _execute(ctx: CopilotContext, state: CopilotState, tool: str, args: dict[str, Any]) -> Any:
     """Run one validated call; expected failures (ToolError) come back as their message."""
+    own = BEHAVIOUR.get(tool)
+    if own is None:
+        return plain(ctx.tools[tool].invoke(args))  # READ tools answer expected failures as a string
     try:
-        if tool == "triage_order":
-            return _triage_readonly(ctx, args["order_id"])
-        if tool == "why_not":
-            return _why_not(ctx, args["order_id"], args["action"])
-        if tool == "find_late_orders":
-            return _late_orders(ctx, args.get("customer_name"), args.get("customer_id"))
-        if tool == "request_approval":
-            return _request(ctx, state, args["order_id"], args.get("action"))
+        return own.run(ctx, state, args)
     except ToolError as exc:
         return str(exc)
-    reply = ctx.tools[tool].invoke(args)  # READ tools answer expected failures as a string
-    return plain(reply)
 
 
 def run_tools(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
@@ -452,19 +522,11 @@ def run_tools(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str
             continue
         if args.get("order_id"):
             focus["order_id"] = args["order_id"]
-        if tool == "triage_order" and result.get("recommendation"):
-            focus["action"] = {**result["recommendation"], "order_id": result["order_id"]}
-        if tool == "why_not":
-            feasible = [c for c in result["candidates"] if c["feasible"] and c.get("params")]
-            if feasible:
-                focus["action"] = {
-                    "action": result["action"],
-                    "params": feasible[0]["params"],
-                    "order_id": result["order_id"],
-                }
-        if tool == "find_late_orders":
-            focus["customer"] = args.get("customer_name") or args.get("customer_id")
-        if tool == "request_approval":
+        own = BEHAVIOUR.get(tool)
+        if own is None:
+            continue
+        own.remember(focus, args, result)
+        if own.files_request:
             request = result
             writer({"type": "request", "request": result})
             log_event(
@@ -554,15 +616,11 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
         last = observations[-1]
         if last.get("error"):
             text = say.render(last["tool"], last["error"])
-        elif last["tool"] == "triage_order":
+        elif (own := BEHAVIOUR.get(last["tool"])) is not None and own.explained:
             text, citations, fb, why = _explain(ctx, last["result"], writer)
             fallback, reason = fallback or fb, reason or why
-        elif last["tool"] == "why_not":
-            text = say.render_why_not(last["result"])
-        elif last["tool"] == "request_approval":
-            text = say.render_request(last["result"])
-        elif last["tool"] == "find_late_orders":
-            text = say.render_late_orders(last["result"])
+        elif own is not None:
+            text = own.render(last["result"])
         else:
             cited = _passages(ran)
             text, fb, why = _phrase(
@@ -601,13 +659,8 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
 def _render(obs: dict[str, Any]) -> str:
     if obs.get("error"):
         return say.render(obs["tool"], obs["error"])
-    result = obs["result"]
-    return {
-        "triage_order": say.render_triage_facts,
-        "why_not": say.render_why_not,
-        "request_approval": say.render_request,
-        "find_late_orders": say.render_late_orders,
-    }.get(obs["tool"], lambda r: say.render(obs["tool"], r))(result)
+    own = BEHAVIOUR.get(obs["tool"])
+    return own.render(obs["result"]) if own is not None else say.render(obs["tool"], obs["result"])
 
 
 def _explain(ctx: CopilotContext, result: dict[str, Any], writer) -> tuple[str, list[str], bool, str | None]:
