@@ -32,6 +32,7 @@ from agent.triage.extract import (
 from prompts import load
 from tools.db import read_only
 from tools.models import Order
+from tools.rules import in_chunks
 
 __all__ = [
     "ASK_FOR_ORDER",
@@ -106,12 +107,9 @@ def resolve_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dic
         order_mentions(text) if text is not None else [_mention_of(i) for i in state.get("order_ids") or []]
     )
     with read_only(ctx.factory) as session:
-        candidates = sorted({c for m in mentions for c in m.candidates})
         known: set[str] = set()
-        for i in range(0, len(candidates), 500):
-            known.update(
-                session.scalars(select(Order.order_id).where(Order.order_id.in_(candidates[i : i + 500])))
-            )
+        for part in in_chunks(c for m in mentions for c in m.candidates):
+            known.update(session.scalars(select(Order.order_id).where(Order.order_id.in_(part))))
     _found, missing = resolve_mentions(mentions, known.__contains__)
     asked = [next((c for c in m.candidates if c in known), m.canonical) for m in mentions]
     update: dict[str, Any] = {"order_ids": list(dict.fromkeys(asked)), "not_found": missing}

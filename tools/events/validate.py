@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 
 from tools.fixtures import MODELS, OMIT, coerce_value, flatten_records
 from tools.models import ERP_TABLES
+from tools.rules import in_chunks
 
 __all__ = ["Event", "EventError", "check_references", "parse_event", "parse_events"]
 
 FIELDS = ("event_id", "source", "type", "occurred_at", "records")
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
-_CHUNK = 500
 TABLE_ORDER = tuple(m.__tablename__ for m in ERP_TABLES)  # parents first
 
 
@@ -186,10 +186,10 @@ def check_references(session: Session, events: list[Event]) -> None:
                         uses.append((event, f"{path}.{column.name}", column.name, value, target))
     found: dict[tuple[str, str], set[Any]] = {}
     for (table, column), values in wanted.items():
-        col, ordered = MODELS[table].__table__.c[column], sorted(values)
+        col = MODELS[table].__table__.c[column]
         hits = found.setdefault((table, column), set())
-        for i in range(0, len(ordered), _CHUNK):
-            hits.update(session.scalars(select(col).where(col.in_(ordered[i : i + _CHUNK]))))
+        for part in in_chunks(values):
+            hits.update(session.scalars(select(col).where(col.in_(part))))
     for event, path, _, value, target in uses:
         if value not in found[target]:
             raise EventError(

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tools.rules import is_closed
+
 __all__ = ["console", "render_order", "render_triage"]
 
 
@@ -83,7 +85,7 @@ def render_order(view: dict[str, Any]) -> None:
         sku = _v(ln["sku"]) + (f" (was {ln['original_sku']})" if ln["original_sku"] else "")
         if ln["item_status"] != "active":
             sku += f" [red]{ln['item_status']}[/red]"
-        short = ln["open_qty"] > ln["available_here"] and ln["status"] not in ("shipped", "cancelled")
+        short = ln["open_qty"] > ln["available_here"] and not is_closed(ln["status"])
         lines.add_row(
             str(ln["line_no"]),
             sku,

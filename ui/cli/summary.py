@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from tools.dataset import dataset_summary
 from tools.db import read_only, session_factory
+from tools.rules import OPEN_ORDER_STATUSES
 from ui.cli.render import console
 
 __all__ = ["exception_census", "print_summary"]
@@ -54,7 +55,7 @@ def print_summary(engine: Engine) -> None:
     open_total = summary["open_orders"]
     out.print(
         f"Open book: {open_total:,} orders ("
-        + ", ".join(f"{statuses.get(s, 0):,} {s}" for s in ("open", "held", "released"))
+        + ", ".join(f"{statuses.get(s, 0):,} {s}" for s in OPEN_ORDER_STATUSES)
         + ")"
     )
     flagged, per_type, examples, multi = exception_census(engine)
