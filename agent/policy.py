@@ -35,6 +35,7 @@ __all__ = [
     "Candidate",
     "Condition",
     "ExceptionType",
+    "Governance",
     "Policy",
     "PolicyError",
     "Risk",
@@ -150,6 +151,12 @@ class RoleSpec(_Strict):
     administers_users: bool = False
 
 
+class Governance(_Strict):
+    """Which doors may decide: ``cli_decisions: false`` makes the API (signed-in users) the only one."""
+
+    cli_decisions: bool = True
+
+
 class RiskRule(_Strict):
     if_all: list[Condition] = Field(min_length=1)
     risk: Risk
@@ -217,6 +224,7 @@ class Policy(_Strict):
     roles: dict[RoleName, RoleSpec]
     hierarchy: dict[RoleName, list[RoleName]] = {}
     auto_approve: dict[ApprovalRisk, bool]
+    governance: Governance = Governance()
     actions: dict[ActionName, ActionSpec]
     decision_order: DecisionOrder
 

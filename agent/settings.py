@@ -153,6 +153,28 @@ class Settings(BaseSettings):
         pairs = (p.split("=", 1) for p in self.event_secrets.split(",") if "=" in p)
         return {k.strip().lower(): v.strip() for k, v in pairs if k.strip() and v.strip()}
 
+    # --- trust: the audit key and the API's per-user limits -------------------------------------
+    audit_key: str = Field(
+        default="",
+        validation_alias="COPILOT_AUDIT_KEY",
+        repr=False,
+        description="HMAC key of the audit chain (at least 32 characters), kept outside the database; "
+        "empty means <COPILOT_VAR_DIR>/audit_key (written by copilot demo), else an unkeyed chain.",
+    )
+    api_rate_per_minute: int = Field(
+        default=120,
+        ge=1,
+        validation_alias="COPILOT_API_RATE_PER_MINUTE",
+        description="API requests one user may send per minute (429 with Retry-After beyond).",
+    )
+    api_model_rate_per_minute: int = Field(
+        default=12,
+        ge=1,
+        validation_alias="COPILOT_API_MODEL_RATE_PER_MINUTE",
+        description="API requests that may call the language model (chat, pasted text, triage with "
+        "explain) one user may send per minute.",
+    )
+
     @field_validator("llm_provider")
     @classmethod
     def _provider(cls, value: str) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from knowledge.ingest import type_field
 
-__all__ = ["Passage", "applies_to_of", "citation", "retrieve"]
+__all__ = ["CITATION_PATTERN", "Passage", "applies_to_of", "citation", "retrieve", "unknown_citations"]
+
+# What :func:`citation` writes: a document id, then a numbered section (§3.2) or a PDF page (p.3).
+CITATION_PATTERN = r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)* (?:§[0-9]+(?:\.[0-9]+)*|p\.[0-9]+)$"
+_CITATION = re.compile(CITATION_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,23 @@ def citation(doc_id: str, section: str) -> str:
     if not section:
         return doc_id
     return f"{doc_id} {section}" if section.startswith("p.") else f"{doc_id} §{section}"
+
+
+def unknown_citations(citations: Iterable[str], *, collection) -> list[str]:
+    """The citations that are not ``DOC §section`` (or ``DOC p.N``) of a chunk in ``collection``."""
+    unknown = []
+    for text in citations:
+        if not isinstance(text, str) or not _CITATION.fullmatch(text):
+            unknown.append(text)
+            continue
+        doc_id, _, section = text.partition(" ")
+        section = section.removeprefix("§")
+        found = collection.get(
+            where={"$and": [{"doc_id": doc_id}, {"section": section}]}, limit=1, include=[]
+        )
+        if not found["ids"]:
+            unknown.append(text)
+    return unknown
 
 
 def _where(exception_types: Iterable[str] | None) -> dict | None:

@@ -37,6 +37,9 @@ _SETTINGS_VARS = (
     "COPILOT_EVENT_SECRETS",
     "COPILOT_EVENT_WINDOW_S",
     "COPILOT_EVENT_WORKER",
+    "COPILOT_AUDIT_KEY",
+    "COPILOT_API_RATE_PER_MINUTE",
+    "COPILOT_API_MODEL_RATE_PER_MINUTE",
 )
 
 
@@ -46,6 +49,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator
     for name in _SETTINGS_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COPILOT_VAR_DIR", str(tmp_path / "var"))
+    # The API's per-user limits are tested on their own (tests/test_trust_api.py); elsewhere a
+    # test may send as many requests as it needs.
+    monkeypatch.setenv("COPILOT_API_RATE_PER_MINUTE", "1000000")
+    monkeypatch.setenv("COPILOT_API_MODEL_RATE_PER_MINUTE", "1000000")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield

@@ -60,7 +60,14 @@ def _verify(engine) -> dict:
 
 
 def test_a_fresh_database_has_an_intact_empty_chain(engine):
-    assert _verify(engine) == {"ok": True, "events": 0, "first_bad_seq": None, "reason": None}
+    result = _verify(engine)
+    assert {k: result[k] for k in ("ok", "events", "first_bad_seq", "reason", "keyed_from_seq")} == {
+        "ok": True,
+        "events": 0,
+        "first_bad_seq": None,
+        "reason": None,
+        "keyed_from_seq": None,
+    }
 
 
 def test_events_chain_by_sha256_over_prev_hash_and_canonical_json(engine):
@@ -211,7 +218,12 @@ def test_concurrent_appends_keep_one_linear_chain(engine):
         t.join()
     assert errors == []
     result = _verify(engine)
-    assert result == {"ok": True, "events": 120, "first_bad_seq": None, "reason": None}
+    assert (result["ok"], result["events"], result["first_bad_seq"], result["head_seq"]) == (
+        True,
+        120,
+        None,
+        120,
+    )
 
 
 def test_export_jsonl_and_csv_carry_everything_needed_to_reverify(engine):

@@ -523,6 +523,8 @@ class AuditAnchor(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer, nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # seq of the ``audit_keyed`` event from which every hash is an HMAC; null while the chain is plain
+    keyed_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class User(Base):
@@ -569,6 +571,25 @@ class EventInbox(Base):
     applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ApiToken(Base):
+    """A bearer token of the API and panel, stored as the SHA-256 of the token (never the token).
+
+    Issued and revoked with ``copilot users token``; a revoked or expired token is refused at once,
+    without a restart. The token names its user; the role still comes from ``users``.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    username: Mapped[str] = mapped_column(String(64), ForeignKey("users.username"), nullable=False)
+    label: Mapped[str | None] = _str(64)
+    created_by: Mapped[str | None] = _str(64)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class DatasetMeta(Base):
     """Key/value facts about the loaded data set (generator seed, as-of date, row counts)."""
 
@@ -580,4 +601,4 @@ class DatasetMeta(Base):
 
 # Tables `copilot seed --reset` and tools.demo.reset keep: the people and the audit log are not
 # demo data, and the hash chain must stay verifiable across a reset.
-PRESERVED_ON_RESET: tuple[str, ...] = ("users", "audit_events", "audit_anchor")
+PRESERVED_ON_RESET: tuple[str, ...] = ("users", "api_tokens", "audit_events", "audit_anchor")

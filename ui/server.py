@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from agent.settings import Settings, apply_offline_defaults, get_settings
 from ui.api.app import create_api
 from ui.api.service import Services
-from ui.panel import mount_panel
+from ui.panel import PANEL_PATH, mount_panel
+from ui.panel.gate import PanelGate
 
 __all__ = ["create_app"]
 
@@ -40,4 +41,5 @@ def create_app(
     app = create_api(services=services, warm_up=warm_up, on_ready=on_ready)
     if panel:
         mount_panel(app, services)
+        app.add_middleware(PanelGate, prefix=PANEL_PATH)  # no anonymous uploads or file serving
     return app

@@ -19,6 +19,7 @@ from agent.copilot.context import CopilotContext
 from agent.copilot.explain import explain_order, fact_template, passages_for
 from agent.copilot.state import CopilotState
 from agent.governance.events import log_llm_fallback, log_triage
+from agent.governance.origin import current_origin
 from agent.llm import LLMError, parse_json
 from agent.triage import service as triage
 from agent.triage.extract import (
@@ -56,6 +57,12 @@ ASK_FOR_ORDER = (
 def plain(value: Any) -> Any:
     """``value`` as plain JSON values (dates and decimals become strings), as `--json` prints it."""
     return json.loads(json.dumps(value, default=str))
+
+
+def asked_by(ctx: CopilotContext) -> str:
+    """Who asked: the chat's user, else the door's (the API's signed-in user, the CLI's OS account)."""
+    origin = current_origin()
+    return ctx.username or (origin and (origin.user or origin.os_user)) or "copilot"
 
 
 def log_event(ctx: CopilotContext, log: Callable[..., None], **fields: Any) -> None:
@@ -136,7 +143,7 @@ def triage_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict
         found = {
             r["order_id"]: plain(r) for r in triage.triage_orders(session, ids, ctx.policy, commit_every=200)
         }
-        log_triage(session, found.values(), source="copilot", actor=ctx.username or "copilot")
+        log_triage(session, found.values(), source="copilot", actor=asked_by(ctx))
         session.commit()
     results = [
         found.get(o) or {"order_id": o, "error": triage.ORDER_NOT_FOUND} for o in state.get("order_ids") or []
@@ -176,7 +183,7 @@ def explain_one(ctx: CopilotContext, result: dict[str, Any], *, on_token=None) -
         log_event(
             ctx,
             log_llm_fallback,
-            actor=ctx.username or "copilot",
+            actor=asked_by(ctx),
             order_id=result["order_id"],
             reason=explanation.get("reason") or "",
             model=explanation.get("model") or (f"{ctx.llm.provider}:{ctx.llm.name}" if ctx.llm else "none"),

@@ -13,6 +13,18 @@ PostgreSQL the row lock makes concurrent appenders queue (READ COMMITTED re-read
 on SQLite the update takes the database write lock. ``seq`` is therefore gap-free and the chain
 linear however many processes append. An event commits or rolls back with the caller's work.
 
+Keyed chain: with an audit key (``agent.governance.audit_key``) every event's hash is
+``HMAC-SHA256(key, prev_hash + canonical JSON)`` instead, so whoever can write the database but does
+not hold the key cannot forge one. An existing plain chain is switched over by the first append
+made with a key: an ``audit_keyed`` event (itself keyed, naming the last plain seq and hash) comes
+first, and every event after it must be keyed; the plain events before it stay verifiable and are
+sealed by the keyed event that chains onto them. The anchor records where keying began, and a
+process without the key may not append to a keyed chain. A missing anchor row breaks the chain.
+
+Payloads are stored exactly as they are hashed, on every backend: before hashing they are reduced
+to a form that PostgreSQL's JSONB gives back unchanged (integral floats as integers, NUL and lone
+surrogates replaced), so verification recomputes the same text from what it reads.
+
 Event types used by the product are the ``EVENT_*`` constants (the payloads of those written from
 several places are built by :mod:`agent.governance.events`); others may log their own names.
 """
@@ -23,6 +35,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -31,11 +44,15 @@ from typing import IO, Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from agent.governance.audit_key import AuditKeyError, current_key, keyed_hash
+from agent.governance.origin import current_origin
 from tools.models import AuditAnchor, AuditEvent
 
 __all__ = [
     "EVENT_APPROVAL_REQUESTED",
+    "EVENT_AUDIT_KEYED",
     "EVENT_CHAT_REQUEST",
+    "EVENT_CHECKPOINT",
     "EVENT_DECISION",
     "EVENT_DECISION_REFUSED",
     "EVENT_ESCALATION",
@@ -51,11 +68,13 @@ __all__ = [
     "EVENT_TRIAGE_BOOK",
     "EVENT_USER_ADDED",
     "GENESIS",
+    "AuditChainBroken",
     "append_event",
     "canonical_json",
     "event_hash",
     "export_events",
     "list_events",
+    "storable",
     "verify_chain",
 ]
 
@@ -77,6 +96,13 @@ EVENT_USER_ADDED = "user_added"
 EVENT_SOURCE_APPLIED = "source_event_applied"  # an ERP/WMS/TMS event applied: records, orders triaged
 EVENT_SOURCE_FAILED = "source_event_failed"  # an event refused at apply time, with the reason
 EVENT_CHAT_REQUEST = "chat_request"  # chat filed an approval request on a person's words
+EVENT_AUDIT_KEYED = "audit_keyed"  # from here on the chain is keyed (HMAC); names the last plain event
+EVENT_CHECKPOINT = "audit_checkpoint"  # a signed head was handed out (copilot audit checkpoint)
+
+
+class AuditChainBroken(RuntimeError):
+    """The chain cannot be appended to safely (its anchor row is gone); nothing is written."""
+
 
 _FIELDS = ("seq", "event_id", "ts", "event_type", "actor", "role", "order_id", "request_id", "payload")
 _CSV_FIELDS = (*_FIELDS, "prev_hash", "hash")
@@ -99,6 +125,39 @@ def canonical_json(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
     )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean_text(text: str) -> str:
+    # JSONB refuses NUL; a lone surrogate cannot be encoded as UTF-8 at all.
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def _reduce(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, list):
+        return [_reduce(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean_text(k): _reduce(v) for k, v in value.items()}
+    return value
+
+
+def storable(value: Any) -> Any:
+    """``value`` as plain JSON that every backend stores and gives back unchanged.
+
+    Decimal, dates and sets become strings and lists (as in :func:`canonical_json`); a float with
+    an integral value becomes an int (JSONB keeps ``1e20`` as the number 100000000000000000000 and
+    gives back an int), other floats keep their shortest repr, which JSONB's numeric round-trips;
+    NUL and lone surrogates in strings become U+FFFD. Raises ValueError for NaN and infinities.
+    """
+    return _reduce(json.loads(canonical_json(value)))
 
 
 def _ts(value: dt.datetime) -> str:
@@ -134,10 +193,51 @@ _BUMP = (
     update(_ANCHOR)
     .where(_ANCHOR.c.id == 1)
     .values(seq=_ANCHOR.c.seq + 1)
-    .returning(_ANCHOR.c.seq, _ANCHOR.c.hash)
+    .returning(_ANCHOR.c.seq, _ANCHOR.c.hash, _ANCHOR.c.keyed_from)
 )
-_SET_HEAD = update(_ANCHOR).where(_ANCHOR.c.id == 1).values(hash=bindparam("head"))
+_SET_HEAD = (
+    update(_ANCHOR)
+    .where(_ANCHOR.c.id == 1)
+    .values(seq=bindparam("head_seq"), hash=bindparam("head"), keyed_from=bindparam("head_keyed_from"))
+)
 _INSERT = insert(_EVENTS)
+
+
+def _hash(key: bytes | None, prev: str, content: dict[str, Any]) -> str:
+    return event_hash(prev, content) if key is None else keyed_hash(key, prev, canonical_json(content))
+
+
+def _insert(conn, key: bytes | None, seq: int, prev: str, event_type: str, fields: dict[str, Any]) -> str:
+    row = {
+        "seq": seq,
+        "event_id": str(uuid.uuid4()),
+        "ts": dt.datetime.now(dt.UTC),
+        "event_type": event_type,
+        "actor": fields.get("actor"),
+        "role": fields.get("role"),
+        "order_id": fields.get("order_id"),
+        "request_id": fields.get("request_id"),
+        "payload": fields.get("payload") or {},
+        "prev_hash": prev,
+    }
+    row["hash"] = _hash(key, prev, _content_of(row))
+    conn.execute(_INSERT, row)
+    return row["hash"]
+
+
+def _head(conn) -> tuple[int, str, int | None]:
+    """Lock the anchor and return (the next seq, the head hash, where keying began)."""
+    head = conn.execute(_BUMP).first()
+    if head is not None:
+        return head.seq, head.hash, head.keyed_from
+    tail = conn.execute(select(_EVENTS.c.seq).order_by(_EVENTS.c.seq.desc()).limit(1)).first()
+    if tail is not None:  # the anchor row was deleted: appending would hide a cut-off tail
+        raise AuditChainBroken(
+            "the audit anchor row is missing while events exist: the chain was tampered with "
+            "(run `copilot audit verify`); nothing was written"
+        )
+    conn.execute(insert(_ANCHOR).values(id=1, seq=1, hash=GENESIS, keyed_from=None))
+    return 1, GENESIS, None
 
 
 def append_event(
@@ -152,37 +252,32 @@ def append_event(
 ) -> None:
     """Append one event to the chain inside the caller's transaction (the caller commits).
 
-    ``payload`` must be JSON-able (Decimal, dates and sets are turned into strings and lists); it is
-    stored exactly as it is hashed.
+    ``payload`` must be JSON-able; it is reduced by :func:`storable` and stored exactly as it is
+    hashed. The door's origin (``agent.governance.origin``), when one is set, is added as ``origin``. With an audit key the event is keyed (a plain chain gets its ``audit_keyed`` event
+    first); without one, appending to a keyed chain raises :class:`AuditKeyError`.
     """
     if not event_type or len(event_type) > 48:
         raise ValueError(f"event_type must be 1-48 characters, got {event_type!r}")
-    body = json.loads(canonical_json(payload or {}))
+    body = dict(payload or {})
+    origin = current_origin()
+    if origin is not None and "origin" not in body:  # who asked, through which door
+        body["origin"] = origin.as_payload()
+    body = storable(body)
+    key = current_key()
     conn = session.connection()
-    head = conn.execute(_BUMP).first()
-    if head is None:  # the anchor row removed by hand: start it again from the chain's tail
-        tail = conn.execute(
-            select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
-        ).first()
-        seq, prev = (tail.seq + 1, tail.hash) if tail else (1, GENESIS)
-        conn.execute(insert(_ANCHOR).values(id=1, seq=seq, hash=prev))
-    else:
-        seq, prev = head.seq, head.hash
-    row = {
-        "seq": seq,
-        "event_id": str(uuid.uuid4()),
-        "ts": dt.datetime.now(dt.UTC),
-        "event_type": event_type,
-        "actor": actor,
-        "role": role,
-        "order_id": order_id,
-        "request_id": request_id,
-        "payload": body,
-    }
-    row["prev_hash"] = prev
-    row["hash"] = event_hash(prev, _content_of(row))
-    conn.execute(_INSERT, row)
-    conn.execute(_SET_HEAD, {"head": row["hash"]})
+    seq, prev, keyed_from = _head(conn)
+    if keyed_from is not None and key is None:
+        raise AuditKeyError(
+            f"the audit chain is keyed from seq {keyed_from}: set COPILOT_AUDIT_KEY (or restore "
+            "<COPILOT_VAR_DIR>/audit_key) to append to it; nothing was written"
+        )
+    if key is not None and keyed_from is None:
+        switch = {"plain_until_seq": seq - 1, "plain_head": prev}
+        prev = _insert(conn, key, seq, prev, EVENT_AUDIT_KEYED, {"actor": "copilot", "payload": switch})
+        keyed_from, seq = seq, seq + 1
+    fields = {"actor": actor, "role": role, "order_id": order_id, "request_id": request_id, "payload": body}
+    head = _insert(conn, key, seq, prev, event_type, fields)
+    conn.execute(_SET_HEAD, {"head_seq": seq, "head": head, "head_keyed_from": keyed_from})
 
 
 def _content_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -199,14 +294,21 @@ def _content_of(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def verify_chain(session: Session, *, batch: int = 5_000) -> dict[str, Any]:
-    """Recompute the chain from the first event: ``{"ok", "events", "first_bad_seq", "reason"}``.
+_UNSET: Any = object()
 
+
+def verify_chain(session: Session, *, key: bytes | None = _UNSET, batch: int = 5_000) -> dict[str, Any]:
+    """Recompute the chain from the first event.
+
+    Returns ``{"ok", "events", "first_bad_seq", "reason", "keyed_from_seq", "head_seq", "head_hash"}``.
     Checks, per row in seq order: seq is the previous one plus one (starting at 1), prev_hash is
-    the previous row's hash, hash is the recomputed one; at the end, the anchor holds the last seq
-    and hash. Streams the table in key ranges, so memory stays flat on millions of events.
+    the previous row's hash, hash is the recomputed one (HMAC from the ``audit_keyed`` event on);
+    at the end, the anchor exists and holds the last seq and hash. With a key (``key``, default
+    this process's), a non-empty chain with no keyed event is not intact either: it proves nothing
+    against whoever can write the database. Streams the table in key ranges (flat memory).
     """
-    prev, expected, count, last = GENESIS, 1, 0, 0
+    key = current_key() if key is _UNSET else key
+    prev, expected, count, last, keyed_from = GENESIS, 1, 0, 0, None
     for row in _rows(session, batch):
         if row.seq != expected:
             what = "an event is missing before it" if row.seq > expected else "seq out of order"
@@ -218,10 +320,21 @@ def verify_chain(session: Session, *, batch: int = 5_000) -> dict[str, Any]:
                 "prev_hash does not match the previous event's hash "
                 "(the previous event was changed, deleted, inserted or moved)",
             )
-        if event_hash(prev, _content(row)) != row.hash:
-            return _bad(count, row.seq, "hash does not match the event's content (the event was edited)")
+        if keyed_from is None and row.event_type == EVENT_AUDIT_KEYED:
+            if key is None:
+                return _bad(
+                    count, row.seq, "the chain is keyed from here on: set COPILOT_AUDIT_KEY to verify it"
+                )
+            keyed_from = row.seq
+        if _hash(key if keyed_from else None, prev, _content(row)) != row.hash:
+            what = "the event was edited" + (", or the audit key is not this chain's" if keyed_from else "")
+            return _bad(count, row.seq, f"hash does not match the event's content ({what})")
         prev, last, expected, count = row.hash, row.seq, expected + 1, count + 1
     anchor = session.get(AuditAnchor, 1)
+    if anchor is None and count:
+        return _bad(
+            count, last, "the anchor row is missing: events at the tail may have been deleted with it"
+        )
     if anchor is not None and (anchor.seq, anchor.hash) != (last, prev):
         if anchor.seq > last:
             return _bad(
@@ -231,7 +344,24 @@ def verify_chain(session: Session, *, batch: int = 5_000) -> dict[str, Any]:
                 "events were deleted at the tail",
             )
         return _bad(count, anchor.seq or 1, "the anchor does not match the chain's last event")
-    return {"ok": True, "events": count, "first_bad_seq": None, "reason": None}
+    if anchor is not None and anchor.keyed_from is not None and keyed_from is None:
+        return _bad(count, anchor.keyed_from, "the anchor records a keyed chain but this keyed event is gone")
+    if key is not None and count and keyed_from is None:
+        return _bad(
+            count,
+            last,
+            "no event is keyed: whoever can write the database could have rewritten this chain "
+            "(`copilot audit checkpoint` keys it from now on)",
+        )
+    return {
+        "ok": True,
+        "events": count,
+        "first_bad_seq": None,
+        "reason": None,
+        "keyed_from_seq": keyed_from,
+        "head_seq": last,
+        "head_hash": prev,
+    }
 
 
 def _bad(count: int, seq: int, reason: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from tools.errors import ToolError
 from ui.api.auth import AuthError
 from ui.api.errors import ERROR_RESPONSES, error_for, error_response
 from ui.api.events import event_worker
+from ui.api.limits import RateLimited
 from ui.api.models import MAX_BODY_BYTES
 from ui.api.routes import add_routes
 from ui.api.service import Services
@@ -120,7 +121,12 @@ def create_api(
         description="Triage sales orders, explain exceptions with SOP citations, route actions through "
         "guarded approvals, read the audit log and the KPIs. Bearer token per user.",
         lifespan=lifespan,
-        responses={401: ERROR_RESPONSES[401], 422: ERROR_RESPONSES[422], 413: ERROR_RESPONSES[413]},
+        responses={
+            401: ERROR_RESPONSES[401],
+            422: ERROR_RESPONSES[422],
+            413: ERROR_RESPONSES[413],
+            429: ERROR_RESPONSES[429],
+        },
     )
     app.state.services = services
     app.state.event_worker = worker
@@ -155,7 +161,8 @@ def create_api(
             raise exc
         return response
 
-    for kind in (ToolError, AuthError, DatabaseError):  # the business errors all subclass ToolError
+    # The business errors all subclass ToolError; a rate limit is the door's own.
+    for kind in (ToolError, AuthError, DatabaseError, RateLimited):
         app.add_exception_handler(kind, _expected)
 
     @app.exception_handler(Exception)

@@ -4,7 +4,11 @@ Where the tokens come from (read once when the app is created):
 
 - ``COPILOT_API_TOKENS``: ``token=username`` pairs separated by commas (operators' own tokens);
 - else ``<COPILOT_VAR_DIR>/api_tokens.json``, written by ``copilot demo``: one random token per demo
-  user (one user per role, named after the role), each with an expiry date.
+  user (one user per role, named after the role), each with an expiry date; re-read when it
+  changes, so a token removed from it is refused without a restart.
+
+Tokens issued with ``copilot users token issue`` live hashed in the database
+(``agent.governance.tokens``) and are checked first by ``Services.authenticate``.
 
 The user's role comes from the ``users`` table (``agent.governance.users``), so a token names a
 person, never a role: a deactivated or deleted user is refused even with a valid token. Tokens are
@@ -74,9 +78,26 @@ class _Entry:
 class TokenStore:
     """The configured tokens. ``username_for`` checks a presented token against all of them."""
 
-    def __init__(self, entries: Iterable[_Entry], *, source: str) -> None:
+    def __init__(
+        self, entries: Iterable[_Entry], *, source: str, path: Path | None = None, mtime_ns: int | None = None
+    ) -> None:
         self._entries = tuple(entries)
         self.source = source  # "COPILOT_API_TOKENS", the file path, or "none"
+        self._path, self._mtime_ns = path, mtime_ns
+
+    def reloaded(self) -> TokenStore:
+        """This store, or a fresh one when its tokens file changed (or appeared) since it was read."""
+        if self._path is None:
+            return self
+        try:
+            mtime = self._path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime == self._mtime_ns:
+            return self
+        if mtime is None:
+            return TokenStore((), source="none", path=self._path, mtime_ns=None)
+        return TokenStore(_read_file(self._path), source=str(self._path), path=self._path, mtime_ns=mtime)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -162,8 +183,8 @@ def load_token_store(api_tokens: str, var_dir: Path | str) -> TokenStore:
         return TokenStore(parse_token_pairs(api_tokens), source="COPILOT_API_TOKENS")
     path = Path(var_dir) / TOKENS_FILE
     if path.exists():
-        return TokenStore(_read_file(path), source=str(path))
-    return TokenStore((), source="none")
+        return TokenStore(_read_file(path), source=str(path), path=path, mtime_ns=path.stat().st_mtime_ns)
+    return TokenStore((), source="none", path=path, mtime_ns=None)
 
 
 def write_demo_tokens(

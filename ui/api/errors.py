@@ -2,7 +2,8 @@
 
 Every error body is ``{"error", "message", "details"}``: 401 no or bad token, 403 a decision beyond
 one's role, 404 an unknown order or request, 409 a request already decided, 413 a body or paste over
-its limit (named), 422 malformed input or an action the guard blocks, 503 a part that is not ready.
+its limit (named), 422 malformed input or an action the guard blocks, 429 over the user's rate limit
+(with Retry-After), 503 a part that is not ready.
 A failure that is none of these is a bug and propagates (500).
 """
 
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from tools.db import DatabaseError
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
 from ui.api.auth import AuthError
+from ui.api.limits import RateLimited
 from ui.api.models import ErrorResponse
 from ui.api.service import LimitExceeded, Unavailable
 
@@ -29,6 +31,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         409: "The request was already decided.",
         413: "Body or pasted text over its size limit (the message names the limit).",
         422: "Malformed input, or the guard blocked the action (reasons in details).",
+        429: "Too many requests from this user (Retry-After says when to try again).",
         503: "A part of the service is not ready.",
     }.items()
 }
@@ -51,6 +54,8 @@ def error_for(exc: Exception) -> JSONResponse | None:
         return error_response(404, "not_found", str(exc))
     if isinstance(exc, Conflict):
         return error_response(409, "conflict", str(exc))
+    if isinstance(exc, RateLimited):
+        return error_response(429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, LimitExceeded):
         return error_response(413, "too_large", str(exc))
     if isinstance(exc, GuardBlocked):

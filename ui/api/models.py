@@ -7,7 +7,7 @@ carry more (``extra="allow"``), so a field the agent adds later is not silently 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -201,7 +201,11 @@ class NewActionRequest(BaseModel):
     order_id: str = OrderId
     action: str | None = Field(default=None, max_length=32, description="Empty: the order's recommendation.")
     params: dict[str, Any] | None = None
-    citations: list[str] | None = Field(default=None, max_length=20)
+    citations: list[Annotated[str, Field(max_length=80)]] | None = Field(
+        default=None,
+        max_length=20,
+        description="SOP section ids of the index, e.g. 'SOP-CREDIT-001 §3.2' (422 for any other text).",
+    )
     thread_id: str | None = Field(default=None, max_length=64)
 
 

@@ -14,7 +14,9 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
+from agent.governance.origin import Origin, set_origin
 from tools.domain import ExceptionType
 from tools.errors import Forbidden
 from ui.api.auth import Principal
@@ -73,10 +75,18 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def current_user(
+async def current_user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    return _services(request).authenticate(credentials.credentials if credentials else None)
+    """The signed-in principal; counts the request against their rate limit and makes them the
+    origin of every audit event the request appends (async, so the origin reaches the handler)."""
+    services = _services(request)
+    principal = await run_in_threadpool(
+        services.authenticate, credentials.credentials if credentials else None
+    )
+    services.limits.take(principal.username)
+    set_origin(Origin(door="api", user=principal.username))
+    return principal
 
 
 ServicesDep = Annotated[Services, Depends(_services)]
@@ -140,6 +150,8 @@ def _core() -> APIRouter:
         description="Unknown orders are listed in `not_found` (and as results with `error`); the others are triaged.",
     )
     def triage(body: TriageRequest, user: User, services: ServicesDep) -> TriageResponse:
+        if body.explain:
+            services.limits.take_model(user.username)
         results = services.triage(body.order_ids, explain=body.explain)
         return TriageResponse(results=results, not_found=[r["order_id"] for r in results if r.get("error")])
 
@@ -214,6 +226,7 @@ def _copilot() -> APIRouter:
         responses={413: ERROR_RESPONSES[413]},
     )
     def triage_text(body: TextTriageRequest, user: User, services: ServicesDep) -> TextTriageResponse:
+        services.limits.take_model(user.username)  # the model reads the customer's request out of the text
         return TextTriageResponse(**services.triage_text(body.text, explain=body.explain))
 
     @r.post(
@@ -231,6 +244,7 @@ def _copilot() -> APIRouter:
         },
     )
     def chat(thread_id: ThreadIdPath, body: ChatRequest, user: User, services: ServicesDep):
+        services.limits.take_model(user.username)
         thread = f"{user.username}:{thread_id}"  # a thread belongs to one user
         if body.stream:
             return StreamingResponse(

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from agent.checkpoint import open_checkpointer
 from agent.copilot.service import Copilot
 from agent.governance import audit, requests
+from agent.governance.tokens import username_for_token
 from agent.llm import get_llm
 from agent.ops.anomalies import recurring_anomalies
 from agent.ops.kpis import compute_kpis
@@ -29,6 +30,7 @@ from agent.ops.risk import RiskModelError, score_open_orders
 from agent.policy import load_policy
 from agent.settings import Settings, get_settings
 from knowledge.embeddings import MiniLMEmbeddingFunction
+from knowledge.retrieve import unknown_citations
 from knowledge.store import open_collection
 from tools.db import (
     check_connection,
@@ -41,7 +43,8 @@ from tools.db import (
 from tools.errors import ToolError
 from tools.models import Customer, ExceptionRecord
 from tools.orders import order_view
-from ui.api.auth import Principal, load_token_store, resolve_user
+from ui.api.auth import AuthError, Principal, load_token_store, resolve_user
+from ui.api.limits import RateLimits
 from ui.api.models import MAX_ORDER_IDS, MAX_TEXT_CHARS, MAX_TEXT_LINES
 
 __all__ = ["LimitExceeded", "Services", "Unavailable", "check_text_limits"]
@@ -82,6 +85,7 @@ class Services:
         self.factory = session_factory(self.engine)
         self.policy = load_policy(self.settings.policy_path)
         self.tokens = load_token_store(self.settings.api_tokens, self.settings.var_dir)
+        self.limits = RateLimits(self.settings.api_rate_per_minute, self.settings.api_model_rate_per_minute)
         self._embedding_function = embedding_function
         self._llm = llm
         self._collection = collection
@@ -210,8 +214,15 @@ class Services:
     # --- auth -----------------------------------------------------------------------------------------
 
     def authenticate(self, token: str | None) -> Principal:
-        username = self.tokens.username_for(token)
+        """The active user of ``token``: a database token (``copilot users token issue``; revoked or
+        expired ones refused at once), else one of COPILOT_API_TOKENS or the demo tokens file."""
+        if not token:
+            raise AuthError("missing bearer token: send 'Authorization: Bearer <token>'")
         with self.factory() as session:
+            username = username_for_token(session, token.strip())
+            if username is None:
+                self.tokens = self.tokens.reloaded()  # the tokens file edited: revoked without a restart
+                username = self.tokens.username_for(token)
             return resolve_user(session, username)
 
     def may_decide_for(self, principal: Principal) -> list[str]:
@@ -333,6 +344,15 @@ class Services:
         thread_id: str | None = None,
         source: str = "api",
     ) -> dict[str, Any]:
+        if citations:
+            # A requester's citations reach the approver: only real SOP sections of the index,
+            # never free text (which could carry markup or a fake "pre-approved" claim).
+            unknown = unknown_citations(citations, collection=self.collection())
+            if unknown:
+                raise ToolError(
+                    f"{len(unknown)} of {len(citations)} citations name no SOP section of the index: a "
+                    "citation is a section id such as 'SOP-CREDIT-001 §3.2' (copilot knowledge search finds them)"
+                )
         return requests.request_action(
             self.factory,
             self.policy,

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agent.governance.origin import acting, cli_origin
 from agent.settings import apply_offline_defaults
 from ui.cli import common as cli_common
 from ui.cli.common import EXIT_USAGE, CliError, parse_date
@@ -54,7 +55,10 @@ _register_subcommands()
 def main() -> None:
     apply_offline_defaults()
     try:
-        app()
+        # Every audit event this command appends names the OS account and host it ran as: `--as`
+        # is a claim, the database's credentials are the authority.
+        with acting(cli_origin()):
+            app()
     except cli_common.expected_errors() as exc:
         typer.echo(f"copilot: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
@@ -156,6 +160,15 @@ def demo(
     from tools.db import upgrade
 
     upgrade(engine)
+    from agent.governance.audit_key import write_demo_key
+    from agent.settings import get_settings
+
+    settings = get_settings()
+    if not settings.audit_key.strip():
+        key_path = write_demo_key(settings.var_dir)
+        typer.echo(
+            f"audit key: {key_path} (mode 0600, kept; production sets COPILOT_AUDIT_KEY from its secret store)"
+        )
     if _erp_is_empty(engine):
         from tools.demo import generate
 
@@ -205,6 +218,7 @@ def triage(
     its facts and the SOPs (one call per order); with --json each object gains "explanation".
     """
     from agent.governance.events import log_triage, log_triage_book
+    from agent.governance.origin import current_origin
     from agent.triage.service import triage_open_book, triage_orders
     from tools.db import session_factory
 
@@ -213,6 +227,8 @@ def triage(
     policy = _policy()
     engine = _engine()
     factory = session_factory(engine)
+    origin = current_origin()
+    asked_by = (origin and origin.os_user) or "cli"  # who asked: the OS account the command ran as
     results: list[dict[str, Any]] = []
     with factory() as session:
         if all_open:  # the whole book in batches: the same results as triage_orders on each
@@ -221,10 +237,10 @@ def triage(
                 if n % 200 == 0:
                     session.commit()
             results.sort(key=lambda r: r["order_id"])
-            log_triage_book(session, results, source="cli", actor="cli")
+            log_triage_book(session, results, source="cli", actor=asked_by)
         else:
             results = triage_orders(session, order_ids or [], policy, commit_every=200)
-            log_triage(session, results, source="cli", actor="cli")
+            log_triage(session, results, source="cli", actor=asked_by)
         session.commit()
     if explain:
         from ui.cli.agent import explain_results, render_explained

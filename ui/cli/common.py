@@ -28,11 +28,13 @@ class CliError(Exception):
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """The exceptions ``copilot`` reports as one line with exit code 2 instead of a traceback."""
+    from agent.governance.audit import AuditChainBroken
+    from agent.governance.audit_key import AuditKeyError
     from tools.db import DatabaseError
     from tools.errors import ToolError
     from tools.fixtures import FixtureError, SuiteError
 
-    return (CliError, DatabaseError, ToolError, FixtureError, SuiteError)
+    return (CliError, DatabaseError, ToolError, FixtureError, SuiteError, AuditKeyError, AuditChainBroken)
 
 
 def engine(*, require_schema: bool = True):

@@ -1,4 +1,5 @@
-"""Governance commands: `copilot actions ...`, `copilot audit ...`, `copilot users ...`.
+"""Governance commands: `copilot actions ...`, `copilot users ...` (the audit log's are ``ui.cli.audit``,
+API tokens' ``ui.cli.tokens``).
 
 Import only light modules at the top (typer, ``ui.cli.common``); heavy ones inside the commands.
 A refused decision (wrong role, own request, already decided, guard) prints one line and exits 2.
@@ -7,8 +8,6 @@ A refused decision (wrong role, own request, already decided, guard) prints one 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,7 +15,6 @@ import typer
 from ui.cli.common import CliError, engine, policy, print_json
 
 actions_app = typer.Typer(help="Action requests: propose, list, approve, reject, edit.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log: verify, export.", no_args_is_help=True)
 users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
 
 AsUser = Annotated[str, typer.Option("--as", help="Your user name (e.g. planner, credit_manager).")]
@@ -25,8 +23,12 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``copilot`` application."""
+    from ui.cli import audit as cli_audit
+    from ui.cli import tokens as cli_tokens
+
     app.add_typer(actions_app, name="actions")
-    app.add_typer(audit_app, name="audit")
+    app.add_typer(cli_audit.audit_app, name="audit")
+    users_app.add_typer(cli_tokens.token_app, name="token")
     app.add_typer(users_app, name="users")
 
 
@@ -160,14 +162,39 @@ def actions_request(
         raise typer.Exit(2)
 
 
+CLI_DECISIONS_OFF = (
+    "decisions are taken through the API only in this deployment (policy governance.cli_decisions: "
+    "false): sign in to the panel or use POST /api/v1/requests/{id}/approve|reject|edit"
+)
+
+
+def _refuse_cli_decision(request_id: int, user: str, decision: str) -> None:
+    """Log the refused attempt (with the OS account and host, as every CLI event) and exit 2."""
+    from agent.governance.audit import EVENT_DECISION_REFUSED, append_event
+    from agent.governance.requests import write_session
+
+    with write_session(_factory()) as s:
+        append_event(
+            s,
+            EVENT_DECISION_REFUSED,
+            actor=user[:64],
+            request_id=request_id,
+            payload={"decision": decision, "reason": "decisions from the command line are off"},
+        )
+    raise CliError(CLI_DECISIONS_OFF)
+
+
 def _decide(
     request_id: int, user: str, decision: str, reason: str | None, params: str | None, as_json: bool
 ) -> None:
     from agent.governance.requests import decide
 
+    pol = policy()
+    if not pol.governance.cli_decisions:
+        _refuse_cli_decision(request_id, user, decision)
     req = decide(
         _factory(),
-        policy(),
+        pol,
         request_id,
         username=user,
         decision=decision,
@@ -227,72 +254,6 @@ def actions_resume(
 
     req = resume_request(_factory(), policy(), request_id)
     print_json(req) if as_json else _show(req)
-
-
-@audit_app.command("verify")
-def audit_verify(as_json: Json = False) -> None:
-    """Recompute the hash chain; exit 0 only when it is intact (else name the first bad event, exit 1)."""
-    from agent.governance.audit import verify_chain
-
-    with _factory()() as s:
-        result = verify_chain(s)
-    if as_json:
-        print_json(result)
-    elif result["ok"]:
-        typer.echo(f"audit chain intact: {result['events']:,} events")
-    else:
-        typer.echo(f"audit chain BROKEN at seq {result['first_bad_seq']}: {result['reason']}", err=True)
-    if not result["ok"]:
-        raise typer.Exit(1)
-
-
-@audit_app.command("export")
-def audit_export(
-    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
-    output: Annotated[Path | None, typer.Option(help="File to write (default: standard output).")] = None,
-) -> None:
-    """Write every audit event in seq order (with prev_hash and hash, so others can re-verify)."""
-    from agent.governance.audit import export_events
-
-    if fmt not in ("jsonl", "csv"):
-        raise CliError(f"--format must be jsonl or csv, not {fmt!r}")
-    with _factory()() as s:
-        if output is None:
-            n = export_events(s, fmt, sys.stdout)
-        else:
-            try:
-                with output.open("w", encoding="utf-8", newline="") as fh:
-                    n = export_events(s, fmt, fh)
-            except OSError as exc:
-                raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
-    if output is not None:
-        typer.echo(f"wrote {n:,} events to {output}")
-
-
-@audit_app.command("list")
-def audit_list(
-    order: Annotated[str | None, typer.Option("--order", help="Only this order's events.")] = None,
-    request: Annotated[int | None, typer.Option("--request", help="Only this request's events.")] = None,
-    event_type: Annotated[
-        str | None, typer.Option("--type", help="e.g. decision, execution, override.")
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
-    as_json: Json = False,
-) -> None:
-    """Show audit events in order."""
-    from agent.governance.audit import list_events
-
-    with _factory()() as s:
-        rows = list_events(s, order_id=order, request_id=request, event_type=event_type, limit=limit)
-    if as_json:
-        print_json(rows)
-        return
-    for e in rows:
-        who = f"{e['actor'] or '-'}" + (f" ({e['role']})" if e["role"] else "")
-        typer.echo(
-            f"{e['seq']:>7} {e['ts']} {e['event_type']:<18} {who:<32} {e['order_id'] or '':<12} "
-            f"{'#' + str(e['request_id']) if e['request_id'] else ''} {json.dumps(e['payload'])[:160]}"
-        )
 
 
 @users_app.command("add")

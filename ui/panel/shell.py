@@ -47,7 +47,10 @@ def build_panel(services: Services) -> gr.Blocks:
     def sign_out():
         return None, "Signed out."
 
-    with gr.Blocks(title="Fulfillment-exception copilot", analytics_enabled=False) as blocks:
+    # No file inputs: whatever lands in Gradio's cache is deleted hourly once an hour old.
+    with gr.Blocks(
+        title="Fulfillment-exception copilot", analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as blocks:
         token_state = gr.State(None)
         gr.Markdown("## Fulfillment-exception copilot")
         with gr.Row():
@@ -76,4 +79,14 @@ def build_panel(services: Services) -> gr.Blocks:
 def mount_panel(app: FastAPI, services: Services) -> FastAPI:
     """Mount the panel on ``app`` at :data:`PANEL_PATH` (same process, same port as the API)."""
     blocks = build_panel(services)
-    return gr.mount_gradio_app(app, blocks, path=PANEL_PATH, theme=theme(), show_error=True)
+    # The file routes are closed in front of Gradio (ui.panel.gate); the size cap and the blocked
+    # var folder hold should one be reopened.
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path=PANEL_PATH,
+        theme=theme(),
+        show_error=True,
+        max_file_size="1mb",
+        blocked_paths=[str(services.settings.var_dir)],
+    )
