@@ -11,7 +11,15 @@ import gradio as gr
 import pandas as pd
 
 from ui.api.service import Services
-from ui.panel.common import action_line, citation_text, evidence_md, fmt_params, guarded
+from ui.panel.common import (
+    action_line,
+    citation_text,
+    evidence_md,
+    fmt_params,
+    guarded,
+    md_text,
+    signed_in,
+)
 
 __all__ = ["QUEUE_COLUMNS", "ApprovalsTab"]
 
@@ -24,7 +32,7 @@ class ApprovalsTab:
 
     def load_queue(self, token: str | None):
         """The pending requests the signed-in role may decide."""
-        who = self.services.authenticate(token)
+        who = signed_in(self.services, token)
         items = self.services.queue(who)
         rows = [
             {
@@ -49,18 +57,20 @@ class ApprovalsTab:
 
     def request_detail(self, token: str | None, request_id: str | None):
         """Evidence, guard result and citations of one request."""
-        self.services.authenticate(token)
+        signed_in(self.services, token)
         if not request_id:
             return "Select a request.", ""
         req = self.services.get_request(int(request_id))
         guard = req.get("guard") or {}
         guard_text = (
-            "passed" if guard.get("ok", True) else "blocked: " + "; ".join(guard.get("reasons") or [])
+            "passed"
+            if guard.get("ok", True)
+            else "blocked: " + "; ".join(md_text(str(r)) for r in guard.get("reasons") or [])
         )
         md = (
             f"### Request #{req['id']}: `{action_line(req)}`\n\nOrder **{req.get('order_id')}**, exception "
             f"{req.get('exception_type') or '—'}, risk **{req.get('risk')}**, approver **{req.get('approver_role')}**, "
-            f"requested by {req.get('requested_by')}, status **{req['status']}**.\n\n**Evidence:**\n"
+            f"requested by {md_text(str(req.get('requested_by')))}, status **{req['status']}**.\n\n**Evidence:**\n"
             f"{evidence_md(req.get('evidence') or [])}\n\n**Guard:** {guard_text}\n\n**SOP citations:** "
             f"{', '.join(citation_text(c) for c in req.get('citations') or []) or '—'}"
         )
@@ -70,7 +80,7 @@ class ApprovalsTab:
         """The handler of one decision button (``approve``, ``reject`` or ``edit``)."""
 
         def run(token: str | None, request_id: str | None, reason: str, params_text: str) -> str:
-            who = self.services.authenticate(token)
+            who = signed_in(self.services, token)
             if not request_id:
                 return "Select a request first."
             params = None
@@ -89,7 +99,7 @@ class ApprovalsTab:
             text = f"Request **#{req['id']}** is now **{req['status']}** (decided by {who.username}, {who.role})."
             execution = req.get("execution")
             if execution:
-                text += f"\n\nExecution: **{execution.get('status')}** {json.dumps(execution.get('result'), default=str)}"
+                text += f"\n\nExecution: **{execution.get('status')}** {md_text(execution.get('result'))}"
             return text
 
         run.__name__ = f"{decision}_request"

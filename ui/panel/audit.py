@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from ui.api.service import Services
-from ui.panel.common import guarded
+from ui.panel.common import guarded, signed_in
 
 __all__ = ["AUDIT_COLUMNS", "AuditTab"]
 
@@ -22,7 +22,7 @@ class AuditTab:
 
     def audit_search(self, token: str | None, order_id: str, event_type: str, request_id: str):
         """Audit events (the chain's first 500 that match, shown newest first), filtered by order, event type or request."""
-        self.services.authenticate(token)
+        signed_in(self.services, token)
         rid = int(request_id) if (request_id or "").strip().isdigit() else None
         events = self.services.audit_events(
             order_id=(order_id or "").strip() or None,
@@ -47,7 +47,7 @@ class AuditTab:
 
     def audit_verify(self, token: str | None):
         """Recompute the hash chain."""
-        self.services.authenticate(token)
+        signed_in(self.services, token)
         res = self.services.verify_chain()
         if res.get("ok"):
             return f"**Chain intact:** {res.get('events', 0):,} events."

@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from ui.api.service import Services
-from ui.panel.common import EXPECTED, citation_text, failure_md
+from ui.panel.common import EXPECTED, citation_text, failure_md, md_text, signed_in
 
 __all__ = ["CHAT_CONCURRENCY", "ChatTab"]
 
@@ -27,7 +27,8 @@ class ChatTab:
         """Ask the copilot; the answer streams, with the tools it called and the SOPs it cited."""
         history = list(history or [])
         try:
-            who = self.services.authenticate(token)
+            who = signed_in(self.services, token)
+            self.services.limits.take_model(who.username)
         except EXPECTED as exc:
             yield history, failure_md(exc), thread, message
             return
@@ -51,7 +52,7 @@ class ChatTab:
             for event in self.services.chat_stream(f"{who.username}:{thread}", message, who):
                 kind = event.get("type")
                 if kind == "token":
-                    history[-1]["content"] += str(event.get("text", event.get("token", "")))
+                    history[-1]["content"] += md_text(str(event.get("text", event.get("token", ""))))
                 elif kind == "tool":
                     tools.append(str(event.get("name") or event.get("tool") or "?"))
                 elif kind == "citation":
@@ -61,7 +62,7 @@ class ChatTab:
                     notes.append(f"_Requested #{req.get('id')}: {req.get('action')} ({req.get('status')})_")
                     history[-1]["content"] += "\n\n" + notes[-1]
                 elif kind == "final":  # the answer (streamed tokens of a fallback are superseded)
-                    history[-1]["content"] = "\n\n".join([str(event.get("answer") or ""), *notes])
+                    history[-1]["content"] = "\n\n".join([md_text(str(event.get("answer") or "")), *notes])
                     for c in event.get("citations") or []:
                         if citation_text(c) not in cites:
                             cites.append(citation_text(c))

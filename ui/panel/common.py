@@ -1,52 +1,94 @@
 """What every tab of the panel shares: how an expected failure reads, the guards that show it in a
 status output instead of failing the event, and the small Markdown renderings of actions, evidence
-and citations."""
+and citations.
+
+Text a person or the model wrote (a requester's parameters and reasons, a customer note quoted in
+evidence, an explanation or chat answer that quotes one, a guard reason that repeats a parameter)
+is shown through :func:`md_text` (or :func:`code_text` inside a code span): exactly the characters
+typed, never live Markdown or HTML."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 
+from agent.governance.origin import Origin, set_origin
 from tools.db import DatabaseError
 from tools.errors import Conflict, Forbidden, GuardBlocked, ToolError
 from ui.api.auth import AuthError
-from ui.api.service import LimitExceeded
+from ui.api.limits import RateLimited
+from ui.api.auth import Principal
+from ui.api.service import LimitExceeded, Services
 
 __all__ = [
     "EXPECTED",
     "action_line",
     "citation_text",
+    "code_text",
     "evidence_md",
     "failure_md",
     "fmt_params",
     "guarded",
     "guarded_stream",
+    "md_text",
+    "signed_in",
 ]
 
 # The failures a person can act on (shown in the panel); anything else is a bug and propagates.
-EXPECTED: tuple[type[BaseException], ...] = (ToolError, AuthError, DatabaseError)
+EXPECTED: tuple[type[BaseException], ...] = (ToolError, AuthError, DatabaseError, RateLimited)
+
+# Markdown's punctuation that marks up text anywhere (emphasis, links, images, code, tables,
+# strike-through, headings), and what marks up a line where it starts (lists, setext headings).
+_MD_INLINE = re.compile(r"([\\`*_{}\[\]#!|~])")
+_MD_LINE_START = re.compile(r"^(\s*(?:\d+)?)([-+=.)])", re.MULTILINE)
+
+
+def md_text(value: Any) -> str:
+    """Text from a requester, a customer note or the model, made inert for Markdown: HTML escaped,
+    markup punctuation backslash-escaped, so ``**x** <img src=…>`` shows as typed and loads nothing."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = _MD_INLINE.sub(r"\\\1", html.escape(text, quote=False))
+    return _MD_LINE_START.sub(r"\1\\\2", text)
+
+
+def code_text(value: Any) -> str:
+    """Text for inside a Markdown code span (rendered literally): no backtick to break out, one line."""
+    return str(value).replace("`", "'").replace("\r", " ").replace("\n", " ")
+
+
+def signed_in(services: Services, token: str | None) -> Principal:
+    """The user of ``token``: counted against their rate limit, and the origin of the audit events
+    the handler appends (a streaming handler's later steps name them as actor instead)."""
+    who = services.authenticate(token)
+    services.limits.take(who.username)
+    set_origin(Origin(door="panel", user=who.username))
+    return who
 
 
 def failure_md(exc: Exception) -> str:
     """The panel's one-line rendering of an expected failure, named like the API's status codes."""
     if isinstance(exc, AuthError):
-        return f"**Not signed in:** {exc}"
+        return f"**Not signed in:** {md_text(str(exc))}"
     if isinstance(exc, Forbidden):
-        return f"**Not allowed for your role (403):** {exc}"
+        return f"**Not allowed for your role (403):** {md_text(str(exc))}"
     if isinstance(exc, Conflict):
-        return f"**Already decided (409):** {exc}"
+        return f"**Already decided (409):** {md_text(str(exc))}"
     if isinstance(exc, GuardBlocked):
         return (
-            "**Blocked by the guard:**\n" + "\n".join(f"- {r}" for r in exc.reasons)
+            "**Blocked by the guard:**\n" + "\n".join(f"- {md_text(str(r))}" for r in exc.reasons)
             if exc.reasons
-            else f"**Blocked:** {exc}"
+            else f"**Blocked:** {md_text(str(exc))}"
         )
+    if isinstance(exc, RateLimited):
+        return f"**Too many requests (429):** {md_text(str(exc))}"
     if isinstance(exc, LimitExceeded):
-        return f"**Too large:** {exc}"
-    return f"**Error:** {exc}"
+        return f"**Too large:** {md_text(str(exc))}"
+    return f"**Error:** {md_text(str(exc))}"
 
 
 def guarded_stream(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
@@ -86,17 +128,17 @@ def fmt_params(params: dict[str, Any] | None) -> str:
 def action_line(a: dict[str, Any] | None) -> str:
     if not a:
         return "—"
-    return f"{a['action']}({fmt_params(a.get('params'))})"
+    return code_text(f"{a['action']}({fmt_params(a.get('params'))})")
 
 
 def evidence_md(evidence: list[Any]) -> str:
     return (
-        "\n".join(f"  - {e if isinstance(e, str) else json.dumps(e, default=str)}" for e in evidence or [])
+        "\n".join(f"  - {md_text(e)}" for e in evidence or [])
         or "  - —"
     )
 
 
 def citation_text(c: Any) -> str:
     if isinstance(c, dict):
-        return str(c.get("citation") or c.get("id") or json.dumps(c, default=str))
-    return str(c)
+        return md_text(str(c.get("citation") or c.get("id") or json.dumps(c, default=str)))
+    return md_text(str(c))

@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from ui.api.service import Services
-from ui.panel.common import guarded
+from ui.panel.common import guarded, signed_in
 
 __all__ = ["ANOMALY_COLUMNS", "DashboardTab"]
 
@@ -36,7 +36,7 @@ class DashboardTab:
 
     def dashboard(self, token: str | None):
         """Exception counts by type, warehouse and tier, aging, acceptance and override rates."""
-        self.services.authenticate(token)
+        signed_in(self.services, token)
         k = self.services.kpis()
         freq, aging = k.get("exception_frequency", {}), k.get("exception_aging", {})
         acc, over = k.get("recommendation_acceptance_rate", {}), k.get("override_rate", {})
@@ -66,7 +66,7 @@ class DashboardTab:
     def dashboard_ops(self, token: str | None):
         """Model-monitoring warnings (drift of the risk model's inputs, override rates) and the
         recurring anomalies, most costly first, with their process-redesign suggestions."""
-        self.services.authenticate(token)
+        signed_in(self.services, token)
         rows = [
             {
                 "rank": a["rank"],

@@ -11,7 +11,15 @@ import gradio as gr
 import pandas as pd
 
 from ui.api.service import Services, check_text_limits
-from ui.panel.common import action_line, citation_text, evidence_md, guarded, guarded_stream
+from ui.panel.common import (
+    action_line,
+    citation_text,
+    evidence_md,
+    guarded,
+    guarded_stream,
+    md_text,
+    signed_in,
+)
 
 __all__ = ["ORDER_COLUMNS", "OrdersTab", "detail_md"]
 
@@ -34,20 +42,20 @@ def detail_md(result: dict[str, Any], writing: str | None = None) -> str:
     if rec:
         parts.append(
             f"**Recommendation:** `{action_line(rec)}` — risk {rec.get('risk')}, approver "
-            f"{rec.get('approver_role') or '—'}. {rec.get('reason') or ''}"
+            f"{rec.get('approver_role') or '—'}. {md_text(rec.get('reason') or '')}"
         )
     alts = result.get("alternatives") or []
     if alts:
         parts.append(
-            "**Alternatives:**\n" + "\n".join(f"- `{action_line(a)}` — {a.get('reason') or ''}" for a in alts)
+            "**Alternatives:**\n" + "\n".join(f"- `{action_line(a)}` — {md_text(a.get('reason') or '')}" for a in alts)
         )
     exp = result.get("explanation")
     if exp:
-        note = f" _(fact-only fallback: {exp.get('reason')})_" if exp.get("fallback") else ""
+        note = f" _(fact-only fallback: {md_text(str(exp.get('reason')))})_" if exp.get("fallback") else ""
         cites = ", ".join(citation_text(c) for c in exp.get("citations", []))
-        parts.append(f"**Explanation:**{note}\n\n{exp.get('text', '')}\n\nSOPs: {cites or '—'}")
+        parts.append(f"**Explanation:**{note}\n\n{md_text(exp.get('text', ''))}\n\nSOPs: {cites or '—'}")
     elif writing is not None:
-        parts.append(f"**Explanation** _(the model is writing)_:\n\n{writing}")
+        parts.append(f"**Explanation** _(the model is writing)_:\n\n{md_text(writing)}")
     return "\n\n".join(parts)
 
 
@@ -57,7 +65,7 @@ class OrdersTab:
 
     def triage_paste(self, token: str | None, text: str):
         """Triage the orders a paste names: order numbers, or a whole e-mail."""
-        self.services.authenticate(token)
+        signed_in(self.services, token)
         text = text or ""
         check_text_limits(text)
         if not text.strip():
@@ -97,7 +105,7 @@ class OrdersTab:
 
     def order_detail(self, token: str | None, order_id: str | None, cache: dict[str, Any]) -> Iterator[str]:
         """Evidence, alternatives at once; the explanation as the model writes it."""
-        self.services.authenticate(token)
+        signed_in(self.services, token)
         if not order_id:
             yield "Select an order."
             return
@@ -119,7 +127,7 @@ class OrdersTab:
 
     def request_approval(self, token: str | None, order_id: str | None):
         """Request approval of the order's recommended action, as the signed-in user."""
-        who = self.services.authenticate(token)
+        who = signed_in(self.services, token)
         if not order_id:
             return "Select an order first."
         req = self.services.request_action(who, order_id=order_id, source="panel")
@@ -129,7 +137,7 @@ class OrdersTab:
             f"**{req.get('approver_role') or '—'}**."
         )
         if guard and not guard.get("ok", True):
-            text += "\n\nGuard: " + "; ".join(guard.get("reasons") or [])
+            text += "\n\nGuard: " + "; ".join(md_text(str(r)) for r in guard.get("reasons") or [])
         return text
 
     def layout(self, token_state: gr.State) -> None:
