@@ -20,9 +20,8 @@ import gradio as gr
 from agent.governance.origin import Origin, set_origin
 from tools.db import DatabaseError
 from tools.errors import Conflict, Forbidden, GuardBlocked, ToolError
-from ui.api.auth import AuthError
+from ui.api.auth import AuthError, Principal
 from ui.api.limits import RateLimited
-from ui.api.auth import Principal
 from ui.api.service import LimitExceeded, Services
 
 __all__ = [
@@ -132,10 +131,7 @@ def action_line(a: dict[str, Any] | None) -> str:
 
 
 def evidence_md(evidence: list[Any]) -> str:
-    return (
-        "\n".join(f"  - {md_text(e)}" for e in evidence or [])
-        or "  - —"
-    )
+    return "\n".join(f"  - {md_text(e)}" for e in evidence or []) or "  - —"
 
 
 def citation_text(c: Any) -> str:

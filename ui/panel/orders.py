@@ -47,7 +47,8 @@ def detail_md(result: dict[str, Any], writing: str | None = None) -> str:
     alts = result.get("alternatives") or []
     if alts:
         parts.append(
-            "**Alternatives:**\n" + "\n".join(f"- `{action_line(a)}` — {md_text(a.get('reason') or '')}" for a in alts)
+            "**Alternatives:**\n"
+            + "\n".join(f"- `{action_line(a)}` — {md_text(a.get('reason') or '')}" for a in alts)
         )
     exp = result.get("explanation")
     if exp:
