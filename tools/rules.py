@@ -93,9 +93,12 @@ def in_chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterator[list[Any]
 
 
 class _Line(Protocol):
-    qty: int
-    unit_price: Decimal
-    status: str
+    @property
+    def qty(self) -> int: ...
+    @property
+    def unit_price(self) -> Decimal: ...
+    @property
+    def status(self) -> str: ...
 
 
 def order_value(lines: Iterable[_Line]) -> Decimal:
@@ -137,8 +140,12 @@ def export_hold(
 
 
 class _Contract(Protocol):
-    valid_from: dt.date
-    valid_to: dt.date | None
+    @property
+    def valid_from(self) -> dt.date: ...
+    @property
+    def valid_to(self) -> dt.date | None: ...
+    @property
+    def contract_price(self) -> Decimal: ...
 
 
 C = TypeVar("C", bound=_Contract)
@@ -169,7 +176,7 @@ def effective_price(
         return None
     best = contract_in_force(contracts, day)
     if best is not None:
-        return best.contract_price, best  # type: ignore[attr-defined]
+        return best.contract_price, best
     return (list_price, None) if list_price is not None else None
 
 

@@ -448,7 +448,7 @@ def _credit_hold(ctx: OrderContext, policy: Policy) -> list[Detected]:
     o, c = ctx.order, ctx.customer
     if not rules.credit_hold_applies(o.status, o.credit_released) or c is None:
         return []
-    position = credit_position(ctx)
+    position = rules.CreditPosition.of(c, ctx.lines)
     value, exposure = position.order_value, position.exposure
     reasons = []
     if c.credit_hold:
