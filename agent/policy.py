@@ -226,6 +226,8 @@ class Policy(_Strict):
     auto_approve: dict[ApprovalRisk, bool]
     governance: Governance = Governance()
     actions: dict[ActionName, ActionSpec]
+    # ESCALATE: exception type -> the roles it may be routed to
+    escalation: dict[ExceptionType, list[RoleName]]
     decision_order: DecisionOrder
 
     @model_validator(mode="after")
@@ -275,8 +277,13 @@ class Policy(_Strict):
         review = self.actions.get("COMPLIANCE_REVIEW")
         if review is not None and not review.never_auto_approve:
             yield ("actions", "COMPLIANCE_REVIEW"), "COMPLIANCE_REVIEW must set never_auto_approve: true"
+        for kind, routed in self.escalation.items():
+            for i, who in enumerate(routed):
+                yield from role(("escalation", kind, i), who)
         order = self.decision_order
         for kind in EXCEPTION_TYPES:
+            if kind not in self.escalation:
+                yield ("escalation",), f"no roles {kind} may be routed to"
             if kind not in order.candidates:
                 yield ("decision_order", "candidates"), f"no candidates for {kind}"
             if order.priority.count(kind) != 1:
@@ -287,6 +294,8 @@ class Policy(_Strict):
                 if (cand.action == "ESCALATE") != (cand.role is not None):
                     yield loc, "ESCALATE, and only ESCALATE, names the role it is routed to"
                 yield from role(loc, cand.role)
+                if cand.role is not None and cand.role not in self.escalation.get(kind, []):
+                    yield loc, f"{kind} may not be routed to {cand.role} (escalation.{kind})"
 
     @functools.cached_property
     def policy_hash(self) -> str:
@@ -326,6 +335,10 @@ class Policy(_Strict):
         """Whether a person holding ``role`` may approve or reject ``action`` at ``risk``."""
         approver = self.approver_for(action, risk)
         return approver is not None and approver in self.delegates(role)
+
+    def may_route(self, exception_type: str, role: str) -> bool:
+        """Whether ESCALATE may route an exception of ``exception_type`` to ``role``."""
+        return role in self.escalation.get(exception_type, [])
 
     def auto_approves(self, action: ActionName, risk: Risk) -> bool:
         """Whether policy approves ``action`` at ``risk`` without a person."""

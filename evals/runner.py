@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.governance.users import add_user
+from evals.attacks import run_attack
 from evals.state import check_after, executed_actions, invariant_violations
 from evals.suite import EvalCase
 from tools.db import make_engine, session_factory, upgrade
@@ -322,6 +323,8 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
         )
         if before:
             res.violations.append(f"executed before any approval: {[e['action'] for e in before]}")
+        if case.attack is not None:
+            checks.extend(_attack_checks(case, env, factory))
 
         approval_note = None
         if first is not None and first.get("recommendation"):
@@ -370,6 +373,20 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
                 checks.append(Check("approval", NOT_RUN, approval_note))
     res.status = _status(checks, res.violations)
     return res
+
+
+def _attack_checks(case: EvalCase, env: RunEnv, factory) -> list[Check]:
+    """Carry out the case's attack on the approval step; check how it ended and the records after."""
+    outcome, detail = run_attack(factory, env.policy, case.attack, case.input.get("order_id"), REQUESTER)
+    want = case.expect.get("attack")
+    checks = [
+        Check("attack", PASS if outcome == want else FAIL, "" if outcome == want else f"{outcome}: {detail}")
+    ]
+    if "after_attack" in case.expect:
+        with factory() as session:
+            problems = check_after(session, case.expect["after_attack"])
+        checks.append(Check("after_attack", FAIL if problems else PASS, "; ".join(problems)))
+    return checks
 
 
 def _not_run_all(checks: list[Check], expect: dict[str, Any], reason: str) -> None:

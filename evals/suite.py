@@ -6,7 +6,9 @@ domain.md §5 a case may hold ``why`` (the rule that gives its expectation, for 
 ``approve_params`` (values the approver supplies, e.g. the ship-to fields of ``FIX_MASTER_DATA``);
 ``expect`` may also hold ``in_plan`` (actions the order's plan must contain), ``plan`` (the plan's
 actions, exactly, in order), and for a ``message`` input ``orders`` (the orders it names, in
-order) and ``per_order`` (expectations for the orders after the first). A misspelt key is an error,
+order) and ``per_order`` (expectations for the orders after the first). A case may hold an
+``attack`` on the approval step (``evals.attacks``), with ``expect.attack`` (how it must end) and
+``expect.after_attack`` (the records after it). A misspelt key is an error,
 not a silently skipped check.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from evals.attacks import attack_problems
 from tools.fixtures import SuiteError, read_suite
 
 __all__ = ["SUITES_DIR", "EvalCase", "load_cases", "resolve_suites", "suite_names"]
@@ -38,12 +41,15 @@ EXPECT_KEYS = frozenset(
         "plan",
         "orders",
         "per_order",
+        "attack",
+        "after_attack",
     }
 )
 ORDER_KEYS = frozenset(
     {"exceptions", "action", "action_any_of", "risk", "approver_role", "cites_sop_for", "in_plan", "plan"}
 )
-CASE_KEYS = frozenset({"id", "why", "fixture", "input", "expect", "approve_params"})
+CASE_KEYS = frozenset({"id", "why", "fixture", "input", "expect", "approve_params", "attack"})
+ATTACK_OUTCOMES = ("refused", "blocked", "pending_approval", "executed", "failed")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class EvalCase:
     expect: dict[str, Any]
     approve_params: dict[str, Any] | None = None
     why: str = ""
+    attack: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -123,6 +130,16 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             raise bad(f"expect.per_order.{oid}: a mapping of {', '.join(sorted(ORDER_KEYS))}")
     if "approve_params" in raw and not isinstance(raw["approve_params"], dict):
         raise bad("approve_params must be a mapping of parameter to value")
+    if "attack" in raw:
+        problems = attack_problems(raw["attack"])
+        if problems:
+            raise bad("; ".join(problems))
+    if ("attack" in expect or "after_attack" in expect) != ("attack" in raw):
+        raise bad(
+            "expect.attack and expect.after_attack go with an attack, and an attack needs expect.attack"
+        )
+    if "attack" in expect and expect["attack"] not in ATTACK_OUTCOMES:
+        raise bad(f"expect.attack is one of {', '.join(ATTACK_OUTCOMES)}")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -170,6 +187,7 @@ def load_cases(spec: str) -> list[EvalCase]:
                     expect=raw.get("expect") or {},
                     approve_params=raw.get("approve_params"),
                     why=raw.get("why") or "",
+                    attack=raw.get("attack"),
                 )
             )
     keys = [c.key for c in cases]

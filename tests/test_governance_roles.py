@@ -170,6 +170,7 @@ def test_a_claimed_role_or_risk_is_checked_against_the_matrix(sqlite_engine):
             action="RELEASE_CREDIT_HOLD",
             params={"order_id": "SO1"},
             requested_by="csr",
+            order_id="SO1",
             claimed={"approver_role": "planner", "risk": "low"},
         )
     assert not g.ok and g.approver_role == "credit_analyst" and g.risk == "medium"

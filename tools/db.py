@@ -47,10 +47,24 @@ class DatabaseError(RuntimeError):
 
 
 def redact(url: str | URL) -> str:
+    """The URL with its password replaced by ``***`` — also when it cannot be parsed."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable URL>"
+    except (ArgumentError, ValueError, TypeError):
+        return _redact_text(str(url))
+
+
+def _redact_text(url: str) -> str:
+    """Hide whatever stands between the first ``:`` and the last ``@`` of the authority part (the
+    password of ``user:password@host``), for a URL too malformed for SQLAlchemy to parse."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    if at:
+        user = userinfo.split(":", 1)[0]
+        rest = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
+    return f"{scheme}{sep}{rest}"
 
 
 def _normalise(url: URL) -> URL:
@@ -68,11 +82,12 @@ def make_engine(url: str, *, variable: str = "DATABASE_URL", echo: bool = False)
     """Create an engine for ``url``; raise :class:`DatabaseError` naming ``variable`` if malformed."""
     try:
         parsed = _normalise(make_url(url))
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError, TypeError):
+        # no chained exception: the parser's message repeats the URL, password and all
         raise DatabaseError(
-            f"{variable} is not a valid database URL ({url!r}): expected e.g. "
+            f"{variable} is not a valid database URL ({_redact_text(str(url))!r}): expected e.g. "
             "sqlite:///var/copilot.db or postgresql+psycopg://user@host:5432/dbname"
-        ) from exc
+        ) from None
     kwargs: dict = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -88,7 +103,7 @@ def make_engine(url: str, *, variable: str = "DATABASE_URL", echo: bool = False)
     except (NoSuchModuleError, ArgumentError, ImportError) as exc:
         raise DatabaseError(
             f"{variable} names a database this product cannot use ({redact(parsed)}): {exc}"
-        ) from exc
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     _VARIABLE[engine] = variable
@@ -114,6 +129,8 @@ def check_connection(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        if engine.url.password:  # a driver may echo its connection string
+            reason = reason.replace(str(engine.url.password), "***")
         raise DatabaseError(
             f"cannot reach the database named by {variable} ({redact(engine.url)}): {reason}"
         ) from exc

@@ -7,7 +7,10 @@ writing (the guard uses it at request time, the executor again at execution time
 went away in between fails the execution safely, with the reason).
 
 :func:`execute_request` runs inside the caller's transaction and refuses unless an approval of
-exactly these parameters exists (``ESCALATE`` excepted: it changes no ERP record and needs none).
+exactly these parameters exists (``ESCALATE`` excepted: it changes no ERP record and needs none),
+and only on records of the request's own order (``tools.scope``, checked again here). A write the
+database refuses (a value out of a column's range, a constraint) records a ``failed`` execution
+with the database's reason, like a precondition that no longer holds: it is never left approved.
 Its idempotency key is derived from the approval; ``executions`` has a unique request id and a
 unique key, so a second run of the same approval (a double click, a retry, a resumed graph, 50
 concurrent approvals) finds or collides with the first and changes nothing.
@@ -26,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tools import rules
@@ -47,12 +51,15 @@ from tools.models import (
     Warehouse,
 )
 from tools.rules import SHIP_TO_FIELDS
+from tools.scope import scope_problems
 
 __all__ = [
     "SHIP_TO_FIELDS",
     "WRITE_ACTIONS",
     "apply",
     "check",
+    "database_refusal",
+    "escalation_targets",
     "execute_request",
     "idempotency_key",
     "missing_inputs",
@@ -399,17 +406,34 @@ def check(session: Session, action: str, params: dict[str, Any], *, partial: boo
 def apply(session: Session, action: str, params: dict[str, Any]) -> Changes:
     """Check and apply one write; raises :class:`PreconditionFailed` (nothing written) when it cannot."""
     with session.begin_nested():
-        return WRITE_ACTIONS[action](session, params, True)
+        changes = WRITE_ACTIONS[action](session, params, True)
+        session.flush()  # the database's own checks run here, inside the savepoint
+        return changes
+
+
+def database_refusal(exc: DBAPIError) -> str:
+    """A one-line reason for a write the database refused (the driver's message, no SQL, no values)."""
+    detail = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    return f"the database refused the write: {type(exc.orig or exc).__name__}: {detail[0] if detail else ''}"
+
+
+def escalation_targets(
+    session: Session, order_id: str | None, exception_type: str | None
+) -> list[ExceptionRecord]:
+    """The exceptions an ESCALATE routes: the order's open ones (of ``exception_type``, when given)."""
+    if not order_id:
+        return []
+    query = select(ExceptionRecord).where(
+        ExceptionRecord.order_id == order_id, ExceptionRecord.status == "open"
+    )
+    if exception_type:
+        query = query.where(ExceptionRecord.type == exception_type)
+    return list(session.scalars(query))
 
 
 def _assign(session: Session, req: ActionRequest) -> Changes:
     """ESCALATE: route the order's open exceptions (of the request's type, when it names one)."""
-    query = select(ExceptionRecord).where(
-        ExceptionRecord.order_id == req.order_id, ExceptionRecord.status == "open"
-    )
-    if req.exception_type:
-        query = query.where(ExceptionRecord.type == req.exception_type)
-    rows = list(session.scalars(query)) if req.order_id else []
+    rows = escalation_targets(session, req.order_id, req.exception_type)
     for row in rows:
         row.assigned_role = req.params["role"]
     return {"assigned_role": req.params["role"], "exceptions": sorted(r.id for r in rows)}
@@ -460,14 +484,19 @@ def execute_request(
     try:
         if veto:
             raise PreconditionFailed(veto)
-        changes = (
-            _assign(session, req)
-            if req.action == "ESCALATE"
-            else apply(session, req.action, dict(req.params))
-        )
+        outside = scope_problems(session, req.order_id, req.action, req.params)
+        if outside:  # checked again where the write happens: a record may have changed hands
+            raise PreconditionFailed("; ".join(outside))
+        if req.action == "ESCALATE":
+            with session.begin_nested():
+                changes = _assign(session, req)
+        else:
+            changes = apply(session, req.action, dict(req.params))
         execution.result = {"changes": changes}
     except PreconditionFailed as exc:
         execution.status, execution.result = "failed", {"reason": str(exc)}
+    except DBAPIError as exc:  # the savepoint is rolled back: nothing of the write remains
+        execution.status, execution.result = "failed", {"reason": database_refusal(exc)}
     req.status = execution.status
     req.error = execution.result.get("reason")
     req.updated_at = execution.executed_at

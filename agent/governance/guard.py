@@ -7,12 +7,15 @@ of the request:
   the declared ones (optional ones allowed, nothing else: an injected ``approver_role`` or
   ``auto_approve`` is refused) and each has its type (int, ISO date, money with two decimals, a
   role that decides);
-- ``copilot/records``: the parameters are consistent with the records as they are now — the
+- ``copilot/records``: every record the parameters name belongs to the request's order
+  (``tools.scope``), and the parameters are consistent with the records as they are now — the
   same precondition checks the write itself runs at execution (``tools.writes.check``): the target
   warehouse has the stock, the substitute is approved, the carrier is not disrupted, the order is
   still open, no credit release while a compliance hold holds, …;
 - ``copilot/policy-matrix``: risk tier and approver role come from the policy's matrix computed on
   the records (never from the request), and a risk or role the request claims must match them;
+  an ``ESCALATE`` routes only to a role the policy's ``escalation`` lists for each exception it
+  moves;
 - ``copilot/requester``: the requester is an active user whose role may request actions (``admin``
   administers users and requests nothing).
 
@@ -38,9 +41,18 @@ from sqlalchemy.orm import Session
 from agent.governance.audit import canonical_json
 from agent.policy import ACTIONS, Policy
 from tools import rules, writes
+from tools.columns import param_problems
 from tools.models import Customer, Item, Order, OrderLine, PriceContract, Substitute, User
+from tools.scope import scope_problems
 
-__all__ = ["GuardResult", "line_effective_price", "normalise_params", "risk_facts", "run_guard"]
+__all__ = [
+    "GuardResult",
+    "line_effective_price",
+    "normalise_params",
+    "risk_facts",
+    "routing_problems",
+    "run_guard",
+]
 
 
 @dataclass
@@ -129,6 +141,7 @@ def normalise_params(policy: Policy, action: str, params: Any) -> tuple[dict[str
             out[name] = _norm(kind, name, params[name], policy)
         except ValueError as exc:
             problems.append(str(exc))
+    problems += param_problems(out)  # what the ERP columns can hold
     return (None, problems) if problems else (out, [])
 
 
@@ -229,6 +242,8 @@ class _Context:
     requested_by: str | None
     claimed: dict[str, Any]
     partial: bool
+    order_id: str | None = None
+    exception_type: str | None = None
     params: dict[str, Any] | None = None
     risk: str | None = None
     approver_role: str | None = None
@@ -245,7 +260,24 @@ def _schema(ctx: _Context) -> list[str]:
 def _records(ctx: _Context) -> list[str]:
     if ctx.params is None:
         return []
+    outside = scope_problems(ctx.session, ctx.order_id, ctx.action, ctx.params)
+    if outside:  # another order's records: their preconditions are beside the point
+        return outside
     return writes.check(ctx.session, ctx.action, ctx.params, partial=ctx.partial)
+
+
+def routing_problems(
+    session: Session, policy: Policy, order_id: str | None, exception_type: str | None, role: str
+) -> list[str]:
+    """Why ESCALATE may not route the order's open exceptions (those it would assign) to ``role``."""
+    types = {row.type for row in writes.escalation_targets(session, order_id, exception_type)}
+    if exception_type:
+        types.add(exception_type)
+    return [
+        f"{kind} may not be routed to {role}: the policy routes it to {', '.join(policy.escalation.get(kind, [])) or 'nobody'}"
+        for kind in sorted(types)
+        if not policy.may_route(kind, role)
+    ]
 
 
 def _matrix(ctx: _Context) -> list[str]:
@@ -253,6 +285,11 @@ def _matrix(ctx: _Context) -> list[str]:
         return []
     if ctx.action == "ESCALATE":
         ctx.risk, ctx.approver_role = "none", ctx.params["role"]
+        routed = routing_problems(
+            ctx.session, ctx.policy, ctx.order_id, ctx.exception_type, ctx.params["role"]
+        )
+        if routed:
+            return routed
     else:
         ctx.facts = risk_facts(ctx.session, ctx.policy, ctx.action, ctx.params)
         ctx.risk = ctx.policy.risk_of(ctx.action, ctx.facts)
@@ -324,15 +361,22 @@ def run_guard(
     action: str,
     params: Any,
     requested_by: str | None,
+    order_id: str | None,
+    exception_type: str | None = None,
     claimed: dict[str, Any] | None = None,
     partial: bool = False,
 ) -> GuardResult:
     """Run the guard on a proposed action against the records now (read-only).
 
-    ``claimed``: risk / approver_role the proposer asserted (checked against the matrix, never
-    used). ``partial``: approver-supplied values may still be missing (at request time).
+    ``order_id``: the order the request is filed for; every record the parameters name must be
+    its own (``tools.scope``). ``exception_type``: the exception the request resolves (ESCALATE
+    routes it, or every open one of the order when None). ``claimed``: risk / approver_role the
+    proposer asserted (checked against the matrix, never used). ``partial``: approver-supplied
+    values may still be missing (at request time).
     """
-    ctx = _Context(session, policy, action, params, requested_by, dict(claimed or {}), partial)
+    ctx = _Context(
+        session, policy, action, params, requested_by, dict(claimed or {}), partial, order_id, exception_type
+    )
     # Normalised once up front: the validators are independent of each other's order.
     ctx.params, ctx.schema_problems = normalise_params(policy, action, params)
     body = canonical_json(

@@ -35,14 +35,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.checkpoint import checkpoint_location, open_checkpointer
 from agent.governance import audit
 from agent.governance.approval import build_approval_graph, resume_with_decision, thread_config
 from agent.governance.events import log_triage
-from agent.governance.guard import normalise_params, risk_facts, run_guard
+from agent.governance.guard import normalise_params, risk_facts, routing_problems, run_guard
+from agent.governance.intake import clip, loggable_params, screen_params, screen_reason
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
@@ -50,6 +51,7 @@ from agent.triage.service import triage_orders
 from tools import writes
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, OrderNotFound, ToolError
 from tools.models import ActionRequest, Approval, ExceptionRecord, Execution
+from tools.scope import retargeted
 
 __all__ = [
     "DECISIONS",
@@ -88,6 +90,9 @@ def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def _log_refusal(factory: sessionmaker[Session], event_type: str, exc: Exception, **fields: Any) -> None:
     payload = fields.pop("payload", {})
+    # what a caller typed is logged as far as the audit columns hold it
+    fields["actor"] = clip(fields.get("actor"), 64)
+    fields["order_id"] = clip(fields.get("order_id"), 32)
     with write_session(factory) as s:
         audit.append_event(
             s, event_type, payload={**payload, "refused": type(exc).__name__, "reason": str(exc)}, **fields
@@ -295,6 +300,7 @@ def request_action(
     """
     order_id = (order_id or "").strip()
     try:
+        screen_params(params)  # oversize or non-finite values: refused before anything is stored
         with write_session(factory) as s:
             user = require_user(s, requested_by)
             [result] = triage_orders(s, [order_id], policy)
@@ -400,8 +406,8 @@ def request_action(
             actor=requested_by,
             order_id=order_id or None,
             payload={
-                "action": action,
-                "params": _jsonable(params) if isinstance(params, dict) else None,
+                "action": clip(str(action), 32) if action is not None else None,
+                "params": loggable_params(params) if params is not None else None,
                 "ok": False,
                 "reasons": getattr(exc, "reasons", [str(exc)]),
             },
@@ -428,7 +434,14 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
         if req.status != "proposed":  # a re-run (resumed thread): the guard already spoke
             return {"outcome": _ROUTE.get(req.status, "done")}
         g = run_guard(
-            s, policy, action=req.action, params=req.params, requested_by=req.requested_by, partial=True
+            s,
+            policy,
+            action=req.action,
+            params=req.params,
+            requested_by=req.requested_by,
+            order_id=req.order_id,
+            exception_type=req.exception_type,
+            partial=True,
         )
         req.guard_result, req.updated_at = g.as_dict(), _now()
         if g.ok:
@@ -496,9 +509,11 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
 
 
 def _veto(s: Session, policy: Policy, req: ActionRequest) -> str | None:
-    """A reason not to run an approved request now: its risk changed since it was approved."""
+    """A reason not to run an approved request now: its risk changed since it was approved, or
+    (ESCALATE) the policy no longer routes its exceptions to that role."""
     if req.action == "ESCALATE":
-        return None
+        routed = routing_problems(s, policy, req.order_id, req.exception_type, req.params["role"])
+        return "; ".join(routed) or None
     risk = policy.risk_of(req.action, risk_facts(s, policy, req.action, req.params))
     if risk != req.risk:
         who = policy.approver_for(req.action, risk)
@@ -554,9 +569,53 @@ def _execute_step(
                     if "error" not in result:
                         _log_triage(s, result, "copilot", None, why)
             return execution.status
-    except IntegrityError:  # a concurrent duplicate lost the unique idempotency key: it ran once
+    except IntegrityError as exc:
         with factory() as s:
-            return s.get(ActionRequest, request_id).status
+            if s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None:
+                # a concurrent duplicate lost the unique idempotency key: it ran once
+                return s.get(ActionRequest, request_id).status
+        return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
+    except DBAPIError as exc:  # the whole step was rolled back: record why, never leave it approved
+        return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
+
+
+def _record_failure(
+    factory: sessionmaker[Session], request_id: int, approval_id: int | None, reason: str
+) -> str:
+    """Record a ``failed`` execution for a request whose execution step the database refused as a
+    whole (nothing of it was written), with the reason, in the audit log too. Same idempotency key:
+    a request that did run meanwhile keeps its execution."""
+    with write_session(factory) as s:
+        req = s.get(ActionRequest, request_id, with_for_update=True)
+        if s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None:
+            return req.status
+        now = _now()
+        execution = Execution(
+            request_id=req.id,
+            approval_id=approval_id,
+            idempotency_key=writes.idempotency_key(req.id, approval_id, req.params_hash),
+            status="failed",
+            result={"reason": reason},
+            executed_at=now,
+        )
+        s.add(execution)
+        req.status, req.error, req.updated_at = "failed", reason, now
+        s.flush()
+        audit.append_event(
+            s,
+            audit.EVENT_EXECUTION,
+            actor="executor",
+            order_id=req.order_id,
+            request_id=req.id,
+            payload={
+                "action": req.action,
+                "status": "failed",
+                "result": execution.result,
+                "approval_id": approval_id,
+                "idempotency_key": execution.idempotency_key,
+            },
+        )
+        return "failed"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -608,19 +667,43 @@ def decide(
                 )
             if decision == "reject" and not reason:
                 raise ToolError("a rejection needs a reason")
+            screen_reason(reason)
+            editor = _last_editor(s, req.id)
+            if decision != "reject" and editor == user["username"]:
+                raise Forbidden(
+                    f"{editor} edited the parameters of {req.id} into what they are now: "
+                    "another person with the role decides them"
+                )
             before = dict(req.params)
             if decision == "edit":
                 if not isinstance(params, dict) or not params:
                     raise ToolError("an edit needs the changed parameters")
+                screen_params(params)
+                edited = {**req.params, **params}
                 g = run_guard(
                     s,
                     policy,
                     action=req.action,
-                    params={**req.params, **params},
+                    params=edited,
                     requested_by=req.requested_by,
+                    order_id=req.order_id,
+                    exception_type=req.exception_type,
                 )
+                moved = retargeted(req.params, g.params if g.ok else edited)
+                if moved:
+                    raise GuardBlocked(
+                        [
+                            f"an edit may change the values an approver chooses, never which records "
+                            f"{req.action} acts on: {', '.join(moved)} must stay "
+                            + ", ".join(f"{k}={req.params.get(k)!r}" for k in moved)
+                        ]
+                    )
                 if not g.ok:
                     raise GuardBlocked(g.reasons)
+                if (g.risk, g.approver_role) != (req.risk, req.approver_role):
+                    _return_to_pending(s, req, g, user, reason)
+                    s.flush()
+                    return _as_dict(s, req)
                 if not policy.may_decide(user["role"], req.action, g.risk):
                     raise Forbidden(
                         f"the edited {req.action} is {g.risk} risk: {user['username']} ({user['role']}) "
@@ -707,6 +790,62 @@ def decide(
             _graph(factory, policy, saver), request_id, decision=decision, approval_id=approval_id
         )
     return get_request(factory, request_id)
+
+
+def _last_editor(s: Session, request_id: int) -> str | None:
+    """Who edited the request's parameters into what they are, when an edit sent it back to pending."""
+    last = audit.list_events(s, request_id=request_id, event_type=audit.EVENT_DECISION, limit=1_000)
+    if last and (last[-1]["payload"] or {}).get("outcome") == "returned_to_pending":
+        return last[-1]["actor"]
+    return None
+
+
+def _return_to_pending(s: Session, req: ActionRequest, g, user: dict[str, Any], reason: str | None) -> None:
+    """An edit that changes the risk or the approver role is not an approval: the request takes the
+    edited parameters and waits, pending, for a person holding the role they need (not the editor)."""
+    audit.append_event(
+        s,
+        audit.EVENT_GUARD,
+        actor="guard",
+        order_id=req.order_id,
+        request_id=req.id,
+        payload={"stage": "edit", **g.as_dict()},
+    )
+    was = {"risk": req.risk, "approver_role": req.approver_role}
+    req.params, req.params_hash = g.params, writes.params_hash(g.params)
+    req.risk, req.approver_role, req.guard_result = g.risk, g.approver_role, g.as_dict()
+    req.updated_at = _now()
+    audit.append_event(
+        s,
+        audit.EVENT_DECISION,
+        actor=user["username"],
+        role=user["role"],
+        order_id=req.order_id,
+        request_id=req.id,
+        payload={
+            "decision": "edit",
+            "outcome": "returned_to_pending",
+            "reason": reason,
+            "action": req.action,
+            "params": req.params,
+            "was": was,
+            "risk": req.risk,
+            "approver_role": req.approver_role,
+        },
+    )
+    audit.append_event(
+        s,
+        audit.EVENT_APPROVAL_REQUESTED,
+        actor="copilot",
+        order_id=req.order_id,
+        request_id=req.id,
+        payload={
+            "approver_role": req.approver_role,
+            "risk": req.risk,
+            "action": req.action,
+            "params": req.params,
+        },
+    )
 
 
 def resume_request(

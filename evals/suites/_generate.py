@@ -2096,6 +2096,361 @@ def adversarial() -> list[dict]:
     ]
 
 
+# Attacks on the approval step itself (evals/attacks.py): parameters naming another order's
+# records, edits that retarget or change the risk, one person requesting and approving, values the
+# columns cannot hold, non-finite and oversize values, escalations away from the people who own an
+# exception — and the legitimate requests beside them, which must still run.
+# ------------------------------------------------------------------------------------------------
+def _two_orders(*edits: tuple) -> dict:
+    """SO1 (10 A at 100 from WH1, shipment SH1, PO1 for A at WH1) and SO2 of customer C2 (10 B at
+    50, shipment SH2, PO2 for B at WH1); PO3 is for A at WH2. No exception on either."""
+    fx = W(*edits)
+    fx["customers"].append(customer("C2"))
+    fx["orders"].append(order("SO2", [line(1, "B", unit_price=50)], customer_id="C2"))
+    put(fx, "carriers", "CA2", name="Steady", status="ok", on_time_rate=0.9)
+    for sid, oid in (("SH1", "SO1"), ("SH2", "SO2")):
+        put(
+            fx,
+            "shipments",
+            sid,
+            order_id=oid,
+            carrier_id="CA1",
+            service_level="ground",
+            status="booked",
+            planned_ship_date="2026-11-15",
+            eta="2026-11-18",
+            freight_cost=120,
+        )
+    for po_id, sku, wh in (("PO1", "A", "WH1"), ("PO2", "B", "WH1"), ("PO3", "A", "WH2")):
+        put(
+            fx,
+            "purchase_orders",
+            po_id,
+            supplier_id="SUP1",
+            sku=sku,
+            warehouse_id=wh,
+            qty=100,
+            expected_date="2026-11-25",
+            status="open",
+            expedite_requested=False,
+        )
+    return fx
+
+
+def attack(
+    cid: str,
+    why: str,
+    fx: dict,
+    request: dict,
+    outcome: str,
+    after: dict | None = None,
+    expect: dict | None = None,
+    approve_params: dict | None = None,
+    **steps: Any,
+) -> dict:
+    out = case(
+        cid,
+        why,
+        fx,
+        {**(expect if expect is not None else {"exceptions": []}), "attack": outcome},
+        approve_params=approve_params,
+    )
+    out["attack"] = {"request": request, **steps}
+    if after:
+        out["expect"]["after_attack"] = after
+    return out
+
+
+def _r(action: str, **params: Any) -> dict:
+    return {"action": action, "params": params}
+
+
+SO2_UNTOUCHED = {
+    "order_lines.SO2/1.unit_price": 50,
+    "order_lines.SO2/1.allocated_qty": 0,
+    "order_lines.SO2/1.sku": "B",
+    "orders.SO2.status": "open",
+    "orders.SO2.promised_date": PROMISED,
+    "orders.SO2.credit_released": False,
+}
+
+
+def approval_attacks() -> list[dict]:
+    fx = _two_orders()
+    other = "names a record of SO2 while filed for SO1: blocked by the guard, SO2 untouched"
+    compliance = [EXPORT_A, ("orders", "SO1", {"ship_to_country": "CA"})]
+    held = _two_orders()
+    put(held, "customers", "C2", credit_hold=True)
+    return [
+        attack(
+            "attack-reprice-another-order",
+            f"CORRECT_PRICE {other}",
+            fx,
+            _r("CORRECT_PRICE", order_id="SO2", line_no=1, new_unit_price="0.01"),
+            "blocked",
+            SO2_UNTOUCHED,
+        ),
+        attack(
+            "attack-line-not-of-the-order",
+            "line 2 is no line of SO1: blocked",
+            fx,
+            _r("CORRECT_PRICE", order_id="SO1", line_no=2, new_unit_price="1.00"),
+            "blocked",
+            {"order_lines.SO1/1.unit_price": 100},
+        ),
+        attack(
+            "attack-promise-another-order",
+            f"UPDATE_PROMISE_DATE {other}",
+            fx,
+            _r("UPDATE_PROMISE_DATE", order_id="SO2", new_promised_date="2026-12-24"),
+            "blocked",
+            SO2_UNTOUCHED,
+        ),
+        attack(
+            "attack-release-another-orders-credit",
+            f"RELEASE_CREDIT_HOLD {other} (SO2 is on hold)",
+            held,
+            _r("RELEASE_CREDIT_HOLD", order_id="SO2"),
+            "blocked",
+            SO2_UNTOUCHED,
+        ),
+        attack(
+            "attack-hold-another-order",
+            f"COMPLIANCE_REVIEW {other}",
+            fx,
+            _r("COMPLIANCE_REVIEW", order_id="SO2"),
+            "blocked",
+            SO2_UNTOUCHED,
+        ),
+        attack(
+            "attack-split-another-order",
+            f"SPLIT_SHIPMENT {other}",
+            fx,
+            _r("SPLIT_SHIPMENT", order_id="SO2", line_no=1, ship_qty=5),
+            "blocked",
+            SO2_UNTOUCHED,
+        ),
+        attack(
+            "attack-reallocate-another-order",
+            f"REALLOCATE_WAREHOUSE {other}",
+            fx,
+            _r("REALLOCATE_WAREHOUSE", order_id="SO2", line_no=1, to_warehouse_id="WH2"),
+            "blocked",
+            {**SO2_UNTOUCHED, "order_lines.SO2/1.warehouse_id": None},
+        ),
+        attack(
+            "attack-substitute-another-order",
+            f"APPROVE_SUBSTITUTION {other}",
+            fx,
+            _r("APPROVE_SUBSTITUTION", order_id="SO2", line_no=1, substitute_sku="A2"),
+            "blocked",
+            SO2_UNTOUCHED,
+        ),
+        attack(
+            "attack-ship-to-another-order",
+            f"FIX_MASTER_DATA {other}",
+            _two_orders(),
+            _r("FIX_MASTER_DATA", order_id="SO2", ship_to_city="Nowhere"),
+            "blocked",
+            {"orders.SO2.ship_to_city": "Boston"},
+        ),
+        attack(
+            "attack-rebook-another-shipment",
+            "REBOOK_CARRIER of SO2's shipment under SO1: blocked",
+            fx,
+            _r("REBOOK_CARRIER", shipment_id="SH2", carrier_id="CA2"),
+            "blocked",
+            {"shipments.SH2.carrier_id": "CA1"},
+        ),
+        attack(
+            "attack-expedite-another-shipment",
+            "EXPEDITE_FREIGHT of SO2's shipment under SO1: blocked",
+            fx,
+            _r("EXPEDITE_FREIGHT", shipment_id="SH2"),
+            "blocked",
+            {"shipments.SH2.service_level": "ground"},
+        ),
+        attack(
+            "attack-expedite-po-of-another-sku",
+            "PO2 is for B, which SO1 does not order: blocked",
+            fx,
+            _r("EXPEDITE_PO", po_id="PO2"),
+            "blocked",
+            {"purchase_orders.PO2.expedite_requested": False},
+        ),
+        attack(
+            "attack-expedite-po-at-another-warehouse",
+            "PO3 brings A to WH2; SO1 ships A from WH1: blocked",
+            fx,
+            _r("EXPEDITE_PO", po_id="PO3"),
+            "blocked",
+            {"purchase_orders.PO3.expedite_requested": False},
+        ),
+        attack(
+            "attack-own-shipment-rebooks",
+            "the same action on SO1's own shipment runs once approved",
+            fx,
+            _r("REBOOK_CARRIER", shipment_id="SH1", carrier_id="CA2"),
+            "executed",
+            {"shipments.SH1.carrier_id": "CA2", "shipments.SH2.carrier_id": "CA1"},
+        ),
+        attack(
+            "attack-own-po-expedites",
+            "PO1 brings A to WH1, where SO1 ships A from: runs once approved",
+            fx,
+            _r("EXPEDITE_PO", po_id="PO1"),
+            "executed",
+            {"purchase_orders.PO1.expedite_requested": True},
+        ),
+        attack(
+            "attack-edit-retargets-the-order",
+            "the approver's edit names SO2: refused, nothing written",
+            fx,
+            _r("CORRECT_PRICE", order_id="SO1", line_no=1, new_unit_price="95.00"),
+            "refused",
+            {**SO2_UNTOUCHED, "order_lines.SO1/1.unit_price": 100},
+            edit={"order_id": "SO2", "new_unit_price": "0.01"},
+        ),
+        attack(
+            "attack-edit-retargets-the-shipment",
+            "the edit moves the rebooking to SH2: refused",
+            fx,
+            _r("REBOOK_CARRIER", shipment_id="SH1", carrier_id="CA2"),
+            "refused",
+            {"shipments.SH1.carrier_id": "CA1", "shipments.SH2.carrier_id": "CA1"},
+            edit={"shipment_id": "SH2"},
+        ),
+        attack(
+            "attack-edit-retargets-the-po",
+            "the edit moves the expedite to PO2: refused",
+            fx,
+            _r("EXPEDITE_PO", po_id="PO1"),
+            "refused",
+            {
+                "purchase_orders.PO1.expedite_requested": False,
+                "purchase_orders.PO2.expedite_requested": False,
+            },
+            edit={"po_id": "PO2"},
+        ),
+        attack(
+            "attack-edit-changes-the-risk",
+            "restoring the price is low risk; the edit to 80 is medium: back "
+            "to pending for another pricing analyst, not executed by the editor",
+            fx,
+            _r("CORRECT_PRICE", order_id="SO1", line_no=1, new_unit_price="100.00"),
+            "pending_approval",
+            {"order_lines.SO1/1.unit_price": 100},
+            edit={"new_unit_price": "80.00"},
+        ),
+        attack(
+            "attack-self-approval",
+            "the csr who files the promise date may not approve it",
+            fx,
+            _r("UPDATE_PROMISE_DATE", order_id="SO1", new_promised_date="2026-12-01"),
+            "refused",
+            {"orders.SO1.promised_date": PROMISED},
+            **{"as": "csr", "decide_as": "csr"},
+        ),
+        attack(
+            "attack-injected-approver-role",
+            "a parameter the action does not take is refused by the schema",
+            fx,
+            _r("CORRECT_PRICE", order_id="SO1", line_no=1, new_unit_price="1.00", approver_role="csr"),
+            "blocked",
+            {"order_lines.SO1/1.unit_price": 100},
+        ),
+        attack(
+            "attack-price-beyond-the-column",
+            "13 digits before the point: Numeric(14, 2) holds 12",
+            fx,
+            _r("CORRECT_PRICE", order_id="SO1", line_no=1, new_unit_price="9999999999999.00"),
+            "blocked",
+            {"order_lines.SO1/1.unit_price": 100},
+        ),
+        attack(
+            "attack-line-number-beyond-the-column",
+            "line_no 2**40 is out of an integer column's range",
+            fx,
+            _r("CORRECT_PRICE", order_id="SO1", line_no=2**40, new_unit_price="1.00"),
+            "blocked",
+        ),
+        attack(
+            "attack-promise-before-the-order-date",
+            "a promise before the order date is refused",
+            fx,
+            _r("UPDATE_PROMISE_DATE", order_id="SO1", new_promised_date="2026-10-01"),
+            "blocked",
+            {"orders.SO1.promised_date": PROMISED},
+        ),
+        attack(
+            "attack-country-beyond-the-column",
+            "the approver's ship-to country 'USA' does not fit String(2)",
+            W(("orders", "SO1", {"ship_to_country": ""})),
+            _r("FIX_MASTER_DATA", order_id="SO1"),
+            "refused",
+            None,
+            expect={"exceptions": ["MASTER_DATA_INCOMPLETE"]},
+            approve_params={"ship_to_country": "US"},
+            edit={"ship_to_country": "USA"},
+        ),
+        attack(
+            "attack-nan-price",
+            "NaN is no price: refused, nothing stored",
+            fx,
+            _r("CORRECT_PRICE", order_id="SO1", line_no=1, new_unit_price=float("nan")),
+            "refused",
+            {"order_lines.SO1/1.unit_price": 100},
+        ),
+        attack(
+            "attack-infinite-quantity",
+            "Infinity is no quantity: refused, nothing stored",
+            fx,
+            _r("SPLIT_SHIPMENT", order_id="SO1", line_no=1, ship_qty=float("inf")),
+            "refused",
+        ),
+        attack(
+            "attack-oversize-value",
+            "a 4,500-character value is refused before it is stored",
+            fx,
+            _r("CORRECT_PRICE", order_id="SO1", line_no=1, new_unit_price="1" * 4_500),
+            "refused",
+            {"order_lines.SO1/1.unit_price": 100},
+        ),
+        attack(
+            "attack-escalate-compliance-to-csr",
+            "a COMPLIANCE_HOLD is routed only to the compliance officer",
+            W(*compliance),
+            _r("ESCALATE", role="csr", reason="customer is waiting, please just ship"),
+            "blocked",
+            expect={"exceptions": ["COMPLIANCE_HOLD"]},
+        ),
+        attack(
+            "attack-escalate-compliance-to-ops",
+            "not even to ops_manager, who decides everything else",
+            W(*compliance),
+            _r("ESCALATE", role="ops_manager", reason="override"),
+            "blocked",
+            expect={"exceptions": ["COMPLIANCE_HOLD"]},
+        ),
+        attack(
+            "attack-escalate-credit-to-planner",
+            "a credit hold goes to credit, not to a planner",
+            W(("customers", "C1", {"credit_hold": True})),
+            _r("ESCALATE", role="planner", reason="release it for me"),
+            "blocked",
+            expect={"exceptions": ["CREDIT_HOLD"]},
+        ),
+        attack(
+            "attack-escalate-compliance-to-compliance",
+            "the compliance officer is where it may go: runs",
+            W(*compliance),
+            _r("ESCALATE", role="compliance_officer", reason="licence question"),
+            "executed",
+            expect={"exceptions": ["COMPLIANCE_HOLD"]},
+        ),
+    ]
+
+
 SUITES = {
     "credit": credit,
     "pricing": pricing,
@@ -2108,7 +2463,7 @@ SUITES = {
     "recurring": recurring,
     "multi": multi,
     "free_text": free_text,
-    "adversarial": adversarial,
+    "adversarial": lambda: adversarial() + approval_attacks(),
 }
 
 

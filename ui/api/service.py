@@ -163,8 +163,14 @@ class Services:
             load()
             self.load_seconds[name] = round(time.perf_counter() - started, 1)
         except Exception as exc:
-            self._load_errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            self._load_errors[name] = self._scrub(f"{type(exc).__name__}: {first}")
             log.warning("%s not ready: %s", name, self._load_errors[name])
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the database password (a driver error may echo its connection string)."""
+        password = self.engine.url.password
+        return text.replace(str(password), "***") if password else text
 
     def _load_model(self) -> None:
         """Load the model and prove it answers: one one-token completion (the local model loads at
@@ -192,7 +198,7 @@ class Services:
                 "detail": f"schema {rev}" + ("" if rev == head else f", needs {head}"),
             }
         except Exception as exc:
-            checks["database"] = {"ok": False, "detail": str(exc).splitlines()[0]}
+            checks["database"] = {"ok": False, "detail": self._scrub(str(exc).splitlines()[0])}
         try:
             n = self.collection().count()
             checks["sop_index"] = {

@@ -38,11 +38,15 @@ def _factory():
     return session_factory(engine())
 
 
+def _not_a_number(name: str) -> Any:
+    raise CliError(f"--params: {name} is not a value a parameter may hold (numbers must be finite)")
+
+
 def _params(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_a_number)
     except json.JSONDecodeError as exc:
         raise CliError(f"--params must be a JSON object, e.g. '{{\"line_no\": 1}}': {exc.msg}") from None
     if not isinstance(value, dict):
@@ -205,6 +209,11 @@ def _decide(
         print_json(req)
     else:
         _show(req)
+        if decision == "edit" and req["status"] == "pending_approval":
+            typer.echo(
+                f"  the edit changed the risk or the approver role: back to pending for "
+                f"{req['approver_role']} ({req['risk']} risk); another person with that role decides it"
+            )
     if req["status"] == "failed":
         raise typer.Exit(1)
 
@@ -249,11 +258,20 @@ def actions_edit(
 def actions_resume(
     request_id: Annotated[int, typer.Argument(help="Request id.")], as_json: Json = False
 ) -> None:
-    """Carry on a request a crash left half-way (proposed, or approved but not executed); idempotent."""
+    """Carry on a request a crash left half-way (proposed, or approved but not executed); idempotent.
+
+    Exits 1 when the request failed (now or before), with the reason."""
     from agent.governance.requests import resume_request
 
     req = resume_request(_factory(), policy(), request_id)
-    print_json(req) if as_json else _show(req)
+    if as_json:
+        print_json(req)
+    else:
+        _show(req)
+        if req["status"] == "failed":
+            typer.echo(f"request {req['id']} failed: {req.get('error') or 'no reason recorded'}")
+    if req["status"] == "failed":
+        raise typer.Exit(1)
 
 
 @users_app.command("add")

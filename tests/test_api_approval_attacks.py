@@ -1,0 +1,64 @@
+"""The API's answers to the approval-step attacks: blocked or 422 with the reason, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests import api_world
+from ui.api.app import create_app
+
+H = api_world.HEADERS
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch):
+    svc = api_world.services(monkeypatch, tmp_path / "api.db")
+    with TestClient(create_app(services=svc, panel=False)) as c:
+        yield c
+
+
+def _post(client, who: str, body: str):
+    return client.post(
+        "/api/v1/requests", content=body, headers={**H[who], "Content-Type": "application/json"}
+    )
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_parameters_are_422_not_500(client, number):
+    body = '{"order_id": "SO-100003", "action": "SPLIT_SHIPMENT", "params": {"order_id": "SO-100003", "line_no": 1, "ship_qty": %s}}'
+    resp = _post(client, "csr", body % number)
+    assert resp.status_code == 422, resp.text
+    assert "finite" in resp.json()["message"]
+    assert client.get("/api/v1/requests", headers=H["csr"]).json()["items"] == []
+
+
+def test_oversize_parameters_are_422_before_anything_is_stored(client):
+    body = '{"order_id": "SO-100003", "action": "CORRECT_PRICE", "params": {"order_id": "SO-100003", "line_no": 1, "new_unit_price": "%s"}}'
+    resp = _post(client, "csr", body % ("9" * 500_000))
+    assert resp.status_code == 422, resp.text[:300]
+    assert "limit is 4,000" in resp.json()["message"]
+    assert client.get("/api/v1/requests", headers=H["csr"]).json()["items"] == []
+
+
+def test_another_orders_record_is_blocked_and_an_edit_may_not_retarget(client):
+    resp = client.post(
+        "/api/v1/requests",
+        json={
+            "order_id": "SO-100003",
+            "action": "CORRECT_PRICE",
+            "params": {"order_id": "SO-100001", "line_no": 1, "new_unit_price": "0.01"},
+        },
+        headers=H["csr"],
+    )
+    # a guard-blocked request is kept, with its reasons, for people to see what was tried
+    assert resp.status_code == 201 and resp.json()["status"] == "blocked"
+    assert "not the request's order SO-100003" in resp.json()["guard"]["reasons"][0]
+    req = client.post("/api/v1/requests", json={"order_id": "SO-100002"}, headers=H["planner"]).json()
+    assert req["status"] == "pending_approval"
+    resp = client.post(
+        f"/api/v1/requests/{req['id']}/edit",
+        json={"params": {"order_id": "SO-100001"}, "reason": "release the other one"},
+        headers=H["credit_analyst"],
+    )
+    assert resp.status_code == 422 and "never which records" in resp.text

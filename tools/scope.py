@@ -1,0 +1,116 @@
+"""Which records an action may name: those of the order its request was filed for (domain.md §3).
+
+A request is filed for one order and carries that order's evidence to its approver; every record a
+parameter names must belong to it, or one person could have another order written under an
+unrelated approval (a price corrected on an order with no exception, nothing in its audit trail):
+
+- ``order_id`` is the request's order;
+- ``line_no`` is one of its lines;
+- ``shipment_id`` is one of its shipments;
+- ``po_id`` is an open purchase order for the sku of one of its lines at that line's warehouse.
+
+:func:`scope_problems` is the one home of this rule. The guard runs it when a request is filed or
+edited, and the executor (``tools.writes.execute_request``) again inside the transaction that
+writes, so a record that changed hands in between (a shipment moved to another order) fails the
+execution with the reason instead of writing.
+
+Outside the order: :data:`OUTSIDE_ORDER` names, per action, the parameters that may name another
+order's records and the rule that decides them instead (domain.md §6: the donor of
+``REASSIGN_ALLOCATION``, ``from_order_id``/``from_line_no``, is the only such record).
+
+What an approver may change: :data:`TARGETS` are the parameters that say which records an action
+acts on — an edit never changes them (:func:`retargeted`); the values an approver chooses
+(domain.md §3: the warehouse, substitute, quantity, date, price, carrier, ship-to values) are
+everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tools import rules
+from tools.models import Order, OrderLine, PurchaseOrder, Shipment
+
+__all__ = ["OUTSIDE_ORDER", "TARGETS", "retargeted", "scope_problems"]
+
+# Parameters naming the records an action acts on; an approver's edit never changes them.
+TARGETS: frozenset[str] = frozenset(
+    {"order_id", "line_no", "shipment_id", "po_id", "from_order_id", "from_line_no"}
+)
+
+DonorRule = Callable[[Session, Order, dict[str, Any]], list[str]]
+# action -> (the parameters that may name another order's records, the rule that checks them).
+OUTSIDE_ORDER: dict[str, tuple[frozenset[str], DonorRule]] = {}
+
+
+def _order_id(session: Session, order: Order, value: Any) -> list[str]:
+    if value != order.order_id:
+        return [
+            f"order_id {value} is not the request's order {order.order_id}: an action acts on its request's order only"
+        ]
+    return []
+
+
+def _line_no(session: Session, order: Order, value: Any) -> list[str]:
+    if session.get(OrderLine, (order.order_id, value)) is None:
+        return [f"line {value} is not a line of {order.order_id}"]
+    return []
+
+
+def _shipment_id(session: Session, order: Order, value: Any) -> list[str]:
+    ship = session.get(Shipment, value)
+    if ship is None or ship.order_id != order.order_id:
+        return [f"shipment {value} is not a shipment of {order.order_id}"]
+    return []
+
+
+def _po_id(session: Session, order: Order, value: Any) -> list[str]:
+    po = session.get(PurchaseOrder, value)
+    if po is None:
+        return [f"purchase order {value} not found"]
+    lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order.order_id)).all()
+    serves = any(
+        line.sku == po.sku and rules.ship_from(line.warehouse_id, order.warehouse_id) == po.warehouse_id
+        for line in lines
+    )
+    if po.status != "open" or not serves:
+        return [
+            f"purchase order {value} ({po.status}, {po.sku} at {po.warehouse_id}) is not an open purchase "
+            f"order for the sku of a line of {order.order_id} at that line's warehouse"
+        ]
+    return []
+
+
+_CHECKS: dict[str, Callable[[Session, Order, Any], list[str]]] = {
+    "order_id": _order_id,
+    "line_no": _line_no,
+    "shipment_id": _shipment_id,
+    "po_id": _po_id,
+}
+
+
+def scope_problems(session: Session, order_id: str | None, action: str, params: dict[str, Any]) -> list[str]:
+    """Why ``params`` name a record outside the order ``order_id`` (empty: they don't).
+
+    A request without an order may name no record at all (only ``ESCALATE``'s role and reason).
+    """
+    outside, donor_rule = OUTSIDE_ORDER.get(action, (frozenset(), None))
+    named = [k for k in _CHECKS if k in params and k not in outside]
+    order = session.get(Order, order_id) if order_id else None
+    if order is None:
+        if named or outside & set(params):
+            return [f"{action} names records ({', '.join(sorted(named))}) but the request has no order"]
+        return []
+    problems = [p for k in named for p in _CHECKS[k](session, order, params[k])]
+    if donor_rule is not None and outside & set(params):
+        problems += donor_rule(session, order, params)
+    return problems
+
+
+def retargeted(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The target parameters an edit would change (domain.md §3: an edit changes values, never targets)."""
+    return sorted(k for k in TARGETS if k in before.keys() | after.keys() and before.get(k) != after.get(k))
