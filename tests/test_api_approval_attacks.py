@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests import api_world
-from ui.api.app import create_app
+from ui.server import create_app
 
 H = api_world.HEADERS
 

@@ -11,14 +11,15 @@ from sqlalchemy import Column, Integer, Numeric, String, func, select, text
 
 from agent.governance.audit import list_events, verify_chain
 from agent.governance.intake import MAX_PARAMS_CHARS
-from agent.governance.requests import decide, request_action, resume_request, write_session
+from agent.governance.requests import _execute_step, decide, request_action, resume_request, write_session
+from agent.policy import DEFAULT_POLICY_PATH, PolicyError, parse_policy
 from tests.factories import clean_fixture, edit, order
 from tests.test_governance import POLICY, world
 from tests.test_scope import _forge
 from tools import writes
 from tools.columns import PARAM_COLUMNS, column_problems
 from tools.errors import GuardBlocked, ToolError
-from tools.models import ActionRequest, AuditEvent, ExceptionRecord, Execution, OrderLine
+from tools.models import ActionRequest, Approval, AuditEvent, ExceptionRecord, Execution, OrderLine
 
 
 @pytest.mark.parametrize(
@@ -217,8 +218,6 @@ def test_escalate_to_a_role_the_policy_names_runs(engine):
 
 
 def test_the_policy_names_the_roles_each_type_may_be_routed_to():
-    from agent.policy import DEFAULT_POLICY_PATH, PolicyError, parse_policy
-
     assert POLICY.escalation["COMPLIANCE_HOLD"] == ["compliance_officer"]
     for kind, candidates in POLICY.decision_order.candidates.items():
         for cand in candidates:
@@ -265,9 +264,23 @@ def test_the_executor_refuses_an_escalation_the_policy_no_longer_allows(engine):
         s.flush()
         rid = req.id
         req.status = "approved"
-    from agent.governance.requests import _execute_step
-
     assert _execute_step(factory, POLICY, rid, None) == "failed"
     with factory() as s:
         assert "may not be routed to csr" in s.get(ActionRequest, rid).error
         assert all(r.assigned_role == "compliance_officer" for r in s.scalars(select(ExceptionRecord)))
+
+
+def test_an_approval_for_other_parameters_fails_the_request_instead_of_leaving_it_approved(engine):
+    factory = world(engine, clean_fixture(order()))
+    rid, aid = _forge(
+        factory, "SO1", "CORRECT_PRICE", {"order_id": "SO1", "line_no": 1, "new_unit_price": "95.00"}
+    )
+    with write_session(factory) as s:  # the approval row says another price than the request
+        approval = s.get(Approval, aid)
+        approval.params = {"order_id": "SO1", "line_no": 1, "new_unit_price": "1.00"}
+        approval.params_hash = writes.params_hash(approval.params)
+    done = resume_request(factory, POLICY, rid)
+    assert done["status"] == "failed" and "is for other parameters" in done["error"]
+    with factory() as s:
+        assert f"{s.get(OrderLine, ('SO1', 1)).unit_price:.2f}" == "100.00"
+        assert verify_chain(s)["ok"]

@@ -190,3 +190,12 @@ def test_targets_are_the_parameters_that_name_records():
         retargeted({"shipment_id": "SH1", "carrier_id": "CA1"}, {"shipment_id": "SH1", "carrier_id": "CA2"})
         == []
     )
+
+
+def test_a_parameter_naming_a_record_needs_a_rule_that_allows_it(sqlite_engine):
+    factory = world(sqlite_engine, two_orders())
+    with factory() as s:
+        problems = scope_problems(
+            s, "SO1", "CORRECT_PRICE", {"order_id": "SO1", "line_no": 1, "from_order_id": "SO2"}
+        )
+    assert problems == ["CORRECT_PRICE: from_order_id names a record outside SO1 and no rule allows it"]

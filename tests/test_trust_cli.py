@@ -8,10 +8,14 @@ import logging
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from agent.settings import get_settings
+from tests import api_world
 from tests.cli_run import run
 from tests.factories import clean_fixture, line, order
 from tools.db import DatabaseError, make_engine, redact
+from ui.server import create_app
 
 SECRET = "s3cretPw"
 MALFORMED = [
@@ -103,9 +107,6 @@ def test_the_audits_cli_attacks_exit_2_with_one_line(loaded, monkeypatch, capsys
 
 
 def test_resume_of_a_failed_request_says_so(loaded, monkeypatch, capsys):
-    from sqlalchemy import text
-
-    from agent.settings import get_settings
 
     code, out, _ = run(
         monkeypatch,
@@ -150,8 +151,6 @@ def test_a_malformed_database_url_never_shows_its_password(url, monkeypatch, cap
 
 
 def test_ready_never_shows_the_password(monkeypatch, tmp_path, caplog):
-    from tests import api_world
-    from ui.api.app import create_app
 
     url = f"postgresql+psycopg://copilot:{SECRET}@127.0.0.1:1/copilot"  # nothing listens on port 1
     svc = api_world.services(monkeypatch, url)

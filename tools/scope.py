@@ -106,6 +106,11 @@ def scope_problems(session: Session, order_id: str | None, action: str, params: 
             return [f"{action} names records ({', '.join(sorted(named))}) but the request has no order"]
         return []
     problems = [p for k in named for p in _CHECKS[k](session, order, params[k])]
+    # default deny: a parameter that names a record, with no rule here that allows it
+    problems += [
+        f"{action}: {k} names a record outside {order.order_id} and no rule allows it"
+        for k in sorted(TARGETS & set(params) - set(_CHECKS) - outside)
+    ]
     if donor_rule is not None and outside & set(params):
         problems += donor_rule(session, order, params)
     return problems

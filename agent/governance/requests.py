@@ -577,6 +577,8 @@ def _execute_step(
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except DBAPIError as exc:  # the whole step was rolled back: record why, never leave it approved
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
+    except Forbidden as exc:  # the executor found no approval of exactly these parameters
+        return _record_failure(factory, request_id, approval_id, f"the executor refused: {exc}")
 
 
 def _record_failure(
@@ -587,7 +589,10 @@ def _record_failure(
     a request that did run meanwhile keeps its execution."""
     with write_session(factory) as s:
         req = s.get(ActionRequest, request_id, with_for_update=True)
-        if s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None:
+        if req is None:
+            raise NotFound("action request", str(request_id))
+        ran = s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None
+        if ran or req.status != "approved":
             return req.status
         now = _now()
         execution = Execution(
