@@ -19,8 +19,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from tools.domain import EXCEPTION_TYPES, ExceptionType
@@ -28,18 +38,23 @@ from tools.domain import EXCEPTION_TYPES, ExceptionType
 __all__ = [
     "ACTIONS",
     "CONDITIONS",
+    "DEFAULT_ORDER_NUMBERS",
     "DEFAULT_POLICY_PATH",
     "EXCEPTION_TYPES",
+    "MAX_TOKEN_CHARS",
     "ActionName",
     "ActionSpec",
     "Candidate",
     "Condition",
     "ExceptionType",
     "Governance",
+    "OrderNumbers",
     "Policy",
     "PolicyError",
     "Risk",
+    "Shape",
     "Thresholds",
+    "compile_shape",
     "load_policy",
     "parse_policy",
 ]
@@ -216,6 +231,105 @@ class DecisionOrder(_Strict):
     priority: list[ExceptionType]
 
 
+# --- order numbers in text --------------------------------------------------------------------------
+# ERPs number sales orders in their own ways — SO-100042, SO-K7781, 4500098761, ORD-2025-1193,
+# DE/2026/00017 — and a deployment names its own in the policy file (``order_numbers:``); the reader
+# is agent.triage.order_numbers. A shape is a regular expression matched against one whole token of a
+# text (upper-cased, at most MAX_TOKEN_CHARS characters). Shapes run on RE2, an automaton engine
+# without backtracking: its matching time is linear in the input for every pattern, so no shape a
+# deployment writes can freeze the server. The loader refuses what RE2 cannot run (backreferences,
+# lookaround — the features that need backtracking), a pattern longer than MAX_PATTERN_CHARS or
+# whose compiled program is over MAX_PROGRAM_SIZE, and one that matches the empty token.
+# ``report_unknown: false`` marks a shape that other documents share (a bare ten-digit number may be
+# a purchase order or a phone number): such a token is triaged when an order has it and otherwise
+# passed over in silence, not reported as an unknown order.
+
+MAX_TOKEN_CHARS = 40  # no ERP numbers an order with more; longer tokens are never order numbers
+MAX_PATTERN_CHARS = 200
+MAX_PROGRAM_SIZE = 2000  # RE2 program instructions; the shipped shapes need under 60 each
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # a refused pattern is reported by the policy loader, not on stderr
+_OPTIONS.max_mem = 1 << 20
+
+
+def compile_shape(pattern: str) -> Any:
+    """The RE2 program of ``pattern``; ValueError says why a pattern is refused."""
+    if not pattern or len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"a shape has 1 to {MAX_PATTERN_CHARS} characters (got {len(pattern)})")
+    try:
+        compiled = re2.compile(pattern, _OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"not a linear-time (RE2) pattern: {detail} (RE2 refuses backreferences and lookaround)"
+        ) from None
+    if compiled.programsize > MAX_PROGRAM_SIZE:
+        raise ValueError(f"pattern too complex: {compiled.programsize} RE2 instructions > {MAX_PROGRAM_SIZE}")
+    if compiled.fullmatch("") is not None:
+        raise ValueError("pattern matches an empty token")
+    return compiled
+
+
+class Shape(BaseModel):
+    """One shape of order number: an RE2 pattern for a whole upper-case token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pattern: str
+    report_unknown: bool = True
+
+    @field_validator("pattern")
+    @classmethod
+    def _linear(cls, value: str) -> str:
+        compile_shape(value)
+        return value
+
+
+class OrderNumbers(BaseModel):
+    """Where order numbers are in a text: tokens of a ``shapes`` shape, and numbers after a keyword.
+
+    ``keywords`` ("order", "orders"): a number of 4 to 12 digits after one of them ("order 100042",
+    "order no. 100042", "orders 100042, 100043 and 100044") stands for ``number_prefix`` + the
+    digits (``SO-100042``), or the digits themselves where an order is numbered so.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    shapes: tuple[Shape, ...] = Field(
+        default=(
+            Shape(pattern=r"SO-[0-9]{1,12}"),
+            Shape(pattern=r"SO-[A-Z]{1,3}[0-9]{1,10}"),
+            Shape(pattern=r"ORD-(?:19|20)[0-9]{2}-[0-9]{1,8}"),
+            Shape(pattern=r"[A-Z]{2}/(?:19|20)[0-9]{2}/[0-9]{1,8}"),
+            Shape(pattern=r"[0-9]{10}", report_unknown=False),
+        ),
+        min_length=1,
+        max_length=32,
+    )
+    keywords: tuple[str, ...] = Field(default=("order", "orders"), max_length=32)
+    number_prefix: str = Field(default="SO-", max_length=16)
+
+    @field_validator("keywords")
+    @classmethod
+    def _words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for word in value:
+            if not word.isalpha() or len(word) > 32:
+                raise ValueError(f"a keyword is one word of letters (got {word!r})")
+        return tuple(w.casefold() for w in value)
+
+    @functools.cached_property
+    def programs(self) -> tuple[tuple[Any, bool], ...]:
+        """Each shape's RE2 program with its ``report_unknown``."""
+        return tuple((compile_shape(s.pattern), s.report_unknown) for s in self.shapes)
+
+    @functools.cached_property
+    def any_shape(self) -> Any:
+        """One RE2 program matching a token of any shape (the fast first test of every token)."""
+        return compile_shape("|".join(f"(?:{s.pattern})" for s in self.shapes))
+
+
+DEFAULT_ORDER_NUMBERS = OrderNumbers()
+
+
 class Policy(_Strict):
     """A validated policy file. Build it with :func:`load_policy` or :func:`parse_policy`."""
 
@@ -229,6 +343,8 @@ class Policy(_Strict):
     # ESCALATE: exception type -> the roles it may be routed to
     escalation: dict[ExceptionType, list[RoleName]]
     decision_order: DecisionOrder
+    order_numbers: OrderNumbers = DEFAULT_ORDER_NUMBERS
+    """How order numbers look in pasted text and chat (shapes in RE2 syntax, keywords)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

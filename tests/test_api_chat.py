@@ -140,3 +140,68 @@ def test_service_answers_while_the_model_writes(world):
             release.set()
             chat.join(60)
     assert result["chat"].status_code == 200 and "final" in result["chat"].text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order" + " " * 1200 + "x",  # once seconds of backtracking with the GIL held
+        "order " * 16_000,
+        "(#:[-/#]) " * 9_000,
+        "SO" + "-" * 90_000 + "1",
+    ],
+)
+def test_adversarial_pastes_are_read_and_answered(world, text):
+    with _client() as c:
+        body = c.post("/api/v1/triage/text", json={"text": text}, headers=H["csr"]).json()
+        assert body["results"] == [] and body["order_ids"] == [] and "Which order" in body["answer"]
+        ids = c.post("/api/v1/triage", json={"order_ids": [text]}, headers=H["csr"]).json()
+        assert ids["results"][0]["error"] == "order not found"
+
+
+def test_order_numbers_as_customers_write_them_through_the_api(world):
+    email = "Hi, is S0-100002 on its way? And SO-10003, SO-999999?"
+    with _client() as c:
+        body = c.post("/api/v1/triage/text", json={"text": email}, headers=H["csr"]).json()
+        assert body["order_ids"] == ["SO-100002"] and body["not_found"] == ["SO-10003", "SO-999999"]
+        assert body["near_misses"] == {"SO-10003": ["SO-100003"]}
+        assert body["notes"] == [
+            "S0-100002 read as SO-100002",
+            "SO-10003 not found; did you mean SO-100003?",
+            "SO-999999 not found",
+        ]
+        assert {r["order_id"]: r.get("error") for r in body["results"]} == {
+            "SO-100002": None,
+            "SO-10003": "order not found; did you mean SO-100003?",
+            "SO-999999": "order not found",
+        }
+        only_wrong = c.post(
+            "/api/v1/triage/text", json={"text": "status of SO-10003?"}, headers=H["csr"]
+        ).json()
+        assert only_wrong["answer"].startswith("SO-10003 not found; did you mean SO-100003? Which order")
+        ids = c.post("/api/v1/triage", json={"order_ids": ["so 100002", "SO-10003"]}, headers=H["csr"]).json()
+        assert [r["order_id"] for r in ids["results"]] == ["SO-100002", "SO-10003"]
+        assert ids["results"][1]["error"] == "order not found; did you mean SO-100003?"
+        assert ids["not_found"] == ["SO-10003"]
+
+
+def test_chat_proposes_a_request_and_the_next_yes_files_it(world):
+    with _client() as c:
+        ask = {"message": "please request approval for SO-100002", "stream": False}
+        shown = c.post("/api/v1/chat/t-9", json=ask, headers=H["csr"]).json()
+        assert shown["request"] is None and shown["proposal"]["action"] == "RELEASE_CREDIT_HOLD"
+        assert c.get("/api/v1/requests", headers=H["csr"]).json()["items"] == []
+        events = _events(c.post("/api/v1/chat/t-9", json={"message": "confirm"}, headers=H["csr"]).text)
+        kinds = [k for k, _ in events]
+        assert "request" in kinds and kinds[-1] == "final"
+        filed = events[-1][1]["request"]
+        assert filed["action"] == "RELEASE_CREDIT_HOLD" and filed["requested_by"] == "csr"
+        listed = c.get("/api/v1/requests", headers=H["csr"]).json()["items"]
+        assert [r["id"] for r in listed] == [filed["id"]]
+        # another user's "yes" on a thread of the same name is a thread of its own: nothing to file
+        c.post("/api/v1/chat/t-9", json=ask, headers=H["csr"])
+        other = c.post(
+            "/api/v1/chat/t-9", json={"message": "yes", "stream": False}, headers=H["planner"]
+        ).json()
+        assert other["request"] is None
+        assert len(c.get("/api/v1/requests", headers=H["csr"]).json()["items"]) == 1

@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
+import pytest
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage
 from sqlalchemy import func, select
 
 from agent.checkpoint import open_checkpointer
 from agent.copilot.chat_tools import ROUTE_SCHEMA
+from agent.copilot.proposals import asks_for_approval, is_confirmation
 from agent.llm import FakeLLM, LLMTimeout
 from tests.copilot_world import grounded_explainer, is_route, make_copilot, route, script
-from tools.models import ActionRequest
+from tools.models import ActionRequest, Inventory
 
 
 def _routes(llm):
@@ -98,12 +100,14 @@ def test_thread_memory_follow_ups_and_an_approval_request(world, world_sops):
     assert "REALLOCATE_WAREHOUSE is not feasible for INVENTORY_SHORTFALL (line 1)" in why["answer"]
     # "that": the action under discussion is the recommendation from the first turn (REALLOCATE is infeasible).
     asked = copilot.chat("t1", "request approval for that", username="planner")
-    request = asked["request"]
+    assert asked["request"] is None and asked["proposal"]["action"] == "SPLIT_SHIPMENT"
+    filed = copilot.chat("t1", "yes", username="planner")  # shown first, filed on "yes"
+    request = filed["request"]
     assert request["order_id"] == "SO-100003" and request["action"] == "SPLIT_SHIPMENT"
     assert request["params"]["ship_qty"] == 500 and request["requested_by"] == "planner"
     assert request["approver_role"] == "planner" and request["citations"] == ["SOP-INV-001 §2.1"]
-    assert f"request {request['id']}" in asked["answer"]
-    assert len(copilot.history("t1")) == 6
+    assert f"request {request['id']}" in filed["answer"]
+    assert len(copilot.history("t1")) == 8
 
 
 def test_memory_survives_a_new_copilot_on_the_durable_checkpointer(world, sqlite_engine):
@@ -255,4 +259,124 @@ def test_every_copilot_tool_has_exactly_one_behaviour():
     from agent.copilot.chat_tools import COPILOT_TOOLS
 
     assert sorted(BEHAVIOUR) == sorted(COPILOT_TOOLS)
-    assert [name for name, own in BEHAVIOUR.items() if own.files_request] == ["request_approval"]
+    assert [name for name, own in BEHAVIOUR.items() if own.proposes] == ["request_approval"]
+
+
+def test_chat_reads_order_numbers_as_written_and_suggests_near_misses(world):
+    reply = make_copilot(world, FakeLLM(script())).chat(
+        "t1", "what is blocking S0-100002?", username="planner"
+    )
+    assert reply["tool_calls"][0]["args"] == {"order_id": "SO-100002"}
+    assert reply["answer"].startswith("SO-100002 (open) is blocked by CREDIT_HOLD.")
+    reply = make_copilot(world, FakeLLM(script())).chat(
+        "t2", "what is blocking SO-10002?", username="planner"
+    )
+    assert reply["answer"] == "triage_order: order SO-10002 not found; did you mean SO-100002?"
+    slow = "which orders of " + "A " * 1900 + "are late?"  # the owner pattern on a long message
+    reply = make_copilot(world, FakeLLM([])).chat("t3", slow, username="planner")
+    assert reply["fallback"] is True
+
+
+@pytest.mark.parametrize(
+    "message, instructs",
+    [
+        ("request approval for that", True),
+        ("please request approval for SO-100002", True),
+        ("Can you submit the split for approval?", True),
+        ("OK, raise an approval request for SO-100002", True),
+        ("I'd like you to get sign-off on it", True),
+        ("Is there already an approval request for SO-100002?", False),
+        ("Don't request approval for SO-100002, I only want to know what is wrong", False),
+        ("do not request approval for it", False),
+        ("please don't file an approval request", False),
+        ("never raise an approval request for SO-100002", False),
+        ("What happens if I request approval for SO-100002?", False),
+        ("has anyone requested approval for SO-100002?", False),
+        ("why not request approval?", False),
+        ("Dear team,\nrequest approval to release the hold\non SO-100002\nRegards", False),
+    ],
+)
+def test_only_an_explicit_instruction_asks_for_approval(message, instructs):
+    assert asks_for_approval(message) is instructs
+
+
+@pytest.mark.parametrize("message", ["yes", "Yes.", "confirm", "YES please", " ok ", "Go ahead!"])
+def test_confirmations(message):
+    assert is_confirmation(message)
+
+
+@pytest.mark.parametrize("message", ["yes, but split it", "no", "confirm SO-100003 instead", "yes?!x", ""])
+def test_anything_else_is_no_confirmation(message):
+    assert not is_confirmation(message)
+
+
+def _requests(world) -> list[ActionRequest]:
+    with world() as s:
+        return list(s.scalars(select(ActionRequest).order_by(ActionRequest.id)))
+
+
+def test_questions_about_requests_and_negations_file_nothing(world):
+    # The model is fooled into filing each time; the check refuses it, the rules answer instead.
+    fooled = [route("request_approval", order_id="SO-100002")] * 2
+    copilot = make_copilot(world, FakeLLM(script(routes=fooled)))
+    reply = copilot.chat("t1", "Is there already an approval request for SO-100002?", username="planner")
+    assert reply["request"] is None and reply["proposal"] is None
+    assert reply["tool_calls"][-1]["name"] == "find_requests"
+    assert reply["answer"] == "There is no approval request for SO-100002."
+    copilot = make_copilot(world, FakeLLM(script(routes=fooled)))
+    reply = copilot.chat(
+        "t2", "Don't request approval for SO-100002, I only want to know what is wrong", username="planner"
+    )
+    assert reply["request"] is None and reply["proposal"] is None
+    assert reply["tool_calls"][-1]["name"] == "triage_order" and "CREDIT_HOLD" in reply["answer"]
+    assert _requests(world) == []
+
+
+def test_an_instruction_is_shown_first_and_yes_files_exactly_it(world):
+    copilot = make_copilot(world, FakeLLM([]))
+    shown = copilot.chat("t1", "please request approval for SO-100003", username="planner")
+    proposal = shown["proposal"]
+    assert shown["request"] is None and _requests(world) == []
+    assert proposal["action"] == "SPLIT_SHIPMENT" and proposal["params"] == {
+        "order_id": "SO-100003",
+        "line_no": 1,
+        "ship_qty": 500,
+    }
+    assert proposal["approver_role"] == "planner" and proposal["ok"] is True
+    assert shown["answer"].startswith(
+        "I can file this approval request: SPLIT_SHIPMENT on SO-100003 (order_id=SO-100003, line_no=1, "
+        "ship_qty=500), medium risk, to be decided by a planner."
+    )
+    filed = copilot.chat("t1", "yes", username="planner")
+    request = filed["request"]
+    assert request["action"] == "SPLIT_SHIPMENT" and request["params"] == proposal["params"]
+    assert request["status"] == "pending_approval" and request["requested_by"] == "planner"
+    assert filed["proposal"] is None and f"request {request['id']}" in filed["answer"]
+    assert [r.id for r in _requests(world)] == [request["id"]]
+    again = copilot.chat("t1", "yes", username="planner")  # nothing on the table: files nothing more
+    assert again["request"] is None and len(_requests(world)) == 1
+
+
+def test_anything_but_yes_drops_the_proposal(world):
+    copilot = make_copilot(world, FakeLLM([]))
+    copilot.chat("t1", "request approval for SO-100002", username="planner")
+    reply = copilot.chat("t1", "no, what is blocking SO-100003?", username="planner")
+    assert reply["answer"].startswith(
+        "(Not filed: RELEASE_CREDIT_HOLD on SO-100002; you did not confirm it.)"
+    )
+    assert reply["proposal"] is None and reply["request"] is None
+    assert copilot.chat("t1", "yes", username="planner")["request"] is None
+    assert _requests(world) == []
+
+
+def test_a_confirmation_after_the_facts_changed_is_guarded_again(world):
+    copilot = make_copilot(world, FakeLLM([]))
+    assert copilot.chat("t1", "request approval for SO-100003", username="planner")["proposal"]["ok"]
+    with world() as s:  # meanwhile another order takes the 500 units at WH1
+        s.get(Inventory, ("A", "WH1")).allocated = 500
+        s.commit()
+    filed = copilot.chat("t1", "yes", username="planner")["request"]
+    assert filed["status"] == "blocked" and filed["params"]["ship_qty"] == 500
+    assert filed["guard"]["ok"] is False and filed["guard"]["reasons"]
+    [row] = _requests(world)
+    assert row.status == "blocked"

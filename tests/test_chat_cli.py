@@ -68,3 +68,20 @@ def test_chat_reads_questions_from_stdin(world, monkeypatch, capsys):
     code, out, _ = run(monkeypatch, capsys, "chat", "--as", "csr")
     assert code == 0
     assert "Which order do you mean?" in out and "CREDIT_HOLD" in out and "never asked" not in out
+
+
+def test_chat_shows_a_request_first_and_yes_files_it(world, monkeypatch, capsys):
+    ask = "please request approval for SO-100003"
+    code, out, err = run(monkeypatch, capsys, "chat", "--thread", "cli-2", "-m", ask, "-m", "no thanks")
+    assert code == 0, err
+    assert "I can file this approval request: SPLIT_SHIPMENT on SO-100003" in out
+    assert 'type "yes" to file this request' in out and "Not filed: SPLIT_SHIPMENT on SO-100003" in out
+    assert "approval request 1" not in out
+    code, out, err = run(monkeypatch, capsys, "chat", "--thread", "cli-2", "-m", ask, "-m", "yes")
+    assert code == 0, err
+    assert (
+        "Requested SPLIT_SHIPMENT on SO-100003 (request 1" in out
+        and "approval request 1: pending_approval" in out
+    )
+    code, out, _ = run(monkeypatch, capsys, "actions", "list", "--json")
+    assert [r["action"] for r in json.loads(out)] == ["SPLIT_SHIPMENT"]

@@ -2,7 +2,8 @@
 
 "What is blocking SO-…?" is answered from the triage facts with the model's explanation; "request
 approval for that" is routed by the model's grammar-constrained JSON (or, should it choose wrongly,
-by the deterministic fallback) to an approval request for the action under discussion.
+by the deterministic fallback) to a proposed approval request for the action under discussion, which
+"yes" files.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def test_real_model_answers_what_is_blocking_and_files_the_request(sqlite_engine
     assert set(reply["citations"]) <= {"SOP-CREDIT-001 §3.2"}
     assert copilot.usage()["calls"] in (1, 2)  # the explanation (and its one retry); rules read the question
     asked = copilot.chat("m1", "request approval for that", username="planner")
-    assert asked["request"]["action"] == "RELEASE_CREDIT_HOLD" and asked["request"]["order_id"] == "SO-100002"
-    assert asked["request"]["approver_role"] == "credit_analyst"
+    assert asked["request"] is None  # shown first
+    assert (
+        asked["proposal"]["action"] == "RELEASE_CREDIT_HOLD" and asked["proposal"]["order_id"] == "SO-100002"
+    )
     assert copilot.usage()["calls"] >= 2  # the model was asked to choose the tool
+    filed = copilot.chat("m1", "yes", username="planner")
+    assert filed["request"]["action"] == "RELEASE_CREDIT_HOLD" and filed["request"]["order_id"] == "SO-100002"
+    assert filed["request"]["approver_role"] == "credit_analyst"

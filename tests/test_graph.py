@@ -26,11 +26,14 @@ def test_the_graph_is_wired_as_documented():
         "select",
         "act",
         "answer",
+        "confirm",
         "__end__",
     }
     assert {
         ("__start__", "resolve"),
         ("__start__", "select"),
+        ("__start__", "confirm"),
+        ("confirm", "__end__"),
         ("resolve", "triage"),
         ("resolve", "__end__"),
         ("triage", "explain"),

@@ -51,7 +51,7 @@ def test_sign_in_triage_request_and_approve_through_the_panel(live):
     assert "role **planner**" in planner.predict(T["planner"], api_name="/sign_in")
     table, status, _pick = planner.predict("Hi, where are SO-100002 and SO-404? Thanks", api_name="/triage")
     rows = _rows(table)
-    assert [r["order"] for r in rows] == ["SO-100002"] and "Not found: SO-404" in status
+    assert [r["order"] for r in rows] == ["SO-100002"] and "SO-404 not found" in status
     assert rows[0]["exceptions"] == "CREDIT_HOLD" and rows[0]["approver"] == "credit_analyst"
     assert rows[0]["recommendation"].startswith("RELEASE_CREDIT_HOLD") and rows[0]["risk"] == "medium"
 
@@ -86,6 +86,11 @@ def test_dashboard_chat_and_limits(live):
     history, side, _box = lead.predict("What is blocking SO-100002?", [], api_name="/chat")
     assert _text(history[0]) == "What is blocking SO-100002?" and "SO-100002" in _text(history[-1])
     assert "triage_order" in side and "SOP citations" in side
+    # An approval request is shown first and filed by the Confirm button.
+    history, side, _box = lead.predict("please request approval for SO-100002", history, api_name="/chat")
+    assert "I can file this approval request: RELEASE_CREDIT_HOLD on SO-100002" in _text(history[-1])
+    history, side, _box = lead.predict(history, api_name="/chat_confirm")
+    assert _text(history[-2]) == "yes" and "Requested RELEASE_CREDIT_HOLD on SO-100002" in _text(history[-1])
     lead.predict("SO-100002 SO-100003", api_name="/triage")
     _by_type, _by_wh, _by_tier, _by_age, _rates, summary = lead.predict(api_name="/dashboard")
     assert "2 exceptions" in summary

@@ -24,16 +24,17 @@ class ToolError(Exception):
 class NotFound(ToolError):
     """A record that does not exist, e.g. ``order SO-9 not found``."""
 
-    def __init__(self, kind: str, key: str) -> None:
-        self.kind, self.key = kind, key
-        super().__init__(f"{kind} {key} not found")
+    def __init__(self, kind: str, key: str, did_you_mean: list[str] | tuple[str, ...] = ()) -> None:
+        self.kind, self.key, self.did_you_mean = kind, key, list(did_you_mean)
+        hint = f"; did you mean {' or '.join(self.did_you_mean)}?" if self.did_you_mean else ""
+        super().__init__(f"{kind} {key} not found{hint}")
 
 
 class OrderNotFound(NotFound):
     """No order with this id: ``order SO-9 not found``, the one message every caller gives."""
 
-    def __init__(self, order_id: str) -> None:
-        super().__init__("order", order_id)
+    def __init__(self, order_id: str, did_you_mean: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__("order", order_id, did_you_mean)
 
 
 class Forbidden(ToolError):

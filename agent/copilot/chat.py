@@ -10,7 +10,8 @@ Answers rest on facts: "what is blocking SO-…" is the triage result (decided b
 the model's grounded explanation; "why not", approval requests and late-order lists
 are rendered from the facts; other READ results are phrased by the model and checked
 (:func:`agent.copilot.grounding.answer_errors`), falling back to the fact-only text. Nothing here writes
-an ERP record; ``request_approval`` files a request with the governance step.
+an ERP record; ``request_approval`` proposes a request, and :func:`confirm` files it with the
+governance step when the next message says "yes".
 """
 
 from __future__ import annotations
@@ -32,19 +33,26 @@ from agent.copilot.chat_tools import (
     ToolCallError,
     ToolChoice,
     action_from_words,
-    asks_for_approval,
     catalog,
     check_call,
 )
 from agent.copilot.context import CopilotContext
 from agent.copilot.grounding import answer_errors, sop_citations_in
 from agent.copilot.nodes import explain_one, log_event, plain
+from agent.copilot.proposals import (
+    asks_for_approval,
+    file_proposal,
+    is_confirmation,
+    make_proposal,
+    render_proposal,
+    render_requests,
+    requests_of,
+)
 from agent.copilot.state import CopilotState
-from agent.governance.events import log_chat_request, log_llm_fallback
-from agent.governance.requests import request_action
+from agent.governance.events import log_chat_proposal, log_chat_request, log_llm_fallback
 from agent.llm import LLMError, parse_json
 from agent.triage import service as triage
-from agent.triage.extract import find_order_ids
+from agent.triage.order_numbers import find_order_ids, resolve_one
 from prompts import load
 from tools.db import read_only
 from tools.errors import OrderNotFound, ToolError
@@ -56,8 +64,10 @@ __all__ = [
     "MAX_ROUNDS",
     "CopilotTool",
     "answer",
+    "confirm",
     "route_after_act",
     "route_after_select",
+    "route_chat",
     "run_tools",
     "select_tool",
 ]
@@ -100,6 +110,7 @@ def _check(state: CopilotState, ctx: CopilotContext, tool: str, args: dict[str, 
         conversation=_conversation(state),
         focus=state.get("focus") or {},
         tools=ctx.tools,
+        numbers=ctx.policy.order_numbers,
     )
 
 
@@ -113,16 +124,23 @@ _WHY_NOT = re.compile(
     r"\bwhy\s+(?:not|don't|can't|didn't|isn't|wasn't)\b|\binstead\b|\bwhat about\b", re.IGNORECASE
 )
 _REFERS = re.compile(r"\b(it|that|this|the order|this order|its)\b", re.IGNORECASE)
+# A question about requests already filed ("is there already an approval request for SO-…?").
+_ABOUT_REQUESTS = re.compile(
+    r"\b(?:is|are|was|were|has|have|any|already|existing|pending|status)\b[^\n]{0,60}?\b(?:request|approv)",
+    re.IGNORECASE,
+)
 
 
 def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> dict[str, Any]:
     """The deterministic reading of the question when the model cannot choose (or there is none)."""
     question, focus = state.get("question") or "", state.get("focus") or {}
-    ids = find_order_ids(question)
+    ids = find_order_ids(question, ctx.policy.order_numbers)
     order = ids[0] if ids else focus.get("order_id")
     call: tuple[str, dict[str, Any]] | None = None
     if asks_for_approval(question) and order:
         call = ("request_approval", {"order_id": order})
+    elif order and _ABOUT_REQUESTS.search(question):
+        call = ("find_requests", {"order_id": order})
     elif order and _WHY_NOT.search(question) and action_from_words(question):
         call = ("why_not", {"order_id": order, "action": action_from_words(question)})
     elif ids:
@@ -268,17 +286,18 @@ _BLOCKING = re.compile(
 )
 
 
-def rule_choice(state: CopilotState) -> tuple[str, dict[str, Any]] | None:
+def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str, Any]] | None:
     """The one question rules answer without the model: a short "what is blocking SO-…?" naming one
     order (regular expressions first, the model for what they cannot read — as for pasted text)."""
     question = state.get("question") or ""
-    ids = find_order_ids(question)
+    ids = find_order_ids(question, ctx.policy.order_numbers)
     if (
         len(ids) == 1
         and len(question) <= 160
         and _BLOCKING.search(question)
         and not _WHY_NOT.search(question)
         and not asks_for_approval(question)
+        and not _ABOUT_REQUESTS.search(question)
     ):
         return "triage_order", {"order_id": ids[0]}
     return None
@@ -287,15 +306,66 @@ def rule_choice(state: CopilotState) -> tuple[str, dict[str, Any]] | None:
 def select_tool(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
     """Which tool answers the question: a native tool-calling model chooses; for the small local
     model, rules read the unambiguous "what is blocking SO-…?" (saving a slow call) and the model
-    chooses the rest; without a model, the deterministic reading."""
+    chooses the rest; without a model, the deterministic reading. A proposal the previous turn made
+    is dropped here: this turn did not confirm it (a confirmation goes to :func:`confirm`)."""
     ctx = runtime.context
+    update = _choose(state, ctx)
+    if state.get("proposal") and not int(state.get("rounds") or 0):
+        update = {**update, "proposal": None, "dropped": state["proposal"]}
+    return update
+
+
+def _choose(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
     if ctx.llm is None:
         return fallback_choice(state, ctx, ctx.llm_unavailable or "no language model")
     if ctx.llm.chat_model is not None:
         return _select_native(state, ctx)
-    if (rule := rule_choice(state)) is not None:
+    if (rule := rule_choice(state, ctx)) is not None:
         return {"pending": [{"tool": rule[0], "args": _check(state, ctx, *rule), "id": "rule-1"}]}
     return _select_json(state, ctx)
+
+
+def route_chat(state: CopilotState) -> str:
+    """A plain "yes" / "confirm" with a proposal on the table files it; anything else is a question."""
+    return "confirm" if state.get("proposal") and is_confirmation(state.get("question") or "") else "select"
+
+
+def confirm(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
+    """File exactly the proposed action with the approval step, whose guard checks the records now."""
+    ctx, writer = runtime.context, runtime.stream_writer
+    proposal = dict(state.get("proposal") or {})
+    args = {k: proposal.get(k) for k in ("order_id", "action", "params")}
+    writer({"type": "tool", "name": "request_approval", "args": args})
+    try:
+        request: dict[str, Any] | None = plain(file_proposal(ctx, proposal))
+        text, error = say.render_request(request), None
+    except ToolError as exc:  # the order or the requester is gone, or the action is refused outright
+        request, error = None, str(exc)
+        text = f"Not filed: {exc}"
+    if request is not None:
+        writer({"type": "request", "request": request})
+        log_event(
+            ctx,
+            log_chat_request,
+            actor=ctx.username or "copilot",
+            order_id=request.get("order_id"),
+            request_id=request.get("id"),
+            action=request.get("action"),
+            thread=ctx.thread_id,
+        )
+    writer({"type": "token", "text": text})
+    return {
+        "proposal": None,
+        "request": request,
+        "observations": [
+            {"tool": "request_approval", "args": args, "result": request, "error": error, "id": "confirm-1"}
+        ],
+        "answer": text,
+        "messages": [
+            {"role": "user", "content": state.get("question") or ""},
+            {"role": "assistant", "content": text},
+        ],
+    }
 
 
 def route_after_select(state: CopilotState) -> str:
@@ -313,7 +383,10 @@ def route_after_select(state: CopilotState) -> str:
 def _triage_readonly(ctx: CopilotContext, order_id: str) -> dict[str, Any]:
     """The order's triage without recording it; raises :class:`OrderNotFound` (a ToolError)."""
     with read_only(ctx.factory) as session:
-        [result] = triage.triage_orders(session, [order_id], ctx.policy, record=False)
+        found, near = resolve_one(session, order_id, ctx.policy.order_numbers)
+        if found is None:  # "SO-10042": not found, perhaps one edit away from an existing order
+            raise OrderNotFound(order_id, near)
+        [result] = triage.triage_orders(session, [found], ctx.policy, record=False)
     if "error" in result:
         raise OrderNotFound(result["order_id"])
     return plain(result)
@@ -390,7 +463,9 @@ def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: st
     )
 
 
-def _request(ctx: CopilotContext, state: CopilotState, order_id: str, action: str | None) -> dict[str, Any]:
+def _propose(ctx: CopilotContext, state: CopilotState, order_id: str, action: str | None) -> dict[str, Any]:
+    """The approval request the user asked for, concrete and guarded, shown before anything is filed."""
+    order_id = _triage_readonly(ctx, order_id)["order_id"]  # the order's own id; NotFound otherwise
     focus = state.get("focus") or {}
     discussed = focus.get("action") or {}
     params = (
@@ -398,27 +473,13 @@ def _request(ctx: CopilotContext, state: CopilotState, order_id: str, action: st
         if discussed.get("order_id") == order_id and discussed.get("action") == action
         else None
     )
-    if (
-        params is None and action is not None
-    ):  # an action named in words: its feasible parameters, from the facts
+    if params is None and action is not None:  # an action named in words: its feasible parameters
         feasible = [
             c for c in _why_not(ctx, order_id, action)["candidates"] if c["feasible"] and c.get("params")
         ]
         params = feasible[0]["params"] if feasible else None
     citations = focus.get("citations") if focus.get("order_id") == order_id else None
-    return plain(
-        request_action(
-            ctx.factory,
-            ctx.policy,
-            order_id=order_id,
-            requested_by=ctx.username or "unknown",
-            action=action,
-            params=params,
-            source="chat",
-            citations=citations,
-            thread_id=ctx.thread_id,
-        )
-    )
+    return make_proposal(ctx, order_id, action, params, citations or [])
 
 
 def _remember_action(focus: dict[str, Any], args: dict[str, Any], result: dict[str, Any]) -> None:
@@ -451,13 +512,14 @@ class CopilotTool:
     """What one of the copilot's own tools does in a turn: ``run`` it (expected failures raise a
     ToolError), ``remember`` what it was about in the thread's focus, ``render`` its facts as text
     (the answer, or the fallback when the model's words stray); ``explained``: the answer is the
-    model's grounded explanation of the facts; ``files_request``: its result is an approval request."""
+    model's grounded explanation of the facts; ``proposes``: its result is an approval request to show
+    and confirm (:mod:`agent.copilot.proposals`)."""
 
     run: Callable[[CopilotContext, CopilotState, dict[str, Any]], Any]
     render: Callable[[Any], str]
     remember: Callable[[dict[str, Any], dict[str, Any], Any], None] = _remember_nothing
     explained: bool = False
-    files_request: bool = False
+    proposes: bool = False
 
 
 # The one mapping of the copilot's tools (agent.copilot.chat_tools.COPILOT_TOOLS) to what they do.
@@ -474,9 +536,13 @@ BEHAVIOUR: dict[str, CopilotTool] = {
         remember=_remember_feasible,
     ),
     "request_approval": CopilotTool(
-        run=lambda ctx, state, a: _request(ctx, state, a["order_id"], a.get("action")),
-        render=say.render_request,
-        files_request=True,
+        run=lambda ctx, state, a: _propose(ctx, state, a["order_id"], a.get("action")),
+        render=render_proposal,
+        proposes=True,
+    ),
+    "find_requests": CopilotTool(
+        run=lambda ctx, state, a: requests_of(ctx, _triage_readonly(ctx, a["order_id"])["order_id"]),
+        render=render_requests,
     ),
     "find_late_orders": CopilotTool(
         run=lambda ctx, state, a: _late_orders(ctx, a.get("customer_name"), a.get("customer_id")),
@@ -502,7 +568,7 @@ def run_tools(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str
     ctx, writer = runtime.context, runtime.stream_writer
     observations = list(state.get("observations") or [])
     focus = dict(state.get("focus") or {})
-    request = state.get("request")
+    proposal = state.get("proposal")
     for call in state.get("pending") or []:
         tool, args = call["tool"], call["args"]
         writer({"type": "tool", "name": tool, "args": args})
@@ -520,25 +586,28 @@ def run_tools(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str
         )
         if error:
             continue
-        if args.get("order_id"):
-            focus["order_id"] = args["order_id"]
+        if args.get("order_id"):  # the order's own id ("SO1" when "so-1" was typed), where a tool says it
+            focus["order_id"] = (result.get("order_id") if isinstance(result, dict) else None) or args[
+                "order_id"
+            ]
         own = BEHAVIOUR.get(tool)
         if own is None:
             continue
         own.remember(focus, args, result)
-        if own.files_request:
-            request = result
-            writer({"type": "request", "request": result})
+        if own.proposes:
+            proposal = result if result.get("ok") else None
+            writer({"type": "proposal", "proposal": result})
             log_event(
                 ctx,
-                log_chat_request,
+                log_chat_proposal,
                 actor=ctx.username or "copilot",
-                order_id=result.get("order_id"),
-                request_id=result.get("id"),
-                action=result.get("action"),
+                order_id=result["order_id"],
+                action=result["action"],
+                params=result["params"],
+                guard_ok=bool(result.get("ok")),
                 thread=ctx.thread_id,
             )
-    return {"observations": observations, "pending": [], "focus": focus, "request": request}
+    return {"observations": observations, "pending": [], "focus": focus, "proposal": proposal}
 
 
 def route_after_act(state: CopilotState) -> str:
@@ -628,6 +697,8 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
             )
             fallback, reason = fallback or fb, reason or why
             citations = sop_citations_in(text) if not fb else cited[:3]
+    if (dropped := state.get("dropped")) and not state.get("proposal"):
+        text = f"(Not filed: {dropped['action']} on {dropped['order_id']}; you did not confirm it.)\n{text}"
     for c in citations:
         writer({"type": "citation", "citation": c})
     focus = dict(state.get("focus") or {})

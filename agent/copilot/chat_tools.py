@@ -4,9 +4,10 @@ The model chooses; this module decides whether the choice may run. A call is ref
 model told why, once) when its arguments fail the tool's schema, when it names an order, customer
 or sku that appears nowhere in the conversation (an invented id), or when it would request an
 approval that the user's own message did not ask for — so instructions hidden in a customer note
-or a pasted e-mail cannot make the copilot act. No tool here writes an ERP record: the only
-state-changing call, ``request_approval``, files a request with the governance step,
-which a person with the policy's role decides.
+or a pasted e-mail cannot make the copilot act. No tool here writes an ERP record:
+``request_approval`` only proposes a request (:mod:`agent.copilot.proposals`), filed with the
+approval step when the user confirms it on the next turn and decided by a person with the policy's
+role.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.copilot.proposals import asks_for_approval
 from agent.policy import ACTIONS, ActionName
-from agent.triage.extract import find_order_ids
+from agent.triage.order_numbers import OrderNumbers, find_order_ids
 from tools.domain import EXCEPTION_TYPES, ExceptionType
 
 __all__ = [
@@ -29,7 +31,6 @@ __all__ = [
     "ToolCallError",
     "ToolChoice",
     "action_from_words",
-    "asks_for_approval",
     "catalog",
     "check_call",
 ]
@@ -54,13 +55,22 @@ class WhyNotArgs(BaseModel):
 
 
 class RequestApprovalArgs(BaseModel):
-    """File a request for approval of an action on an order (a person with the policy's role
-    decides; nothing runs before). Use it ONLY when the user asks to request, submit or raise an
-    approval ("request approval for that"). Leave action out for the order's recommended action."""
+    """Propose an approval request for an action on an order: it is shown with its parameters and
+    filed only when the user confirms ("yes"); a person with the policy's role then decides. Use it
+    ONLY when the user instructs it ("request approval for that"), never for a question about
+    requests. Leave action out for the order's recommended action."""
 
     model_config = ConfigDict(extra="forbid")
     order_id: str = Field(description="order id such as SO-100042")
     action: ActionName | None = Field(default=None, description="the action, e.g. REALLOCATE_WAREHOUSE")
+
+
+class FindRequestsArgs(BaseModel):
+    """List the approval requests already filed for an order, with their status and approver. Use
+    it for "is there already an approval request for SO-100042?", "what happened to the request?"."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(description="order id such as SO-100042")
 
 
 class FindLateOrdersArgs(BaseModel):
@@ -76,6 +86,7 @@ COPILOT_TOOL_SCHEMAS: dict[str, type[BaseModel]] = {
     "triage_order": TriageOrderArgs,
     "why_not": WhyNotArgs,
     "request_approval": RequestApprovalArgs,
+    "find_requests": FindRequestsArgs,
     "find_late_orders": FindLateOrdersArgs,
 }
 COPILOT_TOOLS = list(COPILOT_TOOL_SCHEMAS)
@@ -97,6 +108,7 @@ ORDER_TOOLS = {
     "triage_order",
     "why_not",
     "request_approval",
+    "find_requests",
     "get_order",
     "get_order_shipments",
     "get_line_price",
@@ -149,23 +161,6 @@ class ToolCallError(ValueError):
     """A tool call that may not run; the message tells the model what to fix."""
 
 
-_APPROVAL = re.compile(
-    r"\b(request|submit|raise|file|send|ask for|get|seek)\w*\b.{0,40}\b(approv|sign[- ]?off)\w*"
-    r"|\bapprov\w*\b.{0,20}\b(request|please|it|that|this)\b|\bgo ahead\b",
-    re.IGNORECASE,
-)
-
-
-def asks_for_approval(message: str) -> bool:
-    """Whether the user's own words ask to file an approval request.
-
-    Only a short message of the user's own counts: a pasted e-mail or note (long, several lines)
-    that says "request approval" is data about the order, not the user asking.
-    """
-    text = message.strip()
-    return len(text) <= 240 and text.count("\n") <= 1 and bool(_APPROVAL.search(text))
-
-
 _ACTION_WORDS: list[tuple[str, str]] = [
     (r"\bsplit", "SPLIT_SHIPMENT"),
     (r"partial", "SPLIT_SHIPMENT"),
@@ -215,11 +210,11 @@ def _first(doc: str | None) -> str:
     return text.split(". ")[0].rstrip(".") + "."
 
 
-def _mentioned(value: str, conversation: str) -> bool:
+def _mentioned(value: str, conversation: str, numbers: OrderNumbers | None) -> bool:
     if value.lower() in conversation.lower():
         return True
-    ids = set(find_order_ids(conversation))
-    return any(i in ids for i in find_order_ids(value) or [value])
+    ids = set(find_order_ids(conversation, numbers))
+    return any(i in ids for i in find_order_ids(value, numbers) or [value])
 
 
 def check_call(
@@ -230,18 +225,19 @@ def check_call(
     conversation: str,
     focus: dict[str, Any],
     tools: dict[str, Any],
+    numbers: OrderNumbers | None = None,
 ) -> dict[str, Any]:
     """The validated arguments of a tool call, memory filled in; raises :class:`ToolCallError`.
 
     ``conversation`` is the text of the thread (its messages and this question); ``focus`` what
-    "it" and "that" refer to.
+    "it" and "that" refer to; ``numbers`` the policy's order-number shapes.
     """
     if tool not in TOOL_NAMES:
         raise ToolCallError(f"unknown tool {tool!r}; choose one of {', '.join(TOOL_NAMES)}")
     args = {k: v for k, v in (args or {}).items() if v not in (None, "")}
     if tool == "none":
         return {}
-    named = find_order_ids(question)
+    named = find_order_ids(question, numbers)
     # An order left out: the one order the question names, else the order under discussion ("it").
     default_order = named[0] if len(named) == 1 else focus.get("order_id")
     if tool in COPILOT_TOOL_SCHEMAS:
@@ -282,7 +278,7 @@ def check_call(
     for key in ("order_id", "customer_id", "sku", "warehouse_id"):
         value = args.get(key)
         known = focus.get("order_id") if key == "order_id" else None
-        if isinstance(value, str) and value != known and not _mentioned(value, conversation):
+        if isinstance(value, str) and value != known and not _mentioned(value, conversation, numbers):
             raise ToolCallError(
                 f"{key} {value!r} appears nowhere in the conversation; use only ids the user gave"
             )

@@ -22,18 +22,10 @@ from agent.governance.events import log_llm_fallback, log_triage
 from agent.governance.origin import current_origin
 from agent.llm import LLMError, parse_json
 from agent.triage import service as triage
-from agent.triage.extract import (
-    CustomerRequest,
-    Mention,
-    order_mentions,
-    request_sentence,
-    resolve_mentions,
-    verbatim,
-)
+from agent.triage.extract import CustomerRequest, request_sentence, verbatim
+from agent.triage.order_numbers import order_mentions, resolve, typed
 from prompts import load
 from tools.db import read_only
-from tools.models import Order
-from tools.rules import in_chunks
 
 __all__ = [
     "ASK_FOR_ORDER",
@@ -52,6 +44,11 @@ ASK_FOR_ORDER = (
     "I could not find an order number in your message. Which order is it about? "
     "Give its number, e.g. SO-100042."
 )
+
+
+def not_found_message(near: list[str] | None) -> str:
+    """ "order not found", with the existing ids one edit away when there are some."""
+    return f"{triage.ORDER_NOT_FOUND}; did you mean {' or '.join(near)}?" if near else triage.ORDER_NOT_FOUND
 
 
 def plain(value: Any) -> Any:
@@ -76,15 +73,6 @@ def log_event(ctx: CopilotContext, log: Callable[..., None], **fields: Any) -> N
 # --- resolve --------------------------------------------------------------------------------------
 
 
-def _mention_of(asked: str) -> Mention:
-    """An id typed by a person (``so-100042``, ``SO 100042``, ``SO1``): the exact text first."""
-    raw = asked.strip()
-    candidates = [raw, raw.upper()]
-    for m in order_mentions(raw):
-        candidates += list(m.candidates)
-    return Mention(raw, tuple(dict.fromkeys(c for c in candidates if c)))
-
-
 def _customer_request(text: str, llm: Any) -> str | None:
     """The sentence saying what the customer wants, quoted verbatim. The model extracts it when
     there is one (it reads free text better); anything that is not a quote of the text is refused
@@ -105,26 +93,36 @@ def _customer_request(text: str, llm: Any) -> str | None:
 
 
 def resolve_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
-    """Which orders: the ids given, or the order numbers in the pasted text; unknown ones named."""
-    from sqlalchemy import select
-
+    """Which orders: the ids given, or the order numbers in the pasted text (read by the policy's
+    shapes, confirmed in one query); unknown ones named, with the existing ids one edit away."""
     ctx = runtime.context
     text = state.get("text")
-    mentions = (
-        order_mentions(text) if text is not None else [_mention_of(i) for i in state.get("order_ids") or []]
-    )
+    config = ctx.policy.order_numbers
+    if text is not None:
+        mentions = order_mentions(text, config)
+    else:
+        mentions = [typed(i, config) for i in state.get("order_ids") or []]
     with read_only(ctx.factory) as session:
-        known: set[str] = set()
-        for part in in_chunks(c for m in mentions for c in m.candidates):
-            known.update(session.scalars(select(Order.order_id).where(Order.order_id.in_(part))))
-    _found, missing = resolve_mentions(mentions, known.__contains__)
+        res = resolve(session, mentions)
+    known = set(res.found)
+    # every order number in its place: the existing spelling, or the number as read (when reported)
     asked = [next((c for c in m.candidates if c in known), m.canonical) for m in mentions]
-    update: dict[str, Any] = {"order_ids": list(dict.fromkeys(asked)), "not_found": missing}
+    asked = [a for a, m in zip(asked, mentions, strict=True) if a in known or m.report]
+    update: dict[str, Any] = {
+        "order_ids": list(dict.fromkeys(asked)),
+        "not_found": res.not_found,
+        "near_misses": res.near_misses,
+        "notes": res.notes(),
+    }
     if text is not None:
         update["customer_request"] = _customer_request(text, ctx.llm if state.get("explain") else None)
-        if not mentions:
-            update["answer"] = ASK_FOR_ORDER
+        if not res.found:
+            update["answer"] = ASK_FOR_ORDER if not res.not_found else _none_found(res.notes())
     return update
+
+
+def _none_found(notes: list[str]) -> str:
+    return " ".join(notes) + " Which order is it about? Give its number, e.g. SO-100042."
 
 
 def route_after_resolve(state: CopilotState) -> str:
@@ -145,8 +143,10 @@ def triage_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict
         }
         log_triage(session, found.values(), source="copilot", actor=asked_by(ctx))
         session.commit()
+    near = state.get("near_misses") or {}
     results = [
-        found.get(o) or {"order_id": o, "error": triage.ORDER_NOT_FOUND} for o in state.get("order_ids") or []
+        found.get(o) or {"order_id": o, "error": not_found_message(near.get(o))}
+        for o in state.get("order_ids") or []
     ]
     return {"results": results}
 

@@ -2,7 +2,8 @@
 
     copilot = Copilot(factory, policy, llm=get_llm(), collection=sops, checkpointer=saver)
     copilot.triage(["SO-100042"])                 # each order's triage dict plus "explanation"
-    copilot.triage_text(email)                    # {"order_ids", "not_found", "customer_request", "results"}
+    copilot.triage_text(email)                    # {"order_ids", "not_found", "near_misses", "notes",
+                                                  #  "customer_request", "results"}
     copilot.chat("thread-1", "what is blocking SO-100042?", username="planner")
     for event in copilot.chat_stream("thread-1", "why not split it?", username="planner"): ...
 
@@ -45,6 +46,7 @@ _TURN_RESET = {
     "answer": "",
     "citations": [],
     "request": None,
+    "dropped": None,
     "fallback": False,
     "fallback_reason": None,
 }
@@ -147,8 +149,9 @@ class Copilot:
 
     def triage_text(self, text: str, *, explain: bool = True) -> dict[str, Any]:
         """The orders a pasted text or e-mail names, triaged. ``customer_request`` is the customer's
-        request quoted from the text (data: never acted on). No order number: ``results`` is empty
-        and ``answer`` asks for one; unknown numbers are listed in ``not_found``."""
+        request quoted from the text (data: never acted on). No order number of an existing order:
+        ``results`` is empty and ``answer`` asks for one; unknown numbers are listed in ``not_found``,
+        with ``near_misses`` (existing ids one edit away) and ``notes`` (one line each, for people)."""
         state = self._triage_graph.invoke(
             {"mode": "triage", "text": text, "order_ids": [], "explain": explain},
             context=self._context(explain=explain),
@@ -157,6 +160,8 @@ class Copilot:
         out = {
             "order_ids": [i for i in state.get("order_ids") or [] if i not in missing],
             "not_found": missing,
+            "near_misses": state.get("near_misses") or {},
+            "notes": state.get("notes") or [],
             "customer_request": state.get("customer_request"),
             "results": state.get("results") or [],
         }
@@ -213,6 +218,7 @@ class Copilot:
             ],
             "citations": state.get("citations") or [],
             "request": state.get("request"),
+            "proposal": state.get("proposal"),
             "fallback": bool(state.get("fallback")),
             "fallback_reason": state.get("fallback_reason"),
             "thread_id": thread_id,

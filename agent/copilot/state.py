@@ -45,6 +45,11 @@ class CopilotState(TypedDict, total=False):
     """In: the ids asked for. After ``resolve``: the ids the database holds, in the order asked."""
     not_found: list[str]
     """Ids asked for (or found in the text) that no order has: reported, never invented."""
+    near_misses: dict[str, list[str]]
+    """For an id in ``not_found``: existing ids one edit away ("SO-10042" → ["SO-100042"])."""
+    notes: list[str]
+    """What the reading of the numbers should tell the user: "SO-10042 not found; did you mean
+    SO-100042?", "S0-10042 read as SO-10042"."""
     customer_request: str | None
     """The sentence of the pasted text that says what the customer wants, verbatim (data, not an order)."""
     explain: bool
@@ -60,7 +65,14 @@ class CopilotState(TypedDict, total=False):
     """What "it" and "that" refer to: ``order_id`` (the order under discussion), ``action`` (the
     action under discussion: ``{"action", "params", "order_id"}``), ``customer`` (a name)."""
 
+    proposal: dict[str, Any] | None
+    """The approval request the last turn proposed, awaiting the user's "yes": ``{"order_id",
+    "action", "params", "risk", "approver_role", "ok", "reasons", "citations"}``. The next turn files
+    exactly it on a confirmation and drops it otherwise."""
+
     # --- chat: this turn -------------------------------------------------------------------------
+    dropped: dict[str, Any] | None
+    """A proposal this turn dropped (the user did not confirm it), so the answer can say so."""
     question: str
     """The user's message of this turn."""
     pending: list[dict[str, Any]]
@@ -76,7 +88,7 @@ class CopilotState(TypedDict, total=False):
     citations: list[str]
     """SOP citations (``SOP-CREDIT-001 §3.2``) the answer rests on."""
     request: dict[str, Any] | None
-    """The approval request created this turn (``agent.governance.requests.request_action``), if any."""
+    """The approval request filed this turn (a confirmed proposal) (``agent.governance.requests.request_action``), if any."""
     fallback: bool
     """True when the model's language was replaced by fact-only text (or the model was bypassed)."""
     fallback_reason: str | None

@@ -51,6 +51,7 @@ from tools.models import AuditAnchor, AuditEvent
 __all__ = [
     "EVENT_APPROVAL_REQUESTED",
     "EVENT_AUDIT_KEYED",
+    "EVENT_CHAT_PROPOSAL",
     "EVENT_CHAT_REQUEST",
     "EVENT_CHECKPOINT",
     "EVENT_DECISION",
@@ -98,6 +99,7 @@ EVENT_SOURCE_FAILED = "source_event_failed"  # an event refused at apply time, w
 EVENT_CHAT_REQUEST = "chat_request"  # chat filed an approval request on a person's words
 EVENT_AUDIT_KEYED = "audit_keyed"  # from here on the chain is keyed (HMAC); names the last plain event
 EVENT_CHECKPOINT = "audit_checkpoint"  # a signed head was handed out (copilot audit checkpoint)
+EVENT_CHAT_PROPOSAL = "chat_proposal"  # chat showed an approval request to confirm (nothing filed yet)
 
 
 class AuditChainBroken(RuntimeError):

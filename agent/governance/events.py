@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from agent.governance.audit import (
+    EVENT_CHAT_PROPOSAL,
     EVENT_CHAT_REQUEST,
     EVENT_LLM_FALLBACK,
     EVENT_TRIAGE,
@@ -27,7 +28,14 @@ from agent.governance.audit import (
     append_event,
 )
 
-__all__ = ["log_chat_request", "log_llm_fallback", "log_triage", "log_triage_book", "triage_payload"]
+__all__ = [
+    "log_chat_proposal",
+    "log_chat_request",
+    "log_llm_fallback",
+    "log_triage",
+    "log_triage_book",
+    "triage_payload",
+]
 
 
 def triage_payload(result: dict[str, Any], *, source: str, why: str | None = None) -> dict[str, Any]:
@@ -121,4 +129,24 @@ def log_chat_request(
         actor=actor,
         order_id=order_id,
         payload={"request_id": request_id, "action": action, "thread": thread},
+    )
+
+
+def log_chat_proposal(
+    session: Session,
+    *,
+    actor: str | None,
+    order_id: str,
+    action: str,
+    params: dict[str, Any],
+    guard_ok: bool,
+    thread: str | None,
+) -> None:
+    """Chat showed an approval request for the person to confirm; nothing is filed until they do."""
+    append_event(
+        session,
+        EVENT_CHAT_PROPOSAL,
+        actor=actor,
+        order_id=order_id,
+        payload={"action": action, "params": params, "guard_ok": guard_ok, "thread": thread},
     )

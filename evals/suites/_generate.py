@@ -190,6 +190,12 @@ def W(*edits: tuple) -> dict:
     return fx
 
 
+def with_orders(fx: dict, *orders: dict) -> dict:
+    """``fx`` with these orders added as they are (an id may hold '/', which ``put`` reads as a key part)."""
+    fx["orders"].extend(orders)
+    return fx
+
+
 def E(
     exceptions: list[str],
     action: str | None = None,
@@ -1948,6 +1954,89 @@ def free_text() -> list[dict]:
                 after={"purchase_orders.PO1.expedite_requested": True},
             ),
             message="Supplier says PO1 slips to the 25th. What does that mean for SO1?",
+        ),
+        # order numbers as other ERPs write them (the policy's default shapes), and a near miss
+        case(
+            "text-sap-style-order-number",
+            "the order is numbered 4500098761 (a bare ten-digit number, as SAP numbers them); "
+            "its customer is on credit hold; 'order 4711' names no order",
+            W(
+                ("drop", "orders", "SO1"),
+                ("customers", "C1", {"credit_hold": True}),
+                ("orders", "4500098761", order("4500098761")),
+            ),
+            E(
+                ["CREDIT_HOLD"],
+                "RELEASE_CREDIT_HOLD",
+                "medium",
+                "credit_analyst",
+                orders=["4500098761"],
+                after={"orders.4500098761.status": "released", "orders.4500098761.credit_released": True},
+            ),
+            message="Good morning, our purchase order 4711 became your order 4500098761. Why has it not "
+            "shipped yet?",
+        ),
+        case(
+            "text-ord-and-country-numbers",
+            "ORD-2025-1193 (C1 on credit hold) and DE/2026/00017 (C2, priced 110 vs 100) in a German "
+            "e-mail: both triaged",
+            with_orders(
+                W(
+                    ("drop", "orders", "SO1"),
+                    ("customers", "C1", {"credit_hold": True}),
+                    ("customers", "C2", customer("C2")),
+                ),
+                order("ORD-2025-1193"),
+                order("DE/2026/00017", customer_id="C2", lines=[line(unit_price=110)]),
+            ),
+            E(
+                ["CREDIT_HOLD"],
+                "RELEASE_CREDIT_HOLD",
+                "medium",
+                "credit_analyst",
+                orders=["ORD-2025-1193", "DE/2026/00017"],
+                per_order={
+                    "DE/2026/00017": {
+                        "exceptions": ["PRICING_DISCREPANCY"],
+                        "action": "CORRECT_PRICE",
+                        "risk": "low",
+                        "approver_role": "pricing_analyst",
+                    }
+                },
+                after={"orders.ORD-2025-1193.status": "released"},
+            ),
+            message="Hallo, bitte prüfen Sie ORD-2025-1193 und DE/2026/00017 - der zweite Auftrag scheint "
+            "falsch bepreist. Danke, Jana",
+        ),
+        case(
+            "text-zero-for-the-letter-o",
+            "SO-K7781 written S0-K7781 (a zero for the O) is read as SO-K7781; its postal code is missing",
+            W(
+                ("drop", "orders", "SO1"),
+                ("orders", "SO-K7781", order("SO-K7781", ship_to_postal_code="")),
+            ),
+            E(
+                ["MASTER_DATA_INCOMPLETE"],
+                "FIX_MASTER_DATA",
+                "medium",
+                "csr",
+                orders=["SO-K7781"],
+                after={"orders.SO-K7781.ship_to_postal_code": "02101"},
+            ),
+            message="Where is S0-K7781? The driver could not find the address.",
+            approve_params={"ship_to_postal_code": "02101"},
+        ),
+        case(
+            "text-near-miss-is-not-triaged",
+            "SO-10042 names no order (SO-100042 is one digit away): nothing is triaged, the copilot "
+            "asks which order (and suggests SO-100042)",
+            W(
+                ("drop", "orders", "SO1"),
+                ("customers", "C1", {"credit_hold": True}),
+                ("orders", "SO-100042", order("SO-100042")),
+            ),
+            {"orders": [], "after_approval": {"orders.SO-100042.status": "open"}},
+            message="What is holding SO-10042?",
         ),
     ]
 

@@ -123,6 +123,17 @@ class TriageResponse(BaseModel):
 class TextTriageResponse(BaseModel):
     order_ids: list[str]
     not_found: list[str]
+    near_misses: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="For a number in `not_found`: existing order ids one edit away.",
+        examples=[{"SO-10042": ["SO-100042"]}],
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="One line per number read differently or not found, for people.",
+        examples=[["SO-10042 not found; did you mean SO-100042?"]],
+    )
+    answer: str | None = Field(default=None, description="A question back when no existing order is named.")
     customer_request: Any = None
     results: list[TriageResult]
 
@@ -270,7 +281,14 @@ class ChatAnswer(_Open):
     answer: str
     tool_calls: list[Any] = Field(default_factory=list)
     citations: list[Any] = Field(default_factory=list)
-    request: dict[str, Any] | None = None
+    request: dict[str, Any] | None = Field(
+        default=None, description="The approval request filed this turn (a confirmed proposal)."
+    )
+    proposal: dict[str, Any] | None = Field(
+        default=None,
+        description='An approval request proposed this turn: the next message "yes" or "confirm" on '
+        "the same thread files exactly it; anything else drops it.",
+    )
     fallback: bool = False
 
 

@@ -235,7 +235,10 @@ def _copilot() -> APIRouter:
         response_model=ChatAnswer,
         summary="Ask the copilot in a conversation thread (one per user and thread id).",
         description="With `stream` (default) the answer comes as server-sent events: `token`, `tool`, "
-        "`citation`, `request` and a last `final` event whose data is the whole answer.",
+        "`citation`, `proposal`, `request` and a last `final` event whose data is the whole answer. "
+        "An approval request is never filed by one message: an explicit instruction gets a `proposal` "
+        '(the action and its parameters, guarded), and the next message "yes" or "confirm" on the '
+        "thread files exactly it (`request`); anything else drops it.",
         responses={
             200: {
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},

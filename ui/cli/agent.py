@@ -91,6 +91,8 @@ def _turn(copilot, thread: str, message: str, username: str) -> None:
     request = final.get("request")
     if request:
         typer.secho(f"approval request {request.get('id')}: {request.get('status')}", bold=True)
+    if final.get("proposal"):
+        typer.secho('type "yes" to file this request; anything else cancels it', bold=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -112,8 +114,8 @@ def register(app: typer.Typer) -> None:
         """Chat with the copilot about orders and SOPs, on a thread it remembers.
 
         Ask "what is blocking SO-100042?", "why not split it?", "which of Acme's orders will ship
-        late?", "request approval for that". Answers rest on the triage facts and the SOPs; approval
-        requests go to a person with the policy's role. Type your questions (end with Ctrl-D or
+        late?", "request approval for that" (shown first; "yes" files it). Answers rest on the triage
+        facts and the SOPs; approval requests go to a person with the policy's role. Type your questions (end with Ctrl-D or
         "exit"), or pass them with -m. The thread lives beside the database: resume it with --thread.
         """
         import uuid

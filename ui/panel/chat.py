@@ -30,24 +30,25 @@ class ChatTab:
             who = signed_in(self.services, token)
             self.services.limits.take_model(who.username)
         except EXPECTED as exc:
-            yield history, failure_md(exc), thread, message
+            yield history, failure_md(exc), thread, message, gr.update(visible=False)
             return
         message = (message or "").strip()
         if not message:
-            yield history, "Type a question.", thread, ""
+            yield history, "Type a question.", thread, "", gr.update(visible=False)
             return
         thread = thread or uuid.uuid4().hex[:16]
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         tools: list[str] = []
         cites: list[str] = []
         notes: list[str] = []
+        pending = False  # a proposed approval request waits for the Confirm button (or "yes")
 
         def side() -> str:
             return (
                 f"**Tools called:** {', '.join(tools) or '—'}\n\n**SOP citations:** {', '.join(cites) or '—'}"
             )
 
-        yield history, side(), thread, ""
+        yield history, side(), thread, "", gr.update(visible=False)
         try:
             for event in self.services.chat_stream(f"{who.username}:{thread}", message, who):
                 kind = event.get("type")
@@ -57,6 +58,8 @@ class ChatTab:
                     tools.append(str(event.get("name") or event.get("tool") or "?"))
                 elif kind == "citation":
                     cites.append(citation_text(event.get("citation", event)))
+                elif kind == "proposal":
+                    pending = bool((event.get("proposal") or {}).get("ok"))
                 elif kind == "request":
                     req = event.get("request") or {}
                     notes.append(f"_Requested #{req.get('id')}: {req.get('action')} ({req.get('status')})_")
@@ -68,10 +71,16 @@ class ChatTab:
                             cites.append(citation_text(c))
                     if event.get("fallback"):
                         history[-1]["content"] += "\n\n_(the model was unavailable: fact-only answer)_"
-                yield history, side(), thread, ""
+                yield history, side(), thread, "", gr.update(visible=pending)
         except EXPECTED as exc:
             history[-1]["content"] += f"\n\n{failure_md(exc)}"
-            yield history, side(), thread, ""
+            yield history, side(), thread, "", gr.update(visible=False)
+
+    def confirm(
+        self, token: str | None, thread: str | None, history: list[dict[str, Any]] | None
+    ) -> Iterator[tuple[Any, ...]]:
+        """The Confirm button: says "yes" on the thread, which files exactly the proposed request."""
+        yield from self.chat(token, thread, "yes", history)
 
     def layout(self, token_state: gr.State) -> None:
         with gr.Tab("Chat", id="chat"):
@@ -82,7 +91,11 @@ class ChatTab:
                     chat_box = gr.Textbox(
                         label="Ask", placeholder="What is blocking SO-100042?", elem_id="chat-input"
                     )
-                    send_btn = gr.Button("Send", variant="primary")
+                    with gr.Row():
+                        send_btn = gr.Button("Send", variant="primary")
+                        confirm_btn = gr.Button(
+                            "Confirm: file this request", visible=False, elem_id="chat-confirm"
+                        )
                 with gr.Column(scale=1):
                     chat_side = gr.Markdown(
                         "**Tools called:** —\n\n**SOP citations:** —", elem_id="chat-side"
@@ -91,9 +104,17 @@ class ChatTab:
                 trigger(
                     self.chat,
                     [token_state, thread_state, chat_box, chatbot],
-                    [chatbot, chat_side, thread_state, chat_box],
+                    [chatbot, chat_side, thread_state, chat_box, confirm_btn],
                     api_name="chat" if trigger == send_btn.click else None,
                     api_visibility="public" if trigger == send_btn.click else "private",
                     concurrency_limit=CHAT_CONCURRENCY,
                     concurrency_id="chat",
                 )
+            confirm_btn.click(
+                self.confirm,
+                [token_state, thread_state, chatbot],
+                [chatbot, chat_side, thread_state, chat_box, confirm_btn],
+                api_name="chat_confirm",
+                concurrency_limit=CHAT_CONCURRENCY,
+                concurrency_id="chat",
+            )

@@ -92,7 +92,9 @@ class OrdersTab:
                 }
             )
         status = f"{len(found)} order(s) triaged."
-        if not_found:
+        if out.get("notes"):  # "SO-10042 not found; did you mean SO-100042?", "S0-10042 read as SO-10042"
+            status += " " + " ".join(out["notes"])
+        elif not_found:
             status += " Not found: " + ", ".join(not_found)
         if not found and not not_found:
             status = "No order number found in the text."
