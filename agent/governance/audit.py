@@ -22,8 +22,8 @@ sealed by the keyed event that chains onto them. The anchor records where keying
 process without the key may not append to a keyed chain. A missing anchor row breaks the chain.
 
 Payloads are stored exactly as they are hashed, on every backend: before hashing they are reduced
-to a form that PostgreSQL's JSONB gives back unchanged (integral floats as integers, NUL and lone
-surrogates replaced), so verification recomputes the same text from what it reads.
+(``agent.governance.audit_json``) to a form that PostgreSQL's JSONB gives back unchanged (integral
+floats as integers, NUL and lone surrogates replaced), so verification recomputes the same text.
 
 Event types used by the product are the ``EVENT_*`` constants (the payloads of those written from
 several places are built by :mod:`agent.governance.events`); others may log their own names.
@@ -34,16 +34,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import json
-import re
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import IO, Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from agent.governance.audit_json import canonical_json, storable, utc_text
 from agent.governance.audit_key import AuditKeyError, current_key, keyed_hash
 from agent.governance.origin import current_origin
 from tools.models import AuditAnchor, AuditEvent
@@ -110,70 +108,11 @@ _FIELDS = ("seq", "event_id", "ts", "event_type", "actor", "role", "order_id", "
 _CSV_FIELDS = (*_FIELDS, "prev_hash", "hash")
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dt.datetime):
-        return _ts(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
-    return str(value)
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 text kept; Decimal, dates and other values as strings."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
-    )
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _clean_text(text: str) -> str:
-    # JSONB refuses NUL; a lone surrogate cannot be encoded as UTF-8 at all.
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
-
-
-def _reduce(value: Any) -> Any:
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else value
-    if isinstance(value, str):
-        return _clean_text(value)
-    if isinstance(value, list):
-        return [_reduce(v) for v in value]
-    if isinstance(value, dict):
-        return {_clean_text(k): _reduce(v) for k, v in value.items()}
-    return value
-
-
-def storable(value: Any) -> Any:
-    """``value`` as plain JSON that every backend stores and gives back unchanged.
-
-    Decimal, dates and sets become strings and lists (as in :func:`canonical_json`); a float with
-    an integral value becomes an int (JSONB keeps ``1e20`` as the number 100000000000000000000 and
-    gives back an int), other floats keep their shortest repr, which JSONB's numeric round-trips;
-    NUL and lone surrogates in strings become U+FFFD. Raises ValueError for NaN and infinities.
-    """
-    return _reduce(json.loads(canonical_json(value)))
-
-
-def _ts(value: dt.datetime) -> str:
-    """UTC with microseconds; a naive value (SQLite returns them) is UTC already."""
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.isoformat(timespec="microseconds") + "Z"
-
-
 def _content(row: Any) -> dict[str, Any]:
     return {
         "seq": row.seq,
         "event_id": row.event_id,
-        "ts": _ts(row.ts),
+        "ts": utc_text(row.ts),
         "event_type": row.event_type,
         "actor": row.actor,
         "role": row.role,
@@ -286,7 +225,7 @@ def _content_of(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "seq": row["seq"],
         "event_id": row["event_id"],
-        "ts": _ts(row["ts"]),
+        "ts": utc_text(row["ts"]),
         "event_type": row["event_type"],
         "actor": row["actor"],
         "role": row["role"],
