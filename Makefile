@@ -35,6 +35,8 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Re-pin the whole dependency tree after changing pyproject.toml.
 lock: install

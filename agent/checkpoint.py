@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import make_url
@@ -52,7 +53,8 @@ def open_checkpointer(
     location = checkpoint_location(database_url)
     if _is_postgres(database_url):
         from langgraph.checkpoint.postgres import PostgresSaver
-        from psycopg.rows import dict_row
+        from psycopg import Connection
+        from psycopg.rows import DictRow, dict_row
         from psycopg_pool import ConnectionPool
 
         pool = ConnectionPool(
@@ -63,7 +65,8 @@ def open_checkpointer(
             open=True,
         )
         try:
-            saver = PostgresSaver(pool)
+            # The pool's connections return dict rows (row_factory above), as PostgresSaver needs.
+            saver = PostgresSaver(cast("ConnectionPool[Connection[DictRow]]", pool))
             saver.setup()
             yield saver
         finally:
@@ -80,8 +83,8 @@ def open_checkpointer(
     try:
         if location != ":memory:":
             conn.execute("PRAGMA journal_mode=WAL")
-        saver = SqliteSaver(conn)
-        saver.setup()
-        yield saver
+        sqlite_saver = SqliteSaver(conn)
+        sqlite_saver.setup()
+        yield sqlite_saver
     finally:
         conn.close()

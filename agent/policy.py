@@ -386,8 +386,8 @@ class Policy(_Strict):
             if isinstance(spec.approver, dict):
                 for tier, who in spec.approver.items():
                     yield from role((*loc, "approver", tier), who)
-                for tier in sorted(spec.risks() - set(spec.approver)):
-                    yield (*loc, "approver"), f"no approver for risk {tier!r}"
+                for missing in sorted(spec.risks() - set(spec.approver)):
+                    yield (*loc, "approver"), f"no approver for risk {missing!r}"
             else:
                 yield from role((*loc, "approver"), spec.approver)
         review = self.actions.get("COMPLIANCE_REVIEW")
@@ -402,16 +402,16 @@ class Policy(_Strict):
                 yield ("escalation",), f"no roles {kind} may be routed to"
             if kind not in order.candidates:
                 yield ("decision_order", "candidates"), f"no candidates for {kind}"
-            if order.priority.count(kind) != 1:
+            if sum(p == kind for p in order.priority) != 1:
                 yield ("decision_order", "priority"), f"{kind} must appear exactly once"
         for kind, candidates in order.candidates.items():
             for i, cand in enumerate(candidates):
-                loc = ("decision_order", "candidates", kind, i)
+                where = ("decision_order", "candidates", kind, i)
                 if (cand.action == "ESCALATE") != (cand.role is not None):
-                    yield loc, "ESCALATE, and only ESCALATE, names the role it is routed to"
-                yield from role(loc, cand.role)
+                    yield where, "ESCALATE, and only ESCALATE, names the role it is routed to"
+                yield from role(where, cand.role)
                 if cand.role is not None and cand.role not in self.escalation.get(kind, []):
-                    yield loc, f"{kind} may not be routed to {cand.role} (escalation.{kind})"
+                    yield where, f"{kind} may not be routed to {cand.role} (escalation.{kind})"
 
     @functools.cached_property
     def policy_hash(self) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,7 @@ class PromptedToolChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "prompted-tools"
 
-    def bind_tools(self, tools, **kwargs: Any):  # type: ignore[override]
+    def bind_tools(self, tools, **kwargs: Any):
         specs = [convert_to_openai_tool(t)["function"] for t in tools]
         return self.model_copy(update={"tool_specs": specs})
 
@@ -219,7 +220,7 @@ class PromptedToolChatModel(BaseChatModel):
             'tool, or {"tool": "final", "args": {"answer": TEXT}} when you are done.'
         )
 
-    def _call_text(self, call: dict[str, Any]) -> str:
+    def _call_text(self, call: Mapping[str, Any]) -> str:
         """An earlier tool call, written back as the model wrote it in this format."""
         if self.tool_format == "native":
             return (
@@ -264,6 +265,7 @@ class PromptedToolChatModel(BaseChatModel):
             "output_tokens": result.completion_tokens,
             "total_tokens": result.prompt_tokens + result.completion_tokens,
         }
+        obj: dict[str, Any]
         if native:
             call = _native_call(result.text)
             obj = (
@@ -276,10 +278,8 @@ class PromptedToolChatModel(BaseChatModel):
                 obj = parse_json(result.text)
             except LLMError:
                 obj = {"tool": "final", "args": {"answer": result.text}}
-        name, args = (
-            str(obj.get("tool") or "final"),
-            obj.get("args") if isinstance(obj.get("args"), dict) else {},
-        )
+        name = str(obj.get("tool") or "final")
+        args: dict[str, Any] = obj["args"] if isinstance(obj.get("args"), dict) else {}
         if name == "final" or name not in {s["name"] for s in self.tool_specs}:
             message = AIMessage(content=str(args.get("answer") or result.text), usage_metadata=usage)
         else:
@@ -324,7 +324,8 @@ class BaselineSubject:
         if tool_format not in TOOL_FORMATS:
             raise ValueError(f"tool_format must be one of {', '.join(TOOL_FORMATS)}, not {tool_format!r}")
         self.policy, self.llm, self.tool_format = policy, llm, tool_format
-        self.factory = self.env = self.agent = None
+        self.factory = self.env = None
+        self.agent: Any = None  # the ReAct graph, built for each case's database by bind()
         self.proposals: list[dict[str, Any]] = []
         self.counter = _Usage()
 
@@ -355,7 +356,7 @@ class BaselineSubject:
     def _result(self, order_id: str, final: str) -> dict[str, Any]:
         mine = [p for p in self.proposals if p["order_id"] == order_id]
         p = mine[-1] if mine else None
-        text = "\n".join(filter(None, [p and p["reason"], final]))
+        text = "\n".join(filter(None, [p["reason"] if p else None, final]))
         citations = list(dict.fromkeys(" ".join(c.split()) for c in _SOP.findall(text)))
         rec = None
         if p:

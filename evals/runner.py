@@ -197,8 +197,8 @@ def order_checks(prefix: str, result: dict[str, Any], expect: dict[str, Any], en
         checks.append(Check(f"{prefix}{name}", PASS if ok else FAIL, "" if ok else detail))
 
     if "exceptions" in expect:
-        got, want = _types(result), sorted(set(expect["exceptions"]))
-        add("exceptions", got == want, f"detected {got}, expected {want}")
+        types, want = _types(result), sorted(set(expect["exceptions"]))
+        add("exceptions", types == want, f"detected {types}, expected {want}")
     if "action" in expect:
         got = rec["action"] if rec else None
         add("action", got == expect["action"], f"recommended {got}, expected {expect['action']}")

@@ -122,10 +122,10 @@ def invariant_violations(session: Session) -> tuple[list[str], bool, str | None]
     for request_id, n in per_request.items():
         if n > 1:
             out.append(f"request {request_id} executed {n} times")
-    identical = Counter()
+    identical: Counter[tuple[str, str, str | None]] = Counter()
     for e in executions:
         req = requests.get(e.request_id)
-        approval = approvals.get(e.approval_id)
+        approval = approvals.get(e.approval_id) if e.approval_id is not None else None
         if req is not None and req.action in NO_APPROVAL:
             pass  # routes the exception, changes no record: needs no approval (domain.md §3)
         elif (

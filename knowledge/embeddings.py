@@ -284,14 +284,14 @@ class FakeEmbeddingFunction(EmbeddingFunction[Documents]):
 
     def __call__(self, input: Documents) -> Embeddings:
         texts = [input] if isinstance(input, str) else list(input)
-        out = []
+        out: Embeddings = []
         for text in texts:
             vector = np.zeros(self.dimensions, dtype=np.float32)
             for word in _WORD.findall(text.lower()):
                 h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
                 vector[h % self.dimensions] += 1.0 if (h >> 32) & 1 else -1.0
             norm = float(np.linalg.norm(vector))
-            out.append(vector / norm if norm else vector)
+            out.append((vector / norm).astype(np.float32) if norm else vector)
         return out
 
     @staticmethod

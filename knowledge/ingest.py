@@ -165,7 +165,7 @@ def chunk_document(doc: Document, *, source: str, content_hash: str) -> list[Chu
     for key in ("owner_role", "version", "effective_date"):
         if doc.meta.get(key) is not None:
             base[key] = str(doc.meta[key])
-    chunks = []
+    chunks: list[Chunk] = []
     for section, heading, text in _sections(doc.body):
         label = f"§{section} {heading}".strip() if section else heading
         for part, piece in enumerate(_split(text)):

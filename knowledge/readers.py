@@ -101,7 +101,8 @@ def read_pdf(raw: bytes) -> str:
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableFile("encrypted PDF (needs a password)")
         pages = [(page.extract_text() or "").splitlines() for page in reader.pages]
-        title = str((reader.metadata or {}).get("/Title") or "").strip()
+        meta = reader.metadata
+        title = str((meta.get("/Title") if meta else None) or "").strip()
     except UnreadableFile:
         raise
     except Exception as exc:  # pypdf raises many kinds on a damaged file

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -31,6 +31,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -132,6 +133,10 @@ def _str(length: int = 120) -> Mapped[str | None]:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    if TYPE_CHECKING:
+        # Every model here is declared with __tablename__, so it maps a Table (SQLAlchemy types the
+        # attribute as any FromClause, which has no primary_key.columns or insert()).
+        __table__: ClassVar[Table]
 
 
 # --------------------------------------------------------------------------------------------

@@ -89,11 +89,14 @@ def order_view(session: Session, order_id: str) -> dict[str, Any]:
         }
     other_open = 0
     if order.customer_id:
-        other_open = session.scalar(
-            select(func.count())
-            .select_from(Order)
-            .where(Order.customer_id == order.customer_id, Order.status.in_(rules.OPEN_ORDER_STATUSES))
-            .where(Order.order_id != order_id)
+        other_open = (
+            session.scalar(
+                select(func.count())
+                .select_from(Order)
+                .where(Order.customer_id == order.customer_id, Order.status.in_(rules.OPEN_ORDER_STATUSES))
+                .where(Order.order_id != order_id)
+            )
+            or 0
         )
     return {
         "order_id": order.order_id,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ from agent.copilot.proposals import (
     render_requests,
     requests_of,
 )
-from agent.copilot.state import CopilotState
+from agent.copilot.state import CopilotState, Observation
 from agent.governance.events import log_chat_proposal, log_chat_request, log_llm_fallback
 from agent.llm import LLMError, parse_json
 from agent.triage import service as triage
@@ -173,12 +173,12 @@ def _route_prompt(state: CopilotState, ctx: CopilotContext) -> list[dict[str, st
     ]
 
 
-def _select_json(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
+def _select_json(state: CopilotState, ctx: CopilotContext, llm: Any) -> dict[str, Any]:
     messages = _route_prompt(state, ctx)
     problem = None
     for attempt in range(2):  # one retry with the error, then the deterministic fallback
         try:
-            result = ctx.llm.complete(messages, max_tokens=120, json_schema=ROUTE_SCHEMA)
+            result = llm.complete(messages, max_tokens=120, json_schema=ROUTE_SCHEMA)
         except LLMError as exc:  # timeout or failure: no retry, the fallback answers now
             return fallback_choice(state, ctx, f"model failed: {exc}")
         try:
@@ -223,7 +223,7 @@ def _lc_messages(state: CopilotState) -> list[Any]:
         out.append(HumanMessage(m["content"]) if m["role"] == "user" else AIMessage(m["content"]))
     focus = _focus_text(state.get("focus") or {})
     out.append(HumanMessage(f"{state.get('question') or ''}\n\n(context: {focus})"))
-    rounds: dict[int, list[dict[str, Any]]] = {}
+    rounds: dict[int, list[Observation]] = {}
     for obs in state.get("observations") or []:
         rounds.setdefault(int(obs.get("round", 0)), []).append(obs)
     for _, calls in sorted(rounds.items()):
@@ -238,10 +238,10 @@ def _lc_messages(state: CopilotState) -> list[Any]:
     return out
 
 
-def _select_native(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
+def _select_native(state: CopilotState, ctx: CopilotContext, llm: Any) -> dict[str, Any]:
     rounds = int(state.get("rounds") or 0) + 1
     try:
-        reply = ctx.llm.chat_model.bind_tools(_lc_tools(ctx)).invoke(_lc_messages(state))
+        reply = llm.chat_model.bind_tools(_lc_tools(ctx)).invoke(_lc_messages(state))
     except Exception as exc:  # the model server: timeout, refusal, network — the facts still answer
         log.warning("native tool calling failed: %s", exc)
         return {
@@ -316,13 +316,14 @@ def select_tool(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[s
 
 
 def _choose(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
-    if ctx.llm is None:
+    llm = ctx.llm
+    if llm is None:
         return fallback_choice(state, ctx, ctx.llm_unavailable or "no language model")
-    if ctx.llm.chat_model is not None:
-        return _select_native(state, ctx)
+    if llm.chat_model is not None:
+        return _select_native(state, ctx, llm)
     if (rule := rule_choice(state, ctx)) is not None:
         return {"pending": [{"tool": rule[0], "args": _check(state, ctx, *rule), "id": "rule-1"}]}
-    return _select_json(state, ctx)
+    return _select_json(state, ctx, llm)
 
 
 def route_chat(state: CopilotState) -> str:
@@ -397,7 +398,9 @@ def _why_not(ctx: CopilotContext, order_id: str, action: str) -> dict[str, Any]:
     rec = result.get("recommendation")
     candidates = []
     for option in result.get("options") or []:
-        exc = next((e for e in result["exceptions"] if e["instance"] == option["instance"]), {})
+        exc: dict[str, Any] = next(
+            (e for e in result["exceptions"] if e["instance"] == option["instance"]), {}
+        )
         feasible = [c for c in option["candidates"] if c["feasible"]]
         for c in option["candidates"]:
             if c["action"] == action:
@@ -648,7 +651,7 @@ def _phrase(
     return text, False, None
 
 
-def _passages(observations: list[dict[str, Any]]) -> list[str]:
+def _passages(observations: Sequence[Observation]) -> list[str]:
     return [
         p["citation"]
         for o in observations
@@ -727,7 +730,7 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
     }
 
 
-def _render(obs: dict[str, Any]) -> str:
+def _render(obs: Observation) -> str:
     if obs.get("error"):
         return say.render(obs["tool"], obs["error"])
     own = BEHAVIOUR.get(obs["tool"])

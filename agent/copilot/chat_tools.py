@@ -249,8 +249,8 @@ def check_call(
             discussed = focus.get("action") or {}
             if discussed.get("order_id") == args.get("order_id") and discussed.get("action"):
                 args["action"] = discussed["action"]  # "that": the action under discussion
-        if tool == "why_not" and "action" not in args and (named := action_from_words(question)):
-            args["action"] = named
+        if tool == "why_not" and "action" not in args and (action := action_from_words(question)):
+            args["action"] = action
         if tool == "find_late_orders" and not args and focus.get("customer"):
             args["customer_name"] = focus["customer"]
         if tool == "find_late_orders" and not args:

@@ -33,7 +33,7 @@ from agent.copilot.grounding import (
 )
 from agent.governance.events import log_llm_fallback
 from agent.llm import LLM, LLMError
-from knowledge.retrieve import retrieve
+from knowledge.retrieve import Passage, retrieve
 from prompts import load
 
 __all__ = [
@@ -76,9 +76,10 @@ def passages_for(result: dict, collection, k: int = 4) -> list:
     if not types or k <= 0:
         return []
     per_type = max(1, k // len(types))
-    out, seen = [], set()
+    out: list[Passage] = []
+    seen: set[str] = set()
     for kind in types:
-        evidence = next((e["evidence"] for e in result["exceptions"] if e.get("type") == kind), [])
+        evidence: list[str] = next((e["evidence"] for e in result["exceptions"] if e.get("type") == kind), [])
         query = f"{kind.replace('_', ' ').lower()}: {'; '.join(evidence[:2])}"
         for passage in retrieve(query, [kind], k=per_type, collection=collection):
             if passage.citation not in seen and len(out) < k:

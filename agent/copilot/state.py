@@ -31,6 +31,7 @@ class Observation(TypedDict, total=False):
     result: Any
     error: str | None
     id: str  # the model's tool-call id on the native tool-calling path
+    round: int  # the chat round that made the call (the native path replays calls round by round)
 
 
 class CopilotState(TypedDict, total=False):

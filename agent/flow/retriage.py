@@ -85,7 +85,7 @@ def _lock(session: Session, ids: Iterable[str]) -> None:
 
 def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: int) -> set[str]:
     """Open orders whose recurrence counts these orders' changed patterns."""
-    dates = {}
+    dates: dict[str, dt.date] = {}
     for part in in_chunks(changed):
         stmt = select(_O.c.order_id, _O.c.order_date).where(_O.c.order_id.in_(part))
         dates.update(session.execute(stmt).all())

@@ -96,11 +96,15 @@ def apply_next(factory: sessionmaker[Session], policy: Policy) -> Applied | None
             session.rollback()
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             return _fail(factory, inbox_id, label, source, f"the database refused it: {reason}")
-    return Applied(inbox_id, label, "applied", orders=len(done.orders), **_counts(done))
-
-
-def _counts(done) -> dict[str, int]:
-    return {"opened": done.opened, "changed": done.changed, "resolved": done.resolved}
+    return Applied(
+        inbox_id,
+        label,
+        "applied",
+        orders=len(done.orders),
+        opened=done.opened,
+        changed=done.changed,
+        resolved=done.resolved,
+    )
 
 
 def drain(

@@ -104,7 +104,7 @@ def part_paths(model: LocalModel) -> list[Path]:
             ) from None
         if dist.version != version:
             raise ModelUnavailable(f"{dist_name} is {dist.version}, the pinned model needs {version}")
-        path = Path(dist.locate_file(inside))
+        path = Path(str(dist.locate_file(inside)))
         if not path.is_file():
             raise ModelUnavailable(f"{dist_name}=={version} has no {inside}; reinstall it")
         paths.append(path)

@@ -279,10 +279,10 @@ def _order_facts(session: Session, start: dt.date, end: dt.date) -> dict[str, di
     ):
         facts[oid]["value"] = float(value or 0)
     for oid, cost in session.execute(
-        select(Shipment.order_id, func.sum(Shipment.freight_cost))
+        select(Order.order_id, func.sum(Shipment.freight_cost))
         .join(Order, Order.order_id == Shipment.order_id)
         .where(Shipment.service_level == "express", *in_window)
-        .group_by(Shipment.order_id)
+        .group_by(Order.order_id)
     ):
         facts[oid]["express_cost"] = float(cost or 0)
     return facts
@@ -291,11 +291,11 @@ def _order_facts(session: Session, start: dt.date, end: dt.date) -> dict[str, di
 def _decisions(session: Session, start: dt.date, end: dt.date) -> dict[tuple[str, str], int]:
     """Approval decisions per (order, exception type) on the window's orders."""
     rows = session.execute(
-        select(ActionRequest.order_id, ActionRequest.exception_type, func.count())
+        select(Order.order_id, ActionRequest.exception_type, func.count())
         .select_from(Approval)
         .join(ActionRequest, ActionRequest.id == Approval.request_id)
         .join(Order, Order.order_id == ActionRequest.order_id)
         .where(Order.order_date >= start, Order.order_date <= end)
-        .group_by(ActionRequest.order_id, ActionRequest.exception_type)
+        .group_by(Order.order_id, ActionRequest.exception_type)
     )
     return {(oid, kind): n for oid, kind, n in rows if kind}

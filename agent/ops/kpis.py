@@ -292,7 +292,10 @@ def _cycle_time(session: Session, scope: _Scope) -> dict[str, Any]:
     )
     days, weights = [], []
     for ordered, shipped, n in session.execute(query).all():
-        days.append((_as_date(shipped) - _as_date(ordered)).days)
+        start, end = _as_date(ordered), _as_date(shipped)
+        if start is None or end is None:  # excluded by the query; says so to the type checker
+            continue
+        days.append((end - start).days)
         weights.append(n)
     values = (
         np.repeat(np.asarray(days, dtype=float), np.asarray(weights, dtype=int)) if days else np.array([])

@@ -64,7 +64,8 @@ def _drift(session: Session, var_dir: str | Path | None) -> dict[str, Any]:
             "warnings": [],
             "reason": f"{len(x)} open, unreleased orders: drift needs {DRIFT_MIN_ORDERS}",
         }
-    features, warnings = {}, []
+    features: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
     for name, spec in artifact["psi"].items():
         edges = np.asarray(spec["edges"], dtype=float)
         counts = np.bincount(

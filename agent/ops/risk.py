@@ -358,8 +358,10 @@ def _available(session: Session, skus: list[str]) -> dict[tuple[str, str], int]:
     return out
 
 
-def _open_pos(session: Session, skus: list[str]) -> dict[tuple[str, str], tuple[str, dt.date | None]]:
-    out: dict[tuple[str, str], tuple[str, dt.date | None]] = {}
+def _open_pos(
+    session: Session, skus: list[str]
+) -> dict[tuple[str | None, str | None], tuple[str, dt.date | None]]:
+    out: dict[tuple[str | None, str | None], tuple[str, dt.date | None]] = {}
     for part in in_chunks(skus):
         rows = session.execute(
             select(
@@ -394,7 +396,7 @@ def _preventive(
     drivers: list[dict[str, Any]],
     lines: dict[str, dict[str, Any]],
     stock: dict[tuple[str, str], int],
-    pos: dict[tuple[str, str], tuple[str, dt.date | None]],
+    pos: dict[tuple[str | None, str | None], tuple[str, dt.date | None]],
 ) -> dict[str, Any]:
     """The catalog action that would most likely prevent the exception the top driver points at."""
     oid = order["order_id"]

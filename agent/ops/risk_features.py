@@ -76,7 +76,7 @@ class Frames:
     customers: pd.DataFrame
     shipments: pd.DataFrame
     exceptions: pd.DataFrame
-    wh_country: dict[str, str]
+    wh_country: dict[str, str | None]
     cache: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod

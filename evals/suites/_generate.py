@@ -54,7 +54,7 @@ def line(no: int = 1, sku: str = "A", qty: int = 10, unit_price: float = 100, **
 
 
 def order(oid: str = "SO1", lines: list | None = None, **f: Any) -> dict[str, Any]:
-    rec = {
+    rec: dict[str, Any] = {
         "order_id": oid,
         "customer_id": "C1",
         "channel": "edi",

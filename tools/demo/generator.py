@@ -34,7 +34,8 @@ from tools.models import ERP_TABLES, PRESERVED_ON_RESET, Base, DatasetMeta, Exce
 __all__ = ["GENERATOR_VERSION", "DemoDataError", "SeedReport", "generate", "reset"]
 
 GENERATOR_VERSION = "1"
-CHECKED_TABLES = tuple(m.__tablename__ for m in (*ERP_TABLES, ExceptionRecord, DatasetMeta))
+_CHECKED_MODELS: tuple[type[Base], ...] = (*ERP_TABLES, ExceptionRecord, DatasetMeta)
+CHECKED_TABLES = tuple(m.__tablename__ for m in _CHECKED_MODELS)
 MEAN_LINES = sum((i + 1) * w for i, w in enumerate(LINES_PER_ORDER)) / sum(LINES_PER_ORDER)
 
 

@@ -365,7 +365,8 @@ class History:
         rng = self.rng
         seen = dt.datetime.combine(day, dt.time(8), UTC) + dt.timedelta(minutes=rng.randint(0, 540))
         end = dt.datetime.combine(self.sim.world.as_of, dt.time(23), UTC)
-        rows, patterns = [], {}
+        rows: list[tuple] = []
+        patterns: dict[tuple[str, str, str], None] = {}  # insertion-ordered set
         for kind, key, line_no, sid, sku, wh, evidence, hours in events:
             resolved = min(end, seen + dt.timedelta(hours=hours, minutes=rng.randint(0, 59)))
             rows.append(

@@ -215,11 +215,11 @@ def compliance(book: Book, order: OpenOrder) -> bool:
                 candidates.append((item.idx, wh))
     if acct.export_license or not candidates:
         return False
-    item, wh = candidates[int(rng.random() * len(candidates))]
+    idx, wh = candidates[int(rng.random() * len(candidates))]
     qty = rng.randint(1, 2)
-    line = Draft(item, wh, qty, world.effective_cents(acct.idx, item, order.day), alloc=qty, injected=True)
+    line = Draft(idx, wh, qty, world.effective_cents(acct.idx, idx, order.day), alloc=qty, injected=True)
     _place(book, order, line)
-    order.hit("COMPLIANCE_HOLD", world.items[item].sku)
+    order.hit("COMPLIANCE_HOLD", world.items[idx].sku)
     return True
 
 

@@ -160,7 +160,7 @@ def _discontinue(rng: random.Random, items: list[Sku]) -> None:
     best_rank: dict[int, int] = {}
     for item in items:
         best_rank[item.group] = max(best_rank.get(item.group, -1), item.rank)
-    count = {}
+    count: dict[int, int] = {}
     for item in items:
         count[item.group] = count.get(item.group, 0) + 1
     eligible = [i for i in items if not i.controlled and count[i.group] > 1 and i.rank < best_rank[i.group]]

@@ -167,7 +167,7 @@ class OpenBook:
         return drafts
 
     def _inject(self, order: OpenOrder, scenario: str | None, slot: Slot | None) -> bool:
-        if scenario is None or scenario in ("carrier", "credit_released"):
+        if slot is None or scenario is None or scenario in ("carrier", "credit_released"):
             order.credit_released = scenario == "credit_released"
             return True
         if scenario == "pricing":

@@ -109,9 +109,11 @@ def build_plan(world: World, rng: random.Random) -> Plan:
     po_dates: dict[tuple[int, str], dt.date | None] = {}
     tight: set[tuple[int, str]] = set()
     for i in spikes:
-        for wh in items[i].stocked:
-            po_dates[(i, wh)] = as_of + dt.timedelta(days=rng.randint(21, 45)) if rng.random() < 0.6 else None
-            tight.add((i, wh))
+        for wh_id in items[i].stocked:
+            po_dates[(i, wh_id)] = (
+                as_of + dt.timedelta(days=rng.randint(21, 45)) if rng.random() < 0.6 else None
+            )
+            tight.add((i, wh_id))
     taken = set(spikes)
     pool = [i for i in candidates if i not in taken]
     tight_early: dict[str, list[int]] = {}
@@ -152,7 +154,7 @@ def _slots(world: World, rng: random.Random, n_open: int, spikes: list[int]) -> 
         for k, acct in enumerate(chosen):
             count = rng.randint(3, 4) if k < n_burst else rng.randint(1, 2)
             for j in range(count):
-                extras = ("pricing",) if rng.random() < 0.25 or (k, j) == (0, 1) else ()
+                extras: tuple[str, ...] = ("pricing",) if rng.random() < 0.25 or (k, j) == (0, 1) else ()
                 if k == 0 and j == 0 and acct.idx in eligible_ids:
                     extras += ("compliance",)
                 if k == 1 and j == 0:

@@ -17,8 +17,6 @@ from tools.demo.world import World
 
 __all__ = ["purchase_orders"]
 
-_NONE = object()
-
 
 def purchase_orders(world: World, plan: Plan, rng: random.Random) -> Iterator[tuple]:
     """Rows of purchase_orders (COLUMNS order), PO ids ascending."""
@@ -35,10 +33,10 @@ def purchase_orders(world: World, plan: Plan, rng: random.Random) -> Iterator[tu
                 expected = as_of - day(rng.randint(2, HISTORY_DAYS))
                 status = "cancelled" if rng.random() < 0.05 else "received"
                 rows.append((expected, status, False))
-            planned = plan.po_dates.get((item.idx, wh), _NONE)
             if item.discontinued:
                 pass
-            elif planned is not _NONE:
+            elif (item.idx, wh) in plan.po_dates:
+                planned = plan.po_dates[(item.idx, wh)]
                 if planned is not None:
                     late = planned > as_of + day(14)
                     rows.append((planned, "open", late and rng.random() < 0.3))

@@ -77,9 +77,9 @@ class Writer:
         key = (table, columns)
         if key not in self._plans:
             self._plans[key] = [
-                (i, self.converters[k])
+                (i, convert)
                 for i, c in enumerate(columns)
-                if self.converters.get(k := _kind(table, c))
+                if (convert := self.converters.get(_kind(table, c)))
             ]
         return self._plans[key]
 
@@ -150,7 +150,7 @@ class PostgresWriter(Writer):
     def __init__(self, engine: Engine) -> None:
         super().__init__()
         self.raw = engine.raw_connection()
-        self.conn = self.raw.driver_connection  # a psycopg 3 Connection, in a transaction
+        self.conn: Any = self.raw.driver_connection  # a psycopg 3 Connection, in a transaction
 
     def _write(self, table, columns, rows) -> int:
         n = 0

@@ -82,7 +82,7 @@ def affected_orders(session: Session, changes: list[Change]) -> set[str]:
     active = _L.c.status.not_in(CLOSED)
     lines = select(_L.c.order_id).join(_O, _O.c.order_id == _L.c.order_id).where(open_order, active)
     if keys.skus:  # the SKUs these substitute for too: their lines may now take the substitute
-        subs = set()
+        subs: set[str] = set()
         for part in in_chunks(keys.skus):
             subs.update(session.scalars(select(Substitute.sku).where(Substitute.substitute_sku.in_(part))))
         for part in in_chunks(keys.skus | subs):

@@ -120,14 +120,14 @@ def claim_next(session: Session) -> EventInbox | None:
     for source in sorted(sources):
         if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(source)))):
             continue  # another worker is applying this source's events
-        stmt = (
+        oldest = (
             select(EventInbox)
             .where(received, _T.c.source == source)
             .order_by(_T.c.occurred_at, _T.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
         )
-        row = session.scalars(stmt).first()
+        row = session.scalars(oldest).first()
         if row is not None:
             row.attempts += 1
             return row

@@ -185,10 +185,10 @@ def check_references(session: Session, events: list[Event]) -> None:
                         wanted.setdefault(target, set()).add(value)
                         uses.append((event, f"{path}.{column.name}", column.name, value, target))
     found: dict[tuple[str, str], set[Any]] = {}
-    for (table, column), values in wanted.items():
-        col = MODELS[table].__table__.c[column]
-        hits = found.setdefault((table, column), set())
-        for part in in_chunks(values):
+    for (target_table, target_column), keys in wanted.items():
+        col = MODELS[target_table].__table__.c[target_column]
+        hits = found.setdefault((target_table, target_column), set())
+        for part in in_chunks(keys):
             hits.update(session.scalars(select(col).where(col.in_(part))))
     for event, path, _, value, target in uses:
         if value not in found[target]:

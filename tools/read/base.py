@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
@@ -103,7 +103,8 @@ def reader(
                 valid = schema.model_validate(given)
             except ValidationError as exc:
                 raise ToolError(invalid_arguments(exc, schema)) from exc
-            return fn(session, **{name: getattr(valid, name) for name in params})  # type: ignore[arg-type]
+            call = cast(Callable[..., R], fn)  # the validated arguments go in by name
+            return call(session, **{name: getattr(valid, name) for name in params})
 
         run.args_schema = schema  # type: ignore[attr-defined]
         return run
@@ -121,7 +122,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _explain(err: dict[str, Any], fields: Sequence[str]) -> str:
+def _explain(err: Mapping[str, Any], fields: Sequence[str]) -> str:
     kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
     field = str(err["loc"][-1]) if err["loc"] else ""
     if kind == "missing":
@@ -149,7 +150,7 @@ def _explain(err: dict[str, Any], fields: Sequence[str]) -> str:
     return f"{err['msg']} (got {_shown(got)})"
 
 
-def invalid_arguments(exc: ValidationError, schema: type[Args]) -> str:
+def invalid_arguments(exc: ValidationError, schema: type[BaseModel]) -> str:
     """One line naming every invalid argument and what is expected instead."""
     fields = list(schema.model_fields)
     problems = []

@@ -212,7 +212,7 @@ def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
         response = error_for(exc)
         if response is None:
             raise
-        yield f"event: error\ndata: {response.body.decode()}\n\n"
+        yield f"event: error\ndata: {bytes(response.body).decode()}\n\n"
 
 
 def _copilot() -> APIRouter:
@@ -318,7 +318,11 @@ def _requests() -> APIRouter:
     def get_request(request_id: RequestIdPath, user: User, services: ServicesDep) -> ActionRequestOut:
         return ActionRequestOut(**services.get_request(request_id))
 
-    decided = {403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[409], 422: ERROR_RESPONSES[422]}
+    decided: dict[int | str, dict[str, Any]] = {
+        403: ERROR_RESPONSES[403],
+        409: ERROR_RESPONSES[409],
+        422: ERROR_RESPONSES[422],
+    }
 
     @r.post(
         "/{request_id}/approve",

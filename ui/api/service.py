@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy import func, select
 
 from agent.checkpoint import open_checkpointer
@@ -89,8 +90,8 @@ class Services:
         self._embedding_function = embedding_function
         self._llm = llm
         self._collection = collection
-        self._copilot = None
-        self._checkpointer_cm = None
+        self._copilot: Copilot | None = None
+        self._checkpointer_cm: contextlib.AbstractContextManager[BaseCheckpointSaver] | None = None
         self._lock = threading.RLock()
         self._load_errors: dict[str, str] = {}
         self._model_ready = False

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -98,7 +98,7 @@ def replay(
     with _bar(stored, "applying") as bar:
         outcomes = drain(factory, policy(), on_event=lambda _: bar.update())
     failed = [o for o in outcomes if o.status == "failed" and tuple(o.label.split("/", 1)) in mine]
-    summary = {
+    summary: dict[str, Any] = {
         "read": len(events),
         "stored": stored,
         "duplicates": duplicates,

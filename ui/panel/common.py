@@ -69,7 +69,7 @@ def signed_in(services: Services, token: str | None) -> Principal:
     return who
 
 
-def failure_md(exc: Exception) -> str:
+def failure_md(exc: BaseException) -> str:
     """The panel's one-line rendering of an expected failure, named like the API's status codes."""
     if isinstance(exc, AuthError):
         return f"**Not signed in:** {md_text(str(exc))}"
