@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 import yaml
@@ -230,6 +230,14 @@ class DecisionOrder(_Strict):
     candidates: dict[ExceptionType, list[Candidate]]
     priority: list[ExceptionType]
 
+    def candidates_for(self, kind: str) -> list[Candidate]:
+        """The candidates of exception type ``kind`` (a detected type, a plain string)."""
+        return self.candidates[cast(ExceptionType, kind)]
+
+    def rank(self) -> dict[str, int]:
+        """Each exception type's place in ``priority`` (0 first)."""
+        return {kind: i for i, kind in enumerate(self.priority)}
+
 
 # --- order numbers in text --------------------------------------------------------------------------
 # ERPs number sales orders in their own ways — SO-100042, SO-K7781, 4500098761, ORD-2025-1193,
@@ -429,9 +437,14 @@ class Policy(_Strict):
                     todo.append(sub)
         return frozenset(seen)
 
-    def risk_of(self, action: ActionName, facts: Mapping[str, bool] | None = None) -> Risk:
+    def spec(self, action: str) -> ActionSpec:
+        """The catalog entry of ``action``. Action names and risks reach the policy as plain strings
+        (from stored requests, the guard, the model); a name the catalog lacks raises KeyError."""
+        return self.actions[cast(ActionName, action)]
+
+    def risk_of(self, action: str, facts: Mapping[str, bool] | None = None) -> Risk:
         """The risk of ``action`` given the truth of its conditions (absent means false)."""
-        risk = self.actions[action].risk
+        risk = self.spec(action).risk
         if isinstance(risk, str):
             return risk
         facts = facts or {}
@@ -440,14 +453,14 @@ class Policy(_Strict):
                 return rule.risk
         return risk.otherwise
 
-    def approver_for(self, action: ActionName, risk: Risk) -> str | None:
+    def approver_for(self, action: str, risk: str | None) -> str | None:
         """The role that approves ``action`` at ``risk``; None for an action that needs none."""
-        approver = self.actions[action].approver
+        approver = self.spec(action).approver
         if isinstance(approver, dict):
-            return approver.get(risk) if risk != "none" else None
+            return approver.get(cast(ApprovalRisk, risk)) if risk != "none" else None
         return approver
 
-    def may_decide(self, role: str, action: ActionName, risk: Risk) -> bool:
+    def may_decide(self, role: str, action: str, risk: str | None) -> bool:
         """Whether a person holding ``role`` may approve or reject ``action`` at ``risk``."""
         approver = self.approver_for(action, risk)
         return approver is not None and approver in self.delegates(role)
@@ -456,11 +469,11 @@ class Policy(_Strict):
         """Whether ESCALATE may route an exception of ``exception_type`` to ``role``."""
         return role in self.escalation.get(exception_type, [])
 
-    def auto_approves(self, action: ActionName, risk: Risk) -> bool:
+    def auto_approves(self, action: str, risk: str | None) -> bool:
         """Whether policy approves ``action`` at ``risk`` without a person."""
-        if risk == "none" or self.actions[action].never_auto_approve:
+        if risk == "none" or self.spec(action).never_auto_approve:
             return False
-        return self.auto_approve.get(risk, False)
+        return self.auto_approve.get(cast(ApprovalRisk, risk), False)
 
 
 def _canonical(value: Any) -> str:

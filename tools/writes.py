@@ -164,7 +164,7 @@ def _reallocate(session: Session, p: dict[str, Any], write: bool) -> Changes:
         raise PreconditionFailed(f"line {line.line_no} already ships from {to}")
     need = _open_qty(line)
     have, inv = _available(session, line.sku, to)
-    if have < need:
+    if inv is None or have < need:
         raise PreconditionFailed(f"{to} has {have} {line.sku} available, the line's open quantity is {need}")
     _customer(session, order)
     if _export_hold(session, order, line, to):
@@ -206,7 +206,7 @@ def _substitute(session: Session, p: dict[str, Any], write: bool) -> Changes:
         raise PreconditionFailed(f"customer {order.customer_id} does not allow substitutions")
     here, need = _ship_from(order, line), _open_qty(line)
     have, inv = _available(session, sub, here)
-    if have < need:
+    if inv is None or have < need:
         raise PreconditionFailed(f"{here} has {have} {sub} available, the line's open quantity is {need}")
     if write:
         inv.allocated += need
@@ -224,7 +224,7 @@ def _split(session: Session, p: dict[str, Any], write: bool) -> Changes:
     if not 0 < qty <= need:
         raise PreconditionFailed(f"ship_qty must be between 1 and the open quantity {need}, got {qty}")
     have, inv = _available(session, line.sku, here)
-    if have < qty:
+    if inv is None or have < qty:
         raise PreconditionFailed(f"{here} has {have} {line.sku} available, fewer than ship_qty {qty}")
     if write:
         inv.allocated += qty

@@ -42,7 +42,7 @@ from agent.checkpoint import checkpoint_location, open_checkpointer
 from agent.governance import audit
 from agent.governance.approval import build_approval_graph, resume_with_decision, thread_config
 from agent.governance.events import log_triage
-from agent.governance.guard import normalise_params, risk_facts, routing_problems, run_guard
+from agent.governance.guard import GuardResult, normalise_params, risk_facts, routing_problems, run_guard
 from agent.governance.intake import clip, loggable_params, screen_params, screen_reason
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
@@ -135,6 +135,13 @@ def _graph(factory: sessionmaker[Session], policy: Policy, saver):
 # ------------------------------------------------------------------------------------------------
 # Reading requests
 # ------------------------------------------------------------------------------------------------
+
+
+def _decided(g: GuardResult) -> tuple[str, str]:
+    """The risk and approver role of a passed guard (the policy's matrix gives both for every action)."""
+    if g.risk is None or g.approver_role is None:
+        raise RuntimeError(f"the guard passed without a risk or an approver role: {g.as_dict()}")
+    return g.risk, g.approver_role
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -321,7 +328,7 @@ def request_action(
             if action not in policy.actions:
                 raise GuardBlocked(problems)
             option, in_plan = _locate(result, action, normalised or params)
-            evidence = next(
+            evidence: list[Any] = next(
                 (
                     e["evidence"]
                     for e in result["exceptions"]
@@ -446,7 +453,7 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
         req.guard_result, req.updated_at = g.as_dict(), _now()
         if g.ok:
             req.params, req.params_hash = g.params, writes.params_hash(g.params)
-            req.risk, req.approver_role = g.risk, g.approver_role
+            req.risk, req.approver_role = _decided(g)
         audit.append_event(
             s,
             audit.EVENT_GUARD,
@@ -573,7 +580,7 @@ def _execute_step(
         with factory() as s:
             if s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None:
                 # a concurrent duplicate lost the unique idempotency key: it ran once
-                return s.get(ActionRequest, request_id).status
+                return s.get_one(ActionRequest, request_id).status
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except DBAPIError as exc:  # the whole step was rolled back: record why, never leave it approved
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
@@ -723,7 +730,7 @@ def decide(
                     payload={"stage": "edit", **g.as_dict()},
                 )
                 req.params, req.params_hash = g.params, writes.params_hash(g.params)
-                req.risk, req.approver_role, req.guard_result = g.risk, g.approver_role, g.as_dict()
+                (req.risk, req.approver_role), req.guard_result = _decided(g), g.as_dict()
             elif decision == "approve":
                 missing = writes.missing_inputs(s, req.action, req.params)
                 if missing:
@@ -873,6 +880,8 @@ def resume_request(
             graph = _graph(factory, policy, saver)
             if status == "proposed":
                 graph.invoke({"request_id": request_id}, thread_config(request_id))
+            elif last is None:
+                raise Conflict(f"request {request_id} is approved but has no recorded approval")
             else:
                 resume_with_decision(graph, request_id, decision=last.decision, approval_id=last.id)
     return get_request(factory, request_id)

@@ -265,7 +265,7 @@ class Detected:
 def _fetch(session: Session, rec: type, table: Table, column: str, values: Iterable, *where) -> list:
     """Records of type ``rec`` from ``table`` where ``column`` is in ``values`` (chunked)."""
     cols = [table.c[f.name] for f in fields(rec)]  # the record's field order: rows unpack positionally
-    out = []
+    out: list = []
     for part in rules.in_chunks(values):
         stmt = select(*cols).where(table.c[column].in_(part), *where)
         out.extend(rec(*row) for row in session.execute(stmt))
@@ -414,7 +414,7 @@ def detect(ctx: OrderContext, policy: Policy) -> list[Detected]:
     """
     found = _base(ctx, policy, RULES)
     found += _recurring(ctx, found, policy)
-    priority = {kind: i for i, kind in enumerate(policy.decision_order.priority)}
+    priority = policy.decision_order.rank()
     return sorted(
         found,
         key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key),
@@ -536,13 +536,13 @@ def _pricing(ctx: OrderContext, policy: Policy) -> list[Detected]:
 
 def _shortage(ctx: OrderContext, line: LineRec) -> tuple[str, int, str] | None:
     """(warehouse, available, evidence) when the line's open qty exceeds its available stock."""
-    wh = ctx.ship_from(line)
-    if _empty(line.sku) or wh is None:
+    wh, sku = ctx.ship_from(line), line.sku
+    if sku is None or _empty(sku) or wh is None:
         return None
-    available = ctx.available(line.sku, wh)
+    available = ctx.available(sku, wh)
     if line.open_qty <= available:
         return None
-    stock = ctx.stock.get((line.sku, wh))
+    stock = ctx.stock.get((sku, wh))
     how = (
         f"on hand {stock.on_hand} - allocated {stock.allocated}" if stock else "no inventory row: taken as 0"
     )
@@ -599,7 +599,7 @@ def substitution_keyword(note: str | None, rule: Substitution) -> str | None:
     not acceptable", "a replacement won't work"; "substitute if not in stock" and "no backorders,
     substitutes welcome" ask.
     """
-    if _empty(note):
+    if note is None or _empty(note):
         return None
     keywords = {k.lower() for k in rule.keywords}
     negations = [tuple(_WORD.findall(n.lower())) for n in rule.negations]
@@ -693,10 +693,10 @@ def _procurement(ctx: OrderContext, policy: Policy) -> list[Detected]:
     promised = ctx.order.promised_date
     out = []
     for line in ctx.active_lines:
-        wh = ctx.ship_from(line)
-        if line.backorder_qty <= 0 or _empty(line.sku) or wh is None:
+        wh, sku = ctx.ship_from(line), line.sku
+        if line.backorder_qty <= 0 or sku is None or _empty(sku) or wh is None:
             continue
-        pos = ctx.open_pos.get((line.sku, wh), ())
+        pos = ctx.open_pos.get((sku, wh), ())
         first = pos[0] if pos else None
         earliest = (
             f"the earliest open purchase order {first.po_id} for SKU {line.sku} at {wh}" if first else ""
@@ -719,8 +719,8 @@ def _procurement(ctx: OrderContext, policy: Policy) -> list[Detected]:
                 {
                     "backorder_qty": line.backorder_qty,
                     "warehouse_id": wh,
-                    "po_id": first and first.po_id,
-                    "expected_date": _iso(first and first.expected_date),
+                    "po_id": first.po_id if first else None,
+                    "expected_date": _iso(first.expected_date if first else None),
                     "promised_date": _iso(promised),
                 },
             )
@@ -816,7 +816,11 @@ def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list
     types = sorted({d.type for d in found})
     for n in ctx.neighbours:
         other = n.order
-        if other.order_id == ctx.order.order_id or not _in_window(day, other, rule.window_days):
+        if (
+            other.order_id == ctx.order.order_id
+            or other.order_date is None
+            or not _in_window(day, other, rule.window_days)
+        ):
             continue
         for key in _patterns(n, _base(n, policy, types)) & orders.keys():
             orders[key][other.order_id] = other.order_date
@@ -877,7 +881,9 @@ def iter_open_book(
     rows = session.execute(
         select(o.c.order_id, o.c.order_date).where(o.c.status.in_(RECURRENCE_STATUSES))
     ).all()
-    book = sorted(rows, key=lambda r: (r[1] is not None, r[1] or dt.date.min, r[0]))
+    book: list[tuple[str, dt.date | None]] = [
+        (oid, d) for oid, d in sorted(rows, key=lambda r: (r[1] is not None, r[1] or dt.date.min, r[0]))
+    ]
     wanted = None if only is None else set(only)
     if wanted is not None:
         dated = [d for oid, d in book if oid in wanted]
@@ -890,7 +896,7 @@ def iter_open_book(
             if (d is not None, d or dt.date.min) <= (last is not None, last or dt.date.min)
         ]
     rule = policy.thresholds.recurrence
-    priority = {kind: n for n, kind in enumerate(policy.decision_order.priority)}
+    priority = policy.decision_order.rank()
     index: dict[tuple[str, str, str], list[tuple[str, OrderRec]]] = {}
     i = 0
     while i < len(book):
@@ -918,15 +924,17 @@ def iter_open_book(
                     key: {
                         m: rec.order_date
                         for m, rec in index[key]
-                        if m == ctx.order.order_id or _in_window(day, rec, rule.window_days)
+                        if rec.order_date is not None
+                        and (m == ctx.order.order_id or _in_window(day, rec, rule.window_days))
                     }
                     for key in keys
                 }
                 found += _recurrence_findings(day, orders, policy)
             found.sort(key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key))
             out.append((ctx, found))
-        if j < len(book) and book[j][1] is not None:  # forget what the next days can no longer count
-            horizon = book[j][1] - dt.timedelta(days=rule.window_days)
+        next_day = book[j][1] if j < len(book) else None
+        if next_day is not None:  # forget what the next days can no longer count
+            horizon = next_day - dt.timedelta(days=rule.window_days)
             for key in list(index):
                 kept = [
                     (m, rec)

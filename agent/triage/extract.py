@@ -44,7 +44,9 @@ def _squash(value: str) -> str:
 
 def verbatim(quote: str | None, text: str) -> bool:
     """Whether ``quote`` is a non-empty quote of ``text`` (whitespace and case aside)."""
-    return bool(quote and quote.strip()) and _squash(quote.strip(" \"'")) in _squash(text)
+    if quote is None or not quote.strip():
+        return False
+    return _squash(quote.strip(" \"'")) in _squash(text)
 
 
 class CustomerRequest(BaseModel):

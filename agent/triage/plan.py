@@ -48,7 +48,7 @@ class Option:
     inputs_required: tuple[str, ...] = ()  # values the approver must supply (FIX_MASTER_DATA)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "action": self.action,
             "params": dict(self.params),
             "risk": self.risk,
@@ -170,7 +170,10 @@ def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext])
             if wh is not None:
                 available[(sub, wh)] = on_hand - allocated
     carriers = tuple(
-        tuple(r) for r in session.execute(select(Carrier.carrier_id, Carrier.status, Carrier.on_time_rate))
+        (carrier_id, status, on_time)
+        for carrier_id, status, on_time in session.execute(
+            select(Carrier.carrier_id, Carrier.status, Carrier.on_time_rate)
+        )
     )
     substitutes = {k: tuple(v) for k, v in subs.items()}
     out = {}
@@ -296,7 +299,11 @@ class _Planner:
 
     def promise_from_po(self, d: Detected) -> Option:
         ln, here = self.line(d), self.ctx.ship_from(self.line(d))
-        pos = [p for p in self.facts.open_pos.get((ln.sku or "", here or ""), ()) if p[1] is not None]
+        pos = [
+            (po, day)
+            for po, day in self.facts.open_pos.get((ln.sku or "", here or ""), ())
+            if day is not None
+        ]
         if not pos:
             return self.no(
                 "UPDATE_PROMISE_DATE", f"no open purchase order for {ln.sku} at {here} with a date"
@@ -437,13 +444,13 @@ def plan_order(ctx: OrderContext, found: list[Detected], facts: PlanningFacts, p
     """Rank every exception instance's candidates and assemble the order's plan."""
     planner = _Planner(ctx, facts, policy, found)
     order = policy.decision_order
-    rank = {t: i for i, t in enumerate(order.priority)}
+    rank = order.rank()
     ordered = sorted(
         found,
         key=lambda d: (rank.get(d.type, len(rank)), d.line_no or 0, d.shipment_id or "", d.instance_key),
     )
     instances = tuple(
-        InstancePlan(d, tuple(planner.evaluate(d, c.action, c.role) for c in order.candidates[d.type]))
+        InstancePlan(d, tuple(planner.evaluate(d, c.action, c.role) for c in order.candidates_for(d.type)))
         for d in ordered
     )
     actions, seen = [], set()

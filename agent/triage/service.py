@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy
@@ -126,15 +127,13 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
     second a no-op instead of an integrity error that would fail the whole triage.
     """
     dialect = session.get_bind().dialect.name
+    key = ["order_id", "type", "instance_key"]
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        session.execute(postgresql.insert(ExceptionRecord).on_conflict_do_nothing(index_elements=key), rows)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        session.execute(sqlite.insert(ExceptionRecord).on_conflict_do_nothing(index_elements=key), rows)
     else:  # pragma: no cover - the two supported backends are above
         session.add_all(ExceptionRecord(**r) for r in rows)
-        return
-    stmt = insert(ExceptionRecord).on_conflict_do_nothing(index_elements=["order_id", "type", "instance_key"])
-    session.execute(stmt, rows)
 
 
 def triage_result(ctx: OrderContext, found: list[Detected], plan: Plan) -> dict[str, Any]:

@@ -191,7 +191,7 @@ def get_line_price(session: Session, order_id: str, line_no: int) -> dict[str, A
         )
         if value is None
     ]
-    if missing or order.customer_id is None or order.order_date is None or priced_sku is None:
+    if missing or order.customer_id is None or order.order_date is None or priced is None:
         raise ToolError(
             f"order line {order_id}/{line_no} has no {' and no '.join(missing)}: its effective price cannot be "
             "determined"

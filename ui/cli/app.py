@@ -1,7 +1,8 @@
 """The ``copilot`` command line.
 
-Heavy libraries (the LLM runtime, Chroma, Gradio) are imported only inside the commands that use
-them, so ``copilot --help`` and the read commands start fast. Expected failures (a bad
+Heavy libraries (the LLM runtime, Chroma, Gradio) and the product modules that load them are
+imported only inside the commands that use them, for start-up time: ``copilot --help`` and the read
+commands start fast. Expected failures (a bad
 ``DATABASE_URL``, an unknown order, a malformed fixture) print one line and exit with code 2.
 """
 
