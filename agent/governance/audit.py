@@ -149,7 +149,7 @@ def _hash(key: bytes | None, prev: str, content: dict[str, Any]) -> str:
 
 
 def _insert(conn, key: bytes | None, seq: int, prev: str, event_type: str, fields: dict[str, Any]) -> str:
-    row = {
+    row: dict[str, Any] = {
         "seq": seq,
         "event_id": str(uuid.uuid4()),
         "ts": dt.datetime.now(dt.UTC),
@@ -161,9 +161,9 @@ def _insert(conn, key: bytes | None, seq: int, prev: str, event_type: str, field
         "payload": fields.get("payload") or {},
         "prev_hash": prev,
     }
-    row["hash"] = _hash(key, prev, _content_of(row))
+    digest = row["hash"] = _hash(key, prev, _content_of(row))
     conn.execute(_INSERT, row)
-    return row["hash"]
+    return digest
 
 
 def _head(conn) -> tuple[int, str, int | None]:

@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -44,6 +44,10 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).hexdigest()
 
 
+@overload
+def _aware(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _aware(value: dt.datetime | None) -> dt.datetime | None: ...
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
@@ -110,7 +114,7 @@ def revoke_token(
     """Revoke token ``token_id`` (idempotent); refused on the next request. The caller commits."""
     row = session.get(ApiToken, token_id)
     if row is None:
-        raise NotFound("API token", token_id)
+        raise NotFound("API token", str(token_id))
     now = now or dt.datetime.now(dt.UTC)
     if row.revoked_at is None:
         row.revoked_at = now

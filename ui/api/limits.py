@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 
 from pyrate_limiter import Duration, InMemoryBucket, Rate, RateItem
 
@@ -61,7 +62,7 @@ class RateLimits:
         item = RateItem(username, now)
         if bucket.put(item):
             return
-        wait_ms = bucket.waiting(item)
+        wait_ms = cast(int, bucket.waiting(item))  # an in-memory bucket answers at once, not awaitable
         retry_after = max(1, math.ceil(max(0, wait_ms) / 1000))
         raise RateLimited(
             f"too many {kind}: {self._rates[kind]} a minute per user; retry in {retry_after} s", retry_after

@@ -96,7 +96,7 @@ def audit_checkpoint(
     origin = current_origin()
     try:
         with write_session(_factory()) as s:
-            checkpoint = take_checkpoint(s, actor=origin and origin.os_user)
+            checkpoint = take_checkpoint(s, actor=origin.os_user if origin else None)
     except (AuditKeyError, ValueError) as exc:
         raise CliError(str(exc)) from None
     text = json.dumps(checkpoint, indent=2) + "\n"

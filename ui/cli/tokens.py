@@ -27,7 +27,7 @@ def _by() -> str | None:
     from agent.governance.origin import current_origin
 
     origin = current_origin()
-    return origin and origin.os_user
+    return origin.os_user if origin else None
 
 
 @token_app.command("issue")
