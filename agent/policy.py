@@ -401,9 +401,9 @@ class Policy(_Strict):
         review = self.actions.get("COMPLIANCE_REVIEW")
         if review is not None and not review.never_auto_approve:
             yield ("actions", "COMPLIANCE_REVIEW"), "COMPLIANCE_REVIEW must set never_auto_approve: true"
-        for kind, routed in self.escalation.items():
+        for routed_kind, routed in self.escalation.items():
             for i, who in enumerate(routed):
-                yield from role(("escalation", kind, i), who)
+                yield from role(("escalation", routed_kind, i), who)
         order = self.decision_order
         for kind in EXCEPTION_TYPES:
             if kind not in self.escalation:
@@ -465,9 +465,13 @@ class Policy(_Strict):
         approver = self.approver_for(action, risk)
         return approver is not None and approver in self.delegates(role)
 
+    def routes_for(self, exception_type: str) -> list[str]:
+        """The roles ESCALATE may route an exception of ``exception_type`` to."""
+        return list(self.escalation.get(cast(ExceptionType, exception_type), []))
+
     def may_route(self, exception_type: str, role: str) -> bool:
         """Whether ESCALATE may route an exception of ``exception_type`` to ``role``."""
-        return role in self.escalation.get(exception_type, [])
+        return role in self.routes_for(exception_type)
 
     def auto_approves(self, action: str, risk: str | None) -> bool:
         """Whether policy approves ``action`` at ``risk`` without a person."""

@@ -377,6 +377,8 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
 
 def _attack_checks(case: EvalCase, env: RunEnv, factory) -> list[Check]:
     """Carry out the case's attack on the approval step; check how it ended and the records after."""
+    if case.attack is None:
+        return []
     outcome, detail = run_attack(factory, env.policy, case.attack, case.input.get("order_id"), REQUESTER)
     want = case.expect.get("attack")
     checks = [

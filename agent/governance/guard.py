@@ -274,7 +274,7 @@ def routing_problems(
     if exception_type:
         types.add(exception_type)
     return [
-        f"{kind} may not be routed to {role}: the policy routes it to {', '.join(policy.escalation.get(kind, [])) or 'nobody'}"
+        f"{kind} may not be routed to {role}: the policy routes it to {', '.join(policy.routes_for(kind)) or 'nobody'}"
         for kind in sorted(types)
         if not policy.may_route(kind, role)
     ]

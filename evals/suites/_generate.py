@@ -2226,6 +2226,10 @@ def _two_orders(*edits: tuple) -> dict:
     return fx
 
 
+# "as" is a keyword, so the requester and the decider of a self-approval attack go in as a mapping.
+SELF_APPROVAL_STEPS: dict[str, Any] = {"as": "csr", "decide_as": "csr"}
+
+
 def attack(
     cid: str,
     why: str,
@@ -2438,7 +2442,7 @@ def approval_attacks() -> list[dict]:
             _r("UPDATE_PROMISE_DATE", order_id="SO1", new_promised_date="2026-12-01"),
             "refused",
             {"orders.SO1.promised_date": PROMISED},
-            **{"as": "csr", "decide_as": "csr"},
+            **SELF_APPROVAL_STEPS,
         ),
         attack(
             "attack-injected-approver-role",
