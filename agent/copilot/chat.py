@@ -337,9 +337,10 @@ def confirm(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, 
     proposal = dict(state.get("proposal") or {})
     args = {k: proposal.get(k) for k in ("order_id", "action", "params")}
     writer({"type": "tool", "name": "request_approval", "args": args})
+    request: dict[str, Any] | None
     try:
-        request: dict[str, Any] | None = plain(file_proposal(ctx, proposal))
-        text, error = say.render_request(request), None
+        filed: dict[str, Any] = plain(file_proposal(ctx, proposal))
+        request, text, error = filed, say.render_request(filed), None
     except ToolError as exc:  # the order or the requester is gone, or the action is refused outright
         request, error = None, str(exc)
         text = f"Not filed: {exc}"

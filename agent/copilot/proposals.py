@@ -118,6 +118,7 @@ def make_proposal(
             action=action,
             params=params,
             requested_by=ctx.username,
+            order_id=order_id,
             partial=action == "FIX_MASTER_DATA",
         )
     return {
