@@ -175,6 +175,12 @@ class BackgroundWorker:
             self._wake.wait(self._poll_s)
 
     def start(self) -> None:
+        """Start the thread; again after :meth:`stop` (an app whose lifespan runs a second time)."""
+        if self._thread.is_alive():
+            return
+        if self._thread.ident is not None:  # ran and stopped: a thread starts once, so make another
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="copilot-event-worker", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
