@@ -284,3 +284,16 @@ def test_an_approval_for_other_parameters_fails_the_request_instead_of_leaving_i
     with factory() as s:
         assert f"{s.get(OrderLine, ('SO1', 1)).unit_price:.2f}" == "100.00"
         assert verify_chain(s)["ok"]
+
+
+def test_an_escalation_that_would_route_nothing_is_blocked(engine):
+    factory = world(engine, clean_fixture(order()))
+    req = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="planner",
+        action="ESCALATE",
+        params={"role": "csr", "reason": "nothing is wrong"},
+    )
+    assert req["status"] == "blocked" and "SO1 has no open exception to escalate" in req["guard"]["reasons"]

@@ -271,8 +271,9 @@ def routing_problems(
 ) -> list[str]:
     """Why ESCALATE may not route the order's open exceptions (those it would assign) to ``role``."""
     types = {row.type for row in writes.escalation_targets(session, order_id, exception_type)}
-    if exception_type:
-        types.add(exception_type)
+    if order_id and not types:  # an escalation that moves nothing would log one that did not happen
+        of = f" of type {exception_type}" if exception_type else ""
+        return [f"{order_id} has no open exception{of} to escalate"]
     return [
         f"{kind} may not be routed to {role}: the policy routes it to {', '.join(policy.routes_for(kind)) or 'nobody'}"
         for kind in sorted(types)
