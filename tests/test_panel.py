@@ -4,7 +4,9 @@ dashboard and the audit view."""
 
 from __future__ import annotations
 
+import html
 import os
+import re
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before gradio_client is imported: it would look up the hub
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -31,9 +33,11 @@ def _client(live):
 
 
 def _text(message: dict) -> str:
-    """A chat message's text (Gradio 6 sends content as a list of typed parts)."""
+    """A chat message's text as the reader sees it (Gradio 6 sends content as a list of typed parts;
+    the panel escapes the answer's Markdown and HTML, which the browser renders back as typed)."""
     content = message["content"]
-    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+    text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+    return html.unescape(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text))
 
 
 def _rows(table) -> list[dict]:
