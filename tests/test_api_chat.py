@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from agent.llm import FakeLLM
 from agent.settings import Settings
 from tests import api_world
-from ui.api.models import MAX_TEXT_LINES
+from ui.api.models import MAX_ORDER_IDS, MAX_TEXT_LINES
 from ui.api.service import Services
 from ui.server import create_app
 
@@ -205,3 +205,15 @@ def test_chat_proposes_a_request_and_the_next_yes_files_it(world):
         ).json()
         assert other["request"] is None
         assert len(c.get("/api/v1/requests", headers=H["csr"]).json()["items"]) == 1
+
+
+def test_a_paste_naming_too_many_orders_is_refused_before_anything_is_triaged(world):
+    paste = "\n".join(f"SO-{100000 + i}" for i in range(MAX_ORDER_IDS + 1))
+    with _client() as c:
+        resp = c.post("/api/v1/triage/text", json={"text": paste}, headers=H["csr"])
+        assert resp.status_code == 413, resp.text
+        assert (
+            resp.json()["message"] == f"the text names 201 orders; the limit is {MAX_ORDER_IDS} per request"
+        )
+        events = c.get("/api/v1/audit?event_type=triage", headers=H["ops_manager"]).json()
+    assert [e for e in events["items"] if e["event_type"] == "triage"] == []

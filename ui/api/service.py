@@ -30,6 +30,7 @@ from agent.ops.monitoring import monitoring as model_monitoring
 from agent.ops.risk import RiskModelError, score_open_orders
 from agent.policy import load_policy
 from agent.settings import Settings, get_settings
+from agent.triage.order_numbers import order_mentions
 from knowledge.embeddings import MiniLMEmbeddingFunction
 from knowledge.retrieve import unknown_citations
 from knowledge.store import open_collection
@@ -257,7 +258,12 @@ class Services:
 
     def triage_text(self, text: str, *, explain: bool = False) -> dict[str, Any]:
         check_text_limits(text)
-        out = self.copilot().triage_text(text, explain=explain)
+        copilot = self.copilot()
+        # Counted before anything is triaged (reading is linear; a long list is refused for free).
+        named = sum(m.report for m in order_mentions(text, copilot.policy.order_numbers))
+        if named > MAX_ORDER_IDS:
+            raise LimitExceeded(f"the text names {named:,} orders; the limit is {MAX_ORDER_IDS} per request")
+        out = copilot.triage_text(text, explain=explain)
         if len(out.get("order_ids") or []) > MAX_ORDER_IDS:
             raise LimitExceeded(
                 f"the text names {len(out['order_ids']):,} orders; the limit is {MAX_ORDER_IDS} per request"
