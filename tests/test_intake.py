@@ -12,6 +12,7 @@ from sqlalchemy import Column, Integer, Numeric, String, func, select, text
 from agent.governance.audit import list_events, verify_chain
 from agent.governance.intake import MAX_PARAMS_CHARS
 from agent.governance.requests import _execute_step, decide, request_action, resume_request, write_session
+from agent.governance.users import add_user
 from agent.policy import DEFAULT_POLICY_PATH, PolicyError, parse_policy
 from tests.factories import clean_fixture, edit, order
 from tests.test_governance import POLICY, world
@@ -297,3 +298,12 @@ def test_an_escalation_that_would_route_nothing_is_blocked(engine):
         params={"role": "csr", "reason": "nothing is wrong"},
     )
     assert req["status"] == "blocked" and "SO1 has no open exception to escalate" in req["guard"]["reasons"]
+
+
+def test_a_user_whose_display_name_the_column_cannot_hold_is_refused(engine):
+    factory = world(engine, clean_fixture(order()))
+    with write_session(factory) as s, pytest.raises(ToolError, match="holds at most 200"):
+        add_user(s, "ann", "csr", "A" * 201)
+    with write_session(factory) as s, pytest.raises(ToolError, match=r"\.\.\.' must be 1-64") as info:
+        add_user(s, "x" * 100_000, "csr")
+    assert len(str(info.value)) < 200

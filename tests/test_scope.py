@@ -199,3 +199,16 @@ def test_a_parameter_naming_a_record_needs_a_rule_that_allows_it(sqlite_engine):
             s, "SO1", "CORRECT_PRICE", {"order_id": "SO1", "line_no": 1, "from_order_id": "SO2"}
         )
     assert problems == ["CORRECT_PRICE: from_order_id names a record outside SO1 and no rule allows it"]
+
+
+@pytest.mark.parametrize("status", ["cancelled", "shipped"])
+def test_the_freight_of_a_closed_order_is_not_rebooked_or_expedited(sqlite_engine, status):
+    fx = two_orders()
+    edit(fx, "orders", "SO1", status=status)
+    factory = world(sqlite_engine, fx)
+    with factory() as s:
+        for action, params in (
+            ("REBOOK_CARRIER", {"shipment_id": "SH1", "carrier_id": "CA2"}),
+            ("EXPEDITE_FREIGHT", {"shipment_id": "SH1"}),
+        ):
+            assert writes.check(s, action, params) == [f"shipment SH1 belongs to SO1, which is {status}"]

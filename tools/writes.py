@@ -290,6 +290,12 @@ def _shipment(session: Session, shipment_id: str) -> Shipment:
         raise PreconditionFailed(f"shipment {shipment_id} not found")
     if ship.status == "delivered":
         raise PreconditionFailed(f"shipment {shipment_id} is already delivered")
+    order = session.get(Order, ship.order_id) if ship.order_id else None
+    if order is not None and order.status not in rules.OPEN_ORDER_STATUSES:
+        # freight of a shipped or cancelled order is not worth rebooking or expediting
+        raise PreconditionFailed(
+            f"shipment {shipment_id} belongs to {order.order_id}, which is {order.status}"
+        )
     return ship
 
 

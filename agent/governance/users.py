@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from agent.governance.audit import EVENT_USER_ADDED, append_event
 from agent.policy import CONTRACT_ROLES
+from tools.columns import column_problems
 from tools.errors import Conflict, Forbidden, NotFound, ToolError
 from tools.models import User
 
@@ -73,7 +74,11 @@ def add_user(
     name = (username or "").strip().lower()
     allowed = frozenset(roles) if roles is not None else frozenset(CONTRACT_ROLES)
     if not _NAME.match(name):
-        raise ToolError(f"user name {username!r} must be 1-64 lowercase letters, digits, '.', '_' or '-'")
+        shown = username if len(username or "") <= 64 else f"{username[:61]}..."
+        raise ToolError(f"user name {shown!r} must be 1-64 lowercase letters, digits, '.', '_' or '-'")
+    too_long = column_problems("display_name", User.__table__.c.display_name, display_name or "")
+    if too_long:
+        raise ToolError(too_long[0])
     if name in RESERVED_NAMES:
         raise Forbidden(f"user name {name!r} is reserved")
     if role not in allowed:
