@@ -51,6 +51,8 @@ __all__ = [
     "OrderNumbers",
     "Policy",
     "PolicyError",
+    "QueueRule",
+    "Queues",
     "Risk",
     "Shape",
     "Thresholds",
@@ -338,6 +340,61 @@ class OrderNumbers(BaseModel):
 DEFAULT_ORDER_NUMBERS = OrderNumbers()
 
 
+class QueueRule(_Strict):
+    """An override of an exception type's owner role; the first rule that matches decides."""
+
+    type: ExceptionType
+    owner: RoleName
+    tier: Literal["platinum", "gold", "standard"] | None = None
+    min_order_value: Decimal | None = None
+
+
+class QueuePriority(_Strict):
+    """Weights of the priority score (0-100): urgency (promise, SLA) and business impact."""
+
+    promise: float = Field(default=0.35, ge=0)
+    sla: float = Field(default=0.25, ge=0)
+    value: float = Field(default=0.2, ge=0)
+    tier: float = Field(default=0.1, ge=0)
+    waiting: float = Field(default=0.1, ge=0)
+    promise_horizon_days: int = Field(default=14, gt=0)  # promise urgency 0 this far out, 1 when due
+    value_full: Decimal = Field(default=Decimal("100000"), gt=0)  # an order worth this scores 1
+    waiting_full: int = Field(default=10, gt=0)  # this many other orders waiting score 1
+    tiers: dict[Literal["platinum", "gold", "standard"], float] = {
+        "platinum": 1.0,
+        "gold": 0.6,
+        "standard": 0.2,
+    }
+
+
+class Queues(_Strict):
+    """Role work queues: who owns each open exception, by when (SLA), and where a breach escalates."""
+
+    owners: dict[ExceptionType, RoleName] = {}
+    default_owner: RoleName = "ops_manager"
+    rules: list[QueueRule] = []
+    sla_hours: dict[ExceptionType, float] = {}
+    default_sla_hours: float = Field(default=24, gt=0)
+    escalate_to: dict[RoleName, RoleName] = {}
+    default_escalation: RoleName = "ops_manager"
+    scoring: QueuePriority = QueuePriority()
+
+    def owner(self, kind: str, tier: str | None, order_value: Decimal) -> str:
+        for rule in self.rules:
+            if rule.type != kind or (rule.tier is not None and rule.tier != tier):
+                continue
+            if rule.min_order_value is not None and order_value < rule.min_order_value:
+                continue
+            return rule.owner
+        return self.owners.get(kind, self.default_owner)  # type: ignore[call-overload]
+
+    def sla(self, kind: str) -> float:
+        return self.sla_hours.get(kind, self.default_sla_hours)  # type: ignore[call-overload]
+
+    def escalation(self, role: str) -> str:
+        return self.escalate_to.get(role, self.default_escalation)
+
+
 class Policy(_Strict):
     """A validated policy file. Build it with :func:`load_policy` or :func:`parse_policy`."""
 
@@ -353,6 +410,7 @@ class Policy(_Strict):
     decision_order: DecisionOrder
     order_numbers: OrderNumbers = DEFAULT_ORDER_NUMBERS
     """How order numbers look in pasted text and chat (shapes in RE2 syntax, keywords)."""
+    queues: Queues = Queues()
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -404,6 +462,16 @@ class Policy(_Strict):
         for routed_kind, routed in self.escalation.items():
             for i, who in enumerate(routed):
                 yield from role(("escalation", routed_kind, i), who)
+        q = self.queues
+        for owned_kind, owner in q.owners.items():
+            yield from role(("queues", "owners", owned_kind), owner)
+        for n, rule in enumerate(q.rules):
+            yield from role(("queues", "rules", n, "owner"), rule.owner)
+        for source_role, target_role in q.escalate_to.items():
+            yield from role(("queues", "escalate_to", source_role), source_role)
+            yield from role(("queues", "escalate_to", source_role), target_role)
+        yield from role(("queues", "default_owner"), q.default_owner)
+        yield from role(("queues", "default_escalation"), q.default_escalation)
         order = self.decision_order
         for kind in EXCEPTION_TYPES:
             if kind not in self.escalation:

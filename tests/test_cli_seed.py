@@ -28,6 +28,11 @@ def test_demo_sets_up_seeds_and_summarises(monkeypatch, capsys):
     assert code == 0
     assert "Demo data set" in out and "Open book" in out and "Open orders with at least one exception" in out
     assert "orders show SO-" in out
+    # The whole open book is triaged: the work queues hold its exceptions.
+    assert "triaged the open book" in out
+    code, queue, _ = run(monkeypatch, capsys, "queue", "--json", "--limit", "500")
+    sizes = json.loads(queue)["sizes"]
+    assert code == 0 and sum(s["open"] for s in sizes.values()) > 0
     # Running it again reuses the data set instead of seeding over it.
     code, again, _ = run(monkeypatch, capsys, "demo")
     assert code == 0 and "seeding" not in again and "1,500 orders" in again

@@ -410,6 +410,11 @@ class ExceptionRecord(Base):
     evidence_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="open", server_default="open")
     assigned_role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # added: the work queue — who works on it now, and where a breached SLA escalated it
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    escalated_to: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     detected_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,7 +1,25 @@
 """The workflow around the flow: events applied by a worker, the open orders they affect triaged
 again, exceptions routed to role work queues."""
 
+from agent.flow.queue import load_queue, queue_sizes, recommendation_for
 from agent.flow.retriage import Retriage, retriage
-from agent.flow.worker import Applied, BackgroundWorker, apply_next, drain, run_worker
+from agent.flow.work import claim, escalate_breached, reassign, release
+from agent.flow.worker import Applied, BackgroundWorker, apply_next, drain, run_worker, sweep
 
-__all__ = ["Applied", "BackgroundWorker", "Retriage", "apply_next", "drain", "retriage", "run_worker"]
+__all__ = [
+    "Applied",
+    "BackgroundWorker",
+    "Retriage",
+    "apply_next",
+    "claim",
+    "drain",
+    "escalate_breached",
+    "load_queue",
+    "queue_sizes",
+    "reassign",
+    "recommendation_for",
+    "release",
+    "retriage",
+    "run_worker",
+    "sweep",
+]

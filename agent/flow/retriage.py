@@ -28,7 +28,7 @@ from tools.models import ExceptionRecord, Order, OrderLine
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.rules import OPEN_ORDER_STATUSES, in_chunks
 
-__all__ = ["Retriage", "retriage"]
+__all__ = ["Retriage", "order_lock_key", "retriage"]
 
 _X, _O, _L = ExceptionRecord.__table__, Order.__table__, OrderLine.__table__
 Pattern = tuple[str, str, str]  # (type, "customer" | "sku", value)
@@ -75,12 +75,16 @@ def _patterns(rows: dict[tuple[str, str], tuple]) -> set[Pattern]:
     return keys
 
 
+def order_lock_key(order_id: str) -> int:
+    """The PostgreSQL advisory-lock key under which an order is triaged by a worker."""
+    return zlib.crc32(f"copilot.order:{order_id}".encode()) - 2**31
+
+
 def _lock(session: Session, ids: Iterable[str]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: the writer lock already serialises whole transactions
     for oid in sorted(ids):
-        key = zlib.crc32(f"copilot.order:{oid}".encode()) - 2**31
-        session.execute(select(func.pg_advisory_xact_lock(key)))
+        session.execute(select(func.pg_advisory_xact_lock(order_lock_key(oid))))
 
 
 def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: int) -> set[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,12 +22,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.flow.retriage import retriage
+from agent.flow.work import escalate_breached
 from agent.governance.audit import EVENT_SOURCE_APPLIED, EVENT_SOURCE_FAILED, append_event
 from agent.policy import Policy
 from tools.events import EventError, affected_orders, apply_event, check_references, claim_next, stored_event
 from tools.events import mark_failed as _mark_failed
 
-__all__ = ["Applied", "BackgroundWorker", "apply_next", "drain", "run_worker"]
+__all__ = ["Applied", "BackgroundWorker", "apply_next", "drain", "run_worker", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,25 @@ def drain(
     return out
 
 
+SWEEP_EVERY_S = 30.0  # SLAs are hours long: looking for breaches twice a minute is plenty
+_last_sweep: dict[int, float] = {}
+
+
+def sweep(factory: sessionmaker[Session], policy: Policy, *, every_s: float = 0.0) -> int:
+    """Escalate the exceptions whose SLA is breached (once each); return how many.
+
+    ``every_s``: skip when this factory was swept less than that many seconds ago (the loops).
+    """
+    now = time.monotonic()
+    if every_s and now - _last_sweep.get(id(factory), -every_s) < every_s:
+        return 0
+    _last_sweep[id(factory)] = now
+    with factory() as session:
+        count = escalate_breached(session, policy)
+        session.commit()
+    return count
+
+
 def run_worker(
     factory: sessionmaker[Session],
     policy: Policy,
@@ -139,6 +160,7 @@ def run_worker(
     while not stop.is_set():
         try:
             drain(factory, policy, stop=stop)
+            sweep(factory, policy, every_s=SWEEP_EVERY_S)
         except OperationalError as exc:  # transient: try again on the next pass
             log.warning("event worker: %s", str(getattr(exc, "orig", exc)).splitlines()[0])
         except Exception:
@@ -165,6 +187,7 @@ class BackgroundWorker:
             self._wake.clear()  # a wake while draining makes another pass
             try:
                 drain(self._factory, self._policy, stop=self._stop)
+                sweep(self._factory, self._policy, every_s=SWEEP_EVERY_S)
             except OperationalError as exc:  # transient: try again on the next pass
                 log.warning("event worker: %s", str(getattr(exc, "orig", exc)).splitlines()[0])
             except Exception:

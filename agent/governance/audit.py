@@ -59,8 +59,12 @@ __all__ = [
     "EVENT_GUARD",
     "EVENT_LLM_FALLBACK",
     "EVENT_OVERRIDE",
+    "EVENT_QUEUE_CLAIMED",
+    "EVENT_QUEUE_REASSIGNED",
+    "EVENT_QUEUE_RELEASED",
     "EVENT_RECOMMENDATION",
     "EVENT_REQUESTED",
+    "EVENT_SLA_ESCALATED",
     "EVENT_SOURCE_APPLIED",
     "EVENT_SOURCE_FAILED",
     "EVENT_TRIAGE",
@@ -98,6 +102,10 @@ EVENT_CHAT_REQUEST = "chat_request"  # chat filed an approval request on a perso
 EVENT_AUDIT_KEYED = "audit_keyed"  # from here on the chain is keyed (HMAC); names the last plain event
 EVENT_CHECKPOINT = "audit_checkpoint"  # a signed head was handed out (copilot audit checkpoint)
 EVENT_CHAT_PROPOSAL = "chat_proposal"  # chat showed an approval request to confirm (nothing filed yet)
+EVENT_QUEUE_CLAIMED = "queue_claimed"  # a person took an open exception from a work queue
+EVENT_QUEUE_RELEASED = "queue_released"  # a person gave a claimed exception back to the queue
+EVENT_QUEUE_REASSIGNED = "queue_reassigned"  # an exception moved to another role's queue, and why
+EVENT_SLA_ESCALATED = "sla_escalated"  # an exception's SLA was breached; escalated by policy
 
 
 class AuditChainBroken(RuntimeError):

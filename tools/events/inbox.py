@@ -40,10 +40,11 @@ _T = EventInbox.__table__
 def store_events(session: Session, events: Iterable[Event], *, channel: str) -> tuple[int, int]:
     """Insert ``events``; return (stored, duplicates ignored). The caller commits."""
     now = dt.datetime.now(dt.UTC)
-    rows, seen = [], set()
+    rows, seen, repeats = [], set(), 0
     for e in events:
         if (e.source, e.event_id) in seen:
-            continue  # the same event twice in one batch
+            repeats += 1  # the same event twice in one batch
+            continue
         seen.add((e.source, e.event_id))
         rows.append(
             dict(
@@ -60,14 +61,14 @@ def store_events(session: Session, events: Iterable[Event], *, channel: str) -> 
             )
         )
     if not rows:
-        return 0, 0
+        return 0, repeats
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stored = 0
     for i in range(0, len(rows), 500):
         stmt = insert(_T).on_conflict_do_nothing(index_elements=["source", "event_id"]).returning(_T.c.id)
         stored += len(session.execute(stmt, rows[i : i + 500]).all())
-    return stored, len(rows) - stored
+    return stored, len(rows) - stored + repeats
 
 
 def receive(session: Session, events: list[Event], *, channel: str) -> tuple[int, int]:

@@ -47,6 +47,7 @@ from ui.api.models import (
     TriageRequest,
     TriageResponse,
 )
+from ui.api.queue import queue_router
 from ui.api.service import Services
 
 __all__ = ["AUDIT_EXPORT_ROLES", "add_routes"]
@@ -97,6 +98,7 @@ def add_routes(app: FastAPI, services: Services) -> None:
     app.include_router(_probes())
     app.include_router(_core(), prefix="/api/v1")
     app.include_router(events_router, prefix="/api/v1")
+    app.include_router(queue_router(current_user), prefix="/api/v1")
     app.include_router(_copilot(), prefix="/api/v1")
     app.include_router(_requests(), prefix="/api/v1")
     app.include_router(_audit(), prefix="/api/v1")

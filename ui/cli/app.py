@@ -44,9 +44,10 @@ def _register_subcommands() -> None:
     from ui.cli import events as cli_events
     from ui.cli import governance as cli_governance
     from ui.cli import ops as cli_ops
+    from ui.cli import queue as cli_queue
     from ui.cli import serve as cli_serve
 
-    for module in (cli_governance, cli_agent, cli_ops, cli_serve, cli_evals, cli_events):
+    for module in (cli_governance, cli_agent, cli_ops, cli_serve, cli_evals, cli_events, cli_queue):
         module.register(app)
 
 
@@ -179,10 +180,50 @@ def demo(
 
     typer.echo("indexing the shipped SOPs (unchanged ones are skipped) ...")
     typer.echo(ingest(cli_common.knowledge_collection(), None, echo=typer.echo).summary())
+    _triage_book(engine)
     print_summary(engine)
     from ui.cli.serve import demo_tokens
 
     demo_tokens()
+
+
+def _triage_book(engine) -> None:
+    """Triage the whole open book and record its exceptions, so the work queues hold them."""
+    import os
+    import sys
+    import time
+
+    from tqdm import tqdm
+
+    from agent.governance.events import log_triage_book
+    from agent.triage.service import triage_open_book
+    from tools.dataset import open_order_ids
+    from tools.db import session_factory
+
+    started = time.perf_counter()
+    with session_factory(engine)() as session:
+        total = len(open_order_ids(session))
+        bar = tqdm(
+            total=total,
+            desc="triaging the open book",
+            unit=" orders",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty() or bool(os.environ.get("CI")),
+        )
+        seen: list[dict[str, Any]] = []  # what the audit summary counts, not the whole results
+        with bar:
+            for n, result in enumerate(triage_open_book(session, _policy()), 1):
+                seen.append({"exceptions": bool(result["exceptions"])})
+                bar.update()
+                if n % 1_000 == 0:
+                    session.commit()
+        log_triage_book(session, seen, source="demo", actor="cli")
+        session.commit()
+    flagged = sum(1 for r in seen if r["exceptions"])
+    typer.echo(
+        f"triaged the open book: {total:,} orders, {flagged:,} with exceptions, now in the work queues "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------

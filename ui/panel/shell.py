@@ -1,4 +1,4 @@
-"""The panel's shell: the sign-in row above the five tabs, the event queue, the mount on the API app.
+"""The panel's shell: the sign-in row above the six tabs, the event queue, the mount on the API app.
 
 The token is kept in the browser session's server-side state (``gr.State``) and every tab's handler
 checks it again, so each request and decision is made as the signed-in user.
@@ -16,6 +16,7 @@ from ui.panel.chat import ChatTab
 from ui.panel.common import EXPECTED, failure_md
 from ui.panel.dashboard import DashboardTab
 from ui.panel.orders import OrdersTab
+from ui.panel.queue import QueueTab
 
 __all__ = ["DEFAULT_CONCURRENCY", "PANEL_PATH", "build_panel", "mount_panel", "theme"]
 
@@ -69,7 +70,7 @@ def build_panel(services: Services) -> gr.Blocks:
         sign_out_btn.click(sign_out, None, [token_state, who_md], api_name="sign_out")
 
         with gr.Tabs():
-            for tab in (ChatTab, OrdersTab, ApprovalsTab, DashboardTab, AuditTab):
+            for tab in (ChatTab, OrdersTab, QueueTab, ApprovalsTab, DashboardTab, AuditTab):
                 tab(services).layout(token_state)
 
     blocks.queue(default_concurrency_limit=DEFAULT_CONCURRENCY)

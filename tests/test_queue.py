@@ -1,0 +1,173 @@
+"""Role work queues: owner, priority, SLA and escalation, claim / release / reassign, and events
+taking resolved exceptions off the queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import select
+
+from agent.flow import claim, drain, escalate_breached, load_queue, queue_sizes, reassign, release
+from agent.policy import load_policy
+from agent.triage.service import triage_order
+from tests.cli_run import run
+from tests.factories import clean_fixture, edit, line, order
+from tools.db import session_factory
+from tools.errors import Conflict, Forbidden, ToolError
+from tools.events import parse_event, receive
+from tools.fixtures import load_fixture
+from tools.models import AuditEvent, ExceptionRecord
+
+
+def world() -> dict:
+    """SO1: 600 × A at WH1 (500 there) → shortfall (planner). SO2: C2 over its credit limit →
+    credit hold (credit_analyst). SO3: no ship-to city → master data (csr), promised sooner."""
+    fx = clean_fixture(
+        order("SO1", lines=[line(qty=600)]),
+        order("SO2", customer_id="C2", lines=[line(sku="B", qty=10, unit_price=50)]),
+        order(
+            "SO3", lines=[line(sku="B", qty=1, unit_price=50)], ship_to_city="", promised_date="2026-11-05"
+        ),
+    )
+    edit(fx, "customers", "C2", credit_limit=100, open_balance=90)
+    return fx
+
+
+@pytest.fixture
+def factory(engine):
+    factory = session_factory(engine)
+    policy = load_policy()
+    with factory() as s:
+        load_fixture(s, world(), case_id="queue")
+        for oid in ("SO1", "SO2", "SO3"):
+            triage_order(s, oid, policy)
+        s.commit()
+    return factory
+
+
+NOW = dt.datetime(2026, 11, 4, 12, tzinfo=dt.UTC)
+
+
+def _types(items) -> set[tuple[str, str]]:
+    return {(i["order_id"], i["type"]) for i in items}
+
+
+def test_each_role_sees_its_queue_and_those_it_covers(factory):
+    policy = load_policy()
+    with factory() as s:
+        planner = load_queue(s, policy, role="planner", now=NOW)
+        assert _types(planner) == {("SO1", "INVENTORY_SHORTFALL")}
+        [item] = planner
+        assert item["owner_role"] == "planner" and item["recommendation"]["action"] == "SPLIT_SHIPMENT"
+        assert item["recommendation"]["approver_role"] == "planner"
+        assert _types(load_queue(s, policy, role="credit_analyst", now=NOW)) == {("SO2", "CREDIT_HOLD")}
+        assert _types(load_queue(s, policy, role="csr", now=NOW)) == {("SO3", "MASTER_DATA_INCOMPLETE")}
+        everything = load_queue(s, policy, role="ops_manager", now=NOW)
+        assert len(everything) == 3
+        assert [i["priority"] for i in everything] == sorted(
+            (i["priority"] for i in everything), reverse=True
+        )
+        assert load_queue(s, policy, role="compliance_officer", now=NOW) == []
+        sizes = queue_sizes(s, policy, now=NOW)
+        assert sizes["planner"]["open"] == 1 and sizes["csr"]["open"] == 1
+
+
+def test_priority_rises_as_the_promise_date_nears(factory):
+    policy = load_policy()
+    with factory() as s:
+        [early] = load_queue(s, policy, role="planner", now=NOW - dt.timedelta(days=20))
+        [late] = load_queue(s, policy, role="planner", now=NOW + dt.timedelta(days=10))
+    assert late["priority"] > early["priority"]
+
+
+def test_a_breached_sla_escalates_once_by_policy_and_is_audited(factory):
+    policy = load_policy()
+    with factory() as s:
+        first_seen = s.scalars(select(ExceptionRecord.first_seen_at)).first()
+        later = (first_seen if first_seen.tzinfo else first_seen.replace(tzinfo=dt.UTC)) + dt.timedelta(
+            hours=25
+        )
+        assert all(not i["sla_breached"] for i in load_queue(s, policy, now=later - dt.timedelta(hours=2)))
+        assert escalate_breached(s, policy, now=later) == 3
+        s.commit()
+        assert escalate_breached(s, policy, now=later) == 0
+        by_order = {i["order_id"]: i for i in load_queue(s, policy, now=later)}
+        assert by_order["SO2"]["escalated_to"] == "credit_manager"  # the policy's escalate_to
+        assert by_order["SO1"]["escalated_to"] == "ops_manager"  # the default escalation
+        assert all(i["sla_breached"] for i in by_order.values())
+        # the credit manager now sees the credit hold
+        assert ("SO2", "CREDIT_HOLD") in _types(load_queue(s, policy, role="credit_manager", now=later))
+        events = s.scalars(select(AuditEvent).where(AuditEvent.event_type == "sla_escalated")).all()
+        assert len(events) == 3 and {e.actor for e in events} == {"policy"}
+
+
+def test_claim_release_reassign_are_checked_and_audited(factory):
+    policy = load_policy()
+    with factory() as s:
+        [item] = load_queue(s, policy, role="planner")
+        xid = item["id"]
+        with pytest.raises(Forbidden):
+            claim(s, policy, xid, user="csr", role="csr")
+        claim(s, policy, xid, user="planner", role="planner")
+        with pytest.raises(Conflict, match="claimed by planner"):
+            claim(s, policy, xid, user="planner2", role="planner")
+        assert load_queue(s, policy, role="planner")[0]["claimed_by"] == "planner"
+        release(s, policy, xid, user="planner", role="planner")
+        claim(s, policy, xid, user="planner2", role="planner")
+        with pytest.raises(ToolError, match="reason"):
+            reassign(s, policy, xid, user="planner", role="planner", to_role="csr", reason=" ")
+        reassign(
+            s, policy, xid, user="ops_manager", role="ops_manager", to_role="csr", reason="customer call"
+        )
+        s.commit()
+        assert load_queue(s, policy, role="planner") == []
+        [moved] = [i for i in load_queue(s, policy, role="csr") if i["id"] == xid]
+        assert moved["owner_role"] == "csr" and moved["claimed_by"] is None
+        kinds = [e.event_type for e in s.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+        queue_kinds = [k for k in kinds if k.startswith("queue_")]
+        assert queue_kinds == ["queue_claimed", "queue_released", "queue_claimed", "queue_reassigned"]
+
+
+def test_an_event_that_resolves_an_exception_takes_it_off_the_queue(factory):
+    policy = load_policy()
+    with factory() as s:
+        raw = {
+            "event_id": "r1",
+            "source": "wms",
+            "type": "inventory.received",
+            "occurred_at": "2026-11-04T08:00:00Z",
+            "records": {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 1000}]},
+        }
+        receive(s, [parse_event(raw)], channel="api")
+        s.commit()
+    drain(factory, policy)
+    with factory() as s:
+        assert load_queue(s, policy, role="planner") == []
+        assert len(load_queue(s, policy)) == 2
+
+
+def test_queue_cli(monkeypatch, capsys, tmp_path, sqlite_engine):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    with session_factory(sqlite_engine)() as s:
+        load_fixture(s, world(), case_id="queue")
+        for oid in ("SO1", "SO2", "SO3"):
+            triage_order(s, oid, load_policy())
+        s.commit()
+    code, out, err = run(monkeypatch, capsys, "queue", "--as", "planner", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["role"] == "planner" and [i["order_id"] for i in data["items"]] == ["SO1"]
+    xid = data["items"][0]["id"]
+    code, out, err = run(monkeypatch, capsys, "queue", "claim", str(xid), "--as", "csr")
+    assert code == 2 and "does not cover" in err
+    code, out, _ = run(monkeypatch, capsys, "queue", "claim", str(xid), "--as", "planner")
+    assert code == 0 and "claimed by planner" in out
+    code, out, _ = run(monkeypatch, capsys, "queue", "--role", "ops_manager")
+    assert code == 0 and "SO1 INVENTORY_SHORTFALL" in out and "claimed by planner" in out
+    assert "recommend SPLIT_SHIPMENT" in out
+    code, out, _ = run(
+        monkeypatch, capsys, "queue", "reassign", str(xid), "--to", "csr", "--reason", "x", "--as", "planner"
+    )
+    assert code == 0
