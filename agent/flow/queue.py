@@ -113,7 +113,7 @@ def _items(session: Session, policy: Policy, now: dt.datetime) -> list[dict[str,
         value = values.get(r.order_id, Decimal("0"))
         waiting = (by_sku[(r.type, r.sku)] if r.sku else by_customer[(r.type, r.customer_id)]) - 1
         owner = r.assigned_role or q.owner(r.type, r.tier, value)
-        first = _aware(r.first_seen_at)
+        first = r.first_seen_at if r.first_seen_at.tzinfo else r.first_seen_at.replace(tzinfo=dt.UTC)
         due = first + dt.timedelta(hours=q.sla(r.type))
         out.append(
             {

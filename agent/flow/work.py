@@ -128,6 +128,8 @@ def escalate_breached(session: Session, policy: Policy, now: dt.datetime | None 
             continue
         to = policy.queues.escalation(item["owner_role"])
         row = session.get(ExceptionRecord, item["id"])
+        if row is None:
+            continue
         row.escalated_to, row.escalated_at = to, now
         append_event(
             session,

@@ -85,7 +85,7 @@ class QueueChange(BaseModel):
     owner_role: str | None = None
 
 
-def queue_router(current_user: Callable[..., Principal]) -> APIRouter:
+def queue_router(current_user: Callable[..., Any]) -> APIRouter:
     """The router, with the API's bearer-token dependency (passed in: the routes module owns it)."""
     r = APIRouter(prefix="/queue", tags=["queue"], responses={k: ERROR_RESPONSES[k] for k in (403, 404, 409)})
     signed_in = Depends(current_user)

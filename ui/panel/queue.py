@@ -91,8 +91,8 @@ class QueueTab:
         """File the recommendation as an action request (guarded, then waiting for its approver)."""
         who = self.services.authenticate(token)
         item = self._shown.get(int(pick)) if pick else None
-        rec = item and item.get("recommendation")
-        if not rec:
+        rec = item.get("recommendation") if item else None
+        if item is None or not rec:
             return "Select an exception with a recommendation."
         req = self.services.request_action(
             who, order_id=item["order_id"], action=rec["action"], params=rec["params"], source="api"
