@@ -91,7 +91,7 @@ def test_token_settings_are_strict_and_never_echo_a_token(tmp_path):
     with pytest.raises(TokenConfigError, match="pair 2 is not 'token=username'") as info:
         parse_token_pairs("a-long-enough-token-123=planner,secret-without-user")
     assert "secret-without-user" not in str(info.value)
-    with pytest.raises(TokenConfigError, match="shorter than 16"):
+    with pytest.raises(TokenConfigError, match="shorter than 22"):
         parse_token_pairs("short=planner")
     store = load_token_store("a-long-enough-token-123=planner, another-long-token-456=csr", tmp_path)
     assert store.username_for("another-long-token-456") == "csr" and store.source == "COPILOT_API_TOKENS"

@@ -76,6 +76,14 @@ def test_the_configured_tokens_keep_working(client):
     assert client.get("/api/v1/me", headers=H["csr"]).json()["username"] == "csr"
 
 
+def test_a_configured_token_shorter_than_128_random_bits_is_refused():
+    from ui.api.auth import TokenConfigError, parse_token_pairs
+
+    assert parse_token_pairs("A" * 22 + "=planner")
+    with pytest.raises(TokenConfigError, match="shorter than 22"):
+        parse_token_pairs("A" * 21 + "=planner")
+
+
 def test_the_demo_tokens_file_is_reread_when_it_changes(tmp_path, monkeypatch):
     import os
 

@@ -48,7 +48,9 @@ __all__ = [
 
 TOKENS_FILE = "api_tokens.json"
 DEMO_TOKEN_DAYS = 30
-_MIN_TOKEN_CHARS = 16
+# 22 URL-safe characters carry 128 bits when drawn at random (`secrets.token_urlsafe(16)`); the
+# demo's tokens have 192 bits, `copilot users token issue` gives 256.
+_MIN_TOKEN_CHARS = 22
 
 
 class TokenConfigError(ValueError):

@@ -79,15 +79,15 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         engine()  # one-line errors: unreachable database, schema not at head
+        _check_port(host, port)
         from agent.governance.audit_key import current_key
 
-        if current_key() is None:  # also a one-line error when the key is malformed
+        if current_key() is None:  # after the checks: a refusal stays one line
             typer.echo(
                 "copilot serve: WARNING the audit chain is not keyed: whoever can write the database "
                 "could rewrite it; set COPILOT_AUDIT_KEY (docs/security.md)",
                 err=True,
             )
-        _check_port(host, port)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         url = f"http://{shown}:{port}"
 
