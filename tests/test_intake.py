@@ -70,27 +70,27 @@ def test_an_edit_with_a_value_the_column_cannot_hold_is_refused(engine):
         assert s.get(ActionRequest, req["id"]).status == "pending_approval"
 
 
-def _refuse_price_updates(engine) -> None:
+def _refuse_updates(engine, table: str = "order_lines", column: str = "unit_price") -> None:
     """A database that refuses the write itself (a trigger), as it would refuse an out-of-range value."""
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
             conn.execute(
                 text(
-                    "CREATE TRIGGER no_reprice BEFORE UPDATE OF unit_price ON order_lines "
-                    "BEGIN SELECT RAISE(ABORT, 'prices are frozen'); END"
+                    f"CREATE TRIGGER refuse_{column} BEFORE UPDATE OF {column} ON {table} "
+                    "BEGIN SELECT RAISE(ABORT, 'records are frozen'); END"
                 )
             )
         else:
             conn.execute(
                 text(
-                    "CREATE FUNCTION no_reprice() RETURNS trigger AS $$ BEGIN "
-                    "RAISE EXCEPTION 'prices are frozen'; END $$ LANGUAGE plpgsql"
+                    f"CREATE FUNCTION refuse_{column}() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'records are frozen'; END $$ LANGUAGE plpgsql"
                 )
             )
             conn.execute(
                 text(
-                    "CREATE TRIGGER no_reprice BEFORE UPDATE OF unit_price ON order_lines "
-                    "FOR EACH ROW EXECUTE FUNCTION no_reprice()"
+                    f"CREATE TRIGGER refuse_{column} BEFORE UPDATE OF {column} ON {table} "
+                    f"FOR EACH ROW EXECUTE FUNCTION refuse_{column}()"
                 )
             )
 
@@ -105,18 +105,18 @@ def test_a_database_error_at_execution_records_failed_with_the_reason(engine):
         action="CORRECT_PRICE",
         params={"order_id": "SO1", "line_no": 1, "new_unit_price": "95.00"},
     )
-    _refuse_price_updates(engine)
+    _refuse_updates(engine)
     done = decide(factory, POLICY, req["id"], username="pricing_analyst", decision="approve")
-    assert done["status"] == "failed" and "prices are frozen" in done["error"]
+    assert done["status"] == "failed" and "records are frozen" in done["error"]
     assert done["execution"]["status"] == "failed"
     with factory() as s:
         assert f"{s.get(OrderLine, ('SO1', 1)).unit_price:.2f}" == "100.00"
         executions = list_events(s, request_id=req["id"], event_type="execution")
         assert executions[-1]["payload"]["status"] == "failed"
-        assert "prices are frozen" in executions[-1]["payload"]["result"]["reason"]
+        assert "records are frozen" in executions[-1]["payload"]["result"]["reason"]
         assert verify_chain(s)["ok"]
     again = resume_request(factory, POLICY, req["id"])  # resume says so, and runs nothing twice
-    assert again["status"] == "failed" and "prices are frozen" in again["error"]
+    assert again["status"] == "failed" and "records are frozen" in again["error"]
 
 
 @pytest.mark.postgres
@@ -307,3 +307,20 @@ def test_a_user_whose_display_name_the_column_cannot_hold_is_refused(engine):
     with write_session(factory) as s, pytest.raises(ToolError, match=r"\.\.\.' must be 1-64") as info:
         add_user(s, "x" * 100_000, "csr")
     assert len(str(info.value)) < 200
+
+
+def test_a_database_error_in_an_escalation_records_it_failed(engine):
+    factory = world(engine, compliance_world())
+    request_action(factory, POLICY, order_id="SO1", requested_by="planner")  # records the exceptions
+    _refuse_updates(engine, "exceptions", "assigned_role")
+    req = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="planner",
+        action="ESCALATE",
+        params={"role": "compliance_officer", "reason": "licence question"},
+    )
+    assert req["status"] == "failed" and "records are frozen" in req["error"]
+    with factory() as s:
+        assert verify_chain(s)["ok"]

@@ -599,7 +599,8 @@ def _record_failure(
         if req is None:
             raise NotFound("action request", str(request_id))
         ran = s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None
-        if ran or req.status != "approved":
+        # an approved request, or an ESCALATE (it needs no approval and runs straight from the guard)
+        if ran or (req.status != "approved" and req.action != "ESCALATE"):
             return req.status
         now = _now()
         execution = Execution(
