@@ -23,6 +23,7 @@ from typing import Any
 from agent.copilot.context import CopilotContext
 from agent.governance.guard import run_guard
 from agent.governance.requests import list_requests, request_action
+from agent.triage.service import triage_order
 from tools.db import read_only
 from tools.errors import Conflict
 
@@ -96,8 +97,6 @@ def make_proposal(
     ``action`` None: the order's recommendation, with its parameters as triaged now. Raises
     :class:`Conflict` when there is nothing to propose (no recommendation, no feasible parameters).
     """
-    from agent.triage.service import triage_order
-
     with read_only(ctx.factory) as session:
         if action is None or params is None:
             result = triage_order(session, order_id, ctx.policy, record=False)
