@@ -76,10 +76,12 @@ ActionName = Literal[
     "FIX_MASTER_DATA",
     "COMPLIANCE_REVIEW",
     "ESCALATE",
+    "NOTIFY_CUSTOMER",
+    "REQUEST_SUPPLIER",
 ]
 Risk = Literal["none", "low", "medium", "high"]
 ApprovalRisk = Literal["low", "medium", "high"]
-ParamType = Literal["str", "int", "date", "decimal", "role"]
+ParamType = Literal["str", "text", "int", "date", "decimal", "role"]  # text: a message body
 # The facts a conditional risk may test; the policy engine computes them for a proposed action.
 Condition = Literal[
     "substitute_approved",

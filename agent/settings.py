@@ -175,6 +175,71 @@ class Settings(BaseSettings):
         "explain) one user may send per minute.",
     )
 
+    # --- outgoing messages (agent/comms/delivery.py): customer notices and supplier requests -------
+    outbox_transport: str = Field(
+        default="eml",
+        validation_alias="OUTBOX_TRANSPORT",
+        description="eml (the default: each message written as <Message-ID>.eml into "
+        "<COPILOT_VAR_DIR>/outbox/) or smtp (delivered to SMTP_HOST).",
+    )
+    smtp_host: str = Field(default="", validation_alias="SMTP_HOST", description="SMTP server host name.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias="SMTP_PORT")
+    smtp_tls: str = Field(
+        default="starttls",
+        validation_alias="SMTP_TLS",
+        description="starttls (upgrade the connection, port 587), ssl (TLS from the start, port 465) "
+        "or none (plain, e.g. a relay on localhost).",
+    )
+    smtp_username: str = Field(default="", validation_alias="SMTP_USERNAME", description="Empty: no login.")
+    smtp_password: str = Field(default="", validation_alias="SMTP_PASSWORD", repr=False)
+    smtp_from: str = Field(
+        default="customer-service@northwind.example",
+        validation_alias="SMTP_FROM",
+        description="The sender address of customer notices and supplier requests.",
+    )
+    smtp_timeout_s: float = Field(default=30.0, gt=0, validation_alias="SMTP_TIMEOUT_S")
+    outbox_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="OUTBOX_MAX_ATTEMPTS",
+        description="Delivery attempts before a message is marked failed (a permanent refusal fails at once).",
+    )
+    outbox_backoff_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="OUTBOX_BACKOFF_S",
+        description="Wait before the second attempt; it doubles with each further attempt (at most 1 hour).",
+    )
+    outbox_lease_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="OUTBOX_LEASE_S",
+        description="How long a worker's claim on a message lasts; a message whose worker died is taken "
+        "over after it (at once when that worker ran on this host).",
+    )
+    outbox_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias="OUTBOX_POLL_S",
+        description="How often the worker inside `copilot serve` looks for due notices and approved messages.",
+    )
+
+    @field_validator("outbox_transport")
+    @classmethod
+    def _transport(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"eml", "smtp"}:
+            raise ValueError("OUTBOX_TRANSPORT must be eml or smtp")
+        return value
+
+    @field_validator("smtp_tls")
+    @classmethod
+    def _tls(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"starttls", "ssl", "none"}:
+            raise ValueError("SMTP_TLS must be starttls, ssl or none")
+        return value
+
     @field_validator("llm_provider")
     @classmethod
     def _provider(cls, value: str) -> str:

@@ -57,8 +57,10 @@ __all__ = [
     "Execution",
     "Inventory",
     "Item",
+    "Notice",
     "Order",
     "OrderLine",
+    "OutboxMessage",
     "PriceContract",
     "PurchaseOrder",
     "Shipment",
@@ -100,6 +102,9 @@ ENUMS: dict[str, tuple[str, ...]] = {
     ),
     "decision": ("approve", "reject", "edit"),
     "event_status": ("received", "applied", "failed"),
+    "message_kind": ("customer", "supplier"),
+    "notice_status": ("due", "drafted", "failed"),
+    "outbox_status": ("queued", "sending", "sent", "failed"),
 }
 
 Money = Numeric(14, 2)
@@ -162,6 +167,8 @@ class Customer(Base):
     export_license: Mapped[bool] = _flag()
     country: Mapped[str | None] = _str(2)
     email: Mapped[str | None] = _str(200)
+    # added: the language customer notices are written in (e.g. "es", "fr-CA"); empty means English
+    language: Mapped[str | None] = _str(16)
 
 
 class Supplier(Base):
@@ -171,6 +178,8 @@ class Supplier(Base):
     name: Mapped[str | None] = _str(200)
     on_time_rate: Mapped[float] = _rate()
     lead_time_days: Mapped[int] = _qty()
+    # added: where supplier requests (expedite a purchase order) are sent
+    email: Mapped[str | None] = _str(200)
 
 
 class Item(Base):
@@ -495,6 +504,86 @@ class Execution(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     result: Mapped[Any | None] = mapped_column(Json, nullable=True)
     executed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Notice(Base):
+    """A customer notice or supplier request that became due (domain.md §7), and its draft.
+
+    One row per (executed action, recipient order, kind): the unique constraint makes a retried or
+    resumed execution record it once. A planner's own ask has no triggering request. ``facts`` is
+    the snapshot the draft may use (old and new dates, quantities, the substitute); ``draft`` holds
+    the text with how it was written (model or fact-only template, grounding on the first try);
+    ``request_id`` is the NOTIFY_CUSTOMER / REQUEST_SUPPLIER request the draft was filed as.
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        _in("kind", "message_kind"),
+        _in("status", "notice_status"),
+        UniqueConstraint("trigger_request_id", "kind", "order_id"),
+        Index("ix_notices_status", "status"),
+        Index("ix_notices_order_id", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    trigger_request_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("action_requests.id"), nullable=True
+    )
+    trigger_action: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    exception_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    po_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    facts: Mapped[Any] = mapped_column(Json, nullable=False, default=dict)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="due", server_default="due")
+    asked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("action_requests.id"), nullable=True, unique=True
+    )
+    draft: Mapped[Any | None] = mapped_column(Json, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    drafted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OutboxMessage(Base):
+    """An approved message waiting for, or past, delivery: at most one per request.
+
+    Delivery claims a row with a lease (``lease_owner``, ``lease_until``) so that one worker sends
+    it; a worker that died mid-send leaves a lease another may take over. ``message_id`` is derived
+    from the request, so a resend after such a crash carries the same Message-ID.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        _in("kind", "message_kind"),
+        _in("status", "outbox_status"),
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_order_id", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("action_requests.id"), nullable=False, unique=True
+    )
+    notice_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("notices.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    po_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    recipient: Mapped[str] = mapped_column(String(200), nullable=False)
+    subject: Mapped[str] = mapped_column(String(200), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    message_id: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="queued", server_default="queued")
+    attempts: Mapped[int] = _qty()
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    transport: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AuditEvent(Base):

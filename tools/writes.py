@@ -1,5 +1,9 @@
 """The WRITE operations of domain.md §3: the only code that changes ERP records.
 
+The message actions of §7 (``NOTIFY_CUSTOMER``, ``REQUEST_SUPPLIER``) change no ERP record: their
+execution queues one message in the outbox (``tools.outbox``) under the same approval and
+idempotency rules.
+
 Only the executor (``agent.governance.requests``) calls :func:`execute_request`; nothing else in the
 product writes to the ERP tables. Each action has one function that checks its preconditions on
 the records as they are now and applies its effect; :func:`check` runs the same checks without
@@ -32,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from tools import rules
+from tools import outbox, rules
 from tools.errors import Conflict, Forbidden, NotFound, OrderNotFound, PreconditionFailed
 from tools.models import (
     ActionRequest,
@@ -399,6 +403,8 @@ def check(session: Session, action: str, params: dict[str, Any], *, partial: boo
     """
     if action == "ESCALATE":
         return []
+    if action in outbox.MESSAGE_ACTIONS:
+        return outbox.check(session, action, params)
     try:
         if action == "FIX_MASTER_DATA":
             _fix_master_data(session, params, False, partial=partial)
@@ -496,6 +502,9 @@ def execute_request(
         if req.action == "ESCALATE":
             with session.begin_nested():
                 changes = _assign(session, req)
+        elif req.action in outbox.MESSAGE_ACTIONS:
+            with session.begin_nested():
+                changes = outbox.enqueue(session, req)  # the outbox, not an ERP record
         else:
             changes = apply(session, req.action, dict(req.params))
         execution.result = {"changes": changes}

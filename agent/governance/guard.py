@@ -16,7 +16,8 @@ of the request:
   the records (never from the request), and a risk or role the request claims must match them;
   an ``ESCALATE`` routes only to a role the policy's ``escalation`` lists for each exception it
   moves;
-- ``copilot/requester``: the requester is an active user whose role may request actions (``admin``
+- ``copilot/requester``: the requester is an active user whose role may request actions, or the
+  copilot itself for a customer notice or supplier request it drafted (domain.md §7; ``admin``
   administers users and requests nothing).
 
 Metrics collection (guardrails 0.11 exports OpenTelemetry traces to a remote endpoint by
@@ -44,6 +45,7 @@ from tools import rules, writes
 from tools.columns import param_problems
 from tools.models import Customer, Item, Order, OrderLine, PriceContract, Substitute, User
 from tools.scope import scope_problems
+from tools.outbox import COPILOT_REQUESTER, MESSAGE_ACTIONS
 
 __all__ = [
     "GuardResult",
@@ -113,7 +115,7 @@ def _norm(kind: str, name: str, value: Any, policy: Policy) -> Any:
         if policy.roles[text].administers_users:
             raise ValueError(f"{name}: {text} administers users and decides nothing")
         return text
-    limit = 500 if name == "reason" else 200
+    limit = 4000 if kind == "text" else 500 if name == "reason" else 200
     if len(text) > limit:
         raise ValueError(f"{name} is longer than {limit} characters")
     return text
@@ -306,6 +308,8 @@ def _matrix(ctx: _Context) -> list[str]:
 def _requester(ctx: _Context) -> list[str]:
     if ctx.requested_by is None:
         return []
+    if ctx.requested_by == COPILOT_REQUESTER and ctx.action in MESSAGE_ACTIONS:
+        return []  # a notice the copilot drafted and filed itself: no person requested it
     user = ctx.session.get(User, ctx.requested_by)
     if user is None or not user.active:
         return [f"{ctx.requested_by!r} is not an active user"]

@@ -39,6 +39,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.checkpoint import checkpoint_location, open_checkpointer
+from agent.comms import due as comms_due
+from agent.comms.grounding import message_errors
 from agent.governance import audit
 from agent.governance.approval import build_approval_graph, resume_with_decision, thread_config
 from agent.governance.events import log_triage
@@ -52,6 +54,7 @@ from tools import writes
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, OrderNotFound, ToolError
 from tools.models import ActionRequest, Approval, ExceptionRecord, Execution
 from tools.scope import retargeted
+from tools.outbox import COPILOT_REQUESTER, MESSAGE_ACTIONS
 
 __all__ = [
     "DECISIONS",
@@ -296,8 +299,13 @@ def request_action(
     citations: list | None = None,
     thread_id: str | None = None,
     checkpointer=None,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Persist a proposed action for an order, guard it, and route it to approval.
+
+    A message action (``NOTIFY_CUSTOMER``, ``REQUEST_SUPPLIER``) carries the ``facts`` it was
+    drafted from (kept as the request's evidence; its text is checked against them) and may be
+    filed by the copilot itself (``requested_by`` ``copilot``): then no person is its requester.
 
     ``action`` None: the order's recommendation (triaged now). Returns the request dict; a request
     the guard blocks comes back with status ``blocked`` and the reasons in ``guard``. Raises
@@ -309,7 +317,10 @@ def request_action(
     try:
         screen_params(params)  # oversize or non-finite values: refused before anything is stored
         with write_session(factory) as s:
-            user = require_user(s, requested_by)
+            if requested_by == COPILOT_REQUESTER and str(action or "").strip().upper() in MESSAGE_ACTIONS:
+                user = {"username": COPILOT_REQUESTER, "role": None}
+            else:
+                user = require_user(s, requested_by)
             [result] = triage_orders(s, [order_id], policy)
             if "error" in result:
                 raise OrderNotFound(order_id)
@@ -359,7 +370,7 @@ def request_action(
                 order_id=order_id,
                 exception_id=exception_id,
                 exception_type=option["type"] if option else None,
-                evidence=_jsonable(evidence),
+                evidence=_jsonable(facts if action in MESSAGE_ACTIONS else evidence),
                 citations=_jsonable(citations or []),
                 risk=risk,
                 approver_role=str(approver)[:32],
@@ -450,6 +461,8 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
             exception_type=req.exception_type,
             partial=True,
         )
+        if req.action in MESSAGE_ACTIONS:
+            _check_message(s, g, req.action, req.evidence)
         req.guard_result, req.updated_at = g.as_dict(), _now()
         if g.ok:
             req.params, req.params_hash = g.params, writes.params_hash(g.params)
@@ -515,6 +528,29 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
         return {"outcome": "pending"}
 
 
+def _check_message(s: Session, g, action: str, facts: Any) -> None:
+    """A message's text passes the grounding check against the facts it was drafted from."""
+    problems = message_errors(s, action, g.params if g.params else {}, facts) if g.ok else []
+    g.checks["copilot/message-text"] = not problems
+    if problems:
+        g.ok = False
+        g.reasons.extend(problems)
+
+
+def _text_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The approver's edit of a message, field by field, as a unified diff."""
+    import difflib
+
+    out = {}
+    for key in ("subject", "body"):
+        old, new = str(before.get(key) or ""), str(after.get(key) or "")
+        if old != new:
+            out[key] = "\n".join(
+                difflib.unified_diff(old.splitlines(), new.splitlines(), "drafted", "edited", lineterm="")
+            )
+    return out
+
+
 def _veto(s: Session, policy: Policy, req: ActionRequest) -> str | None:
     """A reason not to run an approved request now: its risk changed since it was approved, or
     (ESCALATE) the policy no longer routes its exceptions to that role."""
@@ -540,9 +576,12 @@ def _execute_step(
             if s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None:
                 return req.status  # already ran: a retry, a double resume
             veto = _veto(s, policy, req)
+            before = comms_due.snapshot(s, req.action, req.params)
             execution, ran = writes.execute_request(s, request_id, approval_id=approval_id, veto=veto)
             if not ran:
                 return req.status
+            if execution.status == "executed":
+                comms_due.record_due(s, req, before)  # the customer notice or supplier request it makes due
             audit.append_event(
                 s,
                 audit.EVENT_EXECUTION,
@@ -693,6 +732,12 @@ def decide(
                     raise ToolError("an edit needs the changed parameters")
                 screen_params(params)
                 edited = {**req.params, **params}
+                if req.action in MESSAGE_ACTIONS and set(params) - {"subject", "body"}:
+                    raise GuardBlocked(
+                        [
+                            f"an approver edits a message's subject and body only, not {sorted(set(params) - {'subject', 'body'})}"
+                        ]
+                    )
                 g = run_guard(
                     s,
                     policy,
@@ -711,6 +756,8 @@ def decide(
                             + ", ".join(f"{k}={req.params.get(k)!r}" for k in moved)
                         ]
                     )
+                if req.action in MESSAGE_ACTIONS:
+                    _check_message(s, g, req.action, req.evidence)
                 if not g.ok:
                     raise GuardBlocked(g.reasons)
                 if (g.risk, g.approver_role) != (req.risk, req.approver_role):
@@ -730,6 +777,16 @@ def decide(
                     request_id=req.id,
                     payload={"stage": "edit", **g.as_dict()},
                 )
+                if req.action in MESSAGE_ACTIONS:
+                    audit.append_event(
+                        s,
+                        "message_edited",
+                        actor=user["username"],
+                        role=user["role"],
+                        order_id=req.order_id,
+                        request_id=req.id,
+                        payload={"diff": _text_diff(req.params, g.params)},
+                    )
                 req.params, req.params_hash = g.params, writes.params_hash(g.params)
                 (req.risk, req.approver_role), req.guard_result = _decided(g), g.as_dict()
             elif decision == "approve":

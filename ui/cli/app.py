@@ -43,11 +43,12 @@ def _register_subcommands() -> None:
     from ui.cli import evals as cli_evals
     from ui.cli import events as cli_events
     from ui.cli import governance as cli_governance
+    from ui.cli import messages as cli_messages
     from ui.cli import ops as cli_ops
     from ui.cli import queue as cli_queue
     from ui.cli import serve as cli_serve
 
-    for module in (cli_governance, cli_agent, cli_ops, cli_serve, cli_evals, cli_events, cli_queue):
+    for module in (cli_governance, cli_messages, cli_agent, cli_ops, cli_serve, cli_evals, cli_events, cli_queue):
         module.register(app)
 
 

@@ -1,0 +1,268 @@
+"""When a customer notice or a supplier request is due (domain.md §7), and the facts it may use.
+
+An executed action that changes what the customer was promised makes a customer notice due:
+``UPDATE_PROMISE_DATE``, ``SPLIT_SHIPMENT``, ``APPROVE_SUBSTITUTION``, ``REASSIGN_ALLOCATION`` (to
+the donor order's customer: it is their line that goes back to backorder), and ``REBOOK_CARRIER``
+or ``EXPEDITE_FREIGHT`` when the shipment's eta is after the promised date. ``EXPEDITE_PO`` makes a
+supplier request due.
+
+The executor takes a :func:`snapshot` of what the action is about to change (the old promised
+date, the line before the split or the substitution, the old carrier) and, once the write has
+run, :func:`record_due` stores one ``notices`` row per recipient in the same transaction, with the
+facts — and only the facts — a draft may state. What is internal never enters them: costs,
+prices, margins, credit positions, other customers, SOP text, and the customer's own note (the
+approver sees that quoted beside the draft; the model never reads it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tools.models import (
+    ActionRequest,
+    Carrier,
+    Customer,
+    Item,
+    Notice,
+    Order,
+    OrderLine,
+    PurchaseOrder,
+    Shipment,
+    Supplier,
+    Warehouse,
+)
+
+__all__ = ["CUSTOMER_TRIGGERS", "SUPPLIER_TRIGGERS", "customer_facts", "record_due", "snapshot"]
+
+CUSTOMER_TRIGGERS = (
+    "UPDATE_PROMISE_DATE",
+    "SPLIT_SHIPMENT",
+    "APPROVE_SUBSTITUTION",
+    "REASSIGN_ALLOCATION",
+    "REBOOK_CARRIER",
+    "EXPEDITE_FREIGHT",
+)
+SUPPLIER_TRIGGERS = ("EXPEDITE_PO",)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _description(session: Session, sku: str | None) -> str | None:
+    item = session.get(Item, sku) if sku else None
+    return item.description if item else None
+
+
+def _line(session: Session, order_id: str | None, line_no: Any) -> dict[str, Any] | None:
+    line = session.get(OrderLine, (order_id, line_no)) if order_id and line_no is not None else None
+    if line is None:
+        return None
+    return {
+        "line_no": line.line_no,
+        "sku": line.sku,
+        "description": _description(session, line.sku),
+        "qty": line.qty,
+        "allocated_qty": line.allocated_qty,
+        "backorder_qty": line.backorder_qty,
+    }
+
+
+def _shipment(session: Session, shipment_id: str | None) -> dict[str, Any] | None:
+    ship = session.get(Shipment, shipment_id) if shipment_id else None
+    if ship is None:
+        return None
+    carrier = session.get(Carrier, ship.carrier_id) if ship.carrier_id else None
+    return {
+        "shipment_id": ship.shipment_id,
+        "order_id": ship.order_id,
+        "carrier": carrier.name if carrier else ship.carrier_id,
+        "service_level": ship.service_level,
+        "eta": _iso(ship.eta),
+    }
+
+
+def snapshot(session: Session, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    """What ``action`` is about to change, read before the write (empty for other actions)."""
+    if action == "UPDATE_PROMISE_DATE":
+        order = session.get(Order, params.get("order_id"))
+        return {"promised_date": _iso(order.promised_date) if order else None}
+    if action in ("SPLIT_SHIPMENT", "APPROVE_SUBSTITUTION"):
+        return {"line": _line(session, params.get("order_id"), params.get("line_no"))}
+    if action == "REASSIGN_ALLOCATION":
+        return {"line": _line(session, params.get("from_order_id"), params.get("from_line_no"))}
+    if action in ("REBOOK_CARRIER", "EXPEDITE_FREIGHT"):
+        return {"shipment": _shipment(session, params.get("shipment_id"))}
+    return {}
+
+
+def customer_facts(session: Session, order_id: str) -> dict[str, Any]:
+    """The facts every customer notice about ``order_id`` may state: the order, its open lines, the
+    promised date, the customer's name and language."""
+    order = session.get(Order, order_id)
+    customer = session.get(Customer, order.customer_id) if order and order.customer_id else None
+    lines = []
+    for line in sorted(order.lines if order else [], key=lambda x: x.line_no):
+        if line.status == "cancelled":
+            continue
+        lines.append(
+            {
+                "line_no": line.line_no,
+                "sku": line.sku,
+                "description": _description(session, line.sku),
+                "qty": line.qty,
+                "status": line.status,
+                "backorder_qty": line.backorder_qty,
+            }
+        )
+    return {
+        "kind": "customer",
+        "order_id": order_id,
+        "customer_name": customer.name if customer else None,
+        "language": (customer.language or "").strip() or None if customer else None,
+        "promised_date": _iso(order.promised_date) if order else None,
+        "lines": lines,
+    }
+
+
+def _customer_change(session: Session, req: ActionRequest, before: dict[str, Any]) -> dict | None:
+    """(order the notice goes to, what changed) for a customer trigger, or None when none is due."""
+    p = req.params
+    if req.action == "UPDATE_PROMISE_DATE":
+        return {
+            "order_id": p["order_id"],
+            "change": "new_promised_date",
+            "old_promised_date": before.get("promised_date"),
+            "new_promised_date": p["new_promised_date"],
+        }
+    if req.action == "SPLIT_SHIPMENT":
+        line = _line(session, p["order_id"], p["line_no"]) or {}
+        return {
+            "order_id": p["order_id"],
+            "change": "partial_shipment",
+            "line": {**(before.get("line") or {}), **line},
+            "ships_now_qty": p["ship_qty"],
+            "backorder_qty": line.get("backorder_qty"),
+        }
+    if req.action == "APPROVE_SUBSTITUTION":
+        old = before.get("line") or {}
+        return {
+            "order_id": p["order_id"],
+            "change": "substitution",
+            "line_no": p["line_no"],
+            "ordered_sku": old.get("sku"),
+            "ordered_description": old.get("description"),
+            "substitute_sku": p["substitute_sku"],
+            "substitute_description": _description(session, p["substitute_sku"]),
+            "qty": old.get("qty"),
+        }
+    if req.action == "REASSIGN_ALLOCATION":
+        line = _line(session, p["from_order_id"], p["from_line_no"]) or {}
+        return {
+            "order_id": p["from_order_id"],
+            "change": "backordered",
+            "line": {**(before.get("line") or {}), **line},
+            "backordered_qty": p["qty"],
+        }
+    if req.action in ("REBOOK_CARRIER", "EXPEDITE_FREIGHT"):
+        ship = _shipment(session, p["shipment_id"]) or {}
+        order = session.get(Order, ship.get("order_id")) if ship.get("order_id") else None
+        if order is None or not ship.get("eta") or order.promised_date is None:
+            return None
+        if dt.date.fromisoformat(ship["eta"]) <= order.promised_date:
+            return None  # the customer still gets what was promised: nothing to tell
+        old = before.get("shipment") or {}
+        return {
+            "order_id": order.order_id,
+            "change": "new_carrier" if req.action == "REBOOK_CARRIER" else "expedited",
+            "shipment_id": ship["shipment_id"],
+            "carrier": ship["carrier"],
+            "previous_carrier": old.get("carrier"),
+            "service_level": ship["service_level"],
+            "eta": ship["eta"],
+        }
+    return None
+
+
+def supplier_facts(session: Session, po_id: str, order_id: str | None) -> dict[str, Any]:
+    """What a supplier request may state: the purchase order, its item and quantity, its expected
+    date, the date it is needed by (the order's promised date) and the receiving warehouse."""
+    po = session.get(PurchaseOrder, po_id)
+    supplier = session.get(Supplier, po.supplier_id) if po and po.supplier_id else None
+    warehouse = session.get(Warehouse, po.warehouse_id) if po and po.warehouse_id else None
+    order = session.get(Order, order_id) if order_id else None
+    return {
+        "kind": "supplier",
+        "po_id": po_id,
+        "supplier_name": supplier.name if supplier else None,
+        "language": None,
+        "sku": po.sku if po else None,
+        "description": _description(session, po.sku) if po else None,
+        "qty": po.qty if po else None,
+        "expected_date": _iso(po.expected_date) if po else None,
+        "needed_by": _iso(order.promised_date) if order else None,
+        "deliver_to": warehouse.name if warehouse else (po.warehouse_id if po else None),
+    }
+
+
+def _reason(change: dict[str, Any]) -> str:
+    kind = change.get("change")
+    return {
+        "new_promised_date": f"promised date {change.get('old_promised_date')} -> {change.get('new_promised_date')}",
+        "partial_shipment": f"line {change.get('line', {}).get('line_no')} ships {change.get('ships_now_qty')} now",
+        "substitution": f"line {change.get('line_no')}: {change.get('ordered_sku')} -> {change.get('substitute_sku')}",
+        "backordered": f"line {change.get('line', {}).get('line_no')}: {change.get('backordered_qty')} back to backorder",
+        "new_carrier": f"shipment {change.get('shipment_id')} rebooked, eta {change.get('eta')}",
+        "expedited": f"shipment {change.get('shipment_id')} expedited, eta {change.get('eta')}",
+    }.get(kind, kind or "")
+
+
+def record_due(
+    session: Session, req: ActionRequest, before: dict[str, Any], *, now: dt.datetime | None = None
+) -> list[Notice]:
+    """Store the notices ``req`` (just executed) makes due, inside the caller's transaction.
+
+    At most one per (request, kind, recipient order): a retried execution finds the first."""
+    now = now or dt.datetime.now(dt.UTC)
+    due: list[tuple[str, str | None, str | None, dict[str, Any], str]] = []
+    if req.action in CUSTOMER_TRIGGERS:
+        change = _customer_change(session, req, before)
+        if change is not None:
+            facts = {**customer_facts(session, change["order_id"]), **change}
+            due.append(("customer", change["order_id"], None, facts, f"{req.action}: {_reason(change)}"))
+    elif req.action in SUPPLIER_TRIGGERS:
+        facts = supplier_facts(session, req.params["po_id"], req.order_id)
+        facts["change"] = "expedite_requested"
+        due.append(
+            ("supplier", req.order_id, req.params["po_id"], facts, f"{req.action}: expedite requested")
+        )
+    notices = []
+    for kind, order_id, po_id, facts, reason in due:
+        existing = session.scalar(
+            select(Notice).where(
+                Notice.trigger_request_id == req.id, Notice.kind == kind, Notice.order_id == order_id
+            )
+        )
+        if existing is not None:
+            notices.append(existing)
+            continue
+        notice = Notice(
+            kind=kind,
+            trigger_request_id=req.id,
+            trigger_action=req.action,
+            exception_type=req.exception_type,
+            order_id=order_id,
+            po_id=po_id,
+            reason=reason,
+            facts=facts,
+            status="due",
+            due_at=now,
+        )
+        session.add(notice)
+        session.flush()
+        notices.append(notice)
+    return notices
