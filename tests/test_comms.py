@@ -12,7 +12,7 @@ from agent.comms.grounding import draft_errors
 from agent.comms.service import ask_notice, draft_due, get_message, list_messages
 from agent.governance.audit import list_events, verify_chain
 from agent.governance.requests import decide, get_request, request_action
-from agent.llm.providers import FakeLLM, LLMTimeout
+from agent.llm import FakeLLM, LLMTimeout
 from agent.policy import load_policy
 from tests.factories import clean_fixture, edit, order
 from tools.db import session_factory
@@ -82,7 +82,7 @@ def test_a_changed_promise_date_is_drafted_filed_by_the_copilot_approved_and_que
     req = get_request(factory, filed[0]["request"]["id"])
     assert req["action"] == "NOTIFY_CUSTOMER" and req["requested_by"] == "copilot"
     assert req["approver_role"] == "csr" and req["risk"] == "low"
-    assert req["evidence"]["new_promised_date"] == NEW_DATE  # the approver sees the facts beside it
+    assert req["evidence"][0]["new_promised_date"] == NEW_DATE  # the approver sees the facts beside it
     assert draft_due(factory, POLICY, llm) == []  # nothing due any more: one draft per trigger
     done = decide(factory, POLICY, req["id"], username="csr", decision="approve")
     assert done["status"] == "executed"

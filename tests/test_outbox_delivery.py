@@ -22,7 +22,7 @@ from agent.comms.delivery import EmlTransport, SmtpTransport, deliver_due
 from agent.comms.service import draft_due
 from agent.governance.audit import list_events
 from agent.governance.requests import decide, request_action
-from agent.llm.providers import FakeLLM
+from agent.llm import FakeLLM
 from agent.policy import load_policy
 from tests.factories import clean_fixture, order
 from tools.db import make_engine, session_factory, upgrade

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.comms.grounding import draft_errors
-from agent.llm.providers import LLM, LLMError, parse_json
+from agent.llm import LLM, LLMError, parse_json
 from prompts import load
 
 __all__ = ["LANGUAGES", "MAX_TOKENS", "draft_notice", "fact_template", "facts_text", "language_name"]

@@ -123,10 +123,11 @@ def other_parties(session: Session, facts: dict[str, Any]) -> list[str]:
     return [n for n in names if n and n not in own]
 
 
-def message_errors(session: Session, action: str, params: dict[str, Any], facts: Any) -> list[str]:
-    """Why a NOTIFY_CUSTOMER / REQUEST_SUPPLIER request may not go to approval as it stands: it must
-    carry the facts it was drafted from, address the record those facts are about, and its subject
-    and body must pass :func:`draft_errors` against them."""
+def message_errors(session: Session, action: str, params: dict[str, Any], evidence: Any) -> list[str]:
+    """Why a NOTIFY_CUSTOMER / REQUEST_SUPPLIER request may not go to approval as it stands: its
+    evidence must be the facts it was drafted from (a list of that one record), it must address the
+    record those facts are about, and its subject and body must pass :func:`draft_errors`."""
+    facts = evidence[0] if isinstance(evidence, list) and len(evidence) == 1 else None
     if not isinstance(facts, dict) or facts.get("kind") not in ("customer", "supplier"):
         return [f"{action} is drafted from the facts of a notice: use `copilot messages draft ORDER`"]
     target = "order_id" if action == "NOTIFY_CUSTOMER" else "po_id"

@@ -27,7 +27,7 @@ from agent.comms.grounding import other_parties
 from agent.governance import audit
 from agent.governance.requests import request_action, write_session
 from agent.governance.users import require_user
-from agent.llm.providers import LLM
+from agent.llm import LLM
 from agent.policy import Policy
 from tools.errors import NotFound, ToolError
 from tools.models import ActionRequest, Notice, Order, OutboxMessage

@@ -304,7 +304,8 @@ def request_action(
     """Persist a proposed action for an order, guard it, and route it to approval.
 
     A message action (``NOTIFY_CUSTOMER``, ``REQUEST_SUPPLIER``) carries the ``facts`` it was
-    drafted from (kept as the request's evidence; its text is checked against them) and may be
+    drafted from (kept as the request's evidence, a list of that one record; its text is checked
+    against them) and may be
     filed by the copilot itself (``requested_by`` ``copilot``): then no person is its requester.
 
     ``action`` None: the order's recommendation (triaged now). Returns the request dict; a request
@@ -370,7 +371,7 @@ def request_action(
                 order_id=order_id,
                 exception_id=exception_id,
                 exception_type=option["type"] if option else None,
-                evidence=_jsonable(facts if action in MESSAGE_ACTIONS else evidence),
+                evidence=_jsonable([facts] if action in MESSAGE_ACTIONS and facts else evidence),
                 citations=_jsonable(citations or []),
                 risk=risk,
                 approver_role=str(approver)[:32],

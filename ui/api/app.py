@@ -92,7 +92,8 @@ def create_api(
     """The API around one set of services.
 
     ``services``: a prepared :class:`Services` (tests pass one with the fake embedding and model).
-    ``warm_up``: load the SOP index and the model at start-up (``copilot serve`` does);
+    ``warm_up``: load the SOP index and the model at start-up and run the communications worker
+    (``copilot serve`` does);
     ``on_ready(checks)``: called with the readiness checks once start-up is done.
     """
     apply_offline_defaults()
@@ -110,6 +111,8 @@ def create_api(
             await anyio.to_thread.run_sync(services.wait_warm_up)
         if on_ready is not None:
             on_ready(await anyio.to_thread.run_sync(services.readiness))
+        if warm_up:
+            services.start_comms_worker()  # drafts due notices, delivers approved messages
         yield
         if worker is not None:
             worker.stop()

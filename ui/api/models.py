@@ -200,6 +200,33 @@ class ActionRequestOut(_Open):
     execution: dict[str, Any] | None = None
 
 
+class MessageOut(_Open):
+    """A customer notice or supplier request: why it is due, its facts, draft, request and delivery."""
+
+    id: int
+    kind: str
+    order_id: str | None = None
+    po_id: str | None = None
+    status: str
+    reason: str
+    facts: dict[str, Any] = Field(default_factory=dict)
+    draft: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+    delivery: dict[str, Any] | None = None
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    limit: int
+    offset: int
+
+
+class NewMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str = OrderId
+
+
 class ActionRequestPage(BaseModel):
     items: list[ActionRequestOut]
     limit: int

@@ -36,8 +36,11 @@ from ui.api.models import (
     Health,
     KpiReport,
     Me,
+    MessageOut,
+    MessagePage,
     Monitoring,
     NewActionRequest,
+    NewMessage,
     OrderDetail,
     Readiness,
     RejectDecision,
@@ -101,6 +104,7 @@ def add_routes(app: FastAPI, services: Services) -> None:
     app.include_router(queue_router(current_user), prefix="/api/v1")
     app.include_router(_copilot(), prefix="/api/v1")
     app.include_router(_requests(), prefix="/api/v1")
+    app.include_router(_messages(), prefix="/api/v1")
     app.include_router(_audit(), prefix="/api/v1")
     app.include_router(_ops(), prefix="/api/v1")
 
@@ -367,6 +371,44 @@ def _requests() -> APIRouter:
 
 
 # --- the audit log ------------------------------------------------------------------------------
+
+
+def _messages() -> APIRouter:
+    r = APIRouter(
+        prefix="/messages",
+        tags=["messages"],
+        responses={401: ERROR_RESPONSES[401], 404: ERROR_RESPONSES[404]},
+    )
+
+    @r.get("", response_model=MessagePage, summary="Customer notices and supplier requests, newest first.")
+    def list_messages(
+        user: User,
+        services: ServicesDep,
+        order_id: ShortStr = None,
+        status: ShortStr = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> MessagePage:
+        items = services.list_messages(order_id=order_id, status=status, limit=limit, offset=offset)
+        return MessagePage(items=items, limit=limit, offset=offset)
+
+    @r.get(
+        "/{message_id}", response_model=MessageOut, summary="One message: facts, draft, request, delivery."
+    )
+    def get_message(message_id: RequestIdPath, user: User, services: ServicesDep) -> MessageOut:
+        return MessageOut(**services.get_message(message_id))
+
+    @r.post(
+        "",
+        response_model=MessageOut,
+        status_code=201,
+        summary="Ask for a note to the order's customer: drafted from the facts, filed for approval.",
+        responses={403: ERROR_RESPONSES[403], 422: ERROR_RESPONSES[422]},
+    )
+    def ask(body: NewMessage, user: User, services: ServicesDep) -> MessageOut:
+        return MessageOut(**services.ask_notice(user, body.order_id))
+
+    return r
 
 
 def _audit() -> APIRouter:

@@ -20,6 +20,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy import func, select
 
 from agent.checkpoint import open_checkpointer
+from agent.comms import service as comms
+from agent.comms.worker import CommsWorker
 from agent.copilot.service import Copilot
 from agent.governance import audit, requests
 from agent.governance.tokens import username_for_token
@@ -98,6 +100,7 @@ class Services:
         self._model_ready = False
         self.load_seconds: dict[str, float] = {}  # what warm_up loaded, and how long each took
         self._warm_thread: threading.Thread | None = None
+        self.comms_worker: CommsWorker | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -182,7 +185,16 @@ class Services:
             llm.complete([{"role": "user", "content": "Reply with OK."}], max_tokens=1)
         self._model_ready = True
 
+    def start_comms_worker(self) -> None:
+        """Draft due notices and deliver approved messages in the background (``copilot serve``)."""
+        if self.comms_worker is None:
+            self.comms_worker = CommsWorker(self.factory, self.policy, self.settings, self.llm)
+            self.comms_worker.start()
+
     def close(self) -> None:
+        if self.comms_worker is not None:
+            self.comms_worker.stop()
+            self.comms_worker = None
         with self._lock:
             if self._checkpointer_cm is not None:
                 with contextlib.suppress(Exception):
@@ -426,6 +438,17 @@ class Services:
 
     def get_request(self, request_id: int) -> dict[str, Any]:
         return requests.get_request(self.factory, request_id)
+
+    # --- communications: customer notices and supplier requests ---------------------------------------
+
+    def list_messages(self, **filters: Any) -> list[dict[str, Any]]:
+        return comms.list_messages(self.factory, **filters)
+
+    def get_message(self, notice_id: int) -> dict[str, Any]:
+        return comms.get_message(self.factory, notice_id)
+
+    def ask_notice(self, principal: Principal, order_id: str) -> dict[str, Any]:
+        return comms.ask_notice(self.factory, self.policy, self.llm(), order_id=order_id, username=principal.username)
 
     # --- the audit log --------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def _factory():
 
 
 def _llm():
-    from agent.llm.providers import get_llm
+    from agent.llm import get_llm
 
     return get_llm()
 
