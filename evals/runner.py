@@ -28,6 +28,7 @@ from agent.governance.users import add_user
 from evals.attacks import run_attack
 from evals.state import check_after, executed_actions, invariant_violations
 from evals.suite import EvalCase
+from evals.notice_checks import notice_checks
 from tools.db import make_engine, session_factory, upgrade
 from tools.fixtures import load_fixture
 
@@ -360,6 +361,15 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
                 else:
                     bad = [e["action"] for e in executed if e["action"] in expect["never"]]
                     checks.append(Check("never", FAIL if bad else PASS, f"executed {bad}" if bad else ""))
+            if "notice" in expect:
+                if approval_note:
+                    checks.append(Check("notice", NOT_RUN, approval_note))
+                else:
+                    session.close()
+                    for name, ok, detail in notice_checks(
+                        factory, env.policy, getattr(subject, "llm", None), expect["notice"]
+                    ):
+                        checks.append(Check(name, PASS if ok else FAIL, "" if ok else detail))
             violations, audit_ok, audit_note = invariant_violations(session)
             res.violations.extend(violations)
             checks.append(

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from evals.attacks import attack_problems
+from evals.notice_checks import NOTICE_KEYS
 from tools.fixtures import SuiteError, read_suite
 
 __all__ = ["SUITES_DIR", "EvalCase", "load_cases", "resolve_suites", "suite_names"]
@@ -43,6 +44,7 @@ EXPECT_KEYS = frozenset(
         "per_order",
         "attack",
         "after_attack",
+        "notice",
     }
 )
 ORDER_KEYS = frozenset(
@@ -119,6 +121,9 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
     for key in ("exceptions", "never", "in_plan", "plan", "orders", "action_any_of"):
         if key in expect and not isinstance(expect[key], list):
             raise bad(f"expect.{key} must be a list")
+    unknown_notice = set(expect.get("notice") or {}) - NOTICE_KEYS
+    if unknown_notice:
+        raise bad(f"expect.notice: unknown key(s) {', '.join(sorted(unknown_notice))}")
     if "after_approval" in expect:
         after = expect["after_approval"]
         if not isinstance(after, dict) or any(not isinstance(k, str) or k.count(".") < 2 for k in after):

@@ -27,15 +27,15 @@ def test_ask_edit_approve_and_list_messages(client):
     assert m["draft"]["fallback"] is True  # the fake model is unscripted: the marked template
     assert m["request"]["approver_role"] == "csr" and m["request"]["requested_by"] == "planner"
     rid = m["request"]["id"]
-    bad = client.post(
-        f"/api/v1/requests/{rid}/edit",
-        json={"params": {"body": "Ships 2030-01-01."}, "reason": "clearer"},
-        headers=H["csr"],
-    )
+    bad = client.post(f"/api/v1/messages/{m['id']}/edit", json={"body": "Ships 2030-01-01."}, headers=H["csr"])
     assert bad.status_code == 422 and "2030-01-01" in bad.json()["message"]
     body = f"Dear customer, your order SO-100003 keeps its promised date {m['facts']['promised_date']}."
-    ok = client.post(
+    around = client.post(
         f"/api/v1/requests/{rid}/edit", json={"params": {"body": body}, "reason": "shorter"}, headers=H["csr"]
+    )
+    assert around.status_code == 422  # a message's text is edited only where it is checked
+    ok = client.post(
+        f"/api/v1/messages/{m['id']}/edit", json={"body": body, "reason": "shorter"}, headers=H["csr"]
     )
     assert ok.status_code == 200, ok.text
     listed = client.get("/api/v1/messages", params={"order_id": "SO-100003"}, headers=H["csr"]).json()

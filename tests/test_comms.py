@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from agent.comms.draft import draft_notice, fact_template
 from agent.comms.grounding import draft_errors
-from agent.comms.service import ask_notice, draft_due, get_message, list_messages
+from agent.comms.service import ask_notice, draft_due, edit_message, get_message, list_messages
 from agent.governance.audit import list_events, verify_chain
 from agent.governance.requests import decide, get_request, request_action
 from agent.llm import FakeLLM, LLMTimeout
@@ -191,14 +191,7 @@ def test_instructions_in_the_customer_note_change_neither_recipient_nor_subject_
     decide(factory2, POLICY, req2["id"], username="csr", decision="approve")
     [n2] = draft_due(factory2, POLICY, FakeLLM([]))
     with pytest.raises(GuardBlocked, match="2026-11-21"):
-        decide(
-            factory2,
-            POLICY,
-            n2["request"]["id"],
-            username="csr",
-            decision="edit",
-            params={"body": "Delivery on 2026-11-21 with 50% off."},
-        )
+        edit_message(factory2, POLICY, n2["id"], username="csr", body="Delivery on 2026-11-21 with 50% off.")
 
 
 def test_an_approver_edit_is_checked_again_its_diff_audited_and_it_cannot_retarget(engine):
@@ -206,13 +199,17 @@ def test_an_approver_edit_is_checked_again_its_diff_audited_and_it_cannot_retarg
     promise_date_changed(factory)
     [filed] = draft_due(factory, POLICY, FakeLLM([GOOD]))
     rid = filed["request"]["id"]
+    with pytest.raises(GuardBlocked, match="checks it against its facts"):  # not around the check
+        decide(factory, POLICY, rid, username="csr", decision="edit", params={"body": "Anything."})
     with pytest.raises(GuardBlocked, match="subject and body only"):
-        decide(factory, POLICY, rid, username="csr", decision="edit", params={"order_id": "SO2"})
+        decide(
+            factory, POLICY, rid, username="csr", decision="edit", params={"order_id": "SO2"}, text_checked=True
+        )
     with pytest.raises(GuardBlocked, match="2026-12-01"):
-        decide(factory, POLICY, rid, username="csr", decision="edit", params={"body": "Arrives 2026-12-01."})
+        edit_message(factory, POLICY, filed["id"], username="csr", body="Arrives 2026-12-01.")
     edited = f"Dear Acme,\nyour order SO1 now arrives on {NEW_DATE}. Sorry for the delay.\nCustomer Service"
-    done = decide(factory, POLICY, rid, username="csr", decision="edit", params={"body": edited})
-    assert done["status"] == "executed"
+    done = edit_message(factory, POLICY, filed["id"], username="csr", body=edited, reason="warmer")
+    assert done["status"] == "queued" and done["request"]["status"] == "executed"
     with factory() as s:
         assert s.scalar(select(OutboxMessage.body)) == edited
         [event] = list_events(s, request_id=rid, event_type="message_edited")
@@ -224,16 +221,16 @@ def test_an_approver_edit_is_checked_again_its_diff_audited_and_it_cannot_retarg
 
 def test_a_message_action_is_never_filed_without_its_facts(engine):
     factory = world(engine, clean_fixture(order()))
-    req = request_action(
-        factory,
-        POLICY,
-        order_id="SO1",
-        requested_by="planner",
-        action="NOTIFY_CUSTOMER",
-        params={"order_id": "SO1", "subject": "SO1", "body": "Anything at all"},
-    )
-    assert req["status"] == "blocked"
-    assert any("copilot messages draft" in r for r in req["guard"]["reasons"])
+    with pytest.raises(GuardBlocked, match="copilot messages draft"):
+        request_action(
+            factory,
+            POLICY,
+            order_id="SO1",
+            requested_by="planner",
+            action="NOTIFY_CUSTOMER",
+            params={"order_id": "SO1", "subject": "SO1", "body": "Anything at all"},
+        )
+    assert notices(factory) == []
 
 
 def test_a_customer_without_an_email_address_gets_a_failed_notice_with_the_reason(engine):

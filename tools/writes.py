@@ -2,7 +2,8 @@
 
 The message actions of §7 (``NOTIFY_CUSTOMER``, ``REQUEST_SUPPLIER``) change no ERP record: their
 execution queues one message in the outbox (``tools.outbox``) under the same approval and
-idempotency rules.
+idempotency rules. An execution that changes what a customer was promised (or expedites a
+purchase order) records the notice it makes due (``tools.notices``) in the same transaction.
 
 Only the executor (``agent.governance.requests``) calls :func:`execute_request`; nothing else in the
 product writes to the ERP tables. Each action has one function that checks its preconditions on
@@ -36,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from tools import outbox, rules
+from tools import notices, outbox, rules
 from tools.errors import Conflict, Forbidden, NotFound, OrderNotFound, PreconditionFailed
 from tools.models import (
     ActionRequest,
@@ -493,6 +494,7 @@ def execute_request(
     )
     session.add(execution)
     session.flush()
+    before = notices.snapshot(session, req.action, dict(req.params))
     try:
         if veto:
             raise PreconditionFailed(veto)
@@ -512,6 +514,8 @@ def execute_request(
         execution.status, execution.result = "failed", {"reason": str(exc)}
     except DBAPIError as exc:  # the savepoint is rolled back: nothing of the write remains
         execution.status, execution.result = "failed", {"reason": database_refusal(exc)}
+    if execution.status == "executed":
+        notices.record_due(session, req, before)  # the customer notice or supplier request it makes due
     req.status = execution.status
     req.error = execution.result.get("reason")
     req.updated_at = execution.executed_at

@@ -1,12 +1,13 @@
 """Communications: the customer notices and supplier requests of domain.md §7.
 
-- ``due``: which executed actions make a notice due, and the facts it may state;
+- (``tools.notices`` records, in the executor's transaction, which notices an executed action makes
+  due and the facts each may state; ``tools.outbox`` queues an approved message)
 - ``grounding``: the check every draft and every approver's edit passes (facts only, nothing internal);
 - ``draft``: the language model writes subject and body in the customer's language and the tone of
   ``prompts/notice_tone.txt``; a draft that fails the check twice becomes the fact-only template;
-- ``service``: drafts due notices and files them for approval, a planner's own ask, the views;
+- ``service``: drafts due notices and files them for approval, a planner's own ask, an approver's
+  edit (checked again), the views;
 - ``delivery``: the outbox worker (SMTP, or ``.eml`` files by default), once per approved message.
 
-Modules are imported by their own name: ``agent.governance.requests`` uses ``due`` and ``grounding``
-while ``service`` files requests through it.
+- ``worker``: both of the above in a loop inside ``copilot serve``.
 """

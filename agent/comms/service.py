@@ -22,18 +22,18 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.comms.draft import draft_notice
-from agent.comms.due import customer_facts
-from agent.comms.grounding import other_parties
+from agent.comms.grounding import message_errors, other_parties
 from agent.governance import audit
-from agent.governance.requests import request_action, write_session
+from agent.governance.requests import decide, request_action, write_session
 from agent.governance.users import require_user
 from agent.llm import LLM
 from agent.policy import Policy
-from tools.errors import NotFound, ToolError
+from tools.errors import Conflict, GuardBlocked, NotFound, ToolError
 from tools.models import ActionRequest, Notice, Order, OutboxMessage
+from tools.notices import customer_facts
 from tools.outbox import COPILOT_REQUESTER
 
-__all__ = ["DRAFT_LEASE_S", "ask_notice", "draft_due", "get_message", "list_messages"]
+__all__ = ["DRAFT_LEASE_S", "ask_notice", "draft_due", "edit_message", "get_message", "list_messages", "message_for_request"]
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,48 @@ def ask_notice(
     return _file(factory, policy, notice_id, llm)
 
 
+def edit_message(
+    factory: sessionmaker[Session],
+    policy: Policy,
+    notice_id: int,
+    *,
+    username: str,
+    subject: str | None = None,
+    body: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """An approver approves the message with an edited subject and/or body.
+
+    The edited text passes the same check as a draft, against the facts the message was drafted
+    from (:class:`GuardBlocked` with the problems otherwise; nothing changes); the approval step
+    then guards it again, records the decision and the diff (``message_edited``) and executes it."""
+    changes = {k: v for k, v in (("subject", subject), ("body", body)) if v is not None}
+    if not changes:
+        raise ToolError("an edit needs a new subject or body")
+    with factory() as s:
+        notice = s.get(Notice, notice_id)
+        if notice is None:
+            raise NotFound("message", str(notice_id))
+        req = s.get(ActionRequest, notice.request_id) if notice.request_id else None
+        if req is None:
+            raise Conflict(f"message {notice_id} has no request to edit ({notice.status})")
+        problems = message_errors(s, req.action, {**req.params, **changes}, req.evidence)
+        request_id = req.id
+    if problems:
+        raise GuardBlocked(problems)
+    decide(
+        factory,
+        policy,
+        request_id,
+        username=username,
+        decision="edit",
+        params=changes,
+        reason=reason,
+        text_checked=True,
+    )
+    return get_message(factory, notice_id)
+
+
 # --- views ---------------------------------------------------------------------------------------
 
 
@@ -283,6 +325,13 @@ def get_message(factory: sessionmaker[Session], notice_id: int) -> dict[str, Any
         if n is None:
             raise NotFound("message", str(notice_id))
         return _view(s, n)
+
+
+def message_for_request(factory: sessionmaker[Session], request_id: int) -> dict[str, Any] | None:
+    """The message a NOTIFY_CUSTOMER / REQUEST_SUPPLIER request was filed for, if any."""
+    with factory() as s:
+        n = s.scalar(select(Notice).where(Notice.request_id == request_id))
+        return _view(s, n) if n is not None else None
 
 
 def list_messages(

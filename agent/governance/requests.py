@@ -39,8 +39,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.checkpoint import checkpoint_location, open_checkpointer
-from agent.comms import due as comms_due
-from agent.comms.grounding import message_errors
 from agent.governance import audit
 from agent.governance.approval import build_approval_graph, resume_with_decision, thread_config
 from agent.governance.events import log_triage
@@ -339,6 +337,10 @@ def request_action(
             normalised, problems = normalise_params(policy, action, params)
             if action not in policy.actions:
                 raise GuardBlocked(problems)
+            if action in MESSAGE_ACTIONS and not facts:
+                raise GuardBlocked(
+                    [f"{action} is drafted from the facts of a notice: use `copilot messages draft ORDER`"]
+                )
             option, in_plan = _locate(result, action, normalised or params)
             evidence: list[Any] = next(
                 (
@@ -462,8 +464,6 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
             exception_type=req.exception_type,
             partial=True,
         )
-        if req.action in MESSAGE_ACTIONS:
-            _check_message(s, g, req.action, req.evidence)
         req.guard_result, req.updated_at = g.as_dict(), _now()
         if g.ok:
             req.params, req.params_hash = g.params, writes.params_hash(g.params)
@@ -529,15 +529,6 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
         return {"outcome": "pending"}
 
 
-def _check_message(s: Session, g, action: str, facts: Any) -> None:
-    """A message's text passes the grounding check against the facts it was drafted from."""
-    problems = message_errors(s, action, g.params if g.params else {}, facts) if g.ok else []
-    g.checks["copilot/message-text"] = not problems
-    if problems:
-        g.ok = False
-        g.reasons.extend(problems)
-
-
 def _text_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """The approver's edit of a message, field by field, as a unified diff."""
     import difflib
@@ -577,12 +568,9 @@ def _execute_step(
             if s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None:
                 return req.status  # already ran: a retry, a double resume
             veto = _veto(s, policy, req)
-            before = comms_due.snapshot(s, req.action, req.params)
             execution, ran = writes.execute_request(s, request_id, approval_id=approval_id, veto=veto)
             if not ran:
                 return req.status
-            if execution.status == "executed":
-                comms_due.record_due(s, req, before)  # the customer notice or supplier request it makes due
             audit.append_event(
                 s,
                 audit.EVENT_EXECUTION,
@@ -686,9 +674,14 @@ def decide(
     reason: str | None = None,
     params: dict[str, Any] | None = None,
     checkpointer=None,
+    text_checked: bool = False,
 ) -> dict[str, Any]:
     """Approve, reject (a reason is required) or edit (new parameters, guarded again) a pending
     request, then resume its graph thread, which executes an approval once.
+
+    A message's subject and body (``NOTIFY_CUSTOMER``, ``REQUEST_SUPPLIER``) are edited only through
+    ``agent.comms.service.edit_message``, which checks the text against the message's facts and
+    passes ``text_checked``; the diff is logged as ``message_edited``.
 
     Raises :class:`Forbidden` (unknown user, the requester, a role that may not decide it),
     :class:`Conflict` (already decided or executed), :class:`GuardBlocked` (edited parameters the
@@ -731,6 +724,13 @@ def decide(
             if decision == "edit":
                 if not isinstance(params, dict) or not params:
                     raise ToolError("an edit needs the changed parameters")
+                if req.action in MESSAGE_ACTIONS and not text_checked:
+                    raise GuardBlocked(
+                        [
+                            "a message's text is edited with `copilot messages edit` (or POST "
+                            "/api/v1/messages/{id}/edit), which checks it against its facts"
+                        ]
+                    )
                 screen_params(params)
                 edited = {**req.params, **params}
                 if req.action in MESSAGE_ACTIONS and set(params) - {"subject", "body"}:
@@ -757,8 +757,6 @@ def decide(
                             + ", ".join(f"{k}={req.params.get(k)!r}" for k in moved)
                         ]
                     )
-                if req.action in MESSAGE_ACTIONS:
-                    _check_message(s, g, req.action, req.evidence)
                 if not g.ok:
                     raise GuardBlocked(g.reasons)
                 if (g.risk, g.approver_role) != (req.risk, req.approver_role):

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from agent.ops.anomalies import recurrence_window, recurring_anomalies
 from agent.policy import load_policy
 from agent.settings import get_settings
+from agent.ops.notice_kpis import notices_within_policy
 from tools.models import (
     ActionRequest,
     Approval,
@@ -73,6 +74,7 @@ KPI_NAMES = (
     "recommendation_acceptance_rate",
     "override_rate",
     "root_cause_recurrence",
+    "notices_sent_within_policy",
 )
 
 _DECIDED = ("approved", "rejected", "executed", "failed")
@@ -153,6 +155,7 @@ def compute_kpis(
     }
     kpis.update(_recommendations(session, scope))
     kpis["root_cause_recurrence"] = _recurrence(session, policy, since)
+    kpis["notices_sent_within_policy"] = notices_within_policy(session, since=since, now=now)
     return kpis
 
 

@@ -221,6 +221,14 @@ class MessagePage(BaseModel):
     offset: int
 
 
+class MessageEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(default=None, min_length=1, max_length=200)
+    body: str | None = Field(default=None, min_length=1, max_length=4000)
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
 class NewMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -36,6 +36,7 @@ from ui.api.models import (
     Health,
     KpiReport,
     Me,
+    MessageEdit,
     MessageOut,
     MessagePage,
     Monitoring,
@@ -407,6 +408,15 @@ def _messages() -> APIRouter:
     )
     def ask(body: NewMessage, user: User, services: ServicesDep) -> MessageOut:
         return MessageOut(**services.ask_notice(user, body.order_id))
+
+    @r.post(
+        "/{message_id}/edit",
+        response_model=MessageOut,
+        summary="Approve the message with an edited subject and/or body, checked against its facts again.",
+        responses={403: ERROR_RESPONSES[403], 409: ERROR_RESPONSES[409], 422: ERROR_RESPONSES[422]},
+    )
+    def edit(message_id: RequestIdPath, body: MessageEdit, user: User, services: ServicesDep) -> MessageOut:
+        return MessageOut(**services.edit_message(user, message_id, body))
 
     return r
 

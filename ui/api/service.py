@@ -444,8 +444,22 @@ class Services:
     def list_messages(self, **filters: Any) -> list[dict[str, Any]]:
         return comms.list_messages(self.factory, **filters)
 
+    def message_for_request(self, request_id: int) -> dict[str, Any] | None:
+        return comms.message_for_request(self.factory, request_id)
+
     def get_message(self, notice_id: int) -> dict[str, Any]:
         return comms.get_message(self.factory, notice_id)
+
+    def edit_message(self, principal: Principal, notice_id: int, edit: Any) -> dict[str, Any]:
+        return comms.edit_message(
+            self.factory,
+            self.policy,
+            notice_id,
+            username=principal.username,
+            subject=edit.subject,
+            body=edit.body,
+            reason=edit.reason,
+        )
 
     def ask_notice(self, principal: Principal, order_id: str) -> dict[str, Any]:
         return comms.ask_notice(self.factory, self.policy, self.llm(), order_id=order_id, username=principal.username)

@@ -143,27 +143,15 @@ def messages_edit(
     ],
     subject: Annotated[str | None, typer.Option(help="The new subject.")] = None,
     body: Annotated[str | None, typer.Option(help="The new body ('-' reads it from standard input).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why you changed it (kept with the decision).")] = None,
     as_json: Json = False,
 ) -> None:
     """Approve the message with an edited subject and/or body: checked against the facts again, the
     diff kept in the audit log."""
-    from agent.comms.service import get_message
-    from agent.governance.requests import decide
-    from ui.cli.common import CliError
+    from agent.comms.service import edit_message
 
-    factory = _factory()
-    m = get_message(factory, message_id)
-    if not m.get("request"):
-        raise CliError(f"message {message_id} has no request to edit (status {m['status']})")
-    params = {}
-    if subject is not None:
-        params["subject"] = subject
-    if body is not None:
-        params["body"] = sys.stdin.read() if body == "-" else body
-    if not params:
-        raise CliError("give --subject and/or --body")
-    decide(factory, policy(), m["request"]["id"], username=as_user, decision="edit", params=params)
-    m = get_message(factory, message_id)
+    text = sys.stdin.read() if body == "-" else body
+    m = edit_message(_factory(), policy(), message_id, username=as_user, subject=subject, body=text, reason=reason)
     print_json(m) if as_json else _show(m)
 
 

@@ -95,6 +95,12 @@ def kpis(
         f"root-cause recurrence: {_pct(r['value'])} of the window's exceptions in "
         f"{r['recurring_groups']} recurring groups"
     )
+    n = result["notices_sent_within_policy"]
+    typer.echo(
+        f"customer notices and supplier requests: {n['sent']:,} of {n['due']:,} due sent, "
+        f"{_pct(n['value'])} within the SOP's time"
+        + "".join(f"; {k} {v['within']}/{v['due']}" for k, v in n["by_type"].items())
+    )
 
 
 def anomalies(

@@ -1,6 +1,8 @@
 """The Approvals tab: the pending requests the signed-in role may decide, one request's evidence,
 guard result and citations, and the decision — approve, reject (with a reason) or edit the
-parameters and approve (with a reason; the new parameters are guarded again)."""
+parameters and approve (with a reason; the new parameters are guarded again). A customer notice or
+supplier request shows its draft (escaped) beside the facts it was written from; its edit changes
+subject and body, checked against those facts again."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from ui.api.service import Services
+from tools.outbox import MESSAGE_ACTIONS
 from ui.panel.common import (
     action_line,
     citation_text,
@@ -20,10 +23,16 @@ from ui.panel.common import (
     md_text,
     signed_in,
 )
+from ui.panel.messages import message_md
 
 __all__ = ["QUEUE_COLUMNS", "ApprovalsTab"]
 
 QUEUE_COLUMNS = ["id", "order", "action", "params", "risk", "approver", "requested by", "guard"]
+
+
+class _TextEdit:
+    def __init__(self, subject: str | None, body: str | None, reason: str | None) -> None:
+        self.subject, self.body, self.reason = subject, body, reason
 
 
 class ApprovalsTab:
@@ -61,6 +70,7 @@ class ApprovalsTab:
         if not request_id:
             return "Select a request.", ""
         req = self.services.get_request(int(request_id))
+        message = self.services.message_for_request(req["id"]) if req["action"] in MESSAGE_ACTIONS else None
         guard = req.get("guard") or {}
         guard_text = (
             "passed"
@@ -74,6 +84,9 @@ class ApprovalsTab:
             f"{evidence_md(req.get('evidence') or [])}\n\n**Guard:** {guard_text}\n\n**SOP citations:** "
             f"{', '.join(citation_text(c) for c in req.get('citations') or []) or '—'}"
         )
+        if message is not None:  # the draft beside its facts; Edit changes subject and body only
+            text = {k: req["params"].get(k) for k in ("subject", "body")}
+            return md.split("**Evidence:**")[0] + message_md(message), json.dumps(text, indent=1)
         return md, json.dumps(req.get("params") or {}, indent=1)
 
     def decide(self, decision: str) -> Callable[[str | None, str | None, str, str], str]:
@@ -93,6 +106,11 @@ class ApprovalsTab:
                     return "**Error:** the parameters must be a JSON object."
             if decision in ("reject", "edit") and not (reason or "").strip():
                 return f"**Error:** a reason is required to {decision}."
+            message = self.services.message_for_request(int(request_id)) if decision == "edit" else None
+            if message is not None:  # a message's text: checked against its facts, the diff audited
+                edit = _TextEdit(params.get("subject"), params.get("body"), (reason or "").strip())
+                m = self.services.edit_message(who, message["id"], edit)
+                return f"Message **#{m['id']}** is now **{m['status']}** (edited by {who.username}, {who.role})."
             req = self.services.decide(
                 who, int(request_id), decision, reason=(reason or "").strip() or None, params=params
             )

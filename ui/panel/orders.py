@@ -1,6 +1,7 @@
 """The Orders tab: triage the orders a paste names (order numbers or a whole e-mail), each order's
-evidence, recommendation and alternatives at once and its explanation as the model writes it, and
-a request for approval of the recommended action as the signed-in user."""
+evidence, recommendation and alternatives at once and its explanation as the model writes it, what
+the customer was told about it and when, and a request for approval of the recommended action as
+the signed-in user."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ui.panel.common import (
     md_text,
     signed_in,
 )
+from ui.panel.messages import told_md
 
 __all__ = ["ORDER_COLUMNS", "OrdersTab", "detail_md"]
 
@@ -116,17 +118,18 @@ class OrdersTab:
         if result.get("error"):
             yield f"**Not found:** {result['error']}"
             return
+        told = "\n\n" + told_md(self.services.list_messages(order_id=order_id, limit=20))
         if "explanation" in result or not result.get("exceptions"):
-            yield detail_md(result)
+            yield detail_md(result) + told
             return
-        yield detail_md(result, "…")
+        yield detail_md(result, "…") + told
         written = ""
         for event in self.services.triage_stream([order_id]):
             if event.get("type") == "token":
                 written += str(event.get("text", ""))
-                yield detail_md(result, written)
+                yield detail_md(result, written) + told
             elif event.get("type") == "final" and event.get("results"):
-                yield detail_md(event["results"][0])
+                yield detail_md(event["results"][0]) + told
 
     def request_approval(self, token: str | None, order_id: str | None):
         """Request approval of the order's recommended action, as the signed-in user."""

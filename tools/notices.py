@@ -6,10 +6,11 @@ the donor order's customer: it is their line that goes back to backorder), and `
 or ``EXPEDITE_FREIGHT`` when the shipment's eta is after the promised date. ``EXPEDITE_PO`` makes a
 supplier request due.
 
-The executor takes a :func:`snapshot` of what the action is about to change (the old promised
-date, the line before the split or the substitution, the old carrier) and, once the write has
-run, :func:`record_due` stores one ``notices`` row per recipient in the same transaction, with the
-facts — and only the facts — a draft may state. What is internal never enters them: costs,
+The executor (``tools.writes.execute_request``) takes a :func:`snapshot` of what the action is
+about to change (the old promised date, the line before the split or the substitution, the old
+carrier) and, once the write has run, :func:`record_due` stores one ``notices`` row per recipient
+in the same transaction, with the facts — and only the facts — a draft may state. Drafting and
+filing them is the copilot's (``agent.comms``). What is internal never enters them: costs,
 prices, margins, credit positions, other customers, SOP text, and the customer's own note (the
 approver sees that quoted beside the draft; the model never reads it).
 """
