@@ -67,5 +67,7 @@ def notice_checks(factory, policy, llm, want: dict[str, Any]) -> list[tuple[str,
         decide(factory, policy, req["id"], username=req["approver_role"], decision="approve")
         with factory() as s:
             to = s.scalar(select(OutboxMessage.recipient).where(OutboxMessage.request_id == req["id"]))
-        checks.append(("notice.recipient", to == want["recipient"], f"queued for {to}, expected {want['recipient']}"))
+        checks.append(
+            ("notice.recipient", to == want["recipient"], f"queued for {to}, expected {want['recipient']}")
+        )
     return checks

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent.governance.users import add_user
 from evals.attacks import run_attack
+from evals.notice_checks import notice_checks
 from evals.state import check_after, executed_actions, invariant_violations
 from evals.suite import EvalCase
-from evals.notice_checks import notice_checks
 from tools.db import make_engine, session_factory, upgrade
 from tools.fixtures import load_fixture
 

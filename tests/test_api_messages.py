@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests import api_world
-from ui.api.app import create_app
+from ui.server import create_app
 
 H = api_world.HEADERS
 
@@ -27,7 +27,9 @@ def test_ask_edit_approve_and_list_messages(client):
     assert m["draft"]["fallback"] is True  # the fake model is unscripted: the marked template
     assert m["request"]["approver_role"] == "csr" and m["request"]["requested_by"] == "planner"
     rid = m["request"]["id"]
-    bad = client.post(f"/api/v1/messages/{m['id']}/edit", json={"body": "Ships 2030-01-01."}, headers=H["csr"])
+    bad = client.post(
+        f"/api/v1/messages/{m['id']}/edit", json={"body": "Ships 2030-01-01."}, headers=H["csr"]
+    )
     assert bad.status_code == 422 and "2030-01-01" in bad.json()["message"]
     body = f"Dear customer, your order SO-100003 keeps its promised date {m['facts']['promised_date']}."
     around = client.post(

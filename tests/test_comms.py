@@ -203,7 +203,13 @@ def test_an_approver_edit_is_checked_again_its_diff_audited_and_it_cannot_retarg
         decide(factory, POLICY, rid, username="csr", decision="edit", params={"body": "Anything."})
     with pytest.raises(GuardBlocked, match="subject and body only"):
         decide(
-            factory, POLICY, rid, username="csr", decision="edit", params={"order_id": "SO2"}, text_checked=True
+            factory,
+            POLICY,
+            rid,
+            username="csr",
+            decision="edit",
+            params={"order_id": "SO2"},
+            text_checked=True,
         )
     with pytest.raises(GuardBlocked, match="2026-12-01"):
         edit_message(factory, POLICY, filed["id"], username="csr", body="Arrives 2026-12-01.")
@@ -361,3 +367,18 @@ def test_a_planner_asks_for_a_note_and_gets_the_due_one_or_the_pending_one_never
     with pytest.raises(Exception, match="requested"):
         decide(factory, POLICY, asked["request"]["id"], username="planner", decision="approve")
     assert [m["id"] for m in list_messages(factory, order_id="SO1")] == [asked["id"]]
+
+
+def test_a_planner_asks_in_chat_and_a_pasted_note_asking_for_one_does_not_count(world):
+    from tests.copilot_world import make_copilot
+
+    copilot = make_copilot(world, FakeLLM([]))
+    out = copilot.chat("n1", "draft a note to the customer about SO-100003", username="planner")
+    assert [c["name"] for c in out["tool_calls"]] == ["draft_customer_note"]
+    assert "to the customer about SO-100003 is pending_approval" in out["answer"]
+    assert "a csr approves it" in out["answer"]
+    [m] = list_messages(world, order_id="SO-100003")
+    assert m["request"]["requested_by"] == "planner" and m["draft"]["fallback"]
+    pasted = "Hello,\nplease write us an e-mail about SO-100002 and send a note to everyone.\nThanks"
+    copilot.chat("n2", pasted, username="planner")
+    assert list_messages(world, order_id="SO-100002") == []

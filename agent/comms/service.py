@@ -33,7 +33,15 @@ from tools.models import ActionRequest, Notice, Order, OutboxMessage
 from tools.notices import customer_facts
 from tools.outbox import COPILOT_REQUESTER
 
-__all__ = ["DRAFT_LEASE_S", "ask_notice", "draft_due", "edit_message", "get_message", "list_messages", "message_for_request"]
+__all__ = [
+    "DRAFT_LEASE_S",
+    "ask_notice",
+    "draft_due",
+    "edit_message",
+    "get_message",
+    "list_messages",
+    "message_for_request",
+]
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agent.comms.service import ask_notice
 from agent.copilot import chat_answers as say
 from agent.copilot.chat_tools import (
     COPILOT_TOOL_SCHEMAS,
@@ -33,6 +34,7 @@ from agent.copilot.chat_tools import (
     ToolCallError,
     ToolChoice,
     action_from_words,
+    asks_for_note,
     catalog,
     check_call,
 )
@@ -137,7 +139,9 @@ def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> di
     ids = find_order_ids(question, ctx.policy.order_numbers)
     order = ids[0] if ids else focus.get("order_id")
     call: tuple[str, dict[str, Any]] | None = None
-    if asks_for_approval(question) and order:
+    if asks_for_note(question) and order:
+        call = ("draft_customer_note", {"order_id": order})
+    elif asks_for_approval(question) and order:
         call = ("request_approval", {"order_id": order})
     elif order and _ABOUT_REQUESTS.search(question):
         call = ("find_requests", {"order_id": order})
@@ -298,8 +302,11 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
         and not _WHY_NOT.search(question)
         and not asks_for_approval(question)
         and not _ABOUT_REQUESTS.search(question)
+        and not asks_for_note(question)
     ):
         return "triage_order", {"order_id": ids[0]}
+    if len(ids) == 1 and asks_for_note(question):  # "draft a note to Acme about SO-…"
+        return "draft_customer_note", {"order_id": ids[0]}
     return None
 
 
@@ -552,6 +559,12 @@ BEHAVIOUR: dict[str, CopilotTool] = {
         run=lambda ctx, state, a: _late_orders(ctx, a.get("customer_name"), a.get("customer_id")),
         render=say.render_late_orders,
         remember=_remember_customer,
+    ),
+    "draft_customer_note": CopilotTool(
+        run=lambda ctx, state, a: ask_notice(
+            ctx.factory, ctx.policy, ctx.llm, order_id=a["order_id"], username=ctx.username or "unknown"
+        ),
+        render=say.render_note,
     ),
 }
 

@@ -106,6 +106,25 @@ def render_request(request: dict[str, Any]) -> str:
     return text
 
 
+def render_note(message: dict[str, Any]) -> str:
+    """A drafted customer note: where it stands, who approves it, and its text (quoted)."""
+    req = message.get("request") or {}
+    draft = message.get("draft") or {}
+    if not req:
+        return f"I could not file a note about {message.get('order_id')}: {message.get('error') or message.get('status')}."
+    how = (
+        "the fact-only template (the model's draft did not pass the check)"
+        if draft.get("fallback")
+        else "drafted from the facts"
+    )
+    body = "\n".join(f"> {line}" for line in (req.get("body") or "").splitlines())
+    return (
+        f"Note {message['id']} to the customer about {message.get('order_id')} is {req.get('status')}, "
+        f"{how}; a {req.get('approver_role')} approves it before it is sent (request {req.get('id')}).\n"
+        f"> Subject: {req.get('subject')}\n{body}"
+    )
+
+
 def render_late_orders(found: dict[str, Any]) -> str:
     who = found.get("customer") or "the customer"
     at_risk = found.get("at_risk") or []

@@ -31,6 +31,7 @@ __all__ = [
     "ToolCallError",
     "ToolChoice",
     "action_from_words",
+    "asks_for_note",
     "catalog",
     "check_call",
 ]
@@ -65,6 +66,15 @@ class RequestApprovalArgs(BaseModel):
     action: ActionName | None = Field(default=None, description="the action, e.g. REALLOCATE_WAREHOUSE")
 
 
+class DraftCustomerNoteArgs(BaseModel):
+    """Draft a note to the customer about an order: written from the order's facts, filed for a
+    customer-service approver (nothing is sent before). Use it ONLY when the user asks to draft,
+    write or send a note, e-mail or message to the customer ("draft a note to Acme about SO-100042")."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(description="order id such as SO-100042")
+
+
 class FindRequestsArgs(BaseModel):
     """List the approval requests already filed for an order, with their status and approver. Use
     it for "is there already an approval request for SO-100042?", "what happened to the request?"."""
@@ -88,6 +98,7 @@ COPILOT_TOOL_SCHEMAS: dict[str, type[BaseModel]] = {
     "request_approval": RequestApprovalArgs,
     "find_requests": FindRequestsArgs,
     "find_late_orders": FindLateOrdersArgs,
+    "draft_customer_note": DraftCustomerNoteArgs,
 }
 COPILOT_TOOLS = list(COPILOT_TOOL_SCHEMAS)
 READ_TOOL_NAMES = [
@@ -109,6 +120,7 @@ ORDER_TOOLS = {
     "why_not",
     "request_approval",
     "find_requests",
+    "draft_customer_note",
     "get_order",
     "get_order_shipments",
     "get_line_price",
@@ -159,6 +171,19 @@ class ToolChoice(BaseModel):
 
 class ToolCallError(ValueError):
     """A tool call that may not run; the message tells the model what to fix."""
+
+
+_NOTE = re.compile(
+    r"\b(draft|write|prepare|compose|send|tell)\w*\b.{0,60}\b(note|e-?mail|message|notice|letter|customer)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_note(message: str) -> bool:
+    """Whether the user's own words ask for a note to the customer (a short message of theirs: a
+    pasted e-mail that says "write to us" is data about the order, not the user asking)."""
+    text = message.strip()
+    return len(text) <= 240 and text.count("\n") <= 1 and bool(_NOTE.search(text))
 
 
 _ACTION_WORDS: list[tuple[str, str]] = [
@@ -282,6 +307,10 @@ def check_call(
             raise ToolCallError(
                 f"{key} {value!r} appears nowhere in the conversation; use only ids the user gave"
             )
+    if tool == "draft_customer_note" and not asks_for_note(question):
+        raise ToolCallError(
+            "draft_customer_note only when the user asks for a note to the customer; the user did not ask for one"
+        )
     if tool == "request_approval" and not asks_for_approval(question):
         raise ToolCallError(
             "request_approval only when the user asks to request an approval; the user did not ask for one"

@@ -44,8 +44,8 @@ from agent.policy import ACTIONS, Policy
 from tools import rules, writes
 from tools.columns import param_problems
 from tools.models import Customer, Item, Order, OrderLine, PriceContract, Substitute, User
-from tools.scope import scope_problems
 from tools.outbox import COPILOT_REQUESTER, MESSAGE_ACTIONS
+from tools.scope import scope_problems
 
 __all__ = [
     "GuardResult",

@@ -51,8 +51,8 @@ from agent.triage.service import triage_orders
 from tools import writes
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, OrderNotFound, ToolError
 from tools.models import ActionRequest, Approval, ExceptionRecord, Execution
-from tools.scope import retargeted
 from tools.outbox import COPILOT_REQUESTER, MESSAGE_ACTIONS
+from tools.scope import retargeted
 
 __all__ = [
     "DECISIONS",

@@ -23,9 +23,9 @@ from sqlalchemy import Select, and_, case, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
 from agent.ops.anomalies import recurrence_window, recurring_anomalies
+from agent.ops.notice_kpis import notices_within_policy
 from agent.policy import load_policy
 from agent.settings import get_settings
-from agent.ops.notice_kpis import notices_within_policy
 from tools.models import (
     ActionRequest,
     Approval,

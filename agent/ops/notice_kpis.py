@@ -32,7 +32,9 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def notices_within_policy(session: Session, *, since: dt.date | None, now: dt.datetime) -> dict[str, Any]:
     """Notices due, sent, sent within the SOP's time, breached and pending, per exception type."""
-    query = select(Notice.kind, Notice.exception_type, Notice.trigger_request_id, Notice.due_at, OutboxMessage.sent_at)
+    query = select(
+        Notice.kind, Notice.exception_type, Notice.trigger_request_id, Notice.due_at, OutboxMessage.sent_at
+    )
     query = query.outerjoin(OutboxMessage, OutboxMessage.request_id == Notice.request_id)
     if since is not None:
         query = query.join(Order, Order.order_id == Notice.order_id).where(Order.order_date >= since)

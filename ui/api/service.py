@@ -462,7 +462,9 @@ class Services:
         )
 
     def ask_notice(self, principal: Principal, order_id: str) -> dict[str, Any]:
-        return comms.ask_notice(self.factory, self.policy, self.llm(), order_id=order_id, username=principal.username)
+        return comms.ask_notice(
+            self.factory, self.policy, self.llm(), order_id=order_id, username=principal.username
+        )
 
     # --- the audit log --------------------------------------------------------------------------------
 

@@ -151,7 +151,9 @@ def messages_edit(
     from agent.comms.service import edit_message
 
     text = sys.stdin.read() if body == "-" else body
-    m = edit_message(_factory(), policy(), message_id, username=as_user, subject=subject, body=text, reason=reason)
+    m = edit_message(
+        _factory(), policy(), message_id, username=as_user, subject=subject, body=text, reason=reason
+    )
     print_json(m) if as_json else _show(m)
 
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import gradio as gr
 import pandas as pd
 
-from ui.api.service import Services
 from tools.outbox import MESSAGE_ACTIONS
+from ui.api.service import Services
 from ui.panel.common import (
     action_line,
     citation_text,
@@ -110,7 +110,9 @@ class ApprovalsTab:
             if message is not None:  # a message's text: checked against its facts, the diff audited
                 edit = _TextEdit(params.get("subject"), params.get("body"), (reason or "").strip())
                 m = self.services.edit_message(who, message["id"], edit)
-                return f"Message **#{m['id']}** is now **{m['status']}** (edited by {who.username}, {who.role})."
+                return (
+                    f"Message **#{m['id']}** is now **{m['status']}** (edited by {who.username}, {who.role})."
+                )
             req = self.services.decide(
                 who, int(request_id), decision, reason=(reason or "").strip() or None, params=params
             )
