@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ __all__ = ["COLUMNS", "World", "build_world", "stream"]
 
 # Column order of the rows every part yields (the writers insert exactly these columns).
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "suppliers": ("supplier_id", "name", "on_time_rate", "lead_time_days"),
+    "suppliers": ("supplier_id", "name", "on_time_rate", "lead_time_days", "email"),
     "items": (
         "sku",
         "description",
@@ -48,6 +49,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "export_license",
         "country",
         "email",
+        "language",
     ),
     "price_contracts": ("customer_id", "sku", "valid_from", "contract_price", "valid_to"),
     "purchase_orders": (
@@ -181,7 +183,13 @@ class World:
     def master_rows(self) -> Iterator[tuple[str, list[tuple]]]:
         """(table, rows) of the master data, parents first."""
         items = self.items
-        yield "suppliers", [(s.supplier_id, s.name, s.on_time_rate, s.lead_time_days) for s in self.suppliers]
+        yield (
+            "suppliers",
+            [
+                (s.supplier_id, s.name, s.on_time_rate, s.lead_time_days, _supplier_email(s.name))
+                for s in self.suppliers
+            ],
+        )
         yield (
             "items",
             [
@@ -217,6 +225,7 @@ class World:
                     c.export_license,
                     c.country,
                     c.email,
+                    _language(c),
                 )
                 for c in self.customers
             ],
@@ -229,6 +238,19 @@ class World:
                 for start, end, cents in rows
             ],
         )
+
+
+def _language(account: Account) -> str | None:
+    """The language of correspondence (SOP-CS-001 §3.5): Spanish for Mexico, French for Québec."""
+    if account.country == "MX":
+        return "es"
+    if account.country == "CA" and any(site.city.endswith(", QC") for site in account.sites):
+        return "fr"
+    return None
+
+
+def _supplier_email(name: str) -> str:
+    return "orders@" + (re.sub(r"[^a-z0-9]+", "", name.lower())[:24] or "supplier") + ".example"
 
 
 def build_world(seed: int, as_of: dt.date, orders: int) -> World:
