@@ -48,7 +48,16 @@ def _register_subcommands() -> None:
     from ui.cli import queue as cli_queue
     from ui.cli import serve as cli_serve
 
-    for module in (cli_governance, cli_messages, cli_agent, cli_ops, cli_serve, cli_evals, cli_events, cli_queue):
+    for module in (
+        cli_governance,
+        cli_messages,
+        cli_agent,
+        cli_ops,
+        cli_serve,
+        cli_evals,
+        cli_events,
+        cli_queue,
+    ):
         module.register(app)
 
 
