@@ -18,7 +18,9 @@ import typer
 
 from ui.cli.common import CliError, engine, policy, print_json
 
-events_app = typer.Typer(help="Events from ERP/WMS/TMS: replay files, list the inbox.", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Events from ERP/WMS/TMS: replay files, list the inbox, simulate a feed.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -172,3 +174,47 @@ def worker(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     typer.echo("worker: applying events (Ctrl-C to stop)")
     run_worker(factory, pol, stop, poll_s=poll)
+
+
+@events_app.command("simulate")
+def simulate(
+    rate: Annotated[float, typer.Option(min=0.1, max=1000, help="Events per second.")] = 2.0,
+    count: Annotated[int, typer.Option(min=1, max=1_000_000, help="Stop after this many events.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same feed.")] = 7,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Apply each event here too (when no worker or serve is running).")
+    ] = False,
+) -> None:
+    """A realistic feed of source-system changes into the inbox — stock adjustments, delayed shipments
+    and carrier disruptions, late purchase orders, new orders, customer balances — at --rate events
+    a second, until --count or Ctrl-C. `copilot serve` (or `copilot worker`) applies them, and the
+    work queues show the exceptions they cause."""
+    import datetime as dt
+    import time
+
+    from agent.flow import drain
+    from tools.events import parse_event, receive
+    from tools.events.simulate import Simulator
+
+    factory = _factory()
+    pol = policy() if apply else None
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with factory() as session:
+        try:
+            sim = Simulator(session, seed=seed, prefix=f"sim{seed}-{int(time.time())}")
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+    sent, started = 0, time.monotonic()
+    with _bar(count, "simulating") as bar:
+        while sent < count and not stop.is_set():
+            event = parse_event(sim.event(dt.datetime.now(dt.UTC)))
+            with factory() as session:
+                receive(session, [event], channel="simulate")
+                session.commit()
+            if pol is not None:
+                drain(factory, pol)
+            sent += 1
+            bar.update()
+            stop.wait(max(0.0, started + sent / rate - time.monotonic()))  # hold the rate
+    typer.echo(f"{sent} simulated events stored{' and applied' if apply else ''} (source erp, wms, tms)")

@@ -1,0 +1,90 @@
+"""An event storm — 10,000 events in one batch, duplicates and out-of-order arrival included — ends
+with exactly the exceptions a triage of the final state from scratch finds (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+
+import pytest
+from sqlalchemy import select
+
+from agent.flow import drain
+from agent.policy import load_policy
+from agent.triage.service import triage_open_book
+from tests.cli_run import run
+from tools.dataset import OPEN_ORDER_STATUSES
+from tools.db import session_factory
+from tools.demo import generate
+from tools.events import parse_events, receive
+from tools.events.simulate import Simulator
+from tools.models import ExceptionRecord, Order
+
+AS_OF = dt.date(2026, 11, 20)
+# The storm of the issue is 10,000 events (STORM_EVENTS=10000); the suite runs 2,000 to fit its time
+# budget on both backends: every event triages the orders it affects (about 25 ms each on 2 cores).
+EVENTS = int(os.environ.get("STORM_EVENTS", "2000"))
+
+
+def _recorded(factory) -> set[tuple]:
+    with factory() as s:
+        rows = s.execute(
+            select(
+                ExceptionRecord.order_id,
+                ExceptionRecord.type,
+                ExceptionRecord.instance_key,
+                ExceptionRecord.evidence,
+            )
+            .join(Order, Order.order_id == ExceptionRecord.order_id)
+            .where(ExceptionRecord.status == "open", Order.status.in_(OPEN_ORDER_STATUSES))
+        )
+        return {(o, t, i, tuple(e)) for o, t, i, e in rows}
+
+
+def _from_scratch(factory, policy) -> set[tuple]:
+    with factory() as s:
+        found = {
+            (r["order_id"], e["type"], e["instance"], tuple(e["evidence"]))
+            for r in triage_open_book(s, policy, record=False)
+            for e in r["exceptions"]
+        }
+        s.rollback()
+    return found
+
+
+@pytest.mark.slow
+def test_an_event_storm_ends_with_the_exceptions_of_a_triage_from_scratch(engine):
+    generate(engine, orders=300, seed=5, as_of=AS_OF, progress=False)
+    factory, policy = session_factory(engine), load_policy()
+    with factory() as s:
+        for _ in triage_open_book(s, policy):
+            pass
+        s.commit()
+        sim = Simulator(s, seed=11, prefix="storm")
+    events = list(sim.stream(EVENTS, start=dt.datetime(2026, 11, 20, 8, tzinfo=dt.UTC), step_s=2))
+    rng = random.Random(5)
+    repeats = rng.sample(events, EVENTS // 10)
+    batch = events + repeats
+    rng.shuffle(batch)  # arrival order is not occurred_at order
+    with factory() as s:
+        assert receive(s, parse_events(batch), channel="replay") == (EVENTS, len(repeats))
+        s.commit()
+    outcomes = drain(factory, policy)
+    assert len(outcomes) == EVENTS and {o.status for o in outcomes} == {"applied"}
+    assert sum(o.opened + o.changed + o.resolved for o in outcomes) > 0  # the storm did move things
+    assert _recorded(factory) == _from_scratch(factory, policy)
+
+
+def test_simulate_cli_feeds_the_inbox_and_the_queues(monkeypatch, capsys, tmp_path, sqlite_engine):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    generate(sqlite_engine, orders=300, seed=5, as_of=AS_OF, progress=False)
+    code, out, err = run(
+        monkeypatch, capsys, "events", "simulate", "--rate", "1000", "--count", "40", "--apply"
+    )
+    assert code == 0, err
+    assert "40 simulated events stored and applied" in out
+    code, out, _ = run(monkeypatch, capsys, "events", "list", "--json")
+    counts = json.loads(out)["counts"]
+    assert counts["applied"] == 40 and counts["failed"] == 0

@@ -1,0 +1,125 @@
+"""Several workers on PostgreSQL: each event applied exactly once; a worker killed mid-event
+leaves nothing half-applied and the event is applied by the next one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+
+from agent.flow import apply_next, drain
+from agent.flow.retriage import order_lock_key
+from agent.policy import load_policy
+from tests.factories import clean_fixture, line, order
+from tools.db import make_engine, session_factory, upgrade
+from tools.events import parse_event, receive
+from tools.fixtures import load_fixture
+from tools.models import AuditEvent, EventInbox, Inventory
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.postgres
+
+
+def _world(url: str):
+    engine = make_engine(url)
+    upgrade(engine)
+    factory = session_factory(engine)
+    orders = [order(f"SO{n}", lines=[line(sku="A" if n % 2 else "B", qty=5)]) for n in range(1, 9)]
+    with factory() as s:
+        load_fixture(s, clean_fixture(*orders), case_id="workers")
+    return engine, factory
+
+
+def _event(n: int, source: str, sku: str, on_hand: int) -> dict:
+    return {
+        "event_id": f"e{n}",
+        "source": source,
+        "type": "inventory.adjusted",
+        "occurred_at": f"2026-11-02T08:{n // 60:02d}:{n % 60:02d}Z",
+        "records": {"inventory": [{"sku": sku, "warehouse_id": "WH1", "on_hand": on_hand}]},
+    }
+
+
+def test_two_workers_apply_every_event_exactly_once(pg_url):
+    engine, factory = _world(pg_url)
+    events = [_event(n, ("wms", "erp")[n % 2], "AB"[n % 2], n % 12) for n in range(60)]  # a SKU per source
+    with factory() as s:
+        receive(s, [parse_event(e) for e in events], channel="api")
+        s.commit()
+    policy = load_policy()
+    results: list[list] = [[], []]
+
+    def work(i: int) -> None:
+        while True:
+            try:
+                done = apply_next(factory, policy)
+            except OperationalError:  # a deadlock between the workers: rolled back, as the worker loop does
+                continue
+            if done is None:
+                return
+            results[i].append(done)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    labels = [o.label for r in results for o in r]
+    assert len(labels) == 60 and len(set(labels)) == 60
+    with factory() as s:
+        assert set(s.scalars(select(EventInbox.status))) == {"applied"}
+        assert set(s.scalars(select(EventInbox.attempts))) == {1}
+        applied = s.scalar(select(func.count()).where(AuditEvent.event_type == "source_event_applied"))
+        assert applied == 60
+        # per source, in occurred_at order: the last event of each source decided its SKU's stock
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 58 % 12
+        assert s.get(Inventory, ("B", "WH1")).on_hand == 59 % 12
+    engine.dispose()
+
+
+def test_a_worker_killed_mid_event_leaves_nothing_half_applied(pg_url):
+    engine, factory = _world(pg_url)
+    with factory() as s:
+        receive(s, [parse_event(_event(1, "wms", "A", 2))], channel="api")
+        s.commit()
+    blocker = engine.connect()
+    blocker.execute(select(func.pg_advisory_lock(order_lock_key("SO1"))))  # the worker will wait on SO1
+    env = {**os.environ, "DATABASE_URL": pg_url, "PYTHONPATH": str(ROOT), "LLM_PROVIDER": "fake"}
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from ui.cli.app import main; main()", "worker", "--once"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        waiting = text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = :objid"
+        )
+        objid = order_lock_key("SO1") & 0xFFFFFFFF
+        with engine.connect() as watch:  # synchronise on the worker's lock wait, not on a guess of time
+            while not watch.execute(waiting, {"objid": objid}).scalar():
+                assert worker.poll() is None, worker.communicate()
+                watch.rollback()
+                time.sleep(0.05)
+        worker.kill()  # mid-event: records applied in its transaction, triage waiting
+        worker.wait(30)
+    finally:
+        blocker.execute(select(func.pg_advisory_unlock(order_lock_key("SO1"))))
+        blocker.close()
+    with factory() as s:
+        assert s.scalars(select(EventInbox.status)).one() == "received"
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 500  # nothing of the event
+    [done] = drain(factory, load_policy())
+    assert done.status == "applied"
+    with factory() as s:
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 2
+        applied = s.scalar(select(func.count()).where(AuditEvent.event_type == "source_event_applied"))
+        assert applied == 1
+    engine.dispose()
