@@ -218,3 +218,49 @@ def simulate(
             bar.update()
             stop.wait(max(0.0, started + sent / rate - time.monotonic()))  # hold the rate
     typer.echo(f"{sent} simulated events stored{' and applied' if apply else ''} (source erp, wms, tms)")
+
+
+@events_app.command("consume")
+def consume_cmd(
+    broker: Annotated[
+        str, typer.Option("--broker", help="AMQP URL, e.g. amqp://guest:guest@127.0.0.1:5672/")
+    ] = "amqp://guest:guest@127.0.0.1:5672/",
+    queue: Annotated[
+        str, typer.Option("--queue", help="The queue the source systems publish to.")
+    ] = "copilot.events",
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Stop once the queue has been empty for a second.")
+    ] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Apply what was stored here too (no worker running).")
+    ] = False,
+) -> None:
+    """Read events from a RabbitMQ queue into the inbox. A message is acknowledged only once its
+    events are stored; a redelivery is a duplicate, ignored; a poison message goes to <queue>.dead
+    with the reason. Ctrl-C stops."""
+    from pika.exceptions import AMQPError
+
+    from agent.flow import drain as apply_waiting
+    from tools.db import redact
+    from tools.events.broker import consume
+
+    factory = _factory()
+    pol = policy() if apply else None
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        result = consume(
+            factory,
+            broker,
+            queue,
+            drain=drain,
+            stop=stop,
+            on_stored=(lambda _n: apply_waiting(factory, pol)) if pol is not None else None,
+        )
+    except AMQPError as exc:
+        raise CliError(f"cannot consume {queue!r} from {redact(broker)}: {exc!r}") from exc
+    typer.echo(
+        f"{result.messages} messages: {result.stored} events stored, {result.duplicates} already received, "
+        f"{result.dead_lettered} dead-lettered to {queue}.dead"
+    )
