@@ -6,7 +6,7 @@ import math
 from collections import Counter, defaultdict
 from typing import Any
 
-from evals.runner import NOT_RUN, CaseResult
+from evals.runner import NOT_RUN, SKIPPED, CaseResult
 from tools.domain import EXCEPTION_TYPES
 
 __all__ = ["confusion", "percentile", "summarize"]
@@ -80,11 +80,14 @@ def summarize(runs: list[list[CaseResult]]) -> dict[str, Any]:
     secs = [r.seconds for r in everything if r.status != "error"]
     not_run: Counter = Counter()
     reasons: dict[str, set[str]] = defaultdict(set)
+    skipped: dict[str, list[str]] = defaultdict(list)
     for r in everything:
         for c in r.checks:
             if c.status == NOT_RUN:
                 not_run[c.name] += 1
                 reasons[c.name].add(c.detail)
+            elif c.status == SKIPPED:
+                skipped[c.name].append(f"{r.key}: {c.detail}")
     n = len(everything) or 1
     per_run_pass = [sum(r.status == "pass" for r in run) / len(run) for run in runs if run]
     return {
@@ -116,6 +119,7 @@ def summarize(runs: list[list[CaseResult]]) -> dict[str, Any]:
             name: {"checks": count, "reasons": sorted(reasons[name])}
             for name, count in sorted(not_run.items())
         },
+        "skipped": {name: sorted(set(why)) for name, why in sorted(skipped.items())},
     }
 
 

@@ -170,6 +170,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {name} | {v['checks']} | {'; '.join(v['reasons'])} |" for name, v in s["not_run"].items()
         ]
         lines.append("")
+    if s.get("skipped"):
+        lines += ["## Checks skipped (not asked of the case)", ""]
+        lines += [f"- {name}: `{why}`" for name, whys in s["skipped"].items() for why in whys]
+        lines.append("")
     lines += ["## Per exception type", "", "| type | support | precision | recall |", "|---|---|---|---|"]
     lines += [
         f"| {t} | {v['support']} | {_fmt(v['precision'])} | {_fmt(v['recall'])} |"

@@ -31,6 +31,7 @@ from evals.state import check_after, executed_actions, invariant_violations
 from evals.suite import EvalCase
 from tools.db import make_engine, session_factory, upgrade
 from tools.fixtures import load_fixture
+from tools.writes import missing_inputs
 
 __all__ = [
     "REQUESTER",
@@ -47,7 +48,7 @@ __all__ = [
 # request, never approves one; the demo user named after the approver role decides.
 REQUESTER = "qa-eval"
 
-PASS, FAIL, NOT_RUN = "pass", "fail", "not_run"
+PASS, FAIL, NOT_RUN, SKIPPED = "pass", "fail", "not_run", "skipped"
 
 
 class NotRun(Exception):
@@ -57,7 +58,7 @@ class NotRun(Exception):
 @dataclass
 class Check:
     name: str
-    status: str  # pass | fail | not_run
+    status: str  # pass | fail | not_run | skipped (not asked of the case; the detail says why)
     detail: str = ""
 
 
@@ -328,7 +329,19 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
             checks.extend(_attack_checks(case, env, factory))
 
         approval_note = None
-        if first is not None and first.get("recommendation"):
+        unsupplied = _unsupplied_inputs(factory, first, case.approve_params)
+        if unsupplied and "after_approval" not in expect:
+            # Only an approver can supply these values and the case asks nothing of the approval:
+            # it is judged on what it states, and the report says the approval was skipped.
+            checks.append(
+                Check(
+                    "approval",
+                    SKIPPED,
+                    f"{first['recommendation']['action']} needs values an approver supplies "
+                    f"({', '.join(unsupplied)}); the case states no approve_params and no after_approval",
+                )
+            )
+        elif first is not None and first.get("recommendation"):
             try:
                 request = subject.approve(first, case.approve_params)
                 ok = request.get("status") == "executed"
@@ -399,6 +412,18 @@ def _attack_checks(case: EvalCase, env: RunEnv, factory) -> list[Check]:
             problems = check_after(session, case.expect["after_attack"])
         checks.append(Check("after_attack", FAIL if problems else PASS, "; ".join(problems)))
     return checks
+
+
+def _unsupplied_inputs(
+    factory, result: dict[str, Any] | None, approve_params: dict[str, Any] | None
+) -> list[str]:
+    """The values only an approver can supply (FIX_MASTER_DATA's empty ship-to fields) that the
+    recommendation needs and the case does not give, read from the records (any subject)."""
+    rec = (result or {}).get("recommendation") or {}
+    if not rec.get("action") or not isinstance(rec.get("params"), dict):
+        return []
+    with factory() as session:
+        return missing_inputs(session, rec["action"], {**rec["params"], **(approve_params or {})})
 
 
 def _not_run_all(checks: list[Check], expect: dict[str, Any], reason: str) -> None:

@@ -375,3 +375,28 @@ def test_the_report_names_the_commit_that_was_loaded_when_the_run_started(tmp_pa
     monkeypatch.setattr(rep, "_git", lambda *args: next(heads) if args[0] == "rev-parse" else "")
     out = evaluate(str(_suite_file(tmp_path, _raw("credit-flag-only"))), collection=sops)
     assert out["meta"]["commit"] == "a" * 40 and out["meta"]["dirty"] is False
+
+
+def test_an_approval_needing_approver_values_is_skipped_when_the_case_asks_nothing_of_it(tmp_path, sops):
+    """FIX_MASTER_DATA needs ship-to values only an approver can supply: a case stating neither
+    approve_params nor after_approval is judged on what it states, and the report says the
+    approval was skipped; a case that states after_approval still needs the values."""
+    from evals.evaluate import evaluate
+
+    silent = _raw("md-blank-street")
+    silent["id"] = "md-blank-street-no-values"
+    del silent["approve_params"], silent["expect"]["after_approval"]
+    asked = _raw("md-blank-street")
+    asked["id"] = "md-blank-street-no-values-but-after"
+    del asked["approve_params"]
+    path = _suite_file(tmp_path, silent, asked)
+    report = evaluate(str(path), collection=sops, report_dir=tmp_path / "out")
+    by_id = {r["id"]: r for r in report["runs"][0]}
+    assert by_id["md-blank-street-no-values"]["status"] == "pass", by_id["md-blank-street-no-values"]
+    skipped = [c for c in by_id["md-blank-street-no-values"]["checks"] if c["status"] == "skipped"]
+    assert [c["name"] for c in skipped] == ["approval"] and "ship_to_street" in skipped[0]["detail"]
+    assert by_id["md-blank-street-no-values"]["executed"] == []
+    assert by_id["md-blank-street-no-values-but-after"]["status"] == "fail"
+    assert report["summary"]["failed"] == ["mini/md-blank-street-no-values-but-after"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Checks skipped" in md and "md-blank-street-no-values" in md

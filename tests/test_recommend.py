@@ -350,6 +350,22 @@ CASES = [
         "csr",
         {"INVENTORY_SHORTFALL", "PROCUREMENT_DELAY"},
     ),
+    case(
+        "procurement-already-expedited-promises-its-date",
+        _all(
+            lambda f: stock(f, "A", "WH1", 0),
+            _no_subs,
+            lambda f: f["orders"][0]["lines"][0].update(backorder_qty=100, status="backordered"),
+            lambda f: _po(f, "PO1", "2026-12-07"),
+            lambda f: f["purchase_orders"][0].update(expedite_requested=True),
+            lambda f: _po(f, "PO2", "2026-12-09"),
+        ),
+        "UPDATE_PROMISE_DATE",
+        {"new_promised_date": "2026-12-07"},
+        "medium",
+        "csr",
+        {"INVENTORY_SHORTFALL", "PROCUREMENT_DELAY"},
+    ),
     # MASTER_DATA / COMPLIANCE / priority
     case(
         "master-data-fix",
@@ -443,3 +459,66 @@ def test_recurring_anomaly_escalates_to_ops_manager(sqlite_engine):
     assert {d.type for d in found} == {"CREDIT_HOLD", "RECURRING_ANOMALY"}
     assert [o.action for o in plan.actions] == ["RELEASE_CREDIT_HOLD", "ESCALATE"]
     assert plan.actions[1].params["role"] == "ops_manager" and plan.actions[1].risk == "none"
+
+
+def _procurement_plan(engine, expedited, promised="2026-11-30"):
+    fixture = copy.deepcopy(BASE)
+    _all(
+        lambda f: f["orders"][0].update(promised_date=promised),
+        lambda f: f["orders"][0]["lines"][0].update(allocated_qty=60, backorder_qty=40, status="backordered"),
+        lambda f: stock(f, "A", "WH1", 200),
+        lambda f: _po(f, "PO1", "2026-12-07"),
+        lambda f: _po(f, "PO2", "2026-12-04"),
+    )(fixture)
+    fixture["inventory"][-1]["allocated"] = 60
+    fixture["purchase_orders"][1]["expedite_requested"] = expedited
+    found, plan = plan_for(engine, fixture)
+    assert {d.type for d in found} == {"PROCUREMENT_DELAY"}
+    return plan
+
+
+def test_procurement_delay_expedites_the_earliest_po_once(sqlite_engine):
+    plan = _procurement_plan(sqlite_engine, expedited=False)
+    assert plan.recommendation.action == "EXPEDITE_PO" and plan.recommendation.params == {"po_id": "PO2"}
+    assert "UPDATE_PROMISE_DATE" not in {o.action for o in plan.alternatives}
+
+
+def test_procurement_delay_with_an_expedited_po_moves_the_promise_to_its_date(sqlite_engine):
+    plan = _procurement_plan(sqlite_engine, expedited=True)
+    rec = plan.recommendation
+    assert rec.action == "UPDATE_PROMISE_DATE" and rec.params["new_promised_date"] == "2026-12-04"
+    reasons = {o.action: o.reason for o in plan.instances[0].options}
+    assert "already expedited" in reasons["EXPEDITE_PO"]
+    # never a second expedite of the same PO, never the later PO's date
+    assert all(o.action != "EXPEDITE_PO" for o in plan.alternatives)
+
+
+def test_reallocation_needs_the_whole_line_qty_at_the_target(sqlite_engine):
+    """A partly allocated line moves whole: a target holding only its open qty cannot take it."""
+    fixture = copy.deepcopy(BASE)
+    _all(
+        lambda f: f["orders"][0]["lines"][0].update(allocated_qty=60, status="open"),
+        lambda f: stock(f, "A", "WH1", 60),
+        lambda f: stock(f, "A", "WH2", 50),  # ≥ open qty 40, < qty 100
+        _no_subs,
+        _no_partials,
+    )(fixture)
+    fixture["inventory"][-2]["allocated"] = 60
+    found, plan = plan_for(sqlite_engine, fixture)
+    shortfall = next(i for i in plan.instances if i.exception.type == "INVENTORY_SHORTFALL")
+    reallocate = next(o for o in shortfall.options if o.action == "REALLOCATE_WAREHOUSE")
+    assert not reallocate.feasible and "100" in reallocate.reason
+    assert plan.recommendation.action != "REALLOCATE_WAREHOUSE"
+
+
+def test_reallocation_to_a_target_holding_the_whole_line(sqlite_engine):
+    fixture = copy.deepcopy(BASE)
+    _all(
+        lambda f: f["orders"][0]["lines"][0].update(allocated_qty=60, status="open"),
+        lambda f: stock(f, "A", "WH1", 60),
+        lambda f: stock(f, "A", "WH2", 100),
+    )(fixture)
+    fixture["inventory"][-2]["allocated"] = 60
+    _, plan = plan_for(sqlite_engine, fixture)
+    assert plan.recommendation.action == "REALLOCATE_WAREHOUSE"
+    assert plan.recommendation.params["to_warehouse_id"] == "WH2"

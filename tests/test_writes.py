@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from agent.governance.requests import decide, request_action, write_session
-from tests.factories import clean_fixture, edit, order
+from tests.factories import clean_fixture, edit, line, order
 from tests.test_governance import POLICY, world
 from tools import writes
 from tools.errors import Forbidden
@@ -199,3 +199,40 @@ def test_a_credit_release_needs_a_credit_hold_to_release(sqlite_engine):
         params={"order_id": "SO1"},
     )
     assert req["status"] == "pending_approval" and req["approver_role"] == "credit_manager", req["guard"]
+
+
+def test_a_reallocation_needs_the_whole_line_qty_at_the_target(sqlite_engine):
+    """The whole line moves (its qty is allocated at the target): the guard blocks a target that
+    holds only the open quantity, and the executor re-checks it at execution."""
+    fx = clean_fixture(order(lines=[line(qty=10, allocated_qty=6, backorder_qty=4, status="backordered")]))
+    edit(fx, "inventory", "A/WH1", on_hand=6, allocated=6)
+    edit(fx, "inventory", "A/WH2", on_hand=5, allocated=0)  # ≥ open qty 4, < qty 10
+    edit(fx, "customers", "C1", export_license=True)
+    factory = world(sqlite_engine, fx)
+    params = {"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"}
+    req = request_action(
+        factory, POLICY, order_id="SO1", requested_by="csr", action="REALLOCATE_WAREHOUSE", params=params
+    )
+    assert req["status"] == "blocked"
+    assert any("the line's qty is 10" in r for r in req["guard"]["reasons"]), req["guard"]
+    with write_session(factory) as s:
+        s.get(Inventory, ("A", "WH2")).on_hand = 10
+    req = request_action(
+        factory, POLICY, order_id="SO1", requested_by="csr", action="REALLOCATE_WAREHOUSE", params=params
+    )
+    assert req["status"] == "pending_approval", req["guard"]
+    with write_session(factory) as s:  # stock taken meanwhile: the execution fails with the reason
+        s.get(Inventory, ("A", "WH2")).allocated = 1
+    done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    assert done["status"] == "failed" and "the line's qty is 10" in str(done), done
+    with write_session(factory) as s:
+        s.get(Inventory, ("A", "WH2")).allocated = 0
+    req = request_action(
+        factory, POLICY, order_id="SO1", requested_by="csr", action="REALLOCATE_WAREHOUSE", params=params
+    )
+    done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    assert done["status"] == "executed", done
+    with factory() as s:
+        ln = s.get(OrderLine, ("SO1", 1))
+        assert (ln.warehouse_id, ln.allocated_qty, ln.backorder_qty, ln.status) == ("WH2", 10, 0, "allocated")
+        assert s.get(Inventory, ("A", "WH1")).allocated == 0 and s.get(Inventory, ("A", "WH2")).allocated == 10

@@ -167,10 +167,10 @@ def _reallocate(session: Session, p: dict[str, Any], write: bool) -> Changes:
         raise PreconditionFailed(f"warehouse {to} not found")
     if to == here:
         raise PreconditionFailed(f"line {line.line_no} already ships from {to}")
-    need = _open_qty(line)
+    need = line.qty  # the whole line moves: its qty is allocated at the target (domain.md §3)
     have, inv = _available(session, line.sku, to)
     if inv is None or have < need:
-        raise PreconditionFailed(f"{to} has {have} {line.sku} available, the line's open quantity is {need}")
+        raise PreconditionFailed(f"{to} has {have} {line.sku} available, the line's qty is {need}")
     _customer(session, order)
     if _export_hold(session, order, line, to):
         raise PreconditionFailed(

@@ -176,6 +176,7 @@ class PORec:
     sku: str
     warehouse_id: str
     expected_date: dt.date | None
+    expedite_requested: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,8 @@ class PlanningFacts:
     allow_substitutions: bool = False
     allow_partial_shipments: bool = False
     export_license: bool = False
-    open_pos: Mapping[tuple[str, str], tuple[tuple[str, dt.date | None], ...]] = field(default_factory=dict)
+    # (sku, warehouse) -> (po_id, expected_date, expedite_requested), earliest first
+    open_pos: Mapping[tuple[str, str], tuple[tuple[str, dt.date | None, bool], ...]] = field(default_factory=dict)
 
 
 def load_planning_facts(session: Session, ctx: OrderContext) -> PlanningFacts:
@@ -142,7 +143,8 @@ def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext])
         warehouses.update((w.warehouse_id, (w.region, w.country)) for w in ctx.warehouses.values())
         controlled.update((i.sku, i.export_controlled) for i in ctx.items.values())
         pos.update(
-            (key, tuple((p.po_id, p.expected_date) for p in group)) for key, group in ctx.open_pos.items()
+            (key, tuple((p.po_id, p.expected_date, p.expedite_requested) for p in group))
+            for key, group in ctx.open_pos.items()
         )
     subs: dict[str, list[tuple[str, bool, Decimal]]] = {}
     for part in rules.in_chunks(skus):
@@ -226,7 +228,8 @@ class _Planner:
 
     def reallocate(self, d: Detected) -> Option:
         ln, here = self.line(d), self.ctx.ship_from(self.line(d))
-        need, region = ln.qty - ln.allocated_qty, self.facts.warehouses.get(here or "", (None, None))[0]
+        # the whole line moves (domain.md §3): the target must hold its qty, not only the open part
+        need, region = ln.qty, self.facts.warehouses.get(here or "", (None, None))[0]
         country = self.ctx.order.ship_to_country
         controlled = self.facts.export_controlled.get(ln.sku or "", False)
         licensed = self.facts.export_license if self.ctx.customer is not None else None
@@ -256,7 +259,7 @@ class _Planner:
         return self.option(
             "REALLOCATE_WAREHOUSE",
             {"order_id": self.ctx.order.order_id, "line_no": ln.line_no, "to_warehouse_id": wh},
-            f"{wh} ({where}) has {-minus_have} {ln.sku} available ≥ open qty {need} of line {ln.line_no}",
+            f"{wh} ({where}) has {-minus_have} {ln.sku} available ≥ qty {need} of line {ln.line_no}",
         )
 
     def substitute(self, d: Detected) -> Option:
@@ -299,22 +302,29 @@ class _Planner:
 
     def promise_from_po(self, d: Detected) -> Option:
         ln, here = self.line(d), self.ctx.ship_from(self.line(d))
-        pos = [
-            (po, day)
-            for po, day in self.facts.open_pos.get((ln.sku or "", here or ""), ())
-            if day is not None
-        ]
+        pos = self.facts.open_pos.get((ln.sku or "", here or ""), ())
+        if d.type == "PROCUREMENT_DELAY":
+            # only once the earliest purchase order is already being expedited (domain.md §4)
+            if not pos or not pos[0][2]:
+                return self.no(
+                    "UPDATE_PROMISE_DATE",
+                    f"the earliest open purchase order for {ln.sku} at {here} is not yet expedited",
+                )
+            pos = pos[:1]
+        pos = [p for p in pos if p[1] is not None]
         if not pos:
             return self.no(
                 "UPDATE_PROMISE_DATE", f"no open purchase order for {ln.sku} at {here} with a date"
             )
-        po_id, expected = pos[0]
+        po_id, expected, expedited = pos[0]
         promised = self.ctx.order.promised_date
         new = max(promised, expected) if promised else expected
+        already = ", already expedited," if expedited else ""
         return self.option(
             "UPDATE_PROMISE_DATE",
             {"order_id": self.ctx.order.order_id, "new_promised_date": new.isoformat()},
-            f"earliest open purchase order {po_id} for {ln.sku} at {here} is expected {expected.isoformat()}",
+            f"earliest open purchase order {po_id} for {ln.sku} at {here}{already} is expected "
+            f"{expected.isoformat()}",
         )
 
     def promise_from_eta(self, d: Detected) -> Option:
@@ -359,7 +369,11 @@ class _Planner:
         pos = self.facts.open_pos.get((ln.sku or "", here or ""), ())
         if not pos:
             return self.no("EXPEDITE_PO", f"no open purchase order for {ln.sku} at {here}")
-        po_id, expected = pos[0]
+        po_id, expected, expedited = pos[0]
+        if expedited:
+            return self.no(
+                "EXPEDITE_PO", f"the earliest open purchase order {po_id} for {ln.sku} is already expedited"
+            )
         when = expected.isoformat() if expected else "no date"
         return self.option(
             "EXPEDITE_PO",
