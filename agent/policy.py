@@ -75,6 +75,7 @@ ActionName = Literal[
     "EXPEDITE_PO",
     "FIX_MASTER_DATA",
     "COMPLIANCE_REVIEW",
+    "REASSIGN_ALLOCATION",
     "ESCALATE",
     "NOTIFY_CUSTOMER",
     "REQUEST_SUPPLIER",
@@ -89,6 +90,7 @@ Condition = Literal[
     "overage_within_medium_limit",
     "no_overdue_balance",
     "restores_effective_price",
+    "donor_customer_platinum_or_gold",
 ]
 
 ACTIONS: tuple[str, ...] = get_args(ActionName)
@@ -98,6 +100,7 @@ CONDITIONS: dict[str, str] = {
     "overage_within_medium_limit": "overage <= credit_release_medium_max_overage_pct % of credit_limit",
     "no_overdue_balance": "the customer's overdue_balance is 0",
     "restores_effective_price": "new_unit_price equals the line's effective price",
+    "donor_customer_platinum_or_gold": "the donor order's customer (REASSIGN_ALLOCATION) is platinum or gold",
 }
 CONTRACT_ROLES = (
     "planner",

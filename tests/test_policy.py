@@ -28,10 +28,19 @@ def test_default_policy_holds_the_contract(policy) -> None:
         "MASTER_DATA_INCOMPLETE",
         "PRICING_DISCREPANCY",
         "SUBSTITUTION_REQUEST",
+        "ALLOCATION_CONFLICT",  # domain.md §6: right before INVENTORY_SHORTFALL
         "INVENTORY_SHORTFALL",
         "PROCUREMENT_DELAY",
         "CARRIER_DISRUPTION",
         "RECURRING_ANOMALY",
+    ]
+    assert [c.action for c in policy.decision_order.candidates["PROCUREMENT_DELAY"]] == [
+        "EXPEDITE_PO",
+        "UPDATE_PROMISE_DATE",
+        "ESCALATE",
+    ]
+    assert [c.action for c in policy.decision_order.candidates["ALLOCATION_CONFLICT"]] == [
+        "REASSIGN_ALLOCATION"
     ]
     t = policy.thresholds
     assert (t.price_tolerance_pct, t.recurrence.window_days, t.recurrence.min_orders) == (2, 30, 3)
@@ -56,6 +65,8 @@ def test_default_policy_holds_the_contract(policy) -> None:
 # (action, conditions that hold, risk, approver) — domain.md §3
 RISKS = [
     ("REALLOCATE_WAREHOUSE", {}, "low", "planner"),
+    ("REASSIGN_ALLOCATION", {}, "medium", "planner"),
+    ("REASSIGN_ALLOCATION", {"donor_customer_platinum_or_gold": True}, "high", "ops_manager"),
     (
         "APPROVE_SUBSTITUTION",
         {"substitute_approved": True, "substitute_list_price_within_unit_price": True},
@@ -228,7 +239,7 @@ ERRORS = [
         "    - CARRIER_DISRUPTION\n    - RECURRING",
         "    - CARRIER_DELAY\n    - RECURRING",
         "- CARRIER_DELAY",
-        "decision_order.priority.7",
+        "decision_order.priority.8",
         "got 'CARRIER_DELAY'",
     ),
     (

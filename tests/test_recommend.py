@@ -504,7 +504,7 @@ def test_reallocation_needs_the_whole_line_qty_at_the_target(sqlite_engine):
         _no_partials,
     )(fixture)
     fixture["inventory"][-2]["allocated"] = 60
-    found, plan = plan_for(sqlite_engine, fixture)
+    _found, plan = plan_for(sqlite_engine, fixture)
     shortfall = next(i for i in plan.instances if i.exception.type == "INVENTORY_SHORTFALL")
     reallocate = next(o for o in shortfall.options if o.action == "REALLOCATE_WAREHOUSE")
     assert not reallocate.feasible and "100" in reallocate.reason

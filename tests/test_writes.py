@@ -235,4 +235,6 @@ def test_a_reallocation_needs_the_whole_line_qty_at_the_target(sqlite_engine):
     with factory() as s:
         ln = s.get(OrderLine, ("SO1", 1))
         assert (ln.warehouse_id, ln.allocated_qty, ln.backorder_qty, ln.status) == ("WH2", 10, 0, "allocated")
-        assert s.get(Inventory, ("A", "WH1")).allocated == 0 and s.get(Inventory, ("A", "WH2")).allocated == 10
+        assert (
+            s.get(Inventory, ("A", "WH1")).allocated == 0 and s.get(Inventory, ("A", "WH2")).allocated == 10
+        )

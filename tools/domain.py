@@ -17,5 +17,6 @@ ExceptionType = Literal[
     "MASTER_DATA_INCOMPLETE",
     "COMPLIANCE_HOLD",
     "RECURRING_ANOMALY",
+    "ALLOCATION_CONFLICT",  # §6
 ]
 EXCEPTION_TYPES: tuple[str, ...] = get_args(ExceptionType)

@@ -319,6 +319,8 @@ class OrderLine(Base):
         Index("ix_order_lines_sku", "sku"),
         # Triage's recurrence candidates: the open lines of a SKU, without reading its shipped history.
         Index("ix_order_lines_sku_status", "sku", "status", "order_id"),
+        # Allocation donors (domain.md §6): the lines holding a SKU at one warehouse.
+        Index("ix_order_lines_sku_warehouse", "sku", "warehouse_id"),
     )
 
     order_id: Mapped[str] = mapped_column(String(32), ForeignKey("orders.order_id"), primary_key=True)

@@ -191,6 +191,68 @@ def _reallocate(session: Session, p: dict[str, Any], write: bool) -> Changes:
     }
 
 
+def _priority(session: Session, order: Order) -> tuple:
+    customer = session.get(Customer, order.customer_id) if order.customer_id else None
+    return rules.order_priority_key(
+        customer and customer.tier, order.promised_date, order.order_date, order.order_id
+    )
+
+
+def _reassign(session: Session, p: dict[str, Any], write: bool) -> Changes:
+    """domain.md §6: units a lower-priority order's line holds at the same warehouse go to this
+    line; inventory is unchanged (the units stay allocated, to another line)."""
+    order = _order(session, p["order_id"])
+    line = _line(session, order, p["line_no"])
+    if p["from_order_id"] == order.order_id:
+        raise PreconditionFailed("the donor must be a line of another order")
+    try:
+        donor_order = _order(session, p["from_order_id"])
+    except PreconditionFailed as exc:
+        raise PreconditionFailed(f"donor {exc}") from None
+    try:
+        donor = _line(session, donor_order, p["from_line_no"])
+    except PreconditionFailed as exc:
+        raise PreconditionFailed(f"donor {exc}") from None
+    here, there = _ship_from(order, line), _ship_from(donor_order, donor)
+    if (donor.sku, there) != (line.sku, here):
+        raise PreconditionFailed(
+            f"donor line {donor.line_no} of {donor_order.order_id} holds {donor.sku} at {there}, "
+            f"line {line.line_no} needs {line.sku} at {here}"
+        )
+    if _priority(session, donor_order) <= _priority(session, order):
+        raise PreconditionFailed(
+            f"{donor_order.order_id} does not rank below {order.order_id} in order priority "
+            "(tier, promised date, order date, order id): its stock may not be taken"
+        )
+    qty = p["qty"]
+    if qty <= 0:
+        raise PreconditionFailed(f"qty must be positive, got {qty}")
+    if donor.allocated_qty < qty:
+        raise PreconditionFailed(
+            f"donor line {donor.line_no} of {donor_order.order_id} holds {donor.allocated_qty} "
+            f"{donor.sku} allocated now, fewer than qty {qty}"
+        )
+    if qty > _open_qty(line):
+        raise PreconditionFailed(
+            f"qty {qty} exceeds the open quantity {_open_qty(line)} of line {line.line_no}"
+        )
+    if write:
+        donor.allocated_qty -= qty
+        donor.backorder_qty += qty
+        donor.status = "backordered"
+        line.allocated_qty += qty
+        line.backorder_qty = max(0, line.backorder_qty - qty)
+        if line.allocated_qty == line.qty:
+            line.status = "allocated"
+    return {
+        "order_lines": [f"{order.order_id}/{line.line_no}", f"{donor_order.order_id}/{donor.line_no}"],
+        "qty": qty,
+        "sku": line.sku,
+        "warehouse_id": here,
+        "from_order_id": donor_order.order_id,
+    }
+
+
 def _substitute(session: Session, p: dict[str, Any], write: bool) -> Changes:
     order = _order(session, p["order_id"])
     line = _line(session, order, p["line_no"])
@@ -393,6 +455,7 @@ WRITE_ACTIONS: dict[str, Callable[[Session, dict[str, Any], bool], Changes]] = {
     "EXPEDITE_PO": _expedite_po,
     "FIX_MASTER_DATA": _fix_master_data,
     "COMPLIANCE_REVIEW": _compliance_review,
+    "REASSIGN_ALLOCATION": _reassign,
 }
 
 

@@ -190,6 +190,10 @@ def risk_facts(session: Session, policy: Policy, action: str, params: dict[str, 
         return rules.CreditPosition.of(c, order.lines).release_risk_facts(
             policy.thresholds.credit_release_medium_max_overage_pct
         )
+    if action == "REASSIGN_ALLOCATION":
+        donor = session.get(Order, params.get("from_order_id")) if params.get("from_order_id") else None
+        tier = donor.customer.tier if donor is not None and donor.customer is not None else None
+        return {"donor_customer_platinum_or_gold": tier in ("platinum", "gold")}
     if action == "CORRECT_PRICE":
         line = session.get(OrderLine, (order.order_id, params["line_no"]))
         effective = line_effective_price(session, order, line) if line is not None else None

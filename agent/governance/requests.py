@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.checkpoint import checkpoint_location, open_checkpointer
-from agent.governance import audit
+from agent.governance import audit, impact
 from agent.governance.approval import build_approval_graph, resume_with_decision, thread_config
 from agent.governance.events import log_triage
 from agent.governance.guard import GuardResult, normalise_params, risk_facts, routing_problems, run_guard
@@ -600,7 +600,10 @@ def _execute_step(
                     if execution.status == "failed"
                     else "after execution"
                 )
-                for result in triage_orders(s, [req.order_id], policy):
+                # a reassignment leaves its donor order short (domain.md §6): triage it again too
+                donor = req.params.get("from_order_id") if req.action == "REASSIGN_ALLOCATION" else None
+                again = [req.order_id, *([donor] if donor and execution.status == "executed" else [])]
+                for result in triage_orders(s, again, policy):
                     if "error" not in result:
                         _log_triage(s, result, "copilot", None, why)
             return execution.status
@@ -662,6 +665,16 @@ def _record_failure(
 # ------------------------------------------------------------------------------------------------
 # Deciding
 # ------------------------------------------------------------------------------------------------
+
+
+def _impact(s: Session, policy: Policy, req: ActionRequest) -> dict[str, Any]:
+    """The request's impact on the other open orders, as the approver sees it beside the request,
+    computed on the records the decision acts on (simulated in a savepoint, rolled back)."""
+    try:
+        result = impact.whatif(s, policy, order_id=req.order_id or "", action=req.action, params=req.params)
+    except ToolError as exc:
+        return {"error": str(exc)}
+    return impact.summary(result)
 
 
 def decide(
@@ -794,6 +807,8 @@ def decide(
                     raise ToolError(
                         f"{req.action} needs values for {', '.join(missing)}: edit the request with them"
                     )
+            # what the approver is shown beside the request, on the records this decision acts on
+            shown = _impact(s, policy, req)
             approval = Approval(
                 request_id=req.id,
                 decision=decision,
@@ -822,6 +837,7 @@ def decide(
                     "action": req.action,
                     "params": req.params,
                     "risk": req.risk,
+                    "impact": shown,
                 },
             )
             if req.is_recommendation and (decision == "reject" or not _same(before, req.params)):

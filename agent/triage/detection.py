@@ -28,6 +28,14 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy, Substitution
+from agent.triage.allocation import (
+    DonorRec,
+    donors_for,
+    load_donors,
+    reallocation_choice,
+    reassignment,
+    substitute_choice,
+)
 from tools import rules
 from tools.errors import OrderNotFound
 from tools.models import (
@@ -40,6 +48,7 @@ from tools.models import (
     PriceContract,
     PurchaseOrder,
     Shipment,
+    Substitute,
     Warehouse,
 )
 
@@ -55,6 +64,7 @@ __all__ = [
     "PORec",
     "ShipmentRec",
     "StockRec",
+    "SubRec",
     "WarehouseRec",
     "credit_position",
     "detect",
@@ -180,6 +190,13 @@ class PORec:
 
 
 @dataclass(frozen=True, slots=True)
+class SubRec:
+    sku: str
+    substitute_sku: str
+    approved: bool
+
+
+@dataclass(frozen=True, slots=True)
 class OrderContext:
     """One order and the records its rules read. Lookup maps may hold records of other orders
     loaded in the same batch; ``neighbours`` are the recurrence candidates (see load_context)."""
@@ -194,6 +211,17 @@ class OrderContext:
     shipments: tuple[ShipmentRec, ...]
     open_pos: Mapping[tuple[str, str], tuple[PORec, ...]]  # earliest first
     neighbours: tuple[OrderContext, ...] = ()
+    # the substitutes of the lines' SKUs (their items and stock are in items and stock)
+    substitutes: Mapping[str, tuple[SubRec, ...]] = field(default_factory=dict)
+    # (sku, warehouse) of each short line -> the lines of open orders holding allocation there (§6)
+    donors: Mapping[tuple[str, str], tuple[DonorRec, ...]] = field(default_factory=dict)
+
+    @property
+    def priority(self) -> tuple:
+        """domain.md §6 order priority of this order (smaller is served first)."""
+        o = self.order
+        tier = self.customer.tier if self.customer else None
+        return rules.order_priority_key(tier, o.promised_date, o.order_date, o.order_id)
 
     @property
     def active_lines(self) -> tuple[LineRec, ...]:
@@ -274,11 +302,13 @@ def _fetch(session: Session, rec: type, table: Table, column: str, values: Itera
 
 
 def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, OrderContext]:
-    """Contexts of many orders (without neighbours): nine queries, one more per 500 keys of a kind.
+    """Contexts of many orders (without neighbours): ten queries, one more per 500 keys of a kind,
+    and one more (the donors of domain.md §6) when a line is short of stock.
 
     Unknown order ids are left out of the result. The lookup maps hold more than the rules read,
-    so that planning (agent.triage.plan) needs no second load: stock of the orders' SKUs at every
-    warehouse, and every warehouse (a small master table) with its region.
+    so that planning (agent.triage.plan) needs no second load: stock of the orders' SKUs and of
+    their substitutes at every warehouse, the substitutes' items, and every warehouse (a small
+    master table) with its region.
     """
     orders = _fetch(session, OrderRec, Order.__table__, "order_id", order_ids)
     by_id = {o.order_id: o for o in orders}
@@ -303,7 +333,15 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
     open_pos: dict[tuple[str, str], list[PORec]] = {}
     for p in _fetch(session, PORec, po, "sku", skus, po.c.warehouse_id.in_(whs), po.c.status == "open"):
         open_pos.setdefault((p.sku, p.warehouse_id), []).append(p)
-    items = {i.sku: i for i in _fetch(session, ItemRec, Item.__table__, "sku", skus)}
+    subs: dict[str, tuple[SubRec, ...]] = {}
+    for sub in _fetch(session, SubRec, Substitute.__table__, "sku", skus):
+        subs[sub.sku] = (*subs.get(sub.sku, ()), sub)
+    with_subs = skus | {x.substitute_sku for group in subs.values() for x in group}
+    items = {i.sku: i for i in _fetch(session, ItemRec, Item.__table__, "sku", with_subs)}
+    subs = {  # a substitute that is not in items cannot be chosen
+        sku: tuple(sorted((x for x in group if x.substitute_sku in items), key=lambda x: x.substitute_sku))
+        for sku, group in subs.items()
+    }
     wt = Warehouse.__table__
     warehouses = {
         w.warehouse_id: w
@@ -312,10 +350,10 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
             for row in session.execute(select(*(wt.c[f.name] for f in fields(WarehouseRec))))
         )
     }
-    stock = {(s.sku, s.warehouse_id): s for s in _fetch(session, StockRec, inv, "sku", skus)}
+    stock = {(s.sku, s.warehouse_id): s for s in _fetch(session, StockRec, inv, "sku", with_subs)}
     earliest = {key: tuple(sorted(pos, key=_po_order)) for key, pos in open_pos.items()}
     shipments = _shipments(session, by_id)
-    return {
+    contexts = {
         o.order_id: OrderContext(
             order=o,
             lines=tuple(sorted(lines.get(o.order_id, ()), key=lambda x: x.line_no)),
@@ -326,9 +364,22 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
             contracts=contracts,
             shipments=tuple(shipments.get(o.order_id, ())),
             open_pos=earliest,
+            substitutes=subs,
         )
         for o in orders
     }
+    # §6: who holds the stock of each short line (one index range per batch, only when one is short)
+    short = {
+        (line.sku, gap[0])
+        for ctx in contexts.values()
+        if not rules.is_closed(ctx.order.status)
+        for line in ctx.active_lines
+        if (gap := _shortage(ctx, line))
+    }
+    if short:
+        donors = load_donors(session, short)
+        contexts = {oid: replace(ctx, donors=donors) for oid, ctx in contexts.items()}
+    return contexts
 
 
 def _po_order(po: PORec) -> tuple:
@@ -779,6 +830,87 @@ def export_hold(ctx: OrderContext, line: LineRec) -> bool:
     )
 
 
+def _allocation_conflict(ctx: OrderContext, policy: Policy) -> list[Detected]:
+    """§6: a short line that neither another warehouse nor an approved substitute can serve, whose
+    stock lower-priority orders hold at its warehouse: available + their allocated_qty ≥ open qty."""
+    o, c = ctx.order, ctx.customer
+    if c is None:
+        return []
+    warehouses = {w.warehouse_id: (w.region, w.country) for w in ctx.warehouses.values()}
+    out = []
+    for line in ctx.active_lines:
+        gap = _shortage(ctx, line)
+        if gap is None:
+            continue
+        wh, available, fact = gap
+        donors = donors_for(ctx.donors.get((line.sku, wh), ()), o.order_id, ctx.priority)
+        take = reassignment(donors, line.open_qty, available)
+        if take is None:
+            continue
+        item = ctx.items.get(line.sku or "")
+        move, _ = reallocation_choice(
+            sku=line.sku,
+            qty=line.qty,
+            here=wh,
+            warehouses=warehouses,
+            available=ctx.available,
+            export_controlled=bool(item and item.export_controlled),
+            export_license=c.export_license,
+            ship_to_country=o.ship_to_country,
+        )
+        subs = [
+            (x.substitute_sku, x.approved, ctx.items[x.substitute_sku].list_price)
+            for x in ctx.substitutes.get(line.sku or "", ())
+        ]
+        swap = c.allow_substitutions and substitute_choice(
+            substitutes=subs,
+            need=line.open_qty,
+            unit_price=line.unit_price,
+            available=lambda sku, wh=wh: ctx.available(sku, wh),
+        )
+        if move is not None or swap:
+            continue
+        donor, qty = take
+        held = sum(d.allocated_qty for d in donors)
+        evidence = [
+            fact,
+            f"no other warehouse has the line's qty {line.qty} of {line.sku}"
+            + (" and no approved substitute has the open qty in stock" if c.allow_substitutions else "")
+            + (
+                f" (customer {c.customer_id} does not allow substitutions)"
+                if not c.allow_substitutions
+                else ""
+            ),
+            f"orders of lower priority than {o.order_id} ({c.tier or 'no tier'}, promised "
+            f"{_iso(o.promised_date)}) hold {held} of {line.sku} at {wh}: available {available} + {held} "
+            f"≥ open qty {line.open_qty}",
+            *(
+                f"donor: line {d.line_no} of {d.order_id} ({d.tier or 'no tier'} customer {d.customer_id}, "
+                f"promised {_iso(d.promised_date)}) holds {d.allocated_qty}"
+                for d in donors
+            ),
+        ]
+        out.append(
+            _line_hit(
+                "ALLOCATION_CONFLICT",
+                ctx,
+                line,
+                evidence,
+                {
+                    "open_qty": line.open_qty,
+                    "available": available,
+                    "shortfall": line.open_qty - available,
+                    "warehouse_id": wh,
+                    "tier": c.tier,
+                    "promised_date": _iso(o.promised_date),
+                    "donors": [d.as_fact() for d in donors],
+                    "reassign": {"donor": donor.as_fact(), "qty": qty},
+                },
+            )
+        )
+    return out
+
+
 Rule = Callable[[OrderContext, Policy], list[Detected]]
 RULES: dict[str, Rule] = {
     "CREDIT_HOLD": _credit_hold,
@@ -789,6 +921,7 @@ RULES: dict[str, Rule] = {
     "PROCUREMENT_DELAY": _procurement,
     "MASTER_DATA_INCOMPLETE": _master_data,
     "COMPLIANCE_HOLD": _compliance,
+    "ALLOCATION_CONFLICT": _allocation_conflict,
 }
 
 

@@ -20,9 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy
+from agent.triage.allocation import reallocation_choice, substitute_choice
 from agent.triage.detection import Detected, LineRec, OrderContext, credit_position
 from tools import rules
-from tools.models import Carrier, Inventory, Item, Substitute
+from tools.models import Carrier
 
 __all__ = [
     "InstancePlan",
@@ -110,7 +111,9 @@ class PlanningFacts:
     allow_partial_shipments: bool = False
     export_license: bool = False
     # (sku, warehouse) -> (po_id, expected_date, expedite_requested), earliest first
-    open_pos: Mapping[tuple[str, str], tuple[tuple[str, dt.date | None, bool], ...]] = field(default_factory=dict)
+    open_pos: Mapping[tuple[str, str], tuple[tuple[str, dt.date | None, bool], ...]] = field(
+        default_factory=dict
+    )
 
 
 def load_planning_facts(session: Session, ctx: OrderContext) -> PlanningFacts:
@@ -119,23 +122,22 @@ def load_planning_facts(session: Session, ctx: OrderContext) -> PlanningFacts:
 
 
 def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext]) -> dict[str, PlanningFacts]:
-    """Planning facts of many orders, by order id, in two queries (one more per 500 SKUs).
+    """Planning facts of many orders, by order id, in one query (the carriers).
 
-    Most of it is already in the contexts (agent.triage.detection loads stock of their SKUs at every
-    warehouse, every warehouse with its region, the open purchase orders at the lines' warehouses
-    and the customers' flags); what is left is the substitutes of the orders' active SKUs with
-    their list price, export flag and stock everywhere, and the carriers. The maps are shared by
-    all the orders: they hold more keys than one order reads, never other values.
+    The rest is in the contexts (agent.triage.detection loads stock of their SKUs and of those
+    SKUs' substitutes at every warehouse, the items with their list price and export flag, every
+    warehouse with its region, the open purchase orders at the lines' warehouses, the substitutes
+    and the customers' flags). The maps are shared by all the orders: they hold more keys than one
+    order reads, never other values.
     """
     contexts = list(contexts)
     available: dict[tuple[str, str], int] = {}
     warehouses: dict[str, tuple[str | None, str | None]] = {}
     controlled: dict[str, bool] = {}
-    pos: dict[tuple[str, str], tuple[tuple[str, dt.date | None], ...]] = {}
-    skus: set[str] = set()
+    pos: dict[tuple[str, str], tuple[tuple[str, dt.date | None, bool], ...]] = {}
+    subs: dict[str, tuple[tuple[str, bool, Decimal], ...]] = {}
     seen: set[int] = set()
     for ctx in contexts:
-        skus.update(ln.sku for ln in ctx.active_lines if ln.sku)
         if id(ctx.stock) in seen:  # contexts of one batch share their maps
             continue
         seen.add(id(ctx.stock))
@@ -146,45 +148,26 @@ def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext])
             (key, tuple((p.po_id, p.expected_date, p.expedite_requested) for p in group))
             for key, group in ctx.open_pos.items()
         )
-    subs: dict[str, list[tuple[str, bool, Decimal]]] = {}
-    for part in rules.in_chunks(skus):
-        rows = session.execute(
-            select(
-                Substitute.sku,
-                Substitute.substitute_sku,
-                Substitute.approved,
-                Item.list_price,
-                Item.export_controlled,
-                Inventory.warehouse_id,
-                Inventory.on_hand,
-                Inventory.allocated,
+        subs.update(
+            (
+                sku,
+                tuple((x.substitute_sku, x.approved, ctx.items[x.substitute_sku].list_price) for x in group),
             )
-            .join(Item, Item.sku == Substitute.substitute_sku)
-            .outerjoin(Inventory, Inventory.sku == Substitute.substitute_sku)
-            .where(Substitute.sku.in_(part))
-            .order_by(Substitute.sku, Substitute.substitute_sku)
+            for sku, group in ctx.substitutes.items()
         )
-        for sku, sub, approved, price, export_controlled, wh, on_hand, allocated in rows:
-            group = subs.setdefault(sku, [])
-            if not group or group[-1][0] != sub:
-                group.append((sub, bool(approved), price))
-            controlled[sub] = export_controlled
-            if wh is not None:
-                available[(sub, wh)] = on_hand - allocated
     carriers = tuple(
         (carrier_id, status, on_time)
         for carrier_id, status, on_time in session.execute(
             select(Carrier.carrier_id, Carrier.status, Carrier.on_time_rate)
         )
     )
-    substitutes = {k: tuple(v) for k, v in subs.items()}
     out = {}
     for ctx in contexts:
         c = ctx.customer
         out[ctx.order.order_id] = PlanningFacts(
             available=available,
             warehouses=warehouses,
-            substitutes=substitutes,
+            substitutes=subs,
             export_controlled=controlled,
             carriers=carriers,
             tier=c.tier if c else None,
@@ -229,37 +212,27 @@ class _Planner:
     def reallocate(self, d: Detected) -> Option:
         ln, here = self.line(d), self.ctx.ship_from(self.line(d))
         # the whole line moves (domain.md §3): the target must hold its qty, not only the open part
-        need, region = ln.qty, self.facts.warehouses.get(here or "", (None, None))[0]
-        country = self.ctx.order.ship_to_country
-        controlled = self.facts.export_controlled.get(ln.sku or "", False)
-        licensed = self.facts.export_license if self.ctx.customer is not None else None
-        blocked, options = [], []
-        for wh, (wh_region, wh_country) in self.facts.warehouses.items():
-            if wh == here or not ln.sku:
-                continue
-            have = self.avail(ln.sku, wh)
-            if have < need:
-                continue
-            if rules.export_hold(
-                export_controlled=controlled,
-                export_license=licensed,
-                ship_to_country=country,
-                origin_country=wh_country,
-            ):
-                blocked.append(wh)
-                continue
-            options.append((wh_region != region or region is None, -have, wh))
-        if not options:
-            why = f"no other warehouse has {need} available of {ln.sku}"
+        choice, blocked = reallocation_choice(
+            sku=ln.sku,
+            qty=ln.qty,
+            here=here,
+            warehouses=self.facts.warehouses,
+            available=self.avail,
+            export_controlled=self.facts.export_controlled.get(ln.sku or "", False),
+            export_license=self.facts.export_license if self.ctx.customer is not None else None,
+            ship_to_country=self.ctx.order.ship_to_country,
+        )
+        if choice is None:
+            why = f"no other warehouse has {ln.qty} available of {ln.sku}"
             if blocked:
-                why += f" without raising an export-control hold ({', '.join(sorted(blocked))} would)"
+                why += f" without raising an export-control hold ({', '.join(blocked)} would)"
             return self.no("REALLOCATE_WAREHOUSE", why)
-        other_region, minus_have, wh = min(options)
+        wh, have, other_region = choice
         where = "another region" if other_region else "the same region"
         return self.option(
             "REALLOCATE_WAREHOUSE",
             {"order_id": self.ctx.order.order_id, "line_no": ln.line_no, "to_warehouse_id": wh},
-            f"{wh} ({where}) has {-minus_have} {ln.sku} available ≥ qty {need} of line {ln.line_no}",
+            f"{wh} ({where}) has {have} {ln.sku} available ≥ qty {ln.qty} of line {ln.line_no}",
         )
 
     def substitute(self, d: Detected) -> Option:
@@ -268,15 +241,17 @@ class _Planner:
             return self.no("APPROVE_SUBSTITUTION", "the customer does not allow substitutions")
         sku = ln.sku or ""
         need = ln.qty - ln.allocated_qty
-        approved = [(s, p) for s, ok, p in self.facts.substitutes.get(sku, ()) if ok]
-        if not approved:
+        subs = self.facts.substitutes.get(sku, ())
+        if not any(ok for _, ok, _ in subs):
             return self.no("APPROVE_SUBSTITUTION", f"{sku} has no approved substitute")
-        stocked = [(s, p, self.avail(s, here)) for s, p in approved if self.avail(s, here) >= need]
-        if not stocked:
+        choice = substitute_choice(
+            substitutes=subs, need=need, unit_price=ln.unit_price, available=lambda s: self.avail(s, here)
+        )
+        if choice is None:
             return self.no(
                 "APPROVE_SUBSTITUTION", f"no approved substitute of {sku} has {need} available at {here}"
             )
-        sub, price, have = min(stocked, key=lambda t: (t[1] > ln.unit_price, -t[2], t[0]))
+        sub, price, have = choice
         return self.option(
             "APPROVE_SUBSTITUTION",
             {"order_id": self.ctx.order.order_id, "line_no": ln.line_no, "substitute_sku": sub},
@@ -285,6 +260,27 @@ class _Planner:
             risk_facts=rules.substitution_risk_facts(
                 approved=True, list_price=price, unit_price=ln.unit_price
             ),
+        )
+
+    def reassign(self, d: Detected) -> Option:
+        """§6: from the lowest-priority donor line that detection found (its facts name it)."""
+        take = d.facts.get("reassign")
+        if not take:
+            return self.no("REASSIGN_ALLOCATION", "no lower-priority order holds enough of the stock")
+        donor = take["donor"]
+        return self.option(
+            "REASSIGN_ALLOCATION",
+            {
+                "order_id": self.ctx.order.order_id,
+                "line_no": d.line_no,
+                "from_order_id": donor["order_id"],
+                "from_line_no": donor["line_no"],
+                "qty": take["qty"],
+            },
+            f"take {take['qty']} {d.sku} at {d.warehouse_id} from line {donor['line_no']} of "
+            f"{donor['order_id']} ({donor['tier'] or 'no tier'}, promised {donor['promised_date']}), "
+            "the lowest-priority order holding it",
+            risk_facts={"donor_customer_platinum_or_gold": donor["tier"] in ("platinum", "gold")},
         )
 
     def split(self, d: Detected) -> Option:
@@ -443,6 +439,7 @@ class _Planner:
         "CORRECT_PRICE": correct_price,
         "FIX_MASTER_DATA": fix_master_data,
         "COMPLIANCE_REVIEW": compliance_review,
+        "REASSIGN_ALLOCATION": reassign,
     }
 
     def evaluate(self, d: Detected, action: str, role: str | None) -> Option:

@@ -872,6 +872,31 @@ def inventory() -> list[dict]:
             E([I], "REALLOCATE_WAREHOUSE", "low", "planner", after=realloc_after("WH2", old_alloc=0)),
         ),
         case(
+            "stock-partly-allocated-target-needs-whole-qty",
+            "line has 4 allocated; WH1 on hand 8, allocated 4 → 4 available < open 6; WH2 has 8 ≥ open 6 but "
+            "< qty 10: the whole line moves, so no reallocation; no substitute; partials allowed → split the "
+            "4 available: allocated 8, backorder 2, WH1 allocated 8",
+            W(
+                ("lines", "SO1/1", {"allocated_qty": 4}),
+                ("inventory", "A/WH1", {"on_hand": 8, "allocated": 4}),
+                stock("A", "WH2", 8),
+            ),
+            E(
+                [I],
+                "SPLIT_SHIPMENT",
+                "medium",
+                "planner",
+                after={
+                    "order_lines.SO1/1.allocated_qty": 8,
+                    "order_lines.SO1/1.backorder_qty": 2,
+                    "order_lines.SO1/1.status": "backordered",
+                    "inventory.A/WH1.allocated": 8,
+                    "inventory.A/WH2.allocated": 0,
+                },
+                never=["REALLOCATE_WAREHOUSE"],
+            ),
+        ),
+        case(
             "stock-exactly-enough",
             "10 available = open qty 10 → no shortfall",
             W(("inventory", "A/WH1", {"on_hand": 10})),
@@ -1317,6 +1342,47 @@ def procurement() -> list[dict]:
                 "procurement_buyer",
                 after={"purchase_orders.PO1.expedite_requested": True},
             ),
+        ),
+        case(
+            "po-already-expedited-promise",
+            "PO1 expected 11-25 > promised 11-20 is already expedite_requested → no second expedite: "
+            "UPDATE_PROMISE_DATE to the later of 11-20 and 11-25 = 11-25 (medium, csr)",
+            W(BACKORDERED, po(expedite_requested=True)),
+            E(
+                [P],
+                "UPDATE_PROMISE_DATE",
+                "medium",
+                "csr",
+                after={
+                    "orders.SO1.promised_date": "2026-11-25",
+                    "purchase_orders.PO1.expedite_requested": True,
+                },
+                never=["EXPEDITE_PO"],
+            ),
+        ),
+        case(
+            "po-earliest-expedited-later-one-not",
+            "POB 11-22 (earliest) is already expedited, POA 11-30 is not: the earliest decides → promise "
+            "11-22, never an expedite of POA",
+            W(BACKORDERED, po("POA", "2026-11-30"), po("POB", "2026-11-22", expedite_requested=True)),
+            E(
+                [P],
+                "UPDATE_PROMISE_DATE",
+                "medium",
+                "csr",
+                after={
+                    "orders.SO1.promised_date": "2026-11-22",
+                    "purchase_orders.POA.expedite_requested": False,
+                },
+                never=["EXPEDITE_PO"],
+            ),
+        ),
+        case(
+            "po-already-expedited-no-date-escalates",
+            "the only open PO is already expedited and has no expected date: nothing to promise → "
+            "escalate to procurement_buyer",
+            W(BACKORDERED, po(expected=None, expedite_requested=True)),
+            E([P], "ESCALATE", "none", "procurement_buyer", never=["EXPEDITE_PO", "UPDATE_PROMISE_DATE"]),
         ),
         case(
             "po-on-time",
@@ -2559,6 +2625,202 @@ def approval_attacks() -> list[dict]:
     ]
 
 
+# ------------------------------------------------------------------------------------------------
+# allocation: §6 across orders. SO1 (C1) wants 10 × A at WH1; lines of other orders hold A there.
+# Priority: tier (platinum, gold, standard), then the earlier promised date, the earlier order
+# date, the lower order id. ALLOCATION_CONFLICT holds when the line is short, neither another
+# warehouse (available ≥ its qty) nor an approved substitute can serve it, and lower-priority
+# lines hold enough that available + their allocated_qty ≥ the open qty → REASSIGN_ALLOCATION
+# from the lowest-priority donor line, qty = min(its allocated_qty, open qty − available);
+# medium/planner, high/ops_manager when the donor's customer is platinum or gold. Effect: donor
+# allocated −= qty, backorder += qty, status backordered; recipient allocated += qty, backorder
+# = max(0, backorder − qty), status allocated when allocated = qty; inventory unchanged.
+# ------------------------------------------------------------------------------------------------
+def holder(oid: str, cid: str, qty: int, *, promised: str = "2026-11-25", **f: Any) -> tuple:
+    """Another open order of ``cid`` whose one line holds ``qty`` of A allocated at WH1."""
+    return (
+        "orders",
+        oid,
+        order(
+            oid,
+            [line(qty=qty, allocated_qty=qty, status="allocated")],
+            customer_id=cid,
+            promised_date=promised,
+            **f,
+        ),
+    )
+
+
+def allocation() -> list[dict]:
+    AC, I_ = "ALLOCATION_CONFLICT", "INVENTORY_SHORTFALL"
+    PLATINUM = ("customers", "C1", {"tier": "platinum"})
+    BOLT = ("customers", "C2", customer("C2", tier="standard"))
+    CRANE = ("customers", "C3", customer("C3", tier="gold"))
+    DYNE = ("customers", "C4", customer("C4", tier="standard"))
+
+    def held(n: int) -> tuple:  # WH1 holds n of A, all allocated (available 0)
+        return ("inventory", "A/WH1", {"on_hand": n, "allocated": n})
+
+    def took(qty: int, donor: str, donor_qty: int, *, mine: int | None = None, status: str = "open") -> dict:
+        return {
+            "order_lines.SO1/1.allocated_qty": qty if mine is None else mine,
+            "order_lines.SO1/1.status": status,
+            f"order_lines.{donor}/1.allocated_qty": donor_qty - qty,
+            f"order_lines.{donor}/1.backorder_qty": qty,
+            f"order_lines.{donor}/1.status": "backordered",
+        }
+
+    return [
+        case(
+            "alloc-platinum-takes-from-standard",
+            "SO1 platinum, 0 available (WH1 10 on hand, 10 allocated to SO2 of standard C2, promised "
+            "11-25); no other warehouse, no substitute → conflict; REASSIGN 10 from SO2/1 (min(10, 10 − 0)) "
+            "→ medium, planner; SO1/1 allocated 10 = qty → allocated; SO2/1 backordered 10; WH1 stays 10",
+            W(PLATINUM, BOLT, held(10), holder("SO2", "C2", 10)),
+            E(
+                [AC, I_],
+                "REASSIGN_ALLOCATION",
+                "medium",
+                "planner",
+                after={
+                    **took(10, "SO2", 10, status="allocated"),
+                    "inventory.A/WH1.allocated": 10,
+                    "order_lines.SO1/1.backorder_qty": 0,
+                },
+                never=["REALLOCATE_WAREHOUSE", "SPLIT_SHIPMENT"],
+            ),
+        ),
+        case(
+            "alloc-gold-donor-high-risk",
+            "SO1 platinum; the only holder SO3 is of gold C3 (22 allocated) → REASSIGN 10 from SO3/1; a "
+            "gold donor makes it high risk, approved by the ops_manager; SO3/1 keeps 12",
+            W(PLATINUM, CRANE, held(22), holder("SO3", "C3", 22)),
+            E(
+                [AC, I_],
+                "REASSIGN_ALLOCATION",
+                "high",
+                "ops_manager",
+                after=took(10, "SO3", 22, status="allocated"),
+            ),
+        ),
+        case(
+            "alloc-same-tier-later-promise-is-donor",
+            "SO1 gold promised 11-20; SO2 of gold C3 promised 11-25 ranks below (same tier, later "
+            "promise) → donor; gold → high, ops_manager",
+            W(CRANE, held(10), holder("SO2", "C3", 10)),
+            E(
+                [AC, I_],
+                "REASSIGN_ALLOCATION",
+                "high",
+                "ops_manager",
+                after=took(10, "SO2", 10, status="allocated"),
+            ),
+        ),
+        case(
+            "alloc-several-donors-lowest-priority-first",
+            "SO1 gold; SO2 (standard C2, promised 11-25) holds 4, SO3 (standard C4, promised 11-22) holds 6: "
+            "4 + 6 ≥ 10 → conflict; the lowest priority is SO2 (later promise) → REASSIGN min(4, 10) = 4 from "
+            "SO2/1; SO1/1 has 4 of 10 → status stays open; the rest comes from SO3 on the next triage",
+            W(BOLT, DYNE, held(10), holder("SO2", "C2", 4), holder("SO3", "C4", 6, promised="2026-11-22")),
+            E([AC, I_], "REASSIGN_ALLOCATION", "medium", "planner", after=took(4, "SO2", 4)),
+        ),
+        case(
+            "alloc-donor-tie-broken-by-order-date-then-id",
+            "SO1 gold; SO3 and SO2 both standard, promised 11-25; SO3 ordered 10-30, SO2 10-20 → SO3 ranks "
+            "lowest (later order date) → REASSIGN min(5, 10) = 5 from SO3/1",
+            W(
+                BOLT,
+                DYNE,
+                held(10),
+                holder("SO2", "C2", 5, order_date="2026-10-20"),
+                holder("SO3", "C4", 5, order_date="2026-10-30"),
+            ),
+            E([AC, I_], "REASSIGN_ALLOCATION", "medium", "planner", after=took(5, "SO3", 5)),
+        ),
+        case(
+            "alloc-available-plus-donor",
+            "WH1 14 on hand, 10 allocated to SO2 (standard): available 4 < open 10; 4 + 10 ≥ 10 → conflict "
+            "(ranked before the split of the 4); qty = min(10, 10 − 4) = 6; SO2/1 keeps 4",
+            W(BOLT, ("inventory", "A/WH1", {"on_hand": 14, "allocated": 10}), holder("SO2", "C2", 10)),
+            E(
+                [AC, I_],
+                "REASSIGN_ALLOCATION",
+                "medium",
+                "planner",
+                after={**took(6, "SO2", 10), "inventory.A/WH1.allocated": 10},
+                never=["SPLIT_SHIPMENT"],
+                in_plan=["SPLIT_SHIPMENT"],
+            ),
+        ),
+        case(
+            "alloc-donors-cover-only-part",
+            "SO2 (standard) holds 6, available 0: 0 + 6 < 10 → no conflict; the shortfall has no other "
+            "warehouse, substitute, stock to split or PO → escalate to procurement_buyer",
+            W(BOLT, held(6), holder("SO2", "C2", 6)),
+            E([I_], "ESCALATE", "none", "procurement_buyer", never=["REASSIGN_ALLOCATION"]),
+        ),
+        case(
+            "alloc-no-donor-holders-rank-higher",
+            "SO1 gold; the holder SO2 is of platinum C2 → not a donor (it ranks above) → no conflict, "
+            "escalate the shortfall",
+            W(("customers", "C2", customer("C2", tier="platinum")), held(10), holder("SO2", "C2", 10)),
+            E([I_], "ESCALATE", "none", "procurement_buyer", never=["REASSIGN_ALLOCATION"]),
+        ),
+        case(
+            "alloc-reallocation-comes-first",
+            "SO2 (standard) holds 10 at WH1, but WH2 (same region) has 10 available ≥ qty 10 → "
+            "REALLOCATE_WAREHOUSE is feasible: no conflict, nobody else's stock is taken",
+            W(BOLT, held(10), holder("SO2", "C2", 10), stock("A", "WH2", 10)),
+            E(
+                [I_],
+                "REALLOCATE_WAREHOUSE",
+                "low",
+                "planner",
+                after={**realloc_after("WH2", old_alloc=10), "order_lines.SO2/1.allocated_qty": 10},
+                never=["REASSIGN_ALLOCATION"],
+            ),
+        ),
+        case(
+            "alloc-substitute-comes-first",
+            "SO2 (standard) holds 10 at WH1; approved substitute A2 has 100 at WH1 ≥ open 10 → "
+            "APPROVE_SUBSTITUTION (A2 list 90 ≤ unit 100: low, csr); no conflict",
+            W(BOLT, held(10), holder("SO2", "C2", 10), SUB_A2, A2_AT_WH1),
+            E(
+                [I_],
+                "APPROVE_SUBSTITUTION",
+                "low",
+                "csr",
+                after=subst_after("A2"),
+                never=["REASSIGN_ALLOCATION"],
+            ),
+        ),
+        case(
+            "alloc-shipped-and-cancelled-holders-ignored",
+            "SO2 is shipped and SO3's line is cancelled: neither is a donor → no conflict",
+            W(
+                BOLT,
+                held(10),
+                holder("SO2", "C2", 5, status="shipped"),
+                holder("SO3", "C2", 5),
+                ("lines", "SO3/1", {"status": "cancelled"}),
+            ),
+            E([I_], "ESCALATE", "none", "procurement_buyer", never=["REASSIGN_ALLOCATION"]),
+        ),
+        case(
+            "alloc-held-order-is-a-donor",
+            "SO2 (standard) is held (a credit review) but holds 10 at WH1: held orders are donors too",
+            W(PLATINUM, BOLT, held(10), holder("SO2", "C2", 10, status="held")),
+            E(
+                [AC, I_],
+                "REASSIGN_ALLOCATION",
+                "medium",
+                "planner",
+                after=took(10, "SO2", 10, status="allocated"),
+            ),
+        ),
+    ]
+
+
 SUITES = {
     "credit": credit,
     "pricing": pricing,
@@ -2572,6 +2834,7 @@ SUITES = {
     "multi": multi,
     "free_text": free_text,
     "adversarial": lambda: adversarial() + approval_attacks(),
+    "allocation": allocation,
 }
 
 

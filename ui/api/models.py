@@ -255,6 +255,34 @@ class NewActionRequest(BaseModel):
     thread_id: str | None = Field(default=None, max_length=64)
 
 
+class WhatIfRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str = OrderId
+    action: str | None = Field(default=None, max_length=32, description="Empty: the order's recommendation.")
+    params: dict[str, Any] | None = None
+
+
+class WhatIf(_Open):
+    """What the action would do to the other open orders (domain.md §6); nothing was written."""
+
+    order_id: str
+    action: str
+    params: dict[str, Any]
+    feasible: bool
+    reason: str | None = None
+    rolled_back: bool = True
+    touched: list[list[str]] = Field(default_factory=list, description="(sku, warehouse) pairs it touches.")
+    checked_orders: int = 0
+    this_order: dict[str, Any] | None = None
+    other_orders: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per affected order: tier, order value, exceptions to appear / clear.",
+    )
+    other_orders_affected: int = 0
+    elapsed_ms: float | None = None
+
+
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -50,6 +50,8 @@ from ui.api.models import (
     TextTriageResponse,
     TriageRequest,
     TriageResponse,
+    WhatIf,
+    WhatIfRequest,
 )
 from ui.api.queue import queue_router
 from ui.api.service import Services
@@ -106,6 +108,7 @@ def add_routes(app: FastAPI, services: Services) -> None:
     app.include_router(_copilot(), prefix="/api/v1")
     app.include_router(_requests(), prefix="/api/v1")
     app.include_router(_messages(), prefix="/api/v1")
+    app.include_router(_whatif(), prefix="/api/v1")
     app.include_router(_audit(), prefix="/api/v1")
     app.include_router(_ops(), prefix="/api/v1")
 
@@ -367,6 +370,22 @@ def _requests() -> APIRouter:
         return ActionRequestOut(
             **services.decide(user, request_id, "edit", reason=body.reason, params=body.params)
         )
+
+    return r
+
+
+def _whatif() -> APIRouter:
+    r = APIRouter(tags=["approvals"], responses={401: ERROR_RESPONSES[401], 404: ERROR_RESPONSES[404]})
+
+    @r.post(
+        "/whatif",
+        response_model=WhatIf,
+        summary="What an action (default: the order's recommendation) would do to the other open orders; "
+        "simulated in a transaction that is rolled back.",
+        responses={409: ERROR_RESPONSES[409], 422: ERROR_RESPONSES[422]},
+    )
+    def whatif(body: WhatIfRequest, user: User, services: ServicesDep) -> WhatIf:
+        return WhatIf(**services.whatif(order_id=body.order_id, action=body.action, params=body.params))
 
     return r
 

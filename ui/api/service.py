@@ -409,6 +409,18 @@ class Services:
             params=params,
         )
 
+    def whatif(
+        self, *, order_id: str, action: str | None = None, params: dict | None = None
+    ) -> dict[str, Any]:
+        """The impact of an action on the other open orders (simulated, rolled back)."""
+        from agent.governance.impact import whatif
+
+        with self.factory() as session:
+            try:
+                return whatif(session, self.policy, order_id=order_id, action=action, params=params)
+            finally:
+                session.rollback()
+
     def list_requests(
         self,
         *,

@@ -47,6 +47,7 @@ def _register_subcommands() -> None:
     from ui.cli import ops as cli_ops
     from ui.cli import queue as cli_queue
     from ui.cli import serve as cli_serve
+    from ui.cli import whatif as cli_whatif
 
     for module in (
         cli_governance,
@@ -57,6 +58,7 @@ def _register_subcommands() -> None:
         cli_evals,
         cli_events,
         cli_queue,
+        cli_whatif,
     ):
         module.register(app)
 

@@ -1,0 +1,168 @@
+"""What-if (domain.md §6 "Impact"): what an action would do to the other open orders, computed in
+a transaction that is rolled back — through the function, the CLI, the API and the decision's
+audit event; nothing is written on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from agent.governance.impact import whatif
+from agent.governance.requests import decide, request_action
+from tests.cli_run import run
+from tests.factories import edit, line, order
+from tests.test_allocation import POLICY, _conflict_world, erp_snapshot, world
+from tools.models import AuditEvent, ExceptionRecord
+
+
+def _counts(s) -> tuple[int, int]:
+    return (
+        s.scalar(select(func.count()).select_from(AuditEvent)),
+        s.scalar(select(func.count()).select_from(ExceptionRecord)),
+    )
+
+
+def _moving_world() -> dict:
+    """SO1 (gold, 10 × A) is short at WH1; WH2-east... the clean world's WH2 is in DE, so WH3 (US,
+    east) holds exactly 30 A, of which SO4 (standard) needs 25 open: moving SO1 there leaves
+    SO4 short. SO5 ships from WH1 and is unaffected by stock elsewhere."""
+    fx = _conflict_world(donors=())
+    edit(fx, "customers", "P1", tier="gold", allow_partial_shipments=True)
+    edit(fx, "warehouses", "WH3", name="Newark", region="east", country="US")
+    edit(fx, "inventory", "A/WH3", on_hand=30, allocated=0)
+    fx["orders"].append(order("SO4", customer_id="C2", warehouse_id="WH3", lines=[line(qty=25)]))
+    return fx
+
+
+def test_a_reassignment_shows_the_donor_going_short_and_writes_nothing(engine):
+    factory = world(engine, _conflict_world(donors=(("SO2", "C2", 12), ("SO3", "C3", 22))))
+    with factory() as s:
+        before, counts = erp_snapshot(s), _counts(s)
+        result = whatif(s, POLICY, order_id="SO1")
+        s.rollback()
+    assert result["action"] == "REASSIGN_ALLOCATION" and result["feasible"] and result["rolled_back"]
+    assert result["params"]["from_order_id"] == "SO2"
+    mine = result["this_order"]
+    assert {i["type"] for i in mine["clear"]} == {"ALLOCATION_CONFLICT", "INVENTORY_SHORTFALL"}
+    assert result["checked_orders"] == 2  # SO2 and SO3 hold A at WH1
+    [so2] = result["other_orders"]
+    assert (so2["order_id"], so2["tier"], so2["customer_id"], so2["order_value"]) == (
+        "SO2",
+        "standard",
+        "C2",
+        "1200.00",
+    )
+    assert {i["type"] for i in so2["appear"]} == {"INVENTORY_SHORTFALL", "PROCUREMENT_DELAY"} and so2[
+        "clear"
+    ] == []
+    with factory() as s:
+        assert erp_snapshot(s) == before and _counts(s) == counts
+
+
+def test_a_reallocation_shows_the_order_it_would_starve(sqlite_engine):
+    factory = world(sqlite_engine, _moving_world())
+    with factory() as s:
+        before = erp_snapshot(s)
+        result = whatif(
+            s,
+            POLICY,
+            order_id="SO1",
+            action="REALLOCATE_WAREHOUSE",
+            params={"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH3"},
+        )
+        s.rollback()
+        assert erp_snapshot(s) == before
+    assert ["A", "WH3"] in result["touched"] and ["A", "WH1"] in result["touched"]
+    [so4] = result["other_orders"]
+    assert so4["order_id"] == "SO4" and so4["tier"] == "standard"
+    assert [i["type"] for i in so4["appear"]] == ["INVENTORY_SHORTFALL"]
+
+
+def test_an_infeasible_action_has_no_impact_and_says_why(sqlite_engine):
+    factory = world(sqlite_engine, _moving_world())
+    with factory() as s:
+        result = whatif(
+            s,
+            POLICY,
+            order_id="SO1",
+            action="REALLOCATE_WAREHOUSE",
+            params={"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"},
+        )
+    assert result["feasible"] is False and "WH2 has 0 A available" in result["reason"]
+    assert result["other_orders"] == []
+
+
+def test_cli_and_api_answer_from_the_same_computation(sqlite_engine, monkeypatch, capsys, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from tests.api_world import HEADERS, services
+    from ui.api.app import create_app
+
+    db = tmp_path / "w.db"
+    from tools.db import make_engine, session_factory, upgrade
+    from tools.fixtures import load_fixture
+
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    with session_factory(engine)() as s:
+        load_fixture(s, _conflict_world(), case_id="whatif")
+    engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    code, out, _ = run(monkeypatch, capsys, "whatif", "SO1", "--json")
+    assert code == 0, out
+    cli = json.loads(out)
+    code, text_out, _ = run(monkeypatch, capsys, "whatif", "SO1")
+    assert (
+        code == 0 and "SO2 (standard customer C2, order value 800.00): gains [INVENTORY_SHORTFALL" in text_out
+    )
+    assert "nothing was written" in text_out
+    code, _, err = run(monkeypatch, capsys, "whatif", "SO404")
+    assert code == 2 and "SO404" in err
+    code, _, err = run(
+        monkeypatch, capsys, "whatif", "SO1", "--action", "REASSIGN_ALLOCATION", "--params", "[1]"
+    )
+    assert code == 2 and "JSON object" in err
+
+    svc = services(monkeypatch, f"sqlite:///{db}")
+    client = TestClient(create_app(services=svc, panel=False))
+    res = client.post("/api/v1/whatif", json={"order_id": "SO1"}, headers=HEADERS["planner"])
+    assert res.status_code == 200, res.text
+    api = res.json()
+    assert api["other_orders"] == cli["other_orders"] and api["params"] == cli["params"]
+    assert client.post("/api/v1/whatif", json={"order_id": "SO1"}).status_code == 401
+    bad = client.post(
+        "/api/v1/whatif",
+        json={"order_id": "SO1", "action": "REASSIGN_ALLOCATION", "params": {"qty": 1}},
+        headers=HEADERS["planner"],
+    )
+    assert bad.status_code == 422 and "needs the parameter" in bad.text
+    assert (
+        client.post("/api/v1/whatif", json={"order_id": "SO404"}, headers=HEADERS["planner"]).status_code
+        == 404
+    )
+
+
+def test_the_decision_records_the_impact_shown_to_the_approver(sqlite_engine):
+    factory = world(sqlite_engine, _conflict_world())
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
+    assert req["action"] == "REASSIGN_ALLOCATION" and req["status"] == "pending_approval", req
+    with factory() as s:
+        shown = whatif(s, POLICY, order_id="SO1", action=req["action"], params=req["params"])
+        s.rollback()
+    decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    with factory() as s:
+        event = s.scalar(
+            select(AuditEvent).where(AuditEvent.request_id == req["id"], AuditEvent.event_type == "decision")
+        )
+    impact = event.payload["impact"]
+    assert impact["other_orders_affected"] == 1
+    assert impact["other_orders"] == [
+        {
+            "order_id": "SO2",
+            "tier": "standard",
+            "order_value": "800.00",
+            "appear": [f"{i['type']}@{i['instance']}" for i in shown["other_orders"][0]["appear"]],
+            "clear": [],
+        }
+    ]
