@@ -97,7 +97,7 @@ def test_cli_and_api_answer_from_the_same_computation(sqlite_engine, monkeypatch
     from fastapi.testclient import TestClient
 
     from tests.api_world import HEADERS, services
-    from ui.api.app import create_app
+    from ui.server import create_app
 
     db = tmp_path / "w.db"
     from tools.db import make_engine, session_factory, upgrade
@@ -166,3 +166,30 @@ def test_the_decision_records_the_impact_shown_to_the_approver(sqlite_engine):
             "clear": [],
         }
     ]
+
+
+def test_chat_answers_what_happens_to_other_orders_from_the_same_computation(sqlite_engine):
+    from agent.llm import FakeLLM
+    from tests.copilot_world import make_copilot
+
+    fx = _moving_world()
+    for o in fx["orders"]:  # order numbers as customers write them
+        o["order_id"] = {"SO1": "SO-200001", "SO4": "SO-200004"}[o["order_id"]]
+    factory = world(sqlite_engine, fx)
+    llm = FakeLLM([])  # unscripted: rules read the question, no model call is needed
+    reply = make_copilot(factory, llm).chat(
+        "t1", "what happens to other orders if we move SO-200001 to WH3?", username="planner"
+    )
+    assert reply["tool_calls"][0]["name"] == "what_if"
+    assert reply["tool_calls"][0]["args"] == {
+        "order_id": "SO-200001", "action": "REALLOCATE_WAREHOUSE", "warehouse_id": "WH3"
+    }
+    with factory() as s:
+        expected = whatif(
+            s, POLICY, order_id="SO-200001", action="REALLOCATE_WAREHOUSE",
+            params={"order_id": "SO-200001", "line_no": 1, "to_warehouse_id": "WH3"},
+        )
+        s.rollback()
+    assert "SO-200004 (standard customer C2" in reply["answer"] and "gains [INVENTORY_SHORTFALL" in reply["answer"]
+    assert f"{expected['other_orders_affected']} would change" in reply["answer"]
+    assert reply["request"] is None

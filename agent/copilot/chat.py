@@ -7,7 +7,8 @@ validated before it runs (:func:`agent.copilot.chat_tools.check_call`); an inval
 retry with the error, then the deterministic fallback (an order id in the question: triage it).
 
 Answers rest on facts: "what is blocking SO-…" is the triage result (decided by the policy) with
-the model's grounded explanation; "why not", approval requests and late-order lists
+the model's grounded explanation; "why not", approval requests, late-order lists and what-if
+("what happens to other orders if we move SO-… to WH-…?", the approvals' impact computation)
 are rendered from the facts; other READ results are phrased by the model and checked
 (:func:`agent.copilot.grounding.answer_errors`), falling back to the fact-only text. Nothing here writes
 an ERP record; ``request_approval`` proposes a request, and :func:`confirm` files it with the
@@ -52,6 +53,7 @@ from agent.copilot.proposals import (
 )
 from agent.copilot.state import CopilotState, Observation
 from agent.governance.events import log_chat_proposal, log_chat_request, log_llm_fallback
+from agent.governance.impact import whatif
 from agent.llm import LLMError, parse_json
 from agent.triage import service as triage
 from agent.triage.order_numbers import find_order_ids, resolve_one
@@ -131,6 +133,21 @@ _ABOUT_REQUESTS = re.compile(
     r"\b(?:is|are|was|were|has|have|any|already|existing|pending|status)\b[^\n]{0,60}?\b(?:request|approv)",
     re.IGNORECASE,
 )
+_WHATIF = re.compile(
+    r"\bwhat\s+(?:happens|would happen|if)\b|\bimpact\b|\bother orders\b|\bwho (?:gets|would get) hurt\b",
+    re.IGNORECASE,
+)
+_TO_WAREHOUSE = re.compile(r"\b(?:to|into|from)\s+(WH[-_]?[A-Za-z0-9]+)\b", re.IGNORECASE)
+
+
+def whatif_call(question: str, order: str | None) -> tuple[str, dict[str, Any]] | None:
+    """ "What happens to other orders if we move SO-… to WH-…?": the what-if of that move (rules)."""
+    if not order or not _WHATIF.search(question):
+        return None
+    args: dict[str, Any] = {"order_id": order}
+    if m := _TO_WAREHOUSE.search(question):
+        args["warehouse_id"] = m.group(1).upper()
+    return "what_if", args
 
 
 def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> dict[str, Any]:
@@ -145,6 +162,8 @@ def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> di
         call = ("request_approval", {"order_id": order})
     elif order and _ABOUT_REQUESTS.search(question):
         call = ("find_requests", {"order_id": order})
+    elif whatif := whatif_call(question, order):
+        call = whatif
     elif order and _WHY_NOT.search(question) and action_from_words(question):
         call = ("why_not", {"order_id": order, "action": action_from_words(question)})
     elif ids:
@@ -295,6 +314,8 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
     order (regular expressions first, the model for what they cannot read — as for pasted text)."""
     question = state.get("question") or ""
     ids = find_order_ids(question, ctx.policy.order_numbers)
+    if len(ids) == 1 and len(question) <= 200 and (whatif := whatif_call(question, ids[0])):
+        return whatif
     if (
         len(ids) == 1
         and len(question) <= 160
@@ -474,6 +495,46 @@ def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: st
     )
 
 
+def _what_if(ctx: CopilotContext, state: CopilotState, args: dict[str, Any]) -> dict[str, Any]:
+    """The impact of the named action (a move to a warehouse, an action in words, the action under
+    discussion, else the recommendation) on the other open orders: the what-if of the approvals."""
+    order_id, action = args["order_id"], args.get("action")
+    params = None
+    if action == "REALLOCATE_WAREHOUSE" and args.get("warehouse_id"):
+        params = {
+            "order_id": order_id,
+            "line_no": args.get("line_no") or _line_to_move(ctx, order_id),
+            "to_warehouse_id": args["warehouse_id"],
+        }
+    elif action is not None:
+        discussed = (state.get("focus") or {}).get("action") or {}
+        if discussed.get("order_id") == order_id and discussed.get("action") == action:
+            params = discussed.get("params")
+        else:
+            feasible = [
+                c for c in _why_not(ctx, order_id, action)["candidates"] if c["feasible"] and c.get("params")
+            ]
+            if not feasible:
+                return f"{action} is not feasible for any exception of {order_id}: nothing to simulate"
+            params = feasible[0]["params"]
+    with ctx.factory() as session:
+        try:
+            return plain(whatif(session, ctx.policy, order_id=order_id, action=action, params=params))
+        finally:
+            session.rollback()
+
+
+def _line_to_move(ctx: CopilotContext, order_id: str) -> int:
+    """The line a "move the order to WH-…" means: its first line short of stock, else line 1."""
+    result = _triage_readonly(ctx, order_id)
+    short = [
+        e["line_no"]
+        for e in result["exceptions"]
+        if e["type"] in ("INVENTORY_SHORTFALL", "ALLOCATION_CONFLICT") and e.get("line_no")
+    ]
+    return min(short) if short else 1
+
+
 def _propose(ctx: CopilotContext, state: CopilotState, order_id: str, action: str | None) -> dict[str, Any]:
     """The approval request the user asked for, concrete and guarded, shown before anything is filed."""
     order_id = _triage_readonly(ctx, order_id)["order_id"]  # the order's own id; NotFound otherwise
@@ -566,6 +627,7 @@ BEHAVIOUR: dict[str, CopilotTool] = {
         ),
         render=say.render_note,
     ),
+    "what_if": CopilotTool(run=_what_if, render=say.render_whatif),
 }
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agent.governance.impact import describe
+
 __all__ = [
     "ASK",
     "HELP",
@@ -18,13 +20,15 @@ __all__ = [
     "render_late_orders",
     "render_request",
     "render_triage_header",
+    "render_whatif",
     "render_why_not",
 ]
 
 HELP = (
     'I answer questions about orders and procedures: what is blocking an order (e.g. "what is blocking '
     "SO-100042?\"), which of a customer's orders will ship late, why an action is not recommended, "
-    "what an SOP says — and I can request approval for an action."
+    "what an SOP says, what an action would do to the other open orders (\"what happens to other orders "
+    'if we move SO-100042 to WH-2?") — and I can request approval for an action.'
 )
 ASK = "Which order do you mean? Give its number, e.g. SO-100042."
 
@@ -90,6 +94,11 @@ def render_why_not(found: dict[str, Any]) -> str:
         else:
             parts.append(f"{action} is not feasible for {where}: {c['reason']}")
     return f"{oid}: " + " ".join(p.rstrip(".") + "." for p in parts)
+
+
+def render_whatif(result: dict[str, Any]) -> str:
+    """The impact of an action on the other open orders, as ``copilot whatif`` prints it."""
+    return "\n".join(describe(result))
 
 
 def render_request(request: dict[str, Any]) -> str:

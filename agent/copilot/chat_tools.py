@@ -83,6 +83,22 @@ class FindRequestsArgs(BaseModel):
     order_id: str = Field(description="order id such as SO-100042")
 
 
+class WhatIfArgs(BaseModel):
+    """Say what an action on an order would do to the other open orders: the exceptions it would
+    create or clear on each, with the customer's tier and the order value (simulated and rolled
+    back, nothing changes). Use it for "what happens to other orders if we move SO-100042 to
+    WH-2?", "who gets hurt if we approve that?". Moving to a warehouse is REALLOCATE_WAREHOUSE
+    with warehouse_id; leave action out for the order's recommended action."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(description="order id such as SO-100042")
+    action: ActionName | None = Field(default=None, description="the action, e.g. REALLOCATE_WAREHOUSE")
+    warehouse_id: str | None = Field(
+        default=None, description="the warehouse to move the order to, e.g. WH-2"
+    )
+    line_no: int | None = Field(default=None, ge=1, description="the line to move (default: the first)")
+
+
 class FindLateOrdersArgs(BaseModel):
     """List a customer's open orders at risk of shipping late (an exception blocks or delays them),
     with promised dates and what blocks each. Use it for "which of Acme's orders will ship late?"."""
@@ -99,6 +115,7 @@ COPILOT_TOOL_SCHEMAS: dict[str, type[BaseModel]] = {
     "find_requests": FindRequestsArgs,
     "find_late_orders": FindLateOrdersArgs,
     "draft_customer_note": DraftCustomerNoteArgs,
+    "what_if": WhatIfArgs,
 }
 COPILOT_TOOLS = list(COPILOT_TOOL_SCHEMAS)
 READ_TOOL_NAMES = [
@@ -117,6 +134,7 @@ READ_TOOL_NAMES = [
 TOOL_NAMES = [*COPILOT_TOOLS, *READ_TOOL_NAMES, "none"]
 ORDER_TOOLS = {
     "triage_order",
+    "what_if",
     "why_not",
     "request_approval",
     "find_requests",
@@ -200,6 +218,7 @@ _ACTION_WORDS: list[tuple[str, str]] = [
     (r"address|master data|ship-to", "FIX_MASTER_DATA"),
     (r"compliance|export", "COMPLIANCE_REVIEW"),
     (r"escalat", "ESCALATE"),
+    (r"reassign|take (?:the )?(?:stock|units|allocation)", "REASSIGN_ALLOCATION"),
 ]
 
 
@@ -276,6 +295,11 @@ def check_call(
                 args["action"] = discussed["action"]  # "that": the action under discussion
         if tool == "why_not" and "action" not in args and (action := action_from_words(question)):
             args["action"] = action
+        if tool == "what_if" and "action" not in args:
+            if args.get("warehouse_id"):
+                args["action"] = "REALLOCATE_WAREHOUSE"  # "move SO-… to WH-…"
+            elif (named_action := action_from_words(question)) and not asks_for_approval(question):
+                args["action"] = named_action
         if tool == "find_late_orders" and not args and focus.get("customer"):
             args["customer_name"] = focus["customer"]
         if tool == "find_late_orders" and not args:

@@ -36,7 +36,7 @@ from tools.errors import Conflict, NotFound, PreconditionFailed, ToolError
 from tools.models import Order, OrderLine, PurchaseOrder, Shipment
 from tools.orders import CLOSED
 
-__all__ = ["MAX_ORDERS_SHOWN", "summary", "whatif"]
+__all__ = ["MAX_ORDERS_SHOWN", "describe", "summary", "whatif"]
 
 MAX_ORDERS_SHOWN = 50  # affected orders listed in full; the count says how many there were
 _SKIPPED = frozenset({"RECURRING_ANOMALY"})
@@ -143,13 +143,15 @@ def whatif(
         "other_orders_affected": 0,
     }
     missing = writes.missing_inputs(session, action, normalised)
-    if action == "ESCALATE" or missing:
+    if action not in writes.WRITE_ACTIONS or missing:
+        # ESCALATE routes the exception, a customer notice or supplier request is a message: they
+        # change no order, stock or allocation another order's rules read
         out["reason"] = (
-            "ESCALATE changes no record: it routes the exception"
-            if action == "ESCALATE"
+            f"{action} changes no order, stock or allocation: no other order is affected"
+            if action not in writes.WRITE_ACTIONS
             else f"the approver still has to supply {', '.join(missing)}: nothing to simulate yet"
         )
-        out["feasible"] = action == "ESCALATE"
+        out["feasible"] = not missing
         out["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return out
     keys = _touched(session, action, normalised, order_id)
@@ -213,3 +215,41 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
             for o in result["other_orders"]
         ],
     }
+
+
+def _exceptions(items: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{i['type']}" + (f" (line {i['line_no']})" if i.get("line_no") else "") for i in items)
+
+
+def describe(result: dict[str, Any]) -> list[str]:
+    """The impact as plain lines of text: the CLI prints them, the panel and the chat show them."""
+    params = ", ".join(f"{k}={v}" for k, v in result["params"].items())
+    out = [f"what if {result['action']}({params}) on {result['order_id']}:"]
+    if result.get("reason"):
+        out.append(f"  {'' if result['feasible'] else 'not feasible: '}{result['reason']}")
+        return out
+    mine = result.get("this_order") or {}
+    if mine.get("clear") or mine.get("appear"):
+        out.append(
+            f"  {result['order_id']} itself: clears [{_exceptions(mine['clear'])}]"
+            + (f", raises [{_exceptions(mine['appear'])}]" if mine["appear"] else "")
+        )
+    n = result["other_orders_affected"]
+    out.append(
+        f"  {result['checked_orders']} other open order(s) share a (sku, warehouse) it touches; "
+        f"{n} would change"
+    )
+    for o in result["other_orders"]:
+        parts = []
+        if o["appear"]:
+            parts.append(f"gains [{_exceptions(o['appear'])}]")
+        if o["clear"]:
+            parts.append(f"clears [{_exceptions(o['clear'])}]")
+        out.append(
+            f"  - {o['order_id']} ({o['tier'] or 'no tier'} customer {o['customer_id']}, order value "
+            f"{o['order_value']}): {'; '.join(parts)}"
+        )
+    if n > len(result["other_orders"]):
+        out.append(f"  … and {n - len(result['other_orders'])} more")
+    out.append("  (simulated in a transaction that was rolled back: nothing was written)")
+    return out

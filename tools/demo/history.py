@@ -30,6 +30,7 @@ ROLE = {
     "MASTER_DATA_INCOMPLETE": "csr",
     "COMPLIANCE_HOLD": "compliance_officer",
     "RECURRING_ANOMALY": "ops_manager",
+    "ALLOCATION_CONFLICT": "planner",
 }
 WINDOW_DAYS, MIN_ORDERS = 30, 3
 UTC = dt.UTC
@@ -172,6 +173,23 @@ class History:
                     )
                     delay = max(delay, wait)
                     hours = wait * 24
+                    if acct.tier in ("platinum", "gold") and spike > 1:
+                        # a hot SKU shared by tiers: the planner took units standard orders held
+                        events.append(
+                            (
+                                "ALLOCATION_CONFLICT",
+                                f"line:{n}",
+                                n,
+                                None,
+                                spec.sku,
+                                line.wh,
+                                [
+                                    f"line {n} {spec.sku} short at {line.wh} for {acct.tier} customer "
+                                    f"{acct.customer_id} while lower-priority orders held the units",
+                                ],
+                                max(1, hours // 8),
+                            )
+                        )
                     if day + dt.timedelta(days=wait) > promised:
                         events.append(
                             (

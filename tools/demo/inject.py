@@ -25,17 +25,19 @@ __all__ = [
     "OpenOrder",
     "carrier",
     "compliance",
+    "conflict",
     "discontinued",
     "master_data",
     "pricing",
     "shortfall",
 ]
 
-SHORT, PROC, SUB, PRICE = (
+SHORT, PROC, SUB, PRICE, CONFLICT = (
     "INVENTORY_SHORTFALL",
     "PROCUREMENT_DELAY",
     "SUBSTITUTION_REQUEST",
     "PRICING_DISCREPANCY",
+    "ALLOCATION_CONFLICT",
 )
 
 
@@ -65,6 +67,7 @@ class Book(Protocol):
     plan: Plan
     rng: random.Random
     budget: Budget
+    wanted: list[list]  # [item, warehouse, qty] a key account's conflict still needs donors for
 
 
 @dataclass(slots=True)
@@ -173,6 +176,21 @@ def shortfall(book: Book, order: OpenOrder, kind: str, item: int | None = None) 
     _place(book, order, line)
     for t in types:
         order.hit(t, items[item].sku)
+    return True
+
+
+def conflict(book: Book, order: OpenOrder, item: int) -> bool:
+    """A key account's line on a hot SKU, backordered while standard customers' later orders hold
+    the units (domain.md §6): the item of a demand spike, short at every warehouse, so neither
+    another warehouse nor a substitute (the account takes none) can serve it. The open quantity is
+    recorded as a donation the next clean standard orders make: each takes a line of the SKU at
+    that warehouse, allocated, until it is covered (:meth:`OpenBook.donate`)."""
+    if not shortfall(book, order, "spike", item=item):
+        return False
+    line = next(d for d in order.lines if d.short and d.item == item)
+    line.alloc, line.backorder, line.status = 0, line.qty, "backordered"
+    order.hit(CONFLICT, book.sim.world.items[item].sku)
+    book.wanted.append([item, line.wh, line.qty])
     return True
 
 

@@ -35,6 +35,7 @@ SCENARIO_TYPES: dict[str, tuple[str, ...]] = {
     "compliance": ("COMPLIANCE_HOLD",),
     "short_pricing": (SHORT, PRICE),
     "spike": (SHORT, PROC),
+    "conflict": ("ALLOCATION_CONFLICT", SHORT, PROC),
 }
 SHORT_KIND = {"short": "early", "short_po": "late", "note_short": "early", "short_pricing": "early"}
 
@@ -47,6 +48,7 @@ class OpenBook:
         self.unallocated: dict[tuple[int, str], int] = {}  # open qty of clean, not yet allocated lines
         self.short_min: dict[tuple[int, str], int] = {}  # smallest open qty of an injected short line
         self.scenarios: dict[str, int] = {}
+        self.wanted: list[list] = []  # conflicts still waiting for standard orders to hold their units
 
     # -- one order ---------------------------------------------------------------------------------
 
@@ -70,6 +72,8 @@ class OpenBook:
         )
         channel = sim.channel(rng, acct)
         order.lines = self._clean_lines(acct, site, day)
+        if scenario is None:
+            self._donate(order)
         order.status = self._status(day, scenario)
         if not self._inject(order, scenario, slot):
             scenario = None
@@ -96,8 +100,10 @@ class OpenBook:
         if scenario is None:
             return sim.customer(self.rng, clean=True)
         types = SCENARIO_TYPES[scenario]
-        for _ in range(12):
+        for _ in range(12 if scenario != "conflict" else 60):
             acct = sim.customer(self.rng, clean=True)
+            if scenario == "conflict" and (acct.tier not in ("platinum", "gold") or acct.allow_subs):
+                continue  # a key account that takes no substitute: only the allocation can serve it
             if scenario == "compliance" and (
                 acct.export_license or all(s.country == "US" for s in acct.sites)
             ):
@@ -180,6 +186,8 @@ class OpenBook:
             return True
         if scenario == "spike":
             return inject.shortfall(self, order, "spike", item=slot.item)
+        if scenario == "conflict":
+            return inject.conflict(self, order, slot.item)
         if scenario in ("disc", "disc_short"):
             return inject.discontinued(self, order, short=scenario == "disc_short")
         if scenario == "master_data":
@@ -194,6 +202,22 @@ class OpenBook:
         if "adversarial" in slot.extras:
             order.note_kind, order.note = "adversarial", NOTES["adversarial"][0]
         return True
+
+    def _donate(self, order: OpenOrder) -> None:
+        """A clean standard order takes a line of a conflict's hot SKU at its warehouse, allocated
+        (the units a key account's backordered line waits for), when its credit has room for it."""
+        if not self.wanted or order.acct.tier != "standard" or order.acct.trouble:
+            return
+        want = self.wanted[0]
+        item, wh, qty = want
+        if any(d.item == item for d in order.lines):
+            return
+        line = Draft(item, wh, qty, self.sim.world.effective_cents(order.acct.idx, item, order.day))
+        if order.value() + line.value() > order.acct.headroom:
+            return
+        line.injected = True  # kept whole by trimming; allocated like any clean line
+        order.lines.append(line)
+        self.wanted.pop(0)
 
     def _fit(self, order: OpenOrder) -> None:
         """A clean account stays within credit; an account at its limit goes over with this order."""

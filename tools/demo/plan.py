@@ -57,7 +57,7 @@ class Calendar:
 
 @dataclass(slots=True)
 class Slot:
-    scenario: str  # a SCENARIOS name, or "credit", "credit_released", "spike", "master_data"
+    scenario: str  # a SCENARIOS name, or "credit", "credit_released", "spike", "conflict", "master_data"
     customer: int | None = None  # forced account
     item: int | None = None  # forced item (spike)
     extras: tuple[str, ...] = ()  # "pricing", "compliance", "adversarial"
@@ -143,6 +143,9 @@ def _slots(world: World, rng: random.Random, n_open: int, spikes: list[int]) -> 
     if n_open >= MIN_BOOK:
         for i in spikes:
             forced += [Slot("spike", item=i) for _ in range(rng.randint(3, 5))]
+        # a hot SKU shared by tiers: a key account's line backordered while standard customers'
+        # later orders hold the units (domain.md §6)
+        forced += [Slot("conflict", item=i) for i in spikes[:2]]
         trouble = [c for c in world.customers if c.trouble]
         eligible = [c for c in trouble if not c.export_license and any(s.country != "US" for s in c.sites)]
         eligible_ids = {c.idx for c in eligible}

@@ -6,7 +6,7 @@ nothing is written. Heavy modules are imported inside the command (start-up time
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -17,44 +17,6 @@ from ui.cli.governance import _params
 def register(app: typer.Typer) -> None:
     """Add this module's command to the ``copilot`` application."""
     app.command("whatif")(whatif)
-
-
-def _exceptions(items: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{i['type']}" + (f" (line {i['line_no']})" if i.get("line_no") else "") for i in items)
-
-
-def render(result: dict[str, Any]) -> list[str]:
-    """The impact as lines of text (also used by the panel's and chat's plain renderings)."""
-    params = ", ".join(f"{k}={v}" for k, v in result["params"].items())
-    out = [f"what if {result['action']}({params}) on {result['order_id']}:"]
-    if result.get("reason"):
-        out.append(f"  {'' if result['feasible'] else 'not feasible: '}{result['reason']}")
-        return out
-    mine = result.get("this_order") or {}
-    if mine.get("clear") or mine.get("appear"):
-        out.append(
-            f"  {result['order_id']} itself: clears [{_exceptions(mine['clear'])}]"
-            + (f", raises [{_exceptions(mine['appear'])}]" if mine["appear"] else "")
-        )
-    n = result["other_orders_affected"]
-    out.append(
-        f"  {result['checked_orders']} other open order(s) share a (sku, warehouse) it touches; "
-        f"{n} would change"
-    )
-    for o in result["other_orders"]:
-        parts = []
-        if o["appear"]:
-            parts.append(f"gains [{_exceptions(o['appear'])}]")
-        if o["clear"]:
-            parts.append(f"clears [{_exceptions(o['clear'])}]")
-        out.append(
-            f"  - {o['order_id']} ({o['tier'] or 'no tier'} customer {o['customer_id']}, order value "
-            f"{o['order_value']}): {'; '.join(parts)}"
-        )
-    if n > len(result["other_orders"]):
-        out.append(f"  … and {n - len(result['other_orders'])} more")
-    out.append("  (simulated in a transaction that was rolled back: nothing was written)")
-    return out
 
 
 def whatif(
@@ -72,6 +34,7 @@ def whatif(
 ) -> None:
     """What an action would do to the other open orders: the exceptions it would create or clear on
     each, with the customer's tier and the order value. Nothing is written."""
+    from agent.governance.impact import describe
     from agent.governance.impact import whatif as compute
     from tools.db import session_factory
 
@@ -86,5 +49,5 @@ def whatif(
     if as_json:
         print_json(result)
         return
-    for line in render(result):
+    for line in describe(result):
         typer.echo(line)

@@ -1,6 +1,8 @@
-"""The Approvals tab: the pending requests the signed-in role may decide, one request's evidence,
-guard result and citations, and the decision — approve, reject (with a reason) or edit the
-parameters and approve (with a reason; the new parameters are guarded again). A customer notice or
+"""The Approvals tab: the pending requests the signed-in role may decide, each with its impact on
+the other open orders (domain.md §6: how many would change; the selected request's in full — the
+exceptions it would create or clear, per order with its customer tier and order value), one
+request's evidence, guard result and citations, and the decision — approve, reject (with a
+reason) or edit the parameters and approve (with a reason; the new parameters are guarded again). A customer notice or
 supplier request shows its draft (escaped) beside the facts it was written from; its edit changes
 subject and body, checked against those facts again."""
 
@@ -12,6 +14,8 @@ from collections.abc import Callable
 import gradio as gr
 import pandas as pd
 
+from agent.governance.impact import describe
+from tools.errors import ToolError
 from tools.outbox import MESSAGE_ACTIONS
 from ui.api.service import Services
 from ui.panel.common import (
@@ -25,9 +29,23 @@ from ui.panel.common import (
 )
 from ui.panel.messages import message_md
 
-__all__ = ["QUEUE_COLUMNS", "ApprovalsTab"]
+__all__ = ["QUEUE_COLUMNS", "ApprovalsTab", "impact_md"]
 
-QUEUE_COLUMNS = ["id", "order", "action", "params", "risk", "approver", "requested by", "guard"]
+QUEUE_COLUMNS = ["id", "order", "action", "params", "risk", "approver", "requested by", "guard", "impact"]
+IMPACT_ROWS = 25  # the queue's first rows get their impact computed (each a rolled-back simulation)
+
+
+def impact_md(result: dict) -> str:
+    """The impact of a request as Markdown (the same lines as ``copilot whatif``)."""
+    head, *rest = describe(result)
+    return f"**Impact on other open orders** — {head}\n\n" + "\n".join(f"    {line.strip()}" for line in rest)
+
+
+def _impact_cell(result: dict) -> str:
+    if result.get("reason"):
+        return "n/a" if result["feasible"] else "not feasible now"
+    n = result["other_orders_affected"]
+    return f"{n} other order{'s' if n != 1 else ''} change" if n else "no other order changes"
 
 
 class _TextEdit:
@@ -43,6 +61,7 @@ class ApprovalsTab:
         """The pending requests the signed-in role may decide."""
         who = signed_in(self.services, token)
         items = self.services.queue(who)
+        impact = {r["id"]: self._impact(r, cell=True) for r in items[:IMPACT_ROWS]}
         rows = [
             {
                 "id": r["id"],
@@ -53,6 +72,7 @@ class ApprovalsTab:
                 "approver": r.get("approver_role"),
                 "requested by": r.get("requested_by"),
                 "guard": "ok" if (r.get("guard") or {}).get("ok", True) else "blocked",
+                "impact": impact.get(r["id"], "select it to see"),
             }
             for r in items
         ]
@@ -87,7 +107,19 @@ class ApprovalsTab:
         if message is not None:  # the draft beside its facts; Edit changes subject and body only
             text = {k: req["params"].get(k) for k in ("subject", "body")}
             return md.split("**Evidence:**")[0] + message_md(message), json.dumps(text, indent=1)
+        if req["status"] == "pending_approval":
+            md += "\n\n" + self._impact(req)
         return md, json.dumps(req.get("params") or {}, indent=1)
+
+    def _impact(self, req: dict, *, cell: bool = False) -> str:
+        """The request's impact on the other open orders (simulated and rolled back)."""
+        try:
+            result = self.services.whatif(
+                order_id=req.get("order_id") or "", action=req["action"], params=req["params"]
+            )
+        except ToolError as exc:
+            return "n/a" if cell else f"**Impact on other open orders:** not computed: {exc}"
+        return _impact_cell(result) if cell else impact_md(result)
 
     def decide(self, decision: str) -> Callable[[str | None, str | None, str, str], str]:
         """The handler of one decision button (``approve``, ``reject`` or ``edit``)."""
