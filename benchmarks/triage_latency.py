@@ -9,7 +9,13 @@ in a temporary folder; PostgreSQL: a fresh schema in ``TEST_POSTGRES_URL``, defa
 - **all open, batch:** ``triage_open_book`` over the whole open book (what ``copilot triage
   --all-open`` runs), recording, flushed; orders per second;
 - **all open, per order (the baseline):** ``triage_order`` on each of the first N open-book order
-  ids (what ``--all-open --limit N`` ran before), recording, flushed; orders per second.
+  ids (what ``--all-open --limit N`` ran before), recording, flushed; orders per second;
+- **short orders:** the single-order p50 of the sampled orders with a line short of stock — the
+  ones whose triage also looks up the allocation donors (domain.md §6) — and how many of the open
+  book carry an ``ALLOCATION_CONFLICT``;
+- **what-if:** ``agent.governance.impact.whatif`` of each sampled order's recommendation (the
+  impact on the other open orders, simulated in a savepoint that is rolled back); p50 and p95, and
+  the ratio to the single-order triage p50 of the same run.
 
 Every measurement runs in a transaction that is rolled back, so all see the same records. Ratios
 are of the same run: growth against the 10k database of the same backend, and batch against
@@ -55,7 +61,9 @@ def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: in
 
     from sqlalchemy import func, select
 
+    from agent.governance.impact import whatif
     from agent.policy import load_policy
+    from agent.triage.detection import detect_order
     from agent.triage.service import triage_open_book, triage_order
     from tools.dataset import open_order_ids
     from tools.db import session_factory, upgrade
@@ -86,6 +94,7 @@ def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: in
             s.flush()
             times.append(time.perf_counter() - started)
         s.rollback()
+    by_order, short = list(times), []
     times.sort()
 
     with factory() as s:  # --all-open, batch
@@ -97,6 +106,31 @@ def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: in
         batch_s = time.perf_counter() - started
         s.rollback()
 
+    with factory() as s:  # what-if of the recommendation, on the sampled orders that have one
+        recs = []
+        for oid in picked:
+            result = triage_order(s, oid, policy, record=False)
+            if result["recommendation"]:
+                recs.append(oid)
+            if any(e["type"] == "INVENTORY_SHORTFALL" for e in result["exceptions"]):
+                short.append(oid)
+        s.rollback()
+        for oid in recs[:10]:  # warm-up
+            whatif(s, policy, order_id=oid)
+        s.rollback()
+        what_times, reached = [], []
+        for oid in recs:
+            started = time.perf_counter()
+            impact = whatif(s, policy, order_id=oid)
+            what_times.append(time.perf_counter() - started)
+            reached.append(impact["checked_orders"])
+        s.rollback()
+        conflicts = sum(
+            1 for oid in book if any(d.type == "ALLOCATION_CONFLICT" for d in detect_order(s, oid, policy))
+        ) if len(book) <= 3_000 else None
+    what_times.sort()
+    short_times = sorted(t for oid, t in zip(picked, by_order) if oid in set(short))
+
     first = book[:baseline_orders]
     with factory() as s:  # --all-open, per order (baseline)
         started = time.perf_counter()
@@ -106,8 +140,11 @@ def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: in
         per_order_s = time.perf_counter() - started
         s.rollback()
 
-    def pct(p: float) -> float:
-        return times[min(len(times) - 1, round(p * (len(times) - 1)))] * 1000
+    def pct(p: float, values: list[float] | None = None) -> float:
+        values = times if values is None else values
+        if not values:
+            return float("nan")
+        return values[min(len(values) - 1, round(p * (len(values) - 1)))] * 1000
 
     return {
         "backend": backend,
@@ -124,6 +161,13 @@ def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: in
         "per_order_orders": len(first),
         "per_order_s": per_order_s,
         "per_order_rate": len(first) / per_order_s,
+        "short_sample": len(short_times),
+        "short_p50_ms": pct(0.50, short_times),
+        "conflicts": conflicts,
+        "whatif_sample": len(what_times),
+        "whatif_p50_ms": pct(0.50, what_times),
+        "whatif_p95_ms": pct(0.95, what_times),
+        "whatif_reach_p50": sorted(reached)[len(reached) // 2] if reached else 0,
     }
 
 
@@ -154,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
             results.append(r)
             print(
                 f"{backend} {r['lines']:,} lines: p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
-                f"batch {r['batch_rate']:,.0f} orders/s, per-order {r['per_order_rate']:,.0f} orders/s "
+                f"batch {r['batch_rate']:,.0f} orders/s, per-order {r['per_order_rate']:,.0f} orders/s, "
+                f"short p50 {r['short_p50_ms']:.1f} ms, what-if p50 {r['whatif_p50_ms']:.1f} ms "
                 f"(seeded in {r['seed_s']:.0f} s)",
                 file=sys.stderr,
                 flush=True,
@@ -176,6 +221,18 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['p95_ms']:.1f} | {r['p50_ms'] / base['p50_ms']:.2f}× | {r['batch_rate']:,.0f} | "
             f"{r['per_order_rate']:,.0f} | {r['batch_rate'] / r['per_order_rate']:.1f}× | "
             f"{r['batch_rate'] / base['batch_rate']:.2f}× |"
+        )
+    print(
+        "\n| backend | order lines | short orders sampled | short p50 ms | open orders with ALLOCATION_CONFLICT "
+        "| what-if sampled | what-if p50 ms | what-if p95 ms | what-if p50 vs triage p50 | other orders checked (p50) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        conflicts = "—" if r["conflicts"] is None else f"{r['conflicts']:,}"
+        print(
+            f"| {r['backend']} | {r['lines']:,} | {r['short_sample']} | {r['short_p50_ms']:.1f} | {conflicts} | "
+            f"{r['whatif_sample']} | {r['whatif_p50_ms']:.1f} | {r['whatif_p95_ms']:.1f} | "
+            f"{r['whatif_p50_ms'] / r['p50_ms']:.1f}× | {r['whatif_reach_p50']} |"
         )
 
 
