@@ -129,7 +129,7 @@ def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: in
             1 for oid in book if any(d.type == "ALLOCATION_CONFLICT" for d in detect_order(s, oid, policy))
         ) if len(book) <= 3_000 else None
     what_times.sort()
-    short_times = sorted(t for oid, t in zip(picked, by_order) if oid in set(short))
+    short_times = sorted(t for oid, t in zip(picked, by_order, strict=True) if oid in set(short))
 
     first = book[:baseline_orders]
     with factory() as s:  # --all-open, per order (baseline)
