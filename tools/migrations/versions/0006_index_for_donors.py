@@ -1,7 +1,7 @@
 """index for allocation donors: order lines by (sku, warehouse_id)
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04 05:40:00
 
 Detection of ALLOCATION_CONFLICT (domain.md §6) looks up the lines holding a SKU's allocation at
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
