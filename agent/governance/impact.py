@@ -31,10 +31,9 @@ from agent.policy import Policy
 from agent.triage.allocation import open_orders_at
 from agent.triage.detection import Detected, OrderContext, OrderNotFound, detect, load_contexts
 from agent.triage.service import triage_order
-from tools import writes
+from tools import rules, writes
 from tools.errors import Conflict, NotFound, PreconditionFailed, ToolError
 from tools.models import Order, OrderLine, PurchaseOrder, Shipment
-from tools.orders import CLOSED
 
 __all__ = ["MAX_ORDERS_SHOWN", "describe", "summary", "whatif"]
 
@@ -60,7 +59,7 @@ def _touched(session: Session, action: str, params: dict[str, Any], order_id: st
     rows = session.execute(
         select(ol.c.sku, ol.c.warehouse_id, o.c.warehouse_id)
         .join(o, o.c.order_id == ol.c.order_id)
-        .where(ol.c.order_id.in_(sorted(orders)), ol.c.status.not_in(CLOSED))
+        .where(ol.c.order_id.in_(sorted(orders)), ol.c.status.not_in(rules.CLOSED_STATUSES))
     )
     keys.update((sku, own or order_wh) for sku, own, order_wh in rows if sku and (own or order_wh))
     return keys
