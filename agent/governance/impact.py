@@ -7,10 +7,12 @@ and inside the savepoint, and the exceptions that would appear or clear are repo
 with its customer tier and order value. The same computation serves the CLI (``copilot whatif``),
 the API (``POST /api/v1/whatif``), the approvals panel, the decision's audit event and the chat.
 
-The (sku, warehouse) pairs an action touches: those of every active line of the orders whose
-records it writes (the request's order; a reassignment's donor; a shipment's order), before and
-after the change, and a purchase order's own (sku, warehouse). Stock, priority (a promise date)
-and supply all act through them.
+The (sku, warehouse) pairs an action touches, before and after the change: those of the line it
+writes (a reallocation's old and new warehouse, a substitution's old and new SKU, a split) and of
+a reassignment's donor line; every line of the order for a new promise date (its priority
+changes); a purchase order's own. Actions on credit, price, carriers, master data or compliance
+change no stock, allocation or priority another order's rules read: they touch no pair, and only
+the order itself is compared.
 
 Where domain.md is silent: the orders are compared on the rules of one order (§2 and §6, the
 exception instances by type and line or shipment); ``RECURRING_ANOMALY``, a count across the
@@ -23,7 +25,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from agent.governance.guard import normalise_params
@@ -33,7 +35,7 @@ from agent.triage.detection import Detected, OrderContext, OrderNotFound, detect
 from agent.triage.service import triage_order
 from tools import rules, writes
 from tools.errors import Conflict, NotFound, PreconditionFailed, ToolError
-from tools.models import Order, OrderLine, PurchaseOrder, Shipment
+from tools.models import Order, OrderLine, PurchaseOrder
 
 __all__ = ["MAX_ORDERS_SHOWN", "describe", "summary", "whatif"]
 
@@ -43,25 +45,28 @@ _SKIPPED = frozenset({"RECURRING_ANOMALY"})
 
 def _touched(session: Session, action: str, params: dict[str, Any], order_id: str) -> set[tuple[str, str]]:
     """The (sku, warehouse) pairs the action touches on the records as they are now."""
-    orders = {order_id}
-    if action == "REASSIGN_ALLOCATION" and params.get("from_order_id"):
-        orders.add(params["from_order_id"])
+    ol, o = OrderLine.__table__, Order.__table__
     keys: set[tuple[str, str]] = set()
-    if params.get("shipment_id"):
-        ship = session.get(Shipment, params["shipment_id"])
-        if ship is not None and ship.order_id:
-            orders.add(ship.order_id)
+    if action == "UPDATE_PROMISE_DATE":  # the order's priority: every line of it competes anew
+        where = [ol.c.order_id == order_id]
+    elif "line_no" in params:  # the line it writes, and a reassignment's donor line
+        lines = [(order_id, params["line_no"])]
+        if action == "REASSIGN_ALLOCATION" and params.get("from_order_id"):
+            lines.append((params["from_order_id"], params.get("from_line_no")))
+        where = [or_(*(and_(ol.c.order_id == oid, ol.c.line_no == no) for oid, no in lines))]
+    else:
+        where = []
     if params.get("po_id"):
         po = session.get(PurchaseOrder, params["po_id"])
         if po is not None and po.sku and po.warehouse_id:
             keys.add((po.sku, po.warehouse_id))
-    ol, o = OrderLine.__table__, Order.__table__
-    rows = session.execute(
-        select(ol.c.sku, ol.c.warehouse_id, o.c.warehouse_id)
-        .join(o, o.c.order_id == ol.c.order_id)
-        .where(ol.c.order_id.in_(sorted(orders)), ol.c.status.not_in(rules.CLOSED_STATUSES))
-    )
-    keys.update((sku, own or order_wh) for sku, own, order_wh in rows if sku and (own or order_wh))
+    if where:
+        rows = session.execute(
+            select(ol.c.sku, ol.c.warehouse_id, o.c.warehouse_id)
+            .join(o, o.c.order_id == ol.c.order_id)
+            .where(*where, ol.c.status.not_in(rules.CLOSED_STATUSES))
+        )
+        keys.update((sku, own or order_wh) for sku, own, order_wh in rows if sku and (own or order_wh))
     return keys
 
 
