@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from tools import rules
 from tools.models import Order, OrderLine, PurchaseOrder, Shipment
 
-__all__ = ["OUTSIDE_ORDER", "TARGETS", "retargeted", "scope_problems"]
+__all__ = ["OUTSIDE_ORDER", "TARGETS", "donor_problems", "retargeted", "scope_problems"]
 
 # Parameters naming the records an action acts on; an approver's edit never changes them.
 TARGETS: frozenset[str] = frozenset(
@@ -43,8 +43,52 @@ TARGETS: frozenset[str] = frozenset(
 )
 
 DonorRule = Callable[[Session, Order, dict[str, Any]], list[str]]
+
+
+def _priority(session: Session, order: Order) -> tuple:
+    customer = order.customer
+    return rules.order_priority_key(
+        customer.tier if customer is not None else None, order.promised_date, order.order_date, order.order_id
+    )
+
+
+def donor_problems(session: Session, order: Order, params: dict[str, Any]) -> list[str]:
+    """domain.md §6: why ``from_order_id``/``from_line_no`` are not a donor of the request's line —
+    a line (neither shipped nor cancelled) of another open, held or released order, of the same
+    sku at the same warehouse, whose order ranks below the request's in order priority."""
+    donor_id, donor_no = params.get("from_order_id"), params.get("from_line_no")
+    if donor_id == order.order_id:
+        return ["the donor must be a line of another order"]
+    donor_order = session.get(Order, donor_id)
+    if donor_order is None:
+        return [f"donor order {donor_id} not found"]
+    if donor_order.status not in rules.OPEN_ORDER_STATUSES:
+        return [f"donor order {donor_id} is {donor_order.status}: nothing may change on it"]
+    donor = session.get(OrderLine, (donor_id, donor_no))
+    if donor is None or rules.is_closed(donor.status):
+        return [f"donor order {donor_id} has no line {donor_no} open"]
+    line = session.get(OrderLine, (order.order_id, params.get("line_no")))
+    if line is None:
+        return []  # the request's own line is checked with the request's order
+    here = rules.ship_from(line.warehouse_id, order.warehouse_id)
+    there = rules.ship_from(donor.warehouse_id, donor_order.warehouse_id)
+    if (donor.sku, there) != (line.sku, here):
+        return [
+            f"donor line {donor_no} of {donor_id} holds {donor.sku} at {there}, "
+            f"line {line.line_no} needs {line.sku} at {here}"
+        ]
+    if _priority(session, donor_order) <= _priority(session, order):
+        return [
+            f"{donor_id} does not rank below {order.order_id} in order priority "
+            "(tier, promised date, order date, order id): its stock may not be taken"
+        ]
+    return []
+
+
 # action -> (the parameters that may name another order's records, the rule that checks them).
-OUTSIDE_ORDER: dict[str, tuple[frozenset[str], DonorRule]] = {}
+OUTSIDE_ORDER: dict[str, tuple[frozenset[str], DonorRule]] = {
+    "REASSIGN_ALLOCATION": (frozenset({"from_order_id", "from_line_no"}), donor_problems),
+}
 
 
 def _order_id(session: Session, order: Order, value: Any) -> list[str]:

@@ -56,7 +56,7 @@ from tools.models import (
     Warehouse,
 )
 from tools.rules import SHIP_TO_FIELDS
-from tools.scope import scope_problems
+from tools.scope import donor_problems, scope_problems
 
 __all__ = [
     "SHIP_TO_FIELDS",
@@ -191,39 +191,17 @@ def _reallocate(session: Session, p: dict[str, Any], write: bool) -> Changes:
     }
 
 
-def _priority(session: Session, order: Order) -> tuple:
-    customer = session.get(Customer, order.customer_id) if order.customer_id else None
-    return rules.order_priority_key(
-        customer and customer.tier, order.promised_date, order.order_date, order.order_id
-    )
-
-
 def _reassign(session: Session, p: dict[str, Any], write: bool) -> Changes:
     """domain.md §6: units a lower-priority order's line holds at the same warehouse go to this
     line; inventory is unchanged (the units stay allocated, to another line)."""
     order = _order(session, p["order_id"])
     line = _line(session, order, p["line_no"])
-    if p["from_order_id"] == order.order_id:
-        raise PreconditionFailed("the donor must be a line of another order")
-    try:
-        donor_order = _order(session, p["from_order_id"])
-    except PreconditionFailed as exc:
-        raise PreconditionFailed(f"donor {exc}") from None
-    try:
-        donor = _line(session, donor_order, p["from_line_no"])
-    except PreconditionFailed as exc:
-        raise PreconditionFailed(f"donor {exc}") from None
-    here, there = _ship_from(order, line), _ship_from(donor_order, donor)
-    if (donor.sku, there) != (line.sku, here):
-        raise PreconditionFailed(
-            f"donor line {donor.line_no} of {donor_order.order_id} holds {donor.sku} at {there}, "
-            f"line {line.line_no} needs {line.sku} at {here}"
-        )
-    if _priority(session, donor_order) <= _priority(session, order):
-        raise PreconditionFailed(
-            f"{donor_order.order_id} does not rank below {order.order_id} in order priority "
-            "(tier, promised date, order date, order id): its stock may not be taken"
-        )
+    problems = donor_problems(session, order, p)  # the one home of the donor rule (tools.scope)
+    if problems:
+        raise PreconditionFailed(problems[0])
+    donor_order = session.get(Order, p["from_order_id"])
+    donor = session.get(OrderLine, (donor_order.order_id, p["from_line_no"]))
+    here = _ship_from(order, line)
     qty = p["qty"]
     if qty <= 0:
         raise PreconditionFailed(f"qty must be positive, got {qty}")
