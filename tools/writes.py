@@ -200,7 +200,8 @@ def _reassign(session: Session, p: dict[str, Any], write: bool) -> Changes:
     if problems:
         raise PreconditionFailed(problems[0])
     donor_order = session.get(Order, p["from_order_id"])
-    donor = session.get(OrderLine, (donor_order.order_id, p["from_line_no"]))
+    donor = session.get(OrderLine, (p["from_order_id"], p["from_line_no"]))
+    assert donor_order is not None and donor is not None  # donor_problems found both
     here = _ship_from(order, line)
     qty = p["qty"]
     if qty <= 0:
