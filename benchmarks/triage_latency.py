@@ -125,9 +125,15 @@ def _measure(engine, backend: str, orders: int, sample: int, baseline_orders: in
             what_times.append(time.perf_counter() - started)
             reached.append(impact["checked_orders"])
         s.rollback()
-        conflicts = sum(
-            1 for oid in book if any(d.type == "ALLOCATION_CONFLICT" for d in detect_order(s, oid, policy))
-        ) if len(book) <= 3_000 else None
+        conflicts = (
+            sum(
+                1
+                for oid in book
+                if any(d.type == "ALLOCATION_CONFLICT" for d in detect_order(s, oid, policy))
+            )
+            if len(book) <= 3_000
+            else None
+        )
     what_times.sort()
     short_times = sorted(t for oid, t in zip(picked, by_order, strict=True) if oid in set(short))
 

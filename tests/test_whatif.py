@@ -182,14 +182,22 @@ def test_chat_answers_what_happens_to_other_orders_from_the_same_computation(sql
     )
     assert reply["tool_calls"][0]["name"] == "what_if"
     assert reply["tool_calls"][0]["args"] == {
-        "order_id": "SO-200001", "action": "REALLOCATE_WAREHOUSE", "warehouse_id": "WH3"
+        "order_id": "SO-200001",
+        "action": "REALLOCATE_WAREHOUSE",
+        "warehouse_id": "WH3",
     }
     with factory() as s:
         expected = whatif(
-            s, POLICY, order_id="SO-200001", action="REALLOCATE_WAREHOUSE",
+            s,
+            POLICY,
+            order_id="SO-200001",
+            action="REALLOCATE_WAREHOUSE",
             params={"order_id": "SO-200001", "line_no": 1, "to_warehouse_id": "WH3"},
         )
         s.rollback()
-    assert "SO-200004 (standard customer C2" in reply["answer"] and "gains [INVENTORY_SHORTFALL" in reply["answer"]
+    assert (
+        "SO-200004 (standard customer C2" in reply["answer"]
+        and "gains [INVENTORY_SHORTFALL" in reply["answer"]
+    )
     assert f"{expected['other_orders_affected']} would change" in reply["answer"]
     assert reply["request"] is None

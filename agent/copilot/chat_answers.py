@@ -27,7 +27,7 @@ __all__ = [
 HELP = (
     'I answer questions about orders and procedures: what is blocking an order (e.g. "what is blocking '
     "SO-100042?\"), which of a customer's orders will ship late, why an action is not recommended, "
-    "what an SOP says, what an action would do to the other open orders (\"what happens to other orders "
+    'what an SOP says, what an action would do to the other open orders ("what happens to other orders '
     'if we move SO-100042 to WH-2?") — and I can request approval for an action.'
 )
 ASK = "Which order do you mean? Give its number, e.g. SO-100042."
