@@ -1,7 +1,7 @@
 """index for allocation donors: order lines by (sku, warehouse_id)
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04 05:40:00
 
 Detection of ALLOCATION_CONFLICT (domain.md §6) looks up the lines holding a SKU's allocation at
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
