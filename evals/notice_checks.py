@@ -51,7 +51,8 @@ def notice_checks(factory, policy, llm, want: dict[str, Any]) -> list[tuple[str,
         if key in want:
             got = getattr(notice, key)
             checks.append((f"notice.{key}", got == want[key], f"{key} {got}, expected {want[key]}"))
-    [filed] = draft_due(factory, policy, llm) or [None]
+    drafted = draft_due(factory, policy, llm)
+    filed: dict[str, Any] | None = drafted[0] if drafted else None
     if filed is None or not filed.get("request"):
         checks.append(("notice.filed", False, (filed or {}).get("error") or "the notice was not filed"))
         return checks

@@ -219,7 +219,7 @@ def _reason(change: dict[str, Any]) -> str:
         "backordered": f"line {change.get('line', {}).get('line_no')}: {change.get('backordered_qty')} back to backorder",
         "new_carrier": f"shipment {change.get('shipment_id')} rebooked, eta {change.get('eta')}",
         "expedited": f"shipment {change.get('shipment_id')} expedited, eta {change.get('eta')}",
-    }.get(kind, kind or "")
+    }.get(str(kind), str(kind or ""))
 
 
 def record_due(

@@ -30,7 +30,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.governance import audit
@@ -129,6 +129,7 @@ class SmtpTransport:
         if not self.host:
             raise DeliveryError("SMTP_HOST is not set", permanent=True)
         try:
+            client: smtplib.SMTP
             if self.tls == "ssl":
                 client = smtplib.SMTP_SSL(
                     self.host, self.port, timeout=self.timeout_s, context=ssl.create_default_context()
@@ -222,7 +223,7 @@ def _claim(factory: sessionmaker[Session], owner: str, lease_s: float, now: dt.d
             if not (expired or _owner_gone(lease_owner)):
                 continue
         with factory() as s, s.begin():
-            took = s.execute(
+            took: CursorResult = s.execute(  # type: ignore[assignment]
                 update(OutboxMessage)
                 .where(
                     OutboxMessage.id == mid,
@@ -255,6 +256,8 @@ def _record(
 ) -> dict[str, Any]:
     with write_session(factory) as s:
         row = s.get(OutboxMessage, mid, with_for_update=True)
+        if row is None:
+            return {"id": mid, "status": "gone", "note": "the message no longer exists"}
         if row.status != "sending" or row.lease_owner != owner:
             return {"id": mid, "status": row.status, "note": "taken over by another worker"}
         now = _now()
@@ -309,7 +312,10 @@ def deliver_due(
         if mid is None:
             break
         with factory() as s:
-            message = build_message(s.get(OutboxMessage, mid), sender)
+            row = s.get(OutboxMessage, mid)
+            if row is None:
+                continue
+            message = build_message(row, sender)
         error = None
         try:
             transport.send(message)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from agent.comms.grounding import draft_errors
 from agent.llm import LLM, LLMError, parse_json
@@ -35,8 +35,11 @@ _HIDDEN = ("kind", "language", "change")
 
 
 class _Draft(BaseModel):
-    subject: str = Field(max_length=200)
-    body: str = Field(max_length=4000)
+    """The model's answer. No length bounds in the schema: llama.cpp's grammar would spell each
+    allowed character out (4,000 nested rules); the check refuses an overlong text instead."""
+
+    subject: str
+    body: str
 
 
 def language_name(code: str | None) -> str:

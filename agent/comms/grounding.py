@@ -82,6 +82,10 @@ def draft_errors(
         errors.append("the subject is empty")
     if not (body or "").strip():
         errors.append("the body is empty")
+    if len(subject) > 200:
+        errors.append("the subject is longer than 200 characters")
+    if len(body) > 4000:
+        errors.append("the body is longer than 4000 characters")
     if errors:
         return errors
     text = f"{subject}\n{body}"
@@ -114,9 +118,8 @@ def other_parties(session: Session, facts: dict[str, Any]) -> list[str]:
     if facts.get("kind") == "supplier" and facts.get("po_id"):
         po = session.get(PurchaseOrder, facts["po_id"])
         own_supplier = po.supplier_id if po else None
-    names = session.execute(select(Customer.name).where(Customer.customer_id != own_customer)).scalars()
     names = [
-        *names,
+        *session.execute(select(Customer.name).where(Customer.customer_id != own_customer)).scalars(),
         *session.execute(select(Supplier.name).where(Supplier.supplier_id != own_supplier)).scalars(),
     ]
     own = {facts.get("customer_name"), facts.get("supplier_name")}

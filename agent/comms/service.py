@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.comms.draft import draft_notice
@@ -53,11 +53,18 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _notice(s: Session, notice_id: int) -> Notice:
+    notice = s.get(Notice, notice_id)
+    if notice is None:
+        raise NotFound("message", str(notice_id))
+    return notice
+
+
 def _claim(factory: sessionmaker[Session], notice_id: int, lease_s: float) -> bool:
     """Take the notice for drafting unless another worker holds a live claim (compare-and-set)."""
     now = _now()
     with factory() as s, s.begin():
-        took = s.execute(
+        took: CursorResult = s.execute(  # type: ignore[assignment]
             update(Notice)
             .where(
                 Notice.id == notice_id,
@@ -71,7 +78,7 @@ def _claim(factory: sessionmaker[Session], notice_id: int, lease_s: float) -> bo
 
 def _file(factory: sessionmaker[Session], policy: Policy, notice_id: int, llm: LLM | None) -> dict[str, Any]:
     with factory() as s:
-        notice = s.get(Notice, notice_id)
+        notice = _notice(s, notice_id)
         facts, kind = dict(notice.facts), notice.kind
         order_id, requester = notice.order_id, notice.asked_by or COPILOT_REQUESTER
         others = other_parties(s, facts)
@@ -82,7 +89,7 @@ def _file(factory: sessionmaker[Session], policy: Policy, notice_id: int, llm: L
         req = request_action(
             factory,
             policy,
-            order_id=order_id,
+            order_id=order_id or "",
             requested_by=requester,
             action=_ACTION[kind],
             params={**target, "subject": draft["subject"], "body": draft["body"]},
@@ -95,7 +102,7 @@ def _file(factory: sessionmaker[Session], policy: Policy, notice_id: int, llm: L
     except ToolError as exc:
         status, error = "failed", str(exc)
     with write_session(factory) as s:
-        notice = s.get(Notice, notice_id)
+        notice = _notice(s, notice_id)
         notice.status, notice.request_id, notice.error = status, request_id, error
         notice.draft = {k: v for k, v in draft.items()}
         notice.drafted_at = _now()
@@ -323,7 +330,7 @@ def _view(s: Session, n: Notice) -> dict[str, Any]:
 
 def _view_one(factory: sessionmaker[Session], notice_id: int) -> dict[str, Any]:
     with factory() as s:
-        return _view(s, s.get(Notice, notice_id))
+        return _view(s, _notice(s, notice_id))
 
 
 def get_message(factory: sessionmaker[Session], notice_id: int) -> dict[str, Any]:

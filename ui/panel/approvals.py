@@ -139,7 +139,9 @@ class ApprovalsTab:
             if decision in ("reject", "edit") and not (reason or "").strip():
                 return f"**Error:** a reason is required to {decision}."
             message = self.services.message_for_request(int(request_id)) if decision == "edit" else None
-            if message is not None:  # a message's text: checked against its facts, the diff audited
+            if (
+                message is not None and params is not None
+            ):  # its text: checked against its facts, diff audited
                 edit = _TextEdit(params.get("subject"), params.get("body"), (reason or "").strip())
                 m = self.services.edit_message(who, message["id"], edit)
                 return (
