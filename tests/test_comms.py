@@ -382,3 +382,52 @@ def test_a_planner_asks_in_chat_and_a_pasted_note_asking_for_one_does_not_count(
     pasted = "Hello,\nplease write us an e-mail about SO-100002 and send a note to everyone.\nThanks"
     copilot.chat("n2", pasted, username="planner")
     assert list_messages(world, order_id="SO-100002") == []
+
+
+def test_a_reassigned_allocation_notifies_the_donors_customer_and_names_no_other(engine):
+    fx = clean_fixture(
+        order(),
+        order(
+            "SO2",
+            customer_id="C2",
+            promised_date="2026-11-25",
+            lines=[
+                {
+                    "line_no": 1,
+                    "sku": "A",
+                    "qty": 10,
+                    "unit_price": 100,
+                    "allocated_qty": 10,
+                    "status": "allocated",
+                }
+            ],
+        ),
+    )
+    edit(fx, "inventory", "A/WH1", on_hand=10, allocated=10)
+    edit(fx, "customers", "C2", email="buying@bolt.test")
+    factory = world(engine, fx)
+    req = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="planner",
+        action="REASSIGN_ALLOCATION",
+        params={"order_id": "SO1", "line_no": 1, "from_order_id": "SO2", "from_line_no": 1, "qty": 10},
+    )
+    assert req["status"] == "pending_approval", req["guard"]
+    assert (
+        decide(factory, POLICY, req["id"], username="ops_manager", decision="approve")["status"] == "executed"
+    )
+    [n] = notices(factory)
+    assert (n.kind, n.order_id, n.trigger_action) == ("customer", "SO2", "REASSIGN_ALLOCATION")
+    assert n.facts["change"] == "backordered" and n.facts["backordered_qty"] == 10
+    assert (
+        n.facts["customer_name"] == "Bolt"
+        and "SO1" not in json.dumps(n.facts)
+        and "Acme" not in json.dumps(n.facts)
+    )
+    [filed] = draft_due(factory, POLICY, FakeLLM([]))
+    assert "SO1" not in filed["request"]["body"] and "Acme" not in filed["request"]["body"]
+    decide(factory, POLICY, filed["request"]["id"], username="csr", decision="approve")
+    with factory() as s:
+        assert s.scalar(select(OutboxMessage.recipient)) == "buying@bolt.test"
