@@ -44,6 +44,8 @@ __all__ = [
     "MAX_TOKEN_CHARS",
     "ActionName",
     "ActionSpec",
+    "Autopilot",
+    "AutopilotRule",
     "Candidate",
     "Condition",
     "ExceptionType",
@@ -372,6 +374,27 @@ class QueuePriority(_Strict):
     }
 
 
+class AutopilotRule(_Strict):
+    """A low-risk, repeatable decision policy may take: one action at one risk, when all conditions hold.
+
+    ``mode: shadow`` records what it would have approved while people still decide; ``live`` approves.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,47}$")
+    action: ActionName
+    risk: Literal["low", "medium"]
+    when: list[Literal["same_region", "approved_substitute_no_higher_price", "amount_within"]] = []
+    max_amount: Decimal | None = Field(default=None, ge=0)
+    mode: Literal["shadow", "live"] = "shadow"
+
+
+class Autopilot(_Strict):
+    """Policy auto-approval by rule. ``enabled: false`` is the kill switch: no automation at all."""
+
+    enabled: bool = True
+    rules: list[AutopilotRule] = []
+
+
 class Queues(_Strict):
     """Role work queues: who owns each open exception, by when (SLA), and where a breach escalates."""
 
@@ -416,6 +439,7 @@ class Policy(_Strict):
     order_numbers: OrderNumbers = DEFAULT_ORDER_NUMBERS
     """How order numbers look in pasted text and chat (shapes in RE2 syntax, keywords)."""
     queues: Queues = Queues()
+    autopilot: Autopilot = Autopilot()
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -467,6 +491,11 @@ class Policy(_Strict):
         for routed_kind, routed in self.escalation.items():
             for i, who in enumerate(routed):
                 yield from role(("escalation", routed_kind, i), who)
+        for n, auto in enumerate(self.autopilot.rules):
+            if auto.action == "COMPLIANCE_REVIEW" or self.spec(auto.action).never_auto_approve:
+                yield ("autopilot", "rules", n), f"{auto.action} is never auto-approved"
+            if "amount_within" in auto.when and auto.max_amount is None:
+                yield ("autopilot", "rules", n), "amount_within needs max_amount"
         q = self.queues
         for owned_kind, owner in q.owners.items():
             yield from role(("queues", "owners", owned_kind), owner)
@@ -548,7 +577,7 @@ class Policy(_Strict):
 
     def auto_approves(self, action: str, risk: str | None) -> bool:
         """Whether policy approves ``action`` at ``risk`` without a person."""
-        if risk == "none" or self.spec(action).never_auto_approve:
+        if risk == "none" or self.spec(action).never_auto_approve or not self.autopilot.enabled:
             return False
         return self.auto_approve.get(cast(ApprovalRisk, risk), False)
 

@@ -49,6 +49,7 @@ from tools.models import AuditAnchor, AuditEvent
 __all__ = [
     "EVENT_APPROVAL_REQUESTED",
     "EVENT_AUDIT_KEYED",
+    "EVENT_AUTOPILOT_SHADOW",
     "EVENT_CHAT_PROPOSAL",
     "EVENT_CHAT_REQUEST",
     "EVENT_CHECKPOINT",
@@ -106,6 +107,7 @@ EVENT_QUEUE_CLAIMED = "queue_claimed"  # a person took an open exception from a 
 EVENT_QUEUE_RELEASED = "queue_released"  # a person gave a claimed exception back to the queue
 EVENT_QUEUE_REASSIGNED = "queue_reassigned"  # an exception moved to another role's queue, and why
 EVENT_SLA_ESCALATED = "sla_escalated"  # an exception's SLA was breached; escalated by policy
+EVENT_AUTOPILOT_SHADOW = "autopilot_shadow"  # a rule in shadow mode would have auto-approved this request
 
 
 class AuditChainBroken(RuntimeError):

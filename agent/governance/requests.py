@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.checkpoint import checkpoint_location, open_checkpointer
 from agent.governance import audit, impact
 from agent.governance.approval import build_approval_graph, resume_with_decision, thread_config
+from agent.governance.autopilot import matching_rule
 from agent.governance.events import log_triage
 from agent.governance.guard import GuardResult, normalise_params, risk_facts, routing_problems, run_guard
 from agent.governance.intake import clip, loggable_params, screen_params, screen_reason
@@ -481,7 +482,23 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
             return {"outcome": "blocked"}
         if req.action == "ESCALATE":
             return {"outcome": "escalate"}
-        if policy.auto_approves(req.action, req.risk) and not writes.missing_inputs(
+        rule = matching_rule(s, policy, req.action, req.risk, req.params)
+        if rule is not None and rule.mode == "shadow":  # people decide; the report compares
+            audit.append_event(
+                s,
+                audit.EVENT_AUTOPILOT_SHADOW,
+                actor=POLICY_ACTOR,
+                order_id=req.order_id,
+                request_id=req.id,
+                payload={
+                    "rule": rule.name,
+                    "action": req.action,
+                    "risk": req.risk,
+                    "params_hash": req.params_hash,
+                },
+            )
+        live = rule if rule is not None and rule.mode == "live" else None
+        if (policy.auto_approves(req.action, req.risk) or live is not None) and not writes.missing_inputs(
             s, req.action, req.params
         ):
             approval = Approval(
@@ -489,7 +506,9 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
                 decision="approve",
                 decided_by=POLICY_ACTOR,
                 role=POLICY_ACTOR,
-                reason=f"auto-approved by policy: {req.risk} risk",
+                reason=f"auto-approved by policy rule {live.name}"
+                if live
+                else f"auto-approved by policy: {req.risk} risk",
                 params=req.params,
                 params_hash=req.params_hash,
                 decided_at=_now(),
@@ -509,6 +528,7 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
                     "reason": approval.reason,
                     "approval_id": approval.id,
                     "risk": req.risk,
+                    "rule": live.name if live else None,
                 },
             )
             return {"outcome": "auto", "approval_id": approval.id}

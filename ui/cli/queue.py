@@ -23,6 +23,7 @@ AsUser = Annotated[str, typer.Option("--as", help="Your user name (e.g. planner,
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``copilot`` application."""
     app.add_typer(queue_app, name="queue")
+    app.add_typer(autopilot_app, name="autopilot")
 
 
 def _factory():
@@ -132,3 +133,41 @@ def reassign_cmd(
 
     _act(reassign, exception_id, as_user, to_role=to, reason=reason)
     typer.echo(f"exception {exception_id} reassigned to {to}")
+
+
+autopilot_app = typer.Typer(
+    help="Policy auto-approval: how often people agreed with each rule.", no_args_is_help=True
+)
+
+
+@autopilot_app.command("report")
+def autopilot_report_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Per autopilot rule: requests it matched in shadow mode, how people decided them (agreement
+    rate), how many it approved live; the touchless rate; queue sizes and SLA breaches per role."""
+    from agent.flow import queue_sizes
+    from agent.governance.autopilot import autopilot_report
+    from tools.db import read_only
+
+    pol = policy()
+    with read_only(_factory()) as session:
+        report = autopilot_report(session, pol) | {"queues": queue_sizes(session, pol)}
+    if as_json:
+        print_json(report)
+        return
+    rate = report["touchless_rate"]
+    typer.echo(
+        f"automation {'ON' if report['enabled'] else 'OFF (kill switch)'}; touchless: {report['touchless']} of "
+        f"{report['executed_requests']} executed requests" + (f" ({rate:.0%})" if rate is not None else "")
+    )
+    for name, r in report["rules"].items():
+        agree = "n/a" if r.get("agreement_rate") is None else f"{r['agreement_rate']:.0%}"
+        typer.echo(
+            f"  {name} ({r.get('action')}, {r.get('risk')}, {r.get('mode')}): shadow {r['shadow']}, people decided "
+            f"{r['decided']}, agreed {r['agreed']} ({agree}), pending {r['pending']}; auto-approved {r['auto_approved']}"
+        )
+    for role, q in report["queues"].items():
+        typer.echo(
+            f"  queue {role}: {q['open']} open, {q['sla_breached']} past SLA, {q['escalated']} escalated"
+        )
