@@ -288,3 +288,26 @@ def test_the_donor_lookup_is_an_index_range_on_sku_and_warehouse(sqlite_engine):
             assert (
                 "SEARCH order_lines USING INDEX ix_order_lines_sku_warehouse (sku=? AND warehouse_id" in plan
             ), plan
+
+
+def test_an_order_event_that_changes_priority_retriages_the_orders_sharing_its_stock(engine):
+    """SO2 (gold) holds the 10 A that SO1 (gold, promised 11-20) lacks, and is promised earlier:
+    it ranks above, no conflict. An ERP event moves SO2's promise after SO1's: SO2 now ranks
+    below, and SO1 — whose own records did not change — is triaged again and shows the conflict."""
+    from agent.flow import drain
+    from agent.triage.service import triage_order
+    from tests.test_events import _open, _send, event
+
+    fx = _conflict_world(donors=(("SO2", "C3", 10),))
+    edit(fx, "customers", "P1", tier="gold")
+    fx["orders"][1]["promised_date"] = "2026-11-10"
+    factory = world(engine, fx)
+    with factory() as s:
+        triage_order(s, "SO1", POLICY)
+        s.commit()
+    assert {t for o, t, _ in _open(factory) if o == "SO1"} == {"INVENTORY_SHORTFALL"}
+    _send(
+        factory, event("e1", {"orders": [{"order_id": "SO2", "promised_date": "2026-11-25"}]}, source="erp")
+    )
+    drain(factory, POLICY)
+    assert {t for o, t, _ in _open(factory) if o == "SO1"} == {"ALLOCATION_CONFLICT", "INVENTORY_SHORTFALL"}

@@ -6,7 +6,9 @@ contracts and its shipments' carriers. So a change reaches:
 
 - ``orders`` / ``order_lines`` / ``shipments``: that order (whatever its status: a shipped or
   cancelled order has its exceptions resolved); a line also reaches the open lines of its SKU,
-  whose allocation it may now give or take;
+  whose allocation it may now give or take; an order (and a customer, through its tier) also
+  reaches the open orders with a line on one of its (sku, warehouse) pairs, whose order priority
+  against it may have changed (domain.md §6: ``ALLOCATION_CONFLICT``);
 - ``customers``: the customer's open orders; ``price_contracts``: those of its orders with a line
   of the SKU;
 - ``items`` / ``inventory`` / ``substitutes``: the open lines of the SKU (at any warehouse: stock
@@ -42,6 +44,7 @@ _O, _L, _S = Order.__table__, OrderLine.__table__, Shipment.__table__
 class _Keys:
     def __init__(self) -> None:
         self.orders: set[str] = set()  # directly, any status
+        self.ranked: set[str] = set()  # orders whose priority may have changed (domain.md §6)
         self.customers: set[str] = set()
         self.skus: set[str] = set()
         self.sku_wh: set[tuple[str, str]] = set()
@@ -53,6 +56,8 @@ class _Keys:
 def _collect(keys: _Keys, table: str, r: dict[str, Any]) -> None:
     if table in ("orders", "shipments") and r.get("order_id"):
         keys.orders.add(r["order_id"])
+        if table == "orders":  # promised date, dates, status: its rank among the orders sharing its stock
+            keys.ranked.add(r["order_id"])
     elif table == "order_lines":
         keys.orders.add(r["order_id"])
         keys.skus.update(s for s in (r.get("sku"), r.get("original_sku")) if s)
@@ -92,7 +97,22 @@ def affected_orders(session: Session, changes: list[Change]) -> set[str]:
         ships_from = or_(_L.c.warehouse_id == wh, and_(_L.c.warehouse_id.is_(None), _O.c.warehouse_id == wh))
         out.update(session.scalars(lines.where(_L.c.sku == sku, ships_from).distinct()))
     for part in in_chunks(keys.customers):
-        out.update(session.scalars(select(_O.c.order_id).where(_O.c.customer_id.in_(part), open_order)))
+        mine = set(session.scalars(select(_O.c.order_id).where(_O.c.customer_id.in_(part), open_order)))
+        out.update(mine)
+        keys.ranked.update(mine)  # a tier changes the rank of every order of the customer
+    # Order priority (domain.md §6): the orders whose rank changed compete for stock with the open
+    # orders that have a line on one of their (sku, warehouse) pairs: ALLOCATION_CONFLICT may change.
+    pairs: set[tuple[str, str]] = set()
+    for part in in_chunks(keys.ranked):
+        rows = session.execute(
+            select(_L.c.sku, _L.c.warehouse_id, _O.c.warehouse_id)
+            .join(_O, _O.c.order_id == _L.c.order_id)
+            .where(_L.c.order_id.in_(part), active)
+        )
+        pairs.update((sku, own or home) for sku, own, home in rows if sku and (own or home))
+    for sku, wh in sorted(pairs - keys.sku_wh):
+        ships_from = or_(_L.c.warehouse_id == wh, and_(_L.c.warehouse_id.is_(None), _O.c.warehouse_id == wh))
+        out.update(session.scalars(lines.where(_L.c.sku == sku, ships_from).distinct()))
     for customer, sku in sorted(keys.contracts):
         out.update(
             session.scalars(
