@@ -140,6 +140,20 @@ class Settings(BaseSettings):
         "embedded SQLite default; at scale run `copilot worker` processes instead).",
     )
 
+    autopilot: str = Field(
+        default="on",
+        validation_alias="COPILOT_AUTOPILOT",
+        description="The kill switch of policy automation: off turns every auto-approval off at once.",
+    )
+
+    @field_validator("autopilot")
+    @classmethod
+    def _autopilot(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"on", "off"}:
+            raise ValueError("COPILOT_AUTOPILOT must be on or off")
+        return value
+
     @field_validator("event_worker")
     @classmethod
     def _worker(cls, value: str) -> str:

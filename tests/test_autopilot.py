@@ -10,6 +10,7 @@ from sqlalchemy import select
 from agent.governance.autopilot import autopilot_report
 from agent.governance.requests import decide, request_action
 from agent.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
+from agent.settings import get_settings
 from tests.cli_run import run
 from tests.factories import clean_fixture, edit, order
 from tests.test_governance import shortfall_fixture, world
@@ -71,6 +72,7 @@ def test_conditions_must_hold_another_region_is_left_to_people(sqlite_engine):
 
 def test_the_kill_switch_turns_all_automation_off(sqlite_engine, monkeypatch):
     monkeypatch.setenv("COPILOT_AUTOPILOT", "off")
+    get_settings.cache_clear()
     factory = world(sqlite_engine, shortfall_fixture())
     assert request_action(factory, LIVE, order_id="SO1", requested_by="csr")["status"] == "pending_approval"
     assert _events(factory, "autopilot_shadow") == []

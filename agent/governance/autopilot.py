@@ -12,7 +12,6 @@ environment — turns every automation off at once.
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from agent.governance import audit
 from agent.policy import AutopilotRule, Policy
+from agent.settings import get_settings
 from tools.models import ActionRequest, Approval, AuditEvent, Item, Order, OrderLine, Substitute, Warehouse
 
 __all__ = ["autopilot_on", "autopilot_report", "matching_rule"]
@@ -30,7 +30,7 @@ EVENT_AUTOPILOT_SHADOW = audit.EVENT_AUTOPILOT_SHADOW
 
 def autopilot_on(policy: Policy) -> bool:
     """False when the kill switch is thrown (policy or COPILOT_AUTOPILOT=off)."""
-    return policy.autopilot.enabled and os.environ.get("COPILOT_AUTOPILOT", "on").strip().lower() != "off"
+    return policy.autopilot.enabled and get_settings().autopilot == "on"
 
 
 def _line(session: Session, params: dict[str, Any]) -> tuple[OrderLine, Order] | None:
