@@ -330,7 +330,7 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
 
         approval_note = None
         unsupplied = _unsupplied_inputs(factory, first, case.approve_params)
-        if unsupplied and "after_approval" not in expect:
+        if first is not None and unsupplied and "after_approval" not in expect:
             # Only an approver can supply these values and the case asks nothing of the approval:
             # it is judged on what it states, and the report says the approval was skipped.
             checks.append(

@@ -495,7 +495,7 @@ def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: st
     )
 
 
-def _what_if(ctx: CopilotContext, state: CopilotState, args: dict[str, Any]) -> dict[str, Any]:
+def _what_if(ctx: CopilotContext, state: CopilotState, args: dict[str, Any]) -> dict[str, Any] | str:
     """The impact of the named action (a move to a warehouse, an action in words, the action under
     discussion, else the recommendation) on the other open orders: the what-if of the approvals."""
     order_id, action = args["order_id"], args.get("action")

@@ -18,6 +18,7 @@ Where domain.md is silent:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -374,7 +375,7 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
         for ctx in contexts.values()
         if not rules.is_closed(ctx.order.status)
         for line in ctx.active_lines
-        if (gap := _shortage(ctx, line))
+        if line.sku is not None and (gap := _shortage(ctx, line))
     }
     if short:
         donors = load_donors(session, short)
@@ -840,7 +841,7 @@ def _allocation_conflict(ctx: OrderContext, policy: Policy) -> list[Detected]:
     out = []
     for line in ctx.active_lines:
         gap = _shortage(ctx, line)
-        if gap is None:
+        if gap is None or line.sku is None:
             continue
         wh, available, fact = gap
         donors = donors_for(ctx.donors.get((line.sku, wh), ()), o.order_id, ctx.priority)
@@ -866,7 +867,7 @@ def _allocation_conflict(ctx: OrderContext, policy: Policy) -> list[Detected]:
             substitutes=subs,
             need=line.open_qty,
             unit_price=line.unit_price,
-            available=lambda sku, wh=wh: ctx.available(sku, wh),
+            available=functools.partial(ctx.available, warehouse_id=wh),
         )
         if move is not None or swap:
             continue

@@ -307,12 +307,12 @@ class _Planner:
                     f"the earliest open purchase order for {ln.sku} at {here} is not yet expedited",
                 )
             pos = pos[:1]
-        pos = [p for p in pos if p[1] is not None]
-        if not pos:
+        dated = [(po, day, expedited) for po, day, expedited in pos if day is not None]
+        if not dated:
             return self.no(
                 "UPDATE_PROMISE_DATE", f"no open purchase order for {ln.sku} at {here} with a date"
             )
-        po_id, expected, expedited = pos[0]
+        po_id, expected, expedited = dated[0]
         promised = self.ctx.order.promised_date
         new = max(promised, expected) if promised else expected
         already = ", already expedited," if expedited else ""

@@ -187,7 +187,7 @@ class OpenBook:
         if scenario == "spike":
             return inject.shortfall(self, order, "spike", item=slot.item)
         if scenario == "conflict":
-            return inject.conflict(self, order, slot.item)
+            return slot.item is not None and inject.conflict(self, order, slot.item)
         if scenario in ("disc", "disc_short"):
             return inject.discontinued(self, order, short=scenario == "disc_short")
         if scenario == "master_data":

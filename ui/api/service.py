@@ -24,6 +24,7 @@ from agent.comms import service as comms
 from agent.comms.worker import CommsWorker
 from agent.copilot.service import Copilot
 from agent.governance import audit, requests
+from agent.governance.impact import whatif as simulate_impact
 from agent.governance.tokens import username_for_token
 from agent.llm import get_llm
 from agent.ops.anomalies import recurring_anomalies
@@ -413,11 +414,9 @@ class Services:
         self, *, order_id: str, action: str | None = None, params: dict | None = None
     ) -> dict[str, Any]:
         """The impact of an action on the other open orders (simulated, rolled back)."""
-        from agent.governance.impact import whatif
-
         with self.factory() as session:
             try:
-                return whatif(session, self.policy, order_id=order_id, action=action, params=params)
+                return simulate_impact(session, self.policy, order_id=order_id, action=action, params=params)
             finally:
                 session.rollback()
 
