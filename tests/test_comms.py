@@ -126,7 +126,10 @@ def test_a_model_failure_falls_back_and_a_retry_that_passes_is_used(engine):
     wrong = reply("SO1", "New date 2026-12-01.")
     second = draft_notice(facts, FakeLLM([wrong, GOOD]))
     assert second["fallback"] is False and second["first_try_grounded"] is False
-    assert second["errors"] == ["date 2026-12-01 is not in the facts"]
+    assert second["errors"] == [
+        "the message must state the new promised date 2026-11-28",  # grounded but says nothing
+        "date 2026-12-01 is not in the facts",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_TOKENS = 320
 LANGUAGES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "pt": "Portuguese"}
-_HIDDEN = ("kind", "language", "change")
+_HIDDEN = ("kind", "language")
 
 
 class _Draft(BaseModel):

@@ -8,6 +8,9 @@ customer or supplier. Numbers are compared by value (``1,200`` = ``1200``); the 
 year of a date in the facts count as numbers too, so a date written out ("4 December 2026") passes
 when the date is a fact.
 
+It must also state what changed (the new date, the substitute, the quantity shipping now, the new
+eta, the purchase order): a text that is grounded but leaves that out says nothing.
+
 The same rules as the explanations' grounding check (``agent.copilot.explain``), applied to a
 flat fact record instead of a triage result.
 """
@@ -73,6 +76,31 @@ def _numbers(text: str) -> set[Decimal]:
     return {n for n in (_number(t) for t in _NUMBER.findall(scrubbed)) if n is not None}
 
 
+# What a message must state, by the change that made it due: the new date, the substitute, the
+# quantity shipping now, the new eta, the purchase order, the order.
+_MUST_STATE = {
+    "new_promised_date": ("new_promised_date",),
+    "partial_shipment": ("ships_now_qty",),
+    "substitution": ("substitute_sku",),
+    "backordered": ("backordered_qty",),
+    "new_carrier": ("eta",),
+    "expedited": ("eta",),
+    "expedite_requested": ("po_id",),
+    "order_status": ("order_id",),
+}
+
+
+def _missing(text: str, facts: dict[str, Any]) -> list[str]:
+    out = []
+    for key in _MUST_STATE.get(str(facts.get("change") or ""), ()):
+        value = facts.get(key)
+        if value is None:
+            continue
+        if not re.search(r"(?<![\w.-])" + re.escape(str(value)) + r"(?![\w-])", text):
+            out.append(f"the message must state the {key.replace('_', ' ')} {value}")
+    return out
+
+
 def draft_errors(
     subject: str, body: str, facts: dict[str, Any], *, other_names: Iterable[str] = ()
 ) -> list[str]:
@@ -89,6 +117,7 @@ def draft_errors(
     if errors:
         return errors
     text = f"{subject}\n{body}"
+    errors.extend(_missing(text, facts))
     known = json.dumps(facts, ensure_ascii=False, default=str)
     dates = set(_DATE.findall(known))
     for date in sorted(set(_DATE.findall(text)) - dates):
