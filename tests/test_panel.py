@@ -100,6 +100,10 @@ def test_dashboard_chat_and_limits(live):
     assert "2 exceptions" in summary
     anomalies, monitoring = lead.predict(api_name="/dashboard_ops")
     assert _rows(anomalies) == [] and "Model monitoring:** no warning" in monitoring
+    workflow = lead.predict(api_name="/dashboard_workflow")
+    assert "touchless" in workflow and "| planner | 1 |" in workflow and "reallocate-same-region" in workflow
+    _table, _pick, queue_status = lead.predict(api_name="/my_queue")
+    assert "open for ops_manager" in queue_status
     paste = "\n".join(f"SO{i}" for i in range(10_000))
     status = lead.predict(paste, api_name="/triage")[1]
     assert "10,000 lines" in status and "limit is 2,000 lines" in status

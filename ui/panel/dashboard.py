@@ -1,5 +1,6 @@
 """The Dashboard tab: exception counts by type, warehouse and customer tier, open exceptions by age,
-recommendation acceptance and override rates; the model-monitoring warnings (drift of the risk
+recommendation acceptance and override rates; the workflow (touchless rate, queue sizes and SLA
+breaches per role, how often people agreed with each autopilot rule); the model-monitoring warnings (drift of the risk
 model's inputs, override rates) and the recurring anomalies, most costly first."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from agent.flow import queue_sizes
+from agent.governance.autopilot import autopilot_report
 from ui.api.service import Services
 from ui.panel.common import guarded, signed_in
 
@@ -90,6 +93,37 @@ class DashboardTab:
             else "**Recurring anomalies:** none."
         )
 
+    def workflow_md(self, token: str | None) -> str:
+        """The workflow KPIs: touchless rate, queue sizes and SLA breaches per role, and per autopilot
+        rule how often people agreed with what it would have approved."""
+        signed_in(self.services, token)
+        with self.services.factory() as session:
+            report = autopilot_report(session, self.services.policy)
+            queues = queue_sizes(session, self.services.policy)
+            session.rollback()
+        rate = report["touchless_rate"]
+        lines = [
+            f"### Workflow\nAutomation **{'on' if report['enabled'] else 'off (kill switch)'}**; touchless: "
+            f"{report['touchless']} of {report['executed_requests']} executed requests"
+            + (f" ({rate:.0%})." if rate is not None else "."),
+            "",
+            "| queue | open | past SLA | escalated | claimed |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {r} | {q['open']} | {q['sla_breached']} | {q['escalated']} | {q['claimed']} |"
+                for r, q in queues.items()
+            ),
+            "",
+            "| autopilot rule | mode | shadow matches | people decided | agreed | auto-approved |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {name} | {r.get('mode')} | {r['shadow']} | {r['decided']} | "
+                f"{'n/a' if r.get('agreement_rate') is None else format(r['agreement_rate'], '.0%')} | {r['auto_approved']} |"
+                for name, r in report["rules"].items()
+            ),
+        ]
+        return "\n".join(lines)
+
     def monitoring_md(self) -> str:
         m = self.services.monitoring()
         drift, over = m["drift"], m["override_rate"]
@@ -123,6 +157,7 @@ class DashboardTab:
                     x="rate", y="share", title="Recommendations: acceptance and override", y_lim=[0, 1]
                 )
             monitoring_out = gr.Markdown(elem_id="dashboard-monitoring")
+            workflow_out = gr.Markdown(elem_id="dashboard-workflow")
             anomaly_table = gr.Dataframe(
                 headers=ANOMALY_COLUMNS,
                 interactive=False,
@@ -141,4 +176,7 @@ class DashboardTab:
                 [token_state],
                 [anomaly_table, monitoring_out],
                 api_name="dashboard_ops",
+            )
+            refresh_d.click(
+                guarded(self.workflow_md, 1, 0), [token_state], [workflow_out], api_name="dashboard_workflow"
             )
