@@ -9,7 +9,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+import ui.api.events as events_api
 from agent.flow import drain
 from tests import api_world
 from tools.events.signing import signed_headers
@@ -135,3 +137,14 @@ def test_the_worker_inside_the_service_applies_what_is_posted(tmp_path, monkeypa
                 assert ("INVENTORY_SHORTFALL", "open") in found
     finally:
         svc.close()
+
+
+def test_a_busy_database_is_503_with_retry_after_and_nothing_is_stored(client, services, monkeypatch):
+    def busy(*_a, **_k):
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(events_api, "receive", busy)
+    r = post(client, ev("e1"))
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    with services.factory() as s:
+        assert s.scalars(select(EventInbox)).all() == []

@@ -16,6 +16,7 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from agent.flow import BackgroundWorker
@@ -49,6 +50,7 @@ def _error(status: int, code: str, message: str, details: list[str] | None = Non
     responses={
         401: {"model": ErrorResponse, "description": "Unsigned, unknown source, bad signature or stale."},
         422: {"model": ErrorResponse, "description": "A bad event; the message names it and the path."},
+        503: {"model": ErrorResponse, "description": "Nothing stored (the database is busy); retry."},
     },
 )
 async def post_events(request: Request) -> JSONResponse:
@@ -92,6 +94,10 @@ async def post_events(request: Request) -> JSONResponse:
 
     try:
         stored, duplicates = await run_in_threadpool(store)
+    except OperationalError:  # the database is busy (SQLite's one writer) or away: nothing stored
+        return error_response(
+            503, "unavailable", "the inbox cannot store events right now; retry", headers={"Retry-After": "5"}
+        )
     except EventError as exc:  # a dangling key; the path carries the event's place in the batch
         return _error(422, "invalid_event", str(exc), [exc.path])
     worker = getattr(request.app.state, "event_worker", None)
