@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from tools.dataset import OPEN_ORDER_STATUSES
+from tools.events.inbox import receive
+from tools.events.validate import parse_event
 from tools.models import Carrier, Customer, Inventory, Order, OrderLine, PurchaseOrder, Shipment
 
-__all__ = ["Simulator"]
+__all__ = ["Simulator", "run_feed"]
 
 _KINDS = (
     ("stock", 45),
@@ -166,3 +170,28 @@ class Simulator:
         start = start or dt.datetime.now(dt.UTC)
         for i in range(count):
             yield self.event(start + dt.timedelta(seconds=i * step_s))
+
+
+def run_feed(
+    factory: sessionmaker[Session],
+    *,
+    rate: float,
+    count: int,
+    stop: threading.Event,
+    seed: int = 7,
+    on_event: Callable[[], None] | None = None,
+) -> int:
+    """Store ``count`` simulated events in the inbox at ``rate`` a second (until ``stop``); return how many."""
+    with factory() as session:
+        sim = Simulator(session, seed=seed, prefix=f"sim{seed}-{int(time.time())}")
+    sent, started = 0, time.monotonic()
+    while sent < count and not stop.is_set():
+        event = parse_event(sim.event(dt.datetime.now(dt.UTC)))
+        with factory() as session:
+            receive(session, [event], channel="simulate")
+            session.commit()
+        sent += 1
+        if on_event is not None:
+            on_event()
+        stop.wait(max(0.0, started + sent / rate - time.monotonic()))  # hold the rate
+    return sent

@@ -194,6 +194,11 @@ def demo(
     typer.echo(ingest(cli_common.knowledge_collection(), None, echo=typer.echo).summary())
     _triage_book(engine)
     print_summary(engine)
+    typer.echo(
+        "to watch exceptions arrive in the work queues: `copilot serve --simulate 2` (a simulated feed of "
+        "stock adjustments, carrier disruptions, late POs and new orders), or `copilot events simulate` "
+        "beside a running server"
+    )
     from ui.cli.serve import demo_tokens
 
     demo_tokens()

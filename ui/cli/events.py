@@ -189,34 +189,24 @@ def simulate(
     and carrier disruptions, late purchase orders, new orders, customer balances — at --rate events
     a second, until --count or Ctrl-C. `copilot serve` (or `copilot worker`) applies them, and the
     work queues show the exceptions they cause."""
-    import datetime as dt
-    import time
-
     from agent.flow import drain
-    from tools.events import parse_event, receive
-    from tools.events.simulate import Simulator
+    from tools.events.simulate import run_feed
 
     factory = _factory()
     pol = policy() if apply else None
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with factory() as session:
-        try:
-            sim = Simulator(session, seed=seed, prefix=f"sim{seed}-{int(time.time())}")
-        except ValueError as exc:
-            raise CliError(str(exc)) from exc
-    sent, started = 0, time.monotonic()
     with _bar(count, "simulating") as bar:
-        while sent < count and not stop.is_set():
-            event = parse_event(sim.event(dt.datetime.now(dt.UTC)))
-            with factory() as session:
-                receive(session, [event], channel="simulate")
-                session.commit()
+
+        def tick() -> None:
             if pol is not None:
                 drain(factory, pol)
-            sent += 1
             bar.update()
-            stop.wait(max(0.0, started + sent / rate - time.monotonic()))  # hold the rate
+
+        try:
+            sent = run_feed(factory, rate=rate, count=count, stop=stop, seed=seed, on_event=tick)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
     typer.echo(f"{sent} simulated events stored{' and applied' if apply else ''} (source erp, wms, tms)")
 
 

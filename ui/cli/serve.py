@@ -53,6 +53,33 @@ def demo_tokens(echo=typer.echo) -> dict[str, str]:
     return tokens
 
 
+def _start_feed(application, rate: float, count: int) -> None:
+    """A simulated event feed on a daemon thread beside the server; its worker applies the events."""
+    import threading
+
+    from tools.events.simulate import run_feed
+
+    services, worker = application.state.services, application.state.event_worker
+    if worker is None:
+        typer.echo(
+            "copilot serve: no event worker here (COPILOT_EVENT_WORKER): run `copilot worker` beside it"
+        )
+    stop = threading.Event()
+    threading.Thread(
+        target=run_feed,
+        kwargs={
+            "rate": rate,
+            "count": count,
+            "stop": stop,
+            "factory": services.factory,
+            "on_event": worker.wake if worker is not None else None,
+        },
+        name="copilot-simulated-feed",
+        daemon=True,
+    ).start()
+    typer.echo(f"copilot serve: simulating {count:,} source-system events at {rate:g}/s")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``copilot`` application."""
 
@@ -62,6 +89,16 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="Interface to listen on (127.0.0.1: this machine only).")
         ] = "127.0.0.1",
         port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+        simulate: Annotated[
+            float | None,
+            typer.Option(
+                min=0.1,
+                max=100,
+                help="Also feed simulated ERP/WMS/TMS events at this rate a second (the demo: watch "
+                "exceptions arrive in the queues); stops after --simulate-count or with the server.",
+            ),
+        ] = None,
+        simulate_count: Annotated[int, typer.Option(min=1, help="Simulated events in all.")] = 3_600,
     ) -> None:
         """Serve the API (/api/v1, docs at /docs) and the web panel (/ui) in one process.
 
@@ -104,6 +141,8 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=settings.log_level)
         application = create_app(settings, warm_up=True, on_ready=ready)
+        if simulate is not None:
+            _start_feed(application, simulate, simulate_count)
         # The access log holds method, path and status only; tokens travel in headers, never logged.
         uvicorn.run(
             application, host=host, port=port, log_level=settings.log_level.lower(), timeout_keep_alive=30
