@@ -148,6 +148,33 @@ def test_an_event_that_resolves_an_exception_takes_it_off_the_queue(factory):
         assert len(load_queue(s, policy)) == 2
 
 
+def test_an_exception_found_again_starts_unclaimed(factory):
+    policy = load_policy()
+    with factory() as s:
+        [item] = load_queue(s, policy, role="planner")
+        claim(s, policy, item["id"], user="planner", role="planner")
+        s.commit()
+
+    def stock(event_id: str, on_hand: int, at: str) -> None:
+        raw = {
+            "event_id": event_id,
+            "source": "wms",
+            "type": "inventory.counted",
+            "occurred_at": at,
+            "records": {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": on_hand}]},
+        }
+        with factory() as s:
+            receive(s, [parse_event(raw)], channel="api")
+            s.commit()
+        drain(factory, policy)
+
+    stock("c1", 1000, "2026-11-04T08:00:00Z")
+    stock("c2", 10, "2026-11-04T09:00:00Z")
+    with factory() as s:
+        [again] = load_queue(s, policy, role="planner")
+    assert again["id"] == item["id"] and again["claimed_by"] is None
+
+
 def test_queue_cli(monkeypatch, capsys, tmp_path, sqlite_engine):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
     with session_factory(sqlite_engine)() as s:

@@ -103,6 +103,8 @@ def record_exceptions(
         elif row.status != "open" or row.evidence_hash != digest:
             if row.status != "open":  # found again after it was resolved: a new episode
                 row.first_seen_at, row.resolved_at = now, None
+                # a new episode starts unclaimed and unescalated in its owner's queue
+                row.claimed_by = row.claimed_at = row.escalated_to = row.escalated_at = None
             row.status, row.evidence, row.evidence_hash, row.detected_at = (
                 "open",
                 list(d.evidence),
