@@ -90,7 +90,8 @@ def test_a_worker_killed_mid_event_leaves_nothing_half_applied(pg_url):
         receive(s, [parse_event(_event(1, "wms", "A", 2))], channel="api")
         s.commit()
     blocker = engine.connect()
-    blocker.execute(select(func.pg_advisory_lock(order_lock_key("SO1"))))  # the worker will wait on SO1
+    key = order_lock_key(blocker.execute(select(func.current_schema())).scalar(), "SO1")
+    blocker.execute(select(func.pg_advisory_lock(key)))  # the worker will wait on SO1
     env = {**os.environ, "DATABASE_URL": pg_url, "PYTHONPATH": str(ROOT), "LLM_PROVIDER": "fake"}
     worker = subprocess.Popen(
         [sys.executable, "-c", "from ui.cli.app import main; main()", "worker", "--once"],
@@ -102,7 +103,7 @@ def test_a_worker_killed_mid_event_leaves_nothing_half_applied(pg_url):
         waiting = text(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = :objid"
         )
-        objid = order_lock_key("SO1") & 0xFFFFFFFF
+        objid = key & 0xFFFFFFFF
         with engine.connect() as watch:  # synchronise on the worker's lock wait, not on a guess of time
             while not watch.execute(waiting, {"objid": objid}).scalar():
                 assert worker.poll() is None, worker.communicate()
@@ -111,7 +112,7 @@ def test_a_worker_killed_mid_event_leaves_nothing_half_applied(pg_url):
         worker.kill()  # mid-event: records applied in its transaction, triage waiting
         worker.wait(30)
     finally:
-        blocker.execute(select(func.pg_advisory_unlock(order_lock_key("SO1"))))
+        blocker.execute(select(func.pg_advisory_unlock(key)))
         blocker.close()
     with factory() as s:
         assert s.scalars(select(EventInbox.status)).one() == "received"

@@ -75,16 +75,18 @@ def _patterns(rows: dict[tuple[str, str], tuple]) -> set[Pattern]:
     return keys
 
 
-def order_lock_key(order_id: str) -> int:
-    """The PostgreSQL advisory-lock key under which an order is triaged by a worker."""
-    return zlib.crc32(f"copilot.order:{order_id}".encode()) - 2**31
+def order_lock_key(schema: str, order_id: str) -> int:
+    """The PostgreSQL advisory-lock key under which an order of ``schema`` is triaged by a worker
+    (advisory locks are database-wide: the schema keeps deployments sharing a database apart)."""
+    return zlib.crc32(f"copilot.order:{schema}:{order_id}".encode()) - 2**31
 
 
 def _lock(session: Session, ids: Iterable[str]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: the writer lock already serialises whole transactions
+    schema = session.scalar(select(func.current_schema())) or ""
     for oid in sorted(ids):
-        session.execute(select(func.pg_advisory_xact_lock(order_lock_key(oid))))
+        session.execute(select(func.pg_advisory_xact_lock(order_lock_key(schema, oid))))
 
 
 def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: int) -> set[str]:

@@ -98,8 +98,10 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # SQLite drops the zone
 
 
-def _lock_key(source: str) -> int:
-    return zlib.crc32(f"copilot.events:{source}".encode()) - 2**31
+def _lock_key(schema: str, source: str) -> int:
+    # Advisory locks are database-wide: the schema keeps two deployments (or test schemas) of one
+    # database from holding each other's sources.
+    return zlib.crc32(f"copilot.events:{schema}:{source}".encode()) - 2**31
 
 
 def claim_next(session: Session) -> EventInbox | None:
@@ -118,8 +120,9 @@ def claim_next(session: Session) -> EventInbox | None:
         inbox_id = session.execute(stmt).scalar()
         return None if inbox_id is None else session.get(EventInbox, inbox_id)
     sources = session.scalars(select(_T.c.source).where(received).distinct()).all()
+    schema = session.scalar(select(func.current_schema())) or ""
     for source in sorted(sources):
-        if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(source)))):
+        if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(schema, source)))):
             continue  # another worker is applying this source's events
         oldest = (
             select(EventInbox)
