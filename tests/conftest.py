@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from agent.governance.origin import set_origin, unset_origin
 from agent.settings import apply_offline_defaults, get_settings
 from tools.db import make_engine, scratch_schema, session_factory, upgrade
 
@@ -56,7 +57,11 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator
     monkeypatch.setenv("COPILOT_API_MODEL_RATE_PER_MINUTE", "1000000")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
+    # A panel handler called directly (not through Gradio's thread pool, which copies the context)
+    # sets the audit origin in the test's own context; no later test may inherit it.
+    token = set_origin(None)
     yield
+    unset_origin(token)
     get_settings.cache_clear()
 
 

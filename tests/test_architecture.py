@@ -5,6 +5,9 @@ says what it holds."""
 from __future__ import annotations
 
 import ast
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,34 @@ def test_the_hidden_import_check_finds_one(tmp_path: Path) -> None:
         '"""Sample."""\n\ndef f():\n    from agent.settings import get_settings\n    return get_settings\n'
     )
     assert _hidden_imports(sample) == ["4: agent.settings"]
+
+
+SUB_PACKAGES = [
+    "agent.comms",
+    "agent.copilot",
+    "agent.flow",
+    "agent.governance",
+    "agent.llm",
+    "agent.ops",
+    "agent.triage",
+]
+
+
+@pytest.mark.parametrize("name", SUB_PACKAGES)
+def test_every_sub_package_names_a_public_surface_that_resolves(name: str) -> None:
+    package = importlib.import_module(name)
+    assert package.__doc__ and package.__all__, f"{name} has no docstring or no __all__"
+    for public in package.__all__:
+        value = getattr(package, public)
+        assert getattr(value, "__module__", name).startswith(name), (name, public)
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018
+
+
+def test_importing_one_module_of_governance_does_not_load_the_approval_graph() -> None:
+    code = (
+        "import sys; import agent.governance.origin; "
+        "assert 'agent.governance.requests' not in sys.modules, 'eager'; "
+        "assert 'langgraph' not in sys.modules, 'langgraph'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

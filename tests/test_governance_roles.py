@@ -28,6 +28,10 @@ MATRIX = {
     ("EXPEDITE_PO", "medium"): "procurement_buyer",
     ("FIX_MASTER_DATA", "medium"): "csr",
     ("COMPLIANCE_REVIEW", "high"): "compliance_officer",
+    ("REASSIGN_ALLOCATION", "medium"): "planner",  # §6
+    ("REASSIGN_ALLOCATION", "high"): "ops_manager",
+    ("NOTIFY_CUSTOMER", "low"): "csr",  # §7
+    ("REQUEST_SUPPLIER", "low"): "procurement_buyer",
 }
 # who may decide besides the approver role itself (the hierarchy of the policy file)
 ABOVE = {

@@ -25,6 +25,7 @@ EXCEPTION_TYPES = {
     "MASTER_DATA_INCOMPLETE",
     "COMPLIANCE_HOLD",
     "RECURRING_ANOMALY",
+    "ALLOCATION_CONFLICT",  # domain.md §6
 }
 _NUMBERED_HEADING = re.compile(r"^#{2,4}\s+(\d+(?:\.\d+)*)\.?\s+\S", re.M)
 

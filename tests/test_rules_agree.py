@@ -36,7 +36,15 @@ def _candidate(result: dict, action: str) -> dict | None:
 
 def _guard(factory, action: str, params: dict):
     with factory() as s:
-        return run_guard(s, POLICY, action=action, params=params, requested_by=None, partial=True)
+        return run_guard(
+            s,
+            POLICY,
+            action=action,
+            params=params,
+            requested_by=None,
+            order_id=params.get("order_id"),
+            partial=True,
+        )
 
 
 def _check(factory, action: str, params: dict) -> list[str]:

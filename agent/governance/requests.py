@@ -694,6 +694,10 @@ def _impact(s: Session, policy: Policy, req: ActionRequest) -> dict[str, Any]:
         result = impact.whatif(s, policy, order_id=req.order_id or "", action=req.action, params=req.params)
     except ToolError as exc:
         return {"error": str(exc)}
+    except DBAPIError as exc:
+        # the simulation's savepoint is rolled back; the decision stands, and the write itself
+        # meets the same refusal at execution, where it is recorded as the request's failure
+        return {"error": f"the database refused the simulated write: {type(exc.orig).__name__}: {exc.orig}"}
     return impact.summary(result)
 
 
