@@ -115,6 +115,7 @@ def create_api(
             # a part that failed to load is tried again in the background; /ready says how it goes
             services.begin_warm_up_retries(on_ready)
             services.start_comms_worker()  # drafts due notices, delivers approved messages
+            services.start_recovery()  # carries on requests a crashed process left half-way
         yield
         if worker is not None:
             worker.stop()

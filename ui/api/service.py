@@ -26,6 +26,7 @@ from agent.comms.worker import CommsWorker
 from agent.copilot.service import Copilot
 from agent.governance import audit, requests
 from agent.governance.impact import whatif as simulate_impact
+from agent.governance.recovery import RecoveryLoop, process_name
 from agent.governance.tokens import username_for_token
 from agent.llm import get_llm
 from agent.ops.anomalies import recurring_anomalies
@@ -111,6 +112,7 @@ class Services:
         self._closing = threading.Event()
         self.warm_up_attempts = 0
         self.comms_worker: CommsWorker | None = None
+        self.recovery: RecoveryLoop | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -244,8 +246,18 @@ class Services:
             self.comms_worker = CommsWorker(self.factory, self.policy, self.settings, self.llm)
             self.comms_worker.start()
 
+    def start_recovery(self) -> None:
+        """Carry on, in the background, requests another process left half-way (``copilot serve``)."""
+        if self.recovery is None:
+            self.recovery = RecoveryLoop(
+                self.factory, self.policy, after_s=self.settings.resume_after_s, actor=process_name("serve")
+            ).start()
+
     def close(self) -> None:
         self._closing.set()  # a warm-up retry waiting for its next attempt gives up
+        if self.recovery is not None:
+            self.recovery.stop()
+            self.recovery = None
         if self.comms_worker is not None:
             self.comms_worker.stop()
             self.comms_worker = None
