@@ -5,8 +5,9 @@ llama-cpp-python's OpenAI-compatible server with the pinned GGUF, RabbitMQ (runn
 machine), two ``copilot serve`` processes (A and B), two ``copilot worker`` processes and one
 ``copilot events consume``, each its own operating-system process. The scenario:
 
-1. all start at the same moment on a fresh schema (the serves before the model server is up:
-   they retry their warm-up) and become ready;
+1. all start at the same moment on a fresh schema (two `copilot db upgrade` at once; the serves
+   before the model server: they report it missing, retry their warm-up with backoff, and turn
+   ready without a restart once it is up);
 2. source-system events go in through RabbitMQ; the exceptions they cause show in the queues;
 3. a chat thread started on A is continued on B;
 4. one request approved through A and B at the same moment: one execution;
@@ -145,6 +146,14 @@ def deployment(tmp_path_factory):
             # the SOPs of this world's exceptions (embedding all of them takes minutes on two cores)
             sops = [str(SOPS / name) for name in ("sop-inv-001.md", "sop-inv-002.md")]
             ingest = copilot("ingest", "knowledge", "ingest", *sops, env=env, logs=logs)
+            # the serves find no model server: they say so, and keep trying
+            for p in serves.values():
+                wait_until(
+                    lambda p=p: "NOT ready" in p.output() and "model: LLM" in p.output(),
+                    what=f"{p.name} to report the model server missing",
+                    timeout=240,
+                    watch=[p],
+                )
             assembling.join(timeout=300)
             assert gguf, "the pinned GGUF did not assemble"
             model, model_url = model_server(gguf[0], env=env, logs=logs, port=model_port)
@@ -157,6 +166,9 @@ def deployment(tmp_path_factory):
                     what=f"{p.name} ready",
                     timeout=240,
                     watch=[p],
+                )
+                assert "trying again in" in p.output() and "every part loaded at attempt" in p.output(), (
+                    p.tail()
                 )
             yield {
                 "url": url,
