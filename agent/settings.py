@@ -140,6 +140,14 @@ class Settings(BaseSettings):
         "embedded SQLite default; at scale run `copilot worker` processes instead).",
     )
 
+    resume_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="COPILOT_RESUME_AFTER_S",
+        description="Seconds an approved request may stay unexecuted (or a filed one unguarded) before "
+        "any copilot serve or worker process carries it on: the process that had it died.",
+    )
+
     autopilot: str = Field(
         default="on",
         validation_alias="COPILOT_AUTOPILOT",

@@ -8,10 +8,12 @@ message names the variable and the redacted URL, never a driver traceback.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 import warnings
 import weakref
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "DatabaseError",
+    "await_lock",
     "check_connection",
     "current_revision",
     "head_revision",
@@ -28,6 +31,7 @@ __all__ = [
     "make_engine",
     "read_only",
     "redact",
+    "schema_lock_key",
     "scratch_schema",
     "session_factory",
     "upgrade",
@@ -177,13 +181,65 @@ def _alembic_config(connection):
     return cfg
 
 
+def schema_lock_key(schema: str) -> int:
+    """The PostgreSQL advisory-lock key under which the schema of ``schema`` is created or migrated
+    (the tables and the LangGraph checkpoint tables alike): processes that start at the same moment
+    take turns, so DDL never runs twice at once (two concurrent ``CREATE TABLE IF NOT EXISTS`` of
+    one table deadlock or violate a catalog unique index). Advisory locks are database-wide: the
+    schema keeps deployments sharing a database apart."""
+    return zlib.crc32(f"copilot.schema-setup:{schema}".encode()) - 2**31
+
+
+SCHEMA_LOCK_TIMEOUT_S = 300.0
+
+
+def await_lock(try_lock: Callable[[], bool], *, what: str, timeout_s: float = SCHEMA_LOCK_TIMEOUT_S) -> None:
+    """Call ``try_lock`` (a non-blocking ``pg_try_advisory_lock``) until it answers True, waiting
+    50 ms, then longer, up to 1 s between tries; :class:`DatabaseError` after ``timeout_s``.
+
+    Why not the blocking ``pg_advisory_lock``: a statement waiting for the lock is an open
+    transaction, and the holder's ``CREATE INDEX CONCURRENTLY`` (LangGraph's checkpoint migrations)
+    waits for every open transaction to end: a deadlock. Between tries nothing is open.
+    """
+    deadline, pause = time.monotonic() + timeout_s, 0.05
+    while not try_lock():
+        if time.monotonic() > deadline:
+            raise DatabaseError(
+                f"waited {timeout_s:g} s for {what}: another process holds it (a migration still running?)"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
-    """Apply migrations up to ``revision`` and return the revision the database is then at."""
+    """Apply migrations up to ``revision`` and return the revision the database is then at.
+
+    On PostgreSQL the migration runs under the schema's advisory lock (:func:`schema_lock_key`):
+    a second ``copilot db upgrade`` started at the same moment waits, then finds the schema at
+    head and does nothing.
+    """
     from alembic import command
 
     check_connection(engine)
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), revision)
+    with engine.connect() as conn:
+        key = None
+        if conn.dialect.name == "postgresql":
+            key = schema_lock_key(conn.execute(text("SELECT current_schema()")).scalar() or "")
+            conn.commit()
+
+            def try_lock() -> bool:
+                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+                conn.commit()
+                return got
+
+            await_lock(try_lock, what="the schema lock")
+        try:
+            with conn.begin():
+                command.upgrade(_alembic_config(conn), revision)
+        finally:
+            if key is not None:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
     return current_revision(engine)
 
 

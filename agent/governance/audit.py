@@ -108,6 +108,7 @@ EVENT_QUEUE_RELEASED = "queue_released"  # a person gave a claimed exception bac
 EVENT_QUEUE_REASSIGNED = "queue_reassigned"  # an exception moved to another role's queue, and why
 EVENT_SLA_ESCALATED = "sla_escalated"  # an exception's SLA was breached; escalated by policy
 EVENT_AUTOPILOT_SHADOW = "autopilot_shadow"  # a rule in shadow mode would have auto-approved this request
+EVENT_RESUMED = "request_resumed"  # a process carried on a request another one left half-way (crashed)
 
 
 class AuditChainBroken(RuntimeError):

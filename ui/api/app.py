@@ -112,7 +112,10 @@ def create_api(
         if on_ready is not None:
             on_ready(await anyio.to_thread.run_sync(services.readiness))
         if warm_up:
+            # a part that failed to load is tried again in the background; /ready says how it goes
+            services.begin_warm_up_retries(on_ready)
             services.start_comms_worker()  # drafts due notices, delivers approved messages
+            services.start_recovery()  # carries on requests a crashed process left half-way
         yield
         if worker is not None:
             worker.stop()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -25,6 +26,7 @@ from agent.comms.worker import CommsWorker
 from agent.copilot.service import Copilot
 from agent.governance import audit, requests
 from agent.governance.impact import whatif as simulate_impact
+from agent.governance.recovery import RecoveryLoop, process_name
 from agent.governance.tokens import username_for_token
 from agent.llm import get_llm
 from agent.ops.anomalies import recurring_anomalies
@@ -55,6 +57,11 @@ from ui.api.models import MAX_ORDER_IDS, MAX_TEXT_CHARS, MAX_TEXT_LINES
 __all__ = ["LimitExceeded", "Services", "Unavailable", "check_text_limits"]
 
 log = logging.getLogger("copilot.api")
+
+# A part whose warm-up failed is loaded again after 1 s, then 2, 4, ... at most 30 s apart (with a
+# little jitter, so processes that failed together do not retry together), until it loads.
+WARM_UP_RETRY_FIRST_S = 1.0
+WARM_UP_RETRY_MAX_S = 30.0
 
 
 class LimitExceeded(ToolError):
@@ -101,7 +108,11 @@ class Services:
         self._model_ready = False
         self.load_seconds: dict[str, float] = {}  # what warm_up loaded, and how long each took
         self._warm_thread: threading.Thread | None = None
+        self._retry_thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self.warm_up_attempts = 0
         self.comms_worker: CommsWorker | None = None
+        self.recovery: RecoveryLoop | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -145,11 +156,53 @@ class Services:
         by :meth:`readiness` (with the reason), not raised: the service still answers /health and
         the endpoints that do not need that part.
         """
+        self.warm_up_attempts += 1
         model = threading.Thread(target=self._load_part, args=("model", self._load_model), name="warm-model")
         model.start()
         self._load_part("sop_index", self.collection)
         model.join()  # the copilot takes the loaded model
         self._load_part("copilot", self.copilot)
+
+    def retry_warm_up(
+        self,
+        on_ready: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        first_delay_s: float = WARM_UP_RETRY_FIRST_S,
+        max_delay_s: float = WARM_UP_RETRY_MAX_S,
+    ) -> bool:
+        """Load again, with exponential backoff, the parts whose warm-up failed (a model server not
+        up yet, a database busy with another process's start-up), until all load or the service
+        closes; each attempt is logged. Returns whether everything loaded; then ``on_ready(checks)``
+        is called, so ``copilot serve`` says it is ready. Nothing failed: returns at once."""
+        delay = first_delay_s
+        while self._load_errors:
+            wait = delay * random.uniform(0.8, 1.2)
+            log.warning(
+                "warm-up attempt %d left %s not ready; trying again in %.1f s",
+                self.warm_up_attempts,
+                ", ".join(f"{k} ({v})" for k, v in sorted(self._load_errors.items())),
+                wait,
+            )
+            if self._closing.wait(wait):
+                return False
+            self.warm_up_attempts += 1
+            loaders = {"model": self._load_model, "sop_index": self.collection, "copilot": self.copilot}
+            for name in [n for n in loaders if n in self._load_errors]:  # the model before the copilot
+                self._load_part(name, loaders[name])
+            delay = min(delay * 2, max_delay_s)
+        if self.warm_up_attempts > 1:
+            log.warning("warm-up: every part loaded at attempt %d", self.warm_up_attempts)
+        if on_ready is not None and self.warm_up_attempts > 1:
+            on_ready(self.readiness())
+        return True
+
+    def begin_warm_up_retries(self, on_ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Run :meth:`retry_warm_up` in the background when a part failed to load (``copilot serve``)."""
+        if self._load_errors and self._retry_thread is None:
+            self._retry_thread = threading.Thread(
+                target=self.retry_warm_up, args=(on_ready,), name="warm-up-retry", daemon=True
+            )
+            self._retry_thread.start()
 
     def begin_warm_up(self) -> None:
         """Start :meth:`warm_up` in the background (``copilot serve``: while the panel is built)."""
@@ -168,6 +221,7 @@ class Services:
         try:
             load()
             self.load_seconds[name] = round(time.perf_counter() - started, 1)
+            self._load_errors.pop(name, None)
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else ""
             self._load_errors[name] = self._scrub(f"{type(exc).__name__}: {first}")
@@ -192,7 +246,18 @@ class Services:
             self.comms_worker = CommsWorker(self.factory, self.policy, self.settings, self.llm)
             self.comms_worker.start()
 
+    def start_recovery(self) -> None:
+        """Carry on, in the background, requests another process left half-way (``copilot serve``)."""
+        if self.recovery is None:
+            self.recovery = RecoveryLoop(
+                self.factory, self.policy, after_s=self.settings.resume_after_s, actor=process_name("serve")
+            ).start()
+
     def close(self) -> None:
+        self._closing.set()  # a warm-up retry waiting for its next attempt gives up
+        if self.recovery is not None:
+            self.recovery.stop()
+            self.recovery = None
         if self.comms_worker is not None:
             self.comms_worker.stop()
             self.comms_worker = None

@@ -87,11 +87,14 @@ def main() -> None:
 def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
-    """Create or migrate the schema of the database named by DATABASE_URL."""
+    """Create or migrate the schema of the database named by DATABASE_URL (and, on PostgreSQL, the
+    tables of the paused graphs). Safe to run from several processes at once: they take turns."""
+    from agent.checkpoint import setup_checkpoints
     from tools.db import redact, upgrade
 
     engine = _engine(require_schema=False)
     at = upgrade(engine, revision)
+    setup_checkpoints(engine.url.render_as_string(hide_password=False))
     typer.echo(f"database {redact(engine.url)} at schema revision {at}")
 
 

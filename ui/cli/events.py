@@ -160,8 +160,11 @@ def worker(
     poll: Annotated[float, typer.Option(min=0.1, help="Seconds between looks at an empty inbox.")] = 1.0,
 ) -> None:
     """Apply stored events in order per source and triage again the open orders they affect.
-    Several workers may share the inbox on PostgreSQL. Ctrl-C stops after the current event."""
+    Several workers may share the inbox on PostgreSQL. Also carries on approved requests a crashed
+    process left unexecuted (COPILOT_RESUME_AFTER_S). Ctrl-C stops after the current event."""
     from agent.flow import drain, run_worker
+    from agent.governance.recovery import RecoveryLoop, process_name
+    from agent.settings import get_settings
 
     factory, pol = _factory(), policy()
     if once:
@@ -173,7 +176,13 @@ def worker(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     typer.echo("worker: applying events (Ctrl-C to stop)")
-    run_worker(factory, pol, stop, poll_s=poll)
+    recovery = RecoveryLoop(
+        factory, pol, after_s=get_settings().resume_after_s, actor=process_name("worker")
+    ).start()
+    try:
+        run_worker(factory, pol, stop, poll_s=poll)
+    finally:
+        recovery.stop()
 
 
 @events_app.command("simulate")
