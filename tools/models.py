@@ -105,6 +105,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "message_kind": ("customer", "supplier"),
     "notice_status": ("due", "drafted", "failed"),
     "outbox_status": ("queued", "sending", "sent", "failed"),
+    "scope_kind": ("region", "warehouse"),
 }
 
 Money = Numeric(14, 2)
@@ -281,6 +282,7 @@ class Order(Base):
         # Recurrence (same customer within 30 days) and "orders of a customer".
         Index("ix_orders_customer_order_date", "customer_id", "order_date"),
         Index("ix_orders_status_order_date", "status", "order_date"),
+        Index("ix_orders_warehouse_id", "warehouse_id"),  # added: site scoping (tools.sites)
     )
 
     order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -636,6 +638,39 @@ class User(Base):
     display_name: Mapped[str | None] = _str(200)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True, server_default=text("true"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class UserScope(Base):
+    """added: the sites a user is limited to (``tools.sites``): one row per region or warehouse.
+
+    A user without rows sees every site. ``kind`` is ``region`` or ``warehouse``.
+    """
+
+    __tablename__ = "user_scopes"
+    __table_args__ = (_in("kind", "scope_kind"),)
+
+    username: Mapped[str] = mapped_column(
+        String(64), ForeignKey("users.username", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class ChatThread(Base):
+    """added: one chat thread (its messages live in the LangGraph checkpoints under ``thread_id``).
+
+    Written on every turn, so retention (``copilot retention purge``) knows when a thread was last
+    used and whose it is.
+    """
+
+    __tablename__ = "chat_threads"
+    __table_args__ = (Index("ix_chat_threads_last_at", "last_at"),)
+
+    thread_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    username: Mapped[str | None] = _str(64)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    turns: Mapped[int] = _qty()
 
 
 class EventInbox(Base):
