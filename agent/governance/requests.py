@@ -58,6 +58,7 @@ from tools.sites import factory_scope, order_condition, order_visible, unscoped
 
 __all__ = [
     "DECISIONS",
+    "checkpointer_for",
     "decide",
     "get_request",
     "list_requests",
@@ -125,6 +126,9 @@ def _checkpointer(factory: sessionmaker[Session], given=None):
         return
     with open_checkpointer(url) as saver:
         yield saver
+
+
+checkpointer_for = _checkpointer  # public: retention deletes chat threads from the same place
 
 
 def _graph(factory: sessionmaker[Session], policy: Policy, saver):

@@ -46,6 +46,7 @@ def _register_subcommands() -> None:
     from ui.cli import messages as cli_messages
     from ui.cli import ops as cli_ops
     from ui.cli import queue as cli_queue
+    from ui.cli import retention as cli_retention
     from ui.cli import serve as cli_serve
     from ui.cli import whatif as cli_whatif
 
@@ -59,6 +60,7 @@ def _register_subcommands() -> None:
         cli_events,
         cli_queue,
         cli_whatif,
+        cli_retention,
     ):
         module.register(app)
 
