@@ -166,6 +166,13 @@ def test_users_scope_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and json.loads(out)[0]["error"] == ORDER_NOT_FOUND
     code, out, _ = run(monkeypatch, capsys, "triage", "SO-200002", "--as", "eu_credit", "--json")
     assert code == 0 and json.loads(out)[0]["exceptions"][0]["type"] == "CREDIT_HOLD"
+    assert run(monkeypatch, capsys, "triage", "SO-100002", "--as", "wh1_credit")[0] == 0
+    for user, seen in (("eu_credit", {"SO-200002"}), ("wh1_credit", {"SO-100002"})):
+        code, out, err = run(monkeypatch, capsys, "queue", "--as", user, "--json")
+        assert code == 0 and {i["order_id"] for i in json.loads(out)["items"]} == seen, err
+    code, out, err = run(monkeypatch, capsys, "orders", "show", "SO-100002", "--as", "eu_credit")
+    assert code == 2 and "SO-100002" in err and "not found" in err
+    assert run(monkeypatch, capsys, "orders", "show", "SO-100002", "--as", "wh1_credit")[0] == 0
     code, out, err = run(monkeypatch, capsys, "actions", "request", "SO-100002", "--as", "eu_credit")
     assert code != 0 and "SO-100002" in (out + err) and "not found" in (out + err).lower()
     code, out, err = run(monkeypatch, capsys, "actions", "request", "SO-100002", "--as", "csr")

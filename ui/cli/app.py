@@ -339,13 +339,17 @@ def triage(
 def orders_show(
     order_id: Annotated[str, typer.Argument(help="Order id such as SO-100042.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="As this user: another site's order is not found.")
+    ] = None,
 ) -> None:
     """Print an order with its lines, customer and credit position, stock and shipments."""
+    from agent.governance.users import factory_for
     from tools.db import read_only, session_factory
     from tools.orders import order_view
 
     engine = _engine()
-    with read_only(session_factory(engine)) as session:
+    with read_only(factory_for(session_factory(engine), as_user)) as session:
         view = order_view(session, order_id.strip())
     if as_json:
         _print_json(view)

@@ -307,7 +307,8 @@ def users_add(
         user = add_user(s, name, role, display_name, roles=set(pol.roles))
         if region or warehouse:
             user = set_scope(s, user["username"], regions=region, warehouses=warehouse, actor=_by())
-    typer.echo(f"added {user['username']} ({user['role']}, {_sites(user)})")
+    limited = f"; {_sites(user)}" if user["regions"] or user["warehouses"] else ""
+    typer.echo(f"added {user['username']} ({user['role']}{limited})")
 
 
 def _sites(user: dict) -> str:
