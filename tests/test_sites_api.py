@@ -40,6 +40,9 @@ def _same_as_unknown(client, method: str, path: str, other: str, unknown: str, *
 
 def test_orders_triage_and_text(client):
     eu = H["eu_credit"]
+    me = client.get("/api/v1/me", headers=eu).json()
+    assert (me["regions"], me["warehouses"]) == (["eu"], [])
+    assert client.get("/api/v1/me", headers=H["planner"]).json()["regions"] == []
     _same_as_unknown(client, "GET", "/api/v1/orders/{}", "SO-100002", "SO-999999", headers=eu)
     assert client.get("/api/v1/orders/SO-200002", headers=eu).status_code == 200
     body = client.post("/api/v1/triage", json={"order_ids": ["SO-100002", "SO-200002"]}, headers=eu).json()

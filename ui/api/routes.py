@@ -150,6 +150,8 @@ def _core() -> APIRouter:
             role=user.role,
             display_name=user.display_name,
             may_decide_for=services.may_decide_for(user),
+            regions=sorted(user.scope.regions),
+            warehouses=sorted(user.scope.warehouses),
         )
 
     @r.post(
