@@ -134,3 +134,27 @@ def test_purge_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert out.startswith("purged 0 chat thread(s)") and "retention_purge" in out
     code, out, err = run(monkeypatch, capsys, "audit", "verify")
     assert code == 0, out + err
+
+
+def test_threads_from_before_the_records_are_found_by_a_checkpoint_scan(book):
+    factory, policy, request_id, _ = book
+    with requests.checkpointer_for(factory) as saver:
+        old = empty_checkpoint()
+        old["ts"] = (NOW - 200 * DAY).isoformat()
+        saver.put({"configurable": {"thread_id": "legacy-1", "checkpoint_ns": ""}}, old, {"step": 0}, {})
+        recent = empty_checkpoint()
+        recent["ts"] = (NOW - 2 * DAY).isoformat()
+        saver.put({"configurable": {"thread_id": "legacy-2", "checkpoint_ns": ""}}, recent, {"step": 0}, {})
+        assert _has_checkpoint(saver, f"approval-{request_id}")  # the approval graph's own thread
+    assert purge(factory, policy, now=NOW, dry_run=True)["chat_threads"] == 1  # records only
+    plan = purge(factory, policy, now=NOW, dry_run=True, scan_checkpoints=True)
+    assert (plan["chat_threads"], plan["untracked_chat_threads"]) == (2, 1)
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(ChatThread)) == 2  # a dry run records nothing
+    report = purge(factory, policy, now=NOW, scan_checkpoints=True)
+    assert report["chat_threads"] == 2
+    with requests.checkpointer_for(factory) as saver:
+        assert not _has_checkpoint(saver, "legacy-1") and not _has_checkpoint(saver, "planner:old")
+        assert _has_checkpoint(saver, "legacy-2") and _has_checkpoint(saver, f"approval-{request_id}")
+    with factory() as s:
+        assert set(s.scalars(select(ChatThread.thread_id))) == {"planner:new", "legacy-2"}

@@ -20,6 +20,12 @@ the audit event in one transaction. If that transaction fails the thread records
 next run deletes the (already empty) checkpoints again: ``delete_thread`` of a missing thread is a
 no-op. A thread continued while it is being purged loses its history (its checkpoints went); its
 new turn starts a fresh one.
+
+Threads started before the thread records existed (migration 0009) have checkpoints but no record
+until their next turn. ``scan_checkpoints=True`` (``--scan-checkpoints``) reads every checkpoint
+once and records each such thread with the time of its last checkpoint, so the usual rule then
+applies; every thread but the approval graph's (``approval-<id>``) is a chat thread. It reads the
+whole checkpoint store: run it once after the upgrade, not daily.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ from agent.policy import Policy
 from tools.models import ActionRequest, ChatThread, ExceptionRecord
 from tools.rules import in_chunks
 
-__all__ = ["purge", "retention_plan"]
+__all__ = ["adopt_untracked_threads", "purge", "retention_plan"]
+
+_APPROVAL_PREFIX = "approval-"  # the approval graph's threads (agent.governance.approval.thread_config)
 
 
 def _cutoffs(policy: Policy, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -104,6 +112,39 @@ def _report(
     }
 
 
+def _untracked(factory: sessionmaker[Session], checkpointer: Any = None) -> dict[str, dt.datetime]:
+    """Chat threads with checkpoints but no record, each with its last checkpoint's time."""
+    last: dict[str, dt.datetime] = {}
+    with checkpointer_for(factory, checkpointer) as saver:
+        for item in saver.list(None):
+            thread_id = str(item.config["configurable"]["thread_id"])
+            if thread_id.startswith(_APPROVAL_PREFIX) or len(thread_id) > 160:
+                continue
+            ts = dt.datetime.fromisoformat(str(item.checkpoint["ts"]))
+            ts = ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
+            last[thread_id] = max(ts, last.get(thread_id, ts))
+    with factory() as s:
+        for part in in_chunks(last):
+            for known in s.scalars(select(ChatThread.thread_id).where(ChatThread.thread_id.in_(part))):
+                last.pop(known, None)
+    return last
+
+
+def adopt_untracked_threads(factory: sessionmaker[Session], *, checkpointer: Any = None) -> int:
+    """Record the chat threads that have checkpoints but no ``chat_threads`` row (started before
+    the records existed), each with its last checkpoint's time; returns how many were recorded."""
+    found = _untracked(factory, checkpointer)
+    with write_session(factory) as s:
+        for part in in_chunks(found):  # one recorded meanwhile (a new turn) keeps its own row
+            for known in s.scalars(select(ChatThread.thread_id).where(ChatThread.thread_id.in_(part))):
+                found.pop(known, None)
+        s.add_all(
+            ChatThread(thread_id=t, username=None, started_at=ts, last_at=ts, turns=0)
+            for t, ts in found.items()
+        )
+    return len(found)
+
+
 def purge(
     factory: sessionmaker[Session],
     policy: Policy,
@@ -112,11 +153,22 @@ def purge(
     dry_run: bool = False,
     actor: str | None = None,
     checkpointer: Any = None,
+    scan_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Purge what the policy's retention limits say is due (see the module docstring); returns
-    the report (cutoffs, counts) that the ``retention_purge`` audit event also records."""
+    the report (cutoffs, counts) that the ``retention_purge`` audit event also records.
+    ``scan_checkpoints``: first record the threads started before thread records existed."""
     if dry_run:
-        return retention_plan(factory, policy, now=now)
+        plan = retention_plan(factory, policy, now=now)
+        if scan_checkpoints:  # would be recorded, then purged: counted, nothing written
+            cutoff = dt.datetime.fromisoformat(plan["chat_threads_before"])
+            plan["untracked_chat_threads"] = sum(
+                ts < cutoff for ts in _untracked(factory, checkpointer).values()
+            )
+            plan["chat_threads"] += plan["untracked_chat_threads"]
+        return plan
+    if scan_checkpoints:
+        adopt_untracked_threads(factory, checkpointer=checkpointer)
     now = now or dt.datetime.now(dt.UTC)
     threads_before, exceptions_before = _cutoffs(policy, now)
     with factory() as session:

@@ -28,6 +28,14 @@ def purge_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only say what would be purged; change nothing.")
     ] = False,
+    scan_checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--scan-checkpoints",
+            help="Also find chat threads started before thread records existed (reads every checkpoint: "
+            "once, after upgrading).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Delete chat threads idle longer than retention.chat_threads_days (checkpoints and records)
@@ -45,6 +53,7 @@ def purge_cmd(
         session_factory(engine()),
         policy(),
         dry_run=dry_run,
+        scan_checkpoints=scan_checkpoints,
         actor=(origin.os_user if origin else None) or "cli",
     )
     if as_json:
