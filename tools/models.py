@@ -735,6 +735,14 @@ class DatasetMeta(Base):
     value: Mapped[str] = mapped_column(Text, nullable=False)
 
 
-# Tables `copilot seed --reset` and tools.demo.reset keep: the people and the audit log are not
-# demo data, and the hash chain must stay verifiable across a reset.
-PRESERVED_ON_RESET: tuple[str, ...] = ("users", "api_tokens", "audit_events", "audit_anchor")
+# Tables `copilot seed --reset` and tools.demo.reset keep: the people (with their sites) and the
+# audit log are not demo data, and the hash chain must stay verifiable across a reset; chat thread
+# records stay with their checkpoints (which a reset does not touch), for retention to find them.
+PRESERVED_ON_RESET: tuple[str, ...] = (
+    "users",
+    "user_scopes",
+    "api_tokens",
+    "audit_events",
+    "audit_anchor",
+    "chat_threads",
+)
