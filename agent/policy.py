@@ -55,6 +55,7 @@ __all__ = [
     "PolicyError",
     "QueueRule",
     "Queues",
+    "Retention",
     "Risk",
     "Shape",
     "Thresholds",
@@ -179,6 +180,14 @@ class Governance(_Strict):
     """Which doors may decide: ``cli_decisions: false`` makes the API (signed-in users) the only one."""
 
     cli_decisions: bool = True
+
+
+class Retention(_Strict):
+    """How long chat threads (since their last turn) and closed exceptions (since they were
+    resolved) are kept; ``copilot retention purge`` removes older ones. The audit log is never purged."""
+
+    chat_threads_days: int = Field(default=90, gt=0, le=36_500)
+    closed_exceptions_days: int = Field(default=365, gt=0, le=36_500)
 
 
 class RiskRule(_Strict):
@@ -440,6 +449,7 @@ class Policy(_Strict):
     """How order numbers look in pasted text and chat (shapes in RE2 syntax, keywords)."""
     queues: Queues = Queues()
     autopilot: Autopilot = Autopilot()
+    retention: Retention = Retention()
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

@@ -105,6 +105,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "message_kind": ("customer", "supplier"),
     "notice_status": ("due", "drafted", "failed"),
     "outbox_status": ("queued", "sending", "sent", "failed"),
+    "scope_kind": ("region", "warehouse"),
 }
 
 Money = Numeric(14, 2)
@@ -281,6 +282,7 @@ class Order(Base):
         # Recurrence (same customer within 30 days) and "orders of a customer".
         Index("ix_orders_customer_order_date", "customer_id", "order_date"),
         Index("ix_orders_status_order_date", "status", "order_date"),
+        Index("ix_orders_warehouse_id", "warehouse_id"),  # added: site scoping (tools.sites)
     )
 
     order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -638,6 +640,39 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
+class UserScope(Base):
+    """added: the sites a user is limited to (``tools.sites``): one row per region or warehouse.
+
+    A user without rows sees every site. ``kind`` is ``region`` or ``warehouse``.
+    """
+
+    __tablename__ = "user_scopes"
+    __table_args__ = (_in("kind", "scope_kind"),)
+
+    username: Mapped[str] = mapped_column(
+        String(64), ForeignKey("users.username", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class ChatThread(Base):
+    """added: one chat thread (its messages live in the LangGraph checkpoints under ``thread_id``).
+
+    Written on every turn, so retention (``copilot retention purge``) knows when a thread was last
+    used and whose it is.
+    """
+
+    __tablename__ = "chat_threads"
+    __table_args__ = (Index("ix_chat_threads_last_at", "last_at"),)
+
+    thread_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    username: Mapped[str | None] = _str(64)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    turns: Mapped[int] = _qty()
+
+
 class EventInbox(Base):
     """Every event a source system reported (domain.md §8), stored before it is applied.
 
@@ -700,6 +735,14 @@ class DatasetMeta(Base):
     value: Mapped[str] = mapped_column(Text, nullable=False)
 
 
-# Tables `copilot seed --reset` and tools.demo.reset keep: the people and the audit log are not
-# demo data, and the hash chain must stay verifiable across a reset.
-PRESERVED_ON_RESET: tuple[str, ...] = ("users", "api_tokens", "audit_events", "audit_anchor")
+# Tables `copilot seed --reset` and tools.demo.reset keep: the people (with their sites) and the
+# audit log are not demo data, and the hash chain must stay verifiable across a reset; chat thread
+# records stay with their checkpoints (which a reset does not touch), for retention to find them.
+PRESERVED_ON_RESET: tuple[str, ...] = (
+    "users",
+    "user_scopes",
+    "api_tokens",
+    "audit_events",
+    "audit_anchor",
+    "chat_threads",
+)

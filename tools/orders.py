@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from tools import rules
 from tools.errors import OrderNotFound
 from tools.models import Carrier, Customer, Inventory, Item, Order, Shipment
+from tools.sites import warehouse_visible
 
 __all__ = ["order_view"]
 
@@ -24,7 +25,7 @@ def _money(value: Decimal | None) -> str | None:
 
 def order_view(session: Session, order_id: str) -> dict[str, Any]:
     order = session.get(Order, order_id)
-    if order is None:
+    if order is None or not warehouse_visible(session, order.warehouse_id):  # another site's: unknown
         raise OrderNotFound(order_id)
     customer: Customer | None = order.customer
     skus = sorted({ln.sku for ln in order.lines if ln.sku})

@@ -32,6 +32,7 @@ from tools.errors import Conflict, GuardBlocked, NotFound, ToolError
 from tools.models import ActionRequest, Notice, Order, OutboxMessage
 from tools.notices import customer_facts
 from tools.outbox import COPILOT_REQUESTER
+from tools.sites import order_condition, order_visible
 
 __all__ = [
     "DRAFT_LEASE_S",
@@ -173,7 +174,7 @@ def ask_notice(
     order_id = (order_id or "").strip()
     with write_session(factory) as s:
         user = require_user(s, username)
-        if s.get(Order, order_id) is None:
+        if s.get(Order, order_id) is None or not order_visible(s, order_id):  # another site's: unknown
             raise NotFound("order", order_id)
         pending = s.scalar(
             select(Notice)
@@ -230,7 +231,7 @@ def edit_message(
         raise ToolError("an edit needs a new subject or body")
     with factory() as s:
         notice = s.get(Notice, notice_id)
-        if notice is None:
+        if notice is None or not order_visible(s, notice.order_id):
             raise NotFound("message", str(notice_id))
         req = s.get(ActionRequest, notice.request_id) if notice.request_id else None
         if req is None:
@@ -337,7 +338,7 @@ def get_message(factory: sessionmaker[Session], notice_id: int) -> dict[str, Any
     """One notice with its draft, its request and its delivery; :class:`NotFound` when absent."""
     with factory() as s:
         n = s.get(Notice, notice_id)
-        if n is None:
+        if n is None or not order_visible(s, n.order_id):  # another site's message: as unknown
             raise NotFound("message", str(notice_id))
         return _view(s, n)
 
@@ -346,7 +347,7 @@ def message_for_request(factory: sessionmaker[Session], request_id: int) -> dict
     """The message a NOTIFY_CUSTOMER / REQUEST_SUPPLIER request was filed for, if any."""
     with factory() as s:
         n = s.scalar(select(Notice).where(Notice.request_id == request_id))
-        return _view(s, n) if n is not None else None
+        return _view(s, n) if n is not None and order_visible(s, n.order_id) else None
 
 
 def list_messages(
@@ -363,7 +364,7 @@ def list_messages(
     if order_id:
         query = query.where(Notice.order_id == order_id)
     with factory() as s:
-        rows = [_view(s, n) for n in s.scalars(query)]
+        rows = [_view(s, n) for n in s.scalars(query.where(order_condition(s, Notice.order_id)))]
     if status:
         rows = [r for r in rows if r["status"] == status]
     return rows[max(0, offset) : max(0, offset) + max(0, limit)]

@@ -29,10 +29,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.copilot.context import CopilotContext, MeteredLLM
 from agent.copilot.graph import build_graph
 from agent.copilot.nodes import explain_one
+from agent.copilot.threads import touch_thread
 from agent.llm import LLMError, get_llm
 from agent.policy import Policy
 from knowledge.tool import build_sop_tool
 from tools.read.registry import build_read_tools
+from tools.sites import ALL, Scope, scoped
 
 __all__ = ["Copilot"]
 
@@ -74,7 +76,7 @@ class Copilot:
             checkpointer = InMemorySaver()
         self._chat_graph = build_graph(checkpointer=checkpointer)
         self._triage_graph = build_graph()  # one-shot runs: nothing to keep
-        self._tools: dict[str, Any] | None = None
+        self._tools: dict[Scope, dict[str, Any]] = {}
 
     # --- run context ----------------------------------------------------------------------------
 
@@ -94,12 +96,17 @@ class Copilot:
     @property
     def tools(self) -> dict[str, Any]:
         """The READ tools chat may call, by name (built once)."""
-        if self._tools is None:
-            tools = {t.name: t for t in build_read_tools(self.factory)}
+        return self.tools_for(ALL)
+
+    def tools_for(self, scope: Scope) -> dict[str, Any]:
+        """The READ tools of a user limited to ``scope``'s sites: every call reads through sessions
+        carrying the scope (``tools.sites``), so another site's orders, customers and stock stay unseen."""
+        if scope not in self._tools:
+            tools = {t.name: t for t in build_read_tools(scoped(self.factory, scope))}
             if self.collection is not None:
                 tools["search_sops"] = build_sop_tool(self.collection)
-            self._tools = tools
-        return self._tools
+            self._tools[scope] = tools
+        return self._tools[scope]
 
     def _context(
         self,
@@ -108,37 +115,42 @@ class Copilot:
         username: str | None = None,
         thread_id: str | None = None,
         tools: bool = False,
+        scope: Scope = ALL,
     ) -> CopilotContext:
         return CopilotContext(
-            factory=self.factory,
+            factory=scoped(self.factory, scope),
             policy=self.policy,
             llm=self.llm if explain else None,
             llm_unavailable=self._llm_unavailable,
             collection=self.collection,
-            tools=self.tools if tools else {},
+            tools=self.tools_for(scope) if tools else {},
             username=username,
             thread_id=thread_id,
         )
 
     # --- triage ---------------------------------------------------------------------------------
 
-    def triage(self, order_ids: Sequence[str], *, explain: bool = True) -> list[dict[str, Any]]:
+    def triage(
+        self, order_ids: Sequence[str], *, explain: bool = True, scope: Scope = ALL
+    ) -> list[dict[str, Any]]:
         """Each order's triage dict (plus ``explanation`` when ``explain``), in the order asked;
-        an unknown id gives ``{"order_id": id, "error": "order not found"}``."""
+        an unknown id (or one of a site outside ``scope``) gives ``{"order_id": id, "error": "order not found"}``."""
         state = self._triage_graph.invoke(
             {"mode": "triage", "order_ids": [str(i) for i in order_ids], "text": None, "explain": explain},
-            context=self._context(explain=explain),
+            context=self._context(explain=explain, scope=scope),
         )
         return state.get("results") or []
 
-    def triage_stream(self, order_ids: Sequence[str], *, explain: bool = True) -> Iterator[dict[str, Any]]:
+    def triage_stream(
+        self, order_ids: Sequence[str], *, explain: bool = True, scope: Scope = ALL
+    ) -> Iterator[dict[str, Any]]:
         """:meth:`triage` as events: ``token`` (``order_id``, ``text``: an explanation as the model
         writes it) and, last, ``final`` with ``results``. A streamed explanation that failed its
         grounding check is superseded by the one in ``final``."""
         state: dict[str, Any] = {}
         for mode, chunk in self._triage_graph.stream(
             {"mode": "triage", "order_ids": [str(i) for i in order_ids], "text": None, "explain": explain},
-            context=self._context(explain=explain),
+            context=self._context(explain=explain, scope=scope),
             stream_mode=["custom", "values"],
         ):
             if mode == "custom":
@@ -147,14 +159,14 @@ class Copilot:
                 state = chunk
         yield {"type": "final", "results": state.get("results") or []}
 
-    def triage_text(self, text: str, *, explain: bool = True) -> dict[str, Any]:
+    def triage_text(self, text: str, *, explain: bool = True, scope: Scope = ALL) -> dict[str, Any]:
         """The orders a pasted text or e-mail names, triaged. ``customer_request`` is the customer's
         request quoted from the text (data: never acted on). No order number of an existing order:
         ``results`` is empty and ``answer`` asks for one; unknown numbers are listed in ``not_found``,
         with ``near_misses`` (existing ids one edit away) and ``notes`` (one line each, for people)."""
         state = self._triage_graph.invoke(
             {"mode": "triage", "text": text, "order_ids": [], "explain": explain},
-            context=self._context(explain=explain),
+            context=self._context(explain=explain, scope=scope),
         )
         missing = state.get("not_found") or []
         out = {
@@ -182,22 +194,28 @@ class Copilot:
     def _config(self, thread_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": thread_id}}
 
-    def chat(self, thread_id: str, message: str, *, username: str) -> dict[str, Any]:
+    def chat(self, thread_id: str, message: str, *, username: str, scope: Scope = ALL) -> dict[str, Any]:
         """One turn of a conversation on ``thread_id`` (its memory persists in the checkpointer)."""
         final: dict[str, Any] = {}
-        for event in self.chat_stream(thread_id, message, username=username):
+        for event in self.chat_stream(thread_id, message, username=username, scope=scope):
             if event["type"] == "final":
                 final = event
         return {k: v for k, v in final.items() if k != "type"}
 
-    def chat_stream(self, thread_id: str, message: str, *, username: str) -> Iterator[dict[str, Any]]:
+    def chat_stream(
+        self, thread_id: str, message: str, *, username: str, scope: Scope = ALL
+    ) -> Iterator[dict[str, Any]]:
         """The turn as events: ``token`` (text as written), ``tool`` (a call about to run),
         ``citation``, ``request`` (an approval request filed) and, last, ``final`` with the same
-        fields :meth:`chat` returns. Tokens of a fallback may be superseded: ``final`` is the answer."""
+        fields :meth:`chat` returns. Tokens of a fallback may be superseded: ``final`` is the answer.
+
+        ``scope``: the asking user's sites; every order, tool call and request of the turn is
+        limited to them. The thread's record (owner, last turn) is written for retention."""
         if not message or not message.strip():
             raise ValueError("empty message")
         thread_id = thread_id or uuid.uuid4().hex
-        context = self._context(username=username, thread_id=thread_id, tools=True)
+        touch_thread(self.factory, thread_id, username)
+        context = self._context(username=username, thread_id=thread_id, tools=True, scope=scope)
         state: dict[str, Any] = {}
         for mode, chunk in self._chat_graph.stream(
             self._chat_input(message),

@@ -12,6 +12,8 @@ the urgency is always the current one:
   scale up to ``value_full``), customer tier, and how many other orders wait on the same thing
   (open exceptions of the same type on the same SKU, or for the same customer).
 
+A user limited to some sites (``tools.sites``) sees only their orders' exceptions; priorities and
+the "waiting" counts are computed over every site, so an item ranks the same for everyone.
 A role sees the exceptions it owns, those of the roles it covers (the policy's hierarchy) and
 those escalated to one of them. The recommendation of each listed exception comes from triaging
 its order (read only), so it is the next-best action for the records as they are now.
@@ -33,6 +35,7 @@ from agent.policy import Policy
 from agent.triage.service import OrderNotFound, triage_order
 from tools.models import Customer, ExceptionRecord, Order, OrderLine
 from tools.rules import CLOSED_STATUSES as CLOSED
+from tools.sites import warehouse_ids
 
 __all__ = ["load_queue", "queue_sizes", "recommendation_for"]
 
@@ -96,6 +99,7 @@ def _items(session: Session, policy: Policy, now: dt.datetime) -> list[dict[str,
             _X.c.first_seen_at,
             _O.c.customer_id,
             _O.c.promised_date,
+            _O.c.warehouse_id,
             _C.c.tier,
             _C.c.name.label("customer_name"),
         )
@@ -108,8 +112,11 @@ def _items(session: Session, policy: Policy, now: dt.datetime) -> list[dict[str,
     by_sku = Counter((r.type, r.sku) for r in rows if r.sku)
     by_customer = Counter((r.type, r.customer_id) for r in rows if r.customer_id and not r.sku)
     q = policy.queues
+    sites = warehouse_ids(session)  # a scoped user's queue: their sites' orders (scores as for everyone)
     out = []
     for r in rows:
+        if sites is not None and r.warehouse_id not in sites:
+            continue
         value = values.get(r.order_id, Decimal("0"))
         waiting = (by_sku[(r.type, r.sku)] if r.sku else by_customer[(r.type, r.customer_id)]) - 1
         owner = r.assigned_role or q.owner(r.type, r.tier, value)

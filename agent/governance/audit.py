@@ -45,6 +45,7 @@ from agent.governance.audit_json import canonical_json, storable, utc_text
 from agent.governance.audit_key import AuditKeyError, current_key, keyed_hash
 from agent.governance.origin import current_origin
 from tools.models import AuditAnchor, AuditEvent
+from tools.sites import order_condition
 
 __all__ = [
     "EVENT_APPROVAL_REQUESTED",
@@ -65,12 +66,14 @@ __all__ = [
     "EVENT_QUEUE_RELEASED",
     "EVENT_RECOMMENDATION",
     "EVENT_REQUESTED",
+    "EVENT_RETENTION_PURGE",
     "EVENT_SLA_ESCALATED",
     "EVENT_SOURCE_APPLIED",
     "EVENT_SOURCE_FAILED",
     "EVENT_TRIAGE",
     "EVENT_TRIAGE_BOOK",
     "EVENT_USER_ADDED",
+    "EVENT_USER_SCOPED",
     "GENESIS",
     "AuditChainBroken",
     "append_event",
@@ -97,6 +100,8 @@ EVENT_OVERRIDE = "override"  # a person chose other than the copilot's recommend
 EVENT_LLM_FALLBACK = "llm_fallback"  # the model failed; the fact-only text was used
 EVENT_ESCALATION = "escalation"  # an exception was routed to a role (ESCALATE)
 EVENT_USER_ADDED = "user_added"
+EVENT_USER_SCOPED = "user_scoped"  # a user's sites (regions, warehouses) were set or cleared
+EVENT_RETENTION_PURGE = "retention_purge"  # chat threads and closed exceptions past the policy's limit purged
 EVENT_SOURCE_APPLIED = "source_event_applied"  # an ERP/WMS/TMS event applied: records, orders triaged
 EVENT_SOURCE_FAILED = "source_event_failed"  # an event refused at apply time, with the reason
 EVENT_CHAT_REQUEST = "chat_request"  # chat filed an approval request on a person's words
@@ -333,8 +338,10 @@ def list_events(
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Events in seq order, filtered; each a dict of the stored fields (ts as UTC ISO text)."""
-    query = select(AuditEvent).order_by(AuditEvent.seq)
+    """Events in seq order, filtered; each a dict of the stored fields (ts as UTC ISO text).
+
+    A session limited to some sites (``tools.sites``) lists only events of their orders."""
+    query = select(AuditEvent).order_by(AuditEvent.seq).where(order_condition(session, AuditEvent.order_id))
     if order_id is not None:
         query = query.where(AuditEvent.order_id == order_id)
     if request_id is not None:

@@ -36,8 +36,13 @@ from agent.triage.service import triage_order
 from tools import rules, writes
 from tools.errors import Conflict, NotFound, PreconditionFailed, ToolError
 from tools.models import Order, OrderLine, PurchaseOrder
+from tools.sites import order_visible, scope_of, visible_orders
 
-__all__ = ["MAX_ORDERS_SHOWN", "describe", "summary", "whatif"]
+__all__ = ["MAX_ORDERS_SHOWN", "OTHER_SITE", "describe", "summary", "whatif"]
+
+# How an affected order of a site outside the asking user's scope is shown: its impact counts (the
+# decision's consequences are facts), its identity does not leave its site.
+OTHER_SITE = {"order_id": "(another site)", "customer_id": None}
 
 MAX_ORDERS_SHOWN = 50  # affected orders listed in full; the count says how many there were
 _SKIPPED = frozenset({"RECURRING_ANOMALY"})
@@ -117,8 +122,8 @@ def whatif(
     """
     started = time.perf_counter()
     order_id = (order_id or "").strip()
-    if session.get(Order, order_id) is None:
-        raise NotFound("order", order_id)
+    if session.get(Order, order_id) is None or not order_visible(session, order_id):
+        raise NotFound("order", order_id)  # another site's order (``tools.sites``): as unknown
     if action is None:
         try:
             rec = triage_order(session, order_id, policy, record=False)["recommendation"]
@@ -188,6 +193,9 @@ def whatif(
             out["this_order"] = {**_order_facts(contexts[oid]), "appear": appear, "clear": clear}
         elif appear or clear:
             affected.append({**_order_facts(contexts[oid]), "appear": appear, "clear": clear})
+    if not scope_of(session).unrestricted:  # counted, but another site's orders are not named
+        mine = visible_orders(session, [a["order_id"] for a in affected])
+        affected = [a if a["order_id"] in mine else {**a, **OTHER_SITE} for a in affected]
     out["other_orders_affected"] = len(affected)
     out["other_orders"] = affected[:MAX_ORDERS_SHOWN]
     out["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)

@@ -54,9 +54,11 @@ from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, OrderNotFo
 from tools.models import ActionRequest, Approval, ExceptionRecord, Execution
 from tools.outbox import COPILOT_REQUESTER, MESSAGE_ACTIONS
 from tools.scope import retargeted
+from tools.sites import factory_scope, order_condition, order_visible, unscoped
 
 __all__ = [
     "DECISIONS",
+    "checkpointer_for",
     "decide",
     "get_request",
     "list_requests",
@@ -124,6 +126,9 @@ def _checkpointer(factory: sessionmaker[Session], given=None):
         return
     with open_checkpointer(url) as saver:
         yield saver
+
+
+checkpointer_for = _checkpointer  # public: retention deletes chat threads from the same place
 
 
 def _graph(factory: sessionmaker[Session], policy: Policy, saver):
@@ -203,7 +208,20 @@ def _as_dict(session: Session, req: ActionRequest) -> dict[str, Any]:
     }
 
 
+def _visible(factory: sessionmaker[Session], request_id: int) -> sessionmaker[Session]:
+    """``factory`` without its scope, once request ``request_id`` is of an order in the factory's
+    sites (``tools.sites``); another site's request is :class:`NotFound`, like an unknown one.
+    The guard and the executor then see every fact, whoever asks."""
+    if not factory_scope(factory).unrestricted:
+        with factory() as s:
+            order_id = s.scalar(select(ActionRequest.order_id).where(ActionRequest.id == request_id))
+            if order_id is None or not order_visible(s, order_id):
+                raise NotFound("action request", str(request_id))
+    return unscoped(factory)
+
+
 def get_request(factory: sessionmaker[Session], request_id: int) -> dict[str, Any]:
+    factory = _visible(factory, request_id)
     with factory() as s:
         req = s.get(ActionRequest, request_id)
         if req is None:
@@ -233,6 +251,7 @@ def list_requests(
             policy = load_policy(get_settings().policy_path)
         query = query.where(ActionRequest.approver_role.in_(sorted(policy.delegates(role))))
     with factory() as s:
+        query = query.where(order_condition(s, ActionRequest.order_id))  # the user's sites only
         return [_as_dict(s, r) for r in s.scalars(query.limit(max(0, limit)).offset(max(0, offset)))]
 
 
@@ -314,8 +333,13 @@ def request_action(
     catalog: nothing is persisted). Every refusal is logged.
     """
     order_id = (order_id or "").strip()
+    scope_factory, factory = factory, unscoped(factory)
     try:
         screen_params(params)  # oversize or non-finite values: refused before anything is stored
+        if not factory_scope(scope_factory).unrestricted:
+            with scope_factory() as s:
+                if not order_visible(s, order_id):  # another site's order: as unknown
+                    raise OrderNotFound(order_id)
         with write_session(factory) as s:
             if requested_by == COPILOT_REQUESTER and str(action or "").strip().upper() in MESSAGE_ACTIONS:
                 user = {"username": COPILOT_REQUESTER, "role": None}
@@ -728,6 +752,7 @@ def decide(
     decision = (decision or "").strip().lower()
     reason = (reason or "").strip() or None
     try:
+        factory = _visible(factory, request_id)
         with write_session(factory) as s:
             if decision not in DECISIONS:
                 raise ToolError(f"decision must be approve, reject or edit, not {decision!r}")
@@ -963,6 +988,7 @@ def resume_request(
     """Carry on a request a crash left half-way: ``proposed`` (not guarded yet) is guarded and routed;
     ``approved`` without an execution (the process died between the decision and the execution) is
     executed — once, by the same idempotency key. Anything else is returned unchanged."""
+    factory = _visible(factory, request_id)
     with factory() as s:
         req = s.get(ActionRequest, request_id)
         if req is None:

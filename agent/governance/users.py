@@ -12,29 +12,94 @@ import re
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from agent.governance.audit import EVENT_USER_ADDED, append_event
+from agent.governance.audit import EVENT_USER_ADDED, EVENT_USER_SCOPED, append_event
 from agent.policy import CONTRACT_ROLES
 from tools.columns import column_problems
 from tools.errors import Conflict, Forbidden, NotFound, ToolError
-from tools.models import User
+from tools.models import User, UserScope
+from tools.sites import Scope, check_scope_names, scoped
 
-__all__ = ["POLICY_ACTOR", "RESERVED_NAMES", "add_user", "get_user", "list_users", "require_user"]
+__all__ = [
+    "POLICY_ACTOR",
+    "RESERVED_NAMES",
+    "add_user",
+    "factory_for",
+    "get_user",
+    "list_users",
+    "require_user",
+    "set_scope",
+    "user_scope",
+]
 
 POLICY_ACTOR = "policy"  # decided_by of an auto-approval
 RESERVED_NAMES = frozenset({POLICY_ACTOR, "system", "copilot"})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
-def _as_dict(user: User) -> dict[str, Any]:
+def _as_dict(user: User, scope: Scope | None = None) -> dict[str, Any]:
+    scope = scope if scope is not None else Scope()
     return {
         "username": user.username,
         "role": user.role,
         "display_name": user.display_name,
         "active": user.active,
         "created_at": user.created_at,
+        "regions": sorted(scope.regions),
+        "warehouses": sorted(scope.warehouses),
     }
+
+
+def user_scope(session: Session, username: str) -> Scope:
+    """The sites ``username`` is limited to (``Scope()``, every site, when none are set)."""
+    rows = session.execute(
+        select(UserScope.kind, UserScope.value).where(UserScope.username == (username or "").strip().lower())
+    ).all()
+    return Scope.of((v for k, v in rows if k == "region"), (v for k, v in rows if k == "warehouse"))
+
+
+def factory_for(factory: sessionmaker[Session], username: str | None) -> sessionmaker[Session]:
+    """``factory`` limited to ``username``'s sites (``factory`` itself for an unscoped or unknown
+    user: who may act at all is decided elsewhere, by :func:`require_user`)."""
+    if not username:
+        return factory
+    with factory() as session:
+        return scoped(factory, user_scope(session, username))
+
+
+def set_scope(
+    session: Session,
+    username: str,
+    *,
+    regions: list[str] | None = None,
+    warehouses: list[str] | None = None,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Limit a user to ``regions`` and/or ``warehouses`` (both empty: every site again).
+
+    Replaces the user's scope; names must exist in the warehouses table (:class:`ToolError`
+    otherwise); logged to the audit chain with the old and new scope. Inside the caller's transaction.
+    """
+    user = session.get(User, (username or "").strip().lower())
+    if user is None:
+        raise NotFound("user", username)
+    new = Scope.of(regions or (), warehouses or ())
+    check_scope_names(session, new)
+    old = user_scope(session, user.username)
+    session.query(UserScope).filter(UserScope.username == user.username).delete()
+    session.add_all(
+        [UserScope(username=user.username, kind="region", value=r) for r in sorted(new.regions)]
+        + [UserScope(username=user.username, kind="warehouse", value=w) for w in sorted(new.warehouses)]
+    )
+    session.flush()
+    append_event(
+        session,
+        EVENT_USER_SCOPED,
+        actor=actor,
+        payload={"username": user.username, "before": old.as_payload(), "after": new.as_payload()},
+    )
+    return _as_dict(user, new)
 
 
 def get_user(session: Session, username: str) -> dict[str, Any]:
@@ -42,7 +107,7 @@ def get_user(session: Session, username: str) -> dict[str, Any]:
     user = session.get(User, (username or "").strip().lower())
     if user is None:
         raise NotFound("user", username)
-    return _as_dict(user)
+    return _as_dict(user, user_scope(session, user.username))
 
 
 def require_user(session: Session, username: str) -> dict[str, Any]:
@@ -95,4 +160,10 @@ def add_user(
 
 
 def list_users(session: Session) -> list[dict[str, Any]]:
-    return [_as_dict(u) for u in session.scalars(select(User).order_by(User.role, User.username))]
+    scopes: dict[str, tuple[list[str], list[str]]] = {}
+    for name, kind, value in session.execute(select(UserScope.username, UserScope.kind, UserScope.value)):
+        scopes.setdefault(name, ([], []))[0 if kind == "region" else 1].append(value)
+    return [
+        _as_dict(u, Scope.of(*scopes.get(u.username, ([], []))))
+        for u in session.scalars(select(User).order_by(User.role, User.username))
+    ]

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from agent.policy import Policy
 from tools.models import ActionRequest, Approval, ExceptionRecord, Item, Order, OrderLine, Shipment
+from tools.sites import orders_where
 
 __all__ = [
     "DELAY_COST_RATE",
@@ -197,8 +198,8 @@ def recurring_anomalies(
         )
         .join(Order, Order.order_id == ExceptionRecord.order_id)
         .outerjoin(Item, Item.sku == ExceptionRecord.sku)
-        .where(ExceptionRecord.type != "RECURRING_ANOMALY", *in_window)
-    ).all()
+        .where(ExceptionRecord.type != "RECURRING_ANOMALY", *in_window, orders_where(session))
+    ).all()  # a user limited to some sites (tools.sites): the patterns among their orders
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for eid, kind, oid, sku, cust, wh, supplier, status, day in rows:
         for dim, value in zip(

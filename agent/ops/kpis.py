@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, and_, case, distinct, func, literal, select
+from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
 from agent.ops.anomalies import recurrence_window, recurring_anomalies
@@ -36,6 +36,7 @@ from tools.models import (
     OrderLine,
     Shipment,
 )
+from tools.sites import orders_where, scope_of
 
 __all__ = ["KPI_NAMES", "RESOLUTION_SLA_HOURS", "compute_kpis", "percentile", "ratio"]
 
@@ -113,18 +114,23 @@ def _hours_between(session: Session, start, end):
 
 
 class _Scope:
-    """The population filter: orders placed on or after ``since``."""
+    """The population filter: orders placed on or after ``since``, at the session's sites
+    (``tools.sites``: a user limited to some sites gets their sites' KPIs)."""
 
-    def __init__(self, since: dt.date | None) -> None:
+    def __init__(self, since: dt.date | None, session: Session | None = None) -> None:
         self.since = since
+        self.sites = None if session is None or scope_of(session).unrestricted else orders_where(session)
 
     def orders(self, query: Select, order_id_col=None) -> Select:
         """Restrict ``query`` to the population; join orders on ``order_id_col`` unless it is there."""
-        if self.since is None:
+        conditions: list[ColumnElement[bool]] = [] if self.sites is None else [self.sites]
+        if self.since is not None:
+            conditions.append(Order.order_date >= self.since)
+        if not conditions:
             return query
         if order_id_col is None:  # orders is already in the query
-            return query.where(Order.order_date >= self.since)
-        return query.join(Order, Order.order_id == order_id_col).where(Order.order_date >= self.since)
+            return query.where(*conditions)
+        return query.join(Order, Order.order_id == order_id_col).where(*conditions)
 
 
 def compute_kpis(
@@ -136,7 +142,7 @@ def compute_kpis(
     one COPILOT_POLICY names, else the shipped one) gives the recurrence window and threshold of ``root_cause_recurrence``.
     """
     now = _aware(now or dt.datetime.now(dt.UTC))
-    scope = _Scope(since)
+    scope = _Scope(since, session)
     if policy is None:
         policy = load_policy(get_settings().policy_path)
     orders_total = session.scalar(scope.orders(select(func.count()).select_from(Order))) or 0

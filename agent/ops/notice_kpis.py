@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tools.models import Notice, Order, OutboxMessage
+from tools.sites import order_condition
 
 __all__ = ["NOTICE_SLA_HOURS", "notices_within_policy"]
 
@@ -38,6 +39,7 @@ def notices_within_policy(session: Session, *, since: dt.date | None, now: dt.da
     query = query.outerjoin(OutboxMessage, OutboxMessage.request_id == Notice.request_id)
     if since is not None:
         query = query.join(Order, Order.order_id == Notice.order_id).where(Order.order_date >= since)
+    query = query.where(order_condition(session, Notice.order_id))  # the session's sites (tools.sites)
     by_type: dict[str, dict[str, Any]] = {}
     for kind, exc_type, trigger, due_at, sent_at in session.execute(query).all():
         key = exc_type or ("asked by a person" if trigger is None else "no exception")

@@ -32,6 +32,7 @@ from tools.dataset import open_order_ids
 from tools.errors import OrderNotFound
 from tools.models import ExceptionRecord
 from tools.rules import in_chunks
+from tools.sites import order_visible
 
 __all__ = [
     "ORDER_NOT_FOUND",
@@ -177,7 +178,10 @@ def triage_result(ctx: OrderContext, found: list[Detected], plan: Plan) -> dict[
 
 
 def triage_order(session: Session, order_id: str, policy: Policy, *, record: bool = True) -> dict[str, Any]:
-    """Triage one order; raises :class:`OrderNotFound`. With ``record``, upserts its exceptions."""
+    """Triage one order; raises :class:`OrderNotFound` (also for an order outside the session's
+    sites: ``tools.sites``). With ``record``, upserts its exceptions."""
+    if not order_visible(session, order_id):
+        raise OrderNotFound(order_id)
     ctx = load_context(session, order_id, policy)
     found = detect(ctx, policy)
     plan = plan_order(ctx, found, load_planning_facts(session, ctx), policy)

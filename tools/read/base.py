@@ -21,7 +21,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
+from tools import sites
 from tools.errors import NotFound, ToolError
+from tools.models import Customer, Order, Warehouse
 
 __all__ = [
     "MAX_LIST",
@@ -162,11 +164,27 @@ def invalid_arguments(exc: ValidationError, schema: type[BaseModel]) -> str:
 
 
 def require(session: Session, model: type[Any], key: Any, kind: str) -> Any:
-    """The record with primary key ``key``, or :class:`NotFound` naming ``kind``."""
+    """The record with primary key ``key``, or :class:`NotFound` naming ``kind``.
+
+    An order, customer or warehouse outside the session's sites (``tools.sites``) is not found
+    either, with the same message: a scoped user cannot tell it from an unknown id.
+    """
     row = session.get(model, key)
-    if row is None:
+    if row is None or not _in_sites(session, row):
         raise NotFound(kind, key if isinstance(key, str) else "/".join(map(str, key)))
     return row
+
+
+def _in_sites(session: Session, row: Any) -> bool:
+    if sites.scope_of(session).unrestricted:
+        return True
+    if isinstance(row, Order):
+        return sites.warehouse_visible(session, row.warehouse_id)
+    if isinstance(row, Customer):
+        return sites.customer_visible(session, row.customer_id)
+    if isinstance(row, Warehouse):
+        return sites.warehouse_visible(session, row.warehouse_id)
+    return True
 
 
 def money(value: Decimal | float | int | None) -> str | None:

@@ -29,6 +29,7 @@ from tools.read.base import (
     require,
 )
 from tools.rules import order_value
+from tools.sites import order_condition, orders_where
 
 __all__ = [
     "EXCEPTION_TYPES",
@@ -189,7 +190,7 @@ def search_orders(
     newest order_date first: order_id, customer, status, dates, line count, order_value and
     the open exception types recorded for the order.
     """
-    conditions = []
+    conditions = [orders_where(session)]
     if customer_id is not None:
         require(session, Customer, customer_id, "customer")
         conditions.append(Order.customer_id == customer_id)
@@ -304,6 +305,7 @@ def list_open_exceptions(
     }
     condition = and_(
         ExceptionRecord.status == "open",
+        order_condition(session, ExceptionRecord.order_id),
         *(getattr(ExceptionRecord, name) == value for name, value in filters.items() if value is not None),
     )
     total = session.scalar(select(func.count()).select_from(ExceptionRecord).where(condition)) or 0

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from tools.models import Inventory, Item, PurchaseOrder, Substitute, Supplier, Warehouse
 from tools.read.base import MAX_LIST, Args, bounded, id_field, iso, money, rate, reader, require
+from tools.sites import scope_of, warehouse_condition
 
 __all__ = ["get_open_purchase_orders", "get_stock", "get_substitutes"]
 
@@ -27,7 +28,7 @@ def _stock_rows(session: Session, skus: list[str], warehouse_id: str | None = No
     query = (
         select(Inventory, Warehouse)
         .join(Warehouse, Warehouse.warehouse_id == Inventory.warehouse_id)
-        .where(Inventory.sku.in_(skus))
+        .where(Inventory.sku.in_(skus), warehouse_condition(session, Inventory.warehouse_id))
         .order_by(Inventory.sku, (Inventory.on_hand - Inventory.allocated).desc(), Inventory.warehouse_id)
     )
     if warehouse_id is not None:
@@ -66,12 +67,15 @@ def get_stock(session: Session, sku: str) -> dict[str, Any]:
     Argument: sku, an item number such as FAS-1001.
     Returns the item (description, status active or discontinued, export_controlled) and per
     warehouse its region, country, on_hand, allocated and available (on_hand − allocated),
-    most available first, with totals. Warehouses not listed hold none of it.
+    most available first, with totals. Warehouses not listed hold none of it (for a user limited
+    to some sites: only those sites' warehouses are listed and counted, sites_only names them).
     """
     item = require(session, Item, sku, "sku")
     rows = _stock_rows(session, [sku])[sku]
     shown, truncated = bounded(rows, MAX_LIST)
+    scope = scope_of(session)
     return {
+        **({} if scope.unrestricted else {"sites_only": scope.describe()}),
         "sku": sku,
         "description": item.description,
         "status": item.status,
@@ -177,7 +181,11 @@ def get_open_purchase_orders(session: Session, sku: str, warehouse_id: str | Non
     name, on_time_rate (0 to 1) and lead_time_days.
     """
     require(session, Item, sku, "sku")
-    conditions = [PurchaseOrder.sku == sku, PurchaseOrder.status == "open"]
+    conditions = [
+        PurchaseOrder.sku == sku,
+        PurchaseOrder.status == "open",
+        warehouse_condition(session, PurchaseOrder.warehouse_id),
+    ]
     if warehouse_id is not None:
         require(session, Warehouse, warehouse_id, "warehouse")
         conditions.append(PurchaseOrder.warehouse_id == warehouse_id)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from agent.governance.users import get_user
 from tools.errors import NotFound
+from tools.sites import ALL, Scope
 
 __all__ = [
     "TOKENS_FILE",
@@ -63,11 +64,13 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: the user a token belongs to and the role the users table gives them."""
+    """Who is asking: the user a token belongs to, the role the users table gives them, and the
+    sites they are limited to (``tools.sites``; :data:`~tools.sites.ALL` when none)."""
 
     username: str
     role: str
     display_name: str | None = None
+    scope: Scope = ALL
 
 
 @dataclass(frozen=True)
@@ -230,4 +233,9 @@ def resolve_user(session: Session, username: str) -> Principal:
         raise AuthError("invalid or expired token") from None
     if not user.get("active", True):
         raise AuthError("invalid or expired token")
-    return Principal(username=user["username"], role=user["role"], display_name=user.get("display_name"))
+    return Principal(
+        username=user["username"],
+        role=user["role"],
+        display_name=user.get("display_name"),
+        scope=Scope.of(user.get("regions") or (), user.get("warehouses") or ()),
+    )

@@ -54,6 +54,11 @@ class Me(BaseModel):
     may_decide_for: list[str] = Field(
         description="Roles whose approvals this user may decide (own role and delegates)."
     )
+    regions: list[str] = Field(
+        default_factory=list,
+        description="Regions the user is limited to (with warehouses; none: every site).",
+    )
+    warehouses: list[str] = Field(default_factory=list, description="Warehouses the user is limited to.")
 
 
 # --- triage ---------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def queue_router(current_user: Callable[..., Any]) -> APIRouter:
         request: Request, user: Principal = signed_in, limit: Annotated[int, Query(ge=1, le=500)] = 100
     ) -> Queue:
         services = request.app.state.services
-        with services.factory() as session:
+        with services.factory_for(user)() as session:  # a scoped user: their sites' exceptions
             items = load_queue(session, services.policy, role=user.role, limit=limit)
             sizes = queue_sizes(session, services.policy)
             session.rollback()
@@ -108,7 +108,7 @@ def queue_router(current_user: Callable[..., Any]) -> APIRouter:
 
     def _change(request: Request, fn, exception_id: int, user: Principal, **kw) -> QueueChange:
         services = request.app.state.services
-        with services.factory() as session:
+        with services.factory_for(user)() as session:  # another site's exception: not found
             out = fn(session, services.policy, exception_id, user=user.username, role=user.role, **kw)
             session.commit()
         return QueueChange(**out)

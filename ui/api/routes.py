@@ -150,6 +150,8 @@ def _core() -> APIRouter:
             role=user.role,
             display_name=user.display_name,
             may_decide_for=services.may_decide_for(user),
+            regions=sorted(user.scope.regions),
+            warehouses=sorted(user.scope.warehouses),
         )
 
     @r.post(
@@ -162,7 +164,7 @@ def _core() -> APIRouter:
     def triage(body: TriageRequest, user: User, services: ServicesDep) -> TriageResponse:
         if body.explain:
             services.limits.take_model(user.username)
-        results = services.triage(body.order_ids, explain=body.explain)
+        results = services.triage(user, body.order_ids, explain=body.explain)
         return TriageResponse(results=results, not_found=[r["order_id"] for r in results if r.get("error")])
 
     @r.get(
@@ -173,7 +175,7 @@ def _core() -> APIRouter:
         responses={404: ERROR_RESPONSES[404]},
     )
     def order(order_id: OrderIdPath, user: User, services: ServicesDep) -> OrderDetail:
-        return OrderDetail(**services.order_detail(order_id))
+        return OrderDetail(**services.order_detail(user, order_id))
 
     @r.get(
         "/exceptions",
@@ -196,6 +198,7 @@ def _core() -> APIRouter:
     ) -> ExceptionPage:
         return ExceptionPage(
             **services.list_exceptions(
+                user,
                 status=None if status == "any" else status,
                 type=type,
                 warehouse_id=warehouse_id,
@@ -237,7 +240,7 @@ def _copilot() -> APIRouter:
     )
     def triage_text(body: TextTriageRequest, user: User, services: ServicesDep) -> TextTriageResponse:
         services.limits.take_model(user.username)  # the model reads the customer's request out of the text
-        return TextTriageResponse(**services.triage_text(body.text, explain=body.explain))
+        return TextTriageResponse(**services.triage_text(user, body.text, explain=body.explain))
 
     @r.post(
         "/chat/{thread_id}",
@@ -291,7 +294,7 @@ def _requests() -> APIRouter:
         offset: Offset = 0,
     ) -> ActionRequestPage:
         items = services.list_requests(
-            status=status, role=role, order_id=order_id, limit=limit, offset=offset
+            user, status=status, role=role, order_id=order_id, limit=limit, offset=offset
         )
         return ActionRequestPage(items=items, limit=limit, offset=offset)
 
@@ -326,7 +329,7 @@ def _requests() -> APIRouter:
         "/{request_id}", response_model=ActionRequestOut, summary="One action request with its guard result."
     )
     def get_request(request_id: RequestIdPath, user: User, services: ServicesDep) -> ActionRequestOut:
-        return ActionRequestOut(**services.get_request(request_id))
+        return ActionRequestOut(**services.get_request(user, request_id))
 
     decided: dict[int | str, dict[str, Any]] = {
         403: ERROR_RESPONSES[403],
@@ -385,7 +388,7 @@ def _whatif() -> APIRouter:
         responses={409: ERROR_RESPONSES[409], 422: ERROR_RESPONSES[422]},
     )
     def whatif(body: WhatIfRequest, user: User, services: ServicesDep) -> WhatIf:
-        return WhatIf(**services.whatif(order_id=body.order_id, action=body.action, params=body.params))
+        return WhatIf(**services.whatif(user, order_id=body.order_id, action=body.action, params=body.params))
 
     return r
 
@@ -409,14 +412,14 @@ def _messages() -> APIRouter:
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> MessagePage:
-        items = services.list_messages(order_id=order_id, status=status, limit=limit, offset=offset)
+        items = services.list_messages(user, order_id=order_id, status=status, limit=limit, offset=offset)
         return MessagePage(items=items, limit=limit, offset=offset)
 
     @r.get(
         "/{message_id}", response_model=MessageOut, summary="One message: facts, draft, request, delivery."
     )
     def get_message(message_id: RequestIdPath, user: User, services: ServicesDep) -> MessageOut:
-        return MessageOut(**services.get_message(message_id))
+        return MessageOut(**services.get_message(user, message_id))
 
     @r.post(
         "",
@@ -454,7 +457,7 @@ def _audit() -> APIRouter:
         offset: Offset = 0,
     ) -> AuditPage:
         items = services.audit_events(
-            order_id=order_id, request_id=request_id, event_type=event_type, limit=limit, offset=offset
+            user, order_id=order_id, request_id=request_id, event_type=event_type, limit=limit, offset=offset
         )
         return AuditPage(items=items, limit=limit, offset=offset)
 
@@ -468,7 +471,8 @@ def _audit() -> APIRouter:
 
     @r.get(
         "/export",
-        summary="The whole audit log as JSON Lines or CSV (compliance_officer, ops_manager, admin).",
+        summary="The whole audit log as JSON Lines or CSV (compliance_officer, ops_manager, admin; "
+        "not for a user limited to some sites).",
         response_class=FileResponse,
         responses={
             403: ERROR_RESPONSES[403],
@@ -486,11 +490,12 @@ def _audit() -> APIRouter:
                 f"role {user.role} may not export the audit log (allowed: "
                 f"{', '.join(sorted(AUDIT_EXPORT_ROLES))})"
             )
+        services.check_audit_export(user)
         tmp = tempfile.NamedTemporaryFile(
             "w", suffix=f".{format}", delete=False, encoding="utf-8", newline=""
         )
         with tmp:
-            services.export_audit(format, tmp)
+            services.export_audit(user, format, tmp)
         return FileResponse(
             tmp.name,
             media_type="application/x-ndjson" if format == "jsonl" else "text/csv",
@@ -518,7 +523,7 @@ def _ops() -> APIRouter:
         services: ServicesDep,
         since: Annotated[dt.date | None, Query(description="Only from this day on (YYYY-MM-DD).")] = None,
     ) -> KpiReport:
-        return KpiReport(kpis=services.kpis(since))
+        return KpiReport(kpis=services.kpis(user, since))
 
     @r.get(
         "/anomalies",
@@ -527,7 +532,7 @@ def _ops() -> APIRouter:
         "first, each with a process-redesign suggestion.",
     )
     def anomalies(user: User, services: ServicesDep) -> Anomalies:
-        return Anomalies(items=services.anomalies())
+        return Anomalies(items=services.anomalies(user))
 
     @r.get(
         "/risk",
@@ -536,7 +541,7 @@ def _ops() -> APIRouter:
         responses={503: ERROR_RESPONSES[503]},
     )
     def risk(user: User, services: ServicesDep, top: Annotated[int, Query(ge=1, le=500)] = 20) -> RiskScores:
-        return RiskScores(items=services.risk_scores(top))
+        return RiskScores(items=services.risk_scores(user, top))
 
     @r.get(
         "/monitoring",

@@ -47,9 +47,10 @@ from tools.db import (
     read_only,
     session_factory,
 )
-from tools.errors import ToolError
+from tools.errors import Forbidden, ToolError
 from tools.models import Customer, ExceptionRecord
 from tools.orders import order_view
+from tools.sites import order_condition, scoped, visible_orders
 from ui.api.auth import AuthError, Principal, load_token_store, resolve_user
 from ui.api.limits import RateLimits
 from ui.api.models import MAX_ORDER_IDS, MAX_TEXT_CHARS, MAX_TEXT_LINES
@@ -311,6 +312,11 @@ class Services:
                 username = self.tokens.username_for(token)
             return resolve_user(session, username)
 
+    def factory_for(self, principal: Principal):
+        """Sessions limited to the principal's sites (``tools.sites``): every read below goes
+        through them, so a scoped user's orders, requests, messages and lists are their sites' only."""
+        return scoped(self.factory, principal.scope)
+
     def may_decide_for(self, principal: Principal) -> list[str]:
         if principal.role not in self.policy.roles:
             return []
@@ -318,30 +324,32 @@ class Services:
 
     # --- orders and triage ----------------------------------------------------------------------------
 
-    def order_detail(self, order_id: str) -> dict[str, Any]:
-        with read_only(self.factory) as session:
+    def order_detail(self, principal: Principal, order_id: str) -> dict[str, Any]:
+        with read_only(self.factory_for(principal)) as session:
             view = order_view(session, order_id)
-        result = self.triage([order_id])[0]
+        result = self.triage(principal, [order_id])[0]
         return {"order": view, "triage": result}
 
-    def triage(self, order_ids: list[str], *, explain: bool = False) -> list[dict[str, Any]]:
+    def triage(
+        self, principal: Principal, order_ids: list[str], *, explain: bool = False
+    ) -> list[dict[str, Any]]:
         ids = [o.strip() for o in order_ids if o.strip()]
         if len(ids) > MAX_ORDER_IDS:
             raise LimitExceeded(f"{len(ids):,} order ids; the limit is {MAX_ORDER_IDS} per request")
-        return list(self.copilot().triage(ids, explain=explain))
+        return list(self.copilot().triage(ids, explain=explain, scope=principal.scope))
 
-    def triage_stream(self, order_ids: list[str]) -> Iterator[dict[str, Any]]:
+    def triage_stream(self, principal: Principal, order_ids: list[str]) -> Iterator[dict[str, Any]]:
         """Triage with explanations as events: ``token`` (the model writing) and ``final``."""
-        return self.copilot().triage_stream(order_ids, explain=True)
+        return self.copilot().triage_stream(order_ids, explain=True, scope=principal.scope)
 
-    def triage_text(self, text: str, *, explain: bool = False) -> dict[str, Any]:
+    def triage_text(self, principal: Principal, text: str, *, explain: bool = False) -> dict[str, Any]:
         check_text_limits(text)
         copilot = self.copilot()
         # Counted before anything is triaged (reading is linear; a long list is refused for free).
         named = sum(m.report for m in order_mentions(text, copilot.policy.order_numbers))
         if named > MAX_ORDER_IDS:
             raise LimitExceeded(f"the text names {named:,} orders; the limit is {MAX_ORDER_IDS} per request")
-        out = copilot.triage_text(text, explain=explain)
+        out = copilot.triage_text(text, explain=explain, scope=principal.scope)
         if len(out.get("order_ids") or []) > MAX_ORDER_IDS:
             raise LimitExceeded(
                 f"the text names {len(out['order_ids']):,} orders; the limit is {MAX_ORDER_IDS} per request"
@@ -349,15 +357,18 @@ class Services:
         return out
 
     def chat_stream(self, thread_id: str, message: str, principal: Principal) -> Iterator[dict[str, Any]]:
-        return self.copilot().chat_stream(thread_id, message, username=principal.username)
+        return self.copilot().chat_stream(
+            thread_id, message, username=principal.username, scope=principal.scope
+        )
 
     def chat(self, thread_id: str, message: str, principal: Principal) -> dict[str, Any]:
-        return self.copilot().chat(thread_id, message, username=principal.username)
+        return self.copilot().chat(thread_id, message, username=principal.username, scope=principal.scope)
 
     # --- exceptions -----------------------------------------------------------------------------------
 
     def list_exceptions(
         self,
+        principal: Principal,
         *,
         status: str | None = "open",
         type: str | None = None,
@@ -385,7 +396,8 @@ class Services:
         for column, value in filters.items():
             if value:
                 query = query.where(column == value)
-        with read_only(self.factory) as session:
+        with read_only(self.factory_for(principal)) as session:
+            query = query.where(order_condition(session, ExceptionRecord.order_id))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.execute(
                 query.order_by(ExceptionRecord.first_seen_at, ExceptionRecord.id).limit(limit).offset(offset)
@@ -445,7 +457,7 @@ class Services:
                     "citation is a section id such as 'SOP-CREDIT-001 §3.2' (copilot knowledge search finds them)"
                 )
         return requests.request_action(
-            self.factory,
+            self.factory_for(principal),
             self.policy,
             order_id=order_id,
             requested_by=principal.username,
@@ -466,7 +478,7 @@ class Services:
         params: dict | None = None,
     ) -> dict[str, Any]:
         return requests.decide(
-            self.factory,
+            self.factory_for(principal),
             self.policy,
             request_id,
             username=principal.username,
@@ -476,10 +488,10 @@ class Services:
         )
 
     def whatif(
-        self, *, order_id: str, action: str | None = None, params: dict | None = None
+        self, principal: Principal, *, order_id: str, action: str | None = None, params: dict | None = None
     ) -> dict[str, Any]:
         """The impact of an action on the other open orders (simulated, rolled back)."""
-        with self.factory() as session:
+        with self.factory_for(principal)() as session:
             try:
                 return simulate_impact(session, self.policy, order_id=order_id, action=action, params=params)
             finally:
@@ -487,6 +499,7 @@ class Services:
 
     def list_requests(
         self,
+        principal: Principal,
         *,
         status: str | None = None,
         role: str | None = None,
@@ -496,7 +509,7 @@ class Services:
     ) -> list[dict[str, Any]]:
         """Requests, newest first; ``role``: those that role may decide (its own and its delegates')."""
         return requests.list_requests(
-            self.factory,
+            self.factory_for(principal),
             status=status,
             role=role,
             order_id=order_id,
@@ -509,26 +522,26 @@ class Services:
         """The requests waiting for a decision that the principal's role may take, oldest first."""
         if principal.role not in self.policy.roles:
             return []
-        pending = self.list_requests(status="pending_approval", role=principal.role, limit=limit)
+        pending = self.list_requests(principal, status="pending_approval", role=principal.role, limit=limit)
         return sorted(pending, key=lambda r: r["id"])
 
-    def get_request(self, request_id: int) -> dict[str, Any]:
-        return requests.get_request(self.factory, request_id)
+    def get_request(self, principal: Principal, request_id: int) -> dict[str, Any]:
+        return requests.get_request(self.factory_for(principal), request_id)
 
     # --- communications: customer notices and supplier requests ---------------------------------------
 
-    def list_messages(self, **filters: Any) -> list[dict[str, Any]]:
-        return comms.list_messages(self.factory, **filters)
+    def list_messages(self, principal: Principal, **filters: Any) -> list[dict[str, Any]]:
+        return comms.list_messages(self.factory_for(principal), **filters)
 
-    def message_for_request(self, request_id: int) -> dict[str, Any] | None:
-        return comms.message_for_request(self.factory, request_id)
+    def message_for_request(self, principal: Principal, request_id: int) -> dict[str, Any] | None:
+        return comms.message_for_request(self.factory_for(principal), request_id)
 
-    def get_message(self, notice_id: int) -> dict[str, Any]:
-        return comms.get_message(self.factory, notice_id)
+    def get_message(self, principal: Principal, notice_id: int) -> dict[str, Any]:
+        return comms.get_message(self.factory_for(principal), notice_id)
 
     def edit_message(self, principal: Principal, notice_id: int, edit: Any) -> dict[str, Any]:
         return comms.edit_message(
-            self.factory,
+            self.factory_for(principal),
             self.policy,
             notice_id,
             username=principal.username,
@@ -539,39 +552,65 @@ class Services:
 
     def ask_notice(self, principal: Principal, order_id: str) -> dict[str, Any]:
         return comms.ask_notice(
-            self.factory, self.policy, self.llm(), order_id=order_id, username=principal.username
+            self.factory_for(principal),
+            self.policy,
+            self.llm(),
+            order_id=order_id,
+            username=principal.username,
         )
 
     # --- the audit log --------------------------------------------------------------------------------
 
-    def audit_events(self, **filters: Any) -> list[dict[str, Any]]:
-        with read_only(self.factory) as session:
+    def audit_events(self, principal: Principal, **filters: Any) -> list[dict[str, Any]]:
+        """Events in chain order; a scoped user's: those of their sites' orders only."""
+        with read_only(self.factory_for(principal)) as session:
             return audit.list_events(session, **filters)
 
     def verify_chain(self) -> dict[str, Any]:
         with read_only(self.factory) as session:
             return audit.verify_chain(session)
 
-    def export_audit(self, fmt: str, out) -> int:
+    @staticmethod
+    def check_audit_export(principal: Principal) -> None:
+        """The export is the whole log, every site's events: refused to a user limited to some sites."""
+        if not principal.scope.unrestricted:
+            raise Forbidden(
+                f"{principal.username} is limited to {principal.scope.describe()}: the audit export "
+                "holds every site's events; ask an unscoped compliance officer, or read /audit for your orders"
+            )
+
+    def export_audit(self, principal: Principal, fmt: str, out) -> int:
+        """The whole log as JSON Lines or CSV (:meth:`check_audit_export` first)."""
+        self.check_audit_export(principal)
         with read_only(self.factory) as session:
             return audit.export_events(session, fmt, out)
 
     # --- operations analytics -------------------------------------------------------------------------
 
-    def kpis(self, since: dt.date | None = None) -> dict[str, Any]:
-        with read_only(self.factory) as session:
+    def kpis(self, principal: Principal, since: dt.date | None = None) -> dict[str, Any]:
+        """The KPIs of the principal's sites (every site for an unscoped user)."""
+        with read_only(self.factory_for(principal)) as session:
             return compute_kpis(session, since=since, policy=self.policy)
 
-    def anomalies(self) -> list[dict[str, Any]]:
-        with read_only(self.factory) as session:
+    def anomalies(self, principal: Principal) -> list[dict[str, Any]]:
+        with read_only(self.factory_for(principal)) as session:
             return recurring_anomalies(session, self.policy)
 
-    def risk_scores(self, top: int | None = None) -> list[dict[str, Any]]:
-        with read_only(self.factory) as session:
+    def risk_scores(self, principal: Principal, top: int | None = None) -> list[dict[str, Any]]:
+        """The riskiest open orders (of the principal's sites: scored on every order, as the model
+        was trained, then the other sites' dropped before the top is taken)."""
+        scoped_user = not principal.scope.unrestricted
+        with read_only(self.factory_for(principal)) as session:
             try:
-                return score_open_orders(session, top=top, var_dir=self.settings.var_dir)
+                rows = score_open_orders(
+                    session, top=None if scoped_user else top, var_dir=self.settings.var_dir
+                )
             except RiskModelError as exc:  # no trained model (or a refused one): not ready, not bad input
                 raise Unavailable(str(exc)) from exc
+            if scoped_user:
+                mine = visible_orders(session, [r["order_id"] for r in rows])
+                rows = [r for r in rows if r["order_id"] in mine][:top]
+            return rows
 
     def monitoring(self) -> dict[str, Any]:
         """Drift of the risk model's inputs and override rates by action type, with their warnings

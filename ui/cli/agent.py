@@ -60,10 +60,12 @@ def render_explained(results: list[dict[str, Any]]) -> None:
         out.print()
 
 
-def _turn(copilot, thread: str, message: str, username: str) -> None:
+def _turn(copilot, thread: str, message: str, username: str, scope=None) -> None:
+    from tools.sites import ALL
+
     streamed: list[str] = []
     final: dict[str, Any] = {}
-    for event in copilot.chat_stream(thread, message, username=username):
+    for event in copilot.chat_stream(thread, message, username=username, scope=scope or ALL):
         kind = event["type"]
         if kind == "token":
             streamed.append(event["text"])
@@ -122,11 +124,14 @@ def register(app: typer.Typer) -> None:
 
         from agent.checkpoint import open_checkpointer
         from agent.copilot.service import Copilot
+        from agent.governance.users import user_scope
         from agent.settings import get_settings
         from tools.db import session_factory
 
         engine = cli_common.engine()
         policy = cli_common.policy()
+        with session_factory(engine)() as s:
+            scope = user_scope(s, as_user)  # a user limited to some sites chats about theirs only
         thread_id = thread or uuid.uuid4().hex[:12]
         with open_checkpointer(get_settings().effective_database_url) as saver:
             copilot = Copilot(
@@ -146,7 +151,7 @@ def register(app: typer.Typer) -> None:
                 if question.strip().lower() in {"exit", "quit"}:
                     break
                 if question.strip():
-                    _turn(copilot, thread_id, question, as_user)
+                    _turn(copilot, thread_id, question, as_user, scope)
 
 
 def _lines(interactive: bool):

@@ -46,6 +46,7 @@ def _register_subcommands() -> None:
     from ui.cli import messages as cli_messages
     from ui.cli import ops as cli_ops
     from ui.cli import queue as cli_queue
+    from ui.cli import retention as cli_retention
     from ui.cli import serve as cli_serve
     from ui.cli import whatif as cli_whatif
 
@@ -59,6 +60,7 @@ def _register_subcommands() -> None:
         cli_events,
         cli_queue,
         cli_whatif,
+        cli_retention,
     ):
         module.register(app)
 
@@ -271,6 +273,10 @@ def triage(
             "(fact-only text, marked fallback, when the model fails).",
         ),
     ] = False,
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as", help="Triage as this user: a user limited to some sites sees only theirs."),
+    ] = None,
 ) -> None:
     """Find what keeps each order from flowing, with evidence, and the next-best action.
 
@@ -281,14 +287,20 @@ def triage(
     """
     from agent.governance.events import log_triage, log_triage_book
     from agent.governance.origin import current_origin
+    from agent.governance.users import factory_for, require_user
     from agent.triage.service import triage_open_book, triage_orders
     from tools.db import session_factory
+    from tools.sites import visible_orders
 
     if bool(order_ids) == all_open:
         raise CliError("name one or more order ids, or pass --all-open")
     policy = _policy()
     engine = _engine()
     factory = session_factory(engine)
+    if as_user:
+        with factory() as session:
+            require_user(session, as_user)
+        factory = factory_for(factory, as_user)  # another site's order: "not found", as unknown
     origin = current_origin()
     asked_by = (origin and origin.os_user) or "cli"  # who asked: the OS account the command ran as
     results: list[dict[str, Any]] = []
@@ -298,7 +310,8 @@ def triage(
                 results.append(result)
                 if n % 200 == 0:
                     session.commit()
-            results.sort(key=lambda r: r["order_id"])
+            mine = visible_orders(session, [r["order_id"] for r in results])  # --as: that user's sites
+            results = sorted((r for r in results if r["order_id"] in mine), key=lambda r: r["order_id"])
             log_triage_book(session, results, source="cli", actor=asked_by)
         else:
             results = triage_orders(session, order_ids or [], policy, commit_every=200)
@@ -329,13 +342,17 @@ def triage(
 def orders_show(
     order_id: Annotated[str, typer.Argument(help="Order id such as SO-100042.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="As this user: another site's order is not found.")
+    ] = None,
 ) -> None:
     """Print an order with its lines, customer and credit position, stock and shipments."""
+    from agent.governance.users import factory_for
     from tools.db import read_only, session_factory
     from tools.orders import order_view
 
     engine = _engine()
-    with read_only(session_factory(engine)) as session:
+    with read_only(factory_for(session_factory(engine), as_user)) as session:
         view = order_view(session, order_id.strip())
     if as_json:
         _print_json(view)

@@ -19,6 +19,15 @@ users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
 
 AsUser = Annotated[str, typer.Option("--as", help="Your user name (e.g. planner, credit_manager).")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+OptionalAs = Annotated[
+    str | None, typer.Option("--as", help="As this user: a user limited to some sites sees only theirs.")
+]
+Regions = Annotated[
+    list[str] | None, typer.Option("--region", help="A region the user is limited to (repeatable).")
+]
+Warehouses = Annotated[
+    list[str] | None, typer.Option("--warehouse", help="A warehouse the user is limited to (repeatable).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -32,10 +41,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
 
 
-def _factory():
+def _factory(as_user: str | None = None):
+    """Sessions on the database; with ``as_user``, limited to that user's sites (``tools.sites``)."""
+    from agent.governance.users import factory_for
     from tools.db import session_factory
 
-    return session_factory(engine())
+    return factory_for(session_factory(engine()), as_user)
 
 
 def _not_a_number(name: str) -> Any:
@@ -89,12 +100,15 @@ def actions_list(
     ] = None,
     order: Annotated[str | None, typer.Option("--order", help="Only this order's requests.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_user: OptionalAs = None,
     as_json: Json = False,
 ) -> None:
     """List action requests, newest first (read from the database: pending approvals survive restarts)."""
     from agent.governance.requests import list_requests
 
-    rows = list_requests(_factory(), status=status, role=role, order_id=order, limit=limit, policy=policy())
+    rows = list_requests(
+        _factory(as_user), status=status, role=role, order_id=order, limit=limit, policy=policy()
+    )
     if as_json:
         print_json(rows)
         return
@@ -106,12 +120,14 @@ def actions_list(
 
 @actions_app.command("show")
 def actions_show(
-    request_id: Annotated[int, typer.Argument(help="Request id.")], as_json: Json = False
+    request_id: Annotated[int, typer.Argument(help="Request id.")],
+    as_user: OptionalAs = None,
+    as_json: Json = False,
 ) -> None:
     """One request with its guard result, decisions and execution."""
     from agent.governance.requests import get_request
 
-    req = get_request(_factory(), request_id)
+    req = get_request(_factory(as_user), request_id)
     print_json(req) if as_json else _show(req)
 
 
@@ -141,7 +157,7 @@ def actions_request(
     if action and values is None:  # e.g. RELEASE_CREDIT_HOLD: the order is the only parameter
         values = {"order_id": order_id}
     req = request_action(
-        _factory(),
+        _factory(as_user),
         policy(),
         order_id=order_id,
         requested_by=as_user,
@@ -197,7 +213,7 @@ def _decide(
     if not pol.governance.cli_decisions:
         _refuse_cli_decision(request_id, user, decision)
     req = decide(
-        _factory(),
+        _factory(user),
         pol,
         request_id,
         username=user,
@@ -279,15 +295,63 @@ def users_add(
     name: Annotated[str, typer.Argument(help="User name: lowercase letters, digits, '.', '_' or '-'.")],
     role: Annotated[str, typer.Option(help="A role of the policy file, e.g. planner or credit_manager.")],
     display_name: Annotated[str | None, typer.Option(help="Full name.")] = None,
+    region: Regions = None,
+    warehouse: Warehouses = None,
 ) -> None:
-    """Add a user with a role."""
+    """Add a user with a role (optionally limited to regions and/or warehouses: see `users scope`)."""
     from agent.governance.requests import write_session
-    from agent.governance.users import add_user
+    from agent.governance.users import add_user, set_scope
 
     pol = policy()
     with write_session(_factory()) as s:
         user = add_user(s, name, role, display_name, roles=set(pol.roles))
-    typer.echo(f"added {user['username']} ({user['role']})")
+        if region or warehouse:
+            user = set_scope(s, user["username"], regions=region, warehouses=warehouse, actor=_by())
+    limited = f"; {_sites(user)}" if user["regions"] or user["warehouses"] else ""
+    typer.echo(f"added {user['username']} ({user['role']}{limited})")
+
+
+def _sites(user: dict) -> str:
+    parts = [f"region {r}" for r in user["regions"]] + [f"warehouse {w}" for w in user["warehouses"]]
+    return ", ".join(parts) if parts else "all sites"
+
+
+def _by() -> str | None:
+    from agent.governance.origin import current_origin
+
+    origin = current_origin()
+    return origin.os_user if origin else None
+
+
+@users_app.command("scope")
+def users_scope(
+    name: Annotated[str, typer.Argument(help="The user (copilot users list).")],
+    region: Regions = None,
+    warehouse: Warehouses = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the limits: every site again.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Show or set the sites a user sees: orders booked at these warehouses or in these regions.
+
+    With --region/--warehouse (repeatable) the user's scope is replaced; with --clear it is
+    removed; with neither it is shown. A scoped user sees, triages, chats about and decides only
+    orders of their sites, through every door (API, panel, chat, CLI --as).
+    """
+    from agent.governance.requests import write_session
+    from agent.governance.users import get_user, set_scope
+
+    if clear and (region or warehouse):
+        raise typer.BadParameter("--clear takes no --region or --warehouse")
+    if clear or region or warehouse:
+        with write_session(_factory()) as s:
+            user = set_scope(s, name, regions=region, warehouses=warehouse, actor=_by())
+    else:
+        with _factory()() as s:
+            user = get_user(s, name)
+    if as_json:
+        print_json({k: user[k] for k in ("username", "role", "regions", "warehouses")})
+        return
+    typer.echo(f"{user['username']} ({user['role']}): {_sites(user)}")
 
 
 @users_app.command("list")
@@ -302,5 +366,6 @@ def users_list(as_json: Json = False) -> None:
         return
     for u in rows:
         typer.echo(
-            f"{u['username']:<24} {u['role']:<22} {'active' if u['active'] else 'inactive':<8} {u['display_name'] or ''}"
+            f"{u['username']:<24} {u['role']:<22} {'active' if u['active'] else 'inactive':<8} "
+            f"{_sites(u):<28} {u['display_name'] or ''}".rstrip()
         )

@@ -27,10 +27,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(messages_app, name="messages")
 
 
-def _factory():
+def _factory(as_user: str | None = None):
+    """Sessions on the database; with ``as_user``, limited to that user's sites (``tools.sites``)."""
+    from agent.governance.users import factory_for
     from tools.db import session_factory
 
-    return session_factory(engine())
+    return factory_for(session_factory(engine()), as_user)
 
 
 def _llm():
@@ -131,7 +133,7 @@ def messages_draft(
     A notice already due for the order is drafted now; one already waiting for approval is shown."""
     from agent.comms.service import ask_notice
 
-    m = ask_notice(_factory(), policy(), _llm(), order_id=order_id, username=as_user)
+    m = ask_notice(_factory(as_user), policy(), _llm(), order_id=order_id, username=as_user)
     print_json(m) if as_json else _show(m)
 
 
@@ -152,7 +154,7 @@ def messages_edit(
 
     text = sys.stdin.read() if body == "-" else body
     m = edit_message(
-        _factory(), policy(), message_id, username=as_user, subject=subject, body=text, reason=reason
+        _factory(as_user), policy(), message_id, username=as_user, subject=subject, body=text, reason=reason
     )
     print_json(m) if as_json else _show(m)
 

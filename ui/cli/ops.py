@@ -16,11 +16,18 @@ risk_app = typer.Typer(
 )
 
 
-def _session():
+AsUser = Annotated[
+    str | None, typer.Option("--as", help="As this user: a user limited to some sites gets theirs.")
+]
+
+
+def _session(as_user: str | None = None):
+    """A read-only session; with ``as_user``, limited to that user's sites (``tools.sites``)."""
+    from agent.governance.users import factory_for
     from tools.db import read_only, session_factory
     from ui.cli.common import engine
 
-    return read_only(session_factory(engine()))
+    return read_only(factory_for(session_factory(engine()), as_user))
 
 
 def _pct(value: float | None) -> str:
@@ -36,6 +43,7 @@ def kpis(
         str | None, typer.Option(help="Only orders placed on or after this date (YYYY-MM-DD).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON keyed by KPI name.")] = False,
+    as_user: AsUser = None,
 ) -> None:
     """Operations KPIs: exception frequency and aging, touches, cycle time, fill rate, OTIF, expedites,
     SLA adherence, recommendation acceptance and overrides, root-cause recurrence (docs/kpis.md)."""
@@ -43,7 +51,7 @@ def kpis(
     from ui.cli.common import policy
 
     day = parse_date(since, "--since")
-    with _session() as session:
+    with _session(as_user) as session:
         result = compute_kpis(session, since=day, policy=policy())
     if as_json:
         print_json(result)
@@ -106,13 +114,14 @@ def kpis(
 def anomalies(
     top: Annotated[int | None, typer.Option(min=1, help="Only the N most costly groups.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, one object per group.")] = False,
+    as_user: AsUser = None,
 ) -> None:
     """Recurring anomalies: exception type × SKU / customer / warehouse / supplier on at least the
     policy's number of orders within its window, ranked by cost, with a process-redesign suggestion."""
     from agent.ops.anomalies import recurring_anomalies
     from ui.cli.common import policy
 
-    with _session() as session:
+    with _session(as_user) as session:
         groups = recurring_anomalies(session, policy())
     total = len(groups)
     groups = groups[:top] if top else groups

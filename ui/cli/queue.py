@@ -26,10 +26,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(autopilot_app, name="autopilot")
 
 
-def _factory():
+def _factory(as_user: str | None = None):
+    """Sessions on the database; with ``as_user``, limited to that user's sites (``tools.sites``)."""
+    from agent.governance.users import factory_for
     from tools.db import session_factory
 
-    return session_factory(engine())
+    return factory_for(session_factory(engine()), as_user)
 
 
 def _jsonable(item: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def show(
     from tools.db import read_only
 
     pol = policy()
-    factory = _factory()
+    factory = _factory(as_user)  # --as: that user's sites only
     with read_only(factory) as session:
         if as_user:
             role = require_user(session, as_user)["role"]
@@ -94,7 +96,7 @@ def _act(fn, exception_id: int, user: str, **kw) -> dict[str, Any]:
     from agent.governance.users import require_user
 
     pol = policy()
-    with _factory()() as session:
+    with _factory(user)() as session:
         role = require_user(session, user)["role"]
         result = fn(session, pol, exception_id, user=user, role=role, **kw)
         session.commit()

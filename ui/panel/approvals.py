@@ -61,7 +61,7 @@ class ApprovalsTab:
         """The pending requests the signed-in role may decide."""
         who = signed_in(self.services, token)
         items = self.services.queue(who)
-        impact = {r["id"]: self._impact(r, cell=True) for r in items[:IMPACT_ROWS]}
+        impact = {r["id"]: self._impact(who, r, cell=True) for r in items[:IMPACT_ROWS]}
         rows = [
             {
                 "id": r["id"],
@@ -86,11 +86,13 @@ class ApprovalsTab:
 
     def request_detail(self, token: str | None, request_id: str | None):
         """Evidence, guard result and citations of one request."""
-        signed_in(self.services, token)
+        who = signed_in(self.services, token)
         if not request_id:
             return "Select a request.", ""
-        req = self.services.get_request(int(request_id))
-        message = self.services.message_for_request(req["id"]) if req["action"] in MESSAGE_ACTIONS else None
+        req = self.services.get_request(who, int(request_id))
+        message = (
+            self.services.message_for_request(who, req["id"]) if req["action"] in MESSAGE_ACTIONS else None
+        )
         guard = req.get("guard") or {}
         guard_text = (
             "passed"
@@ -108,14 +110,14 @@ class ApprovalsTab:
             text = {k: req["params"].get(k) for k in ("subject", "body")}
             return md.split("**Evidence:**")[0] + message_md(message), json.dumps(text, indent=1)
         if req["status"] == "pending_approval":
-            md += "\n\n" + self._impact(req)
+            md += "\n\n" + self._impact(who, req)
         return md, json.dumps(req.get("params") or {}, indent=1)
 
-    def _impact(self, req: dict, *, cell: bool = False) -> str:
+    def _impact(self, who, req: dict, *, cell: bool = False) -> str:
         """The request's impact on the other open orders (simulated and rolled back)."""
         try:
             result = self.services.whatif(
-                order_id=req.get("order_id") or "", action=req["action"], params=req["params"]
+                who, order_id=req.get("order_id") or "", action=req["action"], params=req["params"]
             )
         except ToolError as exc:
             return "n/a" if cell else f"**Impact on other open orders:** not computed: {exc}"
@@ -138,7 +140,7 @@ class ApprovalsTab:
                     return "**Error:** the parameters must be a JSON object."
             if decision in ("reject", "edit") and not (reason or "").strip():
                 return f"**Error:** a reason is required to {decision}."
-            message = self.services.message_for_request(int(request_id)) if decision == "edit" else None
+            message = self.services.message_for_request(who, int(request_id)) if decision == "edit" else None
             if (
                 message is not None and params is not None
             ):  # its text: checked against its facts, diff audited

@@ -22,9 +22,10 @@ class AuditTab:
 
     def audit_search(self, token: str | None, order_id: str, event_type: str, request_id: str):
         """Audit events (the chain's first 500 that match, shown newest first), filtered by order, event type or request."""
-        signed_in(self.services, token)
+        who = signed_in(self.services, token)
         rid = int(request_id) if (request_id or "").strip().isdigit() else None
         events = self.services.audit_events(
+            who,
             order_id=(order_id or "").strip() or None,
             event_type=(event_type or "").strip() or None,
             request_id=rid,

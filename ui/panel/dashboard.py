@@ -39,8 +39,8 @@ class DashboardTab:
 
     def dashboard(self, token: str | None):
         """Exception counts by type, warehouse and tier, aging, acceptance and override rates."""
-        signed_in(self.services, token)
-        k = self.services.kpis()
+        who = signed_in(self.services, token)
+        k = self.services.kpis(who)
         freq, aging = k.get("exception_frequency", {}), k.get("exception_aging", {})
         acc, over = k.get("recommendation_acceptance_rate", {}), k.get("override_rate", {})
 
@@ -69,7 +69,7 @@ class DashboardTab:
     def dashboard_ops(self, token: str | None):
         """Model-monitoring warnings (drift of the risk model's inputs, override rates) and the
         recurring anomalies, most costly first, with their process-redesign suggestions."""
-        signed_in(self.services, token)
+        who = signed_in(self.services, token)
         rows = [
             {
                 "rank": a["rank"],
@@ -85,7 +85,7 @@ class DashboardTab:
                 "suggestion": a["suggestion"]["text"],
                 "owner": a["suggestion"]["owner_role"],
             }
-            for a in self.services.anomalies()
+            for a in self.services.anomalies(who)
         ]
         return pd.DataFrame(rows, columns=ANOMALY_COLUMNS), self.monitoring_md() + "\n\n" + (
             f"**Recurring anomalies:** {len(rows)}, most costly first."
@@ -96,10 +96,10 @@ class DashboardTab:
     def workflow_md(self, token: str | None) -> str:
         """The workflow KPIs: touchless rate, queue sizes and SLA breaches per role, and per autopilot
         rule how often people agreed with what it would have approved."""
-        signed_in(self.services, token)
-        with self.services.factory() as session:
+        who = signed_in(self.services, token)
+        with self.services.factory_for(who)() as session:
             report = autopilot_report(session, self.services.policy)
-            queues = queue_sizes(session, self.services.policy)
+            queues = queue_sizes(session, self.services.policy)  # a scoped user: their sites
             session.rollback()
         rate = report["touchless_rate"]
         lines = [

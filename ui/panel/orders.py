@@ -68,7 +68,7 @@ class OrdersTab:
 
     def triage_paste(self, token: str | None, text: str):
         """Triage the orders a paste names: order numbers, or a whole e-mail."""
-        signed_in(self.services, token)
+        who = signed_in(self.services, token)
         text = text or ""
         check_text_limits(text)
         if not text.strip():
@@ -78,7 +78,7 @@ class OrdersTab:
                 {},
                 gr.update(choices=[], value=None),
             )
-        out = self.services.triage_text(text, explain=False)
+        out = self.services.triage_text(who, text, explain=False)
         results, not_found = out["results"], list(out.get("not_found") or [])
         found = [r for r in results if not r.get("error")]
         rows = []
@@ -110,21 +110,21 @@ class OrdersTab:
 
     def order_detail(self, token: str | None, order_id: str | None, cache: dict[str, Any]) -> Iterator[str]:
         """Evidence, alternatives at once; the explanation as the model writes it."""
-        signed_in(self.services, token)
+        who = signed_in(self.services, token)
         if not order_id:
             yield "Select an order."
             return
-        result = (cache or {}).get(order_id) or self.services.triage([order_id])[0]
+        result = (cache or {}).get(order_id) or self.services.triage(who, [order_id])[0]
         if result.get("error"):
             yield f"**Not found:** {result['error']}"
             return
-        told = "\n\n" + told_md(self.services.list_messages(order_id=order_id, limit=20))
+        told = "\n\n" + told_md(self.services.list_messages(who, order_id=order_id, limit=20))
         if "explanation" in result or not result.get("exceptions"):
             yield detail_md(result) + told
             return
         yield detail_md(result, "…") + told
         written = ""
-        for event in self.services.triage_stream([order_id]):
+        for event in self.services.triage_stream(who, [order_id]):
             if event.get("type") == "token":
                 written += str(event.get("text", ""))
                 yield detail_md(result, written) + told

@@ -20,15 +20,16 @@ MY_QUEUE_COLUMNS = ["id", "priority", "order", "type", "owner", "SLA due", "clai
 class QueueTab:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._shown: dict[int, dict] = {}
+        # what each user was shown last, by user: one user's pick never reads another's queue
+        self._shown: dict[str, dict[int, dict]] = {}
 
     def load(self, token: str | None):
         """My queue, highest priority first."""
         who = self.services.authenticate(token)
-        with self.services.factory() as session:
+        with self.services.factory_for(who)() as session:  # a scoped user: their sites' exceptions
             items = load_queue(session, self.services.policy, role=who.role, limit=200)
             session.rollback()
-        self._shown = {i["id"]: i for i in items}
+        self._shown[who.username] = {i["id"]: i for i in items}
         rows = [
             {
                 "id": i["id"],
@@ -55,8 +56,8 @@ class QueueTab:
         )
 
     def detail(self, token: str | None, pick: str | None) -> str:
-        self.services.authenticate(token)
-        item = self._shown.get(int(pick)) if pick else None
+        who = self.services.authenticate(token)
+        item = self._shown.get(who.username, {}).get(int(pick)) if pick else None
         if item is None:
             return "Select an exception."
         rec = item.get("recommendation")
@@ -73,7 +74,7 @@ class QueueTab:
         who = self.services.authenticate(token)
         if not pick:
             return "Select an exception first."
-        with self.services.factory() as session:
+        with self.services.factory_for(who)() as session:
             fn(session, self.services.policy, int(pick), user=who.username, role=who.role, **kw)
             session.commit()
         return f"#{pick}: done ({fn.__name__} by {who.username}). Refresh to see the queue."
@@ -90,7 +91,7 @@ class QueueTab:
     def request(self, token: str | None, pick: str | None) -> str:
         """File the recommendation as an action request (guarded, then waiting for its approver)."""
         who = self.services.authenticate(token)
-        item = self._shown.get(int(pick)) if pick else None
+        item = self._shown.get(who.username, {}).get(int(pick)) if pick else None
         rec = item.get("recommendation") if item else None
         if item is None or not rec:
             return "Select an exception with a recommendation."

@@ -13,7 +13,7 @@ from ui.api.service import Services
 from ui.panel.approvals import ApprovalsTab
 from ui.panel.audit import AuditTab
 from ui.panel.chat import ChatTab
-from ui.panel.common import EXPECTED, failure_md
+from ui.panel.common import EXPECTED, failure_md, md_text
 from ui.panel.dashboard import DashboardTab
 from ui.panel.orders import OrdersTab
 from ui.panel.queue import QueueTab
@@ -42,7 +42,9 @@ def build_panel(services: Services) -> gr.Blocks:
             return None, failure_md(exc)
         roles = services.may_decide_for(who)
         return token.strip(), (
-            f"Signed in as **{who.username}** (role **{who.role}**; decides for: {', '.join(roles) or 'nothing'})"
+            f"Signed in as **{who.username}** (role **{who.role}**; decides for: {', '.join(roles) or 'nothing'}"
+            + ("" if who.scope.unrestricted else f"; sites: {md_text(who.scope.describe())}")
+            + ")"
         )
 
     def sign_out():

@@ -22,6 +22,7 @@ from agent.policy import MAX_TOKEN_CHARS, OrderNumbers
 from agent.triage.order_numbers.reader import Mention, order_mentions
 from tools.models import Order
 from tools.rules import in_chunks
+from tools.sites import orders_where
 
 __all__ = [
     "MAX_NEAR_MISS_LOOKUPS",
@@ -91,7 +92,9 @@ def _existing(session: Session, ids: Iterable[str]) -> set[str]:
     """The ids of ``ids`` that orders have: one ``IN`` query (per ``IN_CHUNK`` ids, as every ``IN``)."""
     found: set[str] = set()
     for part in in_chunks(ids):
-        found.update(session.scalars(select(Order.order_id).where(Order.order_id.in_(part))))
+        found.update(
+            session.scalars(select(Order.order_id).where(Order.order_id.in_(part), orders_where(session)))
+        )
     return found
 
 
