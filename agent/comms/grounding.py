@@ -8,6 +8,9 @@ customer or supplier. Numbers are compared by value (``1,200`` = ``1200``); the 
 year of a date in the facts count as numbers too, so a date written out ("4 December 2026") passes
 when the date is a fact.
 
+What it says of them must hold too (``agent.claims``: the new date is not called the old one,
+the eta is the eta), as for explanations and chat answers.
+
 It must also state what changed (the new date, the substitute, the quantity shipping now, the new
 eta, the purchase order): a text that is grounded but leaves that out says nothing.
 
@@ -26,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agent.claims import claim_errors
 from tools.models import Customer, Order, PurchaseOrder, Supplier
 
 __all__ = ["INTERNAL_WORDS", "draft_errors", "message_errors", "other_parties"]
@@ -128,6 +132,7 @@ def draft_errors(
     allowed = _numbers(known) | {Decimal(int(p)).normalize() for d in dates for p in d.split("-")}
     for number in sorted(_numbers(text) - allowed):
         errors.append(f"the number {number:f} is not in the facts")
+    errors.extend(claim_errors(text, facts))  # what it says of them: the new date is the new date
     for word in sorted({m.group(1).lower() for m in _INTERNAL.finditer(text)}):
         errors.append(f"'{word}' is internal information and may not be written to a customer or supplier")
     lowered, in_facts = text.lower(), known.lower()

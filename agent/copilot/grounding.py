@@ -13,6 +13,10 @@ readers of the text, so an id, a number or a citation counts the same in both:
 - numbers compare by value (``48,000.00`` is ``48000``), once citations, dates and ids are taken
   out of the text; a value written as a percentage must be a percentage in the facts.
 
+What the text says of those values — which number is the credit limit and which the overage,
+which exception holds, which warehouse has the stock, which carrier failed — is checked by
+:func:`agent.claims.claim_errors` for both, and for message drafts too.
+
 :func:`unsupported` is the common check; :func:`explanation_errors` adds what an explanation owes
 (a citation of an SOP that applies to the recommendation, names of this order's exceptions and
 actions only) and :func:`answer_errors` what a chat answer owes (citations only of the passages
@@ -26,6 +30,8 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from agent.claims import claim_errors
 
 __all__ = [
     "UNCITED",
@@ -259,7 +265,8 @@ def explanation_errors(text: str, result: dict, passages: Sequence, facts: str) 
         len(exception_types(result)),
     )
     allowed = {Decimal(n).normalize() for n in counts}
-    return errors + _unsupported_numbers(text, support, allowed, False, True)
+    errors += _unsupported_numbers(text, support, allowed, False, True)
+    return errors + claim_errors(outside, result)
 
 
 # --- chat answers --------------------------------------------------------------------------------------
@@ -279,4 +286,5 @@ def answer_errors(
         if c not in allowed
     ]
     support = support_text(facts, question)
-    return errors + unsupported(text, support, small_numbers_free=True, percentages=False)
+    errors += unsupported(text, support, small_numbers_free=True, percentages=False)
+    return errors + claim_errors(text, facts)

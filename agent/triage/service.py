@@ -150,7 +150,10 @@ def triage_result(ctx: OrderContext, found: list[Detected], plan: Plan) -> dict[
                 "instance": i.exception.instance_key,
                 "line_no": i.exception.line_no,
                 "shipment_id": i.exception.shipment_id,
+                "sku": i.exception.sku,
+                "warehouse_id": i.exception.warehouse_id,
                 "evidence": list(i.exception.evidence),
+                "facts": dict(i.exception.facts),
             }
             for i in plan.instances
         ],
