@@ -60,6 +60,7 @@ class Role:
     after: str = ""  # words written after it ("5 units available")
     keys: tuple[str, ...] = ()
     date: bool = False
+    scope: str = ""  # "warehouse" or "order": the values differ by the warehouse or the order named
 
 
 _LIM = r"(?:the |its |their |the customer's |his |her )?(?:credit )?limit"
@@ -88,13 +89,20 @@ ROLES: tuple[Role, ...] = (
         r"order (?:value|total|amount)|value of (?:the |this )?order|order is worth|order worth",
         keys=("order_value",),
     ),
-    Role("shortfall", r"shortfall|short by|shortage of", r"(?:units? )?short\b", ("shortfall",)),
-    Role("on-hand stock", r"on[- ]hand|on hand", r"(?:units? )?on[- ]hand", ("on_hand",)),
+    Role(
+        "shortfall",
+        r"shortfall|short by|shortage of",
+        r"(?:units? )?short\b",
+        ("shortfall",),
+        scope="warehouse",
+    ),
+    Role("on-hand stock", r"on[- ]hand|on hand", r"(?:units? )?on[- ]hand", ("on_hand",), scope="warehouse"),
     Role(
         "available stock",
         r"available(?: stock| quantity| qty)?|stock of|in stock",
-        r"(?:units? )?(?:are |is )?(?:available|in stock|free)",
+        r"(?:units? )?(?:of )?(?:[A-Z][\w-]* )?(?:are |is )?(?:available|in stock|free)",
         ("available",),
+        scope="warehouse",
     ),
     Role(
         "open quantity",
@@ -132,6 +140,7 @@ ROLES: tuple[Role, ...] = (
         r"(?:originally |previously |was )?promised(?: date)?(?: for| on| by)?|promise date|due date|due(?: on| by)?",
         keys=("promised_date",),
         date=True,
+        scope="order",
     ),
     Role(
         "eta",
@@ -148,7 +157,7 @@ ROLES: tuple[Role, ...] = (
 )
 _ROLE_BY_NAME = {r.name: r for r in ROLES}
 _BEFORE = re.compile("|".join(f"(?P<b{i}>(?<![\\w-])(?:{r.before}))" for i, r in enumerate(ROLES)), re.I)
-_AFTER = [(r, re.compile(r"\s*(?:" + r.after + r")(?![\w-])", re.I)) for r in ROLES if r.after]
+_AFTER = [(r, re.compile(r"\s*(?:" + r.after + r")(?![\w-])")) for r in ROLES if r.after]
 # Words that may stand between a role and its value ("the credit limit is only 45000.00").
 _FILLER = re.compile(
     r"(?:\s|[:=(\"'$€£]|\b(?:of|is|was|are|were|at|to|the|its|their|a|an|only|just|currently|now|stands|"
@@ -196,6 +205,7 @@ class Attached:
     value: Decimal | str
     token: str
     start: int
+    near: tuple[str, ...] = ()  # the record ids of the value's clause, nearest first
 
 
 def _tokens(text: str) -> Iterator[tuple[int, int, str, Decimal | str]]:
@@ -214,6 +224,18 @@ def _tokens(text: str) -> Iterator[tuple[int, int, str, Decimal | str]]:
             yield m.start(), m.end(), m.group(), value
 
 
+_CLAUSE = re.compile(r",|;|\.(?!\d)|\b(?:so|but|while|whereas|and|because|since|which|where)\b", re.I)
+
+
+def _clause_ids(text: str, pos: int) -> tuple[str, ...]:
+    """The record ids of the clause around ``pos``, nearest to it first."""
+    start = max((m.end() for m in _CLAUSE.finditer(text, 0, pos)), default=0)
+    nxt = _CLAUSE.search(text, pos)
+    end = nxt.start() if nxt else len(text)
+    found = [(abs(m.start() - pos), m.group()) for m in _ID.finditer(text, start, end)]
+    return tuple(dict.fromkeys(i for _, i in sorted(found)))
+
+
 def attached(text: str) -> list[Attached]:
     """Each date or number of ``text`` that a role's words name, with that role (the role written
     just before the value wins over one written just after it)."""
@@ -221,8 +243,7 @@ def attached(text: str) -> list[Attached]:
     out: list[Attached] = []
     tokens = sorted(_tokens(text))
     for n, (start, end, token, value) in enumerate(tokens):
-        if isinstance(value, Decimal) and _PERCENT_AFTER.match(text, end):
-            continue  # "1.0 % of the limit" is a share, not the limit
+        percent = isinstance(value, Decimal) and _PERCENT_AFTER.match(text, end) is not None
         floor = tokens[n - 1][1] if n else 0
         window_start = max(floor, start - 80)
         window = text[window_start:start]
@@ -240,7 +261,9 @@ def attached(text: str) -> list[Attached]:
                     break
         if role is None or role.date != isinstance(value, str):
             continue
-        out.append(Attached(role, value, token, start))
+        if percent and role.name != "tolerance":
+            continue  # "1.0 % of the limit" is a share, not the limit
+        out.append(Attached(role, value, token, start, _clause_ids(text, start)))
     return out
 
 
@@ -260,6 +283,24 @@ class Relations:
     failed_carriers: set[str] = field(default_factory=set)
     new_carriers: set[str] = field(default_factory=set)
     seen: set[Decimal | str] = field(default_factory=set)  # every number and date of the facts
+    scoped: dict[tuple[str, str], set[Decimal | str]] = field(default_factory=dict)
+    scopes: dict[str, set[str]] = field(default_factory=dict)  # "warehouse"/"order": the ids known
+
+    def add_scoped(self, role: str, scope: str | None, value: Decimal | str | None) -> None:
+        if scope and value is not None:
+            self.scoped.setdefault((role, scope), set()).add(value)
+
+    def scope_of(self, role: Role, near: Iterable[str]) -> str | None:
+        """The warehouse or order a value of ``role`` is said of: the nearest one named."""
+        known = self.scopes.get(role.scope, set()) if role.scope else set()
+        return next((i for i in near if i in known), None)
+
+    def allowed(self, role: Role, near: Iterable[str]) -> set[Decimal | str]:
+        """The values the facts give ``role`` where the text says it (all of them when unscoped)."""
+        scope = self.scope_of(role, near)
+        if scope is not None and (role.name, scope) in self.scoped:
+            return self.scoped[(role.name, scope)]
+        return self.values.get(role.name, set())
 
     def add(self, role: str, value: Decimal | str | None) -> None:
         if value is not None:
@@ -272,11 +313,26 @@ class Relations:
 _KEY_ROLE = {key: role.name for role in ROLES for key in role.keys}
 
 
-def _walk(node: Any, rel: Relations, texts: list[str]) -> None:
+_WAREHOUSE_KEYS = ("warehouse_id", "to_warehouse_id", "from_warehouse_id")
+_ORDER_KEYS = ("order_id", "from_order_id")
+
+
+def _walk(node: Any, rel: Relations, texts: list[str], order: str | None = None) -> None:
     if isinstance(node, dict):
+        for key in _WAREHOUSE_KEYS + _ORDER_KEYS:
+            if isinstance(node.get(key), str):
+                rel.scopes.setdefault("warehouse" if key in _WAREHOUSE_KEYS else "order", set()).add(
+                    node[key]
+                )
+        order = node["order_id"] if isinstance(node.get("order_id"), str) else order
         for key, raw in node.items():
             if key in _KEY_ROLE:
-                rel.add(_KEY_ROLE[key], _value(raw))
+                role = _ROLE_BY_NAME[_KEY_ROLE[key]]
+                rel.add(role.name, _value(raw))
+                if role.scope == "order":
+                    rel.add_scoped(role.name, order, _value(raw))
+                elif role.scope == "warehouse" and isinstance(node.get("warehouse_id"), str):
+                    rel.add_scoped(role.name, node["warehouse_id"], _value(raw))
             if key == "exceptions" and isinstance(raw, list):
                 rel.lists_exceptions = True
                 rel.exception_types |= {
@@ -304,10 +360,10 @@ def _walk(node: Any, rel: Relations, texts: list[str]) -> None:
         ):
             rel.failed_carriers.add(facts["carrier_id"])
         for raw in node.values():
-            _walk(raw, rel, texts)
+            _walk(raw, rel, texts, order)
     elif isinstance(node, list | tuple):
         for item in node:
-            _walk(item, rel, texts)
+            _walk(item, rel, texts, order)
     elif isinstance(node, str):
         texts.append(node)
         rel.seen |= {value for _, _, _, value in _tokens(node)}
@@ -324,6 +380,7 @@ def learn(facts: Any) -> Relations:
     for text in texts:
         for a in attached(text):
             rel.add(a.role.name, a.value)
+            rel.add_scoped(a.role.name, rel.scope_of(a.role, a.near), a.value)
     # The open balance plus the order value is the customer's exposure, which prose calls a balance.
     for bal in [v for v in rel.values.get("open balance", ()) if isinstance(v, Decimal)]:
         for val in [v for v in rel.values.get("order value", ()) if isinstance(v, Decimal)]:
@@ -338,30 +395,40 @@ def _show(value: Decimal | str) -> str:
     return value if isinstance(value, str) else f"{value:f}"
 
 
+# Roles whose mere mention is a claim: the text may not give a new date the facts do not have.
+_UNSTATED = ("new promised date",)
+
+
 def _role_errors(text: str, rel: Relations) -> list[str]:
     errors = []
     for a in attached(text):
-        known = rel.values.get(a.role.name)
+        known = rel.allowed(a.role, a.near)
+        if not known and a.role.name in _UNSTATED and a.value in rel.seen:
+            errors.append(
+                f"the facts state no {a.role.name}; {a.token} is the {' / '.join(rel.roles_of(a.value))}"
+            )
+            continue
         if not known or a.value in known or a.value not in rel.seen:
             continue  # a value the facts lack is the existence check's to report
         is_also = [r for r in rel.roles_of(a.value) if r != a.role.name]
+        scope = rel.scope_of(a.role, a.near)
+        where = f" of {scope}" if scope and (a.role.name, scope) in rel.scoped else ""
         also = f"; {a.token} is the {' / '.join(is_also)}" if is_also else ""
         errors.append(
-            f"the text calls {a.token} the {a.role.name}, but the facts give the {a.role.name} as "
+            f"the text calls {a.token} the {a.role.name}{where}, but the facts give it as "
             f"{', '.join(sorted(map(_show, known)))}{also}"
         )
     return errors
 
 
 _SENTENCE = re.compile(r"[^.;!?\n]+(?:\.(?=\d)[^.;!?\n]*)*")
+# Only a verb makes a comparison: "10.00 above the list price" is a difference, not a claim.
 _MORE = re.compile(
-    r"\b(?:exceed(?:s|ed|ing)?|is (?:above|over|higher than|greater than|more than)|above|"
-    r"greater than|more than|higher than)\b",
+    r"\b(?:exceed(?:s|ed|ing)?|(?:is|are|was|were) (?:above|over|higher than|greater than|more than))\b",
     re.I,
 )
 _LESS = re.compile(
-    r"\b(?:is (?:below|under|within|lower than|less than)|below|under|within|less than|lower than|"
-    r"short of)\b",
+    r"\b(?:(?:is|are|was|were|falls|stays) (?:below|under|within|lower than|less than))\b",
     re.I,
 )
 _JOIN = re.compile(r"\b(?:plus|and|with|together|combined|sum|total|added)\b|\+", re.I)
@@ -479,7 +546,7 @@ _SHORT = re.compile(
 )
 _FAILED = re.compile(r"\bdisrupt\w*|\bdelay\w*|\bfail\w*|\blate\b|\bconstrained\b|\bbehind\b", re.I)
 _REBOOK = re.compile(
-    r"\brebook\w*|\bswitch\w* to\b|\bmov\w* (?:\w+ )?to\b|\bnew carrier\b|\balternative carrier\b|"
+    r"\brebook\w*|\bswitch\w* (?:[\w-]+ )?to\b|\bmov\w* (?:[\w-]+ )?to\b|\bnew carrier\b|\balternative carrier\b|"
     r"\bbook\w* (?:with|on)\b|\bhand\w* (?:it |\w+ )?(?:over )?to\b|\binstead\b|\bre-?assign\w* to\b",
     re.I,
 )

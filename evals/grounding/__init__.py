@@ -1,0 +1,1 @@
+"""Claim-level grounding measured: hand-written wrong and right explanations, and the local model's."""
