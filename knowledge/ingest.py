@@ -30,12 +30,14 @@ import yaml
 from knowledge.readers import READERS, UnreadableFile, to_markdown
 
 __all__ = [
+    "EMPTY_INDEX",
     "SOP_DIR",
     "SUPPORTED_SUFFIXES",
     "Chunk",
     "Document",
     "IngestReport",
     "chunk_document",
+    "ensure_index",
     "ingest",
     "parse_document",
     "type_field",
@@ -295,4 +297,21 @@ def ingest(
         if (in_root or source in named_missing) and not full.exists():
             collection.delete(where={"source": source})
             report.deleted.append(source)
+    return report
+
+
+EMPTY_INDEX = "the SOP index is empty: run `copilot knowledge ingest`"
+
+
+def ensure_index(collection, *, echo: Callable[[str], None] = print) -> IngestReport | None:
+    """The SOP index is never silently empty: on first use (an empty ``collection``) index the
+    shipped SOPs, saying so through ``echo``; None when the index already held chunks. Raises
+    ``RuntimeError`` (:data:`EMPTY_INDEX`, the command that fixes it) when it is still empty."""
+    if collection.count() > 0:
+        return None
+    echo("the SOP index is empty: indexing the shipped SOPs (first use) ...")
+    report = ingest(collection, None, echo=echo, progress=False)
+    echo(report.summary())
+    if collection.count() == 0:
+        raise RuntimeError(EMPTY_INDEX)
     return report

@@ -38,6 +38,7 @@ from prompts import load
 
 __all__ = [
     "MAX_TOKENS",
+    "NO_SOP_WARNING",
     "build_messages",
     "explain_order",
     "fact_template",
@@ -48,6 +49,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+NO_SOP_WARNING = (
+    "No SOP passage was retrieved for this order, so this explanation cites no procedure: the SOP index "
+    "may be empty (run `copilot knowledge ingest`) or hold nothing for these exceptions."
+)
 MAX_TOKENS = 160  # a few sentences; the small local model writes ~36 tokens/s on 2 cores
 _PASSAGE_CHARS = 300  # each passage as the model sees it: enough for the rule, short for the prompt
 _PROMPT_PASSAGES = 2  # the best for the recommendation's type first; all passages may be cited
@@ -203,7 +208,8 @@ def explain_order(
 ) -> dict:
     """The explanation of one order's triage ``result`` (a ``copilot triage --json`` object).
 
-    Returns ``{"text", "citations", "fallback", "reason", "cited_by", "model", "usage"}``; ``usage``
+    Returns ``{"text", "citations", "fallback", "reason", "cited_by", "model", "usage", "warning"}``;
+    ``warning`` is :data:`NO_SOP_WARNING` when no passage was given (else None); ``usage``
     counts the model calls, tokens and seconds spent. ``cited_by``: "model"; "retrieval" when the
     model's text was grounded but cited nothing and the first passage for the recommendation's
     exception type (else the first passage) was appended (instead of a retry); "template" for the
@@ -232,6 +238,7 @@ def explain_order(
             "cited_by": "template" if fallback else cited_by,
             "model": model,
             "usage": usage,
+            "warning": None if passages else NO_SOP_WARNING,
         }
 
     if llm is None:

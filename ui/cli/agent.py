@@ -15,9 +15,10 @@ from ui.cli.common import CliError
 
 
 def _collection():
-    """The SOP index, or None (with a note) when the local embedding model is not available."""
+    """The SOP index (the shipped SOPs indexed on first use), or None (with a note) when the local
+    embedding model is not available: explanations then carry a warning that they cite no SOP."""
     try:
-        return cli_common.knowledge_collection()
+        return cli_common.retrieval_collection()
     except CliError as exc:
         typer.echo(f"copilot: no SOP passages ({exc})", err=True)
         return None
@@ -56,6 +57,8 @@ def render_explained(results: list[dict[str, Any]]) -> None:
             else "explanation"
         )
         out.print(f"  [bold]{label}[/bold]")
+        if explanation.get("warning"):
+            out.print("  [bold yellow]warning:[/bold yellow] " + escape(explanation["warning"]))
         out.print("  " + escape(explanation["text"]))
         out.print()
 

@@ -405,7 +405,7 @@ def knowledge_search(
     from knowledge.retrieve import retrieve
 
     passages = retrieve(
-        query, [t.strip().upper() for t in types or []], k=k, collection=cli_common.knowledge_collection()
+        query, [t.strip().upper() for t in types or []], k=k, collection=cli_common.retrieval_collection()
     )
     if as_json:
         _print_json([asdict(p) for p in passages])

@@ -106,6 +106,19 @@ def knowledge_embedding():
         raise CliError(str(exc)) from exc
 
 
+def retrieval_collection():
+    """The SOP index for a command that retrieves from it: the shipped SOPs are indexed on first use
+    (said on stderr), so it is never silently empty; a CliError naming the fix if that fails."""
+    from knowledge.ingest import ensure_index
+
+    collection = knowledge_collection()
+    try:
+        ensure_index(collection, echo=lambda line: typer.echo(line, err=True))
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from exc
+    return collection
+
+
 def knowledge_collection():
     from knowledge.store import open_collection
 

@@ -55,6 +55,8 @@ def detail_md(result: dict[str, Any], writing: str | None = None) -> str:
     exp = result.get("explanation")
     if exp:
         note = f" _(fact-only fallback: {md_text(str(exp.get('reason')))})_" if exp.get("fallback") else ""
+        if exp.get("warning"):
+            note += f"\n\n> ⚠ {md_text(str(exp['warning']))}"
         cites = ", ".join(citation_text(c) for c in exp.get("citations", []))
         parts.append(f"**Explanation:**{note}\n\n{md_text(exp.get('text', ''))}\n\nSOPs: {cites or '—'}")
     elif writing is not None:
