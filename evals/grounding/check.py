@@ -11,8 +11,9 @@ Two measurements of :func:`agent.copilot.explain.grounding_errors` (which includ
    the shipped SOPs' sections for the order's exception types (read from ``knowledge/sops``, no
    embedding model), so this part needs no model and runs in CI (``tests/test_grounding_eval.py``).
 2. **The shipped local model's explanations** (``--model N``: the first N order cases of the eval
-   suites, ``--model all`` for every one): the model explains each case's triage with the passages
-   the real retrieval finds; its first answer is checked, and every refusal by the claim check is
+   suites spread evenly over them, ``--model all`` for every one): the model explains each case's triage with the passages
+   the real retrieval finds; its first answer is checked (a case the model did not answer, e.g. a
+   timeout, is counted apart), and every refusal by the claim check is
    listed with its reasons. A refusal by the claim check is a wrong refusal unless the text really
    misstates a fact, so the claim-refusal rate is an upper bound on wrong refusals (target ≤ 5 %);
    the listing is there to read them.
@@ -195,7 +196,8 @@ def run_model(limit: int | None, var_dir: Path, echo=print) -> dict[str, Any]:
     from evals.evaluate import sop_index
 
     cases = [c for c in load_cases("all") if "order_id" in c.input]
-    cases = cases[:limit] if limit else cases
+    if limit:  # spread over the suites, not the first suite's cases only
+        cases = cases[:: max(1, len(cases) // limit)][:limit]
     collection = sop_index(var_dir, echo=echo)
     results = triage_cases(cases)
     llm = get_llm()
@@ -209,9 +211,13 @@ def run_model(limit: int | None, var_dir: Path, echo=print) -> dict[str, Any]:
         started = time.perf_counter()
         final = explain_order(result, passages, recorder)  # type: ignore[arg-type]
         seconds.append(time.perf_counter() - started)
-        first = _bracket_citations(recorder.texts[0].strip(), passages) if recorder.texts else ""
-        errors = grounding_errors(first, result, passages) if first else ["no answer"]
-        claims = claim_errors(first, result) if first else []
+        if not recorder.texts:  # the model wrote nothing (a timeout): nothing to check
+            rows.append({"case": case.id, "text": None, "reason": final["reason"], "fallback": True})
+            echo(f"{case.id}: no answer ({final['reason']})")
+            continue
+        first = _bracket_citations(recorder.texts[0].strip(), passages)
+        errors = grounding_errors(first, result, passages)
+        claims = claim_errors(first, result)
         rows.append(
             {
                 "case": case.id,
@@ -221,16 +227,22 @@ def run_model(limit: int | None, var_dir: Path, echo=print) -> dict[str, Any]:
                 "fallback": final["fallback"],
             }
         )
-        echo(f"{case.id}: {'claims refused: ' + '; '.join(claims) if claims else 'claims ok'}")
-    n = len(rows)
-    refused_claims = sum(1 for r in rows if r["claim_errors"])
+        if claims:
+            echo(f"{case.id}: refused by the claim check: {'; '.join(claims)}\n    text: {first}")
+        else:
+            echo(f"{case.id}: claims ok{' (other checks: ' + '; '.join(errors) + ')' if errors else ''}")
+    answered = [r for r in rows if r["text"] is not None]
+    n = len(answered)
+    refused_claims = sum(1 for r in answered if r["claim_errors"])
     return {
         "model": f"{llm.provider}:{llm.name}",
+        "cases": len(rows),
+        "no_answer": len(rows) - n,
         "explanations": n,
-        "refused_by_any_check": sum(1 for r in rows if r["errors"]),
+        "refused_by_any_check": sum(1 for r in answered if r["errors"]),
         "refused_by_claim_check": refused_claims,
         "claim_refusal_rate": round(refused_claims / n, 4) if n else 0.0,
-        "final_fallbacks": sum(1 for r in rows if r["fallback"]),
+        "final_fallbacks": sum(1 for r in answered if r["fallback"]),
         "seconds_p50": round(sorted(seconds)[len(seconds) // 2], 2) if seconds else None,
         "rows": rows,
     }
@@ -276,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         if "model" in out:
             m = out["model"]
             print(
-                f"{m['model']}: {m['explanations']} explanations; refused by the claim check "
+                f"{m['model']}: {m['cases']} cases, {m['no_answer']} without an answer (timeouts); "
+                f"{m['explanations']} explanations; refused by the claim check "
                 f"{m['refused_by_claim_check']} ({m['claim_refusal_rate']:.1%}, an upper bound on wrong "
                 f"refusals); refused by any check {m['refused_by_any_check']}; final fallbacks "
                 f"{m['final_fallbacks']}; p50 {m['seconds_p50']} s"
