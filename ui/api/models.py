@@ -89,7 +89,12 @@ class ExceptionOut(_Open):
     instance: str | None = None
     line_no: int | None = None
     shipment_id: str | None = None
+    sku: str | None = None
+    warehouse_id: str | None = None
     evidence: list[Any] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(
+        default_factory=dict, description="The evidence's numbers and ids as JSON (money as decimal strings)."
+    )
 
 
 class ActionOut(_Open):
@@ -105,6 +110,9 @@ class Explanation(_Open):
     citations: list[Any] = Field(default_factory=list)
     fallback: bool = False
     reason: str | None = None
+    warning: str | None = Field(
+        default=None, description="Set when no SOP passage was retrieved: the text cites no procedure."
+    )
 
 
 class TriageResult(_Open):
