@@ -384,3 +384,18 @@ def test_passages_for_puts_the_recommendations_type_first(tmp_path, export_and_c
     assert all(p.applies_to == ("CREDIT_HOLD",) for p in passages if p.doc_id == "SOP-CREDIT-001")
     out = explain_order(credit_first, passages, FakeLLM([CREDIT_ONLY, CREDIT_ONLY]))
     assert out["fallback"] is True and out["citations"][0].startswith("SOP-EXP-001")
+
+
+def test_a_false_claim_with_true_numbers_gets_a_retry_then_the_fact_template(credit):
+    """Every number is in the facts, what is said of them is not: the overage is not the overdue balance."""
+    swapped = (
+        "SO1 is on credit hold: the overdue balance of 500 exceeds the credit limit of 100000 "
+        "[SOP-CREDIT-001 §3.2]."
+    )
+    llm = FakeLLM([swapped, swapped])
+    out = explain_order(credit, [CREDIT], llm)
+    assert out["fallback"] is True and out["text"] == fact_template(credit, [CREDIT])
+    assert (
+        "calls 500 the overdue balance" in out["reason"] and "'500 exceeds 100000' is false" in out["reason"]
+    )
+    assert "500 is the overage" in llm.calls[1]["messages"][-1]["content"]  # the retry is told why
