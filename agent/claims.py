@@ -130,7 +130,7 @@ ROLES: tuple[Role, ...] = (
     ),
     Role(
         "new promised date",
-        r"new (?:promised |delivery |promise )?date|(?:now|newly) (?:promised|scheduled|expected)(?: for| on| by)?|"
+        r"new (?:promised |delivery |promise )?date|promised date to|promise date to|(?:now|newly) (?:promised|scheduled|expected)(?: for| on| by)?|"
         r"rescheduled (?:for|to)|moved to",
         keys=("new_promised_date",),
         date=True,
@@ -547,7 +547,7 @@ _SHORT = re.compile(
 _FAILED = re.compile(r"\bdisrupt\w*|\bdelay\w*|\bfail\w*|\blate\b|\bconstrained\b|\bbehind\b", re.I)
 _REBOOK = re.compile(
     r"\brebook\w*|\bswitch\w* (?:[\w-]+ )?to\b|\bmov\w* (?:[\w-]+ )?to\b|\bnew carrier\b|\balternative carrier\b|"
-    r"\bbook\w* (?:with|on)\b|\bhand\w* (?:it |\w+ )?(?:over )?to\b|\binstead\b|\bre-?assign\w* to\b",
+    r"\bhand\w* (?:it |\w+ )?(?:over )?to\b|\binstead\b|\bre-?assign\w* to\b",
     re.I,
 )
 
