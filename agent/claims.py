@@ -158,10 +158,11 @@ ROLES: tuple[Role, ...] = (
 _ROLE_BY_NAME = {r.name: r for r in ROLES}
 _BEFORE = re.compile("|".join(f"(?P<b{i}>(?<![\\w-])(?:{r.before}))" for i, r in enumerate(ROLES)), re.I)
 _AFTER = [(r, re.compile(r"\s*(?:" + r.after + r")(?![\w-])")) for r in ROLES if r.after]
-# Words that may stand between a role and its value ("the credit limit is only 45000.00").
+# Words that may stand between a role and its value ("the credit limit is only 45000.00"); not "to":
+# "correct the unit price to 100.00" gives a new value, it does not say what the price is.
 _FILLER = re.compile(
-    r"(?:\s|[:=(\"'$€£]|\b(?:of|is|was|are|were|at|to|the|its|their|a|an|only|just|currently|now|stands|"
-    r"amounts|totals?|totall?ing|reaches|USD|EUR|about|roughly|approximately|on|for|set|just|of about|"
+    r"(?:\s|[:=(\"'$€£]|\b(?:of|is|was|are|were|at|the|its|their|a|an|only|just|currently|now|stands|"
+    r"amounts to|totals?|totall?ing|reaches|USD|EUR|about|roughly|approximately|on|for|set|just|of about|"
     r"units?|qty|pcs)\b)*",
     re.I,
 )
