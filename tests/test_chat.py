@@ -237,7 +237,8 @@ def test_chat_stream_events(world, world_sops):
             "t1", "what is blocking SO-100002?", username="planner"
         )
     )
-    kinds = [e["type"] for e in events]
+    assert events[0] == {"type": "progress", "text": "Reading the question…"}
+    kinds = [e["type"] for e in events if e["type"] != "progress"]
     assert kinds[0] == "tool" and kinds[-1] == "final" and "citation" in kinds
     streamed = "".join(e["text"] for e in events if e["type"] == "token")
     assert streamed.strip() == events[-1]["answer"].strip()
