@@ -57,7 +57,7 @@ from agent.governance.impact import whatif
 from agent.llm import LLMError, parse_json
 from agent.triage import service as triage
 from agent.triage.order_numbers import find_order_ids, resolve_one
-from prompts import load
+from prompts import facts_json, load
 from tools.db import read_only
 from tools.errors import OrderNotFound, ToolError
 from tools.read.readers import search_orders
@@ -707,7 +707,7 @@ def _phrase(
     prompt = load("chat_answer").render(
         question=state.get("question") or "",
         history=_history(state),
-        facts=json.dumps(facts, default=str, ensure_ascii=False)[:6000],
+        facts=facts_json(facts),
     )
     messages = [
         {"role": "system", "content": load("chat_system").render()},
