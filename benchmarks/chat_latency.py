@@ -318,6 +318,7 @@ def run(args) -> dict:
     local_model = import_module("agent.llm.local_model")
     if not args.model_path:
         args.model_path = str(local_model.ensure_model(Path(args.var_dir)))
+    args.model_path = str(Path(args.model_path).resolve())
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as folder:
         tmp = Path(folder)
