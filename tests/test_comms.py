@@ -251,6 +251,29 @@ def test_a_refused_message_edit_is_logged_and_the_role_is_checked_before_the_tex
     assert get_message(factory, filed["id"])["request"]["body"] == filed["request"]["body"]
 
 
+def test_a_notice_the_copilot_files_is_no_override_of_the_orders_recommendation(engine):
+    """The donor's notice after a reassignment answers the change; approving it as drafted is no
+    person choosing another action than SO2's recommendation: acceptance and override rates, and
+    the audit's override events, know only the reassignment, accepted."""
+    from agent.ops.kpis import request_outcomes
+    from tests.test_allocation import _conflict_world
+
+    fx = _conflict_world(donors=(("SO2", "C2", 12),))
+    edit(fx, "customers", "C2", email="buyer@c2.test")
+    factory = world(engine, fx)
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
+    assert req["action"] == "REASSIGN_ALLOCATION"
+    decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    [filed] = draft_due(factory, POLICY, FakeLLM([]))
+    assert filed["order_id"] == "SO2" and filed["request"]["status"] == "pending_approval"
+    decide(factory, POLICY, filed["request"]["id"], username="csr", decision="approve")
+    with factory() as s:
+        outcomes = request_outcomes(s)
+        overrides = list_events(s, event_type="override")
+    assert [(o["action"], o["accepted"]) for o in outcomes] == [("REASSIGN_ALLOCATION", True)]
+    assert overrides == []
+
+
 def test_a_message_action_is_never_filed_without_its_facts(engine):
     factory = world(engine, clean_fixture(order()))
     with pytest.raises(GuardBlocked, match="copilot messages draft"):

@@ -429,7 +429,7 @@ def request_action(
                     "citations": req.citations,
                 },
             )
-            if rec is not None and not in_plan:
+            if rec is not None and not in_plan and action not in MESSAGE_ACTIONS:
                 audit.append_event(
                     s,
                     audit.EVENT_OVERRIDE,
