@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -429,7 +429,7 @@ def request_action(
                     "citations": req.citations,
                 },
             )
-            if rec is not None and not in_plan:
+            if rec is not None and not in_plan and action not in MESSAGE_ACTIONS:
                 audit.append_event(
                     s,
                     audit.EVENT_OVERRIDE,
@@ -736,13 +736,15 @@ def decide(
     params: dict[str, Any] | None = None,
     checkpointer=None,
     text_checked: bool = False,
+    text_problems: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Approve, reject (a reason is required) or edit (new parameters, guarded again) a pending
     request, then resume its graph thread, which executes an approval once.
 
     A message's subject and body (``NOTIFY_CUSTOMER``, ``REQUEST_SUPPLIER``) are edited only through
     ``agent.comms.service.edit_message``, which checks the text against the message's facts and
-    passes ``text_checked``; the diff is logged as ``message_edited``.
+    passes ``text_checked`` with the ``text_problems`` it found (refused here, after the role, like
+    any other guard refusal); the diff is logged as ``message_edited``.
 
     Raises :class:`Forbidden` (unknown user, the requester, a role that may not decide it),
     :class:`Conflict` (already decided or executed), :class:`GuardBlocked` (edited parameters the
@@ -793,6 +795,8 @@ def decide(
                             "/api/v1/messages/{id}/edit), which checks it against its facts"
                         ]
                     )
+                if req.action in MESSAGE_ACTIONS and text_problems:
+                    raise GuardBlocked(list(text_problems))
                 screen_params(params)
                 edited = {**req.params, **params}
                 if req.action in MESSAGE_ACTIONS and set(params) - {"subject", "body"}:
