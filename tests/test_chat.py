@@ -381,3 +381,10 @@ def test_a_confirmation_after_the_facts_changed_is_guarded_again(world):
     assert filed["guard"]["ok"] is False and filed["guard"]["reasons"]
     [row] = _requests(world)
     assert row.status == "blocked"
+
+
+def test_an_order_not_found_is_a_sentence_before_the_question():
+    from agent.copilot.nodes import _none_found
+
+    said = _none_found(["SO-99 not found", "SO-98 not found; did you mean SO-980?"])
+    assert said.startswith("SO-99 not found. SO-98 not found; did you mean SO-980? Which order is it about?")
