@@ -216,7 +216,13 @@ def test_a_reassignment_follows_the_policys_routing_like_escalate(factory):
         assert s.get_one(ExceptionRecord, xid).assigned_role is None
         assert not s.scalars(select(AuditEvent).where(AuditEvent.event_type == "queue_reassigned")).all()
         reassign(
-            s, policy, xid, user="credit_analyst", role="credit_analyst", to_role="credit_manager", reason="big"
+            s,
+            policy,
+            xid,
+            user="credit_analyst",
+            role="credit_analyst",
+            to_role="credit_manager",
+            reason="big",
         )
         s.commit()
         assert s.get_one(ExceptionRecord, xid).assigned_role == "credit_manager"
