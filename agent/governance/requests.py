@@ -45,6 +45,7 @@ from agent.governance.autopilot import matching_rule
 from agent.governance.events import log_triage
 from agent.governance.guard import GuardResult, normalise_params, risk_facts, routing_problems, run_guard
 from agent.governance.intake import clip, loggable_params, screen_params, screen_reason
+from agent.governance.origin import current_origin
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
@@ -57,6 +58,7 @@ from tools.scope import retargeted
 from tools.sites import factory_scope, order_condition, order_visible, unscoped
 
 __all__ = [
+    "CLI_DECISIONS_OFF",
     "DECISIONS",
     "checkpointer_for",
     "decide",
@@ -68,6 +70,10 @@ __all__ = [
 ]
 
 DECISIONS = ("approve", "reject", "edit")
+CLI_DECISIONS_OFF = (
+    "decisions are taken through the API only in this deployment (policy governance.cli_decisions: "
+    "false): sign in to the panel or use POST /api/v1/requests/{id}/approve|reject|edit"
+)
 _MEMORY_SAVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -758,6 +764,10 @@ def decide(
         with write_session(factory) as s:
             if decision not in DECISIONS:
                 raise ToolError(f"decision must be approve, reject or edit, not {decision!r}")
+            origin = current_origin()
+            if origin is not None and origin.door == "cli" and not policy.governance.cli_decisions:
+                # every command that decides (actions approve|reject|edit, messages edit) meets it
+                raise Forbidden(CLI_DECISIONS_OFF)
             req = s.get(ActionRequest, request_id, with_for_update=True)
             if req is None:
                 raise NotFound("action request", str(request_id))
