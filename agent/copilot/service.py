@@ -51,6 +51,8 @@ _TURN_RESET = {
     "dropped": None,
     "fallback": False,
     "fallback_reason": None,
+    "injected": False,
+    "clarify": False,
 }
 
 
