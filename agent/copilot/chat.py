@@ -128,6 +128,7 @@ _OWNER = re.compile(
 _WHY_NOT = re.compile(
     r"\bwhy\s+(?:not|don't|can't|didn't|isn't|wasn't)\b|\binstead\b|\bwhat about\b", re.IGNORECASE
 )
+_WHY_NOT_STRICT = re.compile(r"\bwhy\s+(?:not|don't|can't|didn't|isn't|wasn't)\b|\binstead\b", re.IGNORECASE)
 _REFERS = re.compile(r"\b(it|that|this|the order|this order|its)\b", re.IGNORECASE)
 # A question about requests already filed ("is there already an approval request for SO-…?").
 _ABOUT_REQUESTS = re.compile(
@@ -334,7 +335,7 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
     if len(ids) == 1 and len(question) <= 200 and (whatif := whatif_call(question, ids[0])):
         return whatif
     plain_question = (
-        not _WHY_NOT.search(question)
+        not _WHY_NOT_STRICT.search(question)
         and not asks_for_approval(question)
         and not _ABOUT_REQUESTS.search(question)
         and not asks_for_note(question)
@@ -581,9 +582,11 @@ def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: st
             > 0
         )
     names = sorted({r.get("customer_name") or r["customer_id"] for r in rows})
+    ids = sorted({r["customer_id"] for r in rows})
     return plain(
         {
             "customer": ", ".join(names) or customer_name or customer_id,
+            "customer_id": ids[0] if len(ids) == 1 else customer_id,
             "known": known,
             "open_orders": len(rows),
             "at_risk": at_risk,

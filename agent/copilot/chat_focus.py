@@ -20,6 +20,7 @@ from sqlalchemy import select
 from agent.triage.order_numbers import OrderNumbers, find_order_ids
 from tools.db import read_only
 from tools.models import Customer, Order, OrderLine
+from tools.rules import ship_from
 
 __all__ = [
     "FOCUS_KEYS",
@@ -145,7 +146,7 @@ def order_entities(factory: Any, order_id: str) -> dict[str, Any]:
     line: what "this customer", "that SKU" and "the warehouse" mean after the order is discussed."""
     with read_only(factory) as session:
         row = session.execute(
-            select(Order.customer_id, Customer.name)
+            select(Order.customer_id, Order.warehouse_id, Customer.name)
             .outerjoin(Customer, Customer.customer_id == Order.customer_id)
             .where(Order.order_id == order_id)
         ).first()
@@ -166,7 +167,7 @@ def order_entities(factory: Any, order_id: str) -> dict[str, Any]:
     short = [ln for ln in lines if ln.backorder_qty > 0 or ln.allocated_qty < ln.qty]
     pick = (short or lines or [None])[0]
     if pick is not None:
-        out["sku"], out["warehouse_id"] = pick.sku, pick.warehouse_id
+        out["sku"], out["warehouse_id"] = pick.sku, ship_from(pick.warehouse_id, row.warehouse_id)
     return {k: v for k, v in out.items() if v}
 
 

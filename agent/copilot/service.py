@@ -249,6 +249,11 @@ class Copilot:
         snapshot = self._chat_graph.get_state(self._config(thread_id))
         return list((snapshot.values or {}).get("messages") or [])
 
+    def last_observations(self, thread_id: str) -> list[dict[str, Any]]:
+        """The tool calls of the thread's last turn with their results (what its answer may state)."""
+        snapshot = self._chat_graph.get_state(self._config(thread_id))
+        return list((snapshot.values or {}).get("observations") or [])
+
     def usage(self) -> dict[str, Any]:
         """Model calls and tokens spent by this copilot so far."""
         return (

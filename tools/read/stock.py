@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tools.models import (
@@ -241,6 +241,7 @@ def get_orders_waiting_on_po(session: Session, po_id: str) -> dict[str, Any]:
     Use it for "which orders are waiting on PO-1042?" or "who is hurt if that PO slips?". Do not
     use it to find purchase orders (use get_open_purchase_orders with the sku).
     Argument: po_id, a purchase order id such as PO-1042.
+    A line without a warehouse of its own ships from its order's warehouse.
     Returns the purchase order (sku, warehouse_id, qty, expected_date, status, expedite_requested,
     supplier_name) and each waiting line, earliest promised first, with order_id, line_no,
     customer_id, customer_name, order status, promised_date, backorder_qty and late (the purchase
@@ -254,7 +255,7 @@ def get_orders_waiting_on_po(session: Session, po_id: str) -> dict[str, Any]:
         .outerjoin(Customer, Customer.customer_id == Order.customer_id)
         .where(
             OrderLine.sku == po.sku,
-            OrderLine.warehouse_id == po.warehouse_id,
+            func.coalesce(OrderLine.warehouse_id, Order.warehouse_id) == po.warehouse_id,
             OrderLine.backorder_qty > 0,
             Order.status.in_(OPEN_ORDER_STATUSES),
             order_condition(session, Order.order_id),
