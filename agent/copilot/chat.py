@@ -344,6 +344,10 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
         return follow
     if len(ids) == 1 and len(question) <= 160 and _BLOCKING.search(question) and plain_question:
         return "triage_order", {"order_id": ids[0]}
+    if (
+        len(ids) == 1 and len(question.split()) <= 3 and plain_question
+    ):  # "SO-…" alone: the answer to "which order?"
+        return "triage_order", {"order_id": ids[0]}
     if len(ids) == 1 and asks_for_note(question):  # "draft a note to Acme about SO-…"
         return "draft_customer_note", {"order_id": ids[0]}
     order = ids[0] if len(ids) == 1 else (focus.get("order_id") if not ids else None)
