@@ -197,7 +197,7 @@ def run_conversations(
             for n, turn in enumerate(thread.turns, start=1):
                 started = time.perf_counter()
                 reply = copilot.chat(f"conv-{thread.id}", turn.say, username="qa-eval")
-                seconds = time.perf_counter() - started
+                took = time.perf_counter() - started
                 observed = copilot.last_observations(f"conv-{thread.id}")
                 known += (
                     "\n"
@@ -222,7 +222,7 @@ def run_conversations(
                         "tools": [c["name"] for c in reply.get("tool_calls") or []],
                         "fallback": bool(reply.get("fallback")),
                         "fallback_reason": reply.get("fallback_reason"),
-                        "seconds": round(seconds, 3),
+                        "seconds": round(took, 3),
                         **score,
                     }
                 )
@@ -232,7 +232,7 @@ def run_conversations(
     finally:
         engine.dispose()
         shutil.rmtree(workdir, ignore_errors=True)
-    seconds = [r["seconds"] for r in results]
+    seconds: list[float] = [r["seconds"] for r in results]
     summary = {
         "provider": provider,
         "model": f"{llm.provider}:{llm.name}" if llm is not None else "none",

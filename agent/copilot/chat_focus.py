@@ -165,8 +165,9 @@ def order_entities(factory: Any, order_id: str) -> dict[str, Any]:
         ).all()
     out: dict[str, Any] = {"customer_id": row.customer_id, "customer": row.name}
     short = [ln for ln in lines if ln.backorder_qty > 0 or ln.allocated_qty < ln.qty]
-    pick = (short or lines or [None])[0]
-    if pick is not None:
+    candidates = short or list(lines)
+    if candidates:
+        pick = candidates[0]
         out["sku"], out["warehouse_id"] = pick.sku, ship_from(pick.warehouse_id, row.warehouse_id)
     return {k: v for k, v in out.items() if v}
 
