@@ -180,8 +180,10 @@ def run_conversations(
     threads: list[Thread] | None = None,
     only: list[str] | None = None,
     echo: Callable[[str], None] = lambda _: None,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Run the threads through the copilot with ``llm`` (None: no model, the fact-only answers)."""
+    """Run the threads through the copilot with ``llm`` (None: no model, the fact-only answers);
+    ``echo`` gets each wrong turn's problems (and, with ``progress``, every turn's time)."""
     threads = threads or load_threads()
     if only:
         threads = [t for t in threads if t.id in set(only)]
@@ -226,6 +228,8 @@ def run_conversations(
                         **score,
                     }
                 )
+                if progress:
+                    echo(f"  {thread.id} turn {n}: {took:.1f} s, {'ok' if score['correct'] else 'WRONG'}")
                 if not score["correct"]:
                     echo(f"  {thread.id} turn {n}: {'; '.join(score['problems'])}")
         usage = copilot.usage()

@@ -1,10 +1,10 @@
 """The conversation suite through ``LLM_PROVIDER=openai`` against llama-cpp-python's OpenAI-compatible
 server running the pinned GGUF on loopback (marked `model`, never skipped: `make install` installs it).
 
-On two cores every model turn takes seconds, so CI runs a representative subset of the threads, one
-of each kind (what blocks an order, the customer's other orders, "why not", the sku's stock, the
-customer's credit, shipments, a purchase order's waiting orders, an unknown order, a new thread
-asking "why not split?"); ``CONVERSATION_THREADS=all`` runs every thread. What must hold on every
+On two cores every model turn takes seconds, so CI runs a representative subset of 6 threads (13 turns):
+what blocks an order, then the customer's other orders, "why not move it", the sku's stock, an
+order's shipments, a sku's purchase orders then the orders waiting on that PO, and a new thread
+asking "why not split the shipment?"; ``CONVERSATION_THREADS=all`` runs every thread. What must hold on every
 provider: no invented fact, and the tool each turn needs is the one that ran.
 """
 
@@ -28,12 +28,8 @@ SUBSET = [
     "SO-200003-why-not-move",
     "SO-200004-sku-stock",
     "SO-200006-shipments",
-    "SO-200007-customer-credit",
-    "SO-200005-why-not-split",
     "sku-po-then-waiting",
-    "unknown-order",
     "new-thread-why-not-split",
-    "late-orders-by-name",
 ]
 
 
@@ -49,11 +45,12 @@ def openai_server(tmp_path_factory):
         proc.stop()
 
 
+@pytest.mark.timeout(1800)  # a model turn takes 10-60 s on two shared cores
 def test_conversations_through_the_openai_provider(openai_server):
     only = None if os.environ.get("CONVERSATION_THREADS") == "all" else SUBSET
     assert not only or set(only) <= {t.id for t in load_threads()}
     llm = OpenAILLM(MODEL_ALIAS, base_url=openai_server, timeout_s=600)
-    result = run_conversations(llm, provider="openai", only=only)
+    result = run_conversations(llm, provider="openai", only=only, echo=print, progress=True)
     s = result["summary"]
     print(json.dumps(s))  # the figures docs/evals.md records
     for t in result["turns"]:
