@@ -1,7 +1,7 @@
 """The conversation suite through ``LLM_PROVIDER=openai`` against llama-cpp-python's OpenAI-compatible
 server running the pinned GGUF on loopback (marked `model`, never skipped: `make install` installs it).
 
-On two cores every model turn takes seconds, so CI runs a representative subset of 6 threads (13 turns):
+On two cores every model turn takes seconds, so CI runs a representative subset of 6 threads (11 turns):
 what blocks an order, then the customer's other orders, "why not move it", the sku's stock, an
 order's shipments, a sku's purchase orders then the orders waiting on that PO, and a new thread
 asking "why not split the shipment?"; ``CONVERSATION_THREADS=all`` runs every thread. What must hold on every
