@@ -4,6 +4,7 @@ open orders a change can affect. Nothing here triages: the worker in ``agent.flo
 from tools.events.affected import affected_orders
 from tools.events.apply import Change, apply_event
 from tools.events.inbox import (
+    claim_batch,
     claim_next,
     inbox_counts,
     list_events,
@@ -21,6 +22,7 @@ __all__ = [
     "affected_orders",
     "apply_event",
     "check_references",
+    "claim_batch",
     "claim_next",
     "inbox_counts",
     "list_events",
