@@ -69,6 +69,7 @@ __all__ = [
     "WarehouseRec",
     "credit_position",
     "detect",
+    "detect_many",
     "detect_open_book",
     "detect_order",
     "effective_price",
@@ -539,6 +540,30 @@ def detect(ctx: OrderContext, policy: Policy) -> list[Detected]:
     )
 
 
+def detect_many(contexts: Mapping[str, OrderContext], policy: Policy) -> dict[str, list[Detected]]:
+    """:func:`detect` of each context, by order id, for contexts loaded together
+    (:func:`load_contexts_with_neighbours`: one context per order, shared as a neighbour): each
+    order's base rules run once for the batch, however many of its orders count it in their
+    recurrence window."""
+    base: dict[str, list[Detected]] = {}
+
+    def base_of(c: OrderContext) -> list[Detected]:
+        oid = c.order.order_id
+        if oid not in base:
+            base[oid] = _base(c, policy, RULES)
+        return base[oid]
+
+    priority = policy.decision_order.rank()
+    out: dict[str, list[Detected]] = {}
+    for oid, ctx in contexts.items():
+        found = list(base_of(ctx))
+        found += _recurring(ctx, found, policy, base_of)
+        out[oid] = sorted(
+            found, key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key)
+        )
+    return out
+
+
 def _base(ctx: OrderContext, policy: Policy, types: Iterable[str]) -> list[Detected]:
     if rules.is_closed(ctx.order.status):
         return []
@@ -1005,8 +1030,15 @@ def _in_window(day: dt.date, other: OrderRec, window_days: int) -> bool:
     )
 
 
-def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list[Detected]:
-    """RECURRING_ANOMALY: a (type, sku) or (type, customer) of this order on min_orders orders."""
+def _recurring(
+    ctx: OrderContext,
+    found: list[Detected],
+    policy: Policy,
+    base_of: Callable[[OrderContext], list[Detected]] | None = None,
+) -> list[Detected]:
+    """RECURRING_ANOMALY: a (type, sku) or (type, customer) of this order on min_orders orders.
+
+    ``base_of``: every base hit of a neighbour, when the caller keeps them (:func:`detect_many`)."""
     rule, day = policy.thresholds.recurrence, ctx.order.order_date
     if not found or day is None:
         return []
@@ -1022,7 +1054,8 @@ def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list
             or not _in_window(day, other, rule.window_days)
         ):
             continue
-        for key in _patterns(n, _base(n, policy, types)) & orders.keys():
+        hits = _base(n, policy, types) if base_of is None else [d for d in base_of(n) if d.type in types]
+        for key in _patterns(n, hits) & orders.keys():
             orders[key][other.order_id] = other.order_date
     return _recurrence_findings(day, orders, policy)
 

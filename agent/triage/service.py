@@ -30,6 +30,7 @@ from agent.triage.detection import (
     Detected,
     OrderContext,
     detect,
+    detect_many,
     iter_open_book,
     load_context,
     load_contexts_with_neighbours,
@@ -231,7 +232,7 @@ def triage_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> 
     """
     ids = visible_orders(session, (str(o).strip() for o in order_ids))
     contexts = load_contexts_with_neighbours(session, ids, policy)
-    found = {oid: detect(ctx, policy) for oid, ctx in contexts.items()}
+    found = detect_many(contexts, policy)
     facts = load_planning_facts_many(session, contexts.values())
     rows = _exception_rows(session, contexts)
     now = dt.datetime.now(dt.UTC)
