@@ -33,9 +33,10 @@ from agent.flow.work import escalate_breached
 from agent.governance.audit import EVENT_SOURCE_APPLIED, EVENT_SOURCE_FAILED, append_event
 from agent.policy import Policy
 from tools.events import (
+    Change,
     Event,
     EventError,
-    affected_orders,
+    affected_by_event,
     apply_event,
     check_references,
     claim_batch,
@@ -51,6 +52,7 @@ __all__ = [
     "drain",
     "run_worker",
     "sweep",
+    "writer_pause",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,8 @@ class _Step:
 
     inbox_id: int
     event: Event
-    changed: int
-    reached: list[str]
+    changes: list[Change]
+    reached: list[str]  # filled once the whole batch is applied
 
 
 def _reason(exc: Exception) -> str:
@@ -109,15 +111,18 @@ def apply_batch(
                     event = stored_event(row)
                     check_references(session, [event])
                     changes = apply_event(session, event)
-                    reached = sorted(affected_orders(session, changes))
             except OperationalError:
                 session.rollback()
                 raise  # transient (locked, deadlock, connection): the batch stays received
             except (EventError, DBAPIError) as exc:
                 failed[row.id] = _reason(exc)
                 continue
-            applied.append(_Step(row.id, event, len(changes), reached))
+            applied.append(_Step(row.id, event, changes, []))
         try:
+            for step, reached in zip(
+                applied, affected_by_event(session, [s.changes for s in applied]), strict=True
+            ):
+                step.reached.extend(sorted(reached))
             done = retriage(session, policy, (o for step in applied for o in step.reached))
         except OperationalError:
             session.rollback()
@@ -152,7 +157,7 @@ def apply_batch(
                     "type": event.type,
                     "occurred_at": event.occurred_at.isoformat(),
                     "records": {t: len(r) for t, r in event.records.items()},
-                    "records_changed": step.changed,
+                    "records_changed": len(step.changes),
                     "orders": orders,
                     "opened": opened,
                     "changed": moved,
@@ -199,11 +204,14 @@ def drain(
     on_event: Callable[[Applied], None] | None = None,
     stop: threading.Event | None = None,
     batch: int = BATCH_EVENTS,
+    pause_s: float = 0.0,
 ) -> list[Applied]:
     """Apply waiting events, ``batch`` per transaction at most, until none is left (or ``stop`` is
-    set); return their outcomes in apply order."""
+    set); return their outcomes in apply order. ``pause_s``: wait that long after each batch (the
+    loops on SQLite: see :func:`writer_pause`)."""
     out: list[Applied] = []
-    while stop is None or not stop.is_set():
+    stop = stop or threading.Event()
+    while not stop.is_set():
         done = apply_batch(factory, policy, limit=batch)
         if not done:
             break
@@ -211,7 +219,27 @@ def drain(
         if on_event:
             for one in done:
                 on_event(one)
+        if pause_s:
+            stop.wait(pause_s)
     return out
+
+
+SQLITE_PAUSE_S = 0.2
+
+
+def writer_pause(factory: sessionmaker[Session]) -> float:
+    """How long a worker loop leaves the database's writer free between batches.
+
+    SQLite has one writer, and a writer that finds it taken sleeps in steps of up to 100 ms before
+    trying again: a worker starting its next batch the moment the last one commits would hold it
+    almost all the time and starve the intake storing new events (the API, a broker consumer, a
+    replay). So on SQLite the loops pause :data:`SQLITE_PAUSE_S` between batches — the events that
+    arrive meanwhile join the next batch, which is what makes a batch — and on PostgreSQL (row
+    locks, concurrent writers) not at all.
+    """
+    with factory() as session:
+        dialect = session.get_bind().dialect.name
+    return SQLITE_PAUSE_S if dialect == "sqlite" else 0.0
 
 
 SWEEP_EVERY_S = 30.0  # SLAs are hours long: looking for breaches twice a minute is plenty
@@ -243,9 +271,10 @@ def run_worker(
 ) -> None:
     """Drain, then wait for ``wake`` (set when events are stored) or ``poll_s``; until ``stop``."""
     wake = wake or threading.Event()
+    pause_s = writer_pause(factory)
     while not stop.is_set():
         try:
-            drain(factory, policy, stop=stop)
+            drain(factory, policy, stop=stop, pause_s=pause_s)
             sweep(factory, policy, every_s=SWEEP_EVERY_S)
         except OperationalError as exc:  # transient: try again on the next pass
             log.warning("event worker: %s", str(getattr(exc, "orig", exc)).splitlines()[0])
@@ -269,10 +298,11 @@ class BackgroundWorker:
         self._thread = threading.Thread(target=self._run, name="copilot-event-worker", daemon=True)
 
     def _run(self) -> None:
+        pause_s = writer_pause(self._factory)
         while not self._stop.is_set():
             self._wake.clear()  # a wake while draining makes another pass
             try:
-                drain(self._factory, self._policy, stop=self._stop)
+                drain(self._factory, self._policy, stop=self._stop, pause_s=pause_s)
                 sweep(self._factory, self._policy, every_s=SWEEP_EVERY_S)
             except OperationalError as exc:  # transient: try again on the next pass
                 log.warning("event worker: %s", str(getattr(exc, "orig", exc)).splitlines()[0])
