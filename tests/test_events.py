@@ -357,3 +357,23 @@ def test_a_refused_event_inside_a_batch_applies_nothing_and_the_others_apply(fac
         kinds = s.scalars(select(AuditEvent.event_type).where(AuditEvent.event_type.like("source_event%")))
         assert sorted(kinds) == ["source_event_applied", "source_event_applied", "source_event_failed"]
     assert {(o, t) for o, t, _ in _open(factory)} == {("SO1", "INVENTORY_SHORTFALL"), ("SO2", "CREDIT_HOLD")}
+
+
+def test_affected_orders_of_a_batch_are_each_events_own(engine):
+    # The worker finds the orders a whole batch affects with one lookup per key: each event must
+    # still get exactly the orders its own changes reach (they are counted on it, and audited).
+    import datetime as dt
+
+    from tools.demo import generate
+    from tools.events import affected_by_event, affected_orders, apply_event
+    from tools.events.simulate import Simulator
+
+    generate(engine, orders=300, seed=5, as_of=dt.date(2026, 11, 20), progress=False)
+    with session_factory(engine)() as s:
+        sim = Simulator(s, seed=11, prefix="batch")
+        changes = [apply_event(s, parse_event(e)) for e in sim.stream(150)]
+        alone = [affected_orders(s, c) for c in changes]
+        together = affected_by_event(s, changes)
+        s.rollback()
+    assert together == alone
+    assert len({frozenset(a) for a in alone}) > 20 and len(set().union(*alone)) > 30  # varied, not empty
