@@ -58,6 +58,40 @@ class Settings(BaseSettings):
         "sqlite:///<COPILOT_VAR_DIR>/copilot.db.",
     )
     log_level: str = Field(default="INFO", validation_alias="COPILOT_LOG_LEVEL")
+    log_format: str = Field(
+        default="text",
+        validation_alias="COPILOT_LOG_FORMAT",
+        description="text, or json: one JSON object per line (time, level, logger, message, request_id) "
+        "for a log collector; `copilot serve` and `copilot worker`.",
+    )
+    db_pool_size: int = Field(
+        default=5,
+        ge=1,
+        le=200,
+        validation_alias="COPILOT_DB_POOL_SIZE",
+        description="PostgreSQL connections each process keeps open (SQLAlchemy pool_size); see docs/deploy.md.",
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=500,
+        validation_alias="COPILOT_DB_MAX_OVERFLOW",
+        description="Extra PostgreSQL connections a process may open at a peak, closed when returned.",
+    )
+    metrics_token: str = Field(
+        default="",
+        validation_alias="COPILOT_METRICS_TOKEN",
+        repr=False,
+        description="Bearer token a scraper sends for /metrics from another host; empty: /metrics "
+        "answers loopback clients only.",
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        validation_alias="COPILOT_SHUTDOWN_GRACE_S",
+        description="On SIGTERM, how long `copilot serve` lets in-flight requests finish before it stops.",
+    )
     policy_path: Path | None = Field(
         default=None,
         validation_alias="COPILOT_POLICY",
@@ -268,6 +302,14 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in {"llamacpp", "openai", "fake"}:
             raise ValueError("LLM_PROVIDER must be llamacpp, openai or fake")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"text", "json"}:
+            raise ValueError("COPILOT_LOG_FORMAT must be text or json")
         return value
 
     @field_validator("log_level")

@@ -1,22 +1,28 @@
-"""Load on the HTTP API over loopback: N concurrent clients for a fixed duration.
+"""Load on the HTTP API over loopback: 1 vs N API processes, N concurrent clients, three workloads.
 
-Seeds a scratch SQLite database with the demo generator, starts ``copilot serve``'s app (API and
-panel, one uvicorn process) in a subprocess on a free port, then runs closed-loop clients (each
-sends its next request when the last one answered) against two workloads:
+Seeds a scratch database with the demo generator (PostgreSQL: a fresh schema on the server of
+``--database-url``, dropped afterwards; or ``--database-url sqlite``), triages the open book, then
+for each process count starts ``copilot serve --workers P`` on a free port and runs closed-loop
+clients (each sends its next request when the last one answered) for ``--seconds`` per workload:
 
 - ``triage``: ``POST /api/v1/triage`` with one random open order (detection, ranking, recording);
-- ``list``: ``GET /api/v1/exceptions`` pages (random offset) and ``GET /api/v1/requests``.
+- ``list``: ``GET /api/v1/exceptions`` pages (random offset) and ``GET /api/v1/requests``;
+- ``approval``: file the recommendation of an order with an exception (``POST /api/v1/requests``
+  as csr) and, when it waits for a person, approve it as its approver role (guard, decision,
+  execution, audit) — each order used once.
 
-It reports throughput, p50/p95/max latency and errors per workload, for 1 client and for N
-clients in the same run (the ratio is the concurrency gain). Target: 0 errors.
+It prints throughput, p50/p95/max latency and errors per workload and process count, and the
+throughput ratio of P processes to 1 measured in the same run. Target: 0 errors (a 5xx, a refused
+connection, or an unexpected 4xx).
 
-    .venv/bin/python benchmarks/api_load.py --clients 50 --seconds 20 --orders 2000
+    .venv/bin/python benchmarks/api_load.py --clients 100 --seconds 15 --processes 1,2
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -30,13 +36,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TOKEN = "bench-token-0123456789abcdef"
-
-SERVER = """
-import uvicorn
-from ui.server import create_app
-uvicorn.run(create_app(warm_up=True), host="127.0.0.1", port={port}, log_level="warning", timeout_keep_alive=30)
-"""
+ROLES = (
+    "planner",
+    "csr",
+    "credit_analyst",
+    "credit_manager",
+    "pricing_analyst",
+    "logistics_coordinator",
+    "procurement_buyer",
+    "compliance_officer",
+    "ops_manager",
+)
+TOKENS = {role: f"bench-{role}-0123456789abcdef" for role in ROLES}
 
 
 def _free_port() -> int:
@@ -45,36 +56,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _prepare(folder: Path, orders: int) -> tuple[dict[str, str], list[str]]:
-    import datetime as dt
-
+def _prepare(url: str, folder: Path, orders: int) -> tuple[dict[str, str], list[str], list[str]]:
+    from agent.policy import load_policy
+    from agent.triage import triage_open_book
     from tools.dataset import open_order_ids
     from tools.db import make_engine, session_factory, upgrade
     from tools.demo import generate
-    from tools.models import User
 
-    url = f"sqlite:///{folder / 'bench.db'}"
     engine = make_engine(url)
     upgrade(engine)
     generate(engine, orders=orders, seed=7, progress=False)
     with session_factory(engine)() as session:
-        if session.get(User, "planner") is None:
-            session.add(
-                User(username="planner", role="planner", active=True, created_at=dt.datetime.now(dt.UTC))
-            )
-            session.commit()
         ids = open_order_ids(session)
+        flagged = sorted(
+            {r["order_id"] for r in triage_open_book(session, load_policy(None)) if r["exceptions"]}
+        )
+        session.commit()
     engine.dispose()
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "COPILOT_VAR_DIR": str(folder / "var"),
         "LLM_PROVIDER": "fake",
-        "COPILOT_API_TOKENS": f"{TOKEN}=planner",
+        "COPILOT_API_TOKENS": ",".join(f"{t}={u}" for u, t in TOKENS.items()),
+        "COPILOT_API_RATE_PER_MINUTE": "10000000",
+        "COPILOT_API_MODEL_RATE_PER_MINUTE": "10000000",
         "COPILOT_LOG_LEVEL": "WARNING",
+        "COPILOT_EVENT_WORKER": "off",
         "OPENBLAS_NUM_THREADS": "1",
     }
-    return env, ids
+    return env, ids, flagged
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -84,34 +95,75 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
-async def _run(base: str, workload: str, clients: int, seconds: float, ids: list[str]) -> dict:
+async def _run(
+    base: str, workload: str, clients: int, seconds: float, ids: list[str], flagged: list[str]
+) -> dict:
     import httpx
 
-    headers = {"Authorization": f"Bearer {TOKEN}"}
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    as_ = {role: {"Authorization": f"Bearer {token}"} for role, token in TOKENS.items()}
+    todo = list(flagged)
+    random.Random(1).shuffle(todo)
+
+    def error(kind: str) -> None:
+        errors[kind] = errors.get(kind, 0) + 1
+
+    async def approval(client: httpx.AsyncClient) -> None:
+        filed = await client.post("/api/v1/requests", json={"order_id": todo.pop()}, headers=as_["csr"])
+        if filed.status_code == 409 and "no recommendation" in filed.text:
+            outcomes["nothing to request"] = outcomes.get("nothing to request", 0) + 1
+            return
+        if filed.status_code != 201:
+            error(str(filed.status_code))
+            return
+        body = filed.json()
+        if body["status"] != "pending_approval":
+            outcomes[body["status"]] = outcomes.get(body["status"], 0) + 1
+            return
+        # nobody decides their own request: what csr may approve goes to a role above it
+        approver = body["approver_role"] if body["approver_role"] != "csr" else "ops_manager"
+        decided = await client.post(f"/api/v1/requests/{body['id']}/approve", json={}, headers=as_[approver])
+        if decided.status_code != 200:
+            error(str(decided.status_code))
+            return
+        status = decided.json()["status"]
+        outcomes[status] = outcomes.get(status, 0) + 1
 
     async def one(client: httpx.AsyncClient, rng: random.Random) -> None:
         while time.perf_counter() < deadline:
+            if workload == "approval" and not todo:
+                outcomes["orders exhausted before the end"] = 1  # the run is shorter: seed more orders
+                return
             started = time.perf_counter()
             try:
-                if workload == "triage":
-                    resp = await client.post("/api/v1/triage", json={"order_ids": [rng.choice(ids)]})
-                elif rng.random() < 0.5:
-                    resp = await client.get(
-                        "/api/v1/exceptions", params={"limit": 50, "offset": rng.randrange(0, 500)}
-                    )
+                if workload == "approval":
+                    await approval(client)
                 else:
-                    resp = await client.get("/api/v1/requests", params={"limit": 50})
-                if resp.status_code >= 400:
-                    errors[str(resp.status_code)] = errors.get(str(resp.status_code), 0) + 1
+                    if workload == "triage":
+                        resp = await client.post(
+                            "/api/v1/triage", json={"order_ids": [rng.choice(ids)]}, headers=as_["planner"]
+                        )
+                    elif rng.random() < 0.5:
+                        resp = await client.get(
+                            "/api/v1/exceptions",
+                            params={"limit": 50, "offset": rng.randrange(0, 500)},
+                            headers=as_["planner"],
+                        )
+                    else:
+                        resp = await client.get(
+                            "/api/v1/requests", params={"limit": 50}, headers=as_["planner"]
+                        )
+                    if resp.status_code >= 400:
+                        error(str(resp.status_code))
             except httpx.HTTPError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                error(type(exc).__name__)
             latencies.append(time.perf_counter() - started)
 
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
         started = time.perf_counter()
         await asyncio.gather(*(one(client, random.Random(i)) for i in range(clients)))
         elapsed = time.perf_counter() - started
@@ -126,66 +178,98 @@ async def _run(base: str, workload: str, clients: int, seconds: float, ids: list
         "max_ms": round(max(latencies, default=0) * 1000, 1),
         "errors": sum(errors.values()),
         "error_kinds": errors,
+        "outcomes": outcomes,
     }
+
+
+def _serve(env: dict[str, str], processes: int) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = _free_port()
+    args = [sys.executable, "-m", "ui.cli.app", "serve", "--port", str(port), "--workers", str(processes)]
+    server = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    while True:  # every process must be up: one warm request per process is not enough, so ask often
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        if server.poll() is not None or time.perf_counter() - t0 > 300:
+            raise SystemExit("the server did not start")
+        time.sleep(0.2)
+    return server, base
+
+
+def _warm(base: str, ids: list[str], processes: int) -> None:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {TOKENS['planner']}"}
+    for _ in range(4 * processes):  # new connections: the kernel spreads them over the processes
+        httpx.post(
+            f"{base}/api/v1/triage", json={"order_ids": ids[:1]}, headers=headers, timeout=300
+        ).raise_for_status()
+        httpx.get(f"{base}/api/v1/exceptions", headers=headers, timeout=300).raise_for_status()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--orders", type=int, default=2_000)
+    parser.add_argument("--processes", default="1,2", help="API process counts to compare, e.g. 1,2")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+        help="a PostgreSQL server (a scratch schema is made there), or 'sqlite' (one process only)",
+    )
     args = parser.parse_args(argv)
-    import httpx
+    counts = [int(p) for p in args.processes.split(",")]
+    from tools.db import scratch_schema
 
-    with tempfile.TemporaryDirectory(prefix="api-load-") as tmp:
-        env, ids = _prepare(Path(tmp), args.orders)
-        port = _free_port()
-        server = subprocess.Popen([sys.executable, "-c", SERVER.format(port=port)], cwd=ROOT, env=env)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            t0 = time.perf_counter()
-            while True:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.perf_counter() - t0 > 120:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
-            # one request of each kind first: the measured runs start from a warm server
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            for warm in (
-                httpx.post(
-                    f"{base}/api/v1/triage", json={"order_ids": ids[:1]}, headers=headers, timeout=300
-                ),
-                httpx.get(f"{base}/api/v1/exceptions", headers=headers, timeout=300),
-                httpx.get(f"{base}/api/v1/requests", headers=headers, timeout=300),
-            ):
-                warm.raise_for_status()
-            rows = []
-            for workload in ("triage", "list"):
-                for clients in (1, args.clients):
-                    rows.append(asyncio.run(_run(base, workload, clients, args.seconds, ids)))
-                    print(json.dumps(rows[-1]), flush=True)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    print(f"\n{len(ids):,} open orders of {args.orders:,}; {args.seconds:g} s per run, closed-loop clients\n")
-    print("| workload | clients | requests | req/s | p50 ms | p95 ms | max ms | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="api-load-") as tmp, contextlib.ExitStack() as stack:
+        if args.database_url == "sqlite":
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            if counts != [1]:
+                raise SystemExit("SQLite serves one process: --processes 1")
+        else:
+            url = stack.enter_context(scratch_schema(args.database_url, "bench"))
+        env, ids, flagged = _prepare(url, Path(tmp), args.orders)
+        print(f"{len(ids):,} open orders of {args.orders:,}, {len(flagged):,} with exceptions", flush=True)
+        for n, processes in enumerate(counts):
+            mine = flagged[n :: len(counts)]  # each process count files requests on orders of its own
+            server, base = _serve(env, processes)
+            try:
+                _warm(base, ids, processes)
+                for workload in ("triage", "list", "approval"):
+                    row = asyncio.run(_run(base, workload, args.clients, args.seconds, ids, mine))
+                    row["processes"] = processes
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
+            flagged = (
+                flagged[len(flagged) // 2 :] if len(counts) > 1 else flagged
+            )  # fresh orders for the next
+    db = "SQLite" if args.database_url == "sqlite" else "PostgreSQL"
+    print(f"\n{db}; {args.clients} closed-loop clients; {args.seconds:g} s per run\n")
+    print("| processes | workload | requests | req/s | p50 ms | p95 ms | max ms | errors |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['workload']} | {r['clients']} | {r['requests']:,} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} | "
-            f"{r['max_ms']} | {r['errors']} |"
+            f"| {r['processes']} | {r['workload']} | {r['requests']:,} | {r['rps']} | {r['p50_ms']} | "
+            f"{r['p95_ms']} | {r['max_ms']} | {r['errors']} |"
         )
-    for workload in ("triage", "list"):
-        one, many = (r for r in rows if r["workload"] == workload)
-        if one["rps"] and one["p95_ms"]:
-            print(
-                f"{workload}: {many['clients']} clients give {many['rps'] / one['rps']:.2f}x the throughput of 1 "
-                f"(p95 {many['p95_ms'] / one['p95_ms']:.1f}x)"
-            )
+    base_count = counts[0]
+    for workload in ("triage", "list", "approval"):
+        one = next(r for r in rows if r["workload"] == workload and r["processes"] == base_count)
+        for r in rows:
+            if r["workload"] == workload and r["processes"] != base_count and one["rps"]:
+                print(
+                    f"{workload}: {r['processes']} processes give {r['rps'] / one['rps']:.2f}x the throughput of "
+                    f"{base_count} (p95 {r['p95_ms']:g} vs {one['p95_ms']:g} ms)"
+                )
     print(json.dumps({"runs": rows}))
     return 1 if any(r["errors"] for r in rows) else 0
 

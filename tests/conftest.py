@@ -7,6 +7,7 @@ must prove the PostgreSQL path. ``COPILOT_SKIP_POSTGRES=1`` skips them on a lapt
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -43,6 +44,12 @@ _SETTINGS_VARS = (
     "COPILOT_AUDIT_KEY",
     "COPILOT_API_RATE_PER_MINUTE",
     "COPILOT_API_MODEL_RATE_PER_MINUTE",
+    "COPILOT_LOG_FORMAT",
+    "COPILOT_DB_POOL_SIZE",
+    "COPILOT_DB_MAX_OVERFLOW",
+    "COPILOT_METRICS_TOKEN",
+    "COPILOT_SHUTDOWN_GRACE_S",
+    "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -61,7 +68,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator
     # A panel handler called directly (not through Gradio's thread pool, which copies the context)
     # sets the audit origin in the test's own context; no later test may inherit it.
     token = set_origin(None)
+    # `copilot serve` / `worker` run in-process configure the root logger for a process's life; a
+    # test's command must not leave it configured for the next test.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
     unset_origin(token)
     get_settings.cache_clear()
 

@@ -82,8 +82,17 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def make_engine(url: str, *, variable: str = "DATABASE_URL", echo: bool = False) -> Engine:
-    """Create an engine for ``url``; raise :class:`DatabaseError` naming ``variable`` if malformed."""
+def make_engine(
+    url: str,
+    *,
+    variable: str = "DATABASE_URL",
+    echo: bool = False,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+) -> Engine:
+    """Create an engine for ``url``; raise :class:`DatabaseError` naming ``variable`` if malformed.
+
+    ``pool_size`` / ``max_overflow``: the connection pool of a server database (SQLite ignores them)."""
     try:
         parsed = _normalise(make_url(url))
     except (ArgumentError, ValueError, TypeError):
@@ -100,6 +109,10 @@ def make_engine(url: str, *, variable: str = "DATABASE_URL", echo: bool = False)
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
+        if pool_size is not None:
+            kwargs["pool_size"] = pool_size
+        if max_overflow is not None:
+            kwargs["max_overflow"] = max_overflow
         if parsed.get_backend_name() == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": 5}
     try:

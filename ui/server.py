@@ -7,18 +7,21 @@ knows nothing of the panel; the panel calls the API's services, never its routes
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 
 from agent.settings import Settings, apply_offline_defaults, get_settings
+from agent.telemetry import configure_logging
 from ui.api.app import create_api
 from ui.api.service import Services
 from ui.panel import PANEL_PATH, mount_panel
 from ui.panel.gate import PanelGate
 
-__all__ = ["create_app"]
+__all__ = ["api_process", "create_app"]
 
 
 def create_app(
@@ -38,8 +41,32 @@ def create_app(
     """
     apply_offline_defaults()
     services = services or Services(settings or get_settings())
-    app = create_api(services=services, warm_up=warm_up, on_ready=on_ready)
+    app = create_api(
+        services=services,
+        warm_up=warm_up,
+        on_ready=on_ready,
+        mounted=(PANEL_PATH,) if panel else (),
+    )
     if panel:
         mount_panel(app, services)
         app.add_middleware(PanelGate, prefix=PANEL_PATH)  # no anonymous uploads or file serving
     return app
+
+
+def api_process() -> FastAPI:
+    """One of ``copilot serve --workers N``'s processes: the API (no panel), warmed up, its readiness
+    logged with its process id. Settings come from the environment, as for ``copilot serve``."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    log = logging.getLogger("copilot.serve")
+
+    def ready(checks: dict[str, Any]) -> None:
+        bad = {k: v["detail"] for k, v in checks.items() if not v["ok"]}
+        if bad:
+            log.warning(
+                "process %s NOT ready: %s", os.getpid(), "; ".join(f"{k}: {v}" for k, v in bad.items())
+            )
+        else:
+            log.info("process %s ready", os.getpid())
+
+    return create_app(settings, panel=False, warm_up=True, on_ready=ready)

@@ -22,12 +22,14 @@ __all__ = ["Origin", "acting", "cli_origin", "current_origin", "set_origin", "un
 
 @dataclass(frozen=True)
 class Origin:
-    """``door``: cli, api or panel; ``user``: the signed-in or ``--as`` user; the OS account and host for the CLI."""
+    """``door``: cli, api or panel; ``user``: the signed-in or ``--as`` user; the OS account and host for the
+    CLI; ``request_id``: the HTTP request's ``X-Request-ID`` (API), which its log lines carry too."""
 
     door: str
     user: str | None = None
     os_user: str | None = None
     host: str | None = None
+    request_id: str | None = None
 
     def as_payload(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.telemetry import LLM_ERRORS, observe_llm
+
 __all__ = [
     "LLM",
     "LLMError",
@@ -146,9 +148,24 @@ class LLM:
         """The model's whole answer. With ``json_schema`` (dict or pydantic class) the answer is JSON
         constrained to it where the provider can (grammar, function calling); validate with ``parse_json``."""
         schema = schema_of(json_schema) if json_schema is not None else None
-        return self._complete(
-            normalize(messages), max_tokens=max_tokens, json_schema=schema, timeout=timeout or self.timeout_s
+        try:
+            result = self._complete(
+                normalize(messages),
+                max_tokens=max_tokens,
+                json_schema=schema,
+                timeout=timeout or self.timeout_s,
+            )
+        except LLMError:
+            LLM_ERRORS.labels(self.provider or "unknown").inc()
+            raise
+        observe_llm(
+            self.provider or "unknown",
+            "complete",
+            result.seconds,
+            result.prompt_tokens,
+            result.completion_tokens,
         )
+        return result
 
     def stream(
         self, messages: Sequence[Any], *, max_tokens: int = 256, timeout: float | None = None
@@ -162,11 +179,19 @@ class LLM:
         self._local.last = None
         counts = {"prompt": 0, "completion": 0}
         started, pieces = time.perf_counter(), []
-        for piece in self._stream(messages, max_tokens=max_tokens, timeout=timeout, counts=counts):
-            pieces.append(piece)
-            yield piece
-        self._local.last = LLMResult(
+        try:
+            for piece in self._stream(messages, max_tokens=max_tokens, timeout=timeout, counts=counts):
+                pieces.append(piece)
+                yield piece
+        except LLMError:
+            LLM_ERRORS.labels(self.provider or "unknown").inc()
+            raise
+        last = LLMResult(
             "".join(pieces), counts["prompt"], counts["completion"], time.perf_counter() - started
+        )
+        self._local.last = last
+        observe_llm(
+            self.provider or "unknown", "stream", last.seconds, last.prompt_tokens, last.completion_tokens
         )
 
     def last_usage(self) -> LLMResult | None:

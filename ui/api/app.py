@@ -27,6 +27,7 @@ from ui.api.errors import ERROR_RESPONSES, error_for, error_response
 from ui.api.events import event_worker
 from ui.api.limits import RateLimited
 from ui.api.models import MAX_BODY_BYTES
+from ui.api.observe import RequestContext, metrics_router
 from ui.api.routes import add_routes
 from ui.api.service import Services
 
@@ -88,9 +89,12 @@ def create_api(
     services: Services | None = None,
     warm_up: bool = False,
     on_ready: Callable[[dict[str, Any]], None] | None = None,
+    mounted: tuple[str, ...] = (),
 ) -> FastAPI:
     """The API around one set of services.
 
+    ``mounted``: path prefixes another app will be mounted at (the panel): their requests are
+    measured under the prefix alone.
     ``services``: a prepared :class:`Services` (tests pass one with the fake embedding and model).
     ``warm_up``: load the SOP index and the model at start-up and run the communications worker
     (``copilot serve`` does);
@@ -137,6 +141,9 @@ def create_api(
     app.state.services = services
     app.state.event_worker = worker
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(
+        RequestContext, collapse=mounted
+    )  # outermost: every answer, a refused body too, has its id
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -177,4 +184,5 @@ def create_api(
         return error_response(500, "internal", "internal error; the service log has the details")
 
     add_routes(app, services)
+    app.include_router(metrics_router(services))
     return app

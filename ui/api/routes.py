@@ -17,6 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from agent.governance.origin import Origin, set_origin
+from agent.telemetry import current_request_id
 from tools.domain import ExceptionType
 from tools.errors import Forbidden
 from ui.api.auth import Principal
@@ -92,7 +93,7 @@ async def current_user(
         services.authenticate, credentials.credentials if credentials else None
     )
     services.limits.take(principal.username)
-    set_origin(Origin(door="api", user=principal.username))
+    set_origin(Origin(door="api", user=principal.username, request_id=current_request_id()))
     return principal
 
 

@@ -94,7 +94,11 @@ class Services:
         self, settings: Settings | None = None, *, embedding_function=None, llm=None, collection=None
     ) -> None:
         self.settings = settings or get_settings()
-        self.engine = make_engine(self.settings.effective_database_url)
+        self.engine = make_engine(
+            self.settings.effective_database_url,
+            pool_size=self.settings.db_pool_size,
+            max_overflow=self.settings.db_max_overflow,
+        )
         self.factory = session_factory(self.engine)
         self.policy = load_policy(self.settings.policy_path)
         self.tokens = load_token_store(self.settings.api_tokens, self.settings.var_dir)

@@ -48,7 +48,11 @@ def engine(*, require_schema: bool = True):
     except ValidationError as exc:
         first = exc.errors()[0]
         raise CliError(f"invalid setting {first['loc'][0] if first['loc'] else ''}: {first['msg']}") from exc
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     check_connection(engine)
     if require_schema:
         revision = current_revision(engine)

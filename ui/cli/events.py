@@ -161,11 +161,15 @@ def worker(
 ) -> None:
     """Apply stored events in order per source and triage again the open orders they affect.
     Several workers may share the inbox on PostgreSQL. Also carries on approved requests a crashed
-    process left unexecuted (COPILOT_RESUME_AFTER_S). Ctrl-C stops after the current event."""
+    process left unexecuted (COPILOT_RESUME_AFTER_S). Ctrl-C or SIGTERM stops after the current
+    event (each event is one transaction: nothing stays claimed or half-applied)."""
     from agent.flow import drain, run_worker
     from agent.governance.recovery import RecoveryLoop, process_name
     from agent.settings import get_settings
+    from agent.telemetry import configure_logging
 
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     factory, pol = _factory(), policy()
     if once:
         outcomes = drain(factory, pol)
@@ -177,12 +181,13 @@ def worker(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     typer.echo("worker: applying events (Ctrl-C to stop)")
     recovery = RecoveryLoop(
-        factory, pol, after_s=get_settings().resume_after_s, actor=process_name("worker")
+        factory, pol, after_s=settings.resume_after_s, actor=process_name("worker")
     ).start()
     try:
         run_worker(factory, pol, stop, poll_s=poll)
     finally:
         recovery.stop()
+    typer.echo("worker: stopped")
 
 
 @events_app.command("simulate")

@@ -80,6 +80,27 @@ def _start_feed(application, rate: float, count: int) -> None:
     typer.echo(f"copilot serve: simulating {count:,} source-system events at {rate:g}/s")
 
 
+def _serve_processes(uvicorn, settings, workers: int, url: str, common: dict) -> None:
+    """``workers`` uvicorn processes on one socket, each a stateless API (``ui.server:api_process``):
+    everything they share is in PostgreSQL. Their metrics are summed through files in a directory
+    of this run (prometheus-client's multiprocess mode), removed when the server stops."""
+    import os
+    import shutil
+
+    metrics_dir = settings.var_dir / "metrics" / f"serve-{os.getpid()}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by each process at start
+    typer.echo(
+        f"copilot serve: {workers} API processes at {url}/api/v1 (docs {url}/docs); no web panel with "
+        "--workers; each says when it is ready; Ctrl+C stops"
+    )
+    try:
+        uvicorn.run("ui.server:api_process", factory=True, workers=workers, **common)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``copilot`` application."""
 
@@ -99,24 +120,47 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         simulate_count: Annotated[int, typer.Option(min=1, help="Simulated events in all.")] = 3_600,
+        workers: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                max=64,
+                help="API processes on the one port (PostgreSQL only; with more than one the web panel "
+                "is not served: run it from a `copilot serve` of its own). docs/deploy.md sizes them.",
+            ),
+        ] = 1,
     ) -> None:
-        """Serve the API (/api/v1, docs at /docs) and the web panel (/ui) in one process.
+        """Serve the API (/api/v1, docs at /docs) and the web panel (/ui) in one process, or the API
+        in --workers N processes.
 
         Loads the SOP index and the language model before it reports ready; GET /ready is green
-        only when the database, the SOP index and the model are.
+        only when the database, the SOP index and the model are. SIGTERM (or Ctrl+C) lets requests
+        in flight finish (COPILOT_SHUTDOWN_GRACE_S) and stops the background workers between two
+        units of work; /metrics serves Prometheus metrics to loopback (or COPILOT_METRICS_TOKEN).
         """
         started = time.monotonic()
-        import logging
 
         import uvicorn
 
         from agent.settings import get_settings
+        from agent.telemetry import configure_logging
         from ui.cli.common import engine
-        from ui.server import create_app
 
         settings = get_settings()
-        engine()  # one-line errors: unreachable database, schema not at head
+        checked = engine()  # one-line errors: unreachable database, schema not at head
+        if workers > 1:
+            if checked.dialect.name == "sqlite":
+                raise CliError(
+                    "--workers needs PostgreSQL (DATABASE_URL=postgresql+psycopg://…): SQLite takes one "
+                    "writer at a time, so more processes would only queue behind each other"
+                )
+            if simulate is not None:
+                raise CliError(
+                    "--simulate runs beside one process: drop --workers or run `copilot events simulate`"
+                )
+        checked.dispose()
         _check_port(host, port)
+        configure_logging(settings.log_level, settings.log_format)  # after the one-line refusals
         from agent.governance.audit_key import current_key
 
         if current_key() is None:  # after the checks: a refusal stays one line
@@ -139,11 +183,23 @@ def register(app: typer.Typer) -> None:
                 f"API {url}/api/v1 (docs {url}/docs); Ctrl+C stops"
             )
 
-        logging.basicConfig(level=settings.log_level)
+        # The access log (ui.api.observe) holds method, path, status and the request id; tokens travel
+        # in headers, never logged. uvicorn's own log configuration is off: its loggers go to ours.
+        common: dict = {
+            "host": host,
+            "port": port,
+            "log_level": settings.log_level.lower(),
+            "log_config": None,
+            "access_log": False,
+            "timeout_keep_alive": 30,
+            "timeout_graceful_shutdown": settings.shutdown_grace_s,
+        }
+        if workers > 1:
+            _serve_processes(uvicorn, settings, workers, url, common)
+            return
+        from ui.server import create_app
+
         application = create_app(settings, warm_up=True, on_ready=ready)
         if simulate is not None:
             _start_feed(application, simulate, simulate_count)
-        # The access log holds method, path and status only; tokens travel in headers, never logged.
-        uvicorn.run(
-            application, host=host, port=port, log_level=settings.log_level.lower(), timeout_keep_alive=30
-        )
+        uvicorn.run(application, **common)
