@@ -96,7 +96,9 @@ def test_triage_of_named_orders_in_one_batch_equals_triage_of_each(seeded):
     factory = session_factory(seeded)
     with factory() as s:
         open_ids = open_order_ids(s)[::3]
-        closed = sorted(s.scalars(select(Order.order_id).where(Order.order_id.not_in(open_order_ids(s)))))[:40]
+        closed = sorted(s.scalars(select(Order.order_id).where(Order.order_id.not_in(open_order_ids(s)))))[
+            :40
+        ]
         assert closed  # shipped and cancelled orders are in the book
         ids = sorted(open_ids + closed)
         per_order = [triage_order(s, oid, POLICY) for oid in ids]
