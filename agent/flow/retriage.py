@@ -9,8 +9,8 @@ patterns of the orders dated up to ``window_days`` before it, so when an order's
 the open orders of that customer or SKU dated in the window after it are triaged too (their own
 patterns do not change, so this goes one step only).
 
-On PostgreSQL each order is triaged under a transaction-scoped advisory lock, taken in id order,
-so two workers never triage the same order at once.
+On PostgreSQL each order is triaged under a transaction-scoped advisory lock (:func:`order_lock_key`),
+taken in key order, so two workers never triage the same order at once.
 """
 
 from __future__ import annotations
@@ -77,18 +77,28 @@ def _patterns(rows: dict[tuple[str, str], tuple]) -> set[Pattern]:
     return keys
 
 
+ORDER_LOCK_BUCKETS = 1024
+
+
 def order_lock_key(schema: str, order_id: str) -> int:
     """The PostgreSQL advisory-lock key under which an order of ``schema`` is triaged by a worker
-    (advisory locks are database-wide: the schema keeps deployments sharing a database apart)."""
-    return zlib.crc32(f"copilot.order:{schema}:{order_id}".encode()) - 2**31
+    (advisory locks are database-wide: the schema keeps deployments sharing a database apart).
+
+    Orders share :data:`ORDER_LOCK_BUCKETS` keys (an order always maps to the same one): a batch
+    that re-triages thousands of orders holds at most that many locks until it commits, within
+    PostgreSQL's lock table (``max_locks_per_transaction`` × connections), where one lock per
+    order ran out of shared memory on a 1M-line book. Two orders of one bucket are not triaged at
+    the same time either, which costs some parallelism, never correctness."""
+    bucket = zlib.crc32(order_id.encode()) % ORDER_LOCK_BUCKETS
+    return zlib.crc32(f"copilot.order:{schema}:{bucket}".encode()) - 2**31
 
 
 def _lock(session: Session, ids: Iterable[str]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: the writer lock already serialises whole transactions
     schema = session.scalar(select(func.current_schema())) or ""
-    for oid in sorted(ids):
-        session.execute(select(func.pg_advisory_xact_lock(order_lock_key(schema, oid))))
+    for key in sorted({order_lock_key(schema, oid) for oid in ids}):  # one order of taking them: no deadlock
+        session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: int) -> set[str]:

@@ -6,9 +6,11 @@ contracts and its shipments' carriers. So a change reaches:
 
 - ``orders`` / ``order_lines`` / ``shipments``: that order (whatever its status: a shipped or
   cancelled order has its exceptions resolved); a line also reaches the open lines of its SKU,
-  whose allocation it may now give or take; an order (and a customer, through its tier) also
-  reaches the open orders with a line on one of its (sku, warehouse) pairs, whose order priority
-  against it may have changed (domain.md §6: ``ALLOCATION_CONFLICT``);
+  whose allocation it may now give or take; an order whose rank moved (new, or its promised or
+  order date, status, customer or warehouse changed) and the orders of a customer whose tier
+  changed also reach the open orders with a line on one of their (sku, warehouse) pairs, whose
+  order priority against them may have changed (domain.md §6: ``ALLOCATION_CONFLICT``) — a change
+  of balance or credit hold reaches the customer's own open orders only;
 - ``customers``: the customer's open orders; ``price_contracts``: those of its orders with a line
   of the SKU;
 - ``items`` / ``inventory`` / ``substitutes``: the open lines of the SKU (at any warehouse: stock
@@ -46,6 +48,7 @@ class _Keys:
         self.orders: set[str] = set()  # directly, any status
         self.ranked: set[str] = set()  # orders whose priority may have changed (domain.md §6)
         self.customers: set[str] = set()
+        self.tiers: set[str] = set()  # customers whose tier (part of their orders' rank) changed
         self.skus: set[str] = set()
         self.sku_wh: set[tuple[str, str]] = set()
         self.warehouses: set[str] = set()
@@ -53,16 +56,33 @@ class _Keys:
         self.contracts: set[tuple[str, str]] = set()
 
 
-def _collect(keys: _Keys, table: str, r: dict[str, Any]) -> None:
+# What an order's rank among the orders sharing its stock reads (tools.rules.order_priority_key: the
+# customer's tier, promised date, order date; status and warehouse decide whether and where it competes).
+_RANK = {
+    "orders": ("promised_date", "order_date", "status", "customer_id", "warehouse_id"),
+    "customers": ("tier",),
+}
+
+
+def _rank_moved(change: Change) -> bool:
+    fields = _RANK.get(change.table, ())
+    return bool(fields) and (
+        change.before is None or any(change.before[f] != change.after[f] for f in fields)
+    )
+
+
+def _collect(keys: _Keys, table: str, r: dict[str, Any], *, ranks: bool = True) -> None:
     if table in ("orders", "shipments") and r.get("order_id"):
         keys.orders.add(r["order_id"])
-        if table == "orders":  # promised date, dates, status: its rank among the orders sharing its stock
+        if table == "orders" and ranks:  # its rank among the orders sharing its stock moved
             keys.ranked.add(r["order_id"])
     elif table == "order_lines":
         keys.orders.add(r["order_id"])
         keys.skus.update(s for s in (r.get("sku"), r.get("original_sku")) if s)
     elif table == "customers":
         keys.customers.add(r["customer_id"])
+        if ranks:
+            keys.tiers.add(r["customer_id"])
     elif table in ("items", "inventory", "substitutes"):
         keys.skus.add(r["sku"])
     elif table == "purchase_orders" and r.get("sku") and r.get("warehouse_id"):
@@ -101,9 +121,10 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
     keys = [_Keys() for _ in changes]
     for k, event_changes in zip(keys, changes, strict=True):
         for change in event_changes:
+            moved = _rank_moved(change)
             for image in (change.before, change.after):
                 if image is not None:
-                    _collect(k, change.table, image)
+                    _collect(k, change.table, image, ranks=moved)
     out = [set(k.orders) for k in keys]
     open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
     active = _L.c.status.not_in(CLOSED)
@@ -141,7 +162,8 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         for customer in k.customers:
             mine = customers.get(customer, set())
             found |= mine
-            k.ranked |= mine  # a tier changes the rank of every order of the customer
+            if customer in k.tiers:
+                k.ranked |= mine  # a tier changes the rank of every order of the customer
     # Order priority (domain.md §6): the orders whose rank changed compete for stock with the open
     # orders that have a line on one of their (sku, warehouse) pairs: ALLOCATION_CONFLICT may change.
     pairs_of: dict[str, set[tuple[str, str]]] = {}
