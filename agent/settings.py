@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         validation_alias="LLM_THREADS",
         description="CPU threads for the llamacpp provider; 0 means all cores.",
     )
+    llm_prompt_cache_mb: int = Field(
+        default=256,
+        ge=0,
+        validation_alias="LLM_PROMPT_CACHE_MB",
+        description="Memory for the llamacpp provider's saved prompt prefixes (KV cache); 0 turns it off.",
+    )
 
     # --- the service (ui/server.py) -----------------------------------------------------------------
     api_tokens: str = Field(

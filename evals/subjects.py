@@ -74,6 +74,12 @@ _CITATION = re.compile(r"^\[([^\]]+)\]", re.M)
 _LABEL = re.compile(r"The SOP label to cite: \[([^\]]+)\]")
 
 
+def _section(prompt: str, name: str, other: str) -> str:
+    """The prompt's ``name`` block, up to the ``other`` block if that follows (either order)."""
+    _, found, rest = prompt.partition(name)
+    return rest.partition(other)[0] if found else ""
+
+
 def scripted_explainer(messages: list[dict[str, str]]) -> str:
     """The ``fake`` provider's scripted model: restates the first exception line of the FACTS and
     the recommended action, and cites the SOP label the prompt names (the passage for the
@@ -83,7 +89,7 @@ def scripted_explainer(messages: list[dict[str, str]]) -> str:
     what is measured; explanation quality needs a real model (``llamacpp`` or ``openai``).
     """
     prompt = "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
-    facts, _, passages = prompt.partition("SOP PASSAGES")
+    facts, passages = _section(prompt, "FACTS", "SOP PASSAGES"), _section(prompt, "SOP PASSAGES", "FACTS")
     lines = [ln.strip() for ln in facts.splitlines()]
     first = next((ln[2:] for ln in lines if ln.startswith("- ")), None)
     rec = next((ln for ln in lines if ln.startswith("Recommended action:")), None)

@@ -9,18 +9,23 @@ literal dollar sign); rendering with a value missing or an unexpected value is a
 prompt and its caller cannot drift apart silently. A file may be split into chat messages by lines
 ``--- system ---``, ``--- user ---`` and ``--- assistant ---``; without them ``messages()`` gives one
 user message. ``Prompt.sha256`` identifies the template's exact text (evals record it).
+
+``facts_json(value)`` writes a tool's result for a prompt in as few tokens as it takes: compact JSON
+without the empty fields (every prompt token costs the local model time before its first word).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import Any
 
-__all__ = ["PROMPT_DIR", "Prompt", "PromptError", "load", "names"]
+__all__ = ["PROMPT_DIR", "Prompt", "PromptError", "facts_json", "load", "names"]
 
 PROMPT_DIR = Path(__file__).resolve().parent
 _SECTION = re.compile(r"^--- (system|user|assistant) ---[ \t]*$", re.M)
@@ -87,3 +92,19 @@ def load(name: str) -> Prompt:
 def names() -> list[str]:
     """Every prompt that ships, by name."""
     return sorted(p.stem for p in PROMPT_DIR.glob("*.txt"))
+
+
+def _without_empty(value: Any) -> Any:
+    if isinstance(value, dict):
+        kept = {k: _without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not None and v != [] and v != {} and v != ""}
+    if isinstance(value, (list, tuple)):
+        return [_without_empty(v) for v in value]
+    return value
+
+
+def facts_json(value: Any, limit: int = 6000) -> str:
+    """``value`` as compact JSON (no spaces after separators, no null, empty or blank fields), at
+    most ``limit`` characters; ``0``, ``false`` and empty strings inside lists are kept."""
+    text = json.dumps(_without_empty(value), default=str, ensure_ascii=False, separators=(",", ":"))
+    return text[:limit]

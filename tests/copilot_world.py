@@ -91,7 +91,7 @@ def is_route(messages: list[dict]) -> bool:
 
 
 def is_explain(messages: list[dict]) -> bool:
-    return any(m["content"].startswith("FACTS") for m in messages if m["role"] == "user")
+    return any(m["content"].startswith(("FACTS", "SOP PASSAGES")) for m in messages if m["role"] == "user")
 
 
 def script(
@@ -126,8 +126,8 @@ def grounded_explainer(messages: list[dict]) -> str:
     """A cooperative model: a short explanation built only from the prompt's facts, citing its first passage."""
     import re
 
-    user = next(m["content"] for m in messages if m["role"] == "user" and m["content"].startswith("FACTS"))
-    facts, _, passages = user.partition("SOP PASSAGES")
+    user = next(m["content"] for m in messages if m["role"] == "user" and is_explain([m]))
+    passages, _, facts = user.partition("FACTS")  # the passages come first (their KV cache is reused)
     order_id = re.search(r"Order (\S+)", facts).group(1)
     kinds = re.findall(r"^- ([A-Z_]+):", facts, re.M)
     rec = re.search(r"Recommended action: ([A-Z_]+)\(", facts)

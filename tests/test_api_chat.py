@@ -217,3 +217,21 @@ def test_a_paste_naming_too_many_orders_is_refused_before_anything_is_triaged(wo
         )
         events = c.get("/api/v1/audit?event_type=triage", headers=H["ops_manager"]).json()
     assert [e for e in events["items"] if e["event_type"] == "triage"] == []
+
+
+def test_progress_labels_stream_before_the_answer(world):
+    """The first event says the question is being read; the tool's label ("Looking up SO-…") comes
+    before the tool runs and before any word of the answer, so no empty bubble waits."""
+    with _client() as c:
+        resp = c.post(
+            "/api/v1/chat/t9", json={"message": "What is blocking SO-100002?"}, headers=H["planner"]
+        )
+        events = _events(resp.text)
+    kinds = [k for k, _ in events]
+    assert events[0] == ("progress", {"type": "progress", "text": "Reading the question…"})
+    looking = kinds.index("progress", 1)
+    assert events[looking][1]["text"] == "Looking up SO-100002…"
+    assert looking < kinds.index("tool") < kinds.index("token") < kinds.index("final")
+    assert (
+        kinds.count("progress") == 3 and events[kinds.index("tool") + 1][1]["text"] == "Writing the answer…"
+    )

@@ -237,7 +237,8 @@ def test_chat_stream_events(world, world_sops):
             "t1", "what is blocking SO-100002?", username="planner"
         )
     )
-    kinds = [e["type"] for e in events]
+    assert events[0] == {"type": "progress", "text": "Reading the question…"}
+    kinds = [e["type"] for e in events if e["type"] != "progress"]
     assert kinds[0] == "tool" and kinds[-1] == "final" and "citation" in kinds
     streamed = "".join(e["text"] for e in events if e["type"] == "token")
     assert streamed.strip() == events[-1]["answer"].strip()
@@ -380,3 +381,10 @@ def test_a_confirmation_after_the_facts_changed_is_guarded_again(world):
     assert filed["guard"]["ok"] is False and filed["guard"]["reasons"]
     [row] = _requests(world)
     assert row.status == "blocked"
+
+
+def test_an_order_not_found_is_a_sentence_before_the_question():
+    from agent.copilot.nodes import _none_found
+
+    said = _none_found(["SO-99 not found", "SO-98 not found; did you mean SO-980?"])
+    assert said.startswith("SO-99 not found. SO-98 not found; did you mean SO-980? Which order is it about?")

@@ -71,6 +71,33 @@ def test_the_policy_can_refuse_decisions_from_the_cli(loaded, monkeypatch, capsy
     assert run(monkeypatch, capsys, "audit", "verify")[0] == 0
 
 
+def test_the_cli_refusal_holds_for_a_messages_edit_too(loaded, monkeypatch, capsys, tmp_path):
+    """`copilot messages edit` approves the edited message: with decisions from the CLI off it is
+    refused like `actions approve`, nothing is queued, and the refusal is logged."""
+    from agent.policy import DEFAULT_POLICY_PATH
+
+    policy = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    policy["governance"] = {"cli_decisions": False}
+    path = tmp_path / "api-only.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("COPILOT_POLICY", str(path))
+    get_settings.cache_clear()
+    assert run(monkeypatch, capsys, "users", "add", "csr2", "--role", "csr")[0] == 0
+    code, _, err = run(monkeypatch, capsys, "messages", "draft", "SO1", "--as", "csr")
+    assert code == 0, err
+    code, out, _ = run(monkeypatch, capsys, "messages", "list", "--json")
+    [message] = json.loads(out)
+    code, _, err = run(
+        monkeypatch, capsys, "messages", "edit", str(message["id"]), "--as", "csr2", "--subject", "SO1"
+    )
+    assert code == 2 and "through the API only" in err
+    code, out, _ = run(monkeypatch, capsys, "messages", "list", "--json")
+    assert json.loads(out)[0]["status"] == "pending_approval"
+    refused = _events(monkeypatch, capsys, "--type", "decision_refused")
+    assert [e["actor"] for e in refused] == ["csr2"] and refused[0]["payload"]["origin"]["door"] == "cli"
+    assert run(monkeypatch, capsys, "audit", "verify")[0] == 0
+
+
 def test_tokens_are_issued_listed_and_revoked_from_the_cli(loaded, monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, "users", "token", "issue", "planner", "--days", "7", "--json")
     assert code == 0, err

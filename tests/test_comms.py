@@ -16,7 +16,7 @@ from agent.llm import FakeLLM, LLMTimeout
 from agent.policy import load_policy
 from tests.factories import clean_fixture, edit, order
 from tools.db import session_factory
-from tools.errors import Conflict, GuardBlocked
+from tools.errors import Conflict, Forbidden, GuardBlocked
 from tools.fixtures import load_fixture
 from tools.models import Notice, OutboxMessage
 
@@ -226,6 +226,52 @@ def test_an_approver_edit_is_checked_again_its_diff_audited_and_it_cannot_retarg
         "+your order SO1 now arrives on 2026-11-28. Sorry for the delay." in event["payload"]["diff"]["body"]
     )
     assert "subject" not in event["payload"]["diff"]
+
+
+def test_a_refused_message_edit_is_logged_and_the_role_is_checked_before_the_text(engine):
+    """An edit the check refuses is a refused decision like any other: logged with its reasons,
+    nothing changed; someone without the approver role is told so, whatever the text says."""
+    factory = world(engine, clean_fixture(order()))
+    promise_date_changed(factory)
+    [filed] = draft_due(factory, POLICY, FakeLLM([GOOD]))
+    rid = filed["request"]["id"]
+    with pytest.raises(Forbidden, match="may not decide NOTIFY_CUSTOMER"):
+        edit_message(factory, POLICY, filed["id"], username="planner", body="Our margin is thin.")
+    with pytest.raises(GuardBlocked, match="margin"):
+        edit_message(factory, POLICY, filed["id"], username="csr", body="Our margin is thin.")
+    with factory() as s:
+        refused = list_events(s, request_id=rid, event_type="decision_refused")
+        assert verify_chain(s)["ok"]
+    assert [(e["actor"], e["payload"]["refused"]) for e in refused] == [
+        ("planner", "Forbidden"),
+        ("csr", "GuardBlocked"),
+    ]
+    assert any("margin" in r for r in refused[1]["payload"]["reasons"])
+    assert get_request(factory, rid)["status"] == "pending_approval"
+    assert get_message(factory, filed["id"])["request"]["body"] == filed["request"]["body"]
+
+
+def test_a_notice_the_copilot_files_is_no_override_of_the_orders_recommendation(engine):
+    """The donor's notice after a reassignment answers the change; approving it as drafted is no
+    person choosing another action than SO2's recommendation: acceptance and override rates, and
+    the audit's override events, know only the reassignment, accepted."""
+    from agent.ops.kpis import request_outcomes
+    from tests.test_allocation import _conflict_world
+
+    fx = _conflict_world(donors=(("SO2", "C2", 12),))
+    edit(fx, "customers", "C2", email="buyer@c2.test")
+    factory = world(engine, fx)
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
+    assert req["action"] == "REASSIGN_ALLOCATION"
+    decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    [filed] = draft_due(factory, POLICY, FakeLLM([]))
+    assert filed["order_id"] == "SO2" and filed["request"]["status"] == "pending_approval"
+    decide(factory, POLICY, filed["request"]["id"], username="csr", decision="approve")
+    with factory() as s:
+        outcomes = request_outcomes(s)
+        overrides = list_events(s, event_type="override")
+    assert [(o["action"], o["accepted"]) for o in outcomes] == [("REASSIGN_ALLOCATION", True)]
+    assert overrides == []
 
 
 def test_a_message_action_is_never_filed_without_its_facts(engine):

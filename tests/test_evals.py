@@ -153,6 +153,9 @@ def test_scripted_explainer_copies_facts_and_cites_the_first_passage():
         "CREDIT_HOLD: customer C1 is on credit hold Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), "
         "risk medium, approver credit_analyst. See [SOP-CREDIT-001 §3.2]."
     )
+    facts, _, passages = prompt.partition("\n\nSOP PASSAGES")
+    shipped_order = f"SOP PASSAGES{passages}\n\n{facts}\n\nExplain in 2 or 3 sentences."  # passages first
+    assert scripted_explainer([{"role": "user", "content": shipped_order}]) == text
 
 
 def test_metrics_per_type_confusion_and_pass_hat_k():

@@ -161,3 +161,40 @@ def test_real_model_json_output_fits_the_schema_and_deadline_is_honoured(local_l
             max_tokens=600,
             timeout=1.0,
         )
+
+
+@needs_model
+def test_saved_prompt_prefixes_are_restored_and_change_no_answer(local_llm):
+    """Two prompts with different heads take turns on the one context: the second time, the first's
+    head is restored from its saved state instead of evaluated again, and greedy decoding writes
+    exactly what it wrote from the fresh evaluation."""
+    from prompts import load
+
+    chat = [
+        {"role": "system", "content": load("chat_system").render()},
+        {"role": "user", "content": "Repeat this order number and nothing else: SO-100042"},
+    ]
+    other = [
+        {"role": "system", "content": "You translate English into French. " * 8},
+        {"role": "user", "content": "Good morning."},
+    ]
+    first = local_llm.complete(chat, max_tokens=12).text
+    local_llm.complete(other, max_tokens=4)  # the context now holds the other head
+    before = local_llm.prefix_stats()
+    again = local_llm.complete(chat, max_tokens=12).text
+    after = local_llm.prefix_stats()
+    assert again == first
+    assert after["hits"] == before["hits"] + 1
+    assert after["saved_tokens"] - before["saved_tokens"] > 60  # the system prompt's tokens, at least
+    assert 0 < after["bytes"] <= local_llm.prompt_cache_bytes
+
+
+def test_the_prompt_cache_setting_reaches_the_model():
+    llm = get_llm(Settings(LLM_PROVIDER="llamacpp", LLM_PROMPT_CACHE_MB=3))
+    assert isinstance(llm, LlamaCppLLM) and llm.prompt_cache_bytes == 3 << 20
+    assert LlamaCppLLM(prompt_cache_mb=0).prefix_stats() == {
+        "states": 0,
+        "bytes": 0,
+        "hits": 0,
+        "saved_tokens": 0,
+    }

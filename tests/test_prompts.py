@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import prompts
@@ -56,3 +58,21 @@ def test_unknown_and_malformed_prompts_are_errors(tmp_path, monkeypatch):
             load("broken")
     finally:
         load.cache_clear()
+
+
+def test_facts_json_is_compact_and_keeps_every_fact():
+    from prompts import facts_json
+
+    facts = {
+        "order_id": "SO-1",
+        "qty": 0,
+        "held": False,
+        "note": None,
+        "lines": [{"sku": "A", "eta": None, "tags": []}, {"sku": "B", "price": 1.5}],
+        "extra": {},
+        "blank": "",
+    }
+    text = facts_json(facts)
+    assert text == '{"order_id":"SO-1","qty":0,"held":false,"lines":[{"sku":"A"},{"sku":"B","price":1.5}]}'
+    assert len(text) < len(json.dumps(facts))
+    assert facts_json({"x": "é" * 10}, limit=8) == '{"x":"éé'

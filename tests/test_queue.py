@@ -198,3 +198,31 @@ def test_queue_cli(monkeypatch, capsys, tmp_path, sqlite_engine):
         monkeypatch, capsys, "queue", "reassign", str(xid), "--to", "csr", "--reason", "x", "--as", "planner"
     )
     assert code == 0
+
+
+def test_a_reassignment_follows_the_policys_routing_like_escalate(factory):
+    """A credit hold stays with credit (the policy's ``escalation`` routes): moving it to the csr's
+    queue is refused and changes nothing; a role the policy routes it to is accepted."""
+    policy = load_policy()
+    with factory() as s:
+        [item] = load_queue(s, policy, role="credit_analyst")
+        xid = item["id"]
+        assert not policy.may_route("CREDIT_HOLD", "csr")
+        with pytest.raises(Forbidden, match="CREDIT_HOLD may not be routed to csr"):
+            reassign(
+                s, policy, xid, user="ops_manager", role="ops_manager", to_role="csr", reason="out of sight"
+            )
+        s.rollback()
+        assert s.get_one(ExceptionRecord, xid).assigned_role is None
+        assert not s.scalars(select(AuditEvent).where(AuditEvent.event_type == "queue_reassigned")).all()
+        reassign(
+            s,
+            policy,
+            xid,
+            user="credit_analyst",
+            role="credit_analyst",
+            to_role="credit_manager",
+            reason="big",
+        )
+        s.commit()
+        assert s.get_one(ExceptionRecord, xid).assigned_role == "credit_manager"

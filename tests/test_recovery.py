@@ -127,3 +127,25 @@ def test_the_background_loop_carries_it_on_by_itself(engine, monkeypatch):
     with factory() as s:
         [event] = list_events(s, event_type=EVENT_RESUMED)
         assert event["actor"].startswith("serve@")
+
+
+def test_a_request_three_resumes_could_not_carry_on_is_left_for_a_person(engine, monkeypatch):
+    """A resume that keeps failing is tried MAX_RESUMES times, each audited, then no more: the loop
+    does not claim and log it every COPILOT_RESUME_AFTER_S for ever, nor let it block the batch."""
+    from agent.governance import recovery
+    from tools.errors import ToolError
+
+    factory, rid = _approved_then_died(engine, monkeypatch)
+
+    def fails(*_a, **_k):
+        raise ToolError("the write keeps failing")
+
+    monkeypatch.setattr(recovery, "resume_request", fails)
+    for _ in range(recovery.MAX_RESUMES + 2):
+        assert resume_stalled(factory, POLICY, after_s=30, actor="worker@b:2") == []
+        _a_minute_passes(factory, rid)
+    with factory() as s:
+        assert len(list_events(s, event_type=EVENT_RESUMED)) == recovery.MAX_RESUMES
+        assert stalled_requests(s, after_s=30) == []  # out of the loop's batch
+        assert verify_chain(s)["ok"]
+    assert get_request(factory, rid)["status"] == "approved"  # still there for `actions resume`

@@ -137,6 +137,25 @@ def test_resume_of_a_failed_request_says_so(loaded, monkeypatch, capsys):
     assert code == 1 and "request 1 failed: the database refused the write" in out
 
 
+@pytest.mark.parametrize(
+    ("url", "hidden"),
+    [
+        # an unencoded '@' in the password: the parser reads its tail as the host
+        ("postgresql+psycopg://copilot:s3c@retPw@127.0.0.1:1/copilot", "retPw"),
+        # libpq takes the password as a query parameter too
+        (f"postgresql+psycopg://copilot@127.0.0.1:1/copilot?password={SECRET}", SECRET),
+        (f"postgresql+psycopg://copilot@127.0.0.1:1/copilot?sslmode=bogus&password={SECRET}", SECRET),
+    ],
+)
+def test_no_form_of_the_password_is_shown(url, hidden, monkeypatch, capsys, caplog):
+    assert hidden not in redact(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    with caplog.at_level(logging.DEBUG):
+        code, out, err = run(monkeypatch, capsys, "actions", "list")
+    assert code == 2 and "DATABASE_URL" in err and "Traceback" not in err
+    assert hidden not in out + err + caplog.text
+
+
 @pytest.mark.parametrize("url", MALFORMED)
 def test_a_malformed_database_url_never_shows_its_password(url, monkeypatch, capsys, caplog):
     with pytest.raises(DatabaseError) as info:

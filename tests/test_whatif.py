@@ -201,3 +201,24 @@ def test_chat_answers_what_happens_to_other_orders_from_the_same_computation(sql
     )
     assert f"{expected['other_orders_affected']} would change" in reply["answer"]
     assert reply["request"] is None
+
+
+def test_chat_what_if_and_note_find_an_order_numbered_as_in_the_contract(sqlite_engine):
+    """Orders numbered ``SO1`` (the contract's own examples): the reader types them as ``SO-1``;
+    the what-if and the note must name the existing order, as "what is blocking SO1?" does."""
+    from agent.llm import FakeLLM
+    from tests.copilot_world import make_copilot
+
+    fx = _conflict_world(donors=(("SO2", "C2", 12),))
+    edit(fx, "customers", "P1", email="buyer@prime.test")
+    factory = world(sqlite_engine, fx)
+    copilot = make_copilot(factory, FakeLLM([]))
+    reply = copilot.chat(
+        "w1", "what happens to other orders if we approve the recommendation for SO1?", username="planner"
+    )
+    assert reply["tool_calls"][0]["name"] == "what_if"
+    assert "not found" not in reply["answer"]
+    assert "SO2 (standard customer C2" in reply["answer"] and "gains [INVENTORY_SHORTFALL" in reply["answer"]
+    note = copilot.chat("w2", "draft a note to the customer about SO1", username="planner")
+    assert note["tool_calls"][0]["name"] == "draft_customer_note"
+    assert "Note 1 to the customer about SO1 is pending_approval" in note["answer"], note["answer"]

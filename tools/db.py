@@ -35,6 +35,7 @@ __all__ = [
     "scratch_schema",
     "session_factory",
     "upgrade",
+    "url_secrets",
 ]
 
 # SQLite has no native DECIMAL: SQLAlchemy converts through float and rounds to the column's
@@ -50,12 +51,34 @@ class DatabaseError(RuntimeError):
     """The database named by a setting cannot be parsed or reached; the message says which."""
 
 
+# Query parameters libpq reads as secrets (``?password=…`` is a valid way to pass one).
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+
+def url_secrets(url: URL) -> list[str]:
+    """The secret values ``url`` carries: its password and any secret query parameter."""
+    found = [str(url.password)] if url.password else []
+    for key, value in url.query.items():
+        if key.lower() in _SECRET_PARAMS:
+            found += [value] if isinstance(value, str) else list(value)
+    return [v for v in found if v]
+
+
 def redact(url: str | URL) -> str:
-    """The URL with its password replaced by ``***`` — also when it cannot be parsed."""
+    """The URL with its password (and any ``password=`` query parameter) replaced by ``***`` — also
+    when it cannot be parsed, or when an unencoded ``@`` in the password made the parser read the
+    rest of it as the host."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError):
         return _redact_text(str(url))
+    if parsed.host and "@" in parsed.host:
+        raw = url if isinstance(url, str) else parsed.render_as_string(hide_password=False)
+        return _redact_text(raw)
+    hidden = {k: "***" for k in parsed.query if k.lower() in _SECRET_PARAMS}
+    if hidden:
+        parsed = parsed.update_query_dict(hidden)
+    return parsed.render_as_string(hide_password=True)
 
 
 def _redact_text(url: str) -> str:
@@ -101,6 +124,11 @@ def make_engine(
             f"{variable} is not a valid database URL ({_redact_text(str(url))!r}): expected e.g. "
             "sqlite:///var/copilot.db or postgresql+psycopg://user@host:5432/dbname"
         ) from None
+    if parsed.host and "@" in parsed.host:  # the driver's error would name the host: part of the password
+        raise DatabaseError(
+            f"{variable} is not a valid database URL ({redact(url)!r}): an '@' in the password must be "
+            "percent-encoded as %40"
+        )
     kwargs: dict = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -146,8 +174,8 @@ def check_connection(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        if engine.url.password:  # a driver may echo its connection string
-            reason = reason.replace(str(engine.url.password), "***")
+        for secret in url_secrets(engine.url):  # a driver may echo its connection string
+            reason = reason.replace(secret, "***")
         raise DatabaseError(
             f"cannot reach the database named by {variable} ({redact(engine.url)}): {reason}"
         ) from exc

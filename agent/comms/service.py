@@ -28,7 +28,7 @@ from agent.governance.requests import decide, request_action, write_session
 from agent.governance.users import require_user
 from agent.llm import LLM
 from agent.policy import Policy
-from tools.errors import Conflict, GuardBlocked, NotFound, ToolError
+from tools.errors import Conflict, NotFound, ToolError
 from tools.models import ActionRequest, Notice, Order, OutboxMessage
 from tools.notices import customer_facts
 from tools.outbox import COPILOT_REQUESTER
@@ -224,8 +224,9 @@ def edit_message(
     """An approver approves the message with an edited subject and/or body.
 
     The edited text passes the same check as a draft, against the facts the message was drafted
-    from (:class:`GuardBlocked` with the problems otherwise; nothing changes); the approval step
-    then guards it again, records the decision and the diff (``message_edited``) and executes it."""
+    from; the approval step checks the approver's role first, then refuses text with problems
+    (:class:`GuardBlocked`, logged as a refused decision; nothing changes), else guards it again,
+    records the decision and the diff (``message_edited``) and executes it."""
     changes = {k: v for k, v in (("subject", subject), ("body", body)) if v is not None}
     if not changes:
         raise ToolError("an edit needs a new subject or body")
@@ -238,8 +239,6 @@ def edit_message(
             raise Conflict(f"message {notice_id} has no request to edit ({notice.status})")
         problems = message_errors(s, req.action, {**req.params, **changes}, req.evidence)
         request_id = req.id
-    if problems:
-        raise GuardBlocked(problems)
     decide(
         factory,
         policy,
@@ -249,6 +248,7 @@ def edit_message(
         params=changes,
         reason=reason,
         text_checked=True,
+        text_problems=problems,
     )
     return get_message(factory, notice_id)
 

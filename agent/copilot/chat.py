@@ -57,7 +57,7 @@ from agent.governance.impact import whatif
 from agent.llm import LLMError, parse_json
 from agent.triage import service as triage
 from agent.triage.order_numbers import find_order_ids, resolve_one
-from prompts import load
+from prompts import facts_json, load
 from tools.db import read_only
 from tools.errors import OrderNotFound, ToolError
 from tools.read.readers import search_orders
@@ -410,6 +410,16 @@ def route_after_select(state: CopilotState) -> str:
 # --- act ------------------------------------------------------------------------------------------
 
 
+def _own_order_id(ctx: CopilotContext, order_id: str) -> str:
+    """The existing order a typed id names (``SO-1`` read from "SO1" is the order ``SO1``); raises
+    :class:`OrderNotFound` with the near misses."""
+    with read_only(ctx.factory) as session:
+        found, near = resolve_one(session, order_id, ctx.policy.order_numbers)
+    if found is None:
+        raise OrderNotFound(order_id, near)
+    return found
+
+
 def _triage_readonly(ctx: CopilotContext, order_id: str) -> dict[str, Any]:
     """The order's triage without recording it; raises :class:`OrderNotFound` (a ToolError)."""
     with read_only(ctx.factory) as session:
@@ -498,7 +508,7 @@ def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: st
 def _what_if(ctx: CopilotContext, state: CopilotState, args: dict[str, Any]) -> dict[str, Any] | str:
     """The impact of the named action (a move to a warehouse, an action in words, the action under
     discussion, else the recommendation) on the other open orders: the what-if of the approvals."""
-    order_id, action = args["order_id"], args.get("action")
+    order_id, action = _own_order_id(ctx, args["order_id"]), args.get("action")
     params = None
     if action == "REALLOCATE_WAREHOUSE" and args.get("warehouse_id"):
         params = {
@@ -623,7 +633,11 @@ BEHAVIOUR: dict[str, CopilotTool] = {
     ),
     "draft_customer_note": CopilotTool(
         run=lambda ctx, state, a: ask_notice(
-            ctx.factory, ctx.policy, ctx.llm, order_id=a["order_id"], username=ctx.username or "unknown"
+            ctx.factory,
+            ctx.policy,
+            ctx.llm,
+            order_id=_own_order_id(ctx, a["order_id"]),
+            username=ctx.username or "unknown",
         ),
         render=say.render_note,
     ),
@@ -707,7 +721,7 @@ def _phrase(
     prompt = load("chat_answer").render(
         question=state.get("question") or "",
         history=_history(state),
-        facts=json.dumps(facts, default=str, ensure_ascii=False)[:6000],
+        facts=facts_json(facts),
     )
     messages = [
         {"role": "system", "content": load("chat_system").render()},

@@ -122,7 +122,8 @@ def resolve_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dic
 
 
 def _none_found(notes: list[str]) -> str:
-    return " ".join(notes) + " Which order is it about? Give its number, e.g. SO-100042."
+    said = " ".join(n if n.rstrip().endswith((".", "?", "!")) else n.rstrip() + "." for n in notes)
+    return said + " Which order is it about? Give its number, e.g. SO-100042."
 
 
 def route_after_resolve(state: CopilotState) -> str:

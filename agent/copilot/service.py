@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.copilot.context import CopilotContext, MeteredLLM
 from agent.copilot.graph import build_graph
 from agent.copilot.nodes import explain_one
+from agent.copilot.progress import READING, WRITING, progress_label
 from agent.copilot.threads import touch_thread
 from agent.llm import LLMError, get_llm
 from agent.policy import Policy
@@ -205,15 +206,19 @@ class Copilot:
     def chat_stream(
         self, thread_id: str, message: str, *, username: str, scope: Scope = ALL
     ) -> Iterator[dict[str, Any]]:
-        """The turn as events: ``token`` (text as written), ``tool`` (a call about to run),
-        ``citation``, ``request`` (an approval request filed) and, last, ``final`` with the same
-        fields :meth:`chat` returns. Tokens of a fallback may be superseded: ``final`` is the answer.
+        """The turn as events: ``progress`` (``text``: what the turn is doing, to show until the
+        answer's first words: first "Reading the question…", then before each tool call a label
+        such as "Looking up SO-100042…", then "Writing the answer…"), ``token`` (text as written),
+        ``tool`` (a call about to run), ``citation``, ``request`` (an approval request filed) and,
+        last, ``final`` with the same fields :meth:`chat` returns. Tokens of a fallback may be
+        superseded: ``final`` is the answer.
 
         ``scope``: the asking user's sites; every order, tool call and request of the turn is
         limited to them. The thread's record (owner, last turn) is written for retention."""
         if not message or not message.strip():
             raise ValueError("empty message")
         thread_id = thread_id or uuid.uuid4().hex
+        yield {"type": "progress", "text": READING}
         touch_thread(self.factory, thread_id, username)
         context = self._context(username=username, thread_id=thread_id, tools=True, scope=scope)
         state: dict[str, Any] = {}
@@ -221,10 +226,15 @@ class Copilot:
             self._chat_input(message),
             self._config(thread_id),
             context=context,
-            stream_mode=["custom", "values"],
+            stream_mode=["custom", "values", "updates"],
         ):
             if mode == "custom":
+                if chunk.get("type") == "tool":
+                    yield {"type": "progress", "text": progress_label(chunk["name"], chunk.get("args"))}
                 yield chunk
+            elif mode == "updates":
+                if "act" in chunk:  # the tools ran: the answer is being written (or the next round chosen)
+                    yield {"type": "progress", "text": WRITING}
             else:
                 state = chunk
         yield {

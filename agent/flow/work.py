@@ -3,7 +3,8 @@
 Who may act on an exception: a person whose role covers (policy hierarchy) its owner role or the
 role it was escalated to. ``admin`` administers users and works no queue. A claim by someone else
 is a conflict until they release it; a reassignment names the new role and why, clears the claim
-and moves the exception to that role's queue.
+and moves the exception to that role's queue — only to a role the policy routes its type to
+(``escalation`` in the policy, as for ESCALATE).
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ def reassign(
         raise ToolError(f"cannot reassign to {to_role!r}: not a role that works exceptions")
     if not reason.strip():
         raise ToolError("a reassignment needs a reason")
+    if not policy.may_route(row.type, to_role):
+        # the policy's routing holds for every door, as for ESCALATE: a compliance hold stays with
+        # the compliance officer, a credit hold with credit
+        raise Forbidden(
+            f"{row.type} may not be routed to {to_role}: the policy routes it to "
+            f"{', '.join(policy.routes_for(row.type)) or 'nobody'}"
+        )
     before = item["owner_role"]
     row.assigned_role, row.claimed_by, row.claimed_at = to_role, None, None
     row.escalated_to, row.escalated_at = None, None

@@ -7,8 +7,9 @@ persisted, and before a refusal is logged:
 
 - parameters are a flat object of plain values (text, numbers, booleans, null), at most
   :data:`MAX_PARAMS_CHARS` characters of canonical JSON, every number finite (``NaN`` and
-  ``Infinity`` have no JSON form and no meaning as a quantity or a price);
-- free text (a decision's reason) has at most :data:`MAX_REASON_CHARS` characters;
+  ``Infinity`` have no JSON form and no meaning as a quantity or a price), no text with a NUL
+  character (no PostgreSQL text or JSONB column holds one);
+- free text (a decision's reason) has at most :data:`MAX_REASON_CHARS` characters, none NUL;
 - identifiers a caller typed (order id, user name) are logged only up to their column's length
   (:func:`clip`), so a refusal of an absurd id is logged instead of failing to be.
 
@@ -48,13 +49,24 @@ def _non_finite(value: Any, path: str) -> list[str]:
     return []
 
 
+def _nul(value: Any, path: str) -> list[str]:
+    """A NUL character has no place in a value and no PostgreSQL text or JSONB column can hold one."""
+    if isinstance(value, str):
+        return [f"{path} contains a NUL character"] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in (_nul(k, f"{path} name") + _nul(v, f"{path}.{k}"))]
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in _nul(v, f"{path}[{i}]")]
+    return []
+
+
 def screen_params(params: Any) -> None:
     """Raise :class:`GuardBlocked` for parameters no request may carry (see the module text)."""
     if params is None:
         return
     if not isinstance(params, dict):
         raise GuardBlocked([f"parameters must be an object of names to values, got {type(params).__name__}"])
-    problems = _non_finite(params, "params")
+    problems = _non_finite(params, "params") + _nul(params, "params")
     problems += [
         f"params.{k}: {type(v).__name__} values are not parameters (text, numbers, true/false)"
         for k, v in params.items()
@@ -72,6 +84,8 @@ def screen_params(params: Any) -> None:
 def screen_reason(reason: str | None) -> None:
     if reason is not None and len(reason) > MAX_REASON_CHARS:
         raise GuardBlocked([f"the reason has {len(reason):,} characters; the limit is {MAX_REASON_CHARS:,}"])
+    if reason is not None and "\x00" in reason:
+        raise GuardBlocked(["the reason contains a NUL character"])
 
 
 def clip(text: str | None, limit: int) -> str | None:
@@ -93,9 +107,10 @@ def loggable_params(params: Any) -> Any:
             "chars": len(body),
             "sha256": hashlib.sha256(body.encode()).hexdigest(),
         }
-    if len(body) > MAX_PARAMS_CHARS or not isinstance(params, dict):
+    if len(body) > MAX_PARAMS_CHARS or not isinstance(params, dict) or _nul(params, "params"):
+        why = "not an object" if not isinstance(params, dict) else "NUL characters"
         return {
-            "omitted": "oversize" if len(body) > MAX_PARAMS_CHARS else "not an object",
+            "omitted": "oversize" if len(body) > MAX_PARAMS_CHARS else why,
             "chars": len(body),
             "sha256": hashlib.sha256(body.encode()).hexdigest(),
         }

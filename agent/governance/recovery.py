@@ -24,7 +24,7 @@ import socket
 import threading
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,13 +32,17 @@ from agent.governance import audit
 from agent.governance.requests import resume_request, write_session
 from agent.policy import Policy
 from tools.errors import ToolError
-from tools.models import ActionRequest, Execution
+from tools.models import ActionRequest, AuditEvent, Execution
 
 __all__ = ["RecoveryLoop", "process_name", "resume_stalled", "stalled_requests"]
 
 log = logging.getLogger("copilot.recovery")
 
 BATCH = 20
+# A request that three resumes did not carry on (e.g. approved with no approval recorded, or a write
+# that keeps failing unexpectedly) is left for a person (`copilot actions resume ID` says why)
+# instead of being claimed, and audited, every COPILOT_RESUME_AFTER_S for ever.
+MAX_RESUMES = 3
 
 
 def process_name(kind: str) -> str:
@@ -53,12 +57,18 @@ def _aware(value: dt.datetime) -> dt.datetime:
 def _stalled(cutoff: dt.datetime):
     """Approved without an execution, or proposed and never guarded, and untouched since ``cutoff``."""
     executed = exists().where(Execution.request_id == ActionRequest.id)
+    resumes = (
+        select(func.count())
+        .where(AuditEvent.event_type == audit.EVENT_RESUMED, AuditEvent.request_id == ActionRequest.id)
+        .scalar_subquery()
+    )
     return (
         or_(
             (ActionRequest.status == "approved") & ~executed,
             ActionRequest.status == "proposed",
         ),
         ActionRequest.updated_at < cutoff,
+        resumes < MAX_RESUMES,
     )
 
 
@@ -79,6 +89,13 @@ def _claim(factory: sessionmaker[Session], request_id: int, after_s: float, acto
         ran = s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None
         still = (req.status == "approved" and not ran) or req.status == "proposed"
         if not still or _aware(req.updated_at) > now - dt.timedelta(seconds=after_s):
+            return False
+        tried = s.scalar(
+            select(func.count()).where(
+                AuditEvent.event_type == audit.EVENT_RESUMED, AuditEvent.request_id == request_id
+            )
+        )
+        if tried >= MAX_RESUMES:
             return False
         audit.append_event(
             s,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -45,6 +45,7 @@ from agent.governance.autopilot import matching_rule
 from agent.governance.events import log_triage
 from agent.governance.guard import GuardResult, normalise_params, risk_facts, routing_problems, run_guard
 from agent.governance.intake import clip, loggable_params, screen_params, screen_reason
+from agent.governance.origin import current_origin
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
@@ -57,6 +58,7 @@ from tools.scope import retargeted
 from tools.sites import factory_scope, order_condition, order_visible, unscoped
 
 __all__ = [
+    "CLI_DECISIONS_OFF",
     "DECISIONS",
     "checkpointer_for",
     "decide",
@@ -68,6 +70,10 @@ __all__ = [
 ]
 
 DECISIONS = ("approve", "reject", "edit")
+CLI_DECISIONS_OFF = (
+    "decisions are taken through the API only in this deployment (policy governance.cli_decisions: "
+    "false): sign in to the panel or use POST /api/v1/requests/{id}/approve|reject|edit"
+)
 _MEMORY_SAVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -429,7 +435,7 @@ def request_action(
                     "citations": req.citations,
                 },
             )
-            if rec is not None and not in_plan:
+            if rec is not None and not in_plan and action not in MESSAGE_ACTIONS:
                 audit.append_event(
                     s,
                     audit.EVENT_OVERRIDE,
@@ -736,13 +742,15 @@ def decide(
     params: dict[str, Any] | None = None,
     checkpointer=None,
     text_checked: bool = False,
+    text_problems: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Approve, reject (a reason is required) or edit (new parameters, guarded again) a pending
     request, then resume its graph thread, which executes an approval once.
 
     A message's subject and body (``NOTIFY_CUSTOMER``, ``REQUEST_SUPPLIER``) are edited only through
     ``agent.comms.service.edit_message``, which checks the text against the message's facts and
-    passes ``text_checked``; the diff is logged as ``message_edited``.
+    passes ``text_checked`` with the ``text_problems`` it found (refused here, after the role, like
+    any other guard refusal); the diff is logged as ``message_edited``.
 
     Raises :class:`Forbidden` (unknown user, the requester, a role that may not decide it),
     :class:`Conflict` (already decided or executed), :class:`GuardBlocked` (edited parameters the
@@ -756,6 +764,10 @@ def decide(
         with write_session(factory) as s:
             if decision not in DECISIONS:
                 raise ToolError(f"decision must be approve, reject or edit, not {decision!r}")
+            origin = current_origin()
+            if origin is not None and origin.door == "cli" and not policy.governance.cli_decisions:
+                # every command that decides (actions approve|reject|edit, messages edit) meets it
+                raise Forbidden(CLI_DECISIONS_OFF)
             req = s.get(ActionRequest, request_id, with_for_update=True)
             if req is None:
                 raise NotFound("action request", str(request_id))
@@ -793,6 +805,8 @@ def decide(
                             "/api/v1/messages/{id}/edit), which checks it against its facts"
                         ]
                     )
+                if req.action in MESSAGE_ACTIONS and text_problems:
+                    raise GuardBlocked(list(text_problems))
                 screen_params(params)
                 edited = {**req.params, **params}
                 if req.action in MESSAGE_ACTIONS and set(params) - {"subject", "body"}:

@@ -32,4 +32,5 @@ def get_llm(settings: Settings | None = None) -> LLM:
         var_dir=settings.var_dir,
         n_threads=settings.llm_threads,
         timeout_s=settings.llm_timeout_s,
+        prompt_cache_mb=settings.llm_prompt_cache_mb,
     )

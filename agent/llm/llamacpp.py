@@ -5,6 +5,13 @@ names one. Each file is loaded once per process and serves one generation at a t
 deadline holds even while llama.cpp evaluates a prompt it cannot interrupt. llama_cpp itself is
 imported where the model is loaded, so that a process using another provider never loads its
 shared library.
+
+Prompt prefixes are reused. llama.cpp keeps the evaluated tokens of the last call in its KV cache
+and evaluates only what follows the common prefix; the copilot alternates between prompts (the
+chat's tool choice, its answer, explanations), so each would evict the others' prefix. The model's
+``PrefixStates`` keeps the KV cache of recent calls (``LLM_PROMPT_CACHE_MB``, 0 turns it off) and
+restores the one sharing the longest prefix with a new prompt before it is evaluated: the static
+instructions and SOP passages at the head of every prompt are evaluated once per process.
 """
 
 from __future__ import annotations
@@ -17,14 +24,15 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from agent.llm.base import LLM, LLMError, LLMResult, LLMTimeout, Message
 from agent.llm.local_model import default_model, ensure_model
 
-__all__ = ["LlamaCppLLM", "json_gbnf"]
+__all__ = ["LlamaCppLLM", "PrefixStates", "json_gbnf"]
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +41,106 @@ log = logging.getLogger(__name__)
 # tokens/s measured). Set before llama.cpp loads; an explicit environment value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-_MODELS: dict[tuple, tuple[Any, threading.Lock]] = {}
+_MODELS: dict[tuple, tuple[Any, threading.Lock, PrefixStates]] = {}
 _MODELS_LOCK = threading.Lock()
 _CHATML_STOP = ["<|im_end|>", "<|endoftext|>"]
+# A saved prefix is restored only when it saves at least this many tokens of evaluation over what the
+# context holds already (restoring costs a copy of the KV cache: a few milliseconds per 1,000 tokens).
+_MIN_GAIN = 16
 
 
-def _load_llama(path: Path, n_threads: int, n_ctx: int) -> tuple[Any, threading.Lock]:
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class PrefixStates:
+    """The KV cache of recent generations on one llama.cpp context, keyed by their tokens, within
+    ``capacity_bytes`` (least recently used dropped first).
+
+    :meth:`restore` puts back, before a prompt is evaluated, the saved state that shares the longest
+    prefix with it when that beats the context's own; llama-cpp-python then evaluates only the rest
+    (``Llama.generate`` trims the KV cache to the common prefix). Only llama.cpp's state is saved —
+    not llama-cpp-python's logits buffer (``LlamaRAMCache`` copies it: 300 MB a state for this
+    vocabulary), which is not needed since the first token after a restored prefix is evaluated anew.
+    Used under the model's lock.
+    """
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = max(0, int(capacity_bytes))
+        self._states: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
+        self.hits = 0
+        self.saved_tokens = 0  # prompt tokens not evaluated thanks to a restored state
+
+    @property
+    def size(self) -> int:
+        return sum(len(b) for b in self._states.values())
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def restore(self, llama: Any, tokens: Sequence[int]) -> int:
+        """Make ``llama`` hold the longest saved prefix of ``tokens`` if that beats its own; the
+        number of prompt tokens already evaluated either way."""
+        own = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+        best, best_key = own, None
+        for key in self._states:
+            n = _common_prefix(key, tokens)
+            if n > best:
+                best, best_key = n, key
+        if best_key is None or best - own < _MIN_GAIN:
+            return own
+        import ctypes
+
+        import llama_cpp
+
+        data = self._states[best_key]
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if llama_cpp.llama_state_set_data(llama._ctx.ctx, buffer, len(data)) != len(data):
+            log.warning("could not restore a saved prompt state; evaluating the prompt in full")
+            self._states.pop(best_key)
+            llama.reset()
+            return 0
+        llama.input_ids[: len(best_key)] = best_key
+        llama.n_tokens = len(best_key)
+        llama._requires_eval = True  # the logits are not part of the saved state
+        self._states.move_to_end(best_key)
+        self.hits += 1
+        self.saved_tokens += best - own
+        return best
+
+    def save(self, llama: Any) -> None:
+        """Keep the context's current state (prompt and answer evaluated so far); a saved state whose
+        tokens are a prefix of these is superseded."""
+        if not self.capacity_bytes or llama.n_tokens <= 0:
+            return
+        import ctypes
+
+        import llama_cpp
+
+        key = tuple(int(t) for t in llama.input_ids[: llama.n_tokens])
+        size = int(llama_cpp.llama_state_get_size(llama._ctx.ctx))
+        if size > self.capacity_bytes:
+            return
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size))
+        for old in [k for k in self._states if k == key[: len(k)]]:
+            del self._states[old]
+        self._states[key] = bytes(buffer[:written])
+        while self.size > self.capacity_bytes:
+            self._states.popitem(last=False)
+
+
+def _load_llama(
+    path: Path, n_threads: int, n_ctx: int, cache_bytes: int = 0
+) -> tuple[Any, threading.Lock, PrefixStates]:
     """One ``Llama`` per (file, threads, context) per process, with the lock that serialises its use
-    (a llama.cpp context runs one generation at a time); loading twice would double the memory."""
+    (a llama.cpp context runs one generation at a time) and its saved prompt prefixes; loading twice
+    would double the memory."""
     key = (str(path.resolve()), n_threads, n_ctx)
     with _MODELS_LOCK:
         if key not in _MODELS:
@@ -60,7 +160,7 @@ def _load_llama(path: Path, n_threads: int, n_ctx: int) -> tuple[Any, threading.
                 raise LLMError(f"cannot load the model {path}: {exc}") from None
             if not _MODELS:
                 atexit.register(_close_models)
-            _MODELS[key] = (llama, threading.Lock())
+            _MODELS[key] = (llama, threading.Lock(), PrefixStates(cache_bytes))
             log.info("loaded %s in %.1f s (%d threads)", path.name, time.perf_counter() - started, n_threads)
         return _MODELS[key]
 
@@ -70,7 +170,7 @@ def _close_models() -> None:
     shutdown, llama-cpp-python's free functions are already gone and every model prints a
     'TypeError: NoneType object is not callable' traceback on exit."""
     with _MODELS_LOCK:
-        for llama, lock in _MODELS.values():
+        for llama, lock, _states in _MODELS.values():
             if not lock.acquire(timeout=5):  # a timed-out generation still running: leave it be
                 continue
             try:
@@ -113,13 +213,15 @@ class LlamaCppLLM(LLM):
         n_threads: int = 0,
         n_ctx: int = 4096,
         timeout_s: float = 60.0,
+        prompt_cache_mb: int = 256,
     ) -> None:
         super().__init__(timeout_s=timeout_s)
         self._explicit_path = Path(model_path) if model_path else None
         self._var_dir = Path(var_dir)
         self.n_threads = n_threads or os.cpu_count() or 1
         self.n_ctx = n_ctx
-        self._loaded: tuple[Any, threading.Lock] | None = None
+        self.prompt_cache_bytes = max(0, int(prompt_cache_mb)) << 20
+        self._loaded: tuple[Any, threading.Lock, PrefixStates] | None = None
         self._template = None  # None: ChatML (Qwen); else the GGUF's own chat template
 
     @property
@@ -134,13 +236,14 @@ class LlamaCppLLM(LLM):
             return self._explicit_path
         return ensure_model(self._var_dir)
 
-    def _model(self) -> tuple[Any, threading.Lock]:
-        """The loaded model and its lock (assembled, checked and loaded at the first call)."""
+    def _model(self) -> tuple[Any, threading.Lock, PrefixStates]:
+        """The loaded model, its lock and its saved prompt prefixes (assembled, checked and loaded at
+        the first call)."""
         if self._loaded is None:
             path = self.model_path
             if not path.is_file():
                 raise LLMError(f"LLM_MODEL_PATH {path} does not exist")
-            loaded = _load_llama(path, self.n_threads, self.n_ctx)
+            loaded = _load_llama(path, self.n_threads, self.n_ctx, self.prompt_cache_bytes)
             if self._explicit_path is not None:
                 self._template = self._own_template(loaded[0])
             self._loaded = loaded
@@ -149,6 +252,19 @@ class LlamaCppLLM(LLM):
     def load(self) -> None:
         """Assemble, check and load the model now rather than at the first call (start-up, benchmarks)."""
         self._model()
+
+    def prefix_stats(self) -> dict[str, int]:
+        """Saved prompt prefixes of the loaded model: how many, their bytes, how often one was
+        restored and the prompt tokens that saved evaluating."""
+        if self._loaded is None:
+            return {"states": 0, "bytes": 0, "hits": 0, "saved_tokens": 0}
+        states = self._loaded[2]
+        return {
+            "states": len(states),
+            "bytes": states.size,
+            "hits": states.hits,
+            "saved_tokens": states.saved_tokens,
+        }
 
     @staticmethod
     def _own_template(llama):
@@ -233,7 +349,7 @@ class LlamaCppLLM(LLM):
         counts: dict,
         expired: Callable[[], bool],
     ) -> Iterator[str]:
-        llama, lock = self._model()
+        llama, lock, states = self._model()
         with lock:  # one generation at a time on the shared model
             if expired():
                 return
@@ -252,6 +368,7 @@ class LlamaCppLLM(LLM):
 
             grammar = _json_grammar(json_schema) if json_schema is not None else None
             try:
+                counts["cached"] = states.restore(llama, tokens) if states.capacity_bytes else 0
                 chunks = llama.create_completion(
                     tokens,
                     max_tokens=max_tokens,
@@ -267,6 +384,7 @@ class LlamaCppLLM(LLM):
                         break
                     if chunk["choices"][0]["text"]:
                         yield chunk["choices"][0]["text"]
+                states.save(llama)
             except LLMError:
                 raise
             except Exception as exc:  # llama.cpp decode failures surface as RuntimeError

@@ -36,6 +36,7 @@ from tools.models import (
     OrderLine,
     Shipment,
 )
+from tools.outbox import MESSAGE_ACTIONS
 from tools.sites import orders_where, scope_of
 
 __all__ = ["KPI_NAMES", "RESOLUTION_SLA_HOURS", "compute_kpis", "percentile", "ratio"]
@@ -460,6 +461,8 @@ def request_outcomes(session: Session, since: dt.date | None = None) -> list[dic
     edited = set(session.scalars(select(Approval.request_id).where(Approval.decision == "edit")))
     out = []
     for rid, action, is_rec, recommended, status in requests:
+        if action in MESSAGE_ACTIONS:  # a notice answers a change; it is no alternative to the recommendation
+            continue
         rec = recommended_action(recommended, action, bool(is_rec))
         if rec is None:
             continue

@@ -17,6 +17,7 @@ MAX_TEXT_CHARS = 100_000
 MAX_TEXT_LINES = 2_000
 MAX_ORDER_IDS = 200
 MAX_MESSAGE_CHARS = 4_000
+NO_NUL = r"^[^\x00]*$"  # text that is stored (a chat turn, a reason): no PostgreSQL column holds NUL
 
 OrderId = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", examples=["SO-100042"])
 
@@ -339,7 +340,7 @@ class ChainCheck(_Open):
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NO_NUL)
     stream: bool = Field(
         default=True, description="Server-sent events (text/event-stream); false: one JSON answer."
     )

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from agent.flow import claim, load_queue, queue_sizes, reassign, release
 from ui.api.auth import Principal
 from ui.api.errors import ERROR_RESPONSES
+from ui.api.models import NO_NUL
 
 __all__ = ["queue_router"]
 
@@ -76,7 +77,7 @@ class Queue(BaseModel):
 
 class Reassign(BaseModel):
     to_role: str = Field(min_length=1, max_length=32)
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NO_NUL)
 
 
 class QueueChange(BaseModel):

@@ -248,8 +248,10 @@ def _copilot() -> APIRouter:
         tags=["chat"],
         response_model=ChatAnswer,
         summary="Ask the copilot in a conversation thread (one per user and thread id).",
-        description="With `stream` (default) the answer comes as server-sent events: `token`, `tool`, "
-        "`citation`, `proposal`, `request` and a last `final` event whose data is the whole answer. "
+        description="With `stream` (default) the answer comes as server-sent events: `progress` (what the "
+        'turn is doing, to show until the first words: "Reading the question…", "Looking up SO-…" before '
+        'each tool, "Writing the answer…"), `token`, `tool`, `citation`, `proposal`, `request` and a '
+        "last `final` event whose data is the whole answer. "
         "An approval request is never filed by one message: an explicit instruction gets a `proposal` "
         '(the action and its parameters, guarded), and the next message "yes" or "confirm" on the '
         "thread files exactly it (`request`); anything else drops it.",

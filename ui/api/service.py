@@ -234,8 +234,11 @@ class Services:
 
     def _scrub(self, text: str) -> str:
         """``text`` without the database password (a driver error may echo its connection string)."""
-        password = self.engine.url.password
-        return text.replace(str(password), "***") if password else text
+        from tools.db import url_secrets
+
+        for secret in url_secrets(self.engine.url):
+            text = text.replace(secret, "***")
+        return text
 
     def _load_model(self) -> None:
         """Load the model and prove it answers: one one-token completion (the local model loads at

@@ -182,12 +182,6 @@ def actions_request(
         raise typer.Exit(2)
 
 
-CLI_DECISIONS_OFF = (
-    "decisions are taken through the API only in this deployment (policy governance.cli_decisions: "
-    "false): sign in to the panel or use POST /api/v1/requests/{id}/approve|reject|edit"
-)
-
-
 def _refuse_cli_decision(request_id: int, user: str, decision: str) -> None:
     """Log the refused attempt (with the OS account and host, as every CLI event) and exit 2."""
     from agent.governance.audit import EVENT_DECISION_REFUSED, append_event
@@ -201,6 +195,8 @@ def _refuse_cli_decision(request_id: int, user: str, decision: str) -> None:
             request_id=request_id,
             payload={"decision": decision, "reason": "decisions from the command line are off"},
         )
+    from agent.governance.requests import CLI_DECISIONS_OFF
+
     raise CliError(CLI_DECISIONS_OFF)
 
 

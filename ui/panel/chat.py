@@ -1,5 +1,6 @@
 """The Chat tab: a question to the copilot, the answer streaming as the model writes it, with the
-tools it called and the SOPs it cited beside it. Each browser session gets its own thread."""
+tools it called and the SOPs it cited beside it. Until the answer's first words arrive, its bubble
+says what the turn is doing ("Looking up SO-100042…"). Each browser session gets its own thread."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ from typing import Any
 
 import gradio as gr
 
+from agent.copilot.progress import READING
 from ui.api.service import Services
 from ui.panel.common import EXPECTED, citation_text, failure_md, md_text, signed_in
 
 __all__ = ["CHAT_CONCURRENCY", "ChatTab"]
 
 CHAT_CONCURRENCY = 4  # chat answers generated at once; the other events have their own slots
+
+
+def _doing(label: str) -> str:
+    """A progress label as the answer's placeholder (escaped: it may quote a customer's name)."""
+    return f"_{md_text(label)}_" if label else ""
 
 
 class ChatTab:
@@ -37,8 +44,9 @@ class ChatTab:
             yield history, "Type a question.", thread, "", gr.update(visible=False)
             return
         thread = thread or uuid.uuid4().hex[:16]
-        history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        history += [{"role": "user", "content": message}, {"role": "assistant", "content": _doing(READING)}]
         tools: list[str] = []
+        answered = False  # the bubble shows progress labels until the first token or the final answer
         cites: list[str] = []
         notes: list[str] = []
         pending = False  # a proposed approval request waits for the Confirm button (or "yes")
@@ -52,7 +60,13 @@ class ChatTab:
         try:
             for event in self.services.chat_stream(f"{who.username}:{thread}", message, who):
                 kind = event.get("type")
-                if kind == "token":
+                if kind == "progress":
+                    if answered:
+                        continue
+                    history[-1]["content"] = _doing(str(event.get("text") or ""))
+                elif kind == "token":
+                    if not answered:
+                        answered, history[-1]["content"] = True, ""
                     history[-1]["content"] += md_text(str(event.get("text", event.get("token", ""))))
                 elif kind == "tool":
                     tools.append(str(event.get("name") or event.get("tool") or "?"))
@@ -63,8 +77,11 @@ class ChatTab:
                 elif kind == "request":
                     req = event.get("request") or {}
                     notes.append(f"_Requested #{req.get('id')}: {req.get('action')} ({req.get('status')})_")
+                    if not answered:
+                        answered, history[-1]["content"] = True, ""
                     history[-1]["content"] += "\n\n" + notes[-1]
                 elif kind == "final":  # the answer (streamed tokens of a fallback are superseded)
+                    answered = True
                     history[-1]["content"] = "\n\n".join([md_text(str(event.get("answer") or "")), *notes])
                     for c in event.get("citations") or []:
                         if citation_text(c) not in cites:
@@ -73,6 +90,8 @@ class ChatTab:
                         history[-1]["content"] += "\n\n_(the model was unavailable: fact-only answer)_"
                 yield history, side(), thread, "", gr.update(visible=pending)
         except EXPECTED as exc:
+            if not answered:
+                history[-1]["content"] = ""
             history[-1]["content"] += f"\n\n{failure_md(exc)}"
             yield history, side(), thread, "", gr.update(visible=False)
 
