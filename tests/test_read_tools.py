@@ -579,6 +579,7 @@ CALLS = {
     "get_stock": {"sku": "A"},
     "get_substitutes": {"sku": "A", "include_unapproved": True},
     "get_open_purchase_orders": {"sku": "A", "warehouse_id": "WH1"},
+    "get_orders_waiting_on_po": {"po_id": "P2"},
     "get_order_shipments": {"order_id": "SO-1"},
     "get_effective_price": {"customer_id": "C1", "sku": "A", "on_date": "2026-11-20"},
     "get_line_price": {"order_id": "SO-1", "line_no": 2},

@@ -28,6 +28,7 @@ from langgraph.runtime import Runtime
 
 from agent.comms.service import ask_notice
 from agent.copilot import chat_answers as say
+from agent.copilot.chat_focus import follow_up_call, needs_order, order_entities, remember_entities
 from agent.copilot.chat_tools import (
     COPILOT_TOOL_SCHEMAS,
     ROUTE_SCHEMA,
@@ -127,6 +128,7 @@ _OWNER = re.compile(
 _WHY_NOT = re.compile(
     r"\bwhy\s+(?:not|don't|can't|didn't|isn't|wasn't)\b|\binstead\b|\bwhat about\b", re.IGNORECASE
 )
+_WHY_NOT_STRICT = re.compile(r"\bwhy\s+(?:not|don't|can't|didn't|isn't|wasn't)\b|\binstead\b", re.IGNORECASE)
 _REFERS = re.compile(r"\b(it|that|this|the order|this order|its)\b", re.IGNORECASE)
 # A question about requests already filed ("is there already an approval request for SO-…?").
 _ABOUT_REQUESTS = re.compile(
@@ -155,8 +157,10 @@ def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> di
     question, focus = state.get("question") or "", state.get("focus") or {}
     ids = find_order_ids(question, ctx.policy.order_numbers)
     order = ids[0] if ids else focus.get("order_id")
-    call: tuple[str, dict[str, Any]] | None = None
-    if asks_for_note(question) and order:
+    call: tuple[str, dict[str, Any]] | None = rule_choice(state, ctx)
+    if call is not None:
+        pass
+    elif asks_for_note(question) and order:
         call = ("draft_customer_note", {"order_id": order})
     elif asks_for_approval(question) and order:
         call = ("request_approval", {"order_id": order})
@@ -207,7 +211,11 @@ def _select_json(state: CopilotState, ctx: CopilotContext, llm: Any) -> dict[str
         try:
             choice = parse_json(result.text, ToolChoice)
             if choice.tool == "none":
-                return {"pending": []}
+                # No tool for a question about an order, customer, sku or shipment: its facts answer.
+                grounded = fallback_choice(
+                    state, ctx, "the model chose no tool for a question about the records"
+                )
+                return grounded if grounded["pending"] else {"pending": []}
             args = _check(state, ctx, choice.tool, choice.arguments())
             return {"pending": [{"tool": choice.tool, "args": args, "id": f"route-{attempt + 1}"}]}
         except (LLMError, ToolCallError) as exc:
@@ -272,6 +280,12 @@ def _select_native(state: CopilotState, ctx: CopilotContext, llm: Any) -> dict[s
             "rounds": rounds,
         }
     calls = getattr(reply, "tool_calls", None) or []
+    if not calls and not state.get("observations") and not state.get("injected"):
+        # The model answered a question about the records without reading them: the tool the
+        # question needs runs, its result goes back to the model, and it gets one more round.
+        grounded = fallback_choice(state, ctx, "the model answered without calling a tool")
+        if grounded["pending"]:
+            return {"pending": grounded["pending"], "rounds": rounds, "injected": True}
     if not calls:
         return {"pending": [], "draft": str(reply.content or ""), "rounds": rounds}
     pending, refused = [], []
@@ -310,24 +324,58 @@ _BLOCKING = re.compile(
 
 
 def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str, Any]] | None:
-    """The one question rules answer without the model: a short "what is blocking SO-…?" naming one
-    order (regular expressions first, the model for what they cannot read — as for pasted text)."""
+    """The questions rules read without a model, on every provider: a short "what is blocking
+    SO-…?", a what-if naming one order, a note to draft, "why not split it?" about the order under
+    discussion, a customer's late orders by name, and the follow-ups whose tool and ids are certain
+    (:func:`agent.copilot.chat_focus.follow_up_call`: "the other orders of this customer", "stock of
+    that SKU", "which orders wait on PO-…"). The model then only phrases; it chooses the rest."""
     question = state.get("question") or ""
+    focus = state.get("focus") or {}
     ids = find_order_ids(question, ctx.policy.order_numbers)
     if len(ids) == 1 and len(question) <= 200 and (whatif := whatif_call(question, ids[0])):
         return whatif
-    if (
-        len(ids) == 1
-        and len(question) <= 160
-        and _BLOCKING.search(question)
-        and not _WHY_NOT.search(question)
+    plain_question = (
+        not _WHY_NOT_STRICT.search(question)
         and not asks_for_approval(question)
         and not _ABOUT_REQUESTS.search(question)
         and not asks_for_note(question)
-    ):
+    )
+    if (follow := follow_up_call(question, focus, ctx.policy.order_numbers)) is not None and plain_question:
+        return follow
+    if len(ids) == 1 and len(question) <= 160 and _BLOCKING.search(question) and plain_question:
+        return "triage_order", {"order_id": ids[0]}
+    if (
+        len(ids) == 1 and len(question.split()) <= 3 and plain_question
+    ):  # "SO-…" alone: the answer to "which order?"
         return "triage_order", {"order_id": ids[0]}
     if len(ids) == 1 and asks_for_note(question):  # "draft a note to Acme about SO-…"
         return "draft_customer_note", {"order_id": ids[0]}
+    order = ids[0] if len(ids) == 1 else (focus.get("order_id") if not ids else None)
+    short = len(question) <= 160
+    if order and short and _WHY_NOT.search(question) and (action := action_from_words(question)):
+        if not asks_for_approval(question) and not _WHATIF.search(question):
+            return "why_not", {"order_id": order, "action": action}
+    if (
+        not ids
+        and order
+        and short
+        and _REFERS.search(question)
+        and _BLOCKING.search(question)
+        and plain_question
+    ):
+        return "triage_order", {"order_id": order}
+    if (
+        not ids
+        and order
+        and short
+        and (whatif := whatif_call(question, order))
+        and not asks_for_approval(question)
+    ):
+        return whatif
+    if not ids and short and _LATE.search(question) and (owner := _OWNER.search(question)):
+        name = (owner.group(1) or owner.group(2)).strip()
+        if name.lower() not in {"this", "that", "the", "this customer", "that customer", "the customer"}:
+            return "find_late_orders", {"customer_name": name}
     return None
 
 
@@ -345,12 +393,19 @@ def select_tool(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[s
 
 def _choose(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
     llm = ctx.llm
+    if int(state.get("rounds") or 0) == 0:  # the first choice of the turn: rules, on every provider
+        question, focus = state.get("question") or "", state.get("focus") or {}
+        if needs_order(question, focus, ctx.policy.order_numbers):
+            return {"pending": [], "clarify": True}  # "why not split the shipment?": which order?
+        if (rule := rule_choice(state, ctx)) is not None:
+            try:
+                return {"pending": [{"tool": rule[0], "args": _check(state, ctx, *rule), "id": "rule-1"}]}
+            except ToolCallError as exc:  # e.g. an id the rules read that the thread never named
+                log.info("rule call refused: %s", exc)
     if llm is None:
         return fallback_choice(state, ctx, ctx.llm_unavailable or "no language model")
     if llm.chat_model is not None:
         return _select_native(state, ctx, llm)
-    if (rule := rule_choice(state, ctx)) is not None:
-        return {"pending": [{"tool": rule[0], "args": _check(state, ctx, *rule), "id": "rule-1"}]}
     return _select_json(state, ctx, llm)
 
 
@@ -464,6 +519,54 @@ def _why_not(ctx: CopilotContext, order_id: str, action: str) -> dict[str, Any]:
     }
 
 
+def _customer_orders(
+    ctx: CopilotContext, customer_name: str | None, customer_id: str | None, exclude: str | None
+) -> dict[str, Any]:
+    """A customer's open orders (but ``exclude``), earliest promised first, each with what blocks
+    it (its triage, not recorded) and the recommendation: "the other orders of this customer"."""
+    rows, checked_all = [], True
+    with read_only(ctx.factory) as session:
+        for status in OPEN_ORDER_STATUSES:
+            page = search_orders(
+                session, customer_id=customer_id, customer_name=customer_name, status=status, limit=50
+            )
+            rows += [r for r in page["orders"] if r["order_id"] != exclude]
+            checked_all = checked_all and page.get("next_offset") is None
+        ordered = sorted(rows, key=lambda r: (r.get("promised_date") or "", r["order_id"]))
+        results = triage.triage_orders(session, [r["order_id"] for r in ordered], ctx.policy, record=False)
+        known = (
+            bool(rows)
+            or search_orders(session, customer_id=customer_id, customer_name=customer_name, limit=1)["total"]
+            > 0
+        )
+    orders = [
+        {
+            "order_id": r["order_id"],
+            "status": row["status"],
+            "promised_date": row.get("promised_date"),
+            "order_value": row.get("order_value"),
+            "at_risk": bool(r.get("exceptions")),
+            "exceptions": sorted({e["type"] for e in r.get("exceptions") or []}),
+            "recommendation": (r.get("recommendation") or {}).get("action"),
+        }
+        for row, r in zip(ordered, results, strict=True)
+    ]
+    names = sorted({r.get("customer_name") or r["customer_id"] for r in rows})
+    ids = sorted({r["customer_id"] for r in rows})
+    return plain(
+        {
+            "customer": ", ".join(names) or customer_name or customer_id,
+            "customer_id": ids[0] if len(ids) == 1 else customer_id,
+            "known": known,
+            "excluded": exclude,
+            "open_orders": len(orders),
+            "at_risk_count": sum(o["at_risk"] for o in orders),
+            "orders": orders,
+            "more": not checked_all,
+        }
+    )
+
+
 def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: str | None) -> dict[str, Any]:
     rows, checked_all = [], True
     with read_only(ctx.factory) as session:
@@ -493,9 +596,11 @@ def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: st
             > 0
         )
     names = sorted({r.get("customer_name") or r["customer_id"] for r in rows})
+    ids = sorted({r["customer_id"] for r in rows})
     return plain(
         {
             "customer": ", ".join(names) or customer_name or customer_id,
+            "customer_id": ids[0] if len(ids) == 1 else customer_id,
             "known": known,
             "open_orders": len(rows),
             "at_risk": at_risk,
@@ -631,6 +736,12 @@ BEHAVIOUR: dict[str, CopilotTool] = {
         render=say.render_late_orders,
         remember=_remember_customer,
     ),
+    "find_customer_orders": CopilotTool(
+        run=lambda ctx, state, a: _customer_orders(
+            ctx, a.get("customer_name"), a.get("customer_id"), a.get("exclude_order_id")
+        ),
+        render=say.render_customer_orders,
+    ),
     "draft_customer_note": CopilotTool(
         run=lambda ctx, state, a: ask_notice(
             ctx.factory,
@@ -680,9 +791,14 @@ def run_tools(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str
         if error:
             continue
         if args.get("order_id"):  # the order's own id ("SO1" when "so-1" was typed), where a tool says it
-            focus["order_id"] = (result.get("order_id") if isinstance(result, dict) else None) or args[
-                "order_id"
-            ]
+            order_id = (result.get("order_id") if isinstance(result, dict) else None) or args["order_id"]
+            if order_id != focus.get("order_id") or "customer_id" not in focus:
+                # a new order under discussion: its customer, short sku and warehouse come with it
+                for key in ("customer_id", "customer", "sku", "warehouse_id"):
+                    focus.pop(key, None)
+                focus.update(order_entities(ctx.factory, order_id))
+            focus["order_id"] = order_id
+        remember_entities(focus, tool, args, result)
         own = BEHAVIOUR.get(tool)
         if own is None:
             continue
@@ -773,7 +889,7 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
         if problems:
             fallback, reason = True, "not grounded in the facts: " + "; ".join(problems[:3])
     elif not observations:
-        text = say.HELP if not fallback else say.ASK
+        text = say.ASK if (fallback or state.get("clarify")) else say.HELP
     else:
         last = observations[-1]
         if last.get("error"):

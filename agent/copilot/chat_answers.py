@@ -17,6 +17,7 @@ __all__ = [
     "ASK",
     "HELP",
     "render",
+    "render_customer_orders",
     "render_late_orders",
     "render_request",
     "render_triage_header",
@@ -154,6 +155,126 @@ def render_late_orders(found: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_customer_orders(found: dict[str, Any]) -> str:
+    """A customer's (other) open orders with what blocks each, from the triage of each."""
+    who = found.get("customer") or "the customer"
+    other = " other" if found.get("excluded") else ""
+    if not found.get("known", True):
+        return f"No customer matching {who!r} has any orders."
+    orders = found.get("orders") or []
+    if not orders:
+        return f"{who} has no{other} open orders" + (f" besides {found['excluded']}." if other else ".")
+    head = f"{who} has {len(orders)}{other} open orders"
+    head += f" besides {found['excluded']}" if other else ""
+    head += f"; {found.get('at_risk_count', 0)} at risk of shipping late:"
+    lines = [head]
+    for o in orders:
+        state = (
+            f"at risk: {', '.join(o['exceptions'])}; recommended {o.get('recommendation') or 'nothing'}"
+            if o.get("at_risk")
+            else "on track, no open exception"
+        )
+        lines.append(
+            f"- {o['order_id']} ({o['status']}, promised {o.get('promised_date') or 'no date'}): {state}"
+        )
+    if found.get("more"):
+        lines.append("(only the first 50 open orders of each status were checked)")
+    return "\n".join(lines)
+
+
+def _render_stock(result: dict[str, Any]) -> str:
+    t = result.get("totals") or {}
+    head = (
+        f"{result['sku']} ({result.get('description')}, {result.get('status')}): {t.get('available')} available "
+        f"of {t.get('on_hand')} on hand in {result.get('warehouse_count')} warehouses"
+    )
+    rows = [
+        f"- {w['warehouse_id']} ({w.get('region')}): {w['available']} available ({w['on_hand']} on hand, "
+        f"{w['allocated']} allocated)"
+        for w in result.get("warehouses") or []
+    ]
+    return "\n".join([head + (":" if rows else "; no warehouse holds it."), *rows])
+
+
+def _render_waiting(result: dict[str, Any]) -> str:
+    head = (
+        f"{result['po_id']} ({result.get('qty')} × {result.get('sku')} to {result.get('warehouse_id')}, "
+        f"expected {result.get('expected_date') or 'no date'}, {result.get('status')})"
+    )
+    rows = result.get("waiting") or []
+    if not rows:
+        return f"{head}: no open order is waiting on it."
+    lines = [
+        f"{head}: {len(rows)} open order lines wait on it ({result.get('total_backordered_qty')} backordered):"
+    ]
+    lines += [
+        f"- {w['order_id']} line {w['line_no']} ({w.get('customer_name') or w.get('customer_id')}, promised "
+        f"{w.get('promised_date') or 'no date'}): {w['backorder_qty']} backordered"
+        + ("; the PO arrives after the promised date" if w.get("late") else "")
+        for w in rows
+    ]
+    return "\n".join(lines)
+
+
+def _render_credit(result: dict[str, Any]) -> str:
+    parts = [
+        f"{k.replace('_', ' ')} {v}"
+        for k, v in result.items()
+        if k not in ("customer_id", "name") and v is not None and not isinstance(v, dict | list)
+    ]
+    return f"{result.get('name') or ''} ({result.get('customer_id')}): " + "; ".join(parts) + "."
+
+
+def _render_pos(result: dict[str, Any]) -> str:
+    rows = result.get("purchase_orders") or []
+    if not rows:
+        return f"No open purchase order for {result['sku']}."
+    return "\n".join(
+        [f"{len(rows)} open purchase orders for {result['sku']} ({result.get('total_open_qty')} units):"]
+        + [
+            f"- {p['po_id']}: {p['qty']} to {p.get('warehouse_id')}, expected {p.get('expected_date') or 'no date'}"
+            f" from {p.get('supplier_name') or p.get('supplier_id')}"
+            + (", expedite requested" if p.get("expedite_requested") else "")
+            for p in rows
+        ]
+    )
+
+
+def _render_shipments(result: dict[str, Any]) -> str:
+    rows = result.get("shipments") or []
+    if not rows:
+        return f"{result['order_id']} has no shipment yet (promised {result.get('promised_date')})."
+    return "\n".join(
+        [f"{result['order_id']} (promised {result.get('promised_date')}) has {len(rows)} shipments:"]
+        + [
+            f"- {s['shipment_id']}: {s.get('status')} with {s.get('carrier_name') or s.get('carrier_id')} "
+            f"({s.get('carrier_status')}), ETA {s.get('eta') or 'none'}"
+            + (", after the promised date" if s.get("eta_after_promised") else "")
+            for s in rows
+        ]
+    )
+
+
+def _render_substitutes(result: dict[str, Any]) -> str:
+    subs = result.get("substitutes") or []
+    if not subs:
+        return f"{result['sku']} has no approved substitute."
+    return "\n".join(
+        [f"Approved substitutes of {result['sku']}:"]
+        + [f"- {x['sku']} ({x.get('description')}): {x.get('available_total')} available" for x in subs]
+    )
+
+
+_RENDER = {
+    "get_stock": _render_stock,
+    "get_orders_waiting_on_po": _render_waiting,
+    "get_customer_credit": _render_credit,
+    "get_open_purchase_orders": _render_pos,
+    "get_order_shipments": _render_shipments,
+    "get_substitutes": _render_substitutes,
+}
+
+
 def _compact(result: Any, limit: int = 1200) -> str:
     text = json.dumps(result, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[:limit] + " …"
@@ -163,6 +284,8 @@ def render(tool: str, result: Any) -> str:
     """The fact-only text of one tool result."""
     if isinstance(result, str):  # an expected failure of the tool (unknown id, bad argument)
         return f"{tool}: {result}"
+    if tool in _RENDER and isinstance(result, dict):
+        return _RENDER[tool](result)
     if tool == "search_sops":
         passages = result.get("passages") or []
         if not passages:

@@ -108,12 +108,24 @@ class FindLateOrdersArgs(BaseModel):
     customer_id: str | None = Field(default=None, description="customer id such as C-1042")
 
 
+class FindCustomerOrdersArgs(BaseModel):
+    """List a customer's open orders with what blocks each (its risk of shipping late) and the
+    recommended action. Use it for "which other orders of this customer are at risk?", "what else
+    does Acme have open?"; exclude_order_id leaves out the order under discussion."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer_id: str | None = Field(default=None, description="customer id such as C-10001")
+    customer_name: str | None = Field(default=None, description="part of the customer's name, e.g. acme")
+    exclude_order_id: str | None = Field(default=None, description="an order to leave out, e.g. SO-100042")
+
+
 COPILOT_TOOL_SCHEMAS: dict[str, type[BaseModel]] = {
     "triage_order": TriageOrderArgs,
     "why_not": WhyNotArgs,
     "request_approval": RequestApprovalArgs,
     "find_requests": FindRequestsArgs,
     "find_late_orders": FindLateOrdersArgs,
+    "find_customer_orders": FindCustomerOrdersArgs,
     "draft_customer_note": DraftCustomerNoteArgs,
     "what_if": WhatIfArgs,
 }
@@ -127,6 +139,7 @@ READ_TOOL_NAMES = [
     "get_stock",
     "get_substitutes",
     "get_open_purchase_orders",
+    "get_orders_waiting_on_po",
     "get_order_shipments",
     "get_line_price",
     "get_effective_price",
@@ -157,6 +170,7 @@ ROUTE_SCHEMA: dict[str, Any] = {
         "customer_name": {"type": "string", "maxLength": 64},
         "customer_id": _ID,
         "sku": _ID,
+        "po_id": _ID,
         "warehouse_id": _ID,
         "exception_type": {"type": "string", "enum": list(EXCEPTION_TYPES)},
         "status": {"type": "string", "enum": ["open", "held", "released", "shipped", "cancelled"]},
@@ -177,6 +191,7 @@ class ToolChoice(BaseModel):
     customer_name: str | None = None
     customer_id: str | None = None
     sku: str | None = None
+    po_id: str | None = None
     warehouse_id: str | None = None
     exception_type: ExceptionType | None = None
     status: Literal["open", "held", "released", "shipped", "cancelled"] | None = None
@@ -300,10 +315,15 @@ def check_call(
                 args["action"] = "REALLOCATE_WAREHOUSE"  # "move SO-… to WH-…"
             elif (named_action := action_from_words(question)) and not asks_for_approval(question):
                 args["action"] = named_action
-        if tool == "find_late_orders" and not args and focus.get("customer"):
-            args["customer_name"] = focus["customer"]
-        if tool == "find_late_orders" and not args:
-            raise ToolCallError("find_late_orders needs customer_name or customer_id")
+        if tool in ("find_late_orders", "find_customer_orders") and not (
+            args.get("customer_id") or args.get("customer_name")
+        ):
+            if focus.get("customer_id"):  # "this customer": the customer under discussion
+                args["customer_id"] = focus["customer_id"]
+            elif focus.get("customer"):
+                args["customer_name"] = focus["customer"]
+            else:
+                raise ToolCallError(f"{tool} needs customer_name or customer_id")
         try:
             args = schema.model_validate(args).model_dump(exclude_none=True)
         except ValidationError as exc:
@@ -315,6 +335,9 @@ def check_call(
         fields = read_tool.args_schema.model_fields
         if "order_id" in fields and "order_id" not in args and default_order:
             args["order_id"] = default_order
+        for key in ("customer_id", "sku", "po_id"):  # "this customer", "that SKU", "that PO"
+            if key in fields and fields[key].is_required() and key not in args and focus.get(key):
+                args[key] = focus[key]
         if tool == "search_sops" and "question" not in args:
             args["question"] = question
         if tool == "search_sops" and "exception_type" in args:
@@ -324,9 +347,9 @@ def check_call(
             read_tool.args_schema.model_validate(args)
         except ValidationError as exc:
             raise ToolCallError(_errors(tool, exc)) from None
-    for key in ("order_id", "customer_id", "sku", "warehouse_id"):
+    for key in ("order_id", "customer_id", "sku", "warehouse_id", "po_id", "exclude_order_id"):
         value = args.get(key)
-        known = focus.get("order_id") if key == "order_id" else None
+        known = focus.get("order_id" if key == "exclude_order_id" else key)  # under discussion: known
         if isinstance(value, str) and value != known and not _mentioned(value, conversation, numbers):
             raise ToolCallError(
                 f"{key} {value!r} appears nowhere in the conversation; use only ids the user gave"

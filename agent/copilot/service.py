@@ -52,6 +52,8 @@ _TURN_RESET = {
     "dropped": None,
     "fallback": False,
     "fallback_reason": None,
+    "injected": False,
+    "clarify": False,
 }
 
 
@@ -256,6 +258,11 @@ class Copilot:
         """The messages of a thread so far (empty for a new thread)."""
         snapshot = self._chat_graph.get_state(self._config(thread_id))
         return list((snapshot.values or {}).get("messages") or [])
+
+    def last_observations(self, thread_id: str) -> list[dict[str, Any]]:
+        """The tool calls of the thread's last turn with their results (what its answer may state)."""
+        snapshot = self._chat_graph.get_state(self._config(thread_id))
+        return list((snapshot.values or {}).get("observations") or [])
 
     def usage(self) -> dict[str, Any]:
         """Model calls and tokens spent by this copilot so far."""

@@ -64,7 +64,8 @@ class CopilotState(TypedDict, total=False):
     """The conversation so far, oldest first."""
     focus: dict[str, Any]
     """What "it" and "that" refer to: ``order_id`` (the order under discussion), ``action`` (the
-    action under discussion: ``{"action", "params", "order_id"}``), ``customer`` (a name)."""
+    action under discussion: ``{"action", "params", "order_id"}``), ``customer`` (a name), ``customer_id``, ``sku``,
+    ``warehouse_id``, ``po_id`` (:mod:`agent.copilot.chat_focus`)."""
 
     proposal: dict[str, Any] | None
     """The approval request the last turn proposed, awaiting the user's "yes": ``{"order_id",
@@ -90,6 +91,10 @@ class CopilotState(TypedDict, total=False):
     """SOP citations (``SOP-CREDIT-001 §3.2``) the answer rests on."""
     request: dict[str, Any] | None
     """The approval request filed this turn (a confirmed proposal) (``agent.governance.requests.request_action``), if any."""
+    injected: bool
+    """The model answered without a tool and the question's tool ran for it (one more round)."""
+    clarify: bool
+    """The question is about an order but names none and none is under discussion: ask which."""
     fallback: bool
     """True when the model's language was replaced by fact-only text (or the model was bypassed)."""
     fallback_reason: str | None

@@ -95,7 +95,7 @@ def _claim(factory: sessionmaker[Session], request_id: int, after_s: float, acto
                 AuditEvent.event_type == audit.EVENT_RESUMED, AuditEvent.request_id == request_id
             )
         )
-        if tried >= MAX_RESUMES:
+        if (tried or 0) >= MAX_RESUMES:
             return False
         audit.append_event(
             s,

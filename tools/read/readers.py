@@ -24,7 +24,7 @@ from tools.read.orders import (
     list_open_exceptions,
     search_orders,
 )
-from tools.read.stock import get_open_purchase_orders, get_stock, get_substitutes
+from tools.read.stock import get_open_purchase_orders, get_orders_waiting_on_po, get_stock, get_substitutes
 
 __all__ = [
     "EXCEPTION_TYPES",
@@ -36,6 +36,7 @@ __all__ = [
     "get_open_purchase_orders",
     "get_order",
     "get_order_shipments",
+    "get_orders_waiting_on_po",
     "get_stock",
     "get_substitutes",
     "invalid_arguments",
@@ -53,6 +54,7 @@ READERS: list[Callable[..., dict[str, Any]]] = [
     get_stock,
     get_substitutes,
     get_open_purchase_orders,
+    get_orders_waiting_on_po,
     get_order_shipments,
     get_effective_price,
     get_line_price,

@@ -8,14 +8,25 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tools.models import Inventory, Item, PurchaseOrder, Substitute, Supplier, Warehouse
+from tools.models import (
+    Customer,
+    Inventory,
+    Item,
+    Order,
+    OrderLine,
+    PurchaseOrder,
+    Substitute,
+    Supplier,
+    Warehouse,
+)
 from tools.read.base import MAX_LIST, Args, bounded, id_field, iso, money, rate, reader, require
-from tools.sites import scope_of, warehouse_condition
+from tools.rules import OPEN_ORDER_STATUSES
+from tools.sites import order_condition, scope_of, warehouse_condition
 
-__all__ = ["get_open_purchase_orders", "get_stock", "get_substitutes"]
+__all__ = ["get_open_purchase_orders", "get_orders_waiting_on_po", "get_stock", "get_substitutes"]
 
 MAX_SUBSTITUTES = 20
 MAX_PURCHASE_ORDERS = 20
@@ -215,5 +226,68 @@ def get_open_purchase_orders(session: Session, sku: str, warehouse_id: str | Non
                 "supplier_lead_time_days": supplier.lead_time_days if supplier else None,
             }
             for po, supplier in shown
+        ],
+    }
+
+
+class WaitingOnPoArgs(Args):
+    po_id: str = id_field("purchase order id such as PO-1042", "PO-1042")
+
+
+@reader(WaitingOnPoArgs)
+def get_orders_waiting_on_po(session: Session, po_id: str) -> dict[str, Any]:
+    """Get the open sales order lines waiting on one purchase order (backordered, same sku and warehouse).
+
+    Use it for "which orders are waiting on PO-1042?" or "who is hurt if that PO slips?". Do not
+    use it to find purchase orders (use get_open_purchase_orders with the sku).
+    Argument: po_id, a purchase order id such as PO-1042.
+    A line without a warehouse of its own ships from its order's warehouse.
+    Returns the purchase order (sku, warehouse_id, qty, expected_date, status, expedite_requested,
+    supplier_name) and each waiting line, earliest promised first, with order_id, line_no,
+    customer_id, customer_name, order status, promised_date, backorder_qty and late (the purchase
+    order is expected after the promised date, or has no date); total_backordered_qty sums them.
+    """
+    po = require(session, PurchaseOrder, po_id, "purchase order")
+    supplier = session.get(Supplier, po.supplier_id) if po.supplier_id else None
+    rows = session.execute(
+        select(OrderLine, Order, Customer)
+        .join(Order, Order.order_id == OrderLine.order_id)
+        .outerjoin(Customer, Customer.customer_id == Order.customer_id)
+        .where(
+            OrderLine.sku == po.sku,
+            func.coalesce(OrderLine.warehouse_id, Order.warehouse_id) == po.warehouse_id,
+            OrderLine.backorder_qty > 0,
+            Order.status.in_(OPEN_ORDER_STATUSES),
+            order_condition(session, Order.order_id),
+        )
+        .order_by(Order.promised_date.is_(None), Order.promised_date, Order.order_id, OrderLine.line_no)
+    ).all()
+    shown, truncated = bounded(rows, MAX_LIST)
+    expected = po.expected_date
+    return {
+        "po_id": po.po_id,
+        "sku": po.sku,
+        "warehouse_id": po.warehouse_id,
+        "qty": po.qty,
+        "expected_date": iso(expected),
+        "status": po.status,
+        "expedite_requested": po.expedite_requested,
+        "supplier_name": supplier.name if supplier else None,
+        "waiting_count": len(rows),
+        "total_backordered_qty": sum(line.backorder_qty for line, _, _ in rows),
+        "truncated": truncated,
+        "waiting": [
+            {
+                "order_id": order.order_id,
+                "line_no": line.line_no,
+                "customer_id": order.customer_id,
+                "customer_name": customer.name if customer else None,
+                "status": order.status,
+                "promised_date": iso(order.promised_date),
+                "backorder_qty": line.backorder_qty,
+                "late": expected is None
+                or (order.promised_date is not None and expected > order.promised_date),
+            }
+            for line, order, customer in shown
         ],
     }

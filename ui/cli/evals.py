@@ -45,7 +45,8 @@ def eval_run(
         str | None,
         typer.Option(
             "--suite",
-            help="A suite name (e.g. credit), 'all', a YAML file or a folder of them.",
+            help="A suite name (e.g. credit), 'all', a YAML file or a folder of them; "
+            "'conversation': the multi-turn chat threads of evals/conversations, scored per turn.",
             show_default=False,
         ),
     ] = None,
@@ -100,6 +101,9 @@ def eval_run(
         return
     if suite is None:
         raise CliError("name a suite: --suite NAME|all|FILE|FOLDER (see `copilot eval --help`)")
+    if suite == "conversation":
+        _conversation_run(provider, agent, report, case, as_json)
+        return
     from evals.evaluate import AGENTS, PROVIDERS, evaluate
 
     if provider not in PROVIDERS:
@@ -179,6 +183,60 @@ def eval_run(
         if report:
             typer.echo(f"reports: {', '.join(result['files'].values())}")
     if summary["failed"] or summary["violations"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _conversation_run(
+    provider: str, agent: str, report: Path | None, only: list[str] | None, as_json: bool
+) -> None:
+    """`copilot eval --suite conversation`: the chat threads of evals/conversations, scored per turn."""
+    from evals.evaluate import PROVIDERS
+
+    if provider not in PROVIDERS:
+        raise CliError(f"--provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
+    if agent != "copilot":
+        raise CliError("the conversation suite runs the copilot's chat only (--agent copilot)")
+    from agent.llm import LLMError
+    from agent.settings import get_settings
+    from evals.conversation import run_conversations, scripted_model
+    from evals.evaluate import make_llm, sop_index
+    from tools.fixtures import SuiteError
+
+    try:
+        llm = scripted_model() if provider == "fake" else make_llm(provider)
+        collection = sop_index(get_settings().var_dir, echo=lambda m: typer.echo(m, err=True))
+        result = run_conversations(
+            llm,
+            provider=provider,
+            collection=collection,
+            only=only,
+            echo=lambda m: typer.echo(m, err=True),
+        )
+    except (LLMError, SuiteError) as exc:
+        raise CliError(str(exc)) from exc
+    s = result["summary"]
+    if report:
+        report.mkdir(parents=True, exist_ok=True)
+        (report / "conversation.json").write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(s, default=str))
+    else:
+
+        def f(v):
+            return "–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+        typer.echo(
+            f"conversation · provider {provider} · model {s['model']}: {s['correct_turns']}/{s['turns']} turns "
+            f"correct in {s['threads']} threads, {s['invented_facts']} invented facts, {s['fallbacks']} "
+            f"fallbacks, {s['model_calls']} model calls, latency p50 {f(s['latency_p50_s'])} s / "
+            f"p95 {f(s['latency_p95_s'])} s"
+        )
+        for t in result["turns"]:
+            if not t["correct"]:
+                typer.echo(f"  FAIL {t['thread']} turn {t['turn']}: {'; '.join(t['problems'])}")
+        if report:
+            typer.echo(f"report: {report / 'conversation.json'}")
+    if s["correct_turns"] < s["turns"] or s["invented_facts"]:
         raise typer.Exit(EXIT_FAILED)
 
 
