@@ -118,7 +118,7 @@ async def _run(
             outcomes["nothing to request"] = outcomes.get("nothing to request", 0) + 1
             return
         if filed.status_code != 201:
-            error(str(filed.status_code))
+            error(f"file {filed.status_code}: {filed.json().get('message', '')[:80]}")
             return
         body = filed.json()
         if body["status"] != "pending_approval":
@@ -127,8 +127,12 @@ async def _run(
         # nobody decides their own request: what csr may approve goes to a role above it
         approver = body["approver_role"] if body["approver_role"] != "csr" else "ops_manager"
         decided = await client.post(f"/api/v1/requests/{body['id']}/approve", json={}, headers=as_[approver])
+        if decided.status_code == 422 and "edit the request with them" in decided.text:
+            # FIX_MASTER_DATA: the approver must supply the corrected values (domain.md §3), as a person would
+            outcomes["needs the approver's values"] = outcomes.get("needs the approver's values", 0) + 1
+            return
         if decided.status_code != 200:
-            error(str(decided.status_code))
+            error(f"approve {decided.status_code}: {decided.json().get('message', '')[:80]}")
             return
         status = decided.json()["status"]
         outcomes[status] = outcomes.get(status, 0) + 1

@@ -1,4 +1,5 @@
-"""Batch triage of the open book equals per-order triage: the same results, the same exceptions rows."""
+"""Batch triage (of the open book, and of named orders as the event worker triages them) equals
+per-order triage: the same results, the same exceptions rows."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from agent.policy import load_policy
-from agent.triage.service import triage_open_book, triage_order
+from agent.triage.service import triage_batch, triage_open_book, triage_order
 from tools.dataset import open_order_ids
 from tools.db import session_factory
 from tools.demo import generate
-from tools.models import ExceptionRecord
+from tools.models import ExceptionRecord, Order
 
 POLICY = load_policy()
 AS_OF = dt.date(2026, 11, 25)
@@ -87,3 +88,29 @@ def test_batch_triage_twice_writes_nothing_new(seeded):
         assert list(triage_open_book(s, POLICY)) == first
         s.flush()
         assert not s.dirty and _exceptions(s) == table
+
+
+def test_triage_of_named_orders_in_one_batch_equals_triage_of_each(seeded):
+    """Open orders with recurrence, closed orders (their exceptions resolved) and an unknown id,
+    triaged together: each result and each exceptions row as the one triage entry leaves them."""
+    factory = session_factory(seeded)
+    with factory() as s:
+        open_ids = open_order_ids(s)[::3]
+        closed = sorted(s.scalars(select(Order.order_id).where(Order.order_id.not_in(open_order_ids(s)))))[
+            :40
+        ]
+        assert closed  # shipped and cancelled orders are in the book
+        ids = sorted(open_ids + closed)
+        per_order = [triage_order(s, oid, POLICY) for oid in ids]
+        s.flush()
+        table_per_order = _exceptions(s)
+        s.rollback()
+    with factory() as s:
+        before = _exceptions(s)
+        batch = triage_batch(s, [*reversed(ids), "NO-SUCH-ORDER"], POLICY)
+        s.flush()
+        table_batch = _exceptions(s)
+        s.rollback()
+    assert any(e["type"] == "RECURRING_ANOMALY" for r in per_order for e in r["exceptions"])
+    assert batch == per_order
+    assert table_batch == table_per_order != before

@@ -4,12 +4,23 @@ again, exceptions routed to role work queues."""
 from agent.flow.queue import load_queue, queue_sizes, recommendation_for
 from agent.flow.retriage import Retriage, retriage
 from agent.flow.work import claim, escalate_breached, reassign, release
-from agent.flow.worker import Applied, BackgroundWorker, apply_next, drain, run_worker, sweep
+from agent.flow.worker import (
+    BATCH_EVENTS,
+    Applied,
+    BackgroundWorker,
+    apply_batch,
+    apply_next,
+    drain,
+    run_worker,
+    sweep,
+)
 
 __all__ = [
+    "BATCH_EVENTS",
     "Applied",
     "BackgroundWorker",
     "Retriage",
+    "apply_batch",
     "apply_next",
     "claim",
     "drain",

@@ -1,15 +1,16 @@
 """Triage again the open orders a change can affect — not the whole book — and say what moved.
 
-The orders come from :func:`tools.events.affected_orders`. Each is triaged with the one triage entry
-(:func:`agent.triage.service.triage_orders`), which records its exceptions: a new one is opened, one
+The orders come from :func:`tools.events.affected_orders`. They are triaged together
+(:func:`agent.triage.service.triage_batch`: for each the result of the one triage entry, with the
+contexts loaded once for all of them), which records their exceptions: a new one is opened, one
 that no longer holds is resolved, a changed one is updated in place. Recurrence reaches further:
 whether an order shows ``RECURRING_ANOMALY`` depends on the (type, customer) and (type, SKU)
 patterns of the orders dated up to ``window_days`` before it, so when an order's patterns change
 the open orders of that customer or SKU dated in the window after it are triaged too (their own
 patterns do not change, so this goes one step only).
 
-On PostgreSQL each order is triaged under a transaction-scoped advisory lock, taken in id order,
-so two workers never triage the same order at once.
+On PostgreSQL each order is triaged under a transaction-scoped advisory lock (:func:`order_lock_key`),
+taken in key order, so two workers never triage the same order at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy
-from agent.triage.service import triage_orders
+from agent.triage.service import triage_batch
 from tools.models import ExceptionRecord, Order, OrderLine
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.rules import OPEN_ORDER_STATUSES, in_chunks
@@ -42,6 +43,7 @@ class Retriage:
     opened: int = 0
     changed: int = 0
     resolved: int = 0
+    by_order: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # (opened, changed, resolved)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -75,18 +77,28 @@ def _patterns(rows: dict[tuple[str, str], tuple]) -> set[Pattern]:
     return keys
 
 
+ORDER_LOCK_BUCKETS = 1024
+
+
 def order_lock_key(schema: str, order_id: str) -> int:
     """The PostgreSQL advisory-lock key under which an order of ``schema`` is triaged by a worker
-    (advisory locks are database-wide: the schema keeps deployments sharing a database apart)."""
-    return zlib.crc32(f"copilot.order:{schema}:{order_id}".encode()) - 2**31
+    (advisory locks are database-wide: the schema keeps deployments sharing a database apart).
+
+    Orders share :data:`ORDER_LOCK_BUCKETS` keys (an order always maps to the same one): a batch
+    that re-triages thousands of orders holds at most that many locks until it commits, within
+    PostgreSQL's lock table (``max_locks_per_transaction`` × connections), where one lock per
+    order ran out of shared memory on a 1M-line book. Two orders of one bucket are not triaged at
+    the same time either, which costs some parallelism, never correctness."""
+    bucket = zlib.crc32(order_id.encode()) % ORDER_LOCK_BUCKETS
+    return zlib.crc32(f"copilot.order:{schema}:{bucket}".encode()) - 2**31
 
 
 def _lock(session: Session, ids: Iterable[str]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: the writer lock already serialises whole transactions
     schema = session.scalar(select(func.current_schema())) or ""
-    for oid in sorted(ids):
-        session.execute(select(func.pg_advisory_xact_lock(order_lock_key(schema, oid))))
+    for key in sorted({order_lock_key(schema, oid) for oid in ids}):  # one order of taking them: no deadlock
+        session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: int) -> set[str]:
@@ -119,17 +131,21 @@ def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: 
 def _triage(session: Session, policy: Policy, ids: list[str], result: Retriage) -> dict[str, set[Pattern]]:
     _lock(session, ids)
     before = _open_rows(session, ids)
-    for triaged in triage_orders(session, ids, policy):
-        if "error" not in triaged:
-            result.orders.append(triaged["order_id"])
+    result.orders.extend(triaged["order_id"] for triaged in triage_batch(session, ids, policy))
     session.flush()
     after = _open_rows(session, ids)
     changed: dict[str, set[Pattern]] = {}
     for oid in ids:
         old, new = before.get(oid, {}), after.get(oid, {})
-        result.opened += len(new.keys() - old.keys())
-        result.resolved += len(old.keys() - new.keys())
-        result.changed += sum(1 for k in new.keys() & old.keys() if new[k][0] != old[k][0])
+        opened, resolved = len(new.keys() - old.keys()), len(old.keys() - new.keys())
+        moved = sum(1 for k in new.keys() & old.keys() if new[k][0] != old[k][0])
+        result.opened, result.changed, result.resolved = (
+            result.opened + opened,
+            result.changed + moved,
+            result.resolved + resolved,
+        )
+        if opened or moved or resolved:
+            result.by_order[oid] = (opened, moved, resolved)
         diff = _patterns(old) ^ _patterns(new)
         if diff:
             changed[oid] = diff

@@ -1,12 +1,19 @@
 """The event worker: apply each stored event once, in order per source, then triage what it affects.
 
-One transaction per event: the claim (:func:`tools.events.claim_next`), the records upserted, the
-affected orders triaged again, the inbox row marked ``applied`` and the audit event all commit
-together, or nothing does — a worker killed mid-event leaves the event ``received`` and another
-worker (or the same after a restart) applies it. An event whose references dangle at apply time,
-or that the database refuses (a CHECK constraint), is marked ``failed`` with the reason and applies
-nothing. A transient database error (a lock timeout, a deadlock between two workers) rolls back and
-leaves the event for the next pass.
+One transaction per batch of events (at most :data:`BATCH_EVENTS`, the ones waiting — a worker that
+keeps up applies them one or a few at a time): the claim (:func:`tools.events.claim_batch`), each
+event's records upserted in turn, the orders any of them affects triaged again once
+(:func:`agent.flow.retriage.retriage`), the inbox rows marked ``applied`` and one audit event per
+event all commit together, or nothing does — a worker killed mid-batch leaves its events
+``received`` and another worker (or the same after a restart) applies them. Each event applies
+inside its own savepoint: one whose references dangle at apply time, or that the database refuses
+(a CHECK constraint), is marked ``failed`` with the reason and applies nothing, and the others of
+the batch still apply. A transient database error (a lock timeout, a deadlock between two workers)
+rolls the batch back and leaves its events for the next pass.
+
+Batching changes no outcome: the events apply in the same order, and triaging an order once after
+all of them finds what triaging it after each would have left at the end. An order's exception
+changes (opened, changed, resolved) are counted on the last event of the batch that reaches it.
 """
 
 from __future__ import annotations
@@ -25,12 +32,34 @@ from agent.flow.retriage import retriage
 from agent.flow.work import escalate_breached
 from agent.governance.audit import EVENT_SOURCE_APPLIED, EVENT_SOURCE_FAILED, append_event
 from agent.policy import Policy
-from tools.events import EventError, affected_orders, apply_event, check_references, claim_next, stored_event
-from tools.events import mark_failed as _mark_failed
+from tools.events import (
+    Change,
+    Event,
+    EventError,
+    affected_by_event,
+    apply_event,
+    check_references,
+    claim_batch,
+    stored_event,
+)
 
-__all__ = ["Applied", "BackgroundWorker", "apply_next", "drain", "run_worker", "sweep"]
+__all__ = [
+    "BATCH_EVENTS",
+    "Applied",
+    "BackgroundWorker",
+    "apply_batch",
+    "apply_next",
+    "drain",
+    "run_worker",
+    "sweep",
+    "writer_pause",
+]
 
 log = logging.getLogger(__name__)
+
+# Events per transaction at most. Larger batches share more of the re-triage (orders reached by
+# several events are triaged once) but hold the writer longer; 200 keeps a batch well under a second.
+BATCH_EVENTS = 200
 
 
 @dataclass(frozen=True)
@@ -47,32 +76,78 @@ class Applied:
     resolved: int = 0
 
 
-def _fail(factory: sessionmaker[Session], inbox_id: int, label: str, source: str, reason: str) -> Applied:
-    with factory() as session:
-        _mark_failed(session, inbox_id, reason)
-        append_event(
-            session, EVENT_SOURCE_FAILED, actor=f"source:{source}", payload={"event": label, "reason": reason}
-        )
-        session.commit()
-    return Applied(inbox_id, label, "failed", error=reason)
+@dataclass(frozen=True)
+class _Step:
+    """One applied event of a batch: its records changed, and the orders its changes reach."""
+
+    inbox_id: int
+    event: Event
+    changes: list[Change]
+    reached: list[str]  # filled once the whole batch is applied
 
 
-def apply_next(factory: sessionmaker[Session], policy: Policy) -> Applied | None:
-    """Apply the next waiting event; None when the inbox has none (or the others are claimed)."""
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, EventError):
+        return f"{exc.path}: {exc.message}"
+    return "the database refused it: " + str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+
+
+def apply_batch(
+    factory: sessionmaker[Session], policy: Policy, *, limit: int = BATCH_EVENTS
+) -> list[Applied]:
+    """Apply up to ``limit`` waiting events in one transaction; their outcomes in apply order
+    (empty when the inbox has none waiting, or the others are claimed)."""
     with factory() as session:
-        row = claim_next(session)
-        if row is None:
+        rows = claim_batch(session, limit)
+        if not rows:
             session.rollback()
-            return None
-        inbox_id, source, label = row.id, row.source, f"{row.source}/{row.event_id}"
+            return []
+        applied: list[_Step] = []
+        failed: dict[int, str] = {}
+        labels = {row.id: (f"{row.source}/{row.event_id}", row.source) for row in rows}
+        for row in rows:
+            try:
+                with session.begin_nested():  # a refused event rolls back alone
+                    event = stored_event(row)
+                    check_references(session, [event])
+                    changes = apply_event(session, event)
+            except OperationalError:
+                session.rollback()
+                raise  # transient (locked, deadlock, connection): the batch stays received
+            except (EventError, DBAPIError) as exc:
+                failed[row.id] = _reason(exc)
+                continue
+            applied.append(_Step(row.id, event, changes, []))
         try:
-            event = stored_event(row)
-            check_references(session, [event])
-            changes = apply_event(session, event)
-            done = retriage(session, policy, affected_orders(session, changes))
-            now = dt.datetime.now(dt.UTC)
-            row.status, row.applied_at, row.error = "applied", now, None
-            row.orders_retriaged = len(done.orders)
+            for step, reached in zip(
+                applied, affected_by_event(session, [s.changes for s in applied]), strict=True
+            ):
+                step.reached.extend(sorted(reached))
+            done = retriage(session, policy, (o for step in applied for o in step.reached))
+        except OperationalError:
+            session.rollback()
+            raise
+        # each order's exception changes go to the last event that reached it; the recurrence
+        # followers (reached by none of them) to the batch's last applied event
+        owner: dict[str, int] = {}
+        for step in applied:
+            owner.update(dict.fromkeys(step.reached, step.inbox_id))
+        counts: dict[int, list[int]] = {step.inbox_id: [0, 0, 0, 0] for step in applied}
+        for oid in done.orders:
+            target = owner.get(oid, applied[-1].inbox_id if applied else None)
+            if target is None:
+                continue
+            tally = counts[target]
+            tally[0] += 1
+            for i, n in enumerate(done.by_order.get(oid, (0, 0, 0)), 1):
+                tally[i] += n
+        now = dt.datetime.now(dt.UTC)
+        by_id = {row.id: row for row in rows}
+        for step in applied:
+            row, event = by_id[step.inbox_id], step.event
+            label, source = labels[step.inbox_id]
+            orders, opened, moved, resolved = counts[step.inbox_id]
+            row.status, row.applied_at, row.error, row.orders_retriaged = "applied", now, None, orders
             append_event(
                 session,
                 EVENT_SOURCE_APPLIED,
@@ -82,31 +157,44 @@ def apply_next(factory: sessionmaker[Session], policy: Policy) -> Applied | None
                     "type": event.type,
                     "occurred_at": event.occurred_at.isoformat(),
                     "records": {t: len(r) for t, r in event.records.items()},
-                    "changed": len(changes),
-                    **done.as_dict(),
-                    "order_ids": done.orders[:50],
+                    "records_changed": len(step.changes),
+                    "orders": orders,
+                    "opened": opened,
+                    "changed": moved,
+                    "resolved": resolved,
+                    "order_ids": step.reached[:50],
+                    "batch_events": len(rows),
                 },
             )
-            session.commit()
-        except EventError as exc:
-            session.rollback()
-            return _fail(factory, inbox_id, label, source, f"{exc.path}: {exc.message}")
-        except OperationalError:
-            session.rollback()
-            raise  # transient (locked, deadlock, connection): the event stays received
-        except DBAPIError as exc:
-            session.rollback()
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            return _fail(factory, inbox_id, label, source, f"the database refused it: {reason}")
-    return Applied(
-        inbox_id,
-        label,
-        "applied",
-        orders=len(done.orders),
-        opened=done.opened,
-        changed=done.changed,
-        resolved=done.resolved,
-    )
+        for inbox_id, reason in failed.items():
+            label, source = labels[inbox_id]
+            by_id[inbox_id].status, by_id[inbox_id].error = "failed", reason[:2000]  # claimed: one attempt
+            append_event(
+                session,
+                EVENT_SOURCE_FAILED,
+                actor=f"source:{source}",
+                payload={"event": label, "reason": reason},
+            )
+        session.commit()
+    out = []
+    for row_id in (row.id for row in rows):
+        label = labels[row_id][0]
+        if row_id in failed:
+            out.append(Applied(row_id, label, "failed", error=failed[row_id]))
+        else:
+            orders, opened, moved, resolved = counts[row_id]
+            out.append(
+                Applied(
+                    row_id, label, "applied", orders=orders, opened=opened, changed=moved, resolved=resolved
+                )
+            )
+    return out
+
+
+def apply_next(factory: sessionmaker[Session], policy: Policy) -> Applied | None:
+    """Apply the next waiting event alone; None when the inbox has none (or the others are claimed)."""
+    done = apply_batch(factory, policy, limit=1)
+    return done[0] if done else None
 
 
 def drain(
@@ -115,17 +203,43 @@ def drain(
     *,
     on_event: Callable[[Applied], None] | None = None,
     stop: threading.Event | None = None,
+    batch: int = BATCH_EVENTS,
+    pause_s: float = 0.0,
 ) -> list[Applied]:
-    """Apply waiting events until none is left (or ``stop`` is set); return their outcomes."""
-    out = []
-    while stop is None or not stop.is_set():
-        done = apply_next(factory, policy)
-        if done is None:
+    """Apply waiting events, ``batch`` per transaction at most, until none is left (or ``stop`` is
+    set); return their outcomes in apply order. ``pause_s``: wait that long after each batch (the
+    loops on SQLite: see :func:`writer_pause`)."""
+    out: list[Applied] = []
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        done = apply_batch(factory, policy, limit=batch)
+        if not done:
             break
-        out.append(done)
+        out.extend(done)
         if on_event:
-            on_event(done)
+            for one in done:
+                on_event(one)
+        if pause_s:
+            stop.wait(pause_s)
     return out
+
+
+SQLITE_PAUSE_S = 0.2
+
+
+def writer_pause(factory: sessionmaker[Session]) -> float:
+    """How long a worker loop leaves the database's writer free between batches.
+
+    SQLite has one writer, and a writer that finds it taken sleeps in steps of up to 100 ms before
+    trying again: a worker starting its next batch the moment the last one commits would hold it
+    almost all the time and starve the intake storing new events (the API, a broker consumer, a
+    replay). So on SQLite the loops pause :data:`SQLITE_PAUSE_S` between batches — the events that
+    arrive meanwhile join the next batch, which is what makes a batch — and on PostgreSQL (row
+    locks, concurrent writers) not at all.
+    """
+    with factory() as session:
+        dialect = session.get_bind().dialect.name
+    return SQLITE_PAUSE_S if dialect == "sqlite" else 0.0
 
 
 SWEEP_EVERY_S = 30.0  # SLAs are hours long: looking for breaches twice a minute is plenty
@@ -157,9 +271,10 @@ def run_worker(
 ) -> None:
     """Drain, then wait for ``wake`` (set when events are stored) or ``poll_s``; until ``stop``."""
     wake = wake or threading.Event()
+    pause_s = writer_pause(factory)
     while not stop.is_set():
         try:
-            drain(factory, policy, stop=stop)
+            drain(factory, policy, stop=stop, pause_s=pause_s)
             sweep(factory, policy, every_s=SWEEP_EVERY_S)
         except OperationalError as exc:  # transient: try again on the next pass
             log.warning("event worker: %s", str(getattr(exc, "orig", exc)).splitlines()[0])
@@ -183,10 +298,11 @@ class BackgroundWorker:
         self._thread = threading.Thread(target=self._run, name="copilot-event-worker", daemon=True)
 
     def _run(self) -> None:
+        pause_s = writer_pause(self._factory)
         while not self._stop.is_set():
             self._wake.clear()  # a wake while draining makes another pass
             try:
-                drain(self._factory, self._policy, stop=self._stop)
+                drain(self._factory, self._policy, stop=self._stop, pause_s=pause_s)
                 sweep(self._factory, self._policy, every_s=SWEEP_EVERY_S)
             except OperationalError as exc:  # transient: try again on the next pass
                 log.warning("event worker: %s", str(getattr(exc, "orig", exc)).splitlines()[0])

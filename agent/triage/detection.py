@@ -69,6 +69,7 @@ __all__ = [
     "WarehouseRec",
     "credit_position",
     "detect",
+    "detect_many",
     "detect_open_book",
     "detect_order",
     "effective_price",
@@ -76,6 +77,7 @@ __all__ = [
     "iter_open_book",
     "load_context",
     "load_contexts",
+    "load_contexts_with_neighbours",
     "substitution_keyword",
 ]
 
@@ -455,6 +457,70 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
     )
 
 
+def load_contexts_with_neighbours(
+    session: Session, order_ids: Iterable[str], policy: Policy
+) -> dict[str, OrderContext]:
+    """:func:`load_context` of many orders at once: each context the same as its own call gives,
+    with a fixed number of queries per batch instead of per order (unknown ids left out).
+
+    The recurrence candidates of all the orders are found together — the orders of their customers
+    and those with an active line on a SKU a line rule flagged, status open/held/released, dated
+    between the earliest order's window start and the latest order's date — and loaded in one
+    :func:`load_contexts` with the orders themselves; each order then keeps the candidates inside
+    its own window, as :func:`load_context` does. The lookups are the same index ranges, bounded by
+    the window, so the cost follows the orders named and their neighbours, not the book.
+    """
+    contexts = load_contexts(session, order_ids)
+    window_days = policy.thresholds.recurrence.window_days
+    wanted: dict[str, tuple[dt.date, str | None, set[str]]] = {}
+    for oid, ctx in contexts.items():
+        found = _base(ctx, policy, RULES)
+        if found and ctx.order.order_date is not None:
+            wanted[oid] = (ctx.order.order_date, ctx.order.customer_id, {d.sku for d in found if d.sku})
+    if not wanted:
+        return contexts
+    o, ol = Order.__table__, OrderLine.__table__
+    first = min(day for day, _, _ in wanted.values()) - dt.timedelta(days=window_days)
+    last = max(day for day, _, _ in wanted.values())
+    window = (o.c.order_date.between(first, last), o.c.status.in_(RECURRENCE_STATUSES))
+    by_customer: dict[str, set[str]] = {}
+    for part in rules.in_chunks(c for _, c, _ in wanted.values()):
+        stmt = select(o.c.customer_id, o.c.order_id).where(o.c.customer_id.in_(part), *window)
+        for customer, oid in session.execute(stmt):
+            by_customer.setdefault(customer, set()).add(oid)
+    by_sku: dict[str, set[str]] = {}
+    for part in rules.in_chunks(s for _, _, skus in wanted.values() for s in skus):
+        stmt = (
+            select(ol.c.sku, ol.c.order_id)
+            .join(o, o.c.order_id == ol.c.order_id)
+            .where(ol.c.sku.in_(part), ol.c.status.not_in(rules.CLOSED_STATUSES), *window)
+            .distinct()
+        )
+        for sku, oid in session.execute(stmt):
+            by_sku.setdefault(sku, set()).add(oid)
+    candidates: dict[str, set[str]] = {}
+    for oid, (_, customer, skus) in wanted.items():
+        ids = set(by_customer.get(customer, ())) if customer else set()
+        for sku in skus:
+            ids |= by_sku.get(sku, set())
+        ids.discard(oid)
+        candidates[oid] = ids
+    more = {n for ids in candidates.values() for n in ids} - contexts.keys()
+    loaded = {**load_contexts(session, more), **contexts}
+    out = dict(contexts)
+    for oid, ids in candidates.items():
+        day = wanted[oid][0]
+        out[oid] = replace(
+            contexts[oid],
+            neighbours=tuple(
+                loaded[k]
+                for k in sorted(ids)
+                if k in loaded and _in_window(day, loaded[k].order, window_days)
+            ),
+        )
+    return out
+
+
 def detect_order(session: Session, order_id: str, policy: Policy) -> list[Detected]:
     """Load and detect in one call; raises :class:`OrderNotFound`."""
     return detect(load_context(session, order_id, policy), policy)
@@ -472,6 +538,30 @@ def detect(ctx: OrderContext, policy: Policy) -> list[Detected]:
         found,
         key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key),
     )
+
+
+def detect_many(contexts: Mapping[str, OrderContext], policy: Policy) -> dict[str, list[Detected]]:
+    """:func:`detect` of each context, by order id, for contexts loaded together
+    (:func:`load_contexts_with_neighbours`: one context per order, shared as a neighbour): each
+    order's base rules run once for the batch, however many of its orders count it in their
+    recurrence window."""
+    base: dict[str, list[Detected]] = {}
+
+    def base_of(c: OrderContext) -> list[Detected]:
+        oid = c.order.order_id
+        if oid not in base:
+            base[oid] = _base(c, policy, RULES)
+        return base[oid]
+
+    priority = policy.decision_order.rank()
+    out: dict[str, list[Detected]] = {}
+    for oid, ctx in contexts.items():
+        found = list(base_of(ctx))
+        found += _recurring(ctx, found, policy, base_of)
+        out[oid] = sorted(
+            found, key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key)
+        )
+    return out
 
 
 def _base(ctx: OrderContext, policy: Policy, types: Iterable[str]) -> list[Detected]:
@@ -940,8 +1030,15 @@ def _in_window(day: dt.date, other: OrderRec, window_days: int) -> bool:
     )
 
 
-def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list[Detected]:
-    """RECURRING_ANOMALY: a (type, sku) or (type, customer) of this order on min_orders orders."""
+def _recurring(
+    ctx: OrderContext,
+    found: list[Detected],
+    policy: Policy,
+    base_of: Callable[[OrderContext], list[Detected]] | None = None,
+) -> list[Detected]:
+    """RECURRING_ANOMALY: a (type, sku) or (type, customer) of this order on min_orders orders.
+
+    ``base_of``: every base hit of a neighbour, when the caller keeps them (:func:`detect_many`)."""
     rule, day = policy.thresholds.recurrence, ctx.order.order_date
     if not found or day is None:
         return []
@@ -957,7 +1054,8 @@ def _recurring(ctx: OrderContext, found: list[Detected], policy: Policy) -> list
             or not _in_window(day, other, rule.window_days)
         ):
             continue
-        for key in _patterns(n, _base(n, policy, types)) & orders.keys():
+        hits = _base(n, policy, types) if base_of is None else [d for d in base_of(n) if d.type in types]
+        for key in _patterns(n, hits) & orders.keys():
             orders[key][other.order_id] = other.order_date
     return _recurrence_findings(day, orders, policy)
 

@@ -26,18 +26,27 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy
-from agent.triage.detection import Detected, OrderContext, detect, iter_open_book, load_context
+from agent.triage.detection import (
+    Detected,
+    OrderContext,
+    detect,
+    detect_many,
+    iter_open_book,
+    load_context,
+    load_contexts_with_neighbours,
+)
 from agent.triage.plan import Plan, load_planning_facts, load_planning_facts_many, plan_order
 from tools.dataset import open_order_ids
 from tools.errors import OrderNotFound
 from tools.models import ExceptionRecord
 from tools.rules import in_chunks
-from tools.sites import order_visible
+from tools.sites import order_visible, visible_orders
 
 __all__ = [
     "ORDER_NOT_FOUND",
     "OrderNotFound",
     "record_exceptions",
+    "triage_batch",
     "triage_open_book",
     "triage_order",
     "triage_orders",
@@ -213,6 +222,29 @@ def triage_orders(
             results.append({"order_id": order_id, "error": ORDER_NOT_FOUND})
         if commit_every and n % commit_every == 0:
             session.commit()
+    return results
+
+
+def triage_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> list[dict[str, Any]]:
+    """Triage and record many orders at once: for each known id (in the session's sites) the same
+    result and the same recorded exceptions as :func:`triage_order`, in id order; unknown ids are
+    left out. Contexts, planning facts and exceptions rows are loaded once for the batch
+    (:func:`agent.triage.detection.load_contexts_with_neighbours`), so the number of queries does
+    not grow with the orders — how the event worker triages what a batch of events affects.
+    Nothing is committed: the caller owns the transaction.
+    """
+    ids = visible_orders(session, (str(o).strip() for o in order_ids))
+    contexts = load_contexts_with_neighbours(session, ids, policy)
+    found = detect_many(contexts, policy)
+    facts = load_planning_facts_many(session, contexts.values())
+    rows = _exception_rows(session, contexts)
+    now = dt.datetime.now(dt.UTC)
+    results = []
+    for oid in sorted(contexts):
+        ctx = contexts[oid]
+        plan = plan_order(ctx, found[oid], facts[oid], policy)
+        record_exceptions(session, ctx, found[oid], now=now, rows=rows.get(oid, ()))
+        results.append(triage_result(ctx, found[oid], plan))
     return results
 
 

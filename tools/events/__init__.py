@@ -1,9 +1,10 @@
 """Events from source systems (domain.md §8): validation, the inbox, applying records, and which
 open orders a change can affect. Nothing here triages: the worker in ``agent.flow`` does."""
 
-from tools.events.affected import affected_orders
+from tools.events.affected import affected_by_event, affected_orders
 from tools.events.apply import Change, apply_event
 from tools.events.inbox import (
+    claim_batch,
     claim_next,
     inbox_counts,
     list_events,
@@ -18,9 +19,11 @@ __all__ = [
     "Change",
     "Event",
     "EventError",
+    "affected_by_event",
     "affected_orders",
     "apply_event",
     "check_references",
+    "claim_batch",
     "claim_next",
     "inbox_counts",
     "list_events",

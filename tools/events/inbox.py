@@ -25,6 +25,7 @@ from tools.events.validate import Event, check_references, parse_event
 from tools.models import EventInbox
 
 __all__ = [
+    "claim_batch",
     "claim_next",
     "inbox_counts",
     "list_events",
@@ -136,6 +137,51 @@ def claim_next(session: Session) -> EventInbox | None:
             row.attempts += 1
             return row
     return None
+
+
+def claim_batch(session: Session, limit: int) -> list[EventInbox]:
+    """Up to ``limit`` waiting events, claimed for this transaction, in the order they must apply.
+
+    Each is the event :func:`claim_next` would hand out next if the ones before it had been applied:
+    on SQLite the earliest waiting events of every source (one ``UPDATE`` takes the writer lock and
+    claims them); on PostgreSQL the earliest waiting events of one source no other worker holds
+    (its advisory lock, the rows ``FOR UPDATE SKIP LOCKED``), so events of one source stay in order
+    and another worker takes another source. Empty when none is waiting (or all are claimed).
+    """
+    if limit < 1:
+        raise ValueError(f"a batch holds at least one event, got {limit}")
+    received = _T.c.status == "received"
+    order = (_T.c.occurred_at, _T.c.id)
+    if session.get_bind().dialect.name != "postgresql":
+        first = select(_T.c.id).where(received).order_by(*order).limit(limit)
+        stmt = (
+            update(_T)
+            .where(_T.c.id.in_(first.scalar_subquery()), received)
+            .values(attempts=_T.c.attempts + 1)
+            .returning(_T.c.id)
+        )
+        ids = session.execute(stmt).scalars().all()
+        if not ids:
+            return []
+        return list(session.scalars(select(EventInbox).where(_T.c.id.in_(ids)).order_by(*order)))
+    sources = session.scalars(select(_T.c.source).where(received).distinct()).all()
+    schema = session.scalar(select(func.current_schema())) or ""
+    for source in sorted(sources):
+        if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(schema, source)))):
+            continue  # another worker is applying this source's events
+        oldest = (
+            select(EventInbox)
+            .where(received, _T.c.source == source)
+            .order_by(*order)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = list(session.scalars(oldest))
+        if rows:
+            for row in rows:
+                row.attempts += 1
+            return rows
+    return []
 
 
 def mark_failed(session: Session, inbox_id: int, reason: str) -> None:

@@ -46,6 +46,7 @@ from tools.db import (
     make_engine,
     read_only,
     session_factory,
+    url_secrets,
 )
 from tools.errors import Forbidden, ToolError
 from tools.models import Customer, ExceptionRecord
@@ -234,8 +235,6 @@ class Services:
 
     def _scrub(self, text: str) -> str:
         """``text`` without the database password (a driver error may echo its connection string)."""
-        from tools.db import url_secrets
-
         for secret in url_secrets(self.engine.url):
             text = text.replace(secret, "***")
         return text

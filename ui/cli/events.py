@@ -162,7 +162,7 @@ def worker(
     """Apply stored events in order per source and triage again the open orders they affect.
     Several workers may share the inbox on PostgreSQL. Also carries on approved requests a crashed
     process left unexecuted (COPILOT_RESUME_AFTER_S). Ctrl-C or SIGTERM stops after the current
-    event (each event is one transaction: nothing stays claimed or half-applied)."""
+    batch of events (each batch is one transaction: nothing stays claimed or half-applied)."""
     from agent.flow import drain, run_worker
     from agent.governance.recovery import RecoveryLoop, process_name
     from agent.settings import get_settings
