@@ -394,3 +394,14 @@ def test_an_order_not_found_is_a_sentence_before_the_question():
 
     said = _none_found(["SO-99 not found", "SO-98 not found; did you mean SO-980?"])
     assert said.startswith("SO-99 not found. SO-98 not found; did you mean SO-980? Which order is it about?")
+
+
+def test_a_nul_in_a_chat_message_is_refused_before_anything_is_stored(world):
+    """The API's schema refuses it with 422; the CLI and the panel call the copilot directly."""
+    from tools.errors import GuardBlocked
+
+    llm = FakeLLM([])
+    copilot = make_copilot(world, llm)
+    with pytest.raises(GuardBlocked, match="NUL"):
+        copilot.chat("t-nul", "what is blocking SO-100002?\x00", username="planner")
+    assert llm.calls == [] and copilot.history("t-nul") == []

@@ -34,6 +34,7 @@ from agent.copilot.threads import touch_thread
 from agent.llm import LLMError, get_llm
 from agent.policy import Policy
 from knowledge.tool import build_sop_tool
+from tools.errors import GuardBlocked
 from tools.read.registry import build_read_tools
 from tools.sites import ALL, Scope, scoped
 
@@ -219,6 +220,10 @@ class Copilot:
         limited to them. The thread's record (owner, last turn) is written for retention."""
         if not message or not message.strip():
             raise ValueError("empty message")
+        if "\x00" in message:  # every door (CLI, panel, API): no PostgreSQL column holds a NUL
+            raise GuardBlocked(
+                ["the message contains a NUL character"], "the message contains a NUL character"
+            )
         thread_id = thread_id or uuid.uuid4().hex
         yield {"type": "progress", "text": READING}
         touch_thread(self.factory, thread_id, username)
