@@ -35,20 +35,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tools.domain import EXCEPTION_TYPES
+
 __all__ = ["EXCEPTION_TYPES", "Relations", "claim_errors", "learn"]
 
-EXCEPTION_TYPES = (
-    "CREDIT_HOLD",
-    "PRICING_DISCREPANCY",
-    "INVENTORY_SHORTFALL",
-    "SUBSTITUTION_REQUEST",
-    "CARRIER_DISRUPTION",
-    "PROCUREMENT_DELAY",
-    "MASTER_DATA_INCOMPLETE",
-    "COMPLIANCE_HOLD",
-    "RECURRING_ANOMALY",
-    "ALLOCATION_CONFLICT",
-)
 
 # --- roles: what a value is, the words that name it, the fact keys that hold it -----------------------
 

@@ -36,17 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ROLES = (
-    "planner",
-    "csr",
-    "credit_analyst",
-    "credit_manager",
-    "pricing_analyst",
-    "logistics_coordinator",
-    "procurement_buyer",
-    "compliance_officer",
-    "ops_manager",
-)
+from agent.policy import CONTRACT_ROLES  # noqa: E402
+
+ROLES = tuple(r for r in CONTRACT_ROLES if r != "admin")  # admin decides nothing
 TOKENS = {role: f"bench-{role}-0123456789abcdef" for role in ROLES}
 
 
