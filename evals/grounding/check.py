@@ -38,9 +38,11 @@ from typing import Any
 import yaml
 
 from agent.claims import claim_errors
-from agent.copilot.explain import grounding_errors
+from agent.copilot.explain import _bracket_citations, explain_order, grounding_errors, passages_for
+from agent.llm import get_llm
 from agent.policy import load_policy
 from agent.triage.service import triage_order
+from evals.evaluate import sop_index
 from evals.runner import template_database
 from evals.suite import EvalCase, load_cases
 from knowledge.ingest import SOP_DIR, chunk_document, parse_document
@@ -191,10 +193,6 @@ class _FirstAnswers:
 
 def run_model(limit: int | None, var_dir: Path, echo=print) -> dict[str, Any]:
     """The local model explains the eval-suite order cases; its first answers are checked."""
-    from agent.copilot.explain import _bracket_citations, explain_order, passages_for
-    from agent.llm import get_llm
-    from evals.evaluate import sop_index
-
     cases = [c for c in load_cases("all") if "order_id" in c.input]
     if limit:  # spread over the suites, not the first suite's cases only
         cases = cases[:: max(1, len(cases) // limit)][:limit]
