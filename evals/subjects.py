@@ -80,6 +80,12 @@ def _section(prompt: str, name: str, other: str) -> str:
     return rest.partition(other)[0] if found else ""
 
 
+def _sentence(text: str) -> str:
+    """A fact line as a sentence of its own, so a claim check reads each fact apart."""
+    text = text.rstrip()
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
 def scripted_explainer(messages: list[dict[str, str]]) -> str:
     """The ``fake`` provider's scripted model: restates the first exception line of the FACTS and
     the recommended action, and cites the SOP label the prompt names (the passage for the
@@ -94,9 +100,9 @@ def scripted_explainer(messages: list[dict[str, str]]) -> str:
     first = next((ln[2:] for ln in lines if ln.startswith("- ")), None)
     rec = next((ln for ln in lines if ln.startswith("Recommended action:")), None)
     cite = _LABEL.search(prompt) or _CITATION.search(passages.strip())
-    parts = [first or "Nothing blocks this order."]
+    parts = [_sentence(first) if first else "Nothing blocks this order."]
     if rec:
-        parts.append(rec.split(" Why:", 1)[0])
+        parts.append(_sentence(rec.split(" Why:", 1)[0]))
     if cite:
         parts.append(f"See [{cite.group(1)}].")
     return " ".join(parts)

@@ -150,7 +150,7 @@ def test_scripted_explainer_copies_facts_and_cites_the_first_passage():
     )
     text = scripted_explainer([{"role": "system", "content": "s"}, {"role": "user", "content": prompt}])
     assert text == (
-        "CREDIT_HOLD: customer C1 is on credit hold Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), "
+        "CREDIT_HOLD: customer C1 is on credit hold. Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), "
         "risk medium, approver credit_analyst. See [SOP-CREDIT-001 §3.2]."
     )
     facts, _, passages = prompt.partition("\n\nSOP PASSAGES")
