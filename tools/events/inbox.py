@@ -107,36 +107,8 @@ def _lock_key(schema: str, source: str) -> int:
 
 def claim_next(session: Session) -> EventInbox | None:
     """The next event to apply, claimed for this transaction, or None when none is waiting."""
-    received = _T.c.status == "received"
-    if session.get_bind().dialect.name != "postgresql":
-        # One UPDATE picks and claims the row, so the transaction holds SQLite's write lock from
-        # its first statement: a second worker waits, then finds the event no longer received.
-        first = select(_T.c.id).where(received).order_by(_T.c.occurred_at, _T.c.id).limit(1)
-        stmt = (
-            update(_T)
-            .where(_T.c.id == first.scalar_subquery(), received)
-            .values(attempts=_T.c.attempts + 1)
-            .returning(_T.c.id)
-        )
-        inbox_id = session.execute(stmt).scalar()
-        return None if inbox_id is None else session.get(EventInbox, inbox_id)
-    sources = session.scalars(select(_T.c.source).where(received).distinct()).all()
-    schema = session.scalar(select(func.current_schema())) or ""
-    for source in sorted(sources):
-        if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(schema, source)))):
-            continue  # another worker is applying this source's events
-        oldest = (
-            select(EventInbox)
-            .where(received, _T.c.source == source)
-            .order_by(_T.c.occurred_at, _T.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        row = session.scalars(oldest).first()
-        if row is not None:
-            row.attempts += 1
-            return row
-    return None
+    batch = claim_batch(session, 1)
+    return batch[0] if batch else None
 
 
 def claim_batch(session: Session, limit: int) -> list[EventInbox]:
@@ -153,6 +125,8 @@ def claim_batch(session: Session, limit: int) -> list[EventInbox]:
     received = _T.c.status == "received"
     order = (_T.c.occurred_at, _T.c.id)
     if session.get_bind().dialect.name != "postgresql":
+        # One UPDATE picks and claims the rows, so the transaction holds SQLite's write lock from
+        # its first statement: a second worker waits, then finds the events no longer received.
         first = select(_T.c.id).where(received).order_by(*order).limit(limit)
         stmt = (
             update(_T)
