@@ -405,3 +405,37 @@ def test_a_nul_in_a_chat_message_is_refused_before_anything_is_stored(world):
     with pytest.raises(GuardBlocked, match="NUL"):
         copilot.chat("t-nul", "what is blocking SO-100002?\x00", username="planner")
     assert llm.calls == [] and copilot.history("t-nul") == []
+
+
+def test_common_questions_are_routed_and_answered_without_a_model_call(world, world_sops):
+    """Issue 19: the common questions need no model to pick the tool, and a lookup the rules chose is
+    answered by its rendered facts at once (the model would only restate them)."""
+    llm = FakeLLM(script(explain=grounded_explainer))
+    copilot = make_copilot(world, llm, world_sops)
+    reply = copilot.chat("t1", "what is blocking SO-100003?", username="planner")
+    assert reply["tool_calls"][0]["name"] == "triage_order" and _routes(llm) == []
+    llm.calls.clear()
+    reply = copilot.chat("t1", "Is there already an approval request for it?", username="planner")
+    assert reply["tool_calls"] == [
+        {"name": "find_requests", "args": {"order_id": "SO-100003"}, "error": None}
+    ]
+    assert reply["answer"] == "There is no approval request for SO-100003." and llm.calls == []
+    reply = copilot.chat("t1", "and how much stock of that sku is there?", username="planner")
+    assert reply["tool_calls"][0]["name"] == "get_stock" and llm.calls == []
+    assert reply["fallback"] is False and "WH1" in reply["answer"]
+
+
+def test_a_question_about_a_procedure_needs_no_order_and_searches_the_sops(world, world_sops):
+    """ "Who may release a credit hold?" is about the SOPs: it was answered "Which order do you mean?"
+    because "release" reads like an action on an order."""
+    answer = "A credit analyst releases a hold [SOP-CREDIT-001 §3.2]."
+    llm = FakeLLM(script(answer=answer))
+    reply = make_copilot(world, llm, world_sops).chat(
+        "t1", "What does the SOP say about who may release a credit hold?", username="planner"
+    )
+    assert reply["tool_calls"][0]["name"] == "search_sops" and _routes(llm) == []
+    assert reply["answer"] == answer and reply["citations"] == ["SOP-CREDIT-001 §3.2"]
+    reply = make_copilot(world, FakeLLM(script())).chat(
+        "t2", "why not split the shipment?", username="planner"
+    )
+    assert reply["answer"].startswith("Which order do you mean?")  # an action still needs its order

@@ -349,12 +349,12 @@ def test_wrong_sop_twice_falls_back_to_a_template_citing_the_right_one_first(exp
 
 
 def test_prompt_names_and_shows_the_recommendations_sop(export_and_credit):
-    passages = [CREDIT_T, PRICE, EXPORT]  # the right one last, beyond the two the prompt shows
+    passages = [CREDIT_T, PRICE, EXPORT]  # the right one last, beyond the one the prompt shows
     user = build_messages(export_and_credit, passages)[1]["content"]
-    assert user.rstrip().endswith("The SOP label to cite: [SOP-EXP-001 §3.1] (or another one above)")
+    assert user.rstrip().endswith("The SOP label to cite: [SOP-EXP-001 §3.1]")
     shown = user.split("SOP PASSAGES", 1)[1]
-    assert shown.strip().startswith("[SOP-EXP-001 §3.1]") and "[SOP-CREDIT-001 §3.2]" in shown
-    assert "[SOP-PRICE-001 §3.1]" not in shown
+    assert shown.strip().startswith("[SOP-EXP-001 §3.1]")  # only the label to cite is shown
+    assert "[SOP-CREDIT-001 §3.2]" not in shown and "[SOP-PRICE-001 §3.1]" not in shown
 
 
 def test_uncited_repair_appends_the_recommendations_sop(export_and_credit):

@@ -28,7 +28,13 @@ from langgraph.runtime import Runtime
 
 from agent.comms.service import ask_notice
 from agent.copilot import chat_answers as say
-from agent.copilot.chat_focus import follow_up_call, needs_order, order_entities, remember_entities
+from agent.copilot.chat_focus import (
+    asks_procedure,
+    follow_up_call,
+    needs_order,
+    order_entities,
+    remember_entities,
+)
 from agent.copilot.chat_tools import (
     COPILOT_TOOL_SCHEMAS,
     ROUTE_SCHEMA,
@@ -372,6 +378,19 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
         and not asks_for_approval(question)
     ):
         return whatif
+    refers = (
+        ids[0] if len(ids) == 1 else (focus.get("order_id") if not ids and _REFERS.search(question) else None)
+    )
+    if refers and short and _ABOUT_REQUESTS.search(question) and not asks_for_approval(question):
+        if not asks_for_note(question) and not _WHATIF.search(
+            question
+        ):  # "is there already a request for it?"
+            return "find_requests", {"order_id": refers}
+    if not ids and short and asks_procedure(question) and not _REFERS.search(question):
+        if not asks_for_approval(question) and not asks_for_note(
+            question
+        ):  # "who may release a credit hold?"
+            return "search_sops", {"question": question}
     if not ids and short and _LATE.search(question) and (owner := _OWNER.search(question)):
         name = (owner.group(1) or owner.group(2)).strip()
         if name.lower() not in {"this", "that", "the", "this customer", "that customer", "the customer"}:
@@ -828,6 +847,11 @@ def route_after_act(state: CopilotState) -> str:
 # --- answer ---------------------------------------------------------------------------------------
 
 
+# The call ids of tool calls chosen without a model: rules, the deterministic reading (no model or it
+# failed) and the intent router; a model's own choice is "route-N" or its native call id.
+CHOSEN_WITHOUT_MODEL = ("rule-", "fallback-", "intent-")
+
+
 def _phrase(
     ctx: CopilotContext, state: CopilotState, facts: Any, fallback_text: str, citations: list[str], writer
 ) -> tuple[str, bool, str | None]:
@@ -899,6 +923,10 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
             fallback, reason = fallback or fb, reason or why
         elif own is not None:
             text = own.render(last["result"])
+        elif say.renders_facts(last["tool"]) and str(last.get("id") or "").startswith(CHOSEN_WITHOUT_MODEL):
+            # A lookup the rules chose (stock, credit, a PO's waiting orders, ...): its rendered facts
+            # answer the question as asked, at once; the model phrases only what it chose itself.
+            text = say.render(last["tool"], last["result"])
         else:
             cited = _passages(ran)
             text, fb, why = _phrase(

@@ -23,6 +23,7 @@ __all__ = [
     "render_triage_header",
     "render_whatif",
     "render_why_not",
+    "renders_facts",
 ]
 
 HELP = (
@@ -278,6 +279,13 @@ _RENDER = {
 def _compact(result: Any, limit: int = 1200) -> str:
     text = json.dumps(result, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[:limit] + " …"
+
+
+def renders_facts(tool: str) -> bool:
+    """Whether ``tool``'s result has a fact renderer that answers its question as it stands (a SKU's
+    stock by warehouse, a customer's credit, a PO's waiting orders, ...): such an answer is shown at
+    once, without a model call to phrase it."""
+    return tool in _RENDER
 
 
 def render(tool: str, result: Any) -> str:

@@ -24,6 +24,7 @@ from tools.rules import ship_from
 
 __all__ = [
     "FOCUS_KEYS",
+    "asks_procedure",
     "follow_up_call",
     "mentioned_ids",
     "needs_order",
@@ -66,6 +67,12 @@ _ORDERS_RISK = re.compile(
     _I,
 )
 _SHIPMENT = re.compile(r"\b(?:shipments?|carrier|tracking|eta|in transit|delivered|deliver\w*)\b", _I)
+_PROCEDURE = re.compile(
+    r"\b(?:sops?|procedures?|polic(?:y|ies)|guidelines?|playbook)\b|"
+    r"\bwho\s+(?:may|can|must|should|is allowed to|approves?|signs? off|decides?)\b|"
+    r"\b(?:are we|am i|is anyone)\s+allowed to\b|\bwhat (?:is|are) the rules?\b",
+    _I,
+)
 # A question about one order ("why not split the shipment?", "what is blocking it?") that needs one.
 _ABOUT_AN_ORDER = re.compile(
     r"\bwhy\s+(?:not|don't|can't|isn't)\b|\b(?:split|reallocate|substitute|release|expedite|rebook)\b|"
@@ -89,9 +96,15 @@ def mentioned_ids(text: str, numbers: OrderNumbers | None) -> dict[str, list[str
     return {"sku": skus, "po_id": pos}
 
 
+def asks_procedure(question: str) -> bool:
+    """A question about a procedure, a rule or who may decide ("What does the SOP say about who may
+    release a credit hold?"): the SOPs answer it, not an order."""
+    return bool(_PROCEDURE.search(question))
+
+
 def needs_order(question: str, focus: dict[str, Any], numbers: OrderNumbers | None) -> bool:
     """A question about an order that names none while none is under discussion: ask which."""
-    if focus.get("order_id") or find_order_ids(question, numbers):
+    if focus.get("order_id") or find_order_ids(question, numbers) or asks_procedure(question):
         return False
     ids = mentioned_ids(question, numbers)
     if ids["sku"] or ids["po_id"] or _CUSTOMER_REF.search(question) or _OTHER_ORDERS.search(question):
