@@ -50,15 +50,42 @@ def test_health_and_ready_need_no_token(client):
     assert body["checks"]["sop_index"]["ok"] and body["checks"]["sop_index"]["detail"].endswith("chunks")
 
 
-def test_ready_is_red_when_the_sop_index_is_empty(tmp_path, monkeypatch):
+def test_warm_up_indexes_the_shipped_sops_on_first_use(tmp_path, monkeypatch):
     from knowledge.embeddings import FakeEmbeddingFunction
     from knowledge.store import open_collection
 
     monkeypatch.setenv("LLM_PROVIDER", "fake")
     monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "r.db"))
-    svc = Services(
-        Settings(), collection=open_collection(FakeEmbeddingFunction(), var_dir=tmp_path / "empty")
-    )
+    empty = open_collection(FakeEmbeddingFunction(), var_dir=tmp_path / "empty")
+    assert empty.count() == 0
+    svc = Services(Settings(), collection=empty)
+    svc.warm_up()
+    with TestClient(create_app(services=svc, panel=False)) as c:
+        resp = c.get("/ready")
+    assert resp.status_code == 200 and empty.count() > 0
+    assert resp.json()["checks"]["sop_index"]["detail"] == f"{empty.count()} chunks"
+
+
+class _StaysEmpty:
+    """A SOP index that takes nothing (a read-only or broken store): ingesting leaves it empty."""
+
+    def count(self) -> int:
+        return 0
+
+    def get(self, *args, **kwargs):
+        return {"ids": [], "metadatas": [], "documents": []}
+
+    def upsert(self, *args, **kwargs) -> None:
+        pass
+
+    def delete(self, *args, **kwargs) -> None:
+        pass
+
+
+def test_ready_is_red_when_the_sop_index_stays_empty(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    monkeypatch.setenv("DATABASE_URL", api_world.make_database(tmp_path / "r.db"))
+    svc = Services(Settings(), collection=_StaysEmpty())
     svc.warm_up()
     with TestClient(create_app(services=svc, panel=False)) as c:
         resp = c.get("/ready")

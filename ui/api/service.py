@@ -37,6 +37,7 @@ from agent.policy import load_policy
 from agent.settings import Settings, get_settings
 from agent.triage.order_numbers import order_mentions
 from knowledge.embeddings import MiniLMEmbeddingFunction
+from knowledge.ingest import ensure_index
 from knowledge.retrieve import unknown_citations
 from knowledge.store import open_collection
 from tools.db import (
@@ -165,7 +166,7 @@ class Services:
         self.warm_up_attempts += 1
         model = threading.Thread(target=self._load_part, args=("model", self._load_model), name="warm-model")
         model.start()
-        self._load_part("sop_index", self.collection)
+        self._load_part("sop_index", self._sop_index)
         model.join()  # the copilot takes the loaded model
         self._load_part("copilot", self.copilot)
 
@@ -192,7 +193,7 @@ class Services:
             if self._closing.wait(wait):
                 return False
             self.warm_up_attempts += 1
-            loaders = {"model": self._load_model, "sop_index": self.collection, "copilot": self.copilot}
+            loaders = {"model": self._load_model, "sop_index": self._sop_index, "copilot": self.copilot}
             for name in [n for n in loaders if n in self._load_errors]:  # the model before the copilot
                 self._load_part(name, loaders[name])
             delay = min(delay * 2, max_delay_s)
@@ -238,6 +239,12 @@ class Services:
         for secret in url_secrets(self.engine.url):
             text = text.replace(secret, "***")
         return text
+
+    def _sop_index(self) -> None:
+        """Open the SOP index at start-up; an empty one gets the shipped SOPs (first use, logged), so
+        the service never explains from a silently empty index. Still empty: the part is not ready,
+        and /ready names the command that fixes it."""
+        ensure_index(self.collection(), echo=lambda line: log.warning("SOP index: %s", line))
 
     def _load_model(self) -> None:
         """Load the model and prove it answers: one one-token completion (the local model loads at

@@ -133,8 +133,9 @@ def register(app: typer.Typer) -> None:
         """Serve the API (/api/v1, docs at /docs) and the web panel (/ui) in one process, or the API
         in --workers N processes.
 
-        Loads the SOP index and the language model before it reports ready; GET /ready is green
-        only when the database, the SOP index and the model are. SIGTERM (or Ctrl+C) lets requests
+        Loads the SOP index (indexing the shipped SOPs on first use) and the language model before
+        it reports ready; GET /ready is green only when the database, the SOP index and the model
+        are. SIGTERM (or Ctrl+C) lets requests
         in flight finish (COPILOT_SHUTDOWN_GRACE_S) and stops the background workers between two
         units of work; /metrics serves Prometheus metrics to loopback (or COPILOT_METRICS_TOKEN).
         """
@@ -195,6 +196,9 @@ def register(app: typer.Typer) -> None:
             "timeout_graceful_shutdown": settings.shutdown_grace_s,
         }
         if workers > 1:
+            from ui.cli.common import retrieval_collection
+
+            retrieval_collection()  # first use: the shipped SOPs indexed once, before N processes open it
             _serve_processes(uvicorn, settings, workers, url, common)
             return
         from ui.server import create_app
