@@ -20,7 +20,7 @@ which exception holds, which warehouse has the stock, which carrier failed — i
 :func:`unsupported` is the common check; :func:`explanation_errors` adds what an explanation owes
 (a citation of an SOP that applies to the recommendation, names of this order's exceptions and
 actions only) and :func:`answer_errors` what a chat answer owes (citations only of the passages
-retrieved in the turn; small counts such as "2 orders" or "line 1" need no support).
+retrieved in the turn; a count such as "2 orders" must be the length of a list in the facts).
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ NAME = re.compile(r"\b[A-Z]{2,}(?:_[A-Z]+)+\b")  # CREDIT_HOLD, RELEASE_CREDIT_H
 NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 PERCENT = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s*(?:%|percent\b)")
 UNCITED = "no SOP is cited"
-SMALL = 10  # in a chat answer, whole numbers up to this need no support ("2 orders", "line 1")
 
 
 # --- reading the text ---------------------------------------------------------------------------------
@@ -119,7 +118,7 @@ def _ids(body: str, support: str) -> list[str]:
 
 
 def _unsupported_numbers(
-    text: str, support: str, allowed: Iterable[Decimal], small_numbers_free: bool, percentages: bool
+    text: str, support: str, allowed: Iterable[Decimal], percentages: bool
 ) -> list[str]:
     errors = []
     known = _numbers(support) | set(allowed)
@@ -129,8 +128,6 @@ def _unsupported_numbers(
         if value is not None:
             written.setdefault(value, token)
     for number in sorted(set(written) - known):
-        if small_numbers_free and number == number.to_integral_value() and 0 <= number <= SMALL:
-            continue
         as_written = f" (written {written[number]})" if written[number] != f"{number:f}" else ""
         errors.append(f"the number {number:f} is not in the facts{as_written}")
     if percentages:
@@ -145,7 +142,6 @@ def unsupported(
     support: str,
     *,
     numbers_allowed: Iterable[Decimal] = (),
-    small_numbers_free: bool = False,
     percentages: bool = True,
 ) -> list[str]:
     """The dates, record ids and numbers of ``text`` (outside its citations and SOP references) that
@@ -155,7 +151,7 @@ def unsupported(
     return (
         _dates(body, support)
         + _ids(body, support)
-        + _unsupported_numbers(text, support, numbers_allowed, small_numbers_free, percentages)
+        + _unsupported_numbers(text, support, numbers_allowed, percentages)
     )
 
 
@@ -265,7 +261,7 @@ def explanation_errors(text: str, result: dict, passages: Sequence, facts: str) 
         len(exception_types(result)),
     )
     allowed = {Decimal(n).normalize() for n in counts}
-    errors += _unsupported_numbers(text, support, allowed, False, True)
+    errors += _unsupported_numbers(text, support, allowed, True)
     return errors + claim_errors(outside, result)
 
 
@@ -286,5 +282,22 @@ def answer_errors(
         if c not in allowed
     ]
     support = support_text(facts, question)
-    errors += unsupported(text, support, small_numbers_free=True, percentages=False)
+    # "2 orders", "3 warehouses": a count the facts hold as the length of one of their lists; a small
+    # number found nowhere is refused like any other ("line 1" is its line_no in the facts).
+    counts = {Decimal(n) for n in _list_lengths(facts)}
+    errors += unsupported(text, support, numbers_allowed=counts, percentages=False)
     return errors + claim_errors(text, facts)
+
+
+def _list_lengths(value: Any) -> set[int]:
+    """The lengths of every list in ``value`` (a tool result: dicts, lists and scalars)."""
+    out: set[int] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            out.add(len(item))
+            stack.extend(item)
+    return out
