@@ -145,6 +145,10 @@ class IntentRouter:
                 )
             return self._examples, self._owner
 
+    def warm(self) -> None:
+        """Embed the examples now (a service at start-up), not at the first question."""
+        self._matrix()
+
     def match(self, question: str, numbers: OrderNumbers | None = None) -> Match:
         """The question's best intent (its nearest example) and its margin over the next intent."""
         examples, owner = self._matrix()

@@ -88,7 +88,9 @@ def _right(call: dict[str, Any], expect: list[dict[str, Any]]) -> bool:
 
 def check(cases: list[Case], ctx: CopilotContext) -> dict[str, Any]:
     """Route every case as the first choice of a turn; the outcome of each and the summary."""
+    started = time.perf_counter()
     choose_without_model({"question": "warm up", "focus": {}, "messages": []}, ctx)  # embeds the examples
+    examples_s = time.perf_counter() - started
     outcomes, seconds = [], []
     for case in cases:
         state = {"question": case.say, "focus": case.focus, "messages": []}
@@ -124,6 +126,7 @@ def check(cases: list[Case], ctx: CopilotContext) -> dict[str, Any]:
         "intent_coverage": round(sum(o["by"] == "intent" and o["right"] for o in left) / len(left), 3)
         if left
         else None,
+        "examples_s": round(examples_s, 2),
         "decision_ms_p50": round(1000 * (percentile(seconds, 50) or 0.0), 1),
         "decision_ms_p95": round(1000 * (percentile(seconds, 95) or 0.0), 1),
     }
@@ -153,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             f"({s['intent_coverage']:.0%} of the paraphrases the rules leave)\n"
             f"  paraphrases routed right without a model: {s['routed_without_model']:.0%}; "
             f"negatives routed: {s['negatives_routed']}\n"
-            f"  one decision: p50 {s['decision_ms_p50']} ms, p95 {s['decision_ms_p95']} ms"
+            f"  one decision: p50 {s['decision_ms_p50']} ms, p95 {s['decision_ms_p95']} ms "
+            f"(the examples embedded once, first: {s['examples_s']} s)"
         )
     for o in result["outcomes"]:
         if args.verbose or not o["right"]:
