@@ -242,7 +242,7 @@ def test_the_labelled_paraphrases_route_without_a_wrong_route():
     embed = MiniLMEmbeddingFunction()
     result = check(load_cases(), routing_context(embed))
     s = result["summary"]
-    wrong = [o for o in result["outcomes"] if o["by"] == "intent" and not o["right"]]
+    wrong = [o for o in result["outcomes"] if o.by == "intent" and not o.right]
     assert s["paraphrases"] >= 70 and s["negatives"] >= 30
     assert wrong == [] and s["negatives_routed"] == 0
     assert s["intent_coverage"] >= ROUTED_SHARE

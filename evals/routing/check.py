@@ -29,6 +29,7 @@ from sqlalchemy.orm import sessionmaker
 from agent.copilot.chat import choose_without_model
 from agent.copilot.context import CopilotContext, IntentChooser
 from agent.copilot.intents import router_for
+from agent.copilot.state import CopilotState
 from agent.policy import load_policy
 from evals.metrics import percentile
 from knowledge.embeddings import MiniLMEmbeddingFunction
@@ -36,7 +37,7 @@ from knowledge.store import open_collection
 from knowledge.tool import build_sop_tool
 from tools.read.registry import build_read_tools
 
-__all__ = ["PARAPHRASES", "Case", "check", "load_cases", "routing_context"]
+__all__ = ["PARAPHRASES", "Case", "Outcome", "check", "load_cases", "routing_context"]
 
 PARAPHRASES = Path(__file__).resolve().parent / "paraphrases.yaml"
 
@@ -47,6 +48,16 @@ class Case:
     focus: dict[str, Any]
     expect: list[dict[str, Any]] | None
     """The calls that are right (``{"tool", "args"}``; no ``args``: any); None: must not be routed."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    say: str
+    expect: list[dict[str, Any]] | None
+    call: dict[str, Any] | None
+    """The call chosen without a model, or None (the model chooses, or the copilot asks back)."""
+    by: str | None  # "rule" or "intent"
+    right: bool
 
 
 def load_cases(path: Path = PARAPHRASES) -> list[Case]:
@@ -91,39 +102,36 @@ def check(cases: list[Case], ctx: CopilotContext) -> dict[str, Any]:
     started = time.perf_counter()
     choose_without_model({"question": "warm up", "focus": {}, "messages": []}, ctx)  # embeds the examples
     examples_s = time.perf_counter() - started
-    outcomes, seconds = [], []
+    outcomes: list[Outcome] = []
+    seconds: list[float] = []
     for case in cases:
-        state = {"question": case.say, "focus": case.focus, "messages": []}
+        state: CopilotState = {"question": case.say, "focus": case.focus, "messages": []}
         started = time.perf_counter()
-        chosen = choose_without_model(state, ctx)  # type: ignore[arg-type]
+        chosen = choose_without_model(state, ctx) or {}
         seconds.append(time.perf_counter() - started)
-        pending = (chosen or {}).get("pending") or []
+        pending = chosen.get("pending") or []
         call = {"tool": pending[0]["tool"], "args": pending[0]["args"]} if pending else None
-        how = chosen.get("chosen_by") if pending and chosen else None
         right = call is None or (case.expect is not None and _right(call, case.expect))
-        outcomes.append({"say": case.say, "expect": case.expect, "call": call, "by": how, "right": right})
-    positives = [o for o in outcomes if o["expect"] is not None]
-    by = {
-        how: {
-            "routed": sum(o["by"] == how for o in outcomes),
-            "wrong": sum(o["by"] == how and not o["right"] for o in outcomes),
-        }
-        for how in ("rule", "intent")
-    }
-    left = [o for o in positives if o["by"] != "rule"]  # what the rules leave to the router
+        outcomes.append(
+            Outcome(case.say, case.expect, call, chosen.get("chosen_by") if call else None, right)
+        )
+    positives = [o for o in outcomes if o.expect is not None]
+    left = [o for o in positives if o.by != "rule"]  # what the rules leave to the router
+    routed_right = [o for o in positives if o.call is not None and o.right]
     summary = {
         "cases": len(outcomes),
         "paraphrases": len(positives),
         "negatives": len(outcomes) - len(positives),
-        "by_rule": by["rule"],
-        "by_intent": by["intent"],
-        "negatives_routed": sum(o["expect"] is None and o["call"] is not None for o in outcomes),
-        "routed_without_model": round(
-            sum(o["call"] is not None and o["right"] for o in positives) / len(positives), 3
-        )
-        if positives
-        else None,
-        "intent_coverage": round(sum(o["by"] == "intent" and o["right"] for o in left) / len(left), 3)
+        **{
+            f"by_{how}": {
+                "routed": sum(o.by == how for o in outcomes),
+                "wrong": sum(o.by == how and not o.right for o in outcomes),
+            }
+            for how in ("rule", "intent")
+        },
+        "negatives_routed": sum(o.expect is None and o.call is not None for o in outcomes),
+        "routed_without_model": round(len(routed_right) / len(positives), 3) if positives else None,
+        "intent_coverage": round(sum(o.by == "intent" and o.right for o in left) / len(left), 3)
         if left
         else None,
         "examples_s": round(examples_s, 2),
@@ -160,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             f"(the examples embedded once, first: {s['examples_s']} s)"
         )
     for o in result["outcomes"]:
-        if args.verbose or not o["right"]:
-            mark = "ok   " if o["right"] else "WRONG"
-            got = f"{o['by']}: {o['call']['tool']} {o['call']['args']}" if o["call"] else "not routed"
-            print(f"  {mark} {o['say']!r} -> {got}", file=sys.stderr if not args.verbose else sys.stdout)
+        if args.verbose or not o.right:
+            mark = "ok   " if o.right else "WRONG"
+            got = f"{o.by}: {o.call['tool']} {o.call['args']}" if o.call else "not routed"
+            print(f"  {mark} {o.say!r} -> {got}", file=sys.stdout if args.verbose else sys.stderr)
     return 1 if s["by_intent"]["wrong"] else 0
 
 
