@@ -130,6 +130,10 @@ def test_a_read_tool_the_chat_does_not_offer_is_not_chosen():
         ("find_customer_orders", "what does Bolt have open?", FOCUS, {"customer_id": "C2"}),
         ("find_customer_orders", "what does Acme have open?", FOCUS, None),  # someone else named
         ("find_customer_orders", "what is open for them?", {}, None),
+        ("find_customer_orders", "Cobalt, what do they have open?", FOCUS, None),  # a name first
+        ("find_customer_orders", "Bolt's open orders?", FOCUS, {"customer_id": "C2"}),
+        ("find_customer_orders", "what is open?", FOCUS, None),  # no word for the customer
+        ("find_customer_orders", "what does cobalt have open?", FOCUS, None),
         ("get_customer_credit", "is C-9 over the limit?", {}, {"customer_id": "C-9"}),
         (
             "why_not",

@@ -69,9 +69,14 @@ _SKU = re.compile(r"\b[A-Z]{2,5}-\d{3,6}\b")
 _CUSTOMER_ID = re.compile(r"\bC-\d+\b")
 _REFERS = re.compile(r"\b(?:it|its|this|that|they|them|their|the order|the customer)\b", _I)
 _OTHER = re.compile(r"\b(?:other|others|else|besides|apart from|except|remaining)\b", _I)
-# A capitalised word inside the sentence: perhaps a customer named by name ("what does Bolt have open?").
-_NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][\w&.'-]*")
+_WORD = re.compile(r"[\w&'-]+")
+# Capitalised words that name no customer; a question's first word is a name unless a starter.
 _NOT_NAMES = frozenset({"I", "SKU", "SKUs", "PO", "POs", "ETA", "ERP", "OK"})
+_STARTERS = frozenset(
+    "what which how is are does do did can could will would should show list tell give has have "
+    "any anything and so please when where who whose why the this that their they it its".split()
+)
+_CUSTOMER_WORDS = re.compile(r"\b(?:they|them|their|theirs|customer|customer's|account|client)\b", _I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,16 +226,24 @@ def arguments(
 
 
 def _customer(question: str, focus: dict[str, Any]) -> str | None:
-    """The customer a question means: the id it names, else the one under discussion unless the
-    question names someone else ("what does Bolt have open?" while Acme is discussed)."""
+    """The customer a question means: the id it names, else the one under discussion when the
+    question refers to it ("they", "this customer", its name) and names no one else ("what does
+    Bolt have open?" while Acme is discussed: None)."""
     if m := _CUSTOMER_ID.search(question):
         return m.group(0)
     customer = focus.get("customer_id")
-    name = (focus.get("customer") or "").lower()
-    others = [
-        w for w in _NAME.findall(question) if w not in _NOT_NAMES and w.lower().removesuffix("'s") not in name
+    known = {w.lower() for w in _WORD.findall(focus.get("customer") or "")}
+    names = [
+        w.removesuffix("'s")
+        for i, w in enumerate(_WORD.findall(question))
+        if w[0].isupper()
+        and not any(c.isdigit() for c in w)
+        and w not in _NOT_NAMES
+        and (i > 0 or w.lower() not in _STARTERS)
     ]
-    return customer if customer and not others else None
+    if not customer or any(n.lower() not in known for n in names):
+        return None
+    return customer if names or _CUSTOMER_WORDS.search(question) else None
 
 
 _ROUTERS: dict[str, IntentRouter | None] = {}
