@@ -1,9 +1,9 @@
 """Nodes of the chat path: choose a tool, run it, answer from its facts.
 
-Rules and the embedding router choose first, on every provider (:func:`choose_without_model`:
-the unambiguous questions by their words, their paraphrases by meaning, :mod:`agent.copilot.intents`);
-the model chooses the rest. Two ways for a model to choose. A model with native tool calling (``llm.chat_model``, e.g. OpenAI or vLLM)
-gets the tools bound and may call several, over a few rounds. The small local model picks one
+Rules and the embedding router choose first, on every provider (:func:`choose_without_model`: the
+unambiguous questions by their words, their paraphrases by meaning, :mod:`agent.copilot.intents`);
+the model chooses the rest, in one of two ways. A model with native tool calling
+(``llm.chat_model``, e.g. OpenAI or vLLM) gets the tools bound and may call several, over a few rounds. The small local model picks one
 tool and its arguments as JSON under a grammar (``ROUTE_SCHEMA``). Either way each call is
 validated before it runs (:func:`agent.copilot.chat_tools.check_call`); an invalid JSON choice gets one
 retry with the error, then the deterministic fallback (an order id in the question: triage it).
