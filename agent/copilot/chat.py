@@ -3,9 +3,9 @@
 Rules and the embedding router choose first, on every provider (:func:`choose_without_model`: the
 unambiguous questions by their words, their paraphrases by meaning, :mod:`agent.copilot.intents`);
 the model chooses the rest, in one of two ways. A model with native tool calling
-(``llm.chat_model``, e.g. OpenAI or vLLM) gets the tools bound and may call several, over a few rounds. The small local model picks one
-tool and its arguments as JSON under a grammar (``ROUTE_SCHEMA``). Either way each call is
-validated before it runs (:func:`agent.copilot.chat_tools.check_call`); an invalid JSON choice gets one
+(``llm.chat_model``, e.g. OpenAI or vLLM) gets the tools bound and may call several, over a few
+rounds. The small local model picks one tool and its arguments as JSON under a grammar
+(``ROUTE_SCHEMA``). Either way each call is validated before it runs (:func:`agent.copilot.chat_tools.check_call`); an invalid JSON choice gets one
 retry with the error, then the deterministic fallback (an order id in the question: triage it).
 
 Answers rest on facts: "what is blocking SO-…" is the triage result (decided by the policy) with
