@@ -5,8 +5,9 @@ unambiguous questions by their words, their paraphrases by meaning, :mod:`agent.
 the model chooses the rest, in one of two ways. A model with native tool calling
 (``llm.chat_model``, e.g. OpenAI or vLLM) gets the tools bound and may call several, over a few
 rounds. The small local model picks one tool and its arguments as JSON under a grammar
-(``ROUTE_SCHEMA``). Either way each call is validated before it runs (:func:`agent.copilot.chat_tools.check_call`); an invalid JSON choice gets one
-retry with the error, then the deterministic fallback (an order id in the question: triage it).
+(``ROUTE_SCHEMA``). Either way each call is validated before it runs
+(:func:`agent.copilot.chat_tools.check_call`); an invalid JSON choice gets one retry with the
+error, then the deterministic fallback (an order id in the question: triage it).
 
 Answers rest on facts: "what is blocking SO-…" is the triage result (decided by the policy) with
 the model's grounded explanation; "why not", approval requests, late-order lists and what-if
