@@ -14,7 +14,9 @@ and in none of the user's messages (SOP citations are the grounding step's to ch
 ``must_not`` and the invented-facts check all pass.
 
 Per provider the summary gives correct turns, invented facts (the target is 0), fallbacks (the
-model's words replaced by the fact-only text, or no model), model calls and latency p50/p95.
+model's words replaced by the fact-only text, or no model), model calls, latency p50/p95, and how
+each turn's tool was chosen (``chosen_by``: by the rules, by meaning with the SOP embedding model,
+by the model, or by the deterministic reading when the model could not).
 """
 
 from __future__ import annotations
@@ -224,6 +226,7 @@ def run_conversations(
                         "tools": [c["name"] for c in reply.get("tool_calls") or []],
                         "fallback": bool(reply.get("fallback")),
                         "fallback_reason": reply.get("fallback_reason"),
+                        "chosen_by": reply.get("chosen_by"),
                         "seconds": round(took, 3),
                         **score,
                     }
@@ -246,6 +249,10 @@ def run_conversations(
         "invented_facts": sum(len(r["invented"]) for r in results),
         "fallbacks": sum(r["fallback"] for r in results),
         "model_calls": usage["calls"],
+        "chosen_by": {
+            how: sum(r["chosen_by"] == how for r in results)
+            for how in ("rule", "intent", "model", "fallback")
+        },
         "latency_p50_s": percentile(seconds, 50),
         "latency_p95_s": percentile(seconds, 95),
     }

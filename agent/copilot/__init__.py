@@ -7,6 +7,8 @@
 - ``grounding``: the one check that the model's words stay within the facts;
 - ``chat``, ``chat_tools``, ``chat_answers``: the chat path — the READ tools it may call, and the
   answers phrased from their results without the model;
+- ``chat_focus``, ``intents``: choosing a READ tool without the model — follow-ups read from the
+  thread's focus, and common questions routed by meaning with the SOP embedding model;
 - ``proposals``: approval requests proposed in chat, filed on the user's word;
 - ``progress``: the labels a chat turn shows while it works ("Looking up SO-…").
 """

@@ -1,10 +1,13 @@
 """Nodes of the chat path: choose a tool, run it, answer from its facts.
 
-Two ways to choose. A model with native tool calling (``llm.chat_model``, e.g. OpenAI or vLLM)
-gets the tools bound and may call several, over a few rounds. The small local model picks one
-tool and its arguments as JSON under a grammar (``ROUTE_SCHEMA``). Either way each call is
-validated before it runs (:func:`agent.copilot.chat_tools.check_call`); an invalid JSON choice gets one
-retry with the error, then the deterministic fallback (an order id in the question: triage it).
+Rules and the embedding router choose first, on every provider (:func:`choose_without_model`: the
+unambiguous questions by their words, their paraphrases by meaning, :mod:`agent.copilot.intents`);
+the model chooses the rest, in one of two ways. A model with native tool calling
+(``llm.chat_model``, e.g. OpenAI or vLLM) gets the tools bound and may call several, over a few
+rounds. The small local model picks one tool and its arguments as JSON under a grammar
+(``ROUTE_SCHEMA``). Either way each call is validated before it runs
+(:func:`agent.copilot.chat_tools.check_call`); an invalid JSON choice gets one retry with the
+error, then the deterministic fallback (an order id in the question: triage it).
 
 Answers rest on facts: "what is blocking SO-…" is the triage result (decided by the policy) with
 the model's grounded explanation; "why not", approval requests, late-order lists and what-if
@@ -75,10 +78,13 @@ __all__ = [
     "MAX_ROUNDS",
     "CopilotTool",
     "answer",
+    "choose_without_model",
     "confirm",
+    "intent_choice",
     "route_after_act",
     "route_after_select",
     "route_chat",
+    "rule_choice",
     "run_tools",
     "select_tool",
 ]
@@ -188,7 +194,12 @@ def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> di
             pending = [{"tool": call[0], "args": _check(state, ctx, *call), "id": "fallback-1"}]
         except ToolCallError as exc:
             log.info("fallback call refused: %s", exc)
-    return {"pending": pending, "fallback": True, "fallback_reason": reason}
+    return {
+        "pending": pending,
+        "fallback": True,
+        "fallback_reason": reason,
+        "chosen_by": "fallback" if pending else None,
+    }
 
 
 def _route_prompt(state: CopilotState, ctx: CopilotContext) -> list[dict[str, str]]:
@@ -223,7 +234,10 @@ def _select_json(state: CopilotState, ctx: CopilotContext, llm: Any) -> dict[str
                 )
                 return grounded if grounded["pending"] else {"pending": []}
             args = _check(state, ctx, choice.tool, choice.arguments())
-            return {"pending": [{"tool": choice.tool, "args": args, "id": f"route-{attempt + 1}"}]}
+            return {
+                "pending": [{"tool": choice.tool, "args": args, "id": f"route-{attempt + 1}"}],
+                "chosen_by": "model",
+            }
         except (LLMError, ToolCallError) as exc:
             problem = str(exc)
             log.info("tool choice refused (attempt %d): %s", attempt + 1, problem)
@@ -291,7 +305,12 @@ def _select_native(state: CopilotState, ctx: CopilotContext, llm: Any) -> dict[s
         # question needs runs, its result goes back to the model, and it gets one more round.
         grounded = fallback_choice(state, ctx, "the model answered without calling a tool")
         if grounded["pending"]:
-            return {"pending": grounded["pending"], "rounds": rounds, "injected": True}
+            return {
+                "pending": grounded["pending"],
+                "rounds": rounds,
+                "injected": True,
+                "chosen_by": "fallback",
+            }
     if not calls:
         return {"pending": [], "draft": str(reply.content or ""), "rounds": rounds}
     pending, refused = [], []
@@ -316,7 +335,7 @@ def _select_native(state: CopilotState, ctx: CopilotContext, llm: Any) -> dict[s
                     "round": rounds,
                 }
             )
-    update: dict[str, Any] = {"pending": pending, "rounds": rounds}
+    update: dict[str, Any] = {"pending": pending, "rounds": rounds, "chosen_by": "model" if pending else None}
     if refused:
         update["observations"] = [*(state.get("observations") or []), *refused]
     return update
@@ -405,22 +424,58 @@ def select_tool(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[s
     is dropped here: this turn did not confirm it (a confirmation goes to :func:`confirm`)."""
     ctx = runtime.context
     update = _choose(state, ctx)
+    if state.get("chosen_by") or not update.get("chosen_by"):
+        update.pop("chosen_by", None)  # the turn's first choice says how it was chosen
     if state.get("proposal") and not int(state.get("rounds") or 0):
         update = {**update, "proposal": None, "dropped": state["proposal"]}
     return update
 
 
+def intent_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str, Any]] | None:
+    """After the rules: the READ call a paraphrase asks for, chosen by meaning with the embedding
+    model already loaded (:mod:`agent.copilot.intents`), when its intent and every argument are
+    certain. Never a question that asks for an approval or a note, nor one about requests unless it
+    goes to ``find_requests``, nor a long or double question: the model reads those."""
+    question = state.get("question") or ""
+    if (
+        ctx.intents is None
+        or len(question) > 200
+        or question.count("?") > 1
+        or asks_for_approval(question)
+        or asks_for_note(question)
+    ):
+        return None
+    call = ctx.intents.choose(
+        question, state.get("focus") or {}, numbers=ctx.policy.order_numbers, tools=ctx.tools
+    )
+    if call is not None and call[0] != "find_requests" and _ABOUT_REQUESTS.search(question):
+        return None
+    return call
+
+
+def choose_without_model(state: CopilotState, ctx: CopilotContext) -> dict[str, Any] | None:
+    """The first choice of a turn when no model is needed, on every provider: ask which order (a
+    question about "it" with none under discussion), the rules' call (:func:`rule_choice`), else
+    the call chosen by meaning (:func:`intent_choice`); ``chosen_by`` says which. None: the model
+    chooses."""
+    if needs_order(state.get("question") or "", state.get("focus") or {}, ctx.policy.order_numbers):
+        return {"pending": [], "clarify": True}  # "why not split the shipment?": which order?
+    for how, choose in (("rule", rule_choice), ("intent", intent_choice)):
+        if (call := choose(state, ctx)) is None:
+            continue
+        try:
+            args = _check(state, ctx, *call)
+        except ToolCallError as exc:  # e.g. an id the rules read that the thread never named
+            log.info("%s call refused: %s", how, exc)
+            continue
+        return {"pending": [{"tool": call[0], "args": args, "id": f"{how}-1"}], "chosen_by": how}
+    return None
+
+
 def _choose(state: CopilotState, ctx: CopilotContext) -> dict[str, Any]:
     llm = ctx.llm
-    if int(state.get("rounds") or 0) == 0:  # the first choice of the turn: rules, on every provider
-        question, focus = state.get("question") or "", state.get("focus") or {}
-        if needs_order(question, focus, ctx.policy.order_numbers):
-            return {"pending": [], "clarify": True}  # "why not split the shipment?": which order?
-        if (rule := rule_choice(state, ctx)) is not None:
-            try:
-                return {"pending": [{"tool": rule[0], "args": _check(state, ctx, *rule), "id": "rule-1"}]}
-            except ToolCallError as exc:  # e.g. an id the rules read that the thread never named
-                log.info("rule call refused: %s", exc)
+    if int(state.get("rounds") or 0) == 0 and (chosen := choose_without_model(state, ctx)) is not None:
+        return chosen
     if llm is None:
         return fallback_choice(state, ctx, ctx.llm_unavailable or "no language model")
     if llm.chat_model is not None:

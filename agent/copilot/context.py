@@ -7,13 +7,26 @@ gets the context of the process that resumes it. Nodes read it as ``runtime.cont
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.policy import Policy
+from agent.policy import OrderNumbers, Policy
 
-__all__ = ["CopilotContext", "MeteredLLM"]
+__all__ = ["CopilotContext", "IntentChooser", "MeteredLLM"]
+
+
+class IntentChooser(Protocol):
+    """What chat needs of the router by meaning (:class:`agent.copilot.intents.IntentRouter`)."""
+
+    def choose(
+        self,
+        question: str,
+        focus: dict[str, Any],
+        *,
+        numbers: OrderNumbers | None = None,
+        tools: dict[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any]] | None: ...
 
 
 class MeteredLLM:
@@ -86,6 +99,9 @@ class CopilotContext:
     """Why there is no model (e.g. the local model is not installed), shown as the fallback reason."""
     collection: Any | None = None
     """The SOP index (``knowledge.store.open_collection``), or None: no SOP passages are cited."""
+    intents: IntentChooser | None = None
+    """Chooses the READ tool of a common question by meaning (:mod:`agent.copilot.intents`), with the
+    SOP index's embedding model; None: the rules and the model choose."""
     tools: dict[str, Any] = field(default_factory=dict)
     """The READ tools offered in chat, by name (``tools.read.registry.build_read_tools`` + ``search_sops``)."""
     username: str | None = None

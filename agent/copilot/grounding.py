@@ -117,9 +117,7 @@ def _ids(body: str, support: str) -> list[str]:
     ]
 
 
-def _unsupported_numbers(
-    text: str, support: str, allowed: Iterable[Decimal], percentages: bool
-) -> list[str]:
+def _unsupported_numbers(text: str, support: str, allowed: Iterable[Decimal], percentages: bool) -> list[str]:
     errors = []
     known = _numbers(support) | set(allowed)
     written: dict[Decimal, str] = {}  # each value as the text first writes it

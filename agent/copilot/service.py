@@ -13,7 +13,8 @@ and, when it fails, the copilot falls back to fact-only text and says so (``fall
 
 ``llm``: None means the configured model (``agent.llm.get_llm``), loaded at its first use; a model
 that cannot be loaded makes every text fact-only. ``collection``: the SOP index; None means no
-SOP passages (explanations cite none, chat has no ``search_sops``). ``checkpointer``: where chat
+SOP passages (explanations cite none, chat has no ``search_sops``); its embedding model also routes
+the common chat questions by meaning (:mod:`agent.copilot.intents`). ``checkpointer``: where chat
 threads live (``agent.checkpoint.open_checkpointer``); None keeps them in this object's memory.
 """
 
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent.copilot.context import CopilotContext, MeteredLLM
 from agent.copilot.graph import build_graph
+from agent.copilot.intents import router_for
 from agent.copilot.nodes import explain_one
 from agent.copilot.progress import READING, WRITING, progress_label
 from agent.copilot.threads import touch_thread
@@ -55,6 +57,7 @@ _TURN_RESET = {
     "fallback_reason": None,
     "injected": False,
     "clarify": False,
+    "chosen_by": None,
 }
 
 
@@ -74,6 +77,9 @@ class Copilot:
         self._llm_resolved = llm is not None
         self._llm_unavailable: str | None = None
         self.collection = collection
+        # Chroma keeps the collection's embedding function (no public accessor in chromadb 1.5): the
+        # model already loaded for the SOPs routes the common questions by meaning.
+        self.intents = router_for(getattr(collection, "_embedding_function", None))
         if checkpointer is None:
             from langgraph.checkpoint.memory import InMemorySaver
 
@@ -127,6 +133,7 @@ class Copilot:
             llm=self.llm if explain else None,
             llm_unavailable=self._llm_unavailable,
             collection=self.collection,
+            intents=self.intents if tools else None,
             tools=self.tools_for(scope) if tools else {},
             username=username,
             thread_id=thread_id,
@@ -256,6 +263,7 @@ class Copilot:
             "proposal": state.get("proposal"),
             "fallback": bool(state.get("fallback")),
             "fallback_reason": state.get("fallback_reason"),
+            "chosen_by": state.get("chosen_by"),
             "thread_id": thread_id,
         }
 

@@ -81,6 +81,10 @@ class CopilotState(TypedDict, total=False):
     """Tool calls chosen and validated, not yet run: ``{"tool", "args", "id"}``."""
     observations: list[Observation]
     """The tool calls of this turn with their results."""
+    chosen_by: Literal["rule", "intent", "model", "fallback"] | None
+    """How the turn's first tool call was chosen: by the rules, by meaning (the embedding router,
+    :mod:`agent.copilot.intents`), by the model, or by the deterministic reading when the model
+    could not choose; None when no tool ran."""
     rounds: int
     """Model rounds taken this turn (native tool calling loops; bounded)."""
     draft: str | None

@@ -156,7 +156,8 @@ class Services:
             return self._copilot
 
     def warm_up(self) -> None:
-        """Load the SOP index, the model and the copilot now (start-up), not on the first request.
+        """Load the SOP index, the model and the copilot (with its chat routing) now, at start-up,
+        not on the first request.
 
         The model loads in a thread of its own (llama.cpp reads and maps the weights outside the
         GIL) while the SOP index and the copilot load here. A part that fails to load is reported
@@ -169,6 +170,7 @@ class Services:
         self._load_part("sop_index", self._sop_index)
         model.join()  # the copilot takes the loaded model
         self._load_part("copilot", self.copilot)
+        self._load_part("chat_routing", self._warm_routing)
 
     def retry_warm_up(
         self,
@@ -193,7 +195,12 @@ class Services:
             if self._closing.wait(wait):
                 return False
             self.warm_up_attempts += 1
-            loaders = {"model": self._load_model, "sop_index": self._sop_index, "copilot": self.copilot}
+            loaders = {
+                "model": self._load_model,
+                "sop_index": self._sop_index,
+                "copilot": self.copilot,
+                "chat_routing": self._warm_routing,
+            }
             for name in [n for n in loaders if n in self._load_errors]:  # the model before the copilot
                 self._load_part(name, loaders[name])
             delay = min(delay * 2, max_delay_s)
@@ -245,6 +252,12 @@ class Services:
         the service never explains from a silently empty index. Still empty: the part is not ready,
         and /ready names the command that fixes it."""
         ensure_index(self.collection(), echo=lambda line: log.warning("SOP index: %s", line))
+
+    def _warm_routing(self) -> None:
+        """The chat's router by meaning embeds its example questions (``agent.copilot.intents``)."""
+        intents = self.copilot().intents
+        if intents is not None:
+            intents.warm()
 
     def _load_model(self) -> None:
         """Load the model and prove it answers: one one-token completion (the local model loads at

@@ -229,7 +229,8 @@ def _conversation_run(
             f"conversation · provider {provider} · model {s['model']}: {s['correct_turns']}/{s['turns']} turns "
             f"correct in {s['threads']} threads, {s['invented_facts']} invented facts, {s['fallbacks']} "
             f"fallbacks, {s['model_calls']} model calls, latency p50 {f(s['latency_p50_s'])} s / "
-            f"p95 {f(s['latency_p95_s'])} s"
+            f"p95 {f(s['latency_p95_s'])} s; tools chosen by "
+            + ", ".join(f"{how} {n}" for how, n in s["chosen_by"].items())
         )
         for t in result["turns"]:
             if not t["correct"]:

@@ -1,0 +1,1 @@
+"""Routing chat questions by meaning measured: labelled paraphrases and negatives, and their check."""
