@@ -36,6 +36,7 @@ from agent.copilot.chat_focus import (
     follow_up_call,
     needs_order,
     order_entities,
+    refers_to_customer_or_sku,
     remember_entities,
 )
 from agent.copilot.chat_tools import (
@@ -151,6 +152,7 @@ _WHATIF = re.compile(
     r"\bwhat\s+(?:happens|would happen|if)\b|\bimpact\b|\bother orders\b|\bwho (?:gets|would get) hurt\b",
     re.IGNORECASE,
 )
+_IF_WE = re.compile(r"\bwhat\s+(?:happens|would happen)\b|\bif\s+(?:we|i)\b", re.IGNORECASE)
 _TO_WAREHOUSE = re.compile(r"\b(?:to|into|from)\s+(WH[-_]?[A-Za-z0-9]+)\b", re.IGNORECASE)
 
 
@@ -365,6 +367,9 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
         and not _ABOUT_REQUESTS.search(question)
         and not asks_for_note(question)
     )
+    if not ids and focus.get("order_id") and _IF_WE.search(question) and len(question) <= 200:
+        if (whatif := whatif_call(question, focus["order_id"])) and not asks_for_approval(question):
+            return whatif  # "what happens to other orders if we move it to WH-…?" before "other orders"
     if (follow := follow_up_call(question, focus, ctx.policy.order_numbers)) is not None and plain_question:
         return follow
     if len(ids) == 1 and len(question) <= 160 and _BLOCKING.search(question) and plain_question:
@@ -387,6 +392,7 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
         and _REFERS.search(question)
         and _BLOCKING.search(question)
         and plain_question
+        and not refers_to_customer_or_sku(question)  # "will this customer get anything late?"
     ):
         return "triage_order", {"order_id": order}
     if (

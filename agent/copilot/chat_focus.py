@@ -29,6 +29,7 @@ __all__ = [
     "mentioned_ids",
     "needs_order",
     "order_entities",
+    "refers_to_customer_or_sku",
     "remember_entities",
 ]
 
@@ -51,12 +52,17 @@ _SKU_ID = re.compile(r"\b[A-Z]{2,5}-\d{3,6}\b")
 _PO_ID = re.compile(r"\bPO-\d+\b", _I)
 
 _STOCK = re.compile(
-    r"\b(?:stock|stocks|inventory|on hand|available|availability|units)\b|\bwhere\b.*\b(?:have|has|held)\b",
+    r"\b(?:stock|stocks|inventory|on hand|available|availability|units)\b|\bwhere\b.*\b(?:have|has|held)\b|"
+    r"\b(?:which|what)\s+(?:warehouses?|dcs?|sites?|locations?)\b.*\b(?:have|has|hold\w*|held|carr\w+)\b",
     _I,
 )
-_SUBSTITUTE = re.compile(r"\b(?:substitut\w*|alternative\w*|equivalent\w*|replacement\w*)\b", _I)
+_SUBSTITUTE = re.compile(
+    r"\b(?:substitut\w*|alternative\w*|equivalent\w*|replacement\w*|stand-?ins?|swap\w*|interchangeable)\b",
+    _I,
+)
 _INCOMING = re.compile(
-    r"\b(?:purchase orders?|pos|incoming|replenish\w*|restock\w*|inbound)\b|\bwhen\b.*\b(?:arrive|come in|back in stock)\b",
+    r"\b(?:purchase orders?|pos|incoming|replenish\w*|restock\w*|inbound|on order|from the supplier|"
+    r"from (?:a|our|the) vendor)\b|\bwhen\b.*\b(?:arrive|come in|back in stock)\b",
     _I,
 )
 _WAITING = re.compile(r"\b(?:wait\w*|depend\w*|hurt|affected|backorder\w*|blocked by|slips?)\b", _I)
@@ -94,6 +100,12 @@ def mentioned_ids(text: str, numbers: OrderNumbers | None) -> dict[str, list[str
         and not find_order_ids(m.group(0), numbers)
     ]
     return {"sku": skus, "po_id": pos}
+
+
+def refers_to_customer_or_sku(question: str) -> bool:
+    """ "this customer", "that part": the question is about another record under discussion than the
+    order, so "this" does not make it a question about the order."""
+    return bool(_CUSTOMER_REF.search(question) or _SKU_REF.search(question))
 
 
 def asks_procedure(question: str) -> bool:
