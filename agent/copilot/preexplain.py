@@ -100,8 +100,10 @@ class PreExplainer:
 
     # --- one round -------------------------------------------------------------------------------
 
-    def run_round(self) -> Round:
-        """Explain the top of the queues that has no stored explanation; what was done."""
+    def run_round(self, stop: threading.Event | None = None) -> Round:
+        """Explain the top of the queues that has no stored explanation; what was done. ``stop``
+        (the thread's) ends the round between two orders or while it waits for the model."""
+        stop = stop or threading.Event()
         done = Round()
         llm = self._llm() if self.limit > 0 else None
         collection = self._collection() if self._collection is not None else None
@@ -117,12 +119,12 @@ class PreExplainer:
         with read_only(self.factory) as session:
             order_ids = list(dict.fromkeys(self._orders(session, self.limit)))
         for order_id in order_ids:
-            if self._stop.is_set():
+            if stop.is_set():
                 done.stopped = True
                 break
             done.orders += 1
             try:
-                self._explain(ctx, order_id, done)
+                self._explain(ctx, order_id, done, stop)
             except SQLAlchemyError as exc:
                 done.failed += 1
                 log.warning("pre-explaining %s: %s", order_id, str(getattr(exc, "orig", exc)).splitlines()[0])
@@ -130,7 +132,7 @@ class PreExplainer:
         self.last = done
         return done
 
-    def _explain(self, ctx: CopilotContext, order_id: str, done: Round) -> None:
+    def _explain(self, ctx: CopilotContext, order_id: str, done: Round, stop: threading.Event) -> None:
         with read_only(self.factory) as session:
             try:
                 result = plain(triage_order(session, order_id, self.policy, record=False))
@@ -141,7 +143,7 @@ class PreExplainer:
             done.skipped += 1
             return
         for _ in range(_TRIES):
-            if not wait_until_idle(stop=self._stop):  # a person is using the model
+            if not wait_until_idle(stop=stop):  # a person is using the model
                 done.stopped = True
                 return
             try:
@@ -166,7 +168,7 @@ class PreExplainer:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_round()
+                self.run_round(self._stop)
             except Exception:
                 log.exception("pre-explaining failed; retried next round")
             self._wake.wait(self.poll_s)
