@@ -5,6 +5,7 @@ a preempted explanation is discarded and tried again; nothing is audited; serve 
 from __future__ import annotations
 
 import logging
+import signal
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from agent.llm.priority import LLMPreempted
 from agent.policy import load_policy
 from agent.triage.service import triage_orders
 from tests import api_world
+from tests.cli_run import run
 from tests.copilot_world import grounded_explainer, is_explain, load_world, make_copilot, script
 from tools.db import read_only, session_factory
 from tools.models import AuditEvent, StoredExplanation
@@ -141,6 +143,7 @@ def test_serve_starts_it_once_the_model_is_ready_and_stops_it(tmp_path, monkeypa
     monkeypatch.setenv("COPILOT_PREEXPLAIN", "5")
     llm = FakeLLM(script(explain=grounded_explainer))
     svc = api_world.services(monkeypatch, tmp_path / "serve.db", llm=llm)
+    monkeypatch.setattr(svc.settings, "llm_provider", "llamacpp")  # served by the fake given
     with svc.factory() as s:
         triage_orders(s, ["SO-100002", "SO-100003"], svc.policy)
         s.commit()
@@ -155,15 +158,46 @@ def test_serve_starts_it_once_the_model_is_ready_and_stops_it(tmp_path, monkeypa
     assert svc.preexplainer is None
 
 
-def test_serve_and_worker_leave_it_off_at_zero(tmp_path, monkeypatch):
+def test_serve_and_worker_leave_it_off_at_zero_and_with_the_fake_provider(tmp_path, monkeypatch):
     svc = api_world.services(monkeypatch, tmp_path / "off.db")  # COPILOT_PREEXPLAIN=0 (conftest)
+    monkeypatch.setattr(svc.settings, "llm_provider", "llamacpp")
     svc.start_preexplainer()
     assert svc.preexplainer is None
-    assert (
-        make_preexplainer(svc.factory, svc.policy, svc.settings, llm=lambda: None, collection=lambda: None)
-        is None
-    )
+    monkeypatch.setattr(svc.settings, "preexplain", 20)
+    monkeypatch.setattr(svc.settings, "llm_provider", "fake")
+    parts = {"llm": lambda: None, "collection": lambda: None}
+    assert make_preexplainer(svc.factory, svc.policy, svc.settings, **parts) is None
+    monkeypatch.setattr(svc.settings, "llm_provider", "openai")
+    assert make_preexplainer(svc.factory, svc.policy, svc.settings, **parts) is not None
     svc.close()
+
+
+def test_copilot_worker_runs_it_beside_the_event_worker_and_stops_it(tmp_path, monkeypatch, capsys):
+    import agent.flow
+    import ui.api.preexplain as wiring
+
+    api_world.make_database(tmp_path / "worker.db")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'worker.db'}")
+    monkeypatch.setenv("COPILOT_PREEXPLAIN", "7")
+    monkeypatch.setenv("LLM_PROVIDER", "llamacpp")
+    seen: list[str] = []
+
+    class Recorder:
+        def start(self):
+            seen.append("start")
+
+        def stop(self):
+            seen.append("stop")
+
+    def make(factory, policy, settings, *, llm, collection):
+        seen.append(f"limit {settings.preexplain}")
+        return Recorder()
+
+    monkeypatch.setattr(wiring, "make_preexplainer", make)
+    monkeypatch.setattr(agent.flow, "run_worker", lambda *a, **k: seen.append("events"))
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # the test runner keeps its Ctrl-C
+    code, _out, _err = run(monkeypatch, capsys, "worker")
+    assert code == 0 and seen == ["limit 7", "start", "events", "stop"]
 
 
 def test_a_part_that_does_not_load_turns_it_off_with_one_warning(caplog):

@@ -38,8 +38,10 @@ def make_preexplainer(
     llm: Callable[[], Any],
     collection: Callable[[], Any],
 ) -> PreExplainer | None:
-    """The pre-explainer over the work queues, or None when ``COPILOT_PREEXPLAIN`` is 0."""
-    if settings.preexplain <= 0:
+    """The pre-explainer over the work queues, or None when ``COPILOT_PREEXPLAIN`` is 0 or the
+    model is the scripted fake (``LLM_PROVIDER=fake``: tests and evals, where every model call is
+    one the test or case made)."""
+    if settings.preexplain <= 0 or settings.llm_provider == "fake":
         return None
     return PreExplainer(
         factory,
