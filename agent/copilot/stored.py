@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.copilot.explain import MAX_TOKENS, facts_text
@@ -120,7 +120,10 @@ def keep(factory: sessionmaker[Session], key: str, order_id: str, explanation: d
             )
             session.commit()
         return True
-    except SQLAlchemyError as exc:  # incl. the same key stored by another process just now
+    except IntegrityError:  # the same key stored by another process (or planner) just now
+        log.info("explanation of %s was stored meanwhile by another writer", order_id)
+        return False
+    except SQLAlchemyError as exc:
         log.warning("explanation of %s not stored: %s", order_id, _first_line(exc))
         return False
 
