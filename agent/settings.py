@@ -148,6 +148,14 @@ class Settings(BaseSettings):
         validation_alias="LLM_PROMPT_CACHE_MB",
         description="Memory for the llamacpp provider's saved prompt prefixes (KV cache); 0 turns it off.",
     )
+    preexplain: int = Field(
+        default=20,
+        ge=0,
+        validation_alias="COPILOT_PREEXPLAIN",
+        description="copilot serve and copilot worker explain the orders of this many top open "
+        "exceptions of the work queues ahead of time, while the model is idle, and store the text "
+        "(a planner then gets it at once); 0 turns it off.",
+    )
 
     # --- the service (ui/server.py) -----------------------------------------------------------------
     api_tokens: str = Field(

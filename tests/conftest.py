@@ -63,6 +63,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator
     # test may send as many requests as it needs.
     monkeypatch.setenv("COPILOT_API_RATE_PER_MINUTE", "1000000")
     monkeypatch.setenv("COPILOT_API_MODEL_RATE_PER_MINUTE", "1000000")
+    # Pre-explaining the queues (a background thread calling the model) is tested on its own
+    # (tests/test_preexplain.py); elsewhere no model call happens that a test did not make.
+    monkeypatch.setenv("COPILOT_PREEXPLAIN", "0")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     # A panel handler called directly (not through Gradio's thread pool, which copies the context)

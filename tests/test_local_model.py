@@ -198,3 +198,29 @@ def test_the_prompt_cache_setting_reaches_the_model():
         "hits": 0,
         "saved_tokens": 0,
     }
+
+
+@needs_model
+def test_a_background_call_reads_its_prompt_in_chunks_and_writes_the_same_answer(local_llm, monkeypatch):
+    """The pre-explainer's calls evaluate their prompt in chunks a person's call can interrupt; the
+    model then writes exactly what it writes from a prompt evaluated in one batch."""
+    from agent.llm.llamacpp import BACKGROUND_CHUNK
+    from agent.llm.priority import background
+    from prompts import load
+
+    ask = [
+        {"role": "system", "content": load("chat_system").render()},
+        {"role": "user", "content": "Repeat this order number and nothing else: SO-100077"},
+    ]
+    other = [{"role": "user", "content": "Say hello in French."}]
+    foreground = local_llm.complete(ask, max_tokens=12).text
+    llama, _gate, states = local_llm._model()
+    local_llm.complete(other, max_tokens=2)  # the context now holds another prompt
+    states._states.clear()  # and no saved state holds this one: it is read from the start
+    evaluated: list[int] = []
+    real_eval = llama.eval
+    monkeypatch.setattr(llama, "eval", lambda tokens: (evaluated.append(len(tokens)), real_eval(tokens))[1])
+    with background():
+        assert local_llm.complete(ask, max_tokens=12).text == foreground
+    chunks = [n for n in evaluated if n > 1]  # generation evaluates one token at a time
+    assert len(chunks) >= 2 and max(chunks) <= BACKGROUND_CHUNK

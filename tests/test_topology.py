@@ -108,6 +108,8 @@ def deployment(tmp_path_factory):
             "COPILOT_EVENT_WORKER": "off",  # the worker processes apply events
             "COPILOT_RESUME_AFTER_S": str(RESUME_AFTER_S),
             "COPILOT_LOG_LEVEL": "WARNING",
+            # no background explanations competing with the measured requests for the model server
+            "COPILOT_PREEXPLAIN": "0",
             "LLM_PROVIDER": "openai",
             "LLM_MODEL": MODEL_ALIAS,
             "OPENAI_API_KEY": "sk-local",

@@ -64,6 +64,7 @@ __all__ = [
     "PriceContract",
     "PurchaseOrder",
     "Shipment",
+    "StoredExplanation",
     "Substitute",
     "Supplier",
     "User",
@@ -724,6 +725,30 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class StoredExplanation(Base):
+    """added: a grounded explanation the model wrote, kept so that it is not written again
+    (``agent.copilot.stored``).
+
+    ``key`` is the SHA-256 of everything the text depends on — the order, the facts the model
+    read, the SOP passages shown, the model and the prompt templates — so a change of any of them
+    makes a new key and the old text is never served again. Only grounded model text is kept
+    (never the fact-only fallback). Rows of orders with no open exception go with retention.
+    """
+
+    __tablename__ = "stored_explanations"
+    __table_args__ = (Index("ix_stored_explanations_order_id", "order_id"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    citations: Mapped[Any] = mapped_column(Json, nullable=False, default=list)
+    cited_by: Mapped[str] = mapped_column(String(16), nullable=False)
+    warning: Mapped[str | None] = mapped_column(Text, nullable=True)
+    usage: Mapped[Any] = mapped_column(Json, nullable=False, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class DatasetMeta(Base):

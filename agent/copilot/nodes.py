@@ -15,12 +15,14 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agent.copilot import stored
 from agent.copilot.context import CopilotContext
 from agent.copilot.explain import explain_order, fact_template, passages_for
 from agent.copilot.state import CopilotState
 from agent.governance.events import log_llm_fallback, log_triage
 from agent.governance.origin import current_origin
 from agent.llm import LLMError, parse_json
+from agent.llm.priority import in_background
 from agent.triage import service as triage
 from agent.triage.extract import CustomerRequest, request_sentence, verbatim
 from agent.triage.order_numbers import order_mentions, resolve, typed
@@ -157,11 +159,19 @@ def triage_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict
 
 def explain_one(ctx: CopilotContext, result: dict[str, Any], *, on_token=None) -> dict[str, Any]:
     """The explanation of one triaged order: at most one model call (plus one retry on a grounding
-    failure, inside ``explain_order``); the fact-only template when there is no model or it fails."""
+    failure, inside ``explain_order``); the fact-only template when there is no model or it fails.
+
+    A grounded explanation of the same facts, passages, model and prompts written before is read
+    from the store (:mod:`agent.copilot.stored`) instead — ``"stored": true``, no model call — and
+    handed to ``on_token`` in one piece; a new grounded one is stored. A fallback is written to the
+    audit log (``llm_fallback``) unless it happened in background work nobody saw
+    (:func:`agent.llm.priority.background`: the pre-explainer); a background call a person took the
+    model from raises ``LLMPreempted`` here, and nothing is stored or logged."""
     if not result.get("exceptions"):  # nothing to explain: no model call
         return {"text": fact_template(result, []), "citations": [], "fallback": False, "reason": None}
     passages = passages_for(result, ctx.collection) if ctx.collection is not None else []
     cited = [p.citation for p in passages]
+    key = None
     if ctx.llm is None:
         explanation = {
             "text": fact_template(result, passages),
@@ -170,6 +180,12 @@ def explain_one(ctx: CopilotContext, result: dict[str, Any], *, on_token=None) -
             "reason": ctx.llm_unavailable or "no language model",
         }
     else:
+        key = stored.explanation_key(result, passages, ctx.llm)
+        kept = stored.lookup(ctx.factory, key)
+        if kept is not None:
+            if on_token is not None:
+                on_token(kept["text"])
+            return kept
         try:
             explanation = dict(explain_order(result, passages, ctx.llm, on_token=on_token))
         except LLMError as exc:  # explain_order falls back itself; this is the belt to its braces
@@ -181,14 +197,18 @@ def explain_one(ctx: CopilotContext, result: dict[str, Any], *, on_token=None) -
             }
     explanation = plain(explanation)
     if explanation.get("fallback"):
-        log_event(
-            ctx,
-            log_llm_fallback,
-            actor=asked_by(ctx),
-            order_id=result["order_id"],
-            reason=explanation.get("reason") or "",
-            model=explanation.get("model") or (f"{ctx.llm.provider}:{ctx.llm.name}" if ctx.llm else "none"),
-        )
+        if not in_background():
+            log_event(
+                ctx,
+                log_llm_fallback,
+                actor=asked_by(ctx),
+                order_id=result["order_id"],
+                reason=explanation.get("reason") or "",
+                model=explanation.get("model")
+                or (f"{ctx.llm.provider}:{ctx.llm.name}" if ctx.llm else "none"),
+            )
+    elif key is not None:
+        stored.keep(ctx.factory, key, result["order_id"], explanation)
     return explanation
 
 

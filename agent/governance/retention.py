@@ -7,7 +7,10 @@
 - **closed exceptions**: rows of ``exceptions`` resolved more than
   ``retention.closed_exceptions_days`` ago. An action request that named one keeps everything
   else; its ``exception_id`` link is cleared (the request, its decisions, execution and audit
-  events stay).
+  events stay);
+- **stored explanations** (``stored_explanations``, ``agent.copilot.stored``) of orders that have no
+  open exception any more, whatever their age: they are a cache of model text, and an order that
+  opens an exception again gets a new one.
 
 Never purged: open exceptions, action requests, approvals, executions, messages, the ERP records,
 approval-graph checkpoints, and the audit log. The chain is therefore untouched and ``copilot
@@ -33,13 +36,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.governance import audit
 from agent.governance.requests import checkpointer_for, write_session
 from agent.policy import Policy
-from tools.models import ActionRequest, ChatThread, ExceptionRecord
+from tools.models import ActionRequest, ChatThread, ExceptionRecord, StoredExplanation
 from tools.rules import in_chunks
 
 __all__ = ["adopt_untracked_threads", "purge", "retention_plan"]
@@ -70,6 +73,18 @@ def _due(session: Session, threads_before: dt.datetime, exceptions_before: dt.da
     return threads, exceptions
 
 
+def _closed_explanations():
+    """Stored explanations whose order has no open exception."""
+    return ~exists().where(
+        ExceptionRecord.order_id == StoredExplanation.order_id, ExceptionRecord.status == "open"
+    )
+
+
+def _count_closed_explanations(session: Session) -> int:
+    stmt = select(func.count()).select_from(StoredExplanation).where(_closed_explanations())
+    return session.scalar(stmt) or 0
+
+
 def retention_plan(
     factory: sessionmaker[Session], policy: Policy, *, now: dt.datetime | None = None
 ) -> dict[str, Any]:
@@ -79,7 +94,9 @@ def retention_plan(
     with factory() as session:
         threads, exceptions = _due(session, threads_before, exceptions_before)
         linked = _linked(session, exceptions)
-    return _report(policy, threads_before, exceptions_before, threads, exceptions, linked, dry_run=True)
+        explanations = _count_closed_explanations(session)
+    report = _report(policy, threads_before, exceptions_before, threads, exceptions, linked, dry_run=True)
+    return {**report, "stored_explanations": explanations}
 
 
 def _linked(session: Session, exception_ids: list[int]) -> int:
@@ -193,5 +210,9 @@ def purge(
                 delete(ChatThread).where(ChatThread.thread_id.in_(part), ChatThread.last_at < threads_before)
             )
         report = _report(policy, threads_before, exceptions_before, gone, exceptions, linked, dry_run=False)
+        # after the exceptions went: an order whose last open exception closed loses its text too
+        report["stored_explanations"] = _count_closed_explanations(s)
+        if report["stored_explanations"]:
+            s.execute(delete(StoredExplanation).where(_closed_explanations()))
         audit.append_event(s, audit.EVENT_RETENTION_PURGE, actor=actor, payload=report)
     return report

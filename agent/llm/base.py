@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.llm.priority import foreground
 from agent.telemetry import LLM_ERRORS, observe_llm
 
 __all__ = [
@@ -149,12 +150,13 @@ class LLM:
         constrained to it where the provider can (grammar, function calling); validate with ``parse_json``."""
         schema = schema_of(json_schema) if json_schema is not None else None
         try:
-            result = self._complete(
-                normalize(messages),
-                max_tokens=max_tokens,
-                json_schema=schema,
-                timeout=timeout or self.timeout_s,
-            )
+            with foreground():  # counted unless inside agent.llm.priority.background()
+                result = self._complete(
+                    normalize(messages),
+                    max_tokens=max_tokens,
+                    json_schema=schema,
+                    timeout=timeout or self.timeout_s,
+                )
         except LLMError:
             LLM_ERRORS.labels(self.provider or "unknown").inc()
             raise
@@ -180,9 +182,10 @@ class LLM:
         counts = {"prompt": 0, "completion": 0}
         started, pieces = time.perf_counter(), []
         try:
-            for piece in self._stream(messages, max_tokens=max_tokens, timeout=timeout, counts=counts):
-                pieces.append(piece)
-                yield piece
+            with foreground():
+                for piece in self._stream(messages, max_tokens=max_tokens, timeout=timeout, counts=counts):
+                    pieces.append(piece)
+                    yield piece
         except LLMError:
             LLM_ERRORS.labels(self.provider or "unknown").inc()
             raise

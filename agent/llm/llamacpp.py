@@ -12,6 +12,14 @@ chat's tool choice, its answer, explanations), so each would evict the others' p
 ``PrefixStates`` keeps the KV cache of recent calls (``LLM_PROMPT_CACHE_MB``, 0 turns it off) and
 restores the one sharing the longest prefix with a new prompt before it is evaluated: the static
 instructions and SOP passages at the head of every prompt are evaluated once per process.
+
+People come first. A call made inside :func:`agent.llm.priority.background` (the pre-explainer)
+gives way to every other call: the model's :class:`ModelGate` counts the foreground calls waiting
+for it, and a background generation stops as soon as one is — between two tokens while it writes,
+and between chunks of :data:`BACKGROUND_CHUNK` tokens while it reads its prompt (a background prompt
+is evaluated in such chunks rather than in one uninterruptible batch) — raising
+:class:`~agent.llm.priority.LLMPreempted` in the background thread. The foreground call then waits
+at most one chunk or one token for the model.
 """
 
 from __future__ import annotations
@@ -26,13 +34,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from agent.llm.base import LLM, LLMError, LLMResult, LLMTimeout, Message
 from agent.llm.local_model import default_model, ensure_model
+from agent.llm.priority import LLMPreempted, in_background
 
-__all__ = ["LlamaCppLLM", "PrefixStates", "json_gbnf"]
+__all__ = ["BACKGROUND_CHUNK", "LlamaCppLLM", "ModelGate", "PrefixStates", "json_gbnf"]
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +51,55 @@ log = logging.getLogger(__name__)
 # tokens/s measured). Set before llama.cpp loads; an explicit environment value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-_MODELS: dict[tuple, tuple[Any, threading.Lock, PrefixStates]] = {}
+_MODELS: dict[tuple, tuple[Any, ModelGate, PrefixStates]] = {}
 _MODELS_LOCK = threading.Lock()
 _CHATML_STOP = ["<|im_end|>", "<|endoftext|>"]
 # A saved prefix is restored only when it saves at least this many tokens of evaluation over what the
 # context holds already (restoring costs a copy of the KV cache: a few milliseconds per 1,000 tokens).
 _MIN_GAIN = 16
+# A background prompt is evaluated this many tokens at a time, so that a foreground call waits for
+# at most one chunk (about a second on 2 cores) before it has the model.
+BACKGROUND_CHUNK = 64
+
+
+class ModelGate:
+    """One generation at a time on a loaded model, and how many foreground calls wait for it.
+
+    :meth:`hold` takes the model; a foreground holder is counted in :attr:`waiting` while it waits,
+    which is what a background generation watches (:meth:`wanted`) to give way.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self.waiting = 0
+
+    @contextmanager
+    def hold(self, *, background: bool = False) -> Iterator[None]:
+        if background:
+            self._lock.acquire()
+        else:
+            with self._count_lock:
+                self.waiting += 1
+            try:
+                self._lock.acquire()
+            finally:
+                with self._count_lock:
+                    self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def wanted(self) -> bool:
+        """Whether a foreground call is waiting for the model."""
+        return self.waiting > 0
+
+    def acquire(self, timeout: float = -1) -> bool:
+        return self._lock.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -137,7 +190,7 @@ class PrefixStates:
 
 def _load_llama(
     path: Path, n_threads: int, n_ctx: int, cache_bytes: int = 0
-) -> tuple[Any, threading.Lock, PrefixStates]:
+) -> tuple[Any, ModelGate, PrefixStates]:
     """One ``Llama`` per (file, threads, context) per process, with the lock that serialises its use
     (a llama.cpp context runs one generation at a time) and its saved prompt prefixes; loading twice
     would double the memory."""
@@ -160,7 +213,7 @@ def _load_llama(
                 raise LLMError(f"cannot load the model {path}: {exc}") from None
             if not _MODELS:
                 atexit.register(_close_models)
-            _MODELS[key] = (llama, threading.Lock(), PrefixStates(cache_bytes))
+            _MODELS[key] = (llama, ModelGate(), PrefixStates(cache_bytes))
             log.info("loaded %s in %.1f s (%d threads)", path.name, time.perf_counter() - started, n_threads)
         return _MODELS[key]
 
@@ -221,7 +274,7 @@ class LlamaCppLLM(LLM):
         self.n_threads = n_threads or os.cpu_count() or 1
         self.n_ctx = n_ctx
         self.prompt_cache_bytes = max(0, int(prompt_cache_mb)) << 20
-        self._loaded: tuple[Any, threading.Lock, PrefixStates] | None = None
+        self._loaded: tuple[Any, ModelGate, PrefixStates] | None = None
         self._template = None  # None: ChatML (Qwen); else the GGUF's own chat template
 
     @property
@@ -236,7 +289,7 @@ class LlamaCppLLM(LLM):
             return self._explicit_path
         return ensure_model(self._var_dir)
 
-    def _model(self) -> tuple[Any, threading.Lock, PrefixStates]:
+    def _model(self) -> tuple[Any, ModelGate, PrefixStates]:
         """The loaded model, its lock and its saved prompt prefixes (assembled, checked and loaded at
         the first call)."""
         if self._loaded is None:
@@ -305,10 +358,13 @@ class LlamaCppLLM(LLM):
     ) -> Iterator[str]:
         """The model's pieces, produced by a worker thread so that the caller's deadline holds even
         while llama.cpp evaluates the prompt (which it cannot interrupt): past the deadline the caller
-        gets ``LLMTimeout`` at once, and the worker stops at its next token."""
+        gets ``LLMTimeout`` at once, and the worker stops at its next token. A background call
+        (:func:`agent.llm.priority.background`, looked up in the caller's thread) raises
+        ``LLMPreempted`` when a foreground call takes the model from it."""
         deadline = time.monotonic() + timeout
         pieces: queue.Queue = queue.Queue()
         abandoned = threading.Event()
+        background = in_background()
 
         def work() -> None:
             try:
@@ -318,6 +374,7 @@ class LlamaCppLLM(LLM):
                     json_schema,
                     counts,
                     lambda: abandoned.is_set() or time.monotonic() > deadline,
+                    background=background,
                 ):
                     pieces.put(("piece", piece))
                 pieces.put(("done", None))
@@ -348,10 +405,21 @@ class LlamaCppLLM(LLM):
         json_schema: dict | None,
         counts: dict,
         expired: Callable[[], bool],
+        *,
+        background: bool = False,
     ) -> Iterator[str]:
-        llama, lock, states = self._model()
-        with lock:  # one generation at a time on the shared model
-            if expired():
+        llama, gate, states = self._model()
+        preempted = False
+
+        def should_stop() -> bool:  # the deadline passed, the caller left, or a person needs the model
+            nonlocal preempted
+            preempted = preempted or (background and gate.wanted())
+            return preempted or expired()
+
+        with gate.hold(background=background):  # one generation at a time on the shared model
+            if should_stop():
+                if preempted:
+                    raise LLMPreempted("a foreground call is waiting for the model")
                 return
             prompt, stop = self._prompt(messages)
             bos = getattr(self._template, "bos_token", "")  # a template that writes BOS itself
@@ -369,6 +437,10 @@ class LlamaCppLLM(LLM):
             grammar = _json_grammar(json_schema) if json_schema is not None else None
             try:
                 counts["cached"] = states.restore(llama, tokens) if states.capacity_bytes else 0
+                if background and not self._read_prompt(llama, tokens, counts["cached"], should_stop):
+                    if preempted:
+                        raise LLMPreempted("a foreground call is waiting for the model")
+                    return  # past the deadline: the caller has its LLMTimeout
                 chunks = llama.create_completion(
                     tokens,
                     max_tokens=max_tokens,
@@ -376,19 +448,40 @@ class LlamaCppLLM(LLM):
                     stop=stop,
                     stream=True,
                     grammar=grammar,
-                    stopping_criteria=StoppingCriteriaList([lambda _ids, _logits: expired()]),
+                    stopping_criteria=StoppingCriteriaList([lambda _ids, _logits: should_stop()]),
                 )
                 for chunk in chunks:
                     counts["completion"] += 1
-                    if expired():
+                    if should_stop():
                         break
                     if chunk["choices"][0]["text"]:
                         yield chunk["choices"][0]["text"]
+                if preempted:  # what was written is discarded: the caller tries again later
+                    raise LLMPreempted("a foreground call took the model")
                 states.save(llama)
-            except LLMError:
+            except (LLMError, LLMPreempted):
                 raise
             except Exception as exc:  # llama.cpp decode failures surface as RuntimeError
                 raise LLMError(f"llama.cpp failed: {exc}") from None
+
+    @staticmethod
+    def _read_prompt(llama: Any, tokens: Sequence[int], evaluated: int, stop: Callable[[], bool]) -> bool:
+        """Evaluate the prompt (all but its last token, which ``create_completion`` evaluates for
+        the first logits) :data:`BACKGROUND_CHUNK` tokens at a time from the ``evaluated`` ones on,
+        looking at ``stop`` before each chunk; False when stopped. ``create_completion`` then finds
+        the prompt in the KV cache and evaluates only its last token."""
+        own = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+        done = min(max(evaluated, own), len(tokens) - 1)
+        if done >= len(tokens) - 1:
+            return True
+        llama.n_tokens = done  # eval drops the KV cache past this point and appends from there
+        while done < len(tokens) - 1:
+            if stop():
+                return False
+            end = min(done + BACKGROUND_CHUNK, len(tokens) - 1)
+            llama.eval(tokens[done:end])
+            done = end
+        return True
 
     def _complete(self, messages, *, max_tokens, json_schema, timeout):
         started = time.perf_counter()

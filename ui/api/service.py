@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from agent.checkpoint import open_checkpointer
 from agent.comms import service as comms
 from agent.comms.worker import CommsWorker
+from agent.copilot.preexplain import PreExplainer
 from agent.copilot.service import Copilot
 from agent.governance import audit, requests
 from agent.governance.impact import whatif as simulate_impact
@@ -56,6 +57,7 @@ from tools.sites import order_condition, scoped, visible_orders
 from ui.api.auth import AuthError, Principal, load_token_store, resolve_user
 from ui.api.limits import RateLimits
 from ui.api.models import MAX_ORDER_IDS, MAX_TEXT_CHARS, MAX_TEXT_LINES
+from ui.api.preexplain import make_preexplainer
 
 __all__ = ["LimitExceeded", "Services", "Unavailable", "check_text_limits"]
 
@@ -120,6 +122,7 @@ class Services:
         self.warm_up_attempts = 0
         self.comms_worker: CommsWorker | None = None
         self.recovery: RecoveryLoop | None = None
+        self.preexplainer: PreExplainer | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -273,6 +276,21 @@ class Services:
             self.comms_worker = CommsWorker(self.factory, self.policy, self.settings, self.llm)
             self.comms_worker.start()
 
+    def start_preexplainer(self) -> None:
+        """Explain the top of the work queues ahead of time while the model is idle (``copilot
+        serve``; ``COPILOT_PREEXPLAIN``): each round waits until the model and the SOP index have
+        loaded."""
+        if self.preexplainer is None:
+            self.preexplainer = make_preexplainer(
+                self.factory,
+                self.policy,
+                self.settings,
+                llm=lambda: self._llm if self._model_ready else None,
+                collection=lambda: self._collection,
+            )
+            if self.preexplainer is not None:
+                self.preexplainer.start()
+
     def start_recovery(self) -> None:
         """Carry on, in the background, requests another process left half-way (``copilot serve``)."""
         if self.recovery is None:
@@ -288,6 +306,9 @@ class Services:
         if self.comms_worker is not None:
             self.comms_worker.stop()
             self.comms_worker = None
+        if self.preexplainer is not None:
+            self.preexplainer.stop()
+            self.preexplainer = None
         with self._lock:
             if self._checkpointer_cm is not None:
                 with contextlib.suppress(Exception):

@@ -161,12 +161,14 @@ def worker(
 ) -> None:
     """Apply stored events in order per source and triage again the open orders they affect.
     Several workers may share the inbox on PostgreSQL. Also carries on approved requests a crashed
-    process left unexecuted (COPILOT_RESUME_AFTER_S). Ctrl-C or SIGTERM stops after the current
-    batch of events (each batch is one transaction: nothing stays claimed or half-applied)."""
+    process left unexecuted (COPILOT_RESUME_AFTER_S), and explains the top of the work queues ahead
+    of time (COPILOT_PREEXPLAIN; the model loads in the background). Ctrl-C or SIGTERM stops after
+    the current batch of events (each batch is one transaction: nothing stays claimed or half-applied)."""
     from agent.flow import drain, run_worker
     from agent.governance.recovery import RecoveryLoop, process_name
     from agent.settings import get_settings
     from agent.telemetry import configure_logging
+    from ui.api.preexplain import make_preexplainer, worker_parts
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -183,10 +185,16 @@ def worker(
     recovery = RecoveryLoop(
         factory, pol, after_s=settings.resume_after_s, actor=process_name("worker")
     ).start()
+    model, index = worker_parts(settings)
+    preexplainer = make_preexplainer(factory, pol, settings, llm=model, collection=index)
+    if preexplainer is not None:
+        preexplainer.start()
     try:
         run_worker(factory, pol, stop, poll_s=poll)
     finally:
         recovery.stop()
+        if preexplainer is not None:
+            preexplainer.stop()
     typer.echo("worker: stopped")
 
 

@@ -39,7 +39,8 @@ def purge_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Delete chat threads idle longer than retention.chat_threads_days (checkpoints and records)
-    and exceptions resolved more than retention.closed_exceptions_days ago.
+    and exceptions resolved more than retention.closed_exceptions_days ago, and the stored
+    explanations of orders with no open exception.
 
     Open exceptions, requests, decisions, messages and the audit log stay; `copilot audit verify`
     stays green. The purge is recorded as a `retention_purge` audit event (a dry run records nothing).
@@ -67,6 +68,11 @@ def purge_cmd(
         + (
             f"; {report['requests_unlinked']} request(s) unlinked from them"
             if report["requests_unlinked"]
+            else ""
+        )
+        + (
+            f"; {report['stored_explanations']} stored explanation(s) of orders with no open exception"
+            if report.get("stored_explanations")
             else ""
         )
     )
