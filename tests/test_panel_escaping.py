@@ -43,3 +43,24 @@ def test_every_place_the_panel_shows_requester_text_escapes_it():
     assert "<img" not in message and "\\*\\*Pre" in message
     line = action_line({"action": "FIX_MASTER_DATA", "params": {"ship_to_city": "x` <img src=y> `"}})
     assert "`" not in line  # shown inside a code span: a backtick would end it
+
+
+@pytest.mark.parametrize("text", ATTACKS)
+def test_the_facts_beside_a_draft_escape_names_typed_by_people(text):
+    """A customer's name or a note reaches the facts table of a draft on the Approvals tab: inert
+    there too (it escaped HTML but not Markdown: ``**x**`` was bold, ``[a](b)`` a link)."""
+    from ui.panel.messages import message_md
+
+    md = message_md(
+        {
+            "id": 1,
+            "kind": "customer",
+            "reason": "promised date moved",
+            "draft": {"subject": "s", "body": "b", "model": "fake", "first_try_grounded": True},
+            "facts": {"customer_name": text, "order_id": "SO-1"},
+        }
+    )
+    table = md.split("**The facts it may state**", 1)[1]
+    row = next(line for line in table.splitlines() if line.startswith("| customer\\_name"))
+    assert _unescaped_markup(row) == [], row
+    assert row.count("|") - row.count("\\|") == 3  # the cell stays one cell

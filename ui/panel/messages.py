@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from ui.panel.common import md_text
+
 __all__ = ["message_md", "told_md"]
 
 
@@ -29,7 +31,9 @@ def _facts_md(facts: dict[str, Any]) -> str:
             )
         elif isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
-        rows.append(f"| {html.escape(str(key))} | {html.escape(str(value)).replace('|', '&#124;')} |")
+        rows.append(
+            f"| {md_text(str(key))} | {md_text(' '.join(str(value).split()))} |"
+        )  # names typed by people
     return "| fact | value |\n|---|---|\n" + "\n".join(rows)
 
 
