@@ -217,8 +217,10 @@ def test_an_approver_edit_is_checked_again_its_diff_audited_and_it_cannot_retarg
     with pytest.raises(GuardBlocked, match="2026-12-01"):
         edit_message(factory, POLICY, filed["id"], username="csr", body="Arrives 2026-12-01.")
     edited = f"Dear Acme,\nyour order SO1 now arrives on {NEW_DATE}. Sorry for the delay.\nCustomer Service"
+    assert filed["request"]["edited"] is False
     done = edit_message(factory, POLICY, filed["id"], username="csr", body=edited, reason="warmer")
     assert done["status"] == "queued" and done["request"]["status"] == "executed"
+    assert done["request"]["edited"] is True  # the CLI and the panel say "edited by its approver"
     with factory() as s:
         assert s.scalar(select(OutboxMessage.body)) == edited
         [event] = list_events(s, request_id=rid, event_type="message_edited")

@@ -321,6 +321,10 @@ def _view(s: Session, n: Notice) -> dict[str, Any]:
             "requested_by": req.requested_by,
             "subject": req.params.get("subject"),
             "body": req.params.get("body"),
+            # the text to send is no longer the draft: an approver edited it (message_edited)
+            "edited": bool(n.draft)
+            and (req.params.get("subject"), req.params.get("body"))
+            != (draft.get("subject"), draft.get("body")),
         },
         "delivery": _delivery(out),
         "error": n.error,

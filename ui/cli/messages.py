@@ -45,7 +45,13 @@ def _line(m: dict[str, Any]) -> str:
     draft = m.get("draft") or {}
     to = m["order_id"] if m["kind"] == "customer" else m["po_id"]
     req = m.get("request") or {}
-    marks = " [fact-only template]" if draft.get("fallback") else ""
+    marks = (
+        " [edited by its approver]"
+        if req.get("edited")
+        else " [fact-only template]"
+        if draft.get("fallback")
+        else ""
+    )
     return (
         f"#{m['id']:<5} {m['status']:<16} {m['kind']:<8} {to or '':<12} "
         f"request {req.get('id') or '-':<5} {(req.get('subject') or draft.get('subject') or m['reason'])[:70]}{marks}"

@@ -42,7 +42,9 @@ def message_md(m: dict[str, Any]) -> str:
     draft = m.get("draft") or {}
     req = m.get("request") or {}
     how = (
-        f"**fact-only template** — the model's draft did not pass the check ({html.escape(str(draft.get('reason')))})"
+        "**edited by its approver**: the text below is the approver's, checked against the facts"
+        if req.get("edited")
+        else f"**fact-only template** — the model's draft did not pass the check ({html.escape(str(draft.get('reason')))})"
         if draft.get("fallback")
         else f"written by {html.escape(str(draft.get('model')))}, checked against the facts"
         f"{' on the first try' if draft.get('first_try_grounded') else ' after one retry'}"
