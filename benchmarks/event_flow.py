@@ -174,26 +174,27 @@ def per_event(factory, policy, events: int, prefix: str) -> dict:
     """Each event in its own transaction (a worker that keeps up): the cost of one event's re-triage,
     and per event its kind, the orders it made triage again and its wall ms (claim to commit)."""
     raws = {f"{e['source']}/{e['event_id']}": e for e in _store(factory, events, prefix)}
-    timed: list[tuple[str, int, float]] = []
-    last = [time.perf_counter()]
+    timed: list[tuple[str, int, float, float]] = []
+    last = [time.perf_counter(), time.process_time()]
 
     def clock(one) -> None:
-        now = time.perf_counter()
-        timed.append((kind(raws[one.label]), one.orders, (now - last[0]) * 1000))
-        last[0] = now
+        now = [time.perf_counter(), time.process_time()]
+        wall, cpu = ((a - b) * 1000 for a, b in zip(now, last, strict=True))
+        timed.append((kind(raws[one.label]), one.orders, wall, cpu))
+        last[:] = now
 
     started, cpu = time.perf_counter(), time.process_time()
     done = drain(factory, policy, batch=1, on_event=clock)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     orders = sum(o.orders for o in done)
-    by_bucket: dict[str, list[tuple[int, float]]] = {}
-    by_kind: dict[str, list[tuple[int, float]]] = {}
-    for k, n, ms in timed:
-        by_bucket.setdefault(bucket(n), []).append((n, ms))
-        by_kind.setdefault(k, []).append((n, ms))
+    by_bucket: dict[str, list[tuple[int, float, float]]] = {}
+    by_kind: dict[str, list[tuple[int, float, float]]] = {}
+    for k, n, wall, cpu_ms in timed:
+        by_bucket.setdefault(bucket(n), []).append((n, wall, cpu_ms))
+        by_kind.setdefault(k, []).append((n, wall, cpu_ms))
 
-    def summary(group: list[tuple[int, float]]) -> dict:
-        reach, ms = [n for n, _ in group], [m for _, m in group]
+    def summary(group: list[tuple[int, float, float]]) -> dict:
+        reach, ms, cpu_ms = [n for n, _, _ in group], [m for _, m, _ in group], [c for *_, c in group]
         return {
             "events": len(group),
             "share": round(len(group) / len(timed), 3),
@@ -202,6 +203,9 @@ def per_event(factory, policy, events: int, prefix: str) -> dict:
             "median_ms": round(statistics.median(ms), 1),
             "p95_ms": round(_pct(ms, 0.95), 1),
             "ms_per_order": round(sum(ms) / max(sum(reach), 1), 2),
+            # this process's CPU (all of the work on SQLite): what a free core gives, load aside
+            "median_cpu_ms": round(statistics.median(cpu_ms), 1),
+            "cpu_ms_per_order": round(sum(cpu_ms) / max(sum(reach), 1), 2),
         }
 
     return {
@@ -209,7 +213,7 @@ def per_event(factory, policy, events: int, prefix: str) -> dict:
         "ms_per_event": round(seconds * 1000 / len(done), 2),
         "cpu_ms_per_event": round(cpu * 1000 / len(done), 2),  # this process: all of it on SQLite
         "orders_per_event": round(orders / len(done), 2),
-        "median_orders_per_event": statistics.median(n for _, n, _ in timed),
+        "median_orders_per_event": statistics.median(n for _, n, *_ in timed),
         "ms_per_order": round(seconds * 1000 / max(orders, 1), 2),
         "by_reach": {b: summary(by_bucket[b]) for b in BUCKET_NAMES if b in by_bucket},
         "by_kind": {k: summary(v) for k, v in sorted(by_kind.items())},
@@ -219,17 +223,29 @@ def per_event(factory, policy, events: int, prefix: str) -> dict:
 def reach_table(results: list[dict]) -> str:
     """Median ms per event by reach bucket, per book size, and the largest/smallest book ratio."""
     sizes = [r for r in results if "per_event" in r]
-    head = ["orders re-triaged"] + [f"{r['lines']:,} lines: median ms (share)" for r in sizes]
-    rows = ["| " + " | ".join([*head, "largest / smallest book"]) + " |", "|" + "---|" * (len(head) + 1)]
+    head = ["orders re-triaged"] + [
+        f"{r['lines']:,} lines: share, median wall / CPU ms, CPU ms per order" for r in sizes
+    ]
+    last = "largest / smallest book: wall, CPU, CPU per order"
+    rows = ["| " + " | ".join([*head, last]) + " |", "|" + "---|" * (len(head) + 1)]
     for b in BUCKET_NAMES:
-        cells, ms = [], []
-        for r in sizes:
-            got = r["per_event"]["by_reach"].get(b)
-            cells.append(f"{got['median_ms']} ({got['share']:.0%})" if got else "—")
-            ms.append(got["median_ms"] if got else None)
-        if all(m is None for m in ms):
+        cells, got = [], [r["per_event"]["by_reach"].get(b) for r in sizes]
+        for g in got:
+            cells.append(
+                f"{g['share']:.0%}, {g['median_ms']} / {g['median_cpu_ms']}, {g['cpu_ms_per_order']}"
+                if g
+                else "—"
+            )
+        if all(g is None for g in got):
             continue
-        ratio = f"{ms[-1] / ms[0]:.2f}" if len(ms) > 1 and ms[0] and ms[-1] else "—"
+        first, end = got[0], got[-1]
+        ratio = "—"
+        if len(got) > 1 and first and end and first["median_ms"] and first["median_cpu_ms"]:
+            per_order = f"{end['cpu_ms_per_order'] / first['cpu_ms_per_order']:.2f}" if b != "0" else "—"
+            ratio = (
+                f"{end['median_ms'] / first['median_ms']:.2f}, "
+                f"{end['median_cpu_ms'] / first['median_cpu_ms']:.2f}, {per_order}"
+            )
         rows.append("| " + " | ".join([b, *cells, ratio]) + " |")
     per_order = [f"{r['per_event']['ms_per_order']}" for r in sizes]
     rows.append(
@@ -243,17 +259,21 @@ def reach_table(results: list[dict]) -> str:
 
 
 def kind_table(results: list[dict]) -> str:
-    """Per event kind and book size: median orders re-triaged and median ms per event."""
+    """Per event kind and book size: median orders re-triaged and median wall / CPU ms per event."""
     sizes = [r for r in results if "per_event" in r]
     kinds = sorted({k for r in sizes for k in r["per_event"]["by_kind"]})
-    head = ["event kind", *(f"{r['lines']:,} lines: share, median / max orders, median ms" for r in sizes)]
+    head = [
+        "event kind",
+        *(f"{r['lines']:,} lines: share, median / max orders, median wall / CPU ms" for r in sizes),
+    ]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for k in kinds:
         cells = []
         for r in sizes:
             got = r["per_event"]["by_kind"].get(k)
             cells.append(
-                f"{got['share']:.0%}, {got['median_orders']:g} / {got['max_orders']}, {got['median_ms']}"
+                f"{got['share']:.0%}, {got['median_orders']:g} / {got['max_orders']}, "
+                f"{got['median_ms']} / {got['median_cpu_ms']}"
                 if got
                 else "—"
             )
