@@ -109,12 +109,12 @@ def test_stock_elsewhere_reaches_a_short_line_only_when_it_decides_whether_the_l
     assert "ALLOCATION_CONFLICT" in _types(factory, "SO1")
     # 9 of A at WH2: still less than SO1's qty 10, so WH2 is no candidate before or after
     nine = {"inventory": [{"sku": "A", "warehouse_id": "WH2", "on_hand": 9}]}
-    assert _reach(factory, nine) == {"SO4"}  # the line at WH2; not SO1, short at WH1
+    assert _reach(factory, nine) == {"SO4"}  # short at WH2 before; not SO1, short at WH1
     _apply(factory, "e1", nine)
     assert _recorded(factory) == _from_scratch(factory)
     # 12: WH2 now has the line's qty — SO1 can move there, so its conflict no longer holds
     twelve = {"inventory": [{"sku": "A", "warehouse_id": "WH2", "on_hand": 12}]}
-    assert _reach(factory, twelve) == {"SO1", "SO4"}
+    assert _reach(factory, twelve) == {"SO1"}  # SO4 (5 at WH2) is short neither before nor after
     _apply(factory, "e2", twelve)
     assert "ALLOCATION_CONFLICT" not in _types(factory, "SO1")
     assert _recorded(factory) == _from_scratch(factory)
@@ -125,13 +125,27 @@ def test_stock_elsewhere_reaches_a_short_line_only_when_it_decides_whether_the_l
     }
 
 
+def test_stock_reaches_the_lines_at_its_warehouse_that_are_short_before_or_after(engine):
+    factory = _factory(engine)
+    more = {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 35}]}  # available 0 -> 5
+    # SO2 and SO3 are fully allocated, never short; SO4, short of 5 at WH2, may now move to WH1
+    assert _reach(factory, more) == {"SO1", "SO4"}
+    _apply(factory, "e1", more)
+    assert _recorded(factory) == _from_scratch(factory)
+    out = {"inventory": [{"sku": "B", "warehouse_id": "WH1", "on_hand": 0}]}  # available 1 -> 0
+    assert _reach(factory, out) == {"SO5"}  # its 1 × B is short now
+    _apply(factory, "e2", out)
+    assert "INVENTORY_SHORTFALL" in _types(factory, "SO5")
+    assert _recorded(factory) == _from_scratch(factory)
+
+
 def test_a_substitutes_stock_reaches_the_short_lines_it_can_serve_at_that_warehouse(engine):
     factory = _factory(engine, allow_substitutions=True)
     assert "ALLOCATION_CONFLICT" in _types(factory, "SO1")
     five = {"inventory": [{"sku": "B", "warehouse_id": "WH1", "on_hand": 5}]}
-    assert _reach(factory, five) == {"SO5"}  # below SO1's open qty 10: B still cannot serve it
+    assert _reach(factory, five) == set()  # below SO1's open qty 10: B still cannot serve it
     enough = {"inventory": [{"sku": "B", "warehouse_id": "WH1", "on_hand": 10}]}
-    assert _reach(factory, enough) == {"SO1", "SO5"}
+    assert _reach(factory, enough) == {"SO1"}  # SO5 (1 × B) is not short before or after
     _apply(factory, "e1", enough)
     assert "ALLOCATION_CONFLICT" not in _types(factory, "SO1")
     assert _recorded(factory) == _from_scratch(factory)

@@ -25,9 +25,12 @@ queue, the API), so a change that moves only a plan reaches nothing here. A chan
 - ``items`` / ``substitutes``: the open lines of the SKU (and of an original SKU: pricing) at any
   warehouse, and the lines the SKU substitutes for;
 - ``inventory`` (sku, warehouse), its available stock (on hand − allocated; a missing row is 0)
-  going from *a* to *b*: every open line of the SKU shipping from that warehouse (its shortage and
-  evidence read this stock); of the lines elsewhere, only a **short** one (open qty above the
-  available where it ships from) reads it — ``ALLOCATION_CONFLICT`` holds only when no other
+  going from *a* to *b*. A line that is not **short** (open qty above the available where it
+  ships from) reads no stock beyond finding that it is not: ``INVENTORY_SHORTFALL``, the stock
+  test of ``SUBSTITUTION_REQUEST`` and ``ALLOCATION_CONFLICT`` all start from the shortage. So it
+  reaches the open lines of the SKU shipping from that warehouse that are short before or after
+  (open qty > min(a, b): their shortage, its evidence — on hand and allocated — and the donors'
+  take read this stock); of the lines elsewhere, a short one — ``ALLOCATION_CONFLICT`` holds only when no other
   warehouse has the line's whole qty (``reallocation_choice``: a warehouse is a candidate when its
   available ≥ qty; its country, not its stock, decides whether it is blocked) — and that answer
   changes only when this warehouse's candidacy does: (a ≥ qty) ≠ (b ≥ qty). The same for the lines
@@ -196,7 +199,8 @@ def _stock_reach(
     out = set()
     for line in lines.get(sku, ()):
         if line.ship_from == wh:
-            out.add(line.order_id)  # its shortage and evidence read this stock
+            if line.open_qty > min(before, after):
+                out.add(line.order_id)  # short before or after: its shortage, evidence and §6 read it
         elif line.short and (before >= line.qty) != (after >= line.qty):
             out.add(line.order_id)  # a short line elsewhere: whether it can move here changed
     for original in subs.get(sku, ()):
