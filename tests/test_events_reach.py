@@ -198,6 +198,25 @@ def test_a_donor_whose_rank_moves_reaches_the_short_lines_at_its_stock(engine):
     assert _reach(factory, {"customers": [{"customer_id": "C2", "open_balance": 10}]}) == {"SO4", "SO5"}
 
 
+def test_a_purchase_order_reaches_the_backordered_lines_at_its_sku_and_warehouse(engine):
+    fx = _conflict_world()
+    fx["orders"][0]["lines"][0]["backorder_qty"] = 10  # SO1's 10 × A at WH1
+    edit(fx, "purchase_orders", "PO1", supplier_id="SUP1", sku="A", warehouse_id="WH1")
+    edit(fx, "purchase_orders", "PO1", expected_date="2026-11-30", status="open", qty=40)
+    factory = session_factory(engine)
+    with factory() as s:
+        load_fixture(s, fx, case_id="reach")
+        for _ in triage_open_book(s, POLICY):
+            pass
+        s.commit()
+    assert "PROCUREMENT_DELAY" in _types(factory, "SO1")  # expected after the promised 2026-11-20
+    sooner = {"purchase_orders": [{"po_id": "PO1", "expected_date": "2026-11-10"}]}
+    assert _reach(factory, sooner) == {"SO1"}  # SO2 and SO3 ship A from WH1 too, with no backorder
+    _apply(factory, "e1", sooner)
+    assert "PROCUREMENT_DELAY" not in _types(factory, "SO1")
+    assert _recorded(factory) == _from_scratch(factory)
+
+
 def test_a_carrier_reaches_its_shipments_orders_when_its_status_changes(engine):
     factory = _factory(engine)
     assert _reach(factory, {"carriers": [{"carrier_id": "CA1", "on_time_rate": 0.5}]}) == set()

@@ -38,7 +38,9 @@ queue, the API), so a change that moves only a plan reaches nothing here. A chan
   stock there (``substitute_choice``: available ≥ open qty), when (a ≥ open qty) ≠ (b ≥ open qty).
   Shortage is read after the batch: a line whose shortage the batch changed is reached by the
   change that did it (its line, its order's warehouse, or its own stock);
-- ``purchase_orders``: the open lines of its SKU at its warehouse;
+- ``purchase_orders``: the open lines of its SKU at its warehouse with a backorder qty — only such a
+  line reads purchase orders (``PROCUREMENT_DELAY``; a line's backorder changed in the batch is
+  reached by its own change);
 - ``warehouses``: the open lines that ship from it; a new one, or a country change, also every
   short line of the open book (the country decides whether a line may move there: rare master
   data, so the whole book's lines are read);
@@ -81,7 +83,7 @@ class _Keys:
     skus: set[str] = field(default_factory=set)  # items / substitutes: every open line of the SKU
     stock: set[tuple[str, str, int, int]] = field(default_factory=set)  # (sku, wh, available before, after)
     donors: set[tuple[str, str]] = field(default_factory=set)  # (sku, wh or _ANY) a line held stock at
-    sku_wh: set[tuple[str, str]] = field(default_factory=set)  # purchase orders: every line shipping it
+    sku_wh: set[tuple[str, str]] = field(default_factory=set)  # purchase orders: backordered lines there
     warehouses: set[str] = field(default_factory=set)
     countries: set[str] = field(default_factory=set)  # warehouses new or whose country changed
     carriers: set[str] = field(default_factory=set)
@@ -168,6 +170,7 @@ class _OpenLine:
     qty: int
     open_qty: int
     short: bool  # open qty above the available stock where it ships from (INVENTORY_SHORTFALL)
+    backordered: bool  # backorder_qty > 0: only such a line reads purchase orders (PROCUREMENT_DELAY)
 
 
 def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
@@ -180,15 +183,21 @@ def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
         stock.update({(sku, wh): on_hand - allocated for sku, wh, on_hand, allocated in session.execute(q0)})
         q = (
             select(
-                _L.c.order_id, _L.c.sku, _L.c.warehouse_id, _O.c.warehouse_id, _L.c.qty, _L.c.allocated_qty
+                _L.c.order_id,
+                _L.c.sku,
+                _L.c.warehouse_id,
+                _O.c.warehouse_id,
+                _L.c.qty,
+                _L.c.allocated_qty,
+                _L.c.backorder_qty,
             )
             .join(_O, _O.c.order_id == _L.c.order_id)
             .where(_O.c.status.in_(OPEN_ORDER_STATUSES), _L.c.status.not_in(CLOSED), _L.c.sku.in_(part))
         )
-        for oid, sku, own, home, qty, allocated in session.execute(q):
+        for oid, sku, own, home, qty, allocated, backorder in session.execute(q):
             wh = ship_from(own, home)
             short = wh is not None and qty - allocated > stock.get((sku, wh), 0)
-            out.setdefault(sku, []).append(_OpenLine(oid, wh, qty, qty - allocated, short))
+            out.setdefault(sku, []).append(_OpenLine(oid, wh, qty, qty - allocated, short, backorder > 0))
     return out
 
 
@@ -296,7 +305,7 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         for sku, wh in k.donors:
             found |= _short_at(open_lines, sku, wh)
         for sku, wh in k.sku_wh:
-            found |= {x.order_id for x in open_lines.get(sku, ()) if x.ship_from == wh}
+            found |= {x.order_id for x in open_lines.get(sku, ()) if x.ship_from == wh and x.backordered}
         if k.countries:
             found |= {x.order_id for group in open_lines.values() for x in group if x.short}
     by_contract: dict[tuple[str, str], set[str]] = {}
