@@ -12,7 +12,11 @@ lines, 286,000 ≈ 1M) a scratch database is seeded and its open book triaged, t
   printed: the feed shares the process (and on SQLite the writer) with the worker.
 - **per event**: ``--single`` events stored at once and applied one per transaction (the worker's
   cost when it keeps up): ms per event and per order it triaged; the largest/smallest book ratio
-  is printed (flat ≈ 1).
+  is printed (flat ≈ 1). Each event's kind (table.fields), the orders it made triage again and its
+  wall ms (claim to commit) are recorded, and two tables go to stderr: median ms per event by
+  reach bucket (0, 1, 2-5, 6-20, 21-100, 101-1000, >1000 orders) per book size with the largest /
+  smallest book ratio at equal reach, and per event kind the share, median / max orders and
+  median ms — whether time is flat at equal reach, and whether reach grows with the book.
 - **drain** (``--workers N``): a stored batch of ``--events`` drained by 1 worker, then (N > 1)
   another by N workers (threads, each its own connections), on the same book: events/s, the ratio,
   and events per CPU-second of the workers' process (what a free core would give: the machine
@@ -20,6 +24,7 @@ lines, 286,000 ≈ 1M) a scratch database is seeded and its open book triaged, t
 
     python benchmarks/event_flow.py --backend sqlite --orders 2860 286000 --events 3000 --rate 100 --workers 1
     python benchmarks/event_flow.py --backend postgres --orders 2860 286000 --events 3000 --rate 100 --workers 2
+    nice -n 15 python benchmarks/event_flow.py --backend sqlite --orders 2860 28600 286000 --events 0 --single 300
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from tools.db import make_engine, session_factory, upgrade
 from tools.demo import generate
 from tools.events import parse_event, receive
 from tools.events.simulate import Simulator
+from tools.fixtures import MODELS
 from tools.models import EventInbox, OrderLine
 
 
@@ -124,27 +130,155 @@ def paced(url: str, factory, policy, events: int, rate: float, prefix: str) -> d
     }
 
 
-def _store(factory, events: int, prefix: str) -> None:
+def _store(factory, events: int, prefix: str) -> list[dict]:
     with factory() as s:
         sim = Simulator(s, seed=5, prefix=prefix)
-        receive(s, [parse_event(e) for e in sim.stream(events)], channel="simulate")
+        raws = list(sim.stream(events))
+        receive(s, [parse_event(e) for e in raws], channel="simulate")
         s.commit()
+    return raws
+
+
+# Reach buckets: the orders one event made triage again (docs/benchmarks.md, issue 17 "flat from
+# 10k to 1M order lines" compared at equal reach).
+BUCKETS = (
+    (0, 0, "0"),
+    (1, 1, "1"),
+    (2, 5, "2-5"),
+    (6, 20, "6-20"),
+    (21, 100, "21-100"),
+    (101, 1000, "101-1000"),
+)
+
+
+def bucket(orders: int) -> str:
+    return next((name for lo, hi, name in BUCKETS if lo <= orders <= hi), ">1000")
+
+
+BUCKET_NAMES = [name for *_, name in BUCKETS] + [">1000"]
+
+
+def kind(raw: dict) -> str:
+    """What an event changes, as table.fields (its key columns left out); a new order (one given
+    with its lines) as ``orders+lines (new)``."""
+    out = set()
+    for table, rows in raw["records"].items():
+        pk = {c.name for c in MODELS[table].__table__.primary_key.columns}
+        for row in rows:
+            new = table == "orders" and "lines" in row
+            out.add("orders+lines (new)" if new else f"{table}.{'+'.join(sorted(set(row) - pk))}")
+    return ", ".join(sorted(out))
 
 
 def per_event(factory, policy, events: int, prefix: str) -> dict:
-    """Each event in its own transaction (a worker that keeps up): the cost of one event's re-triage."""
-    _store(factory, events, prefix)
+    """Each event in its own transaction (a worker that keeps up): the cost of one event's re-triage,
+    and per event its kind, the orders it made triage again and its wall ms (claim to commit)."""
+    raws = {f"{e['source']}/{e['event_id']}": e for e in _store(factory, events, prefix)}
+    timed: list[tuple[str, int, float, float]] = []
+    last = [time.perf_counter(), time.process_time()]
+
+    def clock(one) -> None:
+        now = [time.perf_counter(), time.process_time()]
+        wall, cpu = ((a - b) * 1000 for a, b in zip(now, last, strict=True))
+        timed.append((kind(raws[one.label]), one.orders, wall, cpu))
+        last[:] = now
+
     started, cpu = time.perf_counter(), time.process_time()
-    done = drain(factory, policy, batch=1)
+    done = drain(factory, policy, batch=1, on_event=clock)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     orders = sum(o.orders for o in done)
+    by_bucket: dict[str, list[tuple[int, float, float]]] = {}
+    by_kind: dict[str, list[tuple[int, float, float]]] = {}
+    for k, n, wall, cpu_ms in timed:
+        by_bucket.setdefault(bucket(n), []).append((n, wall, cpu_ms))
+        by_kind.setdefault(k, []).append((n, wall, cpu_ms))
+
+    def summary(group: list[tuple[int, float, float]]) -> dict:
+        reach, ms, cpu_ms = [n for n, _, _ in group], [m for _, m, _ in group], [c for *_, c in group]
+        return {
+            "events": len(group),
+            "share": round(len(group) / len(timed), 3),
+            "median_orders": statistics.median(reach),
+            "max_orders": max(reach),
+            "median_ms": round(statistics.median(ms), 1),
+            "p95_ms": round(_pct(ms, 0.95), 1),
+            "ms_per_order": round(sum(ms) / max(sum(reach), 1), 2),
+            # this process's CPU (all of the work on SQLite): what a free core gives, load aside
+            "median_cpu_ms": round(statistics.median(cpu_ms), 1),
+            "cpu_ms_per_order": round(sum(cpu_ms) / max(sum(reach), 1), 2),
+        }
+
     return {
         "events": len(done),
         "ms_per_event": round(seconds * 1000 / len(done), 2),
         "cpu_ms_per_event": round(cpu * 1000 / len(done), 2),  # this process: all of it on SQLite
         "orders_per_event": round(orders / len(done), 2),
+        "median_orders_per_event": statistics.median(n for _, n, *_ in timed),
         "ms_per_order": round(seconds * 1000 / max(orders, 1), 2),
+        "by_reach": {b: summary(by_bucket[b]) for b in BUCKET_NAMES if b in by_bucket},
+        "by_kind": {k: summary(v) for k, v in sorted(by_kind.items())},
     }
+
+
+def reach_table(results: list[dict]) -> str:
+    """Median ms per event by reach bucket, per book size, and the largest/smallest book ratio."""
+    sizes = [r for r in results if "per_event" in r]
+    head = ["orders re-triaged"] + [
+        f"{r['lines']:,} lines: share, median wall / CPU ms, CPU ms per order" for r in sizes
+    ]
+    last = "largest / smallest book: wall, CPU, CPU per order"
+    rows = ["| " + " | ".join([*head, last]) + " |", "|" + "---|" * (len(head) + 1)]
+    for b in BUCKET_NAMES:
+        cells, got = [], [r["per_event"]["by_reach"].get(b) for r in sizes]
+        for g in got:
+            cells.append(
+                f"{g['share']:.0%}, {g['median_ms']} / {g['median_cpu_ms']}, {g['cpu_ms_per_order']}"
+                if g
+                else "—"
+            )
+        if all(g is None for g in got):
+            continue
+        first, end = got[0], got[-1]
+        ratio = "—"
+        if len(got) > 1 and first and end and first["median_ms"] and first["median_cpu_ms"]:
+            per_order = f"{end['cpu_ms_per_order'] / first['cpu_ms_per_order']:.2f}" if b != "0" else "—"
+            ratio = (
+                f"{end['median_ms'] / first['median_ms']:.2f}, "
+                f"{end['median_cpu_ms'] / first['median_cpu_ms']:.2f}, {per_order}"
+            )
+        rows.append("| " + " | ".join([b, *cells, ratio]) + " |")
+    per_order = [f"{r['per_event']['ms_per_order']}" for r in sizes]
+    rows.append(
+        "| ms per order re-triaged (all events) | "
+        + " | ".join(per_order)
+        + " | "
+        + (f"{float(per_order[-1]) / float(per_order[0]):.2f}" if len(sizes) > 1 else "—")
+        + " |"
+    )
+    return "\n".join(rows)
+
+
+def kind_table(results: list[dict]) -> str:
+    """Per event kind and book size: median orders re-triaged and median wall / CPU ms per event."""
+    sizes = [r for r in results if "per_event" in r]
+    kinds = sorted({k for r in sizes for k in r["per_event"]["by_kind"]})
+    head = [
+        "event kind",
+        *(f"{r['lines']:,} lines: share, median / max orders, median wall / CPU ms" for r in sizes),
+    ]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in kinds:
+        cells = []
+        for r in sizes:
+            got = r["per_event"]["by_kind"].get(k)
+            cells.append(
+                f"{got['share']:.0%}, {got['median_orders']:g} / {got['max_orders']}, "
+                f"{got['median_ms']} / {got['median_cpu_ms']}"
+                if got
+                else "—"
+            )
+        rows.append("| " + " | ".join([k, *cells]) + " |")
+    return "\n".join(rows)
 
 
 def drained(factory, policy, events: int, workers: int, prefix: str) -> dict:
@@ -219,6 +353,8 @@ def main() -> None:
         out["per_order_ms_ratio_largest_vs_smallest"] = round(
             large["ms_per_order"] / small["ms_per_order"], 2
         )
+    if args.single:
+        print(reach_table(results), kind_table(results), sep="\n\n", file=sys.stderr)
     print(json.dumps(out))
 
 

@@ -2,58 +2,92 @@
 
 Triage of an order reads its own records, the customer, the items of its lines (and their
 substitutes), stock and purchase orders of those SKUs, the warehouses its lines ship from, price
-contracts and its shipments' carriers. So a change reaches:
+contracts and its shipments' carriers; and two things of other orders: the recurrence patterns of
+the orders dated in its window (``agent.flow.retriage`` follows those) and, for a short line, the
+lines of other orders holding its stock (domain.md §6 donors). What is recorded is the exceptions
+(type, instance, evidence, facts); the recommendation is planned again whenever it is read (the
+queue, the API), so a change that moves only a plan reaches nothing here. A change reaches:
 
 - ``orders`` / ``order_lines`` / ``shipments``: that order (whatever its status: a shipped or
-  cancelled order has its exceptions resolved); a line also reaches the open lines of its SKU,
-  whose allocation it may now give or take; an order whose rank moved (new, or its promised or
-  order date, status, customer or warehouse changed) and the orders of a customer whose tier
-  changed also reach the open orders with a line on one of their (sku, warehouse) pairs, whose
-  order priority against them may have changed (domain.md §6: ``ALLOCATION_CONFLICT``) — a change
-  of balance or credit hold reaches the customer's own open orders only;
+  cancelled order has its exceptions resolved);
+- **a line that holds stock** (``allocated_qty`` > 0, old or new values): the orders with a short
+  line of its SKU where it ships from — it is (or was) one of their donors. A line whose own
+  warehouse is empty inherits its order's, which may move in the same batch: then every short
+  line of the SKU. A line holding nothing is nobody's donor: a new order whose lines are not
+  allocated reaches itself only;
+- **an order whose rank moved** (new, or its promised or order date, status, customer or warehouse
+  changed) and the open orders of a customer whose tier changed: the short lines at the (sku,
+  warehouse) pairs where its lines hold stock (and, its warehouse moved, where its inheriting
+  lines held it) — the donors' order priority decides ``ALLOCATION_CONFLICT``. A change of balance
+  or credit hold reaches the customer's own open orders only;
 - ``customers``: the customer's open orders; ``price_contracts``: those of its orders with a line
   of the SKU;
-- ``items`` / ``inventory`` / ``substitutes``: the open lines of the SKU (at any warehouse: stock
-  elsewhere decides whether a line can move there) and the lines the SKU substitutes for;
-- ``purchase_orders``: the open lines of its SKU at its warehouse;
-- ``warehouses``: the open lines that ship from it; ``carriers``: the orders of its shipments not
-  yet delivered, and the orders with an open carrier disruption (the best carrier to rebook may
-  change);
+- ``items`` / ``substitutes``: the open lines of the SKU (and of an original SKU: pricing) at any
+  warehouse, and the lines the SKU substitutes for;
+- ``inventory`` (sku, warehouse), its available stock (on hand − allocated; a missing row is 0)
+  going from *a* to *b*. A line that is not **short** (open qty above the available where it
+  ships from) reads no stock beyond finding that it is not: ``INVENTORY_SHORTFALL``, the stock
+  test of ``SUBSTITUTION_REQUEST`` and ``ALLOCATION_CONFLICT`` all start from the shortage. So it
+  reaches the open lines of the SKU shipping from that warehouse that are short before or after
+  (open qty > min(a, b): their shortage, its evidence — on hand and allocated — and the donors'
+  take read this stock); of the lines elsewhere, a short one — ``ALLOCATION_CONFLICT`` holds only when no other
+  warehouse has the line's whole qty (``reallocation_choice``: a warehouse is a candidate when its
+  available ≥ qty; its country, not its stock, decides whether it is blocked) — and that answer
+  changes only when this warehouse's candidacy does: (a ≥ qty) ≠ (b ≥ qty). The same for the lines
+  this SKU substitutes for: only a short one shipping from this warehouse reads the substitute's
+  stock there (``substitute_choice``: available ≥ open qty), when (a ≥ open qty) ≠ (b ≥ open qty).
+  Shortage is read after the batch: a line whose shortage the batch changed is reached by the
+  change that did it (its line, its order's warehouse, or its own stock);
+- ``purchase_orders``: the open lines of its SKU at its warehouse with a backorder qty — only such a
+  line reads purchase orders (``PROCUREMENT_DELAY``; a line's backorder changed in the batch is
+  reached by its own change);
+- ``warehouses``: the open lines that ship from it; a new one, or a country change, also every
+  short line of the open book (the country decides whether a line may move there: rare master
+  data, so the whole book's lines are read);
+- ``carriers``: when its status changed (or it is new: a shipment's missing carrier), the orders
+  of its shipments not yet delivered — triage reads nothing else of a carrier;
 - ``suppliers``: nothing triage reads.
 
 Every lookup is an index range (lines by SKU and status, orders by customer, shipments by carrier),
-so the cost grows with the orders a change touches, not with the book. Both the old and the new
-values of a record count.
+so the cost grows with the orders a change touches, not with the book — but those orders are the
+open lines of a SKU or a carrier, which grow with the orders per SKU or carrier. Both the old and
+the new values of a record count.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from tools.events.apply import Change
-from tools.models import ExceptionRecord, Order, OrderLine, Shipment, Substitute
+from tools.models import Inventory, Order, OrderLine, Shipment, Substitute
 from tools.rules import CLOSED_STATUSES as CLOSED
-from tools.rules import OPEN_ORDER_STATUSES, in_chunks
+from tools.rules import OPEN_ORDER_STATUSES, in_chunks, is_empty, ship_from
 
 __all__ = ["affected_by_event", "affected_orders"]
 
-_O, _L, _S = Order.__table__, OrderLine.__table__, Shipment.__table__
+_O, _L, _S, _I = Order.__table__, OrderLine.__table__, Shipment.__table__, Inventory.__table__
+_ANY = ""  # a donor pair's warehouse when the line's own is empty (its order's may have moved)
 
 
+@dataclass
 class _Keys:
-    def __init__(self) -> None:
-        self.orders: set[str] = set()  # directly, any status
-        self.ranked: set[str] = set()  # orders whose priority may have changed (domain.md §6)
-        self.customers: set[str] = set()
-        self.tiers: set[str] = set()  # customers whose tier (part of their orders' rank) changed
-        self.skus: set[str] = set()
-        self.sku_wh: set[tuple[str, str]] = set()
-        self.warehouses: set[str] = set()
-        self.carriers: set[str] = set()
-        self.contracts: set[tuple[str, str]] = set()
+    orders: set[str] = field(default_factory=set)  # directly, any status
+    ranked: set[str] = field(default_factory=set)  # orders whose priority may have changed (domain.md §6)
+    moved_from: dict[str, set[str]] = field(default_factory=dict)  # order -> its warehouse before a move
+    customers: set[str] = field(default_factory=set)
+    tiers: set[str] = field(default_factory=set)  # customers whose tier (part of their orders' rank) changed
+    skus: set[str] = field(default_factory=set)  # items / substitutes: every open line of the SKU
+    stock: set[tuple[str, str, int, int]] = field(default_factory=set)  # (sku, wh, available before, after)
+    donors: set[tuple[str, str]] = field(default_factory=set)  # (sku, wh or _ANY) a line held stock at
+    sku_wh: set[tuple[str, str]] = field(default_factory=set)  # purchase orders: backordered lines there
+    warehouses: set[str] = field(default_factory=set)
+    countries: set[str] = field(default_factory=set)  # warehouses new or whose country changed
+    carriers: set[str] = field(default_factory=set)
+    contracts: set[tuple[str, str]] = field(default_factory=set)
 
 
 # What an order's rank among the orders sharing its stock reads (tools.rules.order_priority_key: the
@@ -71,28 +105,50 @@ def _rank_moved(change: Change) -> bool:
     )
 
 
-def _collect(keys: _Keys, table: str, r: dict[str, Any], *, ranks: bool = True) -> None:
-    if table in ("orders", "shipments") and r.get("order_id"):
-        keys.orders.add(r["order_id"])
-        if table == "orders" and ranks:  # its rank among the orders sharing its stock moved
-            keys.ranked.add(r["order_id"])
-    elif table == "order_lines":
-        keys.orders.add(r["order_id"])
-        keys.skus.update(s for s in (r.get("sku"), r.get("original_sku")) if s)
-    elif table == "customers":
-        keys.customers.add(r["customer_id"])
-        if ranks:
-            keys.tiers.add(r["customer_id"])
-    elif table in ("items", "inventory", "substitutes"):
-        keys.skus.add(r["sku"])
-    elif table == "purchase_orders" and r.get("sku") and r.get("warehouse_id"):
-        keys.sku_wh.add((r["sku"], r["warehouse_id"]))
-    elif table == "warehouses":
-        keys.warehouses.add(r["warehouse_id"])
-    elif table == "carriers":
-        keys.carriers.add(r["carrier_id"])
-    elif table == "price_contracts":
-        keys.contracts.add((r["customer_id"], r["sku"]))
+def _available(row: dict[str, Any] | None) -> int:
+    """Available stock of an inventory row's image; a missing row is stock 0 (as triage reads it)."""
+    return 0 if row is None else row["on_hand"] - row["allocated"]
+
+
+def _collect(keys: _Keys, change: Change) -> None:
+    table, before, after = change.table, change.before, change.after
+    if table == "inventory":
+        keys.stock.add((after["sku"], after["warehouse_id"], _available(before), _available(after)))
+        return
+    if table == "carriers":  # triage reads a carrier's status only
+        if before is None or before["status"] != after["status"]:
+            keys.carriers.add(after["carrier_id"])
+        return
+    if table == "warehouses" and (before is None or before["country"] != after["country"]):
+        keys.countries.add(after["warehouse_id"])
+    ranks = _rank_moved(change)
+    if table == "orders" and ranks and before is not None and before["warehouse_id"] != after["warehouse_id"]:
+        if not is_empty(before["warehouse_id"]):
+            keys.moved_from.setdefault(after["order_id"], set()).add(before["warehouse_id"])
+    for r in (before, after):
+        if r is None:
+            continue
+        if table in ("orders", "shipments") and r.get("order_id"):
+            keys.orders.add(r["order_id"])
+            if table == "orders" and ranks:  # its rank among the orders sharing its stock moved
+                keys.ranked.add(r["order_id"])
+        elif table == "order_lines":
+            keys.orders.add(r["order_id"])
+            if not is_empty(r.get("sku")) and (r.get("allocated_qty") or 0) > 0:  # a donor (§6)
+                own = r.get("warehouse_id")
+                keys.donors.add((r["sku"], _ANY if own is None or is_empty(own) else own))
+        elif table == "customers":
+            keys.customers.add(r["customer_id"])
+            if ranks:
+                keys.tiers.add(r["customer_id"])
+        elif table in ("items", "substitutes"):
+            keys.skus.add(r["sku"])
+        elif table == "purchase_orders" and r.get("sku") and r.get("warehouse_id"):
+            keys.sku_wh.add((r["sku"], r["warehouse_id"]))
+        elif table == "warehouses":
+            keys.warehouses.add(r["warehouse_id"])
+        elif table == "price_contracts":
+            keys.contracts.add((r["customer_id"], r["sku"]))
 
 
 def affected_orders(session: Session, changes: list[Change]) -> set[str]:
@@ -105,13 +161,67 @@ def _add(index: dict[Any, set[str]], key: Any, order_id: str | None) -> None:
         index.setdefault(key, set()).add(order_id)
 
 
-def _ships_from(session: Session, lines, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
-    """Open orders with an active line of each (sku, warehouse) pair (the line's warehouse, else its order's)."""
-    out: dict[tuple[str, str], set[str]] = {}
-    for sku, wh in sorted(pairs):
-        ships_from = or_(_L.c.warehouse_id == wh, and_(_L.c.warehouse_id.is_(None), _O.c.warehouse_id == wh))
-        out[(sku, wh)] = set(session.scalars(lines.where(_L.c.sku == sku, ships_from).distinct()))
+@dataclass(frozen=True, slots=True)
+class _OpenLine:
+    """An active line of an open order, as triage sees it where it ships from."""
+
+    order_id: str
+    ship_from: str | None  # tools.rules.ship_from: its own warehouse, else its order's
+    qty: int
+    open_qty: int
+    short: bool  # open qty above the available stock where it ships from (INVENTORY_SHORTFALL)
+    backordered: bool  # backorder_qty > 0: only such a line reads purchase orders (PROCUREMENT_DELAY)
+
+
+def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
+    """The active lines of open orders of each SKU (an index range per SKU), with their shortage
+    computed as triage's does (agent.triage.detection._shortage: a missing inventory row is 0)."""
+    stock: dict[tuple[str, str], int] = {}
+    out: dict[str, list[_OpenLine]] = {}
+    for part in in_chunks(skus):
+        q0 = select(_I.c.sku, _I.c.warehouse_id, _I.c.on_hand, _I.c.allocated).where(_I.c.sku.in_(part))
+        stock.update({(sku, wh): on_hand - allocated for sku, wh, on_hand, allocated in session.execute(q0)})
+        q = (
+            select(
+                _L.c.order_id,
+                _L.c.sku,
+                _L.c.warehouse_id,
+                _O.c.warehouse_id,
+                _L.c.qty,
+                _L.c.allocated_qty,
+                _L.c.backorder_qty,
+            )
+            .join(_O, _O.c.order_id == _L.c.order_id)
+            .where(_O.c.status.in_(OPEN_ORDER_STATUSES), _L.c.status.not_in(CLOSED), _L.c.sku.in_(part))
+        )
+        for oid, sku, own, home, qty, allocated, backorder in session.execute(q):
+            wh = ship_from(own, home)
+            short = wh is not None and qty - allocated > stock.get((sku, wh), 0)
+            out.setdefault(sku, []).append(_OpenLine(oid, wh, qty, qty - allocated, short, backorder > 0))
     return out
+
+
+def _stock_reach(
+    lines: dict[str, list[_OpenLine]], subs: dict[str, set[str]], sku: str, wh: str, before: int, after: int
+) -> set[str]:
+    """The orders a change of the available stock of (sku, wh) from ``before`` to ``after`` reaches."""
+    out = set()
+    for line in lines.get(sku, ()):
+        if line.ship_from == wh:
+            if line.open_qty > min(before, after):
+                out.add(line.order_id)  # short before or after: its shortage, evidence and §6 read it
+        elif line.short and (before >= line.qty) != (after >= line.qty):
+            out.add(line.order_id)  # a short line elsewhere: whether it can move here changed
+    for original in subs.get(sku, ()):
+        for line in lines.get(original, ()):
+            if line.ship_from == wh and line.short and (before >= line.open_qty) != (after >= line.open_qty):
+                out.add(line.order_id)  # whether this substitute can serve it here changed
+    return out
+
+
+def _short_at(lines: dict[str, list[_OpenLine]], sku: str, wh: str) -> set[str]:
+    """The orders with a short line of ``sku`` shipping from ``wh`` (any warehouse for _ANY)."""
+    return {x.order_id for x in lines.get(sku, ()) if x.short and (wh == _ANY or x.ship_from == wh)}
 
 
 def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set[str]]:
@@ -121,22 +231,20 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
     keys = [_Keys() for _ in changes]
     for k, event_changes in zip(keys, changes, strict=True):
         for change in event_changes:
-            moved = _rank_moved(change)
-            for image in (change.before, change.after):
-                if image is not None:
-                    _collect(k, change.table, image, ranks=moved)
+            _collect(k, change)
     out = [set(k.orders) for k in keys]
     open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
     active = _L.c.status.not_in(CLOSED)
     lines = select(_L.c.order_id).join(_O, _O.c.order_id == _L.c.order_id).where(open_order, active)
+    # the SKUs these substitute for: their lines may now take the substitute
+    subs: dict[str, set[str]] = {}
+    for part in in_chunks({s for k in keys for s in k.skus | {st[0] for st in k.stock}}):
+        q1 = select(Substitute.substitute_sku, Substitute.sku).where(Substitute.substitute_sku.in_(part))
+        for sub, sku in session.execute(q1):
+            subs.setdefault(sub, set()).add(sku)
     skus = {s for k in keys for s in k.skus}
-    if skus:  # the SKUs these substitute for too: their lines may now take the substitute
-        subs: dict[str, set[str]] = {}
-        for part in in_chunks(skus):
-            q1 = select(Substitute.substitute_sku, Substitute.sku).where(Substitute.substitute_sku.in_(part))
-            for sub, sku in session.execute(q1):
-                subs.setdefault(sub, set()).add(sku)
-        wanted = skus | {s for group in subs.values() for s in group}
+    if skus:
+        wanted = skus | {s for sku in skus for s in subs.get(sku, ())}
         by_sku: dict[str, set[str]] = {}
         both = select(_L.c.sku, _L.c.original_sku, _L.c.order_id).join(_O, _O.c.order_id == _L.c.order_id)
         for part in in_chunks(wanted):
@@ -149,10 +257,6 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         for k, found in zip(keys, out, strict=True):
             for sku in k.skus | {s for x in k.skus for s in subs.get(x, ())}:
                 found |= by_sku.get(sku, set())
-    by_pair = _ships_from(session, lines, {p for k in keys for p in k.sku_wh})
-    for k, found in zip(keys, out, strict=True):
-        for pair in k.sku_wh:
-            found |= by_pair[pair]
     customers: dict[str, set[str]] = {}
     for part in in_chunks({c for k in keys for c in k.customers}):
         q3 = select(_O.c.customer_id, _O.c.order_id).where(_O.c.customer_id.in_(part), open_order)
@@ -164,23 +268,46 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
             found |= mine
             if customer in k.tiers:
                 k.ranked |= mine  # a tier changes the rank of every order of the customer
-    # Order priority (domain.md §6): the orders whose rank changed compete for stock with the open
-    # orders that have a line on one of their (sku, warehouse) pairs: ALLOCATION_CONFLICT may change.
-    pairs_of: dict[str, set[tuple[str, str]]] = {}
+    # Order priority (domain.md §6): a ranked order's lines holding stock are donors where they ship
+    # from (and, its warehouse moved, where they shipped from): the short lines there may change.
+    held: dict[str, list[tuple[str, str | None, str | None]]] = {}  # order -> (sku, own wh, order's wh)
     for part in in_chunks({o for k in keys for o in k.ranked}):
         rows = session.execute(
             select(_L.c.order_id, _L.c.sku, _L.c.warehouse_id, _O.c.warehouse_id)
             .join(_O, _O.c.order_id == _L.c.order_id)
-            .where(_L.c.order_id.in_(part), active)
+            .where(_L.c.order_id.in_(part), active, _L.c.allocated_qty > 0)
         )
         for oid, sku, own, home in rows:
-            if sku and (own or home):
-                pairs_of.setdefault(oid, set()).add((sku, own or home))
-    ranked_pairs = [{p for o in k.ranked for p in pairs_of.get(o, ())} - k.sku_wh for k in keys]
-    by_pair = _ships_from(session, lines, set().union(*ranked_pairs) - by_pair.keys()) | by_pair
-    for pairs, found in zip(ranked_pairs, out, strict=True):
-        for pair in pairs:
-            found |= by_pair[pair]
+            if not is_empty(sku):
+                held.setdefault(oid, []).append((sku, own, home))
+    for k in keys:
+        for oid in k.ranked:
+            for sku, own, home in held.get(oid, ()):
+                inherited = k.moved_from.get(oid, set()) if is_empty(own) else set()
+                for wh in {ship_from(own, home), *inherited}:
+                    if wh is not None:
+                        k.donors.add((sku, wh))
+    countries = any(k.countries for k in keys)
+    book_skus: set[str] = set()
+    if countries:  # a warehouse's country decides whether a short line of any SKU may move there
+        q6 = select(_L.c.sku).join(_O, _O.c.order_id == _L.c.order_id).where(open_order, active)
+        book_skus = {s for s in session.scalars(q6.distinct()) if s is not None}
+    need = (
+        {s for k in keys for s, *_ in k.stock}
+        | {s for k in keys for st in k.stock for s in subs.get(st[0], ())}
+        | {s for k in keys for s, _ in k.donors | k.sku_wh}
+        | book_skus
+    )
+    open_lines = _open_lines(session, need) if need else {}
+    for k, found in zip(keys, out, strict=True):
+        for sku, wh, before, after in k.stock:
+            found |= _stock_reach(open_lines, subs, sku, wh, before, after)
+        for sku, wh in k.donors:
+            found |= _short_at(open_lines, sku, wh)
+        for sku, wh in k.sku_wh:
+            found |= {x.order_id for x in open_lines.get(sku, ()) if x.ship_from == wh and x.backordered}
+        if k.countries:
+            found |= {x.order_id for group in open_lines.values() for x in group if x.short}
     by_contract: dict[tuple[str, str], set[str]] = {}
     for customer, sku in sorted({c for k in keys for c in k.contracts}):
         by_contract[(customer, sku)] = set(
@@ -215,16 +342,7 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
             )
             for carrier, oid in session.execute(q5):
                 _add(by_carrier, carrier, oid)
-        disrupted = set(
-            session.scalars(
-                select(ExceptionRecord.order_id).where(
-                    ExceptionRecord.type == "CARRIER_DISRUPTION", ExceptionRecord.status == "open"
-                )
-            )
-        )
         for k, found in zip(keys, out, strict=True):
-            if k.carriers:
-                found |= disrupted
-                for carrier in k.carriers:
-                    found |= by_carrier.get(carrier, set())
+            for carrier in k.carriers:
+                found |= by_carrier.get(carrier, set())
     return out
