@@ -110,3 +110,27 @@ def test_one_checker_serves_explanations_chat_answers_and_drafts() -> None:
     }
     errors = draft_errors("SO1", "Your order SO1 has a new delivery date: 2026-11-20.", facts)
     assert any("new promised date" in e for e in errors)
+
+
+def test_chat_answers_read_numbers_inside_lists_of_the_facts_and_counts_are_list_lengths() -> None:
+    """A search_sops result holds its passages in a JSON list: "USD 5,000" in one of them supports
+    the answer (square brackets in the facts are lists, not citations; the number was refused and
+    the SOP answer fell back). A small count must be the length of a list, not any number."""
+    from agent.copilot.grounding import answer_errors
+
+    facts = {
+        "passages": [
+            {
+                "citation": "SOP-CREDIT-001 §3.4",
+                "text": "No open invoice dispute above USD 5,000 on the account.",
+            },
+            {"citation": "SOP-CREDIT-001 §3.3", "text": "A credit_manager approves a high-risk release."},
+        ]
+    }
+    cited = ["SOP-CREDIT-001 §3.4", "SOP-CREDIT-001 §3.3"]
+    right = "Check that no invoice dispute above USD 5,000 is open [SOP-CREDIT-001 §3.4]; 2 passages apply."
+    assert answer_errors(right, facts, citations=cited) == []
+    assert answer_errors("Disputes above USD 6,000 block it.", facts, citations=cited) == [
+        "the number 6000 is not in the facts (written 6,000)"
+    ]
+    assert answer_errors("3 passages apply.", facts, citations=cited) == ["the number 3 is not in the facts"]

@@ -82,20 +82,24 @@ def _number(token: str) -> Decimal | None:
         return None
 
 
-def _scrub(text: str) -> str:
-    """Text without citations, SOP references, dates and ids, so that their digits are not numbers."""
-    text = BRACKETS.sub(" ", text)
+def _scrub(text: str, *, brackets: bool = True) -> str:
+    """Text without citations, SOP references, dates and ids, so that their digits are not numbers.
+    ``brackets=False`` for the support: square brackets there are JSON lists, not citations."""
+    if brackets:
+        text = BRACKETS.sub(" ", text)
     text = SOP_REF.sub(" ", text)
     text = DATE.sub(" ", text)
     return ID.sub(" ", text)
 
 
-def _numbers(text: str) -> set[Decimal]:
-    return {n for n in (_number(t) for t in NUMBER.findall(_scrub(text))) if n is not None}
+def _numbers(text: str, *, brackets: bool = True) -> set[Decimal]:
+    return {n for n in (_number(t) for t in NUMBER.findall(_scrub(text, brackets=brackets))) if n is not None}
 
 
-def _percents(text: str) -> set[Decimal]:
-    return {n for n in (_number(t) for t in PERCENT.findall(_scrub(text))) if n is not None}
+def _percents(text: str, *, brackets: bool = True) -> set[Decimal]:
+    return {
+        n for n in (_number(t) for t in PERCENT.findall(_scrub(text, brackets=brackets))) if n is not None
+    }
 
 
 def support_text(facts: Any, *extra: str) -> str:
@@ -119,7 +123,7 @@ def _ids(body: str, support: str) -> list[str]:
 
 def _unsupported_numbers(text: str, support: str, allowed: Iterable[Decimal], percentages: bool) -> list[str]:
     errors = []
-    known = _numbers(support) | set(allowed)
+    known = _numbers(support, brackets=False) | set(allowed)  # a number inside a JSON list counts
     written: dict[Decimal, str] = {}  # each value as the text first writes it
     for token in NUMBER.findall(_scrub(text)):
         value = _number(token)
@@ -129,7 +133,7 @@ def _unsupported_numbers(text: str, support: str, allowed: Iterable[Decimal], pe
         as_written = f" (written {written[number]})" if written[number] != f"{number:f}" else ""
         errors.append(f"the number {number:f} is not in the facts{as_written}")
     if percentages:
-        for number in sorted(_percents(text) - _percents(support)):
+        for number in sorted(_percents(text) - _percents(support, brackets=False)):
             if number in known:  # the value exists, but not as a percentage (e.g. a price difference)
                 errors.append(f"{number:f} is not a percentage in the facts")
     return errors
