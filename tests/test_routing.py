@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from agent.copilot.chat import choose_without_model, intent_choice
+from agent.copilot.chat import choose_without_model, intent_choice, rule_choice
 from agent.copilot.chat_tools import COPILOT_TOOL_SCHEMAS, READ_TOOL_NAMES
 from agent.copilot.context import CopilotContext
 from agent.copilot.intents import (
@@ -145,6 +145,20 @@ def test_a_read_tool_the_chat_does_not_offer_is_not_chosen():
         ("search_sops", "who approves a credit release?", {}, {"question": "who approves a credit release?"}),
         ("search_sops", "who approved it?", FOCUS, None),  # about the records discussed, not a procedure
         ("search_sops", "procedure for SO-100002?", {}, None),
+        # The focus never stands in for a record the question names in words or in an unread form.
+        (
+            "get_orders_waiting_on_po",
+            "who is waiting for purchase order 4411?",
+            {**FOCUS, "po_id": "PO-7"},
+            None,
+        ),
+        ("get_orders_waiting_on_po", "who waits on that PO?", {**FOCUS, "po_id": "PO-7"}, {"po_id": "PO-7"}),
+        ("get_stock", "how many units of sku 88213 do we have?", FOCUS, None),
+        ("get_open_purchase_orders", "when will XY-12 be back in stock?", FOCUS, None),
+        ("triage_order", "what's holding up the Acme order?", FOCUS, None),
+        ("triage_order", "is the new order stuck too?", FOCUS, None),
+        ("get_order_shipments", "where is Acme's shipment?", FOCUS, None),
+        ("get_order_shipments", "where is Bolt's shipment?", FOCUS, {"order_id": "SO-100002"}),
     ],
 )
 def test_arguments_come_from_the_words_or_the_focus_or_not_at_all(tool, question, focus, expected):
@@ -262,3 +276,27 @@ def test_the_conversation_suite_still_passes_with_routing_by_meaning(tmp_path):
     wrong = [(t["thread"], t["turn"], t["problems"]) for t in result["turns"] if not t["correct"]]
     assert wrong == [] and s["invented_facts"] == 0
     assert s["chosen_by"]["model"] == 0  # the suite's questions are the rules'; none reaches a model
+
+
+@pytest.mark.parametrize(
+    ("question", "tool"),
+    [
+        ("Is there already an approval request for it?", "find_requests"),
+        ("Can you have this approved?", None),  # an instruction: the model reads it
+        ("Are there approved substitutes for that item?", "get_substitutes"),
+        ("What happens to other orders if we move it to WH-WEST?", "what_if"),
+        ("What happens to the orders waiting on PO-77 if it slips?", "get_orders_waiting_on_po"),
+        ("What does the SOP say about who may release a credit hold?", "search_sops"),
+    ],
+)
+def test_the_rules_read_requests_what_ifs_and_procedures_apart(world, question, tool):
+    """Review findings: "have it approved" and "approved substitutes" are no questions about
+    requests; a what-if about a named PO is the PO's waiting orders, not the order's what-if."""
+    focus = {"order_id": "SO-100002", "customer_id": "C2", "customer": "Bolt", "sku": "A", "po_id": "PO-77"}
+    turn = {
+        "question": question,
+        "focus": focus,
+        "messages": [{"role": "user", "content": "SO-100002 PO-77"}],
+    }
+    chosen = rule_choice(turn, CopilotContext(factory=world, policy=load_policy()))
+    assert (chosen[0] if chosen else None) == tool

@@ -32,8 +32,10 @@ from langgraph.runtime import Runtime
 from agent.comms.service import ask_notice
 from agent.copilot import chat_answers as say
 from agent.copilot.chat_focus import (
+    asks_lookup,
     asks_procedure,
     follow_up_call,
+    mentioned_ids,
     needs_order,
     order_entities,
     refers_to_customer_or_sku,
@@ -152,7 +154,13 @@ _WHATIF = re.compile(
     r"\bwhat\s+(?:happens|would happen|if)\b|\bimpact\b|\bother orders\b|\bwho (?:gets|would get) hurt\b",
     re.IGNORECASE,
 )
-_IF_WE = re.compile(r"\bwhat\s+(?:happens|would happen)\b|\bif\s+(?:we|i)\b", re.IGNORECASE)
+_IF_WE = re.compile(r"\bif\s+(?:we|i)\b", re.IGNORECASE)  # "what happens to other orders if we move it"
+_PO_WORDS = re.compile(r"\b(?:po|pos|purchase orders?)\b", re.IGNORECASE)
+# A question about requests names one ("request", "pending approval"); "have it approved" instructs.
+_REQUEST_NOUN = re.compile(
+    r"\brequests?\b|\bpending\s+approvals?\b|\bapproval\s+status\b|\bawaiting\s+approval\b", re.IGNORECASE
+)
+_HAVE_APPROVED = re.compile(r"\b(?:have|get|got|getting)\b[^.?!]{0,40}\bapproved\b", re.IGNORECASE)
 _TO_WAREHOUSE = re.compile(r"\b(?:to|into|from)\s+(WH[-_]?[A-Za-z0-9]+)\b", re.IGNORECASE)
 
 
@@ -364,10 +372,22 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
     plain_question = (
         not _WHY_NOT_STRICT.search(question)
         and not asks_for_approval(question)
-        and not _ABOUT_REQUESTS.search(question)
+        and not (_ABOUT_REQUESTS.search(question) and _REQUEST_NOUN.search(question))
         and not asks_for_note(question)
     )
-    if not ids and focus.get("order_id") and _IF_WE.search(question) and len(question) <= 200:
+    named = mentioned_ids(question, ctx.policy.order_numbers)
+    if (
+        not ids
+        and focus.get("order_id")
+        and _IF_WE.search(question)
+        and len(question) <= 200
+        and not (
+            named["sku"]
+            or named["po_id"]
+            or refers_to_customer_or_sku(question)
+            or _PO_WORDS.search(question)
+        )
+    ):
         if (whatif := whatif_call(question, focus["order_id"])) and not asks_for_approval(question):
             return whatif  # "what happens to other orders if we move it to WH-…?" before "other orders"
     if (follow := follow_up_call(question, focus, ctx.policy.order_numbers)) is not None and plain_question:
@@ -406,10 +426,16 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
     refers = (
         ids[0] if len(ids) == 1 else (focus.get("order_id") if not ids and _REFERS.search(question) else None)
     )
-    if refers and short and _ABOUT_REQUESTS.search(question) and not asks_for_approval(question):
-        if not asks_for_note(question) and not _WHATIF.search(
-            question
-        ):  # "is there already a request for it?"
+    if refers and short and _ABOUT_REQUESTS.search(question) and _REQUEST_NOUN.search(question):
+        # "is there already a request for it?" — not "can you have it approved?" (an instruction, the
+        # model's to read) nor "are there approved substitutes?" (about the part)
+        if not (
+            asks_for_approval(question)
+            or asks_for_note(question)
+            or _WHATIF.search(question)
+            or _HAVE_APPROVED.search(question)
+            or refers_to_customer_or_sku(question)
+        ):
             return "find_requests", {"order_id": refers}
     if not ids and short and asks_procedure(question) and not _REFERS.search(question):
         if not asks_for_approval(question) and not asks_for_note(
@@ -908,6 +934,15 @@ def route_after_act(state: CopilotState) -> str:
 # --- answer ---------------------------------------------------------------------------------------
 
 
+def _facts_answer(obs: Observation, question: str) -> bool:
+    """Whether a lookup chosen without a model is answered by its rendered facts: the router chose
+    it by the question's meaning, or the rules did and the question's own words ask for it."""
+    how = str(obs.get("id") or "")
+    if not say.renders_facts(obs["tool"]) or not how.startswith(CHOSEN_WITHOUT_MODEL):
+        return False
+    return how.startswith("intent-") or asks_lookup(obs["tool"], question)
+
+
 # The call ids of tool calls chosen without a model: rules, the deterministic reading (no model or it
 # failed) and the intent router; a model's own choice is "route-N" or its native call id.
 CHOSEN_WITHOUT_MODEL = ("rule-", "fallback-", "intent-")
@@ -984,7 +1019,7 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
             fallback, reason = fallback or fb, reason or why
         elif own is not None:
             text = own.render(last["result"])
-        elif say.renders_facts(last["tool"]) and str(last.get("id") or "").startswith(CHOSEN_WITHOUT_MODEL):
+        elif _facts_answer(last, state.get("question") or ""):
             # A lookup the rules chose (stock, credit, a PO's waiting orders, ...): its rendered facts
             # answer the question as asked, at once; the model phrases only what it chose itself.
             text = say.render(last["tool"], last["result"])

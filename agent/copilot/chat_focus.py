@@ -24,6 +24,7 @@ from tools.rules import ship_from
 
 __all__ = [
     "FOCUS_KEYS",
+    "asks_lookup",
     "asks_procedure",
     "follow_up_call",
     "mentioned_ids",
@@ -100,6 +101,23 @@ def mentioned_ids(text: str, numbers: OrderNumbers | None) -> dict[str, list[str
         and not find_order_ids(m.group(0), numbers)
     ]
     return {"sku": skus, "po_id": pos}
+
+
+def asks_lookup(tool: str, question: str) -> bool:
+    """Whether the question's own words ask for what ``tool`` looks up (a sku's stock, its
+    substitutes or incoming POs, the orders waiting on a PO, a customer's credit, an order's
+    shipments) and nothing more: then the lookup's facts are the answer. "What's the price of
+    ABC-1234?" reaches ``get_stock`` by the sku alone and is not such a question."""
+    words = {
+        "get_stock": (_STOCK, _WAREHOUSE_REF),
+        "get_substitutes": (_SUBSTITUTE,),
+        "get_open_purchase_orders": (_INCOMING,),
+        "get_orders_waiting_on_po": (_WAITING, _ORDERS_RISK),
+        "get_customer_credit": (_CREDIT,),
+        "get_order_shipments": (_SHIPMENT,),
+    }.get(tool, ())
+    single = question.count("?") <= 1 and not re.search(r"\?\s*(?:and|also)\b", question, _I)
+    return single and any(w.search(question) for w in words)
 
 
 def refers_to_customer_or_sku(question: str) -> bool:

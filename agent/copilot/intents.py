@@ -70,6 +70,15 @@ _CUSTOMER_ID = re.compile(r"\bC-\d+\b")
 _REFERS = re.compile(r"\b(?:it|its|this|that|they|them|their|the order|the customer)\b", _I)
 _OTHER = re.compile(r"\b(?:other|others|else|besides|apart from|except|remaining)\b", _I)
 _WORD = re.compile(r"[\w&'-]+")
+# An id written in a form the id readers do not take ("purchase order 4411", "sku 88213", "order 12345").
+_UNREAD_ID = re.compile(
+    r"\b(?:po|purchase order|sku|item|part|order|so)\s*#?\s*\d{3,}\b|\b\d{4,}\b|\b[A-Z]{1,5}-\d{1,3}\b", _I
+)
+# Another order or shipment named in words ("the Acme order", "Acme's shipment", "the new order").
+_NAMED = re.compile(
+    r"\b(?:the|an?)\s+(?:(?P<a>[A-Z][\w&-]+)|new|next|other|previous|last)\s+(?:order|shipment)s?\b|"
+    r"\b(?P<b>[A-Z][\w&-]+)'s\s+(?:order|shipment)s?\b"
+)
 # Capitalised words that name no customer; a question's first word is a name unless a starter.
 _NOT_NAMES = frozenset({"I", "SKU", "SKUs", "PO", "POs", "ETA", "ERP", "OK"})
 _STARTERS = frozenset(
@@ -197,9 +206,13 @@ def arguments(
     ids = mentioned_ids(question, numbers)
     if len(orders) > 1 or len(ids["sku"]) > 1 or len(ids["po_id"]) > 1:
         return None
-    order = orders[0] if orders else focus.get("order_id")
     # Another order named than the one under discussion: its customer and sku are not in the focus.
     same_order = not orders or orders[0] == focus.get("order_id")
+    # The record under discussion stands in for one the question does not name, never for one it
+    # names in words ("what's holding up the Acme order?", "is the new order stuck?").
+    if _named_elsewhere(question, focus, numbers):
+        return None
+    order = orders[0] if orders else focus.get("order_id")
     if tool in ("triage_order", "find_requests", "get_order_shipments"):
         return {"order_id": order} if order else None
     if tool == "why_not":
@@ -209,7 +222,7 @@ def arguments(
         sku = ids["sku"][0] if ids["sku"] else (focus.get("sku") if same_order else None)
         return {"sku": sku} if sku else None
     if tool == "get_orders_waiting_on_po":
-        po = ids["po_id"][0] if ids["po_id"] else focus.get("po_id")
+        po = ids["po_id"][0] if ids["po_id"] else (focus.get("po_id") if not orders else None)
         return {"po_id": po} if po else None
     if tool in ("find_customer_orders", "find_late_orders", "get_customer_credit"):
         customer = _customer(question, focus) if same_order else None
@@ -223,6 +236,28 @@ def arguments(
         general = not orders and not ids["sku"] and not ids["po_id"] and not _REFERS.search(question)
         return {"question": question} if general else None
     return None
+
+
+def _named_elsewhere(question: str, focus: dict[str, Any], numbers: OrderNumbers | None) -> bool:
+    """The question names an id in a form the readers do not take ("purchase order 4411") or an
+    order or shipment in words that is not the focus customer's."""
+    read = " ".join(
+        [
+            *find_order_ids(question, numbers),
+            *_CUSTOMER_ID.findall(question),
+            *(i for v in mentioned_ids(question, numbers).values() for i in v),
+        ]
+    )
+    for m in _UNREAD_ID.finditer(question):
+        digits = re.sub(r"\D", "", m.group(0))
+        if digits and digits not in re.sub(r"[^\d ]", "", read).split():
+            return True
+    known = {w.lower() for w in _WORD.findall(focus.get("customer") or "")}
+    for m in _NAMED.finditer(question):
+        name = m.group("a") or m.group("b")
+        if name is None or name.lower() not in known:
+            return True
+    return False
 
 
 def _customer(question: str, focus: dict[str, Any]) -> str | None:
