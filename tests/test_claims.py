@@ -134,3 +134,17 @@ def test_chat_answers_read_numbers_inside_lists_of_the_facts_and_counts_are_list
         "the number 6000 is not in the facts (written 6,000)"
     ]
     assert answer_errors("3 passages apply.", facts, citations=cited) == ["the number 3 is not in the facts"]
+
+
+def test_a_list_length_counts_only_as_a_count_of_records() -> None:
+    """Review finding: every list length passed as any number ("short 12 units" with 12 orders)."""
+    from agent.copilot.chat_focus import asks_lookup
+    from agent.copilot.grounding import answer_errors
+
+    facts = {"orders": [{"order_id": f"SO-1000{i:02d}"} for i in range(12)]}
+    assert answer_errors("12 open orders of this customer.", facts) == []
+    assert answer_errors("SO-100003 is short 12 units.", facts) == ["the number 12 is not in the facts"]
+    # a lookup the rules chose is its own answer only when the words ask for it
+    assert asks_lookup("get_stock", "how much stock of ABC-1234 is there?")
+    assert not asks_lookup("get_stock", "What's the price of ABC-1234?")
+    assert not asks_lookup("get_stock", "stock of ABC-1234? and who approves a split?")

@@ -284,17 +284,28 @@ def answer_errors(
         if c not in allowed
     ]
     support = support_text(facts, question)
-    # "2 orders", "3 warehouses": a count the facts hold as the length of one of their lists; a small
-    # number found nowhere is refused like any other ("line 1" is its line_no in the facts).
-    counts = {Decimal(n) for n in _list_lengths(facts)}
+    # "2 orders", "3 warehouses": a count of records the facts hold as the length of one of their
+    # lists; any other number found nowhere is refused ("line 1" is its line_no in the facts, "12
+    # units" must be a quantity there).
+    lengths = _list_lengths(facts)
+    counts = {Decimal(int(m.group(1))) for m in _COUNT.finditer(text) if int(m.group(1)) in lengths}
     errors += unsupported(text, support, numbers_allowed=counts, percentages=False)
     return errors + claim_errors(text, facts)
 
 
+_COUNT = re.compile(
+    r"\b(\d+)\s+(?:(?:open|other|late|short|pending|more|of\s+\w+(?:'s)?)\s+)*"
+    r"(?:orders|lines|warehouses|shipments|purchase orders|pos|requests|exceptions|customers|skus|items|"
+    r"passages|substitutes|carriers|notices|messages|ones)\b",
+    re.IGNORECASE,
+)
+
+
 def _list_lengths(value: Any) -> set[int]:
-    """The lengths of every list in ``value`` (a tool result: dicts, lists and scalars)."""
+    """The lengths of every list in ``value`` (a tool result: dicts, lists and scalars); a list of
+    results (the native path's several tool calls) counts its members' lists, not itself."""
     out: set[int] = set()
-    stack = [value]
+    stack = list(value) if isinstance(value, list) else [value]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
