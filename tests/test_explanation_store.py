@@ -167,3 +167,43 @@ def test_retention_purges_the_explanations_of_orders_with_no_open_exception(fact
     report = purge(factory, policy)
     assert report["stored_explanations"] == 1
     assert [r.order_id for r in _rows(factory)] == [HELD]
+
+
+def test_an_answer_cut_at_the_token_budget_is_shown_but_not_stored(factory, sops):
+    """Review finding: a grounded text the model stopped at max_tokens (or a server cut short) was
+    stored and served to everyone until the facts changed."""
+    from agent.copilot.explain import explain_order, passages_for
+
+    with factory() as s:
+        result = triage_order(s, HELD, load_policy(), record=False)
+    passages = passages_for(result, sops)
+    llm = _explainer()
+    whole = explain_order(result, passages, llm)
+    assert whole["truncated"] is False
+    cut = explain_order(result, passages, _explainer(), max_tokens=whole["usage"]["completion_tokens"])
+    assert cut["fallback"] is False and cut["truncated"] is True
+    llm = _explainer()
+    copilot = make_copilot(factory, llm, sops)
+    import agent.copilot.nodes as nodes
+
+    real = nodes.explain_order
+    nodes.explain_order = lambda *a, **k: {**real(*a, **k), "truncated": True}
+    try:
+        shown = copilot.triage([HELD])[0]["explanation"]
+    finally:
+        nodes.explain_order = real
+    assert shown["text"] and not shown["fallback"] and _rows(factory) == []
+
+
+def test_a_stored_text_today_s_check_refuses_is_written_again(factory, sops):
+    """Review finding: a text stored under a laxer grounding check was served after an upgrade."""
+    llm = _explainer()
+    copilot = make_copilot(factory, llm, sops)
+    first = copilot.triage([HELD])[0]["explanation"]
+    with factory() as s:
+        s.execute(update(StoredExplanation).values(text="SO-100002 owes 999999.99 [SOP-CREDIT-001 §3.2]"))
+        s.commit()
+    again = copilot.triage([HELD])[0]["explanation"]
+    assert "stored" not in again and again["text"] == first["text"] and len(llm.calls) == 2
+    [row] = _rows(factory)
+    assert row.text == first["text"]

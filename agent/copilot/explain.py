@@ -231,6 +231,8 @@ def explain_order(
             _audit_fallback(session, result, reason or "", model)
         usage["seconds"] = round(usage["seconds"], 3)
         return {
+            # the model stopped at the token budget, not at its end: shown, never stored
+            "truncated": not fallback and usage.get("last_completion_tokens", 0) >= max_tokens,
             "text": text,
             "citations": _cited(text, passages),
             "fallback": fallback,
@@ -303,6 +305,7 @@ def _ask(llm: LLM, messages: list[dict], usage: dict, on_token, max_tokens: int)
         reply = llm.complete(messages, max_tokens=max_tokens)
         usage["prompt_tokens"] += reply.prompt_tokens
         usage["completion_tokens"] += reply.completion_tokens
+        usage["last_completion_tokens"] = reply.completion_tokens
         usage["seconds"] += time.perf_counter() - started
         return reply.text.strip()
     pieces = []
@@ -312,5 +315,6 @@ def _ask(llm: LLM, messages: list[dict], usage: dict, on_token, max_tokens: int)
     last = llm.last_usage()
     usage["prompt_tokens"] += last.prompt_tokens if last else 0
     usage["completion_tokens"] += last.completion_tokens if last else 0
+    usage["last_completion_tokens"] = last.completion_tokens if last else 0
     usage["seconds"] += time.perf_counter() - started
     return "".join(pieces).strip()

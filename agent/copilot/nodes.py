@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 
 from agent.copilot import stored
 from agent.copilot.context import CopilotContext
-from agent.copilot.explain import explain_order, fact_template, passages_for
+from agent.copilot.explain import explain_order, fact_template, grounding_errors, passages_for
 from agent.copilot.state import CopilotState
 from agent.governance.events import log_llm_fallback, log_triage
 from agent.governance.origin import current_origin
@@ -182,6 +182,12 @@ def explain_one(ctx: CopilotContext, result: dict[str, Any], *, on_token=None) -
     else:
         key = stored.explanation_key(result, passages, ctx.llm)
         kept = stored.lookup(ctx.factory, key)
+        if kept is not None and grounding_errors(kept["text"], result, passages):
+            # written under a laxer check than this version's: not served, written again
+            log.info(
+                "stored explanation of %s fails today's grounding check; explaining again", result["order_id"]
+            )
+            kept = None
         if kept is not None:
             if on_token is not None:
                 on_token(kept["text"])
@@ -207,7 +213,7 @@ def explain_one(ctx: CopilotContext, result: dict[str, Any], *, on_token=None) -
                 model=explanation.get("model")
                 or (f"{ctx.llm.provider}:{ctx.llm.name}" if ctx.llm else "none"),
             )
-    elif key is not None:
+    elif key is not None and not explanation.get("truncated"):
         stored.keep(ctx.factory, key, result["order_id"], explanation)
     return explanation
 

@@ -91,18 +91,19 @@ def lookup(factory: sessionmaker[Session], key: str) -> dict[str, Any] | None:
 
 def keep(factory: sessionmaker[Session], key: str, order_id: str, explanation: dict[str, Any]) -> bool:
     """Store a grounded model ``explanation`` of ``order_id`` under ``key`` (replacing the order's
-    older rows of the same model); a fallback is refused. False when nothing was stored: a
-    fallback, the key already stored (by another process meanwhile), or a database error (logged)."""
+    older rows of the same model, and a row of the same key whose text today's grounding check
+    refused); a fallback is refused. False when nothing was stored: a fallback, the key stored by
+    another process meanwhile (a race on the insert), or a database error (logged)."""
     if explanation.get("fallback") or explanation.get("stored") or not explanation.get("text"):
         return False
     model = str(explanation.get("model") or "")
     try:
         with factory() as session:
-            if session.get(StoredExplanation, key) is not None:
-                return False
+            # the order's older rows of this model, and a row of this key a laxer check once let in
             session.execute(
                 delete(StoredExplanation).where(
-                    StoredExplanation.order_id == order_id, StoredExplanation.model == model
+                    (StoredExplanation.key == key)
+                    | ((StoredExplanation.order_id == order_id) & (StoredExplanation.model == model))
                 )
             )
             session.add(
