@@ -155,6 +155,7 @@ def model_server(
     port = port or free_port()
     args = [PYTHON, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_ALIAS]
     args += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
+    args += ["--interrupt_requests", "false"]  # never cut a running answer short for a newer request
     return Process("model-server", args, env=env, logs=logs), f"http://127.0.0.1:{port}/v1"
 
 

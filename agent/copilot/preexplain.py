@@ -31,10 +31,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,6 +55,24 @@ log = logging.getLogger(__name__)
 PREEXPLAIN_POLL_S = 60.0  # the queues' order changes with events; a minute between looks is plenty
 _TRIES = 3  # preemptions of one order in a round before it waits for the next round
 _FAILED_MAX = 10_000
+
+
+# Several processes may run a pre-explainer (`copilot serve --workers N`, `copilot worker`s): on
+# PostgreSQL a round runs under this transaction-level advisory lock, taken without waiting, so one
+# process explains at a time and the others skip their round rather than explain the same orders.
+PREEXPLAIN_LOCK_KEY = zlib.crc32(b"copilot.preexplain") - 2**31
+
+
+def _my_turn(session: Session) -> bool:
+    """Take the deployment's pre-explaining turn in ``session``'s transaction (held until it ends);
+    False when another process holds it. SQLite: always (one process writes at a time anyway)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    try:
+        return bool(session.scalar(select(func.pg_try_advisory_xact_lock(PREEXPLAIN_LOCK_KEY))))
+    except SQLAlchemyError as exc:
+        log.warning("pre-explaining: %s", str(getattr(exc, "orig", exc)).splitlines()[0])
+        return False
 
 
 @dataclass
@@ -116,8 +136,19 @@ class PreExplainer:
             collection=collection,
             username="copilot-preexplain",
         )
-        with read_only(self.factory) as session:
-            order_ids = list(dict.fromkeys(self._orders(session, self.limit)))
+        with self.factory() as turn:  # one pre-explainer at a time in the deployment
+            if not _my_turn(turn):
+                return done
+            with read_only(self.factory) as session:
+                order_ids = list(dict.fromkeys(self._orders(session, self.limit)))
+            self._explain_all(ctx, order_ids, done, stop)
+        self.rounds += 1
+        self.last = done
+        return done
+
+    def _explain_all(
+        self, ctx: CopilotContext, order_ids: list[str], done: Round, stop: threading.Event
+    ) -> None:
         for order_id in order_ids:
             if stop.is_set():
                 done.stopped = True
@@ -128,9 +159,6 @@ class PreExplainer:
             except SQLAlchemyError as exc:
                 done.failed += 1
                 log.warning("pre-explaining %s: %s", order_id, str(getattr(exc, "orig", exc)).splitlines()[0])
-        self.rounds += 1
-        self.last = done
-        return done
 
     def _explain(self, ctx: CopilotContext, order_id: str, done: Round, stop: threading.Event) -> None:
         with read_only(self.factory) as session:

@@ -458,7 +458,8 @@ class LlamaCppLLM(LLM):
                         yield chunk["choices"][0]["text"]
                 if preempted:  # what was written is discarded: the caller tries again later
                     raise LLMPreempted("a foreground call took the model")
-                states.save(llama)
+                if not background:  # a pre-explaining round would evict the prefixes people reuse
+                    states.save(llama)
             except (LLMError, LLMPreempted):
                 raise
             except Exception as exc:  # llama.cpp decode failures surface as RuntimeError

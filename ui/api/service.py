@@ -286,7 +286,8 @@ class Services:
                 self.policy,
                 self.settings,
                 llm=lambda: self._llm if self._model_ready else None,
-                collection=lambda: self._collection,
+                # an SOP index that stayed empty is not ready: no explanation without its passages
+                collection=lambda: self._collection if "sop_index" not in self._load_errors else None,
             )
             if self.preexplainer is not None:
                 self.preexplainer.start()
