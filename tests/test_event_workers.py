@@ -124,3 +124,31 @@ def test_a_worker_killed_mid_event_leaves_nothing_half_applied(pg_url):
         applied = s.scalar(select(func.count()).where(AuditEvent.event_type == "source_event_applied"))
         assert applied == 1
     engine.dispose()
+
+
+def test_on_sqlite_a_batch_is_sized_to_hold_the_writer_about_a_second(monkeypatch):
+    """On a 1M-line book 200 events held SQLite's only writer 8-20 s and the intake storing new
+    events failed with "database is locked": the loop sizes each batch from the last one's time
+    per event (a clock stands in for the work here; no real time passes)."""
+    import agent.flow.worker as worker
+
+    clock = {"now": 0.0}
+    limits: list[int] = []
+    left = {"batches": 4}
+
+    def batch(factory, policy, *, limit):
+        limits.append(limit)
+        left["batches"] -= 1
+        clock["now"] += 0.25 * limit  # 250 ms an event
+        return [object()] * limit if left["batches"] >= 0 else []
+
+    monkeypatch.setattr(worker, "apply_batch", batch)
+    monkeypatch.setattr(worker.time, "monotonic", lambda: clock["now"])
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda _s=None: False)
+    worker.drain(None, None, stop=stop, pause_s=0.2)
+    assert limits[:3] == [worker.SQLITE_FIRST_BATCH, 4, 4]  # 1 s / 250 ms
+    limits.clear()
+    left["batches"] = 2
+    worker.drain(None, None, stop=stop)  # PostgreSQL: no pause, the full batch
+    assert limits[0] == worker.BATCH_EVENTS

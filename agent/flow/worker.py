@@ -211,8 +211,13 @@ def drain(
     loops on SQLite: see :func:`writer_pause`)."""
     out: list[Applied] = []
     stop = stop or threading.Event()
+    # SQLite (pause_s > 0): a batch holds the only writer, so it is sized to about SQLITE_BATCH_S
+    # from the last one's time per event — on a 1M-line book 200 events held it 8-20 s and the
+    # intake storing new events gave up with "database is locked".
+    limit = min(batch, SQLITE_FIRST_BATCH) if pause_s else batch
     while not stop.is_set():
-        done = apply_batch(factory, policy, limit=batch)
+        started = time.monotonic()
+        done = apply_batch(factory, policy, limit=limit)
         if not done:
             break
         out.extend(done)
@@ -220,11 +225,15 @@ def drain(
             for one in done:
                 on_event(one)
         if pause_s:
+            per_event = (time.monotonic() - started) / len(done)
+            limit = max(1, min(batch, int(SQLITE_BATCH_S / per_event) if per_event > 0 else batch))
             stop.wait(pause_s)
     return out
 
 
 SQLITE_PAUSE_S = 0.2
+SQLITE_BATCH_S = 1.0  # about how long one batch may hold SQLite's writer
+SQLITE_FIRST_BATCH = 20  # the first batch's size on SQLite, before a time per event is known
 
 
 def writer_pause(factory: sessionmaker[Session]) -> float:
