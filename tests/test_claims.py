@@ -148,3 +148,15 @@ def test_a_list_length_counts_only_as_a_count_of_records() -> None:
     assert asks_lookup("get_stock", "how much stock of ABC-1234 is there?")
     assert not asks_lookup("get_stock", "What's the price of ABC-1234?")
     assert not asks_lookup("get_stock", "stock of ABC-1234? and who approves a split?")
+
+
+def test_a_number_in_brackets_is_checked_like_any_other() -> None:
+    """Only SOP citations in brackets are set aside: "[40] available" was never number-checked."""
+    from agent.copilot.grounding import answer_errors
+
+    cited = ["SOP-INV-001 §2"]
+    facts = {"sku": "FAS-1001", "available": 30}
+    assert answer_errors("FAS-1001: 30 available [SOP-INV-001 §2].", facts, citations=cited) == []
+    assert answer_errors("FAS-1001: [40] available.", facts, citations=cited) == [
+        "the number 40 is not in the facts"
+    ]

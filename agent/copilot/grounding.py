@@ -59,6 +59,12 @@ UNCITED = "no SOP is cited"
 # --- reading the text ---------------------------------------------------------------------------------
 
 
+def _uncite(text: str) -> str:
+    """``text`` without its bracketed SOP citations; other brackets keep what they hold ("[40]
+    available" is a number like any other, not a citation)."""
+    return BRACKETS.sub(lambda m: " " if SOP_REF.search(m.group(1)) else f" {m.group(1)} ", text)
+
+
 def citations_in(text: str) -> list[str]:
     """The bracketed citations of ``text`` in order, each once (whitespace normalised)."""
     found: list[str] = []
@@ -86,7 +92,7 @@ def _scrub(text: str, *, brackets: bool = True) -> str:
     """Text without citations, SOP references, dates and ids, so that their digits are not numbers.
     ``brackets=False`` for the support: square brackets there are JSON lists, not citations."""
     if brackets:
-        text = BRACKETS.sub(" ", text)
+        text = _uncite(text)
     text = SOP_REF.sub(" ", text)
     text = DATE.sub(" ", text)
     return ID.sub(" ", text)
@@ -149,7 +155,7 @@ def unsupported(
     """The dates, record ids and numbers of ``text`` (outside its citations and SOP references) that
     ``support`` does not contain, and, with ``percentages``, values written as a percentage that
     are not one there; empty when every one is supported."""
-    body = SOP_REF.sub(" ", BRACKETS.sub(" ", text))
+    body = SOP_REF.sub(" ", _uncite(text))
     return (
         _dates(body, support)
         + _ids(body, support)
