@@ -217,11 +217,12 @@ def test_a_part_that_does_not_load_turns_it_off_with_one_warning(caplog):
 def test_one_process_of_a_deployment_pre_explains_at_a_time(pg_engine):
     """Review finding: every `serve --workers N` process and every worker pre-explained the same
     orders side by side; on PostgreSQL a round now takes a deployment-wide turn without waiting."""
-    from agent.copilot.preexplain import _my_turn
+    from agent.copilot.preexplain import my_turn
 
     factory = session_factory(pg_engine)
-    with factory() as first, factory() as second:
-        assert _my_turn(first) is True
-        assert _my_turn(second) is False  # the other process skips its round
-        first.rollback()  # the round ends: the turn is free
-        assert _my_turn(second) is True
+    with my_turn(factory) as first:
+        assert first is True
+        with my_turn(factory) as second:
+            assert second is False  # the other process skips its round
+    with my_turn(factory) as again:  # the round ended: the turn is free
+        assert again is True

@@ -32,11 +32,12 @@ import hashlib
 import logging
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,21 +59,36 @@ _FAILED_MAX = 10_000
 
 
 # Several processes may run a pre-explainer (`copilot serve --workers N`, `copilot worker`s): on
-# PostgreSQL a round runs under this transaction-level advisory lock, taken without waiting, so one
+# PostgreSQL a round runs under this session-level advisory lock, taken without waiting on a
+# connection of its own in autocommit (no transaction stays open for the round's minutes), so one
 # process explains at a time and the others skip their round rather than explain the same orders.
 PREEXPLAIN_LOCK_KEY = zlib.crc32(b"copilot.preexplain") - 2**31
 
 
-def _my_turn(session: Session) -> bool:
-    """Take the deployment's pre-explaining turn in ``session``'s transaction (held until it ends);
-    False when another process holds it. SQLite: always (one process writes at a time anyway)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
+@contextmanager
+def my_turn(factory: sessionmaker[Session]) -> Iterator[bool]:
+    """The deployment's pre-explaining turn for the block: True when this process holds it (released
+    at the end, or with the connection if the process dies), False when another one does. SQLite:
+    always True (one process writes at a time anyway)."""
+    with factory() as probe:
+        bind = probe.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
     try:
-        return bool(session.scalar(select(func.pg_try_advisory_xact_lock(PREEXPLAIN_LOCK_KEY))))
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     except SQLAlchemyError as exc:
         log.warning("pre-explaining: %s", str(getattr(exc, "orig", exc)).splitlines()[0])
-        return False
+        yield False
+        return
+    with conn:
+        held = bool(conn.scalar(select(func.pg_try_advisory_lock(PREEXPLAIN_LOCK_KEY))))
+        try:
+            yield held
+        finally:
+            if held:
+                conn.scalar(select(func.pg_advisory_unlock(PREEXPLAIN_LOCK_KEY)))
 
 
 @dataclass
@@ -136,8 +152,8 @@ class PreExplainer:
             collection=collection,
             username="copilot-preexplain",
         )
-        with self.factory() as turn:  # one pre-explainer at a time in the deployment
-            if not _my_turn(turn):
+        with my_turn(self.factory) as mine:  # one pre-explainer at a time in the deployment
+            if not mine:
                 return done
             with read_only(self.factory) as session:
                 order_ids = list(dict.fromkeys(self._orders(session, self.limit)))
