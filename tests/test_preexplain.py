@@ -10,6 +10,7 @@ import signal
 import pytest
 from sqlalchemy import func, select
 
+from agent.copilot import preexplain
 from agent.copilot.preexplain import PreExplainer
 from agent.llm import FakeLLM, LLMTimeout
 from agent.llm.priority import LLMPreempted
@@ -125,6 +126,10 @@ def test_a_fallback_is_not_stored_audited_or_retried_while_the_facts_stay(factor
     calls = len(llm.calls)
     again = pre.run_round()
     assert again.skipped == 2 and len(llm.calls) == calls
+    # an hour later (the model may only have been away) the orders are tried again
+    pre._failed = {key: at - preexplain.RETRY_FALLBACK_S for key, at in pre._failed.items()}
+    later = pre.run_round()
+    assert later.skipped == 0 and later.fallback == 2 and len(llm.calls) > calls
 
 
 def test_nothing_is_done_without_a_model_an_index_or_a_limit(factory, world_sops):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 PREEXPLAIN_POLL_S = 60.0  # the queues' order changes with events; a minute between looks is plenty
 _TRIES = 3  # preemptions of one order in a round before it waits for the next round
 _FAILED_MAX = 10_000
+# An order whose explanation fell back is left alone this long while its facts stay the same (the
+# model's text was refused, or the model was away): then it is tried again.
+RETRY_FALLBACK_S = 3600.0
 
 
 # Several processes may run a pre-explainer (`copilot serve --workers N`, `copilot worker`s): on
@@ -130,7 +134,7 @@ class PreExplainer:
         self._orders, self._llm, self._collection = orders, llm, collection
         self._stop, self._wake = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
-        self._failed: set[tuple[str, str]] = set()  # (order, facts hash) that fell back
+        self._failed: dict[tuple[str, str], float] = {}  # (order, facts hash) -> when it fell back
         self.rounds = 0
         self.last: Round | None = None
 
@@ -183,7 +187,8 @@ class PreExplainer:
             except OrderNotFound:
                 return
         facts = hashlib.sha256(facts_text(result).encode("utf-8")).hexdigest()
-        if (order_id, facts) in self._failed:
+        failed_at = self._failed.get((order_id, facts))
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FALLBACK_S:
             done.skipped += 1
             return
         for _ in range(_TRIES):
@@ -200,8 +205,8 @@ class PreExplainer:
                 done.stored += 1
             elif explanation.get("fallback"):
                 done.fallback += 1
-                if len(self._failed) < _FAILED_MAX:
-                    self._failed.add((order_id, facts))
+                if len(self._failed) < _FAILED_MAX or (order_id, facts) in self._failed:
+                    self._failed[(order_id, facts)] = time.monotonic()
                 log.info("pre-explaining %s fell back: %s", order_id, explanation.get("reason"))
             else:
                 done.explained += 1
