@@ -375,18 +375,13 @@ def rule_choice(state: CopilotState, ctx: CopilotContext) -> tuple[str, dict[str
         and not (_ABOUT_REQUESTS.search(question) and _REQUEST_NOUN.search(question))
         and not asks_for_note(question)
     )
-    named = mentioned_ids(question, ctx.policy.order_numbers)
     if (
         not ids
         and focus.get("order_id")
         and _IF_WE.search(question)
         and len(question) <= 200
-        and not (
-            named["sku"]
-            or named["po_id"]
-            or refers_to_customer_or_sku(question)
-            or _PO_WORDS.search(question)
-        )
+        and not (refers_to_customer_or_sku(question) or _PO_WORDS.search(question))
+        and not any(mentioned_ids(question, ctx.policy.order_numbers).values())  # no SKU or PO named
     ):
         if (whatif := whatif_call(question, focus["order_id"])) and not asks_for_approval(question):
             return whatif  # "what happens to other orders if we move it to WH-…?" before "other orders"

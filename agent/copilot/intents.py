@@ -210,7 +210,7 @@ def arguments(
     same_order = not orders or orders[0] == focus.get("order_id")
     # The record under discussion stands in for one the question does not name, never for one it
     # names in words ("what's holding up the Acme order?", "is the new order stuck?").
-    if _named_elsewhere(question, focus, numbers):
+    if _named_elsewhere(question, focus, [*orders, *ids["sku"], *ids["po_id"]]):
         return None
     order = orders[0] if orders else focus.get("order_id")
     if tool in ("triage_order", "find_requests", "get_order_shipments"):
@@ -238,26 +238,25 @@ def arguments(
     return None
 
 
-def _named_elsewhere(question: str, focus: dict[str, Any], numbers: OrderNumbers | None) -> bool:
-    """The question names an id in a form the readers do not take ("purchase order 4411") or an
-    order or shipment in words that is not the focus customer's."""
-    read = " ".join(
-        [
-            *find_order_ids(question, numbers),
-            *_CUSTOMER_ID.findall(question),
-            *(i for v in mentioned_ids(question, numbers).values() for i in v),
-        ]
-    )
+def _named_elsewhere(question: str, focus: dict[str, Any], read: list[str]) -> bool:
+    """The question names an id in a form the readers do not take ("purchase order 4411": not among
+    the ids ``read`` from it) or an order or shipment in words that is not the focus customer's."""
+    read_digits = {re.sub(r"\D", "", i) for i in [*read, *_CUSTOMER_ID.findall(question)]}
     for m in _UNREAD_ID.finditer(question):
         digits = re.sub(r"\D", "", m.group(0))
-        if digits and digits not in re.sub(r"[^\d ]", "", read).split():
+        if digits and digits not in read_digits:
             return True
-    known = {w.lower() for w in _WORD.findall(focus.get("customer") or "")}
+    known = _customer_words(focus)
     for m in _NAMED.finditer(question):
         name = m.group("a") or m.group("b")
         if name is None or name.lower() not in known:
             return True
     return False
+
+
+def _customer_words(focus: dict[str, Any]) -> set[str]:
+    """The words of the name of the customer under discussion, lower-case."""
+    return {w.lower() for w in _WORD.findall(focus.get("customer") or "")}
 
 
 def _customer(question: str, focus: dict[str, Any]) -> str | None:
@@ -267,7 +266,7 @@ def _customer(question: str, focus: dict[str, Any]) -> str | None:
     if m := _CUSTOMER_ID.search(question):
         return m.group(0)
     customer = focus.get("customer_id")
-    known = {w.lower() for w in _WORD.findall(focus.get("customer") or "")}
+    known = _customer_words(focus)
     names = [
         w.removesuffix("'s")
         for i, w in enumerate(_WORD.findall(question))
