@@ -620,11 +620,28 @@ def _why_not(ctx: CopilotContext, order_id: str, action: str) -> dict[str, Any]:
     }
 
 
-def _customer_orders(
-    ctx: CopilotContext, customer_name: str | None, customer_id: str | None, exclude: str | None
-) -> dict[str, Any]:
-    """A customer's open orders (but ``exclude``), earliest promised first, each with what blocks
-    it (its triage, not recorded) and the recommendation: "the other orders of this customer"."""
+@dataclass
+class _CustomerBook:
+    """A customer's open orders (earliest promised first) with their triage, not recorded."""
+
+    rows: list[dict[str, Any]]
+    results: list[dict[str, Any]]
+    checked_all: bool  # every open order was read (no page left)
+    known: bool  # the customer has orders at all
+
+    def label(self, customer_name: str | None, customer_id: str | None) -> dict[str, Any]:
+        """``customer`` (its names) and ``customer_id`` (when one) as the answer states them."""
+        names = sorted({r.get("customer_name") or r["customer_id"] for r in self.rows})
+        ids = sorted({r["customer_id"] for r in self.rows})
+        return {
+            "customer": ", ".join(names) or customer_name or customer_id,
+            "customer_id": ids[0] if len(ids) == 1 else customer_id,
+        }
+
+
+def _customer_book(
+    ctx: CopilotContext, customer_name: str | None, customer_id: str | None, exclude: str | None = None
+) -> _CustomerBook:
     rows, checked_all = [], True
     with read_only(ctx.factory) as session:
         for status in OPEN_ORDER_STATUSES:
@@ -640,6 +657,15 @@ def _customer_orders(
             or search_orders(session, customer_id=customer_id, customer_name=customer_name, limit=1)["total"]
             > 0
         )
+    return _CustomerBook(ordered, results, checked_all, known)
+
+
+def _customer_orders(
+    ctx: CopilotContext, customer_name: str | None, customer_id: str | None, exclude: str | None
+) -> dict[str, Any]:
+    """A customer's open orders (but ``exclude``), earliest promised first, each with what blocks
+    it (its triage, not recorded) and the recommendation: "the other orders of this customer"."""
+    book = _customer_book(ctx, customer_name, customer_id, exclude)
     orders = [
         {
             "order_id": r["order_id"],
@@ -650,63 +676,42 @@ def _customer_orders(
             "exceptions": sorted({e["type"] for e in r.get("exceptions") or []}),
             "recommendation": (r.get("recommendation") or {}).get("action"),
         }
-        for row, r in zip(ordered, results, strict=True)
+        for row, r in zip(book.rows, book.results, strict=True)
     ]
-    names = sorted({r.get("customer_name") or r["customer_id"] for r in rows})
-    ids = sorted({r["customer_id"] for r in rows})
     return plain(
         {
-            "customer": ", ".join(names) or customer_name or customer_id,
-            "customer_id": ids[0] if len(ids) == 1 else customer_id,
-            "known": known,
+            **book.label(customer_name, customer_id),
+            "known": book.known,
             "excluded": exclude,
             "open_orders": len(orders),
             "at_risk_count": sum(o["at_risk"] for o in orders),
             "orders": orders,
-            "more": not checked_all,
+            "more": not book.checked_all,
         }
     )
 
 
 def _late_orders(ctx: CopilotContext, customer_name: str | None, customer_id: str | None) -> dict[str, Any]:
-    rows, checked_all = [], True
-    with read_only(ctx.factory) as session:
-        for status in OPEN_ORDER_STATUSES:
-            page = search_orders(
-                session, customer_id=customer_id, customer_name=customer_name, status=status, limit=50
-            )
-            rows += page["orders"]
-            checked_all = checked_all and page.get("next_offset") is None
-        at_risk = []
-        ordered = sorted(rows, key=lambda r: (r.get("promised_date") or "", r["order_id"]))
-        results = triage.triage_orders(session, [r["order_id"] for r in ordered], ctx.policy, record=False)
-        for row, r in zip(ordered, results, strict=True):
-            if r.get("exceptions"):
-                at_risk.append(
-                    {
-                        "order_id": r["order_id"],
-                        "customer": row.get("customer_name"),
-                        "promised_date": row.get("promised_date"),
-                        "exceptions": sorted({e["type"] for e in r["exceptions"]}),
-                        "recommendation": (r.get("recommendation") or {}).get("action"),
-                    }
-                )
-        known = (
-            bool(rows)
-            or search_orders(session, customer_id=customer_id, customer_name=customer_name, limit=1)["total"]
-            > 0
-        )
-    names = sorted({r.get("customer_name") or r["customer_id"] for r in rows})
-    ids = sorted({r["customer_id"] for r in rows})
+    book = _customer_book(ctx, customer_name, customer_id)
+    at_risk = [
+        {
+            "order_id": r["order_id"],
+            "customer": row.get("customer_name"),
+            "promised_date": row.get("promised_date"),
+            "exceptions": sorted({e["type"] for e in r["exceptions"]}),
+            "recommendation": (r.get("recommendation") or {}).get("action"),
+        }
+        for row, r in zip(book.rows, book.results, strict=True)
+        if r.get("exceptions")
+    ]
     return plain(
         {
-            "customer": ", ".join(names) or customer_name or customer_id,
-            "customer_id": ids[0] if len(ids) == 1 else customer_id,
-            "known": known,
-            "open_orders": len(rows),
+            **book.label(customer_name, customer_id),
+            "known": book.known,
+            "open_orders": len(book.rows),
             "at_risk": at_risk,
-            "checked": len(rows),
-            "more": not checked_all,
+            "checked": len(book.rows),
+            "more": not book.checked_all,
         }
     )
 
