@@ -377,3 +377,20 @@ def test_affected_orders_of_a_batch_are_each_events_own(engine):
         s.rollback()
     assert together == alone
     assert len({frozenset(a) for a in alone}) > 20 and len(set().union(*alone)) > 30  # varied, not empty
+
+
+def test_occurred_at_order_holds_across_utc_offsets(factory):
+    """10:00+05:00 is 05:00 UTC: it happened before 06:00Z and applies first, on every backend."""
+    later = event(
+        "late", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 7}]}, at="2026-11-02T06:00:00Z"
+    )
+    earlier = event(
+        "early",
+        {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 2}]},
+        at="2026-11-02T10:00:00+05:00",
+    )
+    _send(factory, later, earlier)
+    applied = drain(factory, load_policy())
+    assert [d.label for d in applied] == ["wms/early", "wms/late"]
+    with factory() as s:
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 7

@@ -87,7 +87,9 @@ def _timestamp(raw: Any, path: str) -> dt.datetime:
         value = None
     if value is None:
         raise EventError(path, f"expected an ISO 8601 timestamp such as 2026-11-25T08:30:00Z, got {raw!r}")
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # a naive time is UTC
+    # a naive time is UTC; an offset is converted to UTC, so the inbox's order (SQLite stores the
+    # wall time without its offset) is the order the events happened in
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def parse_event(raw: Any, root: str = "") -> Event:
