@@ -93,6 +93,27 @@ def test_an_infeasible_action_has_no_impact_and_says_why(sqlite_engine):
     assert result["other_orders"] == []
 
 
+def test_an_action_naming_another_orders_records_is_not_simulated(sqlite_engine):
+    """domain.md §3: an action acts on its request's order only. Asked for SO1, a price correction
+    of SO4's line is what the guard blocks: what-if says so and writes nothing, rather than answering
+    'feasible, no impact' from SO1's own line while it changed SO4's."""
+    factory = world(sqlite_engine, _moving_world())
+    with factory() as s:
+        before = erp_snapshot(s)
+        result = whatif(
+            s,
+            POLICY,
+            order_id="SO1",
+            action="CORRECT_PRICE",
+            params={"order_id": "SO4", "line_no": 1, "new_unit_price": "1.00"},
+        )
+        s.rollback()
+        assert erp_snapshot(s) == before
+    assert result["feasible"] is False
+    assert "is not the request's order SO1" in result["reason"]
+    assert result["other_orders"] == [] and result["touched"] == []
+
+
 def test_cli_and_api_answer_from_the_same_computation(sqlite_engine, monkeypatch, capsys, tmp_path):
     from fastapi.testclient import TestClient
 

@@ -16,7 +16,8 @@ the order itself is compared.
 
 Where domain.md is silent: the orders are compared on the rules of one order (§2 and §6, the
 exception instances by type and line or shipment); ``RECURRING_ANOMALY``, a count across the
-order history, is left to the orders' own triage. An action whose preconditions fail, or that
+order history, is left to the orders' own triage. An action whose preconditions fail, that
+names a record outside the order it is asked for (``tools.scope``: the guard would block it), or that
 still needs an approver's values, has no impact: the answer says why.
 """
 
@@ -36,6 +37,7 @@ from agent.triage.service import triage_order
 from tools import rules, writes
 from tools.errors import Conflict, NotFound, PreconditionFailed, ToolError
 from tools.models import Order, OrderLine, PurchaseOrder
+from tools.scope import scope_problems
 from tools.sites import order_visible, scope_of, visible_orders
 
 __all__ = ["MAX_ORDERS_SHOWN", "OTHER_SITE", "describe", "summary", "whatif"]
@@ -151,6 +153,11 @@ def whatif(
         "other_orders": [],
         "other_orders_affected": 0,
     }
+    outside = scope_problems(session, order_id, action, normalised)
+    if outside:  # domain.md §3: the guard blocks it, so there is nothing to simulate
+        out["feasible"], out["reason"] = False, "; ".join(outside)
+        out["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return out
     missing = writes.missing_inputs(session, action, normalised)
     if action not in writes.WRITE_ACTIONS or missing:
         # ESCALATE routes the exception, a customer notice or supplier request is a message: they
