@@ -170,6 +170,31 @@ def test_a_line_without_a_warehouse_ships_from_the_orders(sqlite_engine, line_wa
     assert _guard(factory, "SPLIT_SHIPMENT", split).ok  # guard
 
 
+# -- a substitute: approved and in stock is enough (domain.md §3, §4) -----------------------------------
+
+
+@pytest.mark.parametrize("substitute_status", ["active", "discontinued"])
+def test_an_approved_substitute_in_stock_is_recommended_guarded_and_written_alike(
+    sqlite_engine, substitute_status
+):
+    """§4 recommends an approved substitute with the open quantity in stock, whatever its item status
+    (a discontinued item is sold from what is left); §3 writes it. The executor refused a
+    discontinued one the recommendation had named, so the order's recommendation was blocked."""
+    fx = clean_fixture(order())
+    edit(fx, "customers", "C1", allow_partial_shipments=False)
+    edit(fx, "inventory", "A/WH1", on_hand=4)
+    edit(fx, "items", "B", status=substitute_status)
+    edit(fx, "substitutes", "A/B", approved=True)
+    edit(fx, "inventory", "B/WH1", on_hand=500)
+    factory = world(sqlite_engine, fx)
+    result = _triage(factory)
+    assert result["recommendation"]["action"] == "APPROVE_SUBSTITUTION"  # recommendation
+    params = result["recommendation"]["params"]
+    assert params["substitute_sku"] == "B"
+    assert _check(factory, "APPROVE_SUBSTITUTION", params) == []  # executor
+    assert _guard(factory, "APPROVE_SUBSTITUTION", params).ok  # guard
+
+
 # -- the effective price: contracts, a substituted line ----------------------------------------------------
 
 
