@@ -271,6 +271,7 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
         subject.bind(factory, env)
         started = time.perf_counter()
         first: dict[str, Any] | None = None
+        named: list[str] = []
         try:
             if "order_id" in case.input:
                 first = subject.triage(case.input["order_id"])
@@ -311,6 +312,15 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
                 )
             )
             _record_outcome(res, first, env)
+        elif "message" in case.input and not named:
+            # domain.md §5: a message naming no existing order triages nothing (the copilot asks for
+            # an order number): no exception is detected and there is no recommendation
+            nothing = {"exceptions": [], "plan": [], "recommendation": None}
+            checks.extend(
+                order_checks(
+                    "", nothing, {k: v for k, v in expect.items() if k not in ("per_order", "orders")}, env
+                )
+            )
         elif any(k in expect for k in ("exceptions", "action", "risk", "approver_role", "cites_sop_for")):
             checks.append(Check("triage", FAIL, "no order was triaged"))
 

@@ -403,3 +403,33 @@ def test_an_approval_needing_approver_values_is_skipped_when_the_case_asks_nothi
     assert report["summary"]["failed"] == ["mini/md-blank-street-no-values-but-after"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Checks skipped" in md and "md-blank-street-no-values" in md
+
+
+def test_a_message_naming_no_order_meets_an_expectation_of_nothing_detected(tmp_path, sops):
+    """domain.md §5: a message naming no existing order is triaged for no order (the copilot asks
+    for one). A case that states it as `exceptions: []` and `action: null` passes; one that expects
+    a recommendation still fails, naming what was recommended."""
+    from evals.evaluate import evaluate
+
+    nothing = _raw("text-no-order-number")
+    nothing["id"] = "text-no-order-stated-as-nothing"
+    nothing["expect"] = {"exceptions": [], "action": None}
+    wrong = _raw("text-no-order-number")
+    wrong["id"] = "text-no-order-expects-an-action"
+    wrong["expect"] = {"exceptions": ["CREDIT_HOLD"], "action": "RELEASE_CREDIT_HOLD"}
+    report = evaluate(
+        str(_suite_file(tmp_path, nothing, wrong)), collection=sops, report_dir=tmp_path / "out"
+    )
+    by_id = {r["id"]: r for r in report["runs"][0]}
+    assert by_id["text-no-order-stated-as-nothing"]["status"] == "pass", by_id[
+        "text-no-order-stated-as-nothing"
+    ]
+    bad = [
+        (c["name"], c["detail"])
+        for c in by_id["text-no-order-expects-an-action"]["checks"]
+        if c["status"] == "fail"
+    ]
+    assert bad == [
+        ("exceptions", "detected [], expected ['CREDIT_HOLD']"),
+        ("action", "recommended None, expected RELEASE_CREDIT_HOLD"),
+    ]
