@@ -316,6 +316,21 @@ CASES = [
         "ops_manager",
     ),
     case(
+        # already express (expedited before, the carrier still disrupted): expediting again is no
+        # action — the write refuses it — so the next branch is recommended, not a blocked request
+        "carrier-platinum-already-express-promise-to-eta",
+        _all(
+            lambda f: _ship(f, eta="2026-12-03"),
+            lambda f: f["shipments"][0].update(service_level="express"),
+            lambda f: [c.update(status="constrained") for c in f["carriers"] if c["carrier_id"] != "CR2"],
+            lambda f: f["customers"][0].update(tier="platinum"),
+        ),
+        "UPDATE_PROMISE_DATE",
+        {"new_promised_date": "2026-12-03"},
+        "medium",
+        "csr",
+    ),
+    case(
         "carrier-gold-promise-to-eta",
         _all(
             lambda f: _ship(f, carrier="CR1", status="delayed", eta="2026-12-03"),

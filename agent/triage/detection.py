@@ -181,6 +181,7 @@ class ShipmentRec:
     status: str
     eta: dt.date | None
     carrier_status: str | None  # None: the carrier is not in carriers
+    service_level: str | None = None  # read by planning: an express shipment cannot be expedited
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +404,7 @@ def _shipments(session: Session, order_ids: Iterable[str]) -> dict[str, list[Shi
                 sh.c.status,
                 sh.c.eta,
                 ca.c.status.label("carrier_status"),
+                sh.c.service_level,
             )
             .outerjoin(ca, ca.c.carrier_id == sh.c.carrier_id)
             .where(sh.c.order_id.in_(part))

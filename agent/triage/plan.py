@@ -354,6 +354,9 @@ class _Planner:
                 "EXPEDITE_FREIGHT",
                 f"express freight is for platinum customers (this one is {self.facts.tier})",
             )
+        ship = next(s for s in self.ctx.shipments if s.shipment_id == d.shipment_id)
+        if ship.service_level == "express":  # e.g. expedited already: the write would refuse it
+            return self.no("EXPEDITE_FREIGHT", f"shipment {ship.shipment_id} already ships express")
         return self.option(
             "EXPEDITE_FREIGHT",
             {"shipment_id": d.shipment_id},
