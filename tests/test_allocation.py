@@ -171,6 +171,20 @@ def test_no_conflict_when_a_branch_before_it_is_feasible_or_no_donor_covers(sqli
     assert all(o.action != "REASSIGN_ALLOCATION" for o in plan.actions)
 
 
+def test_a_substitute_for_a_line_substituted_before_does_not_stop_the_conflict(sqlite_engine):
+    """A line substituted before (B -> A) is not substituted again (the write keeps the ordered
+    SKU), so an approved substitute in stock does not make APPROVE_SUBSTITUTION feasible (§4) and
+    the conflict holds (§6)."""
+    fx = _conflict_world()
+    _substitute(fx)
+    edit(fx, "lines", "SO1/1", original_sku="B")
+    factory = world(sqlite_engine, fx)
+    found, plan = _plan(factory)
+    assert "ALLOCATION_CONFLICT" in {d.type for d in found}
+    assert "REASSIGN_ALLOCATION" in [o.action for o in plan.actions]
+    assert "APPROVE_SUBSTITUTION" not in [o.action for o in (*plan.actions, *plan.alternatives)]
+
+
 def _request(factory, params=None):
     return request_action(
         factory,

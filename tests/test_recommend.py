@@ -166,6 +166,22 @@ CASES = [
         {"to_warehouse_id": "WH3"},
     ),
     case(
+        # substituted A -> B before, and B is short: the write keeps the ordered SKU and refuses a
+        # second substitution (B -> B2), so it is not recommended; the next branch is
+        "shortfall-on-a-substituted-line-is-not-substituted-again",
+        _all(
+            lambda f: f["orders"][0]["lines"][0].update(sku="B", original_sku="A"),
+            lambda f: stock(f, "B", "WH1", 20),
+            lambda f: f["substitutes"].append({"sku": "B", "substitute_sku": "B2", "approved": True}),
+            lambda f: stock(f, "B2", "WH1", 900),
+        ),
+        "SPLIT_SHIPMENT",
+        {"ship_qty": 20},
+        "medium",
+        "planner",
+        {"INVENTORY_SHORTFALL"},
+    ),
+    case(
         "shortfall-substitute-cheaper-first",
         _all(short, lambda f: _sub(f, "B2", qty=900), lambda f: _sub(f, "B", qty=150)),
         "APPROVE_SUBSTITUTION",

@@ -955,11 +955,15 @@ def _allocation_conflict(ctx: OrderContext, policy: Policy) -> list[Detected]:
             (x.substitute_sku, x.approved, ctx.items[x.substitute_sku].list_price)
             for x in ctx.substitutes.get(line.sku or "", ())
         ]
-        swap = c.allow_substitutions and substitute_choice(
-            substitutes=subs,
-            need=line.open_qty,
-            unit_price=line.unit_price,
-            available=functools.partial(ctx.available, warehouse_id=wh),
+        swap = (
+            c.allow_substitutions
+            and _empty(line.original_sku)
+            and substitute_choice(
+                substitutes=subs,
+                need=line.open_qty,
+                unit_price=line.unit_price,
+                available=functools.partial(ctx.available, warehouse_id=wh),
+            )
         )
         if move is not None or swap:
             continue

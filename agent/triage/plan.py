@@ -239,6 +239,11 @@ class _Planner:
         ln, here = self.line(d), self.ctx.ship_from(self.line(d))
         if not self.facts.allow_substitutions:
             return self.no("APPROVE_SUBSTITUTION", "the customer does not allow substitutions")
+        if not rules.is_empty(ln.original_sku):  # the write keeps the ordered SKU: it refuses a second one
+            return self.no(
+                "APPROVE_SUBSTITUTION",
+                f"line {ln.line_no} was already substituted ({ln.original_sku} -> {ln.sku})",
+            )
         sku = ln.sku or ""
         need = ln.qty - ln.allocated_qty
         subs = self.facts.substitutes.get(sku, ())
