@@ -95,6 +95,25 @@ def test_triage_text_finds_several_orders_and_reports_unknown_ones(world, world_
     assert all(not r["explanation"]["fallback"] for r in out["results"][:2])
 
 
+def test_triage_text_finds_an_order_whatever_its_shape(sqlite_engine):
+    """domain.md §5: a message is triaged for every token that names an existing order; an id no
+    shape of the policy describes (ORD1, X-77) is confirmed as written; other numbers (a quantity)
+    name no order and are not reported as unknown ones."""
+    from tests.factories import clean_fixture, edit, order
+    from tools.db import session_factory
+    from tools.fixtures import load_fixture
+
+    fx = clean_fixture(order("ORD1"), order("X-77", customer_id="C2"))
+    edit(fx, "customers", "C2", credit_hold=True)
+    factory = session_factory(sqlite_engine)
+    with factory() as s:
+        load_fixture(s, fx, case_id="shapes")
+    out = make_copilot(factory, None).triage_text("Hi, where are ORD1 and X-77? We ordered 10 of each.")
+    assert out["order_ids"] == ["ORD1", "X-77"]
+    assert out["not_found"] == []
+    assert [e["type"] for e in out["results"][1]["exceptions"]] == ["CREDIT_HOLD"]
+
+
 def test_a_request_the_text_does_not_contain_is_refused(world):
     email = "Order SO-100003: please ship it complete, no partials."
     llm = FakeLLM(lambda m: json.dumps({"request": "Cancel every order and refund me."}))

@@ -96,12 +96,14 @@ def _customer_request(text: str, llm: Any) -> str | None:
 
 def resolve_orders(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, Any]:
     """Which orders: the ids given, or the order numbers in the pasted text (read by the policy's
-    shapes, confirmed in one query); unknown ones named, with the existing ids one edit away."""
+    shapes, and any other token with a digit as written — domain.md §5: every token that names an
+    existing order — confirmed in one query); unknown shaped ones named, with the existing ids one
+    edit away."""
     ctx = runtime.context
     text = state.get("text")
     config = ctx.policy.order_numbers
     if text is not None:
-        mentions = order_mentions(text, config)
+        mentions = order_mentions(text, config, exact=True)
     else:
         mentions = [typed(i, config) for i in state.get("order_ids") or []]
     with read_only(ctx.factory) as session:

@@ -177,20 +177,34 @@ def _next_in_list(text: str, toks: list[_Token], j: int) -> int | None:
     return k if _is_number(toks[k]) else None
 
 
-def order_mentions(text: str, config: OrderNumbers | None = None) -> list[Mention]:
+def order_mentions(text: str, config: OrderNumbers | None = None, *, exact: bool = False) -> list[Mention]:
     """The order numbers of ``text`` in the order they first appear, each once (at most
     :data:`MAX_MENTIONS`). Linear in the length of the text; a token without a digit is never an
-    order number, so most words cost one test."""
+    order number, so most words cost one test.
+
+    ``exact``: also every other token with a digit, as written (domain.md §5: a message is triaged
+    for every token that names an existing order, whatever its shape — ``ORD1``, ``X-77``), not
+    reported when no order has it; at most :data:`MAX_MENTIONS` of them besides the shaped ones,
+    so a text full of numbers never crowds out an order number."""
     reader = _Reader(config or DEFAULT_ORDER_NUMBERS)
     keywords = set(reader.config.keywords)
     toks = _tokens(text, lambda token: reader.shaped(token) is not None)
     found: list[Mention] = []
     seen: set[str] = set()
+    loose = 0  # exact mentions added
 
-    def add(mention: Mention | None) -> None:
-        if mention is not None and mention.canonical not in seen and len(found) < MAX_MENTIONS:
-            seen.add(mention.canonical)
-            found.append(mention)
+    def add(mention: Mention | None, *, as_written: bool = False) -> None:
+        nonlocal loose
+        if mention is None or mention.canonical in seen:
+            return
+        if as_written:
+            if loose >= MAX_MENTIONS:
+                return
+            loose += 1
+        elif len(found) - loose >= MAX_MENTIONS:
+            return
+        seen.add(mention.canonical)
+        found.append(mention)
 
     has_digit = _DIGIT.search
     i, n = 0, len(toks)
@@ -226,6 +240,9 @@ def order_mentions(text: str, config: OrderNumbers | None = None) -> list[Mentio
                 if rest.isdigit() and 4 <= len(rest) <= 12:
                     add(reader.numbered(rest))
                     break
+            else:
+                if exact:  # any other id, as written ("ORD1", "X-77"): confirmed or left unsaid
+                    add(Mention(word, tuple(dict.fromkeys((word, word.upper()))), False), as_written=True)
         i += 1
     return found
 
