@@ -315,7 +315,7 @@ def run_case(case: EvalCase, subject, env: RunEnv) -> CaseResult:
         elif "message" in case.input and not named:
             # domain.md §5: a message naming no existing order triages nothing (the copilot asks for
             # an order number): no exception is detected and there is no recommendation
-            nothing = {"exceptions": [], "plan": [], "recommendation": None}
+            nothing: dict[str, Any] = {"exceptions": [], "plan": [], "recommendation": None}
             checks.extend(
                 order_checks(
                     "", nothing, {k: v for k, v in expect.items() if k not in ("per_order", "orders")}, env
