@@ -281,3 +281,32 @@ def test_concurrent_triage_and_reads_on_sqlite_all_succeed(services):
         with ThreadPoolExecutor(8) as pool:
             codes = list(pool.map(work, range(48)))
     assert codes == [200] * 48
+
+
+def test_a_database_that_goes_away_is_a_503_to_retry_and_nothing_is_lost(services, client, tmp_path):
+    """The database becomes unreachable under a running service (here: its file cannot be opened):
+    every route answers 503 ``database_unavailable`` with Retry-After — not a 500 — and once it is
+    back the service answers again with nothing lost."""
+    assert client.get("/api/v1/orders/SO-100002", headers=H["csr"]).status_code == 200
+    db = tmp_path / "api.db"
+    away = tmp_path / "away"
+    away.mkdir()
+    services.engine.dispose()
+    moved = [p for p in tmp_path.glob("api.db*") if p.is_file()]
+    for p in moved:
+        p.rename(away / p.name)
+    db.mkdir()  # a directory where the file was: SQLite cannot open it
+    try:
+        for resp in (
+            client.get("/api/v1/orders/SO-100002", headers=H["csr"]),
+            client.post("/api/v1/requests", json={"order_id": "SO-100002"}, headers=H["csr"]),
+        ):
+            body = _error(resp, 503, "database_unavailable")
+            assert resp.headers["Retry-After"] and "retry" in body["message"]
+    finally:
+        services.engine.dispose()
+        db.rmdir()
+        for p in moved:
+            (away / p.name).rename(p)
+    assert client.get("/api/v1/orders/SO-100002", headers=H["csr"]).status_code == 200
+    assert client.get("/api/v1/requests", headers=H["credit_analyst"]).json()["items"] == []

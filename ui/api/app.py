@@ -17,6 +17,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.settings import Settings, apply_offline_defaults, get_settings
@@ -176,7 +177,7 @@ def create_api(
         return response
 
     # The business errors all subclass ToolError; a rate limit is the door's own.
-    for kind in (ToolError, AuthError, DatabaseError, RateLimited):
+    for kind in (ToolError, AuthError, DatabaseError, OperationalError, RateLimited):
         app.add_exception_handler(kind, _expected)
 
     @app.exception_handler(Exception)

@@ -3,7 +3,8 @@
 Every error body is ``{"error", "message", "details"}``: 401 no or bad token, 403 a decision beyond
 one's role, 404 an unknown order or request, 409 a request already decided, 413 a body or paste over
 its limit (named), 422 malformed input or an action the guard blocks, 429 over the user's rate limit
-(with Retry-After), 503 a part that is not ready.
+(with Retry-After), 503 a part that is not ready or a database that cannot be reached (with
+Retry-After: the request changed nothing).
 A failure that is none of these is a bug and propagates (500).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from tools.db import DatabaseError
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
@@ -64,6 +66,14 @@ def error_for(exc: Exception) -> JSONResponse | None:
         return error_response(503, "unavailable", str(exc))
     if isinstance(exc, DatabaseError):
         return error_response(503, "database_unavailable", str(exc))
+    if isinstance(exc, OperationalError):  # the database went away (or is busy) mid-request
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database cannot be reached right now: nothing was changed; retry "
+            "(the service log has the details)",
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, ToolError):
         return error_response(422, "invalid", str(exc))
     return None
