@@ -2,7 +2,6 @@
 again, exceptions routed to role work queues."""
 
 from agent.flow.queue import load_queue, queue_sizes, recommendation_for
-from agent.flow.retriage import Retriage, retriage
 from agent.flow.work import claim, escalate_breached, reassign, release
 from agent.flow.worker import (
     BATCH_EVENTS,
@@ -14,6 +13,7 @@ from agent.flow.worker import (
     run_worker,
     sweep,
 )
+from agent.triage.retriage import Retriage, retriage
 
 __all__ = [
     "BATCH_EVENTS",
