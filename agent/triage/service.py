@@ -254,6 +254,9 @@ def triage_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> 
     left out. Contexts, planning facts and exceptions rows are loaded once for the batch
     (:func:`agent.triage.detection.load_contexts_with_neighbours`), so the number of queries does
     not grow with the orders — how the event worker triages what a batch of events affects.
+    Once a whole pass has recorded the book (:func:`tools.dataset.exceptions_recorded`), recurrence
+    is counted from the other orders' recorded exceptions instead of their loaded contexts
+    (:func:`agent.triage.detection.detect_recorded`; why that is safe: ``agent.triage.retriage``).
     Nothing is committed: the caller owns the transaction.
     """
     ids = visible_orders(session, (str(o).strip() for o in order_ids))
@@ -286,7 +289,9 @@ def triage_open_book(
     rows are loaded once per batch. Results come batch by batch in (order_date, order_id) order;
     sort by ``order_id`` for the order of :func:`tools.dataset.open_order_ids`. With ``limit``, the
     first ``limit`` open-book order ids (sorted) are triaged; recurrence still counts the whole
-    book. Nothing is committed: the caller owns the transaction.
+    book. Nothing is committed: the caller owns the transaction. A whole pass that records (no
+    ``limit``, ``record``) ends by marking the book recorded (:func:`tools.dataset.mark_exceptions_recorded`,
+    in the caller's transaction): the event worker then counts recurrence from the rows.
     """
     only = open_order_ids(session, limit) if limit is not None else None
     started = dt.datetime.now(dt.UTC)
