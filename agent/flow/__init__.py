@@ -13,13 +13,11 @@ from agent.flow.worker import (
     run_worker,
     sweep,
 )
-from agent.triage.retriage import Retriage, retriage
 
 __all__ = [
     "BATCH_EVENTS",
     "Applied",
     "BackgroundWorker",
-    "Retriage",
     "apply_batch",
     "apply_next",
     "claim",
@@ -30,7 +28,6 @@ __all__ = [
     "reassign",
     "recommendation_for",
     "release",
-    "retriage",
     "run_worker",
     "sweep",
 ]
