@@ -21,6 +21,7 @@ from agent.triage.service import triage_batch, triage_open_book, triage_order
 from tests.factories import line, order
 from tests.test_governance import shortfall_fixture, world
 from tests.test_triage_batch import _exceptions
+from tools import writes
 from tools.dataset import (
     exceptions_recorded,
     forget_exceptions_recorded,
@@ -30,6 +31,7 @@ from tools.dataset import (
 from tools.db import session_factory
 from tools.demo import generate
 from tools.demo import reset as reset_data
+from tools.events import captured_changes
 from tools.fixtures import load_fixture
 from tools.models import ExceptionRecord, Order
 from tools.rules import OPEN_ORDER_STATUSES
@@ -203,3 +205,25 @@ def test_an_executed_action_triages_again_the_orders_it_affects(engine):
     recorded = _open_recorded(factory)
     assert ("SO2", "INVENTORY_SHORTFALL", "line:1") in recorded
     assert recorded == _from_scratch(factory)
+
+
+def test_captured_changes_are_the_records_a_write_changed_before_and_after(sqlite_engine):
+    factory = world(sqlite_engine, shortfall_fixture())
+    with factory() as s:
+        with captured_changes(s) as changed:
+            writes.apply(
+                s, "REALLOCATE_WAREHOUSE", {"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH3"}
+            )
+            s.get(Order, "SO1").promised_date = s.get(Order, "SO1").promised_date  # no net change
+        s.rollback()
+    by_table = {(c.table, c.after.get("order_id") or c.after["warehouse_id"]): c for c in changed}
+    assert set(by_table) == {("order_lines", "SO1"), ("inventory", "WH3")}
+    moved, stock = by_table[("order_lines", "SO1")], by_table[("inventory", "WH3")]
+    assert moved.before is not None and stock.before is not None
+    assert (moved.before["warehouse_id"], moved.before["allocated_qty"]) == (None, 0)
+    assert (moved.after["warehouse_id"], moved.after["allocated_qty"], moved.after["status"]) == (
+        "WH3",
+        10,
+        "allocated",
+    )
+    assert (stock.before["allocated"], stock.after["allocated"]) == (0, 10)

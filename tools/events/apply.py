@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event as sa_event
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from tools.events.validate import Event
@@ -89,12 +90,12 @@ def captured_changes(session: Session) -> Iterator[list[Change]]:
             first[id(obj)] = (obj, before)
 
     out: list[Change] = []
-    event.listen(session, "before_flush", before_flush)
+    sa_event.listen(session, "before_flush", before_flush)
     try:
         yield out
         session.flush()
     finally:
-        event.remove(session, "before_flush", before_flush)
+        sa_event.remove(session, "before_flush", before_flush)
     for obj, before in first.values():
         after = _values(obj, obj.__table__.c)
         if before != after:
