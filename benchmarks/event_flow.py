@@ -25,6 +25,10 @@ lines, 286,000 ≈ 1M) a scratch database is seeded and its open book triaged, t
     python benchmarks/event_flow.py --backend sqlite --orders 2860 286000 --events 3000 --rate 100 --workers 1
     python benchmarks/event_flow.py --backend postgres --orders 2860 286000 --events 3000 --rate 100 --workers 2
     nice -n 15 python benchmarks/event_flow.py --backend sqlite --orders 2860 28600 286000 --events 0 --single 300
+
+``--recurrence neighbours`` takes away the ``exceptions.recorded`` mark once the book is triaged, so
+the worker counts recurrence by loading each order's neighbours (the path before issue 17's
+recorded counts; ``agent.triage.retriage``): the same events, for a before/after on one commit.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from agent.flow import BackgroundWorker, apply_batch, drain
 from agent.policy import load_policy
 from agent.triage.service import triage_open_book
 from benchmarks._harness import scratch_database
+from tools.dataset import forget_exceptions_recorded
 from tools.db import make_engine, session_factory, upgrade
 from tools.demo import generate
 from tools.events import parse_event, receive
@@ -61,7 +66,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _book(url: str, orders: int):
+def _book(url: str, orders: int, recorded: bool = True):
     engine = make_engine(url)
     upgrade(engine)
     generate(engine, orders=orders, seed=7, as_of=dt.date(2026, 11, 20), progress=False)
@@ -73,6 +78,8 @@ def _book(url: str, orders: int):
     with factory() as s:
         for _ in triage_open_book(s, policy):
             pass
+        if not recorded:
+            forget_exceptions_recorded(s)
         s.commit()
         lines = s.scalar(select(func.count()).select_from(OrderLine))
     return engine, factory, policy, lines
@@ -324,12 +331,18 @@ def main() -> None:
         default=0,
         help="drain a stored batch with 1 worker, and with this many when more than 1",
     )
+    ap.add_argument(
+        "--recurrence",
+        choices=["recorded", "neighbours"],
+        default="recorded",
+        help="how the worker counts recurrence: from the recorded exceptions, or by loading neighbours",
+    )
     args = ap.parse_args()
     results = []
     for orders in args.orders:
         with scratch_database(args.backend, "events") as url:
             t = time.perf_counter()
-            engine, factory, policy, lines = _book(url, orders)
+            engine, factory, policy, lines = _book(url, orders, args.recurrence == "recorded")
             row: dict = {"orders": orders, "lines": lines, "seed_s": round(time.perf_counter() - t, 1)}
             if args.single:
                 row["per_event"] = per_event(factory, policy, args.single, "single")
@@ -344,7 +357,7 @@ def main() -> None:
             engine.dispose()
         results.append(row)
         print(json.dumps(row), flush=True)
-    out: dict = {"backend": args.backend, "sizes": results}
+    out: dict = {"backend": args.backend, "recurrence": args.recurrence, "sizes": results}
     if len(results) > 1 and args.single:
         small, large = results[0]["per_event"], results[-1]["per_event"]
         out["per_event_ms_ratio_largest_vs_smallest"] = round(

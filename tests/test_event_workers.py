@@ -15,8 +15,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from agent.flow import apply_next, drain
-from agent.flow.retriage import order_lock_key
 from agent.policy import load_policy
+from agent.triage.retriage import order_lock_key
 from tests.factories import clean_fixture, line, order
 from tools.db import make_engine, session_factory, upgrade
 from tools.events import parse_event, receive

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, func, literal, select
+from sqlalchemy import Connection, delete, func, literal, select
 from sqlalchemy.orm import Session
 
 from tools.models import ERP_TABLES, Base, DatasetMeta, Order, Warehouse
 from tools.rules import OPEN_ORDER_STATUSES
 
-__all__ = ["dataset_summary", "occupied_tables", "open_order_ids"]
+__all__ = [
+    "EXCEPTIONS_RECORDED",
+    "dataset_summary",
+    "exceptions_recorded",
+    "forget_exceptions_recorded",
+    "mark_exceptions_recorded",
+    "occupied_tables",
+    "open_order_ids",
+]
+
+# dataset_meta key: present (its value the time) when every order of the open book had its exceptions
+# recorded by one whole pass of triage since the data was loaded, and every change since went
+# through the paths that triage again what they affect (events, executed actions). Recurrence is
+# then counted from the recorded exceptions (agent.triage.detection.detect_recorded).
+EXCEPTIONS_RECORDED = "exceptions.recorded"
 
 _ERP_TABLE_NAMES = tuple(m.__tablename__ for m in ERP_TABLES)
 
@@ -44,3 +59,26 @@ def dataset_summary(session: Session) -> dict[str, Any]:
         "regions": sorted({r for r, _ in warehouses if r}),
         "countries": sorted({c for _, c in warehouses if c}),
     }
+
+
+def exceptions_recorded(session: Session) -> bool:
+    """Whether the exceptions table holds every open-book order's exceptions for the data as it is
+    (:data:`EXCEPTIONS_RECORDED`)."""
+    return session.get(DatasetMeta, EXCEPTIONS_RECORDED) is not None
+
+
+def mark_exceptions_recorded(session: Session, at: dt.datetime | None = None) -> None:
+    """Record that a whole pass of triage has just recorded the open book (the caller commits)."""
+    when = (at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    row = session.get(DatasetMeta, EXCEPTIONS_RECORDED)
+    if row is None:
+        session.add(DatasetMeta(key=EXCEPTIONS_RECORDED, value=when))
+    else:
+        row.value = when
+    session.flush()
+
+
+def forget_exceptions_recorded(conn: Connection | Session) -> None:
+    """Data is being loaded outside the paths that triage again what they change: the recorded
+    exceptions no longer stand for the whole book until the next whole pass."""
+    conn.execute(delete(DatasetMeta).where(DatasetMeta.key == EXCEPTIONS_RECORDED))

@@ -406,8 +406,10 @@ class ExceptionRecord(Base):
         UniqueConstraint("order_id", "type", "instance_key"),
         _in("status", "exception_status"),
         Index("ix_exceptions_status_type", "status", "type"),
-        Index("ix_exceptions_type_sku", "type", "sku"),
-        Index("ix_exceptions_type_customer", "type", "customer_id"),
+        # recurrence counted from the open rows (agent.triage.detection.detect_recorded): an index
+        # range per (type, sku) or (type, customer) that skips the resolved history
+        Index("ix_exceptions_type_sku_status", "type", "sku", "status", "order_id"),
+        Index("ix_exceptions_type_customer_status", "type", "customer_id", "status", "order_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -2,7 +2,6 @@
 again, exceptions routed to role work queues."""
 
 from agent.flow.queue import load_queue, queue_sizes, recommendation_for
-from agent.flow.retriage import Retriage, retriage
 from agent.flow.work import claim, escalate_breached, reassign, release
 from agent.flow.worker import (
     BATCH_EVENTS,
@@ -19,7 +18,6 @@ __all__ = [
     "BATCH_EVENTS",
     "Applied",
     "BackgroundWorker",
-    "Retriage",
     "apply_batch",
     "apply_next",
     "claim",
@@ -30,7 +28,6 @@ __all__ = [
     "reassign",
     "recommendation_for",
     "release",
-    "retriage",
     "run_worker",
     "sweep",
 ]

@@ -3,7 +3,7 @@
 One transaction per batch of events (at most :data:`BATCH_EVENTS`, the ones waiting — a worker that
 keeps up applies them one or a few at a time): the claim (:func:`tools.events.claim_batch`), each
 event's records upserted in turn, the orders any of them affects triaged again once
-(:func:`agent.flow.retriage.retriage`), the inbox rows marked ``applied`` and one audit event per
+(:func:`agent.triage.retriage.retriage`), the inbox rows marked ``applied`` and one audit event per
 event all commit together, or nothing does — a worker killed mid-batch leaves its events
 ``received`` and another worker (or the same after a restart) applies them. Each event applies
 inside its own savepoint: one whose references dangle at apply time, or that the database refuses
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.flow.retriage import retriage
 from agent.flow.work import escalate_breached
 from agent.governance.audit import EVENT_SOURCE_APPLIED, EVENT_SOURCE_FAILED, append_event
 from agent.policy import Policy
+from agent.triage.retriage import retriage
 from tools.events import (
     Change,
     Event,

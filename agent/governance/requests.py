@@ -49,9 +49,11 @@ from agent.governance.origin import current_origin
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
+from agent.triage.retriage import retriage
 from agent.triage.service import triage_orders
 from tools import writes
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, OrderNotFound, ToolError
+from tools.events import affected_orders, captured_changes
 from tools.models import ActionRequest, Approval, ExceptionRecord, Execution
 from tools.outbox import COPILOT_REQUESTER, MESSAGE_ACTIONS
 from tools.scope import retargeted
@@ -618,9 +620,15 @@ def _execute_step(
             if s.scalar(select(Execution.id).where(Execution.request_id == request_id)) is not None:
                 return req.status  # already ran: a retry, a double resume
             veto = _veto(s, policy, req)
-            execution, ran = writes.execute_request(s, request_id, approval_id=approval_id, veto=veto)
+            with captured_changes(s) as changed:
+                execution, ran = writes.execute_request(s, request_id, approval_id=approval_id, veto=veto)
             if not ran:
                 return req.status
+            if execution.status == "executed" and changed:
+                # the open orders the write can affect (its order, a donor, the lines sharing the
+                # stock it moved, the recurrence followers), triaged again as after an event: their
+                # recorded exceptions stay current (tools.dataset.exceptions_recorded)
+                retriage(s, policy, affected_orders(s, changed))
             audit.append_event(
                 s,
                 audit.EVENT_EXECUTION,

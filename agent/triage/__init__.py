@@ -8,6 +8,7 @@
   orders the plan (``plan_order``);
 - ``service``: the one triage entry (``triage_orders``, ``triage_order``, ``triage_open_book``),
   which also records the exceptions in the ops store;
+- ``retriage``: triage again the open orders a change reaches (the event worker, the executor);
 - ``extract`` and ``order_numbers``: order numbers as customers write them, and what a customer's
   free text asks for.
 """
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from agent.triage.extract import CustomerRequest
     from agent.triage.order_numbers import find_order_ids, order_mentions
     from agent.triage.plan import Plan, plan_order
+    from agent.triage.retriage import Retriage, retriage
     from agent.triage.service import triage_open_book, triage_order, triage_orders
 
 __all__ = [
@@ -36,12 +38,14 @@ __all__ = [
     "Detected",
     "OrderContext",
     "Plan",
+    "Retriage",
     "detect",
     "find_order_ids",
     "load_context",
     "load_contexts",
     "order_mentions",
     "plan_order",
+    "retriage",
     "triage_open_book",
     "triage_order",
     "triage_orders",
@@ -59,6 +63,8 @@ __getattr__, __dir__ = lazy_surface(
         "load_contexts": "detection",
         "order_mentions": "order_numbers",
         "plan_order": "plan",
+        "Retriage": "retriage",
+        "retriage": "retriage",
         "triage_open_book": "service",
         "triage_order": "service",
         "triage_orders": "service",

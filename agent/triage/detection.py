@@ -42,6 +42,7 @@ from tools.errors import OrderNotFound
 from tools.models import (
     Carrier,
     Customer,
+    ExceptionRecord,
     Inventory,
     Item,
     Order,
@@ -72,6 +73,7 @@ __all__ = [
     "detect_many",
     "detect_open_book",
     "detect_order",
+    "detect_recorded",
     "effective_price",
     "export_hold",
     "iter_open_book",
@@ -560,6 +562,92 @@ def detect_many(contexts: Mapping[str, OrderContext], policy: Policy) -> dict[st
     for oid, ctx in contexts.items():
         found = list(base_of(ctx))
         found += _recurring(ctx, found, policy, base_of)
+        out[oid] = sorted(
+            found, key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key)
+        )
+    return out
+
+
+def detect_recorded(
+    session: Session, contexts: Mapping[str, OrderContext], policy: Policy
+) -> dict[str, list[Detected]]:
+    """:func:`detect_many` of contexts loaded without neighbours (:func:`load_contexts`), the
+    recurrence of each order counted from the recorded exceptions of the other orders instead of
+    their base rules run again: the same detections, with two queries per batch whatever the book.
+
+    A (type, customer) or (type, SKU) pattern of an order dated D counts the orders with status
+    open/held/released dated D - window_days .. D that have an open exception of that type (not
+    RECURRING_ANOMALY) recorded with that customer or SKU — what :func:`_patterns` gives of their
+    base hits, since :func:`agent.triage.service.record_exceptions` records each hit's type, SKU
+    (a line hit's: only line hits carry one) and the order's customer. The orders of the batch
+    count by their fresh base hits, never by their rows (the changes being triaged may have made
+    those stale). The lookups are index ranges on the open exceptions of the batch's types and
+    customers or SKUs (``ix_exceptions_type_customer_status``, ``ix_exceptions_type_sku_status``).
+
+    Valid only while the recorded exceptions are every open-book order's base hits for the data as
+    it is — :func:`tools.dataset.exceptions_recorded`: a whole pass of triage recorded the book
+    since the data was loaded, and every change since went through a path that triages again
+    what it affects (the event worker, the executor). The caller checks it
+    (:func:`agent.triage.service.triage_batch`); without it, recurrence loads the neighbours
+    (:func:`load_contexts_with_neighbours`).
+    """
+    rule = policy.thresholds.recurrence
+    base = {oid: _base(ctx, policy, RULES) for oid, ctx in contexts.items()}
+    keys = {oid: _patterns(ctx, base[oid]) for oid, ctx in contexts.items()}
+    days = {
+        oid: day for oid, ctx in contexts.items() if base[oid] and (day := ctx.order.order_date) is not None
+    }
+    recorded: dict[tuple[str, str, str], dict[str, dt.date]] = {}  # orders outside the batch
+    if days:
+        x, o = ExceptionRecord.__table__, Order.__table__
+        wanted = {key for oid in days for key in keys[oid]}
+        where = (
+            x.c.status == "open",
+            x.c.type.in_(sorted({kind for kind, _, _ in wanted})),
+            o.c.status.in_(RECURRENCE_STATUSES),
+            o.c.order_date.between(
+                min(days.values()) - dt.timedelta(days=rule.window_days), max(days.values())
+            ),
+        )
+        for by, column in (("customer", x.c.customer_id), ("sku", x.c.sku)):
+            values = {value for _, side, value in wanted if side == by}
+            for part in rules.in_chunks(values):
+                stmt = (
+                    select(x.c.type, column, o.c.order_id, o.c.order_date)
+                    .join(o, o.c.order_id == x.c.order_id)
+                    .where(column.in_(part), *where)
+                    .distinct()
+                )
+                for kind, value, oid, day in session.execute(stmt):
+                    if oid not in contexts and (kind, by, value) in wanted:
+                        recorded.setdefault((kind, by, value), {})[oid] = day
+    batch: dict[tuple[str, str, str], list[OrderRec]] = {}
+    for oid, ctx in contexts.items():
+        for key in keys[oid]:
+            batch.setdefault(key, []).append(ctx.order)
+    priority = policy.decision_order.rank()
+    out: dict[str, list[Detected]] = {}
+    for oid in contexts:
+        found = list(base[oid])
+        day = days.get(oid)
+        if day is not None:
+            orders = {}
+            for key in keys[oid]:
+                hits = {oid: day}
+                hits.update(
+                    (other, when)
+                    for other, when in recorded.get(key, {}).items()
+                    if 0 <= (day - when).days <= rule.window_days
+                )
+                hits.update(
+                    (other.order_id, other.order_date)
+                    for other in batch[key]
+                    if other.order_id != oid
+                    and other.order_date is not None
+                    and _in_window(day, other, rule.window_days)
+                )
+                orders[key] = hits
+            found += _recurrence_findings(day, orders, policy)
         out[oid] = sorted(
             found, key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key)
         )

@@ -31,12 +31,14 @@ from agent.triage.detection import (
     OrderContext,
     detect,
     detect_many,
+    detect_recorded,
     iter_open_book,
     load_context,
+    load_contexts,
     load_contexts_with_neighbours,
 )
 from agent.triage.plan import Plan, load_planning_facts, load_planning_facts_many, plan_order
-from tools.dataset import open_order_ids
+from tools.dataset import exceptions_recorded, mark_exceptions_recorded, open_order_ids
 from tools.errors import OrderNotFound
 from tools.models import ExceptionRecord
 from tools.rules import in_chunks
@@ -110,7 +112,9 @@ def record_exceptions(
                 )
             )
             written += 1
-        elif row.status != "open" or row.evidence_hash != digest:
+            continue
+        moved = _describe(row, order.customer_id, d)
+        if row.status != "open" or row.evidence_hash != digest:
             if row.status != "open":  # found again after it was resolved: a new episode
                 row.first_seen_at, row.resolved_at = now, None
                 # a new episode starts unclaimed and unescalated in its owner's queue
@@ -122,6 +126,8 @@ def record_exceptions(
                 now,
             )
             written += 1
+        elif moved:
+            written += 1
     for row in existing.values():
         if row.status == "open":
             row.status, row.resolved_at = "resolved", now
@@ -129,6 +135,23 @@ def record_exceptions(
     if new:
         _insert_new(session, new)
     return written
+
+
+def _describe(row: ExceptionRecord, customer_id: str | None, d: Detected) -> bool:
+    """Bring the row's denormalised columns up to date with the order and the hit (an order's
+    customer or a line's SKU may have changed since it was first recorded; recurrence is counted by
+    them: :func:`agent.triage.detection.detect_recorded`). Whether any changed."""
+    now = {
+        "customer_id": customer_id,
+        "sku": d.sku,
+        "line_no": d.line_no,
+        "shipment_id": d.shipment_id,
+        "warehouse_id": d.warehouse_id,
+    }
+    stale = {k: v for k, v in now.items() if getattr(row, k) != v}
+    for k, v in stale.items():
+        setattr(row, k, v)
+    return bool(stale)
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -231,11 +254,18 @@ def triage_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> 
     left out. Contexts, planning facts and exceptions rows are loaded once for the batch
     (:func:`agent.triage.detection.load_contexts_with_neighbours`), so the number of queries does
     not grow with the orders — how the event worker triages what a batch of events affects.
+    Once a whole pass has recorded the book (:func:`tools.dataset.exceptions_recorded`), recurrence
+    is counted from the other orders' recorded exceptions instead of their loaded contexts
+    (:func:`agent.triage.detection.detect_recorded`; why that is safe: ``agent.triage.retriage``).
     Nothing is committed: the caller owns the transaction.
     """
     ids = visible_orders(session, (str(o).strip() for o in order_ids))
-    contexts = load_contexts_with_neighbours(session, ids, policy)
-    found = detect_many(contexts, policy)
+    if exceptions_recorded(session):  # recurrence from the recorded exceptions of the other orders
+        contexts = load_contexts(session, ids)
+        found = detect_recorded(session, contexts, policy)
+    else:
+        contexts = load_contexts_with_neighbours(session, ids, policy)
+        found = detect_many(contexts, policy)
     facts = load_planning_facts_many(session, contexts.values())
     rows = _exception_rows(session, contexts)
     now = dt.datetime.now(dt.UTC)
@@ -259,9 +289,12 @@ def triage_open_book(
     rows are loaded once per batch. Results come batch by batch in (order_date, order_id) order;
     sort by ``order_id`` for the order of :func:`tools.dataset.open_order_ids`. With ``limit``, the
     first ``limit`` open-book order ids (sorted) are triaged; recurrence still counts the whole
-    book. Nothing is committed: the caller owns the transaction.
+    book. Nothing is committed: the caller owns the transaction. A whole pass that records (no
+    ``limit``, ``record``) ends by marking the book recorded (:func:`tools.dataset.mark_exceptions_recorded`,
+    in the caller's transaction): the event worker then counts recurrence from the rows.
     """
     only = open_order_ids(session, limit) if limit is not None else None
+    started = dt.datetime.now(dt.UTC)
     for batch in iter_open_book(session, policy, chunk=chunk, only=only):
         contexts = [ctx for ctx, _ in batch]
         facts = load_planning_facts_many(session, contexts)
@@ -273,3 +306,5 @@ def triage_open_book(
             if record:
                 record_exceptions(session, ctx, found, now=now, rows=rows.get(oid, ()))
             yield triage_result(ctx, found, plan)
+    if record and only is None:  # the whole book recorded: the worker may count recurrence from it
+        mark_exceptions_recorded(session, started)

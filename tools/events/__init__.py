@@ -2,7 +2,7 @@
 open orders a change can affect. Nothing here triages: the worker in ``agent.flow`` does."""
 
 from tools.events.affected import affected_by_event, affected_orders
-from tools.events.apply import Change, apply_event
+from tools.events.apply import Change, apply_event, captured_changes
 from tools.events.inbox import (
     claim_batch,
     claim_next,
@@ -22,6 +22,7 @@ __all__ = [
     "affected_by_event",
     "affected_orders",
     "apply_event",
+    "captured_changes",
     "check_references",
     "claim_batch",
     "claim_next",

@@ -3,7 +3,7 @@
 Triage of an order reads its own records, the customer, the items of its lines (and their
 substitutes), stock and purchase orders of those SKUs, the warehouses its lines ship from, price
 contracts and its shipments' carriers; and two things of other orders: the recurrence patterns of
-the orders dated in its window (``agent.flow.retriage`` follows those) and, for a short line, the
+the orders dated in its window (``agent.triage.retriage`` follows those) and, for a short line, the
 lines of other orders holding its stock (domain.md §6 donors). What is recorded is the exceptions
 (type, instance, evidence, facts); the recommendation is planned again whenever it is read (the
 queue, the API), so a change that moves only a plan reaches nothing here. A change reaches:

@@ -9,15 +9,19 @@ order line moved to another warehouse affects the orders of both).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import event as sa_event
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from tools.events.validate import Event
 from tools.fixtures import MODELS
 
-__all__ = ["Change", "apply_event"]
+__all__ = ["Change", "apply_event", "captured_changes"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +60,43 @@ def apply_event(session: Session, event: Event) -> list[Change]:
             changes.append(Change(table, before, {**before, **values}))
     session.flush()
     return changes
+
+
+@contextmanager
+def captured_changes(session: Session) -> Iterator[list[Change]]:
+    """The ERP records the block creates or changes through the ORM, as :class:`Change` images
+    (before: the values when first written in the block; after: at its end, flushed), so that
+    what an executed action changed reaches the same open orders as an event that changed it.
+
+    The list is filled when the block ends; a record written back to its old values is left out.
+    """
+    tables = {model.__table__.name for model in MODELS.values()}
+    first: dict[int, tuple[Any, dict[str, Any] | None]] = {}  # id(obj) -> (obj, image before)
+
+    def before_flush(sess: Session, *_: Any) -> None:
+        for obj in [*sess.new, *sess.dirty]:
+            table = getattr(obj, "__table__", None)
+            if table is None or table.name not in tables or id(obj) in first:
+                continue
+            state = inspect(obj)
+            if obj in sess.new:
+                first[id(obj)] = (obj, None)
+                continue
+            before = {}
+            for column in table.c:
+                history = state.attrs[column.key].history
+                old = history.deleted or history.unchanged
+                before[column.name] = old[0] if old else None
+            first[id(obj)] = (obj, before)
+
+    out: list[Change] = []
+    sa_event.listen(session, "before_flush", before_flush)
+    try:
+        yield out
+        session.flush()
+    finally:
+        sa_event.remove(session, "before_flush", before_flush)
+    for obj, before in first.values():
+        after = _values(obj, obj.__table__.c)
+        if before != after:
+            out.append(Change(obj.__table__.name, before, after))

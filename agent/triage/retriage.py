@@ -1,6 +1,9 @@
 """Triage again the open orders a change can affect — not the whole book — and say what moved.
 
-The orders come from :func:`tools.events.affected_orders`. They are triaged together
+Used after every change that does not go through a whole pass of triage: the event worker's batch
+(``agent.flow.worker``) and an executed action (``agent.governance.requests``: the records the
+write changed, captured by :func:`tools.events.captured_changes`). The orders come from
+:func:`tools.events.affected_orders`. They are triaged together
 (:func:`agent.triage.service.triage_batch`: for each the result of the one triage entry, with the
 contexts loaded once for all of them), which records their exceptions: a new one is opened, one
 that no longer holds is resolved, a changed one is updated in place. Recurrence reaches further:
@@ -8,6 +11,26 @@ whether an order shows ``RECURRING_ANOMALY`` depends on the (type, customer) and
 patterns of the orders dated up to ``window_days`` before it, so when an order's patterns change
 the open orders of that customer or SKU dated in the window after it are triaged too (their own
 patterns do not change, so this goes one step only).
+
+**Recurrence from the recorded exceptions.** Counting an order's patterns by loading its
+neighbours (the open orders of its customer and of its flagged SKUs in the window, with their whole
+contexts, to run their base rules again) grows with the orders per customer and SKU: at 1M order
+lines it was most of the time of an event. The exceptions table already holds every other order's
+base hits — when it is known to be complete: a whole pass of :func:`agent.triage.service.triage_open_book`
+with recording (``copilot demo``, ``copilot triage --all-open``) writes the ``exceptions.recorded``
+row of ``dataset_meta`` (:func:`tools.dataset.mark_exceptions_recorded`) in its last transaction, and
+from then on every change to the records comes through here — events and executed actions, each
+triaging again what it reaches, which the storm test checks ends exactly as a triage from scratch.
+Whatever loads records otherwise takes the row away: ``tools.demo.reset`` (``copilot seed
+--reset``) empties ``dataset_meta``, ``tools.demo.generate`` needs it empty, and
+``tools.fixtures.load_fixture`` deletes the row. With the row, :func:`agent.triage.service.triage_batch`
+counts recurrence from the open exceptions rows (:func:`agent.triage.detection.detect_recorded`:
+two index ranges per batch, the batch's own orders by their fresh hits); without it, from the
+neighbours, as before. Both give the same detections (``tests/test_recurrence_recorded.py``).
+Not covered: records written to the database by hand or by another program while the row is
+there — run ``copilot triage --all-open`` after such a load — and a whole pass racing the event
+worker on PostgreSQL (the pass may record an order as it was before an event the worker has just
+triaged it for; true of the exceptions the queues show as much as of the row).
 
 On PostgreSQL each order is triaged under a transaction-scoped advisory lock (:func:`order_lock_key`),
 taken in key order, so two workers never triage the same order at once.

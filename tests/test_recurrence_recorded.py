@@ -1,0 +1,229 @@
+"""Recurrence counted from the recorded exceptions (the event worker's path once the whole book has
+been triaged and recorded) finds exactly what loading the neighbours finds — and is used only then."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+from sqlalchemy import select
+
+from agent.governance.requests import decide, request_action
+from agent.policy import load_policy
+from agent.triage.detection import (
+    detect_many,
+    detect_recorded,
+    load_contexts,
+    load_contexts_with_neighbours,
+)
+from agent.triage.service import triage_batch, triage_open_book, triage_order
+from tests.factories import line, order
+from tests.test_governance import shortfall_fixture, world
+from tests.test_triage_batch import _exceptions
+from tools import writes
+from tools.dataset import (
+    exceptions_recorded,
+    forget_exceptions_recorded,
+    mark_exceptions_recorded,
+    open_order_ids,
+)
+from tools.db import session_factory
+from tools.demo import generate
+from tools.demo import reset as reset_data
+from tools.events import captured_changes
+from tools.fixtures import load_fixture
+from tools.models import ExceptionRecord, Order
+from tools.rules import OPEN_ORDER_STATUSES
+
+POLICY = load_policy()
+AS_OF = dt.date(2026, 11, 25)
+
+
+@pytest.fixture
+def recorded(engine):
+    """A demo book (recurrence patterns forced from 150 open orders) triaged and recorded whole."""
+    generate(engine, orders=3000, seed=5, as_of=AS_OF, progress=False)
+    factory = session_factory(engine)
+    with factory() as s:
+        assert not exceptions_recorded(s)
+        for _ in triage_open_book(s, POLICY):
+            pass
+        s.commit()
+        assert exceptions_recorded(s)
+    return factory
+
+
+def _both_ways(s, ids, policy=POLICY):
+    neighbours = detect_many(load_contexts_with_neighbours(s, ids, policy), policy)
+    from_rows = detect_recorded(s, load_contexts(s, ids), policy)
+    return neighbours, from_rows
+
+
+def _recurrence(min_orders: int):
+    """The policy with another recurrence threshold (the base rules, and so the rows, unchanged)."""
+    rule = POLICY.thresholds.recurrence.model_copy(update={"min_orders": min_orders})
+    thresholds = POLICY.thresholds.model_copy(update={"recurrence": rule})
+    return POLICY.model_copy(update={"thresholds": thresholds})
+
+
+@pytest.mark.parametrize(("min_orders", "at_least"), [(None, 5), (2, 15)])
+def test_recurrence_from_the_recorded_exceptions_equals_the_neighbours(recorded, min_orders, at_least):
+    """Every open order alone (all the others counted from their rows), then in random batches of
+    several sizes with closed orders among them (the batch's own counted by their fresh hits);
+    with the policy's threshold and with 2 orders a pattern (many more patterns recur)."""
+    policy = POLICY if min_orders is None else _recurrence(min_orders)
+    with recorded() as s:
+        ids = open_order_ids(s)
+        closed = sorted(s.scalars(select(Order.order_id).where(Order.status.not_in(OPEN_ORDER_STATUSES))))
+        recurring = 0
+        for oid in ids:
+            neighbours, from_rows = _both_ways(s, [oid], policy)
+            assert from_rows == neighbours, oid
+            recurring += sum(d.type == "RECURRING_ANOMALY" for d in from_rows[oid])
+        assert recurring >= at_least  # the recorded rows carried real patterns
+        rng = random.Random(3)
+        pool = ids + closed[:200]
+        for size in (2, 7, 40, 300):
+            batch = rng.sample(pool, min(size, len(pool)))
+            neighbours, from_rows = _both_ways(s, batch, policy)
+            assert from_rows == neighbours, size
+
+
+def test_the_batch_triage_of_the_worker_is_the_same_either_way(recorded):
+    """triage_batch (results and exceptions rows written) with and without the recorded mark."""
+    with recorded() as s:
+        ids = open_order_ids(s)[::5]
+        with_mark = triage_batch(s, ids, POLICY)
+        s.flush()
+        table_with = _exceptions(s)
+        s.rollback()
+    with recorded() as s:
+        forget_exceptions_recorded(s)
+        assert not exceptions_recorded(s)
+        without = triage_batch(s, ids, POLICY)
+        s.flush()
+        table_without = _exceptions(s)
+        s.rollback()
+    assert any(e["type"] == "RECURRING_ANOMALY" for r in with_mark for e in r["exceptions"])
+    assert with_mark == without and table_with == table_without
+
+
+def test_without_a_whole_pass_recorded_the_worker_loads_the_neighbours(engine):
+    """Seeded but never triaged: no mark, so triage_batch counts recurrence from the neighbours —
+    counting it from the (empty) exceptions table would miss every pattern."""
+    generate(engine, orders=3000, seed=5, as_of=AS_OF, progress=False)
+    factory = session_factory(engine)
+    with factory() as s:
+        assert not exceptions_recorded(s)
+        ids = open_order_ids(s)
+        per_order = [triage_order(s, oid, POLICY, record=False) for oid in ids]
+        s.rollback()
+    with factory() as s:
+        alone = {}
+        for oid in ids:
+            [result] = triage_batch(s, [oid], POLICY)
+            alone[oid] = result
+            s.rollback()
+        assert [alone[oid] for oid in ids] == per_order
+        recurring = {
+            r["order_id"] for r in per_order if any(e["type"] == "RECURRING_ANOMALY" for e in r["exceptions"])
+        }
+        assert recurring
+        # what ignoring the guard would give: no recurrence at all from an empty table
+        wrong = {oid: detect_recorded(s, load_contexts(s, [oid]), POLICY)[oid] for oid in sorted(recurring)}
+        assert all(not any(d.type == "RECURRING_ANOMALY" for d in found) for found in wrong.values())
+
+
+def test_the_mark_is_set_by_a_whole_recording_pass_only(engine):
+    generate(engine, orders=300, seed=5, as_of=AS_OF, progress=False)
+    factory = session_factory(engine)
+    with factory() as s:
+        list(triage_open_book(s, POLICY, record=False))
+        assert not exceptions_recorded(s)
+        list(triage_open_book(s, POLICY, limit=20))
+        assert not exceptions_recorded(s)
+        book = triage_open_book(s, POLICY)
+        next(book)  # a pass stopped half-way records part of the book only
+        assert not exceptions_recorded(s)
+        list(book)
+        assert exceptions_recorded(s)
+        s.commit()
+    reset_data(engine)  # `copilot seed --reset`: the data goes, and the mark with it
+    with factory() as s:
+        assert not exceptions_recorded(s)
+
+
+def test_loading_records_outside_events_forgets_the_mark(engine):
+    factory = session_factory(engine)
+    with factory() as s:
+        mark_exceptions_recorded(s)
+        s.commit()
+    with factory() as s:
+        load_fixture(s, shortfall_fixture(), case_id="load")
+    with factory() as s:
+        assert not exceptions_recorded(s)
+
+
+def _open_recorded(factory) -> set[tuple]:
+    with factory() as s:
+        rows = s.execute(
+            select(ExceptionRecord.order_id, ExceptionRecord.type, ExceptionRecord.instance_key)
+            .join(Order, Order.order_id == ExceptionRecord.order_id)
+            .where(ExceptionRecord.status == "open", Order.status.in_(OPEN_ORDER_STATUSES))
+        )
+        return {(o, t, i) for o, t, i in rows}
+
+
+def _from_scratch(factory) -> set[tuple]:
+    with factory() as s:
+        found = {
+            (r["order_id"], e["type"], e["instance"])
+            for r in triage_open_book(s, POLICY, record=False)
+            for e in r["exceptions"]
+        }
+        s.rollback()
+    return found
+
+
+def test_an_executed_action_triages_again_the_orders_it_affects(engine):
+    """SO1 moves its 10 A to WH3, where SO2's 95 A then no longer fit the 90 left: SO2 shows an
+    INVENTORY_SHORTFALL at once — the executor triages again what the write reaches, as the event
+    worker does, so the recorded exceptions stay those of the data."""
+    fx = shortfall_fixture()
+    fx["orders"].append(order("SO2", customer_id="C2", warehouse_id="WH3", lines=[line(qty=95)]))
+    factory = world(engine, fx)
+    with factory() as s:
+        list(triage_open_book(s, POLICY))
+        s.commit()
+        assert exceptions_recorded(s)
+    assert ("SO2", "INVENTORY_SHORTFALL", "line:1") not in _open_recorded(factory)
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
+    assert req["params"] == {"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH3"}, req
+    done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    assert done["status"] == "executed", done
+    recorded = _open_recorded(factory)
+    assert ("SO2", "INVENTORY_SHORTFALL", "line:1") in recorded
+    assert recorded == _from_scratch(factory)
+
+
+def test_captured_changes_are_the_records_a_write_changed_before_and_after(sqlite_engine):
+    factory = world(sqlite_engine, shortfall_fixture())
+    with factory() as s:
+        with captured_changes(s) as changed:
+            writes.apply(
+                s, "REALLOCATE_WAREHOUSE", {"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH3"}
+            )
+            s.get(Order, "SO1").promised_date = s.get(Order, "SO1").promised_date  # no net change
+        s.rollback()
+    by_table = {(c.table, c.after.get("order_id") or c.after["warehouse_id"]): c for c in changed}
+    assert set(by_table) == {("order_lines", "SO1"), ("inventory", "WH3")}
+    moved, stock = by_table[("order_lines", "SO1")], by_table[("inventory", "WH3")]
+    assert moved.before is not None and stock.before is not None
+    assert (moved.before["warehouse_id"], moved.before["allocated_qty"]) == (None, 0)
+    assert (moved.after["warehouse_id"], moved.after["allocated_qty"], moved.after["status"]) == (
+        "WH3",
+        10,
+        "allocated",
+    )
+    assert (stock.before["allocated"], stock.after["allocated"]) == (0, 10)
