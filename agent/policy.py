@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast, get_args
+from typing import Annotated, Any, Literal, Self, cast, get_args
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 import yaml
@@ -139,6 +139,17 @@ class PolicyError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose values derived from the content (``functools.cached_property``: the policy's
+        hash, compiled patterns) are computed again: pydantic copies the instance's ``__dict__``,
+        where they are kept, so a copy with other thresholds kept the original's hash."""
+        copied = super().model_copy(update=update, deep=deep)
+        for cls in type(self).__mro__:
+            for name, attr in vars(cls).items():
+                if isinstance(attr, functools.cached_property):
+                    copied.__dict__.pop(name, None)
+        return copied
 
 
 class Recurrence(_Strict):

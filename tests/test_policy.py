@@ -405,3 +405,14 @@ def test_empty_or_not_a_mapping(content: str) -> None:
 def test_unreadable_file_names_it(tmp_path) -> None:
     with pytest.raises(PolicyError, match=r"nope\.yaml"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_a_copy_with_other_content_has_its_own_hash():
+    """pydantic copies the instance dict, where cached values live: a copy must not keep them."""
+    policy = load_policy()
+    before = policy.policy_hash
+    t = policy.thresholds
+    rule = t.recurrence.model_copy(update={"window_days": t.recurrence.window_days + 1})
+    other = policy.model_copy(update={"thresholds": t.model_copy(update={"recurrence": rule})})
+    assert other.policy_hash != before
+    assert policy.model_copy().policy_hash == before

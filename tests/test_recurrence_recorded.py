@@ -227,3 +227,22 @@ def test_captured_changes_are_the_records_a_write_changed_before_and_after(sqlit
         "allocated",
     )
     assert (stock.before["allocated"], stock.after["allocated"]) == (0, 10)
+
+
+def test_the_mark_holds_for_the_policy_it_was_recorded_under_only(engine):
+    """Rows recorded under other thresholds say what that policy detected: a changed policy goes
+    back to the neighbours until a whole pass records the book under it."""
+    generate(engine, orders=300, seed=5, as_of=AS_OF, progress=False)
+    factory = session_factory(engine)
+    t = POLICY.thresholds
+    rule = t.recurrence.model_copy(update={"min_orders": t.recurrence.min_orders + 1})
+    stricter = POLICY.model_copy(update={"thresholds": t.model_copy(update={"recurrence": rule})})
+    assert stricter.policy_hash != POLICY.policy_hash
+    with factory() as s:
+        list(triage_open_book(s, POLICY))
+        s.commit()
+        assert exceptions_recorded(s, POLICY.policy_hash)
+        assert not exceptions_recorded(s, stricter.policy_hash)
+        list(triage_open_book(s, stricter))
+        assert exceptions_recorded(s, stricter.policy_hash)
+        assert not exceptions_recorded(s, POLICY.policy_hash)

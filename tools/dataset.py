@@ -22,7 +22,7 @@ __all__ = [
     "open_order_ids",
 ]
 
-# dataset_meta key: present (its value the time) when every order of the open book had its exceptions
+# dataset_meta key: present (its value the time and "policy <hash>") when every order of the open book had its exceptions
 # recorded by one whole pass of triage since the data was loaded, and every change since went
 # through the paths that triage again what they affect (events, executed actions). Recurrence is
 # then counted from the recorded exceptions (agent.triage.detection.detect_recorded).
@@ -61,20 +61,28 @@ def dataset_summary(session: Session) -> dict[str, Any]:
     }
 
 
-def exceptions_recorded(session: Session) -> bool:
+def exceptions_recorded(session: Session, policy_hash: str | None = None) -> bool:
     """Whether the exceptions table holds every open-book order's exceptions for the data as it is
-    (:data:`EXCEPTIONS_RECORDED`)."""
-    return session.get(DatasetMeta, EXCEPTIONS_RECORDED) is not None
-
-
-def mark_exceptions_recorded(session: Session, at: dt.datetime | None = None) -> None:
-    """Record that a whole pass of triage has just recorded the open book (the caller commits)."""
-    when = (at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    (:data:`EXCEPTIONS_RECORDED`) — and, given ``policy_hash``, recorded under that policy: rows
+    recorded under other thresholds or rules do not stand for what this policy detects."""
     row = session.get(DatasetMeta, EXCEPTIONS_RECORDED)
     if row is None:
-        session.add(DatasetMeta(key=EXCEPTIONS_RECORDED, value=when))
+        return False
+    return policy_hash is None or row.value.rpartition(" policy ")[2] == policy_hash
+
+
+def mark_exceptions_recorded(
+    session: Session, at: dt.datetime | None = None, *, policy_hash: str = ""
+) -> None:
+    """Record that a whole pass of triage has just recorded the open book under the policy of
+    ``policy_hash`` (the caller commits)."""
+    when = (at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    value = f"{when} policy {policy_hash}"
+    row = session.get(DatasetMeta, EXCEPTIONS_RECORDED)
+    if row is None:
+        session.add(DatasetMeta(key=EXCEPTIONS_RECORDED, value=value))
     else:
-        row.value = when
+        row.value = value
     session.flush()
 
 

@@ -23,7 +23,9 @@ from then on every change to the records comes through here — events and execu
 triaging again what it reaches, which the storm test checks ends exactly as a triage from scratch.
 Whatever loads records otherwise takes the row away: ``tools.demo.reset`` (``copilot seed
 --reset``) empties ``dataset_meta``, ``tools.demo.generate`` needs it empty, and
-``tools.fixtures.load_fixture`` deletes the row. With the row, :func:`agent.triage.service.triage_batch`
+``tools.fixtures.load_fixture`` deletes the row. The row names the policy it was recorded under
+(its hash): after a change of thresholds or rules the rows say what the old policy detected, so
+the row counts only for that policy until the next whole pass. With the row, :func:`agent.triage.service.triage_batch`
 counts recurrence from the open exceptions rows (:func:`agent.triage.detection.detect_recorded`:
 two index ranges per batch, the batch's own orders by their fresh hits); without it, from the
 neighbours, as before. Both give the same detections (``tests/test_recurrence_recorded.py``).

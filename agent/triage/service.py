@@ -260,7 +260,7 @@ def triage_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> 
     Nothing is committed: the caller owns the transaction.
     """
     ids = visible_orders(session, (str(o).strip() for o in order_ids))
-    if exceptions_recorded(session):  # recurrence from the recorded exceptions of the other orders
+    if exceptions_recorded(session, policy.policy_hash):  # recurrence from the other orders' recorded rows
         contexts = load_contexts(session, ids)
         found = detect_recorded(session, contexts, policy)
     else:
@@ -307,4 +307,4 @@ def triage_open_book(
                 record_exceptions(session, ctx, found, now=now, rows=rows.get(oid, ()))
             yield triage_result(ctx, found, plan)
     if record and only is None:  # the whole book recorded: the worker may count recurrence from it
-        mark_exceptions_recorded(session, started)
+        mark_exceptions_recorded(session, started, policy_hash=policy.policy_hash)
