@@ -39,9 +39,15 @@ def test_claim_release_reassign_over_http(client):
     url = f"/api/v1/queue/{item['id']}"
     assert client.post(f"{url}/claim", headers=H["csr"]).status_code == 403
     r = client.post(f"{url}/claim", headers=H["planner"])
-    assert r.status_code == 200 and r.json()["claimed_by"] == "planner"
+    # the answer names the queue the item stays in, as GET /queue does (not null: a claim moves nothing)
+    assert r.status_code == 200 and r.json() == {
+        "id": item["id"],
+        "claimed_by": "planner",
+        "owner_role": "planner",
+    }
     assert client.post(f"{url}/claim", headers=H["planner2"]).status_code == 409
-    assert client.post(f"{url}/release", headers=H["planner"]).json()["claimed_by"] is None
+    released = client.post(f"{url}/release", headers=H["planner"]).json()
+    assert released == {"id": item["id"], "claimed_by": None, "owner_role": "planner"}
     r = client.post(
         f"{url}/reassign", json={"to_role": "csr", "reason": "customer asked"}, headers=H["planner"]
     )

@@ -66,7 +66,7 @@ def claim(session: Session, policy: Policy, exception_id: int, *, user: str, rol
             order_id=row.order_id,
             payload={"exception_id": row.id, "type": row.type, "instance": row.instance_key},
         )
-    return {"id": row.id, "claimed_by": row.claimed_by}
+    return {"id": row.id, "claimed_by": row.claimed_by, "owner_role": item["owner_role"]}
 
 
 def release(session: Session, policy: Policy, exception_id: int, *, user: str, role: str) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def release(session: Session, policy: Policy, exception_id: int, *, user: str, r
         order_id=row.order_id,
         payload={"exception_id": row.id, "type": row.type, "was_claimed_by": previous},
     )
-    return {"id": row.id, "claimed_by": None}
+    return {"id": row.id, "claimed_by": None, "owner_role": item["owner_role"]}
 
 
 def reassign(
