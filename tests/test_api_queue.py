@@ -55,3 +55,15 @@ def test_claim_release_reassign_over_http(client):
     assert client.get("/api/v1/queue", headers=H["planner"]).json()["items"] == []
     assert client.post("/api/v1/queue/99999/claim", headers=H["planner"]).status_code == 404
     assert client.get("/api/v1/queue").status_code == 401
+
+
+def test_kpis_carry_the_workflow_figures(client):
+    """Issue 17: the KPIs gain the touchless rate, queue sizes and SLA breaches per role."""
+    kpis = client.get("/api/v1/kpis", headers=H["ops_manager"]).json()["kpis"]
+    sizes = kpis["queue_sizes"]
+    assert sizes["value"] == 2 and sizes["unit"] == "open exceptions in the work queues"
+    assert sizes["by_role"]["planner"]["open"] == 1 and sizes["by_role"]["credit_analyst"]["open"] == 1
+    assert kpis["sla_breaches"]["value"] == 0
+    assert kpis["sla_breaches"]["by_role"] == {"credit_analyst": 0, "planner": 0}
+    touchless = kpis["touchless_rate"]
+    assert touchless["value"] is None and touchless["executed_requests"] == 0 and touchless["touchless"] == 0

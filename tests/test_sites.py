@@ -172,8 +172,10 @@ def test_users_scope_from_the_command_line(tmp_path, monkeypatch, capsys):
         assert code == 0 and {i["order_id"] for i in json.loads(out)["items"]} == seen, err
         code, out, err = run(monkeypatch, capsys, "kpis", "--as", user, "--json")
         assert code == 0 and json.loads(out)["exception_frequency"]["orders_with_exceptions"] == 1, err
+        assert json.loads(out)["queue_sizes"]["value"] == 1  # the workflow KPIs are their sites' too
     code, out, err = run(monkeypatch, capsys, "kpis", "--json")
     assert code == 0 and json.loads(out)["exception_frequency"]["orders_with_exceptions"] == 2, err
+    assert json.loads(out)["queue_sizes"]["value"] == 2 and json.loads(out)["sla_breaches"]["value"] == 0
     code, out, err = run(monkeypatch, capsys, "orders", "show", "SO-100002", "--as", "eu_credit")
     assert code == 2 and "SO-100002" in err and "not found" in err
     assert run(monkeypatch, capsys, "orders", "show", "SO-100002", "--as", "wh1_credit")[0] == 0

@@ -84,6 +84,9 @@ def test_exceptions_queue_kpis_and_risk_are_the_sites(client):
     )
     assert set(kpis["exception_frequency"]["by_warehouse"]) == {"WH2"}
     assert everyone["exception_frequency"]["orders"] == 5
+    assert kpis["queue_sizes"]["by_role"] == {
+        "credit_analyst": {"open": 1, "sla_breached": 0, "escalated": 0, "claimed": 1}
+    }
 
 
 def sites_world_orders():

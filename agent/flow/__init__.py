@@ -1,7 +1,7 @@
 """The workflow around the flow: events applied by a worker, the open orders they affect triaged
 again, exceptions routed to role work queues."""
 
-from agent.flow.queue import load_queue, queue_sizes, recommendation_for
+from agent.flow.queue import load_queue, queue_sizes, recommendation_for, workflow_kpis
 from agent.flow.work import claim, escalate_breached, reassign, release
 from agent.flow.worker import (
     BATCH_EVENTS,
@@ -30,4 +30,5 @@ __all__ = [
     "release",
     "run_worker",
     "sweep",
+    "workflow_kpis",
 ]

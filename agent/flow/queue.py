@@ -31,13 +31,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from agent.governance.autopilot import autopilot_report
 from agent.policy import Policy
 from agent.triage.service import OrderNotFound, triage_order
 from tools.models import Customer, ExceptionRecord, Order, OrderLine
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.sites import warehouse_ids
 
-__all__ = ["load_queue", "queue_sizes", "recommendation_for"]
+__all__ = ["load_queue", "queue_sizes", "recommendation_for", "workflow_kpis"]
 
 _X, _O, _C, _L = ExceptionRecord.__table__, Order.__table__, Customer.__table__, OrderLine.__table__
 _CHUNK = 500
@@ -220,3 +221,32 @@ def queue_sizes(
         row["escalated"] += i["escalated_to"] is not None
         row["claimed"] += i["claimed_by"] is not None
     return dict(sorted(out.items()))
+
+
+def workflow_kpis(
+    session: Session, policy: Policy, now: dt.datetime | None = None
+) -> dict[str, dict[str, Any]]:
+    """The workflow KPIs beside docs/kpis.md's (issue 17), in their shape ({"value", "unit", ...}):
+    the touchless rate (executed requests decided by policy alone, as `copilot autopilot report`
+    counts it), the open exceptions of the work queues and those past their SLA, per owner role.
+    They describe the queues now and all requests: `--since` does not narrow them."""
+    report = autopilot_report(session, policy)
+    sizes = queue_sizes(session, policy, now)
+    return {
+        "touchless_rate": {
+            "value": report["touchless_rate"],
+            "unit": "share of executed requests decided by policy alone",
+            "touchless": report["touchless"],
+            "executed_requests": report["executed_requests"],
+        },
+        "queue_sizes": {
+            "value": sum(row["open"] for row in sizes.values()),
+            "unit": "open exceptions in the work queues",
+            "by_role": sizes,
+        },
+        "sla_breaches": {
+            "value": sum(row["sla_breached"] for row in sizes.values()),
+            "unit": "open exceptions past their SLA due time",
+            "by_role": {role: row["sla_breached"] for role, row in sizes.items()},
+        },
+    }

@@ -1,7 +1,8 @@
 """Operations analytics: the numbers an operations manager runs the exception desk by.
 
-- ``kpis``: touchless rate, time to resolution, request outcomes, notices within policy
-  (``compute_kpis``; ``notice_kpis`` for the communications figures);
+- ``kpis``: time to resolution, request outcomes, notices within policy (``compute_kpis``;
+  ``notice_kpis`` for the communications figures; the workflow's touchless rate and queue sizes
+  are ``agent.flow.workflow_kpis``, added beside them by ``copilot kpis`` and the API);
 - ``anomalies``: exceptions that recur by customer, SKU, warehouse or carrier, with a suggestion;
 - ``risk`` and ``risk_features``: the late-shipment risk model (train, score the open book,
   explain a score);

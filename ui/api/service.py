@@ -25,6 +25,7 @@ from agent.comms import service as comms
 from agent.comms.worker import CommsWorker
 from agent.copilot.preexplain import PreExplainer
 from agent.copilot.service import Copilot
+from agent.flow import workflow_kpis
 from agent.governance import audit, requests
 from agent.governance.impact import whatif as simulate_impact
 from agent.governance.recovery import RecoveryLoop, process_name
@@ -638,7 +639,10 @@ class Services:
     def kpis(self, principal: Principal, since: dt.date | None = None) -> dict[str, Any]:
         """The KPIs of the principal's sites (every site for an unscoped user)."""
         with read_only(self.factory_for(principal)) as session:
-            return compute_kpis(session, since=since, policy=self.policy)
+            return {
+                **compute_kpis(session, since=since, policy=self.policy),
+                **workflow_kpis(session, self.policy),
+            }
 
     def anomalies(self, principal: Principal) -> list[dict[str, Any]]:
         with read_only(self.factory_for(principal)) as session:

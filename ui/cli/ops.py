@@ -47,12 +47,13 @@ def kpis(
 ) -> None:
     """Operations KPIs: exception frequency and aging, touches, cycle time, fill rate, OTIF, expedites,
     SLA adherence, recommendation acceptance and overrides, root-cause recurrence (docs/kpis.md)."""
+    from agent.flow import workflow_kpis
     from agent.ops.kpis import compute_kpis
     from ui.cli.common import policy
 
     day = parse_date(since, "--since")
     with _session(as_user) as session:
-        result = compute_kpis(session, since=day, policy=policy())
+        result = {**compute_kpis(session, since=day, policy=policy()), **workflow_kpis(session, policy())}
     if as_json:
         print_json(result)
         return
@@ -108,6 +109,13 @@ def kpis(
         f"customer notices and supplier requests: {n['sent']:,} of {n['due']:,} due sent, "
         f"{_pct(n['value'])} within the SOP's time"
         + "".join(f"; {k} {v['within']}/{v['due']}" for k, v in n["by_type"].items())
+    )
+    tl, qs = result["touchless_rate"], result["queue_sizes"]
+    typer.echo(
+        f"touchless: {_pct(tl['value'])} ({tl['touchless']:,} of {tl['executed_requests']:,} executed requests "
+        f"decided by policy alone); work queues: {qs['value']:,} open, "
+        f"{result['sla_breaches']['value']:,} past SLA"
+        + "".join(f"; {k} {v['open']}/{v['sla_breached']}" for k, v in qs["by_role"].items())
     )
 
 
