@@ -189,11 +189,45 @@ def test_saved_prompt_prefixes_are_restored_and_change_no_answer(local_llm):
     assert 0 < after["bytes"] <= local_llm.prompt_cache_bytes
 
 
+class _Context:
+    """What PrefixStates reads of a llama.cpp context: its evaluated tokens."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        import numpy as np
+
+        self.input_ids = np.array(tokens, dtype=np.intc)
+        self.n_tokens = len(tokens)
+
+
+def test_kept_heads_stay_while_recent_states_come_and_go(monkeypatch):
+    """A head kept for good takes at most half the capacity and is never dropped for a recent call's
+    state; the recent states share what is left, least recently saved dropped first."""
+    from agent.llm.llamacpp import PrefixStates
+
+    monkeypatch.setattr(
+        PrefixStates,
+        "_state",
+        staticmethod(lambda c: (tuple(c.input_ids), 100 * c.n_tokens, lambda: b"s" * (100 * c.n_tokens))),
+    )
+    states = PrefixStates(2_000)
+    head = _Context([1, 2, 3, 4, 5])  # 500 bytes
+    assert states.keep(head) and tuple(head.input_ids) in states
+    assert states.keep(head)  # kept once
+    assert not states.keep(_Context([9] * 6))  # 600 more would pass half the capacity
+    for n in range(6):  # recent states of 4 tokens (400 bytes) each: three fit beside the head
+        states.save(_Context([7, n, n, n]))
+    assert states.size <= 2_000 and len(states) == 4 and tuple(head.input_ids) in states
+    assert [(7, n, n, n) in states for n in range(6)] == [False] * 3 + [True] * 3
+    states.save(_Context([1, 2, 3, 4, 5]))  # the kept head is not saved again as a recent state
+    assert len(states) == 4
+
+
 def test_the_prompt_cache_setting_reaches_the_model():
     llm = get_llm(Settings(LLM_PROVIDER="llamacpp", LLM_PROMPT_CACHE_MB=3))
     assert isinstance(llm, LlamaCppLLM) and llm.prompt_cache_bytes == 3 << 20
     assert LlamaCppLLM(prompt_cache_mb=0).prefix_stats() == {
         "states": 0,
+        "kept": 0,
         "bytes": 0,
         "hits": 0,
         "saved_tokens": 0,
