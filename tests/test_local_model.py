@@ -258,3 +258,47 @@ def test_a_background_call_reads_its_prompt_in_chunks_and_writes_the_same_answer
         assert local_llm.complete(ask, max_tokens=12).text == foreground
     chunks = [n for n in evaluated if n > 1]  # generation evaluates one token at a time
     assert len(chunks) >= 2 and max(chunks) <= BACKGROUND_CHUNK
+
+
+@needs_model
+def test_a_kept_explanation_head_is_restored_for_a_new_order(sqlite_engine, local_llm):
+    """The head of an explanation prompt (instructions, the lead passage, its label) is evaluated once
+    and kept; an order explained afterwards, with a different head in the context meanwhile,
+    restores it instead of evaluating it: only its facts are evaluated, and the text is grounded."""
+    from agent.copilot.explain import _FACTS_SLOT, _messages, build_messages, explain_order, grounding_errors
+    from agent.policy import load_policy
+    from agent.triage.service import triage_order
+    from knowledge.retrieve import Passage
+    from tests.factories import clean_fixture, edit
+    from tools.db import session_factory
+    from tools.fixtures import load_fixture
+
+    fixture = clean_fixture()
+    edit(fixture, "customers", "C1", open_balance=99731)  # facts no earlier prompt of this process had
+    with session_factory(sqlite_engine)() as s:
+        load_fixture(s, fixture, case_id="t")
+        result = triage_order(s, "SO1", load_policy(), record=False)
+    passage = Passage(
+        citation="SOP-CREDIT-001 §3.3",
+        score=0.8,
+        doc_id="SOP-CREDIT-001",
+        section="3.3",
+        title="Credit holds and release of held orders",
+        heading="Who may approve a release",
+        text="A release with an overage up to 10 % of the credit limit and no overdue balance is approved "
+        "by a credit analyst; above that, or with an overdue balance, by the credit manager.",
+        source="knowledge/sops/sop-credit-001.md",
+        applies_to=("CREDIT_HOLD",),
+    )
+    kept = local_llm.keep_prefix(_messages(_FACTS_SLOT, [passage]), _FACTS_SLOT)
+    prompt = local_llm._prompt(build_messages(result, [passage]))[0]
+    llama = local_llm._model()[0]
+    assert kept > 100 and kept < len(llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+    assert local_llm.prefix_stats()["kept"] >= 1
+    local_llm.complete([{"role": "user", "content": "Say OK."}], max_tokens=1)  # another head meanwhile
+    before = local_llm.prefix_stats()
+    out = explain_order(result, [passage], local_llm)
+    after = local_llm.prefix_stats()
+    assert after["hits"] == before["hits"] + 1 and after["saved_tokens"] - before["saved_tokens"] >= kept - 5
+    assert out["fallback"] is False, out
+    assert grounding_errors(out["text"], result, [passage]) == []
