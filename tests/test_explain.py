@@ -494,3 +494,26 @@ def test_facts_lead_with_the_recommendations_exception_and_leave_out_what_the_te
     long = dict(result, exceptions=[dict(result["exceptions"][0], evidence=["x " * 200, "a", "b", "c"])])
     evidence = facts_text(long).splitlines()[1]
     assert len(evidence) < 200 and evidence.endswith("; a; b")  # cut, and at most three pieces
+
+
+def test_the_lead_passage_names_no_other_exception_when_a_near_one_does_not(tmp_path):
+    """The small model writes of an exception a passage names ("no COMPLIANCE_HOLD is open") as if
+    the order had it: of the three nearest passages, the lead is the first that names no other type."""
+    import re
+
+    from agent.copilot.explain import _shown, lead_passage
+    from knowledge.ingest import SOP_DIR
+    from knowledge.retrieve import retrieve
+    from tools.domain import EXCEPTION_TYPES
+
+    collection = _sop_index(tmp_path, *(p.name for p in sorted(SOP_DIR.glob("*.md"))))
+    for kind, candidates in POLICY.decision_order.candidates.items():
+        others = re.compile("|".join(t for t in EXCEPTION_TYPES if t != kind))
+        for candidate in candidates:
+            lead = lead_passage(kind, candidate.action, collection)
+            query = f"{candidate.action.replace('_', ' ').lower()} for an order with a {kind.replace('_', ' ').lower()}"
+            near = retrieve(query, [kind], k=3, collection=collection)
+            assert lead is not None and kind in lead.applies_to and lead in near
+            if any(not others.search(_shown(p)) for p in near):
+                assert not others.search(_shown(lead)), (kind, candidate.action, lead.citation)
+                assert lead == next(p for p in near if not others.search(_shown(p)))

@@ -90,7 +90,7 @@ def lead_passage(kind: str, action: str | None, collection) -> Passage | None:
     found = retrieve(query, [kind], k=3, collection=collection)
     others = re.compile("|".join(t for t in _TYPES if t != kind))
     plain = [p for p in found if not others.search(_shown(p))]
-    return (plain or found or [None])[0]
+    return (plain or found)[0] if found else None
 
 
 def passages_for(result: dict, collection, k: int = 4) -> list:
