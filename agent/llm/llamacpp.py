@@ -383,11 +383,14 @@ class LlamaCppLLM(LLM):
                 return len(tokens)
             try:
                 evaluated = states.restore(llama, tokens)
+                # At least the last token is evaluated again: eval drops the KV cache past
+                # ``n_tokens`` before it appends, so the state kept holds the head and nothing after
+                # it (a longer state restored, or the context's own, may have held more).
                 done = min(
                     max(evaluated, _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)),
-                    len(tokens),
+                    len(tokens) - 1,
                 )
-                llama.n_tokens = done  # eval drops the KV cache past this point and appends from there
+                llama.n_tokens = done
                 step = BACKGROUND_CHUNK if background else len(tokens)
                 while done < len(tokens):
                     if background and gate.wanted():
