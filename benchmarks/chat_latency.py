@@ -15,7 +15,9 @@ workers in turn, the order alternating, so that the load of a shared machine fal
 - **explanations**: ``explain_order`` of open orders chosen round-robin on their first exception
   type, streaming: seconds to the first token and in all, prompt tokens, fallback.
 
-Each process runs with the same thread count (``--threads``, default 2). Prints one JSON object.
+Each process runs with the same thread count (``--threads``, default 2). A checkout that has
+``keep_explanation_heads`` keeps the explanation prompt heads before its first item, as ``copilot
+serve`` does at start-up (its summary's ``warm_up``: heads, tokens, seconds). Prints one JSON object.
 
     .venv/bin/python benchmarks/chat_latency.py                        # this checkout vs main
     .venv/bin/python benchmarks/chat_latency.py --baseline 177f6b4 --explanations 6 --rounds 1
