@@ -15,7 +15,9 @@ workers in turn, the order alternating, so that the load of a shared machine fal
 - **explanations**: ``explain_order`` of open orders chosen round-robin on their first exception
   type, streaming: seconds to the first token and in all, prompt tokens, fallback.
 
-Each process runs with the same thread count (``--threads``, default 2). Prints one JSON object.
+Each process runs with the same thread count (``--threads``, default 2). A checkout that has
+``keep_explanation_heads`` keeps the explanation prompt heads before its first item, as ``copilot
+serve`` does at start-up (its summary's ``warm_up``: heads, tokens, seconds). Prints one JSON object.
 
     .venv/bin/python benchmarks/chat_latency.py                        # this checkout vs main
     .venv/bin/python benchmarks/chat_latency.py --baseline 177f6b4 --explanations 6 --rounds 1
@@ -69,7 +71,14 @@ def _serve(args) -> None:
     factory = session_factory(make_engine(args.db))
     collection = open_collection(MiniLMEmbeddingFunction(), var_dir=Path(args.index_dir))
     copilot = Copilot(factory, policy, llm=llm, collection=collection)
-    print(json.dumps({"ready": True}), flush=True)
+    ready: dict = {"ready": True}
+    import agent.copilot.explain as explain
+
+    if hasattr(explain, "keep_explanation_heads"):  # what `copilot serve` does at warm-up
+        t0 = time.perf_counter()
+        ready["heads"] = explain.keep_explanation_heads(llm, collection, policy)
+        ready["heads_s"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         item = json.loads(line)
         if item["kind"] == "chat":
@@ -250,6 +259,7 @@ class _Worker:
         ready = self._read()
         if not ready.get("ready"):
             raise SystemExit(f"worker {name} did not start: {ready}")
+        self.warm_up = {k: v for k, v in ready.items() if k != "ready"}
 
     def _read(self) -> dict:
         assert self.proc.stdout is not None
@@ -347,6 +357,8 @@ def run(args) -> dict:
             for worker in workers:
                 worker.close()
     summaries = {name: _summary(r) for name, r in rows.items()}
+    for worker in workers:  # the prompt heads kept at start-up, where the checkout keeps any
+        summaries[worker.name]["warm_up"] = worker.warm_up or None
     ratios = {}
     if "baseline" in summaries:
         b, c = summaries["baseline"], summaries["current"]

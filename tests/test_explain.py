@@ -351,7 +351,9 @@ def test_wrong_sop_twice_falls_back_to_a_template_citing_the_right_one_first(exp
 def test_prompt_names_and_shows_the_recommendations_sop(export_and_credit):
     passages = [CREDIT_T, PRICE, EXPORT]  # the right one last, beyond the one the prompt shows
     user = build_messages(export_and_credit, passages)[1]["content"]
-    assert user.rstrip().endswith("The SOP label to cite: [SOP-EXP-001 §3.1]")
+    head, _, rest = user.partition("FACTS")
+    assert head.rstrip().endswith("The SOP label to cite: [SOP-EXP-001 §3.1]")
+    assert rest.rstrip().endswith("ending with [SOP-EXP-001 §3.1]")  # asked again after the facts
     shown = user.split("SOP PASSAGES", 1)[1]
     assert shown.strip().startswith("[SOP-EXP-001 §3.1]")  # only the label to cite is shown
     assert "[SOP-CREDIT-001 §3.2]" not in shown and "[SOP-PRICE-001 §3.1]" not in shown
@@ -399,3 +401,119 @@ def test_a_false_claim_with_true_numbers_gets_a_retry_then_the_fact_template(cre
         "calls 500 the overdue balance" in out["reason"] and "'500 exceeds 100000' is false" in out["reason"]
     )
     assert "500 is the overage" in llm.calls[1]["messages"][-1]["content"]  # the retry is told why
+
+
+# --- the prompt head shared by orders of one type and action ------------------------------------------
+
+
+def _sop_index(tmp_path, *names):
+    from knowledge.embeddings import FakeEmbeddingFunction
+    from knowledge.ingest import SOP_DIR, ingest
+    from knowledge.store import open_collection
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in names:
+        shutil.copy(SOP_DIR / name, docs / name)
+    collection = open_collection(FakeEmbeddingFunction(), var_dir=tmp_path / "var")
+    ingest(collection, [docs], echo=lambda _: None)
+    return collection
+
+
+def test_orders_of_one_type_and_action_share_the_prompt_head(tmp_path, credit):
+    """The passage shown and named as the label comes from the recommendation's type and action, not
+    from the order's evidence: two credit holds with different evidence get the same prompt up to
+    their FACTS, and it is the lead passage of (CREDIT_HOLD, RELEASE_CREDIT_HOLD)."""
+    from agent.copilot.explain import lead_passage
+
+    collection = _sop_index(tmp_path, "sop-credit-001.md", "sop-credit-002.md", "sop-price-001.md")
+    evidence = ["customer C1 is on credit hold", "customer C1 has an overdue balance of 250.00"]
+    other = dict(credit, exceptions=[dict(credit["exceptions"][0], evidence=evidence)])
+    assert other["exceptions"][0]["evidence"] != credit["exceptions"][0]["evidence"]
+    lead = lead_passage("CREDIT_HOLD", "RELEASE_CREDIT_HOLD", collection)
+    assert lead is not None and "CREDIT_HOLD" in lead.applies_to
+    heads = []
+    for result in (credit, other):
+        passages = passages_for(result, collection, k=4)
+        assert passages[0] == lead and len(passages) == 4
+        system, user = build_messages(result, passages)
+        heads.append(system["content"] + user["content"].partition("FACTS")[0])
+        assert f"The SOP label to cite: [{lead.citation}]" in heads[-1]
+    assert heads[0] == heads[1]
+
+
+class _Keeper(FakeLLM):
+    """A fake model that records the prompt heads it is asked to keep."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.kept: list[tuple[list[dict], str]] = []
+
+    def keep_prefix(self, messages, upto):
+        self.kept.append((messages, upto))
+        return 7
+
+
+def test_the_heads_of_every_explanation_the_policy_can_ask_for_are_kept(tmp_path, credit):
+    """One head per exception type and candidate action of the decision order (distinct heads once),
+    each the exact text before the FACTS of an order's prompt with that type and action."""
+    from agent.copilot.explain import keep_explanation_heads
+
+    collection = _sop_index(tmp_path, "sop-credit-001.md", "sop-exp-001.md", "sop-inv-001.md")
+    llm = _Keeper()
+    out = keep_explanation_heads(llm, collection, POLICY)
+    pairs = [(k, c.action) for k, cs in POLICY.decision_order.candidates.items() for c in cs]
+    assert out == {"heads": len(llm.kept), "kept": len(llm.kept), "tokens": 7 * len(llm.kept)}
+    assert 0 < len(llm.kept) <= len(pairs)
+    texts = []
+    for messages, upto in llm.kept:
+        assert upto in messages[-1]["content"] and messages[-1]["content"].index(upto) > 0
+        texts.append(messages[0]["content"] + messages[-1]["content"].split(upto)[0])
+    assert len(set(texts)) == len(texts)  # each head once
+    system, user = build_messages(credit, passages_for(credit, collection))
+    order_prompt = system["content"] + user["content"]
+    assert any(order_prompt.startswith(t) and t.endswith("FACTS\n") for t in texts)
+    assert keep_explanation_heads(FakeLLM([]), collection, POLICY)["kept"] == 0  # nothing to keep
+
+
+def test_facts_lead_with_the_recommendations_exception_and_leave_out_what_the_text_does_not_need(
+    sqlite_engine,
+):
+    from agent.copilot.explain import facts_text
+
+    fixture = clean_fixture(order(ship_to_city="", lines=[line(1, qty=900), line(2, sku="B", unit_price=70)]))
+    edit(fixture, "customers", "C1", open_balance=99950, overdue_balance=10)
+    result = _triage(sqlite_engine, fixture)
+    first = recommended_type(result)
+    lines = facts_text(result).splitlines()
+    kinds = [ln[2:].split(":", 1)[0] for ln in lines if ln.startswith("- ")]
+    assert kinds[0] == first and sorted(kinds) == sorted(e["type"] for e in result["exceptions"])
+    rec = next(ln for ln in lines if ln.startswith("Recommended action:"))
+    assert f"approver {result['recommendation']['approver_role']}" in rec and ", risk " not in rec
+    assert not any(ln.startswith("Then:") for ln in lines)  # the plan's next step is not in 2 sentences
+    long = dict(result, exceptions=[dict(result["exceptions"][0], evidence=["x " * 200, "a", "b", "c"])])
+    evidence = facts_text(long).splitlines()[1]
+    assert len(evidence) < 200 and evidence.endswith("; a; b")  # cut, and at most three pieces
+
+
+def test_the_lead_passage_names_no_other_exception_when_a_near_one_does_not(tmp_path):
+    """The small model writes of an exception a passage names ("no COMPLIANCE_HOLD is open") as if
+    the order had it: of the three nearest passages, the lead is the first that names no other type."""
+    import re
+
+    from agent.copilot.explain import _shown, lead_passage
+    from knowledge.ingest import SOP_DIR
+    from knowledge.retrieve import retrieve
+    from tools.domain import EXCEPTION_TYPES
+
+    collection = _sop_index(tmp_path, *(p.name for p in sorted(SOP_DIR.glob("*.md"))))
+    for kind, candidates in POLICY.decision_order.candidates.items():
+        others = re.compile("|".join(t for t in EXCEPTION_TYPES if t != kind))
+        for candidate in candidates:
+            lead = lead_passage(kind, candidate.action, collection)
+            query = f"{candidate.action.replace('_', ' ').lower()} for an order with a {kind.replace('_', ' ').lower()}"
+            near = retrieve(query, [kind], k=3, collection=collection)
+            assert lead is not None and kind in lead.applies_to and lead in near
+            if any(not others.search(_shown(p)) for p in near):
+                assert not others.search(_shown(lead)), (kind, candidate.action, lead.citation)
+                assert lead == next(p for p in near if not others.search(_shown(p)))

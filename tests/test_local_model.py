@@ -189,11 +189,45 @@ def test_saved_prompt_prefixes_are_restored_and_change_no_answer(local_llm):
     assert 0 < after["bytes"] <= local_llm.prompt_cache_bytes
 
 
+class _Context:
+    """What PrefixStates reads of a llama.cpp context: its evaluated tokens."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        import numpy as np
+
+        self.input_ids = np.array(tokens, dtype=np.intc)
+        self.n_tokens = len(tokens)
+
+
+def test_kept_heads_stay_while_recent_states_come_and_go(monkeypatch):
+    """A head kept for good takes at most half the capacity and is never dropped for a recent call's
+    state; the recent states share what is left, least recently saved dropped first."""
+    from agent.llm.llamacpp import PrefixStates
+
+    monkeypatch.setattr(
+        PrefixStates,
+        "_state",
+        staticmethod(lambda c: (tuple(c.input_ids), 100 * c.n_tokens, lambda: b"s" * (100 * c.n_tokens))),
+    )
+    states = PrefixStates(2_000)
+    head = _Context([1, 2, 3, 4, 5])  # 500 bytes
+    assert states.keep(head) and tuple(head.input_ids) in states
+    assert states.keep(head)  # kept once
+    assert not states.keep(_Context([9] * 6))  # 600 more would pass half the capacity
+    for n in range(6):  # recent states of 4 tokens (400 bytes) each: three fit beside the head
+        states.save(_Context([7, n, n, n]))
+    assert states.size <= 2_000 and len(states) == 4 and tuple(head.input_ids) in states
+    assert [(7, n, n, n) in states for n in range(6)] == [False] * 3 + [True] * 3
+    states.save(_Context([1, 2, 3, 4, 5]))  # the kept head is not saved again as a recent state
+    assert len(states) == 4
+
+
 def test_the_prompt_cache_setting_reaches_the_model():
     llm = get_llm(Settings(LLM_PROVIDER="llamacpp", LLM_PROMPT_CACHE_MB=3))
     assert isinstance(llm, LlamaCppLLM) and llm.prompt_cache_bytes == 3 << 20
     assert LlamaCppLLM(prompt_cache_mb=0).prefix_stats() == {
         "states": 0,
+        "kept": 0,
         "bytes": 0,
         "hits": 0,
         "saved_tokens": 0,
@@ -224,3 +258,47 @@ def test_a_background_call_reads_its_prompt_in_chunks_and_writes_the_same_answer
         assert local_llm.complete(ask, max_tokens=12).text == foreground
     chunks = [n for n in evaluated if n > 1]  # generation evaluates one token at a time
     assert len(chunks) >= 2 and max(chunks) <= BACKGROUND_CHUNK
+
+
+@needs_model
+def test_a_kept_explanation_head_is_restored_for_a_new_order(sqlite_engine, local_llm):
+    """The head of an explanation prompt (instructions, the lead passage, its label) is evaluated once
+    and kept; an order explained afterwards, with a different head in the context meanwhile,
+    restores it instead of evaluating it: only its facts are evaluated, and the text is grounded."""
+    from agent.copilot.explain import _FACTS_SLOT, _messages, build_messages, explain_order, grounding_errors
+    from agent.policy import load_policy
+    from agent.triage.service import triage_order
+    from knowledge.retrieve import Passage
+    from tests.factories import clean_fixture, edit
+    from tools.db import session_factory
+    from tools.fixtures import load_fixture
+
+    fixture = clean_fixture()
+    edit(fixture, "customers", "C1", open_balance=99731)  # facts no earlier prompt of this process had
+    with session_factory(sqlite_engine)() as s:
+        load_fixture(s, fixture, case_id="t")
+        result = triage_order(s, "SO1", load_policy(), record=False)
+    passage = Passage(
+        citation="SOP-CREDIT-001 §3.3",
+        score=0.8,
+        doc_id="SOP-CREDIT-001",
+        section="3.3",
+        title="Credit holds and release of held orders",
+        heading="Who may approve a release",
+        text="A release with an overage up to 10 % of the credit limit and no overdue balance is approved "
+        "by a credit analyst; above that, or with an overdue balance, by the credit manager.",
+        source="knowledge/sops/sop-credit-001.md",
+        applies_to=("CREDIT_HOLD",),
+    )
+    kept = local_llm.keep_prefix(_messages(_FACTS_SLOT, [passage]), _FACTS_SLOT)
+    prompt = local_llm._prompt(build_messages(result, [passage]))[0]
+    llama = local_llm._model()[0]
+    assert kept > 100 and kept < len(llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+    assert local_llm.prefix_stats()["kept"] >= 1
+    local_llm.complete([{"role": "user", "content": "Say OK."}], max_tokens=1)  # another head meanwhile
+    before = local_llm.prefix_stats()
+    out = explain_order(result, [passage], local_llm)
+    after = local_llm.prefix_stats()
+    assert after["hits"] == before["hits"] + 1 and after["saved_tokens"] - before["saved_tokens"] >= kept - 5
+    assert out["fallback"] is False, out
+    assert grounding_errors(out["text"], result, [passage]) == []

@@ -231,3 +231,41 @@ def test_one_process_of_a_deployment_pre_explains_at_a_time(pg_engine):
             assert second is False  # the other process skips its round
     with my_turn(factory) as again:  # the round ended: the turn is free
         assert again is True
+
+
+def test_serve_keeps_the_explanation_heads_in_the_background_and_gives_way_to_people(tmp_path, monkeypatch):
+    """Once the model has loaded, serve keeps every explanation prompt head (keep_explanation_heads)
+    as background work: a person's call stops it (LLMPreempted) and it goes on after; with the fake
+    provider, or before the model is ready, nothing starts."""
+    from agent.llm.priority import LLMPreempted, in_background
+
+    class Heads(FakeLLM):
+        def __init__(self) -> None:
+            super().__init__(["OK"])
+            self.kept: list[bool] = []  # whether each call ran as background work
+            self.preempt = 1
+
+        def keep_prefix(self, messages, upto):
+            self.kept.append(in_background())
+            if self.preempt:
+                self.preempt -= 1
+                raise LLMPreempted("a person needs the model")
+            return 5
+
+    llm = Heads()
+    svc = api_world.services(monkeypatch, tmp_path / "heads.db", llm=llm)
+    svc.start_keeping_heads()  # the fake provider keeps nothing
+    assert svc._heads_thread is None
+    monkeypatch.setattr(svc.settings, "llm_provider", "llamacpp")  # served by the fake given
+    svc.start_keeping_heads()  # the model has not loaded yet
+    assert svc._heads_thread is None
+    svc._load_model()
+    svc.start_keeping_heads()
+    svc._heads_thread.join(timeout=60)
+    assert not svc._heads_thread.is_alive()
+    pairs = sum(len(c) for c in svc.policy.decision_order.candidates.values())
+    heads = svc.heads_kept["heads"]
+    assert 0 < heads <= pairs and svc.heads_kept == {"heads": heads, "kept": heads, "tokens": 5 * heads}
+    assert len(llm.kept) == heads + 1 and all(llm.kept)  # the preempted head again, all in the background
+    assert "explanation_heads" in svc.load_seconds
+    svc.close()

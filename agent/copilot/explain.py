@@ -35,6 +35,7 @@ from agent.governance.events import log_llm_fallback
 from agent.llm import LLM, LLMError
 from knowledge.retrieve import Passage, retrieve
 from prompts import load
+from tools.domain import EXCEPTION_TYPES as _TYPES
 
 __all__ = [
     "MAX_TOKENS",
@@ -43,6 +44,8 @@ __all__ = [
     "explain_order",
     "fact_template",
     "grounding_errors",
+    "keep_explanation_heads",
+    "lead_passage",
     "passages_for",
     "recommended_type",
 ]
@@ -74,10 +77,27 @@ def _label_first(result: dict, passages: Sequence) -> list:
     return passages
 
 
+def lead_passage(kind: str, action: str | None, collection) -> Passage | None:
+    """The passage an explanation shows and names as the label to cite when the order's
+    recommendation resolves ``kind`` with ``action``: among the SOPs that apply to ``kind``, the
+    closest to "<action> for an order with a <kind>" of the three nearest whose shown text names no
+    other exception type (the small model then writes of an exception the order does not have);
+    else the nearest. It does not depend on the order's evidence, so every order with that type and
+    action gets the same prompt head (instructions and passage), which the local model evaluates
+    once and keeps (:func:`keep_explanation_heads`)."""
+    words = kind.replace("_", " ").lower()
+    query = f"{action.replace('_', ' ').lower()} for an order with a {words}" if action else words
+    found = retrieve(query, [kind], k=3, collection=collection)
+    others = re.compile("|".join(t for t in _TYPES if t != kind))
+    plain = [p for p in found if not others.search(_shown(p))]
+    return (plain or found)[0] if found else None
+
+
 def passages_for(result: dict, collection, k: int = 4) -> list:
-    """The SOP passages for the order's exceptions: for each type — the recommendation's first,
-    then the others in the order's priority — the passages closest to that exception's evidence
-    among the SOPs that apply to it; ``k`` in all."""
+    """The SOP passages for the order's exceptions: first the :func:`lead_passage` of the
+    recommendation's type and action, then for each type — the recommendation's first, then the
+    others in the order's priority — the passages closest to that exception's evidence among the
+    SOPs that apply to it; ``k`` in all, about ``k`` / types per type (the lead counts for its type)."""
     types = exception_types(result)
     first = recommended_type(result)
     if first in types:
@@ -87,13 +107,19 @@ def passages_for(result: dict, collection, k: int = 4) -> list:
     per_type = max(1, k // len(types))
     out: list[Passage] = []
     seen: set[str] = set()
+    lead = lead_passage(types[0], (result.get("recommendation") or {}).get("action"), collection)
+    if lead is not None:
+        out.append(lead)
+        seen.add(lead.citation)
     for kind in types:
         evidence: list[str] = next((e["evidence"] for e in result["exceptions"] if e.get("type") == kind), [])
         query = f"{kind.replace('_', ' ').lower()}: {'; '.join(evidence[:2])}"
-        for passage in retrieve(query, [kind], k=per_type, collection=collection):
-            if passage.citation not in seen and len(out) < k:
+        taken = 1 if lead is not None and kind == types[0] else 0
+        for passage in retrieve(query, [kind], k=per_type + 1, collection=collection):
+            if taken < per_type and passage.citation not in seen and len(out) < k:
                 seen.add(passage.citation)
                 out.append(passage)
+                taken += 1
     return out
 
 
@@ -106,45 +132,102 @@ def _action_line(action: dict) -> str:
     return f"{action['action']}({params}), risk {action.get('risk')}, approver {role}"
 
 
+# What the two sentences need, no more (every prompt token costs the local model time before its
+# first word): the exception the recommendation resolves with its first three pieces of evidence,
+# each other exception with two, none shown twice, each cut to about 150 characters; then the
+# recommendation with its approver and reason. The grounding check reads the whole triage result,
+# not only these lines.
+_EVIDENCE_ITEMS = (3, 2)
+_EVIDENCE_CHARS = 150
+
+
+def _short(item: str) -> str:
+    return item if len(item) <= _EVIDENCE_CHARS else item[:_EVIDENCE_CHARS].rsplit(" ", 1)[0] + " …"
+
+
 def facts_text(result: dict) -> str:
-    """The triage result as compact lines: exceptions with evidence, the recommendation, the plan."""
+    """The triage result as compact lines: the recommendation's exception first with its evidence,
+    the others with less of theirs, the recommendation with its approver and reason."""
     lines = [f"Order {result['order_id']} (status {result.get('status', 'unknown')})"]
-    exceptions = result.get("exceptions") or []
+    exceptions = list(result.get("exceptions") or [])
     if not exceptions:
         lines.append("No exceptions: nothing blocks this order.")
-    for exc in exceptions:
-        lines.append(f"- {exc['type']}: " + "; ".join(exc.get("evidence") or []))
+    first = recommended_type(result)
+    exceptions.sort(key=lambda e: e.get("type") != first)  # stable: the others keep their order
+    shown: set[str] = set()
+    for n, exc in enumerate(exceptions):
+        items = [e for e in exc.get("evidence") or [] if e not in shown][: _EVIDENCE_ITEMS[n > 0]]
+        shown.update(items)
+        lines.append(f"- {exc['type']}: " + ("; ".join(map(_short, items)) or "as above"))
     rec = result.get("recommendation")
     if rec:
-        lines.append(f"Recommended action: {_action_line(rec)}. Why: {rec.get('reason', '')}")
+        role = rec.get("approver_role") or "none"
+        params = ", ".join(f"{k}={v}" for k, v in (rec.get("params") or {}).items())
+        lines.append(
+            f"Recommended action: {rec['action']}({params}), approver {role}. Why: {rec.get('reason', '')}"
+        )
         if rec.get("inputs_required"):
             lines.append(f"The approver must supply: {', '.join(rec['inputs_required'])}")
-    for action in (result.get("plan") or [])[1:2]:
-        lines.append(f"Then: {_action_line(action)}")
     if result.get("missing"):
         lines.append("Not in the records: " + "; ".join(map(str, result["missing"])))
     return "\n".join(lines)
 
 
+def _shown(p: Passage) -> str:
+    """A passage's text as the prompt shows it: at most :data:`_PASSAGE_CHARS` characters."""
+    body = " ".join(p.text.split())
+    if len(body) > _PASSAGE_CHARS:
+        body = body[:_PASSAGE_CHARS].rsplit(" ", 1)[0] + " …"
+    return body
+
+
 def _passages_text(passages: Sequence) -> str:
     if not passages:
         return "(none retrieved)"
-    chunks = []
-    for p in list(passages)[:_PROMPT_PASSAGES]:
-        body = " ".join(p.text.split())
-        if len(body) > _PASSAGE_CHARS:
-            body = body[:_PASSAGE_CHARS].rsplit(" ", 1)[0] + " …"
-        chunks.append(f"[{p.citation}] {p.title}: {body}")
-    return "\n".join(chunks)
+    return "\n".join(f"[{p.citation}] {p.title}: {_shown(p)}" for p in list(passages)[:_PROMPT_PASSAGES])
+
+
+def _messages(facts: str, passages: Sequence) -> list[dict[str, str]]:
+    label = f"[{passages[0].citation}]" if passages else "none was retrieved, so cite none."
+    ask = (
+        f"Explain in 2 short sentences, ending with {label}" if passages else "Explain in 2 short sentences."
+    )
+    return load("explain").messages(passages=_passages_text(passages), label=label, facts=facts, ask=ask)
 
 
 def build_messages(result: dict, passages: Sequence) -> list[dict[str, str]]:
     """The explanation prompt for one order (prompts/explain.txt). The passage shown first and named
     as the label to cite is the first one whose SOP applies to the recommendation's exception type
-    (the grounding check demands one of those when any was given); else the first passage."""
-    passages = _label_first(result, passages)
-    label = f"[{passages[0].citation}]" if passages else "none was retrieved, so cite none."
-    return load("explain").messages(facts=facts_text(result), passages=_passages_text(passages), label=label)
+    (the grounding check demands one of those when any was given); else the first passage.
+
+    Its head — the instructions, then that passage and its label, up to the FACTS — depends only
+    on the passage: with :func:`passages_for`'s lead passage it is the same for every order whose
+    recommendation has the same type and action, and :func:`keep_explanation_heads` evaluates it
+    once for the local model, so an order's prompt costs only its facts."""
+    return _messages(facts_text(result), _label_first(result, passages))
+
+
+_FACTS_SLOT = "\x00FACTS\x00"  # where an order's facts go in a prompt head kept ahead of time
+
+
+def keep_explanation_heads(llm: LLM, collection, policy) -> dict[str, int]:
+    """Evaluate and keep (``LLM.keep_prefix``) the prompt head of every explanation the policy can
+    ask for: one per exception type and candidate action of its decision order (with the
+    :func:`lead_passage` of each), in the order's priority, distinct heads once. A provider that
+    keeps no prompt state keeps nothing. Returns ``{"heads", "kept", "tokens"}``."""
+    order = policy.decision_order
+    kinds = [*order.priority, *(k for k in order.candidates if k not in order.priority)]
+    heads: dict[str, list[dict[str, str]]] = {}
+    for kind in kinds:
+        for candidate in order.candidates.get(kind, []):
+            lead = lead_passage(kind, candidate.action, collection)
+            messages = _messages(_FACTS_SLOT, [lead] if lead is not None else [])
+            heads.setdefault(messages[0]["content"] + messages[1]["content"].split(_FACTS_SLOT)[0], messages)
+    kept = tokens = 0
+    for messages in heads.values():
+        n = llm.keep_prefix(messages, _FACTS_SLOT)
+        kept, tokens = kept + (n > 0), tokens + n
+    return {"heads": len(heads), "kept": kept, "tokens": tokens}
 
 
 # --- the grounding check --------------------------------------------------------------------------------

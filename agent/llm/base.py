@@ -197,6 +197,11 @@ class LLM:
             self.provider or "unknown", "stream", last.seconds, last.prompt_tokens, last.completion_tokens
         )
 
+    def keep_prefix(self, messages: Sequence[Any], upto: str) -> int:
+        """Evaluate now and keep the head of the prompt ``messages`` make (its text before ``upto``),
+        for a provider that keeps prompt states (llamacpp): the prompt tokens kept. Others keep none: 0."""
+        return 0
+
     def last_usage(self) -> LLMResult | None:
         """The result of this thread's last completed ``stream`` (text, tokens, seconds), if any."""
         return getattr(self._local, "last", None)

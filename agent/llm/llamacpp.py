@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent.llm.base import LLM, LLMError, LLMResult, LLMTimeout, Message
+from agent.llm.base import LLM, LLMError, LLMResult, LLMTimeout, Message, normalize
 from agent.llm.local_model import default_model, ensure_model
 from agent.llm.priority import LLMPreempted, in_background
 
@@ -126,22 +126,32 @@ class PrefixStates:
     def __init__(self, capacity_bytes: int) -> None:
         self.capacity_bytes = max(0, int(capacity_bytes))
         self._states: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
+        # Prompt heads kept for good (:meth:`keep`), never dropped for a recent call's state; they
+        # may take up to half the capacity, the recent calls the rest.
+        self._kept: dict[tuple[int, ...], bytes] = {}
         self.hits = 0
         self.saved_tokens = 0  # prompt tokens not evaluated thanks to a restored state
 
     @property
     def size(self) -> int:
-        return sum(len(b) for b in self._states.values())
+        return sum(len(b) for b in self._states.values()) + self.kept_size
+
+    @property
+    def kept_size(self) -> int:
+        return sum(len(b) for b in self._kept.values())
 
     def __len__(self) -> int:
-        return len(self._states)
+        return len(self._states) + len(self._kept)
+
+    def __contains__(self, tokens: object) -> bool:
+        return tokens in self._kept or tokens in self._states
 
     def restore(self, llama: Any, tokens: Sequence[int]) -> int:
         """Make ``llama`` hold the longest saved prefix of ``tokens`` if that beats its own; the
         number of prompt tokens already evaluated either way."""
         own = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
         best, best_key = own, None
-        for key in self._states:
+        for key in [*self._kept, *self._states]:
             n = _common_prefix(key, tokens)
             if n > best:
                 best, best_key = n, key
@@ -151,41 +161,69 @@ class PrefixStates:
 
         import llama_cpp
 
-        data = self._states[best_key]
+        data = self._kept.get(best_key) or self._states[best_key]
         buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
         if llama_cpp.llama_state_set_data(llama._ctx.ctx, buffer, len(data)) != len(data):
             log.warning("could not restore a saved prompt state; evaluating the prompt in full")
-            self._states.pop(best_key)
+            self._kept.pop(best_key, None)
+            self._states.pop(best_key, None)
             llama.reset()
             return 0
         llama.input_ids[: len(best_key)] = best_key
         llama.n_tokens = len(best_key)
         llama._requires_eval = True  # the logits are not part of the saved state
-        self._states.move_to_end(best_key)
+        if best_key in self._states:
+            self._states.move_to_end(best_key)
         self.hits += 1
         self.saved_tokens += best - own
         return best
 
-    def save(self, llama: Any) -> None:
-        """Keep the context's current state (prompt and answer evaluated so far); a saved state whose
-        tokens are a prefix of these is superseded."""
-        if not self.capacity_bytes or llama.n_tokens <= 0:
-            return
+    @staticmethod
+    def _state(llama: Any) -> tuple[tuple[int, ...], int, Callable[[], bytes]]:
+        """The context's tokens, the size of its state and a reader of the state's bytes."""
         import ctypes
 
         import llama_cpp
 
         key = tuple(int(t) for t in llama.input_ids[: llama.n_tokens])
         size = int(llama_cpp.llama_state_get_size(llama._ctx.ctx))
-        if size > self.capacity_bytes:
+
+        def read() -> bytes:
+            buffer = (ctypes.c_uint8 * size)()
+            written = int(llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size))
+            return bytes(buffer[:written])
+
+        return key, size, read
+
+    def save(self, llama: Any) -> None:
+        """Keep the context's current state (prompt and answer evaluated so far) among the recent
+        ones; a recent state whose tokens are a prefix of these is superseded."""
+        if not self.capacity_bytes or llama.n_tokens <= 0:
             return
-        buffer = (ctypes.c_uint8 * size)()
-        written = int(llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size))
+        key, size, read = self._state(llama)
+        if key in self._kept or size > self.capacity_bytes - self.kept_size:
+            return
         for old in [k for k in self._states if k == key[: len(k)]]:
             del self._states[old]
-        self._states[key] = bytes(buffer[:written])
+        self._states[key] = read()
         while self.size > self.capacity_bytes:
             self._states.popitem(last=False)
+
+    def keep(self, llama: Any) -> bool:
+        """Keep the context's current state for good (a prompt head many calls share), within half
+        the capacity; False when it does not fit."""
+        if not self.capacity_bytes or llama.n_tokens <= 0:
+            return False
+        key, size, read = self._state(llama)
+        if key in self._kept:
+            return True
+        if self.kept_size + size > self.capacity_bytes // 2:
+            return False
+        self._kept[key] = read()
+        self._states.pop(key, None)
+        while self.size > self.capacity_bytes and self._states:
+            self._states.popitem(last=False)
+        return True
 
 
 def _load_llama(
@@ -307,17 +345,63 @@ class LlamaCppLLM(LLM):
         self._model()
 
     def prefix_stats(self) -> dict[str, int]:
-        """Saved prompt prefixes of the loaded model: how many, their bytes, how often one was
-        restored and the prompt tokens that saved evaluating."""
+        """Saved prompt prefixes of the loaded model: how many (of them kept for good), their bytes,
+        how often one was restored and the prompt tokens that saved evaluating."""
         if self._loaded is None:
-            return {"states": 0, "bytes": 0, "hits": 0, "saved_tokens": 0}
+            return {"states": 0, "kept": 0, "bytes": 0, "hits": 0, "saved_tokens": 0}
         states = self._loaded[2]
         return {
             "states": len(states),
+            "kept": len(states._kept),
             "bytes": states.size,
             "hits": states.hits,
             "saved_tokens": states.saved_tokens,
         }
+
+    def keep_prefix(self, messages: Sequence[Any], upto: str) -> int:
+        """Evaluate now the head of the prompt ``messages`` make — its text before the first
+        ``upto`` — and keep its KV cache for good (:meth:`PrefixStates.keep`): a later prompt that
+        starts with the same head evaluates only what follows it. The head's tokens; 0 when nothing
+        was kept (``LLM_PROMPT_CACHE_MB=0``, or the kept heads fill half the cache). Inside
+        :func:`agent.llm.priority.background` it gives way to a person between chunks of
+        :data:`BACKGROUND_CHUNK` tokens (``LLMPreempted``)."""
+        llama, gate, states = self._model()
+        if not states.capacity_bytes:
+            return 0
+        prompt, _ = self._prompt(normalize(messages))
+        at = prompt.find(upto) if upto else -1
+        if at <= 0:
+            raise ValueError(f"the prompt has no text before {upto!r}")
+        head = prompt[:at]
+        background = in_background()
+        with gate.hold(background=background):
+            bos = getattr(self._template, "bos_token", "")
+            tokens = llama.tokenize(
+                head.encode("utf-8"), add_bos=not (bos and head.startswith(bos)), special=True
+            )
+            if tuple(tokens) in states:
+                return len(tokens)
+            try:
+                evaluated = states.restore(llama, tokens)
+                # At least the last token is evaluated again: eval drops the KV cache past
+                # ``n_tokens`` before it appends, so the state kept holds the head and nothing after
+                # it (a longer state restored, or the context's own, may have held more).
+                done = min(
+                    max(evaluated, _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)),
+                    len(tokens) - 1,
+                )
+                llama.n_tokens = done
+                step = BACKGROUND_CHUNK if background else len(tokens)
+                while done < len(tokens):
+                    if background and gate.wanted():
+                        raise LLMPreempted("a foreground call is waiting for the model")
+                    llama.eval(tokens[done : done + step])
+                    done = min(done + step, len(tokens))
+            except LLMPreempted:
+                raise
+            except Exception as exc:  # llama.cpp decode failures surface as RuntimeError
+                raise LLMError(f"llama.cpp failed: {exc}") from None
+            return len(tokens) if states.keep(llama) else 0
 
     @staticmethod
     def _own_template(llama):

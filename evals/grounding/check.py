@@ -39,6 +39,7 @@ import yaml
 
 from agent.claims import claim_errors
 from agent.copilot.explain import _bracket_citations, explain_order, grounding_errors, passages_for
+from agent.copilot.grounding import UNCITED
 from agent.llm import get_llm
 from agent.policy import load_policy
 from agent.triage.service import triage_order
@@ -238,6 +239,8 @@ def run_model(limit: int | None, var_dir: Path, echo=print) -> dict[str, Any]:
         "no_answer": len(rows) - n,
         "explanations": n,
         "refused_by_any_check": sum(1 for r in answered if r["errors"]),
+        # the first answer cited no passage (the label is then appended by code: cited_by retrieval)
+        "uncited": sum(1 for r in answered if any(e.startswith(UNCITED) for e in r["errors"])),
         "refused_by_claim_check": refused_claims,
         "claim_refusal_rate": round(refused_claims / n, 4) if n else 0.0,
         "final_fallbacks": sum(1 for r in answered if r["fallback"]),
@@ -289,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{m['model']}: {m['cases']} cases, {m['no_answer']} without an answer (timeouts); "
                 f"{m['explanations']} explanations; refused by the claim check "
                 f"{m['refused_by_claim_check']} ({m['claim_refusal_rate']:.1%}, an upper bound on wrong "
-                f"refusals); refused by any check {m['refused_by_any_check']}; final fallbacks "
+                f"refusals); refused by any check {m['refused_by_any_check']}; citing no SOP "
+                f"{m['uncited']}; final fallbacks "
                 f"{m['final_fallbacks']}; p50 {m['seconds_p50']} s"
             )
     return 0 if wrong_ok == wrong_n and right_ok == right_n else 1

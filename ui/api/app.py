@@ -121,6 +121,7 @@ def create_api(
             services.begin_warm_up_retries(on_ready)
             services.start_comms_worker()  # drafts due notices, delivers approved messages
             services.start_recovery()  # carries on requests a crashed process left half-way
+            services.start_keeping_heads()  # explanation prompt heads evaluated once, while idle
             services.start_preexplainer()  # explains the top of the queues while the model is idle
         yield
         if worker is not None:

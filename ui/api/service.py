@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from agent.checkpoint import open_checkpointer
 from agent.comms import service as comms
 from agent.comms.worker import CommsWorker
+from agent.copilot.explain import keep_explanation_heads
 from agent.copilot.preexplain import PreExplainer
 from agent.copilot.service import Copilot
 from agent.flow import workflow_kpis
@@ -31,6 +32,7 @@ from agent.governance.impact import whatif as simulate_impact
 from agent.governance.recovery import RecoveryLoop, process_name
 from agent.governance.tokens import username_for_token
 from agent.llm import get_llm
+from agent.llm.priority import LLMPreempted, background, wait_until_idle
 from agent.ops.anomalies import recurring_anomalies
 from agent.ops.kpis import compute_kpis
 from agent.ops.monitoring import monitoring as model_monitoring
@@ -124,6 +126,8 @@ class Services:
         self.comms_worker: CommsWorker | None = None
         self.recovery: RecoveryLoop | None = None
         self.preexplainer: PreExplainer | None = None
+        self._heads_thread: threading.Thread | None = None
+        self.heads_kept: dict[str, int] = {}  # what start_keeping_heads kept
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -292,6 +296,43 @@ class Services:
             )
             if self.preexplainer is not None:
                 self.preexplainer.start()
+
+    def start_keeping_heads(self) -> None:
+        """Evaluate in the background, once the model and the SOP index have loaded, the prompt head
+        of every kind of explanation and keep it (:func:`agent.copilot.explain.keep_explanation_heads`:
+        the local model with ``LLM_PROMPT_CACHE_MB`` above 0), so that a new order's explanation
+        evaluates only its facts (``copilot serve``). It gives way to people: it starts while no
+        model call is in flight, and a person's call stops it between two prompt chunks; it then
+        goes on from the head it was at once the model is idle again."""
+        if (
+            self._heads_thread is not None
+            or self.settings.llm_provider == "fake"
+            or not self._model_ready
+            or self._collection is None
+            or "sop_index" in self._load_errors
+        ):
+            return
+        self._heads_thread = threading.Thread(target=self._keep_heads, name="explain-heads", daemon=True)
+        self._heads_thread.start()
+
+    def _keep_heads(self) -> None:
+        llm, collection = self._llm, self._collection
+        with background():
+            while wait_until_idle(stop=self._closing) and not self._closing.is_set():
+                started = time.perf_counter()
+                try:
+                    self.heads_kept = keep_explanation_heads(llm, collection, self.policy)
+                except LLMPreempted:
+                    continue
+                except Exception as exc:  # an optimisation only: explanations work without it
+                    log.warning("explanation prompt heads not kept: %s: %s", type(exc).__name__, exc)
+                    return
+                log.info(
+                    "explanation prompt heads: %(kept)d of %(heads)d kept (%(tokens)d tokens)",
+                    self.heads_kept,
+                )
+                self.load_seconds["explanation_heads"] = round(time.perf_counter() - started, 1)
+                return
 
     def start_recovery(self) -> None:
         """Carry on, in the background, requests another process left half-way (``copilot serve``)."""
