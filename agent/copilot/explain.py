@@ -77,19 +77,30 @@ def _label_first(result: dict, passages: Sequence) -> list:
     return passages
 
 
+_LEAD_CANDIDATES = 6
+_FRAMING = re.compile(r"\s*(?:\d+(?:\.\d+)*\.?\s*)?(?:purpose|scope)\b", re.IGNORECASE)
+
+
 def lead_passage(kind: str, action: str | None, collection) -> Passage | None:
     """The passage an explanation shows and names as the label to cite when the order's
     recommendation resolves ``kind`` with ``action``: among the SOPs that apply to ``kind``, the
     closest to "<action> for an order with a <kind>" of the three nearest whose shown text names no
-    other exception type (the small model then writes of an exception the order does not have);
-    else the nearest. It does not depend on the order's evidence, so every order with that type and
+    other exception type (the small model then writes of an exception the order does not have) —
+    unless that is a Purpose or Scope section, when the nearest of six that is neither and names no
+    other type is taken (what the SOP says to do, not what it covers); else the nearest. It does not depend on the order's evidence, so every order with that type and
     action gets the same prompt head (instructions and passage), which the local model evaluates
     once and keeps (:func:`keep_explanation_heads`)."""
     words = kind.replace("_", " ").lower()
     query = f"{action.replace('_', ' ').lower()} for an order with a {words}" if action else words
-    found = retrieve(query, [kind], k=3, collection=collection)
+    found = retrieve(query, [kind], k=_LEAD_CANDIDATES, collection=collection)
     others = re.compile("|".join(t for t in _TYPES if t != kind))
-    plain = [p for p in found if not others.search(_shown(p))]
+    plain = [p for p in found[:3] if not others.search(_shown(p))]
+    if plain and _FRAMING.match(plain[0].heading or ""):
+        # a Purpose or Scope section says what the SOP covers, not what to do: the nearest section
+        # of the procedure that names no other type, when one is among the candidates
+        doing = [p for p in found if not _FRAMING.match(p.heading or "") and not others.search(_shown(p))]
+        if doing:
+            return doing[0]
     return (plain or found)[0] if found else None
 
 
