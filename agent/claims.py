@@ -456,6 +456,47 @@ def _comparison_errors(text: str) -> list[str]:
     return errors
 
 
+# "57 available ... is not enough for the open qty 3": whether stock covers a quantity is a comparison
+# too, stated with other words. The available number is the last one before the verdict that the word
+# "available" follows (within five words) or comes right after; the quantity the first one after it
+# that follows "qty" / "quantity".
+_AVAILABLE = re.compile(
+    r"(?<![\w.-])(?P<a>\d[\d,]*(?:\.\d+)?)(?![\w-])(?:\s+(?![\d])[\w-]+){0,5}?\s+(?:are\s+|is\s+)?available\b"
+    r"|\bavailable(?:\s+(?:stock|quantity|qty))?(?:\s+(?:is|of))?\s+(?P<b>\d[\d,]*(?:\.\d+)?)(?![\w-])",
+    re.I,
+)
+_NOT_ENOUGH = re.compile(
+    r"\b(?:not enough|insufficient|too few|(?:does not|doesn't|do not|don't|cannot|can't|can not) (?:cover|fill|meet)|"
+    r"falls? short|short of)\b",
+    re.I,
+)
+_ENOUGH = re.compile(r"(?<!not )\b(?:enough|sufficient|(?<!not )covers?|can (?:cover|fill))\b", re.I)
+_QTY = re.compile(r"\b(?:qty|quantity)\s+(?:of\s+)?(?P<q>\d[\d,]*(?:\.\d+)?)(?![\w-])", re.I)
+
+
+def _sufficiency_errors(text: str) -> list[str]:
+    errors = []
+    for sentence in _sentences(_blank(text)):
+        verdicts = [(m, False) for m in _NOT_ENOUGH.finditer(sentence)]
+        verdicts += [
+            (m, True)
+            for m in _ENOUGH.finditer(sentence)
+            if not _NOT_ENOUGH.search(sentence, max(0, m.start() - 12), m.end())
+        ]
+        for verdict, enough in verdicts:
+            before = [m for m in _AVAILABLE.finditer(sentence, 0, verdict.start())]
+            after = _QTY.search(sentence, verdict.end())
+            if not before or after is None:
+                continue
+            raw = before[-1].group("a") or before[-1].group("b")
+            have, need = _number(raw), _number(after.group("q"))
+            if have is None or need is None or (have >= need) == enough:
+                continue
+            word = verdict.group().strip()
+            errors.append(f"'{raw} available … {word} … qty {after.group('q')}' is false")
+    return errors
+
+
 _NEGATION = re.compile(
     r"\b(?:no|not|never|without|none|neither|nor|rather than|instead of|unrelated|avoid\w*|prevent\w*|"
     r"if|would|could|might|unless|once|after|risk of)\b|n't\b",
@@ -598,6 +639,7 @@ def claim_errors(text: str, facts: Any, *, relations: Relations | None = None) -
     return (
         _role_errors(text, rel)
         + _comparison_errors(text)
+        + _sufficiency_errors(text)
         + _exception_errors(text, rel)
         + _party_errors(text, rel)
     )

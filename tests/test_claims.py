@@ -160,3 +160,19 @@ def test_a_number_in_brackets_is_checked_like_any_other() -> None:
     assert answer_errors("FAS-1001: [40] available.", facts, citations=cited) == [
         "the number 40 is not in the facts"
     ]
+
+
+def test_stock_said_to_cover_a_quantity_or_not_must_be_so() -> None:
+    """A shipped model's text passed before: "WH-TOR has 57 … available, which is not enough for …
+    qty 3" — enough is a comparison too, in other words."""
+    wrong = "WH-TOR has 57 units of SKU FAS-1 available, which is not enough for the open qty 3."
+    assert any("57 available" in e and "is false" in e for e in claim_errors(wrong, SHORT))
+    assert claim_errors("WH1 has 4 available, enough for the open quantity of 10.", SHORT)
+    assert claim_errors("available 57 at WH1 does not cover qty 3", SHORT)
+    for right in (
+        "WH1 has 5 available, which is not enough for the open qty 10.",
+        "WH1 has 5 available, not enough for the open quantity of 10.",
+        "WH2 has 10 available, enough for the open quantity of 10.",
+        "Only 5 available at WH1 cannot cover qty 10.",
+    ):
+        assert not [e for e in claim_errors(right, SHORT) if "…" in e], right
