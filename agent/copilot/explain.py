@@ -137,10 +137,10 @@ def passages_for(result: dict, collection, k: int = 4) -> list:
 # --- facts as the model reads them -------------------------------------------------------------------
 
 
-def _action_line(action: dict) -> str:
+def _call(action: dict) -> str:
+    """``ACTION(param=value, ...)``: how the facts and the fact template name an action."""
     params = ", ".join(f"{k}={v}" for k, v in (action.get("params") or {}).items())
-    role = action.get("approver_role") or "none"
-    return f"{action['action']}({params}), risk {action.get('risk')}, approver {role}"
+    return f"{action['action']}({params})"
 
 
 # What the two sentences need, no more (every prompt token costs the local model time before its
@@ -173,10 +173,7 @@ def facts_text(result: dict) -> str:
     rec = result.get("recommendation")
     if rec:
         role = rec.get("approver_role") or "none"
-        params = ", ".join(f"{k}={v}" for k, v in (rec.get("params") or {}).items())
-        lines.append(
-            f"Recommended action: {rec['action']}({params}), approver {role}. Why: {rec.get('reason', '')}"
-        )
+        lines.append(f"Recommended action: {_call(rec)}, approver {role}. Why: {rec.get('reason', '')}")
         if rec.get("inputs_required"):
             lines.append(f"The approver must supply: {', '.join(rec['inputs_required'])}")
     if result.get("missing"):
@@ -270,7 +267,7 @@ def fact_template(result: dict, passages: Sequence) -> str:
     if rec:
         role = rec.get("approver_role")
         who = f", approved by {role}" if role else ""
-        parts.append(f"Recommended: {_action_line(rec).split(', risk')[0]} (risk {rec.get('risk')}{who}).")
+        parts.append(f"Recommended: {_call(rec)} (risk {rec.get('risk')}{who}).")
     else:
         parts.append("No action is feasible; escalate.")
     if passages:  # the recommendation's SOP first

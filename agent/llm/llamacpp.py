@@ -383,20 +383,19 @@ class LlamaCppLLM(LLM):
                 return len(tokens)
             try:
                 evaluated = states.restore(llama, tokens)
-                # At least the last token is evaluated again: eval drops the KV cache past
+                # The whole head, and at least its last token again: eval drops the KV cache past
                 # ``n_tokens`` before it appends, so the state kept holds the head and nothing after
                 # it (a longer state restored, or the context's own, may have held more).
-                done = min(
-                    max(evaluated, _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)),
-                    len(tokens) - 1,
+                read = self._read_prompt(
+                    llama,
+                    tokens,
+                    evaluated,
+                    lambda: background and gate.wanted(),
+                    upto=len(tokens),
+                    chunk=BACKGROUND_CHUNK if background else len(tokens),
                 )
-                llama.n_tokens = done
-                step = BACKGROUND_CHUNK if background else len(tokens)
-                while done < len(tokens):
-                    if background and gate.wanted():
-                        raise LLMPreempted("a foreground call is waiting for the model")
-                    llama.eval(tokens[done : done + step])
-                    done = min(done + step, len(tokens))
+                if not read:
+                    raise LLMPreempted("a foreground call is waiting for the model")
             except LLMPreempted:
                 raise
             except Exception as exc:  # llama.cpp decode failures surface as RuntimeError
@@ -550,20 +549,31 @@ class LlamaCppLLM(LLM):
                 raise LLMError(f"llama.cpp failed: {exc}") from None
 
     @staticmethod
-    def _read_prompt(llama: Any, tokens: Sequence[int], evaluated: int, stop: Callable[[], bool]) -> bool:
-        """Evaluate the prompt (all but its last token, which ``create_completion`` evaluates for
-        the first logits) :data:`BACKGROUND_CHUNK` tokens at a time from the ``evaluated`` ones on,
+    def _read_prompt(
+        llama: Any,
+        tokens: Sequence[int],
+        evaluated: int,
+        stop: Callable[[], bool],
+        *,
+        upto: int | None = None,
+        chunk: int = BACKGROUND_CHUNK,
+    ) -> bool:
+        """Evaluate ``tokens[:upto]`` — by default the prompt but its last token, which
+        ``create_completion`` evaluates for the first logits — ``chunk`` tokens at a time from the
+        ``evaluated`` ones on (never past the last token but one: that one is evaluated again),
         looking at ``stop`` before each chunk; False when stopped. ``create_completion`` then finds
-        the prompt in the KV cache and evaluates only its last token."""
+        the prompt in the KV cache and evaluates only its last token; :meth:`keep_prefix` reads a
+        whole head (``upto=len(tokens)``)."""
+        upto = len(tokens) - 1 if upto is None else upto
         own = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
         done = min(max(evaluated, own), len(tokens) - 1)
-        if done >= len(tokens) - 1:
+        if done >= upto:
             return True
         llama.n_tokens = done  # eval drops the KV cache past this point and appends from there
-        while done < len(tokens) - 1:
+        while done < upto:
             if stop():
                 return False
-            end = min(done + BACKGROUND_CHUNK, len(tokens) - 1)
+            end = min(done + chunk, upto)
             llama.eval(tokens[done:end])
             done = end
         return True

@@ -538,10 +538,7 @@ def detect(ctx: OrderContext, policy: Policy) -> list[Detected]:
     found = _base(ctx, policy, RULES)
     found += _recurring(ctx, found, policy)
     priority = policy.decision_order.rank()
-    return sorted(
-        found,
-        key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key),
-    )
+    return _ordered(found, priority)
 
 
 def detect_many(contexts: Mapping[str, OrderContext], policy: Policy) -> dict[str, list[Detected]]:
@@ -562,9 +559,7 @@ def detect_many(contexts: Mapping[str, OrderContext], policy: Policy) -> dict[st
     for oid, ctx in contexts.items():
         found = list(base_of(ctx))
         found += _recurring(ctx, found, policy, base_of)
-        out[oid] = sorted(
-            found, key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key)
-        )
+        out[oid] = _ordered(found, priority)
     return out
 
 
@@ -648,10 +643,16 @@ def detect_recorded(
                 )
                 orders[key] = hits
             found += _recurrence_findings(day, orders, policy)
-        out[oid] = sorted(
-            found, key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key)
-        )
+        out[oid] = _ordered(found, priority)
     return out
+
+
+def _ordered(found: Iterable[Detected], priority: Mapping[str, int]) -> list[Detected]:
+    """Detections in the policy's priority order (``decision_order.rank()``), then line, shipment
+    and instance: the order every detection entry returns them in."""
+    return sorted(
+        found, key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key)
+    )
 
 
 def _base(ctx: OrderContext, policy: Policy, types: Iterable[str]) -> list[Detected]:
@@ -1257,8 +1258,7 @@ def iter_open_book(
                     for key in keys
                 }
                 found += _recurrence_findings(day, orders, policy)
-            found.sort(key=lambda d: (priority[d.type], d.line_no or 0, d.shipment_id or "", d.instance_key))
-            out.append((ctx, found))
+            out.append((ctx, _ordered(found, priority)))
         next_day = book[j][1] if j < len(book) else None
         if next_day is not None:  # forget what the next days can no longer count
             horizon = next_day - dt.timedelta(days=rule.window_days)

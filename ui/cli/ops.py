@@ -52,8 +52,9 @@ def kpis(
     from ui.cli.common import policy
 
     day = parse_date(since, "--since")
+    rules = policy()  # read and validated once for both sets of figures
     with _session(as_user) as session:
-        result = {**compute_kpis(session, since=day, policy=policy()), **workflow_kpis(session, policy())}
+        result = {**compute_kpis(session, since=day, policy=rules), **workflow_kpis(session, rules)}
     if as_json:
         print_json(result)
         return
