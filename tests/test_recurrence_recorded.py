@@ -246,3 +246,62 @@ def test_the_mark_holds_for_the_policy_it_was_recorded_under_only(engine):
         list(triage_open_book(s, stricter))
         assert exceptions_recorded(s, stricter.policy_hash)
         assert not exceptions_recorded(s, POLICY.policy_hash)
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # what psycopg's DeadlockDetected carries
+
+
+def _reallocation_request(engine):
+    factory = world(engine, shortfall_fixture())
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
+    assert req["params"]["to_warehouse_id"] == "WH3", req
+    return factory, req
+
+
+def test_a_deadlock_in_the_executed_actions_retriage_runs_the_step_again(engine, monkeypatch):
+    """PostgreSQL aborts one of two transactions waiting on each other's order locks (the executor's
+    re-triage and the event worker's): nothing of it was written, so the step runs again — the
+    action executes once, it is not failed for it."""
+    from sqlalchemy.exc import OperationalError
+
+    import agent.governance.requests as requests_module
+
+    factory, req = _reallocation_request(engine)
+    real, calls = requests_module.retriage, []
+
+    def once_deadlocked(s, policy, ids):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, _Deadlock("deadlock detected"))
+        return real(s, policy, ids)
+
+    monkeypatch.setattr(requests_module, "retriage", once_deadlocked)
+    done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    assert done["status"] == "executed", done
+    assert len(calls) == 2
+    with factory() as s:
+        from tools.models import Execution
+
+        assert len(s.scalars(select(Execution).where(Execution.request_id == req["id"])).all()) == 1
+        assert s.get(Order, "SO1").lines[0].warehouse_id == "WH3"
+
+
+def test_a_lock_conflict_that_persists_fails_the_request_with_its_reason(engine, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import agent.governance.requests as requests_module
+
+    factory, req = _reallocation_request(engine)
+    calls = []
+
+    def always_deadlocked(s, policy, ids):
+        calls.append(1)
+        raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, _Deadlock("deadlock detected"))
+
+    monkeypatch.setattr(requests_module, "retriage", always_deadlocked)
+    done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    assert done["status"] == "failed", done
+    assert len(calls) == requests_module._STEP_TRIES
+    with factory() as s:
+        assert s.get(Order, "SO1").lines[0].warehouse_id != "WH3"  # nothing of the write was kept

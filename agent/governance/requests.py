@@ -608,10 +608,29 @@ def _veto(s: Session, policy: Policy, req: ActionRequest) -> str | None:
     return None
 
 
+# PostgreSQL's answers to two transactions waiting on each other's locks: deadlock detected,
+# serialization failure, lock not available. The executed write's re-triage takes the order locks
+# the event worker takes (agent.triage.retriage), in two sorted rounds, so the two can deadlock;
+# PostgreSQL then aborts one transaction, nothing of it is written, and running the step again is
+# what the worker does too. A request is not failed for it.
+_LOCK_CONFLICTS = frozenset({"40P01", "40001", "55P03"})
+_STEP_TRIES = 3
+
+
+def _lock_conflict(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _LOCK_CONFLICTS
+
+
 def _execute_step(
-    factory: sessionmaker[Session], policy: Policy, request_id: int, approval_id: int | None
+    factory: sessionmaker[Session],
+    policy: Policy,
+    request_id: int,
+    approval_id: int | None,
+    tries: int = _STEP_TRIES,
 ) -> str:
-    """Execute once in one transaction; on failure re-triage the order. Returns the end status."""
+    """Execute once in one transaction; on failure re-triage the order. Returns the end status.
+    A transaction aborted by a lock conflict (:data:`_LOCK_CONFLICTS`) wrote nothing and is run
+    again, ``tries`` times in all, before it counts as the database refusing the step."""
     try:
         with write_session(factory) as s:
             req = s.get(ActionRequest, request_id, with_for_update=True)
@@ -672,6 +691,8 @@ def _execute_step(
                 return s.get_one(ActionRequest, request_id).status
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except DBAPIError as exc:  # the whole step was rolled back: record why, never leave it approved
+        if tries > 1 and _lock_conflict(exc):
+            return _execute_step(factory, policy, request_id, approval_id, tries - 1)
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except Forbidden as exc:  # the executor found no approval of exactly these parameters
         return _record_failure(factory, request_id, approval_id, f"the executor refused: {exc}")
