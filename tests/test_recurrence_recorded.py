@@ -205,6 +205,11 @@ def test_an_executed_action_triages_again_the_orders_it_affects(engine):
     recorded = _open_recorded(factory)
     assert ("SO2", "INVENTORY_SHORTFALL", "line:1") in recorded
     assert recorded == _from_scratch(factory)
+    from agent.governance import audit as audit_log
+
+    with factory() as s:
+        [executed] = audit_log.list_events(s, request_id=req["id"], event_type=audit_log.EVENT_EXECUTION)
+    assert executed["payload"]["retriaged"]["opened"] >= 1  # SO2's shortfall, in the audit log too
 
 
 def test_captured_changes_are_the_records_a_write_changed_before_and_after(sqlite_engine):

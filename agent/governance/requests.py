@@ -643,11 +643,12 @@ def _execute_step(
                 execution, ran = writes.execute_request(s, request_id, approval_id=approval_id, veto=veto)
             if not ran:
                 return req.status
+            reached = None
             if execution.status == "executed" and changed:
                 # the open orders the write can affect (its order, a donor, the lines sharing the
                 # stock it moved, the recurrence followers), triaged again as after an event: their
                 # recorded exceptions stay current (tools.dataset.exceptions_recorded)
-                retriage(s, policy, affected_orders(s, changed))
+                reached = retriage(s, policy, affected_orders(s, changed))
             audit.append_event(
                 s,
                 audit.EVENT_EXECUTION,
@@ -660,6 +661,8 @@ def _execute_step(
                     "result": execution.result,
                     "approval_id": execution.approval_id,
                     "idempotency_key": execution.idempotency_key,
+                    # what the write changed in other orders' exceptions, as the event worker logs it
+                    **({"retriaged": reached.as_dict()} if reached is not None else {}),
                 },
             )
             if req.action == "ESCALATE" and execution.status == "executed":
