@@ -238,3 +238,30 @@ def test_a_reallocation_needs_the_whole_line_qty_at_the_target(sqlite_engine):
         assert (
             s.get(Inventory, ("A", "WH1")).allocated == 0 and s.get(Inventory, ("A", "WH2")).allocated == 10
         )
+
+
+def test_a_split_ships_part_and_backorders_the_rest(sqlite_engine):
+    """domain.md §3: SPLIT_SHIPMENT allocates ship_qty, backorders qty − allocated, status
+    `backordered`. The whole open quantity is not a split: the guard blocks it with the range."""
+    fx = clean_fixture(order(lines=[line(qty=10)]))
+    edit(fx, "inventory", "A/WH1", on_hand=6, allocated=0)
+    edit(fx, "customers", "C1", allow_partial_shipments=True)
+    factory = world(sqlite_engine, fx)
+
+    def ask(qty: int) -> dict:
+        params = {"order_id": "SO1", "line_no": 1, "ship_qty": qty}
+        return request_action(
+            factory, POLICY, order_id="SO1", requested_by="csr", action="SPLIT_SHIPMENT", params=params
+        )
+
+    whole = ask(10)
+    assert whole["status"] == "blocked"
+    assert any("between 1 and 9" in r for r in whole["guard"]["reasons"]), whole["guard"]
+    req = ask(6)
+    assert req["status"] == "pending_approval", req["guard"]
+    done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    assert done["status"] == "executed", done
+    with factory() as s:
+        moved = s.get(OrderLine, ("SO1", 1))
+        assert (moved.allocated_qty, moved.backorder_qty, moved.status) == (6, 4, "backordered")
+        assert s.get(Inventory, ("A", "WH1")).allocated == 6

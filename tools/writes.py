@@ -266,8 +266,13 @@ def _split(session: Session, p: dict[str, Any], write: bool) -> Changes:
     if not _customer(session, order).allow_partial_shipments:
         raise PreconditionFailed(f"customer {order.customer_id} does not allow partial shipments")
     qty, need, here = p["ship_qty"], _open_qty(line), _ship_from(order, line)
-    if not 0 < qty <= need:
-        raise PreconditionFailed(f"ship_qty must be between 1 and the open quantity {need}, got {qty}")
+    if not 0 < qty < need:
+        # domain.md §3: a split ships part now and backorders the rest (status `backordered`); all of
+        # the open quantity is not a split, it is an allocation
+        raise PreconditionFailed(
+            f"ship_qty must be between 1 and {need - 1} (a split ships part of the open quantity {need} "
+            f"and backorders the rest), got {qty}"
+        )
     have, inv = _available(session, line.sku, here)
     if inv is None or have < qty:
         raise PreconditionFailed(f"{here} has {have} {line.sku} available, fewer than ship_qty {qty}")
@@ -275,7 +280,7 @@ def _split(session: Session, p: dict[str, Any], write: bool) -> Changes:
         inv.allocated += qty
         line.allocated_qty += qty
         line.backorder_qty = line.qty - line.allocated_qty
-        line.status = "backordered" if line.backorder_qty > 0 else "allocated"
+        line.status = "backordered"
     return {"order_lines": f"{order.order_id}/{line.line_no}", "ship_qty": qty, "backorder_qty": need - qty}
 
 
