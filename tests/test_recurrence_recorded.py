@@ -32,6 +32,7 @@ from tools.db import session_factory
 from tools.demo import generate
 from tools.demo import reset as reset_data
 from tools.events import captured_changes
+from tools.errors import Conflict
 from tools.fixtures import load_fixture
 from tools.models import ExceptionRecord, Order
 from tools.rules import OPEN_ORDER_STATUSES
@@ -310,3 +311,40 @@ def test_a_lock_conflict_that_persists_fails_the_request_with_its_reason(engine,
     assert len(calls) == requests_module._STEP_TRIES
     with factory() as s:
         assert s.get(Order, "SO1").lines[0].warehouse_id != "WH3"  # nothing of the write was kept
+
+
+def test_a_bug_in_the_executed_actions_retriage_keeps_the_write_and_audits_the_error(engine, monkeypatch):
+    """The approved write is done; a follow-up re-triage that fails for a reason not the database's
+    rolls back alone: the request is executed once (not left approved with nothing audited), the
+    execution's audit event names the error, and the book is no longer taken as recorded whole
+    (the reached orders' exceptions may be stale), so recurrence goes back to the neighbours."""
+    import agent.governance.requests as requests_module
+    from agent.governance import audit as audit_log
+    from tools.models import Execution
+
+    factory, req = _reallocation_request(engine)
+    with factory() as s:
+        mark_exceptions_recorded(s, policy_hash=POLICY.policy_hash)
+        s.commit()
+    real = requests_module.retriage
+
+    def half_then_bug(s, policy, ids):
+        real(s, policy, ids)  # writes exception rows, then fails: the savepoint takes them back
+        raise ZeroDivisionError("a rule divided by zero")
+
+    monkeypatch.setattr(requests_module, "retriage", half_then_bug)
+    done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    assert done["status"] == "executed", done
+    with factory() as s:
+        assert len(s.scalars(select(Execution).where(Execution.request_id == req["id"])).all()) == 1
+        assert s.get(Order, "SO1").lines[0].warehouse_id == "WH3"
+        assert not exceptions_recorded(s)
+        [executed] = audit_log.list_events(s, request_id=req["id"], event_type=audit_log.EVENT_EXECUTION)
+        assert audit_log.verify_chain(s)["ok"]
+    assert executed["payload"]["status"] == "executed"
+    assert executed["payload"]["retriage_error"] == "ZeroDivisionError: a rule divided by zero"
+    assert "retriaged" not in executed["payload"]
+    with pytest.raises(Conflict, match="is executed"):  # a double click runs nothing a second time
+        decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    with factory() as s:
+        assert len(s.scalars(select(Execution).where(Execution.request_id == req["id"])).all()) == 1

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,15 +50,18 @@ from agent.governance.origin import current_origin
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
-from agent.triage.retriage import retriage
+from agent.triage.retriage import Retriage, retriage
 from agent.triage.service import triage_orders
 from tools import writes
+from tools.dataset import forget_exceptions_recorded
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, OrderNotFound, ToolError
-from tools.events import affected_orders, captured_changes
+from tools.events import Change, affected_orders, captured_changes
 from tools.models import ActionRequest, Approval, ExceptionRecord, Execution
 from tools.outbox import COPILOT_REQUESTER, MESSAGE_ACTIONS
 from tools.scope import retargeted
 from tools.sites import factory_scope, order_condition, order_visible, unscoped
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CLI_DECISIONS_OFF",
@@ -643,12 +647,12 @@ def _execute_step(
                 execution, ran = writes.execute_request(s, request_id, approval_id=approval_id, veto=veto)
             if not ran:
                 return req.status
-            reached = None
+            reached, follow_up_error = None, None
             if execution.status == "executed" and changed:
                 # the open orders the write can affect (its order, a donor, the lines sharing the
                 # stock it moved, the recurrence followers), triaged again as after an event: their
                 # recorded exceptions stay current (tools.dataset.exceptions_recorded)
-                reached = retriage(s, policy, affected_orders(s, changed))
+                reached, follow_up_error = _retriage_reached(s, policy, changed, req.id)
             audit.append_event(
                 s,
                 audit.EVENT_EXECUTION,
@@ -663,6 +667,7 @@ def _execute_step(
                     "idempotency_key": execution.idempotency_key,
                     # what the write changed in other orders' exceptions, as the event worker logs it
                     **({"retriaged": reached.as_dict()} if reached is not None else {}),
+                    **({"retriage_error": follow_up_error} if follow_up_error else {}),
                 },
             )
             if req.action == "ESCALATE" and execution.status == "executed":
@@ -699,6 +704,28 @@ def _execute_step(
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except Forbidden as exc:  # the executor found no approval of exactly these parameters
         return _record_failure(factory, request_id, approval_id, f"the executor refused: {exc}")
+
+
+def _retriage_reached(
+    s: Session, policy: Policy, changed: list[Change], request_id: int
+) -> tuple[Retriage | None, str | None]:
+    """Triage again what an executed write reached, in a savepoint of the execution's transaction.
+    The write was approved and is done; a failure of this follow-up that is not the database's
+    (a bug in a rule, say) must not undo it nor leave the request approved with nothing audited:
+    the savepoint is rolled back, the book is no longer known to be recorded whole (the reached
+    orders keep their earlier exceptions until they are triaged again, so recurrence goes back to
+    the neighbours: :func:`tools.dataset.forget_exceptions_recorded`), and the error is returned
+    for the execution's audit event. A database error (a lock conflict, a lost connection) still
+    aborts the whole step, which :func:`_execute_step` runs again or records as refused."""
+    try:
+        with s.begin_nested():
+            return retriage(s, policy, affected_orders(s, changed)), None
+    except DBAPIError:
+        raise
+    except Exception as exc:
+        log.exception("re-triage after request %s failed; the executed write is kept", request_id)
+        forget_exceptions_recorded(s)
+        return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _record_failure(
