@@ -1,7 +1,7 @@
 """The workflow around the flow: events applied by a worker, the open orders they affect triaged
 again, exceptions routed to role work queues."""
 
-from agent.flow.queue import load_queue, queue_sizes, recommendation_for, workflow_kpis
+from agent.flow.queue import all_kpis, load_queue, queue_sizes, recommendation_for, workflow_kpis
 from agent.flow.work import claim, escalate_breached, reassign, release
 from agent.flow.worker import (
     BATCH_EVENTS,
@@ -18,6 +18,7 @@ __all__ = [
     "BATCH_EVENTS",
     "Applied",
     "BackgroundWorker",
+    "all_kpis",
     "apply_batch",
     "apply_next",
     "claim",

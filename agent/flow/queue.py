@@ -32,13 +32,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agent.governance.autopilot import autopilot_report
+from agent.ops.kpis import compute_kpis
 from agent.policy import Policy
 from agent.triage.service import OrderNotFound, triage_order
 from tools.models import Customer, ExceptionRecord, Order, OrderLine
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.sites import warehouse_ids
 
-__all__ = ["load_queue", "queue_sizes", "recommendation_for", "workflow_kpis"]
+__all__ = ["all_kpis", "load_queue", "queue_sizes", "recommendation_for", "workflow_kpis"]
 
 _X, _O, _C, _L = ExceptionRecord.__table__, Order.__table__, Customer.__table__, OrderLine.__table__
 _CHUNK = 500
@@ -250,3 +251,9 @@ def workflow_kpis(
             "by_role": {role: row["sla_breached"] for role, row in sizes.items()},
         },
     }
+
+
+def all_kpis(session: Session, policy: Policy, since: dt.date | None = None) -> dict[str, dict[str, Any]]:
+    """Every KPI `copilot kpis` and GET /api/v1/kpis report: docs/kpis.md's from the order history
+    (``since`` narrows them) and the workflow's (:func:`workflow_kpis`), under one policy."""
+    return {**compute_kpis(session, since=since, policy=policy), **workflow_kpis(session, policy)}

@@ -2,7 +2,7 @@
 
 - ``kpis``: time to resolution, request outcomes, notices within policy (``compute_kpis``;
   ``notice_kpis`` for the communications figures; the workflow's touchless rate and queue sizes
-  are ``agent.flow.workflow_kpis``, added beside them by ``copilot kpis`` and the API);
+  are ``agent.flow.workflow_kpis``; ``agent.flow.all_kpis`` gives both, for ``copilot kpis`` and the API);
 - ``anomalies``: exceptions that recur by customer, SKU, warehouse or carrier, with a suggestion;
 - ``risk`` and ``risk_features``: the late-shipment risk model (train, score the open book,
   explain a score);

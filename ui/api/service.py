@@ -26,7 +26,7 @@ from agent.comms.worker import CommsWorker
 from agent.copilot.explain import keep_explanation_heads
 from agent.copilot.preexplain import PreExplainer
 from agent.copilot.service import Copilot
-from agent.flow import workflow_kpis
+from agent.flow import all_kpis
 from agent.governance import audit, requests
 from agent.governance.impact import whatif as simulate_impact
 from agent.governance.recovery import RecoveryLoop, process_name
@@ -34,7 +34,6 @@ from agent.governance.tokens import username_for_token
 from agent.llm import get_llm
 from agent.llm.priority import LLMPreempted, background, wait_until_idle
 from agent.ops.anomalies import recurring_anomalies
-from agent.ops.kpis import compute_kpis
 from agent.ops.monitoring import monitoring as model_monitoring
 from agent.ops.risk import RiskModelError, score_open_orders
 from agent.policy import load_policy
@@ -680,10 +679,7 @@ class Services:
     def kpis(self, principal: Principal, since: dt.date | None = None) -> dict[str, Any]:
         """The KPIs of the principal's sites (every site for an unscoped user)."""
         with read_only(self.factory_for(principal)) as session:
-            return {
-                **compute_kpis(session, since=since, policy=self.policy),
-                **workflow_kpis(session, self.policy),
-            }
+            return all_kpis(session, self.policy, since)
 
     def anomalies(self, principal: Principal) -> list[dict[str, Any]]:
         with read_only(self.factory_for(principal)) as session:

@@ -47,14 +47,13 @@ def kpis(
 ) -> None:
     """Operations KPIs: exception frequency and aging, touches, cycle time, fill rate, OTIF, expedites,
     SLA adherence, recommendation acceptance and overrides, root-cause recurrence (docs/kpis.md)."""
-    from agent.flow import workflow_kpis
-    from agent.ops.kpis import compute_kpis
+    from agent.flow import all_kpis
     from ui.cli.common import policy
 
     day = parse_date(since, "--since")
     rules = policy()  # read and validated once for both sets of figures
     with _session(as_user) as session:
-        result = {**compute_kpis(session, since=day, policy=rules), **workflow_kpis(session, rules)}
+        result = all_kpis(session, rules, day)
     if as_json:
         print_json(result)
         return
