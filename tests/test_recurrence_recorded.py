@@ -31,8 +31,8 @@ from tools.dataset import (
 from tools.db import session_factory
 from tools.demo import generate
 from tools.demo import reset as reset_data
-from tools.events import captured_changes
 from tools.errors import Conflict
+from tools.events import captured_changes
 from tools.fixtures import load_fixture
 from tools.models import ExceptionRecord, Order
 from tools.rules import OPEN_ORDER_STATUSES
