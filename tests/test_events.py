@@ -80,6 +80,14 @@ def _open(factory) -> set[tuple[str, str, str]]:
             "whole number",
         ),
         ({}, "records", "no records"),
+        # JSON tells text from numbers: a number is the wrong type for a date or a text field
+        (
+            {"orders": [{"order_id": "SO1", "promised_date": 20261130}]},
+            "records.orders[0].promised_date",
+            "expected a date as text",
+        ),
+        ({"customers": [{"customer_id": "C1", "name": 42}]}, "records.customers[0].name", "expected text"),
+        ({"inventory": [{"sku": 7, "warehouse_id": "WH1"}]}, "records.inventory[0].sku", "expected text"),
     ],
 )
 def test_a_malformed_event_is_refused_naming_the_path(records, path, message):

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Date, String, Text, select
 from sqlalchemy.orm import Session
 
 from tools.fixtures import MODELS, OMIT, coerce_value, flatten_records
@@ -141,6 +141,11 @@ def _records(event: Event, raw: Any, root: str) -> None:
             column = table.c[name]
             if raw_value is None and not column.nullable:
                 fail_at(path, "cannot be empty (leave the field out to keep its value)")
+            if raw_value is not None and not isinstance(raw_value, str) and _wants_text(column):
+                # JSON tells text from numbers: 20261130 is no date, 42 no name (a fixture's YAML
+                # may read an unquoted id as a number; an event's JSON says what it means)
+                kind = "a date as text (YYYY-MM-DD)" if isinstance(column.type, Date) else "text"
+                fail_at(path, f"expected {kind}, got {raw_value!r}")
             value = coerce_value(row.table, column, raw_value, lambda m, p=path: fail_at(p, m))
             if value is not OMIT:
                 values[name] = value
@@ -155,6 +160,12 @@ def _records(event: Event, raw: Any, root: str) -> None:
         event.paths.setdefault(row.table, []).append(row.path)
     event.records = {t: event.records[t] for t in TABLE_ORDER if t in event.records}
     event.paths = {t: event.paths[t] for t in event.records}
+
+
+def _wants_text(column: Any) -> bool:
+    """A column whose JSON value is a string: text and dates (money may come as a number or a
+    decimal string)."""
+    return isinstance(column.type, String | Text | Date)
 
 
 def parse_events(raws: Iterable[Any], root: str = "") -> list[Event]:
