@@ -118,6 +118,20 @@ def test_a_bad_event_is_422_naming_the_path_and_nothing_is_stored(client, servic
         assert s.scalars(select(EventInbox)).all() == []
 
 
+def test_a_batch_names_its_first_bad_event_in_its_order(client, services):
+    """A dangling key in [0] is named before a wrong type in [1], though the shape is checked
+    before the references; a wrong type in [0] before a dangling key in [1]."""
+    dangling, wrong = ev("e1", warehouse_id="WH9"), ev("e2", on_hand="lots")
+    for payload, path in (
+        ([dangling, wrong], "[0].records.inventory[0].warehouse_id"),
+        ([wrong, dangling], "[0].records.inventory[0].on_hand"),
+    ):
+        r = post(client, payload)
+        assert r.status_code == 422 and r.json()["details"] == [path], r.text
+    with services.factory() as s:
+        assert s.scalars(select(EventInbox)).all() == []
+
+
 def test_the_worker_inside_the_service_applies_what_is_posted(tmp_path, monkeypatch):
     monkeypatch.setenv("COPILOT_EVENT_SECRETS", f"wms={SECRETS['wms']}")
     svc = api_world.services(monkeypatch, tmp_path / "api.db")  # COPILOT_EVENT_WORKER: auto, SQLite

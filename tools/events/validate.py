@@ -26,7 +26,7 @@ from tools.fixtures import MODELS, OMIT, coerce_value, flatten_records
 from tools.models import ERP_TABLES
 from tools.rules import in_chunks
 
-__all__ = ["Event", "EventError", "check_references", "parse_event", "parse_events"]
+__all__ = ["Event", "EventError", "check_references", "dangling_before", "parse_event", "parse_events"]
 
 FIELDS = ("event_id", "source", "type", "occurred_at", "records")
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
@@ -208,3 +208,22 @@ def check_references(session: Session, events: list[Event]) -> None:
             raise EventError(
                 path, f"{value!r} is not in {target[0]}.{target[1]} (dangling reference)", event=event.label
             )
+
+
+def dangling_before(
+    session: Session, parsed: list[tuple[int, Event]], position: int
+) -> tuple[int, EventError] | None:
+    """(position, error) of the first event before ``position`` whose reference dangles, or None.
+
+    ``parsed``: (position, event) of the events of a batch that parse; their references are
+    checked against the database and each other, as :func:`check_references` checks a batch, so
+    that the first bad event of a batch is named in the batch's order (a dangling reference on an
+    earlier event before a wrong type on a later one). Nothing is stored.
+    """
+    try:
+        check_references(session, [e for _, e in parsed])
+    except EventError as dangling:
+        at = next((i for i, e in parsed if e.label == dangling.event), None)
+        if at is not None and at < position:
+            return at, dangling
+    return None
