@@ -6,8 +6,9 @@ an eval fixture). Each record is checked like a fixture record — known table a
 column's type and enumeration, its key present, no key twice in one event — by the same coercion
 (:func:`tools.fixtures.coerce_value`). A field given as ``null`` for a column that cannot be empty
 is refused (an upsert keeps fields that are not given; an explicit empty value is a mistake).
-References (``orders[0].customer_id``) must name a record in the database or in the events being
-checked together (:func:`check_references`). Any problem raises :class:`EventError` with the path,
+References (``orders[0].customer_id``) must name a record in the database, in the events being
+checked together or, when they are received, in an event waiting in the inbox
+(:func:`check_references`). Any problem raises :class:`EventError` with the path,
 e.g. ``records.order_lines[0].sku: 'X-9' is not in items.sku (dangling reference)``.
 """
 
@@ -23,7 +24,7 @@ from sqlalchemy import Date, String, Text, select
 from sqlalchemy.orm import Session
 
 from tools.fixtures import MODELS, OMIT, coerce_value, flatten_records
-from tools.models import ERP_TABLES
+from tools.models import ERP_TABLES, EventInbox
 from tools.rules import in_chunks
 
 __all__ = ["Event", "EventError", "check_references", "dangling_before", "parse_event", "parse_events"]
@@ -173,10 +174,14 @@ def parse_events(raws: Iterable[Any], root: str = "") -> list[Event]:
     return [parse_event(raw, f"{root}[{i}]") for i, raw in enumerate(raws)]
 
 
-def check_references(session: Session, events: list[Event]) -> None:
+def check_references(session: Session, events: list[Event], *, waiting: bool = False) -> None:
     """Every reference names a record in the database or in ``events``; else :class:`EventError`.
 
     The first dangling one (in the events' order) is reported with its event and path.
+    ``waiting``: a record that an event already stored in the inbox and not yet applied creates
+    counts too — what a source reported a moment ago (an order, then its shipment in the next
+    request) is no dangling key because the worker has not applied it yet. When the events apply,
+    the worker checks again against the database alone.
     """
     given: dict[str, set[Any]] = {}
     for event in events:
@@ -203,11 +208,33 @@ def check_references(session: Session, events: list[Event]) -> None:
         hits = found.setdefault((target_table, target_column), set())
         for part in in_chunks(keys):
             hits.update(session.scalars(select(col).where(col.in_(part))))
+    missing = {target for _, _, _, value, target in uses if value not in found[target]}
+    if waiting and missing:
+        for target, keys in _waiting_keys(session, missing).items():
+            found[target] |= keys
     for event, path, _, value, target in uses:
         if value not in found[target]:
             raise EventError(
                 path, f"{value!r} is not in {target[0]}.{target[1]} (dangling reference)", event=event.label
             )
+
+
+def _waiting_keys(session: Session, targets: set[tuple[str, str]]) -> dict[tuple[str, str], set[Any]]:
+    """The keys of ``targets`` (table, key column) that events waiting in the inbox create.
+
+    Read only when a reference is not in the database (the rare case), one pass over the waiting
+    events' records: the backlog the worker has not applied yet.
+    """
+    out: dict[tuple[str, str], set[Any]] = {t: set() for t in targets}
+    rows = session.scalars(select(EventInbox.records).where(EventInbox.status == "received"))
+    for records in rows:
+        if not isinstance(records, dict):
+            continue
+        for (table, column), keys in out.items():
+            for record in records.get(table) or ():
+                if isinstance(record, dict) and record.get(column) is not None:
+                    keys.add(record[column])
+    return out
 
 
 def dangling_before(
@@ -221,7 +248,7 @@ def dangling_before(
     earlier event before a wrong type on a later one). Nothing is stored.
     """
     try:
-        check_references(session, [e for _, e in parsed])
+        check_references(session, [e for _, e in parsed], waiting=True)
     except EventError as dangling:
         at = next((i for i, e in parsed if e.label == dangling.event), None)
         if at is not None and at < position:
