@@ -158,6 +158,10 @@ def test_a_record_an_accepted_event_creates_may_be_named_before_the_worker_appli
     }
     r = post(client, stray)
     assert r.status_code == 422 and r.json()["details"] == ["records.shipments[0].order_id"], r.text
+    # one that happened before the order was reported would apply before it: still dangling
+    early = shipped | {"event_id": "s3", "occurred_at": "2026-11-02T07:59:00Z"}
+    r = post(client, early)
+    assert r.status_code == 422 and r.json()["details"] == ["records.shipments[0].order_id"], r.text
     assert [d.status for d in drain(services.factory, services.policy)] == ["applied", "applied"]
     with services.factory() as s:
         assert s.get(Shipment, "SH-NEW").order_id == "SO-NEW"

@@ -179,7 +179,8 @@ def check_references(session: Session, events: list[Event], *, waiting: bool = F
 
     The first dangling one (in the events' order) is reported with its event and path.
     ``waiting``: a record that an event already stored in the inbox and not yet applied creates
-    counts too — what a source reported a moment ago (an order, then its shipment in the next
+    counts too, when that event happened no later than the referring one (the worker applies them
+    in that order) — what a source reported a moment ago (an order, then its shipment in the next
     request) is no dangling key because the worker has not applied it yet. When the events apply,
     the worker checks again against the database alone.
     """
@@ -209,31 +210,38 @@ def check_references(session: Session, events: list[Event], *, waiting: bool = F
         for part in in_chunks(keys):
             hits.update(session.scalars(select(col).where(col.in_(part))))
     missing = {target for _, _, _, value, target in uses if value not in found[target]}
-    if waiting and missing:
-        for target, keys in _waiting_keys(session, missing).items():
-            found[target] |= keys
+    pending = _waiting_keys(session, missing) if waiting and missing else {}
     for event, path, _, value, target in uses:
-        if value not in found[target]:
+        since = pending.get(target, {}).get(value)
+        if value not in found[target] and (since is None or since > event.occurred_at):
             raise EventError(
                 path, f"{value!r} is not in {target[0]}.{target[1]} (dangling reference)", event=event.label
             )
 
 
-def _waiting_keys(session: Session, targets: set[tuple[str, str]]) -> dict[tuple[str, str], set[Any]]:
-    """The keys of ``targets`` (table, key column) that events waiting in the inbox create.
+def _waiting_keys(
+    session: Session, targets: set[tuple[str, str]]
+) -> dict[tuple[str, str], dict[Any, dt.datetime]]:
+    """The keys of ``targets`` (table, key column) that events waiting in the inbox create, each
+    with the earliest occurred_at of such an event: a reference counts only to a record reported
+    as existing no later than the referring event happened (the order the worker applies them in).
 
     Read only when a reference is not in the database (the rare case), one pass over the waiting
     events' records: the backlog the worker has not applied yet.
     """
-    out: dict[tuple[str, str], set[Any]] = {t: set() for t in targets}
-    rows = session.scalars(select(EventInbox.records).where(EventInbox.status == "received"))
-    for records in rows:
+    out: dict[tuple[str, str], dict[Any, dt.datetime]] = {t: {} for t in targets}
+    rows = session.execute(
+        select(EventInbox.occurred_at, EventInbox.records).where(EventInbox.status == "received")
+    )
+    for occurred_at, records in rows:
         if not isinstance(records, dict):
             continue
+        at = occurred_at if occurred_at.tzinfo else occurred_at.replace(tzinfo=dt.UTC)  # SQLite: UTC
         for (table, column), keys in out.items():
             for record in records.get(table) or ():
                 if isinstance(record, dict) and record.get(column) is not None:
-                    keys.add(record[column])
+                    key = record[column]
+                    keys[key] = min(keys.get(key, at), at)
     return out
 
 
