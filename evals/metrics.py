@@ -30,9 +30,10 @@ def _ratio(num: int, den: int) -> float | None:
 
 def confusion(results: list[CaseResult]) -> dict[str, dict[str, int]]:
     """Rows: expected type (or (none) for a type detected but not expected); columns: detected type
-    (or (none) for an expected type that was missed). The diagonal counts hits."""
+    (or (none) for an expected type that was missed). The diagonal counts hits. Only the cases that
+    state ``exceptions`` count (a case checks only what it states), as in the per-type figures."""
     m: dict[str, Counter] = defaultdict(Counter)
-    for r in results:
+    for r in _scored(results, "exceptions"):
         if r.status == "error":
             continue
         expected, detected = set(r.expected_types), set(r.detected_types)

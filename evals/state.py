@@ -13,6 +13,7 @@ approval (domain.md §3), so it is the one action that may run without an approv
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import Counter
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,23 +39,43 @@ def read_field(session: Session, path: str) -> tuple[bool, Any]:
     if model is None:
         raise ValueError(f"{path}: unknown table {table!r}")
     columns = list(model.__table__.primary_key.columns)
-    parts = key.split("/") if len(columns) > 1 else [key]
-    if len(parts) != len(columns) or field not in model.__table__.c:
+    splits = _key_splits(key, len(columns))
+    if not splits or field not in model.__table__.c:
         raise ValueError(f"{path}: expected {table}.{'/'.join(c.name for c in columns)}.<field of {table}>")
-    ident = []
-    for column, part in zip(columns, parts, strict=True):
-        python_type = column.type.python_type
-        ident.append(
-            int(part)
-            if python_type is int
-            else dt.date.fromisoformat(part)
-            if python_type is dt.date
-            else part
-        )
-    row = session.get(model, tuple(ident) if len(ident) > 1 else ident[0], populate_existing=True)
-    if row is None:
-        return False, None
-    return True, getattr(row, field)
+    for parts in splits:  # a key part may hold '/' itself (order DE/2026/00017): try each reading
+        try:
+            ident = [_key_value(column, part) for column, part in zip(columns, parts, strict=True)]
+        except ValueError:
+            if len(splits) == 1:
+                raise ValueError(f"{path}: {key!r} is not a key of {table}") from None
+            continue
+        row = session.get(model, tuple(ident) if len(ident) > 1 else ident[0], populate_existing=True)
+        if row is not None:
+            return True, getattr(row, field)
+    return False, None
+
+
+def _key_splits(key: str, n: int) -> list[tuple[str, ...]]:
+    """The ways ``key`` reads as ``n`` parts joined with '/' (one for a single-column key)."""
+    if n == 1:
+        return [(key,)]
+    pieces = key.split("/")
+    if len(pieces) < n:
+        return []
+    out = []
+    for cuts in itertools.combinations(range(1, len(pieces)), n - 1):
+        bounds = (0, *cuts, len(pieces))
+        out.append(tuple("/".join(pieces[a:b]) for a, b in itertools.pairwise(bounds)))
+    return out
+
+
+def _key_value(column: Any, part: str) -> Any:
+    python_type = column.type.python_type
+    if python_type is int:
+        return int(part)
+    if python_type is dt.date:
+        return dt.date.fromisoformat(part)
+    return part
 
 
 def same_value(actual: Any, expected: Any) -> bool:

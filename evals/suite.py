@@ -107,7 +107,7 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
     if (
         not isinstance(inp, dict)
         or len(inp) != 1
-        or not (isinstance(inp.get("order_id"), str) or isinstance(inp.get("message"), str))
+        or not (_text(inp.get("order_id")) or _text(inp.get("message")))
     ):
         raise bad("input must be {order_id: ID} or {message: TEXT}")
     expect = raw.get("expect") or {}
@@ -130,6 +130,8 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             raise bad(
                 "expect.after_approval maps table.KEY.field to a value, e.g. orders.SO1.status: released"
             )
+    if not isinstance(expect.get("per_order") or {}, dict):
+        raise bad("expect.per_order maps an order id to its expectations")
     for oid, sub in (expect.get("per_order") or {}).items():
         if not isinstance(sub, dict) or set(sub) - ORDER_KEYS:
             raise bad(f"expect.per_order.{oid}: a mapping of {', '.join(sorted(ORDER_KEYS))}")
@@ -145,6 +147,27 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
         )
     if "attack" in expect and expect["attack"] not in ATTACK_OUTCOMES:
         raise bad(f"expect.attack is one of {', '.join(ATTACK_OUTCOMES)}")
+
+
+def _text(value: Any) -> bool:
+    """A text or a plain number: YAML reads an unquoted id such as 4500098761 as a number, and a
+    fixture takes it as the text it is (tools.fixtures.coerce_value), so the case's input does too."""
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def _as_text(value: Any) -> Any:
+    return str(value) if _text(value) else value
+
+
+def _normalised(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The case's input and expect with the order ids it names as text (see :func:`_text`)."""
+    inp = {k: _as_text(v) for k, v in raw["input"].items()}
+    expect = dict(raw.get("expect") or {})
+    if isinstance(expect.get("orders"), list):
+        expect["orders"] = [_as_text(o) for o in expect["orders"]]
+    if isinstance(expect.get("per_order"), dict):
+        expect["per_order"] = {_as_text(k): v for k, v in expect["per_order"].items()}
+    return inp, expect
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -183,13 +206,14 @@ def load_cases(spec: str) -> list[EvalCase]:
         data = _read(path)
         for raw in data["cases"]:
             _check(path, raw)
+            inp, expect = _normalised(raw)
             cases.append(
                 EvalCase(
                     suite=data["suite"],
                     id=raw["id"],
                     fixture=raw.get("fixture") or {},
-                    input=raw["input"],
-                    expect=raw.get("expect") or {},
+                    input=inp,
+                    expect=expect,
                     approve_params=raw.get("approve_params"),
                     why=raw.get("why") or "",
                     attack=raw.get("attack"),

@@ -15,7 +15,7 @@ import ui.api.events as events_api
 from agent.flow import drain
 from tests import api_world
 from tools.events.signing import signed_headers
-from tools.models import EventInbox, ExceptionRecord
+from tools.models import EventInbox, ExceptionRecord, Shipment
 from ui.server import create_app
 
 SECRETS = {"wms": "wms-secret-0123456789", "erp": "erp-secret-0123456789"}
@@ -116,6 +116,55 @@ def test_a_bad_event_is_422_naming_the_path_and_nothing_is_stored(client, servic
     assert body["error"] == "invalid_event" and body["details"] == [path] and path in body["message"]
     with services.factory() as s:
         assert s.scalars(select(EventInbox)).all() == []
+
+
+def test_a_batch_names_its_first_bad_event_in_its_order(client, services):
+    """A dangling key in [0] is named before a wrong type in [1], though the shape is checked
+    before the references; a wrong type in [0] before a dangling key in [1]."""
+    dangling, wrong = ev("e1", warehouse_id="WH9"), ev("e2", on_hand="lots")
+    for payload, path in (
+        ([dangling, wrong], "[0].records.inventory[0].warehouse_id"),
+        ([wrong, dangling], "[0].records.inventory[0].on_hand"),
+    ):
+        r = post(client, payload)
+        assert r.status_code == 422 and r.json()["details"] == [path], r.text
+    with services.factory() as s:
+        assert s.scalars(select(EventInbox)).all() == []
+
+
+def test_a_record_an_accepted_event_creates_may_be_named_before_the_worker_applies_it(client, services):
+    """ERP reports a new order (202, waiting in the inbox); WMS reports its shipment in the next
+    request, before the worker ran: no dangling key. A key nobody reported is still refused."""
+    created = {
+        "event_id": "o1",
+        "source": "erp",
+        "type": "order.created",
+        "occurred_at": "2026-11-02T08:00:00Z",
+        "records": {"orders": [{"order_id": "SO-NEW", "customer_id": "C1", "warehouse_id": "WH1"}]},
+    }
+    assert post(client, created, source="erp").status_code == 202
+    shipped = {
+        "event_id": "s1",
+        "source": "wms",
+        "type": "shipment.delayed",
+        "occurred_at": "2026-11-02T08:05:00Z",
+        "records": {"shipments": [{"shipment_id": "SH-NEW", "order_id": "SO-NEW", "status": "delayed"}]},
+    }
+    r = post(client, shipped)
+    assert r.status_code == 202, r.text
+    stray = shipped | {
+        "event_id": "s2",
+        "records": {"shipments": [{"shipment_id": "SH-X", "order_id": "SO-X"}]},
+    }
+    r = post(client, stray)
+    assert r.status_code == 422 and r.json()["details"] == ["records.shipments[0].order_id"], r.text
+    # one that happened before the order was reported would apply before it: still dangling
+    early = shipped | {"event_id": "s3", "occurred_at": "2026-11-02T07:59:00Z"}
+    r = post(client, early)
+    assert r.status_code == 422 and r.json()["details"] == ["records.shipments[0].order_id"], r.text
+    assert [d.status for d in drain(services.factory, services.policy)] == ["applied", "applied"]
+    with services.factory() as s:
+        assert s.get(Shipment, "SH-NEW").order_id == "SO-NEW"
 
 
 def test_the_worker_inside_the_service_applies_what_is_posted(tmp_path, monkeypatch):

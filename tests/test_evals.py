@@ -433,3 +433,69 @@ def test_a_message_naming_no_order_meets_an_expectation_of_nothing_detected(tmp_
         ("exceptions", "detected [], expected ['CREDIT_HOLD']"),
         ("action", "recommended None, expected RELEASE_CREDIT_HOLD"),
     ]
+
+
+def test_after_approval_reads_a_composite_key_whose_parts_hold_a_slash(session):
+    """domain.md §5 joins a composite key's parts with '/': an order id of the shape DE/2026/00017
+    (one the policy's order numbers read) still names its line, and a missing one is reported."""
+    from evals.state import check_after
+
+    case = _raw("credit-flag-only")
+    fixture = case["fixture"]
+    fixture["orders"][0]["order_id"] = "DE/2026/00017"
+    load_fixture(session, fixture, case_id=case["id"])
+    assert (
+        check_after(
+            session,
+            {
+                "orders.DE/2026/00017.status": "open",
+                "order_lines.DE/2026/00017/1.unit_price": 100,
+                "order_lines.DE/2026/00017/1.sku": "A",
+            },
+        )
+        == []
+    )
+    assert check_after(session, {"order_lines.DE/2026/00017/2.sku": "A"}) == [
+        "order_lines.DE/2026/00017/2.sku: no such record (expected 'A')"
+    ]
+    assert check_after(session, {"order_lines.SO1/x.sku": "A"}) == [
+        "order_lines.SO1/x.sku: 'SO1/x' is not a key of order_lines"
+    ]
+
+
+def test_an_order_id_yaml_reads_as_a_number_names_the_order(tmp_path, sops):
+    """YAML reads an unquoted 4500098761 as a number; the fixture takes it as the order's id, and so
+    do the case's input, its expected orders and its per-order expectations."""
+    from evals.evaluate import evaluate
+
+    case = _raw("credit-flag-only")
+    case["id"] = "credit-numeric-order-id"
+    case["fixture"]["orders"][0]["order_id"] = 4500098761
+    case["input"] = {"order_id": 4500098761}
+    case["expect"]["after_approval"] = {"orders.4500098761.status": "released"}
+    text = _raw("credit-flag-only")
+    text["id"] = "credit-numeric-order-in-a-message"
+    text["fixture"]["orders"][0]["order_id"] = 4500098761
+    text["input"] = {"message": "what holds 4500098761?"}
+    text["expect"] = {"orders": [4500098761], "exceptions": ["CREDIT_HOLD"]}
+    cases = load_cases(str(_suite_file(tmp_path, case, text)))
+    assert cases[0].input == {"order_id": "4500098761"} and cases[1].expect["orders"] == ["4500098761"]
+    report = evaluate(str(tmp_path / "mini.yaml"), collection=sops)
+    by_id = {r["id"]: r for r in report["runs"][0]}
+    for cid in ("credit-numeric-order-id", "credit-numeric-order-in-a-message"):
+        assert by_id[cid]["status"] == "pass", by_id[cid]["checks"]
+
+
+def test_the_confusion_matrix_counts_only_cases_that_state_their_exceptions():
+    """A case checks only what it states (domain.md §5): one stating no ``exceptions`` is in neither
+    the per-type figures nor the confusion matrix."""
+    from evals.metrics import summarize
+    from evals.runner import CaseResult, Check
+
+    stated = CaseResult(
+        "s", "a", "pass", [Check("exceptions", "pass")], [], 0.1, ["CREDIT_HOLD"], ["CREDIT_HOLD"]
+    )
+    silent = CaseResult("s", "b", "pass", [Check("action", "pass")], [], 0.1, [], ["PRICING_DISCREPANCY"])
+    s = summarize([[stated, silent]])
+    assert s["per_type"]["PRICING_DISCREPANCY"]["fp"] == 0
+    assert s["confusion"] == {"CREDIT_HOLD": {"CREDIT_HOLD": 1}}

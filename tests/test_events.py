@@ -80,6 +80,14 @@ def _open(factory) -> set[tuple[str, str, str]]:
             "whole number",
         ),
         ({}, "records", "no records"),
+        # JSON tells text from numbers: a number is the wrong type for a date or a text field
+        (
+            {"orders": [{"order_id": "SO1", "promised_date": 20261130}]},
+            "records.orders[0].promised_date",
+            "expected a date as text",
+        ),
+        ({"customers": [{"customer_id": "C1", "name": 42}]}, "records.customers[0].name", "expected text"),
+        ({"inventory": [{"sku": 7, "warehouse_id": "WH1"}]}, "records.inventory[0].sku", "expected text"),
     ],
 )
 def test_a_malformed_event_is_refused_naming_the_path(records, path, message):
@@ -394,3 +402,25 @@ def test_occurred_at_order_holds_across_utc_offsets(factory):
     assert [d.label for d in applied] == ["wms/early", "wms/late"]
     with factory() as s:
         assert s.get(Inventory, ("A", "WH1")).on_hand == 7
+
+
+def test_replay_names_the_first_bad_event_in_the_files_order(monkeypatch, capsys, tmp_path, sqlite_engine):
+    """A dangling key on line 2 is the first bad event even when line 3 has a wrong type or is not
+    JSON (the shape is checked before the references); nothing is stored."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    with session_factory(sqlite_engine)() as s:
+        load_fixture(s, two_orders(), case_id="events")
+    good = json.dumps(event("e1", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 5}]}))
+    dangling = json.dumps(event("e2", {"orders": [{"order_id": "SO1", "customer_id": "C404"}]}))
+    wrong = json.dumps(event("e3", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": "x"}]}))
+    for third, later in ((wrong, "line 3: event wms/e3"), ("{not json", "line 3: not a JSON object")):
+        path = tmp_path / "bad.jsonl"
+        path.write_text(f"{good}\n{dangling}\n{third}\n")
+        code, _, err = run(monkeypatch, capsys, "events", "replay", str(path))
+        assert code == 2
+        assert "bad.jsonl line 2: event wms/e2: records.orders[0].customer_id: 'C404'" in err, err
+        path.write_text(f"{good}\n{third}\n{dangling}\n")  # the other way round: line 2 is first
+        code, _, err = run(monkeypatch, capsys, "events", "replay", str(path))
+        assert code == 2 and f"bad.jsonl {later.replace('line 3', 'line 2')}" in err, err
+    with session_factory(sqlite_engine)() as s:
+        assert s.scalar(select(func.count()).select_from(EventInbox)) == 0

@@ -13,7 +13,14 @@ from tools.events.inbox import (
     store_events,
     stored_event,
 )
-from tools.events.validate import Event, EventError, check_references, parse_event, parse_events
+from tools.events.validate import (
+    Event,
+    EventError,
+    check_references,
+    dangling_before,
+    parse_event,
+    parse_events,
+)
 
 __all__ = [
     "Change",
@@ -26,6 +33,7 @@ __all__ = [
     "check_references",
     "claim_batch",
     "claim_next",
+    "dangling_before",
     "inbox_counts",
     "list_events",
     "mark_failed",

@@ -73,12 +73,13 @@ def store_events(session: Session, events: Iterable[Event], *, channel: str) -> 
 
 
 def receive(session: Session, events: list[Event], *, channel: str) -> tuple[int, int]:
-    """Check the events' references and store them, all or none; return (stored, duplicates).
+    """Check the events' references (in the database, the events, or events waiting in the inbox)
+    and store them, all or none; return (stored, duplicates).
 
     Raises :class:`tools.events.EventError` naming the first dangling reference (nothing stored).
     The caller commits; once it has, the events are durable and the worker will apply them.
     """
-    check_references(session, events)
+    check_references(session, events, waiting=True)
     return store_events(session, events, channel=channel)
 
 

@@ -6,8 +6,9 @@ an eval fixture). Each record is checked like a fixture record — known table a
 column's type and enumeration, its key present, no key twice in one event — by the same coercion
 (:func:`tools.fixtures.coerce_value`). A field given as ``null`` for a column that cannot be empty
 is refused (an upsert keeps fields that are not given; an explicit empty value is a mistake).
-References (``orders[0].customer_id``) must name a record in the database or in the events being
-checked together (:func:`check_references`). Any problem raises :class:`EventError` with the path,
+References (``orders[0].customer_id``) must name a record in the database, in the events being
+checked together or, when they are received, in an event waiting in the inbox
+(:func:`check_references`). Any problem raises :class:`EventError` with the path,
 e.g. ``records.order_lines[0].sku: 'X-9' is not in items.sku (dangling reference)``.
 """
 
@@ -19,14 +20,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Date, String, Text, select
 from sqlalchemy.orm import Session
 
 from tools.fixtures import MODELS, OMIT, coerce_value, flatten_records
-from tools.models import ERP_TABLES
+from tools.models import ERP_TABLES, EventInbox
 from tools.rules import in_chunks
 
-__all__ = ["Event", "EventError", "check_references", "parse_event", "parse_events"]
+__all__ = ["Event", "EventError", "check_references", "dangling_before", "parse_event", "parse_events"]
 
 FIELDS = ("event_id", "source", "type", "occurred_at", "records")
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
@@ -141,6 +142,11 @@ def _records(event: Event, raw: Any, root: str) -> None:
             column = table.c[name]
             if raw_value is None and not column.nullable:
                 fail_at(path, "cannot be empty (leave the field out to keep its value)")
+            if raw_value is not None and not isinstance(raw_value, str) and _wants_text(column):
+                # JSON tells text from numbers: 20261130 is no date, 42 no name (a fixture's YAML
+                # may read an unquoted id as a number; an event's JSON says what it means)
+                kind = "a date as text (YYYY-MM-DD)" if isinstance(column.type, Date) else "text"
+                fail_at(path, f"expected {kind}, got {raw_value!r}")
             value = coerce_value(row.table, column, raw_value, lambda m, p=path: fail_at(p, m))
             if value is not OMIT:
                 values[name] = value
@@ -157,15 +163,26 @@ def _records(event: Event, raw: Any, root: str) -> None:
     event.paths = {t: event.paths[t] for t in event.records}
 
 
+def _wants_text(column: Any) -> bool:
+    """A column whose JSON value is a string: text and dates (money may come as a number or a
+    decimal string)."""
+    return isinstance(column.type, String | Text | Date)
+
+
 def parse_events(raws: Iterable[Any], root: str = "") -> list[Event]:
     """Several events, each checked with :func:`parse_event` at ``root[i]``."""
     return [parse_event(raw, f"{root}[{i}]") for i, raw in enumerate(raws)]
 
 
-def check_references(session: Session, events: list[Event]) -> None:
+def check_references(session: Session, events: list[Event], *, waiting: bool = False) -> None:
     """Every reference names a record in the database or in ``events``; else :class:`EventError`.
 
     The first dangling one (in the events' order) is reported with its event and path.
+    ``waiting``: a record that an event already stored in the inbox and not yet applied creates
+    counts too, when that event happened no later than the referring one (the worker applies them
+    in that order) — what a source reported a moment ago (an order, then its shipment in the next
+    request) is no dangling key because the worker has not applied it yet. When the events apply,
+    the worker checks again against the database alone.
     """
     given: dict[str, set[Any]] = {}
     for event in events:
@@ -192,8 +209,56 @@ def check_references(session: Session, events: list[Event]) -> None:
         hits = found.setdefault((target_table, target_column), set())
         for part in in_chunks(keys):
             hits.update(session.scalars(select(col).where(col.in_(part))))
+    missing = {target for _, _, _, value, target in uses if value not in found[target]}
+    pending = _waiting_keys(session, missing) if waiting and missing else {}
     for event, path, _, value, target in uses:
-        if value not in found[target]:
+        since = pending.get(target, {}).get(value)
+        if value not in found[target] and (since is None or since > event.occurred_at):
             raise EventError(
                 path, f"{value!r} is not in {target[0]}.{target[1]} (dangling reference)", event=event.label
             )
+
+
+def _waiting_keys(
+    session: Session, targets: set[tuple[str, str]]
+) -> dict[tuple[str, str], dict[Any, dt.datetime]]:
+    """The keys of ``targets`` (table, key column) that events waiting in the inbox create, each
+    with the earliest occurred_at of such an event: a reference counts only to a record reported
+    as existing no later than the referring event happened (the order the worker applies them in).
+
+    Read only when a reference is not in the database (the rare case), one pass over the waiting
+    events' records: the backlog the worker has not applied yet.
+    """
+    out: dict[tuple[str, str], dict[Any, dt.datetime]] = {t: {} for t in targets}
+    rows = session.execute(
+        select(EventInbox.occurred_at, EventInbox.records).where(EventInbox.status == "received")
+    )
+    for occurred_at, records in rows:
+        if not isinstance(records, dict):
+            continue
+        at = occurred_at if occurred_at.tzinfo else occurred_at.replace(tzinfo=dt.UTC)  # SQLite: UTC
+        for (table, column), keys in out.items():
+            for record in records.get(table) or ():
+                if isinstance(record, dict) and record.get(column) is not None:
+                    key = record[column]
+                    keys[key] = min(keys.get(key, at), at)
+    return out
+
+
+def dangling_before(
+    session: Session, parsed: list[tuple[int, Event]], position: int
+) -> tuple[int, EventError] | None:
+    """(position, error) of the first event before ``position`` whose reference dangles, or None.
+
+    ``parsed``: (position, event) of the events of a batch that parse; their references are
+    checked against the database and each other, as :func:`check_references` checks a batch, so
+    that the first bad event of a batch is named in the batch's order (a dangling reference on an
+    earlier event before a wrong type on a later one). Nothing is stored.
+    """
+    try:
+        check_references(session, [e for _, e in parsed], waiting=True)
+    except EventError as dangling:
+        at = next((i for i, e in parsed if e.label == dangling.event), None)
+        if at is not None and at < position:
+            return at, dangling
+    return None

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agent.flow import BackgroundWorker
 from tools.db import is_postgres
-from tools.events import EventError, parse_event, receive
+from tools.events import Event, EventError, dangling_before, parse_event, receive
 from tools.events.signing import HEADER_SIGNATURE, HEADER_SOURCE, HEADER_TIMESTAMP, SignatureError, verify
 from ui.api.errors import error_response
 from ui.api.models import ErrorResponse
@@ -75,14 +75,32 @@ async def post_events(request: Request) -> JSONResponse:
         return _error(422, "invalid_event", f"the body is not JSON: {exc}", ["body"])
     batch = isinstance(payload, list)
     raws = payload if batch else [payload]
-    try:
-        events = [parse_event(raw, f"[{i}]" if batch else "") for i, raw in enumerate(raws)]
-        for i, e in enumerate(events):
+    parsed: list[tuple[int, Event]] = []
+    bad: tuple[int, EventError] | None = None  # the first event that does not parse
+    for i, raw in enumerate(raws):
+        try:
+            e = parse_event(raw, f"[{i}]" if batch else "")
             if e.source != source:
                 where = f"[{i}].source" if batch else "source"
                 raise EventError(where, f"signed by source {source!r}, not {e.source!r}", event=e.label)
-    except EventError as exc:
-        return _error(422, "invalid_event", str(exc), [exc.path])
+            parsed.append((i, e))
+        except EventError as exc:
+            bad = bad or (i, exc)
+    if bad is not None:
+        # named in the batch's order: a dangling reference of an earlier event comes first
+        found: tuple[int, EventError] = bad
+
+        def first() -> tuple[int, EventError]:
+            with services.factory() as session:
+                return dangling_before(session, parsed, found[0]) or found
+
+        if parsed:
+            try:
+                found = await run_in_threadpool(first)
+            except OperationalError:
+                pass  # the database is busy: the malformed event is still a reason to refuse
+        return _error(422, "invalid_event", str(found[1]), [found[1].path])
+    events = [e for _, e in parsed]
     if not events:
         return _error(422, "invalid_event", "an empty list: send at least one event", ["body"])
 

@@ -36,20 +36,22 @@ def _factory():
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, object]]:
+    """(line number, the line's JSON) of every line that is not blank; a line that is not JSON
+    gives a :class:`CliError` in place of its value (the caller reports the first bad line)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise CliError(f"{path}: not UTF-8 text") from exc
-    out = []
+    out: list[tuple[int, object]] = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             out.append((n, json.loads(line)))
         except json.JSONDecodeError as exc:
-            raise CliError(f"{path} line {n}: not a JSON object: {exc.msg} at column {exc.colno}") from exc
+            out.append((n, CliError(f"{path} line {n}: not a JSON object: {exc.msg} at column {exc.colno}")))
     return out
 
 
@@ -77,17 +79,31 @@ def replay(
     they affect, before returning. A bad event (unknown table or field, wrong type, dangling key)
     exits 2 naming it and the path of the bad key; then nothing of the file is stored."""
     from agent.flow import drain
-    from tools.events import EventError, parse_event, receive
+    from tools.events import EventError, dangling_before, parse_event, receive
 
     lines = _read_jsonl(file)
-    events = []
+    parsed: list[tuple[int, Any]] = []  # (line number, event)
+    bad: tuple[int, Exception] | None = None  # the first line that is not a valid event
     for n, raw in lines:
         try:
-            events.append(parse_event(raw))
-        except EventError as exc:
-            raise CliError(f"{file} line {n}: {exc}; nothing was stored") from exc
-    line_of = {id(e): n for e, (n, _) in zip(events, lines, strict=True)}
+            if isinstance(raw, CliError):
+                raise raw
+            parsed.append((n, parse_event(raw)))
+        except (EventError, CliError) as exc:
+            bad = bad or (n, exc)
     factory = _factory()
+    if bad is not None:
+        # the first bad event in the file's order: a dangling reference of an earlier line comes first
+        line_no, problem = bad
+        with factory() as session:
+            earlier = dangling_before(session, parsed, line_no)
+        if earlier is not None:
+            line_no, problem = earlier
+        if isinstance(problem, CliError):
+            raise problem
+        raise CliError(f"{file} line {line_no}: {problem}; nothing was stored") from problem
+    events = [e for _, e in parsed]
+    line_of = {id(e): n for n, e in parsed}
     with factory() as session:
         try:
             stored, duplicates = receive(session, events, channel="replay")
@@ -124,7 +140,7 @@ def replay(
         )
     if failed:
         first = failed[0]
-        culprit = next((n for e, (n, _) in zip(events, lines, strict=True) if e.label == first.label), None)
+        culprit = next((n for n, e in parsed if e.label == first.label), None)
         raise CliError(f"{file} line {culprit}: event {first.label} failed: {first.error}")
 
 
