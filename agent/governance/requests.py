@@ -280,9 +280,18 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return audit.canonical_json(a) == audit.canonical_json(b)
 
 
-def _locate(result: dict[str, Any], action: str, params: dict[str, Any]) -> tuple[dict | None, bool]:
-    """The exception instance an action resolves, and whether it is one of the plan's actions."""
+def _locate(
+    result: dict[str, Any], action: str, params: dict[str, Any], policy: Policy
+) -> tuple[dict | None, bool]:
+    """The exception instance an action resolves, and whether it is one of the plan's actions.
+
+    The instance whose feasible candidate is exactly this action; else the first whose candidates
+    include the action and that the parameters can be about: the line or shipment they name (an
+    action on line 2 carries line 2's evidence to its approver, not line 1's), and for ``ESCALATE``
+    an exception type the policy routes to the role named. None when no instance qualifies.
+    """
     plan_match = any(p["action"] == action and _same(p["params"], params) for p in result["plan"])
+    found = {(e["type"], e["instance"]): e for e in result["exceptions"]}
     best = None
     for option in result["options"]:
         for cand in option["candidates"]:
@@ -290,8 +299,22 @@ def _locate(result: dict[str, Any], action: str, params: dict[str, Any]) -> tupl
                 continue
             if cand.get("feasible") and _same(cand.get("params", {}), params):
                 return option, plan_match
-            best = best or option
+            if best is None and _about(
+                found.get((option["type"], option["instance"]), {}), action, params, policy
+            ):
+                best = option
     return best, plan_match
+
+
+def _about(exception: dict[str, Any], action: str, params: dict[str, Any], policy: Policy) -> bool:
+    """Whether an action with ``params`` can resolve ``exception`` (a triage result's exception)."""
+    for key in ("line_no", "shipment_id"):
+        mine = exception.get(key)
+        if key in params and mine is not None and params[key] != mine:
+            return False
+    if action == "ESCALATE":
+        return policy.may_route(str(exception.get("type")), str(params.get("role")))
+    return True
 
 
 def _log_triage(s: Session, result: dict[str, Any], actor: str | None, role: str | None, why: str) -> None:
@@ -374,7 +397,7 @@ def request_action(
                 raise GuardBlocked(
                     [f"{action} is drafted from the facts of a notice: use `copilot messages draft ORDER`"]
                 )
-            option, in_plan = _locate(result, action, normalised or params)
+            option, in_plan = _locate(result, action, normalised or params, policy)
             evidence: list[Any] = next(
                 (
                     e["evidence"]
