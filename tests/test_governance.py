@@ -157,6 +157,23 @@ def test_a_request_carries_the_evidence_of_the_line_or_shipment_it_acts_on(sqlit
     assert assigned["INVENTORY_SHORTFALL"] != "logistics_coordinator"
 
 
+def test_parameters_without_an_action_are_refused_not_dropped(sqlite_engine):
+    """The recommendation brings its own parameters: a price or quantity given without naming the
+    action would be dropped unread and another value filed; refused, nothing stored."""
+    factory = world(sqlite_engine, shortfall_fixture())
+    with pytest.raises(ToolError, match="without an action"):
+        request_action(
+            factory,
+            POLICY,
+            order_id="SO1",
+            requested_by="csr",
+            params={"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"},
+        )
+    assert count(factory, ActionRequest) == 0
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr", params={})
+    assert req["action"] == "REALLOCATE_WAREHOUSE" and req["params"]["to_warehouse_id"] == "WH3"
+
+
 def test_reject_needs_a_reason_and_is_an_override_of_the_recommendation(sqlite_engine):
     factory = world(sqlite_engine, shortfall_fixture())
     req = request_action(factory, POLICY, order_id="SO1", requested_by="csr")

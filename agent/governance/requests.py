@@ -367,6 +367,12 @@ def request_action(
     scope_factory, factory = factory, unscoped(factory)
     try:
         screen_params(params)  # oversize or non-finite values: refused before anything is stored
+        if action is None and params:
+            # the recommendation comes with its own parameters: these would be dropped unread
+            raise ToolError(
+                "parameters were given without an action: name the action they are for, or give "
+                "neither to request the order's recommendation"
+            )
         if not factory_scope(scope_factory).unrestricted:
             with scope_factory() as s:
                 if not order_visible(s, order_id):  # another site's order: as unknown
