@@ -246,10 +246,14 @@ def list_requests(
     limit: int = 100,
     offset: int = 0,
     policy: Policy | None = None,
+    not_requested_by: str | None = None,
 ) -> list[dict[str, Any]]:
     """Requests, newest first. ``role``: the queue of that role — requests whose approver role it
-    may decide through the policy's hierarchy (``policy`` default: the configured policy file)."""
+    may decide through the policy's hierarchy (``policy`` default: the configured policy file).
+    ``not_requested_by``: leave out that user's own requests (nobody decides their own)."""
     query = select(ActionRequest).order_by(ActionRequest.id.desc())
+    if not_requested_by is not None:
+        query = query.where(ActionRequest.requested_by != not_requested_by)
     if status is not None:
         query = query.where(ActionRequest.status == status)
     if order_id is not None:
