@@ -51,9 +51,15 @@ def test_another_orders_record_is_blocked_and_an_edit_may_not_retarget(client):
         },
         headers=H["csr"],
     )
-    # a guard-blocked request is kept, with its reasons, for people to see what was tried
-    assert resp.status_code == 201 and resp.json()["status"] == "blocked"
-    assert "not the request's order SO-100003" in resp.json()["guard"]["reasons"][0]
+    # refused (422, README "API" errors) like the CLI's exit 2, with the guard's reasons in details
+    assert resp.status_code == 422 and resp.json()["error"] == "guard_blocked", resp.text
+    assert "not the request's order SO-100003" in resp.json()["details"][0]
+    # the blocked request is kept, with its reasons, for people to see what was tried
+    kept = client.get("/api/v1/requests", params={"status": "blocked"}, headers=H["csr"]).json()["items"]
+    assert [r["action"] for r in kept] == ["CORRECT_PRICE"] and f"request {kept[0]['id']}" in resp.json()[
+        "message"
+    ]
+    assert "not the request's order SO-100003" in kept[0]["guard"]["reasons"][0]
     req = client.post("/api/v1/requests", json={"order_id": "SO-100002"}, headers=H["planner"]).json()
     assert req["status"] == "pending_approval"
     resp = client.post(

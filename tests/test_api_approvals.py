@@ -101,6 +101,15 @@ def test_nobody_approves_their_own_request(client):
     )
 
 
+def test_ones_own_request_is_not_in_ones_approval_queue(client):
+    """The queue lists what the signed-in user may decide; nobody decides their own request."""
+    mine = _request(client, "planner", "SO-100003")  # SPLIT_SHIPMENT, decided by a planner
+    assert mine["approver_role"] == "planner"
+    assert client.get("/api/v1/requests/queue", headers=H["planner"]).json()["items"] == []
+    queued = client.get("/api/v1/requests/queue", headers=H["planner2"]).json()["items"]
+    assert [r["id"] for r in queued] == [mine["id"]]
+
+
 def test_reject_needs_a_reason_and_edit_is_guarded(client):
     req = _request(client, "csr", "SO-100003")
     assert req["action"] == "SPLIT_SHIPMENT" and req["approver_role"] == "planner"

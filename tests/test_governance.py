@@ -9,11 +9,11 @@ from agent.governance.audit import list_events, verify_chain
 from agent.governance.requests import decide, get_request, list_requests, request_action, write_session
 from agent.governance.users import add_user, get_user, list_users
 from agent.policy import CONTRACT_ROLES, DEFAULT_POLICY_PATH, load_policy, parse_policy
-from tests.factories import clean_fixture, edit, order
+from tests.factories import clean_fixture, edit, line, order
 from tools.db import session_factory
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
 from tools.fixtures import load_fixture
-from tools.models import ExceptionRecord, Execution, Inventory, Order, OrderLine
+from tools.models import ActionRequest, ExceptionRecord, Execution, Inventory, Order, OrderLine
 
 POLICY = load_policy()
 
@@ -104,6 +104,74 @@ def test_the_recommendation_is_requested_guarded_approved_and_executed_once(engi
         decide(factory, POLICY, req["id"], username="ops_manager", decision="approve")
     assert count(factory, Execution) == 1
     assert chain_ok(factory)
+
+
+def test_a_request_carries_the_evidence_of_the_line_or_shipment_it_acts_on(sqlite_engine):
+    """Two short lines and a disrupted shipment: a reallocation of line 2 to another warehouse than
+    recommended is about line 2's shortfall (its evidence goes to the approver), and an escalation to
+    logistics_coordinator routes the carrier disruption, not line 1's shortfall (which the policy
+    may not route there)."""
+    fx = clean_fixture(order(lines=[line(1, "A", qty=10), line(2, "B", qty=10, unit_price=50)]))
+    for sku in ("A", "B"):
+        edit(fx, "inventory", f"{sku}/WH1", on_hand=2)
+        edit(fx, "inventory", f"{sku}/WH3", on_hand=50)
+        edit(fx, "inventory", f"{sku}/WH4", on_hand=50)
+    edit(fx, "warehouses", "WH3", name="Albany", region="east", country="US")
+    edit(fx, "warehouses", "WH4", name="Reno", region="west", country="US")
+    edit(fx, "carriers", "CA2", name="Slow", status="disrupted", on_time_rate=0.5)
+    edit(
+        fx, "shipments", "SH1", order_id="SO1", carrier_id="CA2", service_level="ground",
+        status="planned", planned_ship_date="2026-11-15", eta="2026-11-25", freight_cost=100,
+    )  # fmt: skip
+    factory = world(sqlite_engine, fx)
+    moved = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="csr",
+        action="REALLOCATE_WAREHOUSE",
+        params={"order_id": "SO1", "line_no": 2, "to_warehouse_id": "WH4"},
+    )
+    assert moved["status"] == "pending_approval" and moved["exception_type"] == "INVENTORY_SHORTFALL"
+    assert "line 2" in moved["evidence"][0] and "SKU B" in moved["evidence"][0], moved["evidence"]
+    with factory() as s:
+        linked = s.get(ExceptionRecord, s.get(ActionRequest, moved["id"]).exception_id)
+        assert (linked.type, linked.line_no) == ("INVENTORY_SHORTFALL", 2)
+
+    routed = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="csr",
+        action="ESCALATE",
+        params={"role": "logistics_coordinator", "reason": "the carrier is out"},
+    )
+    assert routed["status"] == "executed", routed["guard"]
+    assert routed["exception_type"] == "CARRIER_DISRUPTION"
+    with factory() as s:
+        assigned = {
+            r.type: r.assigned_role
+            for r in s.scalars(select(ExceptionRecord).where(ExceptionRecord.status == "open"))
+        }
+    assert assigned["CARRIER_DISRUPTION"] == "logistics_coordinator"
+    assert assigned["INVENTORY_SHORTFALL"] != "logistics_coordinator"
+
+
+def test_parameters_without_an_action_are_refused_not_dropped(sqlite_engine):
+    """The recommendation brings its own parameters: a price or quantity given without naming the
+    action would be dropped unread and another value filed; refused, nothing stored."""
+    factory = world(sqlite_engine, shortfall_fixture())
+    with pytest.raises(ToolError, match="without an action"):
+        request_action(
+            factory,
+            POLICY,
+            order_id="SO1",
+            requested_by="csr",
+            params={"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"},
+        )
+    assert count(factory, ActionRequest) == 0
+    req = request_action(factory, POLICY, order_id="SO1", requested_by="csr", params={})
+    assert req["action"] == "REALLOCATE_WAREHOUSE" and req["params"]["to_warehouse_id"] == "WH3"
 
 
 def test_reject_needs_a_reason_and_is_an_override_of_the_recommendation(sqlite_engine):

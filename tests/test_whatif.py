@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from agent.governance.impact import whatif
@@ -13,6 +14,7 @@ from agent.governance.requests import decide, request_action
 from tests.cli_run import run
 from tests.factories import edit, line, order
 from tests.test_allocation import POLICY, _conflict_world, erp_snapshot, world
+from tools.errors import ToolError
 from tools.models import AuditEvent, ExceptionRecord
 
 
@@ -91,6 +93,16 @@ def test_an_infeasible_action_has_no_impact_and_says_why(sqlite_engine):
         )
     assert result["feasible"] is False and "WH2 has 0 A available" in result["reason"]
     assert result["other_orders"] == []
+
+
+def test_parameters_without_an_action_are_refused_not_replaced_by_the_recommendation(sqlite_engine):
+    """'copilot whatif SO1 --params {...}' without --action simulated the recommendation's own
+    parameters and answered as if for the ones given: refused with a clear error instead."""
+    factory = world(sqlite_engine, _moving_world())
+    with factory() as s, pytest.raises(ToolError, match="without an action"):
+        whatif(s, POLICY, order_id="SO1", params={"order_id": "SO1", "line_no": 1, "to_warehouse_id": "WH2"})
+    with factory() as s:
+        assert whatif(s, POLICY, order_id="SO1", params={})["action"]  # no parameters: the recommendation
 
 
 def test_an_action_naming_another_orders_records_is_not_simulated(sqlite_engine):

@@ -126,6 +126,12 @@ def whatif(
     order_id = (order_id or "").strip()
     if session.get(Order, order_id) is None or not order_visible(session, order_id):
         raise NotFound("order", order_id)  # another site's order (``tools.sites``): as unknown
+    if action is None and params:
+        # the recommendation comes with its own parameters: these would be dropped unread
+        raise ToolError(
+            "parameters were given without an action: name the action they are for, or give "
+            "neither to simulate the order's recommendation"
+        )
     if action is None:
         try:
             rec = triage_order(session, order_id, policy, record=False)["recommendation"]

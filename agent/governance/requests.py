@@ -250,10 +250,14 @@ def list_requests(
     limit: int = 100,
     offset: int = 0,
     policy: Policy | None = None,
+    not_requested_by: str | None = None,
 ) -> list[dict[str, Any]]:
     """Requests, newest first. ``role``: the queue of that role — requests whose approver role it
-    may decide through the policy's hierarchy (``policy`` default: the configured policy file)."""
+    may decide through the policy's hierarchy (``policy`` default: the configured policy file).
+    ``not_requested_by``: leave out that user's own requests (nobody decides their own)."""
     query = select(ActionRequest).order_by(ActionRequest.id.desc())
+    if not_requested_by is not None:
+        query = query.where(ActionRequest.requested_by != not_requested_by)
     if status is not None:
         query = query.where(ActionRequest.status == status)
     if order_id is not None:
@@ -284,9 +288,18 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return audit.canonical_json(a) == audit.canonical_json(b)
 
 
-def _locate(result: dict[str, Any], action: str, params: dict[str, Any]) -> tuple[dict | None, bool]:
-    """The exception instance an action resolves, and whether it is one of the plan's actions."""
+def _locate(
+    result: dict[str, Any], action: str, params: dict[str, Any], policy: Policy
+) -> tuple[dict | None, bool]:
+    """The exception instance an action resolves, and whether it is one of the plan's actions.
+
+    The instance whose feasible candidate is exactly this action; else the first whose candidates
+    include the action and that the parameters can be about: the line or shipment they name (an
+    action on line 2 carries line 2's evidence to its approver, not line 1's), and for ``ESCALATE``
+    an exception type the policy routes to the role named. None when no instance qualifies.
+    """
     plan_match = any(p["action"] == action and _same(p["params"], params) for p in result["plan"])
+    found = {(e["type"], e["instance"]): e for e in result["exceptions"]}
     best = None
     for option in result["options"]:
         for cand in option["candidates"]:
@@ -294,8 +307,22 @@ def _locate(result: dict[str, Any], action: str, params: dict[str, Any]) -> tupl
                 continue
             if cand.get("feasible") and _same(cand.get("params", {}), params):
                 return option, plan_match
-            best = best or option
+            if best is None and _about(
+                found.get((option["type"], option["instance"]), {}), action, params, policy
+            ):
+                best = option
     return best, plan_match
+
+
+def _about(exception: dict[str, Any], action: str, params: dict[str, Any], policy: Policy) -> bool:
+    """Whether an action with ``params`` can resolve ``exception`` (a triage result's exception)."""
+    for key in ("line_no", "shipment_id"):
+        mine = exception.get(key)
+        if key in params and mine is not None and params[key] != mine:
+            return False
+    if action == "ESCALATE":
+        return policy.may_route(str(exception.get("type")), str(params.get("role")))
+    return True
 
 
 def _log_triage(s: Session, result: dict[str, Any], actor: str | None, role: str | None, why: str) -> None:
@@ -348,6 +375,12 @@ def request_action(
     scope_factory, factory = factory, unscoped(factory)
     try:
         screen_params(params)  # oversize or non-finite values: refused before anything is stored
+        if action is None and params:
+            # the recommendation comes with its own parameters: these would be dropped unread
+            raise ToolError(
+                "parameters were given without an action: name the action they are for, or give "
+                "neither to request the order's recommendation"
+            )
         if not factory_scope(scope_factory).unrestricted:
             with scope_factory() as s:
                 if not order_visible(s, order_id):  # another site's order: as unknown
@@ -378,7 +411,7 @@ def request_action(
                 raise GuardBlocked(
                     [f"{action} is drafted from the facts of a notice: use `copilot messages draft ORDER`"]
                 )
-            option, in_plan = _locate(result, action, normalised or params)
+            option, in_plan = _locate(result, action, normalised or params, policy)
             evidence: list[Any] = next(
                 (
                     e["evidence"]

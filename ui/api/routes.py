@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from agent.governance.origin import Origin, set_origin
 from agent.telemetry import current_request_id
 from tools.domain import ExceptionType
-from tools.errors import Forbidden
+from tools.errors import Forbidden, GuardBlocked
 from ui.api.auth import Principal
 from ui.api.errors import ERROR_RESPONSES, error_for
 from ui.api.events import router as events_router
@@ -317,16 +317,22 @@ def _requests() -> APIRouter:
         responses={422: ERROR_RESPONSES[422]},
     )
     def request_action(body: NewActionRequest, user: User, services: ServicesDep) -> ActionRequestOut:
-        return ActionRequestOut(
-            **services.request_action(
-                user,
-                order_id=body.order_id,
-                action=body.action,
-                params=body.params,
-                citations=body.citations,
-                thread_id=body.thread_id,
-            )
+        filed = services.request_action(
+            user,
+            order_id=body.order_id,
+            action=body.action,
+            params=body.params,
+            citations=body.citations,
+            thread_id=body.thread_id,
         )
+        if filed["status"] == "blocked":
+            # refused like every other guard refusal (422, the reasons in details); the request is
+            # kept, blocked with its reasons, for people to see what was tried
+            reasons = list((filed.get("guard") or {}).get("reasons") or [])
+            raise GuardBlocked(
+                reasons, f"request {filed['id']} is blocked by the guard: " + "; ".join(reasons)
+            )
+        return ActionRequestOut(**filed)
 
     @r.get(
         "/{request_id}", response_model=ActionRequestOut, summary="One action request with its guard result."

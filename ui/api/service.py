@@ -611,7 +611,15 @@ class Services:
         """The requests waiting for a decision that the principal's role may take, oldest first."""
         if principal.role not in self.policy.roles:
             return []
-        pending = self.list_requests(principal, status="pending_approval", role=principal.role, limit=limit)
+        # nobody decides their own request (domain.md §3): it is not in their queue
+        pending = requests.list_requests(
+            self.factory_for(principal),
+            status="pending_approval",
+            role=principal.role,
+            limit=limit,
+            policy=self.policy,
+            not_requested_by=principal.username,
+        )
         return sorted(pending, key=lambda r: r["id"])
 
     def get_request(self, principal: Principal, request_id: int) -> dict[str, Any]:
