@@ -143,7 +143,7 @@ class Settings(BaseSettings):
         description="CPU threads for the llamacpp provider; 0 means all cores.",
     )
     llm_prompt_cache_mb: int = Field(
-        default=256,
+        default=384,
         ge=0,
         validation_alias="LLM_PROMPT_CACHE_MB",
         description="Memory for the llamacpp provider's saved prompt prefixes (KV cache); 0 turns it off.",

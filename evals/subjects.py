@@ -87,15 +87,16 @@ def _sentence(text: str) -> str:
 
 
 def scripted_explainer(messages: list[dict[str, str]]) -> str:
-    """The ``fake`` provider's scripted model: restates the first exception line of the FACTS and
-    the recommended action, and cites the SOP label the prompt names (the passage for the
-    recommendation's exception type; else the first SOP passage), copied from the prompt.
+    """The ``fake`` provider's scripted model: restates the first exception line of the FACTS (and
+    the recommended action when the prompt shows one), and cites the SOP label the prompt names,
+    else its first SOP passage (the one for the recommendation's exception type), copied from the
+    prompt. The explanation's decision line is added by code after it, as for any model.
 
     It writes language without understanding it, so with ``--provider fake`` the decisions are
     what is measured; explanation quality needs a real model (``llamacpp`` or ``openai``).
     """
     prompt = "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
-    facts, passages = _section(prompt, "FACTS", "SOP PASSAGES"), _section(prompt, "SOP PASSAGES", "FACTS")
+    facts, passages = _section(prompt, "FACTS", "SOP PASSAGE"), _section(prompt, "SOP PASSAGE", "FACTS")
     lines = [ln.strip() for ln in facts.splitlines()]
     first = next((ln[2:] for ln in lines if ln.startswith("- ")), None)
     rec = next((ln for ln in lines if ln.startswith("Recommended action:")), None)

@@ -91,7 +91,7 @@ def is_route(messages: list[dict]) -> bool:
 
 
 def is_explain(messages: list[dict]) -> bool:
-    return any(m["content"].startswith(("FACTS", "SOP PASSAGES")) for m in messages if m["role"] == "user")
+    return any(m["content"].startswith(("FACTS", "SOP PASSAGE")) for m in messages if m["role"] == "user")
 
 
 def script(

@@ -32,6 +32,11 @@ def test_what_is_blocking_an_order_is_answered_from_triage_with_a_citation(world
     assert reply["citations"] == ["SOP-CREDIT-001 §3.2"] and reply["fallback"] is False
     assert reply["request"] is None
     assert len(llm.calls) == 1 and _routes(llm) == []  # rules read this one; the model only explains
+    # the header names the recommendation; the explanation's own decision line is not repeated
+    assert reply["answer"].count("Recommended") == 1, reply["answer"]
+    assert reply["answer"].rstrip().endswith("[SOP-CREDIT-001 §3.2].") or reply["answer"].rstrip().endswith(
+        "[SOP-CREDIT-001 §3.2]"
+    ), reply["answer"]
 
 
 def test_the_small_model_chooses_by_grammar_constrained_json(world, world_sops):

@@ -10,6 +10,7 @@ import pytest
 from agent.copilot.explain import (
     MAX_TOKENS,
     build_messages,
+    decision_line,
     explain_order,
     fact_template,
     grounding_errors,
@@ -66,6 +67,16 @@ GOOD = (
     "SO1 is on credit hold: open balance 99,500 plus order value 1,000 exceeds the credit limit of "
     "100000 by 500. Release it with RELEASE_CREDIT_HOLD, approved by a credit_analyst [SOP-CREDIT-001 §3.2]."
 )
+
+# What the model writes now: one sentence on what holds the order up; code adds the decision.
+SAID = (
+    "SO1 is on credit hold: open balance 99,500 plus order value 1,000 exceeds the credit limit of "
+    "100000 by 500 [SOP-CREDIT-001 §3.2]."
+)
+
+
+def final(result: dict, said: str = SAID) -> str:
+    return f"{said} {decision_line(result)}"
 
 
 def _triage(engine, fixture, order_id="SO1") -> dict:
@@ -138,20 +149,24 @@ def test_the_fact_template_is_itself_grounded(sqlite_engine, credit):
 
 
 def test_grounded_answer_in_one_call(credit):
-    llm = FakeLLM([GOOD])
+    llm = FakeLLM([SAID])
     out = explain_order(credit, [CREDIT], llm)
-    assert out["text"] == GOOD and out["fallback"] is False and out["reason"] is None
+    assert out["text"] == final(credit) and out["fallback"] is False and out["reason"] is None
+    assert out["text"].endswith(
+        "Recommended: RELEASE_CREDIT_HOLD(order_id=SO1) (risk medium, approved by credit_analyst)."
+    )
+    assert out["cited_by"] == "model"
     assert out["citations"] == ["SOP-CREDIT-001 §3.2"] and out["model"] == "fake:fake"
     assert out["usage"]["calls"] == 1 and out["usage"]["completion_tokens"] > 0
     assert llm.calls[0]["max_tokens"] == MAX_TOKENS
 
 
 def test_one_retry_with_the_errors_then_grounded(credit):
-    llm = FakeLLM([GOOD.replace("by 500", "by 7,500"), GOOD])
+    llm = FakeLLM([SAID.replace("by 500", "by 7,500"), SAID])
     out = explain_order(credit, [CREDIT], llm)
-    assert out["fallback"] is False and out["text"] == GOOD and out["usage"]["calls"] == 2
+    assert out["fallback"] is False and out["text"] == final(credit) and out["usage"]["calls"] == 2
     retry = llm.calls[1]["messages"]
-    assert retry[-2] == {"role": "assistant", "content": GOOD.replace("by 500", "by 7,500")}
+    assert retry[-2] == {"role": "assistant", "content": SAID.replace("by 500", "by 7,500")}
     assert "the number 7500 is not in the facts" in retry[-1]["content"]
 
 
@@ -173,7 +188,7 @@ def test_ungrounded_twice_falls_back_to_the_fact_template(credit, caplog):
     ],
 )
 def test_model_failures_fall_back_without_retry(credit, failure):
-    llm = FakeLLM([failure, GOOD])
+    llm = FakeLLM([failure, SAID])
     out = explain_order(credit, [CREDIT], llm)
     assert out["fallback"] is True and out["text"] == fact_template(credit, [CREDIT])
     assert type(failure).__name__ in out["reason"] and out["usage"]["calls"] == 1
@@ -186,8 +201,8 @@ def test_no_model_falls_back(credit):
 
 def test_streaming_hands_out_tokens_and_returns_the_same_text(credit):
     pieces: list[str] = []
-    out = explain_order(credit, [CREDIT], FakeLLM([GOOD]), on_token=pieces.append)
-    assert len(pieces) > 10 and "".join(pieces) == GOOD == out["text"] and out["fallback"] is False
+    out = explain_order(credit, [CREDIT], FakeLLM([SAID]), on_token=pieces.append)
+    assert len(pieces) > 10 and "".join(pieces) == final(credit) == out["text"] and out["fallback"] is False
 
 
 def test_customer_note_is_quoted_as_data_and_invented_actions_are_caught(sqlite_engine):
@@ -249,16 +264,16 @@ def test_a_fallback_is_written_to_the_audit_log_in_the_callers_transaction(sqlit
 
 
 def test_a_known_citation_written_without_brackets_gets_them(credit):
-    loose = GOOD.replace("[SOP-CREDIT-001 §3.2]", "(SOP-CREDIT-001 §3.2)")
+    loose = SAID.replace("[SOP-CREDIT-001 §3.2]", "(SOP-CREDIT-001 §3.2)")
     out = explain_order(credit, [CREDIT], FakeLLM([loose]))
-    assert out["text"] == GOOD and out["fallback"] is False and out["usage"]["calls"] == 1
+    assert out["text"] == final(credit) and out["fallback"] is False and out["usage"]["calls"] == 1
     assert out["cited_by"] == "model"
 
 
 def test_grounded_but_uncited_text_gets_the_retrieved_citation_without_a_retry(credit):
-    uncited = GOOD.replace(" [SOP-CREDIT-001 §3.2]", "")
+    uncited = SAID.replace(" [SOP-CREDIT-001 §3.2]", "")
     out = explain_order(credit, [CREDIT, PRICE], FakeLLM([uncited]))
-    assert out["text"] == uncited + " [SOP-CREDIT-001 §3.2]" and out["fallback"] is False
+    assert out["text"] == final(credit, uncited + " [SOP-CREDIT-001 §3.2]") and out["fallback"] is False
     assert out["cited_by"] == "retrieval" and out["usage"]["calls"] == 1
     wrong = uncited + " It is 5 days late."  # uncited and ungrounded: a retry, then the template
     out = explain_order(credit, [CREDIT], FakeLLM([wrong, wrong]))
@@ -331,18 +346,21 @@ def test_citing_only_another_exceptions_sop_is_a_grounding_error(export_and_cred
     assert grounding_errors(CREDIT_ONLY, export_and_credit, [CREDIT]) == []  # a passage without applies_to
 
 
-def test_wrong_sop_is_retried_with_the_error_then_accepted(export_and_credit):
-    llm = FakeLLM([CREDIT_ONLY, RIGHT])
+def test_a_sentence_citing_only_another_exceptions_sop_gets_the_recommendations_label(export_and_credit):
+    """The model's sentence cites the credit SOP of an order whose recommendation resolves its
+    compliance hold: code adds the label that applies before the decision (no retry needed)."""
+    llm = FakeLLM([CREDIT_ONLY])
     out = explain_order(export_and_credit, [CREDIT_T, EXPORT], llm)
-    assert out["fallback"] is False and out["text"] == RIGHT and out["citations"] == ["SOP-EXP-001 §3.1"]
-    assert out["usage"]["calls"] == 2
-    assert "no SOP cited applies to COMPLIANCE_HOLD" in llm.calls[1]["messages"][-1]["content"]
+    assert out["fallback"] is False and out["usage"]["calls"] == 1 and out["cited_by"] == "retrieval"
+    assert out["text"] == final(export_and_credit, CREDIT_ONLY + " [SOP-EXP-001 §3.1]")
+    assert out["citations"] == ["SOP-CREDIT-001 §3.2", "SOP-EXP-001 §3.1"]
 
 
-def test_wrong_sop_twice_falls_back_to_a_template_citing_the_right_one_first(export_and_credit):
-    out = explain_order(export_and_credit, [CREDIT_T, EXPORT], FakeLLM([CREDIT_ONLY, CREDIT_ONLY]))
+def test_an_sop_not_given_twice_falls_back_to_a_template_citing_the_right_one_first(export_and_credit):
+    invented = CREDIT_ONLY.replace("[SOP-CREDIT-001 §3.2]", "[SOP-CREDIT-009 §1.1]")
+    out = explain_order(export_and_credit, [CREDIT_T, EXPORT], FakeLLM([invented, invented]))
     assert out["fallback"] is True and out["cited_by"] == "template" and out["usage"]["calls"] == 2
-    assert "no SOP cited applies to COMPLIANCE_HOLD" in out["reason"]
+    assert "citation [SOP-CREDIT-009 §1.1] is not one of the SOP passages given" in out["reason"]
     assert out["text"].endswith("See [SOP-EXP-001 §3.1], [SOP-CREDIT-001 §3.2].")
     assert out["citations"][0] == "SOP-EXP-001 §3.1"
     assert grounding_errors(out["text"], export_and_credit, [CREDIT_T, EXPORT]) == []
@@ -352,17 +370,17 @@ def test_prompt_names_and_shows_the_recommendations_sop(export_and_credit):
     passages = [CREDIT_T, PRICE, EXPORT]  # the right one last, beyond the one the prompt shows
     user = build_messages(export_and_credit, passages)[1]["content"]
     head, _, rest = user.partition("FACTS")
-    assert head.rstrip().endswith("The SOP label to cite: [SOP-EXP-001 §3.1]")
-    assert rest.rstrip().endswith("ending with [SOP-EXP-001 §3.1]")  # asked again after the facts
-    shown = user.split("SOP PASSAGES", 1)[1]
-    assert shown.strip().startswith("[SOP-EXP-001 §3.1]")  # only the label to cite is shown
+    shown = head.split("SOP PASSAGE", 1)[1]
+    assert shown.strip().startswith("[SOP-EXP-001 §3.1]")  # only the recommendation's SOP is shown
+    assert "COMPLIANCE_REVIEW" not in rest  # the decision is not the model's to word: code adds it
     assert "[SOP-CREDIT-001 §3.2]" not in shown and "[SOP-PRICE-001 §3.1]" not in shown
 
 
 def test_uncited_repair_appends_the_recommendations_sop(export_and_credit):
     uncited = "SO1 is on compliance hold. Recommended: COMPLIANCE_REVIEW."
     out = explain_order(export_and_credit, [CREDIT_T, EXPORT], FakeLLM([uncited]))
-    assert out["text"] == uncited + " [SOP-EXP-001 §3.1]" and out["cited_by"] == "retrieval"
+    assert out["text"] == final(export_and_credit, uncited + " [SOP-EXP-001 §3.1]")
+    assert out["cited_by"] == "retrieval"
     assert out["fallback"] is False and out["usage"]["calls"] == 1
 
 
@@ -384,8 +402,8 @@ def test_passages_for_puts_the_recommendations_type_first(tmp_path, export_and_c
     assert passages[0].doc_id == "SOP-EXP-001" and passages[0].applies_to == ("COMPLIANCE_HOLD",)
     assert {p.doc_id for p in passages} == {"SOP-EXP-001", "SOP-CREDIT-001"}
     assert all(p.applies_to == ("CREDIT_HOLD",) for p in passages if p.doc_id == "SOP-CREDIT-001")
-    out = explain_order(credit_first, passages, FakeLLM([CREDIT_ONLY, CREDIT_ONLY]))
-    assert out["fallback"] is True and out["citations"][0].startswith("SOP-EXP-001")
+    out = explain_order(credit_first, passages, FakeLLM(["SO1 is held.", "SO1 is held."]))
+    assert out["fallback"] is False and out["citations"] == [passages[0].citation]  # the label code adds
 
 
 def test_a_false_claim_with_true_numbers_gets_a_retry_then_the_fact_template(credit):
@@ -438,7 +456,7 @@ def test_orders_of_one_type_and_action_share_the_prompt_head(tmp_path, credit):
         assert passages[0] == lead and len(passages) == 4
         system, user = build_messages(result, passages)
         heads.append(system["content"] + user["content"].partition("FACTS")[0])
-        assert f"The SOP label to cite: [{lead.citation}]" in heads[-1]
+        assert f"[{lead.citation}]" in heads[-1]
     assert heads[0] == heads[1]
 
 
@@ -554,3 +572,52 @@ def test_the_lead_passage_is_what_the_sop_says_to_do_not_its_scope(tmp_path):
     assert [p.heading for p in near][:1] == ["Scope"]  # the query is the Scope's own words
     lead = lead_passage("CREDIT_HOLD", "RELEASE_CREDIT_HOLD", collection)
     assert lead is not None and lead.heading == "Releasing"
+
+
+def test_the_decision_line_states_what_the_facts_decided(credit):
+    """Code, not the model, words the decision: action and parameters, risk, approver, the values
+    the approver supplies; an escalation names its role and reason; none feasible says so."""
+    assert decision_line(credit) == (
+        "Recommended: RELEASE_CREDIT_HOLD(order_id=SO1) (risk medium, approved by credit_analyst)."
+    )
+    fix = dict(
+        credit,
+        recommendation={
+            "action": "FIX_MASTER_DATA",
+            "params": {"order_id": "SO1"},
+            "risk": "medium",
+            "approver_role": "csr",
+            "inputs_required": ["ship_to_city"],
+        },
+    )
+    assert decision_line(fix) == (
+        "Recommended: FIX_MASTER_DATA(order_id=SO1) (risk medium, approved by csr; the approver supplies "
+        "ship_to_city)."
+    )
+    escalate = dict(
+        credit,
+        recommendation={
+            "action": "ESCALATE",
+            "params": {"role": "procurement_buyer", "reason": "no open purchase order for SKU A at WH1"},
+            "risk": "none",
+            "approver_role": None,
+        },
+    )
+    assert decision_line(escalate) == (
+        "Recommended: ESCALATE to procurement_buyer: no open purchase order for SKU A at WH1."
+    )
+    assert decision_line(dict(credit, recommendation=None)) == "No action is feasible; escalate."
+    out = explain_order(escalate, [CREDIT], FakeLLM(["SO1 is on credit hold."]))
+    assert out["fallback"] is False and out["text"].endswith(decision_line(escalate))
+
+
+def test_each_exception_type_has_a_worked_example_in_the_prompt_head(credit):
+    """The example of the recommendation's type sits in the system prompt (the head kept per type
+    and action), with ids and numbers of no real order."""
+    from agent.copilot.explain import _examples
+    from tools.domain import EXCEPTION_TYPES
+
+    assert set(_examples()) == set(EXCEPTION_TYPES)
+    system, user = build_messages(credit, [CREDIT])
+    assert _examples()["CREDIT_HOLD"] in system["content"] and "SO-77" not in user["content"]
+

@@ -290,7 +290,7 @@ def test_a_kept_explanation_head_is_restored_for_a_new_order(sqlite_engine, loca
         source="knowledge/sops/sop-credit-001.md",
         applies_to=("CREDIT_HOLD",),
     )
-    kept = local_llm.keep_prefix(_messages(_FACTS_SLOT, [passage]), _FACTS_SLOT)
+    kept = local_llm.keep_prefix(_messages(_FACTS_SLOT, [passage], "CREDIT_HOLD"), _FACTS_SLOT)
     prompt = local_llm._prompt(build_messages(result, [passage]))[0]
     llama = local_llm._model()[0]
     assert kept > 100 and kept < len(llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))

@@ -28,10 +28,10 @@ def test_every_prompt_renders_with_its_placeholders(name):
 
 def test_missing_or_extra_values_are_errors():
     prompt = load("explain")
-    with pytest.raises(PromptError, match="missing ask, label, passages"):
+    with pytest.raises(PromptError, match="missing example, passages"):
         prompt.render(facts="x")
     with pytest.raises(PromptError, match="unexpected tone"):
-        prompt.render(facts="x", passages="y", label="l", ask="a", tone="z")
+        prompt.render(facts="x", passages="y", example="e", tone="z")
 
 
 def test_sections_become_messages_and_dollars_escape():

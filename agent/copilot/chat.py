@@ -53,6 +53,7 @@ from agent.copilot.chat_tools import (
     check_call,
 )
 from agent.copilot.context import CopilotContext
+from agent.copilot.explain import decision_line
 from agent.copilot.grounding import answer_errors, sop_citations_in
 from agent.copilot.nodes import explain_one, log_event, plain
 from agent.copilot.proposals import (
@@ -1073,9 +1074,18 @@ def _explain(ctx: CopilotContext, result: dict[str, Any], writer) -> tuple[str, 
     if not result.get("exceptions"):
         return header, [], False, None
     writer({"type": "token", "text": header + "\n"})
-    explanation = explain_one(ctx, result, on_token=lambda piece: writer({"type": "token", "text": piece}))
+    # the header already names the recommendation: the explanation's closing decision line is not
+    # repeated, streamed or final (a stored explanation arrives in one piece, a new one ends with it)
+    tail = " " + decision_line(result)
+
+    def emit(piece: str) -> None:
+        piece = piece.removesuffix(tail)
+        if piece:
+            writer({"type": "token", "text": piece})
+
+    explanation = explain_one(ctx, result, on_token=emit)
     return (
-        f"{header}\n{explanation['text']}",
+        f"{header}\n{explanation['text'].removesuffix(tail)}",
         list(explanation.get("citations") or []),
         bool(explanation.get("fallback")),
         explanation.get("reason"),

@@ -1,10 +1,14 @@
 """Explanations of one order's triage: written by the model from the facts and SOP passages, checked, cited.
 
-Facts decide, the model explains. ``explain_order`` asks the model for a few sentences built only
-from the triage result (exceptions with their evidence, the recommendation) and the retrieved SOP
-passages, citing ``[SOP-CREDIT-001 §3.2]`` exactly as ``knowledge.retrieve.citation`` writes them.
-``grounding_errors`` then checks every number, date, record id, action/type name and citation in
-the text against those facts and passages. On failure the model gets one retry with the errors;
+Facts decide, the model explains. ``explain_order`` asks the model for one sentence saying what
+holds the order up, built only from the triage result's exceptions and evidence and the SOP
+passage shown; code then adds the SOP label for the recommendation's exception type
+(``[SOP-CREDIT-001 §3.2]``, as ``knowledge.retrieve.citation`` writes them) unless the sentence
+cites one, and the decision — the recommended action with its parameters, risk and approver
+(:func:`decision_line`): what the facts decided is stated by them, never worded by the model, and
+the model writes a third of the tokens it wrote for two sentences. ``grounding_errors`` then
+checks every number, date, record id, action/type name, claim and citation in the whole text
+against the facts and passages. On failure the model gets one retry with the errors;
 if that fails too — or the model times out, errors or writes nothing — the explanation is the
 fact-only template, marked ``fallback: true`` with the reason (logged; and written to the audit log
 as ``llm_fallback`` when the caller passes its database session).
@@ -16,6 +20,7 @@ as ``llm_fallback`` when the caller passes its database session).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -23,7 +28,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.copilot.grounding import (
-    UNCITED,
     citations_in,
     exception_types,
     explanation_errors,
@@ -41,6 +45,9 @@ __all__ = [
     "MAX_TOKENS",
     "NO_SOP_WARNING",
     "build_messages",
+    "cause_text",
+    "compose",
+    "decision_line",
     "explain_order",
     "fact_template",
     "grounding_errors",
@@ -56,9 +63,11 @@ NO_SOP_WARNING = (
     "No SOP passage was retrieved for this order, so this explanation cites no procedure: the SOP index "
     "may be empty (run `copilot knowledge ingest`) or hold nothing for these exceptions."
 )
-# Two short sentences (~60 tokens); the cap stops a rambling answer. Every generated token costs about
-# 60 ms on two CPU cores with the shipped 1.5B model, and every prompt token about 17 ms.
-MAX_TOKENS = 120
+# One sentence (~20-60 tokens: Qwen's tokenizer spends a token per digit, and a credit hold's sentence
+# carries four amounts); the decision that follows it is written by code. The cap stops a rambling
+# answer; one cut at it is shown but not stored. Every generated token costs about 60 ms on two CPU
+# cores with the shipped 1.5B model, and every prompt token about 10-25 ms.
+MAX_TOKENS = 96
 _PASSAGE_CHARS = 300  # the passage as the model sees it: enough for the rule, short for the prompt
 # One passage, the label to cite (the recommendation's type first): the second one shown was mostly a
 # notice template of the same SOP (~90 prompt tokens the model did not use); all may still be cited.
@@ -143,11 +152,10 @@ def _call(action: dict) -> str:
     return f"{action['action']}({params})"
 
 
-# What the two sentences need, no more (every prompt token costs the local model time before its
-# first word): the exception the recommendation resolves with its first three pieces of evidence,
-# each other exception with two, none shown twice, each cut to about 150 characters; then the
-# recommendation with its approver and reason. The grounding check reads the whole triage result,
-# not only these lines.
+# What the sentence needs, no more (every prompt token costs the local model time before its first
+# word): the exception the recommendation resolves with its first three pieces of evidence, each
+# other exception with two, none shown twice, each cut to about 150 characters. The grounding check
+# reads these lines with the recommendation (its approver and reason) and the whole triage result.
 _EVIDENCE_ITEMS = (3, 2)
 _EVIDENCE_CHARS = 150
 
@@ -158,7 +166,51 @@ def _short(item: str) -> str:
 
 def facts_text(result: dict) -> str:
     """The triage result as compact lines: the recommendation's exception first with its evidence,
-    the others with less of theirs, the recommendation with its approver and reason."""
+    the others with less of theirs, the recommendation with its approver and reason (what the
+    grounding check reads beside the whole result)."""
+    lines = _cause_lines(result)
+    rec = result.get("recommendation")
+    if rec:
+        role = rec.get("approver_role") or "none"
+        lines.insert(
+            len(lines) - bool(result.get("missing")),
+            f"Recommended action: {_call(rec)}, approver {role}. Why: {rec.get('reason', '')}",
+        )
+        if rec.get("inputs_required"):
+            lines.insert(
+                len(lines) - bool(result.get("missing")),
+                f"The approver must supply: {', '.join(rec['inputs_required'])}",
+            )
+    return "\n".join(lines)
+
+
+def cause_text(result: dict) -> str:
+    """What the model reads to say what holds the order up: :func:`facts_text` without the
+    recommendation, which :func:`decision_line` states after the model's sentence."""
+    return "\n".join(_cause_lines(result))
+
+
+def decision_line(result: dict) -> str:
+    """The recommendation as code writes it after the model's sentence — action with its
+    parameters, approver, risk, what the approver must supply — or that none is feasible. Decided by
+    the facts, so stated by them: the model never words the decision."""
+    rec = result.get("recommendation")
+    if not rec:
+        return "No action is feasible; escalate."
+    params = rec.get("params") or {}
+    if rec["action"] == "ESCALATE" and params.get("role"):  # needs no approval: it routes the work
+        why = f": {params['reason']}" if params.get("reason") else ""
+        return f"Recommended: ESCALATE to {params['role']}{why}."
+    role, risk = rec.get("approver_role"), rec.get("risk")
+    said = [f"risk {risk}"] if risk and risk != "none" else []
+    said += [f"approved by {role}"] if role else []
+    supply = (
+        f"; the approver supplies {', '.join(rec['inputs_required'])}" if rec.get("inputs_required") else ""
+    )
+    return f"Recommended: {_call(rec)} ({', '.join(said) or 'no approval needed'}{supply})."
+
+
+def _cause_lines(result: dict) -> list[str]:
     lines = [f"Order {result['order_id']} (status {result.get('status', 'unknown')})"]
     exceptions = list(result.get("exceptions") or [])
     if not exceptions:
@@ -170,15 +222,9 @@ def facts_text(result: dict) -> str:
         items = [e for e in exc.get("evidence") or [] if e not in shown][: _EVIDENCE_ITEMS[n > 0]]
         shown.update(items)
         lines.append(f"- {exc['type']}: " + ("; ".join(map(_short, items)) or "as above"))
-    rec = result.get("recommendation")
-    if rec:
-        role = rec.get("approver_role") or "none"
-        lines.append(f"Recommended action: {_call(rec)}, approver {role}. Why: {rec.get('reason', '')}")
-        if rec.get("inputs_required"):
-            lines.append(f"The approver must supply: {', '.join(rec['inputs_required'])}")
     if result.get("missing"):
         lines.append("Not in the records: " + "; ".join(map(str, result["missing"])))
-    return "\n".join(lines)
+    return lines
 
 
 def _shown(p: Passage) -> str:
@@ -195,24 +241,56 @@ def _passages_text(passages: Sequence) -> str:
     return "\n".join(f"[{p.citation}] {p.title}: {_shown(p)}" for p in list(passages)[:_PROMPT_PASSAGES])
 
 
-def _messages(facts: str, passages: Sequence) -> list[dict[str, str]]:
-    label = f"[{passages[0].citation}]" if passages else "none was retrieved, so cite none."
-    ask = (
-        f"Explain in 2 short sentences, ending with {label}" if passages else "Explain in 2 short sentences."
-    )
-    return load("explain").messages(passages=_passages_text(passages), label=label, facts=facts, ask=ask)
+@functools.cache
+def _examples() -> dict[str, str]:
+    """The worked example per exception type (prompts/explain_examples.txt: ``## TYPE``, then a
+    ``FACTS:`` line of another order and the ``ANSWER:`` sentence for it; ``#`` lines are comments),
+    as the system prompt shows it."""
+    parts: dict[str, dict[str, str]] = {}
+    kind = None
+    for raw in load("explain_examples").text.splitlines():
+        line = raw.strip()
+        if line.startswith("## "):
+            kind = line[3:].strip()
+        elif kind and line.startswith(("FACTS:", "ANSWER:")):
+            key, _, value = line.partition(":")
+            parts.setdefault(kind, {})[key] = value.strip()
+    return {
+        kind: f"For example, another order's FACTS:\n{p['FACTS']}\nand the sentence for them:\n{p['ANSWER']}"
+        for kind, p in parts.items()
+        if p.keys() >= {"FACTS", "ANSWER"}
+    }
+
+
+def _messages(facts: str, passages: Sequence, kind: str | None) -> list[dict[str, str]]:
+    example = _examples().get(kind or "", "")
+    return load("explain").messages(passages=_passages_text(passages), facts=facts, example=example)
 
 
 def build_messages(result: dict, passages: Sequence) -> list[dict[str, str]]:
-    """The explanation prompt for one order (prompts/explain.txt). The passage shown first and named
-    as the label to cite is the first one whose SOP applies to the recommendation's exception type
-    (the grounding check demands one of those when any was given); else the first passage.
+    """The explanation prompt for one order (prompts/explain.txt): the model says in one sentence
+    what holds the order up (:func:`cause_text`); the label and the decision follow from code
+    (:func:`compose`). The passage shown is the first one whose SOP applies to the
+    recommendation's exception type (the grounding check demands one of those when any was given);
+    else the first passage.
 
-    Its head — the instructions, then that passage and its label, up to the FACTS — depends only
-    on the passage: with :func:`passages_for`'s lead passage it is the same for every order whose
-    recommendation has the same type and action, and :func:`keep_explanation_heads` evaluates it
-    once for the local model, so an order's prompt costs only its facts."""
-    return _messages(facts_text(result), _label_first(result, passages))
+    Its head — the instructions, then that passage, up to the FACTS — depends only on the passage:
+    with :func:`passages_for`'s lead passage it is the same for every order whose recommendation has
+    the same type and action, and :func:`keep_explanation_heads` evaluates it once for the local
+    model, so an order's prompt costs only its facts."""
+    return _messages(cause_text(result), _label_first(result, passages), recommended_type(result))
+
+
+def compose(sentence: str, result: dict, passages: Sequence) -> tuple[str, str]:
+    """The explanation from the model's ``sentence``: the sentence, the SOP label for the
+    recommendation's exception type unless the sentence cites one that applies, then the
+    :func:`decision_line`. Returns the text and who cited ("model" or "retrieval")."""
+    sentence = sentence.strip()
+    fitting = {p.citation for p in fitting_passages(result, passages)} or {p.citation for p in passages}
+    cited_by = "model"
+    if passages and not fitting & set(citations_in(sentence)):
+        sentence, cited_by = f"{sentence} [{_label_first(result, passages)[0].citation}]", "retrieval"
+    return f"{sentence} {decision_line(result)}", cited_by
 
 
 _FACTS_SLOT = "\x00FACTS\x00"  # where an order's facts go in a prompt head kept ahead of time
@@ -229,7 +307,7 @@ def keep_explanation_heads(llm: LLM, collection, policy) -> dict[str, int]:
     for kind in kinds:
         for candidate in order.candidates.get(kind, []):
             lead = lead_passage(kind, candidate.action, collection)
-            messages = _messages(_FACTS_SLOT, [lead] if lead is not None else [])
+            messages = _messages(_FACTS_SLOT, [lead] if lead is not None else [], kind)
             heads.setdefault(messages[0]["content"] + messages[1]["content"].split(_FACTS_SLOT)[0], messages)
     kept = tokens = 0
     for messages in heads.values():
@@ -263,13 +341,7 @@ def fact_template(result: dict, passages: Sequence) -> str:
     for exc in exceptions:
         evidence = "; ".join(exc.get("evidence") or []) or "no evidence recorded"
         parts.append(f"{exc['type']} ({evidence}).")
-    rec = result.get("recommendation")
-    if rec:
-        role = rec.get("approver_role")
-        who = f", approved by {role}" if role else ""
-        parts.append(f"Recommended: {_call(rec)} (risk {rec.get('risk')}{who}).")
-    else:
-        parts.append("No action is feasible; escalate.")
+    parts.append(decision_line(result))
     if passages:  # the recommendation's SOP first
         parts.append("See " + ", ".join(f"[{p.citation}]" for p in _label_first(result, passages)) + ".")
     return " ".join(parts)
@@ -338,28 +410,27 @@ def explain_order(
         return done(fact_template(result, passages), True, "no language model configured")
     messages = build_messages(result, passages)
     try:
-        text = _bracket_citations(_ask(llm, messages, usage, on_token, max_tokens), passages)
-        errors = grounding_errors(text, result, passages)
-        if len(errors) == 1 and errors[0].startswith(UNCITED):
-            # Grounded but uncited: attach the passage for the recommendation's exception type
-            # rather than pay for a retry; "cited_by" says so.
-            text, cited_by = f"{text.rstrip()} [{_label_first(result, passages)[0].citation}]", "retrieval"
-            errors = grounding_errors(text, result, passages)
+        said = _bracket_citations(_ask(llm, messages, usage, on_token, max_tokens), passages)
+        text, cited_by = compose(said, result, passages)
+        if on_token is not None:
+            on_token(text[len(said.strip()) :])  # the label and the decision, after the model's words
+        errors = grounding_errors(text, result, passages) if said else ["the explanation is empty"]
         if not errors:
             return done(text, False, None)
-        cited_by = "model"
         retry = [
             *messages,
-            {"role": "assistant", "content": text},
+            {"role": "assistant", "content": said},
             {
                 "role": "user",
                 "content": load("explain_retry").render(errors="\n".join(f"- {e}" for e in errors[:6])),
             },
         ]
-        text = _bracket_citations(_ask(llm, retry, usage, None, max_tokens), passages)
-        second = grounding_errors(text, result, passages)
+        said = _bracket_citations(_ask(llm, retry, usage, None, max_tokens), passages)
+        text, cited_by = compose(said, result, passages)
+        second = grounding_errors(text, result, passages) if said else ["the explanation is empty"]
         if not second:
             return done(text, False, None)
+        cited_by = "model"
         reason = "not grounded after a retry: " + "; ".join(second[:3])
     except LLMError as exc:
         reason = f"{type(exc).__name__}: {exc}"

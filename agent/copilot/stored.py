@@ -32,7 +32,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.copilot.explain import MAX_TOKENS, facts_text
+from agent.copilot.explain import MAX_TOKENS, decision_line, facts_text
 from prompts import load
 from tools.models import StoredExplanation
 
@@ -40,7 +40,7 @@ __all__ = ["explanation_key", "keep", "lookup", "model_label"]
 
 log = logging.getLogger(__name__)
 
-_PROMPTS = ("explain", "explain_retry")
+_PROMPTS = ("explain", "explain_examples", "explain_retry")
 _NO_CALLS = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
 
 
@@ -55,6 +55,7 @@ def explanation_key(result: dict, passages: Sequence, llm: Any) -> str:
     material = {
         "order_id": result["order_id"],
         "facts": facts_text(result),
+        "decision": decision_line(result),  # its risk is not in the facts the model reads
         "passages": [[p.citation, p.text] for p in passages],
         "model": model_label(llm),
         "prompts": [load(name).sha256 for name in _PROMPTS],

@@ -304,7 +304,7 @@ class LlamaCppLLM(LLM):
         n_threads: int = 0,
         n_ctx: int = 4096,
         timeout_s: float = 60.0,
-        prompt_cache_mb: int = 256,
+        prompt_cache_mb: int = 384,
     ) -> None:
         super().__init__(timeout_s=timeout_s)
         self._explicit_path = Path(model_path) if model_path else None

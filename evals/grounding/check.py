@@ -38,8 +38,7 @@ from typing import Any
 import yaml
 
 from agent.claims import claim_errors
-from agent.copilot.explain import _bracket_citations, explain_order, grounding_errors, passages_for
-from agent.copilot.grounding import UNCITED
+from agent.copilot.explain import _bracket_citations, compose, explain_order, grounding_errors, passages_for
 from agent.llm import get_llm
 from agent.policy import load_policy
 from agent.triage.service import triage_order
@@ -214,13 +213,16 @@ def run_model(limit: int | None, var_dir: Path, echo=print) -> dict[str, Any]:
             rows.append({"case": case.id, "text": None, "reason": final["reason"], "fallback": True})
             echo(f"{case.id}: no answer ({final['reason']})")
             continue
-        first = _bracket_citations(recorder.texts[0].strip(), passages)
+        # the first answer as the planner would have read it: the model's sentence, the label code
+        # adds when it cites none that applies, the decision line
+        first, cited_by = compose(_bracket_citations(recorder.texts[0].strip(), passages), result, passages)
         errors = grounding_errors(first, result, passages)
         claims = claim_errors(first, result)
         rows.append(
             {
                 "case": case.id,
                 "text": first,
+                "cited_by": cited_by,
                 "errors": errors,
                 "claim_errors": claims,
                 "fallback": final["fallback"],
@@ -239,8 +241,8 @@ def run_model(limit: int | None, var_dir: Path, echo=print) -> dict[str, Any]:
         "no_answer": len(rows) - n,
         "explanations": n,
         "refused_by_any_check": sum(1 for r in answered if r["errors"]),
-        # the first answer cited no passage (the label is then appended by code: cited_by retrieval)
-        "uncited": sum(1 for r in answered if any(e.startswith(UNCITED) for e in r["errors"])),
+        # the model's sentence cited no passage that applies (code appended the label: cited_by retrieval)
+        "uncited": sum(1 for r in answered if r["cited_by"] == "retrieval"),
         "refused_by_claim_check": refused_claims,
         "claim_refusal_rate": round(refused_claims / n, 4) if n else 0.0,
         "final_fallbacks": sum(1 for r in answered if r["fallback"]),
