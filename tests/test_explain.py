@@ -620,4 +620,3 @@ def test_each_exception_type_has_a_worked_example_in_the_prompt_head(credit):
     assert set(_examples()) == set(EXCEPTION_TYPES)
     system, user = build_messages(credit, [CREDIT])
     assert _examples()["CREDIT_HOLD"] in system["content"] and "SO-77" not in user["content"]
-
