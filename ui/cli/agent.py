@@ -127,13 +127,14 @@ def register(app: typer.Typer) -> None:
 
         from agent.checkpoint import open_checkpointer
         from agent.copilot.service import Copilot
-        from agent.governance.users import user_scope
+        from agent.governance.users import require_user, user_scope
         from agent.settings import get_settings
         from tools.db import session_factory
 
         engine = cli_common.engine()
         policy = cli_common.policy()
         with session_factory(engine)() as s:
+            require_user(s, as_user)  # a typo'd --as is refused, not answered for every site
             scope = user_scope(s, as_user)  # a user limited to some sites chats about theirs only
         thread_id = thread or uuid.uuid4().hex[:12]
         with open_checkpointer(get_settings().effective_database_url) as saver:

@@ -287,7 +287,6 @@ def triage(
     """
     from agent.governance.events import log_triage, log_triage_book
     from agent.governance.origin import current_origin
-    from agent.governance.users import factory_for, require_user
     from agent.triage.service import triage_open_book, triage_orders
     from tools.db import session_factory
     from tools.sites import visible_orders
@@ -296,11 +295,8 @@ def triage(
         raise CliError("name one or more order ids, or pass --all-open")
     policy = _policy()
     engine = _engine()
-    factory = session_factory(engine)
-    if as_user:
-        with factory() as session:
-            require_user(session, as_user)
-        factory = factory_for(factory, as_user)  # another site's order: "not found", as unknown
+    # --as: another site's order is "not found", as an unknown one
+    factory = cli_common.scoped_factory(session_factory(engine), as_user)
     origin = current_origin()
     asked_by = (origin and origin.os_user) or "cli"  # who asked: the OS account the command ran as
     results: list[dict[str, Any]] = []
@@ -347,12 +343,11 @@ def orders_show(
     ] = None,
 ) -> None:
     """Print an order with its lines, customer and credit position, stock and shipments."""
-    from agent.governance.users import factory_for
     from tools.db import read_only, session_factory
     from tools.orders import order_view
 
     engine = _engine()
-    with read_only(factory_for(session_factory(engine), as_user)) as session:
+    with read_only(cli_common.scoped_factory(session_factory(engine), as_user)) as session:
         view = order_view(session, order_id.strip())
     if as_json:
         _print_json(view)

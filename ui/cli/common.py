@@ -66,6 +66,19 @@ def engine(*, require_schema: bool = True):
     return engine
 
 
+def scoped_factory(factory, as_user: str | None):
+    """``factory`` limited to the sites of ``as_user`` (the CLI's ``--as``); ``factory`` itself
+    without one. An unknown or inactive user is refused (one line, exit 2), never answered as an
+    unscoped one would be: a typo'd ``--as`` must not show every site."""
+    from agent.governance.users import factory_for, require_user
+
+    if as_user is None:
+        return factory
+    with factory() as session:
+        require_user(session, as_user)
+    return factory_for(factory, as_user)
+
+
 def parse_date(value: str | None, option: str) -> dt.date | None:
     """An ISO date given to ``option`` (None stays None); anything else is a one-line usage error."""
     if value is None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import CliError, engine, policy, print_json
+from ui.cli.common import CliError, engine, policy, print_json, scoped_factory
 
 actions_app = typer.Typer(help="Action requests: propose, list, approve, reject, edit.", no_args_is_help=True)
 users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
@@ -47,6 +47,13 @@ def _factory(as_user: str | None = None):
     from tools.db import session_factory
 
     return factory_for(session_factory(engine()), as_user)
+
+
+def _reader(as_user: str | None):
+    """Sessions for a read command's ``--as``: that user's sites; an unknown user is refused."""
+    from tools.db import session_factory
+
+    return scoped_factory(session_factory(engine()), as_user)
 
 
 def _not_a_number(name: str) -> Any:
@@ -107,7 +114,7 @@ def actions_list(
     from agent.governance.requests import list_requests
 
     rows = list_requests(
-        _factory(as_user), status=status, role=role, order_id=order, limit=limit, policy=policy()
+        _reader(as_user), status=status, role=role, order_id=order, limit=limit, policy=policy()
     )
     if as_json:
         print_json(rows)
@@ -127,7 +134,7 @@ def actions_show(
     """One request with its guard result, decisions and execution."""
     from agent.governance.requests import get_request
 
-    req = get_request(_factory(as_user), request_id)
+    req = get_request(_reader(as_user), request_id)
     print_json(req) if as_json else _show(req)
 
 
