@@ -398,10 +398,12 @@ def knowledge_search(
     from dataclasses import asdict
 
     from knowledge.retrieve import retrieve
+    from tools.domain import EXCEPTION_TYPES
 
-    passages = retrieve(
-        query, [t.strip().upper() for t in types or []], k=k, collection=cli_common.retrieval_collection()
-    )
+    wanted = [t.strip().upper() for t in types or []]
+    for t in wanted:
+        cli_common.check_choice(t, EXCEPTION_TYPES, "--type")
+    passages = retrieve(query, wanted, k=k, collection=cli_common.retrieval_collection())
     if as_json:
         _print_json([asdict(p) for p in passages])
         return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from typing import Any
 
 import typer
@@ -77,6 +78,13 @@ def scoped_factory(factory, as_user: str | None):
     with factory() as session:
         require_user(session, as_user)
     return factory_for(factory, as_user)
+
+
+def check_choice(value: str | None, choices: Collection[str], option: str) -> None:
+    """A filter value a user typed: one of ``choices`` (None: no filter), else a one-line usage
+    error listing them — a typo must not read as "nothing found"."""
+    if value is not None and value not in choices:
+        raise CliError(f"{option} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def parse_date(value: str | None, option: str) -> dt.date | None:

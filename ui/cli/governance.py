@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import CliError, engine, policy, print_json, scoped_factory
+from ui.cli.common import CliError, check_choice, engine, policy, print_json, scoped_factory
 
 actions_app = typer.Typer(help="Action requests: propose, list, approve, reject, edit.", no_args_is_help=True)
 users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
@@ -112,10 +112,12 @@ def actions_list(
 ) -> None:
     """List action requests, newest first (read from the database: pending approvals survive restarts)."""
     from agent.governance.requests import list_requests
+    from tools.models import ENUMS
 
-    rows = list_requests(
-        _reader(as_user), status=status, role=role, order_id=order, limit=limit, policy=policy()
-    )
+    pol = policy()
+    check_choice(status, ENUMS["request_status"], "--status")
+    check_choice(role, pol.roles, "--role")
+    rows = list_requests(_reader(as_user), status=status, role=role, order_id=order, limit=limit, policy=pol)
     if as_json:
         print_json(rows)
         return

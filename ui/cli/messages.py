@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import engine, policy, print_json
+from ui.cli.common import check_choice, engine, policy, print_json
 
 messages_app = typer.Typer(
     help="Customer notices and supplier requests: drafts, approval, delivery.", no_args_is_help=True
@@ -106,7 +106,11 @@ def messages_list(
 ) -> None:
     """List customer notices and supplier requests, newest first, with their status."""
     from agent.comms.service import list_messages
+    from tools.models import ENUMS
 
+    # the shown status: the delivery's, else the request's, else the notice's own
+    shown = ("outbox_status", "request_status", "notice_status")
+    check_choice(status, sorted({s for e in shown for s in ENUMS[e]}), "--status")
     rows = list_messages(_factory(), order_id=order, status=status, limit=limit)
     if as_json:
         print_json(rows)
