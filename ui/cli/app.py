@@ -378,6 +378,8 @@ def knowledge_ingest(
 
     report = ingest(cli_common.knowledge_collection(), paths or None, echo=typer.echo, progress=progress)
     typer.echo(report.summary())
+    if any(not p.exists() for p in paths or []):  # a typo'd path: the rest is indexed, the exit says so
+        raise typer.Exit(EXIT_USAGE)
 
 
 @knowledge_app.command("search")
