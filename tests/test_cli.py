@@ -101,6 +101,19 @@ def test_unknown_order_is_one_line_and_exit_2(monkeypatch, capsys):
     assert err.strip() == "copilot: order SO-404 not found"
 
 
+def test_upgrade_to_a_revision_that_does_not_exist_is_one_line_and_exit_2(monkeypatch, capsys):
+    """`copilot db upgrade --revision bogus` printed alembic's traceback; now one line naming the
+    head, exit 2, and the database is left as it was."""
+    from tests.test_db import head_revision
+
+    code, out, err = run(monkeypatch, capsys, "db", "upgrade", "--revision", "bogus")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith("copilot: --revision bogus: Can't locate revision identified by 'bogus'")
+    assert f"the head is {head_revision()}" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(monkeypatch, capsys, "db", "upgrade")
+    assert code == 0 and out.strip().endswith(f"at schema revision {head_revision()}")
+
+
 def test_commands_before_upgrade_say_what_to_do(monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, "orders", "show", "SO-1")
     assert code == 2 and "copilot db upgrade" in err and "Traceback" not in err

@@ -91,11 +91,16 @@ def db_upgrade(
 ) -> None:
     """Create or migrate the schema of the database named by DATABASE_URL (and, on PostgreSQL, the
     tables of the paused graphs). Safe to run from several processes at once: they take turns."""
+    from alembic.util.exc import CommandError
+
     from agent.checkpoint import setup_checkpoints
-    from tools.db import redact, upgrade
+    from tools.db import head_revision, redact, upgrade
 
     engine = _engine(require_schema=False)
-    at = upgrade(engine, revision)
+    try:
+        at = upgrade(engine, revision)
+    except CommandError as exc:  # e.g. a revision that does not exist: nothing was migrated
+        raise CliError(f"--revision {revision}: {exc} (the head is {head_revision()})") from None
     setup_checkpoints(engine.url.render_as_string(hide_password=False))
     typer.echo(f"database {redact(engine.url)} at schema revision {at}")
 
