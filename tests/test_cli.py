@@ -301,3 +301,22 @@ def test_knowledge_eval_reports_a_bad_question_set_without_loading_the_model(mon
     assert code == 2 and "expected a list of questions" in err
     code, _, err = run(monkeypatch, capsys, "knowledge", "eval", "--questions", str(tmp_path / "none.yaml"))
     assert code == 2 and "cannot read the question set" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("questions: [\n", ": malformed YAML at line 2, column 1: expected the node content"),
+        ("questions: 5\n", ": expected a list of questions with id, question and expect"),
+    ],
+)
+def test_knowledge_eval_of_a_bad_question_set_is_one_line_and_exit_2(
+    monkeypatch, capsys, tmp_path, text, message
+):
+    """`copilot knowledge eval --questions FILE` printed PyYAML's multi-line report after 'error:';
+    now one 'copilot: …' line, exit 2, before the embedding model loads."""
+    bad = tmp_path / "questions.yaml"
+    bad.write_text(text)
+    code, out, err = run(monkeypatch, capsys, "knowledge", "eval", "--questions", str(bad))
+    assert code == 2 and out == ""
+    assert err.startswith(f"copilot: {bad}{message}") and len(err.strip().splitlines()) == 1

@@ -434,9 +434,13 @@ def knowledge_eval(
     Ingests the shipped SOPs into a temporary index with the local embedding model, asks every
     question of the set and reports the ranks of the expected citations.
     """
-    from knowledge.quality import QUESTIONS
+    from knowledge.quality import QUESTIONS, QuestionSetError, load_questions
     from knowledge.quality import main as quality_main
 
+    try:
+        load_questions(questions or QUESTIONS)  # a bad set: one line, exit 2, like every command
+    except QuestionSetError as exc:
+        raise CliError(str(exc)) from None
     code = quality_main(
         ["--questions", str(questions or QUESTIONS), "-k", str(k), *(["--json"] if as_json else [])]
     )
