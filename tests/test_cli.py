@@ -320,3 +320,21 @@ def test_knowledge_eval_of_a_bad_question_set_is_one_line_and_exit_2(
     code, out, err = run(monkeypatch, capsys, "knowledge", "eval", "--questions", str(bad))
     assert code == 2 and out == ""
     assert err.startswith(f"copilot: {bad}{message}") and len(err.strip().splitlines()) == 1
+
+
+def test_order_ids_typed_as_people_type_them(monkeypatch, capsys, suite_file):
+    """`copilot triage so-100001` and `orders show "SO 100001"` said 'not found' although the API,
+    the panel and chat read those as SO-100001; a near miss now names the order one edit away."""
+    run(monkeypatch, capsys, "db", "upgrade")
+    run(monkeypatch, capsys, "db", "load-fixture", str(suite_file), "--case", "one-order")
+    code, out, err = run(monkeypatch, capsys, "triage", "so-100001", "SO 100001", "--json")
+    assert code == 0, err
+    assert [r["order_id"] for r in json.loads(out)] == ["SO-100001", "SO-100001"]
+    code, out, err = run(monkeypatch, capsys, "orders", "show", "so-100001", "--json")
+    assert code == 0 and json.loads(out)["order_id"] == "SO-100001", err
+    code, out, err = run(monkeypatch, capsys, "orders", "show", "SO-10001")
+    assert code == 2 and out == ""
+    assert err.strip() == "copilot: order SO-10001 not found; did you mean SO-100001?"
+    code, out, err = run(monkeypatch, capsys, "triage", "SO-10001", "--json")
+    assert code == 2 and json.loads(out) == [{"order_id": "SO-10001", "error": "order not found"}]
+    assert err.strip() == "copilot: order SO-10001 not found; did you mean SO-100001?"

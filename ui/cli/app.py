@@ -305,6 +305,7 @@ def triage(
     origin = current_origin()
     asked_by = (origin and origin.os_user) or "cli"  # who asked: the OS account the command ran as
     results: list[dict[str, Any]] = []
+    near: dict[str, list[str]] = {}
     with factory() as session:
         if all_open:  # the whole book in batches: the same results as triage_orders on each
             for n, result in enumerate(triage_open_book(session, policy, limit=limit), 1):
@@ -315,7 +316,8 @@ def triage(
             results = sorted((r for r in results if r["order_id"] in mine), key=lambda r: r["order_id"])
             log_triage_book(session, results, source="cli", actor=asked_by)
         else:
-            results = triage_orders(session, order_ids or [], policy, commit_every=200)
+            ids, near = _typed_ids(session, order_ids or [], policy)
+            results = triage_orders(session, ids, policy, commit_every=200)
             log_triage(session, results, source="cli", actor=asked_by)
         session.commit()
     if explain:
@@ -330,8 +332,26 @@ def triage(
         from ui.cli.render import render_triage
 
         render_triage(results)
+    for typed_id, misses in near.items():  # on stderr: --json output stays one JSON document
+        typer.echo(f"copilot: order {typed_id} not found; did you mean {' or '.join(misses)}?", err=True)
     if any("error" in r for r in results):
         raise typer.Exit(EXIT_USAGE)
+
+
+def _typed_ids(session, order_ids: list[str], policy) -> tuple[list[str], dict[str, list[str]]]:
+    """Order ids as a person types them (``so-100042``, ``SO 100042``, ``SO#100042``) read as the
+    orders they name, as the API and chat read them; an id no order has is kept as typed, with the
+    ids one edit away (``agent.triage.order_numbers``)."""
+    from agent.triage.order_numbers import resolve_one
+
+    ids: list[str] = []
+    near: dict[str, list[str]] = {}
+    for raw in order_ids:
+        found, misses = resolve_one(session, raw, policy.order_numbers)
+        ids.append(found or raw.strip())
+        if misses:
+            near[raw.strip()] = misses
+    return ids, near
 
 
 # ------------------------------------------------------------------------------------------------
@@ -348,12 +368,17 @@ def orders_show(
     ] = None,
 ) -> None:
     """Print an order with its lines, customer and credit position, stock and shipments."""
+    from agent.triage.order_numbers import resolve_one
     from tools.db import read_only, session_factory
+    from tools.errors import OrderNotFound
     from tools.orders import order_view
 
     engine = _engine()
     with read_only(cli_common.scoped_factory(session_factory(engine), as_user)) as session:
-        view = order_view(session, order_id.strip())
+        found, near = resolve_one(session, order_id, _policy().order_numbers)  # so-100042 too
+        if found is None:
+            raise OrderNotFound(order_id.strip(), near)
+        view = order_view(session, found)
     if as_json:
         _print_json(view)
     else:
