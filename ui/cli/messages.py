@@ -105,12 +105,9 @@ def messages_list(
     as_json: Json = False,
 ) -> None:
     """List customer notices and supplier requests, newest first, with their status."""
-    from agent.comms.service import list_messages
-    from tools.models import ENUMS
+    from agent.comms.service import MESSAGE_STATUSES, list_messages
 
-    # the shown status: the delivery's, else the request's, else the notice's own
-    shown = ("outbox_status", "request_status", "notice_status")
-    check_choice(status, sorted({s for e in shown for s in ENUMS[e]}), "--status")
+    check_choice(status, MESSAGE_STATUSES, "--status")
     rows = list_messages(_factory(), order_id=order, status=status, limit=limit)
     if as_json:
         print_json(rows)
