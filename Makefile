@@ -31,7 +31,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# Lint, format check, types and import contracts (configured in pyproject.toml and .importlinter).
+# Lint, format check, types and import contracts (all configured in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -76,8 +76,11 @@ def load_questions(path: Path | str = QUESTIONS) -> list[Question]:
             )
     except OSError as exc:
         raise QuestionSetError(f"{path}: cannot read the question set: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise QuestionSetError(f"{path}: malformed YAML: {exc}") from exc
+    except yaml.YAMLError as exc:  # one line: where and what, not PyYAML's multi-line report
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise QuestionSetError(f"{path}: malformed YAML{where}: {problem}") from exc
     except (KeyError, TypeError, AttributeError) as exc:
         raise QuestionSetError(
             f"{path}: expected a list of questions with id, question and expect ({exc})"

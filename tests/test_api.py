@@ -310,3 +310,14 @@ def test_a_database_that_goes_away_is_a_503_to_retry_and_nothing_is_lost(service
             (away / p.name).rename(p)
     assert client.get("/api/v1/orders/SO-100002", headers=H["csr"]).status_code == 200
     assert client.get("/api/v1/requests", headers=H["credit_analyst"]).json()["items"] == []
+
+
+def test_a_typod_role_or_message_status_filter_is_422_not_an_empty_page(client):
+    """GET /api/v1/requests?role=plannr and /messages?status=snt answered 200 with no items, which
+    reads as an empty queue; now 422 naming the choices. The right spelling still answers 200."""
+    body = _error(client.get("/api/v1/requests?role=plannr", headers=H["planner"]), 422, "invalid")
+    assert "unknown role 'plannr'" in body["message"] and "planner" in body["message"]
+    body = _error(client.get("/api/v1/messages?status=snt", headers=H["csr"]), 422, "invalid")
+    assert "unknown message status 'snt'" in body["message"] and "sent" in body["message"]
+    assert client.get("/api/v1/requests?role=planner", headers=H["planner"]).status_code == 200
+    assert client.get("/api/v1/messages?status=sent", headers=H["csr"]).status_code == 200

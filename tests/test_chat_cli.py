@@ -85,3 +85,24 @@ def test_chat_shows_a_request_first_and_yes_files_it(world, monkeypatch, capsys)
     )
     code, out, _ = run(monkeypatch, capsys, "actions", "list", "--json")
     assert [r["action"] for r in json.loads(out)] == ["SPLIT_SHIPMENT"]
+
+
+@pytest.mark.parametrize("thread", ["my thread", "../x", "-m", "x" * 65, ""])
+def test_a_thread_id_the_api_would_refuse_is_refused_here_too(world, monkeypatch, capsys, thread):
+    """`copilot chat --thread "my thread"` started a thread the panel and the API (ids of 1-64
+    letters, digits, '.', '_', '-') could never continue; now one line, exit 2, nothing asked."""
+    code, out, err = run(monkeypatch, capsys, "chat", "--thread", thread, "-m", "what is blocking SO-100003?")
+    assert code == 2 and out == "", out
+    assert err.startswith("copilot: --thread must be 1-64 letters") and len(err.strip().splitlines()) == 1
+
+
+def test_the_cli_takes_the_thread_ids_the_api_takes():
+    from ui.api.routes import ThreadIdPath
+    from ui.cli.agent import THREAD_ID
+
+    path = ThreadIdPath.__metadata__[0]
+    pattern = next(m.pattern for m in path.metadata if hasattr(m, "pattern"))
+    assert pattern == r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+    assert next(m.max_length for m in path.metadata if hasattr(m, "max_length")) == 64
+    for ok in ("cli-1", "a", "T.1_x-2", "x" * 64):
+        assert THREAD_ID.fullmatch(ok)

@@ -101,6 +101,19 @@ def test_unknown_order_is_one_line_and_exit_2(monkeypatch, capsys):
     assert err.strip() == "copilot: order SO-404 not found"
 
 
+def test_upgrade_to_a_revision_that_does_not_exist_is_one_line_and_exit_2(monkeypatch, capsys):
+    """`copilot db upgrade --revision bogus` printed alembic's traceback; now one line naming the
+    head, exit 2, and the database is left as it was."""
+    from tests.test_db import head_revision
+
+    code, out, err = run(monkeypatch, capsys, "db", "upgrade", "--revision", "bogus")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith("copilot: --revision bogus: Can't locate revision identified by 'bogus'")
+    assert f"the head is {head_revision()}" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(monkeypatch, capsys, "db", "upgrade")
+    assert code == 0 and out.strip().endswith(f"at schema revision {head_revision()}")
+
+
 def test_commands_before_upgrade_say_what_to_do(monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, "orders", "show", "SO-1")
     assert code == 2 and "copilot db upgrade" in err and "Traceback" not in err
@@ -288,3 +301,40 @@ def test_knowledge_eval_reports_a_bad_question_set_without_loading_the_model(mon
     assert code == 2 and "expected a list of questions" in err
     code, _, err = run(monkeypatch, capsys, "knowledge", "eval", "--questions", str(tmp_path / "none.yaml"))
     assert code == 2 and "cannot read the question set" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("questions: [\n", ": malformed YAML at line 2, column 1: expected the node content"),
+        ("questions: 5\n", ": expected a list of questions with id, question and expect"),
+    ],
+)
+def test_knowledge_eval_of_a_bad_question_set_is_one_line_and_exit_2(
+    monkeypatch, capsys, tmp_path, text, message
+):
+    """`copilot knowledge eval --questions FILE` printed PyYAML's multi-line report after 'error:';
+    now one 'copilot: …' line, exit 2, before the embedding model loads."""
+    bad = tmp_path / "questions.yaml"
+    bad.write_text(text)
+    code, out, err = run(monkeypatch, capsys, "knowledge", "eval", "--questions", str(bad))
+    assert code == 2 and out == ""
+    assert err.startswith(f"copilot: {bad}{message}") and len(err.strip().splitlines()) == 1
+
+
+def test_order_ids_typed_as_people_type_them(monkeypatch, capsys, suite_file):
+    """`copilot triage so-100001` and `orders show "SO 100001"` said 'not found' although the API,
+    the panel and chat read those as SO-100001; a near miss now names the order one edit away."""
+    run(monkeypatch, capsys, "db", "upgrade")
+    run(monkeypatch, capsys, "db", "load-fixture", str(suite_file), "--case", "one-order")
+    code, out, err = run(monkeypatch, capsys, "triage", "so-100001", "SO 100001", "--json")
+    assert code == 0, err
+    assert [r["order_id"] for r in json.loads(out)] == ["SO-100001", "SO-100001"]
+    code, out, err = run(monkeypatch, capsys, "orders", "show", "so-100001", "--json")
+    assert code == 0 and json.loads(out)["order_id"] == "SO-100001", err
+    code, out, err = run(monkeypatch, capsys, "orders", "show", "SO-10001")
+    assert code == 2 and out == ""
+    assert err.strip() == "copilot: order SO-10001 not found; did you mean SO-100001?"
+    code, out, err = run(monkeypatch, capsys, "triage", "SO-10001", "--json")
+    assert code == 2 and json.loads(out) == [{"order_id": "SO-10001", "error": "order not found"}]
+    assert err.strip() == "copilot: order SO-10001 not found; did you mean SO-100001?"

@@ -93,3 +93,23 @@ def test_read_only_gives_back_a_writable_connection_whatever_the_pool_hands_out(
         for conn in held:
             conn.close()
     engine.dispose()
+
+
+def test_revise_help_and_no_change_write_no_migration(capsys):
+    """The README's `python -m tools.migrations.revise "what changed"`: `--help` was taken as the
+    message and wrote `0012_help.py`, and with models and migrations in agreement an empty
+    migration was written. Now --help is help, and no difference writes nothing (exit 1)."""
+    from tools.migrations import revise
+
+    before = sorted(revise.VERSIONS.glob("*.py"))
+    try:
+        with pytest.raises(SystemExit) as info:
+            revise.main(["--help"])
+        assert info.value.code == 0 and "usage: python -m tools.migrations.revise" in capsys.readouterr().out
+        assert revise.main(["nothing changed"]) == 1
+        assert "no migration written" in capsys.readouterr().err
+    finally:
+        written = set(revise.VERSIONS.glob("*.py")) - set(before)
+        for path in written:  # a failure must not leave a stray migration in the repository
+            path.unlink()
+    assert not written

@@ -98,3 +98,28 @@ def test_triage_from_the_command_line_lands_in_the_audit_chain(loaded, monkeypat
     assert event["order_id"] == "SO1" and event["payload"]["exceptions"] == ["INVENTORY_SHORTFALL"]
     assert event["payload"]["recommendation"]["action"] == "REALLOCATE_WAREHOUSE"
     assert run(monkeypatch, capsys, "audit", "verify")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "typo"),
+    [
+        (("actions", "list", "--status", "pending"), "--status", "pending"),
+        (("actions", "list", "--role", "plannr"), "--role", "plannr"),
+        (("messages", "list", "--status", "snt"), "--status", "snt"),
+        (("knowledge", "search", "release a credit hold", "--type", "CREDIT_HLD"), "--type", "CREDIT_HLD"),
+    ],
+)
+def test_a_typod_filter_is_refused_not_answered_with_nothing(loaded, monkeypatch, capsys, args, option, typo):
+    """A filter value no record can have ("pending" for pending_approval) printed "no action
+    requests" / "no messages" / "no passages (is the index empty?)" with exit 0: the user took the
+    typo for an empty queue. Now one line naming the choices, exit 2."""
+    assert run(monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr")[0] == 0
+    code, out, err = run(monkeypatch, capsys, *args)
+    assert code == 2, out + err
+    assert err.startswith(f"copilot: {option} must be one of ") and repr(typo) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_audit_list_says_when_nothing_matches(loaded, monkeypatch, capsys):
+    code, out, _ = run(monkeypatch, capsys, "audit", "list", "--type", "decsion")
+    assert code == 0 and out.strip() == "no audit events"

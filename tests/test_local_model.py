@@ -70,6 +70,27 @@ def test_missing_package_names_the_fix(tmp_path):
         part_paths(model)
 
 
+def test_python_m_local_model_runs_without_a_runpy_warning():
+    """The README's `python -m agent.llm.local_model`: the package must not import the module
+    before runpy runs it as __main__ (it printed "RuntimeWarning: 'agent.llm.local_model' found in
+    sys.modules after import of package 'agent.llm'" to every new user)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "agent.llm.local_model", "--help"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "RuntimeWarning" not in done.stderr
+    assert "usage: python -m agent.llm.local_model" in done.stdout
+
+
 def test_pinned_models_match_requirements_models():
     text = (Path(__file__).resolve().parents[1] / "requirements-models.txt").read_text()
     for model in models_local.MODELS.values():

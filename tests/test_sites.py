@@ -189,3 +189,30 @@ def test_users_scope_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     with session_factory(make_engine(url))() as s:
         assert s.scalar(select(func.count()).select_from(Order).where(Order.credit_released.is_(True))) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("orders", "show", "SO-100002"),
+        ("actions", "list"),
+        ("actions", "show", "1"),
+        ("kpis",),
+        ("anomalies",),
+        ("chat", "-m", "what is blocking SO-100002?"),
+        ("triage", "SO-100002"),
+        ("queue",),
+    ],
+)
+def test_a_typod_as_user_is_refused_not_answered_for_every_site(tmp_path, monkeypatch, capsys, args):
+    """`--as` names who is asking; a user that does not exist (a typo) was answered as an unscoped
+    one — every site's orders, requests and KPIs — by orders show, actions list/show, kpis,
+    anomalies and chat. Now one line naming the user, exit 2, as triage and queue did."""
+    url = sites_world.make_database(tmp_path / "cli.db")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    get_settings.cache_clear()
+    code, out, err = run(monkeypatch, capsys, *args, "--as", "eu_credt")
+    assert code == 2, out + err
+    assert "unknown user 'eu_credt'" in err
+    assert "SO-100002" not in out

@@ -64,3 +64,20 @@ def test_an_explanation_without_any_sop_passage_carries_a_warning() -> None:
     result = {"order_id": "SO1", "status": "open", "exceptions": [{"type": "CREDIT_HOLD", "evidence": ["x"]}]}
     explanation = explain_order(result, [], None)
     assert explanation["warning"] == NO_SOP_WARNING and "copilot knowledge ingest" in NO_SOP_WARNING
+
+
+def test_knowledge_ingest_of_a_missing_path_exits_2_and_indexes_the_rest(
+    fresh, monkeypatch, capsys, tmp_path
+):
+    """`copilot knowledge ingest sops/ typo.md`: the typo was printed as 'skipped' among the other
+    lines and the command exited 0, so a script or cron job never noticed. The rest is still
+    indexed; the exit code is 2."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Returns\n\nCustomers may return unopened goods within 30 days.\n")
+    code, out, err = run(monkeypatch, capsys, "knowledge", "ingest", str(docs), str(tmp_path / "nowhere.md"))
+    assert code == 2, out + err
+    assert "nowhere.md: no such file or folder" in out
+    assert "1 added" in out
+    code, out, err = run(monkeypatch, capsys, "knowledge", "ingest", str(docs))
+    assert code == 0 and "1 unchanged" in out, out + err

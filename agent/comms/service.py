@@ -29,13 +29,14 @@ from agent.governance.users import require_user
 from agent.llm import LLM
 from agent.policy import Policy
 from tools.errors import Conflict, NotFound, ToolError
-from tools.models import ActionRequest, Notice, Order, OutboxMessage
+from tools.models import ENUMS, ActionRequest, Notice, Order, OutboxMessage
 from tools.notices import customer_facts
 from tools.outbox import COPILOT_REQUESTER
 from tools.sites import order_condition, order_visible
 
 __all__ = [
     "DRAFT_LEASE_S",
+    "MESSAGE_STATUSES",
     "ask_notice",
     "draft_due",
     "edit_message",
@@ -48,6 +49,11 @@ log = logging.getLogger(__name__)
 
 DRAFT_LEASE_S = 600  # longer than two model calls at the longest timeout a deployment sets
 _ACTION = {"customer": "NOTIFY_CUSTOMER", "supplier": "REQUEST_SUPPLIER"}
+# The status a message shows (what ``list_messages`` filters on): its delivery's, else its
+# request's, else the notice's own.
+MESSAGE_STATUSES: tuple[str, ...] = tuple(
+    sorted({s for e in ("outbox_status", "request_status", "notice_status") for s in ENUMS[e]})
+)
 
 
 def _now() -> dt.datetime:

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.llm.base import LLM, LLMError, LLMResult, LLMTimeout, Message, normalize
-from agent.llm.local_model import default_model, ensure_model
 from agent.llm.priority import LLMPreempted, in_background
 
 __all__ = ["BACKGROUND_CHUNK", "LlamaCppLLM", "ModelGate", "PrefixStates", "json_gbnf"]
@@ -319,12 +318,18 @@ class LlamaCppLLM(LLM):
     def name(self) -> str:  # type: ignore[override]
         if self._explicit_path is not None:
             return self._explicit_path.stem
+        from agent.llm.local_model import default_model  # imported here: see model_path
+
         return default_model().name
 
     @property
     def model_path(self) -> Path:
         if self._explicit_path is not None:
             return self._explicit_path
+        # Imported here, not at the top: ``python -m agent.llm.local_model`` imports this package
+        # first, and a module already imported under its own name makes runpy warn.
+        from agent.llm.local_model import ensure_model
+
         return ensure_model(self._var_dir)
 
     def _model(self) -> tuple[Any, ModelGate, PrefixStates]:

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from agent.checkpoint import open_checkpointer
 from agent.comms import service as comms
+from agent.comms.service import MESSAGE_STATUSES
 from agent.comms.worker import CommsWorker
 from agent.copilot.explain import keep_explanation_heads
 from agent.copilot.preexplain import PreExplainer
@@ -596,7 +597,10 @@ class Services:
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Requests, newest first; ``role``: those that role may decide (its own and its delegates')."""
+        """Requests, newest first; ``role``: those that role may decide (its own and its delegates').
+        A role the policy does not name is refused (422), not answered with an empty list."""
+        if role is not None and role not in self.policy.roles:
+            raise ToolError(f"unknown role {role!r}; roles: {', '.join(self.policy.roles)}")
         return requests.list_requests(
             self.factory_for(principal),
             status=status,
@@ -628,6 +632,11 @@ class Services:
     # --- communications: customer notices and supplier requests ---------------------------------------
 
     def list_messages(self, principal: Principal, **filters: Any) -> list[dict[str, Any]]:
+        """Messages, newest first; a ``status`` no message can have is refused (422): a typo must
+        not read as "no messages"."""
+        status = filters.get("status")
+        if status and status not in MESSAGE_STATUSES:
+            raise ToolError(f"unknown message status {status!r}; statuses: {', '.join(MESSAGE_STATUSES)}")
         return comms.list_messages(self.factory_for(principal), **filters)
 
     def message_for_request(self, principal: Principal, request_id: int) -> dict[str, Any] | None:

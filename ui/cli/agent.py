@@ -5,6 +5,7 @@ Import only light modules at the top (typer, ``ui.cli.common``); heavy ones insi
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated, Any
 
@@ -22,6 +23,11 @@ def _collection():
     except CliError as exc:
         typer.echo(f"copilot: no SOP passages ({exc})", err=True)
         return None
+
+
+# The thread ids the API takes (``ui/api/routes.py`` ``ThreadIdPath``): a thread started here can
+# be continued from the panel or the API, and a typo'd --thread is not silently a new thread name.
+THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 def _llm():
@@ -127,13 +133,19 @@ def register(app: typer.Typer) -> None:
 
         from agent.checkpoint import open_checkpointer
         from agent.copilot.service import Copilot
-        from agent.governance.users import user_scope
+        from agent.governance.users import require_user, user_scope
         from agent.settings import get_settings
         from tools.db import session_factory
 
+        if thread is not None and not THREAD_ID.fullmatch(thread):
+            raise CliError(
+                f"--thread must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; "
+                f"got {thread!r}"
+            )
         engine = cli_common.engine()
         policy = cli_common.policy()
         with session_factory(engine)() as s:
+            require_user(s, as_user)  # a typo'd --as is refused, not answered for every site
             scope = user_scope(s, as_user)  # a user limited to some sites chats about theirs only
         thread_id = thread or uuid.uuid4().hex[:12]
         with open_checkpointer(get_settings().effective_database_url) as saver:

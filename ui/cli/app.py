@@ -91,11 +91,16 @@ def db_upgrade(
 ) -> None:
     """Create or migrate the schema of the database named by DATABASE_URL (and, on PostgreSQL, the
     tables of the paused graphs). Safe to run from several processes at once: they take turns."""
+    from alembic.util.exc import CommandError
+
     from agent.checkpoint import setup_checkpoints
-    from tools.db import redact, upgrade
+    from tools.db import head_revision, redact, upgrade
 
     engine = _engine(require_schema=False)
-    at = upgrade(engine, revision)
+    try:
+        at = upgrade(engine, revision)
+    except CommandError as exc:  # e.g. a revision that does not exist: nothing was migrated
+        raise CliError(f"--revision {revision}: {exc} (the head is {head_revision()})") from None
     setup_checkpoints(engine.url.render_as_string(hide_password=False))
     typer.echo(f"database {redact(engine.url)} at schema revision {at}")
 
@@ -287,7 +292,6 @@ def triage(
     """
     from agent.governance.events import log_triage, log_triage_book
     from agent.governance.origin import current_origin
-    from agent.governance.users import factory_for, require_user
     from agent.triage.service import triage_open_book, triage_orders
     from tools.db import session_factory
     from tools.sites import visible_orders
@@ -296,14 +300,12 @@ def triage(
         raise CliError("name one or more order ids, or pass --all-open")
     policy = _policy()
     engine = _engine()
-    factory = session_factory(engine)
-    if as_user:
-        with factory() as session:
-            require_user(session, as_user)
-        factory = factory_for(factory, as_user)  # another site's order: "not found", as unknown
+    # --as: another site's order is "not found", as an unknown one
+    factory = cli_common.scoped_factory(session_factory(engine), as_user)
     origin = current_origin()
     asked_by = (origin and origin.os_user) or "cli"  # who asked: the OS account the command ran as
     results: list[dict[str, Any]] = []
+    near: dict[str, list[str]] = {}
     with factory() as session:
         if all_open:  # the whole book in batches: the same results as triage_orders on each
             for n, result in enumerate(triage_open_book(session, policy, limit=limit), 1):
@@ -314,7 +316,8 @@ def triage(
             results = sorted((r for r in results if r["order_id"] in mine), key=lambda r: r["order_id"])
             log_triage_book(session, results, source="cli", actor=asked_by)
         else:
-            results = triage_orders(session, order_ids or [], policy, commit_every=200)
+            ids, near = _typed_ids(session, order_ids or [], policy)
+            results = triage_orders(session, ids, policy, commit_every=200)
             log_triage(session, results, source="cli", actor=asked_by)
         session.commit()
     if explain:
@@ -329,8 +332,26 @@ def triage(
         from ui.cli.render import render_triage
 
         render_triage(results)
+    for typed_id, misses in near.items():  # on stderr: --json output stays one JSON document
+        typer.echo(f"copilot: order {typed_id} not found; did you mean {' or '.join(misses)}?", err=True)
     if any("error" in r for r in results):
         raise typer.Exit(EXIT_USAGE)
+
+
+def _typed_ids(session, order_ids: list[str], policy) -> tuple[list[str], dict[str, list[str]]]:
+    """Order ids as a person types them (``so-100042``, ``SO 100042``, ``SO#100042``) read as the
+    orders they name, as the API and chat read them; an id no order has is kept as typed, with the
+    ids one edit away (``agent.triage.order_numbers``)."""
+    from agent.triage.order_numbers import resolve_one
+
+    ids: list[str] = []
+    near: dict[str, list[str]] = {}
+    for raw in order_ids:
+        found, misses = resolve_one(session, raw, policy.order_numbers)
+        ids.append(found or raw.strip())
+        if misses:
+            near[raw.strip()] = misses
+    return ids, near
 
 
 # ------------------------------------------------------------------------------------------------
@@ -347,13 +368,17 @@ def orders_show(
     ] = None,
 ) -> None:
     """Print an order with its lines, customer and credit position, stock and shipments."""
-    from agent.governance.users import factory_for
+    from agent.triage.order_numbers import resolve_one
     from tools.db import read_only, session_factory
+    from tools.errors import OrderNotFound
     from tools.orders import order_view
 
     engine = _engine()
-    with read_only(factory_for(session_factory(engine), as_user)) as session:
-        view = order_view(session, order_id.strip())
+    with read_only(cli_common.scoped_factory(session_factory(engine), as_user)) as session:
+        found, near = resolve_one(session, order_id, _policy().order_numbers)  # so-100042 too
+        if found is None:
+            raise OrderNotFound(order_id.strip(), near)
+        view = order_view(session, found)
     if as_json:
         _print_json(view)
     else:
@@ -383,6 +408,8 @@ def knowledge_ingest(
 
     report = ingest(cli_common.knowledge_collection(), paths or None, echo=typer.echo, progress=progress)
     typer.echo(report.summary())
+    if any(not p.exists() for p in paths or []):  # a typo'd path: the rest is indexed, the exit says so
+        raise typer.Exit(EXIT_USAGE)
 
 
 @knowledge_app.command("search")
@@ -403,10 +430,12 @@ def knowledge_search(
     from dataclasses import asdict
 
     from knowledge.retrieve import retrieve
+    from tools.domain import EXCEPTION_TYPES
 
-    passages = retrieve(
-        query, [t.strip().upper() for t in types or []], k=k, collection=cli_common.retrieval_collection()
-    )
+    wanted = [t.strip().upper() for t in types or []]
+    for t in wanted:
+        cli_common.check_choice(t, EXCEPTION_TYPES, "--type")
+    passages = retrieve(query, wanted, k=k, collection=cli_common.retrieval_collection())
     if as_json:
         _print_json([asdict(p) for p in passages])
         return
@@ -430,9 +459,13 @@ def knowledge_eval(
     Ingests the shipped SOPs into a temporary index with the local embedding model, asks every
     question of the set and reports the ranks of the expected citations.
     """
-    from knowledge.quality import QUESTIONS
+    from knowledge.quality import QUESTIONS, QuestionSetError, load_questions
     from knowledge.quality import main as quality_main
 
+    try:
+        load_questions(questions or QUESTIONS)  # a bad set: one line, exit 2, like every command
+    except QuestionSetError as exc:
+        raise CliError(str(exc)) from None
     code = quality_main(
         ["--questions", str(questions or QUESTIONS), "-k", str(k), *(["--json"] if as_json else [])]
     )

@@ -159,3 +159,5 @@ def audit_list(
             f"{e['seq']:>7} {e['ts']} {e['event_type']:<18} {who:<32} {e['order_id'] or '':<12} "
             f"{'#' + str(e['request_id']) if e['request_id'] else ''} {json.dumps(e['payload'])[:160]}"
         )
+    if not rows:
+        typer.echo("no audit events")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from typing import Any
 
 import typer
@@ -64,6 +65,26 @@ def engine(*, require_schema: bool = True):
                 f"the database is at schema {revision}, this copilot needs {head}: run `copilot db upgrade`"
             )
     return engine
+
+
+def scoped_factory(factory, as_user: str | None):
+    """``factory`` limited to the sites of ``as_user`` (the CLI's ``--as``); ``factory`` itself
+    without one. An unknown or inactive user is refused (one line, exit 2), never answered as an
+    unscoped one would be: a typo'd ``--as`` must not show every site."""
+    from agent.governance.users import factory_for, require_user
+
+    if as_user is None:
+        return factory
+    with factory() as session:
+        require_user(session, as_user)
+    return factory_for(factory, as_user)
+
+
+def check_choice(value: str | None, choices: Collection[str], option: str) -> None:
+    """A filter value a user typed: one of ``choices`` (None: no filter), else a one-line usage
+    error listing them — a typo must not read as "nothing found"."""
+    if value is not None and value not in choices:
+        raise CliError(f"{option} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def parse_date(value: str | None, option: str) -> dt.date | None:

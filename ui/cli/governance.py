@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import CliError, engine, policy, print_json
+from ui.cli.common import CliError, check_choice, engine, policy, print_json, scoped_factory
 
 actions_app = typer.Typer(help="Action requests: propose, list, approve, reject, edit.", no_args_is_help=True)
 users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
@@ -47,6 +47,13 @@ def _factory(as_user: str | None = None):
     from tools.db import session_factory
 
     return factory_for(session_factory(engine()), as_user)
+
+
+def _reader(as_user: str | None):
+    """Sessions for a read command's ``--as``: that user's sites; an unknown user is refused."""
+    from tools.db import session_factory
+
+    return scoped_factory(session_factory(engine()), as_user)
 
 
 def _not_a_number(name: str) -> Any:
@@ -105,10 +112,12 @@ def actions_list(
 ) -> None:
     """List action requests, newest first (read from the database: pending approvals survive restarts)."""
     from agent.governance.requests import list_requests
+    from tools.models import ENUMS
 
-    rows = list_requests(
-        _factory(as_user), status=status, role=role, order_id=order, limit=limit, policy=policy()
-    )
+    pol = policy()
+    check_choice(status, ENUMS["request_status"], "--status")
+    check_choice(role, pol.roles, "--role")
+    rows = list_requests(_reader(as_user), status=status, role=role, order_id=order, limit=limit, policy=pol)
     if as_json:
         print_json(rows)
         return
@@ -127,7 +136,7 @@ def actions_show(
     """One request with its guard result, decisions and execution."""
     from agent.governance.requests import get_request
 
-    req = get_request(_factory(as_user), request_id)
+    req = get_request(_reader(as_user), request_id)
     print_json(req) if as_json else _show(req)
 
 

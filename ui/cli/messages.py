@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import engine, policy, print_json
+from ui.cli.common import check_choice, engine, policy, print_json
 
 messages_app = typer.Typer(
     help="Customer notices and supplier requests: drafts, approval, delivery.", no_args_is_help=True
@@ -105,8 +105,9 @@ def messages_list(
     as_json: Json = False,
 ) -> None:
     """List customer notices and supplier requests, newest first, with their status."""
-    from agent.comms.service import list_messages
+    from agent.comms.service import MESSAGE_STATUSES, list_messages
 
+    check_choice(status, MESSAGE_STATUSES, "--status")
     rows = list_messages(_factory(), order_id=order, status=status, limit=limit)
     if as_json:
         print_json(rows)

@@ -23,11 +23,10 @@ AsUser = Annotated[
 
 def _session(as_user: str | None = None):
     """A read-only session; with ``as_user``, limited to that user's sites (``tools.sites``)."""
-    from agent.governance.users import factory_for
     from tools.db import read_only, session_factory
-    from ui.cli.common import engine
+    from ui.cli.common import engine, scoped_factory
 
-    return read_only(factory_for(session_factory(engine()), as_user))
+    return read_only(scoped_factory(session_factory(engine()), as_user))  # unknown user: refused
 
 
 def _pct(value: float | None) -> str:
