@@ -355,6 +355,32 @@ def test_substitution_and_split_notices_state_what_changed(engine):
     assert draft_errors(subject, body, n.facts) == []
 
 
+def test_a_split_notice_counts_what_the_line_already_had_allocated(engine):
+    """5 of 8 were allocated; the split ships 2 more now: the customer is told 7 of 8 ship now and 1
+    follows — not "2 of 8"."""
+    fx = clean_fixture(
+        order(lines=[{"line_no": 1, "sku": "A", "qty": 8, "unit_price": 100, "allocated_qty": 5}])
+    )
+    edit(fx, "inventory", "A/WH1", on_hand=7, allocated=5)
+    factory = world(engine, fx)
+    req = request_action(
+        factory,
+        POLICY,
+        order_id="SO1",
+        requested_by="csr",
+        action="SPLIT_SHIPMENT",
+        params={"order_id": "SO1", "line_no": 1, "ship_qty": 2},
+    )
+    assert req["status"] == "pending_approval", req["guard"]
+    assert decide(factory, POLICY, req["id"], username="planner", decision="approve")["status"] == "executed"
+    [n] = notices(factory)
+    assert n.facts["change"] == "partial_shipment"
+    assert (n.facts["ships_now_qty"], n.facts["backorder_qty"], n.facts["line"]["qty"]) == (7, 1, 8)
+    subject, body, _ = fact_template(n.facts)
+    assert "7 of 8 ship now; the remaining 1 follow" in body, body
+    assert draft_errors(subject, body, n.facts) == []
+
+
 def test_a_rebooked_shipment_that_still_arrives_in_time_needs_no_notice(engine):
     fx = clean_fixture(order())
     edit(fx, "carriers", "CA2", name="Slowpoke", status="disrupted", on_time_rate=0.5)

@@ -146,7 +146,9 @@ def _customer_change(session: Session, req: ActionRequest, before: dict[str, Any
             "order_id": p["order_id"],
             "change": "partial_shipment",
             "line": {**(before.get("line") or {}), **line},
-            "ships_now_qty": p["ship_qty"],
+            # what ships now is all the line has allocated, not only this split's ship_qty (a line
+            # partly allocated before: 5 + 2 of 8 ship now, 1 follows)
+            "ships_now_qty": line.get("allocated_qty", p["ship_qty"]),
             "backorder_qty": line.get("backorder_qty"),
         }
     if req.action == "APPROVE_SUBSTITUTION":
