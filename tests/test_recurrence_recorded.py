@@ -348,3 +348,42 @@ def test_a_bug_in_the_executed_actions_retriage_keeps_the_write_and_audits_the_e
         decide(factory, POLICY, req["id"], username="planner", decision="approve")
     with factory() as s:
         assert len(s.scalars(select(Execution).where(Execution.request_id == req["id"])).all()) == 1
+
+
+def test_a_rule_bug_that_also_breaks_the_orders_own_triage_after_execution_keeps_the_write(
+    engine, monkeypatch
+):
+    """A bug in a rule is not confined to the batch re-triage: the order's own triage after the
+    execution (and its donor's) runs the same planner. It fails in its savepoint too: the approved
+    write is kept and executed once, audited with the error, not rolled back with the request left
+    approved and nothing audited."""
+    import agent.triage.service as service_module
+    from agent.governance import audit as audit_log
+    from tools import writes as writes_module
+    from tools.models import ActionRequest, Execution
+
+    factory, req = _reallocation_request(engine)
+    real_execute, real_plan, executed = writes_module.execute_request, service_module.plan_order, []
+
+    def execute(*args, **kwargs):
+        out = real_execute(*args, **kwargs)
+        executed.append(1)
+        return out
+
+    def plan_after_the_write(*args, **kwargs):
+        if executed:
+            raise ZeroDivisionError("a rule divided by zero")
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(writes_module, "execute_request", execute)
+    monkeypatch.setattr(service_module, "plan_order", plan_after_the_write)
+    done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    assert done["status"] == "executed", done
+    with factory() as s:
+        assert len(s.scalars(select(Execution).where(Execution.request_id == req["id"])).all()) == 1
+        assert s.get(ActionRequest, req["id"]).status == "executed"
+        assert s.get(Order, "SO1").lines[0].warehouse_id == "WH3"
+        assert not exceptions_recorded(s)
+        [event] = audit_log.list_events(s, request_id=req["id"], event_type=audit_log.EVENT_EXECUTION)
+        assert audit_log.verify_chain(s)["ok"]
+    assert event["payload"]["retriage_error"] == "ZeroDivisionError: a rule divided by zero"

@@ -31,9 +31,9 @@ import datetime as dt
 import json
 import logging
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -62,6 +62,7 @@ from tools.scope import retargeted
 from tools.sites import factory_scope, order_condition, order_visible, unscoped
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = [
     "CLI_DECISIONS_OFF",
@@ -686,6 +687,15 @@ def _execute_step(
                 # stock it moved, the recurrence followers), triaged again as after an event: their
                 # recorded exceptions stay current (tools.dataset.exceptions_recorded)
                 reached, follow_up_error = _retriage_reached(s, policy, changed, req.id)
+            triaged: list[dict[str, Any]] = []
+            if req.order_id:
+                # a reassignment leaves its donor order short (domain.md §6): triage it again too.
+                # The same rules as the re-triage's run here: a bug in one fails here too, in its
+                # own savepoint, and is audited with the execution instead of undoing it
+                donor = req.params.get("from_order_id") if req.action == "REASSIGN_ALLOCATION" else None
+                again = [req.order_id, *([donor] if donor and execution.status == "executed" else [])]
+                ran_again, error = _follow_up(s, req.id, lambda: triage_orders(s, again, policy))
+                triaged, follow_up_error = ran_again or [], follow_up_error or error
             audit.append_event(
                 s,
                 audit.EVENT_EXECUTION,
@@ -712,18 +722,14 @@ def _execute_step(
                     request_id=req.id,
                     payload={"role": req.params["role"], "reason": req.params["reason"]},
                 )
-            if req.order_id:
-                why = (
-                    "execution failed: " + (req.error or "")
-                    if execution.status == "failed"
-                    else "after execution"
-                )
-                # a reassignment leaves its donor order short (domain.md §6): triage it again too
-                donor = req.params.get("from_order_id") if req.action == "REASSIGN_ALLOCATION" else None
-                again = [req.order_id, *([donor] if donor and execution.status == "executed" else [])]
-                for result in triage_orders(s, again, policy):
-                    if "error" not in result:
-                        _log_triage(s, result, "copilot", None, why)
+            why = (
+                "execution failed: " + (req.error or "")
+                if execution.status == "failed"
+                else "after execution"
+            )
+            for result in triaged:
+                if "error" not in result:
+                    _log_triage(s, result, "copilot", None, why)
             return execution.status
     except IntegrityError as exc:
         with factory() as s:
@@ -742,21 +748,27 @@ def _execute_step(
 def _retriage_reached(
     s: Session, policy: Policy, changed: list[Change], request_id: int
 ) -> tuple[Retriage | None, str | None]:
-    """Triage again what an executed write reached, in a savepoint of the execution's transaction.
+    """Triage again what an executed write reached, in a savepoint of the execution's transaction
+    (:func:`_follow_up`)."""
+    return _follow_up(s, request_id, lambda: retriage(s, policy, affected_orders(s, changed)))
+
+
+def _follow_up(s: Session, request_id: int, step: Callable[[], T]) -> tuple[T | None, str | None]:
+    """Run ``step`` — triage after an execution — in a savepoint of the execution's transaction.
     The write was approved and is done; a failure of this follow-up that is not the database's
     (a bug in a rule, say) must not undo it nor leave the request approved with nothing audited:
-    the savepoint is rolled back, the book is no longer known to be recorded whole (the reached
-    orders keep their earlier exceptions until they are triaged again, so recurrence goes back to
+    the savepoint is rolled back, the book is no longer known to be recorded whole (the orders it
+    reached keep their earlier exceptions until they are triaged again, so recurrence goes back to
     the neighbours: :func:`tools.dataset.forget_exceptions_recorded`), and the error is returned
     for the execution's audit event. A database error (a lock conflict, a lost connection) still
     aborts the whole step, which :func:`_execute_step` runs again or records as refused."""
     try:
         with s.begin_nested():
-            return retriage(s, policy, affected_orders(s, changed)), None
+            return step(), None
     except DBAPIError:
         raise
     except Exception as exc:
-        log.exception("re-triage after request %s failed; the executed write is kept", request_id)
+        log.exception("triage after request %s failed; the executed write is kept", request_id)
         forget_exceptions_recorded(s)
         return None, f"{type(exc).__name__}: {exc}"[:500]
 
