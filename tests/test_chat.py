@@ -444,3 +444,17 @@ def test_a_question_about_a_procedure_needs_no_order_and_searches_the_sops(world
         "t2", "why not split the shipment?", username="planner"
     )
     assert reply["answer"].startswith("Which order do you mean?")  # an action still needs its order
+
+
+def test_the_chat_keeps_what_the_header_does_not_say_of_the_decision(world, world_sops):
+    """The chat drops the explanation's decision line where its header already names the
+    recommendation; what the header does not say — the values the approver must supply — stays."""
+    from tools.models import Order
+
+    with world() as s:
+        s.get(Order, "SO-100001").ship_to_city = ""
+        s.commit()
+    llm = FakeLLM(script(explain=grounded_explainer))
+    reply = make_copilot(world, llm, world_sops).chat("t1", "what is blocking SO-100001?", username="planner")
+    assert "MASTER_DATA_INCOMPLETE" in reply["answer"] and reply["fallback"] is False, reply["answer"]
+    assert "the approver supplies ship_to_city" in reply["answer"], reply["answer"]

@@ -1075,8 +1075,11 @@ def _explain(ctx: CopilotContext, result: dict[str, Any], writer) -> tuple[str, 
         return header, [], False, None
     writer({"type": "token", "text": header + "\n"})
     # the header already names the recommendation: the explanation's closing decision line is not
-    # repeated, streamed or final (a stored explanation arrives in one piece, a new one ends with it)
-    tail = " " + decision_line(result)
+    # repeated, streamed or final (a stored explanation arrives in one piece, a new one ends with it).
+    # The header says neither the values the approver must supply nor that no action is feasible:
+    # then the decision line stays
+    rec = result.get("recommendation")
+    tail = " " + decision_line(result) if rec and not rec.get("inputs_required") else ""
 
     def emit(piece: str) -> None:
         piece = piece.removesuffix(tail)
