@@ -620,3 +620,12 @@ def test_each_exception_type_has_a_worked_example_in_the_prompt_head(credit):
     assert set(_examples()) == set(EXCEPTION_TYPES)
     system, user = build_messages(credit, [CREDIT])
     assert _examples()["CREDIT_HOLD"] in system["content"] and "SO-77" not in user["content"]
+
+
+def test_streaming_hands_out_the_final_text_when_the_model_ends_with_a_newline(credit):
+    """The model's text is stripped before the label and the decision are added: what was streamed
+    is stripped the same way, so a first-try success shows exactly the final text."""
+    pieces: list[str] = []
+    out = explain_order(credit, [CREDIT], FakeLLM(["\n " + SAID + "\n"]), on_token=pieces.append)
+    assert out["fallback"] is False and out["text"] == final(credit)
+    assert "".join(pieces) == out["text"]

@@ -470,10 +470,17 @@ def _ask(llm: LLM, messages: list[dict], usage: dict, on_token, max_tokens: int)
         usage["last_completion_tokens"] = reply.completion_tokens
         usage["seconds"] += time.perf_counter() - started
         return reply.text.strip()
-    pieces = []
+    # what is streamed is the stripped text the label and the decision are added to: whitespace
+    # before the first word is dropped, whitespace after a word waits for the next one
+    pieces, held, started_text = [], "", False
     for piece in llm.stream(messages, max_tokens=max_tokens):
         pieces.append(piece)
-        on_token(piece)
+        text = held + piece if started_text else piece.lstrip()
+        body = text.rstrip()
+        held = text[len(body) :]
+        if body:
+            started_text = True
+            on_token(body)
     last = llm.last_usage()
     usage["prompt_tokens"] += last.prompt_tokens if last else 0
     usage["completion_tokens"] += last.completion_tokens if last else 0
