@@ -71,7 +71,6 @@ def approve_via_governance(
 
 
 _CITATION = re.compile(r"^\[([^\]]+)\]", re.M)
-_LABEL = re.compile(r"The SOP label to cite: \[([^\]]+)\]")
 
 
 def _section(prompt: str, name: str, other: str) -> str:
@@ -87,23 +86,18 @@ def _sentence(text: str) -> str:
 
 
 def scripted_explainer(messages: list[dict[str, str]]) -> str:
-    """The ``fake`` provider's scripted model: restates the first exception line of the FACTS (and
-    the recommended action when the prompt shows one), and cites the SOP label the prompt names,
-    else its first SOP passage (the one for the recommendation's exception type), copied from the
-    prompt. The explanation's decision line is added by code after it, as for any model.
+    """The ``fake`` provider's scripted model: restates the first exception line of the FACTS and
+    cites the prompt's SOP passage (the one for the recommendation's exception type), copied from
+    the prompt. The explanation's decision line is added by code after it, as for any model.
 
     It writes language without understanding it, so with ``--provider fake`` the decisions are
     what is measured; explanation quality needs a real model (``llamacpp`` or ``openai``).
     """
     prompt = "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
     facts, passages = _section(prompt, "FACTS", "SOP PASSAGE"), _section(prompt, "SOP PASSAGE", "FACTS")
-    lines = [ln.strip() for ln in facts.splitlines()]
-    first = next((ln[2:] for ln in lines if ln.startswith("- ")), None)
-    rec = next((ln for ln in lines if ln.startswith("Recommended action:")), None)
-    cite = _LABEL.search(prompt) or _CITATION.search(passages.strip())
+    first = next((ln.strip()[2:] for ln in facts.splitlines() if ln.strip().startswith("- ")), None)
+    cite = _CITATION.search(passages.strip())
     parts = [_sentence(first) if first else "Nothing blocks this order."]
-    if rec:
-        parts.append(_sentence(rec.split(" Why:", 1)[0]))
     if cite:
         parts.append(f"See [{cite.group(1)}].")
     return " ".join(parts)

@@ -141,21 +141,28 @@ def test_after_approval_paths_read_composite_keys_and_compare_by_meaning(session
 
 
 def test_scripted_explainer_copies_facts_and_cites_the_first_passage():
+    from agent.copilot.explain import build_messages
     from evals.subjects import scripted_explainer
+    from knowledge.retrieve import Passage
 
-    prompt = (
-        "FACTS\nOrder SO1 (status open)\n- CREDIT_HOLD: customer C1 is on credit hold\n"
-        "Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), risk medium, approver credit_analyst. Why: x\n\n"
-        "SOP PASSAGES\n[SOP-CREDIT-001 §3.2] Credit holds: text\n[SOP-GOV-001 §2] Approval: text"
+    result = {
+        "order_id": "SO1",
+        "status": "open",
+        "exceptions": [{"type": "CREDIT_HOLD", "evidence": ["customer C1 is on credit hold"]}],
+        "recommendation": {"action": "RELEASE_CREDIT_HOLD", "params": {"order_id": "SO1"}},
+    }
+    passage = Passage(
+        citation="SOP-CREDIT-001 §3.2",
+        score=0.9,
+        doc_id="SOP-CREDIT-001",
+        section="3.2",
+        title="Credit holds",
+        heading="Release",
+        text="text",
+        source="knowledge/sops/sop-credit-001.md",
     )
-    text = scripted_explainer([{"role": "system", "content": "s"}, {"role": "user", "content": prompt}])
-    assert text == (
-        "CREDIT_HOLD: customer C1 is on credit hold. Recommended action: RELEASE_CREDIT_HOLD(order_id=SO1), "
-        "risk medium, approver credit_analyst. See [SOP-CREDIT-001 §3.2]."
-    )
-    facts, _, passages = prompt.partition("\n\nSOP PASSAGES")
-    shipped_order = f"SOP PASSAGES{passages}\n\n{facts}\n\nExplain in 2 or 3 sentences."  # passages first
-    assert scripted_explainer([{"role": "user", "content": shipped_order}]) == text
+    text = scripted_explainer(build_messages(result, [passage]))  # the shipped prompt, as the model gets it
+    assert text == "CREDIT_HOLD: customer C1 is on credit hold. See [SOP-CREDIT-001 §3.2]."
 
 
 def test_metrics_per_type_confusion_and_pass_hat_k():
