@@ -104,3 +104,15 @@ def test_autopilot_report_cli(monkeypatch, capsys, tmp_path, sqlite_engine):
     )
     code, out, _ = run(monkeypatch, capsys, "autopilot", "report", "--json")
     assert json.loads(out)["rules"]["approved-substitute"]["shadow"] == 0
+
+
+def test_the_environment_kill_switch_also_stops_the_per_risk_switches(sqlite_engine, monkeypatch):
+    """COPILOT_AUTOPILOT=off turns every auto-approval off, the policy's auto_approve per risk too."""
+    monkeypatch.setenv("COPILOT_AUTOPILOT", "off")
+    get_settings.cache_clear()
+    per_risk = parse_policy(DEFAULT_POLICY_PATH.read_text().replace("  low: false", "  low: true"))
+    assert per_risk.auto_approve["low"] is True
+    factory = world(sqlite_engine, shortfall_fixture())
+    req = request_action(factory, per_risk, order_id="SO1", requested_by="csr")
+    assert (req["risk"], req["status"]) == ("low", "pending_approval")
+    assert req["decisions"] == []

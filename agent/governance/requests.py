@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.checkpoint import checkpoint_location, open_checkpointer
 from agent.governance import audit, impact
 from agent.governance.approval import build_approval_graph, resume_with_decision, thread_config
-from agent.governance.autopilot import matching_rule
+from agent.governance.autopilot import autopilot_on, matching_rule
 from agent.governance.events import log_triage
 from agent.governance.guard import GuardResult, normalise_params, risk_facts, routing_problems, run_guard
 from agent.governance.intake import clip, loggable_params, screen_params, screen_reason
@@ -568,9 +568,9 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
                 },
             )
         live = rule if rule is not None and rule.mode == "live" else None
-        if (policy.auto_approves(req.action, req.risk) or live is not None) and not writes.missing_inputs(
-            s, req.action, req.params
-        ):
+        # the kill switch (policy or COPILOT_AUTOPILOT=off) stops the per-risk switches too
+        per_risk = autopilot_on(policy) and policy.auto_approves(req.action, req.risk)
+        if (per_risk or live is not None) and not writes.missing_inputs(s, req.action, req.params):
             approval = Approval(
                 request_id=req.id,
                 decision="approve",
