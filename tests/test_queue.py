@@ -18,7 +18,7 @@ from tools.db import session_factory
 from tools.errors import Conflict, Forbidden, ToolError
 from tools.events import parse_event, receive
 from tools.fixtures import load_fixture
-from tools.models import AuditEvent, ExceptionRecord
+from tools.models import AuditEvent, ExceptionRecord, User
 
 
 def world() -> dict:
@@ -226,3 +226,24 @@ def test_a_reassignment_follows_the_policys_routing_like_escalate(factory):
         )
         s.commit()
         assert s.get_one(ExceptionRecord, xid).assigned_role == "credit_manager"
+
+
+def test_a_peer_may_not_release_anothers_claim_only_a_role_above_may(factory):
+    """Two credit managers on a credit analyst's item: the second may not release the first's claim
+    (same role, not above); the claimant may, and so may the ops manager above a planner's claim."""
+    policy = load_policy()
+    with factory() as s:
+        now = dt.datetime.now(dt.UTC)
+        for name, role in (("cm1", "credit_manager"), ("cm2", "credit_manager"), ("pl1", "planner")):
+            s.add(User(username=name, role=role, created_at=now))
+        s.flush()
+        [credit] = load_queue(s, policy, role="credit_analyst")
+        claim(s, policy, credit["id"], user="cm1", role="credit_manager")
+        with pytest.raises(Forbidden, match="claimed by cm1"):
+            release(s, policy, credit["id"], user="cm2", role="credit_manager")
+        assert s.get_one(ExceptionRecord, credit["id"]).claimed_by == "cm1"
+        release(s, policy, credit["id"], user="cm1", role="credit_manager")
+        [short] = load_queue(s, policy, role="planner")
+        claim(s, policy, short["id"], user="pl1", role="planner")
+        release(s, policy, short["id"], user="ops_manager", role="ops_manager")
+        assert s.get_one(ExceptionRecord, short["id"]).claimed_by is None

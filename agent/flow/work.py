@@ -24,7 +24,7 @@ from agent.governance.audit import (
 )
 from agent.policy import Policy
 from tools.errors import Conflict, Forbidden, NotFound, ToolError
-from tools.models import ExceptionRecord
+from tools.models import ExceptionRecord, User
 
 __all__ = ["claim", "escalate_breached", "reassign", "release"]
 
@@ -51,6 +51,14 @@ def _allowed(policy: Policy, role: str, item: dict[str, Any]) -> None:
         )
 
 
+def _above(session: Session, policy: Policy, role: str, holder: str, owner_role: str) -> bool:
+    """Whether ``role`` is strictly above the claimant's role (the users table's; the item's owner
+    role for a name it does not hold): a peer of the same role may not release another's claim."""
+    found = session.get(User, holder)
+    theirs = found.role if found is not None else owner_role
+    return theirs != role and theirs in policy.delegates(role)
+
+
 def claim(session: Session, policy: Policy, exception_id: int, *, user: str, role: str) -> dict[str, Any]:
     row, item = _item(session, policy, exception_id)
     _allowed(policy, role, item)
@@ -74,7 +82,7 @@ def release(session: Session, policy: Policy, exception_id: int, *, user: str, r
     _allowed(policy, role, item)
     if row.claimed_by is None:
         raise Conflict(f"exception {exception_id} is not claimed")
-    if row.claimed_by != user and item["owner_role"] == role:
+    if row.claimed_by != user and not _above(session, policy, role, row.claimed_by, item["owner_role"]):
         raise Forbidden(
             f"exception {exception_id} is claimed by {row.claimed_by}; only they or a role above may release it"
         )
