@@ -394,6 +394,13 @@ class QueuePriority(_Strict):
     }
 
 
+AUTOPILOT_CONDITIONS = {  # an autopilot condition -> the one action it is defined for
+    "same_region": "REALLOCATE_WAREHOUSE",
+    "approved_substitute_no_higher_price": "APPROVE_SUBSTITUTION",
+    "amount_within": "CORRECT_PRICE",
+}
+
+
 class AutopilotRule(_Strict):
     """A low-risk, repeatable decision policy may take: one action at one risk, when all conditions hold.
 
@@ -512,11 +519,22 @@ class Policy(_Strict):
         for routed_kind, routed in self.escalation.items():
             for i, who in enumerate(routed):
                 yield from role(("escalation", routed_kind, i), who)
+        names: set[str] = set()
         for n, auto in enumerate(self.autopilot.rules):
+            at, named = ("autopilot", "rules", n), f"rule {auto.name!r}"
+            if auto.name in names:
+                yield at, f"{named}: a second rule of that name (the report counts per name)"
+            names.add(auto.name)
             if auto.action == "COMPLIANCE_REVIEW" or self.spec(auto.action).never_auto_approve:
-                yield ("autopilot", "rules", n), f"{auto.action} is never auto-approved"
+                yield at, f"{named}: {auto.action} is never auto-approved"
+            elif auto.risk not in self.spec(auto.action).risks():
+                can = ", ".join(sorted(self.spec(auto.action).risks()))
+                yield at, f"{named}: {auto.action} is never {auto.risk} risk (its risks: {can})"
+            for cond in auto.when:
+                if AUTOPILOT_CONDITIONS[cond] != auto.action:
+                    yield at, f"{named}: condition {cond} applies to {AUTOPILOT_CONDITIONS[cond]} only"
             if "amount_within" in auto.when and auto.max_amount is None:
-                yield ("autopilot", "rules", n), "amount_within needs max_amount"
+                yield at, f"{named}: amount_within needs max_amount"
         q = self.queues
         for owned_kind, owner in q.owners.items():
             yield from role(("queues", "owners", owned_kind), owner)

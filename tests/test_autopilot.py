@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import select
@@ -116,3 +117,31 @@ def test_the_environment_kill_switch_also_stops_the_per_risk_switches(sqlite_eng
     req = request_action(factory, per_risk, order_id="SO1", requested_by="csr")
     assert (req["risk"], req["status"]) == ("low", "pending_approval")
     assert req["decisions"] == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        (  # a condition of another action would never hold: the rule would silently do nothing
+            "action: CORRECT_PRICE, risk: low, when: [amount_within]",
+            "action: CORRECT_PRICE, risk: low, when: [same_region]",
+            "rule 'restore-contract-price': condition same_region applies to REALLOCATE_WAREHOUSE only",
+        ),
+        (  # two rules of one name: the report would merge them
+            "name: approved-substitute,",
+            "name: reallocate-same-region,",
+            "rule 'reallocate-same-region': a second rule of that name",
+        ),
+        (  # a risk the action never takes
+            "name: approved-substitute, action: APPROVE_SUBSTITUTION, risk: low,"
+            " when: [approved_substitute_no_higher_price]",
+            "name: approved-substitute, action: UPDATE_PROMISE_DATE, risk: low",
+            "rule 'approved-substitute': UPDATE_PROMISE_DATE is never low risk",
+        ),
+    ],
+)
+def test_a_malformed_autopilot_rule_is_refused_naming_it(old, new, says):
+    text = DEFAULT_POLICY_PATH.read_text()
+    assert old in text
+    with pytest.raises(PolicyError, match=re.escape(says)):
+        parse_policy(text.replace(old, new))
