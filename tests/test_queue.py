@@ -247,3 +247,27 @@ def test_a_peer_may_not_release_anothers_claim_only_a_role_above_may(factory):
         claim(s, policy, short["id"], user="pl1", role="planner")
         release(s, policy, short["id"], user="ops_manager", role="ops_manager")
         assert s.get_one(ExceptionRecord, short["id"]).claimed_by is None
+
+
+def test_a_reassignment_neither_moves_an_item_to_its_own_queue_nor_drops_a_peers_claim(factory):
+    """Reassigning to the queue it is in changed nothing but dropped the claim (and was audited as a
+    move); a second planner could move the first's claimed item away. Both are refused, nothing
+    changes; the claimant and a role above may still move it."""
+    policy = load_policy()
+    with factory() as s:
+        now = dt.datetime.now(dt.UTC)
+        for name in ("pl1", "pl2"):
+            s.add(User(username=name, role="planner", created_at=now))
+        s.flush()
+        [item] = load_queue(s, policy, role="planner")
+        xid = item["id"]
+        claim(s, policy, xid, user="pl1", role="planner")
+        with pytest.raises(Conflict, match="already in the planner queue"):
+            reassign(s, policy, xid, user="pl1", role="planner", to_role="planner", reason="again")
+        with pytest.raises(Conflict, match="claimed by pl1"):
+            reassign(s, policy, xid, user="pl2", role="planner", to_role="csr", reason="not mine")
+        row = s.get_one(ExceptionRecord, xid)
+        assert (row.assigned_role, row.claimed_by) == (None, "pl1")
+        assert not s.scalars(select(AuditEvent).where(AuditEvent.event_type == "queue_reassigned")).all()
+        reassign(s, policy, xid, user="ops_manager", role="ops_manager", to_role="csr", reason="customer")
+        assert s.get_one(ExceptionRecord, xid).assigned_role == "csr"

@@ -116,6 +116,11 @@ def reassign(
             f"{', '.join(policy.routes_for(row.type)) or 'nobody'}"
         )
     before = item["owner_role"]
+    if to_role == before:
+        raise Conflict(f"exception {exception_id} is already in the {to_role} queue")
+    if row.claimed_by not in (None, user) and not _above(session, policy, role, row.claimed_by, before):
+        # moving it would drop their claim: only they, or a role above theirs, may
+        raise Conflict(f"exception {exception_id} is claimed by {row.claimed_by}; they must release it first")
     row.assigned_role, row.claimed_by, row.claimed_at = to_role, None, None
     row.escalated_to, row.escalated_at = None, None
     append_event(
