@@ -271,3 +271,14 @@ def test_a_reassignment_neither_moves_an_item_to_its_own_queue_nor_drops_a_peers
         assert not s.scalars(select(AuditEvent).where(AuditEvent.event_type == "queue_reassigned")).all()
         reassign(s, policy, xid, user="ops_manager", role="ops_manager", to_role="csr", reason="customer")
         assert s.get_one(ExceptionRecord, xid).assigned_role == "csr"
+
+
+def test_queue_cli_refuses_role_and_as_together(monkeypatch, capsys, tmp_path, sqlite_engine):
+    """`--role csr --as planner` showed the planner's queue under a csr request, silently."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    with session_factory(sqlite_engine)() as s:
+        load_fixture(s, world(), case_id="queue")
+        triage_order(s, "SO1", load_policy())
+        s.commit()
+    code, out, err = run(monkeypatch, capsys, "queue", "--role", "csr", "--as", "planner")
+    assert code == 2 and "not both" in err and out == ""

@@ -61,6 +61,8 @@ def show(
     from agent.governance.users import require_user
     from tools.db import read_only
 
+    if role is not None and as_user:  # --as shows that user's role's queue: one would silently lose
+        raise CliError("give --role or --as, not both (--as shows that user's role's queue)")
     pol = policy()
     factory = _factory(as_user)  # --as: that user's sites only
     with read_only(factory) as session:
