@@ -15,7 +15,8 @@ from agent.settings import get_settings
 from tests.cli_run import run
 from tests.factories import clean_fixture, edit, order
 from tests.test_governance import shortfall_fixture, world
-from tools.models import AuditEvent, OrderLine
+from tools.models import AuditEvent, Order, OrderLine
+from tools.sites import Scope, scoped
 
 SHADOW = load_policy()
 LIVE = parse_policy(
@@ -145,3 +146,18 @@ def test_a_malformed_autopilot_rule_is_refused_naming_it(old, new, says):
     assert old in text
     with pytest.raises(PolicyError, match=re.escape(says)):
         parse_policy(text.replace(old, new))
+
+
+def test_a_site_scoped_users_report_counts_their_sites_requests_only(sqlite_engine):
+    """The touchless rate (also a KPI of GET /api/v1/kpis) of a user limited to another site counted
+    this site's auto-approved request: a scoped user's KPIs are their sites'."""
+    factory = world(sqlite_engine, shortfall_fixture())
+    assert request_action(factory, LIVE, order_id="SO1", requested_by="csr")["status"] == "executed"
+    with factory() as s:
+        assert s.get_one(Order, "SO1").warehouse_id == "WH1"
+    with scoped(factory, Scope.of(warehouses=["WH3"]))() as s:
+        report = autopilot_report(s, LIVE)
+    assert (report["executed_requests"], report["touchless"], report["touchless_rate"]) == (0, 0, None)
+    assert report["rules"]["reallocate-same-region"]["auto_approved"] == 0
+    with scoped(factory, Scope.of(warehouses=["WH1"]))() as s:
+        assert autopilot_report(s, LIVE)["touchless"] == 1

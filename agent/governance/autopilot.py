@@ -22,6 +22,7 @@ from agent.governance import audit
 from agent.policy import AutopilotRule, Policy
 from agent.settings import get_settings
 from tools.models import ActionRequest, Approval, AuditEvent, Item, Order, OrderLine, Substitute, Warehouse
+from tools.sites import order_condition
 
 __all__ = ["autopilot_on", "autopilot_report", "matching_rule"]
 
@@ -92,7 +93,8 @@ def autopilot_report(session: Session, policy: Policy) -> dict[str, Any]:
     }
     shadows = session.execute(
         select(AuditEvent.request_id, AuditEvent.payload).where(
-            AuditEvent.event_type == EVENT_AUTOPILOT_SHADOW
+            AuditEvent.event_type == EVENT_AUTOPILOT_SHADOW,
+            order_condition(session, AuditEvent.order_id),  # a scoped user: their sites' requests
         )
     ).all()
     for request_id, payload in shadows:
@@ -117,7 +119,9 @@ def autopilot_report(session: Session, policy: Policy) -> dict[str, Any]:
         row["agreed" if same else "disagreed"] += 1
     for payload in session.scalars(
         select(AuditEvent.payload).where(
-            AuditEvent.event_type == audit.EVENT_DECISION, AuditEvent.actor == "policy"
+            AuditEvent.event_type == audit.EVENT_DECISION,
+            AuditEvent.actor == "policy",
+            order_condition(session, AuditEvent.order_id),
         )
     ):
         name = (payload or {}).get("rule")
@@ -128,7 +132,11 @@ def autopilot_report(session: Session, policy: Policy) -> dict[str, Any]:
     executed = session.execute(
         select(ActionRequest.id, Approval.decided_by)
         .join(Approval, Approval.request_id == ActionRequest.id)
-        .where(ActionRequest.status == "executed", Approval.decision != "reject")
+        .where(
+            ActionRequest.status == "executed",
+            Approval.decision != "reject",
+            order_condition(session, ActionRequest.order_id),
+        )
     ).all()
     by_request: dict[int, set[str]] = {}
     for rid, who in executed:
