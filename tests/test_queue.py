@@ -282,3 +282,29 @@ def test_queue_cli_refuses_role_and_as_together(monkeypatch, capsys, tmp_path, s
         s.commit()
     code, out, err = run(monkeypatch, capsys, "queue", "--role", "csr", "--as", "planner")
     assert code == 2 and "not both" in err and out == ""
+
+
+def test_an_escalate_moves_the_item_unclaimed_so_its_new_role_can_work_it(factory):
+    """ESCALATE kept the planner's claim (and an SLA escalation) on the moved item: the procurement
+    buyer could neither claim it (claimed by planner) nor release it, nor could the planner
+    (no longer their queue). Like a reassignment, it now arrives unclaimed in the new queue."""
+    from agent.governance.requests import request_action
+
+    policy = load_policy()
+    with factory() as s:
+        [item] = load_queue(s, policy, role="planner")
+        claim(s, policy, item["id"], user="planner", role="planner")
+        s.commit()
+    req = request_action(
+        factory,
+        policy,
+        order_id="SO1",
+        requested_by="csr",
+        action="ESCALATE",
+        params={"role": "procurement_buyer", "reason": "no stock anywhere soon"},
+    )
+    assert req["status"] == "executed"
+    with factory() as s:
+        [moved] = [i for i in load_queue(s, policy, role="procurement_buyer") if i["id"] == item["id"]]
+        assert moved["claimed_by"] is None and moved["escalated_to"] is None
+        claim(s, policy, item["id"], user="procurement_buyer", role="procurement_buyer")

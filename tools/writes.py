@@ -494,7 +494,9 @@ def _assign(session: Session, req: ActionRequest) -> Changes:
     """ESCALATE: route the order's open exceptions (of the request's type, when it names one)."""
     rows = escalation_targets(session, req.order_id, req.exception_type)
     for row in rows:
+        # it arrives in the new role's queue unclaimed and unescalated, as a reassignment does
         row.assigned_role = req.params["role"]
+        row.claimed_by = row.claimed_at = row.escalated_to = row.escalated_at = None
     return {"assigned_role": req.params["role"], "exceptions": sorted(r.id for r in rows)}
 
 
