@@ -308,3 +308,21 @@ def test_an_escalate_moves_the_item_unclaimed_so_its_new_role_can_work_it(factor
         [moved] = [i for i in load_queue(s, policy, role="procurement_buyer") if i["id"] == item["id"]]
         assert moved["claimed_by"] is None and moved["escalated_to"] is None
         claim(s, policy, item["id"], user="procurement_buyer", role="procurement_buyer")
+
+
+def test_another_sites_exception_is_answered_as_an_unknown_one(factory):
+    """A user limited to another site got 'open exception (of an open order) N not found' for an
+    existing exception and 'open exception N not found' for an unknown id: it learnt which exist."""
+    from tools.errors import NotFound
+    from tools.sites import Scope, scoped
+
+    policy = load_policy()
+    with factory() as s:
+        [item] = load_queue(s, policy, role="planner")
+        unknown = 1 + max(s.scalars(select(ExceptionRecord.id)))
+    with scoped(factory, Scope.of(warehouses=["WH9"]))() as s:
+        with pytest.raises(NotFound) as theirs:
+            claim(s, policy, item["id"], user="planner", role="planner")
+        with pytest.raises(NotFound) as none:
+            claim(s, policy, unknown, user="planner", role="planner")
+    assert str(theirs.value).replace(str(item["id"]), "N") == str(none.value).replace(str(unknown), "N")

@@ -36,8 +36,8 @@ def _item(session: Session, policy: Policy, exception_id: int) -> tuple[Exceptio
     found = [
         i for i in load_queue(session, policy, limit=10**9, recommendations=False) if i["id"] == exception_id
     ]
-    if not found:
-        raise NotFound("open exception (of an open order)", str(exception_id))
+    if not found:  # another site's, or of a closed order: answered exactly as an unknown id
+        raise NotFound("open exception", str(exception_id))
     return row, found[0]
 
 
