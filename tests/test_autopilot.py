@@ -161,3 +161,16 @@ def test_a_site_scoped_users_report_counts_their_sites_requests_only(sqlite_engi
     assert report["rules"]["reallocate-same-region"]["auto_approved"] == 0
     with scoped(factory, Scope.of(warehouses=["WH1"]))() as s:
         assert autopilot_report(s, LIVE)["touchless"] == 1
+
+
+def test_a_request_the_per_risk_switch_approves_is_no_shadow_sample(sqlite_engine):
+    """With auto_approve.low on, a request matching a shadow rule was approved by policy and also
+    recorded in shadow: the report then counted policy's own approval as people agreeing."""
+    per_risk = parse_policy(DEFAULT_POLICY_PATH.read_text().replace("  low: false", "  low: true"))
+    factory = world(sqlite_engine, shortfall_fixture())
+    req = request_action(factory, per_risk, order_id="SO1", requested_by="csr")
+    assert req["status"] == "executed" and req["decisions"][0]["decided_by"] == "policy"
+    assert _events(factory, "autopilot_shadow") == []
+    with factory() as s:
+        row = autopilot_report(s, per_risk)["rules"]["reallocate-same-region"]
+    assert (row["shadow"], row["decided"], row["agreed"]) == (0, 0, 0)

@@ -553,7 +553,11 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
         if req.action == "ESCALATE":
             return {"outcome": "escalate"}
         rule = matching_rule(s, policy, req.action, req.risk, req.params)
-        if rule is not None and rule.mode == "shadow":  # people decide; the report compares
+        live = rule if rule is not None and rule.mode == "live" else None
+        # the kill switch (policy or COPILOT_AUTOPILOT=off) stops the per-risk switches too
+        per_risk = autopilot_on(policy) and policy.auto_approves(req.action, req.risk)
+        auto = (per_risk or live is not None) and not writes.missing_inputs(s, req.action, req.params)
+        if rule is not None and rule.mode == "shadow" and not auto:  # people decide; the report compares
             audit.append_event(
                 s,
                 audit.EVENT_AUTOPILOT_SHADOW,
@@ -567,10 +571,7 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
                     "params_hash": req.params_hash,
                 },
             )
-        live = rule if rule is not None and rule.mode == "live" else None
-        # the kill switch (policy or COPILOT_AUTOPILOT=off) stops the per-risk switches too
-        per_risk = autopilot_on(policy) and policy.auto_approves(req.action, req.risk)
-        if (per_risk or live is not None) and not writes.missing_inputs(s, req.action, req.params):
+        if auto:
             approval = Approval(
                 request_id=req.id,
                 decision="approve",
