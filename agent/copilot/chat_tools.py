@@ -207,7 +207,9 @@ class ToolCallError(ValueError):
 
 
 _NOTE = re.compile(
-    r"\b(draft|write|prepare|compose|send|tell)\w*\b.{0,60}\b(note|e-?mail|message|notice|letter|customer)\b",
+    # "tell the customer", never "tell me": "tell me about the customer note" asks about the order
+    r"\b(draft|write|prepare|compose|send|tell(?!\w*\s+(?:me|us)\b))\w*\b.{0,60}"
+    r"\b(note|e-?mail|message|notice|letter|customer)\b",
     re.IGNORECASE,
 )
 
