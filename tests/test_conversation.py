@@ -130,6 +130,16 @@ def test_that_po_is_the_purchase_order_the_triage_answer_named(sqlite_engine):
     assert "SO-100004 line 1" in waiting["answer"]
 
 
+def test_a_question_no_reading_takes_keeps_the_threads_order_instead_of_asking_which(world):
+    copilot = make_copilot(world, FakeLLM([]))  # no model answer: the deterministic reading only
+    copilot.chat("t1", "what is blocking SO-100003?", username="planner")
+    reply = copilot.chat("t1", "what about the warehouse?", username="planner")
+    assert reply["fallback"] is True and reply["tool_calls"] == []
+    assert "Which order" not in reply["answer"] and "SO-100003" in reply["answer"]
+    fresh = copilot.chat("t2", "what about the warehouse?", username="planner")
+    assert fresh["answer"].startswith("Which order do you mean?")  # a new thread has no order
+
+
 def test_a_model_that_chooses_no_tool_for_an_order_question_gets_the_facts(world):
     llm = FakeLLM(script(routes=[route("none")], explain=grounded_explainer))
     reply = make_copilot(world, llm).chat("t1", "can SO-100002 go out today?", username="planner")

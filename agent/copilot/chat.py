@@ -1010,7 +1010,11 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
         if problems:
             fallback, reason = True, "not grounded in the facts: " + "; ".join(problems[:3])
     elif not observations:
-        text = say.ASK if (fallback or state.get("clarify")) else say.HELP
+        focus_order = (state.get("focus") or {}).get("order_id")
+        if fallback and focus_order and not state.get("clarify"):
+            text = say.unread(focus_order)  # the thread has its order: never "which order?"
+        else:
+            text = say.ASK if (fallback or state.get("clarify")) else say.HELP
     else:
         last = observations[-1]
         if last.get("error"):
