@@ -369,6 +369,20 @@ def test_an_instruction_is_shown_first_and_yes_files_exactly_it(world):
     assert again["request"] is None and len(_requests(world)) == 1
 
 
+def test_the_action_the_instruction_names_is_proposed_never_the_recommendation_in_its_place(world):
+    copilot = make_copilot(world, FakeLLM([]))
+    # SO-100002's recommendation is RELEASE_CREDIT_HOLD; the planner asked for a split
+    shown = copilot.chat("t1", "request approval to split SO-100002", username="planner")
+    assert shown["proposal"] is None and "RELEASE_CREDIT_HOLD" not in shown["answer"]
+    assert shown["answer"] == (
+        "request_approval: SPLIT_SHIPMENT has no feasible parameters on SO-100002: nothing to request"
+    )
+    copilot.chat("t1", "yes", username="planner")
+    assert all(r.action != "RELEASE_CREDIT_HOLD" for r in _requests(world))
+    named = copilot.chat("t2", "request approval to release the credit hold of SO-100002", username="planner")
+    assert named["proposal"]["action"] == "RELEASE_CREDIT_HOLD" and named["proposal"]["ok"] is True
+
+
 def test_anything_but_yes_drops_the_proposal(world):
     copilot = make_copilot(world, FakeLLM([]))
     copilot.chat("t1", "request approval for SO-100002", username="planner")

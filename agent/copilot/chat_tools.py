@@ -308,7 +308,11 @@ def check_call(
             args["order_id"] = default_order
         if tool == "request_approval" and "action" not in args:
             discussed = focus.get("action") or {}
-            if discussed.get("order_id") == args.get("order_id") and discussed.get("action"):
+            if named_action := action_from_words(question):
+                # "request approval to split SO-…": the action the user named, never the order's
+                # recommendation in its place (a split asked for proposed a credit release)
+                args["action"] = named_action
+            elif discussed.get("order_id") == args.get("order_id") and discussed.get("action"):
                 args["action"] = discussed["action"]  # "that": the action under discussion
         if tool == "why_not" and "action" not in args and (action := action_from_words(question)):
             args["action"] = action
