@@ -39,6 +39,14 @@ def test_what_is_blocking_an_order_is_answered_from_triage_with_a_citation(world
     ), reply["answer"]
 
 
+def test_a_fact_only_explanation_does_not_repeat_the_headers_recommendation(world, world_sops):
+    llm = FakeLLM(script(explain=RuntimeError("model down")))  # every explanation falls back
+    reply = make_copilot(world, llm, world_sops).chat("t1", "what is blocking SO-100002?", username="planner")
+    assert reply["fallback"] is True and "CREDIT_HOLD (order SO-100002 is open" in reply["answer"]
+    assert reply["answer"].count("Recommended") == 1, reply["answer"]
+    assert reply["answer"].rstrip().endswith("See [SOP-CREDIT-001 §3.2]."), reply["answer"]
+
+
 def test_the_small_model_chooses_by_grammar_constrained_json(world, world_sops):
     llm = FakeLLM(script(routes=[route("triage_order", order_id="SO-100002")], explain=grounded_explainer))
     reply = make_copilot(world, llm, world_sops).chat("t1", "can SO-100002 go out today?", username="planner")

@@ -1091,8 +1091,11 @@ def _explain(ctx: CopilotContext, result: dict[str, Any], writer) -> tuple[str, 
             writer({"type": "token", "text": piece})
 
     explanation = explain_one(ctx, result, on_token=emit)
+    text = explanation["text"].removesuffix(tail)
+    if tail and explanation.get("fallback"):  # the fact template states it before its SOP list
+        text = text.replace(tail, "", 1)
     return (
-        f"{header}\n{explanation['text'].removesuffix(tail)}",
+        f"{header}\n{text}",
         list(explanation.get("citations") or []),
         bool(explanation.get("fallback")),
         explanation.get("reason"),
