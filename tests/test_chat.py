@@ -389,6 +389,17 @@ def test_the_action_the_instruction_names_is_proposed_never_the_recommendation_i
     assert all(r.action != "RELEASE_CREDIT_HOLD" for r in _requests(world))
     named = copilot.chat("t2", "request approval to release the credit hold of SO-100002", username="planner")
     assert named["proposal"]["action"] == "RELEASE_CREDIT_HOLD" and named["proposal"]["ok"] is True
+    # several orders named: no proposal for the first of them, the question goes back
+    for n, asked in enumerate(
+        [
+            "please request approval to release the credit hold of SO-100002, not SO-100003",
+            "request approval for SO-100003 and SO-100002",
+        ]
+    ):
+        both = copilot.chat(f"t3-{n}", asked, username="planner")
+        assert both["proposal"] is None and both["answer"].startswith("Which order do you mean?"), both[
+            "answer"
+        ]
 
 
 def test_anything_but_yes_drops_the_proposal(world):

@@ -185,6 +185,15 @@ def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> di
         pass
     elif asks_for_note(question) and order:
         call = ("draft_customer_note", {"order_id": order})
+    elif asks_for_approval(question) and len(ids) > 1:
+        # one request acts on one order (domain §3): never the first of several named; ask which
+        return {
+            "pending": [],
+            "clarify": True,
+            "fallback": True,
+            "fallback_reason": reason,
+            "chosen_by": None,
+        }
     elif asks_for_approval(question) and order:
         call = ("request_approval", {"order_id": order})
     elif order and _ABOUT_REQUESTS.search(question):
