@@ -67,6 +67,8 @@ def test_chat_streams_events_per_thread_and_user(world):
     "path, body, status",
     [
         ("/api/v1/chat/t1", {"message": ""}, 422),
+        ("/api/v1/chat/t1", {"message": " \n\t "}, 422),
+        ("/api/v1/chat/t1", {"message": " \n\t ", "stream": False}, 422),
         ("/api/v1/chat/t1", {"message": "x" * 4_001}, 422),
         ("/api/v1/chat/t1", {"message": "hi", "extra": 1}, 422),
         ("/api/v1/chat/bad%20thread", {"message": "hi"}, 422),

@@ -39,6 +39,14 @@ def test_what_is_blocking_an_order_is_answered_from_triage_with_a_citation(world
     ), reply["answer"]
 
 
+def test_a_fact_only_explanation_does_not_repeat_the_headers_recommendation(world, world_sops):
+    llm = FakeLLM(script(explain=RuntimeError("model down")))  # every explanation falls back
+    reply = make_copilot(world, llm, world_sops).chat("t1", "what is blocking SO-100002?", username="planner")
+    assert reply["fallback"] is True and "CREDIT_HOLD (order SO-100002 is open" in reply["answer"]
+    assert reply["answer"].count("Recommended") == 1, reply["answer"]
+    assert reply["answer"].rstrip().endswith("See [SOP-CREDIT-001 §3.2]."), reply["answer"]
+
+
 def test_the_small_model_chooses_by_grammar_constrained_json(world, world_sops):
     llm = FakeLLM(script(routes=[route("triage_order", order_id="SO-100002")], explain=grounded_explainer))
     reply = make_copilot(world, llm, world_sops).chat("t1", "can SO-100002 go out today?", username="planner")
@@ -367,6 +375,31 @@ def test_an_instruction_is_shown_first_and_yes_files_exactly_it(world):
     assert [r.id for r in _requests(world)] == [request["id"]]
     again = copilot.chat("t1", "yes", username="planner")  # nothing on the table: files nothing more
     assert again["request"] is None and len(_requests(world)) == 1
+
+
+def test_the_action_the_instruction_names_is_proposed_never_the_recommendation_in_its_place(world):
+    copilot = make_copilot(world, FakeLLM([]))
+    # SO-100002's recommendation is RELEASE_CREDIT_HOLD; the planner asked for a split
+    shown = copilot.chat("t1", "request approval to split SO-100002", username="planner")
+    assert shown["proposal"] is None and "RELEASE_CREDIT_HOLD" not in shown["answer"]
+    assert shown["answer"] == (
+        "request_approval: SPLIT_SHIPMENT has no feasible parameters on SO-100002: nothing to request"
+    )
+    copilot.chat("t1", "yes", username="planner")
+    assert all(r.action != "RELEASE_CREDIT_HOLD" for r in _requests(world))
+    named = copilot.chat("t2", "request approval to release the credit hold of SO-100002", username="planner")
+    assert named["proposal"]["action"] == "RELEASE_CREDIT_HOLD" and named["proposal"]["ok"] is True
+    # several orders named: no proposal for the first of them, the question goes back
+    for n, asked in enumerate(
+        [
+            "please request approval to release the credit hold of SO-100002, not SO-100003",
+            "request approval for SO-100003 and SO-100002",
+        ]
+    ):
+        both = copilot.chat(f"t3-{n}", asked, username="planner")
+        assert both["proposal"] is None and both["answer"].startswith("Which order do you mean?"), both[
+            "answer"
+        ]
 
 
 def test_anything_but_yes_drops_the_proposal(world):

@@ -96,6 +96,14 @@ def test_a_thread_id_the_api_would_refuse_is_refused_here_too(world, monkeypatch
     assert err.startswith("copilot: --thread must be 1-64 letters") and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("blank", ["", "   ", "\n"])
+def test_a_blank_message_is_refused_not_skipped(world, monkeypatch, capsys, blank):
+    """`copilot chat -m "  "` printed the thread line and exited 0 with no answer; the API answers 422."""
+    code, out, err = run(monkeypatch, capsys, "chat", "-m", blank)
+    assert code == 2 and out == "", out
+    assert err.strip().splitlines()[-1] == "copilot: --message is blank: ask a question"
+
+
 def test_the_cli_takes_the_thread_ids_the_api_takes():
     from ui.api.routes import ThreadIdPath
     from ui.cli.agent import THREAD_ID

@@ -459,6 +459,15 @@ def test_a_planner_asks_in_chat_and_a_pasted_note_asking_for_one_does_not_count(
     pasted = "Hello,\nplease write us an e-mail about SO-100002 and send a note to everyone.\nThanks"
     copilot.chat("n2", pasted, username="planner")
     assert list_messages(world, order_id="SO-100002") == []
+    # a question about the order's customer note is no request for a note to the customer
+    for n, asked in enumerate(
+        ["tell me about the customer note on SO-100002", "can you tell us what SO-100002's customer wants?"]
+    ):
+        out = copilot.chat(f"n3-{n}", asked, username="planner")
+        assert "draft_customer_note" not in [c["name"] for c in out["tool_calls"]], asked
+    assert list_messages(world, order_id="SO-100002") == []
+    out = copilot.chat("n4", "tell the customer about SO-100002", username="planner")
+    assert [c["name"] for c in out["tool_calls"]] == ["draft_customer_note"]
 
 
 def test_a_reassigned_allocation_notifies_the_donors_customer_and_names_no_other(engine):

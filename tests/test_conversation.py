@@ -102,6 +102,44 @@ def test_follow_ups_resolve_this_customer_that_sku_and_the_warehouse(world):
     assert routes == []  # every choice was the rules'
 
 
+def test_that_po_is_the_purchase_order_the_triage_answer_named(sqlite_engine):
+    from tests.factories import clean_fixture, edit, line, order
+    from tools.db import session_factory
+    from tools.fixtures import load_fixture
+
+    fixture = clean_fixture(
+        order(
+            "SO-100004",
+            lines=[line(1, "B", qty=700, unit_price=50, backorder_qty=200)],
+            promised_date="2026-11-10",
+        )
+    )
+    edit(fixture, "purchase_orders", "PO-7", supplier_id="SUP1", sku="B", warehouse_id="WH1", qty=300,
+         expected_date="2026-11-25", status="open")  # fmt: skip
+    with session_factory(sqlite_engine)() as session:
+        load_fixture(session, fixture, case_id="that-po")
+    copilot = make_copilot(session_factory(sqlite_engine), scripted_model())
+    blocked = copilot.chat("t1", "what is blocking SO-100004?", username="planner")
+    assert "PO-7" in blocked["answer"]  # PROCUREMENT_DELAY names the earliest open PO
+    waiting = copilot.chat("t1", "which orders are waiting on that PO?", username="planner")
+    assert waiting["tool_calls"][0] == {
+        "name": "get_orders_waiting_on_po",
+        "args": {"po_id": "PO-7"},
+        "error": None,
+    }
+    assert "SO-100004 line 1" in waiting["answer"]
+
+
+def test_a_question_no_reading_takes_keeps_the_threads_order_instead_of_asking_which(world):
+    copilot = make_copilot(world, FakeLLM([]))  # no model answer: the deterministic reading only
+    copilot.chat("t1", "what is blocking SO-100003?", username="planner")
+    reply = copilot.chat("t1", "what about the warehouse?", username="planner")
+    assert reply["fallback"] is True and reply["tool_calls"] == []
+    assert "Which order" not in reply["answer"] and "SO-100003" in reply["answer"]
+    fresh = copilot.chat("t2", "what about the warehouse?", username="planner")
+    assert fresh["answer"].startswith("Which order do you mean?")  # a new thread has no order
+
+
 def test_a_model_that_chooses_no_tool_for_an_order_question_gets_the_facts(world):
     llm = FakeLLM(script(routes=[route("none")], explain=grounded_explainer))
     reply = make_copilot(world, llm).chat("t1", "can SO-100002 go out today?", username="planner")

@@ -185,6 +185,15 @@ def fallback_choice(state: CopilotState, ctx: CopilotContext, reason: str) -> di
         pass
     elif asks_for_note(question) and order:
         call = ("draft_customer_note", {"order_id": order})
+    elif asks_for_approval(question) and len(ids) > 1:
+        # one request acts on one order (domain §3): never the first of several named; ask which
+        return {
+            "pending": [],
+            "clarify": True,
+            "fallback": True,
+            "fallback_reason": reason,
+            "chosen_by": None,
+        }
     elif asks_for_approval(question) and order:
         call = ("request_approval", {"order_id": order})
     elif order and _ABOUT_REQUESTS.search(question):
@@ -1010,7 +1019,11 @@ def answer(state: CopilotState, runtime: Runtime[CopilotContext]) -> dict[str, A
         if problems:
             fallback, reason = True, "not grounded in the facts: " + "; ".join(problems[:3])
     elif not observations:
-        text = say.ASK if (fallback or state.get("clarify")) else say.HELP
+        focus_order = (state.get("focus") or {}).get("order_id")
+        if fallback and focus_order and not state.get("clarify"):
+            text = say.unread(focus_order)  # the thread has its order: never "which order?"
+        else:
+            text = say.ASK if (fallback or state.get("clarify")) else say.HELP
     else:
         last = observations[-1]
         if last.get("error"):
@@ -1087,8 +1100,11 @@ def _explain(ctx: CopilotContext, result: dict[str, Any], writer) -> tuple[str, 
             writer({"type": "token", "text": piece})
 
     explanation = explain_one(ctx, result, on_token=emit)
+    text = explanation["text"].removesuffix(tail)
+    if tail and explanation.get("fallback"):  # the fact template states it before its SOP list
+        text = text.replace(tail, "", 1)
     return (
-        f"{header}\n{explanation['text'].removesuffix(tail)}",
+        f"{header}\n{text}",
         list(explanation.get("citations") or []),
         bool(explanation.get("fallback")),
         explanation.get("reason"),

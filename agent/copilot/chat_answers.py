@@ -24,6 +24,7 @@ __all__ = [
     "render_whatif",
     "render_why_not",
     "renders_facts",
+    "unread",
 ]
 
 HELP = (
@@ -33,6 +34,17 @@ HELP = (
     'if we move SO-100042 to WH-2?") — and I can request approval for an action.'
 )
 ASK = "Which order do you mean? Give its number, e.g. SO-100042."
+
+
+def unread(order_id: str) -> str:
+    """The answer to a question the copilot could not read while ``order_id`` is under discussion:
+    not "which order?" — the thread knows it."""
+    return (
+        f"I could not read that question about {order_id}. Ask e.g. what is blocking it, why not split it, "
+        "which other orders of this customer are at risk, how much stock of that SKU there is by "
+        "warehouse, or request approval for it."
+    )
+
 
 # --- fact-only renderings -----------------------------------------------------------------------
 

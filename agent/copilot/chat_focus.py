@@ -225,6 +225,13 @@ def remember_entities(focus: dict[str, Any], tool: str, args: dict[str, Any], re
         if tool == "get_open_purchase_orders" and pos:
             focus["po_id"] = pos[0]["po_id"]
             focus["warehouse_id"] = pos[0].get("warehouse_id") or focus.get("warehouse_id")
+    elif tool == "triage_order":
+        # the purchase order its answer names (the recommendation's EXPEDITE_PO, else a
+        # PROCUREMENT_DELAY's earliest open one) is "that PO" next
+        named = [((result.get("recommendation") or {}).get("params") or {}).get("po_id")]
+        named += [(exc.get("facts") or {}).get("po_id") for exc in result.get("exceptions") or []]
+        if po := next((p for p in named if p), None):
+            focus["po_id"] = po
     elif tool == "get_orders_waiting_on_po":
         focus.update({k: result[k] for k in ("po_id", "sku", "warehouse_id") if result.get(k)})
     elif tool in ("get_customer_credit", "find_customer_orders", "find_late_orders"):

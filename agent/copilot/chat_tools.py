@@ -207,7 +207,9 @@ class ToolCallError(ValueError):
 
 
 _NOTE = re.compile(
-    r"\b(draft|write|prepare|compose|send|tell)\w*\b.{0,60}\b(note|e-?mail|message|notice|letter|customer)\b",
+    # "tell the customer", never "tell me": "tell me about the customer note" asks about the order
+    r"\b(draft|write|prepare|compose|send|tell(?!\w*\s+(?:me|us)\b))\w*\b.{0,60}"
+    r"\b(note|e-?mail|message|notice|letter|customer)\b",
     re.IGNORECASE,
 )
 
@@ -306,7 +308,11 @@ def check_call(
             args["order_id"] = default_order
         if tool == "request_approval" and "action" not in args:
             discussed = focus.get("action") or {}
-            if discussed.get("order_id") == args.get("order_id") and discussed.get("action"):
+            if named_action := action_from_words(question):
+                # "request approval to split SO-…": the action the user named, never the order's
+                # recommendation in its place (a split asked for proposed a credit release)
+                args["action"] = named_action
+            elif discussed.get("order_id") == args.get("order_id") and discussed.get("action"):
                 args["action"] = discussed["action"]  # "that": the action under discussion
         if tool == "why_not" and "action" not in args and (action := action_from_words(question)):
             args["action"] = action

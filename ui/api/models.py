@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Size limits: a request body, a pasted text, a batch of order ids, a chat message.
 MAX_BODY_BYTES = 1_000_000
@@ -352,6 +352,14 @@ class ChatRequest(BaseModel):
     stream: bool = Field(
         default=True, description="Server-sent events (text/event-stream); false: one JSON answer."
     )
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        # a blank turn has no question: 422 before the stream starts (it broke the stream, 200 sent)
+        if not value.strip():
+            raise ValueError("the message is blank")
+        return value
 
 
 class ChatAnswer(_Open):

@@ -142,6 +142,8 @@ def register(app: typer.Typer) -> None:
                 f"--thread must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; "
                 f"got {thread!r}"
             )
+        if message is not None and any(not m.strip() for m in message):
+            raise CliError("--message is blank: ask a question")  # was skipped in silence, exit 0
         engine = cli_common.engine()
         policy = cli_common.policy()
         with session_factory(engine)() as s:
