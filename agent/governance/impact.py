@@ -30,6 +30,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from agent.governance.guard import normalise_params
+from agent.governance.intake import refuse_params_without_action
 from agent.policy import Policy
 from agent.triage.allocation import open_orders_at
 from agent.triage.detection import Detected, OrderContext, OrderNotFound, detect, load_contexts
@@ -126,12 +127,7 @@ def whatif(
     order_id = (order_id or "").strip()
     if session.get(Order, order_id) is None or not order_visible(session, order_id):
         raise NotFound("order", order_id)  # another site's order (``tools.sites``): as unknown
-    if action is None and params:
-        # the recommendation comes with its own parameters: these would be dropped unread
-        raise ToolError(
-            "parameters were given without an action: name the action they are for, or give "
-            "neither to simulate the order's recommendation"
-        )
+    refuse_params_without_action(action, params, "simulate")
     if action is None:
         try:
             rec = triage_order(session, order_id, policy, record=False)["recommendation"]

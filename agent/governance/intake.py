@@ -24,13 +24,14 @@ import math
 from typing import Any
 
 from agent.governance.audit import canonical_json
-from tools.errors import GuardBlocked
+from tools.errors import GuardBlocked, ToolError
 
 __all__ = [
     "MAX_PARAMS_CHARS",
     "MAX_REASON_CHARS",
     "clip",
     "loggable_params",
+    "refuse_params_without_action",
     "screen_params",
     "screen_reason",
 ]
@@ -78,6 +79,17 @@ def screen_params(params: Any) -> None:
     if size > MAX_PARAMS_CHARS:
         raise GuardBlocked(
             [f"the parameters are {size:,} characters of JSON; the limit is {MAX_PARAMS_CHARS:,}"]
+        )
+
+
+def refuse_params_without_action(action: str | None, params: Any, what: str) -> None:
+    """Raise :class:`ToolError` for parameters given with no action: the order's recommendation
+    comes with its own parameters, so these would be dropped unread. ``what``: what giving neither
+    does ("request", "simulate")."""
+    if action is None and params:
+        raise ToolError(
+            "parameters were given without an action: name the action they are for, or give "
+            f"neither to {what} the order's recommendation"
         )
 
 

@@ -45,17 +45,23 @@ from agent.governance.approval import build_approval_graph, resume_with_decision
 from agent.governance.autopilot import autopilot_on, matching_rule
 from agent.governance.events import log_triage
 from agent.governance.guard import GuardResult, normalise_params, risk_facts, routing_problems, run_guard
-from agent.governance.intake import clip, loggable_params, screen_params, screen_reason
+from agent.governance.intake import (
+    clip,
+    loggable_params,
+    refuse_params_without_action,
+    screen_params,
+    screen_reason,
+)
 from agent.governance.origin import current_origin
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
-from agent.triage.retriage import Retriage, retriage
+from agent.triage.retriage import retriage
 from agent.triage.service import triage_orders
 from tools import writes
 from tools.dataset import forget_exceptions_recorded
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, OrderNotFound, ToolError
-from tools.events import Change, affected_orders, captured_changes
+from tools.events import affected_orders, captured_changes
 from tools.models import ActionRequest, Approval, ExceptionRecord, Execution
 from tools.outbox import COPILOT_REQUESTER, MESSAGE_ACTIONS
 from tools.scope import retargeted
@@ -376,12 +382,7 @@ def request_action(
     scope_factory, factory = factory, unscoped(factory)
     try:
         screen_params(params)  # oversize or non-finite values: refused before anything is stored
-        if action is None and params:
-            # the recommendation comes with its own parameters: these would be dropped unread
-            raise ToolError(
-                "parameters were given without an action: name the action they are for, or give "
-                "neither to request the order's recommendation"
-            )
+        refuse_params_without_action(action, params, "request")
         if not factory_scope(scope_factory).unrestricted:
             with scope_factory() as s:
                 if not order_visible(s, order_id):  # another site's order: as unknown
@@ -686,8 +687,11 @@ def _execute_step(
             if execution.status == "executed" and changed:
                 # the open orders the write can affect (its order, a donor, the lines sharing the
                 # stock it moved, the recurrence followers), triaged again as after an event: their
-                # recorded exceptions stay current (tools.dataset.exceptions_recorded)
-                reached, follow_up_error = _retriage_reached(s, policy, changed, req.id)
+                # recorded exceptions stay current (tools.dataset.exceptions_recorded); in a
+                # savepoint (:func:`_follow_up`)
+                reached, follow_up_error = _follow_up(
+                    s, req.id, lambda: retriage(s, policy, affected_orders(s, changed))
+                )
             triaged: list[dict[str, Any]] = []
             if req.order_id:
                 # a reassignment leaves its donor order short (domain.md §6): triage it again too.
@@ -744,14 +748,6 @@ def _execute_step(
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except Forbidden as exc:  # the executor found no approval of exactly these parameters
         return _record_failure(factory, request_id, approval_id, f"the executor refused: {exc}")
-
-
-def _retriage_reached(
-    s: Session, policy: Policy, changed: list[Change], request_id: int
-) -> tuple[Retriage | None, str | None]:
-    """Triage again what an executed write reached, in a savepoint of the execution's transaction
-    (:func:`_follow_up`)."""
-    return _follow_up(s, request_id, lambda: retriage(s, policy, affected_orders(s, changed)))
 
 
 def _follow_up(s: Session, request_id: int, step: Callable[[], T]) -> tuple[T | None, str | None]:
