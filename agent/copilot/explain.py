@@ -168,26 +168,20 @@ def facts_text(result: dict) -> str:
     """The triage result as compact lines: the recommendation's exception first with its evidence,
     the others with less of theirs, the recommendation with its approver and reason (what the
     grounding check reads beside the whole result)."""
-    lines = _cause_lines(result)
+    lines = _exception_lines(result)
     rec = result.get("recommendation")
     if rec:
         role = rec.get("approver_role") or "none"
-        lines.insert(
-            len(lines) - bool(result.get("missing")),
-            f"Recommended action: {_call(rec)}, approver {role}. Why: {rec.get('reason', '')}",
-        )
+        lines.append(f"Recommended action: {_call(rec)}, approver {role}. Why: {rec.get('reason', '')}")
         if rec.get("inputs_required"):
-            lines.insert(
-                len(lines) - bool(result.get("missing")),
-                f"The approver must supply: {', '.join(rec['inputs_required'])}",
-            )
-    return "\n".join(lines)
+            lines.append(f"The approver must supply: {', '.join(rec['inputs_required'])}")
+    return "\n".join(lines + _missing_lines(result))
 
 
 def cause_text(result: dict) -> str:
     """What the model reads to say what holds the order up: :func:`facts_text` without the
     recommendation, which :func:`decision_line` states after the model's sentence."""
-    return "\n".join(_cause_lines(result))
+    return "\n".join(_exception_lines(result) + _missing_lines(result))
 
 
 def decision_line(result: dict) -> str:
@@ -210,7 +204,7 @@ def decision_line(result: dict) -> str:
     return f"Recommended: {_call(rec)} ({', '.join(said) or 'no approval needed'}{supply})."
 
 
-def _cause_lines(result: dict) -> list[str]:
+def _exception_lines(result: dict) -> list[str]:
     lines = [f"Order {result['order_id']} (status {result.get('status', 'unknown')})"]
     exceptions = list(result.get("exceptions") or [])
     if not exceptions:
@@ -222,9 +216,12 @@ def _cause_lines(result: dict) -> list[str]:
         items = [e for e in exc.get("evidence") or [] if e not in shown][: _EVIDENCE_ITEMS[n > 0]]
         shown.update(items)
         lines.append(f"- {exc['type']}: " + ("; ".join(map(_short, items)) or "as above"))
-    if result.get("missing"):
-        lines.append("Not in the records: " + "; ".join(map(str, result["missing"])))
     return lines
+
+
+def _missing_lines(result: dict) -> list[str]:
+    missing = result.get("missing")
+    return ["Not in the records: " + "; ".join(map(str, missing))] if missing else []
 
 
 def _shown(p: Passage) -> str:
@@ -411,10 +408,9 @@ def explain_order(
     messages = build_messages(result, passages)
     try:
         said = _bracket_citations(_ask(llm, messages, usage, on_token, max_tokens), passages)
-        text, cited_by = compose(said, result, passages)
+        text, cited_by, errors = _composed(said, result, passages)
         if on_token is not None:
             on_token(text[len(said.strip()) :])  # the label and the decision, after the model's words
-        errors = grounding_errors(text, result, passages) if said else ["the explanation is empty"]
         if not errors:
             return done(text, False, None)
         retry = [
@@ -426,8 +422,7 @@ def explain_order(
             },
         ]
         said = _bracket_citations(_ask(llm, retry, usage, None, max_tokens), passages)
-        text, cited_by = compose(said, result, passages)
-        second = grounding_errors(text, result, passages) if said else ["the explanation is empty"]
+        text, cited_by, second = _composed(said, result, passages)
         if not second:
             return done(text, False, None)
         cited_by = "model"
@@ -438,6 +433,13 @@ def explain_order(
         log.exception("language model failed while explaining %s", result.get("order_id"))
         reason = f"{type(exc).__name__}: {exc}"
     return done(fact_template(result, passages), True, reason)
+
+
+def _composed(said: str, result: dict, passages: Sequence) -> tuple[str, str, list[str]]:
+    """The explanation from the model's words (:func:`compose`), who cited, and what the grounding
+    check finds in it (the model's words empty: only that)."""
+    text, cited_by = compose(said, result, passages)
+    return text, cited_by, grounding_errors(text, result, passages) if said else ["the explanation is empty"]
 
 
 def _bracket_citations(text: str, passages: Sequence) -> str:
