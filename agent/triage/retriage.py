@@ -4,8 +4,8 @@ Used after every change that does not go through a whole pass of triage: the eve
 (``agent.flow.worker``) and an executed action (``agent.governance.requests``: the records the
 write changed, captured by :func:`tools.events.captured_changes`). The orders come from
 :func:`tools.events.affected_orders`. They are triaged together
-(:func:`agent.triage.service.triage_batch`: for each the result of the one triage entry, with the
-contexts loaded once for all of them), which records their exceptions: a new one is opened, one
+(:func:`agent.triage.service.record_batch`: for each the exceptions the one triage entry records,
+with the contexts loaded once for all of them; no actions are planned), which records their exceptions: a new one is opened, one
 that no longer holds is resolved, a changed one is updated in place. Recurrence reaches further:
 whether an order shows ``RECURRING_ANOMALY`` depends on the (type, customer) and (type, SKU)
 patterns of the orders dated up to ``window_days`` before it, so when an order's patterns change
@@ -25,7 +25,7 @@ Whatever loads records otherwise takes the row away: ``tools.demo.reset`` (``cop
 --reset``) empties ``dataset_meta``, ``tools.demo.generate`` needs it empty, and
 ``tools.fixtures.load_fixture`` deletes the row. The row names the policy it was recorded under
 (its hash): after a change of thresholds or rules the rows say what the old policy detected, so
-the row counts only for that policy until the next whole pass. With the row, :func:`agent.triage.service.triage_batch`
+the row counts only for that policy until the next whole pass. With the row, :func:`agent.triage.service.record_batch`
 counts recurrence from the open exceptions rows (:func:`agent.triage.detection.detect_recorded`:
 two index ranges per batch, the batch's own orders by their fresh hits); without it, from the
 neighbours, as before. Both give the same detections (``tests/test_recurrence_recorded.py``).
@@ -45,11 +45,11 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy
-from agent.triage.service import triage_batch
+from agent.triage.service import record_batch
 from tools.models import ExceptionRecord, Order, OrderLine
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.rules import OPEN_ORDER_STATUSES, in_chunks
@@ -122,41 +122,68 @@ def _lock(session: Session, ids: Iterable[str]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: the writer lock already serialises whole transactions
     schema = session.scalar(select(func.current_schema())) or ""
-    for key in sorted({order_lock_key(schema, oid) for oid in ids}):  # one order of taking them: no deadlock
-        session.execute(select(func.pg_advisory_xact_lock(key)))
+    keys = sorted({order_lock_key(schema, oid) for oid in ids})
+    # One statement takes them all, one after the other in key order (the sorted subquery feeds the
+    # aggregate in order): every worker takes its keys in the same order, so none waits on another
+    # that waits on it. One round trip instead of one per key (up to ORDER_LOCK_BUCKETS a batch).
+    session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM "
+            "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS t(k) ORDER BY k) AS ordered"
+        ),
+        {"keys": keys},
+    )
 
 
 def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: int) -> set[str]:
-    """Open orders whose recurrence counts these orders' changed patterns."""
+    """Open orders whose recurrence counts these orders' changed patterns: for each changed order
+    and pattern, the open orders of that customer (or with an active line of that SKU) dated from
+    its order_date to ``window_days`` after. One query per kind and chunk of values over the span
+    of all the changed orders' windows; each row is then kept only if it falls in the window of a
+    changed order with that pattern."""
     dates: dict[str, dt.date] = {}
     for part in in_chunks(changed):
         stmt = select(_O.c.order_id, _O.c.order_date).where(_O.c.order_id.in_(part))
         dates.update(session.execute(stmt).all())
-    out: set[str] = set()
-    open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
-    for oid, keys in sorted(changed.items()):
+    days: dict[tuple[str, str], set[dt.date]] = {}  # (by, value) -> the order dates whose window counts it
+    for oid, keys in changed.items():
         day = dates.get(oid)
         if day is None:
             continue
-        window = _O.c.order_date.between(day, day + dt.timedelta(days=window_days))
-        for _, by, value in sorted(keys):
+        for _, by, value in keys:
+            days.setdefault((by, value), set()).add(day)
+    if not days:
+        return set()
+    span = dt.timedelta(days=window_days)
+    lo = min(d for group in days.values() for d in group)
+    hi = max(d for group in days.values() for d in group) + span
+    window = _O.c.order_date.between(lo, hi)
+    open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
+    out: set[str] = set()
+    for by in ("customer", "sku"):
+        values = {v for (b, v) in days if b == by}
+        for part in in_chunks(values):
             if by == "customer":
-                stmt = select(_O.c.order_id).where(_O.c.customer_id == value, open_order, window)
+                stmt = select(_O.c.customer_id, _O.c.order_id, _O.c.order_date).where(
+                    _O.c.customer_id.in_(part), open_order, window
+                )
             else:
                 stmt = (
-                    select(_L.c.order_id)
+                    select(_L.c.sku, _O.c.order_id, _O.c.order_date)
                     .join(_O, _O.c.order_id == _L.c.order_id)
-                    .where(_L.c.sku == value, _L.c.status.not_in(CLOSED), open_order, window)
+                    .where(_L.c.sku.in_(part), _L.c.status.not_in(CLOSED), open_order, window)
                     .distinct()
                 )
-            out.update(session.scalars(stmt))
+            for value, oid, day in session.execute(stmt):
+                if any(start <= day <= start + span for start in days[(by, value)]):
+                    out.add(oid)
     return out
 
 
 def _triage(session: Session, policy: Policy, ids: list[str], result: Retriage) -> dict[str, set[Pattern]]:
     _lock(session, ids)
     before = _open_rows(session, ids)
-    result.orders.extend(triaged["order_id"] for triaged in triage_batch(session, ids, policy))
+    result.orders.extend(record_batch(session, ids, policy))
     session.flush()
     after = _open_rows(session, ids)
     changed: dict[str, set[Pattern]] = {}

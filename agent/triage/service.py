@@ -47,6 +47,7 @@ from tools.sites import order_visible, visible_orders
 __all__ = [
     "ORDER_NOT_FOUND",
     "OrderNotFound",
+    "record_batch",
     "record_exceptions",
     "triage_batch",
     "triage_open_book",
@@ -79,10 +80,13 @@ def record_exceptions(
     *,
     now: dt.datetime | None = None,
     rows: Iterable[ExceptionRecord] | None = None,
+    pending: list[dict[str, Any]] | None = None,
 ) -> int:
     """Upsert ``found`` for the order; resolve what is no longer found. Returns rows written.
 
     ``rows``: the order's exceptions rows when the caller has loaded them (a batch); else read here.
+    ``pending``: first sightings are appended there for the caller to insert with a batch's others
+    (:func:`_insert_new`, one statement for the batch); else inserted here.
     """
     now = now or dt.datetime.now(dt.UTC)
     order = ctx.order
@@ -132,7 +136,9 @@ def record_exceptions(
         if row.status == "open":
             row.status, row.resolved_at = "resolved", now
             written += 1
-    if new:
+    if pending is not None:
+        pending.extend(new)
+    elif new:
         _insert_new(session, new)
     return written
 
@@ -259,23 +265,49 @@ def triage_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> 
     (:func:`agent.triage.detection.detect_recorded`; why that is safe: ``agent.triage.retriage``).
     Nothing is committed: the caller owns the transaction.
     """
+    contexts, found = _detect_batch(session, order_ids, policy)
+    facts = load_planning_facts_many(session, contexts.values())
+    _record_batch(session, contexts, found)
+    return [
+        triage_result(contexts[oid], found[oid], plan_order(contexts[oid], found[oid], facts[oid], policy))
+        for oid in sorted(contexts)
+    ]
+
+
+def record_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> list[str]:
+    """Detect and record many orders' exceptions as :func:`triage_batch` does, without planning
+    their actions: the ids triaged (known, in the session's sites), sorted. What the event worker
+    and an executed action's re-triage need — what is recorded is the exceptions; a recommendation
+    is planned again whenever it is read (the queue, the API)."""
+    contexts, found = _detect_batch(session, order_ids, policy)
+    _record_batch(session, contexts, found)
+    return sorted(contexts)
+
+
+def _detect_batch(
+    session: Session, order_ids: Iterable[str], policy: Policy
+) -> tuple[dict[str, OrderContext], dict[str, list[Detected]]]:
     ids = visible_orders(session, (str(o).strip() for o in order_ids))
     if exceptions_recorded(session, policy.policy_hash):  # recurrence from the other orders' recorded rows
         contexts = load_contexts(session, ids)
-        found = detect_recorded(session, contexts, policy)
-    else:
-        contexts = load_contexts_with_neighbours(session, ids, policy)
-        found = detect_many(contexts, policy)
-    facts = load_planning_facts_many(session, contexts.values())
+        return contexts, detect_recorded(session, contexts, policy)
+    contexts = load_contexts_with_neighbours(session, ids, policy)
+    return contexts, detect_many(contexts, policy)
+
+
+def _record_batch(
+    session: Session, contexts: dict[str, OrderContext], found: dict[str, list[Detected]]
+) -> None:
+    """Record each order's exceptions (rows loaded once, first sightings inserted in one statement)."""
     rows = _exception_rows(session, contexts)
     now = dt.datetime.now(dt.UTC)
-    results = []
+    pending: list[dict[str, Any]] = []
     for oid in sorted(contexts):
-        ctx = contexts[oid]
-        plan = plan_order(ctx, found[oid], facts[oid], policy)
-        record_exceptions(session, ctx, found[oid], now=now, rows=rows.get(oid, ()))
-        results.append(triage_result(ctx, found[oid], plan))
-    return results
+        record_exceptions(
+            session, contexts[oid], found[oid], now=now, rows=rows.get(oid, ()), pending=pending
+        )
+    if pending:
+        _insert_new(session, pending)
 
 
 def triage_open_book(
