@@ -227,6 +227,27 @@ def test_a_carrier_reaches_its_shipments_orders_when_its_status_changes(engine):
     assert _recorded(factory) == _from_scratch(factory)
 
 
+def test_a_carrier_that_stays_undisrupted_reaches_only_its_late_shipments_orders(engine):
+    """ok -> constrained changes no shipment's disruption; it changes the facts (carrier status) of
+    the shipments already disrupted by their own delay or eta: their orders only."""
+    factory = _factory(engine)
+    constrained = {"carriers": [{"carrier_id": "CA1", "status": "constrained"}]}
+    assert _reach(factory, constrained) == set()  # SH4 is in transit and due before its promise
+    _apply(factory, "e0", {"shipments": [{"shipment_id": "SH4", "status": "delayed"}]})
+    assert _reach(factory, constrained) == {"SO4"}
+    digest = select(ExceptionRecord.evidence_hash).where(
+        ExceptionRecord.order_id == "SO4", ExceptionRecord.type == "CARRIER_DISRUPTION"
+    )
+    with factory() as s:
+        before = s.scalars(digest).one()
+    _apply(factory, "e1", constrained)
+    with factory() as s:
+        assert s.scalars(digest).one() != before  # its facts name the carrier's status
+    assert _recorded(factory) == _from_scratch(factory)
+    back = {"carriers": [{"carrier_id": "CA1", "status": "disrupted"}]}  # disrupted: every undelivered one
+    assert _reach(factory, back) == {"SO4"}
+
+
 def test_a_warehouse_country_change_reaches_the_short_lines_that_might_move_there(engine):
     factory = _factory(engine)
     with factory() as s:  # A is export-controlled and P1 has no licence: WH2 (DE) is blocked to SO1

@@ -13,10 +13,11 @@ import uuid
 import warnings
 import weakref
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import ARRAY, ColumnElement, Engine, any_, bindparam, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +30,7 @@ __all__ = [
     "head_revision",
     "is_postgres",
     "make_engine",
+    "one_of",
     "read_only",
     "redact",
     "schema_lock_key",
@@ -103,6 +105,19 @@ def _normalise(url: URL) -> URL:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def one_of(session: Session, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:values)``, one array parameter.
+
+    An expanding ``IN`` renders one placeholder per value, so every chunk size is a new statement
+    text that SQLAlchemy expands and psycopg parses again (on a 1M-line book's event batches, with
+    lists of up to 500 keys, about a seventh of the worker's time); the array form is one text
+    whatever the count, prepared once by the server, and the planner reads it as the same index
+    lookups."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def make_engine(

@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tools import rules
+from tools.db import one_of
 from tools.models import Customer, Order, OrderLine
 
 __all__ = [
@@ -91,12 +92,12 @@ def _rows_at(session: Session, keys: Iterable[tuple[str, str]], columns: list, *
     for i in range(0, len(keys), _CHUNK):
         part = set(keys[i : i + _CHUNK])
         skus, whs = sorted({s for s, _ in part}), sorted({w for _, w in part})
-        for own in (ol.c.warehouse_id.in_(whs), ol.c.warehouse_id.is_(None)):
+        for own in (one_of(session, ol.c.warehouse_id, whs), ol.c.warehouse_id.is_(None)):
             stmt = (
                 select(*columns)
                 .select_from(ol.join(o, o.c.order_id == ol.c.order_id))
                 .where(
-                    ol.c.sku.in_(skus),
+                    one_of(session, ol.c.sku, skus),
                     own,
                     ol.c.status.not_in(rules.CLOSED_STATUSES),
                     o.c.status.in_(DONOR_ORDER_STATUSES),

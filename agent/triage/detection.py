@@ -38,6 +38,7 @@ from agent.triage.allocation import (
     substitute_choice,
 )
 from tools import rules
+from tools.db import one_of
 from tools.errors import OrderNotFound
 from tools.models import (
     Carrier,
@@ -302,7 +303,7 @@ def _fetch(session: Session, rec: type, table: Table, column: str, values: Itera
     cols = [table.c[f.name] for f in fields(rec)]  # the record's field order: rows unpack positionally
     out: list = []
     for part in rules.in_chunks(values):
-        stmt = select(*cols).where(table.c[column].in_(part), *where)
+        stmt = select(*cols).where(one_of(session, table.c[column], part), *where)
         out.extend(rec(*row) for row in session.execute(stmt))
     return out
 
@@ -334,10 +335,20 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
     }
     inv, pc, po = Inventory.__table__, PriceContract.__table__, PurchaseOrder.__table__
     contracts: dict[tuple[str, str], tuple[ContractRec, ...]] = {}
-    for deal in _fetch(session, ContractRec, pc, "sku", skus, pc.c.customer_id.in_(list(customers))):
+    for deal in _fetch(
+        session, ContractRec, pc, "sku", skus, one_of(session, pc.c.customer_id, list(customers))
+    ):
         contracts[(deal.customer_id, deal.sku)] = (*contracts.get((deal.customer_id, deal.sku), ()), deal)
     open_pos: dict[tuple[str, str], list[PORec]] = {}
-    for p in _fetch(session, PORec, po, "sku", skus, po.c.warehouse_id.in_(whs), po.c.status == "open"):
+    for p in _fetch(
+        session,
+        PORec,
+        po,
+        "sku",
+        skus,
+        one_of(session, po.c.warehouse_id, sorted(whs)),
+        po.c.status == "open",
+    ):
         open_pos.setdefault((p.sku, p.warehouse_id), []).append(p)
     subs: dict[str, tuple[SubRec, ...]] = {}
     for sub in _fetch(session, SubRec, Substitute.__table__, "sku", skus):
@@ -409,7 +420,7 @@ def _shipments(session: Session, order_ids: Iterable[str]) -> dict[str, list[Shi
                 sh.c.service_level,
             )
             .outerjoin(ca, ca.c.carrier_id == sh.c.carrier_id)
-            .where(sh.c.order_id.in_(part))
+            .where(one_of(session, sh.c.order_id, part))
             .order_by(sh.c.shipment_id)
         )
         for row in session.execute(stmt):
@@ -449,7 +460,9 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
         ids.update(session.scalars(same_customer))
     for part in rules.in_chunks(d.sku for d in found if d.sku):
         # Driven from the SKU's active lines (an index range), not from the window's orders.
-        stmt = select(ol.c.order_id).where(ol.c.sku.in_(part), ol.c.status.not_in(rules.CLOSED_STATUSES))
+        stmt = select(ol.c.order_id).where(
+            one_of(session, ol.c.sku, part), ol.c.status.not_in(rules.CLOSED_STATUSES)
+        )
         ids.update(session.scalars(stmt.distinct()))
     ids.discard(order_id)
     neighbours = load_contexts(session, ids)
@@ -489,7 +502,7 @@ def load_contexts_with_neighbours(
     window = (o.c.order_date.between(first, last), o.c.status.in_(RECURRENCE_STATUSES))
     by_customer: dict[str, set[str]] = {}
     for part in rules.in_chunks(c for _, c, _ in wanted.values()):
-        stmt = select(o.c.customer_id, o.c.order_id).where(o.c.customer_id.in_(part), *window)
+        stmt = select(o.c.customer_id, o.c.order_id).where(one_of(session, o.c.customer_id, part), *window)
         for customer, oid in session.execute(stmt):
             by_customer.setdefault(customer, set()).add(oid)
     by_sku: dict[str, set[str]] = {}
@@ -497,7 +510,7 @@ def load_contexts_with_neighbours(
         stmt = (
             select(ol.c.sku, ol.c.order_id)
             .join(o, o.c.order_id == ol.c.order_id)
-            .where(ol.c.sku.in_(part), ol.c.status.not_in(rules.CLOSED_STATUSES), *window)
+            .where(one_of(session, ol.c.sku, part), ol.c.status.not_in(rules.CLOSED_STATUSES), *window)
             .distinct()
         )
         for sku, oid in session.execute(stmt):
@@ -610,7 +623,7 @@ def detect_recorded(
                 stmt = (
                     select(x.c.type, column, o.c.order_id, o.c.order_date)
                     .join(o, o.c.order_id == x.c.order_id)
-                    .where(column.in_(part), *where)
+                    .where(one_of(session, column, part), *where)
                     .distinct()
                 )
                 for kind, value, oid, day in session.execute(stmt):

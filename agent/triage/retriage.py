@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from agent.policy import Policy
 from agent.triage.service import record_batch
+from tools.db import one_of
 from tools.models import ExceptionRecord, Order, OrderLine
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.rules import OPEN_ORDER_STATUSES, in_chunks
@@ -84,7 +85,7 @@ def _open_rows(session: Session, ids: list[str]) -> dict[str, dict[tuple[str, st
     out: dict[str, dict[tuple[str, str], tuple]] = {}
     cols = (_X.c.order_id, _X.c.type, _X.c.instance_key, _X.c.evidence_hash, _X.c.customer_id, _X.c.sku)
     for part in in_chunks(ids):
-        stmt = select(*cols).where(_X.c.order_id.in_(part), _X.c.status == "open")
+        stmt = select(*cols).where(one_of(session, _X.c.order_id, part), _X.c.status == "open")
         for oid, kind, inst, digest, customer, sku in session.execute(stmt):
             out.setdefault(oid, {})[(kind, inst)] = (digest, customer, sku)
     return out
@@ -143,7 +144,7 @@ def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: 
     changed order with that pattern."""
     dates: dict[str, dt.date] = {}
     for part in in_chunks(changed):
-        stmt = select(_O.c.order_id, _O.c.order_date).where(_O.c.order_id.in_(part))
+        stmt = select(_O.c.order_id, _O.c.order_date).where(one_of(session, _O.c.order_id, part))
         dates.update(session.execute(stmt).all())
     days: dict[tuple[str, str], set[dt.date]] = {}  # (by, value) -> the order dates whose window counts it
     for oid, keys in changed.items():
@@ -165,13 +166,13 @@ def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: 
         for part in in_chunks(values):
             if by == "customer":
                 stmt = select(_O.c.customer_id, _O.c.order_id, _O.c.order_date).where(
-                    _O.c.customer_id.in_(part), open_order, window
+                    one_of(session, _O.c.customer_id, part), open_order, window
                 )
             else:
                 stmt = (
                     select(_L.c.sku, _O.c.order_id, _O.c.order_date)
                     .join(_O, _O.c.order_id == _L.c.order_id)
-                    .where(_L.c.sku.in_(part), _L.c.status.not_in(CLOSED), open_order, window)
+                    .where(one_of(session, _L.c.sku, part), _L.c.status.not_in(CLOSED), open_order, window)
                     .distinct()
                 )
             for value, oid, day in session.execute(stmt):

@@ -39,6 +39,7 @@ from agent.triage.detection import (
 )
 from agent.triage.plan import Plan, load_planning_facts, load_planning_facts_many, plan_order
 from tools.dataset import exceptions_recorded, mark_exceptions_recorded, open_order_ids
+from tools.db import one_of
 from tools.errors import OrderNotFound
 from tools.models import ExceptionRecord
 from tools.rules import in_chunks
@@ -68,7 +69,9 @@ def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, lis
     """The exceptions rows of many orders, by order id (one query per 500 orders)."""
     out: dict[str, list[ExceptionRecord]] = {}
     for part in in_chunks(order_ids):
-        for row in session.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id.in_(part))):
+        for row in session.scalars(
+            select(ExceptionRecord).where(one_of(session, ExceptionRecord.order_id, part))
+        ):
             out.setdefault(row.order_id, []).append(row)
     return out
 

@@ -44,8 +44,13 @@ queue, the API), so a change that moves only a plan reaches nothing here. A chan
 - ``warehouses``: the open lines that ship from it; a new one, or a country change, also every
   short line of the open book (the country decides whether a line may move there: rare master
   data, so the whole book's lines are read);
-- ``carriers``: when its status changed (or it is new: a shipment's missing carrier), the orders
-  of its shipments not yet delivered — triage reads nothing else of a carrier;
+- ``carriers``: triage reads a carrier's status only, in ``CARRIER_DISRUPTION`` (it holds on an
+  undelivered shipment whose carrier is ``disrupted``, or that is delayed or due after the
+  promised date) and its facts (the carrier's status). When whether the carrier is ``disrupted``
+  flips (or it is new and disrupted: a shipment's missing carrier), the orders of all its shipments
+  not yet delivered; when its status changes otherwise (``ok`` ↔ ``constrained``), only those of
+  its undelivered shipments that are delayed or due after their order's promised date — the others
+  hold no disruption before or after, and their exception's facts are the only thing it changes;
 - ``suppliers``: nothing triage reads.
 
 Every lookup is an index range (lines by SKU and status, orders by customer, shipments by carrier),
@@ -62,6 +67,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from tools.db import one_of
 from tools.events.apply import Change
 from tools.models import Inventory, Order, OrderLine, Shipment, Substitute
 from tools.rules import CLOSED_STATUSES as CLOSED
@@ -86,7 +92,8 @@ class _Keys:
     sku_wh: set[tuple[str, str]] = field(default_factory=set)  # purchase orders: backordered lines there
     warehouses: set[str] = field(default_factory=set)
     countries: set[str] = field(default_factory=set)  # warehouses new or whose country changed
-    carriers: set[str] = field(default_factory=set)
+    carriers: set[str] = field(default_factory=set)  # whether disrupted flipped: every undelivered shipment
+    carrier_facts: set[str] = field(default_factory=set)  # status moved otherwise: the disrupted shipments' facts
     contracts: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -116,8 +123,11 @@ def _collect(keys: _Keys, change: Change) -> None:
         keys.stock.add((after["sku"], after["warehouse_id"], _available(before), _available(after)))
         return
     if table == "carriers":  # triage reads a carrier's status only
-        if before is None or before["status"] != after["status"]:
+        was = None if before is None else before["status"]
+        if (was == "disrupted") != (after["status"] == "disrupted"):
             keys.carriers.add(after["carrier_id"])
+        elif was != after["status"]:
+            keys.carrier_facts.add(after["carrier_id"])
         return
     if table == "warehouses" and (before is None or before["country"] != after["country"]):
         keys.countries.add(after["warehouse_id"])
@@ -179,7 +189,9 @@ def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
     stock: dict[tuple[str, str], int] = {}
     out: dict[str, list[_OpenLine]] = {}
     for part in in_chunks(skus):
-        q0 = select(_I.c.sku, _I.c.warehouse_id, _I.c.on_hand, _I.c.allocated).where(_I.c.sku.in_(part))
+        q0 = select(_I.c.sku, _I.c.warehouse_id, _I.c.on_hand, _I.c.allocated).where(
+            one_of(session, _I.c.sku, part)
+        )
         stock.update({(sku, wh): on_hand - allocated for sku, wh, on_hand, allocated in session.execute(q0)})
         q = (
             select(
@@ -192,7 +204,11 @@ def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
                 _L.c.backorder_qty,
             )
             .join(_O, _O.c.order_id == _L.c.order_id)
-            .where(_O.c.status.in_(OPEN_ORDER_STATUSES), _L.c.status.not_in(CLOSED), _L.c.sku.in_(part))
+            .where(
+                _O.c.status.in_(OPEN_ORDER_STATUSES),
+                _L.c.status.not_in(CLOSED),
+                one_of(session, _L.c.sku, part),
+            )
         )
         for oid, sku, own, home, qty, allocated, backorder in session.execute(q):
             wh = ship_from(own, home)
@@ -239,7 +255,9 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
     # the SKUs these substitute for: their lines may now take the substitute
     subs: dict[str, set[str]] = {}
     for part in in_chunks({s for k in keys for s in k.skus | {st[0] for st in k.stock}}):
-        q1 = select(Substitute.substitute_sku, Substitute.sku).where(Substitute.substitute_sku.in_(part))
+        q1 = select(Substitute.substitute_sku, Substitute.sku).where(
+            one_of(session, Substitute.substitute_sku, part)
+        )
         for sub, sku in session.execute(q1):
             subs.setdefault(sub, set()).add(sku)
     skus = {s for k in keys for s in k.skus}
@@ -249,7 +267,7 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         both = select(_L.c.sku, _L.c.original_sku, _L.c.order_id).join(_O, _O.c.order_id == _L.c.order_id)
         for part in in_chunks(wanted):
             for column in (_L.c.sku, _L.c.original_sku):
-                q2 = both.where(open_order, active, column.in_(part))
+                q2 = both.where(open_order, active, one_of(session, column, part))
                 for sku, original, oid in session.execute(q2):
                     for s in (sku, original):
                         if s in part:
@@ -259,7 +277,9 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
                 found |= by_sku.get(sku, set())
     customers: dict[str, set[str]] = {}
     for part in in_chunks({c for k in keys for c in k.customers}):
-        q3 = select(_O.c.customer_id, _O.c.order_id).where(_O.c.customer_id.in_(part), open_order)
+        q3 = select(_O.c.customer_id, _O.c.order_id).where(
+            one_of(session, _O.c.customer_id, part), open_order
+        )
         for customer, oid in session.execute(q3):
             _add(customers, customer, oid)
     for k, found in zip(keys, out, strict=True):
@@ -275,7 +295,7 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         rows = session.execute(
             select(_L.c.order_id, _L.c.sku, _L.c.warehouse_id, _O.c.warehouse_id)
             .join(_O, _O.c.order_id == _L.c.order_id)
-            .where(_L.c.order_id.in_(part), active, _L.c.allocated_qty > 0)
+            .where(one_of(session, _L.c.order_id, part), active, _L.c.allocated_qty > 0)
         )
         for oid, sku, own, home in rows:
             if not is_empty(sku):
@@ -321,7 +341,8 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
     by_wh: dict[str, set[str]] = {}
     for part in in_chunks({w for k in keys for w in k.warehouses}):
         ships_from = or_(
-            _L.c.warehouse_id.in_(part), and_(_L.c.warehouse_id.is_(None), _O.c.warehouse_id.in_(part))
+            one_of(session, _L.c.warehouse_id, part),
+            and_(_L.c.warehouse_id.is_(None), one_of(session, _O.c.warehouse_id, part)),
         )
         q4 = (
             select(_L.c.warehouse_id, _O.c.warehouse_id, _L.c.order_id)
@@ -334,15 +355,25 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         for wh in k.warehouses:
             found |= by_wh.get(wh, set())
     carriers = {c for k in keys for c in k.carriers}
-    if carriers:
+    facts_only = {c for k in keys for c in k.carrier_facts} - carriers
+    if carriers or facts_only:
         by_carrier: dict[str, set[str]] = {}
         for part in in_chunks(carriers):
             q5 = select(_S.c.carrier_id, _S.c.order_id).where(
-                _S.c.carrier_id.in_(part), _S.c.status != "delivered"
+                one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered"
             )
             for carrier, oid in session.execute(q5):
                 _add(by_carrier, carrier, oid)
+        for part in in_chunks(facts_only):  # only the shipments that hold a disruption without it
+            late = or_(_S.c.status == "delayed", and_(_S.c.eta.is_not(None), _S.c.eta > _O.c.promised_date))
+            q7 = (
+                select(_S.c.carrier_id, _S.c.order_id)
+                .join(_O, _O.c.order_id == _S.c.order_id)
+                .where(one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", late)
+            )
+            for carrier, oid in session.execute(q7):
+                _add(by_carrier, carrier, oid)
         for k, found in zip(keys, out, strict=True):
-            for carrier in k.carriers:
+            for carrier in k.carriers | k.carrier_facts:
                 found |= by_carrier.get(carrier, set())
     return out

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Date, String, Text, select
 from sqlalchemy.orm import Session
 
+from tools.db import one_of
 from tools.fixtures import MODELS, OMIT, coerce_value, flatten_records
 from tools.models import ERP_TABLES, EventInbox
 from tools.rules import in_chunks
@@ -208,7 +209,7 @@ def check_references(session: Session, events: list[Event], *, waiting: bool = F
         col = MODELS[target_table].__table__.c[target_column]
         hits = found.setdefault((target_table, target_column), set())
         for part in in_chunks(keys):
-            hits.update(session.scalars(select(col).where(col.in_(part))))
+            hits.update(session.scalars(select(col).where(one_of(session, col, part))))
     missing = {target for _, _, _, value, target in uses if value not in found[target]}
     pending = _waiting_keys(session, missing) if waiting and missing else {}
     for event, path, _, value, target in uses:
