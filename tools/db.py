@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import ARRAY, ColumnElement, Engine, any_, bindparam, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 __all__ = [
     "DatabaseError",
@@ -107,7 +107,9 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def one_of(session: Session, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+def one_of(
+    session: Session, column: ColumnElement[Any] | InstrumentedAttribute[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
     """``column IN (values)``; on PostgreSQL ``column = ANY(:values)``, one array parameter.
 
     An expanding ``IN`` renders one placeholder per value, so every chunk size is a new statement

@@ -93,7 +93,9 @@ class _Keys:
     warehouses: set[str] = field(default_factory=set)
     countries: set[str] = field(default_factory=set)  # warehouses new or whose country changed
     carriers: set[str] = field(default_factory=set)  # whether disrupted flipped: every undelivered shipment
-    carrier_facts: set[str] = field(default_factory=set)  # status moved otherwise: the disrupted shipments' facts
+    carrier_facts: set[str] = field(
+        default_factory=set
+    )  # status moved otherwise: the disrupted shipments' facts
     contracts: set[tuple[str, str]] = field(default_factory=set)
 
 
