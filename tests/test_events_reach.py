@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from agent.flow import drain
 from agent.policy import load_policy
+from agent.triage.retriage import retriage
 from agent.triage.service import triage_open_book
 from tests.factories import clean_fixture, edit, line, order
 from tools.db import session_factory
@@ -225,6 +226,10 @@ def test_a_carrier_reaches_its_shipments_orders_when_its_status_changes(engine):
     _apply(factory, "e1", disrupted)
     assert "CARRIER_DISRUPTION" in _types(factory, "SO4")
     assert _recorded(factory) == _from_scratch(factory)
+    _apply(factory, "e2", {"orders": [{"order_id": "SO4", "status": "shipped"}]})  # resolves its own
+    assert _types(factory, "SO4") == set()
+    ok = {"carriers": [{"carrier_id": "CA1", "status": "ok"}]}
+    assert _reach(factory, ok) == set()  # a shipped order's in-transit shipment holds no exception
 
 
 def test_a_carrier_that_stays_undisrupted_reaches_only_its_late_shipments_orders(engine):
@@ -268,4 +273,38 @@ def test_a_warehouse_country_change_reaches_the_short_lines_that_might_move_ther
     assert "SO1" in _reach(factory, home)
     _apply(factory, "e2", home)
     assert "ALLOCATION_CONFLICT" not in _types(factory, "SO1")
+    assert _recorded(factory) == _from_scratch(factory)
+
+
+def test_recurrence_followers_are_the_later_orders_that_hold_the_changed_pattern(engine):
+    """A stock change makes SO1 and SO2 (C1, A) short: their (INVENTORY_SHORTFALL, C1) pattern
+    changes. SO3 (C1, short of B, dated after them) holds that pattern — its RECURRING_ANOMALY now
+    counts three orders — and is triaged again; SO4 (C1, dated after them, nothing short) cannot
+    show that anomaly and is not (every open order of the customer in the window was, before)."""
+    fx = clean_fixture(
+        order("SO1", lines=[line(qty=10)]),
+        order("SO2", order_date="2026-11-03", lines=[line(qty=10)]),
+        order("SO3", order_date="2026-11-05", lines=[line(sku="B", qty=10, unit_price=50)]),
+        order("SO4", order_date="2026-11-06", lines=[line(sku="C", qty=1, unit_price=20)]),
+    )
+    edit(fx, "items", "C", description="Clamp", list_price=20, unit_cost=10, status="active")
+    edit(fx, "inventory", "C/WH1", on_hand=500, allocated=0)
+    edit(fx, "inventory", "B/WH1", on_hand=0)
+    factory = session_factory(engine)
+    with factory() as s:
+        load_fixture(s, fx, case_id="followers")
+        for _ in triage_open_book(s, POLICY):
+            pass
+        s.commit()
+    with factory() as s:
+        changes = apply_event(
+            s, parse_event(_event("e1", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 0}]}))
+        )
+        reached = affected_orders(s, changes)
+        assert reached == {"SO1", "SO2"}
+        done = retriage(s, POLICY, reached)
+        assert done.orders == ["SO1", "SO2", "SO3"]
+        s.commit()
+    assert "RECURRING_ANOMALY" in _types(factory, "SO3")
+    assert _types(factory, "SO4") == set()
     assert _recorded(factory) == _from_scratch(factory)

@@ -9,8 +9,11 @@ with the contexts loaded once for all of them; no actions are planned), which re
 that no longer holds is resolved, a changed one is updated in place. Recurrence reaches further:
 whether an order shows ``RECURRING_ANOMALY`` depends on the (type, customer) and (type, SKU)
 patterns of the orders dated up to ``window_days`` before it, so when an order's patterns change
-the open orders of that customer or SKU dated in the window after it are triaged too (their own
-patterns do not change, so this goes one step only).
+the open orders dated in the window after it that hold the changed pattern themselves are
+triaged too — only an order whose own base hits give a pattern can show it recurring (its evidence
+lists the orders counted); with the recorded exceptions they are found from the rows, else every
+open order of that customer or SKU in the window is taken (their own patterns do not change, so
+this goes one step only).
 
 **Recurrence from the recorded exceptions.** Counting an order's patterns by loading its
 neighbours (the open orders of its customer and of its flagged SKUs in the window, with their whole
@@ -50,6 +53,7 @@ from sqlalchemy.orm import Session
 
 from agent.policy import Policy
 from agent.triage.service import record_batch
+from tools.dataset import exceptions_recorded
 from tools.db import one_of
 from tools.models import ExceptionRecord, Order, OrderLine
 from tools.rules import CLOSED_STATUSES as CLOSED
@@ -136,23 +140,29 @@ def _lock(session: Session, ids: Iterable[str]) -> None:
     )
 
 
-def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: int) -> set[str]:
+def _followers(
+    session: Session, changed: dict[str, set[Pattern]], window_days: int, *, recorded: bool
+) -> set[str]:
     """Open orders whose recurrence counts these orders' changed patterns: for each changed order
-    and pattern, the open orders of that customer (or with an active line of that SKU) dated from
-    its order_date to ``window_days`` after. One query per kind and chunk of values over the span
-    of all the changed orders' windows; each row is then kept only if it falls in the window of a
-    changed order with that pattern."""
+    and (type, customer|SKU) pattern, the open orders dated from its order_date to ``window_days``
+    after that hold the pattern themselves — only an order whose own base hits give a pattern shows
+    ``RECURRING_ANOMALY`` for it, and its evidence lists the orders counted. ``recorded``: the open
+    exceptions rows are every open order's base hits (:func:`tools.dataset.exceptions_recorded`),
+    so the holders are found from them (an index range per type and chunk of customers or SKUs);
+    else every open order of that customer (or with an active line of that SKU) in the window.
+    One query per kind and chunk of values over the span of all the changed orders' windows; each
+    row is then kept only if it falls in the window of a changed order with that pattern."""
     dates: dict[str, dt.date] = {}
     for part in in_chunks(changed):
         stmt = select(_O.c.order_id, _O.c.order_date).where(one_of(session, _O.c.order_id, part))
         dates.update(session.execute(stmt).all())
-    days: dict[tuple[str, str], set[dt.date]] = {}  # (by, value) -> the order dates whose window counts it
+    days: dict[Pattern, set[dt.date]] = {}  # pattern -> the order dates whose window counts it
     for oid, keys in changed.items():
         day = dates.get(oid)
         if day is None:
             continue
-        for _, by, value in keys:
-            days.setdefault((by, value), set()).add(day)
+        for key in keys:
+            days.setdefault(key, set()).add(day)
     if not days:
         return set()
     span = dt.timedelta(days=window_days)
@@ -162,22 +172,38 @@ def _followers(session: Session, changed: dict[str, set[Pattern]], window_days: 
     open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
     out: set[str] = set()
     for by in ("customer", "sku"):
-        values = {v for (b, v) in days if b == by}
-        for part in in_chunks(values):
-            if by == "customer":
-                stmt = select(_O.c.customer_id, _O.c.order_id, _O.c.order_date).where(
+        wanted = {key for key in days if key[1] == by}
+        by_value: dict[str, set[dt.date]] = {}
+        for kind, _, value in wanted:
+            by_value.setdefault(value, set()).update(days[(kind, by, value)])
+        for part in in_chunks(by_value):
+            if recorded:
+                column = _X.c.customer_id if by == "customer" else _X.c.sku
+                stmt = (
+                    select(_X.c.type, column.label("value"), _O.c.order_id, _O.c.order_date)
+                    .join(_O, _O.c.order_id == _X.c.order_id)
+                    .where(
+                        one_of(session, column, part),
+                        _X.c.type.in_(sorted({kind for kind, _, _ in wanted})),
+                        _X.c.status == "open",
+                        open_order,
+                        window,
+                    )
+                )
+            elif by == "customer":
+                stmt = select(_O.c.customer_id.label("value"), _O.c.order_id, _O.c.order_date).where(
                     one_of(session, _O.c.customer_id, part), open_order, window
                 )
             else:
                 stmt = (
-                    select(_L.c.sku, _O.c.order_id, _O.c.order_date)
+                    select(_L.c.sku.label("value"), _O.c.order_id, _O.c.order_date)
                     .join(_O, _O.c.order_id == _L.c.order_id)
                     .where(one_of(session, _L.c.sku, part), _L.c.status.not_in(CLOSED), open_order, window)
-                    .distinct()
                 )
-            for value, oid, day in session.execute(stmt):
-                if any(start <= day <= start + span for start in days[(by, value)]):
-                    out.add(oid)
+            for row in session.execute(stmt.distinct()):
+                starts = days.get((row.type, by, row.value), set()) if recorded else by_value[row.value]
+                if any(start <= row.order_date <= start + span for start in starts):
+                    out.add(row.order_id)
     return out
 
 
@@ -213,7 +239,9 @@ def retriage(session: Session, policy: Policy, order_ids: Iterable[str]) -> Retr
         return result
     changed = _triage(session, policy, ids, result)
     if changed:
-        more = sorted(_followers(session, changed, policy.thresholds.recurrence.window_days) - set(ids))
+        window_days = policy.thresholds.recurrence.window_days
+        recorded = exceptions_recorded(session, policy.policy_hash)
+        more = sorted(_followers(session, changed, window_days, recorded=recorded) - set(ids))
         if more:
             _triage(session, policy, more, result)
     return result

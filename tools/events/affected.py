@@ -47,10 +47,12 @@ queue, the API), so a change that moves only a plan reaches nothing here. A chan
 - ``carriers``: triage reads a carrier's status only, in ``CARRIER_DISRUPTION`` (it holds on an
   undelivered shipment whose carrier is ``disrupted``, or that is delayed or due after the
   promised date) and its facts (the carrier's status). When whether the carrier is ``disrupted``
-  flips (or it is new and disrupted: a shipment's missing carrier), the orders of all its shipments
-  not yet delivered; when its status changes otherwise (``ok`` ↔ ``constrained``), only those of
-  its undelivered shipments that are delayed or due after their order's promised date — the others
-  hold no disruption before or after, and their exception's facts are the only thing it changes;
+  flips (or it is new and disrupted: a shipment's missing carrier), the open orders of all its
+  shipments not yet delivered; when its status changes otherwise (``ok`` ↔ ``constrained``), only
+  those of its undelivered shipments that are delayed or due after their order's promised date —
+  the others hold no disruption before or after, and their exception's facts are the only thing
+  it changes. A shipped or cancelled order holds no exception (no rule applies to it), and the
+  change that closed it reached it and resolved what it held: it is not triaged again;
 - ``suppliers``: nothing triage reads.
 
 Every lookup is an index range (lines by SKU and status, orders by customer, shipments by carrier),
@@ -361,8 +363,10 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
     if carriers or facts_only:
         by_carrier: dict[str, set[str]] = {}
         for part in in_chunks(carriers):
-            q5 = select(_S.c.carrier_id, _S.c.order_id).where(
-                one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered"
+            q5 = (
+                select(_S.c.carrier_id, _S.c.order_id)
+                .join(_O, _O.c.order_id == _S.c.order_id)
+                .where(one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", open_order)
             )
             for carrier, oid in session.execute(q5):
                 _add(by_carrier, carrier, oid)
@@ -371,7 +375,7 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
             q7 = (
                 select(_S.c.carrier_id, _S.c.order_id)
                 .join(_O, _O.c.order_id == _S.c.order_id)
-                .where(one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", late)
+                .where(one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", late, open_order)
             )
             for carrier, oid in session.execute(q7):
                 _add(by_carrier, carrier, oid)
