@@ -35,11 +35,37 @@ from sqlalchemy.orm import Session
 from tools import rules
 from tools.models import Order, OrderLine, PurchaseOrder, Shipment
 
-__all__ = ["OUTSIDE_ORDER", "TARGETS", "donor_problems", "retargeted", "scope_problems"]
+__all__ = [
+    "APPROVER_VALUES",
+    "OUTSIDE_ORDER",
+    "TARGETS",
+    "donor_problems",
+    "not_approver_chosen",
+    "retargeted",
+    "scope_problems",
+]
 
 # Parameters naming the records an action acts on; an approver's edit never changes them.
 TARGETS: frozenset[str] = frozenset(
     {"order_id", "line_no", "shipment_id", "po_id", "from_order_id", "from_line_no"}
+)
+
+# The values an approver's edit may change (domain.md §3: to_warehouse_id, substitute_sku, ship_qty,
+# new_promised_date, new_unit_price, carrier_id, the ship-to values of FIX_MASTER_DATA; §7: a
+# message's subject and body). Every other parameter is fixed once the request is filed: the
+# targets above, and the quantity REASSIGN_ALLOCATION takes from its donor (§6 computes it).
+APPROVER_VALUES: frozenset[str] = frozenset(
+    {
+        "to_warehouse_id",
+        "substitute_sku",
+        "ship_qty",
+        "new_promised_date",
+        "new_unit_price",
+        "carrier_id",
+        *rules.SHIP_TO_FIELDS,
+        "subject",
+        "body",
+    }
 )
 
 DonorRule = Callable[[Session, Order, dict[str, Any]], list[str]]
@@ -163,3 +189,13 @@ def scope_problems(session: Session, order_id: str | None, action: str, params: 
 def retargeted(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The target parameters an edit would change (domain.md §3: an edit changes values, never targets)."""
     return sorted(k for k in TARGETS if k in before.keys() | after.keys() and before.get(k) != after.get(k))
+
+
+def not_approver_chosen(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The parameters an edit would change that are neither targets nor values an approver chooses
+    (:data:`APPROVER_VALUES`), e.g. REASSIGN_ALLOCATION's qty."""
+    return sorted(
+        k
+        for k in before.keys() | after.keys()
+        if k not in TARGETS and k not in APPROVER_VALUES and before.get(k) != after.get(k)
+    )
