@@ -195,3 +195,18 @@ def test_a_supplier_request_for_a_purchase_order_redated_meanwhile_is_not_sent(e
         and "PO1 is now 50 expected 2026-12-20, not 50 expected 2026-12-10" in done["error"]
     )
     assert outbox_count(factory) == 0
+
+
+def test_a_due_notice_superseded_before_its_draft_is_not_filed(engine):
+    """Two new dates before the drafting worker ran: the first notice (2026-11-28) no longer holds
+    and is failed as superseded, with no request for a csr to decide; the second is filed."""
+    factory = world(engine, clean_fixture(order()))
+    promise(factory, "2026-11-28")
+    promise(factory, "2026-12-05")
+    old, new = draft_due(factory, POLICY, FakeLLM([]))
+    assert old["status"] == "failed" and old["request"] is None
+    assert "superseded" in old["error"] and "now 2026-12-05, not 2026-11-28" in old["error"]
+    assert new["status"] == "pending_approval"
+    with factory() as s:
+        assert [e["payload"]["notice_id"] for e in list_events(s, event_type="notice_failed")] == [old["id"]]
+        assert verify_chain(s)["ok"]
