@@ -210,3 +210,27 @@ def test_a_due_notice_superseded_before_its_draft_is_not_filed(engine):
     with factory() as s:
         assert [e["payload"]["notice_id"] for e in list_events(s, event_type="notice_failed")] == [old["id"]]
         assert verify_chain(s)["ok"]
+
+
+def test_a_purchase_order_for_a_cancelled_lines_sku_is_not_the_orders_to_expedite(engine):
+    """§3: po_id is an open purchase order for the sku of one of the order's lines at that line's
+    warehouse. A cancelled line needs nothing (§2 ignores it): expediting PO1 on SO1's behalf would
+    ask the supplier for goods "needed by" a date no line of SO1 waits for."""
+    fx = clean_fixture(order(lines=[line(1, "A", status="cancelled"), line(2, "B", qty=5)]))
+    edit(
+        fx,
+        "purchase_orders",
+        "PO1",
+        supplier_id="SUP1",
+        sku="A",
+        warehouse_id="WH1",
+        qty=50,
+        expected_date="2026-12-10",
+        status="open",
+    )
+    factory = world(engine, fx)
+    req = request_action(
+        factory, POLICY, order_id="SO1", requested_by="planner", action="EXPEDITE_PO", params={"po_id": "PO1"}
+    )
+    assert req["status"] == "blocked"
+    assert any("PO1" in r and "is not an open purchase order" in r for r in req["guard"]["reasons"])

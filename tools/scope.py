@@ -7,7 +7,8 @@ unrelated approval (a price corrected on an order with no exception, nothing in 
 - ``order_id`` is the request's order;
 - ``line_no`` is one of its lines;
 - ``shipment_id`` is one of its shipments;
-- ``po_id`` is an open purchase order for the sku of one of its lines at that line's warehouse.
+- ``po_id`` is an open purchase order for the sku of one of its lines (neither shipped nor
+  cancelled) at that line's warehouse.
 
 :func:`scope_problems` is the one home of this rule. The guard runs it when a request is filed or
 edited, and the executor (``tools.writes.execute_request``) again inside the transaction that
@@ -143,8 +144,10 @@ def _po_id(session: Session, order: Order, value: Any) -> list[str]:
     if po is None:
         return [f"purchase order {value} not found"]
     lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order.order_id)).all()
-    serves = any(
-        line.sku == po.sku and rules.ship_from(line.warehouse_id, order.warehouse_id) == po.warehouse_id
+    serves = any(  # a shipped or cancelled line needs nothing more (domain.md §2 ignores it too)
+        line.sku == po.sku
+        and rules.ship_from(line.warehouse_id, order.warehouse_id) == po.warehouse_id
+        and not rules.is_closed(line.status)
         for line in lines
     )
     if po.status != "open" or not serves:
