@@ -37,7 +37,14 @@ from tools.models import (
     Warehouse,
 )
 
-__all__ = ["CUSTOMER_TRIGGERS", "SUPPLIER_TRIGGERS", "customer_facts", "record_due", "snapshot"]
+__all__ = [
+    "CUSTOMER_TRIGGERS",
+    "SUPPLIER_TRIGGERS",
+    "customer_facts",
+    "record_due",
+    "snapshot",
+    "stale_facts",
+]
 
 CUSTOMER_TRIGGERS = (
     "UPDATE_PROMISE_DATE",
@@ -134,6 +141,8 @@ def _customer_change(session: Session, req: ActionRequest, before: dict[str, Any
     """(order the notice goes to, what changed) for a customer trigger, or None when none is due."""
     p = req.params
     if req.action == "UPDATE_PROMISE_DATE":
+        if before.get("promised_date") == p["new_promised_date"]:
+            return None  # the date the customer was promised stands: nothing changed to tell
         return {
             "order_id": p["order_id"],
             "change": "new_promised_date",
@@ -269,3 +278,63 @@ def record_due(
         session.flush()
         notices.append(notice)
     return notices
+
+
+def stale_facts(session: Session, facts: Any, text: str = "") -> list[str]:
+    """Why a notice drafted from ``facts`` would no longer tell the truth (empty: its facts hold).
+
+    The facts are read when the change is executed; the message leaves only once a person approves
+    it, maybe after another change of the same order (a second new date, the rest of a split line
+    allocated, the shipment rebooked again, the purchase order received). What the message is about
+    — the new date, the substitute on the line, the quantities shipping and on backorder, the
+    carrier and eta, the purchase order's date and quantity — must still be what the records say;
+    the promised date too, when the text states the one drafted. ``text``: subject and body."""
+    if not isinstance(facts, dict):
+        return []
+    change, out = facts.get("change"), []
+    if facts.get("kind") == "supplier":
+        po = session.get(PurchaseOrder, facts.get("po_id")) if facts.get("po_id") else None
+        if po is None or po.status != "open":
+            return [
+                f"purchase order {facts.get('po_id')} is {po.status if po else 'gone'}: nothing to expedite"
+            ]
+        if (_iso(po.expected_date), po.qty) != (facts.get("expected_date"), facts.get("qty")):
+            out.append(
+                f"purchase order {po.po_id} is now {po.qty} expected {_iso(po.expected_date)}, "
+                f"not {facts.get('qty')} expected {facts.get('expected_date')}"
+            )
+        return out
+    order = session.get(Order, facts.get("order_id")) if facts.get("order_id") else None
+    if order is None or order.status == "cancelled":
+        return [f"order {facts.get('order_id')} is {order.status if order else 'gone'}"]
+    promised, drafted = _iso(order.promised_date), facts.get("promised_date")
+    if promised != drafted and (change == "new_promised_date" or (drafted and drafted in text)):
+        out.append(f"the promised date of {order.order_id} is now {promised}, not {drafted}")
+    line_no = (facts.get("line") or {}).get("line_no") if change != "substitution" else facts.get("line_no")
+    now = _line(session, order.order_id, line_no) if line_no is not None else None
+    if change == "substitution" and (now or {}).get("sku") != facts.get("substitute_sku"):
+        out.append(
+            f"line {line_no} of {order.order_id} is now {(now or {}).get('sku')}, not {facts.get('substitute_sku')}"
+        )
+    if change in ("partial_shipment", "backordered"):
+        was = facts.get("line") or {}
+        keys = ("allocated_qty", "backorder_qty")
+        if now is None or any(now.get(k) != was.get(k) for k in keys):
+            out.append(
+                f"line {line_no} of {order.order_id} now has "
+                + ", ".join(f"{k} {(now or {}).get(k)}" for k in keys)
+                + ", not "
+                + ", ".join(f"{k} {was.get(k)}" for k in keys)
+            )
+    if change in ("new_carrier", "expedited"):
+        ship = _shipment(session, facts.get("shipment_id")) or {}
+        for key in ("carrier", "service_level", "eta"):
+            if ship.get(key) != facts.get(key):
+                out.append(
+                    f"shipment {facts.get('shipment_id')}'s {key} is now {ship.get(key)}, not {facts.get(key)}"
+                )
+    if change == "order_status":
+        current = customer_facts(session, order.order_id)["lines"]
+        if current != facts.get("lines"):
+            out.append(f"the lines of {order.order_id} changed since the draft")
+    return out

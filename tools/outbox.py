@@ -2,7 +2,9 @@
 
 Executing ``NOTIFY_CUSTOMER`` or ``REQUEST_SUPPLIER`` (domain.md §7) does not send anything: it
 puts one message in the ``outbox`` table (status ``queued``) inside the execution's transaction,
-so the message exists exactly when the execution does. The recipient is read from the records at
+so the message exists exactly when the execution does. A message whose facts changed since it was
+drafted (``tools.notices.stale_facts``: a second new date, the rest of the split line allocated) is
+not queued: its execution fails with what changed. The recipient is read from the records at
 that moment — the customer's or the supplier's e-mail — never from the request: nothing a draft,
 a customer note or an approver's edit says can redirect a message. The delivery worker
 (``agent.comms.delivery``) sends it later, once.
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from tools.errors import PreconditionFailed
 from tools.models import ActionRequest, Customer, Notice, Order, OutboxMessage, PurchaseOrder, Supplier
+from tools.notices import stale_facts
 
 __all__ = [
     "COPILOT_REQUESTER",
@@ -103,6 +106,14 @@ def enqueue(session: Session, req: ActionRequest) -> dict[str, Any]:
     The request's order (for a supplier request, the order whose purchase order it expedites)
     is kept on the message so the order's history shows what was sent."""
     to = recipient(session, req.action, req.params)
+    facts = req.evidence[0] if isinstance(req.evidence, list) and len(req.evidence) == 1 else None
+    stale = stale_facts(session, facts, f"{req.params.get('subject')}\n{req.params.get('body')}")
+    if stale:  # another change since the draft: this text would tell the customer (supplier) a past state
+        raise PreconditionFailed(
+            "the facts this message was drafted from no longer hold: "
+            + "; ".join(stale)
+            + " (draft a new one: copilot messages draft ORDER)"
+        )
     notice_id = session.scalar(select(Notice.id).where(Notice.request_id == req.id))
     now = dt.datetime.now(dt.UTC)
     message = OutboxMessage(

@@ -7,7 +7,8 @@ unrelated approval (a price corrected on an order with no exception, nothing in 
 - ``order_id`` is the request's order;
 - ``line_no`` is one of its lines;
 - ``shipment_id`` is one of its shipments;
-- ``po_id`` is an open purchase order for the sku of one of its lines at that line's warehouse.
+- ``po_id`` is an open purchase order for the sku of one of its lines (neither shipped nor
+  cancelled) at that line's warehouse.
 
 :func:`scope_problems` is the one home of this rule. The guard runs it when a request is filed or
 edited, and the executor (``tools.writes.execute_request``) again inside the transaction that
@@ -35,11 +36,37 @@ from sqlalchemy.orm import Session
 from tools import rules
 from tools.models import Order, OrderLine, PurchaseOrder, Shipment
 
-__all__ = ["OUTSIDE_ORDER", "TARGETS", "donor_problems", "retargeted", "scope_problems"]
+__all__ = [
+    "APPROVER_VALUES",
+    "OUTSIDE_ORDER",
+    "TARGETS",
+    "donor_problems",
+    "not_approver_chosen",
+    "retargeted",
+    "scope_problems",
+]
 
 # Parameters naming the records an action acts on; an approver's edit never changes them.
 TARGETS: frozenset[str] = frozenset(
     {"order_id", "line_no", "shipment_id", "po_id", "from_order_id", "from_line_no"}
+)
+
+# The values an approver's edit may change (domain.md §3: to_warehouse_id, substitute_sku, ship_qty,
+# new_promised_date, new_unit_price, carrier_id, the ship-to values of FIX_MASTER_DATA; §7: a
+# message's subject and body). Every other parameter is fixed once the request is filed: the
+# targets above, and the quantity REASSIGN_ALLOCATION takes from its donor (§6 computes it).
+APPROVER_VALUES: frozenset[str] = frozenset(
+    {
+        "to_warehouse_id",
+        "substitute_sku",
+        "ship_qty",
+        "new_promised_date",
+        "new_unit_price",
+        "carrier_id",
+        *rules.SHIP_TO_FIELDS,
+        "subject",
+        "body",
+    }
 )
 
 DonorRule = Callable[[Session, Order, dict[str, Any]], list[str]]
@@ -117,8 +144,10 @@ def _po_id(session: Session, order: Order, value: Any) -> list[str]:
     if po is None:
         return [f"purchase order {value} not found"]
     lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order.order_id)).all()
-    serves = any(
-        line.sku == po.sku and rules.ship_from(line.warehouse_id, order.warehouse_id) == po.warehouse_id
+    serves = any(  # a shipped or cancelled line needs nothing more (domain.md §2 ignores it too)
+        line.sku == po.sku
+        and rules.ship_from(line.warehouse_id, order.warehouse_id) == po.warehouse_id
+        and not rules.is_closed(line.status)
         for line in lines
     )
     if po.status != "open" or not serves:
@@ -163,3 +192,13 @@ def scope_problems(session: Session, order_id: str | None, action: str, params: 
 def retargeted(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The target parameters an edit would change (domain.md §3: an edit changes values, never targets)."""
     return sorted(k for k in TARGETS if k in before.keys() | after.keys() and before.get(k) != after.get(k))
+
+
+def not_approver_chosen(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The parameters an edit would change that are neither targets nor values an approver chooses
+    (:data:`APPROVER_VALUES`), e.g. REASSIGN_ALLOCATION's qty."""
+    return sorted(
+        k
+        for k in before.keys() | after.keys()
+        if k not in TARGETS and k not in APPROVER_VALUES and before.get(k) != after.get(k)
+    )

@@ -215,6 +215,15 @@ def _reassign(session: Session, p: dict[str, Any], write: bool) -> Changes:
         raise PreconditionFailed(
             f"qty {qty} exceeds the open quantity {_open_qty(line)} of line {line.line_no}"
         )
+    have, _ = _available(session, line.sku, here)
+    if qty > _open_qty(line) - max(0, have):
+        # domain.md §6: a lower-priority order gives up only the shortfall (open quantity −
+        # available); stock that is free at the warehouse is not taken from another customer
+        raise PreconditionFailed(
+            f"qty {qty} exceeds the shortfall {_open_qty(line) - max(0, have)} of line {line.line_no} "
+            f"(open quantity {_open_qty(line)}, {have} {line.sku} available at {here}): only the "
+            "shortfall is taken from another order"
+        )
     if write:
         donor.allocated_qty -= qty
         donor.backorder_qty += qty

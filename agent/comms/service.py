@@ -30,7 +30,7 @@ from agent.llm import LLM
 from agent.policy import Policy
 from tools.errors import Conflict, NotFound, ToolError
 from tools.models import ENUMS, ActionRequest, Notice, Order, OutboxMessage
-from tools.notices import customer_facts
+from tools.notices import customer_facts, stale_facts
 from tools.outbox import COPILOT_REQUESTER
 from tools.sites import order_condition, order_visible
 
@@ -89,6 +89,9 @@ def _file(factory: sessionmaker[Session], policy: Policy, notice_id: int, llm: L
         facts, kind = dict(notice.facts), notice.kind
         order_id, requester = notice.order_id, notice.asked_by or COPILOT_REQUESTER
         others = other_parties(s, facts)
+        stale = stale_facts(s, facts)
+    if stale:  # another change of the order came since it was due: its own notice tells the truth
+        return _superseded(factory, notice_id, order_id, kind, stale)
     draft = draft_notice(facts, llm, other_names=others)
     target = {"order_id": facts["order_id"]} if kind == "customer" else {"po_id": facts["po_id"]}
     status, request_id, error = "drafted", None, None
@@ -139,6 +142,24 @@ def _file(factory: sessionmaker[Session], policy: Policy, notice_id: int, llm: L
                 request_id=request_id,
                 payload={"what": "notice draft", "reason": draft["reason"], "model": draft["model"]},
             )
+    return _view_one(factory, notice_id)
+
+
+def _superseded(
+    factory: sessionmaker[Session], notice_id: int, order_id: str | None, kind: str, stale: list[str]
+) -> dict[str, Any]:
+    """A due notice whose facts no longer hold is not drafted nor filed: it fails with what changed."""
+    error = "superseded before it was drafted: " + "; ".join(stale)
+    with write_session(factory) as s:
+        notice = _notice(s, notice_id)
+        notice.status, notice.error, notice.drafted_at = "failed", error, _now()
+        audit.append_event(
+            s,
+            "notice_failed",
+            actor="copilot",
+            order_id=order_id,
+            payload={"notice_id": notice_id, "kind": kind, "error": error},
+        )
     return _view_one(factory, notice_id)
 
 

@@ -64,7 +64,7 @@ from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, OrderNotFo
 from tools.events import affected_orders, captured_changes
 from tools.models import ActionRequest, Approval, ExceptionRecord, Execution
 from tools.outbox import COPILOT_REQUESTER, MESSAGE_ACTIONS
-from tools.scope import retargeted
+from tools.scope import not_approver_chosen, retargeted
 from tools.sites import factory_scope, order_condition, order_visible, unscoped
 
 log = logging.getLogger(__name__)
@@ -936,6 +936,15 @@ def decide(
                     )
                 if not g.ok:
                     raise GuardBlocked(g.reasons)
+                fixed = not_approver_chosen(req.params, g.params)
+                if fixed:
+                    raise GuardBlocked(
+                        [
+                            f"an edit may change only the values an approver chooses; {', '.join(fixed)} "
+                            f"of {req.action} must stay "
+                            + ", ".join(f"{k}={req.params.get(k)!r}" for k in fixed)
+                        ]
+                    )
                 if (g.risk, g.approver_role) != (req.risk, req.approver_role):
                     _return_to_pending(s, req, g, user, reason)
                     s.flush()
