@@ -37,6 +37,7 @@ import argparse
 import datetime as dt
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import threading
@@ -45,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from agent.flow import BackgroundWorker, apply_batch, drain
@@ -66,8 +67,38 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+_BACKENDS: set[int] = set()  # PostgreSQL server processes serving this process's connections
+
+
+def _track_backends(engine) -> None:
+    """Remember the server process of every connection the engine opens (PostgreSQL): the drain
+    counts their CPU beside the workers' own, when the server runs on this machine."""
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _pid(dbapi_conn, _record) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            _BACKENDS.add(cur.fetchone()[0])
+
+
+def _backend_cpu() -> float | None:
+    """CPU seconds used so far by the tracked server processes; None when /proc cannot tell (a
+    server on another machine)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in _BACKENDS:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(stat[11]) + int(stat[12])) / tick  # utime + stime
+    return total
+
+
 def _book(url: str, orders: int, recorded: bool = True):
     engine = make_engine(url)
+    _track_backends(engine)
     upgrade(engine)
     generate(engine, orders=orders, seed=7, as_of=dt.date(2026, 11, 20), progress=False)
     if engine.dialect.name == "postgresql":
@@ -302,6 +333,7 @@ def drained(factory, policy, events: int, workers: int, prefix: str) -> dict:
                 return
             done[i] += len(out)
 
+    server = _backend_cpu()
     started, cpu = time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
     for t in threads:
@@ -309,12 +341,23 @@ def drained(factory, policy, events: int, workers: int, prefix: str) -> dict:
     for t in threads:
         t.join()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    after = _backend_cpu()  # a connection opened by the drain counts from its start
+    server_s = None if server is None or after is None else after - server
     return {
         "workers": workers,
         "events": sum(done),
         "events_per_s": round(sum(done) / seconds, 1),
         # the workers' own CPU (on PostgreSQL the server's is not in it): the rate one free core gives
         "events_per_cpu_s": round(sum(done) / cpu, 1),
+        # PostgreSQL: the server processes of the workers' connections too (worker + server CPU)
+        **(
+            {
+                "server_cpu_s": round(server_s, 1),
+                "events_per_cpu_s_with_server": round(sum(done) / (cpu + server_s), 1),
+            }
+            if server_s is not None
+            else {}
+        ),
     }
 
 
