@@ -15,14 +15,17 @@ not a silently skipped check.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from agent.policy import ACTIONS, load_policy
 from evals.attacks import attack_problems
 from evals.notice_checks import NOTICE_KEYS
-from tools.fixtures import SuiteError, read_suite
+from tools.domain import EXCEPTION_TYPES
+from tools.fixtures import MODELS, FixtureError, SuiteError, read_suite, validate_fixture
 
 __all__ = ["SUITES_DIR", "EvalCase", "load_cases", "resolve_suites", "suite_names"]
 
@@ -52,6 +55,8 @@ ORDER_KEYS = frozenset(
 )
 CASE_KEYS = frozenset({"id", "why", "fixture", "input", "expect", "approve_params", "attack"})
 ATTACK_OUTCOMES = ("refused", "blocked", "pending_approval", "executed", "failed")
+RISKS = ("none", "low", "medium", "high")
+LIST_KEYS = frozenset({"exceptions", "action_any_of", "never", "in_plan", "plan"})
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,13 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
     for oid, sub in (expect.get("per_order") or {}).items():
         if not isinstance(sub, dict) or set(sub) - ORDER_KEYS:
             raise bad(f"expect.per_order.{oid}: a mapping of {', '.join(sorted(ORDER_KEYS))}")
+    problem = _value_problem(expect)
+    if problem:
+        raise bad(problem)
+    try:
+        validate_fixture(raw.get("fixture") or {}, case_id=str(cid))
+    except FixtureError as exc:
+        raise SuiteError(f"{path}: {exc}") from None
     if "approve_params" in raw and not isinstance(raw["approve_params"], dict):
         raise bad("approve_params must be a mapping of parameter to value")
     if "attack" in raw:
@@ -147,6 +159,55 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
         )
     if "attack" in expect and expect["attack"] not in ATTACK_OUTCOMES:
         raise bad(f"expect.attack is one of {', '.join(ATTACK_OUTCOMES)}")
+
+
+@cache
+def _roles() -> frozenset[str]:
+    """The roles of the default policy, which every eval case runs under."""
+    return frozenset(load_policy().roles)
+
+
+def _value_problem(expect: dict[str, Any], where: str = "expect") -> str | None:
+    """The first name in ``expect``'s values that the contract does not know, or None.
+
+    A misspelt action in ``never`` would otherwise be a check that always passes, and a misspelt
+    type or role a case that fails for a reason that is not the copilot's.
+    """
+    kinds = {
+        "exceptions": (EXCEPTION_TYPES, "an exception type"),
+        "cites_sop_for": (EXCEPTION_TYPES, "an exception type"),
+        "action": (ACTIONS, "an action"),
+        "action_any_of": (ACTIONS, "an action"),
+        "never": (ACTIONS, "an action"),
+        "in_plan": (ACTIONS, "an action"),
+        "plan": (ACTIONS, "an action"),
+        "risk": (RISKS, f"one of {', '.join(RISKS)}"),
+        "approver_role": (_roles(), "a role"),
+    }
+    for key, (known, what) in kinds.items():
+        if key not in expect:
+            continue
+        value = expect[key]
+        if key in LIST_KEYS and isinstance(value, list):
+            items = [(f"{where}.{key}[{i}]", v) for i, v in enumerate(value)]
+        elif key == "action" and value is None:  # action: null = no recommendation
+            items = []
+        else:
+            items = [(f"{where}.{key}", value)]
+        for at, item in items:
+            if not isinstance(item, str) or item not in known:
+                return f"{at}: {item!r} is not {what}"
+    for target in expect.get("after_approval") or {}:
+        table, field = target.split(".", 1)[0], target.rsplit(".", 1)[-1]
+        if table not in MODELS:
+            return f"{where}.after_approval: {target!r}: unknown table {table}; tables: {', '.join(MODELS)}"
+        if field not in MODELS[table].__table__.c:
+            return f"{where}.after_approval: {target!r}: unknown field {field} of {table}"
+    for oid, sub in (expect.get("per_order") or {}).items():
+        problem = _value_problem(sub, f"{where}.per_order.{oid}")
+        if problem:
+            return problem
+    return None
 
 
 def _text(value: Any) -> bool:

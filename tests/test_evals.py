@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,72 @@ def test_every_case_states_what_it_checks_and_every_fixture_loads(sqlite_engine)
         (lambda c: c.update(input={"order": "SO1"}), "input must be"),
         (lambda c: c["expect"].update(after_approval={"orders.SO1": 1}), "table.KEY.field"),
         (lambda c: c.update(expected={}), "unknown key(s) expected"),
+        # Found by the outside contract check (audit-decide): a misspelt name in a value was a
+        # silently passing `never` check, a failing case (exit 1) or a traceback, not bad input.
+        (
+            lambda c: c["expect"].update(never=["REALOCATE_WAREHOUSE"]),
+            "expect.never[0]: 'REALOCATE_WAREHOUSE' is not an action",
+        ),
+        (
+            lambda c: c["expect"].update(exceptions=["CREDIT_HLD"]),
+            "expect.exceptions[0]: 'CREDIT_HLD' is not an exception type",
+        ),
+        (
+            lambda c: c["expect"].update(exceptions=[{"a": 1}]),
+            "expect.exceptions[0]: {'a': 1} is not an exception type",
+        ),
+        (
+            lambda c: c["expect"].update(action="CORRECT_PRCE"),
+            "expect.action: 'CORRECT_PRCE' is not an action",
+        ),
+        (
+            lambda c: c["expect"].update(action=["CORRECT_PRICE"]),
+            "expect.action: ['CORRECT_PRICE'] is not an action",
+        ),
+        (
+            lambda c: c["expect"].update(plan=["FIX_MASTERDATA"]),
+            "expect.plan[0]: 'FIX_MASTERDATA' is not an action",
+        ),
+        (
+            lambda c: c["expect"].update(risk="medum"),
+            "expect.risk: 'medum' is not one of none, low, medium, high",
+        ),
+        (
+            lambda c: c["expect"].update(approver_role="planer"),
+            "expect.approver_role: 'planer' is not a role",
+        ),
+        (
+            lambda c: c["expect"].update(cites_sop_for="CREDIT"),
+            "expect.cites_sop_for: 'CREDIT' is not an exception type",
+        ),
+        (
+            lambda c: c["expect"].update(per_order={"SO2": {"action": "ESCALAT"}}),
+            "expect.per_order.SO2.action: 'ESCALAT' is not an action",
+        ),
+        (
+            lambda c: c["expect"].update(after_approval={"ordrs.SO1.status": "released"}),
+            "expect.after_approval: 'ordrs.SO1.status': unknown table ordrs",
+        ),
+        (
+            lambda c: c["expect"].update(after_approval={"orders.SO1.statu": "released"}),
+            "expect.after_approval: 'orders.SO1.statu': unknown field statu of orders",
+        ),
+        # A fixture that cannot load is bad input of the suite (exit 2), not a failed case (exit 1).
+        (lambda c: c["fixture"].update(custmers=[]), "fixture.custmers: unknown table"),
+        (
+            lambda c: c["fixture"].update(items=[{"sku": "A", "prize": 1}]),
+            "fixture.items[0].prize: unknown field of items",
+        ),
+        (
+            lambda c: c["fixture"].update(items=[{"sku": "A", "list_price": "ten"}]),
+            "fixture.items[0].list_price: expected an amount",
+        ),
+        (lambda c: c["fixture"].update(items={"sku": "A"}), "fixture.items: expected a list of records"),
+        (lambda c: c.update(fixture=[1]), "fixture: expected a mapping of table name"),
+        (
+            lambda c: c["fixture"].update(orders=[{"order_id": "SO1", "customer_id": "C9"}]),
+            "fixture.orders[0].customer_id: 'C9' is not in customers.customer_id (dangling reference)",
+        ),
     ],
 )
 def test_a_malformed_case_is_refused_with_its_id(tmp_path, mutate, message):
@@ -92,7 +159,7 @@ def test_a_malformed_case_is_refused_with_its_id(tmp_path, mutate, message):
     mutate(case)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"suite": "bad", "cases": [case]}))
-    with pytest.raises(SuiteError, match=r"case c1: .*" + message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(SuiteError, match=r"case c1: .*" + re.escape(message)):
         load_cases(str(path))
 
 
@@ -271,6 +338,37 @@ def test_a_wrong_expectation_fails_the_case_and_the_report_says_why(tmp_path, so
 
 
 _cli = run
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda c: c["fixture"].update(custmers=[]),
+            "case price-above-tolerance: fixture.custmers: unknown table",
+        ),
+        (
+            lambda c: c["fixture"]["customers"][0].update(teir="gold"),
+            "case price-above-tolerance: fixture.customers[0].teir: unknown field of customers",
+        ),
+        (
+            lambda c: c["expect"].update(exceptions=[{"type": "CREDIT_HOLD"}]),
+            "case price-above-tolerance: expect.exceptions[0]: {'type': 'CREDIT_HOLD'} is not an exception type",
+        ),
+    ],
+)
+def test_cli_a_malformed_suite_exits_2_in_one_line_naming_case_and_path(
+    tmp_path, monkeypatch, capsys, mutate, message
+):
+    # Found by the outside contract check (audit-decide): a fixture error ran as a failed case
+    # (exit 1, three lines of summary) and a non-text exception type crashed with a traceback.
+    case = _raw("price-above-tolerance")
+    mutate(case)
+    path = _suite_file(tmp_path, case)
+    code, out, err = _cli(monkeypatch, capsys, "eval", "--suite", str(path), "--no-progress")
+    assert code == 2, (out, err)
+    assert out == ""
+    assert err.strip().count("\n") == 0 and message in err and str(path) in err, err
 
 
 def test_cli_json_last_line_is_the_summary_and_failures_exit_1(tmp_path, sops, monkeypatch, capsys):

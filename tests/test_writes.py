@@ -240,6 +240,37 @@ def test_a_reallocation_needs_the_whole_line_qty_at_the_target(sqlite_engine):
         )
 
 
+def test_a_substitution_of_a_fully_allocated_line_needs_no_substitute_stock_row(sqlite_engine):
+    """Found by the contract audit: a discontinued item's fully allocated line (open quantity 0)
+    with an approved substitute that has no inventory row at the line's warehouse. Triage
+    recommends APPROVE_SUBSTITUTION (a missing row is 0 available, 0 >= the open quantity 0,
+    domain.md §4), but the guard blocked it: "WH1 has 0 S available, the line's open quantity is 0".
+    """
+    fx = clean_fixture(order(lines=[line(qty=10, allocated_qty=10, status="allocated")]))
+    edit(fx, "items", "A", status="discontinued")
+    edit(fx, "items", "S", description="Substitute", list_price=90, status="active")
+    edit(fx, "substitutes", "A/S", approved=True)
+    edit(fx, "inventory", "A/WH1", on_hand=10, allocated=10)
+    factory = world(sqlite_engine, fx)
+    params = {"order_id": "SO1", "line_no": 1, "substitute_sku": "S"}
+    req = request_action(
+        factory, POLICY, order_id="SO1", requested_by="planner", action="APPROVE_SUBSTITUTION", params=params
+    )
+    assert req["status"] == "pending_approval", req["guard"]
+    done = decide(factory, POLICY, req["id"], username="csr", decision="approve")
+    assert done["status"] == "executed", done
+    with factory() as s:
+        ln = s.get(OrderLine, ("SO1", 1))
+        assert (ln.sku, ln.original_sku, ln.allocated_qty, ln.backorder_qty, ln.status) == (
+            "S",
+            "A",
+            10,
+            0,
+            "allocated",
+        )
+        assert s.get(Inventory, ("S", "WH1")) is None  # nothing was allocated on the substitute
+
+
 def test_a_split_ships_part_and_backorders_the_rest(sqlite_engine):
     """domain.md §3: SPLIT_SHIPMENT allocates ship_qty, backorders qty − allocated, status
     `backordered`. The whole open quantity is not a split: the guard blocks it with the range."""

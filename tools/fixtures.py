@@ -35,6 +35,7 @@ __all__ = [
     "flatten_records",
     "load_fixture",
     "read_suite",
+    "validate_fixture",
 ]
 
 MODELS: dict[str, type[Base]] = {m.__tablename__: m for m in ERP_TABLES}
@@ -207,6 +208,19 @@ def _validate(rows: list[_Row], fail_at) -> dict[str, list[dict[str, Any]]]:
                         f"{value!r} is not in {target.table.name}.{target.name} (dangling reference)",
                     )
     return by_table
+
+
+def validate_fixture(fixture: Any, *, case_id: str) -> None:
+    """Check ``fixture`` as :func:`load_fixture` does before its first insert, with no database.
+
+    A case is hermetic (its fixture alone is loaded into an empty database), so every problem
+    :func:`load_fixture` could name is found here; raises :class:`FixtureError`.
+    """
+
+    def fail_at(key: str, message: str):
+        raise FixtureError(case_id, key, message)
+
+    _validate(flatten_records(fixture, fail_at), fail_at)
 
 
 def load_fixture(session: Session, fixture: Any, *, case_id: str) -> dict[str, int]:

@@ -260,10 +260,13 @@ def _substitute(session: Session, p: dict[str, Any], write: bool) -> Changes:
         raise PreconditionFailed(f"customer {order.customer_id} does not allow substitutions")
     here, need = _ship_from(order, line), _open_qty(line)
     have, inv = _available(session, sub, here)
-    if inv is None or have < need:
+    # A missing inventory row is 0 available (domain.md §4 reads it so): a line with nothing open
+    # (a discontinued item already allocated) is substituted with no stock row of the substitute.
+    if have < need:
         raise PreconditionFailed(f"{here} has {have} {sub} available, the line's open quantity is {need}")
     if write:
-        inv.allocated += need
+        if inv is not None:
+            inv.allocated += need
         line.original_sku, line.sku = line.sku, sub
         line.allocated_qty, line.backorder_qty, line.status = line.qty, 0, "allocated"
     return {"order_lines": f"{order.order_id}/{line.line_no}", "substitute_sku": sub, "allocated": need}
