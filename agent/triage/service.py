@@ -57,6 +57,10 @@ __all__ = [
     "triage_result",
 ]
 
+_XT = (
+    ExceptionRecord.__table__
+)  # Core inserts: one statement for rows of any shape (the ORM groups them by the keys given)
+
 ORDER_NOT_FOUND = "order not found"  # the error of an unknown id in a list of results
 
 
@@ -173,9 +177,9 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
     dialect = session.get_bind().dialect.name
     key = ["order_id", "type", "instance_key"]
     if dialect == "postgresql":
-        session.execute(postgresql.insert(ExceptionRecord).on_conflict_do_nothing(index_elements=key), rows)
+        session.execute(postgresql.insert(_XT).on_conflict_do_nothing(index_elements=key), rows)
     elif dialect == "sqlite":
-        session.execute(sqlite.insert(ExceptionRecord).on_conflict_do_nothing(index_elements=key), rows)
+        session.execute(sqlite.insert(_XT).on_conflict_do_nothing(index_elements=key), rows)
     else:  # pragma: no cover - the two supported backends are above
         session.add_all(ExceptionRecord(**r) for r in rows)
 
