@@ -212,6 +212,31 @@ def test_a_due_notice_superseded_before_its_draft_is_not_filed(engine):
         assert verify_chain(s)["ok"]
 
 
+def test_the_notice_that_supersedes_another_tells_the_date_the_customer_was_last_told(engine):
+    """2026-11-20 -> 2026-11-28 -> 2026-12-05 before any notice left: the customer never heard of
+    2026-11-28, so the notice that goes out tells 2026-11-20 -> 2026-12-05 (not "from 2026-11-28").
+    Once a notice was sent, the next one starts from the date it told; and a date moved back to
+    the one the customer holds makes no notice due."""
+    factory = world(engine, clean_fixture(order()))
+    promise(factory, "2026-11-28")
+    promise(factory, "2026-12-05")
+    _, new = draft_due(factory, POLICY, FakeLLM([]))
+    with factory() as s:
+        facts = s.get(Notice, new["id"]).facts
+    assert (facts["old_promised_date"], facts["new_promised_date"]) == ("2026-11-20", "2026-12-05")
+    assert (
+        decide(factory, POLICY, new["request"]["id"], username="csr", decision="approve")["status"]
+        == "executed"
+    )
+    promise(factory, "2026-12-10")
+    [later] = draft_due(factory, POLICY, FakeLLM([]))
+    with factory() as s:
+        assert s.get(Notice, later["id"]).facts["old_promised_date"] == "2026-12-05"
+    promise(factory, "2026-12-05")  # back to what the customer was told: nothing to tell
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Notice).where(Notice.status == "due")) == 0
+
+
 def test_a_purchase_order_for_a_cancelled_lines_sku_is_not_the_orders_to_expedite(engine):
     """§3: po_id is an open purchase order for the sku of one of the order's lines at that line's
     warehouse. A cancelled line needs nothing (§2 ignores it): expediting PO1 on SO1's behalf would

@@ -31,6 +31,7 @@ from tools.models import (
     Notice,
     Order,
     OrderLine,
+    OutboxMessage,
     PurchaseOrder,
     Shipment,
     Supplier,
@@ -137,16 +138,44 @@ def customer_facts(session: Session, order_id: str) -> dict[str, Any]:
     }
 
 
+def _last_told_date(session: Session, order_id: str, before: str | None) -> str | None:
+    """The promised date the customer of ``order_id`` was last told: ``before`` (the date this new
+    one replaces), unless the notices of the dates in between never left — a notice of a new date
+    that was not queued is superseded by this one (its date no longer holds: ``stale_facts``), so
+    the customer still holds the date that notice replaced. Walking back from the latest notice of
+    a new date, to the first one whose message went out (queued or sent)."""
+    told = before
+    earlier = session.scalars(
+        select(Notice)
+        .where(Notice.order_id == order_id, Notice.kind == "customer")
+        .order_by(Notice.id.desc())
+    )
+    for notice in earlier:
+        facts = notice.facts if isinstance(notice.facts, dict) else {}
+        if facts.get("change") != "new_promised_date":
+            continue
+        if facts.get("new_promised_date") != told:
+            break  # a date set without a notice since (none was due): the chain ends there
+        left = notice.request_id is not None and session.scalar(
+            select(OutboxMessage.id).where(OutboxMessage.request_id == notice.request_id).limit(1)
+        )
+        if left:
+            break  # the customer was told this notice's new date
+        told = facts.get("old_promised_date")
+    return told
+
+
 def _customer_change(session: Session, req: ActionRequest, before: dict[str, Any]) -> dict | None:
     """(order the notice goes to, what changed) for a customer trigger, or None when none is due."""
     p = req.params
     if req.action == "UPDATE_PROMISE_DATE":
-        if before.get("promised_date") == p["new_promised_date"]:
+        told = _last_told_date(session, p["order_id"], before.get("promised_date"))
+        if told == p["new_promised_date"]:
             return None  # the date the customer was promised stands: nothing changed to tell
         return {
             "order_id": p["order_id"],
             "change": "new_promised_date",
-            "old_promised_date": before.get("promised_date"),
+            "old_promised_date": told,
             "new_promised_date": p["new_promised_date"],
         }
     if req.action == "SPLIT_SHIPMENT":
