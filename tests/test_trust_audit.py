@@ -259,3 +259,36 @@ def test_a_purchase_order_for_a_cancelled_lines_sku_is_not_the_orders_to_expedit
     )
     assert req["status"] == "blocked"
     assert any("PO1" in r and "is not an open purchase order" in r for r in req["guard"]["reasons"])
+
+
+def test_a_backorder_notice_that_supersedes_another_tells_every_unit_backordered(engine):
+    """Two reassignments take 4 and then 3 of SO2's 10 A before any notice left: the first notice
+    (4 on backorder) no longer holds and is superseded, so the one that goes out tells Bolt the 7
+    units now on backorder, not only the last 3."""
+    fx = donor_world()
+    fx["orders"][0]["lines"][0]["qty"] = 4
+    fx["orders"].append(order("SO3", order_date="2026-11-02", lines=[line(1, "A", qty=3)]))
+    factory = world(engine, fx)
+    for recipient, qty in (("SO1", 4), ("SO3", 3)):
+        req = request_action(
+            factory,
+            POLICY,
+            order_id=recipient,
+            requested_by="planner",
+            action="REASSIGN_ALLOCATION",
+            params={
+                "order_id": recipient,
+                "line_no": 1,
+                "from_order_id": "SO2",
+                "from_line_no": 1,
+                "qty": qty,
+            },
+        )
+        done = decide(factory, POLICY, req["id"], username="ops_manager", decision="approve")
+        assert done["status"] == "executed", done
+    old, new = draft_due(factory, POLICY, FakeLLM([]))
+    assert old["status"] == "failed" and "superseded" in old["error"]
+    with factory() as s:
+        facts = s.get(Notice, new["id"]).facts
+    assert facts["order_id"] == "SO2" and facts["backordered_qty"] == 7
+    assert facts["line"]["backorder_qty"] == 7
