@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from agent.comms.service import draft_due, get_message
+from agent.comms.service import ask_notice, draft_due, get_message
 from agent.governance.audit import list_events, verify_chain
 from agent.governance.requests import decide, request_action
 from agent.llm import FakeLLM
@@ -235,6 +235,22 @@ def test_the_notice_that_supersedes_another_tells_the_date_the_customer_was_last
     promise(factory, "2026-12-05")  # back to what the customer was told: nothing to tell
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Notice).where(Notice.status == "due")) == 0
+
+
+def test_an_update_on_the_order_that_went_out_is_the_date_the_customer_was_told(engine):
+    """The notice of 2026-11-28 was rejected, but a csr's update on the order (``ask_notice``)
+    told the customer its promised date 2026-11-28: the next change is told from that date."""
+    factory = world(engine, clean_fixture(order()))
+    promise(factory, "2026-11-28")
+    [first] = draft_due(factory, POLICY, FakeLLM([]))
+    decide(factory, POLICY, first["request"]["id"], username="csr", decision="reject", reason="phone call")
+    asked = ask_notice(factory, POLICY, FakeLLM([]), order_id="SO1", username="planner")
+    done = decide(factory, POLICY, asked["request"]["id"], username="csr", decision="approve")
+    assert done["status"] == "executed" and outbox_count(factory) == 1
+    promise(factory, "2026-12-05")
+    [new] = draft_due(factory, POLICY, FakeLLM([]))
+    with factory() as s:
+        assert s.get(Notice, new["id"]).facts["old_promised_date"] == "2026-11-28"
 
 
 def test_a_purchase_order_for_a_cancelled_lines_sku_is_not_the_orders_to_expedite(engine):

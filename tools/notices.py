@@ -138,6 +138,10 @@ def customer_facts(session: Session, order_id: str) -> dict[str, Any]:
     }
 
 
+# The changes whose notice states the order's promised date as it is (domain.md §7 facts).
+_STATES_PROMISED_DATE = ("order_status", "backordered")
+
+
 def _last_told_date(session: Session, order_id: str, before: str | None) -> str | None:
     """The promised date the customer of ``order_id`` was last told: ``before`` (the date this new
     one replaces), unless the notices of the dates in between never left — a notice of a new date
@@ -152,6 +156,10 @@ def _last_told_date(session: Session, order_id: str, before: str | None) -> str 
     )
     for notice in earlier:
         facts = notice.facts if isinstance(notice.facts, dict) else {}
+        if facts.get("change") in _STATES_PROMISED_DATE:
+            if facts.get("promised_date") == told and _left(session, notice):
+                break  # an update on the order that went out told the customer this date
+            continue
         if facts.get("change") != "new_promised_date":
             continue
         if facts.get("new_promised_date") != told:
