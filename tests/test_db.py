@@ -113,3 +113,20 @@ def test_revise_help_and_no_change_write_no_migration(capsys):
         for path in written:  # a failure must not leave a stray migration in the repository
             path.unlink()
     assert not written
+
+
+def test_one_of_matches_exactly_the_values_given_however_long(engine):
+    """``one_of`` is ``IN`` on every backend: on PostgreSQL its array must not be cast to the
+    column's VARCHAR(32)[], which cuts a longer value to 32 characters and matches another key."""
+    from sqlalchemy import select
+
+    from tools.db import one_of
+    from tools.models import Customer
+
+    with session_factory(engine)() as s:
+        s.add(Customer(customer_id="C" * 32, name="Exact", tier="gold"))
+        s.flush()
+        column = Customer.__table__.c.customer_id
+        assert s.scalars(select(column).where(one_of(s, column, ["C" * 40]))).all() == []
+        assert s.scalars(select(column).where(one_of(s, column, ["C" * 32, "X"]))).all() == ["C" * 32]
+        s.rollback()

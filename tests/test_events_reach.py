@@ -308,3 +308,44 @@ def test_recurrence_followers_are_the_later_orders_that_hold_the_changed_pattern
     assert "RECURRING_ANOMALY" in _types(factory, "SO3")
     assert _types(factory, "SO4") == set()
     assert _recorded(factory) == _from_scratch(factory)
+
+
+def _three_short(engine):
+    """SO1, SO2, SO3 of C1 (dated 11-01, 11-03, 11-05) all short of A: SO3 shows RECURRING_ANOMALY
+    (customer C1 and SKU A), its evidence listing the three orders with their dates."""
+    fx = clean_fixture(
+        order("SO1", lines=[line(qty=10)]),
+        order("SO2", order_date="2026-11-03", lines=[line(qty=10)]),
+        order("SO3", order_date="2026-11-05", lines=[line(qty=10)]),
+    )
+    edit(fx, "inventory", "A/WH1", on_hand=0)
+    factory = session_factory(engine)
+    with factory() as s:
+        load_fixture(s, fx, case_id="redated")
+        for _ in triage_open_book(s, POLICY):
+            pass
+        s.commit()
+    assert "RECURRING_ANOMALY" in _types(factory, "SO3")
+    return factory
+
+
+def test_a_redated_order_reaches_the_followers_of_its_old_and_new_windows(engine):
+    """SO1's order date moves; its exceptions do not (its patterns are the same), but SO3's
+    recurrence lists it with its date: SO3 is triaged again (it was not: no pattern changed)."""
+    factory = _three_short(engine)
+    _apply(factory, "e1", {"orders": [{"order_id": "SO1", "order_date": "2026-11-02"}]})
+    assert _recorded(factory) == _from_scratch(factory)
+    # out of SO3's window (more than 30 days before it): SO3 no longer counts three orders
+    _apply(factory, "e2", {"orders": [{"order_id": "SO1", "order_date": "2026-09-01"}]})
+    assert "RECURRING_ANOMALY" not in _types(factory, "SO3")
+    assert _recorded(factory) == _from_scratch(factory)
+
+
+def test_an_order_whose_date_is_cleared_or_set_reaches_the_followers_it_counted_for(engine):
+    factory = _three_short(engine)
+    _apply(factory, "e1", {"orders": [{"order_id": "SO1", "order_date": None}]})  # counts for nobody
+    assert "RECURRING_ANOMALY" not in _types(factory, "SO3")
+    assert _recorded(factory) == _from_scratch(factory)
+    _apply(factory, "e2", {"orders": [{"order_id": "SO1", "order_date": "2026-11-04"}]})
+    assert "RECURRING_ANOMALY" in _types(factory, "SO3")
+    assert _recorded(factory) == _from_scratch(factory)

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from agent.comms.service import draft_due, get_message
+from agent.comms.service import ask_notice, draft_due, get_message
 from agent.governance.audit import list_events, verify_chain
 from agent.governance.requests import decide, request_action
 from agent.llm import FakeLLM
@@ -212,6 +212,47 @@ def test_a_due_notice_superseded_before_its_draft_is_not_filed(engine):
         assert verify_chain(s)["ok"]
 
 
+def test_the_notice_that_supersedes_another_tells_the_date_the_customer_was_last_told(engine):
+    """2026-11-20 -> 2026-11-28 -> 2026-12-05 before any notice left: the customer never heard of
+    2026-11-28, so the notice that goes out tells 2026-11-20 -> 2026-12-05 (not "from 2026-11-28").
+    Once a notice was sent, the next one starts from the date it told; and a date moved back to
+    the one the customer holds makes no notice due."""
+    factory = world(engine, clean_fixture(order()))
+    promise(factory, "2026-11-28")
+    promise(factory, "2026-12-05")
+    _, new = draft_due(factory, POLICY, FakeLLM([]))
+    with factory() as s:
+        facts = s.get(Notice, new["id"]).facts
+    assert (facts["old_promised_date"], facts["new_promised_date"]) == ("2026-11-20", "2026-12-05")
+    assert (
+        decide(factory, POLICY, new["request"]["id"], username="csr", decision="approve")["status"]
+        == "executed"
+    )
+    promise(factory, "2026-12-10")
+    [later] = draft_due(factory, POLICY, FakeLLM([]))
+    with factory() as s:
+        assert s.get(Notice, later["id"]).facts["old_promised_date"] == "2026-12-05"
+    promise(factory, "2026-12-05")  # back to what the customer was told: nothing to tell
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Notice).where(Notice.status == "due")) == 0
+
+
+def test_an_update_on_the_order_that_went_out_is_the_date_the_customer_was_told(engine):
+    """The notice of 2026-11-28 was rejected, but a csr's update on the order (``ask_notice``)
+    told the customer its promised date 2026-11-28: the next change is told from that date."""
+    factory = world(engine, clean_fixture(order()))
+    promise(factory, "2026-11-28")
+    [first] = draft_due(factory, POLICY, FakeLLM([]))
+    decide(factory, POLICY, first["request"]["id"], username="csr", decision="reject", reason="phone call")
+    asked = ask_notice(factory, POLICY, FakeLLM([]), order_id="SO1", username="planner")
+    done = decide(factory, POLICY, asked["request"]["id"], username="csr", decision="approve")
+    assert done["status"] == "executed" and outbox_count(factory) == 1
+    promise(factory, "2026-12-05")
+    [new] = draft_due(factory, POLICY, FakeLLM([]))
+    with factory() as s:
+        assert s.get(Notice, new["id"]).facts["old_promised_date"] == "2026-11-28"
+
+
 def test_a_purchase_order_for_a_cancelled_lines_sku_is_not_the_orders_to_expedite(engine):
     """§3: po_id is an open purchase order for the sku of one of the order's lines at that line's
     warehouse. A cancelled line needs nothing (§2 ignores it): expediting PO1 on SO1's behalf would
@@ -234,3 +275,36 @@ def test_a_purchase_order_for_a_cancelled_lines_sku_is_not_the_orders_to_expedit
     )
     assert req["status"] == "blocked"
     assert any("PO1" in r and "is not an open purchase order" in r for r in req["guard"]["reasons"])
+
+
+def test_a_backorder_notice_that_supersedes_another_tells_every_unit_backordered(engine):
+    """Two reassignments take 4 and then 3 of SO2's 10 A before any notice left: the first notice
+    (4 on backorder) no longer holds and is superseded, so the one that goes out tells Bolt the 7
+    units now on backorder, not only the last 3."""
+    fx = donor_world()
+    fx["orders"][0]["lines"][0]["qty"] = 4
+    fx["orders"].append(order("SO3", order_date="2026-11-02", lines=[line(1, "A", qty=3)]))
+    factory = world(engine, fx)
+    for recipient, qty in (("SO1", 4), ("SO3", 3)):
+        req = request_action(
+            factory,
+            POLICY,
+            order_id=recipient,
+            requested_by="planner",
+            action="REASSIGN_ALLOCATION",
+            params={
+                "order_id": recipient,
+                "line_no": 1,
+                "from_order_id": "SO2",
+                "from_line_no": 1,
+                "qty": qty,
+            },
+        )
+        done = decide(factory, POLICY, req["id"], username="ops_manager", decision="approve")
+        assert done["status"] == "executed", done
+    old, new = draft_due(factory, POLICY, FakeLLM([]))
+    assert old["status"] == "failed" and "superseded" in old["error"]
+    with factory() as s:
+        facts = s.get(Notice, new["id"]).facts
+    assert facts["order_id"] == "SO2" and facts["backordered_qty"] == 7
+    assert facts["line"]["backorder_qty"] == 7

@@ -17,7 +17,18 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Engine, any_, bindparam, create_engine, event, inspect, text
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Engine,
+    String,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
@@ -118,7 +129,12 @@ def one_of(
     whatever the count, prepared once by the server, and the planner reads it as the same index
     lookups."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        item = column.type
+        if isinstance(item, String) and item.length is not None:
+            # the array is cast to its item type: VARCHAR(32)[] would cut a longer value to its
+            # first 32 characters (an explicit cast truncates) and match the order named by them
+            item = String()
+        return column == any_(bindparam(None, list(values), type_=ARRAY(item)))
     return column.in_(values)
 
 

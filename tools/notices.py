@@ -31,6 +31,7 @@ from tools.models import (
     Notice,
     Order,
     OrderLine,
+    OutboxMessage,
     PurchaseOrder,
     Shipment,
     Supplier,
@@ -137,16 +138,80 @@ def customer_facts(session: Session, order_id: str) -> dict[str, Any]:
     }
 
 
+# The changes whose notice states the order's promised date as it is (domain.md §7 facts).
+_STATES_PROMISED_DATE = ("order_status", "backordered")
+
+
+def _last_told_date(session: Session, order_id: str, before: str | None) -> str | None:
+    """The promised date the customer of ``order_id`` was last told: ``before`` (the date this new
+    one replaces), unless the notices of the dates in between never left — a notice of a new date
+    that was not queued is superseded by this one (its date no longer holds: ``stale_facts``), so
+    the customer still holds the date that notice replaced. Walking back from the latest notice of
+    a new date, to the first one whose message went out (queued or sent)."""
+    told = before
+    earlier = session.scalars(
+        select(Notice)
+        .where(Notice.order_id == order_id, Notice.kind == "customer")
+        .order_by(Notice.id.desc())
+    )
+    for notice in earlier:
+        facts = notice.facts if isinstance(notice.facts, dict) else {}
+        if facts.get("change") in _STATES_PROMISED_DATE:
+            if facts.get("promised_date") == told and _left(session, notice):
+                break  # an update on the order that went out told the customer this date
+            continue
+        if facts.get("change") != "new_promised_date":
+            continue
+        if facts.get("new_promised_date") != told:
+            break  # a date set without a notice since (none was due): the chain ends there
+        if _left(session, notice):
+            break  # the customer was told this notice's new date
+        told = facts.get("old_promised_date")
+    return told
+
+
+def _left(session: Session, notice: Notice) -> bool:
+    """Whether the message filed for ``notice`` went out (queued in the outbox, or sent)."""
+    return notice.request_id is not None and (
+        session.scalar(select(OutboxMessage.id).where(OutboxMessage.request_id == notice.request_id).limit(1))
+        is not None
+    )
+
+
+def _untold_backorder(session: Session, order_id: str, was: dict[str, Any]) -> int:
+    """The units earlier reassignments put on backorder on the donor line ``was`` (as it was before
+    this one) whose notices never left: superseded by this one (the line changed since: their facts
+    no longer hold), so this notice tells the customer those units too. Walking back from the latest
+    notice of the line while each one's line is the state the next one started from."""
+    backorder, untold = was.get("backorder_qty"), 0
+    earlier = session.scalars(
+        select(Notice)
+        .where(Notice.order_id == order_id, Notice.kind == "customer")
+        .order_by(Notice.id.desc())
+    )
+    for notice in earlier:
+        facts = notice.facts if isinstance(notice.facts, dict) else {}
+        line = facts.get("line") or {}
+        if facts.get("change") != "backordered" or line.get("line_no") != was.get("line_no"):
+            continue
+        if backorder is None or line.get("backorder_qty") != backorder or _left(session, notice):
+            break  # told, or the line moved without a notice in between: the chain ends there
+        qty = facts.get("backordered_qty") or 0
+        untold, backorder = untold + qty, backorder - qty
+    return untold
+
+
 def _customer_change(session: Session, req: ActionRequest, before: dict[str, Any]) -> dict | None:
     """(order the notice goes to, what changed) for a customer trigger, or None when none is due."""
     p = req.params
     if req.action == "UPDATE_PROMISE_DATE":
-        if before.get("promised_date") == p["new_promised_date"]:
+        told = _last_told_date(session, p["order_id"], before.get("promised_date"))
+        if told == p["new_promised_date"]:
             return None  # the date the customer was promised stands: nothing changed to tell
         return {
             "order_id": p["order_id"],
             "change": "new_promised_date",
-            "old_promised_date": before.get("promised_date"),
+            "old_promised_date": told,
             "new_promised_date": p["new_promised_date"],
         }
     if req.action == "SPLIT_SHIPMENT":
@@ -174,11 +239,12 @@ def _customer_change(session: Session, req: ActionRequest, before: dict[str, Any
         }
     if req.action == "REASSIGN_ALLOCATION":
         line = _line(session, p["from_order_id"], p["from_line_no"]) or {}
+        was = before.get("line") or {}
         return {
             "order_id": p["from_order_id"],
             "change": "backordered",
-            "line": {**(before.get("line") or {}), **line},
-            "backordered_qty": p["qty"],
+            "line": {**was, **line},
+            "backordered_qty": p["qty"] + _untold_backorder(session, p["from_order_id"], was),
         }
     if req.action in ("REBOOK_CARRIER", "EXPEDITE_FREIGHT"):
         ship = _shipment(session, p["shipment_id"]) or {}

@@ -40,6 +40,7 @@ from tools.events import (
     apply_event,
     check_references,
     claim_batch,
+    redated_orders,
     stored_event,
 )
 
@@ -124,7 +125,12 @@ def apply_batch(
                 applied, affected_by_event(session, [s.changes for s in applied]), strict=True
             ):
                 step.reached.extend(sorted(reached))
-            done = retriage(session, policy, (o for step in applied for o in step.reached))
+            done = retriage(
+                session,
+                policy,
+                (o for step in applied for o in step.reached),
+                redated=redated_orders(c for step in applied for c in step.changes),
+            )
         except OperationalError:
             session.rollback()
             raise

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text
@@ -141,7 +141,12 @@ def _lock(session: Session, ids: Iterable[str]) -> None:
 
 
 def _followers(
-    session: Session, changed: dict[str, set[Pattern]], window_days: int, *, recorded: bool
+    session: Session,
+    changed: dict[str, set[Pattern]],
+    window_days: int,
+    *,
+    recorded: bool,
+    earlier: Mapping[str, Iterable[dt.date]] | None = None,
 ) -> set[str]:
     """Open orders whose recurrence counts these orders' changed patterns: for each changed order
     and (type, customer|SKU) pattern, the open orders dated from its order_date to ``window_days``
@@ -151,18 +156,18 @@ def _followers(
     so the holders are found from them (an index range per type and chunk of customers or SKUs);
     else every open order of that customer (or with an active line of that SKU) in the window.
     One query per kind and chunk of values over the span of all the changed orders' windows; each
-    row is then kept only if it falls in the window of a changed order with that pattern."""
+    row is then kept only if it falls in the window of a changed order with that pattern.
+    ``earlier``: the dates a redated order had before (its old window's orders counted it too)."""
     dates: dict[str, dt.date] = {}
     for part in in_chunks(changed):
         stmt = select(_O.c.order_id, _O.c.order_date).where(one_of(session, _O.c.order_id, part))
         dates.update(session.execute(stmt).all())
     days: dict[Pattern, set[dt.date]] = {}  # pattern -> the order dates whose window counts it
     for oid, keys in changed.items():
-        day = dates.get(oid)
-        if day is None:
-            continue
+        starts = {d for d in (dates.get(oid), *(earlier or {}).get(oid, ())) if d is not None}
         for key in keys:
-            days.setdefault(key, set()).add(day)
+            for day in starts:
+                days.setdefault(key, set()).add(day)
     if not days:
         return set()
     span = dt.timedelta(days=window_days)
@@ -207,7 +212,13 @@ def _followers(
     return out
 
 
-def _triage(session: Session, policy: Policy, ids: list[str], result: Retriage) -> dict[str, set[Pattern]]:
+def _triage(
+    session: Session,
+    policy: Policy,
+    ids: list[str],
+    result: Retriage,
+    redated: Collection[str] = (),
+) -> dict[str, set[Pattern]]:
     _lock(session, ids)
     before = _open_rows(session, ids)
     result.orders.extend(record_batch(session, ids, policy))
@@ -225,23 +236,37 @@ def _triage(session: Session, policy: Policy, ids: list[str], result: Retriage) 
         )
         if opened or moved or resolved:
             result.by_order[oid] = (opened, moved, resolved)
-        diff = _patterns(old) ^ _patterns(new)
+        # a redated order counts (with its date) for other orders of its old and new windows,
+        # whether or not its own patterns changed: all of them reach their followers
+        diff = _patterns(old) | _patterns(new) if oid in redated else _patterns(old) ^ _patterns(new)
         if diff:
             changed[oid] = diff
     return changed
 
 
-def retriage(session: Session, policy: Policy, order_ids: Iterable[str]) -> Retriage:
-    """Triage ``order_ids`` again and the orders whose recurrence they change; nothing committed."""
+def retriage(
+    session: Session,
+    policy: Policy,
+    order_ids: Iterable[str],
+    *,
+    redated: Mapping[str, Iterable[dt.date]] | None = None,
+) -> Retriage:
+    """Triage ``order_ids`` again and the orders whose recurrence they change; nothing committed.
+
+    ``redated``: the orders whose order_date the changes moved, with the dates they had before
+    (:func:`tools.events.redated_orders`): the orders of the old window and of the new one are
+    followers too, though the order's own patterns did not change (their evidence lists it, dated)."""
     result = Retriage()
-    ids = sorted(set(order_ids))
+    redated = {oid: set(days) for oid, days in (redated or {}).items()}
+    ids = sorted(set(order_ids) | set(redated))
     if not ids:
         return result
-    changed = _triage(session, policy, ids, result)
+    changed = _triage(session, policy, ids, result, redated)
     if changed:
         window_days = policy.thresholds.recurrence.window_days
         recorded = exceptions_recorded(session, policy.policy_hash)
-        more = sorted(_followers(session, changed, window_days, recorded=recorded) - set(ids))
+        found = _followers(session, changed, window_days, recorded=recorded, earlier=redated)
+        more = sorted(found - set(ids))
         if more:
             _triage(session, policy, more, result)
     return result

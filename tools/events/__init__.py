@@ -1,7 +1,7 @@
 """Events from source systems (domain.md §8): validation, the inbox, applying records, and which
 open orders a change can affect. Nothing here triages: the worker in ``agent.flow`` does."""
 
-from tools.events.affected import affected_by_event, affected_orders
+from tools.events.affected import affected_by_event, affected_orders, redated_orders
 from tools.events.apply import Change, apply_event, captured_changes
 from tools.events.inbox import (
     claim_batch,
@@ -40,6 +40,7 @@ __all__ = [
     "parse_event",
     "parse_events",
     "receive",
+    "redated_orders",
     "store_events",
     "stored_event",
 ]

@@ -63,6 +63,8 @@ the new values of a record count.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +77,7 @@ from tools.models import Inventory, Order, OrderLine, Shipment, Substitute
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.rules import OPEN_ORDER_STATUSES, in_chunks, is_empty, ship_from
 
-__all__ = ["affected_by_event", "affected_orders"]
+__all__ = ["affected_by_event", "affected_orders", "redated_orders"]
 
 _O, _L, _S, _I = Order.__table__, OrderLine.__table__, Shipment.__table__, Inventory.__table__
 _ANY = ""  # a donor pair's warehouse when the line's own is empty (its order's may have moved)
@@ -163,6 +165,26 @@ def _collect(keys: _Keys, change: Change) -> None:
             keys.warehouses.add(r["warehouse_id"])
         elif table == "price_contracts":
             keys.contracts.add((r["customer_id"], r["sku"]))
+
+
+def redated_orders(changes: Iterable[Change]) -> dict[str, set[dt.date]]:
+    """The orders whose ``order_date`` a change moved, each with the dates it had before (none
+    when it had none). Whether an order counts in another's ``RECURRING_ANOMALY`` depends on its
+    date (and the evidence lists it with that date), but its exceptions do not: such an order's
+    patterns reach the orders of both windows, the old one's and the new one's
+    (:func:`agent.triage.retriage.retriage`, ``redated``)."""
+    out: dict[str, set[dt.date]] = {}
+    for change in changes:
+        before, after = change.before, change.after
+        if change.table != "orders" or before is None or before["order_date"] == after["order_date"]:
+            continue
+        dates = out.setdefault(after["order_id"], set())
+        was = before["order_date"]
+        if isinstance(was, str) and was.strip():
+            was = dt.date.fromisoformat(was.strip()[:10])
+        if isinstance(was, dt.date):
+            dates.add(was)
+    return out
 
 
 def affected_orders(session: Session, changes: list[Change]) -> set[str]:
