@@ -76,7 +76,7 @@ def main() -> None:
         with acting(cli_origin()):
             app()
     except cli_common.expected_errors() as exc:
-        typer.echo(f"copilot: {exc}", err=True)
+        typer.echo(f"copilot: {cli_common.one_line(exc)}", err=True)
         raise SystemExit(EXIT_USAGE) from None
 
 

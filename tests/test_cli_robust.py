@@ -1,0 +1,85 @@
+"""The command line when the database or a file is bad: one line naming it, exit 2, nothing half-done.
+
+Found by the robustness audit (an outside check through the documented doors).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from agent.settings import get_settings
+from tests.cli_run import run
+
+SUITES = Path(__file__).resolve().parents[1] / "evals" / "suites"
+
+
+def _one_clear_line(code: int, err: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err and "[SQL:" not in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_sqlite_database_whose_folder_cannot_be_made_is_one_line(monkeypatch, capsys, tmp_path):
+    """`DATABASE_URL=sqlite:////etc/passwd/x.db` (a folder under a file, or one the account may not
+    create) printed mkdir's traceback and exit 1 from every command."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{blocker}/sub/copilot.db")
+    for args in (("db", "upgrade"), ("orders", "show", "SO1"), ("triage", "SO1"), ("actions", "list")):
+        code, out, err = run(monkeypatch, capsys, *args)
+        _one_clear_line(code, err)
+        assert out == ""
+        assert "cannot reach the database named by DATABASE_URL" in err and "cannot be created" in err
+
+
+def _world(monkeypatch, capsys, tmp_path) -> Path:
+    """A migrated SQLite database with one fixture and one pending request (1: REALLOCATE_WAREHOUSE)."""
+    db = tmp_path / "w.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    assert run(monkeypatch, capsys, "db", "upgrade")[0] == 0
+    suite = str(SUITES / "inventory.yaml")
+    assert (
+        run(monkeypatch, capsys, "db", "load-fixture", suite, "--case", "stock-realloc-same-region")[0] == 0
+    )
+    code, out, err = run(monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr")
+    assert code == 0 and "pending_approval" in out, err
+    return db
+
+
+def _counts(db: Path) -> dict[str, int]:
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        tables = ("approvals", "audit_events", "exceptions", "action_requests")
+        counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
+        counts["allocated_wh2"] = conn.execute(
+            text("SELECT allocated FROM inventory WHERE sku = 'A' AND warehouse_id = 'WH2'")
+        ).scalar_one()
+    engine.dispose()
+    return counts
+
+
+def test_a_database_that_refuses_writes_mid_command_is_one_line_and_changes_nothing(
+    monkeypatch, capsys, tmp_path
+):
+    """The database reachable but refusing the command's write (read-only, disk full, gone away after
+    the first read): `copilot triage` and `copilot actions approve` printed SQLAlchemy's traceback
+    with the SQL, exit 1. Now one line naming DATABASE_URL and the driver's reason, exit 2, and the
+    records are as they were."""
+    db = _world(monkeypatch, capsys, tmp_path)
+    before = _counts(db)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///file:{db}?mode=ro&uri=true")
+    get_settings.cache_clear()
+    for args in (("triage", "SO1"), ("actions", "approve", "1", "--as", "planner")):
+        code, _out, err = run(monkeypatch, capsys, *args)
+        _one_clear_line(code, err)
+        assert err.startswith("copilot: the database named by DATABASE_URL")
+        assert "attempt to write a readonly database" in err and "was not committed" in err
+    assert _counts(db) == before
+    # once the database takes writes again, the same approval goes through exactly once
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    get_settings.cache_clear()
+    code, out, err = run(monkeypatch, capsys, "actions", "approve", "1", "--as", "planner")
+    assert code == 0 and "executed" in out, err
