@@ -5,6 +5,7 @@ Found by the robustness audit (an outside check through the documented doors).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -83,3 +84,41 @@ def test_a_database_that_refuses_writes_mid_command_is_one_line_and_changes_noth
     get_settings.cache_clear()
     code, out, err = run(monkeypatch, capsys, "actions", "approve", "1", "--as", "planner")
     assert code == 0 and "executed" in out, err
+
+
+def test_a_fixture_value_no_column_can_hold_is_named_and_nothing_is_loaded(monkeypatch, capsys, tmp_path):
+    """YAML reads `.nan` and `.inf` as floats: `db load-fixture` printed `ValueError: cannot convert
+    float NaN to integer` with a traceback; 10**30 was loaded (SQLite) or failed at the write
+    (PostgreSQL)."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'f.db'}")
+    assert run(monkeypatch, capsys, "db", "upgrade")[0] == 0
+    for value, message in (
+        (".nan", "expected a whole number"),
+        ("1000000000000000000000000000000", "out of range"),
+    ):
+        suite = tmp_path / "bad.yaml"
+        suite.write_text(
+            "suite: bad\ncases:\n  - id: c\n    fixture:\n"
+            "      items: [{sku: A, list_price: 1}]\n      warehouses: [{warehouse_id: WH1}]\n"
+            f"      inventory: [{{sku: A, warehouse_id: WH1, on_hand: {value}}}]\n"
+        )
+        code, _out, err = run(monkeypatch, capsys, "db", "load-fixture", str(suite), "--case", "c")
+        _one_clear_line(code, err)
+        assert "case c: fixture.inventory[0].on_hand" in err and message in err, err
+        code, _out, err = run(monkeypatch, capsys, "orders", "show", "SO1")
+        assert code == 2 and "not found" in err
+
+
+def test_an_events_file_with_a_line_nested_too_deeply_is_named_and_nothing_stored(
+    monkeypatch, capsys, tmp_path
+):
+    """`copilot events replay` died with RecursionError (traceback, exit 1) on a line of 100,000 '['."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'e.db'}")
+    assert run(monkeypatch, capsys, "db", "upgrade")[0] == 0
+    events = tmp_path / "events.jsonl"
+    events.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    code, out, err = run(monkeypatch, capsys, "events", "replay", str(events))
+    _one_clear_line(code, err)
+    assert f"{events} line 1: not a JSON object: nested too deeply" in err
+    code, out, _ = run(monkeypatch, capsys, "events", "list", "--json")
+    assert code == 0 and json.loads(out)["events"] == []
