@@ -122,3 +122,75 @@ def test_an_events_file_with_a_line_nested_too_deeply_is_named_and_nothing_store
     assert f"{events} line 1: not a JSON object: nested too deeply" in err
     code, out, _ = run(monkeypatch, capsys, "events", "list", "--json")
     assert code == 0 and json.loads(out)["events"] == []
+
+
+DEEP_YAML = "suite: x\ncases: " + "[" * 50_000 + "]" * 50_000 + "\n"
+
+
+def test_malformed_files_are_one_line_naming_the_file(monkeypatch, capsys, tmp_path):
+    """Each of these printed a traceback (exit 1) or a two-line PyYAML report: a suite nested too
+    deeply (RecursionError), a suite with a NUL character, an eval report that is not UTF-8 or whose
+    parts have the wrong types, a policy file nested too deeply or with a NUL character."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'm.db'}")
+    monkeypatch.setenv("LLM_PROVIDER", "fake")
+    assert run(monkeypatch, capsys, "db", "upgrade")[0] == 0
+    deep, nul = tmp_path / "deep.yaml", tmp_path / "nul.yaml"
+    deep.write_text(DEEP_YAML)
+    nul.write_bytes(b"suite: x\x00\ncases: []\n")
+    binary, wrong = tmp_path / "binary.json", tmp_path / "wrong.json"
+    binary.write_bytes(bytes(range(256)) * 4)
+    wrong.write_text('{"meta": 1, "summary": 2, "runs": 3}')
+    deeper = tmp_path / "deeper.json"
+    deeper.write_text('{"meta": {}, "summary": {"x": [1]}, "runs": [[1]]}')
+    cases = [
+        (("db", "load-fixture", str(deep), "--case", "a"), f"{deep}: malformed YAML: nested too deeply"),
+        (("eval", "--suite", str(deep), "--provider", "fake"), f"{deep}: malformed YAML: nested too deeply"),
+        (("db", "load-fixture", str(nul), "--case", "a"), f"{nul}: malformed YAML"),
+        (("eval", "compare", str(binary), str(binary)), f"{binary}: not a JSON eval report (not UTF-8 text)"),
+        (("eval", "compare", str(wrong), str(wrong)), f"{wrong}: not an eval report"),
+        (("eval", "compare", str(deeper), str(deeper)), "not an eval report this copilot wrote"),
+    ]
+    for args, message in cases:
+        code, _out, err = run(monkeypatch, capsys, *args)
+        _one_clear_line(code, err)
+        assert message in err, (args, err)
+    for policy, message in ((deep, "malformed YAML: nested too deeply"), (nul, "malformed YAML")):
+        monkeypatch.setenv("COPILOT_POLICY", str(policy))
+        get_settings.cache_clear()
+        code, _out, err = run(monkeypatch, capsys, "triage", "SO1")
+        _one_clear_line(code, err)
+        assert str(policy) in err and message in err, err
+
+
+def test_a_question_set_that_is_not_utf8_or_too_deep_is_named(tmp_path):
+    """`copilot knowledge eval --questions FILE`: a binary file was a UnicodeDecodeError traceback."""
+    import pytest
+
+    from knowledge.quality import QuestionSetError, load_questions
+
+    binary, deep = tmp_path / "q.bin", tmp_path / "q.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    deep.write_text(DEEP_YAML)
+    with pytest.raises(QuestionSetError, match="not UTF-8 text"):
+        load_questions(binary)
+    with pytest.raises(QuestionSetError, match="nested too deeply"):
+        load_questions(deep)
+
+
+def test_an_invalid_setting_is_one_line_naming_the_variable(monkeypatch, capsys, tmp_path):
+    """COPILOT_EVENT_WINDOW_S=abc (or LLM_TIMEOUT_S=-1, COPILOT_LOG_LEVEL=LOUD, in the environment or
+    .env) made every command print pydantic's 50-line traceback, exit 1."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 's.db'}")
+    for variable, value in (
+        ("COPILOT_EVENT_WINDOW_S", "abc"),
+        ("LLM_TIMEOUT_S", "-1"),
+        ("LLM_PROVIDER", "nope"),
+    ):
+        monkeypatch.setenv(variable, value)
+        get_settings.cache_clear()
+        for args in (("actions", "list"), ("triage", "SO1")):
+            code, _out, err = run(monkeypatch, capsys, *args)
+            _one_clear_line(code, err)
+            assert err.startswith(f"copilot: invalid setting {variable}: "), err
+        monkeypatch.delenv(variable)
+    get_settings.cache_clear()

@@ -275,7 +275,11 @@ def read_suite(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SuiteError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+        # one line: PyYAML's own report (e.g. of a NUL character) runs over several
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError(f"{path}: malformed YAML{where}: {problem}") from exc
+    except RecursionError:
+        raise SuiteError(f"{path}: malformed YAML: nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise SuiteError(f"{path}: expected a mapping with 'suite' (a name) and 'cases' (a list)")
     if not isinstance(data.get("suite"), str) or not data["suite"].strip():

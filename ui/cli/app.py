@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from agent.governance.origin import acting, cli_origin
 from agent.settings import apply_offline_defaults
@@ -77,6 +78,14 @@ def main() -> None:
             app()
     except cli_common.expected_errors() as exc:
         typer.echo(f"copilot: {cli_common.one_line(exc)}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    except ValidationError as exc:
+        if exc.title != "Settings":  # a bug's validation error, not the user's environment
+            raise
+        first = exc.errors()[0]
+        typer.echo(
+            f"copilot: invalid setting {first['loc'][0] if first['loc'] else ''}: {first['msg']}", err=True
+        )
         raise SystemExit(EXIT_USAGE) from None
 
 
