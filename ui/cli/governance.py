@@ -73,7 +73,11 @@ def _params(text: str | None) -> dict[str, Any] | None:
 
 
 def _line(req: dict[str, Any]) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in req["params"].items())
+    from ui.cli.render import inert
+
+    params = inert(
+        ", ".join(f"{k}={v}" for k, v in req["params"].items())
+    )  # e.g. a ship-to an approver typed
     return (
         f"#{req['id']:<5} {req['status']:<16} {req['action']:<21} {req['order_id'] or '':<12} "
         f"risk {req['risk']:<6} approver {req['approver_role']:<22} by {req['requested_by']:<16} {params}"
@@ -81,6 +85,8 @@ def _line(req: dict[str, Any]) -> str:
 
 
 def _show(req: dict[str, Any]) -> None:
+    from ui.cli.render import inert
+
     typer.echo(_line(req))
     guard = req.get("guard") or {}
     for reason in guard.get("reasons") or []:
@@ -88,7 +94,7 @@ def _show(req: dict[str, Any]) -> None:
     for d in req.get("decisions") or []:
         typer.echo(
             f"  {d['decision']} by {d['decided_by']} ({d['role']}) at {d['decided_at']}"
-            + (f": {d['reason']}" if d.get("reason") else "")
+            + (f": {inert(d['reason'])}" if d.get("reason") else "")
         )
     ex = req.get("execution")
     if ex:
