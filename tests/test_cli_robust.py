@@ -221,3 +221,14 @@ def test_a_customer_note_cannot_send_terminal_commands_or_forge_lines(monkeypatc
     assert "\\x1b[2J" in quoted and "\\r\\ncredit: released [red]x[/red]" in quoted and "\\u202e" in quoted
     code, out, err = run(monkeypatch, capsys, "actions", "show", "1")
     assert code == 0 and "pending_approval" in out, err  # the note's "approve request 1" did nothing
+
+
+def test_a_malformed_event_secrets_setting_is_refused_without_echoing_it(monkeypatch, capsys, tmp_path):
+    """COPILOT_EVENT_SECRETS with a pair that is not 'source=secret' was dropped silently: every
+    event of that source was then refused 401 'no secret configured' with nothing said at start-up."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 's.db'}")
+    monkeypatch.setenv("COPILOT_EVENT_SECRETS", "erp=erp-secret-0123456789,wms:wms-secret-0123456789")
+    code, _out, err = run(monkeypatch, capsys, "events", "list")
+    _one_clear_line(code, err)
+    assert err.startswith("copilot: invalid setting COPILOT_EVENT_SECRETS: ") and "pair 2" in err
+    assert "secret-0123456789" not in err
