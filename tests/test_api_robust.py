@@ -1,0 +1,49 @@
+"""The API and the panel when their configuration or database fails under them: a JSON 503 (the
+panel's one-line 503), never a 500 — found by the robustness audit."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
+
+from agent.settings import Settings
+from tests import api_world
+from ui.api.auth import TokenConfigError, write_demo_tokens
+from ui.api.service import Services
+from ui.panel.common import EXPECTED, failure_md
+from ui.server import create_app
+
+
+def test_a_broken_tokens_file_is_503_and_accepts_no_token_of_it(monkeypatch, tmp_path):
+    """The demo tokens file half-written (an editor saving it, a full disk) made every request whose
+    token is not a database token a 500 — the panel's sign-in too."""
+    var = tmp_path / "var"
+    var.mkdir()
+    tokens = write_demo_tokens(var, ["planner"])
+    api_world.services(monkeypatch, tmp_path / "api.db", var_dir=var).close()  # the world's database
+    monkeypatch.setenv("COPILOT_API_TOKENS", "")  # the file's tokens, not the world's
+    services = Services(Settings(), collection=api_world.sop_collection())
+    try:
+        with TestClient(create_app(services=services, panel=False), raise_server_exceptions=False) as c:
+            good = {"Authorization": f"Bearer {tokens['planner']}"}
+            assert c.get("/api/v1/me", headers=good).status_code == 200
+            (var / "api_tokens.json").write_text('{"tokens": [')
+            for headers in (good, {"Authorization": "Bearer not-a-token-of-anyone-0123"}):
+                r = c.get("/api/v1/me", headers=headers)
+                assert r.status_code == 503, r.text
+                assert r.json()["error"] == "tokens_unavailable" and r.headers["Retry-After"] == "5"
+                assert str(var) not in r.text and tokens["planner"] not in r.text
+            write_demo_tokens(var, ["planner"])  # fixed (new tokens): the old one is refused, no restart
+            assert c.get("/api/v1/me", headers=good).status_code == 401
+    finally:
+        services.close()
+
+
+def test_the_panel_answers_a_database_failure_in_one_line_without_the_sql():
+    """A panel handler whose database went away mid-request raised past the panel's handlers (the
+    API answered 503; the panel had no answer of its own)."""
+    exc = OperationalError("UPDATE orders SET customer_note = 'secret'", {}, Exception("disk I/O error"))
+    assert isinstance(exc, EXPECTED) and isinstance(TokenConfigError("x"), EXPECTED)
+    text = failure_md(exc)
+    assert text.startswith("**Unavailable (503):**") and "nothing was changed" in text
+    assert "UPDATE" not in text and "secret" not in text
