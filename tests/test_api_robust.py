@@ -47,3 +47,17 @@ def test_the_panel_answers_a_database_failure_in_one_line_without_the_sql():
     text = failure_md(exc)
     assert text.startswith("**Unavailable (503):**") and "nothing was changed" in text
     assert "UPDATE" not in text and "secret" not in text
+
+
+def test_a_body_nested_too_deeply_is_422_like_any_malformed_body(monkeypatch, tmp_path):
+    """FastAPI answered 400 {"error": "error"} — a status and code the API documents nowhere."""
+    services = api_world.services(monkeypatch, tmp_path / "api.db")
+    try:
+        with TestClient(create_app(services=services, panel=False), raise_server_exceptions=False) as c:
+            headers = {**api_world.HEADERS["csr"], "Content-Type": "application/json"}
+            for path in ("/api/v1/triage", "/api/v1/requests", "/api/v1/chat/t1"):
+                r = c.post(path, content=b"[" * 100_000 + b"]" * 100_000, headers=headers)
+                assert r.status_code == 422, (path, r.text)
+                assert r.json()["error"] == "invalid" and r.json()["details"] == ["body"]
+    finally:
+        services.close()

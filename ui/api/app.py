@@ -158,6 +158,10 @@ def create_api(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if (
+            exc.status_code == 400
+        ):  # a body FastAPI cannot parse (e.g. JSON nested too deeply): malformed input
+            return error_response(422, "invalid", f"malformed request: {exc.detail}", ["body"])
         codes = {
             401: "unauthorized",
             403: "forbidden",
