@@ -232,3 +232,27 @@ def test_a_malformed_event_secrets_setting_is_refused_without_echoing_it(monkeyp
     _one_clear_line(code, err)
     assert err.startswith("copilot: invalid setting COPILOT_EVENT_SECRETS: ") and "pair 2" in err
     assert "secret-0123456789" not in err
+
+
+def test_an_empty_order_number_or_an_id_past_any_record_is_refused_cleanly(monkeypatch, capsys, tmp_path):
+    """`copilot orders show ""` and `copilot triage ""` died with IndexError; `copilot actions approve
+    99999999999999999999999` with SQLite's OverflowError (PostgreSQL: a DataError) — tracebacks,
+    exit 1."""
+    _world(monkeypatch, capsys, tmp_path)
+    for args in (("orders", "show", ""), ("orders", "show", "   "), ("whatif", "")):
+        code, out, err = run(monkeypatch, capsys, *args)
+        _one_clear_line(code, err)
+        assert "not found" in err
+    code, out, err = run(monkeypatch, capsys, "triage", "")
+    assert code == 2 and "Traceback" not in err and "not found" in out + err
+    huge = "9" * 23
+    for args in (
+        ("actions", "approve", huge, "--as", "planner"),
+        ("actions", "show", huge),
+        ("messages", "show", huge),
+        ("queue", "claim", huge, "--as", "planner"),
+        ("users", "token", "revoke", huge),
+    ):
+        code, out, err = run(monkeypatch, capsys, *args)
+        assert code == 2 and "Traceback" not in err and "OverflowError" not in err, (args, err)
+        assert "2147483647" in err, (args, err)  # usage error naming the range

@@ -17,6 +17,9 @@ import typer
 from agent.settings import get_settings
 
 EXIT_USAGE = 2
+# The largest id a record of the ops store may have (a 32-bit integer column): a larger one typed as
+# a request, message, exception or token id is a usage error, not the database driver's overflow.
+MAX_ID = 2**31 - 1
 
 
 class CliError(Exception):
