@@ -8,6 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from agent.settings import Settings
 from tests import api_world
+from tests.test_api_approval_attacks import any_client  # noqa: F401 (the fixture: SQLite and PostgreSQL)
 from ui.api.auth import TokenConfigError, write_demo_tokens
 from ui.api.service import Services
 from ui.panel.common import EXPECTED, failure_md
@@ -61,3 +62,20 @@ def test_a_body_nested_too_deeply_is_422_like_any_malformed_body(monkeypatch, tm
                 assert r.json()["error"] == "invalid" and r.json()["details"] == ["body"]
     finally:
         services.close()
+
+
+def test_a_nul_in_an_order_number_or_a_filter_is_422_on_both_databases(any_client):  # noqa: F811
+    """PostgreSQL refuses NUL in any text parameter (psycopg DataError): `POST /triage` with
+    "SO-100002\\u0000" and `GET /exceptions?sku=%00` (any filter) were 500s there; SQLite read the
+    first as SO-100002. Now 422 on both."""
+    h = api_world.HEADERS["ops_manager"]
+    r = any_client.post("/api/v1/triage", json={"order_ids": ["SO-100002\u0000"]}, headers=h)
+    assert r.status_code == 422, r.text
+    for query in (
+        "exceptions?sku=%00",
+        "exceptions?order_id=a%00",
+        "requests?order_id=%00",
+        "requests?role=%00",
+    ):
+        r = any_client.get(f"/api/v1/{query}", headers=h)
+        assert r.status_code == 422 and r.json()["error"] == "invalid", (query, r.text)
