@@ -643,7 +643,10 @@ def load_policy(path: str | Path | None = None) -> Policy:
 
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     """Validate policy YAML ``text``; ``source`` names it in error messages."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses a NUL or other control character at once
+    except yaml.YAMLError as exc:
+        raise PolicyError(source, [(0, "", f"malformed YAML: {str(exc).splitlines()[0]}")]) from exc
     try:
         root = loader.get_single_node()
         if root is None:
@@ -655,9 +658,10 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
-        raise PolicyError(
-            source, [(line, "", f"malformed YAML: {getattr(exc, 'problem', None) or exc}")]
-        ) from exc
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PolicyError(source, [(line, "", f"malformed YAML: {problem}")]) from exc
+    except RecursionError:
+        raise PolicyError(source, [(0, "", "malformed YAML: nested too deeply")]) from None
     finally:
         loader.dispose()
     try:

@@ -210,6 +210,17 @@ class Settings(BaseSettings):
             raise ValueError("COPILOT_AUTOPILOT must be on or off")
         return value
 
+    @field_validator("event_secrets")
+    @classmethod
+    def _event_secrets(cls, value: str) -> str:
+        # a pair that is not 'source=secret' would be dropped silently and every event of that source
+        # refused as unsigned: say which pair (by position, never its text: it holds a secret)
+        for n, pair in enumerate((p for p in value.split(",") if p.strip()), 1):
+            name, sep, secret = pair.partition("=")
+            if not sep or not name.strip() or not secret.strip():
+                raise ValueError(f"pair {n} is not 'source=secret'")
+        return value
+
     @field_validator("event_worker")
     @classmethod
     def _worker(cls, value: str) -> str:

@@ -117,7 +117,17 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise SuiteError(f"{path}: cannot read the report: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise SuiteError(f"{path}: not a JSON eval report (line {exc.lineno}: {exc.msg})") from exc
-    if not isinstance(data, dict) or not {"meta", "summary", "runs"} <= set(data):
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not a JSON eval report (not UTF-8 text)") from exc
+    except RecursionError:
+        raise SuiteError(f"{path}: not a JSON eval report (nested too deeply)") from None
+    if (
+        not isinstance(data, dict)
+        or not {"meta", "summary", "runs"} <= set(data)
+        or not isinstance(data["meta"], dict)
+        or not isinstance(data["summary"], dict)
+        or not isinstance(data["runs"], list)
+    ):
         raise SuiteError(f"{path}: not an eval report (expected meta, summary and runs)")
     return data
 

@@ -242,7 +242,7 @@ def _read(path: Path) -> dict[str, Any]:
         return read_suite(path)
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return read_suite(path)
     cases = data.get("cases") if isinstance(data, dict) else None
     ids = (

@@ -103,6 +103,9 @@ def parse_document(text: str, path: Path) -> Document:
         except yaml.YAMLError as exc:
             loaded = None
             notes.append(f"front matter is not valid YAML ({str(exc).splitlines()[0]}); using defaults")
+        except RecursionError:
+            loaded = None
+            notes.append("front matter is not valid YAML (nested too deeply); using defaults")
         if isinstance(loaded, dict):
             meta = loaded
         elif loaded is not None or not notes:

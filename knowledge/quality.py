@@ -76,6 +76,10 @@ def load_questions(path: Path | str = QUESTIONS) -> list[Question]:
             )
     except OSError as exc:
         raise QuestionSetError(f"{path}: cannot read the question set: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise QuestionSetError(f"{path}: not UTF-8 text") from exc
+    except RecursionError:
+        raise QuestionSetError(f"{path}: malformed YAML: nested too deeply") from None
     except yaml.YAMLError as exc:  # one line: where and what, not PyYAML's multi-line report
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -197,3 +197,59 @@ def test_a_busy_database_is_503_with_retry_after_and_nothing_is_stored(client, s
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     with services.factory() as s:
         assert s.scalars(select(EventInbox)).all() == []
+
+
+# --- found by the robustness audit: odd headers and bodies were 500s, or stored what no column holds
+
+
+def _raw_headers(timestamp: str, signature: str | bytes) -> dict:
+    return {"X-Copilot-Source": "wms", "X-Copilot-Timestamp": timestamp, "X-Copilot-Signature": signature}
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature"),
+    [
+        ("1" + "0" * 400, None),  # int() took it, the window's float arithmetic overflowed: 500
+        ("+{now}", None),  # int() took a sign, spaces and '_' the signer never sent
+        ("{now_}", None),
+        ("{now}", "sha256=\u00e9".encode("latin-1")),  # hmac.compare_digest raised TypeError: 500
+    ],
+)
+def test_a_malformed_timestamp_or_signature_header_is_401_not_500(client, services, timestamp, signature):
+    body = json.dumps(ev("e1")).encode()
+    now = str(int(time.time()))
+    ts = timestamp.format(now=now, now_=f"{now[:4]}_{now[4:]}")
+    from tools.events.signing import sign
+
+    sig = signature if signature is not None else sign(SECRETS["wms"], now, body)
+    r = client.post("/api/v1/events", content=body, headers=_raw_headers(ts, sig))
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "unauthorized"
+    with services.factory() as s:
+        assert s.scalars(select(EventInbox)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "body", "nested too deeply"),  # RecursionError: 500
+        (json.dumps(ev("e1", on_hand=float("nan"))).encode(), "records.inventory[0].on_hand", "whole number"),
+        (json.dumps(ev("e1", on_hand=float("inf"))).encode(), "records.inventory[0].on_hand", "whole number"),
+        (json.dumps(ev("e1", on_hand=10**30)).encode(), "records.inventory[0].on_hand", "out of range"),
+        (json.dumps(ev("a\u0000b")).encode(), "event_id", "NUL"),
+    ],
+)
+def test_an_event_no_column_can_hold_is_422_and_nothing_is_stored(client, services, body, path, message):
+    """NaN and Infinity (Python's json reads them) were a 500; 10**30 and a NUL were stored (202)
+    and failed later, on PostgreSQL at the write."""
+    r = client.post("/api/v1/events", content=body, headers=signed_headers("wms", SECRETS["wms"], body))
+    assert r.status_code == 422, r.text
+    assert r.json()["details"] == [path] and message in r.json()["message"]
+    with services.factory() as s:
+        assert s.scalars(select(EventInbox)).all() == []
+
+
+def test_a_refused_event_with_a_huge_id_is_named_briefly(client):
+    r = post(client, ev("x" * 100_000))
+    assert r.status_code == 422 and r.json()["details"] == ["event_id"]
+    assert len(r.text) < 1_000

@@ -38,6 +38,7 @@ __all__ = [
     "await_lock",
     "check_connection",
     "current_revision",
+    "driver_reason",
     "head_revision",
     "is_postgres",
     "make_engine",
@@ -166,7 +167,19 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # e.g. under a file, or where this account may not write
+                raise DatabaseError(
+                    f"cannot reach the database named by {variable} ({redact(parsed)}): its folder "
+                    f"{str(folder)!r} cannot be created: "
+                    + (
+                        "a file has that name"
+                        if isinstance(exc, FileExistsError)
+                        else exc.strerror or str(exc)
+                    )
+                ) from None
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
@@ -206,12 +219,25 @@ def check_connection(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        for secret in url_secrets(engine.url):  # a driver may echo its connection string
-            reason = reason.replace(secret, "***")
         raise DatabaseError(
-            f"cannot reach the database named by {variable} ({redact(engine.url)}): {reason}"
+            f"cannot reach the database named by {variable} ({redact(engine.url)}): {driver_reason(exc, engine.url)}"
         ) from exc
+
+
+def driver_reason(exc: BaseException, url: str | URL) -> str:
+    """The first line of the driver's own message (``exc`` a SQLAlchemy ``DBAPIError`` or the
+    driver's exception itself), without the SQL SQLAlchemy appends, and without any secret of
+    ``url`` (a driver may echo its connection string)."""
+    orig = getattr(exc, "orig", None)
+    lines = str(orig if orig is not None else exc).strip().splitlines()
+    reason = lines[0].strip() if lines else type(exc).__name__
+    try:
+        secrets = url_secrets(make_url(url))
+    except (ArgumentError, ValueError, TypeError):
+        secrets = []
+    for secret in secrets:
+        reason = reason.replace(secret, "***")
+    return reason
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -12,13 +12,14 @@ The inserts then run in one transaction.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import Boolean, Date, Float, Integer, Numeric, String, Text, insert
+from sqlalchemy import BigInteger, Boolean, Date, Float, Integer, Numeric, SmallInteger, String, Text, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -89,9 +90,18 @@ def coerce_value(table: str, column, value: Any, fail) -> Any:
             return value
         fail(f"expected true or false, got {value!r}")
     if isinstance(kind, Integer):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+            or value != int(value)
+        ):
             fail(f"expected a whole number, got {value!r}")
-        return int(value)
+        whole = int(value)
+        bits = 64 if isinstance(kind, BigInteger) else 16 if isinstance(kind, SmallInteger) else 32
+        if not -(2 ** (bits - 1)) <= whole < 2 ** (bits - 1):
+            fail(f"{whole} is out of range: the column holds {-(2 ** (bits - 1))} to {2 ** (bits - 1) - 1}")
+        return whole
     if isinstance(kind, Numeric) and not isinstance(kind, Float):
         if isinstance(value, bool):
             fail(f"expected an amount, got {value!r}")
@@ -101,10 +111,14 @@ def coerce_value(table: str, column, value: Any, fail) -> Any:
             fail(f"expected an amount, got {value!r}")
         if not amount.is_finite():
             fail(f"expected a finite amount, got {value!r}")
+        if kind.precision is not None and abs(amount) >= Decimal(10) ** (kind.precision - (kind.scale or 0)):
+            fail(
+                f"{amount} is too large: the column holds {kind.precision - (kind.scale or 0)} digits before the point"
+            )
         return amount
     if isinstance(kind, Float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            fail(f"expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            fail(f"expected a finite number, got {value!r}")
         return float(value)
     if isinstance(kind, Date):
         if isinstance(value, dt.datetime):
@@ -119,6 +133,8 @@ def coerce_value(table: str, column, value: Any, fail) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             fail(f"expected text, got {value!r}")
         text = str(value)
+        if "\x00" in text:  # PostgreSQL text cannot hold it; no record field means one
+            fail("contains a NUL character (\\x00)")
         if column.foreign_keys and not text.strip():
             return None  # an empty reference is a missing one
         if isinstance(kind, String) and kind.length and len(text) > kind.length:
@@ -273,7 +289,11 @@ def read_suite(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SuiteError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+        # one line: PyYAML's own report (e.g. of a NUL character) runs over several
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError(f"{path}: malformed YAML{where}: {problem}") from exc
+    except RecursionError:
+        raise SuiteError(f"{path}: malformed YAML: nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise SuiteError(f"{path}: expected a mapping with 'suite' (a name) and 'cases' (a list)")
     if not isinstance(data.get("suite"), str) or not data["suite"].strip():

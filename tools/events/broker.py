@@ -42,6 +42,8 @@ def _events(body: bytes) -> list:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EventError("body", f"not a JSON event: {exc}") from None
+    except RecursionError:  # a poison message: dead-lettered like any other bad one
+        raise EventError("body", "not a JSON event: nested too deeply") from None
     if isinstance(payload, list):
         if not payload:
             raise EventError("body", "an empty list: a message carries at least one event")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
 HEADER_SOURCE = "X-Copilot-Source"
 HEADER_TIMESTAMP = "X-Copilot-Timestamp"
 HEADER_SIGNATURE = "X-Copilot-Signature"
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}", re.ASCII)
 
 
 class SignatureError(ValueError):
@@ -59,12 +61,13 @@ def verify(
     secret = secrets.get(name)
     if secret is None:
         raise SignatureError(f"source {name!r} has no secret configured (COPILOT_EVENT_SECRETS)")
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        raise SignatureError(f"{HEADER_TIMESTAMP} must be Unix seconds") from None
-    if abs((time.time() if now is None else now) - ts) > window_s:
+    # ASCII digits only, at most 12 (int() would also take '+', '_', spaces and 4,000-digit numbers,
+    # and the signed text must be the header as sent)
+    if not _UNIX_SECONDS.fullmatch(timestamp):
+        raise SignatureError(f"{HEADER_TIMESTAMP} must be Unix seconds")
+    if abs((time.time() if now is None else now) - int(timestamp)) > window_s:
         raise SignatureError(f"{HEADER_TIMESTAMP} is outside the {window_s} s window (a replay?)")
-    if not hmac.compare_digest(sign(secret, ts, body), signature.strip()):
+    presented = signature.strip().encode("utf-8", "surrogateescape")  # any bytes compare, never raise
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), presented):
         raise SignatureError("the signature does not match the body and timestamp")
     return name

@@ -79,7 +79,15 @@ def _text(raw: Any, path: str, limit: int) -> str:
     text = str(raw).strip()
     if len(text) > limit:
         raise EventError(path, f"longer than {limit} characters")
+    if "\x00" in text:  # PostgreSQL text cannot hold it
+        raise EventError(path, "contains a NUL character (\\x00)")
     return text
+
+
+def _short(raw: Any, limit: int = 64) -> str:
+    """``raw`` for a message: an over-long id is cut, not echoed whole."""
+    text = str(raw)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _timestamp(raw: Any, path: str) -> dt.datetime:
@@ -99,7 +107,7 @@ def parse_event(raw: Any, root: str = "") -> Event:
     prefix = f"{root}." if root else ""
     if not isinstance(raw, dict):
         raise EventError(root or "event", "expected a JSON object with " + ", ".join(FIELDS))
-    label = f"{raw.get('source')}/{raw.get('event_id')}"
+    label = f"{_short(raw.get('source'))}/{_short(raw.get('event_id'))}"
     try:
         for key in raw:
             if key not in FIELDS:

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agent.settings import Settings, apply_offline_defaults, get_settings
 from tools.db import DatabaseError
 from tools.errors import ToolError
-from ui.api.auth import AuthError
+from ui.api.auth import AuthError, TokenConfigError
 from ui.api.errors import ERROR_RESPONSES, error_for, error_response
 from ui.api.events import event_worker
 from ui.api.limits import RateLimited
@@ -158,6 +158,10 @@ def create_api(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if (
+            exc.status_code == 400
+        ):  # a body FastAPI cannot parse (e.g. JSON nested too deeply): malformed input
+            return error_response(422, "invalid", f"malformed request: {exc.detail}", ["body"])
         codes = {
             401: "unauthorized",
             403: "forbidden",
@@ -178,7 +182,7 @@ def create_api(
         return response
 
     # The business errors all subclass ToolError; a rate limit is the door's own.
-    for kind in (ToolError, AuthError, DatabaseError, OperationalError, RateLimited):
+    for kind in (ToolError, AuthError, TokenConfigError, DatabaseError, OperationalError, RateLimited):
         app.add_exception_handler(kind, _expected)
 
     @app.exception_handler(Exception)

@@ -10,6 +10,7 @@ A failure that is none of these is a bug and propagates (500).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -17,12 +18,14 @@ from sqlalchemy.exc import OperationalError
 
 from tools.db import DatabaseError
 from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
-from ui.api.auth import AuthError
+from ui.api.auth import AuthError, TokenConfigError
 from ui.api.limits import RateLimited
 from ui.api.models import ErrorResponse
 from ui.api.service import LimitExceeded, Unavailable
 
 __all__ = ["ERROR_RESPONSES", "error_for", "error_response"]
+
+log = logging.getLogger("copilot.api")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
@@ -66,6 +69,14 @@ def error_for(exc: Exception) -> JSONResponse | None:
         return error_response(503, "unavailable", str(exc))
     if isinstance(exc, DatabaseError):
         return error_response(503, "database_unavailable", str(exc))
+    if isinstance(exc, TokenConfigError):  # the tokens file is half-written or broken: fail closed
+        log.error("%s: no token of that file is accepted until it is fixed", exc)  # names no token
+        return error_response(  # the caller may be anyone: no path of this machine
+            503,
+            "tokens_unavailable",
+            "the service's API tokens cannot be read right now; retry (the service log has the details)",
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, OperationalError):  # the database went away (or is busy) mid-request
         return error_response(
             503,

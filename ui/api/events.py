@@ -73,6 +73,8 @@ async def post_events(request: Request) -> JSONResponse:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _error(422, "invalid_event", f"the body is not JSON: {exc}", ["body"])
+    except RecursionError:
+        return _error(422, "invalid_event", "the body is not an event: JSON nested too deeply", ["body"])
     batch = isinstance(payload, list)
     raws = payload if batch else [payload]
     parsed: list[tuple[int, Event]] = []

@@ -68,7 +68,9 @@ class Me(BaseModel):
 class TriageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    order_ids: list[str] = Field(min_length=1, max_length=MAX_ORDER_IDS, examples=[["SO-100042"]])
+    order_ids: list[Annotated[str, Field(pattern=NO_NUL)]] = Field(
+        min_length=1, max_length=MAX_ORDER_IDS, examples=[["SO-100042"]]
+    )
     explain: bool = Field(
         default=False, description="Also write the explanation (the language model; falls back to facts)."
     )

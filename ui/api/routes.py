@@ -24,6 +24,7 @@ from ui.api.auth import Principal
 from ui.api.errors import ERROR_RESPONSES, error_for
 from ui.api.events import router as events_router
 from ui.api.models import (
+    NO_NUL,
     ActionRequestOut,
     ActionRequestPage,
     Anomalies,
@@ -72,7 +73,8 @@ ThreadIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za
 RequestIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
-ShortStr = Annotated[str | None, Query(max_length=64)]
+# a filter value: no PostgreSQL text holds NUL (psycopg refuses it with a DataError: a 500)
+ShortStr = Annotated[str | None, Query(max_length=64, pattern=NO_NUL)]
 RequestStatus = Annotated[
     Literal["proposed", "pending_approval", "approved", "rejected", "blocked", "executed", "failed"] | None,
     Query(),

@@ -47,9 +47,7 @@ def explain_results(factory, policy, results: list[dict[str, Any]]) -> list[dict
 
 def render_explained(results: list[dict[str, Any]]) -> None:
     """The triage report of each order with its explanation printed under it."""
-    from rich.markup import escape
-
-    from ui.cli.render import console, render_triage
+    from ui.cli.render import console, escape, render_triage
 
     out = console()
     for r in results:
@@ -65,12 +63,13 @@ def render_explained(results: list[dict[str, Any]]) -> None:
         out.print(f"  [bold]{label}[/bold]")
         if explanation.get("warning"):
             out.print("  [bold yellow]warning:[/bold yellow] " + escape(explanation["warning"]))
-        out.print("  " + escape(explanation["text"]))
+        out.print("  " + escape(explanation["text"], newlines=True))
         out.print()
 
 
 def _turn(copilot, thread: str, message: str, username: str, scope=None) -> None:
     from tools.sites import ALL
+    from ui.cli.render import inert
 
     streamed: list[str] = []
     final: dict[str, Any] = {}
@@ -78,7 +77,7 @@ def _turn(copilot, thread: str, message: str, username: str, scope=None) -> None
         kind = event["type"]
         if kind == "token":
             streamed.append(event["text"])
-            sys.stdout.write(event["text"])
+            sys.stdout.write(inert(event["text"], newlines=True))
             sys.stdout.flush()
         elif kind == "tool":
             args = ", ".join(f"{k}={v}" for k, v in event["args"].items())
@@ -87,14 +86,16 @@ def _turn(copilot, thread: str, message: str, username: str, scope=None) -> None
             final = event
     answer = final.get("answer", "")
     shown = "".join(streamed)
+    # the answer may quote a customer's note or a pasted e-mail: its control characters are shown,
+    # never sent to the terminal
     if not streamed:
-        typer.echo(answer)
+        typer.echo(inert(answer, newlines=True))
     elif answer.startswith(shown):  # the facts first, then the model's words: print what is left
-        typer.echo(answer[len(shown) :])
+        typer.echo(inert(answer[len(shown) :], newlines=True))
     else:  # what was streamed was replaced (a retry or the fact-only fallback)
         typer.echo()
         typer.secho("(replaced by:)", dim=True)
-        typer.echo(answer)
+        typer.echo(inert(answer, newlines=True))
     if final.get("fallback"):
         typer.secho(f"(fact-only: {final.get('fallback_reason')})", dim=True)
     if final.get("citations"):

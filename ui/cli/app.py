@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from agent.governance.origin import acting, cli_origin
 from agent.settings import apply_offline_defaults
@@ -76,7 +77,15 @@ def main() -> None:
         with acting(cli_origin()):
             app()
     except cli_common.expected_errors() as exc:
-        typer.echo(f"copilot: {exc}", err=True)
+        typer.echo(f"copilot: {cli_common.one_line(exc)}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    except ValidationError as exc:
+        if exc.title != "Settings":  # a bug's validation error, not the user's environment
+            raise
+        first = exc.errors()[0]
+        typer.echo(
+            f"copilot: invalid setting {first['loc'][0] if first['loc'] else ''}: {first['msg']}", err=True
+        )
         raise SystemExit(EXIT_USAGE) from None
 
 

@@ -17,6 +17,9 @@ import typer
 from agent.settings import get_settings
 
 EXIT_USAGE = 2
+# The largest id a record of the ops store may have (a 32-bit integer column): a larger one typed as
+# a request, message, exception or token id is a usage error, not the database driver's overflow.
+MAX_ID = 2**31 - 1
 
 
 class CliError(Exception):
@@ -35,7 +38,52 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from tools.errors import ToolError
     from tools.fixtures import FixtureError, SuiteError
 
-    return (CliError, DatabaseError, ToolError, FixtureError, SuiteError, AuditKeyError, AuditChainBroken)
+    # the database went away, refused a write or ran out of room mid-command
+    return (
+        *_database_failures(),
+        CliError,
+        DatabaseError,
+        ToolError,
+        FixtureError,
+        SuiteError,
+        AuditKeyError,
+        AuditChainBroken,
+    )
+
+
+def _database_failures() -> tuple[type[BaseException], ...]:
+    """A database failing under a running command: SQLAlchemy's OperationalError, or the driver's
+    own where a bulk path (the seed writers) talks to the driver directly."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    kinds: list[type[BaseException]] = [OperationalError, sqlite3.OperationalError]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg ships with the product
+        pass
+    else:
+        kinds.append(psycopg.OperationalError)
+    return tuple(kinds)
+
+
+def one_line(exc: BaseException) -> str:
+    """What ``copilot`` prints for an expected failure: its message, on one line. A database that
+    failed mid-command is named (password hidden) with the driver's reason, never the SQL."""
+    if isinstance(exc, _database_failures()):
+        from tools.db import driver_reason, redact
+
+        try:
+            url = get_settings().effective_database_url
+        except Exception:  # the settings were read once already; never hide the real failure
+            url = ""
+        return (
+            f"the database named by DATABASE_URL ({redact(url)}) failed during the command: "
+            f"{driver_reason(exc, url)}; its unfinished transaction was not committed — retry once "
+            "the database is back"
+        )
+    return str(exc)
 
 
 def engine(*, require_schema: bool = True):

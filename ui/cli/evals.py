@@ -259,7 +259,13 @@ def eval_compare(
     whose status changed; with --report, every case's status, LLM calls, tokens and seconds in both."""
     from evals.report import compare, load_report, write_comparison
 
-    diff = compare(load_report(a), load_report(b))
+    reports = load_report(a), load_report(b)
+    try:
+        diff = compare(*reports)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # hand-edited or another tool's
+        raise CliError(
+            f"{a} or {b}: not an eval report this copilot wrote ({type(exc).__name__}: {exc})"
+        ) from exc
     if report:
         files = write_comparison(diff, report)
         typer.echo(f"comparison: {', '.join(str(p) for p in files.values())}", err=True)

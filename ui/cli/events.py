@@ -52,6 +52,8 @@ def _read_jsonl(path: Path) -> list[tuple[int, object]]:
             out.append((n, json.loads(line)))
         except json.JSONDecodeError as exc:
             out.append((n, CliError(f"{path} line {n}: not a JSON object: {exc.msg} at column {exc.colno}")))
+        except RecursionError:
+            out.append((n, CliError(f"{path} line {n}: not a JSON object: nested too deeply")))
     return out
 
 

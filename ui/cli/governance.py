@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import CliError, check_choice, engine, policy, print_json, scoped_factory
+from ui.cli.common import MAX_ID, CliError, check_choice, engine, policy, print_json, scoped_factory
 
 actions_app = typer.Typer(help="Action requests: propose, list, approve, reject, edit.", no_args_is_help=True)
 users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
@@ -73,7 +73,11 @@ def _params(text: str | None) -> dict[str, Any] | None:
 
 
 def _line(req: dict[str, Any]) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in req["params"].items())
+    from ui.cli.render import inert
+
+    params = inert(
+        ", ".join(f"{k}={v}" for k, v in req["params"].items())
+    )  # e.g. a ship-to an approver typed
     return (
         f"#{req['id']:<5} {req['status']:<16} {req['action']:<21} {req['order_id'] or '':<12} "
         f"risk {req['risk']:<6} approver {req['approver_role']:<22} by {req['requested_by']:<16} {params}"
@@ -81,6 +85,8 @@ def _line(req: dict[str, Any]) -> str:
 
 
 def _show(req: dict[str, Any]) -> None:
+    from ui.cli.render import inert
+
     typer.echo(_line(req))
     guard = req.get("guard") or {}
     for reason in guard.get("reasons") or []:
@@ -88,7 +94,7 @@ def _show(req: dict[str, Any]) -> None:
     for d in req.get("decisions") or []:
         typer.echo(
             f"  {d['decision']} by {d['decided_by']} ({d['role']}) at {d['decided_at']}"
-            + (f": {d['reason']}" if d.get("reason") else "")
+            + (f": {inert(d['reason'])}" if d.get("reason") else "")
         )
     ex = req.get("execution")
     if ex:
@@ -129,7 +135,7 @@ def actions_list(
 
 @actions_app.command("show")
 def actions_show(
-    request_id: Annotated[int, typer.Argument(help="Request id.")],
+    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)],
     as_user: OptionalAs = None,
     as_json: Json = False,
 ) -> None:
@@ -241,7 +247,7 @@ def _decide(
 
 @actions_app.command("approve")
 def actions_approve(
-    request_id: Annotated[int, typer.Argument(help="Request id.")],
+    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)],
     as_user: AsUser,
     reason: Annotated[str | None, typer.Option(help="Why (optional).")] = None,
     as_json: Json = False,
@@ -252,7 +258,7 @@ def actions_approve(
 
 @actions_app.command("reject")
 def actions_reject(
-    request_id: Annotated[int, typer.Argument(help="Request id.")],
+    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)],
     as_user: AsUser,
     reason: Annotated[str, typer.Option(help="Why (required).")] = "",
     as_json: Json = False,
@@ -263,7 +269,7 @@ def actions_reject(
 
 @actions_app.command("edit")
 def actions_edit(
-    request_id: Annotated[int, typer.Argument(help="Request id.")],
+    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)],
     as_user: AsUser,
     params: Annotated[
         str, typer.Option(help='Changed parameters as JSON, e.g. \'{"ship_to_city": "Boston"}\'.')
@@ -277,7 +283,7 @@ def actions_edit(
 
 @actions_app.command("resume")
 def actions_resume(
-    request_id: Annotated[int, typer.Argument(help="Request id.")], as_json: Json = False
+    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)], as_json: Json = False
 ) -> None:
     """Carry on a request a crash left half-way (proposed, or approved but not executed); idempotent.
 

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _escape_markup
 from rich.table import Table
 
 from tools.rules import is_closed
 
-__all__ = ["console", "render_order", "render_triage"]
+__all__ = ["console", "escape", "inert", "render_order", "render_triage"]
+
+# Characters a customer's note, an e-mail or a model's text must not send to the terminal as they
+# are: C0/C1 controls (ESC starts a terminal command: clear the screen, retitle the window, fake
+# colours; CR and LF forge whole lines) and the bidirectional overrides that reorder what is shown.
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_BUT_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def inert(value: Any, *, newlines: bool = False) -> str:
+    """``value`` with every control character shown as its escape (``\\x1b``, ``\\r``) instead of
+    sent to the terminal (plain output: ``typer.echo``); see :func:`escape` for rich output."""
+    pattern = _CONTROLS_BUT_NEWLINE if newlines else _CONTROLS
+    return pattern.sub(lambda m: ascii(m.group())[1:-1], str(value))
+
+
+def escape(value: Any, *, newlines: bool = False) -> str:
+    """``value`` as inert text for a rich console: markup escaped, and every control character
+    shown as its escape (``\\x1b``, ``\\r``), never sent to the terminal; ``newlines`` keeps line
+    breaks (a multi-line text of the copilot's own), else they show as ``\\n`` too."""
+    return _escape_markup(inert(value, newlines=newlines))
 
 
 def console() -> Console:

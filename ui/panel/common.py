@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
+from sqlalchemy.exc import OperationalError
 
 from agent.governance.origin import Origin, set_origin
 from tools.db import DatabaseError
 from tools.errors import Conflict, Forbidden, GuardBlocked, ToolError
-from ui.api.auth import AuthError, Principal
+from ui.api.auth import AuthError, Principal, TokenConfigError
 from ui.api.limits import RateLimited
 from ui.api.service import LimitExceeded, Services
 
@@ -39,7 +40,15 @@ __all__ = [
 ]
 
 # The failures a person can act on (shown in the panel); anything else is a bug and propagates.
-EXPECTED: tuple[type[BaseException], ...] = (ToolError, AuthError, DatabaseError, RateLimited)
+# OperationalError: the database went away or refused a write mid-request (nothing was changed)
+EXPECTED: tuple[type[BaseException], ...] = (
+    ToolError,
+    AuthError,
+    TokenConfigError,
+    DatabaseError,
+    OperationalError,
+    RateLimited,
+)
 
 # Markdown's punctuation that marks up text anywhere (emphasis, links, images, code, tables,
 # strike-through, headings), and what marks up a line where it starts (lists, setext headings).
@@ -87,6 +96,10 @@ def failure_md(exc: BaseException) -> str:
         return f"**Too many requests (429):** {md_text(str(exc))}"
     if isinstance(exc, LimitExceeded):
         return f"**Too large:** {md_text(str(exc))}"
+    if isinstance(exc, OperationalError):  # never the SQL: it may carry the records' values
+        return "**Unavailable (503):** the database cannot be reached right now: nothing was changed; retry"
+    if isinstance(exc, TokenConfigError):
+        return "**Unavailable (503):** the service's API tokens cannot be read right now; retry"
     return f"**Error:** {md_text(str(exc))}"
 
 

@@ -130,7 +130,8 @@ def typed(value: str, config: OrderNumbers | None = None) -> Mention:
     candidates = [raw, raw.upper()]
     for m in order_mentions(raw, config):
         candidates += list(m.candidates)
-    return Mention(raw, tuple(dict.fromkeys(c for c in candidates if c)), True)
+    # a blank value names no order: reported as not found, never an IndexError
+    return Mention(raw, tuple(dict.fromkeys(c for c in candidates if c)) or (raw,), True)
 
 
 def resolve_one(
