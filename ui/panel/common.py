@@ -35,6 +35,8 @@ __all__ = [
     "guarded",
     "guarded_stream",
     "md_text",
+    "pending_twin",
+    "pick_id",
     "signed_in",
 ]
 
@@ -67,6 +69,34 @@ def signed_in(services: Services, token: str | None) -> Principal:
     services.limits.take(who.username)
     set_origin(Origin(door="panel", user=who.username))
     return who
+
+
+def pick_id(pick: Any, what: str) -> int | None:
+    """The number a dropdown picked (it takes typed values too): None when nothing is picked; a
+    typed value that is not a number is refused in one line instead of failing the event."""
+    text = str(pick if pick is not None else "").strip().lstrip("#")
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ToolError(f"{code_text(text)[:40]!r} is not {what} number: pick one from the list")
+    return int(text)
+
+
+def _same_params(a: Any, b: Any) -> bool:
+    return json.dumps(a or {}, sort_keys=True, default=str) == json.dumps(
+        b or {}, sort_keys=True, default=str
+    )
+
+
+def pending_twin(
+    services: Services, who: Principal, order_id: str, action: str, params: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """A request for the same action with the same parameters on the order that is still waiting
+    for its approver: a second click files nothing new, it points at that one."""
+    for req in services.list_requests(who, status="pending_approval", order_id=order_id, limit=50):
+        if req["action"] == str(action).strip().upper() and _same_params(req.get("params"), params):
+            return req
+    return None
 
 
 def failure_md(exc: BaseException) -> str:
