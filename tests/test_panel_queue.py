@@ -75,3 +75,25 @@ def test_a_second_click_on_request_files_no_second_request(svc):
     out = queue.request(T["ops_manager"], str(item_id))
     assert f"#{req['id']}" in out and "not filed again" in out
     assert len(_requests(svc, "SO-100003")) == 1
+
+
+def test_an_executed_decision_reads_as_a_line_not_a_json_dump(svc):
+    orders, approvals = OrdersTab(svc), ApprovalsTab(svc)
+    _table, _status, cache, _pick = orders.triage_paste(T["planner"], "SO-100002")
+    assert "pending_approval" in orders.request_approval(T["planner"], "SO-100002", cache)
+    [req] = _requests(svc, "SO-100002")
+    out = approvals.decide("approve")(T["credit_analyst"], str(req["id"]), "paid", "{}")
+    assert "is now **executed**" in out and "Execution: **executed**" in out
+    assert "{" not in out and '"' not in out, out  # was: Execution: executed {"changes": {...}}
+
+
+def test_the_question_in_the_chat_bubble_is_shown_as_typed_not_rendered(svc):
+    """A pasted e-mail's image would load from wherever it points (seen in the browser: a GET of
+    /ui/x for ``<img src=x>``): the user's own bubble is escaped like the answer."""
+    from ui.panel.chat import ChatTab
+
+    question = "What is blocking SO-100002? <img src=https://evil.test/p.png> ![p](https://evil.test/q.png)"
+    history, *_ = next(iter(ChatTab(svc).chat(T["planner"], None, question, [])))
+    shown = str(history[0]["content"])
+    assert history[0]["role"] == "user"
+    assert "<img" not in shown and "![" not in shown and "&lt;img" in shown

@@ -26,6 +26,7 @@ from ui.panel.common import (
     guarded,
     md_text,
     pick_id,
+    plain_text,
     signed_in,
 )
 from ui.panel.messages import message_md
@@ -158,7 +159,7 @@ class ApprovalsTab:
             text = f"Request **#{req['id']}** is now **{req['status']}** (decided by {who.username}, {who.role})."
             execution = req.get("execution")
             if execution:
-                text += f"\n\nExecution: **{execution.get('status')}** {md_text(execution.get('result'))}"
+                text += f"\n\nExecution: **{execution.get('status')}** {plain_text(execution.get('result'))}"
             return text
 
         run.__name__ = f"{decision}_request"

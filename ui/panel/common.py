@@ -37,6 +37,7 @@ __all__ = [
     "md_text",
     "pending_twin",
     "pick_id",
+    "plain_text",
     "signed_in",
 ]
 
@@ -55,6 +56,28 @@ def md_text(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     text = _MD_INLINE.sub(r"\\\1", html.escape(text, quote=False))
     return _MD_LINE_START.sub(r"\1\\\2", text)
+
+
+def plain_text(value: Any) -> str:
+    """A result record as a reader's line (``changes: order_lines=SO-1/2, allocated=5``), not a JSON
+    dump; made inert like :func:`md_text`."""
+
+    def flat(v: Any) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k}={flat(x)}" for k, x in v.items() if x not in (None, "", [], {}))
+        if isinstance(v, list | tuple):
+            return "; ".join(f"({flat(x)})" if isinstance(x, dict) else flat(x) for x in v)
+        return "" if v is None else str(v)
+
+    if isinstance(value, dict):
+        text = "; ".join(
+            f"{k}: {flat(x)}" if isinstance(x, dict | list | tuple) else f"{k}={flat(x)}"
+            for k, x in value.items()
+            if x not in (None, "", [], {})
+        )
+    else:
+        text = flat(value)
+    return md_text(text)
 
 
 def code_text(value: Any) -> str:
