@@ -97,3 +97,20 @@ def test_the_question_in_the_chat_bubble_is_shown_as_typed_not_rendered(svc):
     shown = str(history[0]["content"])
     assert history[0]["role"] == "user"
     assert "<img" not in shown and "![" not in shown and "&lt;img" in shown
+
+
+def test_what_the_customer_was_told_gives_the_time_as_a_reader_writes_it():
+    from ui.panel.messages import told_md
+
+    md = told_md(
+        [
+            {
+                "status": "sent",
+                "reason": "substitution",
+                "delivery": {"sent_at": "2026-12-05T02:14:29.748443+00:00", "subject": "Order SO-1 <b>"},
+            },
+            {"status": "awaiting_approval", "reason": "promise date", "drafted_at": None, "due_at": None},
+        ]
+    )
+    assert "- sent 2026-12-05 02:14 UTC: Order SO-1 &lt;b&gt;" in md  # was 2026-12-05T02:14:29.748443+00:00
+    assert "- awaiting_approval: promise date" in md
