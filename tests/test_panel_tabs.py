@@ -114,3 +114,16 @@ def test_what_the_customer_was_told_gives_the_time_as_a_reader_writes_it():
     )
     assert "- sent 2026-12-05 02:14 UTC: Order SO-1 &lt;b&gt;" in md  # was 2026-12-05T02:14:29.748443+00:00
     assert "- awaiting_approval: promise date" in md
+
+
+def test_a_click_before_sign_in_says_how_to_sign_in_not_which_header_to_send(svc):
+    from ui.panel.dashboard import DashboardTab
+
+    queue, dashboard = QueueTab(svc), DashboardTab(svc)
+    for out in (
+        guarded(queue.load, 3, 2)(None)[2],
+        guarded(queue.claim, 1, 0)(None, "1"),
+        guarded(dashboard.workflow_md, 1, 0)(""),
+    ):
+        # was: "Not signed in: missing bearer token: send 'Authorization: Bearer <token>'"
+        assert out == "**Not signed in:** paste your API token at the top and press Sign in", out

@@ -26,6 +26,7 @@ from ui.api.service import LimitExceeded, Services
 
 __all__ = [
     "EXPECTED",
+    "NO_TOKEN",
     "action_line",
     "citation_text",
     "code_text",
@@ -85,9 +86,16 @@ def code_text(value: Any) -> str:
     return str(value).replace("`", "'").replace("\r", " ").replace("\n", " ")
 
 
+# What a panel user is told without a token (the API's "send 'Authorization: Bearer <token>'" is
+# for API clients: nobody in the panel sends a header).
+NO_TOKEN = "paste your API token at the top and press Sign in"
+
+
 def signed_in(services: Services, token: str | None) -> Principal:
     """The user of ``token``: counted against their rate limit, and the origin of the audit events
     the handler appends (a streaming handler's later steps name them as actor instead)."""
+    if not (token or "").strip():
+        raise AuthError(NO_TOKEN)
     who = services.authenticate(token)
     services.limits.take(who.username)
     set_origin(Origin(door="panel", user=who.username))
