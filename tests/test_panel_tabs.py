@@ -127,3 +127,11 @@ def test_a_click_before_sign_in_says_how_to_sign_in_not_which_header_to_send(svc
     ):
         # was: "Not signed in: missing bearer token: send 'Authorization: Bearer <token>'"
         assert out == "**Not signed in:** paste your API token at the top and press Sign in", out
+
+
+def test_an_unknown_order_or_request_reads_as_not_found_like_the_api_404(svc):
+    orders, approvals = OrdersTab(svc), ApprovalsTab(svc)
+    out = guarded(orders.request_approval, 1, 0)(T["planner"], "SO-404", {})
+    assert out.startswith("**Not found (404):** order SO-404 not found"), out  # was "**Error:** ..."
+    detail, _params = guarded(approvals.request_detail, 2, 0)(T["credit_analyst"], "99999")
+    assert detail.startswith("**Not found (404):**") and "99999" in detail, detail

@@ -19,7 +19,7 @@ import gradio as gr
 
 from agent.governance.origin import Origin, set_origin
 from tools.db import DatabaseError
-from tools.errors import Conflict, Forbidden, GuardBlocked, ToolError
+from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
 from ui.api.auth import AuthError, Principal
 from ui.api.limits import RateLimited
 from ui.api.service import LimitExceeded, Services
@@ -136,6 +136,8 @@ def failure_md(exc: BaseException) -> str:
         return f"**Not signed in:** {md_text(str(exc))}"
     if isinstance(exc, Forbidden):
         return f"**Not allowed for your role (403):** {md_text(str(exc))}"
+    if isinstance(exc, NotFound):
+        return f"**Not found (404):** {md_text(str(exc))}"
     if isinstance(exc, Conflict):
         return f"**Already decided (409):** {md_text(str(exc))}"
     if isinstance(exc, GuardBlocked):
