@@ -38,6 +38,7 @@ def test_planner_requests_approver_approves_audit_shows_execution(live, tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots: {shots}")
     hosts: set[str] = set()
+    console_errors: list[str] = []
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -54,6 +55,9 @@ def test_planner_requests_approver_approves_audit_shows_execution(live, tmp_path
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
         page.on("request", lambda req: hosts.add(urlparse(req.url).hostname or req.url.split(":", 1)[0]))
+        # the page throws nothing and logs no error (a 404 for /favicon.ico was one on every load)
+        page.on("console", lambda m: m.type == "error" and console_errors.append(f"{m.text} {m.location}"))
+        page.on("pageerror", lambda exc: console_errors.append(f"uncaught: {exc}"))
 
         taken: list[Path] = []
 
@@ -110,4 +114,5 @@ def test_planner_requests_approver_approves_audit_shows_execution(live, tmp_path
         browser.close()
 
     assert hosts <= {"127.0.0.1", "data", "blob"}, f"the page loaded from elsewhere: {sorted(hosts)}"
+    assert console_errors == [], console_errors
     assert len(taken) == 6 and all(p.stat().st_size > 0 for p in taken)

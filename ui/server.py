@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from agent.settings import Settings, apply_offline_defaults, get_settings
 from agent.telemetry import configure_logging
@@ -49,6 +49,14 @@ def create_app(
     )
     if panel:
         mount_panel(app, services)
+        # the panel's page asks the site root for its icon; a 404 there is an error in every
+        # browser console that opens the panel: answer "no icon" instead
+        app.add_api_route(
+            "/favicon.ico",
+            lambda: Response(status_code=204),
+            methods=["GET"],
+            include_in_schema=False,
+        )
         app.add_middleware(PanelGate, prefix=PANEL_PATH)  # no anonymous uploads or file serving
     return app
 

@@ -25,6 +25,8 @@ from ui.panel.common import (
     fmt_params,
     guarded,
     md_text,
+    pick_id,
+    plain_text,
     signed_in,
 )
 from ui.panel.messages import message_md
@@ -87,9 +89,10 @@ class ApprovalsTab:
     def request_detail(self, token: str | None, request_id: str | None):
         """Evidence, guard result and citations of one request."""
         who = signed_in(self.services, token)
-        if not request_id:
+        picked = pick_id(request_id, "a request")
+        if picked is None:
             return "Select a request.", ""
-        req = self.services.get_request(who, int(request_id))
+        req = self.services.get_request(who, picked)
         message = (
             self.services.message_for_request(who, req["id"]) if req["action"] in MESSAGE_ACTIONS else None
         )
@@ -128,7 +131,8 @@ class ApprovalsTab:
 
         def run(token: str | None, request_id: str | None, reason: str, params_text: str) -> str:
             who = signed_in(self.services, token)
-            if not request_id:
+            picked = pick_id(request_id, "a request")
+            if picked is None:
                 return "Select a request first."
             params = None
             if decision == "edit":
@@ -140,7 +144,7 @@ class ApprovalsTab:
                     return "**Error:** the parameters must be a JSON object."
             if decision in ("reject", "edit") and not (reason or "").strip():
                 return f"**Error:** a reason is required to {decision}."
-            message = self.services.message_for_request(who, int(request_id)) if decision == "edit" else None
+            message = self.services.message_for_request(who, picked) if decision == "edit" else None
             if (
                 message is not None and params is not None
             ):  # its text: checked against its facts, diff audited
@@ -150,12 +154,12 @@ class ApprovalsTab:
                     f"Message **#{m['id']}** is now **{m['status']}** (edited by {who.username}, {who.role})."
                 )
             req = self.services.decide(
-                who, int(request_id), decision, reason=(reason or "").strip() or None, params=params
+                who, picked, decision, reason=(reason or "").strip() or None, params=params
             )
             text = f"Request **#{req['id']}** is now **{req['status']}** (decided by {who.username}, {who.role})."
             execution = req.get("execution")
             if execution:
-                text += f"\n\nExecution: **{execution.get('status')}** {md_text(execution.get('result'))}"
+                text += f"\n\nExecution: **{execution.get('status')}** {plain_text(execution.get('result'))}"
             return text
 
         run.__name__ = f"{decision}_request"

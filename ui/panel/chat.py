@@ -44,7 +44,11 @@ class ChatTab:
             yield history, "Type a question.", thread, "", gr.update(visible=False)
             return
         thread = thread or uuid.uuid4().hex[:16]
-        history += [{"role": "user", "content": message}, {"role": "assistant", "content": _doing(READING)}]
+        # the question is shown as typed: a pasted e-mail's <img> or Markdown image loads nothing
+        history += [
+            {"role": "user", "content": md_text(message)},
+            {"role": "assistant", "content": _doing(READING)},
+        ]
         tools: list[str] = []
         answered = False  # the bubble shows progress labels until the first token or the final answer
         cites: list[str] = []

@@ -20,13 +20,14 @@ from sqlalchemy.exc import OperationalError
 
 from agent.governance.origin import Origin, set_origin
 from tools.db import DatabaseError
-from tools.errors import Conflict, Forbidden, GuardBlocked, ToolError
+from tools.errors import Conflict, Forbidden, GuardBlocked, NotFound, ToolError
 from ui.api.auth import AuthError, Principal, TokenConfigError
 from ui.api.limits import RateLimited
 from ui.api.service import LimitExceeded, Services
 
 __all__ = [
     "EXPECTED",
+    "NO_TOKEN",
     "action_line",
     "citation_text",
     "code_text",
@@ -36,6 +37,9 @@ __all__ = [
     "guarded",
     "guarded_stream",
     "md_text",
+    "pending_twin",
+    "pick_id",
+    "plain_text",
     "signed_in",
 ]
 
@@ -64,18 +68,75 @@ def md_text(value: Any) -> str:
     return _MD_LINE_START.sub(r"\1\\\2", text)
 
 
+def plain_text(value: Any) -> str:
+    """A result record as a reader's line (``changes: order_lines=SO-1/2, allocated=5``), not a JSON
+    dump; made inert like :func:`md_text`."""
+
+    def flat(v: Any) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k}={flat(x)}" for k, x in v.items() if x not in (None, "", [], {}))
+        if isinstance(v, list | tuple):
+            return "; ".join(f"({flat(x)})" if isinstance(x, dict) else flat(x) for x in v)
+        return "" if v is None else str(v)
+
+    if isinstance(value, dict):
+        text = "; ".join(
+            f"{k}: {flat(x)}" if isinstance(x, dict | list | tuple) else f"{k}={flat(x)}"
+            for k, x in value.items()
+            if x not in (None, "", [], {})
+        )
+    else:
+        text = flat(value)
+    return md_text(text)
+
+
 def code_text(value: Any) -> str:
     """Text for inside a Markdown code span (rendered literally): no backtick to break out, one line."""
     return str(value).replace("`", "'").replace("\r", " ").replace("\n", " ")
 
 
+# What a panel user is told without a token (the API's "send 'Authorization: Bearer <token>'" is
+# for API clients: nobody in the panel sends a header).
+NO_TOKEN = "paste your API token at the top and press Sign in"
+
+
 def signed_in(services: Services, token: str | None) -> Principal:
     """The user of ``token``: counted against their rate limit, and the origin of the audit events
     the handler appends (a streaming handler's later steps name them as actor instead)."""
+    if not (token or "").strip():
+        raise AuthError(NO_TOKEN)
     who = services.authenticate(token)
     services.limits.take(who.username)
     set_origin(Origin(door="panel", user=who.username))
     return who
+
+
+def pick_id(pick: Any, what: str) -> int | None:
+    """The number a dropdown picked (it takes typed values too): None when nothing is picked; a
+    typed value that is not a number is refused in one line instead of failing the event."""
+    text = str(pick if pick is not None else "").strip().lstrip("#")
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ToolError(f"{code_text(text)[:40]!r} is not {what} number: pick one from the list")
+    return int(text)
+
+
+def _same_params(a: Any, b: Any) -> bool:
+    return json.dumps(a or {}, sort_keys=True, default=str) == json.dumps(
+        b or {}, sort_keys=True, default=str
+    )
+
+
+def pending_twin(
+    services: Services, who: Principal, order_id: str, action: str, params: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """A request for the same action with the same parameters on the order that is still waiting
+    for its approver: a second click files nothing new, it points at that one."""
+    for req in services.list_requests(who, status="pending_approval", order_id=order_id, limit=50):
+        if req["action"] == str(action).strip().upper() and _same_params(req.get("params"), params):
+            return req
+    return None
 
 
 def failure_md(exc: BaseException) -> str:
@@ -84,6 +145,8 @@ def failure_md(exc: BaseException) -> str:
         return f"**Not signed in:** {md_text(str(exc))}"
     if isinstance(exc, Forbidden):
         return f"**Not allowed for your role (403):** {md_text(str(exc))}"
+    if isinstance(exc, NotFound):
+        return f"**Not found (404):** {md_text(str(exc))}"
     if isinstance(exc, Conflict):
         return f"**Already decided (409):** {md_text(str(exc))}"
     if isinstance(exc, GuardBlocked):

@@ -5,6 +5,7 @@ HTML-escaped inside ``<pre>``, so nothing in it is rendered or run."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from typing import Any
 
@@ -69,10 +70,23 @@ def message_md(m: dict[str, Any]) -> str:
     if delivery:
         parts.append(
             f"Delivery: **{delivery['status']}** to {html.escape(delivery['recipient'])}"
-            + (f", sent {delivery['sent_at']}" if delivery.get("sent_at") else "")
+            + (f", sent {_when(delivery['sent_at'])}" if delivery.get("sent_at") else "")
             + (f", last error: {html.escape(delivery['last_error'])}" if delivery.get("last_error") else "")
         )
     return "\n\n".join(parts)
+
+
+def _when(value: Any) -> str:
+    """A timestamp as a reader writes it (``2026-12-05 02:14 UTC``), not ISO with microseconds."""
+    if value in (None, ""):
+        return ""
+    try:
+        when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return html.escape(str(value))
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC)
+    return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 def told_md(messages: list[dict[str, Any]]) -> str:
@@ -90,5 +104,6 @@ def told_md(messages: list[dict[str, Any]]) -> str:
             or (m.get("draft") or {}).get("subject")
             or m["reason"]
         )
-        lines.append(f"- {m['status']} {when or ''}: {html.escape(str(subject))}")
+        stamp = _when(when)
+        lines.append(f"- {m['status']}{' ' + stamp if stamp else ''}: {html.escape(str(subject))}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from ui.panel.common import (
     guarded,
     guarded_stream,
     md_text,
+    pending_twin,
     signed_in,
 )
 from ui.panel.messages import told_md
@@ -133,11 +134,20 @@ class OrdersTab:
             elif event.get("type") == "final" and event.get("results"):
                 yield detail_md(event["results"][0]) + told
 
-    def request_approval(self, token: str | None, order_id: str | None):
-        """Request approval of the order's recommended action, as the signed-in user."""
+    def request_approval(self, token: str | None, order_id: str | None, cache: dict[str, Any] | None = None):
+        """Request approval of the order's recommended action, as the signed-in user; a click on a
+        recommendation that already waits for its approver points at that request."""
         who = signed_in(self.services, token)
         if not order_id:
             return "Select an order first."
+        rec = ((cache or {}).get(order_id) or {}).get("recommendation")
+        twin = rec and pending_twin(self.services, who, order_id, rec["action"], rec.get("params"))
+        if twin:
+            return (
+                f"Request **#{twin['id']}** `{action_line(twin)}` is already **pending_approval** "
+                f"(filed by {md_text(str(twin.get('requested_by')))}; approver role "
+                f"**{twin.get('approver_role') or '—'}**): not filed again."
+            )
         req = self.services.request_action(who, order_id=order_id, source="panel")
         guard = req.get("guard") or {}
         text = (
@@ -185,7 +195,7 @@ class OrdersTab:
             )
             request_btn.click(
                 guarded(self.request_approval, 1, 0),
-                [token_state, order_pick],
+                [token_state, order_pick, cache],
                 [request_md],
                 api_name="request_approval",
             )

@@ -10,7 +10,7 @@ import pandas as pd
 
 from agent.flow import claim, load_queue, reassign, release
 from ui.api.service import Services
-from ui.panel.common import action_line, evidence_md, guarded
+from ui.panel.common import action_line, evidence_md, guarded, md_text, pending_twin, pick_id, signed_in
 
 __all__ = ["MY_QUEUE_COLUMNS", "QueueTab"]
 
@@ -25,7 +25,7 @@ class QueueTab:
 
     def load(self, token: str | None):
         """My queue, highest priority first."""
-        who = self.services.authenticate(token)
+        who = signed_in(self.services, token)
         with self.services.factory_for(who)() as session:  # a scoped user: their sites' exceptions
             items = load_queue(session, self.services.policy, role=who.role, limit=200)
             session.rollback()
@@ -56,14 +56,15 @@ class QueueTab:
         )
 
     def detail(self, token: str | None, pick: str | None) -> str:
-        who = self.services.authenticate(token)
-        item = self._shown.get(who.username, {}).get(int(pick)) if pick else None
+        who = signed_in(self.services, token)
+        picked = pick_id(pick, "an exception")
+        item = self._shown.get(who.username, {}).get(picked) if picked is not None else None
         if item is None:
             return "Select an exception."
         rec = item.get("recommendation")
         return (
             f"### #{item['id']} {item['type']} on **{item['order_id']}** ({item['instance']})\n\n"
-            f"Customer {item['customer_name'] or item['customer_id']} ({item['customer_tier']}), order value "
+            f"Customer {md_text(item['customer_name'] or item['customer_id'])} ({item['customer_tier']}), order value "
             f"{item['order_value']}, promised {item['promised_date']}; {item['waiting']} other orders wait on the "
             f"same. Priority **{item['priority']}**, SLA due {item['sla_due_at']:%Y-%m-%d %H:%M}.\n\n"
             f"**Evidence:**\n{evidence_md(item['evidence'])}\n\n**Recommendation:** `{action_line(rec)}`"
@@ -71,13 +72,16 @@ class QueueTab:
         )
 
     def _act(self, fn, token: str | None, pick: str | None, **kw) -> str:
-        who = self.services.authenticate(token)
-        if not pick:
+        # signed_in: the claim, release or reassignment is audited as the panel's user, not the
+        # server's OS account, and counts against the user's rate limit like every other click
+        who = signed_in(self.services, token)
+        picked = pick_id(pick, "an exception")
+        if picked is None:
             return "Select an exception first."
         with self.services.factory_for(who)() as session:
-            fn(session, self.services.policy, int(pick), user=who.username, role=who.role, **kw)
+            fn(session, self.services.policy, picked, user=who.username, role=who.role, **kw)
             session.commit()
-        return f"#{pick}: done ({fn.__name__} by {who.username}). Refresh to see the queue."
+        return f"#{picked}: done ({fn.__name__} by {who.username}). Refresh to see the queue."
 
     def claim(self, token: str | None, pick: str | None) -> str:
         return self._act(claim, token, pick)
@@ -90,13 +94,20 @@ class QueueTab:
 
     def request(self, token: str | None, pick: str | None) -> str:
         """File the recommendation as an action request (guarded, then waiting for its approver)."""
-        who = self.services.authenticate(token)
-        item = self._shown.get(who.username, {}).get(int(pick)) if pick else None
+        who = signed_in(self.services, token)
+        picked = pick_id(pick, "an exception")
+        item = self._shown.get(who.username, {}).get(picked) if picked is not None else None
         rec = item.get("recommendation") if item else None
         if item is None or not rec:
             return "Select an exception with a recommendation."
+        twin = pending_twin(self.services, who, item["order_id"], rec["action"], rec["params"])
+        if twin is not None:
+            return (
+                f"Request **#{twin['id']}** `{action_line(twin)}` is already **pending_approval** "
+                f"(filed by {md_text(str(twin.get('requested_by')))}; approver {twin.get('approver_role')}): not filed again."
+            )
         req = self.services.request_action(
-            who, order_id=item["order_id"], action=rec["action"], params=rec["params"], source="api"
+            who, order_id=item["order_id"], action=rec["action"], params=rec["params"], source="panel"
         )
         return f"Request **#{req['id']}** `{action_line(req)}` is **{req['status']}** (approver {req.get('approver_role')})."
 

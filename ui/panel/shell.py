@@ -9,11 +9,12 @@ from __future__ import annotations
 import gradio as gr
 from fastapi import FastAPI
 
+from ui.api.auth import AuthError
 from ui.api.service import Services
 from ui.panel.approvals import ApprovalsTab
 from ui.panel.audit import AuditTab
 from ui.panel.chat import ChatTab
-from ui.panel.common import EXPECTED, failure_md, md_text
+from ui.panel.common import EXPECTED, NO_TOKEN, failure_md, md_text
 from ui.panel.dashboard import DashboardTab
 from ui.panel.orders import OrdersTab
 from ui.panel.queue import QueueTab
@@ -36,6 +37,8 @@ def build_panel(services: Services) -> gr.Blocks:
 
     def sign_in(token: str):
         """Check a token; remember it for this browser session."""
+        if not (token or "").strip():
+            return None, failure_md(AuthError(NO_TOKEN))
         try:
             who = services.authenticate(token)
         except EXPECTED as exc:
