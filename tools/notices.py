@@ -18,6 +18,7 @@ approver sees that quoted beside the draft; the model never reads it).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -149,11 +150,7 @@ def _last_told_date(session: Session, order_id: str, before: str | None) -> str 
     the customer still holds the date that notice replaced. Walking back from the latest notice of
     a new date, to the first one whose message went out (queued or sent)."""
     told = before
-    earlier = session.scalars(
-        select(Notice)
-        .where(Notice.order_id == order_id, Notice.kind == "customer")
-        .order_by(Notice.id.desc())
-    )
+    earlier = _customer_notices_latest_first(session, order_id)
     for notice in earlier:
         facts = notice.facts if isinstance(notice.facts, dict) else {}
         if facts.get("change") in _STATES_PROMISED_DATE:
@@ -170,6 +167,14 @@ def _last_told_date(session: Session, order_id: str, before: str | None) -> str 
     return told
 
 
+def _customer_notices_latest_first(session: Session, order_id: str) -> Iterable[Notice]:
+    return session.scalars(
+        select(Notice)
+        .where(Notice.order_id == order_id, Notice.kind == "customer")
+        .order_by(Notice.id.desc())
+    )
+
+
 def _left(session: Session, notice: Notice) -> bool:
     """Whether the message filed for ``notice`` went out (queued in the outbox, or sent)."""
     return notice.request_id is not None and (
@@ -184,11 +189,7 @@ def _untold_backorder(session: Session, order_id: str, was: dict[str, Any]) -> i
     no longer hold), so this notice tells the customer those units too. Walking back from the latest
     notice of the line while each one's line is the state the next one started from."""
     backorder, untold = was.get("backorder_qty"), 0
-    earlier = session.scalars(
-        select(Notice)
-        .where(Notice.order_id == order_id, Notice.kind == "customer")
-        .order_by(Notice.id.desc())
-    )
+    earlier = _customer_notices_latest_first(session, order_id)
     for notice in earlier:
         facts = notice.facts if isinstance(notice.facts, dict) else {}
         line = facts.get("line") or {}
