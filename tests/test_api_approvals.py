@@ -200,3 +200,16 @@ def test_kpis(client):
     assert client.get("/api/v1/anomalies", headers=H["ops_manager"]).json() == {"items": []}
     body = _error(client.get("/api/v1/risk", headers=H["ops_manager"]), 503, "unavailable")
     assert "copilot risk train" in body["message"]
+
+
+def test_a_retried_request_is_the_one_waiting_200_not_a_second_201(client):
+    """A client that retries POST /requests (a timeout, a double click) gets the request that has
+    not run yet, with 200 and repeated: true; approving it runs the action once."""
+    first = _request(client, "planner", "SO-100002")
+    again = client.post("/api/v1/requests", json={"order_id": "SO-100002"}, headers=H["planner"])
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first["id"] and again.json()["repeated"] is True and not first["repeated"]
+    pending = client.get("/api/v1/requests", params={"order_id": "SO-100002"}, headers=H["ops_manager"])
+    assert [r["id"] for r in pending.json()["items"]] == [first["id"]]
+    done = client.post(f"/api/v1/requests/{first['id']}/approve", headers=H["credit_analyst"])
+    assert done.status_code == 200 and done.json()["status"] == "executed", done.text

@@ -66,6 +66,7 @@ __all__ = [
     "EVENT_QUEUE_RELEASED",
     "EVENT_RECOMMENDATION",
     "EVENT_REQUESTED",
+    "EVENT_REQUEST_REPEATED",
     "EVENT_RETENTION_PURGE",
     "EVENT_SLA_ESCALATED",
     "EVENT_SOURCE_APPLIED",
@@ -91,6 +92,7 @@ EVENT_TRIAGE = "triage"  # an order was triaged: its exception types and recomme
 EVENT_TRIAGE_BOOK = "triage_book"  # the open book was triaged: how many orders, how many with exceptions
 EVENT_RECOMMENDATION = "recommendation"  # the next-best action the copilot proposed
 EVENT_REQUESTED = "action_requested"  # an action request was persisted
+EVENT_REQUEST_REPEATED = "action_request_repeated"  # the same action asked again while one waits: none filed
 EVENT_GUARD = "guard_result"  # the guard's verdict on a request (or an edit), with reasons
 EVENT_APPROVAL_REQUESTED = "approval_requested"  # the request waits for a person with a role
 EVENT_DECISION = "decision"  # approve / reject / edit: who, with which role, why

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,7 +56,7 @@ from agent.governance.origin import current_origin
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
-from agent.triage.retriage import retriage
+from agent.triage.retriage import order_lock_key, retriage
 from agent.triage.service import triage_orders
 from tools import writes
 from tools.dataset import forget_exceptions_recorded
@@ -380,6 +380,7 @@ def request_action(
     """
     order_id = (order_id or "").strip()
     scope_factory, factory = factory, unscoped(factory)
+    repeated: int | None = None
     try:
         screen_params(params)  # oversize or non-finite values: refused before anything is stored
         refuse_params_without_action(action, params, "request")
@@ -388,6 +389,7 @@ def request_action(
                 if not order_visible(s, order_id):  # another site's order: as unknown
                     raise OrderNotFound(order_id)
         with write_session(factory) as s:
+            _lock_order(s, order_id)  # a concurrent identical request waits, then finds this one
             if requested_by == COPILOT_REQUESTER and str(action or "").strip().upper() in MESSAGE_ACTIONS:
                 user = {"username": COPILOT_REQUESTER, "role": None}
             else:
@@ -433,64 +435,77 @@ def request_action(
                     )
                 )
             stored = _jsonable(normalised if normalised is not None else params)
-            risk = "none" if action == "ESCALATE" else policy.risk_of(action)
-            approver = (
-                stored.get("role") if action == "ESCALATE" else policy.approver_for(action, risk)
-            ) or ""
-            now = _now()
-            req = ActionRequest(
-                action=action,
-                params=stored,
-                params_hash=writes.params_hash(stored),
-                order_id=order_id,
-                exception_id=exception_id,
-                exception_type=option["type"] if option else None,
-                evidence=_jsonable([facts] if action in MESSAGE_ACTIONS and facts else evidence),
-                citations=_jsonable(citations or []),
-                risk=risk,
-                approver_role=str(approver)[:32],
-                requested_by=user["username"],
-                is_recommendation=in_plan,
-                recommended=_jsonable(rec and {"action": rec["action"], "params": rec["params"]}),
-                status="proposed",
-                thread_id=thread_id,
-                source=(source or "cli")[:16],
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(req)
-            s.flush()
-            audit.append_event(
-                s,
-                audit.EVENT_REQUESTED,
-                actor=user["username"],
-                role=user["role"],
-                order_id=order_id,
-                request_id=req.id,
-                payload={
-                    "action": action,
-                    "params": stored,
-                    "source": req.source,
-                    "is_recommendation": in_plan,
-                    "thread_id": thread_id,
-                    "citations": req.citations,
-                },
-            )
-            if rec is not None and not in_plan and action not in MESSAGE_ACTIONS:
+            twin = _waiting_twin(s, order_id, action, stored)
+            if twin is not None:  # a retry or a second click: the request waiting is the one
                 audit.append_event(
                     s,
-                    audit.EVENT_OVERRIDE,
+                    audit.EVENT_REQUEST_REPEATED,
+                    actor=user["username"],
+                    role=user["role"],
+                    order_id=order_id,
+                    request_id=twin,
+                    payload={"action": action, "params": stored, "source": (source or "cli")[:16]},
+                )
+                repeated = twin
+            else:
+                risk = "none" if action == "ESCALATE" else policy.risk_of(action)
+                approver = (
+                    stored.get("role") if action == "ESCALATE" else policy.approver_for(action, risk)
+                ) or ""
+                now = _now()
+                req = ActionRequest(
+                    action=action,
+                    params=stored,
+                    params_hash=writes.params_hash(stored),
+                    order_id=order_id,
+                    exception_id=exception_id,
+                    exception_type=option["type"] if option else None,
+                    evidence=_jsonable([facts] if action in MESSAGE_ACTIONS and facts else evidence),
+                    citations=_jsonable(citations or []),
+                    risk=risk,
+                    approver_role=str(approver)[:32],
+                    requested_by=user["username"],
+                    is_recommendation=in_plan,
+                    recommended=_jsonable(rec and {"action": rec["action"], "params": rec["params"]}),
+                    status="proposed",
+                    thread_id=thread_id,
+                    source=(source or "cli")[:16],
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(req)
+                s.flush()
+                audit.append_event(
+                    s,
+                    audit.EVENT_REQUESTED,
                     actor=user["username"],
                     role=user["role"],
                     order_id=order_id,
                     request_id=req.id,
                     payload={
-                        "kind": "requested_other_action",
-                        "recommended": req.recommended,
-                        "chosen": {"action": action, "params": stored},
+                        "action": action,
+                        "params": stored,
+                        "source": req.source,
+                        "is_recommendation": in_plan,
+                        "thread_id": thread_id,
+                        "citations": req.citations,
                     },
                 )
-            request_id = req.id
+                if rec is not None and not in_plan and action not in MESSAGE_ACTIONS:
+                    audit.append_event(
+                        s,
+                        audit.EVENT_OVERRIDE,
+                        actor=user["username"],
+                        role=user["role"],
+                        order_id=order_id,
+                        request_id=req.id,
+                        payload={
+                            "kind": "requested_other_action",
+                            "recommended": req.recommended,
+                            "chosen": {"action": action, "params": stored},
+                        },
+                    )
+                request_id = req.id
     except ToolError as exc:
         _log_refusal(
             factory,
@@ -506,9 +521,44 @@ def request_action(
             },
         )
         raise
+    if repeated is not None:
+        return {**get_request(factory, repeated), "repeated": True}
     with _checkpointer(factory, checkpointer) as saver:
         _graph(factory, policy, saver).invoke({"request_id": request_id}, thread_config(request_id))
     return get_request(factory, request_id)
+
+
+def _lock_order(s: Session, order_id: str) -> None:
+    """PostgreSQL: hold the order's triage lock (:func:`agent.triage.retriage.order_lock_key`, the
+    one the event worker takes) for the transaction, so that two requests for the order are filed
+    one after the other (SQLite's ``BEGIN IMMEDIATE`` already does); taken before the order is
+    triaged, as the worker takes it before it writes."""
+    if s.get_bind().dialect.name == "postgresql":
+        schema = s.scalar(select(func.current_schema())) or ""
+        s.execute(select(func.pg_advisory_xact_lock(order_lock_key(schema, order_id))))
+
+
+# A request still on its way to execution: asking for the same action again files nothing new.
+_WAITING = ("proposed", "pending_approval", "approved")
+
+
+def _waiting_twin(s: Session, order_id: str, action: str, params: dict[str, Any]) -> int | None:
+    """The id of a request of ``action`` with exactly ``params`` on the order that has not run yet
+    (proposed, waiting for its approver, or approved): a client's retry, a second click or a second
+    person asking for the same thing gets that one back instead of a twin that could run again once
+    both are approved (domain.md §3: an action runs at most once). A request that executed, failed,
+    was rejected or blocked is no twin: asking again files a new one."""
+    return s.scalar(
+        select(ActionRequest.id)
+        .where(
+            ActionRequest.order_id == order_id,
+            ActionRequest.action == action,
+            ActionRequest.params_hash == writes.params_hash(params),
+            ActionRequest.status.in_(_WAITING),
+        )
+        .order_by(ActionRequest.id)
+        .limit(1)
+    )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -214,6 +214,10 @@ class ActionRequestOut(_Open):
     created_at: Any = None
     updated_at: Any = None
     execution: dict[str, Any] | None = None
+    repeated: bool = Field(
+        default=False,
+        description="true when this request was already waiting and the same ask filed nothing new",
+    )
 
 
 class MessageOut(_Open):

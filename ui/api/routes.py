@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
@@ -316,9 +316,22 @@ def _requests() -> APIRouter:
         response_model=ActionRequestOut,
         status_code=201,
         summary="Request an action for an order (default: its recommendation); the guard checks it.",
-        responses={422: ERROR_RESPONSES[422]},
+        description=(
+            "201 with the new request; 200 with the request already waiting (proposed, pending or "
+            "approved, not yet run) when the same action with the same parameters was asked for on "
+            "the order before: a retry files nothing new (`repeated: true`)."
+        ),
+        responses={
+            200: {
+                "model": ActionRequestOut,
+                "description": "The same request already waiting: nothing filed.",
+            },
+            422: ERROR_RESPONSES[422],
+        },
     )
-    def request_action(body: NewActionRequest, user: User, services: ServicesDep) -> ActionRequestOut:
+    def request_action(
+        body: NewActionRequest, user: User, services: ServicesDep, response: Response
+    ) -> ActionRequestOut:
         filed = services.request_action(
             user,
             order_id=body.order_id,
@@ -334,6 +347,8 @@ def _requests() -> APIRouter:
             raise GuardBlocked(
                 reasons, f"request {filed['id']} is blocked by the guard: " + "; ".join(reasons)
             )
+        if filed.get("repeated"):  # the same action and parameters already wait: that one, nothing filed
+            response.status_code = 200
         return ActionRequestOut(**filed)
 
     @r.get(

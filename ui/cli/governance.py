@@ -164,7 +164,8 @@ def actions_request(
     """Propose an action for an order: it is guarded and waits for a person with the role to decide.
 
     Prints the request id (with --json the request). A request the guard blocks is kept, with its
-    reasons, and the command exits 2.
+    reasons, and the command exits 2. The same action with the same parameters asked again while
+    the first has not run files nothing: that one is printed (``repeated`` in --json).
     """
     from agent.governance.requests import request_action
 
@@ -193,6 +194,10 @@ def actions_request(
         )
         for reason in (req["guard"] or {}).get("reasons") or []:
             typer.echo(f"  guard: {reason}")
+        if req.get("repeated"):
+            typer.echo(
+                f"  already asked: request {req['id']} (by {req['requested_by']}) has not run yet; nothing new filed"
+            )
     if req["status"] == "blocked":
         raise typer.Exit(2)
 
