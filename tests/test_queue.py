@@ -173,6 +173,18 @@ def test_an_exception_found_again_starts_unclaimed(factory):
     with factory() as s:
         [again] = load_queue(s, policy, role="planner")
     assert again["id"] == item["id"] and again["claimed_by"] is None
+    # moved to ops_manager's queue, then resolved and found again: the new episode is routed by the
+    # policy again, not left where the earlier one was sent
+    with factory() as s:
+        reassign(s, policy, item["id"], user="planner", role="planner", to_role="ops_manager", reason="big")
+        s.commit()
+        assert [i["id"] for i in load_queue(s, policy, role="planner") if i["owner_role"] == "planner"] == []
+    stock("c3", 1000, "2026-11-04T10:00:00Z")
+    stock("c4", 10, "2026-11-04T11:00:00Z")
+    with factory() as s:
+        [back] = load_queue(s, policy, role="planner")
+        assert s.get_one(ExceptionRecord, item["id"]).assigned_role is None
+    assert back["id"] == item["id"] and back["owner_role"] == "planner"
 
 
 def test_queue_cli(monkeypatch, capsys, tmp_path, sqlite_engine):

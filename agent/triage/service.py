@@ -128,8 +128,10 @@ def record_exceptions(
         if row.status != "open" or row.evidence_hash != digest:
             if row.status != "open":  # found again after it was resolved: a new episode
                 row.first_seen_at, row.resolved_at = now, None
-                # a new episode starts unclaimed and unescalated in its owner's queue
+                # a new episode starts unclaimed and unescalated in the queue the policy routes it
+                # to (where an earlier episode was reassigned or escalated to is that one's story)
                 row.claimed_by = row.claimed_at = row.escalated_to = row.escalated_at = None
+                row.assigned_role = None
             row.status, row.evidence, row.evidence_hash, row.detected_at = (
                 "open",
                 list(d.evidence),
