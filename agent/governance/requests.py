@@ -436,6 +436,13 @@ def request_action(
                 )
             stored = _jsonable(normalised if normalised is not None else params)
             twin = _waiting_twin(s, order_id, action, stored)
+            if twin is not None and twin.requested_by != user["username"]:
+                # another person's request: theirs to have asked, this one's to decide if their role may
+                raise Conflict(
+                    f"request {twin.id} already asks for {action} with these parameters on order "
+                    f"{order_id} ({twin.status}, filed by {twin.requested_by}): decide that one, "
+                    "nothing new is filed"
+                )
             if twin is not None:  # a retry or a second click: the request waiting is the one
                 audit.append_event(
                     s,
@@ -443,10 +450,10 @@ def request_action(
                     actor=user["username"],
                     role=user["role"],
                     order_id=order_id,
-                    request_id=twin,
+                    request_id=twin.id,
                     payload={"action": action, "params": stored, "source": (source or "cli")[:16]},
                 )
-                repeated = twin
+                repeated = twin.id
             else:
                 risk = "none" if action == "ESCALATE" else policy.risk_of(action)
                 approver = (
@@ -542,14 +549,15 @@ def _lock_order(s: Session, order_id: str) -> None:
 _WAITING = ("proposed", "pending_approval", "approved")
 
 
-def _waiting_twin(s: Session, order_id: str, action: str, params: dict[str, Any]) -> int | None:
-    """The id of a request of ``action`` with exactly ``params`` on the order that has not run yet
-    (proposed, waiting for its approver, or approved): a client's retry, a second click or a second
-    person asking for the same thing gets that one back instead of a twin that could run again once
-    both are approved (domain.md §3: an action runs at most once). A request that executed, failed,
-    was rejected or blocked is no twin: asking again files a new one."""
-    return s.scalar(
-        select(ActionRequest.id)
+def _waiting_twin(s: Session, order_id: str, action: str, params: dict[str, Any]) -> ActionRequest | None:
+    """The request of ``action`` with exactly ``params`` on the order that has not run yet
+    (proposed, waiting for its approver, or approved), if any: a client's retry or a second click
+    gets that one back instead of a twin that could run again once both are approved (domain.md §3:
+    an action runs at most once); another person is told to decide that one (asking for it too
+    would make them one of its requesters, who may not approve it). A request that executed,
+    failed, was rejected or blocked is no twin: asking again files a new one."""
+    return s.scalars(
+        select(ActionRequest)
         .where(
             ActionRequest.order_id == order_id,
             ActionRequest.action == action,
@@ -558,7 +566,7 @@ def _waiting_twin(s: Session, order_id: str, action: str, params: dict[str, Any]
         )
         .order_by(ActionRequest.id)
         .limit(1)
-    )
+    ).first()
 
 
 # ------------------------------------------------------------------------------------------------

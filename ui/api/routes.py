@@ -319,7 +319,8 @@ def _requests() -> APIRouter:
         description=(
             "201 with the new request; 200 with the request already waiting (proposed, pending or "
             "approved, not yet run) when the same action with the same parameters was asked for on "
-            "the order before: a retry files nothing new (`repeated: true`)."
+            "the order before by the same user: a retry files nothing new (`repeated: true`); "
+            "another user asking for it gets 409 naming that request."
         ),
         responses={
             200: {

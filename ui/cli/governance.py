@@ -164,8 +164,9 @@ def actions_request(
     """Propose an action for an order: it is guarded and waits for a person with the role to decide.
 
     Prints the request id (with --json the request). A request the guard blocks is kept, with its
-    reasons, and the command exits 2. The same action with the same parameters asked again while
-    the first has not run files nothing: that one is printed (``repeated`` in --json).
+    reasons, and the command exits 2. The same action with the same parameters asked again by its
+    requester while the first has not run files nothing: that one is printed (``repeated`` in
+    --json); another user is refused, naming it.
     """
     from agent.governance.requests import request_action
 
