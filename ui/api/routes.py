@@ -327,6 +327,7 @@ def _requests() -> APIRouter:
                 "model": ActionRequestOut,
                 "description": "The same request already waiting: nothing filed.",
             },
+            409: ERROR_RESPONSES[409],
             422: ERROR_RESPONSES[422],
         },
     )
