@@ -138,3 +138,16 @@ def test_a_second_run_of_the_graph_after_an_auto_approval_executes_it_with_that_
     done = get_request(factory, first["id"])
     assert done["status"] == "executed", done.get("error")
     assert count(factory, Execution) == 1
+
+
+def test_a_user_who_may_not_request_actions_is_refused_not_handed_the_waiting_request(engine):
+    # admin administers users and may not request actions (the guard blocks their requests): with
+    # a request already waiting, their ask came back 200 "repeated" as though it were theirs to make
+    factory = world(engine, shortfall_fixture())
+    first = request_action(factory, POLICY, order_id="SO1", requested_by="csr")
+    admin = request_action(
+        factory, POLICY, order_id="SO1", requested_by="admin", action=first["action"], params=first["params"]
+    )
+    assert not admin.get("repeated") and admin["id"] != first["id"]
+    assert admin["status"] == "blocked" and "administers users" in admin["guard"]["reasons"][0]
+    assert get_request(factory, first["id"])["status"] == "pending_approval"

@@ -435,7 +435,13 @@ def request_action(
                     )
                 )
             stored = _jsonable(normalised if normalised is not None else params)
-            twin = _waiting_twin(s, order_id, action, stored)
+            # only an asker who may request actions gets the waiting one back; anyone else files a
+            # request the guard blocks with the reason (copilot/requester), as before twins
+            spec = policy.roles.get(str(user["role"])) if user["role"] else None
+            may_request = user["username"] == COPILOT_REQUESTER or (
+                spec is not None and not spec.administers_users
+            )
+            twin = _waiting_twin(s, order_id, action, stored) if may_request else None
             if twin is not None:  # a retry or a second click: the request waiting is the one
                 audit.append_event(
                     s,
