@@ -491,3 +491,22 @@ def test_the_chat_keeps_what_the_header_does_not_say_of_the_decision(world, worl
     reply = make_copilot(world, llm, world_sops).chat("t1", "what is blocking SO-100001?", username="planner")
     assert "MASTER_DATA_INCOMPLETE" in reply["answer"] and reply["fallback"] is False, reply["answer"]
     assert "the approver supplies ship_to_city" in reply["answer"], reply["answer"]
+
+
+def test_a_confirmed_request_already_waiting_is_named_as_such_not_as_filed_now(world):
+    # the approval step gives back the request already waiting (repeated): the chat said
+    # "Requested ... (request N)" as though this user had just filed it
+    copilot = make_copilot(world, FakeLLM([]))
+    copilot.chat("t1", "please request approval for SO-100003", username="planner")
+    first = copilot.chat("t1", "yes", username="planner")["request"]
+    copilot.chat("t2", "please request approval for SO-100003", username="planner")
+    again = copilot.chat("t2", "yes", username="planner")
+    assert again["request"]["id"] == first["id"] and again["request"]["repeated"] is True
+    assert not again["answer"].startswith("Requested")
+    assert f"request {first['id']}" in again["answer"] and "already" in again["answer"]
+    assert "by planner" in again["answer"] and "nothing new was filed" in again["answer"]
+    # another person is told to decide that one: asking too would make them one of its requesters
+    copilot.chat("t3", "please request approval for SO-100003", username="ops_manager")
+    other = copilot.chat("t3", "yes", username="ops_manager")
+    assert not other.get("request") and f"request {first['id']} already asks" in other["answer"], other
+    assert len(_requests(world)) == 1

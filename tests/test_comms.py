@@ -517,3 +517,34 @@ def test_a_reassigned_allocation_notifies_the_donors_customer_and_names_no_other
     decide(factory, POLICY, filed["request"]["id"], username="csr", decision="approve")
     with factory() as s:
         assert s.scalar(select(OutboxMessage.recipient)) == "buying@bolt.test"
+
+
+def test_a_second_notice_drafted_to_the_same_words_while_the_first_waits_is_not_filed_twice(engine):
+    # Two due notices whose drafts come out word for word the same (the same facts): the approval
+    # step gives the waiting request back for the second (a twin is never filed), and the second
+    # notice used to take that request's id too: notices.request_id is unique, so the drafting
+    # transaction failed with an IntegrityError and the comms worker retried it for ever.
+    factory = world(engine, clean_fixture(order()))
+    assert promise_date_changed(factory)["status"] == "executed"
+    [first] = notices(factory)
+    with factory() as s, s.begin():
+        s.add(
+            Notice(
+                kind=first.kind,
+                order_id=first.order_id,
+                reason=first.reason,
+                facts=dict(first.facts),
+                status="due",
+                due_at=first.due_at,
+            )
+        )
+    filed = draft_due(factory, POLICY, FakeLLM([GOOD, GOOD]))
+    assert [m["status"] for m in filed] == ["pending_approval", "failed"]
+    one, two = notices(factory)
+    assert one.request_id is not None and two.request_id is None
+    assert f"request {one.request_id}" in (two.error or "") and "not filed twice" in two.error
+    assert draft_due(factory, POLICY, FakeLLM([GOOD])) == []  # nothing left due, nothing retried
+    done = decide(factory, POLICY, one.request_id, username="csr", decision="approve")
+    assert done["status"] == "executed" and outbox_count(factory) == 1
+    with factory() as s:
+        assert verify_chain(s)["ok"]

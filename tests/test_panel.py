@@ -77,7 +77,7 @@ def test_sign_in_triage_request_and_approve_through_the_panel(live):
     assert "Guard:** passed" in md and "Evidence" in md
     done = analyst.predict(request_id, "customer paid", params, api_name="/approve")
     assert "executed" in done and "credit_analyst" in done
-    assert "Already decided" in analyst.predict(request_id, "", params, api_name="/approve")
+    assert "Conflict (409)" in analyst.predict(request_id, "", params, api_name="/approve")
 
     events, _astatus = analyst.predict("SO-100002", "", "", api_name="/audit_search")
     assert any("execut" in str(r["event"]) for r in _rows(events)), _rows(events)

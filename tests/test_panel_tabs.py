@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from tests import api_world
+from tools.errors import Conflict
 from tools.models import AuditEvent
 from ui.panel.approvals import ApprovalsTab
-from ui.panel.common import guarded
+from ui.panel.common import failure_md, guarded
 from ui.panel.orders import OrdersTab
 from ui.panel.queue import QueueTab
 
@@ -67,13 +68,15 @@ def test_a_second_click_on_request_files_no_second_request(svc):
     assert f"#{req['id']}" in first and "pending_approval" in first
     assert f"#{req['id']}" in again and "not filed again" in again
 
-    # the same from My queue, by another user of a role that covers it: still that one request
+    # the same from My queue, by another user of a role that covers it: refused, naming that one
+    # request (they may decide it, not become one of its requesters); the panel shows it as a 409
     queue = QueueTab(svc)
     queue.load(T["ops_manager"])
     shown = queue._shown["ops_manager"]
     item_id = next(i for i, item in shown.items() if item["order_id"] == "SO-100003")
-    out = queue.request(T["ops_manager"], str(item_id))
-    assert f"#{req['id']}" in out and "not filed again" in out
+    with pytest.raises(Conflict, match=f"request {req['id']} already asks .* filed by planner") as refused:
+        queue.request(T["ops_manager"], str(item_id))
+    assert failure_md(refused.value).startswith("**Conflict (409):**")
     assert len(_requests(svc, "SO-100003")) == 1
 
 

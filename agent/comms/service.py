@@ -107,7 +107,14 @@ def _file(factory: sessionmaker[Session], policy: Policy, notice_id: int, llm: L
             facts=facts,
         )
         request_id = req["id"]
-        if req["status"] == "blocked":
+        if req.get("repeated"):
+            # the same words to the same recipient already wait as a request (the approval step
+            # files no twin): that one is the message; this notice is not filed a second time
+            status, request_id = "failed", None
+            error = (
+                f"the same message already waits as request {req['id']} ({req['status']}): not filed twice"
+            )
+        elif req["status"] == "blocked":
             status, error = "failed", "; ".join(req["guard"]["reasons"])
     except ToolError as exc:
         status, error = "failed", str(exc)

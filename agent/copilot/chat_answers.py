@@ -117,10 +117,17 @@ def render_whatif(result: dict[str, Any]) -> str:
 
 def render_request(request: dict[str, Any]) -> str:
     guard = request.get("guard") or {}
-    text = (
-        f"Requested {request.get('action')} on {request.get('order_id')} (request {request.get('id')}, "
-        f"{request.get('risk')} risk): status {request.get('status')}"
-    )
+    if request.get("repeated"):  # the approval step gave back the one already waiting: none filed
+        text = (
+            f"{request.get('action')} on {request.get('order_id')} was already requested (request "
+            f"{request.get('id')}, by {request.get('requested_by')}, {request.get('risk')} risk): "
+            f"status {request.get('status')}; nothing new was filed"
+        )
+    else:
+        text = (
+            f"Requested {request.get('action')} on {request.get('order_id')} (request {request.get('id')}, "
+            f"{request.get('risk')} risk): status {request.get('status')}"
+        )
     if request.get("approver_role"):
         text += f", to be decided by a {request['approver_role']}"
     text += "."

@@ -435,7 +435,13 @@ def request_action(
                     )
                 )
             stored = _jsonable(normalised if normalised is not None else params)
-            twin = _waiting_twin(s, order_id, action, stored)
+            # only an asker who may request actions gets the waiting one back; anyone else files a
+            # request the guard blocks with the reason (copilot/requester), as before twins
+            spec = policy.roles.get(str(user["role"])) if user["role"] else None
+            may_request = user["username"] == COPILOT_REQUESTER or (
+                spec is not None and not spec.administers_users
+            )
+            twin = _waiting_twin(s, order_id, action, stored) if may_request else None
             if twin is not None and twin.requested_by != user["username"]:
                 # another person's request: theirs to have asked, this one's to decide if their role may
                 raise Conflict(
@@ -529,10 +535,17 @@ def request_action(
         )
         raise
     if repeated is not None:
-        return {**get_request(factory, repeated), "repeated": True}
+        waiting = get_request(factory, repeated)
+        if waiting["status"] != "proposed":
+            return {**waiting, "repeated": True}
+        # not guarded yet: the first ask may have died between storing it and its guard (or is
+        # guarding it right now). Run its graph as `copilot actions resume` would: the guard step
+        # locks the row and speaks once, so a concurrent run finds it done and goes no further.
+        request_id = repeated
     with _checkpointer(factory, checkpointer) as saver:
         _graph(factory, policy, saver).invoke({"request_id": request_id}, thread_config(request_id))
-    return get_request(factory, request_id)
+    filed = get_request(factory, request_id)
+    return {**filed, "repeated": True} if repeated is not None else filed
 
 
 def _lock_order(s: Session, order_id: str) -> None:
@@ -582,7 +595,15 @@ def _guard_step(factory: sessionmaker[Session], policy: Policy, request_id: int)
         req = s.get(ActionRequest, request_id, with_for_update=True)
         if req is None:
             raise NotFound("action request", str(request_id))
-        if req.status != "proposed":  # a re-run (resumed thread): the guard already spoke
+        if req.status != "proposed":  # a re-run (resumed thread, a retry): the guard already spoke
+            if req.status == "approved":  # auto-approved, not run yet: execute under that approval
+                last = s.scalar(
+                    select(Approval.id)
+                    .where(Approval.request_id == req.id)
+                    .order_by(Approval.id.desc())
+                    .limit(1)
+                )
+                return {"outcome": "auto", "approval_id": last}
             return {"outcome": _ROUTE.get(req.status, "done")}
         g = run_guard(
             s,

@@ -37,7 +37,6 @@ __all__ = [
     "guarded",
     "guarded_stream",
     "md_text",
-    "pending_twin",
     "pick_id",
     "plain_text",
     "signed_in",
@@ -122,21 +121,16 @@ def pick_id(pick: Any, what: str) -> int | None:
     return int(text)
 
 
-def _same_params(a: Any, b: Any) -> bool:
-    return json.dumps(a or {}, sort_keys=True, default=str) == json.dumps(
-        b or {}, sort_keys=True, default=str
+def repeated_md(req: dict[str, Any]) -> str | None:
+    """The line for a request the approval step gave back instead of filing a twin (the same action
+    and parameters already waiting on the order, ``repeated``); None for a request filed now."""
+    if not req.get("repeated"):
+        return None
+    return (
+        f"Request **#{req['id']}** `{action_line(req)}` is already **{req['status']}** "
+        f"(filed by {md_text(str(req.get('requested_by')))}; approver role "
+        f"**{req.get('approver_role') or '—'}**): not filed again."
     )
-
-
-def pending_twin(
-    services: Services, who: Principal, order_id: str, action: str, params: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """A request for the same action with the same parameters on the order that is still waiting
-    for its approver: a second click files nothing new, it points at that one."""
-    for req in services.list_requests(who, status="pending_approval", order_id=order_id, limit=50):
-        if req["action"] == str(action).strip().upper() and _same_params(req.get("params"), params):
-            return req
-    return None
 
 
 def failure_md(exc: BaseException) -> str:
@@ -148,7 +142,7 @@ def failure_md(exc: BaseException) -> str:
     if isinstance(exc, NotFound):
         return f"**Not found (404):** {md_text(str(exc))}"
     if isinstance(exc, Conflict):
-        return f"**Already decided (409):** {md_text(str(exc))}"
+        return f"**Conflict (409):** {md_text(str(exc))}"
     if isinstance(exc, GuardBlocked):
         return (
             "**Blocked by the guard:**\n" + "\n".join(f"- {md_text(str(r))}" for r in exc.reasons)

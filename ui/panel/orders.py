@@ -19,7 +19,7 @@ from ui.panel.common import (
     guarded,
     guarded_stream,
     md_text,
-    pending_twin,
+    repeated_md,
     signed_in,
 )
 from ui.panel.messages import told_md
@@ -140,15 +140,10 @@ class OrdersTab:
         who = signed_in(self.services, token)
         if not order_id:
             return "Select an order first."
-        rec = ((cache or {}).get(order_id) or {}).get("recommendation")
-        twin = rec and pending_twin(self.services, who, order_id, rec["action"], rec.get("params"))
-        if twin:
-            return (
-                f"Request **#{twin['id']}** `{action_line(twin)}` is already **pending_approval** "
-                f"(filed by {md_text(str(twin.get('requested_by')))}; approver role "
-                f"**{twin.get('approver_role') or '—'}**): not filed again."
-            )
         req = self.services.request_action(who, order_id=order_id, source="panel")
+        again = repeated_md(req)  # a second click: the request already waiting, nothing filed
+        if again is not None:
+            return again
         guard = req.get("guard") or {}
         text = (
             f"Request **#{req['id']}** `{action_line(req)}` is **{req['status']}**; approver role "

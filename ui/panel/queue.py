@@ -10,7 +10,7 @@ import pandas as pd
 
 from agent.flow import claim, load_queue, reassign, release
 from ui.api.service import Services
-from ui.panel.common import action_line, evidence_md, guarded, md_text, pending_twin, pick_id, signed_in
+from ui.panel.common import action_line, evidence_md, guarded, md_text, pick_id, repeated_md, signed_in
 
 __all__ = ["MY_QUEUE_COLUMNS", "QueueTab"]
 
@@ -100,15 +100,12 @@ class QueueTab:
         rec = item.get("recommendation") if item else None
         if item is None or not rec:
             return "Select an exception with a recommendation."
-        twin = pending_twin(self.services, who, item["order_id"], rec["action"], rec["params"])
-        if twin is not None:
-            return (
-                f"Request **#{twin['id']}** `{action_line(twin)}` is already **pending_approval** "
-                f"(filed by {md_text(str(twin.get('requested_by')))}; approver {twin.get('approver_role')}): not filed again."
-            )
         req = self.services.request_action(
             who, order_id=item["order_id"], action=rec["action"], params=rec["params"], source="panel"
         )
+        again = repeated_md(req)  # a second click: the request already waiting, nothing filed
+        if again is not None:
+            return again
         return f"Request **#{req['id']}** `{action_line(req)}` is **{req['status']}** (approver {req.get('approver_role')})."
 
     def layout(self, token_state: gr.State) -> None:
