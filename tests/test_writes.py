@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import select
 
 from agent.governance.requests import decide, request_action, write_session
 from tests.factories import clean_fixture, edit, line, order
@@ -103,6 +104,13 @@ def test_each_write_applies_its_effect_once_approved(sqlite_engine, action, para
 
 
 def _approved_request(factory, **approval) -> int:
+    with write_session(factory) as s:  # a fresh request each call: one still waiting would be handed back
+        for waiting in s.scalars(
+            select(ActionRequest).where(
+                ActionRequest.status.in_(("proposed", "pending_approval", "approved"))
+            )
+        ):
+            waiting.status = "rejected"
     req = request_action(
         factory, POLICY, order_id="SO1", requested_by="csr", action="EXPEDITE_PO", params={"po_id": "PO1"}
     )
