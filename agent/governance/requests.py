@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,7 +56,7 @@ from agent.governance.origin import current_origin
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
-from agent.triage.retriage import order_lock_key, retriage
+from agent.triage.retriage import lock_orders, retriage
 from agent.triage.service import triage_orders
 from tools import writes
 from tools.dataset import forget_exceptions_recorded
@@ -389,7 +389,9 @@ def request_action(
                 if not order_visible(s, order_id):  # another site's order: as unknown
                     raise OrderNotFound(order_id)
         with write_session(factory) as s:
-            _lock_order(s, order_id)  # a concurrent identical request waits, then finds this one
+            # PostgreSQL: the order's triage lock (the worker's), taken before the order is triaged,
+            # so a concurrent identical request waits, then finds this one (SQLite: BEGIN IMMEDIATE)
+            lock_orders(s, [order_id])
             if requested_by == COPILOT_REQUESTER and str(action or "").strip().upper() in MESSAGE_ACTIONS:
                 user = {"username": COPILOT_REQUESTER, "role": None}
             else:
@@ -546,16 +548,6 @@ def request_action(
         _graph(factory, policy, saver).invoke({"request_id": request_id}, thread_config(request_id))
     filed = get_request(factory, request_id)
     return {**filed, "repeated": True} if repeated is not None else filed
-
-
-def _lock_order(s: Session, order_id: str) -> None:
-    """PostgreSQL: hold the order's triage lock (:func:`agent.triage.retriage.order_lock_key`, the
-    one the event worker takes) for the transaction, so that two requests for the order are filed
-    one after the other (SQLite's ``BEGIN IMMEDIATE`` already does); taken before the order is
-    triaged, as the worker takes it before it writes."""
-    if s.get_bind().dialect.name == "postgresql":
-        schema = s.scalar(select(func.current_schema())) or ""
-        s.execute(select(func.pg_advisory_xact_lock(order_lock_key(schema, order_id))))
 
 
 # A request still on its way to execution: asking for the same action again files nothing new.

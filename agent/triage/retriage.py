@@ -5,7 +5,7 @@ Used after every change that does not go through a whole pass of triage: the eve
 write changed, captured by :func:`tools.events.captured_changes`). The orders come from
 :func:`tools.events.affected_orders`. They are triaged together
 (:func:`agent.triage.service.record_batch`: for each the exceptions the one triage entry records,
-with the contexts loaded once for all of them; no actions are planned), which records their exceptions: a new one is opened, one
+with the contexts loaded once for all of them; no actions are planned): a new one is opened, one
 that no longer holds is resolved, a changed one is updated in place. Recurrence reaches further:
 whether an order shows ``RECURRING_ANOMALY`` depends on the (type, customer) and (type, SKU)
 patterns of the orders dated up to ``window_days`` before it, so when an order's patterns change
@@ -59,7 +59,7 @@ from tools.models import ExceptionRecord, Order, OrderLine
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.rules import OPEN_ORDER_STATUSES, in_chunks
 
-__all__ = ["Retriage", "order_lock_key", "retriage"]
+__all__ = ["Retriage", "lock_orders", "order_lock_key", "retriage"]
 
 _X, _O, _L = ExceptionRecord.__table__, Order.__table__, OrderLine.__table__
 Pattern = tuple[str, str, str]  # (type, "customer" | "sku", value)
@@ -123,9 +123,11 @@ def order_lock_key(schema: str, order_id: str) -> int:
     return zlib.crc32(f"copilot.order:{schema}:{bucket}".encode()) - 2**31
 
 
-def _lock(session: Session, ids: Iterable[str]) -> None:
+def lock_orders(session: Session, ids: Iterable[str]) -> None:
+    """PostgreSQL: hold the triage locks of ``ids`` (:func:`order_lock_key`) until the transaction
+    ends; on SQLite nothing (the writer lock already serialises whole transactions)."""
     if session.get_bind().dialect.name != "postgresql":
-        return  # SQLite: the writer lock already serialises whole transactions
+        return
     schema = session.scalar(select(func.current_schema())) or ""
     keys = sorted({order_lock_key(schema, oid) for oid in ids})
     # One statement takes them all, one after the other in key order (the sorted subquery feeds the
@@ -165,9 +167,8 @@ def _followers(
     days: dict[Pattern, set[dt.date]] = {}  # pattern -> the order dates whose window counts it
     for oid, keys in changed.items():
         starts = {d for d in (dates.get(oid), *(earlier or {}).get(oid, ())) if d is not None}
-        for key in keys:
-            for day in starts:
-                days.setdefault(key, set()).add(day)
+        for key in keys if starts else ():  # an order without a date counts for nobody
+            days.setdefault(key, set()).update(starts)
     if not days:
         return set()
     span = dt.timedelta(days=window_days)
@@ -219,7 +220,7 @@ def _triage(
     result: Retriage,
     redated: Collection[str] = (),
 ) -> dict[str, set[Pattern]]:
-    _lock(session, ids)
+    lock_orders(session, ids)
     before = _open_rows(session, ids)
     result.orders.extend(record_batch(session, ids, policy))
     session.flush()

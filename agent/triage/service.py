@@ -57,9 +57,8 @@ __all__ = [
     "triage_result",
 ]
 
-_XT = (
-    ExceptionRecord.__table__
-)  # Core inserts: one statement for rows of any shape (the ORM groups them by the keys given)
+# Core inserts: one statement for rows of any shape (the ORM groups them by the keys given)
+_XT = ExceptionRecord.__table__
 
 ORDER_NOT_FOUND = "order not found"  # the error of an unknown id in a list of results
 
