@@ -68,7 +68,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, true
 from sqlalchemy.orm import Session
 
 from tools.db import one_of
@@ -384,23 +384,20 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
     facts_only = {c for k in keys for c in k.carrier_facts} - carriers
     if carriers or facts_only:
         by_carrier: dict[str, set[str]] = {}
-        for part in in_chunks(carriers):
-            q5 = (
-                select(_S.c.carrier_id, _S.c.order_id)
-                .join(_O, _O.c.order_id == _S.c.order_id)
-                .where(one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", open_order)
-            )
-            for carrier, oid in session.execute(q5):
-                _add(by_carrier, carrier, oid)
-        for part in in_chunks(facts_only):  # only the shipments that hold a disruption without it
-            late = or_(_S.c.status == "delayed", and_(_S.c.eta.is_not(None), _S.c.eta > _O.c.promised_date))
-            q7 = (
-                select(_S.c.carrier_id, _S.c.order_id)
-                .join(_O, _O.c.order_id == _S.c.order_id)
-                .where(one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", late, open_order)
-            )
-            for carrier, oid in session.execute(q7):
-                _add(by_carrier, carrier, oid)
+        # a flip of disrupted: every undelivered shipment; otherwise only those already disrupted by
+        # their own delay or eta (their disruption's facts name the carrier's status)
+        late = or_(_S.c.status == "delayed", and_(_S.c.eta.is_not(None), _S.c.eta > _O.c.promised_date))
+        for group, which in ((carriers, true()), (facts_only, late)):
+            for part in in_chunks(group):
+                q5 = (
+                    select(_S.c.carrier_id, _S.c.order_id)
+                    .join(_O, _O.c.order_id == _S.c.order_id)
+                    .where(
+                        one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", open_order, which
+                    )
+                )
+                for carrier, oid in session.execute(q5):
+                    _add(by_carrier, carrier, oid)
         for k, found in zip(keys, out, strict=True):
             for carrier in k.carriers | k.carrier_facts:
                 found |= by_carrier.get(carrier, set())
