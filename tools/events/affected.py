@@ -77,7 +77,7 @@ from tools.models import Inventory, Order, OrderLine, Shipment, Substitute
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.rules import OPEN_ORDER_STATUSES, in_chunks, is_empty, ship_from
 
-__all__ = ["affected_by_event", "affected_orders", "redated_orders"]
+__all__ = ["Reach", "affected_by_event", "affected_orders", "reach_of_events", "redated_orders"]
 
 _O, _L, _S, _I = Order.__table__, OrderLine.__table__, Shipment.__table__, Inventory.__table__
 _ANY = ""  # a donor pair's warehouse when the line's own is empty (its order's may have moved)
@@ -270,6 +270,21 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
     """:func:`affected_orders` of each event's changes (a worker's batch, applied in turn): the same
     sets, with each lookup made once for the batch — keyed lookups whose rows are then handed to
     the events that named each key."""
+    return reach_of_events(session, changes).orders
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The orders each event of a batch reaches, and those of them that only a carrier's status
+    reached: nothing but ``CARRIER_DISRUPTION`` reads what changed for them
+    (:func:`agent.triage.service.record_batch`, ``scoped``)."""
+
+    orders: list[set[str]]
+    carrier_only: set[str]
+
+
+def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
+    """:func:`affected_by_event`, and which of the orders reached only a carrier's status reached."""
     keys = [_Keys() for _ in changes]
     for k, event_changes in zip(keys, changes, strict=True):
         for change in event_changes:
@@ -382,6 +397,7 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
             found |= by_wh.get(wh, set())
     carriers = {c for k in keys for c in k.carriers}
     facts_only = {c for k in keys for c in k.carrier_facts} - carriers
+    before_carriers = set().union(*out)  # reached by something else than a carrier's status
     if carriers or facts_only:
         by_carrier: dict[str, set[str]] = {}
         # a flip of disrupted: every undelivered shipment; otherwise only those already disrupted by
@@ -401,4 +417,4 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         for k, found in zip(keys, out, strict=True):
             for carrier in k.carriers | k.carrier_facts:
                 found |= by_carrier.get(carrier, set())
-    return out
+    return Reach(out, set().union(*out) - before_carriers)

@@ -9,19 +9,21 @@ order line moved to another warehouse affects the orders of both).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, tuple_
 from sqlalchemy.orm import Session
 
+from tools.db import one_of
 from tools.events.validate import Event
 from tools.fixtures import MODELS
+from tools.rules import in_chunks
 
-__all__ = ["Change", "apply_event", "captured_changes"]
+__all__ = ["Change", "apply_event", "captured_changes", "preload"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,31 @@ def _values(obj: Any, columns) -> dict[str, Any]:
     return {c.name: getattr(obj, c.key) for c in columns}
 
 
-def apply_event(session: Session, event: Event) -> list[Change]:
-    """Upsert every record of ``event``; return the records that are new or differ (flushed)."""
+def preload(session: Session, events: Iterable[Event]) -> list[Any]:
+    """Load the records the events name (by key) with one query per table and 500 keys, so that
+    applying them reads none; the records, to be held while they apply (the session keeps only
+    weak references to unchanged records)."""
+    keys: dict[str, set[tuple]] = {}
+    for event in events:
+        for table, rows in event.records.items():
+            pk = MODELS[table].__table__.primary_key.columns
+            keys.setdefault(table, set()).update(tuple(values[c.name] for c in pk) for values in rows)
+    held: list[Any] = []
+    for table, wanted in keys.items():
+        model = MODELS[table]
+        pk = list(model.__table__.primary_key.columns)
+        for part in in_chunks(wanted):
+            if len(pk) == 1:
+                where = one_of(session, pk[0], [k[0] for k in part])
+            else:
+                where = tuple_(*pk).in_(part)
+            held.extend(session.scalars(select(model).where(where)))
+    return held
+
+
+def apply_event(session: Session, event: Event, *, flush: bool = True) -> list[Change]:
+    """Upsert every record of ``event``; return the records that are new or differ (flushed, unless
+    ``flush`` is false: then the caller flushes, once the events of a batch are applied)."""
     changes: list[Change] = []
     for table, rows in event.records.items():
         model = MODELS[table]
@@ -58,7 +83,8 @@ def apply_event(session: Session, event: Event) -> list[Change]:
             for k, v in values.items():
                 setattr(obj, k, v)
             changes.append(Change(table, before, {**before, **values}))
-    session.flush()
+    if flush:
+        session.flush()
     return changes
 
 
