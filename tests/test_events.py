@@ -424,3 +424,64 @@ def test_replay_names_the_first_bad_event_in_the_files_order(monkeypatch, capsys
         assert code == 2 and f"bad.jsonl {later.replace('line 3', 'line 2')}" in err, err
     with session_factory(sqlite_engine)() as s:
         assert s.scalar(select(func.count()).select_from(EventInbox)) == 0
+
+
+def test_a_batch_applies_in_one_savepoint_and_a_record_an_earlier_event_creates_counts(factory, engine):
+    # The worker applies a batch's events together (one savepoint, references checked in order):
+    # an event may name what an earlier event of the batch created, as if each applied alone.
+    from sqlalchemy import event as sa_event
+
+    from tools.models import Customer
+
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *_):
+        statements.append(statement)
+
+    _send(
+        factory,
+        event(
+            "e1",
+            {"customers": [{"customer_id": "C9", "name": "New"}]},
+            source="erp",
+            at="2026-11-02T08:00:00Z",
+        ),
+        event(
+            "e2",
+            {"orders": [{"order_id": "SO9", "customer_id": "C9", "warehouse_id": "WH1", "status": "open"}]},
+            source="erp",
+            at="2026-11-02T08:01:00Z",
+        ),
+        event(  # the same source: PostgreSQL claims one source's events a batch
+            "e3",
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 2}]},
+            source="erp",
+            at="2026-11-02T08:02:00Z",
+        ),
+    )
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        done = drain(factory, load_policy())
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+    assert [o.status for o in done] == ["applied", "applied", "applied"]
+    assert sum(1 for s in statements if s.upper().startswith("SAVEPOINT")) == 1
+    with factory() as s:
+        assert s.get(Customer, "C9").name == "New" and s.get(Order, "SO9").customer_id == "C9"
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 2
+
+
+def test_a_reference_to_what_a_later_event_of_the_batch_creates_fails_that_event_alone(factory):
+    # Stored together (the intake counts a record of the same request), applied in occurred_at
+    # order: at e1's turn customer C9, which the later e2 creates, does not exist yet.
+    new_order = {"order_id": "SO9", "customer_id": "C9", "warehouse_id": "WH1", "status": "open"}
+    _send(
+        factory,
+        event("e1", {"orders": [new_order]}, source="erp", at="2026-11-02T08:00:00Z"),
+        event("e2", {"customers": [{"customer_id": "C9"}]}, source="erp", at="2026-11-02T08:01:00Z"),
+    )
+    first, second = drain(factory, load_policy())
+    assert first.status == "failed" and "records.orders[0].customer_id" in first.error
+    assert "dangling" in first.error and second.status == "applied"
+    with factory() as s:
+        assert s.get(Order, "SO9") is None
