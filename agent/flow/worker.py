@@ -213,9 +213,9 @@ def _apply_together(session: Session, rows: list) -> list[_Step] | None:
         with session.begin_nested():
             events = [stored_event(row) for row in rows]
             check_references(session, events, in_order=True)
-            held = preload(session, events)  # noqa: F841 - held while they apply
+            records = preload(session, events)
             steps = [
-                _Step(row.id, event, apply_event(session, event, flush=False), [])
+                _Step(row.id, event, apply_event(session, event, flush=False, records=records), [])
                 for row, event in zip(rows, events, strict=True)
             ]
             session.flush()
