@@ -306,7 +306,7 @@ def _fetch(session: Session, rec: type, table: Table, column: str, values: Itera
     out: list = []
     for part in rules.in_chunks(values):
         stmt = select(*cols).where(one_of(session, table.c[column], part), *where)
-        out.extend(rec(*row) for row in session.execute(stmt))
+        out.extend(rec(*row) for row in session.execute(stmt).all())
     return out
 
 
@@ -448,7 +448,7 @@ def _shipments(session: Session, order_ids: Iterable[str]) -> dict[str, list[Shi
             .where(one_of(session, sh.c.order_id, part))
             .order_by(sh.c.shipment_id)
         )
-        for row in session.execute(stmt):
+        for row in session.execute(stmt).all():
             values = dict(row._mapping)
             out.setdefault(values.pop("order_id"), []).append(ShipmentRec(**values))
     return out
@@ -661,7 +661,7 @@ def detect_recorded(
                     .where(one_of(session, column, part), *where)
                     .distinct()
                 )
-                for kind, value, oid, day in session.execute(stmt):
+                for kind, value, oid, day in session.execute(stmt).all():
                     if oid not in contexts and (kind, by, value) in wanted:
                         recorded.setdefault((kind, by, value), {})[oid] = day
     batch: dict[tuple[str, str, str], list[OrderRec]] = {}

@@ -90,7 +90,7 @@ def _open_rows(session: Session, ids: list[str]) -> dict[str, dict[tuple[str, st
     cols = (_X.c.order_id, _X.c.type, _X.c.instance_key, _X.c.evidence_hash, _X.c.customer_id, _X.c.sku)
     for part in in_chunks(ids):
         stmt = select(*cols).where(one_of(session, _X.c.order_id, part), _X.c.status == "open")
-        for oid, kind, inst, digest, customer, sku in session.execute(stmt):
+        for oid, kind, inst, digest, customer, sku in session.execute(stmt).all():
             out.setdefault(oid, {})[(kind, inst)] = (digest, customer, sku)
     return out
 
@@ -206,7 +206,7 @@ def _followers(
                     .join(_O, _O.c.order_id == _L.c.order_id)
                     .where(one_of(session, _L.c.sku, part), _L.c.status.not_in(CLOSED), open_order, window)
                 )
-            for row in session.execute(stmt.distinct()):
+            for row in session.execute(stmt.distinct()).all():
                 starts = days.get((row.type, by, row.value), set()) if recorded else by_value[row.value]
                 if any(start <= row.order_date <= start + span for start in starts):
                     out.add(row.order_id)

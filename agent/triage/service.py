@@ -77,7 +77,7 @@ def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, lis
     for part in in_chunks(order_ids):
         for row in session.scalars(
             select(ExceptionRecord).where(one_of(session, ExceptionRecord.order_id, part))
-        ):
+        ).all():
             out.setdefault(row.order_id, []).append(row)
     return out
 

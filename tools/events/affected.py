@@ -218,7 +218,9 @@ def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
         q0 = select(_I.c.sku, _I.c.warehouse_id, _I.c.on_hand, _I.c.allocated).where(
             one_of(session, _I.c.sku, part)
         )
-        stock.update({(sku, wh): on_hand - allocated for sku, wh, on_hand, allocated in session.execute(q0)})
+        stock.update(
+            {(sku, wh): on_hand - allocated for sku, wh, on_hand, allocated in session.execute(q0).all()}
+        )
         q = (
             select(
                 _L.c.order_id,
@@ -236,7 +238,7 @@ def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
                 one_of(session, _L.c.sku, part),
             )
         )
-        for oid, sku, own, home, qty, allocated, backorder in session.execute(q):
+        for oid, sku, own, home, qty, allocated, backorder in session.execute(q).all():
             wh = ship_from(own, home)
             short = wh is not None and qty - allocated > stock.get((sku, wh), 0)
             out.setdefault(sku, []).append(_OpenLine(oid, wh, qty, qty - allocated, short, backorder > 0))
@@ -299,7 +301,7 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
         q1 = select(Substitute.substitute_sku, Substitute.sku).where(
             one_of(session, Substitute.substitute_sku, part)
         )
-        for sub, sku in session.execute(q1):
+        for sub, sku in session.execute(q1).all():
             subs.setdefault(sub, set()).add(sku)
     skus = {s for k in keys for s in k.skus}
     if skus:
@@ -309,7 +311,7 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
         for part in in_chunks(wanted):
             for column in (_L.c.sku, _L.c.original_sku):
                 q2 = both.where(open_order, active, one_of(session, column, part))
-                for sku, original, oid in session.execute(q2):
+                for sku, original, oid in session.execute(q2).all():
                     for s in (sku, original):
                         if s in part:
                             _add(by_sku, s, oid)
@@ -321,7 +323,7 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
         q3 = select(_O.c.customer_id, _O.c.order_id).where(
             one_of(session, _O.c.customer_id, part), open_order
         )
-        for customer, oid in session.execute(q3):
+        for customer, oid in session.execute(q3).all():
             _add(customers, customer, oid)
     for k, found in zip(keys, out, strict=True):
         for customer in k.customers:
@@ -390,7 +392,7 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
             .join(_O, _O.c.order_id == _L.c.order_id)
             .where(open_order, active, ships_from)
         )
-        for own, home, oid in session.execute(q4):
+        for own, home, oid in session.execute(q4).all():
             _add(by_wh, own if own is not None else home, oid)
     for k, found in zip(keys, out, strict=True):
         for wh in k.warehouses:
@@ -412,7 +414,7 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
                         one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", open_order, which
                     )
                 )
-                for carrier, oid in session.execute(q5):
+                for carrier, oid in session.execute(q5).all():
                     _add(by_carrier, carrier, oid)
         for k, found in zip(keys, out, strict=True):
             for carrier in k.carriers | k.carrier_facts:
