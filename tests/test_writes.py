@@ -209,6 +209,51 @@ def test_a_credit_release_needs_a_credit_hold_to_release(sqlite_engine):
     assert req["status"] == "pending_approval" and req["approver_role"] == "credit_manager", req["guard"]
 
 
+def test_a_credit_release_does_not_lift_the_hold_of_a_compliance_review(engine):
+    """A COMPLIANCE_REVIEW put the order on `held`; with no COMPLIANCE_HOLD holding (the review was
+    asked for anyway) the credit analyst's RELEASE_CREDIT_HOLD set it `released`, ending the
+    review's hold by a credit decision. The guard blocks it now, and so does the executor when the
+    review ran after the release was approved; an order held by the ERP alone is released as before."""
+    fx = clean_fixture(order(), order("SO2"))
+    edit(fx, "customers", "C1", credit_hold=True)  # medium risk: the credit analyst decides
+    factory = world(engine, fx)
+
+    def ask(action: str, order_id: str = "SO1") -> dict:
+        return request_action(
+            factory,
+            POLICY,
+            order_id=order_id,
+            requested_by="planner",
+            action=action,
+            params={"order_id": order_id},
+        )
+
+    release = ask("RELEASE_CREDIT_HOLD")  # approved before the review runs: the executor refuses it
+    assert release["status"] == "pending_approval" and release["approver_role"] == "credit_analyst"
+    review = ask("COMPLIANCE_REVIEW")
+    assert (
+        decide(factory, POLICY, review["id"], username="compliance_officer", decision="approve")["status"]
+        == "executed"
+    )
+    done = decide(factory, POLICY, release["id"], username="credit_analyst", decision="approve")
+    assert done["status"] == "failed", done
+    assert f"held for a compliance review (request {review['id']})" in done["execution"]["result"]["reason"]
+    blocked = ask("RELEASE_CREDIT_HOLD")
+    assert blocked["status"] == "blocked"
+    assert any("held for a compliance review" in r for r in blocked["guard"]["reasons"]), blocked["guard"]
+    with factory() as s:
+        assert (s.get(Order, "SO1").status, s.get(Order, "SO1").credit_released) == ("held", False)
+    with write_session(factory) as s:  # held by the ERP, no review: the credit analyst releases it
+        s.get(Order, "SO2").status = "held"
+    other = ask("RELEASE_CREDIT_HOLD", "SO2")
+    assert (
+        decide(factory, POLICY, other["id"], username="credit_analyst", decision="approve")["status"]
+        == "executed"
+    )
+    with factory() as s:
+        assert s.get(Order, "SO2").status == "released"
+
+
 def test_a_reallocation_needs_the_whole_line_qty_at_the_target(sqlite_engine):
     """The whole line moves (its qty is allocated at the target): the guard blocks a target that
     holds only the open quantity, and the executor re-checks it at execution."""

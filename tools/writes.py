@@ -151,6 +151,24 @@ def _compliance_hold(session: Session, order: Order) -> str | None:
     return None
 
 
+def review_hold(session: Session, order: Order) -> int | None:
+    """The executed ``COMPLIANCE_REVIEW`` request that holds the order, if any: the review put it on
+    ``held`` and it is held still. No catalog action concludes a review (domain.md §3), so nothing
+    here lifts that hold; the order leaves it when its status leaves ``held`` (the ERP's word)."""
+    if order.status != "held":
+        return None
+    return session.scalar(
+        select(ActionRequest.id)
+        .where(
+            ActionRequest.order_id == order.order_id,
+            ActionRequest.action == "COMPLIANCE_REVIEW",
+            ActionRequest.status == "executed",
+        )
+        .order_by(ActionRequest.id.desc())
+        .limit(1)
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # The actions: each checks, then (when write=True) applies; returns what it changed
 # ------------------------------------------------------------------------------------------------
@@ -329,6 +347,12 @@ def _release_credit(session: Session, p: dict[str, Any], write: bool) -> Changes
     held = _compliance_hold(session, order)
     if held:
         raise PreconditionFailed(f"not while a COMPLIANCE_HOLD holds: {held}")
+    review = review_hold(session, order)
+    if review is not None:  # releasing it would set it `released`: the review's hold lifted by credit
+        raise PreconditionFailed(
+            f"order {order.order_id} is held for a compliance review (request {review}): a credit "
+            "release does not conclude a review; the hold stays until the review is concluded"
+        )
     if write:
         order.credit_released, order.status = True, "released"
     return {"orders": order.order_id, "credit_released": True, "status": "released"}
