@@ -19,7 +19,7 @@ from sqlalchemy import inspect, select, tuple_
 from sqlalchemy.orm import Session
 
 from tools.db import one_of
-from tools.events.validate import Event
+from tools.events.validate import Event, EventError, over_allocated
 from tools.fixtures import MODELS
 from tools.rules import in_chunks
 
@@ -63,26 +63,30 @@ def preload(session: Session, events: Iterable[Event]) -> list[Any]:
 
 def apply_event(session: Session, event: Event, *, flush: bool = True) -> list[Change]:
     """Upsert every record of ``event``; return the records that are new or differ (flushed, unless
-    ``flush`` is false: then the caller flushes, once the events of a batch are applied)."""
+    ``flush`` is false: then the caller flushes, once the events of a batch are applied).
+    Raises :class:`EventError` (the caller rolls the event back) for an order line the upsert
+    leaves with more allocated than ordered (``allocated_qty: 12`` on a line of qty 10 kept)."""
     changes: list[Change] = []
     for table, rows in event.records.items():
         model = MODELS[table]
         columns = list(model.__table__.c)
         pk = [c.name for c in model.__table__.primary_key.columns]
-        for values in rows:
+        for values, path in zip(rows, event.paths.get(table) or [""] * len(rows), strict=True):
             obj = session.get(model, tuple(values[k] for k in pk))
             if obj is None:
                 obj = model(**values)
                 session.add(obj)
                 session.flush()
                 changes.append(Change(table, None, _values(obj, columns)))
-                continue
-            before = _values(obj, columns)
-            if all(before[k] == v for k, v in values.items()):
-                continue  # the same values again: nothing changes, nothing to triage
-            for k, v in values.items():
-                setattr(obj, k, v)
-            changes.append(Change(table, before, {**before, **values}))
+            else:
+                before = _values(obj, columns)
+                if all(before[k] == v for k, v in values.items()):
+                    continue  # the same values again: nothing changes, nothing to triage
+                for k, v in values.items():
+                    setattr(obj, k, v)
+                changes.append(Change(table, before, {**before, **values}))
+            if table == "order_lines" and (over := over_allocated(obj)):
+                raise EventError(f"{path}.allocated_qty", over, event=event.label)
     if flush:
         session.flush()
     return changes
