@@ -284,3 +284,25 @@ def test_an_order_number_typed_in_lower_case_names_the_order_on_every_command(mo
         code, out, err = run(monkeypatch, capsys, *args, typed)
         _one_clear_line(code, err)
         assert out == "" and err.strip() == f"copilot: order {typed} not found", (args, err)
+
+
+def test_an_id_that_is_no_whole_number_is_one_line_naming_the_argument(monkeypatch, capsys, tmp_path):
+    """`copilot actions show abc` answered with Typer's usage box ("'abc' is not a valid integer
+    range"), unlike every other usage error of the command line; now one line, exit 2."""
+    _world(monkeypatch, capsys, tmp_path)
+    for args, name in (
+        (("actions", "show"), "REQUEST_ID"),
+        (("actions", "approve", "--as", "planner"), "REQUEST_ID"),
+        (("messages", "show"), "MESSAGE_ID"),
+        (("queue", "claim", "--as", "planner"), "EXCEPTION_ID"),
+        (("users", "token", "revoke"), "TOKEN_ID"),
+        (("audit", "list", "--request"), "--request"),
+    ):
+        for bad in ("abc", "1.5", "0", "9" * 23):
+            code, out, err = run(monkeypatch, capsys, *args, bad)
+            _one_clear_line(code, err)
+            assert out == "" and err == (
+                f"copilot: {name} must be an id, a whole number from 1 to 2147483647; got {bad!r}\n"
+            ), (args, err)
+    code, out, err = run(monkeypatch, capsys, "actions", "show", " 1 ", "--json")
+    assert code == 0 and json.loads(out)["id"] == 1, err
