@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from agent.governance.requests import decide, request_action, write_session
+from agent.triage.service import triage_orders
 from tests.factories import clean_fixture, edit, line, order
 from tests.test_governance import POLICY, world
 from tools import writes
-from tools.errors import Forbidden
+from tools.errors import Conflict, Forbidden
 from tools.models import ActionRequest, Approval, Inventory, Order, OrderLine, PurchaseOrder, Shipment
 
 
@@ -241,6 +242,16 @@ def test_a_credit_release_does_not_lift_the_hold_of_a_compliance_review(engine):
     blocked = ask("RELEASE_CREDIT_HOLD")
     assert blocked["status"] == "blocked"
     assert any("held for a compliance review" in r for r in blocked["guard"]["reasons"]), blocked["guard"]
+    with factory() as s:  # and the copilot does not recommend it: the same reading as the guard's
+        [triaged] = triage_orders(s, ["SO1"], POLICY, record=False)
+    assert [e["type"] for e in triaged["exceptions"]] == ["CREDIT_HOLD"] and triaged["recommendation"] is None
+    [candidate] = triaged["options"][0]["candidates"]
+    assert candidate["action"] == "RELEASE_CREDIT_HOLD" and candidate["feasible"] is False
+    assert f"held for a compliance review (request {review['id']})" in candidate["reason"]
+    with pytest.raises(
+        Conflict, match="no feasible action to recommend \\(RELEASE_CREDIT_HOLD: the order is held"
+    ):
+        request_action(factory, POLICY, order_id="SO1", requested_by="planner")  # its recommendation
     with factory() as s:
         assert (s.get(Order, "SO1").status, s.get(Order, "SO1").credit_released) == ("held", False)
     with write_session(factory) as s:  # held by the ERP, no review: the credit analyst releases it

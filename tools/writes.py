@@ -29,11 +29,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -151,22 +151,30 @@ def _compliance_hold(session: Session, order: Order) -> str | None:
     return None
 
 
-def review_hold(session: Session, order: Order) -> int | None:
-    """The executed ``COMPLIANCE_REVIEW`` request that holds the order, if any: the review put it on
-    ``held`` and it is held still. No catalog action concludes a review (domain.md §3), so nothing
-    here lifts that hold; the order leaves it when its status leaves ``held`` (the ERP's word)."""
-    if order.status != "held":
-        return None
-    return session.scalar(
-        select(ActionRequest.id)
-        .where(
-            ActionRequest.order_id == order.order_id,
-            ActionRequest.action == "COMPLIANCE_REVIEW",
-            ActionRequest.status == "executed",
+def review_holds(session: Session, held: Iterable[str]) -> dict[str, int]:
+    """Of the ``held`` orders (ids of orders whose status is ``held``), those a ``COMPLIANCE_REVIEW``
+    holds: order id -> the last executed review request. The review put the order on ``held`` and it
+    is held still; no catalog action concludes a review (domain.md §3), so no action lifts that hold
+    (a credit release would: it sets ``released``). The order leaves it when its status leaves
+    ``held`` (the ERP's word). One query per ``IN_CHUNK`` ids; none for none."""
+    out: dict[str, int] = {}
+    for part in rules.in_chunks(held):
+        rows = session.execute(
+            select(ActionRequest.order_id, func.max(ActionRequest.id))
+            .where(
+                ActionRequest.order_id.in_(part),
+                ActionRequest.action == "COMPLIANCE_REVIEW",
+                ActionRequest.status == "executed",
+            )
+            .group_by(ActionRequest.order_id)
         )
-        .order_by(ActionRequest.id.desc())
-        .limit(1)
-    )
+        out.update((str(order_id), int(request_id)) for order_id, request_id in rows)
+    return out
+
+
+def review_hold(session: Session, order: Order) -> int | None:
+    """The executed review request that holds ``order`` (:func:`review_holds`), if any."""
+    return review_holds(session, [order.order_id]).get(order.order_id) if order.status == "held" else None
 
 
 # ------------------------------------------------------------------------------------------------

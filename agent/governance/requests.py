@@ -405,8 +405,16 @@ def request_action(
             rec = result["recommendation"]
             if action is None:
                 if rec is None:
+                    refused = [
+                        f"{c['action']}: {c['reason']}"
+                        for o in result.get("options") or []
+                        for c in o["candidates"]
+                        if not c["feasible"]
+                    ]
                     raise Conflict(
-                        f"order {order_id} has no exception to act on, so no recommendation: "
+                        f"order {order_id} has no feasible action to recommend ({'; '.join(refused)})"
+                        if refused
+                        else f"order {order_id} has no exception to act on, so no recommendation: "
                         "name an action to request one"
                     )
                 action, params = rec["action"], dict(rec["params"])
