@@ -14,7 +14,7 @@ from tests.factories import clean_fixture, line, order
 from tools.db import session_factory
 from tools.events import EventError, parse_event, receive
 from tools.fixtures import load_fixture
-from tools.models import AuditEvent, EventInbox, ExceptionRecord, Inventory, Order
+from tools.models import AuditEvent, EventInbox, ExceptionRecord, Inventory, Order, OrderLine
 
 
 def event(event_id: str, records: dict, *, source: str = "wms", at: str = "2026-11-02T08:00:00Z") -> dict:
@@ -88,6 +88,33 @@ def _open(factory) -> set[tuple[str, str, str]]:
         ),
         ({"customers": [{"customer_id": "C1", "name": 42}]}, "records.customers[0].name", "expected text"),
         ({"inventory": [{"sku": 7, "warehouse_id": "WH1"}]}, "records.inventory[0].sku", "expected text"),
+        # a count, a quantity or a price below zero (an audit set on_hand -5 and triage read it)
+        (
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": -5}]},
+            "records.inventory[0].on_hand",
+            "cannot be negative, got -5",
+        ),
+        (
+            {"orders": [{"order_id": "SO1", "lines": [{"line_no": 1, "allocated_qty": -1}]}]},
+            "records.orders[0].lines[0].allocated_qty",
+            "cannot be negative",
+        ),
+        (
+            {"order_lines": [{"order_id": "SO1", "line_no": 1, "qty": 2, "unit_price": "-0.01"}]},
+            "records.order_lines[0].unit_price",
+            "cannot be negative, got '-0.01'",
+        ),
+        (
+            {"purchase_orders": [{"po_id": "PO1", "qty": -10}]},
+            "records.purchase_orders[0].qty",
+            "cannot be negative",
+        ),
+        ({"items": [{"sku": "A", "list_price": -3.5}]}, "records.items[0].list_price", "cannot be negative"),
+        (
+            {"order_lines": [{"order_id": "SO1", "line_no": 1, "qty": 10, "allocated_qty": 12}]},
+            "records.order_lines[0].allocated_qty",
+            "12 is more than the line's qty 10: the open quantity cannot be negative",
+        ),
     ],
 )
 def test_a_malformed_event_is_refused_naming_the_path(records, path, message):
@@ -95,6 +122,21 @@ def test_a_malformed_event_is_refused_naming_the_path(records, path, message):
         parse_event(event("e1", records))
     assert info.value.path == path and message in info.value.message
     assert "event wms/e1" in str(info.value)
+
+
+def test_zero_and_a_negative_open_balance_are_no_negative_quantity():
+    """A customer's credit on account is a negative open balance; nothing else here may be below 0."""
+    parsed = parse_event(
+        event(
+            "e1",
+            {
+                "customers": [{"customer_id": "C1", "open_balance": -250}],
+                "inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 0, "allocated": 0}],
+            },
+        )
+    )
+    assert parsed.records["customers"][0]["open_balance"] == -250
+    assert parsed.records["inventory"][0]["on_hand"] == 0
 
 
 def test_event_fields_are_checked():
@@ -212,6 +254,27 @@ def test_fields_not_given_keep_their_values_and_a_new_record_takes_defaults(fact
         assert s.get(Carrier, "CA9").status == "ok"
 
 
+def test_a_line_left_with_more_allocated_than_ordered_fails_at_apply_and_applies_nothing(factory):
+    """An upsert keeps the fields it does not give: allocated_qty 12 alone is valid until it meets
+    the line's qty 10 (an open quantity of -2). The event fails whole, naming the path."""
+    over = event(
+        "e1",
+        {
+            "inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 1}],
+            "order_lines": [{"order_id": "SO1", "line_no": 1, "allocated_qty": 12}],
+        },
+    )
+    assert _send(factory, over) == (1, 0)
+    [outcome] = drain(factory, load_policy())
+    assert (
+        outcome.status == "failed"
+        and "records.order_lines[0].allocated_qty: 12 is more than" in outcome.error
+    )
+    with factory() as s:
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 500  # nothing of the failed event
+        assert s.get(OrderLine, ("SO1", 1)).allocated_qty == 0
+
+
 def test_an_event_that_fails_at_apply_time_applies_nothing_and_says_why(factory):
     # Stored in one order, applied in another: the line's item only exists after the later event.
     uses = event(
@@ -325,6 +388,40 @@ def test_replay_cli_applies_a_file_and_refuses_a_bad_one(monkeypatch, capsys, tm
     assert {e["event_id"] for e in listed["events"]} == {"e1", "e2"}
     code, out, _ = run(monkeypatch, capsys, "worker", "--once")
     assert code == 0 and "0 events applied" in out
+
+
+def test_replay_refuses_stock_below_zero_and_a_file_without_events(
+    monkeypatch, capsys, tmp_path, sqlite_engine
+):
+    """`events replay` stored an on_hand of -5 (triage then read negative stock) and took an empty
+    file for a replay of nothing (exit 0, "0 events read"). Both exit 2 in one line now; nothing of
+    the refused file is stored or applied."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    factory = session_factory(sqlite_engine)
+    with factory() as s:
+        load_fixture(s, two_orders(), case_id="events")
+        before = s.get(Inventory, ("A", "WH1")).on_hand
+    bad = tmp_path / "negative.jsonl"
+    bad.write_text(
+        json.dumps(event("e1", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 7}]}))
+        + "\n"
+        + json.dumps(event("e2", {"inventory": [{"sku": "A", "warehouse_id": "WH2", "on_hand": -5}]}))
+        + "\n"
+    )
+    code, out, err = run(monkeypatch, capsys, "events", "replay", str(bad))
+    assert code == 2 and out == ""
+    assert err == (
+        f"copilot: {bad} line 2: event wms/e2: records.inventory[0].on_hand: cannot be negative, "
+        "got -5; nothing was stored\n"
+    )
+    with factory() as s:
+        assert s.get(Inventory, ("A", "WH1")).on_hand == before
+        assert s.scalar(select(func.count()).select_from(EventInbox)) == 0
+    for name, text in (("empty.jsonl", ""), ("blank.jsonl", "\n   \n\n")):
+        empty = tmp_path / name
+        empty.write_text(text)
+        code, out, err = run(monkeypatch, capsys, "events", "replay", str(empty))
+        assert (code, out, err) == (2, "", f"copilot: {empty} holds no events\n")
 
 
 def test_a_refused_event_inside_a_batch_applies_nothing_and_the_others_apply(factory, monkeypatch):

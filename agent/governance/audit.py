@@ -45,6 +45,8 @@ from sqlalchemy.orm import Session
 from agent.governance.audit_json import canonical_json, storable, utc_text
 from agent.governance.audit_key import AuditKeyError, current_key, keyed_hash
 from agent.governance.origin import current_origin
+from agent.policy import OrderNumbers
+from agent.triage.order_numbers import filter_id
 from tools.models import AuditAnchor, AuditEvent
 from tools.sites import order_condition
 
@@ -377,13 +379,15 @@ def list_events(
     event_type: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    order_numbers: OrderNumbers | None = None,
 ) -> list[dict[str, Any]]:
     """Events in seq order, filtered; each a dict of the stored fields (ts as UTC ISO text).
+    ``order_id`` is read as typed (``so-100042``, with the policy's ``order_numbers``).
 
     A session limited to some sites (``tools.sites``) lists only events of their orders."""
     query = select(AuditEvent).order_by(AuditEvent.seq).where(order_condition(session, AuditEvent.order_id))
     if order_id is not None:
-        query = query.where(AuditEvent.order_id == order_id)
+        query = query.where(AuditEvent.order_id == filter_id(session, order_id, order_numbers))
     if request_id is not None:
         query = query.where(AuditEvent.request_id == request_id)
     if event_type is not None:

@@ -19,7 +19,7 @@ from sqlalchemy import inspect, select, tuple_
 from sqlalchemy.orm import Session
 
 from tools.db import one_of
-from tools.events.validate import Event
+from tools.events.validate import Event, EventError, over_allocated
 from tools.fixtures import MODELS
 from tools.rules import in_chunks
 
@@ -72,6 +72,8 @@ def apply_event(
     ``records``: the records the event names (:func:`preload`), kept up to date with those it
     creates; else each is read with ``session.get``. The records an event creates are inserted
     together (one flush), before their images — with the model's defaults — are taken.
+    Raises :class:`EventError` (the caller rolls the event back) for an order line the upsert
+    leaves with more allocated than ordered (``allocated_qty: 12`` on a line of qty 10 kept).
     """
     changes: list[Change | None] = []
     created: list[tuple[int, str, Any]] = []  # (position in changes, table, record) not yet flushed
@@ -87,7 +89,7 @@ def apply_event(
         model = MODELS[table]
         columns = list(model.__table__.c)
         pk = [c.name for c in model.__table__.primary_key.columns]
-        for values in rows:
+        for values, path in zip(rows, event.paths.get(table) or [""] * len(rows), strict=True):
             key = tuple(values[k] for k in pk)
             obj = records.get((table, key)) if records is not None else session.get(model, key)
             if obj is None:
@@ -99,15 +101,17 @@ def apply_event(
                     session.flush()  # a later session.get of the same key finds it
                 created.append((len(changes), table, obj))
                 changes.append(None)
-                continue
-            if any(obj is new for _, _, new in created):
-                settle()  # named twice in the event: its first image, then this change of it
-            before = _values(obj, columns)
-            if all(before[k] == v for k, v in values.items()):
-                continue  # the same values again: nothing changes, nothing to triage
-            for k, v in values.items():
-                setattr(obj, k, v)
-            changes.append(Change(table, before, {**before, **values}))
+            else:
+                if any(obj is new for _, _, new in created):
+                    settle()  # named twice in the event: its first image, then this change of it
+                before = _values(obj, columns)
+                if all(before[k] == v for k, v in values.items()):
+                    continue  # the same values again: nothing changes, nothing to triage
+                for k, v in values.items():
+                    setattr(obj, k, v)
+                changes.append(Change(table, before, {**before, **values}))
+            if table == "order_lines" and (over := over_allocated(obj)):
+                raise EventError(f"{path}.allocated_qty", over, event=event.label)
     settle()
     if flush:
         session.flush()

@@ -28,7 +28,15 @@ from tools.fixtures import MODELS, OMIT, coerce_value, flatten_records
 from tools.models import ERP_TABLES, EventInbox
 from tools.rules import in_chunks
 
-__all__ = ["Event", "EventError", "check_references", "dangling_before", "parse_event", "parse_events"]
+__all__ = [
+    "Event",
+    "EventError",
+    "check_references",
+    "dangling_before",
+    "over_allocated",
+    "parse_event",
+    "parse_events",
+]
 
 FIELDS = ("event_id", "source", "type", "occurred_at", "records")
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
@@ -163,6 +171,8 @@ def _records(event: Event, raw: Any, root: str) -> None:
         for column, part in zip(table.primary_key.columns, key, strict=True):
             if part is None:
                 fail_at(f"{row.path}.{column.name}", "missing key field")
+        if row.table == "order_lines" and (over := over_allocated(values)):
+            fail_at(f"{row.path}.allocated_qty", over)
         if (row.table, key) in seen:
             fail_at(row.path, f"duplicate key {key} (already at {seen[row.table, key]})")
         seen[row.table, key] = row.path
@@ -170,6 +180,16 @@ def _records(event: Event, raw: Any, root: str) -> None:
         event.paths.setdefault(row.table, []).append(row.path)
     event.records = {t: event.records[t] for t in TABLE_ORDER if t in event.records}
     event.paths = {t: event.paths[t] for t in event.records}
+
+
+def over_allocated(line: Any) -> str | None:
+    """Why an order line's values (a dict, or the record) have a negative open quantity
+    (qty − allocated_qty, domain.md §2), if they do: more allocated than ordered."""
+    get = line.get if isinstance(line, dict) else lambda name: getattr(line, name, None)
+    qty, allocated = get("qty"), get("allocated_qty")
+    if qty is None or allocated is None or allocated <= qty:
+        return None
+    return f"{allocated} is more than the line's qty {qty}: the open quantity cannot be negative"
 
 
 def _wants_text(column: Any) -> bool:
