@@ -320,7 +320,7 @@ def record_batch(
 
 def _detect_batch(
     session: Session,
-    ids: list[str],
+    ids: Collection[str],
     policy: Policy,
     *,
     rows: Mapping[str, list[ExceptionRecord]] | None = None,
@@ -332,7 +332,8 @@ def _detect_batch(
         contexts = load_contexts_with_neighbours(session, ids, policy)
         return contexts, detect_many(contexts, policy), {}
     # recurrence from the other orders' recorded rows
-    narrow = {oid: frozenset(scoped[oid]) for oid in ids if oid in (scoped or {})}
+    scoped = scoped or {}
+    narrow = {oid: frozenset(scoped[oid]) for oid in ids if oid in scoped}
     contexts = load_contexts(session, [oid for oid in ids if oid not in narrow])
     if not narrow:
         return contexts, detect_recorded(session, contexts, policy), {}

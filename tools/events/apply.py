@@ -49,8 +49,8 @@ def preload(session: Session, events: Iterable[Event]) -> Records:
     keys: dict[str, set[tuple]] = {}
     for event in events:
         for table, rows in event.records.items():
-            pk = MODELS[table].__table__.primary_key.columns
-            keys.setdefault(table, set()).update(tuple(values[c.name] for c in pk) for values in rows)
+            names = [c.name for c in MODELS[table].__table__.primary_key.columns]
+            keys.setdefault(table, set()).update(tuple(values[k] for k in names) for values in rows)
     out: Records = {}
     for table, wanted in keys.items():
         model = MODELS[table]

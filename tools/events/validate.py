@@ -237,8 +237,8 @@ def check_references(
                         target = (fk.column.table.name, fk.column.name)
                         if value is None:
                             continue
-                        since = first.get(target[0], {}).get(value)
-                        if since is not None and (not in_order or since <= n):
+                        given_at = first.get(target[0], {}).get(value)
+                        if given_at is not None and (not in_order or given_at <= n):
                             continue
                         wanted.setdefault(target, set()).add(value)
                         uses.append((event, f"{path}.{column.name}", column.name, value, target))
