@@ -21,7 +21,7 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -71,6 +71,60 @@ def _evidence_hash(d: Detected) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+class _Row:
+    """An exceptions row read with Core for a batch (:func:`_batch_rows`), with the attributes
+    :func:`record_exceptions` reads and sets; what it sets is collected and written back by
+    :func:`_write_rows` — one ``UPDATE`` statement per set of changed columns for the whole batch
+    instead of the ORM's unit of work (a carrier's disruption changes thousands of rows)."""
+
+    __slots__ = (*(c.name for c in _XT.c), "_dirty")
+    id: int
+    _dirty: set[str]
+
+    def __init__(self, values: Mapping[Any, Any]) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_dirty", set())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, name) != value:
+            self._dirty.add(name)
+        object.__setattr__(self, name, value)
+
+
+def _batch_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[_Row]]:
+    """:func:`_exception_rows` as :class:`_Row` objects (Core, no ORM instances)."""
+    out: dict[str, list[_Row]] = {}
+    for part in in_chunks(order_ids):
+        for values in (
+            session.execute(select(_XT).where(one_of(session, _XT.c.order_id, part))).mappings().all()
+        ):
+            out.setdefault(values["order_id"], []).append(_Row(values))
+    return out
+
+
+def _write_rows(session: Session, rows: Iterable[_Row]) -> None:
+    """Write back what was set on ``rows``: one executemany ``UPDATE`` per set of changed columns.
+    Exceptions instances the session holds are expired (the ORM did not see these writes)."""
+    groups: dict[tuple[str, ...], list[_Row]] = {}
+    for row in rows:
+        if row._dirty:
+            groups.setdefault(tuple(sorted(row._dirty)), []).append(row)
+    for names, group in groups.items():
+        stmt = (
+            update(_XT)
+            .where(_XT.c.id == bindparam("row_id"))
+            .values({n: bindparam(f"new_{n}", type_=_XT.c[n].type) for n in names})
+        )
+        session.execute(stmt, [{"row_id": r.id, **{f"new_{n}": getattr(r, n) for n in names}} for r in group])
+        for row in group:
+            row._dirty.clear()
+    if groups:
+        for obj in list(session.identity_map.values()):
+            if isinstance(obj, ExceptionRecord):
+                session.expire(obj)
+
+
 def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[ExceptionRecord]]:
     """The exceptions rows of many orders, by order id (one query per 500 orders)."""
     out: dict[str, list[ExceptionRecord]] = {}
@@ -88,13 +142,14 @@ def record_exceptions(
     found: list[Detected],
     *,
     now: dt.datetime | None = None,
-    rows: Iterable[ExceptionRecord] | None = None,
+    rows: Iterable[Any] | None = None,
     pending: list[dict[str, Any]] | None = None,
     types: Collection[str] | None = None,
 ) -> int:
     """Upsert ``found`` for the order; resolve what is no longer found. Returns rows written.
 
-    ``rows``: the order's exceptions rows when the caller has loaded them (a batch); else read here.
+    ``rows``: the order's exceptions rows when the caller has loaded them (a batch: ORM instances,
+    or :class:`_Row` objects the caller writes back); else read here.
     ``pending``: first sightings are appended there for the caller to insert with a batch's others
     (:func:`_insert_new`, one statement for the batch); else inserted here.
     ``types``: only the exceptions of these types were detected again (``found`` is read for them
@@ -312,9 +367,10 @@ def record_batch(
     Only the exceptions of those types and ``RECURRING_ANOMALY`` are recorded for them. Without the
     recorded exceptions they are triaged whole, as the others."""
     ids = visible_orders(session, (str(o).strip() for o in order_ids))
-    rows = _exception_rows(session, ids)
+    rows = _batch_rows(session, ids)
     contexts, found, only = _detect_batch(session, ids, policy, rows=rows, scoped=scoped or {})
     _record_batch(session, contexts, found, rows=rows, only=only)
+    _write_rows(session, (r for group in rows.values() for r in group))
     return sorted(contexts)
 
 
@@ -323,7 +379,7 @@ def _detect_batch(
     ids: Collection[str],
     policy: Policy,
     *,
-    rows: Mapping[str, list[ExceptionRecord]] | None = None,
+    rows: Mapping[str, list[Any]] | None = None,
     scoped: Mapping[str, frozenset[str]] | None = None,
 ) -> tuple[dict[str, OrderContext], dict[str, list[Detected]], dict[str, frozenset[str]]]:
     """Contexts and detections of ``ids`` (visible ones), and the types recorded for each scoped
@@ -353,7 +409,7 @@ def _detect_batch(
     return contexts, detect_recorded(session, contexts, policy, base=base), only
 
 
-def _as_hit(row: ExceptionRecord) -> Detected:
+def _as_hit(row: Any) -> Detected:
     """A recorded open exception as the hit that recorded it (for counting recurrence)."""
     return Detected(
         type=row.type,
@@ -371,7 +427,7 @@ def _record_batch(
     contexts: dict[str, OrderContext],
     found: dict[str, list[Detected]],
     *,
-    rows: Mapping[str, list[ExceptionRecord]] | None = None,
+    rows: Mapping[str, list[Any]] | None = None,
     only: Mapping[str, frozenset[str]] | None = None,
 ) -> None:
     """Record each order's exceptions (rows loaded once, first sightings inserted in one statement);
