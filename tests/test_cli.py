@@ -278,6 +278,15 @@ def test_triage_needs_orders_or_all_open(monkeypatch, capsys, triage_db):
     assert code == 2 and "--all-open" in err
 
 
+def test_triage_refuses_orders_with_all_open_and_limit_without_it(monkeypatch, capsys, triage_db):
+    """`triage --all-open SO-1` was told to "name one or more order ids, or pass --all-open" (it
+    had done both), and `triage SO-1 --limit 3` dropped the --limit without a word."""
+    code, out, err = run(monkeypatch, capsys, "triage", "--all-open", "SO-1")
+    assert (code, out) == (2, "") and "not both" in err and "name one or more" not in err
+    code, out, err = run(monkeypatch, capsys, "triage", "SO-1", "--limit", "3")
+    assert (code, out) == (2, "") and "--limit" in err and "--all-open" in err
+
+
 def test_bad_policy_file_names_the_line(monkeypatch, capsys, triage_db, tmp_path):
     from agent.policy import DEFAULT_POLICY_PATH
     from agent.settings import get_settings

@@ -305,8 +305,12 @@ def triage(
     from tools.db import session_factory
     from tools.sites import visible_orders
 
-    if bool(order_ids) == all_open:
+    if order_ids and all_open:
+        raise CliError("give order ids or --all-open, not both")
+    if not order_ids and not all_open:
         raise CliError("name one or more order ids, or pass --all-open")
+    if limit is not None and not all_open:
+        raise CliError("--limit goes with --all-open (named orders are all triaged)")
     policy = _policy()
     engine = _engine()
     # --as: another site's order is "not found", as an unknown one
