@@ -369,3 +369,15 @@ def test_two_exceptions_on_one_line_each_show_their_own_recommendation(engine):
     assert items["INVENTORY_SHORTFALL"]["recommendation"]["action"] == "SPLIT_SHIPMENT"
     assert items["INVENTORY_SHORTFALL"]["recommendation"]["approver_role"] == "planner"
     assert items["PROCUREMENT_DELAY"]["recommendation"]["action"] == "EXPEDITE_PO"
+
+
+def test_queue_cli_says_when_nothing_is_open(monkeypatch, capsys, tmp_path, sqlite_engine):
+    """On a book with no open exception `copilot queue` printed a bare 'queues: '."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    with session_factory(sqlite_engine)() as s:
+        load_fixture(s, clean_fixture(), case_id="queue-empty")
+        triage_order(s, "SO1", load_policy())
+        s.commit()
+    code, out, err = run(monkeypatch, capsys, "queue")
+    assert code == 0, err
+    assert out.splitlines() == ["queues: no open exceptions"]
