@@ -125,10 +125,11 @@ def db_load_fixture(
 ) -> None:
     """Load one eval case's fixture into the database (run `copilot db upgrade` first)."""
     from tools.db import session_factory
-    from tools.fixtures import find_case, load_fixture, read_suite
+    from tools.fixtures import find_case, load_fixture, read_suite, validate_fixture
 
     data = read_suite(suite)
     case_data = find_case(data, case)
+    validate_fixture(case_data.get("fixture") or {}, case_id=case)  # before --reset deletes anything
     engine = _engine()
     if reset:
         from tools.demo import reset as reset_data
