@@ -103,8 +103,9 @@ def test_event_fields_are_checked():
         parse_event(raw | {"occurred_at": "yesterday"})
     with pytest.raises(EventError, match="colour: unknown field of an event"):
         parse_event(raw | {"colour": "red"})
-    with pytest.raises(EventError, match="event_id: missing"):
+    with pytest.raises(EventError, match="event_id: missing") as missing:
         parse_event({k: v for k, v in raw.items() if k != "event_id"})
+    assert str(missing.value).startswith("event wms/?: ")  # was "event wms/None"
 
 
 def test_a_dangling_key_refuses_the_batch_and_stores_nothing(factory):
