@@ -425,3 +425,29 @@ def test_replay_names_the_first_bad_event_in_the_files_order(monkeypatch, capsys
         assert code == 2 and f"bad.jsonl {later.replace('line 3', 'line 2')}" in err, err
     with session_factory(sqlite_engine)() as s:
         assert s.scalar(select(func.count()).select_from(EventInbox)) == 0
+
+
+def test_a_simulated_new_order_has_an_order_number_chat_and_pasted_text_read(sqlite_engine):
+    """The simulated feed numbered new orders SIM7-1796444780-0000023: a planner who saw one arrive
+    in the queue and asked chat "what is blocking SIM7-…?" was asked which order they meant."""
+    import datetime as dt
+
+    from agent.policy import load_policy
+    from agent.triage.order_numbers.reader import find_order_ids
+    from tools.demo import generate
+    from tools.events.simulate import Simulator
+
+    generate(sqlite_engine, orders=300, seed=5, as_of=dt.date(2026, 11, 20), progress=False)
+    with session_factory(sqlite_engine)() as s:
+        made = [
+            o["order_id"]
+            for e in Simulator(s, seed=11, prefix="sim11-1796444780").stream(200)
+            for o in e["records"].get("orders", [])
+            if "lines" in o
+        ]
+        other = Simulator(s, seed=11, prefix="sim11-1796444781").stream(200)
+        theirs = {o["order_id"] for e in other for o in e["records"].get("orders", []) if "lines" in o}
+    assert made and len(set(made)) == len(made) and not set(made) & theirs  # unique, per feed
+    config = load_policy().order_numbers
+    for oid in made:
+        assert find_order_ids(f"what is blocking {oid}?", config) == [oid]
