@@ -103,6 +103,7 @@ def test_a_secret_of_another_source_does_not_sign(client):
     ("payload", "path"),
     [
         ([ev("e1"), ev("e2", on_hand="lots")], "[1].records.inventory[0].on_hand"),
+        ([ev("e1"), ev("e2", on_hand=-5)], "[1].records.inventory[0].on_hand"),  # below zero: refused
         ([ev("e1"), ev("e2", warehouse_id="WH9")], "[1].records.inventory[0].warehouse_id"),
         (ev("e1", colour="red"), "records.inventory[0].colour"),
         (ev("e1", source="erp"), "source"),

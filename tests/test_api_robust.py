@@ -79,3 +79,52 @@ def test_a_nul_in_an_order_number_or_a_filter_is_422_on_both_databases(any_clien
     ):
         r = any_client.get(f"/api/v1/{query}", headers=h)
         assert r.status_code == 422 and r.json()["error"] == "invalid", (query, r.text)
+
+
+def test_an_order_number_typed_in_lower_case_or_with_blanks_names_the_order_on_every_door(
+    any_client,  # noqa: F811
+):
+    """`POST /triage` read "so-100002" as SO-100002, but `GET /orders/so-100002`, `POST /requests`,
+    `POST /whatif`, `POST /messages` and the order filters answered 404 or an empty page. Every door
+    now reads an order id as the triage does; one with characters no order number has ("SO-100002'--")
+    is not found, never read as the order inside it."""
+    c, h = any_client, api_world.HEADERS
+    r = c.get("/api/v1/orders/so-100003", headers=h["planner"])
+    assert r.status_code == 200 and r.json()["order"]["order_id"] == "SO-100003", r.text
+    assert c.get("/api/v1/orders/SO100003", headers=h["planner"]).json()["order"]["order_id"] == "SO-100003"
+    first = c.post("/api/v1/requests", json={"order_id": " so-100002 "}, headers=h["planner"])
+    assert first.status_code == 201 and first.json()["order_id"] == "SO-100002", first.text
+    assert first.json()["status"] == "pending_approval"
+    # the parameters' order id is read the same way: the same request, not one the guard blocks
+    again = c.post(
+        "/api/v1/requests",
+        json={"order_id": "so-100002", "action": "RELEASE_CREDIT_HOLD", "params": {"order_id": "so-100002"}},
+        headers=h["planner"],
+    ).json()
+    assert again["id"] == first.json()["id"] and again["repeated"] is True, again
+    r = c.post("/api/v1/whatif", json={"order_id": "so-100003"}, headers=h["planner"])
+    assert r.status_code == 200 and r.json()["order_id"] == "SO-100003", r.text
+    r = c.post("/api/v1/messages", json={"order_id": "so-100003"}, headers=h["csr"])
+    assert r.status_code == 201 and r.json()["order_id"] == "SO-100003", r.text
+    for query, key in (
+        ("requests?order_id=so-100002", "items"),
+        ("exceptions?order_id=%20so-100003%20", "items"),
+        ("messages?order_id=so-100003", "items"),
+        ("audit?order_id=so-100002", "items"),
+    ):
+        r = c.get(f"/api/v1/{query}", headers=h["ops_manager"])
+        assert r.status_code == 200 and r.json()[key], (query, r.text)
+        assert {i["order_id"] for i in r.json()[key]} <= {"SO-100002", "SO-100003"}, query
+    for path, body in (
+        ("/api/v1/requests", {"order_id": "SO-100002--"}),
+        ("/api/v1/whatif", {"order_id": "SO-100003/"}),
+        ("/api/v1/messages", {"order_id": "SO-100003 SO-100002"}),
+    ):
+        r = c.post(path, json=body, headers=h["csr"])
+        assert r.status_code == 404 and r.json()["error"] == "not_found", (path, r.text)
+        assert r.json()["message"] == f"order {body['order_id']} not found", r.text
+    for path in ("/api/v1/requests", "/api/v1/whatif", "/api/v1/messages"):
+        r = c.post(path, json={"order_id": "SO-100002'--"}, headers=h["csr"])
+        assert r.status_code == 422 and "order_id" in r.json()["message"], (path, r.text)
+    r = c.post("/api/v1/triage", json={"order_ids": ["SO-100003'--"]}, headers=h["planner"])
+    assert r.json()["not_found"] == ["SO-100003'--"], r.text

@@ -274,3 +274,30 @@ def test_cli_audit_verify_and_export(monkeypatch, capsys, tmp_path):
     code, out, _ = run(monkeypatch, capsys, "audit", "verify", "--json")
     assert code == 1 and json.loads(out)["first_bad_seq"] == 2
     engine.dispose()
+
+
+def test_events_appended_together_chain_as_if_appended_one_by_one(engine):
+    # The event worker audits a whole batch with one append: the same chain, one head move.
+    from agent.governance.audit import AuditEntry, append_events
+
+    factory = session_factory(engine)
+    _append(factory, 2)
+    with write_session(factory) as s:
+        append_events(
+            s,
+            [AuditEntry("batch_event", actor="source:wms", payload={"n": n}) for n in range(4)]
+            + [AuditEntry("batch_event", actor="source:erp", order_id="SO1", request_id=9)],
+        )
+        append_events(s, [])  # nothing to append: nothing written
+    result = _verify(engine)
+    assert result["ok"] and result["events"] == 7 and result["head_seq"] == 7
+    with factory() as s:
+        events = list_events(s, event_type="batch_event")
+    assert [e["seq"] for e in events] == [3, 4, 5, 6, 7]
+    assert [e["payload"].get("n") for e in events] == [0, 1, 2, 3, None]
+    assert events[-1]["order_id"] == "SO1" and events[-1]["request_id"] == 9
+    _append(factory, 1)  # and the chain goes on from the batch's last event
+    assert _verify(engine)["ok"] and _verify(engine)["events"] == 8
+    with pytest.raises(ValueError, match="event_type"), write_session(factory) as s:
+        append_events(s, [AuditEntry("fine"), AuditEntry("")])  # one bad entry: none written
+    assert _verify(engine)["events"] == 8

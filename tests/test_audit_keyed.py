@@ -216,3 +216,27 @@ def test_storable_is_a_fixed_point():
     assert json.loads(canonical_json(once)) == once
     with pytest.raises(ValueError):
         storable({"bad": float("nan")})
+
+
+def test_a_batch_appended_to_a_plain_chain_is_switched_over_first(engine, monkeypatch):
+    from agent.governance.audit import AuditEntry, append_events
+
+    factory = session_factory(engine)
+    _append(factory, 2)
+    monkeypatch.setenv("COPILOT_AUDIT_KEY", KEY)
+    get_settings.cache_clear()
+    with write_session(factory) as s:
+        append_events(s, [AuditEntry("batch_event", payload={"n": n}) for n in range(3)])
+    result = _verify(engine)
+    assert result["ok"] and result["keyed_from_seq"] == 3 and result["events"] == 6
+    with session_factory(engine)() as s:
+        kinds = [e["event_type"] for e in list_events(s, limit=10)]
+    assert kinds == [
+        "test_event",
+        "test_event",
+        EVENT_AUDIT_KEYED,
+        "batch_event",
+        "batch_event",
+        "batch_event",
+    ]
+    get_settings.cache_clear()

@@ -256,3 +256,53 @@ def test_an_empty_order_number_or_an_id_past_any_record_is_refused_cleanly(monke
         code, out, err = run(monkeypatch, capsys, *args)
         assert code == 2 and "Traceback" not in err and "OverflowError" not in err, (args, err)
         assert "2147483647" in err, (args, err)  # usage error naming the range
+
+
+def test_an_order_number_typed_in_lower_case_names_the_order_on_every_command(monkeypatch, capsys, tmp_path):
+    """`copilot triage so1` read the order SO1, but `actions request so1`, `whatif so1`, `messages
+    draft so1` said "order so1 not found" and `--order so1` listed nothing; `orders show "SO-1'--"`
+    showed SO1 (the normaliser read the order inside the junk). Every command reads an id alike now,
+    and strictly."""
+    _world(monkeypatch, capsys, tmp_path)
+    code, out, err = run(monkeypatch, capsys, "actions", "request", " so1 ", "--as", "csr", "--json")
+    assert code == 0 and json.loads(out)["order_id"] == "SO1" and json.loads(out)["repeated"], err
+    code, out, err = run(monkeypatch, capsys, "whatif", "so1", "--json")
+    assert code == 0 and json.loads(out)["order_id"] == "SO1", err
+    code, out, err = run(monkeypatch, capsys, "messages", "draft", "so1", "--as", "csr", "--json")
+    assert code == 0 and json.loads(out)["order_id"] == "SO1", err
+    for args in (("actions", "list"), ("audit", "list"), ("messages", "list")):
+        code, out, err = run(monkeypatch, capsys, *args, "--order", "so1", "--json")
+        assert code == 0 and json.loads(out), (args, err)
+        assert {r["order_id"] for r in json.loads(out)} == {"SO1"}, args
+    for typed, args in (
+        ("SO-1'--", ("orders", "show")),
+        ("SO1;", ("orders", "show")),
+        ("SO1 SO2", ("whatif",)),
+        ("so1'--", ("actions", "request", "--as", "csr")),
+        ("(SO1)", ("messages", "draft", "--as", "csr")),
+    ):
+        code, out, err = run(monkeypatch, capsys, *args, typed)
+        _one_clear_line(code, err)
+        assert out == "" and err.strip() == f"copilot: order {typed} not found", (args, err)
+
+
+def test_an_id_that_is_no_whole_number_is_one_line_naming_the_argument(monkeypatch, capsys, tmp_path):
+    """`copilot actions show abc` answered with Typer's usage box ("'abc' is not a valid integer
+    range"), unlike every other usage error of the command line; now one line, exit 2."""
+    _world(monkeypatch, capsys, tmp_path)
+    for args, name in (
+        (("actions", "show"), "REQUEST_ID"),
+        (("actions", "approve", "--as", "planner"), "REQUEST_ID"),
+        (("messages", "show"), "MESSAGE_ID"),
+        (("queue", "claim", "--as", "planner"), "EXCEPTION_ID"),
+        (("users", "token", "revoke"), "TOKEN_ID"),
+        (("audit", "list", "--request"), "--request"),
+    ):
+        for bad in ("abc", "1.5", "0", "9" * 23):
+            code, out, err = run(monkeypatch, capsys, *args, bad)
+            _one_clear_line(code, err)
+            assert out == "" and err == (
+                f"copilot: {name} must be an id, a whole number from 1 to 2147483647; got {bad!r}\n"
+            ), (args, err)
+    code, out, err = run(monkeypatch, capsys, "actions", "show", " 1 ", "--json")
+    assert code == 0 and json.loads(out)["id"] == 1, err

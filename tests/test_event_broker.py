@@ -70,18 +70,20 @@ def test_messages_are_stored_duplicates_ignored_poison_dead_lettered(queue, fact
         name,
         json.dumps(ev("e4") | {"records": {"inventory": [{"sku": "NOPE", "warehouse_id": "WH1"}]}}).encode(),
     )
+    publish(ch, name, json.dumps(ev("e5", on_hand=-5)).encode())  # stock below zero: poison too
     result = consume(factory, URL, name, drain=True, idle_s=0.5)
-    assert (result.messages, result.stored, result.duplicates, result.dead_lettered) == (5, 3, 1, 2)
+    assert (result.messages, result.stored, result.duplicates, result.dead_lettered) == (6, 3, 1, 3)
     with factory() as s:
         assert sorted(s.scalars(select(EventInbox.event_id))) == ["e1", "e2", "e3"]
         assert set(s.scalars(select(EventInbox.channel))) == {"broker"}
     assert ch.queue_declare(queue=name, passive=True).method.message_count == 0  # all acknowledged
     reasons = []
-    for _ in range(2):
+    for _ in range(3):
         _, props, _ = ch.basic_get(queue=dead_letter_queue(name), auto_ack=True)
         reasons.append(props.headers["x-copilot-reason"])
     assert any("not a JSON event" in r for r in reasons)
     assert any("records.inventory[0].sku" in r and "dangling" in r for r in reasons)
+    assert any("records.inventory[0].on_hand: cannot be negative" in r for r in reasons)
 
 
 def test_a_message_not_stored_is_not_acknowledged(queue, factory, sqlite_engine):

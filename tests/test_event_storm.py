@@ -79,6 +79,80 @@ def test_an_event_storm_ends_with_the_exceptions_of_a_triage_from_scratch(engine
     assert _recorded(factory) == _from_scratch(factory, policy)
 
 
+def test_carrier_changes_one_at_a_time_end_as_a_triage_from_scratch_facts_included(engine, monkeypatch):
+    # A carrier's status reaches every open order of its shipments, and nothing but
+    # CARRIER_DISRUPTION reads it: those orders (and the recurrence followers) have that rule run
+    # again, their other hits taken from their rows. Applied one event a batch (no other change
+    # shares their re-triage), they end with the exceptions — evidence and facts — and the
+    # recurrence of a triage from scratch, without one order loaded whole.
+    from agent.triage import service
+    from agent.triage.detection import Detected
+    from tools.models import Carrier
+
+    generate(engine, orders=1_500, seed=5, as_of=AS_OF, progress=False)
+    factory, policy = session_factory(engine), load_policy()
+    with factory() as s:
+        for _ in triage_open_book(s, policy):
+            pass
+        s.commit()
+        carriers = sorted(s.scalars(select(Carrier.carrier_id)))
+    statuses = ["disrupted", "constrained", "disrupted", "ok", "constrained", "ok", "disrupted"]
+    events = [
+        {
+            "event_id": f"c{n}",
+            "source": "tms",
+            "type": f"carrier.{status}",
+            "occurred_at": (
+                dt.datetime(2026, 11, 20, 8, tzinfo=dt.UTC) + dt.timedelta(minutes=n)
+            ).isoformat(),
+            "records": {"carriers": [{"carrier_id": carriers[n % len(carriers)], "status": status}]},
+        }
+        for n, status in enumerate([*(s for s in statuses for _ in range(2)), *["disrupted"] * len(carriers)])
+    ]
+    with factory() as s:
+        receive(s, parse_events(events), channel="replay")
+        s.commit()
+    whole: list[str] = []
+    load = service.load_contexts
+    monkeypatch.setattr(service, "load_contexts", lambda s, ids: whole.extend(ids) or load(s, ids))
+    outcomes = drain(factory, policy, batch=1)
+    assert {o.status for o in outcomes} == {"applied"} and len(outcomes) == len(events)
+    assert sum(o.orders for o in outcomes) > 20 and sum(o.opened + o.resolved for o in outcomes) > 0
+    assert whole == []
+    monkeypatch.setattr(service, "load_contexts", load)
+
+    def digest(kind: str, instance: str, evidence, facts) -> str:
+        return service._evidence_hash(
+            Detected(type=kind, instance_key=instance, evidence=tuple(evidence), facts=facts)
+        )
+
+    with factory() as s:
+        rows = s.execute(
+            select(
+                ExceptionRecord.order_id,
+                ExceptionRecord.type,
+                ExceptionRecord.instance_key,
+                ExceptionRecord.evidence_hash,
+            )
+            .join(Order, Order.order_id == ExceptionRecord.order_id)
+            .where(ExceptionRecord.status == "open", Order.status.in_(OPEN_ORDER_STATUSES))
+        )
+        recorded = set(rows)
+        scratch = {
+            (
+                r["order_id"],
+                e["type"],
+                e["instance"],
+                digest(e["type"], e["instance"], e["evidence"], e["facts"]),
+            )
+            for r in triage_open_book(s, policy, record=False)
+            for e in r["exceptions"]
+        }
+        s.rollback()
+    assert recorded == scratch
+    assert any(kind == "RECURRING_ANOMALY" for _, kind, _, _ in recorded)
+
+
 def test_simulate_cli_feeds_the_inbox_and_the_queues(monkeypatch, capsys, tmp_path, sqlite_engine):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
     generate(sqlite_engine, orders=300, seed=5, as_of=AS_OF, progress=False)

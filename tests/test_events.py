@@ -14,7 +14,7 @@ from tests.factories import clean_fixture, line, order
 from tools.db import session_factory
 from tools.events import EventError, parse_event, receive
 from tools.fixtures import load_fixture
-from tools.models import AuditEvent, EventInbox, ExceptionRecord, Inventory, Order
+from tools.models import AuditEvent, EventInbox, ExceptionRecord, Inventory, Order, OrderLine
 
 
 def event(event_id: str, records: dict, *, source: str = "wms", at: str = "2026-11-02T08:00:00Z") -> dict:
@@ -88,6 +88,33 @@ def _open(factory) -> set[tuple[str, str, str]]:
         ),
         ({"customers": [{"customer_id": "C1", "name": 42}]}, "records.customers[0].name", "expected text"),
         ({"inventory": [{"sku": 7, "warehouse_id": "WH1"}]}, "records.inventory[0].sku", "expected text"),
+        # a count, a quantity or a price below zero (an audit set on_hand -5 and triage read it)
+        (
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": -5}]},
+            "records.inventory[0].on_hand",
+            "cannot be negative, got -5",
+        ),
+        (
+            {"orders": [{"order_id": "SO1", "lines": [{"line_no": 1, "allocated_qty": -1}]}]},
+            "records.orders[0].lines[0].allocated_qty",
+            "cannot be negative",
+        ),
+        (
+            {"order_lines": [{"order_id": "SO1", "line_no": 1, "qty": 2, "unit_price": "-0.01"}]},
+            "records.order_lines[0].unit_price",
+            "cannot be negative, got '-0.01'",
+        ),
+        (
+            {"purchase_orders": [{"po_id": "PO1", "qty": -10}]},
+            "records.purchase_orders[0].qty",
+            "cannot be negative",
+        ),
+        ({"items": [{"sku": "A", "list_price": -3.5}]}, "records.items[0].list_price", "cannot be negative"),
+        (
+            {"order_lines": [{"order_id": "SO1", "line_no": 1, "qty": 10, "allocated_qty": 12}]},
+            "records.order_lines[0].allocated_qty",
+            "12 is more than the line's qty 10: the open quantity cannot be negative",
+        ),
     ],
 )
 def test_a_malformed_event_is_refused_naming_the_path(records, path, message):
@@ -95,6 +122,21 @@ def test_a_malformed_event_is_refused_naming_the_path(records, path, message):
         parse_event(event("e1", records))
     assert info.value.path == path and message in info.value.message
     assert "event wms/e1" in str(info.value)
+
+
+def test_zero_and_a_negative_open_balance_are_no_negative_quantity():
+    """A customer's credit on account is a negative open balance; nothing else here may be below 0."""
+    parsed = parse_event(
+        event(
+            "e1",
+            {
+                "customers": [{"customer_id": "C1", "open_balance": -250}],
+                "inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 0, "allocated": 0}],
+            },
+        )
+    )
+    assert parsed.records["customers"][0]["open_balance"] == -250
+    assert parsed.records["inventory"][0]["on_hand"] == 0
 
 
 def test_event_fields_are_checked():
@@ -213,6 +255,27 @@ def test_fields_not_given_keep_their_values_and_a_new_record_takes_defaults(fact
         assert s.get(Carrier, "CA9").status == "ok"
 
 
+def test_a_line_left_with_more_allocated_than_ordered_fails_at_apply_and_applies_nothing(factory):
+    """An upsert keeps the fields it does not give: allocated_qty 12 alone is valid until it meets
+    the line's qty 10 (an open quantity of -2). The event fails whole, naming the path."""
+    over = event(
+        "e1",
+        {
+            "inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 1}],
+            "order_lines": [{"order_id": "SO1", "line_no": 1, "allocated_qty": 12}],
+        },
+    )
+    assert _send(factory, over) == (1, 0)
+    [outcome] = drain(factory, load_policy())
+    assert (
+        outcome.status == "failed"
+        and "records.order_lines[0].allocated_qty: 12 is more than" in outcome.error
+    )
+    with factory() as s:
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 500  # nothing of the failed event
+        assert s.get(OrderLine, ("SO1", 1)).allocated_qty == 0
+
+
 def test_an_event_that_fails_at_apply_time_applies_nothing_and_says_why(factory):
     # Stored in one order, applied in another: the line's item only exists after the later event.
     uses = event(
@@ -328,6 +391,40 @@ def test_replay_cli_applies_a_file_and_refuses_a_bad_one(monkeypatch, capsys, tm
     assert code == 0 and "0 events applied" in out
 
 
+def test_replay_refuses_stock_below_zero_and_a_file_without_events(
+    monkeypatch, capsys, tmp_path, sqlite_engine
+):
+    """`events replay` stored an on_hand of -5 (triage then read negative stock) and took an empty
+    file for a replay of nothing (exit 0, "0 events read"). Both exit 2 in one line now; nothing of
+    the refused file is stored or applied."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    factory = session_factory(sqlite_engine)
+    with factory() as s:
+        load_fixture(s, two_orders(), case_id="events")
+        before = s.get(Inventory, ("A", "WH1")).on_hand
+    bad = tmp_path / "negative.jsonl"
+    bad.write_text(
+        json.dumps(event("e1", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 7}]}))
+        + "\n"
+        + json.dumps(event("e2", {"inventory": [{"sku": "A", "warehouse_id": "WH2", "on_hand": -5}]}))
+        + "\n"
+    )
+    code, out, err = run(monkeypatch, capsys, "events", "replay", str(bad))
+    assert code == 2 and out == ""
+    assert err == (
+        f"copilot: {bad} line 2: event wms/e2: records.inventory[0].on_hand: cannot be negative, "
+        "got -5; nothing was stored\n"
+    )
+    with factory() as s:
+        assert s.get(Inventory, ("A", "WH1")).on_hand == before
+        assert s.scalar(select(func.count()).select_from(EventInbox)) == 0
+    for name, text in (("empty.jsonl", ""), ("blank.jsonl", "\n   \n\n")):
+        empty = tmp_path / name
+        empty.write_text(text)
+        code, out, err = run(monkeypatch, capsys, "events", "replay", str(empty))
+        assert (code, out, err) == (2, "", f"copilot: {empty} holds no events\n")
+
+
 def test_a_refused_event_inside_a_batch_applies_nothing_and_the_others_apply(factory, monkeypatch):
     # The worker applies the waiting events in one transaction, each in its own savepoint: the
     # database refusing one (a CHECK constraint our checks are made to let through) rolls back that
@@ -425,6 +522,67 @@ def test_replay_names_the_first_bad_event_in_the_files_order(monkeypatch, capsys
         assert code == 2 and f"bad.jsonl {later.replace('line 3', 'line 2')}" in err, err
     with session_factory(sqlite_engine)() as s:
         assert s.scalar(select(func.count()).select_from(EventInbox)) == 0
+
+
+def test_a_batch_applies_in_one_savepoint_and_a_record_an_earlier_event_creates_counts(factory, engine):
+    # The worker applies a batch's events together (one savepoint, references checked in order):
+    # an event may name what an earlier event of the batch created, as if each applied alone.
+    from sqlalchemy import event as sa_event
+
+    from tools.models import Customer
+
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *_):
+        statements.append(statement)
+
+    _send(
+        factory,
+        event(
+            "e1",
+            {"customers": [{"customer_id": "C9", "name": "New"}]},
+            source="erp",
+            at="2026-11-02T08:00:00Z",
+        ),
+        event(
+            "e2",
+            {"orders": [{"order_id": "SO9", "customer_id": "C9", "warehouse_id": "WH1", "status": "open"}]},
+            source="erp",
+            at="2026-11-02T08:01:00Z",
+        ),
+        event(  # the same source: PostgreSQL claims one source's events a batch
+            "e3",
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 2}]},
+            source="erp",
+            at="2026-11-02T08:02:00Z",
+        ),
+    )
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        done = drain(factory, load_policy())
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+    assert [o.status for o in done] == ["applied", "applied", "applied"]
+    assert sum(1 for s in statements if s.upper().startswith("SAVEPOINT")) == 1
+    with factory() as s:
+        assert s.get(Customer, "C9").name == "New" and s.get(Order, "SO9").customer_id == "C9"
+        assert s.get(Inventory, ("A", "WH1")).on_hand == 2
+
+
+def test_a_reference_to_what_a_later_event_of_the_batch_creates_fails_that_event_alone(factory):
+    # Stored together (the intake counts a record of the same request), applied in occurred_at
+    # order: at e1's turn customer C9, which the later e2 creates, does not exist yet.
+    new_order = {"order_id": "SO9", "customer_id": "C9", "warehouse_id": "WH1", "status": "open"}
+    _send(
+        factory,
+        event("e1", {"orders": [new_order]}, source="erp", at="2026-11-02T08:00:00Z"),
+        event("e2", {"customers": [{"customer_id": "C9"}]}, source="erp", at="2026-11-02T08:01:00Z"),
+    )
+    first, second = drain(factory, load_policy())
+    assert first.status == "failed" and "records.orders[0].customer_id" in first.error
+    assert "dangling" in first.error and second.status == "applied"
+    with factory() as s:
+        assert s.get(Order, "SO9") is None
 
 
 def test_a_simulated_new_order_has_an_order_number_chat_and_pasted_text_read(sqlite_engine):

@@ -147,6 +147,10 @@ def test_one_typed_id_resolves_to_its_spelling_or_its_near_misses(book):
     assert resolve_one(book, "S0-K7781") == ("SO-K7781", [])
     assert resolve_one(book, "SO-100047") == (None, ["SO-100042", "SO-100043"])
     assert resolve_one(book, "nothing") == (None, [])
+    # read whole or not at all: junk around a number is no other spelling of it
+    for junk in ("SO-100042'--", "SO-100042;", "SO-100042 SO-100043", "(SO-100042)", "SO-100042--"):
+        assert resolve_one(book, junk)[0] is None, junk
+        assert typed(junk).candidates == tuple(dict.fromkeys((junk, junk.upper()))), junk
 
 
 def test_shapes_come_from_the_policy_and_unsafe_ones_are_refused():

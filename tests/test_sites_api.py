@@ -43,7 +43,9 @@ def test_orders_triage_and_text(client):
     me = client.get("/api/v1/me", headers=eu).json()
     assert (me["regions"], me["warehouses"]) == (["eu"], [])
     assert client.get("/api/v1/me", headers=H["planner"]).json()["regions"] == []
-    _same_as_unknown(client, "GET", "/api/v1/orders/{}", "SO-100002", "SO-999999", headers=eu)
+    # near misses are the user's sites' orders only: the same for an unknown id one edit from SO-200002
+    _same_as_unknown(client, "GET", "/api/v1/orders/{}", "SO-100002", "SO-200009", headers=eu)
+    _same_as_unknown(client, "GET", "/api/v1/orders/{}", "so-100002", "SO-999999", headers=eu)
     assert client.get("/api/v1/orders/SO-200002", headers=eu).status_code == 200
     body = client.post("/api/v1/triage", json={"order_ids": ["SO-100002", "SO-200002"]}, headers=eu).json()
     assert body["not_found"] == ["SO-100002"]
@@ -96,9 +98,10 @@ def sites_world_orders():
 def test_requests_and_decisions_only_for_the_sites(client, services):
     eu, wh1 = H["eu_credit"], H["wh1_credit"]
     refused = client.post("/api/v1/requests", json={"order_id": "SO-100002"}, headers=eu)
-    unknown = client.post("/api/v1/requests", json={"order_id": "SO-999999"}, headers=eu)
+    unknown = client.post("/api/v1/requests", json={"order_id": "SO-200009"}, headers=eu)
     assert refused.status_code == unknown.status_code == 404
-    assert refused.text.replace("SO-100002", "ID") == unknown.text.replace("SO-999999", "ID")
+    assert refused.text.replace("SO-100002", "ID") == unknown.text.replace("SO-200009", "ID")
+    assert "did you mean SO-200002?" in refused.text  # the user's own order one edit away
     filed = client.post("/api/v1/requests", json={"order_id": "SO-100002"}, headers=H["csr"]).json()
     rid = filed["id"]
     assert filed["status"] == "pending_approval" and filed["approver_role"] == "credit_analyst"

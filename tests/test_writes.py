@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from agent.governance.requests import decide, request_action, write_session
+from agent.triage.service import triage_orders
 from tests.factories import clean_fixture, edit, line, order
 from tests.test_governance import POLICY, world
 from tools import writes
-from tools.errors import Forbidden
+from tools.errors import Conflict, Forbidden
 from tools.models import ActionRequest, Approval, Inventory, Order, OrderLine, PurchaseOrder, Shipment
 
 
@@ -207,6 +208,61 @@ def test_a_credit_release_needs_a_credit_hold_to_release(sqlite_engine):
         params={"order_id": "SO1"},
     )
     assert req["status"] == "pending_approval" and req["approver_role"] == "credit_manager", req["guard"]
+
+
+def test_a_credit_release_does_not_lift_the_hold_of_a_compliance_review(engine):
+    """A COMPLIANCE_REVIEW put the order on `held`; with no COMPLIANCE_HOLD holding (the review was
+    asked for anyway) the credit analyst's RELEASE_CREDIT_HOLD set it `released`, ending the
+    review's hold by a credit decision. The guard blocks it now, and so does the executor when the
+    review ran after the release was approved; an order held by the ERP alone is released as before."""
+    fx = clean_fixture(order(), order("SO2"))
+    edit(fx, "customers", "C1", credit_hold=True)  # medium risk: the credit analyst decides
+    factory = world(engine, fx)
+
+    def ask(action: str, order_id: str = "SO1") -> dict:
+        return request_action(
+            factory,
+            POLICY,
+            order_id=order_id,
+            requested_by="planner",
+            action=action,
+            params={"order_id": order_id},
+        )
+
+    release = ask("RELEASE_CREDIT_HOLD")  # approved before the review runs: the executor refuses it
+    assert release["status"] == "pending_approval" and release["approver_role"] == "credit_analyst"
+    review = ask("COMPLIANCE_REVIEW")
+    assert (
+        decide(factory, POLICY, review["id"], username="compliance_officer", decision="approve")["status"]
+        == "executed"
+    )
+    done = decide(factory, POLICY, release["id"], username="credit_analyst", decision="approve")
+    assert done["status"] == "failed", done
+    assert f"held for a compliance review (request {review['id']})" in done["execution"]["result"]["reason"]
+    blocked = ask("RELEASE_CREDIT_HOLD")
+    assert blocked["status"] == "blocked"
+    assert any("held for a compliance review" in r for r in blocked["guard"]["reasons"]), blocked["guard"]
+    with factory() as s:  # and the copilot does not recommend it: the same reading as the guard's
+        [triaged] = triage_orders(s, ["SO1"], POLICY, record=False)
+    assert [e["type"] for e in triaged["exceptions"]] == ["CREDIT_HOLD"] and triaged["recommendation"] is None
+    [candidate] = triaged["options"][0]["candidates"]
+    assert candidate["action"] == "RELEASE_CREDIT_HOLD" and candidate["feasible"] is False
+    assert f"held for a compliance review (request {review['id']})" in candidate["reason"]
+    with pytest.raises(
+        Conflict, match="no feasible action to recommend \\(RELEASE_CREDIT_HOLD: the order is held"
+    ):
+        request_action(factory, POLICY, order_id="SO1", requested_by="planner")  # its recommendation
+    with factory() as s:
+        assert (s.get(Order, "SO1").status, s.get(Order, "SO1").credit_released) == ("held", False)
+    with write_session(factory) as s:  # held by the ERP, no review: the credit analyst releases it
+        s.get(Order, "SO2").status = "held"
+    other = ask("RELEASE_CREDIT_HOLD", "SO2")
+    assert (
+        decide(factory, POLICY, other["id"], username="credit_analyst", decision="approve")["status"]
+        == "executed"
+    )
+    with factory() as s:
+        assert s.get(Order, "SO2").status == "released"
 
 
 def test_a_reallocation_needs_the_whole_line_qty_at_the_target(sqlite_engine):

@@ -53,6 +53,31 @@ ENUM_COLUMNS: dict[tuple[str, str], str] = {
     ("shipments", "status"): "shipment_status",
 }
 
+# Counts, amounts and rates of domain.md §1 that cannot be below zero (stock, quantities, prices,
+# limits, costs): a negative one is refused, never stored. open_balance may be (a customer's credit
+# on account).
+NON_NEGATIVE: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("customers", "credit_limit"),
+        ("customers", "overdue_balance"),
+        ("suppliers", "on_time_rate"),
+        ("suppliers", "lead_time_days"),
+        ("items", "list_price"),
+        ("items", "unit_cost"),
+        ("inventory", "on_hand"),
+        ("inventory", "allocated"),
+        ("price_contracts", "contract_price"),
+        ("carriers", "on_time_rate"),
+        ("purchase_orders", "qty"),
+        ("order_lines", "qty"),
+        ("order_lines", "unit_price"),
+        ("order_lines", "allocated_qty"),
+        ("order_lines", "backorder_qty"),
+        ("order_lines", "shipped_qty"),
+        ("shipments", "freight_cost"),
+    }
+)
+
 
 class FixtureError(ValueError):
     """A fixture that cannot be loaded; nothing of it was written."""
@@ -76,8 +101,16 @@ class _Row:
 def coerce_value(table: str, column, value: Any, fail) -> Any:
     """Convert a YAML or JSON value to the column's Python type, or call ``fail(message)``.
 
-    An empty value of a column that cannot be empty returns :data:`OMIT` (take the default).
+    An empty value of a column that cannot be empty returns :data:`OMIT` (take the default); a
+    negative value of a :data:`NON_NEGATIVE` column is refused.
     """
+    number = _coerce(table, column, value, fail)
+    if (table, column.name) in NON_NEGATIVE and number is not None and number is not OMIT and number < 0:
+        fail(f"cannot be negative, got {value!r}")
+    return number
+
+
+def _coerce(table: str, column, value: Any, fail) -> Any:
     if value is None:
         if not column.nullable and not column.primary_key:
             return OMIT  # take the model default

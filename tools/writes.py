@@ -29,11 +29,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -149,6 +149,32 @@ def _compliance_hold(session: Session, order: Order) -> str | None:
         if not rules.is_closed(line.status) and _export_hold(session, order, line, _ship_from(order, line)):
             return f"line {line.line_no} ({line.sku}) is export controlled and ships across a border without a licence"
     return None
+
+
+def review_holds(session: Session, held: Iterable[str]) -> dict[str, int]:
+    """Of the ``held`` orders (ids of orders whose status is ``held``), those a ``COMPLIANCE_REVIEW``
+    holds: order id -> the last executed review request. The review put the order on ``held`` and it
+    is held still; no catalog action concludes a review (domain.md §3), so no action lifts that hold
+    (a credit release would: it sets ``released``). The order leaves it when its status leaves
+    ``held`` (the ERP's word). One query per ``IN_CHUNK`` ids; none for none."""
+    out: dict[str, int] = {}
+    for part in rules.in_chunks(held):
+        rows = session.execute(
+            select(ActionRequest.order_id, func.max(ActionRequest.id))
+            .where(
+                ActionRequest.order_id.in_(part),
+                ActionRequest.action == "COMPLIANCE_REVIEW",
+                ActionRequest.status == "executed",
+            )
+            .group_by(ActionRequest.order_id)
+        )
+        out.update((str(order_id), int(request_id)) for order_id, request_id in rows)
+    return out
+
+
+def review_hold(session: Session, order: Order) -> int | None:
+    """The executed review request that holds ``order`` (:func:`review_holds`), if any."""
+    return review_holds(session, [order.order_id]).get(order.order_id) if order.status == "held" else None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -329,6 +355,12 @@ def _release_credit(session: Session, p: dict[str, Any], write: bool) -> Changes
     held = _compliance_hold(session, order)
     if held:
         raise PreconditionFailed(f"not while a COMPLIANCE_HOLD holds: {held}")
+    review = review_hold(session, order)
+    if review is not None:  # releasing it would set it `released`: the review's hold lifted by credit
+        raise PreconditionFailed(
+            f"order {order.order_id} is held for a compliance review (request {review}): a credit "
+            "release does not conclude a review; the hold stays until the review is concluded"
+        )
     if write:
         order.credit_released, order.status = True, "released"
     return {"orders": order.order_id, "credit_released": True, "status": "released"}

@@ -27,7 +27,8 @@ from agent.governance import audit
 from agent.governance.requests import decide, request_action, write_session
 from agent.governance.users import require_user
 from agent.llm import LLM
-from agent.policy import Policy
+from agent.policy import OrderNumbers, Policy
+from agent.triage.order_numbers import filter_id, order_id_of
 from tools.errors import Conflict, NotFound, ToolError
 from tools.models import ENUMS, ActionRequest, Notice, Order, OutboxMessage
 from tools.notices import customer_facts, stale_facts
@@ -205,11 +206,10 @@ def ask_notice(
     A notice already due for the order is drafted now; one already drafted and waiting for approval
     is returned as it is (no second note); otherwise a notice with the order's current facts (its
     lines, their status, the promised date) is drafted and filed in the asker's name."""
-    order_id = (order_id or "").strip()
     with write_session(factory) as s:
         user = require_user(s, username)
-        if s.get(Order, order_id) is None or not order_visible(s, order_id):  # another site's: unknown
-            raise NotFound("order", order_id)
+        # read as typed (so-100042); another site's order: as unknown
+        order_id = order_id_of(s, order_id or "", policy.order_numbers)
         pending = s.scalar(
             select(Notice)
             .join(ActionRequest, ActionRequest.id == Notice.request_id)
@@ -395,13 +395,15 @@ def list_messages(
     status: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    order_numbers: OrderNumbers | None = None,
 ) -> list[dict[str, Any]]:
     """Notices newest first; ``status`` filters on the shown status (due, pending_approval,
-    queued, sent, failed, rejected, ...), ``order_id`` on the order."""
+    queued, sent, failed, rejected, ...), ``order_id`` on the order (read as typed, ``so-100042``,
+    with the policy's ``order_numbers``)."""
     query = select(Notice).order_by(Notice.id.desc())
-    if order_id:
-        query = query.where(Notice.order_id == order_id)
     with factory() as s:
+        if order_id:
+            query = query.where(Notice.order_id == filter_id(s, order_id, order_numbers))
         rows = [_view(s, n) for n in s.scalars(query.where(order_condition(s, Notice.order_id)))]
     if status:
         rows = [r for r in rows if r["status"] == status]

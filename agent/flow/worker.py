@@ -5,10 +5,12 @@ keeps up applies them one or a few at a time): the claim (:func:`tools.events.cl
 event's records upserted in turn, the orders any of them affects triaged again once
 (:func:`agent.triage.retriage.retriage`), the inbox rows marked ``applied`` and one audit event per
 event all commit together, or nothing does — a worker killed mid-batch leaves its events
-``received`` and another worker (or the same after a restart) applies them. Each event applies
-inside its own savepoint: one whose references dangle at apply time, or that the database refuses
-(a CHECK constraint), is marked ``failed`` with the reason and applies nothing, and the others of
-the batch still apply. A transient database error (a lock timeout, a deadlock between two workers)
+``received`` and another worker (or the same after a restart) applies them. The events apply one
+after the other inside one savepoint (their references checked in order first, their records read
+together); when one is refused — its references dangle at apply time, or the database refuses it
+(a CHECK constraint) — that savepoint is rolled back and each applies inside its own: the refused
+one is marked ``failed`` with the reason and applies nothing, and the others of the batch still
+apply. A transient database error (a lock timeout, a deadlock between two workers)
 rolls the batch back and leaves its events for the next pass.
 
 Batching changes no outcome: the events apply in the same order, and triaging an order once after
@@ -29,17 +31,18 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.flow.work import escalate_breached
-from agent.governance.audit import EVENT_SOURCE_APPLIED, EVENT_SOURCE_FAILED, append_event
+from agent.governance.audit import EVENT_SOURCE_APPLIED, EVENT_SOURCE_FAILED, AuditEntry, append_events
 from agent.policy import Policy
 from agent.triage.retriage import retriage
 from tools.events import (
     Change,
     Event,
     EventError,
-    affected_by_event,
     apply_event,
     check_references,
     claim_batch,
+    preload,
+    reach_of_events,
     redated_orders,
     stored_event,
 )
@@ -104,32 +107,34 @@ def apply_batch(
         if not rows:
             session.rollback()
             return []
-        applied: list[_Step] = []
         failed: dict[int, str] = {}
         labels = {row.id: (f"{row.source}/{row.event_id}", row.source) for row in rows}
-        for row in rows:
-            try:
-                with session.begin_nested():  # a refused event rolls back alone
-                    event = stored_event(row)
-                    check_references(session, [event])
-                    changes = apply_event(session, event)
-            except OperationalError:
-                session.rollback()
-                raise  # transient (locked, deadlock, connection): the batch stays received
-            except (EventError, DBAPIError) as exc:
-                failed[row.id] = _reason(exc)
-                continue
-            applied.append(_Step(row.id, event, changes, []))
+        applied = _apply_together(session, rows)
+        if applied is None:  # one of them is refused: each in its own savepoint, to know which
+            applied = []
+            for row in rows:
+                try:
+                    with session.begin_nested():  # a refused event rolls back alone
+                        event = stored_event(row)
+                        check_references(session, [event])
+                        changes = apply_event(session, event)
+                except OperationalError:
+                    session.rollback()
+                    raise  # transient (locked, deadlock, connection): the batch stays received
+                except (EventError, DBAPIError) as exc:
+                    failed[row.id] = _reason(exc)
+                    continue
+                applied.append(_Step(row.id, event, changes, []))
         try:
-            for step, reached in zip(
-                applied, affected_by_event(session, [s.changes for s in applied]), strict=True
-            ):
+            reach = reach_of_events(session, [s.changes for s in applied])
+            for step, reached in zip(applied, reach.orders, strict=True):
                 step.reached.extend(sorted(reached))
             done = retriage(
                 session,
                 policy,
                 (o for step in applied for o in step.reached),
                 redated=redated_orders(c for step in applied for c in step.changes),
+                carrier_only=reach.carrier_only,
             )
         except OperationalError:
             session.rollback()
@@ -150,13 +155,13 @@ def apply_batch(
                 tally[i] += n
         now = dt.datetime.now(dt.UTC)
         by_id = {row.id: row for row in rows}
+        audit: list[AuditEntry] = []
         for step in applied:
             row, event = by_id[step.inbox_id], step.event
             label, source = labels[step.inbox_id]
             orders, opened, moved, resolved = counts[step.inbox_id]
             row.status, row.applied_at, row.error, row.orders_retriaged = "applied", now, None, orders
-            append_event(
-                session,
+            entry = AuditEntry(
                 EVENT_SOURCE_APPLIED,
                 actor=f"source:{source}",
                 payload={
@@ -173,15 +178,16 @@ def apply_batch(
                     "batch_events": len(rows),
                 },
             )
+            audit.append(entry)
         for inbox_id, reason in failed.items():
             label, source = labels[inbox_id]
             by_id[inbox_id].status, by_id[inbox_id].error = "failed", reason[:2000]  # claimed: one attempt
-            append_event(
-                session,
-                EVENT_SOURCE_FAILED,
-                actor=f"source:{source}",
-                payload={"event": label, "reason": reason},
+            audit.append(
+                AuditEntry(
+                    EVENT_SOURCE_FAILED, actor=f"source:{source}", payload={"event": label, "reason": reason}
+                )
             )
+        append_events(session, audit)  # one event each, in this order, appended together
         session.commit()
     out = []
     for row_id in (row.id for row in rows):
@@ -196,6 +202,29 @@ def apply_batch(
                 )
             )
     return out
+
+
+def _apply_together(session: Session, rows: list) -> list[_Step] | None:
+    """Apply the claimed events one after the other in one savepoint — their references checked
+    in order before any applies, their records read in one query per table, flushed once — or
+    None, with nothing of them applied, when one is refused (the caller then applies each in its
+    own savepoint to tell which). What each applies is what applying it alone would."""
+    try:
+        with session.begin_nested():
+            events = [stored_event(row) for row in rows]
+            check_references(session, events, in_order=True)
+            records = preload(session, events)
+            steps = [
+                _Step(row.id, event, apply_event(session, event, flush=False, records=records), [])
+                for row, event in zip(rows, events, strict=True)
+            ]
+            session.flush()
+            return steps
+    except OperationalError:
+        session.rollback()
+        raise  # transient (locked, deadlock, connection): the batch stays received
+    except (EventError, DBAPIError):
+        return None
 
 
 def apply_next(factory: sessionmaker[Session], policy: Policy) -> Applied | None:

@@ -35,7 +35,8 @@ import csv
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -44,6 +45,8 @@ from sqlalchemy.orm import Session
 from agent.governance.audit_json import canonical_json, storable, utc_text
 from agent.governance.audit_key import AuditKeyError, current_key, keyed_hash
 from agent.governance.origin import current_origin
+from agent.policy import OrderNumbers
+from agent.triage.order_numbers import filter_id
 from tools.models import AuditAnchor, AuditEvent
 from tools.sites import order_condition
 
@@ -77,7 +80,9 @@ __all__ = [
     "EVENT_USER_SCOPED",
     "GENESIS",
     "AuditChainBroken",
+    "AuditEntry",
     "append_event",
+    "append_events",
     "canonical_json",
     "event_hash",
     "export_events",
@@ -166,7 +171,8 @@ def _hash(key: bytes | None, prev: str, content: dict[str, Any]) -> str:
     return event_hash(prev, content) if key is None else keyed_hash(key, prev, canonical_json(content))
 
 
-def _insert(conn, key: bytes | None, seq: int, prev: str, event_type: str, fields: dict[str, Any]) -> str:
+def _row(key: bytes | None, seq: int, prev: str, event_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The row of one event, its hash chained to ``prev``."""
     row: dict[str, Any] = {
         "seq": seq,
         "event_id": str(uuid.uuid4()),
@@ -179,9 +185,8 @@ def _insert(conn, key: bytes | None, seq: int, prev: str, event_type: str, field
         "payload": fields.get("payload") or {},
         "prev_hash": prev,
     }
-    digest = row["hash"] = _hash(key, prev, _content_of(row))
-    conn.execute(_INSERT, row)
-    return digest
+    row["hash"] = _hash(key, prev, _content_of(row))
+    return row
 
 
 def _head(conn) -> tuple[int, str, int | None]:
@@ -197,6 +202,18 @@ def _head(conn) -> tuple[int, str, int | None]:
         )
     conn.execute(insert(_ANCHOR).values(id=1, seq=1, hash=GENESIS, keyed_from=None))
     return 1, GENESIS, None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event for :func:`append_events`: the arguments :func:`append_event` takes."""
+
+    event_type: str
+    actor: str | None = None
+    role: str | None = None
+    order_id: str | None = None
+    request_id: int | None = None
+    payload: dict[str, Any] | None = None
 
 
 def append_event(
@@ -215,13 +232,26 @@ def append_event(
     hashed. The door's origin (``agent.governance.origin``), when one is set, is added as ``origin``. With an audit key the event is keyed (a plain chain gets its ``audit_keyed`` event
     first); without one, appending to a keyed chain raises :class:`AuditKeyError`.
     """
-    if not event_type or len(event_type) > 48:
-        raise ValueError(f"event_type must be 1-48 characters, got {event_type!r}")
-    body = dict(payload or {})
+    append_events(session, [AuditEntry(event_type, actor, role, order_id, request_id, payload)])
+
+
+def append_events(session: Session, entries: Iterable[AuditEntry]) -> None:
+    """Append events to the chain one after the other, as :func:`append_event` each, with one
+    lock of the anchor, one insert and one move of the head for all of them (the event worker
+    audits every event of a batch). Nothing is written when one of them is refused."""
+    entries = list(entries)
+    for e in entries:
+        if not e.event_type or len(e.event_type) > 48:
+            raise ValueError(f"event_type must be 1-48 characters, got {e.event_type!r}")
+    if not entries:
+        return
     origin = current_origin()
-    if origin is not None and "origin" not in body:  # who asked, through which door
-        body["origin"] = origin.as_payload()
-    body = storable(body)
+    bodies = []
+    for e in entries:
+        body = dict(e.payload or {})
+        if origin is not None and "origin" not in body:  # who asked, through which door
+            body["origin"] = origin.as_payload()
+        bodies.append(storable(body))
     key = current_key()
     conn = session.connection()
     seq, prev, keyed_from = _head(conn)
@@ -230,13 +260,23 @@ def append_event(
             f"the audit chain is keyed from seq {keyed_from}: set COPILOT_AUDIT_KEY (or restore "
             "<COPILOT_VAR_DIR>/audit_key) to append to it; nothing was written"
         )
+    rows = []
     if key is not None and keyed_from is None:
         switch = {"plain_until_seq": seq - 1, "plain_head": prev}
-        prev = _insert(conn, key, seq, prev, EVENT_AUDIT_KEYED, {"actor": "copilot", "payload": switch})
-        keyed_from, seq = seq, seq + 1
-    fields = {"actor": actor, "role": role, "order_id": order_id, "request_id": request_id, "payload": body}
-    head = _insert(conn, key, seq, prev, event_type, fields)
-    conn.execute(_SET_HEAD, {"head_seq": seq, "head": head, "head_keyed_from": keyed_from})
+        rows.append(_row(key, seq, prev, EVENT_AUDIT_KEYED, {"actor": "copilot", "payload": switch}))
+        keyed_from, seq, prev = seq, seq + 1, rows[-1]["hash"]
+    for e, body in zip(entries, bodies, strict=True):
+        fields = {
+            "actor": e.actor,
+            "role": e.role,
+            "order_id": e.order_id,
+            "request_id": e.request_id,
+            "payload": body,
+        }
+        rows.append(_row(key, seq, prev, e.event_type, fields))
+        seq, prev = seq + 1, rows[-1]["hash"]
+    conn.execute(_INSERT, rows)
+    conn.execute(_SET_HEAD, {"head_seq": seq - 1, "head": prev, "head_keyed_from": keyed_from})
 
 
 def _content_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -339,13 +379,15 @@ def list_events(
     event_type: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    order_numbers: OrderNumbers | None = None,
 ) -> list[dict[str, Any]]:
     """Events in seq order, filtered; each a dict of the stored fields (ts as UTC ISO text).
+    ``order_id`` is read as typed (``so-100042``, with the policy's ``order_numbers``).
 
     A session limited to some sites (``tools.sites``) lists only events of their orders."""
     query = select(AuditEvent).order_by(AuditEvent.seq).where(order_condition(session, AuditEvent.order_id))
     if order_id is not None:
-        query = query.where(AuditEvent.order_id == order_id)
+        query = query.where(AuditEvent.order_id == filter_id(session, order_id, order_numbers))
     if request_id is not None:
         query = query.where(AuditEvent.request_id == request_id)
     if event_type is not None:

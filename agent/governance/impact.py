@@ -34,12 +34,13 @@ from agent.governance.intake import refuse_params_without_action
 from agent.policy import Policy
 from agent.triage.allocation import open_orders_at
 from agent.triage.detection import Detected, OrderContext, OrderNotFound, detect, load_contexts
+from agent.triage.order_numbers import order_id_of, params_ids
 from agent.triage.service import triage_order
 from tools import rules, writes
 from tools.errors import Conflict, NotFound, PreconditionFailed, ToolError
 from tools.models import Order, OrderLine, PurchaseOrder
 from tools.scope import scope_problems
-from tools.sites import order_visible, scope_of, visible_orders
+from tools.sites import scope_of, visible_orders
 
 __all__ = ["MAX_ORDERS_SHOWN", "OTHER_SITE", "describe", "summary", "whatif"]
 
@@ -124,9 +125,9 @@ def whatif(
     (no recommendation to take), :class:`ToolError` (an action or parameters the catalog refuses).
     """
     started = time.perf_counter()
-    order_id = (order_id or "").strip()
-    if session.get(Order, order_id) is None or not order_visible(session, order_id):
-        raise NotFound("order", order_id)  # another site's order (``tools.sites``): as unknown
+    # read as typed (so-100042); another site's order (``tools.sites``): as unknown
+    order_id = order_id_of(session, order_id or "", policy.order_numbers)
+    params = params_ids(session, params, policy.order_numbers)
     refuse_params_without_action(action, params, "simulate")
     if action is None:
         try:

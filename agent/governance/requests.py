@@ -56,6 +56,7 @@ from agent.governance.origin import current_origin
 from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
+from agent.triage.order_numbers import filter_id, order_id_of, params_ids
 from agent.triage.retriage import lock_orders, retriage
 from agent.triage.service import triage_orders
 from tools import writes
@@ -261,19 +262,21 @@ def list_requests(
 ) -> list[dict[str, Any]]:
     """Requests, newest first. ``role``: the queue of that role — requests whose approver role it
     may decide through the policy's hierarchy (``policy`` default: the configured policy file).
-    ``not_requested_by``: leave out that user's own requests (nobody decides their own)."""
+    ``not_requested_by``: leave out that user's own requests (nobody decides their own).
+    ``order_id`` is read as a typed one (``so-100042``: :func:`agent.triage.order_numbers.filter_id`)."""
     query = select(ActionRequest).order_by(ActionRequest.id.desc())
     if not_requested_by is not None:
         query = query.where(ActionRequest.requested_by != not_requested_by)
     if status is not None:
         query = query.where(ActionRequest.status == status)
-    if order_id is not None:
-        query = query.where(ActionRequest.order_id == order_id)
     if role is not None:
         if policy is None:
             policy = load_policy(get_settings().policy_path)
         query = query.where(ActionRequest.approver_role.in_(sorted(policy.delegates(role))))
     with factory() as s:
+        if order_id is not None:  # as typed (so-100042)
+            order_id = filter_id(s, order_id, policy.order_numbers if policy else None)
+            query = query.where(ActionRequest.order_id == order_id)
         query = query.where(order_condition(s, ActionRequest.order_id))  # the user's sites only
         return [_as_dict(s, r) for r in s.scalars(query.limit(max(0, limit)).offset(max(0, offset)))]
 
@@ -384,10 +387,9 @@ def request_action(
     try:
         screen_params(params)  # oversize or non-finite values: refused before anything is stored
         refuse_params_without_action(action, params, "request")
-        if not factory_scope(scope_factory).unrestricted:
-            with scope_factory() as s:
-                if not order_visible(s, order_id):  # another site's order: as unknown
-                    raise OrderNotFound(order_id)
+        with scope_factory() as s:  # read as typed (so-100042); another site's order: as unknown
+            order_id = order_id_of(s, order_id, policy.order_numbers)
+            params = params_ids(s, params, policy.order_numbers)
         with write_session(factory) as s:
             # PostgreSQL: the order's triage lock (the worker's), taken before the order is triaged,
             # so a concurrent identical request waits, then finds this one (SQLite: BEGIN IMMEDIATE)
@@ -403,8 +405,16 @@ def request_action(
             rec = result["recommendation"]
             if action is None:
                 if rec is None:
+                    refused = [
+                        f"{c['action']}: {c['reason']}"
+                        for o in result.get("options") or []
+                        for c in o["candidates"]
+                        if not c["feasible"]
+                    ]
                     raise Conflict(
-                        f"order {order_id} has no exception to act on, so no recommendation: "
+                        f"order {order_id} has no feasible action to recommend ({'; '.join(refused)})"
+                        if refused
+                        else f"order {order_id} has no exception to act on, so no recommendation: "
                         "name an action to request one"
                     )
                 action, params = rec["action"], dict(rec["params"])

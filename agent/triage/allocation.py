@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -62,10 +62,13 @@ class DonorRec:
     tier: str | None
     promised_date: dt.date | None
     order_date: dt.date | None
+    # domain.md §6 order priority of its order (tools.rules.order_priority_key): computed once, as
+    # every short line of the (sku, warehouse) compares and sorts its donors by it
+    priority: tuple = field(init=False, repr=False, compare=False)
 
-    @property
-    def priority(self) -> tuple:
-        return rules.order_priority_key(self.tier, self.promised_date, self.order_date, self.order_id)
+    def __post_init__(self) -> None:
+        key = rules.order_priority_key(self.tier, self.promised_date, self.order_date, self.order_id)
+        object.__setattr__(self, "priority", key)
 
     def as_fact(self) -> dict:
         return {
@@ -105,7 +108,7 @@ def _rows_at(session: Session, keys: Iterable[tuple[str, str]], columns: list, *
                 )
                 .with_hint(ol, f"INDEXED BY {_INDEX}", "sqlite")
             )
-            for row in session.execute(stmt):
+            for row in session.execute(stmt).all():
                 if (row.sku, row.ship_from) in part:
                     yield row
 

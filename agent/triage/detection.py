@@ -81,6 +81,8 @@ __all__ = [
     "load_context",
     "load_contexts",
     "load_contexts_with_neighbours",
+    "load_shipment_contexts",
+    "rule_hits",
     "substitution_keyword",
 ]
 
@@ -304,7 +306,7 @@ def _fetch(session: Session, rec: type, table: Table, column: str, values: Itera
     out: list = []
     for part in rules.in_chunks(values):
         stmt = select(*cols).where(one_of(session, table.c[column], part), *where)
-        out.extend(rec(*row) for row in session.execute(stmt))
+        out.extend(rec(*row) for row in session.execute(stmt).all())
     return out
 
 
@@ -399,6 +401,29 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
     return contexts
 
 
+def load_shipment_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, OrderContext]:
+    """Contexts of many orders holding only the order and its shipments (two queries per 500
+    orders): what ``CARRIER_DISRUPTION`` reads, and all an order whose only change is a carrier's
+    status needs to have that rule run again (:func:`agent.triage.service.record_batch`). The other
+    rules must not run on them: their lines, customer and stock are not loaded."""
+    orders = _fetch(session, OrderRec, Order.__table__, "order_id", order_ids)
+    shipments = _shipments(session, [o.order_id for o in orders])
+    return {
+        o.order_id: OrderContext(
+            order=o,
+            lines=(),
+            customer=None,
+            items={},
+            warehouses={},
+            stock={},
+            contracts={},
+            shipments=tuple(shipments.get(o.order_id, ())),
+            open_pos={},
+        )
+        for o in orders
+    }
+
+
 def _po_order(po: PORec) -> tuple:
     """Earliest expected first; one without an expected date last; then po_id."""
     return (po.expected_date is None, po.expected_date or dt.date.min, po.po_id)
@@ -423,7 +448,7 @@ def _shipments(session: Session, order_ids: Iterable[str]) -> dict[str, list[Shi
             .where(one_of(session, sh.c.order_id, part))
             .order_by(sh.c.shipment_id)
         )
-        for row in session.execute(stmt):
+        for row in session.execute(stmt).all():
             values = dict(row._mapping)
             out.setdefault(values.pop("order_id"), []).append(ShipmentRec(**values))
     return out
@@ -577,7 +602,11 @@ def detect_many(contexts: Mapping[str, OrderContext], policy: Policy) -> dict[st
 
 
 def detect_recorded(
-    session: Session, contexts: Mapping[str, OrderContext], policy: Policy
+    session: Session,
+    contexts: Mapping[str, OrderContext],
+    policy: Policy,
+    *,
+    base: Mapping[str, list[Detected]] | None = None,
 ) -> dict[str, list[Detected]]:
     """:func:`detect_many` of contexts loaded without neighbours (:func:`load_contexts`), the
     recurrence of each order counted from the recorded exceptions of the other orders instead of
@@ -598,9 +627,15 @@ def detect_recorded(
     what it affects (the event worker, the executor). The caller checks it
     (:func:`agent.triage.service.triage_batch`); without it, recurrence loads the neighbours
     (:func:`load_contexts_with_neighbours`).
+
+    ``base``: the base hits of some orders when the caller has them (an order whose records changed
+    only where one rule reads them: its other hits are its recorded rows, :func:`agent.triage.service.record_batch`);
+    the others' are found by running the rules on their contexts.
     """
     rule = policy.thresholds.recurrence
-    base = {oid: _base(ctx, policy, RULES) for oid, ctx in contexts.items()}
+    base = {
+        oid: _base(ctx, policy, RULES) for oid, ctx in contexts.items() if oid not in (base or {})
+    } | dict(base or {})
     keys = {oid: _patterns(ctx, base[oid]) for oid, ctx in contexts.items()}
     days = {
         oid: day for oid, ctx in contexts.items() if base[oid] and (day := ctx.order.order_date) is not None
@@ -626,7 +661,7 @@ def detect_recorded(
                     .where(one_of(session, column, part), *where)
                     .distinct()
                 )
-                for kind, value, oid, day in session.execute(stmt):
+                for kind, value, oid, day in session.execute(stmt).all():
                     if oid not in contexts and (kind, by, value) in wanted:
                         recorded.setdefault((kind, by, value), {})[oid] = day
     batch: dict[tuple[str, str, str], list[OrderRec]] = {}
@@ -672,6 +707,11 @@ def _base(ctx: OrderContext, policy: Policy, types: Iterable[str]) -> list[Detec
     if rules.is_closed(ctx.order.status):
         return []
     return [d for kind in types for d in RULES[kind](ctx, policy)]
+
+
+def rule_hits(ctx: OrderContext, policy: Policy, types: Iterable[str]) -> list[Detected]:
+    """The hits of the base rules ``types`` only (none on a closed order), in the order given."""
+    return _base(ctx, policy, types)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from agent.policy import Policy
 from agent.triage.allocation import reallocation_choice, substitute_choice
 from agent.triage.detection import Detected, LineRec, OrderContext, credit_position
-from tools import rules
+from tools import rules, writes
 from tools.models import Carrier
 
 __all__ = [
@@ -114,6 +114,7 @@ class PlanningFacts:
     open_pos: Mapping[tuple[str, str], tuple[tuple[str, dt.date | None, bool], ...]] = field(
         default_factory=dict
     )
+    review_request: int | None = None  # the executed COMPLIANCE_REVIEW that holds the order (held)
 
 
 def load_planning_facts(session: Session, ctx: OrderContext) -> PlanningFacts:
@@ -161,6 +162,7 @@ def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext])
             select(Carrier.carrier_id, Carrier.status, Carrier.on_time_rate)
         )
     )
+    reviews = writes.review_holds(session, (c.order.order_id for c in contexts if c.order.status == "held"))
     out = {}
     for ctx in contexts:
         c = ctx.customer
@@ -175,6 +177,7 @@ def load_planning_facts_many(session: Session, contexts: Iterable[OrderContext])
             allow_partial_shipments=bool(c and c.allow_partial_shipments),
             export_license=bool(c and c.export_license),
             open_pos=pos,
+            review_request=reviews.get(ctx.order.order_id),
         )
     return out
 
@@ -390,6 +393,12 @@ class _Planner:
             return self.no(
                 "RELEASE_CREDIT_HOLD",
                 "not feasible while a COMPLIANCE_HOLD holds: the compliance review comes first",
+            )
+        if self.facts.review_request is not None:  # tools.writes.review_holds: the guard's reading
+            return self.no(
+                "RELEASE_CREDIT_HOLD",
+                f"the order is held for a compliance review (request {self.facts.review_request}): "
+                "a credit release does not conclude a review",
             )
         c, credit = self.ctx.customer, credit_position(self.ctx)
         if c is None or credit is None:

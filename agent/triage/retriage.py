@@ -90,7 +90,7 @@ def _open_rows(session: Session, ids: list[str]) -> dict[str, dict[tuple[str, st
     cols = (_X.c.order_id, _X.c.type, _X.c.instance_key, _X.c.evidence_hash, _X.c.customer_id, _X.c.sku)
     for part in in_chunks(ids):
         stmt = select(*cols).where(one_of(session, _X.c.order_id, part), _X.c.status == "open")
-        for oid, kind, inst, digest, customer, sku in session.execute(stmt):
+        for oid, kind, inst, digest, customer, sku in session.execute(stmt).all():
             out.setdefault(oid, {})[(kind, inst)] = (digest, customer, sku)
     return out
 
@@ -206,7 +206,7 @@ def _followers(
                     .join(_O, _O.c.order_id == _L.c.order_id)
                     .where(one_of(session, _L.c.sku, part), _L.c.status.not_in(CLOSED), open_order, window)
                 )
-            for row in session.execute(stmt.distinct()):
+            for row in session.execute(stmt.distinct()).all():
                 starts = days.get((row.type, by, row.value), set()) if recorded else by_value[row.value]
                 if any(start <= row.order_date <= start + span for start in starts):
                     out.add(row.order_id)
@@ -219,10 +219,11 @@ def _triage(
     ids: list[str],
     result: Retriage,
     redated: Collection[str] = (),
+    scoped: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, set[Pattern]]:
     lock_orders(session, ids)
     before = _open_rows(session, ids)
-    result.orders.extend(record_batch(session, ids, policy))
+    result.orders.extend(record_batch(session, ids, policy, scoped=scoped))
     session.flush()
     after = _open_rows(session, ids)
     changed: dict[str, set[Pattern]] = {}
@@ -251,23 +252,33 @@ def retriage(
     order_ids: Iterable[str],
     *,
     redated: Mapping[str, Iterable[dt.date]] | None = None,
+    carrier_only: Collection[str] = (),
 ) -> Retriage:
     """Triage ``order_ids`` again and the orders whose recurrence they change; nothing committed.
 
     ``redated``: the orders whose order_date the changes moved, with the dates they had before
     (:func:`tools.events.redated_orders`): the orders of the old window and of the new one are
-    followers too, though the order's own patterns did not change (their evidence lists it, dated)."""
+    followers too, though the order's own patterns did not change (their evidence lists it, dated).
+    ``carrier_only``: those of ``order_ids`` that only a carrier's status reached
+    (:class:`tools.events.Reach`): ``CARRIER_DISRUPTION`` alone reads what changed for them.
+
+    With the recorded exceptions, such orders and the recurrence followers (whose own records did
+    not change at all) have only those rules run again (:func:`agent.triage.service.record_batch`,
+    ``scoped``): a carrier's disruption reaches thousands of open orders, which need their shipments
+    read, not their lines, stock and contracts."""
     result = Retriage()
     redated = {oid: set(days) for oid, days in (redated or {}).items()}
     ids = sorted(set(order_ids) | set(redated))
     if not ids:
         return result
-    changed = _triage(session, policy, ids, result, redated)
+    carrier = frozenset({"CARRIER_DISRUPTION"})
+    scoped = {oid: carrier for oid in carrier_only if oid not in redated}
+    changed = _triage(session, policy, ids, result, redated, scoped)
     if changed:
         window_days = policy.thresholds.recurrence.window_days
         recorded = exceptions_recorded(session, policy.policy_hash)
         found = _followers(session, changed, window_days, recorded=recorded, earlier=redated)
         more = sorted(found - set(ids))
         if more:
-            _triage(session, policy, more, result)
+            _triage(session, policy, more, result, scoped=dict.fromkeys(more, frozenset()))
     return result

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from agent.policy import Policy
 from agent.triage.detection import (
+    RULES,
     Detected,
     OrderContext,
     detect,
@@ -36,13 +37,15 @@ from agent.triage.detection import (
     load_context,
     load_contexts,
     load_contexts_with_neighbours,
+    load_shipment_contexts,
+    rule_hits,
 )
 from agent.triage.plan import Plan, load_planning_facts, load_planning_facts_many, plan_order
 from tools.dataset import exceptions_recorded, mark_exceptions_recorded, open_order_ids
 from tools.db import one_of
 from tools.errors import OrderNotFound
 from tools.models import ExceptionRecord
-from tools.rules import in_chunks
+from tools.rules import in_chunks, is_closed
 from tools.sites import order_visible, visible_orders
 
 __all__ = [
@@ -74,7 +77,7 @@ def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, lis
     for part in in_chunks(order_ids):
         for row in session.scalars(
             select(ExceptionRecord).where(one_of(session, ExceptionRecord.order_id, part))
-        ):
+        ).all():
             out.setdefault(row.order_id, []).append(row)
     return out
 
@@ -87,17 +90,23 @@ def record_exceptions(
     now: dt.datetime | None = None,
     rows: Iterable[ExceptionRecord] | None = None,
     pending: list[dict[str, Any]] | None = None,
+    types: Collection[str] | None = None,
 ) -> int:
     """Upsert ``found`` for the order; resolve what is no longer found. Returns rows written.
 
     ``rows``: the order's exceptions rows when the caller has loaded them (a batch); else read here.
     ``pending``: first sightings are appended there for the caller to insert with a batch's others
     (:func:`_insert_new`, one statement for the batch); else inserted here.
+    ``types``: only the exceptions of these types were detected again (``found`` is read for them
+    alone); the order's rows of other types are left as they are.
     """
     now = now or dt.datetime.now(dt.UTC)
     order = ctx.order
     if rows is None:
         rows = session.scalars(select(ExceptionRecord).where(ExceptionRecord.order_id == order.order_id))
+    if types is not None:
+        rows = [r for r in rows if r.type in types]
+        found = [d for d in found if d.type in types]
     existing = {(r.type, r.instance_key): r for r in rows}
     written, new = 0, []
     for d in found:
@@ -273,7 +282,8 @@ def triage_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> 
     (:func:`agent.triage.detection.detect_recorded`; why that is safe: ``agent.triage.retriage``).
     Nothing is committed: the caller owns the transaction.
     """
-    contexts, found = _detect_batch(session, order_ids, policy)
+    ids = visible_orders(session, (str(o).strip() for o in order_ids))
+    contexts, found, _ = _detect_batch(session, ids, policy)
     facts = load_planning_facts_many(session, contexts.values())
     _record_batch(session, contexts, found)
     return [
@@ -282,37 +292,101 @@ def triage_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> 
     ]
 
 
-def record_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> list[str]:
+def record_batch(
+    session: Session,
+    order_ids: Iterable[str],
+    policy: Policy,
+    *,
+    scoped: Mapping[str, frozenset[str]] | None = None,
+) -> list[str]:
     """Detect and record many orders' exceptions as :func:`triage_batch` does, without planning
     their actions: the ids triaged (known, in the session's sites), sorted. What the event worker
     and an executed action's re-triage need — what is recorded is the exceptions; a recommendation
-    is planned again whenever it is read (the queue, the API)."""
-    contexts, found = _detect_batch(session, order_ids, policy)
-    _record_batch(session, contexts, found)
+    is planned again whenever it is read (the queue, the API).
+
+    ``scoped``: orders whose records changed only where the named base rules read them (a
+    carrier's status: ``CARRIER_DISRUPTION``; a recurrence follower: none) — with the recorded
+    exceptions (:func:`tools.dataset.exceptions_recorded`) only those rules run again on them, on
+    contexts holding the order and its shipments; their other base hits are their open rows (what
+    the same rules found on the same records), and their recurrence is counted as every order's.
+    Only the exceptions of those types and ``RECURRING_ANOMALY`` are recorded for them. Without the
+    recorded exceptions they are triaged whole, as the others."""
+    ids = visible_orders(session, (str(o).strip() for o in order_ids))
+    rows = _exception_rows(session, ids)
+    contexts, found, only = _detect_batch(session, ids, policy, rows=rows, scoped=scoped or {})
+    _record_batch(session, contexts, found, rows=rows, only=only)
     return sorted(contexts)
 
 
 def _detect_batch(
-    session: Session, order_ids: Iterable[str], policy: Policy
-) -> tuple[dict[str, OrderContext], dict[str, list[Detected]]]:
-    ids = visible_orders(session, (str(o).strip() for o in order_ids))
-    if exceptions_recorded(session, policy.policy_hash):  # recurrence from the other orders' recorded rows
-        contexts = load_contexts(session, ids)
-        return contexts, detect_recorded(session, contexts, policy)
-    contexts = load_contexts_with_neighbours(session, ids, policy)
-    return contexts, detect_many(contexts, policy)
+    session: Session,
+    ids: list[str],
+    policy: Policy,
+    *,
+    rows: Mapping[str, list[ExceptionRecord]] | None = None,
+    scoped: Mapping[str, frozenset[str]] | None = None,
+) -> tuple[dict[str, OrderContext], dict[str, list[Detected]], dict[str, frozenset[str]]]:
+    """Contexts and detections of ``ids`` (visible ones), and the types recorded for each scoped
+    order (:func:`record_batch`)."""
+    if not exceptions_recorded(session, policy.policy_hash):
+        contexts = load_contexts_with_neighbours(session, ids, policy)
+        return contexts, detect_many(contexts, policy), {}
+    # recurrence from the other orders' recorded rows
+    narrow = {oid: frozenset(scoped[oid]) for oid in ids if oid in (scoped or {})}
+    contexts = load_contexts(session, [oid for oid in ids if oid not in narrow])
+    if not narrow:
+        return contexts, detect_recorded(session, contexts, policy), {}
+    rows = rows if rows is not None else _exception_rows(session, narrow)
+    light = load_shipment_contexts(session, narrow)
+    base = {}
+    for oid, ctx in light.items():
+        rescan = narrow[oid]
+        kept = [
+            _as_hit(r)
+            for r in rows.get(oid, ())
+            if r.status == "open" and r.type in RULES and r.type not in rescan
+        ]
+        base[oid] = rule_hits(ctx, policy, sorted(rescan)) + kept if not is_closed(ctx.order.status) else []
+    contexts |= light
+    only = {oid: narrow[oid] | {"RECURRING_ANOMALY"} for oid in light}
+    return contexts, detect_recorded(session, contexts, policy, base=base), only
+
+
+def _as_hit(row: ExceptionRecord) -> Detected:
+    """A recorded open exception as the hit that recorded it (for counting recurrence)."""
+    return Detected(
+        type=row.type,
+        instance_key=row.instance_key,
+        evidence=tuple(row.evidence or ()),
+        line_no=row.line_no,
+        shipment_id=row.shipment_id,
+        sku=row.sku,
+        warehouse_id=row.warehouse_id,
+    )
 
 
 def _record_batch(
-    session: Session, contexts: dict[str, OrderContext], found: dict[str, list[Detected]]
+    session: Session,
+    contexts: dict[str, OrderContext],
+    found: dict[str, list[Detected]],
+    *,
+    rows: Mapping[str, list[ExceptionRecord]] | None = None,
+    only: Mapping[str, frozenset[str]] | None = None,
 ) -> None:
-    """Record each order's exceptions (rows loaded once, first sightings inserted in one statement)."""
-    rows = _exception_rows(session, contexts)
+    """Record each order's exceptions (rows loaded once, first sightings inserted in one statement);
+    ``only``: the types recorded for an order detected in part (:func:`record_batch`)."""
+    rows = rows if rows is not None else _exception_rows(session, contexts)
     now = dt.datetime.now(dt.UTC)
     pending: list[dict[str, Any]] = []
     for oid in sorted(contexts):
         record_exceptions(
-            session, contexts[oid], found[oid], now=now, rows=rows.get(oid, ()), pending=pending
+            session,
+            contexts[oid],
+            found[oid],
+            now=now,
+            rows=rows.get(oid, ()),
+            pending=pending,
+            types=(only or {}).get(oid),
         )
     if pending:
         _insert_new(session, pending)

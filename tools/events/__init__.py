@@ -1,8 +1,8 @@
 """Events from source systems (domain.md §8): validation, the inbox, applying records, and which
 open orders a change can affect. Nothing here triages: the worker in ``agent.flow`` does."""
 
-from tools.events.affected import affected_by_event, affected_orders, redated_orders
-from tools.events.apply import Change, apply_event, captured_changes
+from tools.events.affected import Reach, affected_by_event, affected_orders, reach_of_events, redated_orders
+from tools.events.apply import Change, apply_event, captured_changes, preload
 from tools.events.inbox import (
     claim_batch,
     claim_next,
@@ -26,6 +26,7 @@ __all__ = [
     "Change",
     "Event",
     "EventError",
+    "Reach",
     "affected_by_event",
     "affected_orders",
     "apply_event",
@@ -39,6 +40,8 @@ __all__ = [
     "mark_failed",
     "parse_event",
     "parse_events",
+    "preload",
+    "reach_of_events",
     "receive",
     "redated_orders",
     "store_events",

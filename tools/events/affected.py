@@ -77,7 +77,7 @@ from tools.models import Inventory, Order, OrderLine, Shipment, Substitute
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.rules import OPEN_ORDER_STATUSES, in_chunks, is_empty, ship_from
 
-__all__ = ["affected_by_event", "affected_orders", "redated_orders"]
+__all__ = ["Reach", "affected_by_event", "affected_orders", "reach_of_events", "redated_orders"]
 
 _O, _L, _S, _I = Order.__table__, OrderLine.__table__, Shipment.__table__, Inventory.__table__
 _ANY = ""  # a donor pair's warehouse when the line's own is empty (its order's may have moved)
@@ -218,7 +218,9 @@ def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
         q0 = select(_I.c.sku, _I.c.warehouse_id, _I.c.on_hand, _I.c.allocated).where(
             one_of(session, _I.c.sku, part)
         )
-        stock.update({(sku, wh): on_hand - allocated for sku, wh, on_hand, allocated in session.execute(q0)})
+        stock.update(
+            {(sku, wh): on_hand - allocated for sku, wh, on_hand, allocated in session.execute(q0).all()}
+        )
         q = (
             select(
                 _L.c.order_id,
@@ -236,7 +238,7 @@ def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
                 one_of(session, _L.c.sku, part),
             )
         )
-        for oid, sku, own, home, qty, allocated, backorder in session.execute(q):
+        for oid, sku, own, home, qty, allocated, backorder in session.execute(q).all():
             wh = ship_from(own, home)
             short = wh is not None and qty - allocated > stock.get((sku, wh), 0)
             out.setdefault(sku, []).append(_OpenLine(oid, wh, qty, qty - allocated, short, backorder > 0))
@@ -270,6 +272,21 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
     """:func:`affected_orders` of each event's changes (a worker's batch, applied in turn): the same
     sets, with each lookup made once for the batch — keyed lookups whose rows are then handed to
     the events that named each key."""
+    return reach_of_events(session, changes).orders
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The orders each event of a batch reaches, and those of them that only a carrier's status
+    reached: nothing but ``CARRIER_DISRUPTION`` reads what changed for them
+    (:func:`agent.triage.service.record_batch`, ``scoped``)."""
+
+    orders: list[set[str]]
+    carrier_only: set[str]
+
+
+def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
+    """:func:`affected_by_event`, and which of the orders reached only a carrier's status reached."""
     keys = [_Keys() for _ in changes]
     for k, event_changes in zip(keys, changes, strict=True):
         for change in event_changes:
@@ -284,7 +301,7 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         q1 = select(Substitute.substitute_sku, Substitute.sku).where(
             one_of(session, Substitute.substitute_sku, part)
         )
-        for sub, sku in session.execute(q1):
+        for sub, sku in session.execute(q1).all():
             subs.setdefault(sub, set()).add(sku)
     skus = {s for k in keys for s in k.skus}
     if skus:
@@ -294,7 +311,7 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         for part in in_chunks(wanted):
             for column in (_L.c.sku, _L.c.original_sku):
                 q2 = both.where(open_order, active, one_of(session, column, part))
-                for sku, original, oid in session.execute(q2):
+                for sku, original, oid in session.execute(q2).all():
                     for s in (sku, original):
                         if s in part:
                             _add(by_sku, s, oid)
@@ -306,7 +323,7 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
         q3 = select(_O.c.customer_id, _O.c.order_id).where(
             one_of(session, _O.c.customer_id, part), open_order
         )
-        for customer, oid in session.execute(q3):
+        for customer, oid in session.execute(q3).all():
             _add(customers, customer, oid)
     for k, found in zip(keys, out, strict=True):
         for customer in k.customers:
@@ -375,13 +392,14 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
             .join(_O, _O.c.order_id == _L.c.order_id)
             .where(open_order, active, ships_from)
         )
-        for own, home, oid in session.execute(q4):
+        for own, home, oid in session.execute(q4).all():
             _add(by_wh, own if own is not None else home, oid)
     for k, found in zip(keys, out, strict=True):
         for wh in k.warehouses:
             found |= by_wh.get(wh, set())
     carriers = {c for k in keys for c in k.carriers}
     facts_only = {c for k in keys for c in k.carrier_facts} - carriers
+    before_carriers = set().union(*out)  # reached by something else than a carrier's status
     if carriers or facts_only:
         by_carrier: dict[str, set[str]] = {}
         # a flip of disrupted: every undelivered shipment; otherwise only those already disrupted by
@@ -396,9 +414,9 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
                         one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", open_order, which
                     )
                 )
-                for carrier, oid in session.execute(q5):
+                for carrier, oid in session.execute(q5).all():
                     _add(by_carrier, carrier, oid)
         for k, found in zip(keys, out, strict=True):
             for carrier in k.carriers | k.carrier_facts:
                 found |= by_carrier.get(carrier, set())
-    return out
+    return Reach(out, set().union(*out) - before_carriers)

@@ -9,19 +9,21 @@ order line moved to another warehouse affects the orders of both).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, tuple_
 from sqlalchemy.orm import Session
 
-from tools.events.validate import Event
+from tools.db import one_of
+from tools.events.validate import Event, EventError, over_allocated
 from tools.fixtures import MODELS
+from tools.rules import in_chunks
 
-__all__ = ["Change", "apply_event", "captured_changes"]
+__all__ = ["Change", "apply_event", "captured_changes", "preload"]
 
 
 @dataclass(frozen=True)
@@ -37,29 +39,83 @@ def _values(obj: Any, columns) -> dict[str, Any]:
     return {c.name: getattr(obj, c.key) for c in columns}
 
 
-def apply_event(session: Session, event: Event) -> list[Change]:
-    """Upsert every record of ``event``; return the records that are new or differ (flushed)."""
-    changes: list[Change] = []
+Records = dict[tuple[str, tuple], Any]  # (table, key) -> the record, or None: there is none
+
+
+def preload(session: Session, events: Iterable[Event]) -> Records:
+    """The records the events name, by table and key (None where there is none yet), read with one
+    query per table and 500 keys: :func:`apply_event` given them reads nothing. The mapping also
+    holds them while they apply (the session keeps only weak references to unchanged records)."""
+    keys: dict[str, set[tuple]] = {}
+    for event in events:
+        for table, rows in event.records.items():
+            pk = MODELS[table].__table__.primary_key.columns
+            keys.setdefault(table, set()).update(tuple(values[c.name] for c in pk) for values in rows)
+    out: Records = {}
+    for table, wanted in keys.items():
+        model = MODELS[table]
+        pk = list(model.__table__.primary_key.columns)
+        out.update(dict.fromkeys(((table, k) for k in wanted), None))
+        for part in in_chunks(wanted):
+            where = one_of(session, pk[0], [k[0] for k in part]) if len(pk) == 1 else tuple_(*pk).in_(part)
+            for obj in session.scalars(select(model).where(where)):
+                out[(table, tuple(getattr(obj, c.key) for c in pk))] = obj
+    return out
+
+
+def apply_event(
+    session: Session, event: Event, *, flush: bool = True, records: Records | None = None
+) -> list[Change]:
+    """Upsert every record of ``event``; return the records that are new or differ (flushed, unless
+    ``flush`` is false: then the caller flushes, once the events of a batch are applied).
+
+    ``records``: the records the event names (:func:`preload`), kept up to date with those it
+    creates; else each is read with ``session.get``. The records an event creates are inserted
+    together (one flush), before their images — with the model's defaults — are taken.
+    Raises :class:`EventError` (the caller rolls the event back) for an order line the upsert
+    leaves with more allocated than ordered (``allocated_qty: 12`` on a line of qty 10 kept).
+    """
+    changes: list[Change | None] = []
+    created: list[tuple[int, str, Any]] = []  # (position in changes, table, record) not yet flushed
+
+    def settle() -> None:  # insert what was created, then take its image
+        if created:
+            session.flush()
+            for at, table, obj in created:
+                changes[at] = Change(table, None, _values(obj, MODELS[table].__table__.c))
+            created.clear()
+
     for table, rows in event.records.items():
         model = MODELS[table]
         columns = list(model.__table__.c)
         pk = [c.name for c in model.__table__.primary_key.columns]
-        for values in rows:
-            obj = session.get(model, tuple(values[k] for k in pk))
+        for values, path in zip(rows, event.paths.get(table) or [""] * len(rows), strict=True):
+            key = tuple(values[k] for k in pk)
+            obj = records.get((table, key)) if records is not None else session.get(model, key)
             if obj is None:
                 obj = model(**values)
                 session.add(obj)
-                session.flush()
-                changes.append(Change(table, None, _values(obj, columns)))
-                continue
-            before = _values(obj, columns)
-            if all(before[k] == v for k, v in values.items()):
-                continue  # the same values again: nothing changes, nothing to triage
-            for k, v in values.items():
-                setattr(obj, k, v)
-            changes.append(Change(table, before, {**before, **values}))
-    session.flush()
-    return changes
+                if records is not None:
+                    records[(table, key)] = obj
+                else:
+                    session.flush()  # a later session.get of the same key finds it
+                created.append((len(changes), table, obj))
+                changes.append(None)
+            else:
+                if any(obj is new for _, _, new in created):
+                    settle()  # named twice in the event: its first image, then this change of it
+                before = _values(obj, columns)
+                if all(before[k] == v for k, v in values.items()):
+                    continue  # the same values again: nothing changes, nothing to triage
+                for k, v in values.items():
+                    setattr(obj, k, v)
+                changes.append(Change(table, before, {**before, **values}))
+            if table == "order_lines" and (over := over_allocated(obj)):
+                raise EventError(f"{path}.allocated_qty", over, event=event.label)
+    settle()
+    if flush:
+        session.flush()
+    return [c for c in changes if c is not None]
 
 
 @contextmanager

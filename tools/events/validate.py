@@ -28,7 +28,15 @@ from tools.fixtures import MODELS, OMIT, coerce_value, flatten_records
 from tools.models import ERP_TABLES, EventInbox
 from tools.rules import in_chunks
 
-__all__ = ["Event", "EventError", "check_references", "dangling_before", "parse_event", "parse_events"]
+__all__ = [
+    "Event",
+    "EventError",
+    "check_references",
+    "dangling_before",
+    "over_allocated",
+    "parse_event",
+    "parse_events",
+]
 
 FIELDS = ("event_id", "source", "type", "occurred_at", "records")
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
@@ -163,6 +171,8 @@ def _records(event: Event, raw: Any, root: str) -> None:
         for column, part in zip(table.primary_key.columns, key, strict=True):
             if part is None:
                 fail_at(f"{row.path}.{column.name}", "missing key field")
+        if row.table == "order_lines" and (over := over_allocated(values)):
+            fail_at(f"{row.path}.allocated_qty", over)
         if (row.table, key) in seen:
             fail_at(row.path, f"duplicate key {key} (already at {seen[row.table, key]})")
         seen[row.table, key] = row.path
@@ -170,6 +180,16 @@ def _records(event: Event, raw: Any, root: str) -> None:
         event.paths.setdefault(row.table, []).append(row.path)
     event.records = {t: event.records[t] for t in TABLE_ORDER if t in event.records}
     event.paths = {t: event.paths[t] for t in event.records}
+
+
+def over_allocated(line: Any) -> str | None:
+    """Why an order line's values (a dict, or the record) have a negative open quantity
+    (qty − allocated_qty, domain.md §2), if they do: more allocated than ordered."""
+    get = line.get if isinstance(line, dict) else lambda name: getattr(line, name, None)
+    qty, allocated = get("qty"), get("allocated_qty")
+    if qty is None or allocated is None or allocated <= qty:
+        return None
+    return f"{allocated} is more than the line's qty {qty}: the open quantity cannot be negative"
 
 
 def _wants_text(column: Any) -> bool:
@@ -183,7 +203,9 @@ def parse_events(raws: Iterable[Any], root: str = "") -> list[Event]:
     return [parse_event(raw, f"{root}[{i}]") for i, raw in enumerate(raws)]
 
 
-def check_references(session: Session, events: list[Event], *, waiting: bool = False) -> None:
+def check_references(
+    session: Session, events: list[Event], *, waiting: bool = False, in_order: bool = False
+) -> None:
     """Every reference names a record in the database or in ``events``; else :class:`EventError`.
 
     The first dangling one (in the events' order) is reported with its event and path.
@@ -192,23 +214,31 @@ def check_references(session: Session, events: list[Event], *, waiting: bool = F
     in that order) — what a source reported a moment ago (an order, then its shipment in the next
     request) is no dangling key because the worker has not applied it yet. When the events apply,
     the worker checks again against the database alone.
+    ``in_order``: the events apply one after the other in the order given: a record counts for an
+    event only when it or an event before it creates it (what checking each against the database
+    just before it applies finds, when all the earlier ones applied).
     """
-    given: dict[str, set[Any]] = {}
-    for event in events:
+    first: dict[str, dict[Any, int]] = {}  # table -> key -> the first event giving it
+    for n, event in enumerate(events):
         for table, rows in event.records.items():
             pk = MODELS[table].__table__.primary_key.columns
             if len(pk) == 1:
-                given.setdefault(table, set()).update(r[pk[0].name] for r in rows)
+                given = first.setdefault(table, {})
+                for r in rows:
+                    given.setdefault(r[pk[0].name], n)
     wanted: dict[tuple[str, str], set[Any]] = {}
     uses: list[tuple[Event, str, str, Any, tuple[str, str]]] = []
-    for event in events:
+    for n, event in enumerate(events):
         for table, rows in event.records.items():
             for values, path in zip(rows, event.paths[table], strict=True):
                 for column in MODELS[table].__table__.c:
                     value = values.get(column.name)
                     for fk in column.foreign_keys:
                         target = (fk.column.table.name, fk.column.name)
-                        if value is None or value in given.get(target[0], ()):
+                        if value is None:
+                            continue
+                        since = first.get(target[0], {}).get(value)
+                        if since is not None and (not in_order or since <= n):
                             continue
                         wanted.setdefault(target, set()).add(value)
                         uses.append((event, f"{path}.{column.name}", column.name, value, target))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 # Size limits: a request body, a pasted text, a batch of order ids, a chat message.
 MAX_BODY_BYTES = 1_000_000
@@ -19,7 +19,13 @@ MAX_ORDER_IDS = 200
 MAX_MESSAGE_CHARS = 4_000
 NO_NUL = r"^[^\x00]*$"  # text that is stored (a chat turn, a reason): no PostgreSQL column holds NUL
 
-OrderId = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", examples=["SO-100042"])
+# An order id in a body as people type it (so-100042, SO 100042, SO#100042; blanks around it dropped):
+# read as the orders table spells it by agent.triage.order_numbers, as `POST /triage` reads it.
+OrderId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True),
+    Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.#/ \-]*$", examples=["SO-100042"]),
+]
 
 
 class _Open(BaseModel):
@@ -252,7 +258,7 @@ class MessageEdit(BaseModel):
 class NewMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    order_id: str = OrderId
+    order_id: OrderId
 
 
 class ActionRequestPage(BaseModel):
@@ -264,7 +270,7 @@ class ActionRequestPage(BaseModel):
 class NewActionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    order_id: str = OrderId
+    order_id: OrderId
     action: str | None = Field(default=None, max_length=32, description="Empty: the order's recommendation.")
     params: dict[str, Any] | None = None
     citations: list[Annotated[str, Field(max_length=80)]] | None = Field(
@@ -278,7 +284,7 @@ class NewActionRequest(BaseModel):
 class WhatIfRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    order_id: str = OrderId
+    order_id: OrderId
     action: str | None = Field(default=None, max_length=32, description="Empty: the order's recommendation.")
     params: dict[str, Any] | None = None
 

@@ -39,7 +39,7 @@ from agent.ops.monitoring import monitoring as model_monitoring
 from agent.ops.risk import RiskModelError, score_open_orders
 from agent.policy import load_policy
 from agent.settings import Settings, get_settings
-from agent.triage.order_numbers import order_mentions
+from agent.triage.order_numbers import filter_id, order_id_of, order_mentions
 from knowledge.embeddings import MiniLMEmbeddingFunction
 from knowledge.ingest import ensure_index
 from knowledge.retrieve import unknown_citations
@@ -416,6 +416,7 @@ class Services:
 
     def order_detail(self, principal: Principal, order_id: str) -> dict[str, Any]:
         with read_only(self.factory_for(principal)) as session:
+            order_id = order_id_of(session, order_id, self.policy.order_numbers)  # so-100042 too
             view = order_view(session, order_id)
         result = self.triage(principal, [order_id])[0]
         return {"order": view, "triage": result}
@@ -480,13 +481,16 @@ class Services:
             ExceptionRecord.warehouse_id: warehouse_id,
             ExceptionRecord.customer_id: customer_id,
             Customer.tier: customer_tier,
-            ExceptionRecord.order_id: order_id,
             ExceptionRecord.sku: sku,
         }
         for column, value in filters.items():
             if value:
                 query = query.where(column == value)
         with read_only(self.factory_for(principal)) as session:
+            if order_id:  # as typed (so-100042)
+                query = query.where(
+                    ExceptionRecord.order_id == filter_id(session, order_id, self.policy.order_numbers)
+                )
             query = query.where(order_condition(session, ExceptionRecord.order_id))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.execute(
@@ -637,7 +641,9 @@ class Services:
         status = filters.get("status")
         if status and status not in MESSAGE_STATUSES:
             raise ToolError(f"unknown message status {status!r}; statuses: {', '.join(MESSAGE_STATUSES)}")
-        return comms.list_messages(self.factory_for(principal), **filters)
+        return comms.list_messages(
+            self.factory_for(principal), **filters, order_numbers=self.policy.order_numbers
+        )
 
     def message_for_request(self, principal: Principal, request_id: int) -> dict[str, Any] | None:
         return comms.message_for_request(self.factory_for(principal), request_id)
@@ -670,7 +676,7 @@ class Services:
     def audit_events(self, principal: Principal, **filters: Any) -> list[dict[str, Any]]:
         """Events in chain order; a scoped user's: those of their sites' orders only."""
         with read_only(self.factory_for(principal)) as session:
-            return audit.list_events(session, **filters)
+            return audit.list_events(session, **filters, order_numbers=self.policy.order_numbers)
 
     def verify_chain(self) -> dict[str, Any]:
         with read_only(self.factory) as session:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import CliError, engine, print_json
+from ui.cli.common import CliError, engine, id_option, policy, print_json
 
 audit_app = typer.Typer(
     help="The hash-chained audit log: verify, checkpoint, export, list.", no_args_is_help=True
@@ -138,7 +138,7 @@ def audit_export(
 @audit_app.command("list")
 def audit_list(
     order: Annotated[str | None, typer.Option("--order", help="Only this order's events.")] = None,
-    request: Annotated[int | None, typer.Option("--request", help="Only this request's events.")] = None,
+    request: Annotated[int | None, id_option("--request", help="Only this request's events.")] = None,
     event_type: Annotated[
         str | None, typer.Option("--type", help="e.g. decision, execution, override.")
     ] = None,
@@ -149,7 +149,14 @@ def audit_list(
     from agent.governance.audit import list_events
 
     with _factory()() as s:
-        rows = list_events(s, order_id=order, request_id=request, event_type=event_type, limit=limit)
+        rows = list_events(
+            s,
+            order_id=order,
+            request_id=request,
+            event_type=event_type,
+            limit=limit,
+            order_numbers=policy().order_numbers,
+        )
     if as_json:
         print_json(rows)
         return

@@ -12,6 +12,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
+import click
 import typer
 
 from agent.settings import get_settings
@@ -28,6 +29,35 @@ class CliError(Exception):
     Library errors a user can fix should subclass ``tools.errors.ToolError`` instead (or be added
     to ``expected_errors``): ``ui.cli.app.main`` prints those the same way.
     """
+
+
+class _RecordId(click.ParamType):
+    """A record's id typed on the command line (a request, message, exception or token id): a whole
+    number from 1 to :data:`MAX_ID`, else the one-line :class:`CliError` every other usage error
+    gives — not Click's usage box ("'abc' is not a valid integer range")."""
+
+    name = "ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        if isinstance(value, int) or (text.isascii() and text.isdigit()):
+            number = int(text)
+            if 1 <= number <= MAX_ID:
+                return number
+        name = (
+            param.opts[0] if isinstance(param, click.Option) else param.human_readable_name if param else "id"
+        )
+        raise CliError(f"{name} must be an id, a whole number from 1 to {MAX_ID}; got {value!r}")
+
+
+def id_argument(help: str) -> Any:
+    """``typer.Argument`` of a record id (:class:`_RecordId`)."""
+    return typer.Argument(help=help, click_type=_RecordId(), show_default=False)
+
+
+def id_option(*names: str, help: str) -> Any:
+    """``typer.Option`` of a record id used as a filter (:class:`_RecordId`)."""
+    return typer.Option(*names, help=help, click_type=_RecordId())
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:

@@ -78,12 +78,15 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Store the file's events, apply them in order per source and triage again the open orders
-    they affect, before returning. A bad event (unknown table or field, wrong type, dangling key)
-    exits 2 naming it and the path of the bad key; then nothing of the file is stored."""
+    they affect, before returning. A bad event (unknown table or field, wrong type, a negative
+    quantity or price, dangling key) exits 2 naming it and the path of the bad key; then nothing of
+    the file is stored. A file without an event (empty, or blank lines only) exits 2 too."""
     from agent.flow import drain
     from tools.events import EventError, dangling_before, parse_event, receive
 
     lines = _read_jsonl(file)
+    if not lines:  # a truncated export or the wrong file: "0 events read" would pass for a replay
+        raise CliError(f"{file} holds no events")
     parsed: list[tuple[int, Any]] = []  # (line number, event)
     bad: tuple[int, Exception] | None = None  # the first line that is not a valid event
     for n, raw in lines:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import MAX_ID, CliError, check_choice, engine, policy, print_json, scoped_factory
+from ui.cli.common import CliError, check_choice, engine, id_argument, policy, print_json, scoped_factory
 
 actions_app = typer.Typer(help="Action requests: propose, list, approve, reject, edit.", no_args_is_help=True)
 users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
@@ -146,7 +146,7 @@ def actions_list(
 
 @actions_app.command("show")
 def actions_show(
-    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)],
+    request_id: Annotated[int, id_argument("Request id.")],
     as_user: OptionalAs = None,
     as_json: Json = False,
 ) -> None:
@@ -262,7 +262,7 @@ def _decide(
 
 @actions_app.command("approve")
 def actions_approve(
-    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)],
+    request_id: Annotated[int, id_argument("Request id.")],
     as_user: AsUser,
     reason: Annotated[str | None, typer.Option(help="Why (optional).")] = None,
     as_json: Json = False,
@@ -273,7 +273,7 @@ def actions_approve(
 
 @actions_app.command("reject")
 def actions_reject(
-    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)],
+    request_id: Annotated[int, id_argument("Request id.")],
     as_user: AsUser,
     reason: Annotated[str, typer.Option(help="Why (required).")] = "",
     as_json: Json = False,
@@ -284,7 +284,7 @@ def actions_reject(
 
 @actions_app.command("edit")
 def actions_edit(
-    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)],
+    request_id: Annotated[int, id_argument("Request id.")],
     as_user: AsUser,
     params: Annotated[
         str, typer.Option(help='Changed parameters as JSON, e.g. \'{"ship_to_city": "Boston"}\'.')
@@ -297,9 +297,7 @@ def actions_edit(
 
 
 @actions_app.command("resume")
-def actions_resume(
-    request_id: Annotated[int, typer.Argument(help="Request id.", min=1, max=MAX_ID)], as_json: Json = False
-) -> None:
+def actions_resume(request_id: Annotated[int, id_argument("Request id.")], as_json: Json = False) -> None:
     """Carry on a request a crash left half-way (proposed, or approved but not executed); idempotent.
 
     Exits 1 when the request failed (now or before), with the reason."""

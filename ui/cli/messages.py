@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import MAX_ID, check_choice, engine, policy, print_json
+from ui.cli.common import check_choice, engine, id_argument, policy, print_json
 
 messages_app = typer.Typer(
     help="Customer notices and supplier requests: drafts, approval, delivery.", no_args_is_help=True
@@ -108,7 +108,9 @@ def messages_list(
     from agent.comms.service import MESSAGE_STATUSES, list_messages
 
     check_choice(status, MESSAGE_STATUSES, "--status")
-    rows = list_messages(_factory(), order_id=order, status=status, limit=limit)
+    rows = list_messages(
+        _factory(), order_id=order, status=status, limit=limit, order_numbers=policy().order_numbers
+    )
     if as_json:
         print_json(rows)
         return
@@ -119,9 +121,7 @@ def messages_list(
 
 
 @messages_app.command("show")
-def messages_show(
-    message_id: Annotated[int, typer.Argument(help="Message id.", min=1, max=MAX_ID)], as_json: Json = False
-) -> None:
+def messages_show(message_id: Annotated[int, id_argument("Message id.")], as_json: Json = False) -> None:
     """One message: why it is due, its facts, the draft, its approval and its delivery."""
     from agent.comms.service import get_message
 
@@ -146,7 +146,7 @@ def messages_draft(
 
 @messages_app.command("edit")
 def messages_edit(
-    message_id: Annotated[int, typer.Argument(help="Message id.", min=1, max=MAX_ID)],
+    message_id: Annotated[int, id_argument("Message id.")],
     as_user: Annotated[
         str, typer.Option("--as", help="Your user name (an approver: csr, procurement_buyer).")
     ],

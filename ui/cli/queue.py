@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ui.cli.common import MAX_ID, CliError, engine, policy, print_json
+from ui.cli.common import CliError, engine, id_argument, policy, print_json
 
 queue_app = typer.Typer(
     help="Role work queues: open exceptions by priority, with owner, SLA and recommendation.",
@@ -112,7 +112,7 @@ def _act(fn, exception_id: int, user: str, **kw) -> dict[str, Any]:
 
 @queue_app.command("claim")
 def claim_cmd(
-    exception_id: Annotated[int, typer.Argument(help="Exception id (#… in the queue).", min=1, max=MAX_ID)],
+    exception_id: Annotated[int, id_argument("Exception id (#… in the queue).")],
     as_user: AsUser,
 ) -> None:
     """Take an open exception: you work on it now (audited)."""
@@ -123,9 +123,7 @@ def claim_cmd(
 
 
 @queue_app.command("release")
-def release_cmd(
-    exception_id: Annotated[int, typer.Argument(help="Exception id.", min=1, max=MAX_ID)], as_user: AsUser
-) -> None:
+def release_cmd(exception_id: Annotated[int, id_argument("Exception id.")], as_user: AsUser) -> None:
     """Give a claimed exception back to its queue (audited)."""
     from agent.flow import release
 
@@ -135,7 +133,7 @@ def release_cmd(
 
 @queue_app.command("reassign")
 def reassign_cmd(
-    exception_id: Annotated[int, typer.Argument(help="Exception id.", min=1, max=MAX_ID)],
+    exception_id: Annotated[int, id_argument("Exception id.")],
     to: Annotated[str, typer.Option("--to", help="The role whose queue it moves to.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
     as_user: AsUser,

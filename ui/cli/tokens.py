@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ui.cli.common import MAX_ID, engine, print_json
+from ui.cli.common import engine, id_argument, print_json
 
 token_app = typer.Typer(help="API tokens: issue, revoke, list (stored hashed).", no_args_is_help=True)
 
@@ -53,9 +53,7 @@ def token_issue(
 
 @token_app.command("revoke")
 def token_revoke(
-    token_id: Annotated[
-        int, typer.Argument(help="The token's id (copilot users token list).", min=1, max=MAX_ID)
-    ],
+    token_id: Annotated[int, id_argument("The token's id (copilot users token list).")],
 ) -> None:
     """Revoke a token: the service refuses it from its next request on."""
     from agent.governance.requests import write_session

@@ -2,7 +2,15 @@
 confirmed against the orders table, near misses suggested."""
 
 from agent.policy import DEFAULT_ORDER_NUMBERS, OrderNumbers, Shape, compile_shape
-from agent.triage.order_numbers.lookup import Resolution, resolve, resolve_one, typed
+from agent.triage.order_numbers.lookup import (
+    Resolution,
+    filter_id,
+    order_id_of,
+    params_ids,
+    resolve,
+    resolve_one,
+    typed,
+)
 from agent.triage.order_numbers.reader import MAX_MENTIONS, Mention, find_order_ids, order_mentions, spellings
 
 __all__ = [
@@ -13,8 +21,11 @@ __all__ = [
     "Resolution",
     "Shape",
     "compile_shape",
+    "filter_id",
     "find_order_ids",
+    "order_id_of",
     "order_mentions",
+    "params_ids",
     "resolve",
     "resolve_one",
     "spellings",

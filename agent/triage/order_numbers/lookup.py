@@ -14,12 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent.policy import MAX_TOKEN_CHARS, OrderNumbers
 from agent.triage.order_numbers.reader import Mention, order_mentions
+from tools.errors import OrderNotFound
 from tools.models import Order
 from tools.rules import in_chunks
 from tools.sites import orders_where
@@ -28,7 +30,10 @@ __all__ = [
     "MAX_NEAR_MISS_LOOKUPS",
     "MAX_SUGGESTIONS",
     "Resolution",
+    "filter_id",
     "one_edit_away",
+    "order_id_of",
+    "params_ids",
     "resolve",
     "resolve_one",
     "typed",
@@ -122,14 +127,18 @@ def resolve(session: Session, mentions: Sequence[Mention]) -> Resolution:
 
 
 def typed(value: str, config: OrderNumbers | None = None) -> Mention:
-    """An id a person typed in a field (``so-100042``, ``SO 100042``, ``SO1``): the exact text first,
-    then what the reader makes of it. A value too long to be an order number stands for none."""
+    """An id a person typed in a field (``so-100042``, ``SO 100042``, ``SO1``): the exact text first
+    (blanks around it dropped), in upper case, then what the reader makes of it when it reads the
+    whole value as one order number. A value with anything else in it (``SO-1'--``, ``SO-1 SO-2``)
+    stands for no other order than its own text: a typed id is never read as a part of it. A value
+    too long to be an order number stands for none."""
     raw = value.strip()
     if len(raw) > MAX_TOKEN_CHARS:
         return Mention(raw[:MAX_TOKEN_CHARS], (raw[:MAX_TOKEN_CHARS],), True)
     candidates = [raw, raw.upper()]
-    for m in order_mentions(raw, config):
-        candidates += list(m.candidates)
+    mentions = order_mentions(raw, config)
+    if len(mentions) == 1 and mentions[0].raw == raw:
+        candidates += list(mentions[0].candidates)
     # a blank value names no order: reported as not found, never an IndexError
     return Mention(raw, tuple(dict.fromkeys(c for c in candidates if c)) or (raw,), True)
 
@@ -142,3 +151,34 @@ def resolve_one(
     if res.found:
         return res.found[0], []
     return None, next(iter(res.near_misses.values()), [])
+
+
+def order_id_of(session: Session, value: str, config: OrderNumbers | None = None) -> str:
+    """The id of the existing order a typed id names (``so-100042`` → ``SO-100042``), the one reading
+    of an order id for every door that takes one; raises :class:`OrderNotFound` with the near misses
+    (another site's order is as unknown: the lookup reads the session's sites only)."""
+    found, near = resolve_one(session, value, config)
+    if found is None:
+        raise OrderNotFound(value.strip(), near)
+    return found
+
+
+def filter_id(session: Session, value: str | None, config: OrderNumbers | None = None) -> str | None:
+    """An order id typed as a list filter, read as :func:`order_id_of` reads it; one that names no
+    order is kept as typed (without its blanks): it filters everything out."""
+    if value is None or not value.strip():
+        return value
+    found, _ = resolve_one(session, value, config)
+    return found or value.strip()
+
+
+def params_ids(session: Session, params: Any, config: OrderNumbers | None = None) -> Any:
+    """An action's parameters with the order ids they name (``order_id``; ``from_order_id``, the
+    donor of domain.md §6) read as :func:`filter_id` reads them; anything else as it is (the guard
+    judges it)."""
+    if not isinstance(params, dict):
+        return params
+    return {
+        k: filter_id(session, v, config) if k in ("order_id", "from_order_id") and isinstance(v, str) else v
+        for k, v in params.items()
+    }
