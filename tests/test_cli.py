@@ -142,6 +142,20 @@ def test_bad_fixture_names_case_and_key_and_loads_nothing(monkeypatch, capsys, s
     assert code == 2 and "has no case 'nope'" in err
 
 
+def test_a_bad_fixture_with_reset_keeps_the_database_as_it_was(monkeypatch, capsys, suite_file):
+    """`load-fixture --reset` deleted every record before it checked the fixture: a dangling
+    reference was refused ("nothing is loaded") but the database was left empty."""
+    run(monkeypatch, capsys, "db", "upgrade")
+    assert run(monkeypatch, capsys, "db", "load-fixture", str(suite_file), "--case", "one-order")[0] == 0
+    code, out, err = run(
+        monkeypatch, capsys, "db", "load-fixture", str(suite_file), "--case", "dangling", "--reset"
+    )
+    assert (code, out) == (2, "") and "case dangling: fixture.orders[0].customer_id" in err
+    code, out, err = run(monkeypatch, capsys, "orders", "show", "SO-100001")
+    assert code == 0, err
+    assert "SO-100001" in out
+
+
 def test_malformed_suite_file(monkeypatch, capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("suite: x\ncases: [\n")
@@ -276,6 +290,15 @@ def test_triage_readable_report(monkeypatch, capsys, triage_db):
 def test_triage_needs_orders_or_all_open(monkeypatch, capsys, triage_db):
     code, _, err = run(monkeypatch, capsys, "triage")
     assert code == 2 and "--all-open" in err
+
+
+def test_triage_refuses_orders_with_all_open_and_limit_without_it(monkeypatch, capsys, triage_db):
+    """`triage --all-open SO-1` was told to "name one or more order ids, or pass --all-open" (it
+    had done both), and `triage SO-1 --limit 3` dropped the --limit without a word."""
+    code, out, err = run(monkeypatch, capsys, "triage", "--all-open", "SO-1")
+    assert (code, out) == (2, "") and "not both" in err and "name one or more" not in err
+    code, out, err = run(monkeypatch, capsys, "triage", "SO-1", "--limit", "3")
+    assert (code, out) == (2, "") and "--limit" in err and "--all-open" in err
 
 
 def test_bad_policy_file_names_the_line(monkeypatch, capsys, triage_db, tmp_path):

@@ -145,8 +145,9 @@ def test_event_fields_are_checked():
         parse_event(raw | {"occurred_at": "yesterday"})
     with pytest.raises(EventError, match="colour: unknown field of an event"):
         parse_event(raw | {"colour": "red"})
-    with pytest.raises(EventError, match="event_id: missing"):
+    with pytest.raises(EventError, match="event_id: missing") as missing:
         parse_event({k: v for k, v in raw.items() if k != "event_id"})
+    assert str(missing.value).startswith("event wms/?: ")  # was "event wms/None"
 
 
 def test_a_dangling_key_refuses_the_batch_and_stores_nothing(factory):
@@ -582,3 +583,29 @@ def test_a_reference_to_what_a_later_event_of_the_batch_creates_fails_that_event
     assert "dangling" in first.error and second.status == "applied"
     with factory() as s:
         assert s.get(Order, "SO9") is None
+
+
+def test_a_simulated_new_order_has_an_order_number_chat_and_pasted_text_read(sqlite_engine):
+    """The simulated feed numbered new orders SIM7-1796444780-0000023: a planner who saw one arrive
+    in the queue and asked chat "what is blocking SIM7-…?" was asked which order they meant."""
+    import datetime as dt
+
+    from agent.policy import load_policy
+    from agent.triage.order_numbers.reader import find_order_ids
+    from tools.demo import generate
+    from tools.events.simulate import Simulator
+
+    generate(sqlite_engine, orders=300, seed=5, as_of=dt.date(2026, 11, 20), progress=False)
+    with session_factory(sqlite_engine)() as s:
+        made = [
+            o["order_id"]
+            for e in Simulator(s, seed=11, prefix="sim11-1796444780").stream(200)
+            for o in e["records"].get("orders", [])
+            if "lines" in o
+        ]
+        other = Simulator(s, seed=11, prefix="sim11-1796444781").stream(200)
+        theirs = {o["order_id"] for e in other for o in e["records"].get("orders", []) if "lines" in o}
+    assert made and len(set(made)) == len(made) and not set(made) & theirs  # unique, per feed
+    config = load_policy().order_numbers
+    for oid in made:
+        assert find_order_ids(f"what is blocking {oid}?", config) == [oid]

@@ -123,3 +123,20 @@ def test_a_typod_filter_is_refused_not_answered_with_nothing(loaded, monkeypatch
 def test_audit_list_says_when_nothing_matches(loaded, monkeypatch, capsys):
     code, out, _ = run(monkeypatch, capsys, "audit", "list", "--type", "decsion")
     assert code == 0 and out.strip() == "no audit events"
+
+
+def test_an_action_named_without_params_is_not_given_an_order_id_it_does_not_take(
+    loaded, monkeypatch, capsys
+):
+    """`--action ESCALATE` (or EXPEDITE_PO) without --params was sent {"order_id": …}, so the guard
+    answered "ESCALATE has no parameter 'order_id'" — a parameter the user never gave."""
+    code, out, err = run(
+        monkeypatch, capsys, "actions", "request", "SO1", "--as", "csr", "--action", "ESCALATE"
+    )
+    assert code == 2 and "blocked" in out
+    assert "order_id" not in out + err and "needs the parameter 'role'" in out
+    code, out, err = run(monkeypatch, capsys, "whatif", "SO1", "--action", "EXPEDITE_PO")
+    assert (code, out) == (2, "") and "order_id" not in err and "needs the parameter 'po_id'" in err
+    # an action whose only parameter is the order still gets it
+    code, out, err = run(monkeypatch, capsys, "whatif", "SO1", "--action", "RELEASE_CREDIT_HOLD")
+    assert code == 0 and "RELEASE_CREDIT_HOLD(order_id=SO1)" in out, err

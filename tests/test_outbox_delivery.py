@@ -223,3 +223,37 @@ def test_a_worker_killed_mid_send_is_taken_over_and_each_request_is_one_message(
     assert {m["X-Copilot-Request-Id"] for m in smtp.messages} == {str(r) for r in requests}
     assert rows(factory)[0].attempts == 2
     engine.dispose()
+
+
+def test_messages_send_names_each_message_by_the_id_messages_list_shows(
+    monkeypatch, capsys, tmp_path, sqlite_engine
+):
+    """`messages send` printed 'outbox #1: sent' — the outbox row's id, which is not the message id
+    `messages list` and `messages show` use: here outbox #1 was message #2."""
+    from tests.cli_run import run
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    monkeypatch.setenv("OUTBOX_TRANSPORT", "eml")
+    monkeypatch.setenv("COPILOT_VAR_DIR", str(tmp_path / "var"))
+    factory = world(sqlite_engine, 2)
+    for oid in ("SO1", "SO2"):
+        req = request_action(
+            factory,
+            POLICY,
+            order_id=oid,
+            requested_by="planner",
+            action="UPDATE_PROMISE_DATE",
+            params={"order_id": oid, "new_promised_date": "2026-11-28"},
+        )
+        decide(factory, POLICY, req["id"], username="csr", decision="approve")
+    filed = draft_due(factory, POLICY, FakeLLM([]))
+    for f in reversed(filed):  # the second notice is queued first: outbox ids differ from notice ids
+        decide(factory, POLICY, f["request"]["id"], username="csr", decision="approve")
+    by_outbox = {r.id: r.notice_id for r in rows(factory)}
+    assert by_outbox != {i: i for i in by_outbox}
+    code, out, err = run(monkeypatch, capsys, "messages", "send", "--no-draft")
+    assert code == 0, err
+    sent = [line for line in out.splitlines() if line.endswith(": sent")]
+    assert len(sent) == 2 and not any(line.startswith("outbox #") for line in sent)
+    for r in rows(factory):
+        assert f"message #{r.notice_id} (request {r.request_id}) to a@acme.test: sent" in sent

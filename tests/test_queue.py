@@ -338,3 +338,46 @@ def test_another_sites_exception_is_answered_as_an_unknown_one(factory):
         with pytest.raises(NotFound) as none:
             claim(s, policy, unknown, user="planner", role="planner")
     assert str(theirs.value).replace(str(item["id"]), "N") == str(none.value).replace(str(unknown), "N")
+
+
+def test_two_exceptions_on_one_line_each_show_their_own_recommendation(engine):
+    """A short, backordered line holds INVENTORY_SHORTFALL and PROCUREMENT_DELAY, both on instance
+    'line:1'. The queue keyed recommendations by (order, instance), so the shortfall showed the
+    delay's EXPEDITE_PO (and My queue's one click filed that) instead of its own SPLIT_SHIPMENT."""
+    fx = clean_fixture(order("SO1", lines=[line(qty=600, backorder_qty=600, status="backordered")]))
+    edit(
+        fx,
+        "purchase_orders",
+        "P1",
+        supplier_id="SUP1",
+        sku="A",
+        warehouse_id="WH1",
+        qty=600,
+        expected_date="2026-12-01",
+        status="open",
+    )
+    policy = load_policy()
+    factory = session_factory(engine)
+    with factory() as s:
+        load_fixture(s, fx, case_id="queue-two-on-a-line")
+        result = triage_order(s, "SO1", policy)
+        s.commit()
+    assert {e["type"] for e in result["exceptions"]} == {"INVENTORY_SHORTFALL", "PROCUREMENT_DELAY"}
+    with factory() as s:
+        items = {i["type"]: i for i in load_queue(s, policy, now=NOW)}
+    assert items["INVENTORY_SHORTFALL"]["instance"] == items["PROCUREMENT_DELAY"]["instance"] == "line:1"
+    assert items["INVENTORY_SHORTFALL"]["recommendation"]["action"] == "SPLIT_SHIPMENT"
+    assert items["INVENTORY_SHORTFALL"]["recommendation"]["approver_role"] == "planner"
+    assert items["PROCUREMENT_DELAY"]["recommendation"]["action"] == "EXPEDITE_PO"
+
+
+def test_queue_cli_says_when_nothing_is_open(monkeypatch, capsys, tmp_path, sqlite_engine):
+    """On a book with no open exception `copilot queue` printed a bare 'queues: '."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    with session_factory(sqlite_engine)() as s:
+        load_fixture(s, clean_fixture(), case_id="queue-empty")
+        triage_order(s, "SO1", load_policy())
+        s.commit()
+    code, out, err = run(monkeypatch, capsys, "queue")
+    assert code == 0, err
+    assert out.splitlines() == ["queues: no open exceptions"]

@@ -289,7 +289,15 @@ def _record(
                 "next_attempt_at": row.next_attempt_at.isoformat() if event == "message_retry" else None,
             },
         )
-        return {"id": mid, "status": row.status, "attempts": row.attempts, "error": row.last_error}
+        return {
+            "id": mid,
+            "notice_id": row.notice_id,
+            "request_id": row.request_id,
+            "recipient": row.recipient,
+            "status": row.status,
+            "attempts": row.attempts,
+            "error": row.last_error,
+        }
 
 
 def deliver_due(

@@ -154,13 +154,16 @@ def _items(session: Session, policy: Policy, now: dt.datetime) -> list[dict[str,
 
 
 def recommendation_for(
-    session: Session, policy: Policy, order_id: str, instance: str
+    session: Session, policy: Policy, order_id: str, type_: str, instance: str
 ) -> dict[str, Any] | None:
-    """The next-best action for one exception instance of an order, from a read-only triage."""
-    return _recommendations(session, policy, [order_id]).get((order_id, instance))
+    """The next-best action for one exception (type and instance) of an order, from a read-only
+    triage."""
+    return _recommendations(session, policy, [order_id]).get((order_id, type_, instance))
 
 
 def _recommendations(session: Session, policy: Policy, order_ids: Iterable[str]) -> dict[tuple, dict]:
+    """(order, type, instance) -> its first feasible action. The type is part of the key: two
+    exceptions of one line (a shortfall and a procurement delay) share the instance ``line:N``."""
     out: dict[tuple, dict] = {}
     for oid in sorted(set(order_ids)):
         try:
@@ -176,7 +179,7 @@ def _recommendations(session: Session, policy: Policy, order_ids: Iterable[str])
             if first is None:
                 continue
             known = priced.get((first["action"], repr(sorted(first["params"].items()))), {})
-            out[(oid, inst["instance"])] = {
+            out[(oid, inst["type"], inst["instance"])] = {
                 "action": first["action"],
                 "params": first["params"],
                 "risk": known.get("risk"),
@@ -206,7 +209,7 @@ def load_queue(
     if recommendations:
         recs = _recommendations(session, policy, (i["order_id"] for i in items))
         for i in items:
-            i["recommendation"] = recs.get((i["order_id"], i["instance"]))
+            i["recommendation"] = recs.get((i["order_id"], i["type"], i["instance"]))
     return items
 
 

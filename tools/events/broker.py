@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pika
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,7 +23,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from tools.events.inbox import receive
 from tools.events.validate import EventError, parse_event
 
-__all__ = ["ConsumeResult", "consume", "dead_letter_queue"]
+__all__ = ["BrokerUrlError", "ConsumeResult", "broker_parameters", "consume", "dead_letter_queue"]
+
+
+class BrokerUrlError(ValueError):
+    """A broker URL pika cannot use (``notaurl`` made pika raise a bare IndexError)."""
+
+
+def broker_parameters(url: str) -> pika.URLParameters:
+    """pika's connection parameters for an ``amqp://`` or ``amqps://`` URL; anything else is a
+    :class:`BrokerUrlError` naming what is wrong."""
+    if urlsplit(url).scheme not in ("amqp", "amqps"):
+        raise BrokerUrlError("not an AMQP URL: expected amqp://user:password@host:5672/")
+    try:
+        return pika.URLParameters(url)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise BrokerUrlError(f"not a usable AMQP URL: {exc}") from None
 
 
 @dataclass
@@ -63,7 +79,7 @@ def consume(
 ) -> ConsumeResult:
     """Consume ``queue`` until ``stop`` is set (or, with ``drain``, until it is empty for ``idle_s``)."""
     result = ConsumeResult()
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(broker_parameters(url))
     try:
         channel = connection.channel()
         dead = dead_letter_queue(queue)

@@ -12,6 +12,7 @@ import datetime as dt
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,6 +42,9 @@ class Simulator:
 
     def __init__(self, session: Session, *, seed: int = 7, prefix: str = "sim", sample: int = 5_000) -> None:
         self.rng, self.prefix, self.n = random.Random(seed), prefix, 0
+        # new orders are numbered SO-<5 digits of this feed><7 digits of its counter>: the shape the
+        # policy's order_numbers read (chat, pasted text), unlike the event ids ("SIM7-…" was not)
+        self.order_base = zlib.crc32(prefix.encode()) % 100_000
         self.stock = session.execute(
             select(Inventory.sku, Inventory.warehouse_id, Inventory.on_hand, Inventory.allocated).limit(
                 sample
@@ -142,7 +146,7 @@ class Simulator:
                     }
                 )
             order = {
-                "order_id": f"{self.prefix.upper()}-{self.n + 1:07d}",
+                "order_id": f"SO-{self.order_base:05d}{self.n + 1:07d}",
                 "customer_id": buyer,
                 "channel": "edi",
                 "order_date": at.date().isoformat(),

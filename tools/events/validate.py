@@ -93,8 +93,8 @@ def _text(raw: Any, path: str, limit: int) -> str:
 
 
 def _short(raw: Any, limit: int = 64) -> str:
-    """``raw`` for a message: an over-long id is cut, not echoed whole."""
-    text = str(raw)
+    """``raw`` for a message: an over-long id is cut, not echoed whole; a missing one is ``?``."""
+    text = "?" if raw is None else str(raw)
     return text if len(text) <= limit else text[:limit] + "…"
 
 

@@ -125,10 +125,11 @@ def db_load_fixture(
 ) -> None:
     """Load one eval case's fixture into the database (run `copilot db upgrade` first)."""
     from tools.db import session_factory
-    from tools.fixtures import find_case, load_fixture, read_suite
+    from tools.fixtures import find_case, load_fixture, read_suite, validate_fixture
 
     data = read_suite(suite)
     case_data = find_case(data, case)
+    validate_fixture(case_data.get("fixture") or {}, case_id=case)  # before --reset deletes anything
     engine = _engine()
     if reset:
         from tools.demo import reset as reset_data
@@ -305,8 +306,12 @@ def triage(
     from tools.db import session_factory
     from tools.sites import visible_orders
 
-    if bool(order_ids) == all_open:
+    if order_ids and all_open:
+        raise CliError("give order ids or --all-open, not both")
+    if not order_ids and not all_open:
         raise CliError("name one or more order ids, or pass --all-open")
+    if limit is not None and not all_open:
+        raise CliError("--limit goes with --all-open (named orders are all triaged)")
     policy = _policy()
     engine = _engine()
     # --as: another site's order is "not found", as an unknown one

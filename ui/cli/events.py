@@ -275,8 +275,12 @@ def consume_cmd(
 
     from agent.flow import drain as apply_waiting
     from tools.db import redact
-    from tools.events.broker import consume
+    from tools.events.broker import BrokerUrlError, broker_parameters, consume
 
+    try:
+        broker_parameters(broker)
+    except BrokerUrlError as exc:
+        raise CliError(f"--broker {redact(broker)}: {exc}") from None
     factory = _factory()
     pol = policy() if apply else None
     stop = threading.Event()

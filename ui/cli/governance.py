@@ -72,6 +72,17 @@ def _params(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _action_params(action: str | None, order_id: str, given: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The parameters of ``--action`` without ``--params``: the order when the action takes
+    ``order_id`` (e.g. RELEASE_CREDIT_HOLD, whose only parameter it is), else none — so the guard
+    names what is missing, not an ``order_id`` the user never gave (EXPEDITE_PO, ESCALATE)."""
+    if not action or given is not None:
+        return given
+    spec = policy().actions.get(action.strip().upper())
+    takes = {} if spec is None else {**spec.params, **spec.optional_params}
+    return {"order_id": order_id} if spec is None or "order_id" in takes else {}
+
+
 def _line(req: dict[str, Any]) -> str:
     from ui.cli.render import inert
 
@@ -170,9 +181,7 @@ def actions_request(
     """
     from agent.governance.requests import request_action
 
-    values = _params(params)
-    if action and values is None:  # e.g. RELEASE_CREDIT_HOLD: the order is the only parameter
-        values = {"order_id": order_id}
+    values = _action_params(action, order_id, _params(params))
     req = request_action(
         _factory(as_user),
         policy(),

@@ -202,9 +202,12 @@ def messages_send(
         return
     for m in drafted:
         typer.echo("drafted " + _line(m))
-    for d in delivered:
+    for d in delivered:  # named by the message id `messages list` and `messages show` use
+        name = f"message #{d['notice_id']}" if d.get("notice_id") else f"outbox #{d['id']}"
         typer.echo(
-            f"outbox #{d['id']}: {d['status']}"
+            f"{name}"
+            + (f" (request {d['request_id']}) to {d['recipient']}" if d.get("recipient") else "")
+            + f": {d['status']}"
             + (f" (attempt {d.get('attempts')}: {d['error']})" if d.get("error") else "")
         )
     typer.echo(f"{len(drafted)} drafted, {sum(d['status'] == 'sent' for d in delivered)} sent")

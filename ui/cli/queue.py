@@ -77,8 +77,13 @@ def show(
         return
     typer.echo(
         "queues: "
-        + "; ".join(f"{r} {s['open']} open, {s['sla_breached']} past SLA" for r, s in sizes.items())
+        + (
+            "; ".join(f"{r} {s['open']} open, {s['sla_breached']} past SLA" for r, s in sizes.items())
+            or "no open exceptions"
+        )
     )
+    if not items and sizes:
+        typer.echo(f"nothing open in the queue of {role}" if role else "nothing open")
     for i in items:
         rec = i.get("recommendation")
         flags = " SLA BREACHED" if i["sla_breached"] else ""

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ui.cli.common import engine, policy, print_json
-from ui.cli.governance import _params
+from ui.cli.governance import _action_params, _params
 
 
 def register(app: typer.Typer) -> None:
@@ -38,9 +38,7 @@ def whatif(
     from agent.governance.impact import whatif as compute
     from tools.db import session_factory
 
-    values = _params(params)
-    if action and values is None:
-        values = {"order_id": order_id}
+    values = _action_params(action, order_id, _params(params))
     with session_factory(engine())() as session:
         try:
             result = compute(session, policy(), order_id=order_id, action=action, params=values)
