@@ -146,6 +146,11 @@ def paced(url: str, factory, policy, events: int, rate: float, prefix: str) -> d
     worker.stop()
     if feeder.exitcode:
         raise SystemExit(f"the feed failed (exit {feeder.exitcode})")
+    return _latencies(factory, prefix, rate)
+
+
+def _latencies(factory, prefix: str, rate: float) -> dict:
+    """Latency (applied_at - received_at) and rates of the events stored under ``prefix``."""
     with factory() as s:
         rows = s.execute(
             select(EventInbox.received_at, EventInbox.applied_at, EventInbox.orders_retriaged).where(
@@ -165,6 +170,60 @@ def paced(url: str, factory, policy, events: int, rate: float, prefix: str) -> d
         "p95_ms": round(_pct(lat, 0.95), 1),
         "max_ms": round(max(lat), 1),
         "orders_triaged_per_event": round(statistics.mean(o for *_, o in rows), 2),
+    }
+
+
+def _work(url: str, stop, progress, cpu, wake) -> None:
+    """One worker process (as `copilot worker` runs beside others on PostgreSQL): apply batches
+    until ``stop`` is set; after each, add the events it applied to ``progress`` and wake the
+    waiter; at the end put this process's CPU seconds in ``cpu``."""
+    engine = make_engine(url)
+    _track_backends(engine)
+    factory, policy = session_factory(engine), load_policy()
+    started, server = time.process_time(), _backend_cpu() or 0.0
+    while not stop.is_set():
+        try:
+            done = apply_batch(factory, policy)
+        except OperationalError:
+            continue  # a deadlock or lock timeout between the workers: rolled back, try again
+        if done:
+            with progress.get_lock():
+                progress.value += len(done)
+            with wake:
+                wake.notify_all()
+        else:
+            stop.wait(0.02)  # the inbox is empty: poll again, as the worker loop does
+    cpu.put((time.process_time() - started, (_backend_cpu() or 0.0) - server))
+    engine.dispose()
+
+
+def paced_processes(url: str, factory, events: int, rate: float, prefix: str, workers: int) -> dict:
+    """:func:`paced` with ``workers`` worker processes sharing the inbox (PostgreSQL: each claims
+    another source's events, ``FOR UPDATE SKIP LOCKED``) instead of the thread in `copilot serve`."""
+    ctx = multiprocessing.get_context("spawn")
+    stop, progress, cpu = ctx.Event(), ctx.Value("i", 0), ctx.Queue()
+    wake = ctx.Condition()
+    procs = [ctx.Process(target=_work, args=(url, stop, progress, cpu, wake)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    feeder = ctx.Process(target=_feed, args=(url, events, rate, prefix))
+    feeder.start()
+    feeder.join()
+    with wake:
+        wake.wait_for(lambda: progress.value >= events, timeout=1800)
+    stop.set()
+    used = [cpu.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join()
+    if feeder.exitcode:
+        raise SystemExit(f"the feed failed (exit {feeder.exitcode})")
+    out = _latencies(factory, prefix, rate)
+    worker_cpu, server_cpu = sum(c for c, _ in used), sum(s for _, s in used)
+    return {
+        "workers": workers,
+        **out,
+        "worker_cpu_ms_per_event": round(worker_cpu * 1000 / max(out["applied"], 1), 2),
+        "server_cpu_ms_per_event": round(server_cpu * 1000 / max(out["applied"], 1), 2),
     }
 
 
@@ -375,6 +434,13 @@ def main() -> None:
         help="drain a stored batch with 1 worker, and with this many when more than 1",
     )
     ap.add_argument(
+        "--paced-workers",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also run the paced feed with this many worker processes (PostgreSQL), after the one thread",
+    )
+    ap.add_argument(
         "--recurrence",
         choices=["recorded", "neighbours"],
         default="recorded",
@@ -391,6 +457,10 @@ def main() -> None:
                 row["per_event"] = per_event(factory, policy, args.single, "single")
             if args.events:
                 row["paced"] = paced(url, factory, policy, args.events, args.rate, "paced")
+                for n in sorted({w for w in args.paced_workers if w > 1}):
+                    row[f"paced_{n}_workers"] = paced_processes(
+                        url, factory, args.events, args.rate, f"paced{n}", n
+                    )
             if args.workers:
                 counts = sorted({1, args.workers})
                 runs = [drained(factory, policy, args.events, n, f"drain{n}") for n in counts]

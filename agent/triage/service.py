@@ -77,19 +77,22 @@ class _Row:
     :func:`_write_rows` — one ``UPDATE`` statement per set of changed columns for the whole batch
     instead of the ORM's unit of work (a carrier's disruption changes thousands of rows)."""
 
-    __slots__ = (*(c.name for c in _XT.c), "_dirty")
     id: int
     _dirty: set[str]
 
     def __init__(self, values: Mapping[Any, Any]) -> None:
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "_dirty", set())
+        self.__dict__.update(values)
+        self.__dict__["_dirty"] = set()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if getattr(self, name) != value:
+        if self.__dict__.get(name, _UNREAD) != value:
             self._dirty.add(name)
-        object.__setattr__(self, name, value)
+        self.__dict__[name] = value
+
+
+_UNREAD = object()  # a column _batch_rows does not read (a value set on it is always written)
+# every column but the evidence (the largest, JSON to decode; record_exceptions only sets it)
+_ROW_COLUMNS = [c for c in _XT.c if c.name != "evidence"]
 
 
 def _batch_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[_Row]]:
@@ -97,7 +100,9 @@ def _batch_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[_R
     out: dict[str, list[_Row]] = {}
     for part in in_chunks(order_ids):
         for values in (
-            session.execute(select(_XT).where(one_of(session, _XT.c.order_id, part))).mappings().all()
+            session.execute(select(*_ROW_COLUMNS).where(one_of(session, _XT.c.order_id, part)))
+            .mappings()
+            .all()
         ):
             out.setdefault(values["order_id"], []).append(_Row(values))
     return out
@@ -410,11 +415,12 @@ def _detect_batch(
 
 
 def _as_hit(row: Any) -> Detected:
-    """A recorded open exception as the hit that recorded it (for counting recurrence)."""
+    """A recorded open exception as the hit that recorded it, for counting recurrence (its type,
+    SKU and order are what count; it is not recorded again, so its evidence is not read)."""
     return Detected(
         type=row.type,
         instance_key=row.instance_key,
-        evidence=tuple(row.evidence or ()),
+        evidence=(),
         line_no=row.line_no,
         shipment_id=row.shipment_id,
         sku=row.sku,
