@@ -21,7 +21,7 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -115,19 +115,45 @@ def _write_rows(session: Session, rows: Iterable[_Row]) -> None:
     for row in rows:
         if row._dirty:
             groups.setdefault(tuple(sorted(row._dirty)), []).append(row)
+    dialect = session.get_bind().dialect
     for names, group in groups.items():
-        stmt = (
-            update(_XT)
-            .where(_XT.c.id == bindparam("row_id"))
-            .values({n: bindparam(f"new_{n}", type_=_XT.c[n].type) for n in names})
-        )
-        session.execute(stmt, [{"row_id": r.id, **{f"new_{n}": getattr(r, n) for n in names}} for r in group])
+        if dialect.name == "postgresql":
+            session.execute(*_unnest_update(dialect, names, group))
+        else:
+            stmt = (
+                update(_XT)
+                .where(_XT.c.id == bindparam("row_id"))
+                .values({n: bindparam(f"new_{n}", type_=_XT.c[n].type) for n in names})
+            )
+            session.execute(
+                stmt, [{"row_id": r.id, **{f"new_{n}": getattr(r, n) for n in names}} for r in group]
+            )
         for row in group:
             row._dirty.clear()
     if groups:
         for obj in list(session.identity_map.values()):
             if isinstance(obj, ExceptionRecord):
                 session.expire(obj)
+
+
+def _unnest_update(dialect: Any, names: tuple[str, ...], group: list[_Row]) -> tuple[Any, dict[str, Any]]:
+    """PostgreSQL: one ``UPDATE ... FROM unnest(arrays)`` setting ``names`` on every row of
+    ``group`` (one statement and one round trip, not one statement a row)."""
+    quote = dialect.identifier_preparer.quote
+    columns = ["id", *names]
+    arrays = ", ".join(
+        f"CAST(:a{i} AS {_XT.c[n].type.compile(dialect=dialect)}[])" for i, n in enumerate(columns)
+    )
+    sets = ", ".join(f"{quote(n)} = v.{quote(n)}" for n in names)
+    sql = (
+        f"UPDATE {quote(_XT.name)} SET {sets} FROM unnest({arrays}) AS v({', '.join(map(quote, columns))}) "
+        f"WHERE {quote(_XT.name)}.id = v.id"
+    )
+    params = {}
+    for i, n in enumerate(columns):
+        values = [getattr(r, n) for r in group]
+        params[f"a{i}"] = [json.dumps(v) for v in values] if n == "evidence" else values
+    return text(sql), params
 
 
 def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[ExceptionRecord]]:
