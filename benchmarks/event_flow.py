@@ -10,6 +10,9 @@ lines, 286,000 ≈ 1M) a scratch database is seeded and its open book triaged, t
   that records its exceptions, so once it commits the queue shows them. The feed's achieved rate
   and the worker's sustained rate (events / time from the first store to the last apply) are
   printed: the feed shares the process (and on SQLite the writer) with the worker.
+- **paced, N worker processes** (``--paced-workers N``, PostgreSQL): the same feed, applied by N
+  worker processes sharing the inbox (as ``copilot worker`` runs several), each claiming another
+  source's events; their CPU and their server processes' CPU per event are printed.
 - **per event**: ``--single`` events stored at once and applied one per transaction (the worker's
   cost when it keeps up): ms per event and per order it triaged; the largest/smallest book ratio
   is printed (flat ≈ 1). Each event's kind (table.fields), the orders it made triage again and its
@@ -24,6 +27,7 @@ lines, 286,000 ≈ 1M) a scratch database is seeded and its open book triaged, t
 
     python benchmarks/event_flow.py --backend sqlite --orders 2860 286000 --events 3000 --rate 100 --workers 1
     python benchmarks/event_flow.py --backend postgres --orders 2860 286000 --events 3000 --rate 100 --workers 2
+    python benchmarks/event_flow.py --backend postgres --orders 286000 --events 3000 --single 0 --workers 2 --paced-workers 2
     nice -n 15 python benchmarks/event_flow.py --backend sqlite --orders 2860 28600 286000 --events 0 --single 300
 
 ``--recurrence neighbours`` takes away the ``exceptions.recorded`` mark once the book is triaged, so
