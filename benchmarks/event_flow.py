@@ -90,6 +90,8 @@ def _track_backends(engine) -> None:
 def _backend_cpu() -> float | None:
     """CPU seconds used so far by the tracked server processes; None when /proc cannot tell (a
     server on another machine)."""
+    if not _BACKENDS:  # SQLite: no server process
+        return None
     total, tick = 0.0, os.sysconf("SC_CLK_TCK")
     for pid in _BACKENDS:
         try:
