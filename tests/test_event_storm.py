@@ -30,19 +30,15 @@ AS_OF = dt.date(2026, 11, 20)
 EVENTS = int(os.environ.get("STORM_EVENTS", "2000"))
 
 
-def _recorded(factory) -> set[tuple]:
+def _recorded(factory, what=ExceptionRecord.evidence) -> set[tuple]:
+    """(order, type, instance, ``what``) of the open exceptions of open orders (a list as a tuple)."""
     with factory() as s:
         rows = s.execute(
-            select(
-                ExceptionRecord.order_id,
-                ExceptionRecord.type,
-                ExceptionRecord.instance_key,
-                ExceptionRecord.evidence,
-            )
+            select(ExceptionRecord.order_id, ExceptionRecord.type, ExceptionRecord.instance_key, what)
             .join(Order, Order.order_id == ExceptionRecord.order_id)
             .where(ExceptionRecord.status == "open", Order.status.in_(OPEN_ORDER_STATUSES))
         )
-        return {(o, t, i, tuple(e)) for o, t, i, e in rows}
+        return {(o, t, i, tuple(e) if isinstance(e, list) else e) for o, t, i, e in rows}
 
 
 def _from_scratch(factory, policy) -> set[tuple]:
@@ -126,18 +122,8 @@ def test_carrier_changes_one_at_a_time_end_as_a_triage_from_scratch_facts_includ
             Detected(type=kind, instance_key=instance, evidence=tuple(evidence), facts=facts)
         )
 
+    recorded = _recorded(factory, ExceptionRecord.evidence_hash)
     with factory() as s:
-        rows = s.execute(
-            select(
-                ExceptionRecord.order_id,
-                ExceptionRecord.type,
-                ExceptionRecord.instance_key,
-                ExceptionRecord.evidence_hash,
-            )
-            .join(Order, Order.order_id == ExceptionRecord.order_id)
-            .where(ExceptionRecord.status == "open", Order.status.in_(OPEN_ORDER_STATUSES))
-        )
-        recorded = set(rows)
         scratch = {
             (
                 r["order_id"],
