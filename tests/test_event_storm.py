@@ -75,15 +75,42 @@ def test_an_event_storm_ends_with_the_exceptions_of_a_triage_from_scratch(engine
     assert _recorded(factory) == _from_scratch(factory, policy)
 
 
-def test_carrier_changes_one_at_a_time_end_as_a_triage_from_scratch_facts_included(engine, monkeypatch):
-    # A carrier's status reaches every open order of its shipments, and nothing but
-    # CARRIER_DISRUPTION reads it: those orders (and the recurrence followers) have that rule run
-    # again, their other hits taken from their rows. Applied one event a batch (no other change
-    # shares their re-triage), they end with the exceptions — evidence and facts — and the
-    # recurrence of a triage from scratch, without one order loaded whole.
+def _carrier_flips(s) -> list[dict]:
+    from tools.models import Carrier
+
+    carriers = sorted(s.scalars(select(Carrier.carrier_id)))
+    statuses = ["disrupted", "constrained", "disrupted", "ok", "constrained", "ok", "disrupted"]
+    return [
+        {"carriers": [{"carrier_id": carriers[n % len(carriers)], "status": status}]}
+        for n, status in enumerate([*(s for s in statuses for _ in range(2)), *["disrupted"] * len(carriers)])
+    ]
+
+
+def _credit_moves(s) -> list[dict]:
+    from tools.models import Customer
+
+    rows = s.execute(select(Customer.customer_id, Customer.credit_limit).order_by(Customer.customer_id)).all()
+    out = []
+    for n, (customer, limit) in enumerate(rows[:40]):
+        change = {"customer_id": customer, "open_balance": float(limit or 0) * (0.2 + (n % 5) * 0.3)}
+        if n % 7 == 0:
+            change["credit_hold"] = n % 2 == 0
+        if n % 9 == 0:
+            change["overdue_balance"] = 1_000.0 * (n % 3)
+        out.append({"customers": [change]})
+    return out
+
+
+@pytest.mark.parametrize("changes", [_carrier_flips, _credit_moves], ids=["carrier", "credit"])
+def test_changes_one_rule_reads_end_as_a_triage_from_scratch_facts_included(engine, monkeypatch, changes):
+    # A carrier's status reaches every open order of its shipments, a customer's balance or credit
+    # all its open orders, and one rule alone reads each (CARRIER_DISRUPTION, CREDIT_HOLD): those
+    # orders (and the recurrence followers) have that rule run again, their other hits taken from
+    # their rows. Applied one event a batch (no other change shares their re-triage), they end with
+    # the exceptions — evidence and facts — and the recurrence of a triage from scratch, without
+    # one order loaded whole.
     from agent.triage import service
     from agent.triage.detection import Detected
-    from tools.models import Carrier
 
     generate(engine, orders=1_500, seed=5, as_of=AS_OF, progress=False)
     factory, policy = session_factory(engine), load_policy()
@@ -91,19 +118,18 @@ def test_carrier_changes_one_at_a_time_end_as_a_triage_from_scratch_facts_includ
         for _ in triage_open_book(s, policy):
             pass
         s.commit()
-        carriers = sorted(s.scalars(select(Carrier.carrier_id)))
-    statuses = ["disrupted", "constrained", "disrupted", "ok", "constrained", "ok", "disrupted"]
+        records = changes(s)
     events = [
         {
             "event_id": f"c{n}",
-            "source": "tms",
-            "type": f"carrier.{status}",
+            "source": "src",
+            "type": "change",
             "occurred_at": (
                 dt.datetime(2026, 11, 20, 8, tzinfo=dt.UTC) + dt.timedelta(minutes=n)
             ).isoformat(),
-            "records": {"carriers": [{"carrier_id": carriers[n % len(carriers)], "status": status}]},
+            "records": r,
         }
-        for n, status in enumerate([*(s for s in statuses for _ in range(2)), *["disrupted"] * len(carriers)])
+        for n, r in enumerate(records)
     ]
     with factory() as s:
         receive(s, parse_events(events), channel="replay")

@@ -264,7 +264,7 @@ def test_the_worker_records_what_the_old_path_records(two_urls, monkeypatch):
     with monkeypatch.context() as m:  # the path before the shortcuts
         m.setattr(worker, "_apply_together", lambda session, rows: None)
         reach = worker.reach_of_events
-        m.setattr(worker, "reach_of_events", lambda s, changes: Reach(reach(s, changes).orders, set()))
+        m.setattr(worker, "reach_of_events", lambda s, changes: Reach(reach(s, changes).orders, {}))
         whole = retriage_mod.record_batch
         m.setattr(retriage_mod, "record_batch", lambda s, ids, p, scoped=None: whole(s, ids, p))
         m.setattr(service, "_batch_rows", service._exception_rows)

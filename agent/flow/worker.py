@@ -134,7 +134,7 @@ def apply_batch(
                 policy,
                 (o for step in applied for o in step.reached),
                 redated=redated_orders(c for step in applied for c in step.changes),
-                carrier_only=reach.carrier_only,
+                scoped=reach.scoped,
             )
         except OperationalError:
             session.rollback()

@@ -81,7 +81,7 @@ __all__ = [
     "load_context",
     "load_contexts",
     "load_contexts_with_neighbours",
-    "load_shipment_contexts",
+    "load_light_contexts",
     "rule_hits",
     "substitution_keyword",
 ]
@@ -401,18 +401,32 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
     return contexts
 
 
-def load_shipment_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, OrderContext]:
-    """Contexts of many orders holding only the order and its shipments (two queries per 500
-    orders): what ``CARRIER_DISRUPTION`` reads, and all an order whose only change is a carrier's
-    status needs to have that rule run again (:func:`agent.triage.service.record_batch`). The other
-    rules must not run on them: their lines, customer and stock are not loaded."""
-    orders = _fetch(session, OrderRec, Order.__table__, "order_id", order_ids)
-    shipments = _shipments(session, [o.order_id for o in orders])
+def load_light_contexts(session: Session, scopes: Mapping[str, Iterable[str]]) -> dict[str, OrderContext]:
+    """Contexts of many orders holding only what the named rules of each read (two to four queries
+    per 500 orders): the order; its shipments with their carriers' status for
+    ``CARRIER_DISRUPTION``; its lines and its customer for ``CREDIT_HOLD``. For an order whose
+    records changed only where those rules read them (:func:`agent.triage.service.record_batch`,
+    ``scoped``); the other rules must not run on them: their stock, items and contracts are not
+    loaded."""
+    need = {oid: set(types) for oid, types in scopes.items()}
+    orders = _fetch(session, OrderRec, Order.__table__, "order_id", need)
+    carrier = [o.order_id for o in orders if "CARRIER_DISRUPTION" in need[o.order_id]]
+    credit = [o for o in orders if "CREDIT_HOLD" in need[o.order_id]]
+    shipments = _shipments(session, carrier) if carrier else {}
+    lines: dict[str, list[LineRec]] = {}
+    customers: dict[str, CustomerRec] = {}
+    if credit:
+        for line in _fetch(session, LineRec, OrderLine.__table__, "order_id", [o.order_id for o in credit]):
+            lines.setdefault(line.order_id, []).append(line)
+        wanted = {o.customer_id for o in credit if o.customer_id}
+        customers = {
+            c.customer_id: c for c in _fetch(session, CustomerRec, Customer.__table__, "customer_id", wanted)
+        }
     return {
         o.order_id: OrderContext(
             order=o,
-            lines=(),
-            customer=None,
+            lines=tuple(sorted(lines.get(o.order_id, ()), key=lambda x: x.line_no)),
+            customer=customers.get(o.customer_id or ""),
             items={},
             warehouses={},
             stock={},

@@ -252,15 +252,16 @@ def retriage(
     order_ids: Iterable[str],
     *,
     redated: Mapping[str, Iterable[dt.date]] | None = None,
-    carrier_only: Collection[str] = (),
+    scoped: Mapping[str, frozenset[str]] | None = None,
 ) -> Retriage:
     """Triage ``order_ids`` again and the orders whose recurrence they change; nothing committed.
 
     ``redated``: the orders whose order_date the changes moved, with the dates they had before
     (:func:`tools.events.redated_orders`): the orders of the old window and of the new one are
     followers too, though the order's own patterns did not change (their evidence lists it, dated).
-    ``carrier_only``: those of ``order_ids`` that only a carrier's status reached
-    (:class:`tools.events.Reach`): ``CARRIER_DISRUPTION`` alone reads what changed for them.
+    ``scoped``: those of ``order_ids`` whose changes only some base rules read, with those rules
+    (:class:`tools.events.Reach`: a carrier's status, ``CARRIER_DISRUPTION``; a customer's balance or
+    credit, ``CREDIT_HOLD``).
 
     With the recorded exceptions, such orders and the recurrence followers (whose own records did
     not change at all) have only those rules run again (:func:`agent.triage.service.record_batch`,
@@ -271,9 +272,8 @@ def retriage(
     ids = sorted(set(order_ids) | set(redated))
     if not ids:
         return result
-    carrier = frozenset({"CARRIER_DISRUPTION"})
-    scoped = {oid: carrier for oid in carrier_only if oid not in redated}
-    changed = _triage(session, policy, ids, result, redated, scoped)
+    narrow = {oid: rules for oid, rules in (scoped or {}).items() if oid not in redated}
+    changed = _triage(session, policy, ids, result, redated, narrow)
     if changed:
         window_days = policy.thresholds.recurrence.window_days
         recorded = exceptions_recorded(session, policy.policy_hash)

@@ -37,7 +37,7 @@ from agent.triage.detection import (
     load_context,
     load_contexts,
     load_contexts_with_neighbours,
-    load_shipment_contexts,
+    load_light_contexts,
     rule_hits,
 )
 from agent.triage.plan import Plan, load_planning_facts, load_planning_facts_many, plan_order
@@ -391,9 +391,10 @@ def record_batch(
     is planned again whenever it is read (the queue, the API).
 
     ``scoped``: orders whose records changed only where the named base rules read them (a
-    carrier's status: ``CARRIER_DISRUPTION``; a recurrence follower: none) — with the recorded
-    exceptions (:func:`tools.dataset.exceptions_recorded`) only those rules run again on them, on
-    contexts holding the order and its shipments; their other base hits are their open rows (what
+    carrier's status: ``CARRIER_DISRUPTION``; a customer's balance or credit: ``CREDIT_HOLD``; a
+    recurrence follower: none) — with the recorded exceptions (:func:`tools.dataset.exceptions_recorded`)
+    only those rules run again on them, on contexts holding what those rules read
+    (:func:`agent.triage.detection.load_light_contexts`); their other base hits are their open rows (what
     the same rules found on the same records), and their recurrence is counted as every order's.
     Only the exceptions of those types and ``RECURRING_ANOMALY`` are recorded for them. Without the
     recorded exceptions they are triaged whole, as the others."""
@@ -425,7 +426,7 @@ def _detect_batch(
     if not narrow:
         return contexts, detect_recorded(session, contexts, policy), {}
     rows = rows if rows is not None else _exception_rows(session, narrow)
-    light = load_shipment_contexts(session, narrow)
+    light = load_light_contexts(session, narrow)
     base = {}
     for oid, ctx in light.items():
         rescan = narrow[oid]

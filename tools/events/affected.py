@@ -101,6 +101,7 @@ class _Keys:
         default_factory=set
     )  # status moved otherwise: the disrupted shipments' facts
     contracts: set[tuple[str, str]] = field(default_factory=set)
+    credit: set[str] = field(default_factory=set)  # customers of which only credit fields changed
 
 
 # What an order's rank among the orders sharing its stock reads (tools.rules.order_priority_key: the
@@ -123,8 +124,18 @@ def _available(row: dict[str, Any] | None) -> int:
     return 0 if row is None else row["on_hand"] - row["allocated"]
 
 
+# What of a customer only CREDIT_HOLD reads (with the order's lines): a change of these alone
+# reaches the customer's open orders for that rule only (tools.events.Reach.scoped).
+_CREDIT = frozenset({"open_balance", "credit_limit", "overdue_balance", "credit_hold"})
+
+
 def _collect(keys: _Keys, change: Change) -> None:
     table, before, after = change.table, change.before, change.after
+    if table == "customers" and before is not None:
+        moved = {k for k, v in after.items() if before.get(k) != v}
+        if moved and moved <= _CREDIT:
+            keys.credit.add(after["customer_id"])
+            return
     if table == "inventory":
         keys.stock.add((after["sku"], after["warehouse_id"], _available(before), _available(after)))
         return
@@ -277,16 +288,17 @@ def affected_by_event(session: Session, changes: list[list[Change]]) -> list[set
 
 @dataclass(frozen=True)
 class Reach:
-    """The orders each event of a batch reaches, and those of them that only a carrier's status
-    reached: nothing but ``CARRIER_DISRUPTION`` reads what changed for them
-    (:func:`agent.triage.service.record_batch`, ``scoped``)."""
+    """The orders each event of a batch reaches; and those of them that only changes read by some
+    rules reached, with those rules (:func:`agent.triage.service.record_batch`, ``scoped``): a
+    carrier's status (only ``CARRIER_DISRUPTION`` reads it) and a customer's balance or credit
+    (only ``CREDIT_HOLD``)."""
 
     orders: list[set[str]]
-    carrier_only: set[str]
+    scoped: dict[str, frozenset[str]]
 
 
 def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
-    """:func:`affected_by_event`, and which of the orders reached only a carrier's status reached."""
+    """:func:`affected_by_event`, and which of the orders only changes read by some rules reached."""
     keys = [_Keys() for _ in changes]
     for k, event_changes in zip(keys, changes, strict=True):
         for change in event_changes:
@@ -319,7 +331,7 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
             for sku in k.skus | {s for x in k.skus for s in subs.get(x, ())}:
                 found |= by_sku.get(sku, set())
     customers: dict[str, set[str]] = {}
-    for part in in_chunks({c for k in keys for c in k.customers}):
+    for part in in_chunks({c for k in keys for c in k.customers | k.credit}):
         q3 = select(_O.c.customer_id, _O.c.order_id).where(
             one_of(session, _O.c.customer_id, part), open_order
         )
@@ -399,9 +411,9 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
             found |= by_wh.get(wh, set())
     carriers = {c for k in keys for c in k.carriers}
     facts_only = {c for k in keys for c in k.carrier_facts} - carriers
-    before_carriers = set().union(*out)  # reached by something else than a carrier's status
+    whole = set().union(*out)  # reached by a change that any rule may read
+    by_carrier: dict[str, set[str]] = {}
     if carriers or facts_only:
-        by_carrier: dict[str, set[str]] = {}
         # a flip of disrupted: every undelivered shipment; otherwise only those already disrupted by
         # their own delay or eta (their disruption's facts name the carrier's status)
         late = or_(_S.c.status == "delayed", and_(_S.c.eta.is_not(None), _S.c.eta > _O.c.promised_date))
@@ -416,7 +428,14 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
                 )
                 for carrier, oid in session.execute(q5).all():
                     _add(by_carrier, carrier, oid)
-        for k, found in zip(keys, out, strict=True):
-            for carrier in k.carriers | k.carrier_facts:
-                found |= by_carrier.get(carrier, set())
-    return Reach(out, set().union(*out) - before_carriers)
+    scoped: dict[str, set[str]] = {}
+    for k, found in zip(keys, out, strict=True):
+        for carrier in k.carriers | k.carrier_facts:
+            for oid in by_carrier.get(carrier, set()):
+                found.add(oid)
+                scoped.setdefault(oid, set()).add("CARRIER_DISRUPTION")
+        for customer in k.credit:
+            for oid in customers.get(customer, set()):
+                found.add(oid)
+                scoped.setdefault(oid, set()).add("CREDIT_HOLD")
+    return Reach(out, {oid: frozenset(rules) for oid, rules in scoped.items() if oid not in whole})
