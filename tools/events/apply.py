@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect, select, tuple_
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from tools.db import one_of
@@ -56,10 +56,13 @@ def preload(session: Session, events: Iterable[Event]) -> Records:
         model = MODELS[table]
         pk = list(model.__table__.primary_key.columns)
         out.update(dict.fromkeys(((table, k) for k in wanted), None))
-        for part in in_chunks(wanted):
-            where = one_of(session, pk[0], [k[0] for k in part]) if len(pk) == 1 else tuple_(*pk).in_(part)
-            for obj in session.scalars(select(model).where(where)):
-                out[(table, tuple(getattr(obj, c.key) for c in pk))] = obj
+        # by the key's first column (an index prefix on both backends; SQLite scans the whole table
+        # for a row-value IN on a composite key), then kept by the whole key
+        for part in in_chunks({k[0] for k in wanted}):
+            for obj in session.scalars(select(model).where(one_of(session, pk[0], part))).all():
+                key = tuple(getattr(obj, c.key) for c in pk)
+                if (table, key) in out:
+                    out[(table, key)] = obj
     return out
 
 
