@@ -41,10 +41,23 @@ def _recorded(factory, what=ExceptionRecord.evidence) -> set[tuple]:
         return {(o, t, i, tuple(e) if isinstance(e, list) else e) for o, t, i, e in rows}
 
 
-def _from_scratch(factory, policy) -> set[tuple]:
+def _from_scratch(factory, policy, *, hashed: bool = False) -> set[tuple]:
+    """(order, type, instance, evidence) a triage of the open book from scratch finds; ``hashed``:
+    the evidence hash the recording stores (evidence and facts) in place of the evidence."""
+    from agent.triage.detection import Detected
+    from agent.triage.service import _evidence_hash
+
+    def last(e: dict):
+        if not hashed:
+            return tuple(e["evidence"])
+        hit = Detected(
+            type=e["type"], instance_key=e["instance"], evidence=tuple(e["evidence"]), facts=e["facts"]
+        )
+        return _evidence_hash(hit)
+
     with factory() as s:
         found = {
-            (r["order_id"], e["type"], e["instance"], tuple(e["evidence"]))
+            (r["order_id"], e["type"], e["instance"], last(e))
             for r in triage_open_book(s, policy, record=False)
             for e in r["exceptions"]
         }
@@ -52,14 +65,21 @@ def _from_scratch(factory, policy) -> set[tuple]:
     return found
 
 
-@pytest.mark.slow
-def test_an_event_storm_ends_with_the_exceptions_of_a_triage_from_scratch(engine):
-    generate(engine, orders=300, seed=5, as_of=AS_OF, progress=False)
+def _recorded_book(engine, orders: int):
+    """A demo book of ``orders`` orders, its open book triaged and recorded: (factory, policy)."""
+    generate(engine, orders=orders, seed=5, as_of=AS_OF, progress=False)
     factory, policy = session_factory(engine), load_policy()
     with factory() as s:
         for _ in triage_open_book(s, policy):
             pass
         s.commit()
+    return factory, policy
+
+
+@pytest.mark.slow
+def test_an_event_storm_ends_with_the_exceptions_of_a_triage_from_scratch(engine):
+    factory, policy = _recorded_book(engine, 300)
+    with factory() as s:
         sim = Simulator(s, seed=11, prefix="storm")
     events = list(sim.stream(EVENTS, start=dt.datetime(2026, 11, 20, 8, tzinfo=dt.UTC), step_s=2))
     rng = random.Random(5)
@@ -110,14 +130,9 @@ def test_changes_one_rule_reads_end_as_a_triage_from_scratch_facts_included(engi
     # the exceptions — evidence and facts — and the recurrence of a triage from scratch, without
     # one order loaded whole.
     from agent.triage import service
-    from agent.triage.detection import Detected
 
-    generate(engine, orders=1_500, seed=5, as_of=AS_OF, progress=False)
-    factory, policy = session_factory(engine), load_policy()
+    factory, policy = _recorded_book(engine, 1_500)  # enough orders for recurring patterns
     with factory() as s:
-        for _ in triage_open_book(s, policy):
-            pass
-        s.commit()
         records = changes(s)
     events = [
         {
@@ -143,24 +158,8 @@ def test_changes_one_rule_reads_end_as_a_triage_from_scratch_facts_included(engi
     assert whole == []
     monkeypatch.setattr(service, "load_contexts", load)
 
-    def digest(kind: str, instance: str, evidence, facts) -> str:
-        return service._evidence_hash(
-            Detected(type=kind, instance_key=instance, evidence=tuple(evidence), facts=facts)
-        )
-
     recorded = _recorded(factory, ExceptionRecord.evidence_hash)
-    with factory() as s:
-        scratch = {
-            (
-                r["order_id"],
-                e["type"],
-                e["instance"],
-                digest(e["type"], e["instance"], e["evidence"], e["facts"]),
-            )
-            for r in triage_open_book(s, policy, record=False)
-            for e in r["exceptions"]
-        }
-        s.rollback()
+    scratch = _from_scratch(factory, policy, hashed=True)
     assert recorded == scratch
     assert any(kind == "RECURRING_ANOMALY" for _, kind, _, _ in recorded)
 
