@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from agent.flow import apply_next, drain
@@ -19,7 +19,7 @@ from agent.policy import load_policy
 from agent.triage.retriage import order_lock_key
 from tests.factories import clean_fixture, line, order
 from tools.db import make_engine, session_factory, upgrade
-from tools.events import parse_event, receive
+from tools.events import claim_batch, parse_event, receive
 from tools.fixtures import load_fixture
 from tools.models import AuditEvent, EventInbox, Inventory
 
@@ -81,6 +81,26 @@ def test_two_workers_apply_every_event_exactly_once(pg_url):
         # per source, in occurred_at order: the last event of each source decided its SKU's stock
         assert s.get(Inventory, ("A", "WH1")).on_hand == 58 % 12
         assert s.get(Inventory, ("B", "WH1")).on_hand == 59 % 12
+    engine.dispose()
+
+
+def test_the_source_waiting_longest_is_claimed_first(pg_url):
+    """A worker takes the source whose earliest waiting event is the earliest, not the first by
+    name: "erp" (a busy source that always has an event waiting) cannot hold back "wms" events
+    that occurred before its own; and it still claims one source's events at a time, in order."""
+    engine, factory = _world(pg_url)
+    events = [_event(n, "wms", "B", n) for n in (1, 2, 5)] + [_event(n, "erp", "A", n) for n in (3, 4, 6)]
+    with factory() as s:
+        receive(s, [parse_event(e) for e in events], channel="api")
+        s.commit()
+    with factory() as s:
+        first = claim_batch(s, 10)
+        assert [(r.source, r.event_id) for r in first] == [("wms", "e1"), ("wms", "e2"), ("wms", "e5")]
+        s.rollback()
+    with factory() as s:  # once the wms events before erp's are applied, erp's earliest is the earliest
+        s.execute(update(EventInbox).where(EventInbox.event_id.in_(["e1", "e2"])).values(status="applied"))
+        assert [r.event_id for r in claim_batch(s, 10)] == ["e3", "e4", "e6"]
+        s.rollback()
     engine.dispose()
 
 

@@ -119,7 +119,8 @@ def claim_batch(session: Session, limit: int) -> list[EventInbox]:
     on SQLite the earliest waiting events of every source (one ``UPDATE`` takes the writer lock and
     claims them); on PostgreSQL the earliest waiting events of one source no other worker holds
     (its advisory lock, the rows ``FOR UPDATE SKIP LOCKED``), so events of one source stay in order
-    and another worker takes another source. Empty when none is waiting (or all are claimed).
+    and another worker takes another source — the source whose earliest waiting event is the
+    earliest first. Empty when none is waiting (or all are claimed).
     """
     if limit < 1:
         raise ValueError(f"a batch holds at least one event, got {limit}")
@@ -139,9 +140,14 @@ def claim_batch(session: Session, limit: int) -> list[EventInbox]:
         if not ids:
             return []
         return list(session.scalars(select(EventInbox).where(_T.c.id.in_(ids)).order_by(*order)))
-    sources = session.scalars(select(_T.c.source).where(received).distinct()).all()
+    # the sources by their earliest waiting event: the one waiting longest goes first, so a busy
+    # source (one that always has an event waiting) cannot keep the others' events waiting
+    first = func.min(_T.c.occurred_at)
+    sources = session.scalars(
+        select(_T.c.source).where(received).group_by(_T.c.source).order_by(first, func.min(_T.c.id))
+    ).all()
     schema = session.scalar(select(func.current_schema())) or ""
-    for source in sorted(sources):
+    for source in sources:
         if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(schema, source)))):
             continue  # another worker is applying this source's events
         oldest = (
