@@ -84,17 +84,6 @@ class Retriage:
         }
 
 
-def _open_rows(session: Session, ids: list[str]) -> dict[str, dict[tuple[str, str], tuple]]:
-    """Open exceptions by order: (type, instance) -> (evidence hash, customer, sku)."""
-    out: dict[str, dict[tuple[str, str], tuple]] = {}
-    cols = (_X.c.order_id, _X.c.type, _X.c.instance_key, _X.c.evidence_hash, _X.c.customer_id, _X.c.sku)
-    for part in in_chunks(ids):
-        stmt = select(*cols).where(one_of(session, _X.c.order_id, part), _X.c.status == "open")
-        for oid, kind, inst, digest, customer, sku in session.execute(stmt).all():
-            out.setdefault(oid, {})[(kind, inst)] = (digest, customer, sku)
-    return out
-
-
 def _patterns(rows: dict[tuple[str, str], tuple]) -> set[Pattern]:
     keys: set[Pattern] = set()
     for (kind, _), (_, customer, sku) in rows.items():
@@ -222,10 +211,9 @@ def _triage(
     scoped: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, set[Pattern]]:
     lock_orders(session, ids)
-    before = _open_rows(session, ids)
-    result.orders.extend(record_batch(session, ids, policy, scoped=scoped))
-    session.flush()
-    after = _open_rows(session, ids)
+    done = record_batch(session, ids, policy, scoped=scoped)
+    result.orders.extend(done.orders)
+    before, after = done.before, done.after
     changed: dict[str, set[Pattern]] = {}
     for oid in ids:
         old, new = before.get(oid, {}), after.get(oid, {})

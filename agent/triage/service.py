@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, text, update
@@ -50,7 +51,9 @@ from tools.sites import order_visible, visible_orders
 
 __all__ = [
     "ORDER_NOT_FOUND",
+    "OpenRows",
     "OrderNotFound",
+    "Recorded",
     "record_batch",
     "record_exceptions",
     "triage_batch",
@@ -378,17 +381,46 @@ def triage_batch(session: Session, order_ids: Iterable[str], policy: Policy) -> 
     ]
 
 
+# An order's open exceptions: (type, instance) -> (evidence hash, customer, SKU)
+OpenRows = dict[str, dict[tuple[str, str], tuple[str | None, str | None, str | None]]]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What :func:`record_batch` did: the orders triaged (known, in the session's sites; sorted)
+    and their open exceptions before and after, by order (orders without one left out)."""
+
+    orders: list[str]
+    before: OpenRows
+    after: OpenRows
+
+
+def _open_of(rows: Mapping[str, Iterable[Any]], new: Iterable[Mapping[str, Any]] = ()) -> OpenRows:
+    """The open exceptions of the rows read (as set by recording, when it has run) and of the
+    first sightings inserted."""
+    out: OpenRows = {}
+    for oid, group in rows.items():
+        for r in group:
+            if r.status == "open":
+                out.setdefault(oid, {})[(r.type, r.instance_key)] = (r.evidence_hash, r.customer_id, r.sku)
+    for r in new:
+        key = (r["type"], r["instance_key"])
+        out.setdefault(r["order_id"], {})[key] = (r["evidence_hash"], r["customer_id"], r["sku"])
+    return out
+
+
 def record_batch(
     session: Session,
     order_ids: Iterable[str],
     policy: Policy,
     *,
     scoped: Mapping[str, frozenset[str]] | None = None,
-) -> list[str]:
+) -> Recorded:
     """Detect and record many orders' exceptions as :func:`triage_batch` does, without planning
-    their actions: the ids triaged (known, in the session's sites), sorted. What the event worker
-    and an executed action's re-triage need — what is recorded is the exceptions; a recommendation
-    is planned again whenever it is read (the queue, the API).
+    their actions: the ids triaged (known, in the session's sites), sorted, and their open
+    exceptions before and after — the rows this reads and writes anyway, not read again. What the
+    event worker and an executed action's re-triage need — what is recorded is the exceptions; a
+    recommendation is planned again whenever it is read (the queue, the API).
 
     ``scoped``: orders whose records changed only where the named base rules read them (a
     carrier's status: ``CARRIER_DISRUPTION``; a customer's balance or credit: ``CREDIT_HOLD``; a
@@ -400,10 +432,14 @@ def record_batch(
     recorded exceptions they are triaged whole, as the others."""
     ids = visible_orders(session, (str(o).strip() for o in order_ids))
     rows = _batch_rows(session, ids)
+    before = _open_of(rows)
     contexts, found, only = _detect_batch(session, ids, policy, rows=rows, scoped=scoped or {})
-    _record_batch(session, contexts, found, rows=rows, only=only)
+    new = _record_batch(session, contexts, found, rows=rows, only=only)
     _write_rows(session, (r for group in rows.values() for r in group))
-    return sorted(contexts)
+    # after: the rows as recording set them, and the first sightings (a first sighting another
+    # transaction inserted meanwhile is kept as it is, ``_insert_new``: the after is then this
+    # triage's, whose evidence the next triage of the order writes)
+    return Recorded(sorted(contexts), before, _open_of(rows, new))
 
 
 def _detect_batch(
@@ -462,9 +498,10 @@ def _record_batch(
     *,
     rows: Mapping[str, list[Any]] | None = None,
     only: Mapping[str, frozenset[str]] | None = None,
-) -> None:
+) -> list[dict[str, Any]]:
     """Record each order's exceptions (rows loaded once, first sightings inserted in one statement);
-    ``only``: the types recorded for an order detected in part (:func:`record_batch`)."""
+    ``only``: the types recorded for an order detected in part (:func:`record_batch`). The first
+    sightings inserted."""
     rows = rows if rows is not None else _exception_rows(session, contexts)
     now = dt.datetime.now(dt.UTC)
     pending: list[dict[str, Any]] = []
@@ -480,6 +517,7 @@ def _record_batch(
         )
     if pending:
         _insert_new(session, pending)
+    return pending
 
 
 def triage_open_book(
