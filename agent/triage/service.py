@@ -144,19 +144,26 @@ def _unnest_update(dialect: Any, names: tuple[str, ...], group: list[_Row]) -> t
     ``group`` (one statement and one round trip, not one statement a row)."""
     quote = dialect.identifier_preparer.quote
     columns = ["id", *names]
-    arrays = ", ".join(
-        f"CAST(:a{i} AS {_XT.c[n].type.compile(dialect=dialect)}[])" for i, n in enumerate(columns)
-    )
+    arrays, params = _arrays(dialect, columns, [[getattr(r, n) for r in group] for n in columns])
     sets = ", ".join(f"{quote(n)} = v.{quote(n)}" for n in names)
     sql = (
         f"UPDATE {quote(_XT.name)} SET {sets} FROM unnest({arrays}) AS v({', '.join(map(quote, columns))}) "
         f"WHERE {quote(_XT.name)}.id = v.id"
     )
-    params = {}
-    for i, n in enumerate(columns):
-        values = [getattr(r, n) for r in group]
-        params[f"a{i}"] = [json.dumps(v) for v in values] if n == "evidence" else values
     return text(sql), params
+
+
+def _arrays(dialect: Any, columns: list[str], values: list[list[Any]]) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: ``unnest``'s arguments for the exceptions ``columns`` — one typed array
+    parameter per column (``values``: a list per column, row by row) — and their parameters."""
+    arrays = ", ".join(
+        f"CAST(:a{i} AS {_XT.c[n].type.compile(dialect=dialect)}[])" for i, n in enumerate(columns)
+    )
+    params = {
+        f"a{i}": [json.dumps(v) for v in column] if n == "evidence" else column
+        for i, (n, column) in enumerate(zip(columns, values, strict=True))
+    }
+    return arrays, params
 
 
 def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[ExceptionRecord]]:
@@ -275,7 +282,19 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
     """
     dialect = session.get_bind().dialect.name
     key = ["order_id", "type", "instance_key"]
-    if dialect == "postgresql":
+    names = list(rows[0]) if rows else []
+    if dialect == "postgresql" and len(rows) > 1 and all(list(r) == names for r in rows):
+        # one statement for the batch (a carrier's disruption opens thousands): ``INSERT … SELECT``
+        # from one array per column, not one INSERT a row
+        d = session.get_bind().dialect
+        quote = d.identifier_preparer.quote
+        arrays, params = _arrays(d, names, [[r[n] for r in rows] for n in names])
+        sql = (
+            f"INSERT INTO {quote(_XT.name)} ({', '.join(map(quote, names))}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT ({', '.join(map(quote, key))}) DO NOTHING"
+        )
+        session.execute(text(sql), params)
+    elif dialect == "postgresql":
         session.execute(postgresql.insert(_XT).on_conflict_do_nothing(index_elements=key), rows)
     elif dialect == "sqlite":
         session.execute(sqlite.insert(_XT).on_conflict_do_nothing(index_elements=key), rows)
