@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -401,18 +402,22 @@ def load_contexts(session: Session, order_ids: Iterable[str]) -> dict[str, Order
     return contexts
 
 
+_NONE: Mapping[Any, Any] = MappingProxyType({})  # what a light context does not load (read-only, shared)
+
+
 def load_light_contexts(session: Session, scopes: Mapping[str, Iterable[str]]) -> dict[str, OrderContext]:
     """Contexts of many orders holding only what the named rules of each read (two to four queries
     per 500 orders): the order; its shipments with their carriers' status for
-    ``CARRIER_DISRUPTION``; its lines and its customer for ``CREDIT_HOLD``. For an order whose
-    records changed only where those rules read them (:func:`agent.triage.service.record_batch`,
-    ``scoped``); the other rules must not run on them: their stock, items and contracts are not
-    loaded."""
+    ``CARRIER_DISRUPTION`` (read with the order, one query); its lines and its customer for
+    ``CREDIT_HOLD``. For an order whose records changed only where those rules read them
+    (:func:`agent.triage.service.record_batch`, ``scoped``); the other rules must not run on them:
+    their stock, items and contracts are not loaded."""
     need = {oid: set(types) for oid, types in scopes.items()}
-    orders = _fetch(session, OrderRec, Order.__table__, "order_id", need)
-    carrier = [o.order_id for o in orders if "CARRIER_DISRUPTION" in need[o.order_id]]
-    credit = [o for o in orders if "CREDIT_HOLD" in need[o.order_id]]
-    shipments = _shipments(session, carrier) if carrier else {}
+    carrier = [oid for oid, types in need.items() if "CARRIER_DISRUPTION" in types]
+    orders, shipments = _orders_with_shipments(session, carrier) if carrier else ({}, {})
+    rest = [oid for oid in need if oid not in orders]
+    orders.update((o.order_id, o) for o in _fetch(session, OrderRec, Order.__table__, "order_id", rest))
+    credit = [o for o in orders.values() if "CREDIT_HOLD" in need[o.order_id]]
     lines: dict[str, list[LineRec]] = {}
     customers: dict[str, CustomerRec] = {}
     if credit:
@@ -423,19 +428,52 @@ def load_light_contexts(session: Session, scopes: Mapping[str, Iterable[str]]) -
             c.customer_id: c for c in _fetch(session, CustomerRec, Customer.__table__, "customer_id", wanted)
         }
     return {
-        o.order_id: OrderContext(
+        oid: OrderContext(
             order=o,
-            lines=tuple(sorted(lines.get(o.order_id, ()), key=lambda x: x.line_no)),
+            lines=tuple(sorted(lines[oid], key=lambda x: x.line_no)) if oid in lines else (),
             customer=customers.get(o.customer_id or ""),
-            items={},
-            warehouses={},
-            stock={},
-            contracts={},
-            shipments=tuple(shipments.get(o.order_id, ())),
-            open_pos={},
+            items=_NONE,
+            warehouses=_NONE,
+            stock=_NONE,
+            contracts=_NONE,
+            shipments=tuple(shipments.get(oid, ())),
+            open_pos=_NONE,
+            substitutes=_NONE,
+            donors=_NONE,
         )
-        for o in orders
+        for oid, o in orders.items()
     }
+
+
+def _orders_with_shipments(
+    session: Session, order_ids: Iterable[str]
+) -> tuple[dict[str, OrderRec], dict[str, list[ShipmentRec]]]:
+    """Orders and their shipments (each with its carrier's status, as :func:`_shipments`) in one
+    query per 500 orders: the orders left-joined to their shipments and carriers."""
+    o, sh, ca = Order.__table__, Shipment.__table__, Carrier.__table__
+    order_cols = [o.c[f.name] for f in fields(OrderRec)]
+    ship_cols = [sh.c.shipment_id, sh.c.carrier_id, sh.c.status, sh.c.eta, ca.c.status, sh.c.service_level]
+    n = len(order_cols)
+    orders: dict[str, OrderRec] = {}
+    shipments: dict[str, list[ShipmentRec]] = {}
+    for part in rules.in_chunks(order_ids):
+        stmt = (
+            select(*order_cols, *ship_cols)
+            .select_from(
+                o.outerjoin(sh, sh.c.order_id == o.c.order_id).outerjoin(
+                    ca, ca.c.carrier_id == sh.c.carrier_id
+                )
+            )
+            .where(one_of(session, o.c.order_id, part))
+            .order_by(o.c.order_id, sh.c.shipment_id)
+        )
+        for row in session.execute(stmt).all():
+            oid = row[0]
+            if oid not in orders:
+                orders[oid] = OrderRec(*row[:n])
+            if row[n] is not None:  # the order has this shipment
+                shipments.setdefault(oid, []).append(ShipmentRec(*row[n:]))
+    return orders, shipments
 
 
 def _po_order(po: PORec) -> tuple:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
+from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -165,12 +166,16 @@ def _followers(
     hi = max(d for group in days.values() for d in group) + span
     window = _O.c.order_date.between(lo, hi)
     open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
+    # the window starts of each pattern (recorded; else of each value), sorted: a row is kept when
+    # one start is at most ``span`` before its date (a carrier's disruption brings thousands)
+    ordered = {key: sorted(group) for key, group in days.items()}
     out: set[str] = set()
     for by in ("customer", "sku"):
         wanted = {key for key in days if key[1] == by}
         by_value: dict[str, set[dt.date]] = {}
         for kind, _, value in wanted:
             by_value.setdefault(value, set()).update(days[(kind, by, value)])
+        starts_of = {value: sorted(group) for value, group in by_value.items()}
         for part in in_chunks(by_value):
             if recorded:
                 column = _X.c.customer_id if by == "customer" else _X.c.sku
@@ -196,10 +201,16 @@ def _followers(
                     .where(one_of(session, _L.c.sku, part), _L.c.status.not_in(CLOSED), open_order, window)
                 )
             for row in session.execute(stmt.distinct()).all():
-                starts = days.get((row.type, by, row.value), set()) if recorded else by_value[row.value]
-                if any(start <= row.order_date <= start + span for start in starts):
+                starts = ordered.get((row.type, by, row.value), []) if recorded else starts_of[row.value]
+                if _in_a_window(starts, row.order_date, span):
                     out.add(row.order_id)
     return out
+
+
+def _in_a_window(starts: list[dt.date], day: dt.date, span: dt.timedelta) -> bool:
+    """Whether ``day`` falls in ``[start, start + span]`` for one of the sorted ``starts``."""
+    i = bisect_right(starts, day)
+    return i > 0 and day - starts[i - 1] <= span
 
 
 def _triage(

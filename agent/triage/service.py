@@ -83,7 +83,7 @@ class _Row:
     id: int
     _dirty: set[str]
 
-    def __init__(self, values: Mapping[Any, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
         self.__dict__.update(values)
         self.__dict__["_dirty"] = set()
 
@@ -101,13 +101,12 @@ _ROW_COLUMNS = [c for c in _XT.c if c.name != "evidence"]
 def _batch_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[_Row]]:
     """:func:`_exception_rows` as :class:`_Row` objects (Core, no ORM instances)."""
     out: dict[str, list[_Row]] = {}
+    names = [c.name for c in _ROW_COLUMNS]
+    at = names.index("order_id")
     for part in in_chunks(order_ids):
-        for values in (
-            session.execute(select(*_ROW_COLUMNS).where(one_of(session, _XT.c.order_id, part)))
-            .mappings()
-            .all()
-        ):
-            out.setdefault(values["order_id"], []).append(_Row(values))
+        stmt = select(*_ROW_COLUMNS).where(one_of(session, _XT.c.order_id, part))
+        for values in session.execute(stmt).all():
+            out.setdefault(values[at], []).append(_Row(zip(names, values, strict=True)))
     return out
 
 
