@@ -120,7 +120,7 @@ def _write_rows(session: Session, rows: Iterable[_Row]) -> None:
     dialect = session.get_bind().dialect
     for names, group in groups.items():
         if dialect.name == "postgresql":
-            session.execute(*_unnest_update(dialect, names, group))
+            session.execute(*_bulk_update(dialect, names, group))
         else:
             stmt = (
                 update(_XT)
@@ -138,31 +138,32 @@ def _write_rows(session: Session, rows: Iterable[_Row]) -> None:
                 session.expire(obj)
 
 
-def _unnest_update(dialect: Any, names: tuple[str, ...], group: list[_Row]) -> tuple[Any, dict[str, Any]]:
-    """PostgreSQL: one ``UPDATE ... FROM unnest(arrays)`` setting ``names`` on every row of
-    ``group`` (one statement and one round trip, not one statement a row)."""
+def _bulk_update(dialect: Any, names: tuple[str, ...], group: list[_Row]) -> tuple[Any, dict[str, Any]]:
+    """PostgreSQL: one ``UPDATE ... FROM jsonb_to_recordset(rows)`` setting ``names`` on every row
+    of ``group`` (one statement and one round trip, not one statement a row)."""
     quote = dialect.identifier_preparer.quote
     columns = ["id", *names]
-    arrays, params = _arrays(dialect, columns, [[getattr(r, n) for r in group] for n in columns])
+    source, params = _recordset(dialect, columns, ([getattr(r, n) for n in columns] for r in group))
     sets = ", ".join(f"{quote(n)} = v.{quote(n)}" for n in names)
-    sql = (
-        f"UPDATE {quote(_XT.name)} SET {sets} FROM unnest({arrays}) AS v({', '.join(map(quote, columns))}) "
-        f"WHERE {quote(_XT.name)}.id = v.id"
-    )
+    sql = f"UPDATE {quote(_XT.name)} SET {sets} FROM {source} WHERE {quote(_XT.name)}.id = v.id"
     return text(sql), params
 
 
-def _arrays(dialect: Any, columns: list[str], values: list[list[Any]]) -> tuple[str, dict[str, Any]]:
-    """PostgreSQL: ``unnest``'s arguments for the exceptions ``columns`` — one typed array
-    parameter per column (``values``: a list per column, row by row) — and their parameters."""
-    arrays = ", ".join(
-        f"CAST(:a{i} AS {_XT.c[n].type.compile(dialect=dialect)}[])" for i, n in enumerate(columns)
-    )
-    params = {
-        f"a{i}": [json.dumps(v) for v in column] if n == "evidence" else column
-        for i, (n, column) in enumerate(zip(columns, values, strict=True))
-    }
-    return arrays, params
+def _recordset(dialect: Any, columns: list[str], rows: Iterable[list[Any]]) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: rows of exceptions ``columns`` as one ``jsonb_to_recordset`` of one JSON
+    parameter (``v``, each column typed as the table's) and its parameter. One JSON text encoded
+    in C, where an array per column had the driver quote every value (every evidence list's
+    JSON) in Python: a carrier's disruption writes thousands of rows."""
+    quote = dialect.identifier_preparer.quote
+    spec = ", ".join(f"{quote(n)} {_XT.c[n].type.compile(dialect=dialect)}" for n in columns)
+    body = json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=_json_value)
+    return f"jsonb_to_recordset(CAST(:rows AS JSONB)) AS v({spec})", {"rows": body}
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, dt.date | dt.datetime):  # a datetime with its zone, as PostgreSQL reads it
+        return value.isoformat()
+    raise TypeError(f"an exceptions column holds {type(value).__name__}")
 
 
 def _exception_rows(session: Session, order_ids: Iterable[str]) -> dict[str, list[ExceptionRecord]]:
@@ -284,12 +285,12 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
     names = list(rows[0]) if rows else []
     if dialect == "postgresql" and len(rows) > 1 and all(list(r) == names for r in rows):
         # one statement for the batch (a carrier's disruption opens thousands): ``INSERT … SELECT``
-        # from one array per column, not one INSERT a row
+        # from one JSON parameter (:func:`_recordset`), not one INSERT a row
         d = session.get_bind().dialect
         quote = d.identifier_preparer.quote
-        arrays, params = _arrays(d, names, [[r[n] for r in rows] for n in names])
+        source, params = _recordset(d, names, ([r[n] for n in names] for r in rows))
         sql = (
-            f"INSERT INTO {quote(_XT.name)} ({', '.join(map(quote, names))}) SELECT * FROM unnest({arrays}) "
+            f"INSERT INTO {quote(_XT.name)} ({', '.join(map(quote, names))}) SELECT * FROM {source} "
             f"ON CONFLICT ({', '.join(map(quote, key))}) DO NOTHING"
         )
         session.execute(text(sql), params)
