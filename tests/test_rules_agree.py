@@ -334,3 +334,14 @@ def test_in_chunks_are_distinct_sorted_and_bounded():
     parts = list(rules.in_chunks([3, 1, None, 2, 3, *range(10, 1_210)], size=500))
     assert [len(p) for p in parts] == [500, 500, 203]
     assert parts[0][:3] == [1, 2, 3] and len({v for p in parts for v in p}) == 1_203
+
+
+def test_the_active_line_statuses_are_every_line_status_but_the_closed_ones():
+    """The line queries select ``status IN ACTIVE_LINE_STATUSES`` (an index range each) where they
+    mean "neither shipped nor cancelled": the two lists must split the statuses the table allows."""
+    from tools.models import ENUMS
+
+    allowed = ENUMS["line_status"]
+    assert set(rules.ACTIVE_LINE_STATUSES) | set(rules.CLOSED_STATUSES) == set(allowed)
+    assert not set(rules.ACTIVE_LINE_STATUSES) & set(rules.CLOSED_STATUSES)
+    assert not any(rules.is_closed(s) for s in rules.ACTIVE_LINE_STATUSES)

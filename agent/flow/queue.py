@@ -36,6 +36,7 @@ from agent.ops.kpis import compute_kpis
 from agent.policy import Policy
 from agent.triage.service import OrderNotFound, triage_order
 from tools.models import Customer, ExceptionRecord, Order, OrderLine
+from tools.rules import ACTIVE_LINE_STATUSES
 from tools.rules import CLOSED_STATUSES as CLOSED
 from tools.sites import warehouse_ids
 
@@ -55,7 +56,7 @@ def _order_values(session: Session, ids: list[str]) -> dict[str, Decimal]:
     for i in range(0, len(ids), _CHUNK):
         stmt = (
             select(_L.c.order_id, value)
-            .where(_L.c.order_id.in_(ids[i : i + _CHUNK]), _L.c.status.not_in(CLOSED))
+            .where(_L.c.order_id.in_(ids[i : i + _CHUNK]), _L.c.status.in_(ACTIVE_LINE_STATUSES))
             .group_by(_L.c.order_id)
         )
         out.update({oid: Decimal(str(v or 0)) for oid, v in session.execute(stmt)})

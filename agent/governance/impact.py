@@ -73,7 +73,7 @@ def _touched(session: Session, action: str, params: dict[str, Any], order_id: st
         rows = session.execute(
             select(ol.c.sku, ol.c.warehouse_id, o.c.warehouse_id)
             .join(o, o.c.order_id == ol.c.order_id)
-            .where(*where, ol.c.status.not_in(rules.CLOSED_STATUSES))
+            .where(*where, ol.c.status.in_(rules.ACTIVE_LINE_STATUSES))
         )
         keys.update((sku, own or order_wh) for sku, own, order_wh in rows if sku and (own or order_wh))
     return keys

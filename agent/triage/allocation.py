@@ -102,7 +102,7 @@ def _rows_at(session: Session, keys: Iterable[tuple[str, str]], columns: list, *
                 .where(
                     one_of(session, ol.c.sku, skus),
                     own,
-                    ol.c.status.not_in(rules.CLOSED_STATUSES),
+                    ol.c.status.in_(rules.ACTIVE_LINE_STATUSES),
                     o.c.status.in_(DONOR_ORDER_STATUSES),
                     *where,
                 )

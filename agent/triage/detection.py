@@ -538,7 +538,7 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
     for part in rules.in_chunks(d.sku for d in found if d.sku):
         # Driven from the SKU's active lines (an index range), not from the window's orders.
         stmt = select(ol.c.order_id).where(
-            one_of(session, ol.c.sku, part), ol.c.status.not_in(rules.CLOSED_STATUSES)
+            one_of(session, ol.c.sku, part), ol.c.status.in_(rules.ACTIVE_LINE_STATUSES)
         )
         ids.update(session.scalars(stmt.distinct()))
     ids.discard(order_id)
@@ -587,7 +587,7 @@ def load_contexts_with_neighbours(
         stmt = (
             select(ol.c.sku, ol.c.order_id)
             .join(o, o.c.order_id == ol.c.order_id)
-            .where(one_of(session, ol.c.sku, part), ol.c.status.not_in(rules.CLOSED_STATUSES), *window)
+            .where(one_of(session, ol.c.sku, part), ol.c.status.in_(rules.ACTIVE_LINE_STATUSES), *window)
             .distinct()
         )
         for sku, oid in session.execute(stmt):

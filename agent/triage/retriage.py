@@ -57,8 +57,7 @@ from agent.triage.service import record_batch
 from tools.dataset import exceptions_recorded
 from tools.db import one_of
 from tools.models import ExceptionRecord, Order, OrderLine
-from tools.rules import CLOSED_STATUSES as CLOSED
-from tools.rules import OPEN_ORDER_STATUSES, in_chunks
+from tools.rules import ACTIVE_LINE_STATUSES, OPEN_ORDER_STATUSES, in_chunks
 
 __all__ = ["Retriage", "lock_orders", "order_lock_key", "retriage"]
 
@@ -198,7 +197,12 @@ def _followers(
                 stmt = (
                     select(_L.c.sku.label("value"), _O.c.order_id, _O.c.order_date)
                     .join(_O, _O.c.order_id == _L.c.order_id)
-                    .where(one_of(session, _L.c.sku, part), _L.c.status.not_in(CLOSED), open_order, window)
+                    .where(
+                        one_of(session, _L.c.sku, part),
+                        _L.c.status.in_(ACTIVE_LINE_STATUSES),
+                        open_order,
+                        window,
+                    )
                 )
             for row in session.execute(stmt.distinct()).all():
                 starts = ordered.get((row.type, by, row.value), []) if recorded else starts_of[row.value]

@@ -74,8 +74,7 @@ from sqlalchemy.orm import Session
 from tools.db import one_of
 from tools.events.apply import Change
 from tools.models import Inventory, Order, OrderLine, Shipment, Substitute
-from tools.rules import CLOSED_STATUSES as CLOSED
-from tools.rules import OPEN_ORDER_STATUSES, in_chunks, is_empty, ship_from
+from tools.rules import ACTIVE_LINE_STATUSES, OPEN_ORDER_STATUSES, in_chunks, is_empty, ship_from
 
 __all__ = ["Reach", "affected_by_event", "affected_orders", "reach_of_events", "redated_orders"]
 
@@ -245,7 +244,7 @@ def _open_lines(session: Session, skus: set[str]) -> dict[str, list[_OpenLine]]:
             .join(_O, _O.c.order_id == _L.c.order_id)
             .where(
                 _O.c.status.in_(OPEN_ORDER_STATUSES),
-                _L.c.status.not_in(CLOSED),
+                _L.c.status.in_(ACTIVE_LINE_STATUSES),
                 one_of(session, _L.c.sku, part),
             )
         )
@@ -305,7 +304,7 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
             _collect(k, change)
     out = [set(k.orders) for k in keys]
     open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
-    active = _L.c.status.not_in(CLOSED)
+    active = _L.c.status.in_(ACTIVE_LINE_STATUSES)
     lines = select(_L.c.order_id).join(_O, _O.c.order_id == _L.c.order_id).where(open_order, active)
     # the SKUs these substitute for: their lines may now take the substitute
     subs: dict[str, set[str]] = {}

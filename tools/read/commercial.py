@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session
 from tools.errors import NotFound, ToolError
 from tools.models import Customer, Item, Order, OrderLine, PriceContract
 from tools.read.base import Args, bounded, id_field, iso, money, reader, require
-from tools.rules import CLOSED_STATUSES, OPEN_ORDER_STATUSES, contract_in_force, in_force, priced_sku
+from tools.rules import (
+    ACTIVE_LINE_STATUSES,
+    OPEN_ORDER_STATUSES,
+    contract_in_force,
+    in_force,
+    priced_sku,
+)
 
 __all__ = ["effective_price", "get_customer_credit", "get_effective_price", "get_line_price"]
 
@@ -63,7 +69,7 @@ def get_customer_credit(session: Session, customer_id: str) -> dict[str, Any]:
         .where(
             Order.customer_id == customer_id,
             Order.status.in_(OPEN_ORDER_STATUSES),
-            OrderLine.status.not_in(CLOSED_STATUSES),
+            OrderLine.status.in_(ACTIVE_LINE_STATUSES),
         )
     )
     # SQLite sums money as floats: back to cents (exact for the amounts stored).
