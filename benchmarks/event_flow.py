@@ -165,16 +165,29 @@ def _latencies(factory, prefix: str, rate: float) -> dict:
         ).all()
     lat = [(a - r).total_seconds() * 1000 for r, a, _ in rows if a is not None]
     first = min(r for r, _, _ in rows)
+    fed = max(r for r, _, _ in rows)  # the feed's last event
     last = max(a for _, a, _ in rows if a is not None)
+    by_arrival = sorted((r, (a - r).total_seconds() * 1000) for r, a, _ in rows if a is not None)
+    third = max(1, len(by_arrival) // 3)
+    thirds = [by_arrival[:third], by_arrival[third : 2 * third], by_arrival[2 * third :]]
+    during = sum(1 for _, a, _ in rows if a is not None and a <= fed)
     return {
         "events": len(rows),
         "applied": len(lat),
         "rate_offered": rate,
-        "rate_fed": round((len(rows) - 1) / (max(r for r, _, _ in rows) - first).total_seconds(), 1),
+        "rate_fed": round((len(rows) - 1) / (fed - first).total_seconds(), 1),
+        # first event stored -> last applied: the last events' queueing counts against it
         "rate_applied": round(len(lat) / (last - first).total_seconds(), 1),
+        # applied while the feed ran (first to last event stored), and how many were still waiting
+        # when it stopped: a worker that keeps up applies what is fed and leaves one batch waiting
+        "rate_applied_during_feed": round(during / (fed - first).total_seconds(), 1),
+        "waiting_at_feed_end": len(rows) - during,
         "p50_ms": round(_pct(lat, 0.5), 1),
         "p95_ms": round(_pct(lat, 0.95), 1),
         "max_ms": round(max(lat), 1),
+        # p50 latency of the events stored in each third of the feed: flat when the rate is
+        # sustained, growing when the worker falls behind
+        "p50_ms_by_third": [round(_pct([ms for _, ms in part], 0.5), 1) for part in thirds if part],
         "orders_triaged_per_event": round(statistics.mean(o for *_, o in rows), 2),
     }
 

@@ -87,7 +87,17 @@ def empty_ship_to(record: Any) -> list[str]:
 
 def ship_from(line_warehouse_id: str | None, order_warehouse_id: str | None) -> str | None:
     """The warehouse a line ships from: its own, else the order's; None when neither is set."""
-    return next((wh for wh in (line_warehouse_id, order_warehouse_id) if not is_empty(wh)), None)
+    # the first not empty (is_empty written out: triage and the event reach call this for every
+    # line they read, hundreds of thousands of times a minute on a 1M-line book)
+    if line_warehouse_id is not None and (
+        not isinstance(line_warehouse_id, str) or line_warehouse_id.strip()
+    ):
+        return line_warehouse_id
+    if order_warehouse_id is not None and (
+        not isinstance(order_warehouse_id, str) or order_warehouse_id.strip()
+    ):
+        return order_warehouse_id
+    return None
 
 
 def in_chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
@@ -716,6 +717,10 @@ def detect_recorded(
                 for kind, value, oid, day in session.execute(stmt).all():
                     if oid not in contexts and (kind, by, value) in wanted:
                         recorded.setdefault((kind, by, value), {})[oid] = day
+    # each pattern's recorded orders by date, for the window of each order of the batch (bisection:
+    # a carrier's disruption puts thousands of orders of one customer in a batch)
+    dated = {key: sorted((day, oid) for oid, day in group.items()) for key, group in recorded.items()}
+    span = dt.timedelta(days=rule.window_days)
     batch: dict[tuple[str, str, str], list[OrderRec]] = {}
     for oid, ctx in contexts.items():
         for key in keys[oid]:
@@ -729,11 +734,10 @@ def detect_recorded(
             orders = {}
             for key in keys[oid]:
                 hits = {oid: day}
-                hits.update(
-                    (other, when)
-                    for other, when in recorded.get(key, {}).items()
-                    if 0 <= (day - when).days <= rule.window_days
-                )
+                group = dated.get(key, ())
+                lo = bisect_left(group, (day - span,))
+                hi = bisect_left(group, (day + dt.timedelta(days=1),))
+                hits.update((other, when) for when, other in group[lo:hi])
                 hits.update(
                     (other.order_id, other.order_date)
                     for other in batch[key]
