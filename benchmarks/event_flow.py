@@ -8,11 +8,19 @@ lines, 286,000 ≈ 1M) a scratch database is seeded and its open book triaged, t
   ``--rate`` a second while one worker (agent.flow.BackgroundWorker, as in `copilot serve`) applies
   them. Latency = applied_at − received_at of each event: applied_at is stamped in the transaction
   that records its exceptions, so once it commits the queue shows them. The feed's achieved rate
-  and the worker's sustained rate (events / time from the first store to the last apply) are
-  printed: the feed shares the process (and on SQLite the writer) with the worker.
+  and the worker's rates are printed: events / time from the first store to the last apply
+  (``rate_applied``: the last events' wait counts against it), and the events applied while the
+  feed ran / its duration (``rate_applied_during_feed``) with those still waiting when it
+  stopped; and the p50 latency of each third of the feed (flat when the rate is sustained,
+  growing when the worker falls behind). The feed is its own process (on SQLite it shares the
+  writer with the worker).
 - **paced, N worker processes** (``--paced-workers N``, PostgreSQL): the same feed, applied by N
   worker processes sharing the inbox (as ``copilot worker`` runs several), each claiming another
   source's events; their CPU and their server processes' CPU per event are printed.
+- **paced, fewer carrier status changes** (``--carrier-share W``): the same feed with carrier
+  status changes at weight W instead of 3 in the default mix of 100 (a carrier whose disruption
+  flips re-triages every open order it carries: thousands at 1M lines; a TMS declares one a few
+  times a day, the default mix three times a second at 100 events/s).
 - **per event**: ``--single`` events stored at once and applied one per transaction (the worker's
   cost when it keeps up): ms per event and per order it triaged; the largest/smallest book ratio
   is printed (flat ≈ 1). Each event's kind (table.fields), the orders it made triage again and its
@@ -122,13 +130,13 @@ def _book(url: str, orders: int, recorded: bool = True):
     return engine, factory, policy, lines
 
 
-def _feed(url: str, events: int, rate: float, prefix: str) -> None:
+def _feed(url: str, events: int, rate: float, prefix: str, weights: dict | None = None) -> None:
     """The source systems: store ``events`` simulated events one by one at ``rate`` a second (its own
     process, as a real feed is: it does not share the worker's interpreter)."""
     engine = make_engine(url)
     factory = session_factory(engine)
     with factory() as s:
-        sim = Simulator(s, seed=3, prefix=prefix)
+        sim = Simulator(s, seed=3, prefix=prefix, weights=weights)
     started = time.monotonic()
     for n in range(events):
         event = parse_event(sim.event(dt.datetime.now(dt.UTC)))
@@ -141,10 +149,14 @@ def _feed(url: str, events: int, rate: float, prefix: str) -> None:
     engine.dispose()
 
 
-def paced(url: str, factory, policy, events: int, rate: float, prefix: str) -> dict:
+def paced(
+    url: str, factory, policy, events: int, rate: float, prefix: str, weights: dict | None = None
+) -> dict:
     worker = BackgroundWorker(factory, policy, poll_s=0.02)  # polls: the feed is another process
     worker.start()
-    feeder = multiprocessing.get_context("spawn").Process(target=_feed, args=(url, events, rate, prefix))
+    feeder = multiprocessing.get_context("spawn").Process(
+        target=_feed, args=(url, events, rate, prefix, weights)
+    )
     feeder.start()
     feeder.join()
     worker.wake()
@@ -460,6 +472,13 @@ def main() -> None:
         help="also run the paced feed with this many worker processes (PostgreSQL), after the one thread",
     )
     ap.add_argument(
+        "--carrier-share",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also run the paced feed with carrier status changes at this weight (the default mix: 3 in 100)",
+    )
+    ap.add_argument(
         "--recurrence",
         choices=["recorded", "neighbours"],
         default="recorded",
@@ -476,6 +495,10 @@ def main() -> None:
                 row["per_event"] = per_event(factory, policy, args.single, "single")
             if args.events:
                 row["paced"] = paced(url, factory, policy, args.events, args.rate, "paced")
+                for share in args.carrier_share:
+                    row[f"paced_carrier_{share:g}"] = paced(
+                        url, factory, policy, args.events, args.rate, f"pacedc{round(share * 1000)}", {"carrier": share}
+                    )
                 for n in sorted({w for w in args.paced_workers if w > 1}):
                     row[f"paced_{n}_workers"] = paced_processes(
                         url, factory, args.events, args.rate, f"paced{n}", n

@@ -609,3 +609,22 @@ def test_a_simulated_new_order_has_an_order_number_chat_and_pasted_text_read(sql
     config = load_policy().order_numbers
     for oid in made:
         assert find_order_ids(f"what is blocking {oid}?", config) == [oid]
+
+
+def test_a_simulated_feed_takes_other_weights_for_some_kinds(sqlite_engine):
+    """The benchmark's feed with fewer carrier status changes (``--carrier-share``): a kind given
+    weight 0 never comes, the others keep theirs; an unknown kind is refused, not ignored."""
+    import datetime as dt
+
+    from tools.demo import generate
+    from tools.events.simulate import Simulator
+
+    generate(sqlite_engine, orders=300, seed=5, as_of=dt.date(2026, 11, 20), progress=False)
+    with session_factory(sqlite_engine)() as s:
+        default = [e["type"] for e in Simulator(s, seed=3, prefix="w1").stream(600)]
+        none = [e["type"] for e in Simulator(s, seed=3, prefix="w2", weights={"carrier": 0}).stream(600)]
+        with pytest.raises(ValueError, match="unknown kinds of event: carriers"):
+            Simulator(s, weights={"carriers": 1})
+    assert any(t.startswith("carrier.") for t in default)
+    assert not any(t.startswith("carrier.") for t in none)
+    assert sum(t == "inventory.adjusted" for t in none) > 200  # the others keep their weights

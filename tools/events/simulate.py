@@ -40,7 +40,22 @@ _KINDS = (
 class Simulator:
     """Events drawn from the records loaded at construction (a sample of the open book)."""
 
-    def __init__(self, session: Session, *, seed: int = 7, prefix: str = "sim", sample: int = 5_000) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        seed: int = 7,
+        prefix: str = "sim",
+        sample: int = 5_000,
+        weights: dict[str, float] | None = None,
+    ) -> None:
+        """``weights``: the relative weight of some kinds of event instead of the default mix's
+        (``_KINDS``: 45 stock adjustments, 15 new orders, … 3 carrier status changes in 100)."""
+        unknown = set(weights or {}) - {k for k, _ in _KINDS}
+        if unknown:
+            raise ValueError(f"unknown kinds of event: {', '.join(sorted(unknown))}")
+        self.kinds = [k for k, _ in _KINDS]
+        self.weights = [(weights or {}).get(k, w) for k, w in _KINDS]
         self.rng, self.prefix, self.n = random.Random(seed), prefix, 0
         # new orders are numbered SO-<5 digits of this feed><7 digits of its counter>: the shape the
         # policy's order_numbers read (chat, pasted text), unlike the event ids ("SIM7-…" was not)
@@ -85,7 +100,7 @@ class Simulator:
         """One event, occurring at ``at`` (default now)."""
         at = at or dt.datetime.now(dt.UTC)
         r = self.rng
-        kind = r.choices([k for k, _ in _KINDS], weights=[w for _, w in _KINDS])[0]
+        kind = r.choices(self.kinds, weights=self.weights)[0]
         if kind == "shipment_delay" and self.shipments:
             sid, eta = r.choice(self.shipments)
             eta = (eta or at.date()) + dt.timedelta(days=r.randint(1, 6))
