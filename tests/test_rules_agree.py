@@ -345,3 +345,11 @@ def test_the_active_line_statuses_are_every_line_status_but_the_closed_ones():
     assert set(rules.ACTIVE_LINE_STATUSES) | set(rules.CLOSED_STATUSES) == set(allowed)
     assert not set(rules.ACTIVE_LINE_STATUSES) & set(rules.CLOSED_STATUSES)
     assert not any(rules.is_closed(s) for s in rules.ACTIVE_LINE_STATUSES)
+
+
+def test_the_undelivered_shipment_statuses_are_every_shipment_status_but_delivered():
+    """The carrier reach selects ``status IN UNDELIVERED_SHIPMENT_STATUSES`` where the rule means
+    "not delivered" (``CARRIER_DISRUPTION`` skips a delivered shipment)."""
+    from tools.models import ENUMS
+
+    assert set(rules.UNDELIVERED_SHIPMENT_STATUSES) == set(ENUMS["shipment_status"]) - {"delivered"}

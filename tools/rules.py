@@ -35,6 +35,7 @@ __all__ = [
     "OPEN_ORDER_STATUSES",
     "SHIP_TO_FIELDS",
     "TIER_RANK",
+    "UNDELIVERED_SHIPMENT_STATUSES",
     "CreditPosition",
     "contract_in_force",
     "correct_price_risk_facts",
@@ -64,6 +65,9 @@ CLOSED_STATUSES = ("shipped", "cancelled")  # of an order or a line: no rule app
 # as an ``IN`` list the index on (sku, status) reads only these ranges, where ``NOT IN`` (closed)
 # reads every line of the SKU — shipped history is most of a book's lines
 ACTIVE_LINE_STATUSES = ("open", "allocated", "backordered")
+# a shipment not yet delivered (the CHECK on shipments allows these and "delivered"): the index on
+# (carrier_id, status) reads only these ranges of a carrier's shipments, most of which are delivered
+UNDELIVERED_SHIPMENT_STATUSES = ("planned", "booked", "in_transit", "delayed")
 
 SHIP_TO_FIELDS = ("ship_to_street", "ship_to_city", "ship_to_postal_code", "ship_to_country")
 

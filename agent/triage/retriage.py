@@ -138,6 +138,7 @@ def _followers(
     *,
     recorded: bool,
     earlier: Mapping[str, Iterable[dt.date]] | None = None,
+    known: Mapping[str, dt.date | None] | None = None,
 ) -> set[str]:
     """Open orders whose recurrence counts these orders' changed patterns: for each changed order
     and (type, customer|SKU) pattern, the open orders dated from its order_date to ``window_days``
@@ -148,9 +149,10 @@ def _followers(
     else every open order of that customer (or with an active line of that SKU) in the window.
     One query per kind and chunk of values over the span of all the changed orders' windows; each
     row is then kept only if it falls in the window of a changed order with that pattern.
-    ``earlier``: the dates a redated order had before (its old window's orders counted it too)."""
-    dates: dict[str, dt.date] = {}
-    for part in in_chunks(changed):
+    ``earlier``: the dates a redated order had before (its old window's orders counted it too).
+    ``known``: the order dates of orders just triaged (the others are read)."""
+    dates = {oid: day for oid, day in (known or {}).items() if oid in changed}
+    for part in in_chunks(oid for oid in changed if oid not in dates):
         stmt = select(_O.c.order_id, _O.c.order_date).where(one_of(session, _O.c.order_id, part))
         dates.update(session.execute(stmt).all())
     days: dict[Pattern, set[dt.date]] = {}  # pattern -> the order dates whose window counts it
@@ -224,7 +226,9 @@ def _triage(
     result: Retriage,
     redated: Collection[str] = (),
     scoped: Mapping[str, frozenset[str]] | None = None,
-) -> dict[str, set[Pattern]]:
+) -> tuple[dict[str, set[Pattern]], dict[str, dt.date | None]]:
+    """Triage and record ``ids`` under their locks: the orders whose recurrence patterns changed
+    (with those patterns), and the order date of each order triaged."""
     lock_orders(session, ids)
     done = record_batch(session, ids, policy, scoped=scoped)
     result.orders.extend(done.orders)
@@ -246,7 +250,7 @@ def _triage(
         diff = _patterns(old) | _patterns(new) if oid in redated else _patterns(old) ^ _patterns(new)
         if diff:
             changed[oid] = diff
-    return changed
+    return changed, done.dates
 
 
 def retriage(
@@ -276,11 +280,11 @@ def retriage(
     if not ids:
         return result
     narrow = {oid: rules for oid, rules in (scoped or {}).items() if oid not in redated}
-    changed = _triage(session, policy, ids, result, redated, narrow)
+    changed, dates = _triage(session, policy, ids, result, redated, narrow)
     if changed:
         window_days = policy.thresholds.recurrence.window_days
         recorded = exceptions_recorded(session, policy.policy_hash)
-        found = _followers(session, changed, window_days, recorded=recorded, earlier=redated)
+        found = _followers(session, changed, window_days, recorded=recorded, earlier=redated, known=dates)
         more = sorted(found - set(ids))
         if more:
             _triage(session, policy, more, result, scoped=dict.fromkeys(more, frozenset()))

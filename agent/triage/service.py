@@ -412,6 +412,7 @@ class Recorded:
     orders: list[str]
     before: OpenRows
     after: OpenRows
+    dates: dict[str, dt.date | None]  # each order's order_date, as triaged
 
 
 def _open_of(rows: Mapping[str, Iterable[Any]], new: Iterable[Mapping[str, Any]] = ()) -> OpenRows:
@@ -458,7 +459,8 @@ def record_batch(
     # after: the rows as recording set them, and the first sightings (a first sighting another
     # transaction inserted meanwhile is kept as it is, ``_insert_new``: the after is then this
     # triage's, whose evidence the next triage of the order writes)
-    return Recorded(sorted(contexts), before, _open_of(rows, new))
+    dates = {oid: ctx.order.order_date for oid, ctx in contexts.items()}
+    return Recorded(sorted(contexts), before, _open_of(rows, new), dates)
 
 
 def _detect_batch(

@@ -74,7 +74,14 @@ from sqlalchemy.orm import Session
 from tools.db import one_of
 from tools.events.apply import Change
 from tools.models import Inventory, Order, OrderLine, Shipment, Substitute
-from tools.rules import ACTIVE_LINE_STATUSES, OPEN_ORDER_STATUSES, in_chunks, is_empty, ship_from
+from tools.rules import (
+    ACTIVE_LINE_STATUSES,
+    OPEN_ORDER_STATUSES,
+    UNDELIVERED_SHIPMENT_STATUSES,
+    in_chunks,
+    is_empty,
+    ship_from,
+)
 
 __all__ = ["Reach", "affected_by_event", "affected_orders", "reach_of_events", "redated_orders"]
 
@@ -422,7 +429,10 @@ def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
                     select(_S.c.carrier_id, _S.c.order_id)
                     .join(_O, _O.c.order_id == _S.c.order_id)
                     .where(
-                        one_of(session, _S.c.carrier_id, part), _S.c.status != "delivered", open_order, which
+                        one_of(session, _S.c.carrier_id, part),
+                        _S.c.status.in_(UNDELIVERED_SHIPMENT_STATUSES),
+                        open_order,
+                        which,
                     )
                 )
                 for carrier, oid in session.execute(q5).all():
