@@ -253,6 +253,35 @@ def test_a_carrier_that_stays_undisrupted_reaches_only_its_late_shipments_orders
     assert _reach(factory, back) == {"SO4"}
 
 
+def test_a_record_a_batch_changes_and_changes_back_reaches_nothing(engine):
+    """CA1 disrupted, then ok again, in one batch: every order reads at the end what it read before,
+    so no order is triaged again for it (a carrier carries thousands at 1M lines); a record that
+    ends changed still reaches its orders, and the book ends as a triage from scratch."""
+    factory = _factory(engine)
+    flips = [
+        ("e1", {"carriers": [{"carrier_id": "CA1", "status": "disrupted"}]}),
+        ("e2", {"carriers": [{"carrier_id": "CA1", "status": "ok"}]}),
+    ]
+    with factory() as s:
+        receive(s, [parse_event(_event(eid, records)) for eid, records in flips], channel="api")
+        s.commit()
+    done = drain(factory, POLICY)
+    assert [(o.status, o.orders) for o in done] == [("applied", 0), ("applied", 0)]
+    assert "CARRIER_DISRUPTION" not in _types(factory, "SO4")
+    assert _recorded(factory) == _from_scratch(factory)
+    ends_changed = [  # disrupted, then constrained: not as it was, SO4 is triaged (once, for e4)
+        ("e3", {"carriers": [{"carrier_id": "CA1", "status": "disrupted"}]}),
+        ("e4", {"carriers": [{"carrier_id": "CA1", "status": "constrained", "on_time_rate": 0.5}]}),
+        ("e5", {"carriers": [{"carrier_id": "CA1", "on_time_rate": 0.5}]}),  # no change: reaches nothing
+    ]
+    with factory() as s:
+        receive(s, [parse_event(_event(eid, records)) for eid, records in ends_changed], channel="api")
+        s.commit()
+    done = drain(factory, POLICY)
+    assert [o.orders for o in done] == [0, 1, 0]
+    assert _recorded(factory) == _from_scratch(factory)
+
+
 def test_a_warehouse_country_change_reaches_the_short_lines_that_might_move_there(engine):
     factory = _factory(engine)
     with factory() as s:  # A is export-controlled and P1 has no licence: WH2 (DE) is blocked to SO1

@@ -73,6 +73,7 @@ from sqlalchemy.orm import Session
 
 from tools.db import one_of
 from tools.events.apply import Change
+from tools.fixtures import MODELS
 from tools.models import Inventory, Order, OrderLine, Shipment, Substitute
 from tools.rules import (
     ACTIVE_LINE_STATUSES,
@@ -303,8 +304,35 @@ class Reach:
     scoped: dict[str, frozenset[str]]
 
 
+def _net(changes: list[list[Change]]) -> list[list[Change]]:
+    """The changes of a batch without those of the records it leaves as they were: a record that
+    one event changes and a later one changes back (a carrier disrupted, then ok again) reaches no
+    order — every order reads at the end what it read before — so neither event is charged with
+    its orders (a carrier's status reaches thousands). A record the batch creates always counts."""
+    first: dict[tuple, dict[str, Any] | None] = {}
+    last: dict[tuple, dict[str, Any]] = {}
+    for group in changes:
+        for change in group:
+            key = (change.table, *(change.after[c] for c in _pk(change.table)))
+            first.setdefault(key, change.before)
+            last[key] = change.after
+    same = {key for key, before in first.items() if before is not None and before == last[key]}
+    if not same:
+        return changes
+    return [
+        [c for c in group if (c.table, *(c.after[k] for k in _pk(c.table))) not in same]
+        for group in changes
+    ]
+
+
+def _pk(table: str) -> list[str]:
+    return [c.name for c in MODELS[table].__table__.primary_key.columns]
+
+
 def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
-    """:func:`affected_by_event`, and which of the orders only changes read by some rules reached."""
+    """:func:`affected_by_event`, and which of the orders only changes read by some rules reached.
+    The changes of records the batch leaves as they were reach nothing (:func:`_net`)."""
+    changes = _net(changes)
     keys = [_Keys() for _ in changes]
     for k, event_changes in zip(keys, changes, strict=True):
         for change in event_changes:
