@@ -497,7 +497,13 @@ def main() -> None:
                 row["paced"] = paced(url, factory, policy, args.events, args.rate, "paced")
                 for share in args.carrier_share:
                     row[f"paced_carrier_{share:g}"] = paced(
-                        url, factory, policy, args.events, args.rate, f"pacedc{round(share * 1000)}", {"carrier": share}
+                        url,
+                        factory,
+                        policy,
+                        args.events,
+                        args.rate,
+                        f"pacedc{round(share * 1000)}",
+                        {"carrier": share},
                     )
                 for n in sorted({w for w in args.paced_workers if w > 1}):
                     row[f"paced_{n}_workers"] = paced_processes(

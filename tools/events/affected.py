@@ -320,8 +320,7 @@ def _net(changes: list[list[Change]]) -> list[list[Change]]:
     if not same:
         return changes
     return [
-        [c for c in group if (c.table, *(c.after[k] for k in _pk(c.table))) not in same]
-        for group in changes
+        [c for c in group if (c.table, *(c.after[k] for k in _pk(c.table))) not in same] for group in changes
     ]
 
 
