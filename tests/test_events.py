@@ -632,3 +632,14 @@ def test_a_simulated_feed_takes_other_weights_for_some_kinds(sqlite_engine):
     assert any(t.startswith("carrier.") for t in default)
     assert not any(t.startswith("carrier.") for t in none)
     assert sum(t == "inventory.adjusted" for t in none) > 200  # the others keep their weights
+
+
+def test_a_simulated_feed_refuses_a_weight_that_is_no_weight(sqlite_engine):
+    """``--carrier-share -1`` (or nan) is refused, as an unknown kind is: ``random.choices`` takes a
+    negative weight without a word and draws from a mix that is not the one asked for."""
+    from tools.events.simulate import Simulator
+
+    with session_factory(sqlite_engine)() as s:
+        for bad in (-1, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="weight"):
+                Simulator(s, weights={"carrier": bad})

@@ -18,7 +18,7 @@ from agent.triage.detection import (
     load_contexts_with_neighbours,
 )
 from agent.triage.service import triage_batch, triage_open_book, triage_order
-from tests.factories import line, order
+from tests.factories import clean_fixture, line, order
 from tests.test_governance import shortfall_fixture, world
 from tests.test_triage_batch import _exceptions
 from tools import writes
@@ -387,3 +387,22 @@ def test_a_rule_bug_that_also_breaks_the_orders_own_triage_after_execution_keeps
         [event] = audit_log.list_events(s, request_id=req["id"], event_type=audit_log.EVENT_EXECUTION)
         assert audit_log.verify_chain(s)["ok"]
     assert event["payload"]["retriage_error"] == "ZeroDivisionError: a rule divided by zero"
+
+
+def test_an_order_dated_on_the_last_day_a_date_holds_is_counted_from_the_rows_too(engine):
+    """An order dated 9999-12-31 (a date an event or a fixture may carry) with a base hit: recurrence
+    counted from the recorded rows finds what the neighbours find, as before the window was found
+    by bisection (the day after it is no date: no OverflowError)."""
+    far = order("SO1", order_date="9999-12-31", ship_to_city="")
+    with session_factory(engine)() as s:
+        load_fixture(s, clean_fixture(far, order("SO2", ship_to_city="")), case_id="far")
+    factory = session_factory(engine)
+    with factory() as s:
+        for _ in triage_open_book(s, POLICY):
+            pass
+        s.commit()
+        assert exceptions_recorded(s)
+    with factory() as s:
+        neighbours, from_rows = _both_ways(s, ["SO1", "SO2"])
+        assert from_rows == neighbours
+        assert [r["order_id"] for r in triage_batch(s, ["SO1", "SO2"], POLICY)] == ["SO1", "SO2"]

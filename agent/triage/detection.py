@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
@@ -736,7 +736,7 @@ def detect_recorded(
                 hits = {oid: day}
                 group = dated.get(key, ())
                 lo = bisect_left(group, (day - span,))
-                hi = bisect_left(group, (day + dt.timedelta(days=1),))
+                hi = bisect_right(group, day, key=lambda t: t[0])  # not day + 1: 9999-12-31 has none
                 hits.update((other, when) for when, other in group[lo:hi])
                 hits.update(
                     (other.order_id, other.order_date)

@@ -54,6 +54,9 @@ class Simulator:
         unknown = set(weights or {}) - {k for k, _ in _KINDS}
         if unknown:
             raise ValueError(f"unknown kinds of event: {', '.join(sorted(unknown))}")
+        bad = {k: w for k, w in (weights or {}).items() if not 0 <= w < float("inf")}  # nan: not 0 <= nan
+        if bad:
+            raise ValueError(f"a weight is a finite number, 0 or more: {bad}")
         self.kinds = [k for k, _ in _KINDS]
         self.weights = [(weights or {}).get(k, w) for k, w in _KINDS]
         self.rng, self.prefix, self.n = random.Random(seed), prefix, 0
