@@ -378,3 +378,26 @@ def test_an_order_whose_date_is_cleared_or_set_reaches_the_followers_it_counted_
     _apply(factory, "e2", {"orders": [{"order_id": "SO1", "order_date": "2026-11-04"}]})
     assert "RECURRING_ANOMALY" in _types(factory, "SO3")
     assert _recorded(factory) == _from_scratch(factory)
+
+
+def test_orders_dated_at_either_end_of_the_calendar_are_triaged_again_by_the_worker(engine):
+    """An order dated 9999-12-31 or 0001-01-01 (dates an event or a fixture may carry) whose
+    recurrence pattern an event changes: its followers' window is held at the calendar's end (the
+    worker raised OverflowError on every pass, the batch never applied), and the book ends as a
+    triage from scratch."""
+    fx = clean_fixture(
+        order("SO1", order_date="9999-12-31", ship_to_city=""),
+        order("SO2", order_date="0001-01-01", ship_to_city=""),
+        order("SO3", ship_to_city=""),
+    )
+    factory = session_factory(engine)
+    with factory() as s:
+        load_fixture(s, fx, case_id="calendar")
+        for _ in triage_open_book(s, POLICY):
+            pass
+        s.commit()
+    _apply(factory, "e1", {"orders": [{"order_id": "SO1", "ship_to_city": "Springfield"}]})
+    _apply(factory, "e2", {"orders": [{"order_id": "SO2", "ship_to_city": "Springfield"}]})
+    _apply(factory, "e3", {"orders": [{"order_id": "SO1", "ship_to_city": ""}]})
+    assert "MASTER_DATA_INCOMPLETE" in _types(factory, "SO1")
+    assert _recorded(factory) == _from_scratch(factory)

@@ -42,6 +42,7 @@ __all__ = [
     "country",
     "credit_hold_applies",
     "crosses_border",
+    "days_from",
     "effective_price",
     "empty_ship_to",
     "export_hold",
@@ -102,6 +103,15 @@ def ship_from(line_warehouse_id: str | None, order_warehouse_id: str | None) -> 
     ):
         return order_warehouse_id
     return None
+
+
+def days_from(day: dt.date, days: int) -> dt.date:
+    """``day`` moved by ``days``, held within the dates a date can be (0001-01-01 .. 9999-12-31): an
+    order dated 9999-12-31 has a recurrence window that ends there, not an OverflowError."""
+    try:
+        return day + dt.timedelta(days=days)
+    except OverflowError:
+        return dt.date.max if days > 0 else dt.date.min
 
 
 def in_chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:

@@ -702,7 +702,7 @@ def detect_recorded(
             x.c.type.in_(sorted({kind for kind, _, _ in wanted})),
             o.c.status.in_(RECURRENCE_STATUSES),
             o.c.order_date.between(
-                min(days.values()) - dt.timedelta(days=rule.window_days), max(days.values())
+                rules.days_from(min(days.values()), -rule.window_days), max(days.values())
             ),
         )
         for by, column in (("customer", x.c.customer_id), ("sku", x.c.sku)):
@@ -720,7 +720,6 @@ def detect_recorded(
     # each pattern's recorded orders by date, for the window of each order of the batch (bisection:
     # a carrier's disruption puts thousands of orders of one customer in a batch)
     dated = {key: sorted((day, oid) for oid, day in group.items()) for key, group in recorded.items()}
-    span = dt.timedelta(days=rule.window_days)
     batch: dict[tuple[str, str, str], list[OrderRec]] = {}
     for oid, ctx in contexts.items():
         for key in keys[oid]:
@@ -735,7 +734,7 @@ def detect_recorded(
             for key in keys[oid]:
                 hits = {oid: day}
                 group = dated.get(key, ())
-                lo = bisect_left(group, (day - span,))
+                lo = bisect_left(group, (rules.days_from(day, -rule.window_days),))
                 hi = bisect_right(group, day, key=lambda t: t[0])  # not day + 1: 9999-12-31 has none
                 hits.update((other, when) for when, other in group[lo:hi])
                 hits.update(

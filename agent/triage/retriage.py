@@ -57,7 +57,7 @@ from agent.triage.service import record_batch
 from tools.dataset import exceptions_recorded
 from tools.db import one_of
 from tools.models import ExceptionRecord, Order, OrderLine
-from tools.rules import ACTIVE_LINE_STATUSES, OPEN_ORDER_STATUSES, in_chunks
+from tools.rules import ACTIVE_LINE_STATUSES, OPEN_ORDER_STATUSES, days_from, in_chunks
 
 __all__ = ["Retriage", "lock_orders", "order_lock_key", "retriage"]
 
@@ -164,7 +164,7 @@ def _followers(
         return set()
     span = dt.timedelta(days=window_days)
     lo = min(d for group in days.values() for d in group)
-    hi = max(d for group in days.values() for d in group) + span
+    hi = days_from(max(d for group in days.values() for d in group), window_days)
     window = _O.c.order_date.between(lo, hi)
     open_order = _O.c.status.in_(OPEN_ORDER_STATUSES)
     # the window starts of each pattern (recorded; else of each value), sorted: a row is kept when
