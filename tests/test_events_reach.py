@@ -42,9 +42,14 @@ def _conflict_world(**p1) -> dict:
 
 
 def _factory(engine, **p1):
+    return _book(engine, _conflict_world(**p1))
+
+
+def _book(engine, fx: dict):
+    """A session factory on ``fx`` loaded and its open book triaged (the exceptions recorded)."""
     factory = session_factory(engine)
     with factory() as s:
-        load_fixture(s, _conflict_world(**p1), case_id="reach")
+        load_fixture(s, fx, case_id="reach")
         for _ in triage_open_book(s, POLICY):
             pass
         s.commit()
@@ -204,12 +209,7 @@ def test_a_purchase_order_reaches_the_backordered_lines_at_its_sku_and_warehouse
     fx["orders"][0]["lines"][0]["backorder_qty"] = 10  # SO1's 10 × A at WH1
     edit(fx, "purchase_orders", "PO1", supplier_id="SUP1", sku="A", warehouse_id="WH1")
     edit(fx, "purchase_orders", "PO1", expected_date="2026-11-30", status="open", qty=40)
-    factory = session_factory(engine)
-    with factory() as s:
-        load_fixture(s, fx, case_id="reach")
-        for _ in triage_open_book(s, POLICY):
-            pass
-        s.commit()
+    factory = _book(engine, fx)
     assert "PROCUREMENT_DELAY" in _types(factory, "SO1")  # expected after the promised 2026-11-20
     sooner = {"purchase_orders": [{"po_id": "PO1", "expected_date": "2026-11-10"}]}
     assert _reach(factory, sooner) == {"SO1"}  # SO2 and SO3 ship A from WH1 too, with no backorder
@@ -319,12 +319,7 @@ def test_recurrence_followers_are_the_later_orders_that_hold_the_changed_pattern
     edit(fx, "items", "C", description="Clamp", list_price=20, unit_cost=10, status="active")
     edit(fx, "inventory", "C/WH1", on_hand=500, allocated=0)
     edit(fx, "inventory", "B/WH1", on_hand=0)
-    factory = session_factory(engine)
-    with factory() as s:
-        load_fixture(s, fx, case_id="followers")
-        for _ in triage_open_book(s, POLICY):
-            pass
-        s.commit()
+    factory = _book(engine, fx)
     with factory() as s:
         changes = apply_event(
             s, parse_event(_event("e1", {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 0}]}))
@@ -348,12 +343,7 @@ def _three_short(engine):
         order("SO3", order_date="2026-11-05", lines=[line(qty=10)]),
     )
     edit(fx, "inventory", "A/WH1", on_hand=0)
-    factory = session_factory(engine)
-    with factory() as s:
-        load_fixture(s, fx, case_id="redated")
-        for _ in triage_open_book(s, POLICY):
-            pass
-        s.commit()
+    factory = _book(engine, fx)
     assert "RECURRING_ANOMALY" in _types(factory, "SO3")
     return factory
 
@@ -390,12 +380,7 @@ def test_orders_dated_at_either_end_of_the_calendar_are_triaged_again_by_the_wor
         order("SO2", order_date="0001-01-01", ship_to_city=""),
         order("SO3", ship_to_city=""),
     )
-    factory = session_factory(engine)
-    with factory() as s:
-        load_fixture(s, fx, case_id="calendar")
-        for _ in triage_open_book(s, POLICY):
-            pass
-        s.commit()
+    factory = _book(engine, fx)
     _apply(factory, "e1", {"orders": [{"order_id": "SO1", "ship_to_city": "Springfield"}]})
     _apply(factory, "e2", {"orders": [{"order_id": "SO2", "ship_to_city": "Springfield"}]})
     _apply(factory, "e3", {"orders": [{"order_id": "SO1", "ship_to_city": ""}]})
