@@ -35,7 +35,7 @@ lines, 286,000 ≈ 1M) a scratch database is seeded and its open book triaged, t
 
     python benchmarks/event_flow.py --backend sqlite --orders 2860 286000 --events 3000 --rate 100 --workers 1
     python benchmarks/event_flow.py --backend postgres --orders 2860 286000 --events 3000 --rate 100 --workers 2
-    python benchmarks/event_flow.py --backend postgres --orders 286000 --events 3000 --single 0 --workers 2 --paced-workers 2
+    python benchmarks/event_flow.py --backend postgres --orders 286000 --events 3000 --single 0 --workers 2 --paced-workers 2 --carrier-share 0.1
     nice -n 15 python benchmarks/event_flow.py --backend sqlite --orders 2860 28600 286000 --events 0 --single 300
 
 ``--recurrence neighbours`` takes away the ``exceptions.recorded`` mark once the book is triaged, so
