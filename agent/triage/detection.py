@@ -725,27 +725,36 @@ def detect_recorded(
         for key in keys[oid]:
             batch.setdefault(key, []).append(ctx.order)
     priority = policy.decision_order.rank()
+    # The orders a pattern counts for an order dated ``day`` are the same for every order of the
+    # batch with that pattern and date (it counts itself among them): counted, and its finding
+    # written, once per (pattern, day) — a carrier's disruption brings hundreds of one customer's
+    # orders, and each finding lists every order counted.
+    counted: dict[tuple[tuple[str, str, str], dt.date], dict[str, dt.date]] = {}
+    made: dict[tuple[tuple[str, str, str], dt.date], list[Detected]] = {}
     out: dict[str, list[Detected]] = {}
     for oid in contexts:
         found = list(base[oid])
         day = days.get(oid)
-        if day is not None:
-            orders = {}
-            for key in keys[oid]:
-                hits = {oid: day}
+        for key in keys[oid] if day is not None else ():
+            at = (key, day)
+            hits = counted.get(at)
+            if hits is None:
                 group = dated.get(key, ())
                 lo = bisect_left(group, (rules.days_from(day, -rule.window_days),))
                 hi = bisect_right(group, day, key=lambda t: t[0])  # not day + 1: 9999-12-31 has none
-                hits.update((other, when) for when, other in group[lo:hi])
+                hits = {other: when for when, other in group[lo:hi]}
                 hits.update(
                     (other.order_id, other.order_date)
                     for other in batch[key]
-                    if other.order_id != oid
-                    and other.order_date is not None
-                    and _in_window(day, other, rule.window_days)
+                    if other.order_date is not None and _in_window(day, other, rule.window_days)
                 )
-                orders[key] = hits
-            found += _recurrence_findings(day, orders, policy)
+                counted[at] = hits
+            if oid in hits:  # what every order of this pattern and date finds
+                if at not in made:
+                    made[at] = _recurrence_findings(day, {key: hits}, policy)
+                found += made[at]
+            else:  # an order counted by none (not open, held or released): itself and the others
+                found += _recurrence_findings(day, {key: {oid: day, **hits}}, policy)
         out[oid] = _ordered(found, priority)
     return out
 
