@@ -735,7 +735,10 @@ def detect_recorded(
     for oid in contexts:
         found = list(base[oid])
         day = days.get(oid)
-        for key in keys[oid] if day is not None else ():
+        if day is None:
+            out[oid] = _ordered(found, priority)
+            continue
+        for key in keys[oid]:
             at = (key, day)
             hits = counted.get(at)
             if hits is None:

@@ -207,8 +207,8 @@ def _followers(
                     )
                 )
             for row in session.execute(stmt.distinct()).all():
-                starts = ordered.get((row.type, by, row.value), []) if recorded else starts_of[row.value]
-                if _in_a_window(starts, row.order_date, span):
+                since = ordered.get((row.type, by, row.value), []) if recorded else starts_of[row.value]
+                if _in_a_window(since, row.order_date, span):
                     out.add(row.order_id)
     return out
 

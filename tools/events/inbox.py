@@ -142,9 +142,9 @@ def claim_batch(session: Session, limit: int) -> list[EventInbox]:
         return list(session.scalars(select(EventInbox).where(_T.c.id.in_(ids)).order_by(*order)))
     # the sources by their earliest waiting event: the one waiting longest goes first, so a busy
     # source (one that always has an event waiting) cannot keep the others' events waiting
-    first = func.min(_T.c.occurred_at)
+    earliest = func.min(_T.c.occurred_at)
     sources = session.scalars(
-        select(_T.c.source).where(received).group_by(_T.c.source).order_by(first, func.min(_T.c.id))
+        select(_T.c.source).where(received).group_by(_T.c.source).order_by(earliest, func.min(_T.c.id))
     ).all()
     schema = session.scalar(select(func.current_schema())) or ""
     for source in sources:
