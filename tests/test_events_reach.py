@@ -386,3 +386,25 @@ def test_orders_dated_at_either_end_of_the_calendar_are_triaged_again_by_the_wor
     _apply(factory, "e3", {"orders": [{"order_id": "SO1", "ship_to_city": ""}]})
     assert "MASTER_DATA_INCOMPLETE" in _types(factory, "SO1")
     assert _recorded(factory) == _from_scratch(factory)
+
+
+def test_orders_dated_at_the_calendar_start_are_triaged_by_every_path(engine):
+    """An order dated 0001-01-01 with a base hit: the recurrence window of a single order's triage
+    (its neighbours), of a batch loaded with neighbours (the book not recorded yet) and of the open
+    book's pass (a batch ending on 0001-01-01 forgets what the next day cannot count) is held at the
+    calendar's start, as the worker's is (rules.days_from) — all three raised OverflowError."""
+    from agent.triage.service import triage_order, triage_orders
+
+    fx = clean_fixture(
+        order("SO1", order_date="0001-01-01", ship_to_city=""),
+        order("SO2", order_date="0001-01-02", ship_to_city=""),
+        order("SO3", ship_to_city=""),
+    )
+    factory = session_factory(engine)
+    with factory() as s:
+        load_fixture(s, fx, case_id="calendar")
+        assert "MASTER_DATA_INCOMPLETE" in {e["type"] for e in triage_order(s, "SO1", POLICY)["exceptions"]}
+        assert len(triage_orders(s, ["SO1", "SO2", "SO3"], POLICY)) == 3
+        assert len(list(triage_open_book(s, POLICY, chunk=1))) == 3
+        s.commit()
+    assert _recorded(factory) == _from_scratch(factory)

@@ -528,7 +528,7 @@ def load_context(session: Session, order_id: str, policy: Policy) -> OrderContex
     day = ctx.order.order_date
     window_days = policy.thresholds.recurrence.window_days
     window = (
-        o.c.order_date.between(day - dt.timedelta(days=window_days), day),
+        o.c.order_date.between(rules.days_from(day, -window_days), day),
         o.c.status.in_(RECURRENCE_STATUSES),
         o.c.order_id != order_id,
     )
@@ -575,7 +575,7 @@ def load_contexts_with_neighbours(
     if not wanted:
         return contexts
     o, ol = Order.__table__, OrderLine.__table__
-    first = min(day for day, _, _ in wanted.values()) - dt.timedelta(days=window_days)
+    first = rules.days_from(min(day for day, _, _ in wanted.values()), -window_days)
     last = max(day for day, _, _ in wanted.values())
     window = (o.c.order_date.between(first, last), o.c.status.in_(RECURRENCE_STATUSES))
     by_customer: dict[str, set[str]] = {}
@@ -1381,7 +1381,7 @@ def iter_open_book(
             out.append((ctx, _ordered(found, priority)))
         next_day = book[j][1] if j < len(book) else None
         if next_day is not None:  # forget what the next days can no longer count
-            horizon = next_day - dt.timedelta(days=rule.window_days)
+            horizon = rules.days_from(next_day, -rule.window_days)
             for key in list(index):
                 kept = [
                     (m, rec)
