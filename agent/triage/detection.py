@@ -453,13 +453,12 @@ def _orders_with_shipments(
     query per 500 orders: the orders left-joined to their shipments and carriers."""
     o, sh, ca = Order.__table__, Shipment.__table__, Carrier.__table__
     order_cols = [o.c[f.name] for f in fields(OrderRec)]
-    ship_cols = [sh.c.shipment_id, sh.c.carrier_id, sh.c.status, sh.c.eta, ca.c.status, sh.c.service_level]
     n = len(order_cols)
     orders: dict[str, OrderRec] = {}
     shipments: dict[str, list[ShipmentRec]] = {}
     for part in rules.in_chunks(order_ids):
         stmt = (
-            select(*order_cols, *ship_cols)
+            select(*order_cols, *_SHIPMENT_COLUMNS)
             .select_from(
                 o.outerjoin(sh, sh.c.order_id == o.c.order_id).outerjoin(
                     ca, ca.c.carrier_id == sh.c.carrier_id
@@ -482,28 +481,30 @@ def _po_order(po: PORec) -> tuple:
     return (po.expected_date is None, po.expected_date or dt.date.min, po.po_id)
 
 
+# a shipment's columns in ShipmentRec's field order, its carrier's status among them (outer-joined)
+_SHIPMENT_COLUMNS = (
+    Shipment.__table__.c.shipment_id,
+    Shipment.__table__.c.carrier_id,
+    Shipment.__table__.c.status,
+    Shipment.__table__.c.eta,
+    Carrier.__table__.c.status.label("carrier_status"),
+    Shipment.__table__.c.service_level,
+)
+
+
 def _shipments(session: Session, order_ids: Iterable[str]) -> dict[str, list[ShipmentRec]]:
     """Shipments per order, each with its carrier's status (None when the carrier is missing)."""
     sh, ca = Shipment.__table__, Carrier.__table__
     out: dict[str, list[ShipmentRec]] = {}
     for part in rules.in_chunks(order_ids):
         stmt = (
-            select(
-                sh.c.order_id,
-                sh.c.shipment_id,
-                sh.c.carrier_id,
-                sh.c.status,
-                sh.c.eta,
-                ca.c.status.label("carrier_status"),
-                sh.c.service_level,
-            )
+            select(sh.c.order_id, *_SHIPMENT_COLUMNS)
             .outerjoin(ca, ca.c.carrier_id == sh.c.carrier_id)
             .where(one_of(session, sh.c.order_id, part))
             .order_by(sh.c.shipment_id)
         )
-        for row in session.execute(stmt).all():
-            values = dict(row._mapping)
-            out.setdefault(values.pop("order_id"), []).append(ShipmentRec(**values))
+        for oid, *values in session.execute(stmt).all():
+            out.setdefault(oid, []).append(ShipmentRec(*values))
     return out
 
 

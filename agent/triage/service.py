@@ -280,15 +280,15 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
     row and both insert: ``ON CONFLICT DO NOTHING`` on the (order, type, instance) key makes the
     second a no-op instead of an integrity error that would fail the whole triage.
     """
-    dialect = session.get_bind().dialect.name
+    bound = session.get_bind().dialect
+    dialect = bound.name
     key = ["order_id", "type", "instance_key"]
     names = list(rows[0]) if rows else []
     if dialect == "postgresql" and len(rows) > 1 and all(list(r) == names for r in rows):
         # one statement for the batch (a carrier's disruption opens thousands): ``INSERT … SELECT``
         # from one JSON parameter (:func:`_recordset`), not one INSERT a row
-        d = session.get_bind().dialect
-        quote = d.identifier_preparer.quote
-        source, params = _recordset(d, names, ([r[n] for n in names] for r in rows))
+        quote = bound.identifier_preparer.quote
+        source, params = _recordset(bound, names, ([r[n] for n in names] for r in rows))
         sql = (
             f"INSERT INTO {quote(_XT.name)} ({', '.join(map(quote, names))}) SELECT * FROM {source} "
             f"ON CONFLICT ({', '.join(map(quote, key))}) DO NOTHING"
