@@ -313,19 +313,18 @@ def _net(changes: list[list[Change]]) -> list[list[Change]]:
     last: dict[tuple, dict[str, Any]] = {}
     for group in changes:
         for change in group:
-            key = (change.table, *(change.after[c] for c in _pk(change.table)))
+            key = _record(change)
             first.setdefault(key, change.before)
             last[key] = change.after
     same = {key for key, before in first.items() if before is not None and before == last[key]}
     if not same:
         return changes
-    return [
-        [c for c in group if (c.table, *(c.after[k] for k in _pk(c.table))) not in same] for group in changes
-    ]
+    return [[c for c in group if _record(c) not in same] for group in changes]
 
 
-def _pk(table: str) -> list[str]:
-    return [c.name for c in MODELS[table].__table__.primary_key.columns]
+def _record(change: Change) -> tuple:
+    """The record a change is of: its table and primary key."""
+    return (change.table, *(change.after[c.name] for c in MODELS[change.table].__table__.primary_key.columns))
 
 
 def reach_of_events(session: Session, changes: list[list[Change]]) -> Reach:
