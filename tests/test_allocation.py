@@ -278,7 +278,9 @@ def test_the_guard_blocks_taking_from_a_higher_priority_order(sqlite_engine):
     assert any("does not rank below" in r for r in req["guard"]["reasons"]), req["guard"]
 
 
-def test_the_donor_lookup_is_an_index_range_on_sku_and_warehouse(sqlite_engine):
+def test_the_donor_lookup_is_an_index_range_over_the_active_lines_of_the_sku(sqlite_engine):
+    """Not over the SKU's shipped history (most of its lines, growing every day): the range is on
+    (sku, status) for the active statuses; a line inheriting its order's warehouse is found too."""
     from sqlalchemy.dialects import sqlite
 
     from agent.triage import allocation
@@ -295,13 +297,40 @@ def test_the_donor_lookup_is_an_index_range_on_sku_and_warehouse(sqlite_engine):
         s.execute = spy
         allocation.load_donors(s, [("A", "WH1")])
         s.execute = real
-        assert len(captured) == 2  # lines with their own warehouse, lines inheriting their order's
+        assert len(captured) == 1  # lines with their own warehouse and lines inheriting their order's
         for stmt in captured:
             sql = str(stmt.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
             plan = " ".join(r[-1] for r in s.execute(text("EXPLAIN QUERY PLAN " + sql)))
-            assert (
-                "SEARCH order_lines USING INDEX ix_order_lines_sku_warehouse (sku=? AND warehouse_id" in plan
-            ), plan
+            assert "SEARCH order_lines USING INDEX ix_order_lines_sku_status (sku=? AND status=?)" in plan, (
+                plan
+            )
+
+
+def test_donors_are_the_active_lines_holding_stock_where_they_ship_from(engine):
+    """A line with its own warehouse and one inheriting its order's both hold stock at WH1; a line
+    of the order's SKU shipping from WH2, a shipped line, a line holding nothing and a line of a
+    closed order are nobody's donors at WH1."""
+    from agent.triage import allocation
+
+    fx = _conflict_world(donors=(("SO2", "C2", 8), ("SO3", "C3", 22)))
+    fx["orders"][1]["lines"][0]["warehouse_id"] = "WH1"  # its own, the same as its order's
+    fx["orders"].append(
+        order("SO4", customer_id="C2", lines=[line(qty=5, allocated_qty=5, warehouse_id="WH2")])
+    )
+    fx["orders"].append(
+        order("SO5", customer_id="C2", lines=[line(qty=5, allocated_qty=5, status="shipped")])
+    )
+    fx["orders"].append(order("SO6", customer_id="C2", lines=[line(qty=5)]))
+    fx["orders"].append(
+        order("SO7", customer_id="C2", status="cancelled", lines=[line(qty=5, allocated_qty=5)])
+    )
+    factory = world(engine, fx)
+    with factory() as s:
+        found = allocation.load_donors(s, [("A", "WH1"), ("A", "WH2"), ("B", "WH1")])
+    assert {k: [(d.order_id, d.allocated_qty) for d in v] for k, v in found.items()} == {
+        ("A", "WH1"): [("SO2", 8), ("SO3", 22)],
+        ("A", "WH2"): [("SO4", 5)],
+    }
 
 
 def test_an_order_event_that_changes_priority_retriages_the_orders_sharing_its_stock(engine):
