@@ -20,7 +20,10 @@ lines, 286,000 ≈ 1M) a scratch database is seeded and its open book triaged, t
 - **paced, fewer carrier status changes** (``--carrier-share W``): the same feed with carrier
   status changes at weight W instead of 3 in the default mix of 100 (a carrier whose disruption
   flips re-triages every open order it carries: thousands at 1M lines; a TMS declares one a few
-  times a day, the default mix three times a second at 100 events/s).
+  times a day, the default mix three times a second at 100 events/s), run after the phases above
+  on the book they left. ``--carrier-weight W`` sets that weight for every phase's events
+  instead (the first paced phase on the freshly triaged book included): ``0.1`` is one carrier
+  status change in about 1,000 events, one every ~10 s at 100 events/s.
 - **per event**: ``--single`` events stored at once and applied one per transaction (the worker's
   cost when it keeps up): ms per event and per order it triaged; the largest/smallest book ratio
   is printed (flat ≈ 1). Each event's kind (table.fields), the orders it made triage again and its
@@ -228,7 +231,9 @@ def _work(url: str, stop, progress, cpu, wake) -> None:
     engine.dispose()
 
 
-def paced_processes(url: str, factory, events: int, rate: float, prefix: str, workers: int) -> dict:
+def paced_processes(
+    url: str, factory, events: int, rate: float, prefix: str, workers: int, weights: dict | None = None
+) -> dict:
     """:func:`paced` with ``workers`` worker processes sharing the inbox (PostgreSQL: each claims
     another source's events, ``FOR UPDATE SKIP LOCKED``) instead of the thread in `copilot serve`."""
     ctx = multiprocessing.get_context("spawn")
@@ -237,7 +242,7 @@ def paced_processes(url: str, factory, events: int, rate: float, prefix: str, wo
     procs = [ctx.Process(target=_work, args=(url, stop, progress, cpu, wake)) for _ in range(workers)]
     for proc in procs:
         proc.start()
-    feeder = ctx.Process(target=_feed, args=(url, events, rate, prefix))
+    feeder = ctx.Process(target=_feed, args=(url, events, rate, prefix, weights))
     feeder.start()
     feeder.join()
     with wake:
@@ -258,9 +263,9 @@ def paced_processes(url: str, factory, events: int, rate: float, prefix: str, wo
     }
 
 
-def _store(factory, events: int, prefix: str) -> list[dict]:
+def _store(factory, events: int, prefix: str, weights: dict | None = None) -> list[dict]:
     with factory() as s:
-        sim = Simulator(s, seed=5, prefix=prefix)
+        sim = Simulator(s, seed=5, prefix=prefix, weights=weights)
         raws = list(sim.stream(events))
         receive(s, [parse_event(e) for e in raws], channel="simulate")
         s.commit()
@@ -298,10 +303,10 @@ def kind(raw: dict) -> str:
     return ", ".join(sorted(out))
 
 
-def per_event(factory, policy, events: int, prefix: str) -> dict:
+def per_event(factory, policy, events: int, prefix: str, weights: dict | None = None) -> dict:
     """Each event in its own transaction (a worker that keeps up): the cost of one event's re-triage,
     and per event its kind, the orders it made triage again and its wall ms (claim to commit)."""
-    raws = {f"{e['source']}/{e['event_id']}": e for e in _store(factory, events, prefix)}
+    raws = {f"{e['source']}/{e['event_id']}": e for e in _store(factory, events, prefix, weights)}
     timed: list[tuple[str, int, float, float]] = []
     last = [time.perf_counter(), time.process_time()]
 
@@ -409,8 +414,8 @@ def kind_table(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def drained(factory, policy, events: int, workers: int, prefix: str) -> dict:
-    _store(factory, events, prefix)
+def drained(factory, policy, events: int, workers: int, prefix: str, weights: dict | None = None) -> dict:
+    _store(factory, events, prefix, weights)
     done = [0] * workers
 
     def work(i: int) -> None:
@@ -472,6 +477,13 @@ def main() -> None:
         help="also run the paced feed with this many worker processes (PostgreSQL), after the one thread",
     )
     ap.add_argument(
+        "--carrier-weight",
+        type=float,
+        default=None,
+        help="carrier status changes at this weight in every phase's events (default: the simulator's "
+        "mix, 3 in 100; 0.1 is one in about 1,000)",
+    )
+    ap.add_argument(
         "--carrier-share",
         type=float,
         nargs="*",
@@ -485,6 +497,9 @@ def main() -> None:
         help="how the worker counts recurrence: from the recorded exceptions, or by loading neighbours",
     )
     args = ap.parse_args()
+    if args.carrier_weight is not None and not 0 <= args.carrier_weight < float("inf"):
+        ap.error(f"--carrier-weight is a finite number, 0 or more: {args.carrier_weight}")
+    mix = None if args.carrier_weight is None else {"carrier": args.carrier_weight}
     results = []
     for orders in args.orders:
         with scratch_database(args.backend, "events") as url:
@@ -492,9 +507,9 @@ def main() -> None:
             engine, factory, policy, lines = _book(url, orders, args.recurrence == "recorded")
             row: dict = {"orders": orders, "lines": lines, "seed_s": round(time.perf_counter() - t, 1)}
             if args.single:
-                row["per_event"] = per_event(factory, policy, args.single, "single")
+                row["per_event"] = per_event(factory, policy, args.single, "single", mix)
             if args.events:
-                row["paced"] = paced(url, factory, policy, args.events, args.rate, "paced")
+                row["paced"] = paced(url, factory, policy, args.events, args.rate, "paced", mix)
                 for share in args.carrier_share:
                     row[f"paced_carrier_{share:g}"] = paced(
                         url,
@@ -507,18 +522,23 @@ def main() -> None:
                     )
                 for n in sorted({w for w in args.paced_workers if w > 1}):
                     row[f"paced_{n}_workers"] = paced_processes(
-                        url, factory, args.events, args.rate, f"paced{n}", n
+                        url, factory, args.events, args.rate, f"paced{n}", n, mix
                     )
             if args.workers:
                 counts = sorted({1, args.workers})
-                runs = [drained(factory, policy, args.events, n, f"drain{n}") for n in counts]
+                runs = [drained(factory, policy, args.events, n, f"drain{n}", mix) for n in counts]
                 row["drain"] = runs
                 if len(runs) > 1:
                     row["throughput_ratio"] = round(runs[1]["events_per_s"] / runs[0]["events_per_s"], 2)
             engine.dispose()
         results.append(row)
         print(json.dumps(row), flush=True)
-    out: dict = {"backend": args.backend, "recurrence": args.recurrence, "sizes": results}
+    out: dict = {
+        "backend": args.backend,
+        "recurrence": args.recurrence,
+        "carrier_weight": args.carrier_weight,  # None: the simulator's mix
+        "sizes": results,
+    }
     if len(results) > 1 and args.single:
         small, large = results[0]["per_event"], results[-1]["per_event"]
         out["per_event_ms_ratio_largest_vs_smallest"] = round(
