@@ -406,3 +406,26 @@ def test_an_order_dated_on_the_last_day_a_date_holds_is_counted_from_the_rows_to
         neighbours, from_rows = _both_ways(s, ["SO1", "SO2"])
         assert from_rows == neighbours
         assert [r["order_id"] for r in triage_batch(s, ["SO1", "SO2"], POLICY)] == ["SO1", "SO2"]
+
+
+def test_a_whole_pass_refreshes_the_planner_statistics_of_the_exceptions(engine):
+    """PostgreSQL: the pass that records the book ANALYZEs the exceptions in its transaction (the
+    worker's recurrence lookups range over the open rows it has just written; with statistics from
+    before, PostgreSQL scanned every open exception for each); SQLite keeps no statistics."""
+    from sqlalchemy import func, inspect, text
+
+    factory = world(engine, shortfall_fixture())
+    with factory() as s:
+        if engine.dialect.name == "postgresql":
+            before = s.scalar(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass('exceptions')"))
+            assert before == -1  # never analyzed
+        for _ in triage_open_book(s, POLICY):
+            pass
+        s.commit()
+        rows = s.scalar(select(func.count()).select_from(ExceptionRecord))
+        assert rows > 0
+        if engine.dialect.name == "postgresql":
+            after = s.scalar(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass('exceptions')"))
+            assert after == rows
+        else:
+            assert "sqlite_stat1" not in inspect(engine).get_table_names()

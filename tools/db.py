@@ -45,6 +45,7 @@ __all__ = [
     "one_of",
     "read_only",
     "redact",
+    "refresh_statistics",
     "schema_lock_key",
     "scratch_schema",
     "session_factory",
@@ -137,6 +138,18 @@ def one_of(
             item = String()
         return column == any_(bindparam(None, list(values), type_=ARRAY(item)))
     return column.in_(values)
+
+
+def refresh_statistics(session: Session, *tables: str) -> None:
+    """PostgreSQL: ``ANALYZE`` ``tables`` in the session's transaction (its own rows counted), after
+    a change of a large share of them that autovacuum would not count as one (it analyzes a table
+    once 10 % of its rows changed). SQLite: nothing (it keeps no statistics unless asked, and plans
+    by its rules and the queries' index hints)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    for table in tables:
+        session.execute(text(f"ANALYZE {quote(table)}"))
 
 
 def make_engine(

@@ -43,7 +43,7 @@ from agent.triage.detection import (
 )
 from agent.triage.plan import Plan, load_planning_facts, load_planning_facts_many, plan_order
 from tools.dataset import exceptions_recorded, mark_exceptions_recorded, open_order_ids
-from tools.db import one_of
+from tools.db import one_of, refresh_statistics
 from tools.errors import OrderNotFound
 from tools.models import ExceptionRecord
 from tools.rules import in_chunks, is_closed
@@ -554,7 +554,8 @@ def triage_open_book(
     first ``limit`` open-book order ids (sorted) are triaged; recurrence still counts the whole
     book. Nothing is committed: the caller owns the transaction. A whole pass that records (no
     ``limit``, ``record``) ends by marking the book recorded (:func:`tools.dataset.mark_exceptions_recorded`,
-    in the caller's transaction): the event worker then counts recurrence from the rows.
+    in the caller's transaction): the event worker then counts recurrence from the rows; on
+    PostgreSQL it also refreshes the exceptions table's planner statistics (:func:`tools.db.refresh_statistics`).
     """
     only = open_order_ids(session, limit) if limit is not None else None
     started = dt.datetime.now(dt.UTC)
@@ -571,3 +572,8 @@ def triage_open_book(
             yield triage_result(ctx, found, plan)
     if record and only is None:  # the whole book recorded: the worker may count recurrence from it
         mark_exceptions_recorded(session, started, policy_hash=policy.policy_hash)
+        # The pass opens the book's exceptions wholesale — thousands of open rows beside a history
+        # of resolved ones, under the 10 % of the table autovacuum waits for — and the worker's
+        # recurrence lookups range over the open rows: with statistics from before (no open row)
+        # PostgreSQL scanned every open exception for each lookup (2.2 ms instead of 0.5 at 1M).
+        refresh_statistics(session, _XT.name)
