@@ -104,6 +104,30 @@ def test_the_source_waiting_longest_is_claimed_first(pg_url):
     engine.dispose()
 
 
+def test_the_schema_of_the_advisory_keys_is_read_once_per_connection(pg_url):
+    """The source and order lock keys are per schema; a worker asks for it twice a batch, so it is
+    read once per pooled connection — and still names this deployment's schema."""
+    from sqlalchemy import event
+
+    from tools.db import current_schema
+
+    engine, factory = _world(pg_url)
+    events = [_event(n, "wms", "A", n) for n in range(1, 6)]
+    with factory() as s:
+        receive(s, [parse_event(e) for e in events], channel="api")
+        s.commit()
+    asked: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda c, cur, sql, *a: asked.append(sql))
+    policy = load_policy()
+    for _ in range(5):
+        assert apply_next(factory, policy) is not None
+    assert apply_next(factory, policy) is None
+    assert sum("current_schema()" in sql for sql in asked) == 1  # one pooled connection, one read
+    with factory() as s:
+        assert current_schema(s) == pg_url.split("search_path%3D")[1].split("&")[0]
+    engine.dispose()
+
+
 def test_a_worker_killed_mid_event_leaves_nothing_half_applied(pg_url):
     engine, factory = _world(pg_url)
     with factory() as s:

@@ -38,6 +38,7 @@ __all__ = [
     "await_lock",
     "check_connection",
     "current_revision",
+    "current_schema",
     "driver_reason",
     "head_revision",
     "is_postgres",
@@ -138,6 +139,16 @@ def one_of(
             item = String()
         return column == any_(bindparam(None, list(values), type_=ARRAY(item)))
     return column.in_(values)
+
+
+def current_schema(session: Session) -> str:
+    """PostgreSQL: the schema the session's connection works in (its ``search_path``'s first, as
+    the engine set it on connect), read once per pooled connection — the event worker asks twice
+    a batch (the advisory-lock keys of sources and orders are per schema)."""
+    info = session.connection().info
+    if not info.get("current_schema"):  # none yet (its schema not created when it connected): ask again
+        info["current_schema"] = session.scalar(text("SELECT current_schema()")) or ""
+    return str(info["current_schema"])
 
 
 def refresh_statistics(session: Session, *tables: str) -> None:

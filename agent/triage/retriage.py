@@ -49,13 +49,13 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from agent.policy import Policy
 from agent.triage.service import record_batch
 from tools.dataset import exceptions_recorded
-from tools.db import one_of
+from tools.db import current_schema, one_of
 from tools.models import ExceptionRecord, Order, OrderLine
 from tools.rules import ACTIVE_LINE_STATUSES, OPEN_ORDER_STATUSES, days_from, in_chunks
 
@@ -117,7 +117,7 @@ def lock_orders(session: Session, ids: Iterable[str]) -> None:
     ends; on SQLite nothing (the writer lock already serialises whole transactions)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    schema = session.scalar(select(func.current_schema())) or ""
+    schema = current_schema(session)
     keys = sorted({order_lock_key(schema, oid) for oid in ids})
     # One statement takes them all, one after the other in key order (the sorted subquery feeds the
     # aggregate in order): every worker takes its keys in the same order, so none waits on another

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tools.db import current_schema
 from tools.events.validate import Event, check_references, parse_event
 from tools.models import EventInbox
 
@@ -146,7 +147,7 @@ def claim_batch(session: Session, limit: int) -> list[EventInbox]:
     sources = session.scalars(
         select(_T.c.source).where(received).group_by(_T.c.source).order_by(earliest, func.min(_T.c.id))
     ).all()
-    schema = session.scalar(select(func.current_schema())) or ""
+    schema = current_schema(session)
     for source in sources:
         if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(schema, source)))):
             continue  # another worker is applying this source's events
