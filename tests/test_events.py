@@ -643,3 +643,39 @@ def test_a_simulated_feed_refuses_a_weight_that_is_no_weight(sqlite_engine):
         for bad in (-1, float("nan"), float("inf")):
             with pytest.raises(ValueError, match="weight"):
                 Simulator(s, weights={"carrier": bad})
+
+
+def test_a_claim_counts_the_attempt_and_hands_back_the_rows_in_apply_order(factory):
+    """One UPDATE … RETURNING claims the rows: each attempt counted once, the rows returned
+    earliest first whatever order the database returns them in, and a row the session already
+    held is handed back as claimed (not as it was read before)."""
+    from tools.events import claim_batch
+
+    _send(
+        factory,
+        event(
+            "e2",
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 2}]},
+            at="2026-11-02T08:02:00Z",
+        ),
+        event(
+            "e1",
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 1}]},
+            at="2026-11-02T08:01:00Z",
+        ),
+        event(
+            "e3",
+            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 3}]},
+            at="2026-11-02T08:03:00Z",
+        ),
+    )
+    with factory() as s:
+        held = s.scalars(select(EventInbox).where(EventInbox.event_id == "e1")).one()
+        assert held.attempts == 0
+        rows = claim_batch(s, 2)
+        assert [(r.event_id, r.attempts) for r in rows] == [("e1", 1), ("e2", 1)]
+        assert rows[0] is held and held.attempts == 1
+        s.commit()
+    with factory() as s:
+        counts = dict(s.execute(select(EventInbox.event_id, EventInbox.attempts)).all())
+        assert counts == {"e1": 1, "e2": 1, "e3": 0}

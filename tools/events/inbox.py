@@ -131,16 +131,7 @@ def claim_batch(session: Session, limit: int) -> list[EventInbox]:
         # One UPDATE picks and claims the rows, so the transaction holds SQLite's write lock from
         # its first statement: a second worker waits, then finds the events no longer received.
         first = select(_T.c.id).where(received).order_by(*order).limit(limit)
-        stmt = (
-            update(_T)
-            .where(_T.c.id.in_(first.scalar_subquery()), received)
-            .values(attempts=_T.c.attempts + 1)
-            .returning(_T.c.id)
-        )
-        ids = session.execute(stmt).scalars().all()
-        if not ids:
-            return []
-        return list(session.scalars(select(EventInbox).where(_T.c.id.in_(ids)).order_by(*order)))
+        return _claimed(session, first.scalar_subquery(), received)
     # the sources by their earliest waiting event: the one waiting longest goes first, so a busy
     # source (one that always has an event waiting) cannot keep the others' events waiting
     earliest = func.min(_T.c.occurred_at)
@@ -152,18 +143,29 @@ def claim_batch(session: Session, limit: int) -> list[EventInbox]:
         if not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(schema, source)))):
             continue  # another worker is applying this source's events
         oldest = (
-            select(EventInbox)
+            select(_T.c.id)
             .where(received, _T.c.source == source)
             .order_by(*order)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        rows = list(session.scalars(oldest))
+        rows = _claimed(session, oldest.scalar_subquery())
         if rows:
-            for row in rows:
-                row.attempts += 1
             return rows
     return []
+
+
+def _claimed(session: Session, ids: Any, *where: Any) -> list[EventInbox]:
+    """Claim the rows of ``ids`` (a subquery picking them): one ``UPDATE … RETURNING`` counts the
+    attempt and hands back the rows, in the order they apply."""
+    stmt = (
+        update(EventInbox)
+        .where(_T.c.id.in_(ids), *where)
+        .values(attempts=_T.c.attempts + 1)
+        .returning(EventInbox)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return sorted(session.scalars(stmt), key=lambda row: (row.occurred_at, row.id))
 
 
 def mark_failed(session: Session, inbox_id: int, reason: str) -> None:
