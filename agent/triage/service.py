@@ -69,9 +69,17 @@ _XT = ExceptionRecord.__table__
 ORDER_NOT_FOUND = "order not found"  # the error of an unknown id in a list of results
 
 
-def _evidence_hash(d: Detected) -> str:
+def _evidence_hash(d: Detected, memo: dict[int, str] | None = None) -> str:
+    """The digest of a hit's evidence and facts; ``memo``: digests already taken in this batch, by
+    the hit's identity (one recurrence finding is shared by every order of its pattern and date:
+    :func:`agent.triage.detection.detect_recorded`; the caller keeps the hits alive meanwhile)."""
+    if memo is not None and (known := memo.get(id(d))) is not None:
+        return known
     body = json.dumps({"evidence": list(d.evidence), "facts": dict(d.facts)}, sort_keys=True, default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    if memo is not None:
+        memo[id(d)] = digest
+    return digest
 
 
 class _Row:
@@ -186,6 +194,7 @@ def record_exceptions(
     rows: Iterable[Any] | None = None,
     pending: list[dict[str, Any]] | None = None,
     types: Collection[str] | None = None,
+    digests: dict[int, str] | None = None,
 ) -> int:
     """Upsert ``found`` for the order; resolve what is no longer found. Returns rows written.
 
@@ -195,6 +204,7 @@ def record_exceptions(
     (:func:`_insert_new`, one statement for the batch); else inserted here.
     ``types``: only the exceptions of these types were detected again (``found`` is read for them
     alone); the order's rows of other types are left as they are.
+    ``digests``: a batch's memo of evidence digests (:func:`_evidence_hash`).
     """
     now = now or dt.datetime.now(dt.UTC)
     order = ctx.order
@@ -206,7 +216,7 @@ def record_exceptions(
     existing = {(r.type, r.instance_key): r for r in rows}
     written, new = 0, []
     for d in found:
-        digest = _evidence_hash(d)
+        digest = _evidence_hash(d, digests)
         row = existing.pop((d.type, d.instance_key), None)
         if row is None:
             new.append(
@@ -526,6 +536,7 @@ def _record_batch(
     rows = rows if rows is not None else _exception_rows(session, contexts)
     now = dt.datetime.now(dt.UTC)
     pending: list[dict[str, Any]] = []
+    digests: dict[int, str] = {}  # the hits are held by ``found`` until this returns
     for oid in sorted(contexts):
         record_exceptions(
             session,
@@ -535,6 +546,7 @@ def _record_batch(
             rows=rows.get(oid, ()),
             pending=pending,
             types=(only or {}).get(oid),
+            digests=digests,
         )
     if pending:
         _insert_new(session, pending)
