@@ -64,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
-from agent.flow import BackgroundWorker, apply_batch, drain
+from agent.flow import BackgroundWorker, apply_or_wait, drain
 from agent.policy import load_policy
 from agent.triage.service import triage_open_book
 from benchmarks._harness import scratch_database
@@ -217,9 +217,9 @@ def _work(url: str, stop, progress, cpu, wake) -> None:
     started, server = time.process_time(), _backend_cpu() or 0.0
     while not stop.is_set():
         try:
-            done = apply_batch(factory, policy)
+            done = apply_or_wait(factory, policy)  # None: another worker had its orders, it let go
         except OperationalError:
-            continue  # a deadlock or lock timeout between the workers: rolled back, try again
+            continue  # a lock timeout between the workers: rolled back, try again
         if done:
             with progress.get_lock():
                 progress.value += len(done)
@@ -421,9 +421,11 @@ def drained(factory, policy, events: int, workers: int, prefix: str, weights: di
     def work(i: int) -> None:
         while True:
             try:
-                out = apply_batch(factory, policy)
+                out = apply_or_wait(factory, policy)
             except OperationalError:
                 continue  # a deadlock or lock timeout between the workers: rolled back, try again
+            if out is None:
+                continue  # another worker had orders it reached: it has let go, run it again
             if not out:
                 return
             done[i] += len(out)

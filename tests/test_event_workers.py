@@ -128,6 +128,69 @@ def test_the_schema_of_the_advisory_keys_is_read_once_per_connection(pg_url):
     engine.dispose()
 
 
+def test_a_second_round_of_order_locks_never_waits_below_a_key_it_holds(pg_url):
+    """Worker 1 holds the high key, worker 2 the low one (their first rounds); each second round
+    wants the other's. Worker 2's (above what it holds) waits; worker 1's (below) must not — it is
+    refused at once with a lock conflict (PostgreSQL's 55P03, which the executor runs again)
+    instead of the two waiting on each other until PostgreSQL breaks the deadlock; once worker 1
+    lets go, worker 2 goes on."""
+    from agent.triage.retriage import OrdersBusy, lock_orders
+    from tools.db import current_schema
+
+    engine, factory = _world(pg_url)
+    one, two = factory(), factory()
+    schema = current_schema(one)
+    ids = sorted((f"SO{n}" for n in range(1, 60)), key=lambda o: order_lock_key(schema, o))
+    low, high = ids[0], ids[-1]
+    assert order_lock_key(schema, low) < order_lock_key(schema, high)
+    lock_orders(one, [high])
+    lock_orders(two, [low])
+    went_on = threading.Event()
+
+    def second_round_of_two() -> None:
+        lock_orders(two, [high])
+        went_on.set()
+
+    waiting = threading.Thread(target=second_round_of_two)
+    waiting.start()
+    with pytest.raises(OrdersBusy) as busy:
+        lock_orders(one, [low])
+    assert busy.value.keys == [order_lock_key(schema, low)]
+    assert busy.value.orig.sqlstate == "55P03"
+    one.rollback()  # worker 1 lets go of the high key: worker 2's second round takes it
+    waiting.join(timeout=60)
+    assert went_on.is_set()
+    two.rollback()
+    one.close(), two.close()
+    engine.dispose()
+
+
+def test_a_batch_refused_for_busy_orders_runs_again_once_they_are_free(pg_url, monkeypatch):
+    """The worker's loop waits for the orders another worker holds (nothing of the refused batch
+    was applied) and then applies the same events, each once."""
+    from agent.flow import worker
+    from agent.triage.retriage import OrdersBusy
+
+    engine, factory = _world(pg_url)
+    with factory() as s:
+        receive(s, [parse_event(_event(n, "wms", "A", n)) for n in range(1, 6)], channel="api")
+        s.commit()
+    real, tries = worker.apply_batch, []
+
+    def busy_once(factory, policy, *, limit):
+        tries.append(limit)
+        if len(tries) == 1:
+            raise OrdersBusy([order_lock_key("public", "SO1")])
+        return real(factory, policy, limit=limit)
+
+    monkeypatch.setattr(worker, "apply_batch", busy_once)
+    done = drain(factory, load_policy())
+    assert [a.status for a in done] == ["applied"] * 5 and len(tries) >= 2
+    with factory() as s:
+        assert set(s.scalars(select(EventInbox.attempts))) == {1}  # the refused try claimed nothing
+    engine.dispose()
+
+
 def test_a_worker_killed_mid_event_leaves_nothing_half_applied(pg_url):
     engine, factory = _world(pg_url)
     with factory() as s:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.flow.work import escalate_breached
 from agent.governance.audit import EVENT_SOURCE_APPLIED, EVENT_SOURCE_FAILED, AuditEntry, append_events
 from agent.policy import Policy
-from agent.triage.retriage import retriage
+from agent.triage.retriage import OrdersBusy, retriage, wait_for_orders
 from tools.events import (
     Change,
     Event,
@@ -53,6 +53,7 @@ __all__ = [
     "BackgroundWorker",
     "apply_batch",
     "apply_next",
+    "apply_or_wait",
     "drain",
     "run_worker",
     "sweep",
@@ -227,6 +228,19 @@ def _apply_together(session: Session, rows: list) -> list[_Step] | None:
         return None
 
 
+def apply_or_wait(
+    factory: sessionmaker[Session], policy: Policy, *, limit: int = BATCH_EVENTS
+) -> list[Applied] | None:
+    """:func:`apply_batch`; None when another worker held orders the batch reached in its second
+    round (:class:`agent.triage.retriage.OrdersBusy`: rolled back, its events still waiting) —
+    once that worker has let go of them, so the batch can run again."""
+    try:
+        return apply_batch(factory, policy, limit=limit)
+    except OrdersBusy as busy:
+        wait_for_orders(factory, busy.keys)
+        return None
+
+
 def apply_next(factory: sessionmaker[Session], policy: Policy) -> Applied | None:
     """Apply the next waiting event alone; None when the inbox has none (or the others are claimed)."""
     done = apply_batch(factory, policy, limit=1)
@@ -253,7 +267,9 @@ def drain(
     limit = min(batch, SQLITE_FIRST_BATCH) if pause_s else batch
     while not stop.is_set():
         started = time.monotonic()
-        done = apply_batch(factory, policy, limit=limit)
+        done = apply_or_wait(factory, policy, limit=limit)
+        if done is None:
+            continue  # another worker had orders it reached: it has let go, run it again
         if not done:
             break
         out.extend(done)

@@ -50,7 +50,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from agent.policy import Policy
 from agent.triage.service import record_batch
@@ -59,7 +60,7 @@ from tools.db import current_schema, one_of
 from tools.models import ExceptionRecord, Order, OrderLine
 from tools.rules import ACTIVE_LINE_STATUSES, OPEN_ORDER_STATUSES, days_from, in_chunks
 
-__all__ = ["Retriage", "lock_orders", "order_lock_key", "retriage"]
+__all__ = ["OrdersBusy", "Retriage", "lock_orders", "order_lock_key", "retriage", "wait_for_orders"]
 
 _X, _O, _L = ExceptionRecord.__table__, Order.__table__, OrderLine.__table__
 Pattern = tuple[str, str, str]  # (type, "customer" | "sku", value)
@@ -112,23 +113,73 @@ def order_lock_key(schema: str, order_id: str) -> int:
     return zlib.crc32(f"copilot.order:{schema}:{bucket}".encode()) - 2**31
 
 
+class _Busy(Exception):
+    """Why :class:`OrdersBusy` was raised (its ``orig``), with PostgreSQL's code for a lock not
+    available (``55P03``): the executor runs a step again on it, as on a deadlock."""
+
+    sqlstate = "55P03"
+
+
+class OrdersBusy(OperationalError):
+    """Another transaction holds the triage lock of orders this one reached after it had taken
+    others (a second round: the recurrence followers). It must not wait for them — the other may
+    be waiting for a lock this one holds — so it is rolled back; :func:`wait_for_orders` then waits
+    until the other lets go of ``keys``, and the batch runs again."""
+
+    def __init__(self, keys: list[int]) -> None:
+        super().__init__(
+            "pg_try_advisory_xact_lock", None, _Busy(f"another worker is triaging {len(keys)} order lock(s)")
+        )
+        self.keys = keys
+
+
+_HELD = "copilot.order_locks"  # session.info: (its transaction, the order-lock keys it took)
+_WAIT = (
+    "SELECT count(pg_advisory_xact_lock(k)) FROM "
+    "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS t(k) ORDER BY k) AS ordered"
+)
+
+
 def lock_orders(session: Session, ids: Iterable[str]) -> None:
     """PostgreSQL: hold the triage locks of ``ids`` (:func:`order_lock_key`) until the transaction
-    ends; on SQLite nothing (the writer lock already serialises whole transactions)."""
+    ends; on SQLite nothing (the writer lock already serialises whole transactions).
+
+    A transaction only ever waits for a key above every key it holds, so no two wait for each
+    other: the first round takes its keys in order (one statement feeds them to the lock in key
+    order: one round trip, not one per key); a later one (the recurrence followers of what the
+    first triaged) waits only for its keys above those it holds and tries the others — one taken
+    by another transaction raises :class:`OrdersBusy`, which rolls this one back. Two workers whose
+    second rounds crossed deadlocked instead (PostgreSQL broke it after a second)."""
     if session.get_bind().dialect.name != "postgresql":
         return
     schema = current_schema(session)
     keys = sorted({order_lock_key(schema, oid) for oid in ids})
-    # One statement takes them all, one after the other in key order (the sorted subquery feeds the
-    # aggregate in order): every worker takes its keys in the same order, so none waits on another
-    # that waits on it. One round trip instead of one per key (up to ORDER_LOCK_BUCKETS a batch).
-    session.execute(
-        text(
-            "SELECT count(pg_advisory_xact_lock(k)) FROM "
-            "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS t(k) ORDER BY k) AS ordered"
-        ),
-        {"keys": keys},
-    )
+    tx = session.get_transaction()
+    mark = session.info.get(_HELD)
+    held: set[int] = mark[1] if mark is not None and mark[0] is tx else set()
+    top = max(held, default=None)
+    early = [k for k in keys if top is not None and k <= top]  # taken again at once when held
+    if early:
+        busy = session.scalars(
+            text(
+                "SELECT k FROM unnest(CAST(:keys AS bigint[])) AS t(k) WHERE NOT pg_try_advisory_xact_lock(k)"
+            ),
+            {"keys": early},
+        ).all()
+        if busy:
+            raise OrdersBusy(sorted(busy))
+    late = keys[len(early) :]
+    if late:
+        session.execute(text(_WAIT), {"keys": late})
+    session.info[_HELD] = (tx, held | set(keys))
+
+
+def wait_for_orders(factory: sessionmaker[Session], keys: list[int]) -> None:
+    """Wait until no other transaction holds these order-lock keys (:class:`OrdersBusy`): take
+    them in a transaction of its own, holding nothing else, then let go."""
+    with factory() as session:
+        session.execute(text(_WAIT), {"keys": sorted(keys)})
+        session.rollback()
 
 
 def _followers(
