@@ -293,6 +293,33 @@ def test_a_deadlock_in_the_executed_actions_retriage_runs_the_step_again(engine,
         assert s.get(Order, "SO1").lines[0].warehouse_id == "WH3"
 
 
+def test_busy_orders_in_the_executed_actions_retriage_run_the_step_again(engine, monkeypatch):
+    """A worker held orders the executed write reached (a second round of order locks: refused at
+    once, not deadlocked): nothing of the step was written; it waits for them and runs again —
+    the action executes once."""
+    import agent.governance.requests as requests_module
+    from agent.triage.retriage import OrdersBusy, order_lock_key
+
+    factory, req = _reallocation_request(engine)
+    real, calls = requests_module.retriage, []
+
+    def once_busy(s, policy, ids):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OrdersBusy([order_lock_key("public", "SO1")])
+        return real(s, policy, ids)
+
+    monkeypatch.setattr(requests_module, "retriage", once_busy)
+    done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
+    assert done["status"] == "executed", done
+    assert len(calls) == 2
+    with factory() as s:
+        from tools.models import Execution
+
+        assert len(s.scalars(select(Execution).where(Execution.request_id == req["id"])).all()) == 1
+        assert s.get(Order, "SO1").lines[0].warehouse_id == "WH3"
+
+
 def test_a_lock_conflict_that_persists_fails_the_request_with_its_reason(engine, monkeypatch):
     from sqlalchemy.exc import OperationalError
 

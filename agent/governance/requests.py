@@ -57,7 +57,7 @@ from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
 from agent.triage.order_numbers import filter_id, order_id_of, params_ids
-from agent.triage.retriage import lock_orders, retriage
+from agent.triage.retriage import OrdersBusy, lock_orders, retriage, wait_for_orders
 from agent.triage.service import triage_orders
 from tools import writes
 from tools.dataset import forget_exceptions_recorded
@@ -825,6 +825,8 @@ def _execute_step(
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except DBAPIError as exc:  # the whole step was rolled back: record why, never leave it approved
         if tries > 1 and _lock_conflict(exc):
+            if isinstance(exc, OrdersBusy):  # a worker is triaging orders the write reached
+                wait_for_orders(factory, exc.keys)
             return _execute_step(factory, policy, request_id, approval_id, tries - 1)
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except Forbidden as exc:  # the executor found no approval of exactly these parameters

@@ -178,7 +178,8 @@ def wait_for_orders(factory: sessionmaker[Session], keys: list[int]) -> None:
     """Wait until no other transaction holds these order-lock keys (:class:`OrdersBusy`): take
     them in a transaction of its own, holding nothing else, then let go."""
     with factory() as session:
-        session.execute(text(_WAIT), {"keys": sorted(keys)})
+        if session.get_bind().dialect.name == "postgresql":  # SQLite: no order locks to wait for
+            session.execute(text(_WAIT), {"keys": sorted(keys)})
         session.rollback()
 
 
