@@ -64,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
-from agent.flow import BackgroundWorker, apply_or_wait, drain
+from agent.flow import BackgroundWorker, Batches, drain
 from agent.policy import load_policy
 from agent.triage.service import triage_open_book
 from benchmarks._harness import scratch_database
@@ -215,11 +215,14 @@ def _work(url: str, stop, progress, cpu, wake) -> None:
     _track_backends(engine)
     factory, policy = session_factory(engine), load_policy()
     started, server = time.process_time(), _backend_cpu() or 0.0
+    batches = Batches(factory, policy)
     while not stop.is_set():
         try:
-            done = apply_or_wait(factory, policy)  # None: another worker had its orders, it let go
+            done = batches.next()
         except OperationalError:
             continue  # a lock timeout between the workers: rolled back, try again
+        if done is None:
+            continue  # another worker held orders it reached: the next try waits for them first
         if done:
             with progress.get_lock():
                 progress.value += len(done)
@@ -419,13 +422,14 @@ def drained(factory, policy, events: int, workers: int, prefix: str, weights: di
     done = [0] * workers
 
     def work(i: int) -> None:
+        batches = Batches(factory, policy)
         while True:
             try:
-                out = apply_or_wait(factory, policy)
+                out = batches.next()
             except OperationalError:
                 continue  # a deadlock or lock timeout between the workers: rolled back, try again
             if out is None:
-                continue  # another worker had orders it reached: it has let go, run it again
+                continue  # another worker held orders it reached: the next try waits for them first
             if not out:
                 return
             done[i] += len(out)

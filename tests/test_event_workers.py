@@ -4,6 +4,7 @@ leaves nothing half-applied and the event is applied by the next one."""
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -157,6 +158,8 @@ def test_a_second_round_of_order_locks_never_waits_below_a_key_it_holds(pg_url):
         lock_orders(one, [low])
     assert busy.value.keys == [order_lock_key(schema, low)]
     assert busy.value.orig.sqlstate == "55P03"
+    copied = pickle.loads(pickle.dumps(busy.value))  # it crosses process and checkpoint boundaries
+    assert isinstance(copied, OrdersBusy) and copied.keys == busy.value.keys
     one.rollback()  # worker 1 lets go of the high key: worker 2's second round takes it
     waiting.join(timeout=60)
     assert went_on.is_set()
@@ -166,8 +169,8 @@ def test_a_second_round_of_order_locks_never_waits_below_a_key_it_holds(pg_url):
 
 
 def test_a_batch_refused_for_busy_orders_runs_again_once_they_are_free(pg_url, monkeypatch):
-    """The worker's loop waits for the orders another worker holds (nothing of the refused batch
-    was applied) and then applies the same events, each once."""
+    """The worker's loop runs a batch refused for busy orders again (nothing of it was applied),
+    taking those order locks first; the events apply once each."""
     from agent.flow import worker
     from agent.triage.retriage import OrdersBusy
 
@@ -177,17 +180,73 @@ def test_a_batch_refused_for_busy_orders_runs_again_once_they_are_free(pg_url, m
         s.commit()
     real, tries = worker.apply_batch, []
 
-    def busy_once(factory, policy, *, limit):
-        tries.append(limit)
+    busy = order_lock_key("public", "SO1")
+
+    def busy_once(factory, policy, *, limit, prelock=()):
+        tries.append(set(prelock))
         if len(tries) == 1:
-            raise OrdersBusy([order_lock_key("public", "SO1")])
-        return real(factory, policy, limit=limit)
+            raise OrdersBusy([busy])
+        return real(factory, policy, limit=limit, prelock=prelock)
 
     monkeypatch.setattr(worker, "apply_batch", busy_once)
     done = drain(factory, load_policy())
-    assert [a.status for a in done] == ["applied"] * 5 and len(tries) >= 2
+    assert [a.status for a in done] == ["applied"] * 5
+    assert tries[:2] == [set(), {busy}] and all(not t for t in tries[2:])  # taken first once, then not
     with factory() as s:
         assert set(s.scalars(select(EventInbox.attempts))) == {1}  # the refused try claimed nothing
+    engine.dispose()
+
+
+def test_an_executed_action_whose_follow_up_finds_orders_busy_waits_for_them_and_executes(
+    pg_url, monkeypatch
+):
+    """The executor's re-triage takes an order's lock (first round), then a follower's lock below
+    it that a worker holds (second round): refused at once; the next try takes that lock first and
+    waits there for the worker; once the worker lets go, the action executes — once."""
+    import agent.governance.requests as requests_module
+    from agent.governance.requests import decide
+    from agent.triage.retriage import lock_orders
+    from tests.test_recurrence_recorded import POLICY, _reallocation_request
+    from tools.db import current_schema
+    from tools.models import Execution, Order
+
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    factory, req = _reallocation_request(engine)
+    with factory() as s:
+        schema = current_schema(s)
+    ids = sorted((f"SO{n}" for n in range(1, 60)), key=lambda o: order_lock_key(schema, o))
+    low, high = ids[0], ids[-1]
+    real, rounds = requests_module.retriage, []
+
+    def with_a_follower(s, policy, order_ids, *, prelock=()):
+        rounds.append(set(prelock))
+        lock_orders(s, [high], keys=prelock)  # the first round
+        lock_orders(s, [low])  # the recurrence followers' round
+        return real(s, policy, order_ids, prelock=prelock)
+
+    monkeypatch.setattr(requests_module, "retriage", with_a_follower)
+    worker = factory()
+    lock_orders(worker, [low])  # a worker triaging the follower
+    outcome: list[dict] = []
+    deciding = threading.Thread(
+        target=lambda: outcome.append(
+            decide(factory, POLICY, req["id"], username="planner", decision="approve")
+        )
+    )
+    deciding.start()
+    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    with factory() as probe:  # the second try waits for the worker's lock (synchronised, not slept)
+        while deciding.is_alive() and not probe.scalar(waiting):
+            probe.rollback()
+    worker.rollback()  # the worker lets go
+    deciding.join(timeout=60)
+    assert outcome and outcome[0]["status"] == "executed", outcome
+    assert rounds == [set(), {order_lock_key(schema, low)}]
+    with factory() as s:
+        assert len(s.scalars(select(Execution).where(Execution.request_id == req["id"])).all()) == 1
+        assert s.get(Order, "SO1").lines[0].warehouse_id == "WH3"
+    worker.close()
     engine.dispose()
 
 

@@ -276,11 +276,11 @@ def test_a_deadlock_in_the_executed_actions_retriage_runs_the_step_again(engine,
     factory, req = _reallocation_request(engine)
     real, calls = requests_module.retriage, []
 
-    def once_deadlocked(s, policy, ids):
+    def once_deadlocked(s, policy, ids, **kw):
         calls.append(1)
         if len(calls) == 1:
             raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, _Deadlock("deadlock detected"))
-        return real(s, policy, ids)
+        return real(s, policy, ids, **kw)
 
     monkeypatch.setattr(requests_module, "retriage", once_deadlocked)
     done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
@@ -295,24 +295,26 @@ def test_a_deadlock_in_the_executed_actions_retriage_runs_the_step_again(engine,
 
 def test_busy_orders_in_the_executed_actions_retriage_run_the_step_again(engine, monkeypatch):
     """A worker held orders the executed write reached (a second round of order locks: refused at
-    once, not deadlocked): nothing of the step was written; it waits for them and runs again —
-    the action executes once."""
+    once, not deadlocked): nothing of the step was written; it runs again taking those locks first
+    (not counted as a try) — the action executes once."""
     import agent.governance.requests as requests_module
     from agent.triage.retriage import OrdersBusy, order_lock_key
 
     factory, req = _reallocation_request(engine)
     real, calls = requests_module.retriage, []
 
-    def once_busy(s, policy, ids):
-        calls.append(1)
+    busy = order_lock_key("public", "SO1")
+
+    def once_busy(s, policy, ids, *, prelock=()):
+        calls.append(set(prelock))
         if len(calls) == 1:
-            raise OrdersBusy([order_lock_key("public", "SO1")])
-        return real(s, policy, ids)
+            raise OrdersBusy([busy])
+        return real(s, policy, ids, prelock=prelock)
 
     monkeypatch.setattr(requests_module, "retriage", once_busy)
     done = decide(factory, POLICY, req["id"], username="planner", decision="approve")
     assert done["status"] == "executed", done
-    assert len(calls) == 2
+    assert calls == [set(), {busy}]
     with factory() as s:
         from tools.models import Execution
 
@@ -328,7 +330,7 @@ def test_a_lock_conflict_that_persists_fails_the_request_with_its_reason(engine,
     factory, req = _reallocation_request(engine)
     calls = []
 
-    def always_deadlocked(s, policy, ids):
+    def always_deadlocked(s, policy, ids, **kw):
         calls.append(1)
         raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, _Deadlock("deadlock detected"))
 
@@ -355,8 +357,8 @@ def test_a_bug_in_the_executed_actions_retriage_keeps_the_write_and_audits_the_e
         s.commit()
     real = requests_module.retriage
 
-    def half_then_bug(s, policy, ids):
-        real(s, policy, ids)  # writes exception rows, then fails: the savepoint takes them back
+    def half_then_bug(s, policy, ids, **kw):
+        real(s, policy, ids, **kw)  # writes exception rows, then fails: the savepoint takes them back
         raise ZeroDivisionError("a rule divided by zero")
 
     monkeypatch.setattr(requests_module, "retriage", half_then_bug)

@@ -24,7 +24,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.flow.work import escalate_breached
 from agent.governance.audit import EVENT_SOURCE_APPLIED, EVENT_SOURCE_FAILED, AuditEntry, append_events
 from agent.policy import Policy
-from agent.triage.retriage import OrdersBusy, retriage, wait_for_orders
+from agent.triage.retriage import OrdersBusy, retriage
 from tools.events import (
     Change,
     Event,
@@ -51,9 +51,9 @@ __all__ = [
     "BATCH_EVENTS",
     "Applied",
     "BackgroundWorker",
+    "Batches",
     "apply_batch",
     "apply_next",
-    "apply_or_wait",
     "drain",
     "run_worker",
     "sweep",
@@ -99,10 +99,16 @@ def _reason(exc: Exception) -> str:
 
 
 def apply_batch(
-    factory: sessionmaker[Session], policy: Policy, *, limit: int = BATCH_EVENTS
+    factory: sessionmaker[Session],
+    policy: Policy,
+    *,
+    limit: int = BATCH_EVENTS,
+    prelock: Collection[int] = (),
 ) -> list[Applied]:
     """Apply up to ``limit`` waiting events in one transaction; their outcomes in apply order
-    (empty when the inbox has none waiting, or the others are claimed)."""
+    (empty when the inbox has none waiting, or the others are claimed). ``prelock``: order-lock
+    keys the re-triage takes first (:class:`Batches`). On PostgreSQL beside other workers it may
+    raise :class:`agent.triage.retriage.OrdersBusy` (rolled back: nothing of the batch applied)."""
     with factory() as session:
         rows = claim_batch(session, limit)
         if not rows:
@@ -136,6 +142,7 @@ def apply_batch(
                 (o for step in applied for o in step.reached),
                 redated=redated_orders(c for step in applied for c in step.changes),
                 scoped=reach.scoped,
+                prelock=prelock,
             )
         except OperationalError:
             session.rollback()
@@ -228,21 +235,34 @@ def _apply_together(session: Session, rows: list) -> list[_Step] | None:
         return None
 
 
-def apply_or_wait(
-    factory: sessionmaker[Session], policy: Policy, *, limit: int = BATCH_EVENTS
-) -> list[Applied] | None:
-    """:func:`apply_batch`; None when another worker held orders the batch reached in its second
-    round (:class:`agent.triage.retriage.OrdersBusy`: rolled back, its events still waiting) —
-    once that worker has let go of them, so the batch can run again."""
-    try:
-        return apply_batch(factory, policy, limit=limit)
-    except OrdersBusy as busy:
-        wait_for_orders(factory, busy.keys)
-        return None
+class Batches:
+    """A worker's batches one after the other (:func:`apply_batch`), with what a refused try leaves
+    the next: when another worker held orders a batch reached in its second round (the recurrence
+    followers: :class:`agent.triage.retriage.OrdersBusy`, rolled back, its events still waiting),
+    the next try takes those order locks in its first round, waiting in key order until that worker
+    lets go — so it cannot be refused for them again. :func:`drain`'s loop, and any loop applying
+    batches beside other workers (the benchmarks' worker processes)."""
+
+    def __init__(self, factory: sessionmaker[Session], policy: Policy) -> None:
+        self._factory, self._policy = factory, policy
+        self.prelock: frozenset[int] = frozenset()
+
+    def next(self, limit: int = BATCH_EVENTS) -> list[Applied] | None:
+        """The next batch's outcomes (empty: none waiting), or None when it was refused for busy
+        orders (nothing of it applied; call again)."""
+        try:
+            done = apply_batch(self._factory, self._policy, limit=limit, prelock=self.prelock)
+        except OrdersBusy as busy:
+            self.prelock |= frozenset(busy.keys)
+            return None
+        self.prelock = frozenset()
+        return done
 
 
 def apply_next(factory: sessionmaker[Session], policy: Policy) -> Applied | None:
-    """Apply the next waiting event alone; None when the inbox has none (or the others are claimed)."""
+    """Apply the next waiting event alone; None when the inbox has none (or the others are claimed).
+    Beside other workers on PostgreSQL it may raise :class:`agent.triage.retriage.OrdersBusy` (see
+    :class:`Batches`)."""
     done = apply_batch(factory, policy, limit=1)
     return done[0] if done else None
 
@@ -265,11 +285,12 @@ def drain(
     # from the last one's time per event — on a 1M-line book 200 events held it 8-20 s and the
     # intake storing new events gave up with "database is locked".
     limit = min(batch, SQLITE_FIRST_BATCH) if pause_s else batch
+    batches = Batches(factory, policy)
     while not stop.is_set():
         started = time.monotonic()
-        done = apply_or_wait(factory, policy, limit=limit)
+        done = batches.next(limit)
         if done is None:
-            continue  # another worker had orders it reached: it has let go, run it again
+            continue  # another worker held orders it reached: the next try waits for them first
         if not done:
             break
         out.extend(done)

@@ -57,7 +57,7 @@ from agent.governance.users import POLICY_ACTOR, require_user
 from agent.policy import Policy, load_policy
 from agent.settings import get_settings
 from agent.triage.order_numbers import filter_id, order_id_of, params_ids
-from agent.triage.retriage import OrdersBusy, lock_orders, retriage, wait_for_orders
+from agent.triage.retriage import OrdersBusy, lock_orders, retriage
 from agent.triage.service import triage_orders
 from tools import writes
 from tools.dataset import forget_exceptions_recorded
@@ -736,6 +736,7 @@ def _veto(s: Session, policy: Policy, req: ActionRequest) -> str | None:
 # what the worker does too. A request is not failed for it.
 _LOCK_CONFLICTS = frozenset({"40P01", "40001", "55P03"})
 _STEP_TRIES = 3
+_BUSY_TRIES = 32  # tries refused for busy orders (each takes more of their locks first: few in practice)
 
 
 def _lock_conflict(exc: DBAPIError) -> bool:
@@ -748,10 +749,15 @@ def _execute_step(
     request_id: int,
     approval_id: int | None,
     tries: int = _STEP_TRIES,
+    prelock: frozenset[int] = frozenset(),
+    busy: int = 0,
 ) -> str:
     """Execute once in one transaction; on failure re-triage the order. Returns the end status.
     A transaction aborted by a lock conflict (:data:`_LOCK_CONFLICTS`) wrote nothing and is run
-    again, ``tries`` times in all, before it counts as the database refusing the step."""
+    again, ``tries`` times in all, before it counts as the database refusing the step. One refused
+    because a worker held orders the write reached (:class:`agent.triage.retriage.OrdersBusy`, in
+    the re-triage's second round) runs again taking those order locks first (``prelock``: it waits
+    there for the worker, in key order), without counting as a try."""
     try:
         with write_session(factory) as s:
             req = s.get(ActionRequest, request_id, with_for_update=True)
@@ -771,7 +777,7 @@ def _execute_step(
                 # recorded exceptions stay current (tools.dataset.exceptions_recorded); in a
                 # savepoint (:func:`_follow_up`)
                 reached, follow_up_error = _follow_up(
-                    s, req.id, lambda: retriage(s, policy, affected_orders(s, changed))
+                    s, req.id, lambda: retriage(s, policy, affected_orders(s, changed), prelock=prelock)
                 )
             triaged: list[dict[str, Any]] = []
             if req.order_id:
@@ -824,10 +830,11 @@ def _execute_step(
                 return s.get_one(ActionRequest, request_id).status
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except DBAPIError as exc:  # the whole step was rolled back: record why, never leave it approved
+        if isinstance(exc, OrdersBusy) and busy < _BUSY_TRIES and not prelock.issuperset(exc.keys):
+            more = prelock | frozenset(exc.keys)
+            return _execute_step(factory, policy, request_id, approval_id, tries, more, busy + 1)
         if tries > 1 and _lock_conflict(exc):
-            if isinstance(exc, OrdersBusy):  # a worker is triaging orders the write reached
-                wait_for_orders(factory, exc.keys)
-            return _execute_step(factory, policy, request_id, approval_id, tries - 1)
+            return _execute_step(factory, policy, request_id, approval_id, tries - 1, prelock, busy)
         return _record_failure(factory, request_id, approval_id, writes.database_refusal(exc))
     except Forbidden as exc:  # the executor found no approval of exactly these parameters
         return _record_failure(factory, request_id, approval_id, f"the executor refused: {exc}")

@@ -38,7 +38,10 @@ worker on PostgreSQL (the pass may record an order as it was before an event the
 triaged it for; true of the exceptions the queues show as much as of the row).
 
 On PostgreSQL each order is triaged under a transaction-scoped advisory lock (:func:`order_lock_key`),
-taken in key order, so two workers never triage the same order at once.
+so two workers never triage the same order at once: the first round's locks are taken in key
+order; the second round (the recurrence followers) waits only for keys above those it holds and
+tries the others (:func:`lock_orders`) — one held by another transaction rolls the batch back
+(:class:`OrdersBusy`), and the next try takes it in its first round (``prelock``).
 """
 
 from __future__ import annotations
@@ -48,10 +51,11 @@ import zlib
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from agent.policy import Policy
 from agent.triage.service import record_batch
@@ -60,7 +64,7 @@ from tools.db import current_schema, one_of
 from tools.models import ExceptionRecord, Order, OrderLine
 from tools.rules import ACTIVE_LINE_STATUSES, OPEN_ORDER_STATUSES, days_from, in_chunks
 
-__all__ = ["OrdersBusy", "Retriage", "lock_orders", "order_lock_key", "retriage", "wait_for_orders"]
+__all__ = ["OrderLockBusy", "OrdersBusy", "Retriage", "lock_orders", "order_lock_key", "retriage"]
 
 _X, _O, _L = ExceptionRecord.__table__, Order.__table__, OrderLine.__table__
 Pattern = tuple[str, str, str]  # (type, "customer" | "sku", value)
@@ -113,7 +117,7 @@ def order_lock_key(schema: str, order_id: str) -> int:
     return zlib.crc32(f"copilot.order:{schema}:{bucket}".encode()) - 2**31
 
 
-class _Busy(Exception):
+class OrderLockBusy(Exception):
     """Why :class:`OrdersBusy` was raised (its ``orig``), with PostgreSQL's code for a lock not
     available (``55P03``): the executor runs a step again on it, as on a deadlock."""
 
@@ -121,44 +125,48 @@ class _Busy(Exception):
 
 
 class OrdersBusy(OperationalError):
-    """Another transaction holds the triage lock of orders this one reached after it had taken
-    others (a second round: the recurrence followers). It must not wait for them — the other may
-    be waiting for a lock this one holds — so it is rolled back; :func:`wait_for_orders` then waits
-    until the other lets go of ``keys``, and the batch runs again."""
+    """Another transaction holds the triage locks ``keys`` of orders this one reached after it had
+    taken others (a second round: the recurrence followers). It must not wait for them — the
+    other may be waiting for a lock this one holds — so it is rolled back; the next try takes
+    ``keys`` in its first round (``prelock``), waiting there in key order until the other lets go."""
 
     def __init__(self, keys: list[int]) -> None:
         super().__init__(
-            "pg_try_advisory_xact_lock", None, _Busy(f"another worker is triaging {len(keys)} order lock(s)")
+            "pg_try_advisory_xact_lock",
+            None,
+            OrderLockBusy(f"another worker is triaging orders under {len(keys)} of the same lock(s)"),
         )
         self.keys = keys
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (OrdersBusy, (self.keys,))
+
 
 _HELD = "copilot.order_locks"  # session.info: (its transaction, the order-lock keys it took)
-_WAIT = (
-    "SELECT count(pg_advisory_xact_lock(k)) FROM "
-    "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS t(k) ORDER BY k) AS ordered"
-)
 
 
-def lock_orders(session: Session, ids: Iterable[str]) -> None:
-    """PostgreSQL: hold the triage locks of ``ids`` (:func:`order_lock_key`) until the transaction
-    ends; on SQLite nothing (the writer lock already serialises whole transactions).
+def lock_orders(session: Session, ids: Iterable[str], *, keys: Iterable[int] = ()) -> None:
+    """PostgreSQL: hold the triage locks of ``ids`` (:func:`order_lock_key`) and the lock ``keys``
+    until the transaction ends; on SQLite nothing (the writer lock already serialises whole
+    transactions).
 
     A transaction only ever waits for a key above every key it holds, so no two wait for each
     other: the first round takes its keys in order (one statement feeds them to the lock in key
     order: one round trip, not one per key); a later one (the recurrence followers of what the
     first triaged) waits only for its keys above those it holds and tries the others — one taken
     by another transaction raises :class:`OrdersBusy`, which rolls this one back. Two workers whose
-    second rounds crossed deadlocked instead (PostgreSQL broke it after a second)."""
+    second rounds crossed deadlocked instead (PostgreSQL broke it after a second). The keys held
+    are remembered per transaction (a savepoint rolled back may have let go of some: the set is
+    an upper bound, which only ever makes a round try a key it could have waited for)."""
     if session.get_bind().dialect.name != "postgresql":
         return
     schema = current_schema(session)
-    keys = sorted({order_lock_key(schema, oid) for oid in ids})
+    wanted = sorted({order_lock_key(schema, oid) for oid in ids} | set(keys))
     tx = session.get_transaction()
     mark = session.info.get(_HELD)
     held: set[int] = mark[1] if mark is not None and mark[0] is tx else set()
     top = max(held, default=None)
-    early = [k for k in keys if top is not None and k <= top]  # taken again at once when held
+    early = [k for k in wanted if top is not None and k <= top]  # taken again at once when held
     if early:
         busy = session.scalars(
             text(
@@ -168,19 +176,16 @@ def lock_orders(session: Session, ids: Iterable[str]) -> None:
         ).all()
         if busy:
             raise OrdersBusy(sorted(busy))
-    late = keys[len(early) :]
+    late = wanted[len(early) :]
     if late:
-        session.execute(text(_WAIT), {"keys": late})
-    session.info[_HELD] = (tx, held | set(keys))
-
-
-def wait_for_orders(factory: sessionmaker[Session], keys: list[int]) -> None:
-    """Wait until no other transaction holds these order-lock keys (:class:`OrdersBusy`): take
-    them in a transaction of its own, holding nothing else, then let go."""
-    with factory() as session:
-        if session.get_bind().dialect.name == "postgresql":  # SQLite: no order locks to wait for
-            session.execute(text(_WAIT), {"keys": sorted(keys)})
-        session.rollback()
+        session.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM "
+                "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS t(k) ORDER BY k) AS ordered"
+            ),
+            {"keys": late},
+        )
+    session.info[_HELD] = (tx, held | set(wanted))
 
 
 def _followers(
@@ -278,10 +283,12 @@ def _triage(
     result: Retriage,
     redated: Collection[str] = (),
     scoped: Mapping[str, frozenset[str]] | None = None,
+    prelock: Collection[int] = (),
 ) -> tuple[dict[str, set[Pattern]], dict[str, dt.date | None]]:
-    """Triage and record ``ids`` under their locks: the orders whose recurrence patterns changed
-    (with those patterns), and the order date of each order triaged."""
-    lock_orders(session, ids)
+    """Triage and record ``ids`` under their locks (and the lock keys ``prelock``): the orders
+    whose recurrence patterns changed (with those patterns), and the order date of each order
+    triaged."""
+    lock_orders(session, ids, keys=prelock)
     done = record_batch(session, ids, policy, scoped=scoped)
     result.orders.extend(done.orders)
     before, after = done.before, done.after
@@ -312,6 +319,7 @@ def retriage(
     *,
     redated: Mapping[str, Iterable[dt.date]] | None = None,
     scoped: Mapping[str, frozenset[str]] | None = None,
+    prelock: Collection[int] = (),
 ) -> Retriage:
     """Triage ``order_ids`` again and the orders whose recurrence they change; nothing committed.
 
@@ -321,6 +329,8 @@ def retriage(
     ``scoped``: those of ``order_ids`` whose changes only some base rules read, with those rules
     (:class:`tools.events.Reach`: a carrier's status, ``CARRIER_DISRUPTION``; a customer's balance or
     credit, ``CREDIT_HOLD``).
+    ``prelock``: order-lock keys to take with the first round's (:class:`OrdersBusy` of an earlier
+    try: its second round found them held, this one waits for them in key order before it starts).
 
     With the recorded exceptions, such orders and the recurrence followers (whose own records did
     not change at all) have only those rules run again (:func:`agent.triage.service.record_batch`,
@@ -332,7 +342,7 @@ def retriage(
     if not ids:
         return result
     narrow = {oid: rules for oid, rules in (scoped or {}).items() if oid not in redated}
-    changed, dates = _triage(session, policy, ids, result, redated, narrow)
+    changed, dates = _triage(session, policy, ids, result, redated, narrow, prelock)
     if changed:
         window_days = policy.thresholds.recurrence.window_days
         recorded = exceptions_recorded(session, policy.policy_hash)
