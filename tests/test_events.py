@@ -651,22 +651,16 @@ def test_a_claim_counts_the_attempt_and_hands_back_the_rows_in_apply_order(facto
     held is handed back as claimed (not as it was read before)."""
     from tools.events import claim_batch
 
+    stock = [("e2", "08:02", 2), ("e1", "08:01", 1), ("e3", "08:03", 3)]  # stored out of order
     _send(
         factory,
-        event(
-            "e2",
-            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 2}]},
-            at="2026-11-02T08:02:00Z",
-        ),
-        event(
-            "e1",
-            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 1}]},
-            at="2026-11-02T08:01:00Z",
-        ),
-        event(
-            "e3",
-            {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": 3}]},
-            at="2026-11-02T08:03:00Z",
+        *(
+            event(
+                eid,
+                {"inventory": [{"sku": "A", "warehouse_id": "WH1", "on_hand": n}]},
+                at=f"2026-11-02T{t}:00Z",
+            )
+            for eid, t, n in stock
         ),
     )
     with factory() as s:
