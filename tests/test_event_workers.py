@@ -302,7 +302,7 @@ def test_on_sqlite_a_batch_is_sized_to_hold_the_writer_about_a_second(monkeypatc
     limits: list[int] = []
     left = {"batches": 4}
 
-    def batch(factory, policy, *, limit):
+    def batch(factory, policy, *, limit, prelock=()):
         limits.append(limit)
         left["batches"] -= 1
         clock["now"] += 0.25 * limit  # 250 ms an event
