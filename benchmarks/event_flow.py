@@ -220,7 +220,7 @@ def _work(url: str, stop, progress, cpu, wake) -> None:
         try:
             done = batches.next()
         except OperationalError:
-            continue  # a lock timeout between the workers: rolled back, try again
+            continue  # a deadlock on rows or a lock timeout between the workers: rolled back, try again
         if done is None:
             continue  # another worker held orders it reached: the next try waits for them first
         if done:

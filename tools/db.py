@@ -156,9 +156,10 @@ def refresh_statistics(session: Session, *tables: str) -> None:
     a change of a large share of them that autovacuum would not count as one (it analyzes a table
     once 10 % of its rows changed). SQLite: nothing (it keeps no statistics unless asked, and plans
     by its rules and the queries' index hints)."""
-    if session.get_bind().dialect.name != "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
         return
-    quote = session.get_bind().dialect.identifier_preparer.quote
+    quote = dialect.identifier_preparer.quote
     for table in tables:
         session.execute(text(f"ANALYZE {quote(table)}"))
 
